@@ -1,0 +1,31 @@
+//! Kassa's shared language, written without I/O.
+//!
+//! # Layout
+//! - [`money`]: [`Kopecks`], the only money type — an `i64`, never a float.
+//! - [`ids`]: store, actor, sale and SKU identities.
+//! - [`gtin`]: GTIN-8/12/13/14 with check-digit validation.
+//! - [`catalog`]: catalog items, VAT rates, units, and the CSV format HQ imports.
+//! - [`pricing`]: line amounts and VAT, computed in integers with documented rounding.
+//! - [`basket`]: an open basket at the till.
+//! - [`sale`]: committed sales — immutable records replicated to HQ.
+//! - [`stock`]: stock as a PN-counter of per-actor running totals.
+//! - [`wire`]: the messages stores and HQ exchange and their length-prefixed codec.
+//! - [`sync`]: the sans-IO sync state machines of a store and of HQ.
+//!
+//! **Architecture invariant:** nothing here reads a clock, a socket or a file. Time is
+//! passed in as [`std::time::Instant`] by the caller, which makes the sync core
+//! deterministic under test.
+
+pub mod basket;
+pub mod catalog;
+pub mod gtin;
+pub mod ids;
+pub mod money;
+pub mod pricing;
+pub mod sale;
+pub mod stock;
+pub mod sync;
+pub mod wire;
+
+pub use ids::{ActorId, SaleId, Sku, StoreId};
+pub use money::Kopecks;

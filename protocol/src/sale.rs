@@ -1,0 +1,161 @@
+//! Committed sales: immutable records, replicated to HQ as a grow-only set.
+
+use serde::{Deserialize, Serialize};
+
+use crate::basket::{self, Basket, BasketLine, Totals};
+use crate::ids::SaleId;
+use crate::money::Kopecks;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TenderKind {
+    Cash,
+    /// Card payments are recorded, not processed (no payment terminal yet).
+    Card,
+}
+
+impl TenderKind {
+    pub fn code(self) -> &'static str {
+        match self {
+            TenderKind::Cash => "cash",
+            TenderKind::Card => "card",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tender {
+    pub kind: TenderKind,
+    /// What the customer handed over (cash) or what was charged (card).
+    pub amount: Kopecks,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sale {
+    pub id: SaleId,
+    /// `SSSS-TT-NNNNNN`: store, terminal, gap-free number per terminal.
+    pub receipt_no: String,
+    pub terminal: u16,
+    /// Unix milliseconds of the commit, from the store's clock (informational; order
+    /// comes from the sequence).
+    pub created_at_ms: i64,
+    pub lines: Vec<BasketLine>,
+    pub tenders: Vec<Tender>,
+    pub total: Kopecks,
+    pub change: Kopecks,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PaymentError {
+    #[error("the basket is empty")]
+    EmptyBasket,
+    #[error("{short} short: the customer paid {paid} of {total}")]
+    Short { total: Kopecks, paid: Kopecks, short: Kopecks },
+    #[error("a card cannot be charged more than is due ({due})")]
+    CardOverpaid { due: Kopecks },
+    #[error("a tender must be a positive amount")]
+    NonPositiveTender,
+    #[error("the amount is too large")]
+    Overflow,
+}
+
+/// Checks the tenders against the basket and works out the change. Change is given
+/// only in cash: cards pay at most what is due.
+pub fn settle(basket: &Basket, tenders: &[Tender]) -> Result<(Totals, Kopecks), PaymentError> {
+    if basket.is_empty() {
+        return Err(PaymentError::EmptyBasket);
+    }
+    let totals = basket.totals().ok_or(PaymentError::Overflow)?;
+    let mut card = Kopecks::ZERO;
+    let mut cash = Kopecks::ZERO;
+    for t in tenders {
+        if t.amount.0 <= 0 {
+            return Err(PaymentError::NonPositiveTender);
+        }
+        let sum = match t.kind {
+            TenderKind::Card => &mut card,
+            TenderKind::Cash => &mut cash,
+        };
+        *sum = sum.checked_add(t.amount).ok_or(PaymentError::Overflow)?;
+    }
+    if card > totals.total {
+        return Err(PaymentError::CardOverpaid { due: totals.total });
+    }
+    let paid = card.checked_add(cash).ok_or(PaymentError::Overflow)?;
+    if paid < totals.total {
+        let short = totals.total.checked_sub(paid).ok_or(PaymentError::Overflow)?;
+        return Err(PaymentError::Short { total: totals.total, paid, short });
+    }
+    let change = paid.checked_sub(totals.total).ok_or(PaymentError::Overflow)?;
+    Ok((totals, change))
+}
+
+impl Sale {
+    /// Checks the record's own arithmetic; HQ refuses (parks) a sale that does not add up.
+    pub fn validate(&self) -> Result<(), String> {
+        let totals = basket::totals(self.lines.iter().map(|l| (l.amount, l.vat))).ok_or("total overflows")?;
+        if totals.total != self.total {
+            return Err(format!("lines add up to {}, the sale says {}", totals.total, self.total));
+        }
+        if self.lines.is_empty() {
+            return Err("a sale without lines".into());
+        }
+        if self.lines.iter().any(|l| l.quantity <= 0) {
+            return Err("a line with a non-positive quantity".into());
+        }
+        let paid = self
+            .tenders
+            .iter()
+            .try_fold(Kopecks::ZERO, |acc, t| acc.checked_add(t.amount))
+            .ok_or("tenders overflow")?;
+        if paid.checked_sub(self.total) != Some(self.change) {
+            return Err(format!("paid {paid}, total {}, change {} do not add up", self.total, self.change));
+        }
+        Ok(())
+    }
+}
+
+/// `SSSS-TT-NNNNNN`, e.g. `0001-02-000123`.
+pub fn receipt_no(store: crate::StoreId, terminal: u16, number: u64) -> String {
+    format!("{:04}-{:02}-{:06}", store.0, terminal, number)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{CatalogItem, Unit, VatRate};
+    use crate::Sku;
+
+    fn basket(price: i64) -> Basket {
+        let mut b = Basket::default();
+        let item = CatalogItem {
+            sku: Sku::parse("1").unwrap(),
+            gtin: None,
+            name: "x".into(),
+            category: "c".into(),
+            price: Kopecks(price),
+            vat: VatRate::Vat20,
+            unit: Unit::Piece,
+            plu: None,
+        };
+        b.add(&item, 1).unwrap();
+        b
+    }
+
+    #[test]
+    fn cash_gives_change_card_does_not() {
+        let b = basket(10690);
+        let cash = |k| Tender { kind: TenderKind::Cash, amount: Kopecks(k) };
+        let card = |k| Tender { kind: TenderKind::Card, amount: Kopecks(k) };
+        assert_eq!(settle(&b, &[cash(20000)]).unwrap().1, Kopecks(9310));
+        assert_eq!(settle(&b, &[card(690), cash(10000)]).unwrap().1, Kopecks(0));
+        assert!(matches!(settle(&b, &[cash(100)]), Err(PaymentError::Short { short: Kopecks(10590), .. })));
+        assert!(matches!(settle(&b, &[card(20000)]), Err(PaymentError::CardOverpaid { .. })));
+        assert!(matches!(settle(&Basket::default(), &[cash(1)]), Err(PaymentError::EmptyBasket)));
+        assert!(matches!(settle(&b, &[cash(0)]), Err(PaymentError::NonPositiveTender)));
+    }
+
+    #[test]
+    fn receipt_numbers_are_readable() {
+        assert_eq!(receipt_no(crate::StoreId(1), 2, 123), "0001-02-000123");
+    }
+}

@@ -1,0 +1,432 @@
+//! The sync state machines, sans-IO, in the manner of `quinn-proto`.
+//!
+//! [`StoreSync`] runs in the agent for one connection to HQ; [`HqSync`] runs in HQ for
+//! one connection from a store. Neither touches a socket, a database or a clock: the
+//! caller (the "shell") feeds them and carries out what they ask.
+//!
+//! # Call order
+//! Methods come in four kinds: `handle_*` inputs (those that depend on time take `now`,
+//! which never goes backwards), mutators, and the outputs `poll_transmit`, `poll_event`,
+//! `poll_timeout`. After any input the shell drains, in this order:
+//! 1. `poll_event` until `None`, carrying out each event (store data, read the outbox);
+//! 2. `poll_transmit` until `None`, sending each message;
+//! 3. `poll_timeout`, arming one timer that calls `handle_timeout` when it fires.
+//!
+//! # Exactly once
+//! The store numbers its outbox entries 1, 2, 3…; HQ applies only the contiguous run
+//! after what it already holds and acknowledges the highest sequence it has *durably
+//! stored* (the shell calls [`HqSync::handle_applied`] after its commit). Everything
+//! else — duplicates, gaps, lost messages — is resent and ignored by id. Transport
+//! delivery is never taken as an acknowledgement.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::catalog::CatalogItem;
+use crate::ids::{ActorId, StoreId};
+use crate::stock::CounterEntry;
+use crate::wire::{
+    Change, HqMessage, OutboxEntry, StoreMessage, BATCH_ENTRIES_MAX, CATALOG_PAGE_ITEMS_MAX, COUNTERS_PAGE_MAX,
+    PROTOCOL_VERSION,
+};
+
+/// How long the store waits for an acknowledgement before it resends from the last
+/// acknowledged entry. Long enough for HQ's durable commit under load.
+pub const ACK_TIMEOUT: Duration = Duration::from_secs(5);
+/// Entries sent but not yet acknowledged; bounds HQ's work per connection.
+pub const INFLIGHT_ENTRIES_MAX: u64 = 4 * BATCH_ENTRIES_MAX as u64;
+/// Catalog items a store buffers while pages arrive; a bound on a hostile HQ.
+pub const CATALOG_ITEMS_MAX: usize = crate::catalog::CATALOG_ITEMS_MAX;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SyncError {
+    #[error("peer speaks protocol version {theirs}, we speak {PROTOCOL_VERSION}")]
+    Version { theirs: u32 },
+    #[error("unexpected message: {0}")]
+    Unexpected(&'static str),
+    #[error("store {store} tried to write as {what}")]
+    ForeignWrite { store: StoreId, what: String },
+    #[error("malformed: {0}")]
+    Malformed(String),
+    #[error("refused by HQ: {0}")]
+    Refused(String),
+}
+
+/// What the agent's shell must carry out for [`StoreSync`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreEvent {
+    /// Handshake done; HQ holds the outbox up to `acked_seq`.
+    Connected { acked_seq: u64 },
+    /// Read up to `max` outbox entries with sequence > `after` and pass them to
+    /// [`StoreSync::handle_outbox`].
+    ReadOutbox { after: u64, max: usize },
+    /// HQ durably holds every entry up to `upto`: the shell records it (and may prune).
+    Acked { upto: u64 },
+    /// A whole new catalog version: apply it in one transaction, then call
+    /// [`StoreSync::handle_catalog_applied`].
+    Catalog { version: u64, items: Vec<CatalogItem> },
+    /// Counter entries to max-merge into the store's stock.
+    Counters { entries: Vec<CounterEntry> },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StoreState {
+    AwaitingWelcome,
+    Ready,
+}
+
+/// The store's side of one connection.
+#[derive(Debug)]
+pub struct StoreSync {
+    actor: ActorId,
+    state: StoreState,
+    /// Highest entry HQ acknowledged.
+    acked: u64,
+    /// Highest entry sent on this connection (or asked for).
+    sent: u64,
+    /// Highest entry in the local outbox.
+    head: u64,
+    /// A read of the outbox is under way; no second one until it is answered.
+    reading: bool,
+    /// When we last heard progress from HQ while entries were in flight.
+    waiting_since: Option<Instant>,
+    catalog_version: u64,
+    catalog_pages: Option<(u64, Vec<CatalogItem>)>,
+    transmits: VecDeque<StoreMessage>,
+    events: VecDeque<StoreEvent>,
+}
+
+impl StoreSync {
+    /// Starts a connection: queues `Hello`. `head` is the highest local outbox sequence.
+    pub fn new(actor: ActorId, catalog_version: u64, head: u64) -> Self {
+        let mut s = StoreSync {
+            actor,
+            state: StoreState::AwaitingWelcome,
+            acked: 0,
+            sent: 0,
+            head,
+            reading: false,
+            waiting_since: None,
+            catalog_version,
+            catalog_pages: None,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        };
+        s.transmits.push_back(StoreMessage::Hello { version: PROTOCOL_VERSION, actor, catalog_version });
+        s
+    }
+
+    pub fn acked(&self) -> u64 {
+        self.acked
+    }
+
+    /// Entries committed locally that HQ has not acknowledged.
+    pub fn backlog(&self) -> u64 {
+        self.head.saturating_sub(self.acked)
+    }
+
+    pub fn handle_message(&mut self, now: Instant, msg: HqMessage) -> Result<(), SyncError> {
+        match (self.state, msg) {
+            (_, HqMessage::Refused { reason }) => return Err(SyncError::Refused(reason)),
+            (StoreState::AwaitingWelcome, HqMessage::Welcome { version, store, acked_seq }) => {
+                if version != PROTOCOL_VERSION {
+                    return Err(SyncError::Version { theirs: version });
+                }
+                if store != self.actor.store {
+                    return Err(SyncError::Malformed(format!("HQ calls us store {store}, we are {}", self.actor.store)));
+                }
+                self.state = StoreState::Ready;
+                self.acked = acked_seq;
+                self.sent = acked_seq;
+                self.events.push_back(StoreEvent::Connected { acked_seq });
+            }
+            (StoreState::AwaitingWelcome, _) => return Err(SyncError::Unexpected("a message before Welcome")),
+            (StoreState::Ready, HqMessage::Welcome { .. }) => return Err(SyncError::Unexpected("a second Welcome")),
+            (StoreState::Ready, HqMessage::Ack { upto }) => {
+                if upto > self.sent.max(self.head) {
+                    return Err(SyncError::Malformed(format!("ack of {upto}, beyond what we sent")));
+                }
+                if upto > self.acked {
+                    self.acked = upto;
+                    self.waiting_since = (self.sent > self.acked).then_some(now);
+                    self.events.push_back(StoreEvent::Acked { upto });
+                }
+            }
+            (StoreState::Ready, HqMessage::CatalogPage { version, items, last }) => {
+                if version <= self.catalog_version {
+                    return Ok(()); // an old or repeated snapshot: ignore
+                }
+                let pages = self.catalog_pages.get_or_insert_with(|| (version, Vec::new()));
+                if pages.0 != version {
+                    // A newer version started before the previous finished: restart.
+                    *pages = (version, Vec::new());
+                }
+                if pages.1.len() + items.len() > CATALOG_ITEMS_MAX {
+                    return Err(SyncError::Malformed("catalog too large".into()));
+                }
+                pages.1.extend(items);
+                if last {
+                    let (version, items) = self.catalog_pages.take().expect("just inserted");
+                    self.events.push_back(StoreEvent::Catalog { version, items });
+                }
+            }
+            (StoreState::Ready, HqMessage::Counters { entries }) => {
+                if let Some(bad) = entries.iter().find(|e| !e.is_valid() || e.location != self.actor.store) {
+                    return Err(SyncError::Malformed(format!("counter entry {bad:?}")));
+                }
+                self.events.push_back(StoreEvent::Counters { entries });
+            }
+        }
+        self.request_outbox();
+        Ok(())
+    }
+
+    /// The shell committed entries up to `head` to the local outbox.
+    pub fn handle_committed(&mut self, head: u64) {
+        self.head = self.head.max(head);
+        self.request_outbox();
+    }
+
+    /// The answer to [`StoreEvent::ReadOutbox`]: entries in sequence order.
+    pub fn handle_outbox(&mut self, now: Instant, entries: Vec<OutboxEntry>) {
+        self.reading = false;
+        let Some(last) = entries.last().map(|e| e.seq) else { return };
+        debug_assert!(entries.windows(2).all(|w| w[0].seq < w[1].seq));
+        if self.sent == self.acked {
+            self.waiting_since = Some(now);
+        }
+        self.sent = self.sent.max(last);
+        self.head = self.head.max(last);
+        self.transmits.push_back(StoreMessage::Batch { entries });
+        self.request_outbox();
+    }
+
+    pub fn handle_catalog_applied(&mut self, version: u64) {
+        self.catalog_version = self.catalog_version.max(version);
+    }
+
+    /// No acknowledgement in time: resend everything after the last acknowledged entry.
+    /// Resending is harmless: HQ ignores what it already holds.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(since) = self.waiting_since {
+            if now.duration_since(since) >= ACK_TIMEOUT && self.sent > self.acked {
+                self.sent = self.acked;
+                self.waiting_since = None;
+                self.request_outbox();
+            }
+        }
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.waiting_since.map(|t| t + ACK_TIMEOUT)
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<StoreMessage> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<StoreEvent> {
+        self.events.pop_front()
+    }
+
+    fn request_outbox(&mut self) {
+        let window_left = (self.acked + INFLIGHT_ENTRIES_MAX).saturating_sub(self.sent);
+        if self.state == StoreState::Ready && !self.reading && self.head > self.sent && window_left > 0 {
+            self.reading = true;
+            let max = window_left.min(BATCH_ENTRIES_MAX as u64) as usize;
+            self.events.push_back(StoreEvent::ReadOutbox { after: self.sent, max });
+        }
+    }
+}
+
+/// What HQ's shell must carry out for [`HqSync`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HqEvent {
+    /// The store said hello: look up how far HQ holds its outbox and call
+    /// [`HqSync::accept`]; then offer it the catalog and counters it lacks.
+    Hello { actor: ActorId, catalog_version: u64 },
+    /// Apply these entries and record the store's progress `upto` in one transaction,
+    /// then call [`HqSync::handle_applied`].
+    Apply { actor: ActorId, entries: Vec<OutboxEntry>, upto: u64 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HqState {
+    AwaitingHello,
+    AwaitingAccept(ActorId),
+    Ready(ActorId),
+}
+
+/// HQ's side of one connection from a store.
+#[derive(Debug)]
+pub struct HqSync {
+    /// From the store's certificate — never from a message.
+    store: StoreId,
+    state: HqState,
+    acked: u64,
+    /// Highest sequence handed to the shell to apply.
+    applying: u64,
+    catalog_version: u64,
+    transmits: VecDeque<HqMessage>,
+    events: VecDeque<HqEvent>,
+}
+
+impl HqSync {
+    pub fn new(store: StoreId) -> Self {
+        HqSync {
+            store,
+            state: HqState::AwaitingHello,
+            acked: 0,
+            applying: 0,
+            catalog_version: 0,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    pub fn store(&self) -> StoreId {
+        self.store
+    }
+
+    /// Handles one message. An error means the connection must be closed; nothing of
+    /// the offending message has been handed to the shell.
+    pub fn handle_message(&mut self, msg: StoreMessage) -> Result<(), SyncError> {
+        let result = self.handle_message_inner(msg);
+        if let Err(e) = &result {
+            self.transmits.push_back(HqMessage::Refused { reason: e.to_string() });
+        }
+        result
+    }
+
+    fn handle_message_inner(&mut self, msg: StoreMessage) -> Result<(), SyncError> {
+        match (self.state, msg) {
+            (HqState::AwaitingHello, StoreMessage::Hello { version, actor, catalog_version }) => {
+                if version != PROTOCOL_VERSION {
+                    return Err(SyncError::Version { theirs: version });
+                }
+                if actor.store != self.store {
+                    return Err(SyncError::ForeignWrite { store: self.store, what: format!("actor {actor}") });
+                }
+                self.state = HqState::AwaitingAccept(actor);
+                self.catalog_version = catalog_version;
+                self.events.push_back(HqEvent::Hello { actor, catalog_version });
+                Ok(())
+            }
+            (HqState::AwaitingHello, _) => Err(SyncError::Unexpected("a message before Hello")),
+            (_, StoreMessage::Hello { .. }) => Err(SyncError::Unexpected("a second Hello")),
+            (HqState::AwaitingAccept(_), StoreMessage::Batch { .. }) => Err(SyncError::Unexpected("a batch before Welcome")),
+            (HqState::Ready(actor), StoreMessage::Batch { entries }) => {
+                if entries.len() > BATCH_ENTRIES_MAX {
+                    return Err(SyncError::Malformed(format!("{} entries in one batch", entries.len())));
+                }
+                if !entries.windows(2).all(|w| w[0].seq < w[1].seq) {
+                    return Err(SyncError::Malformed("batch out of sequence order".into()));
+                }
+                for e in &entries {
+                    self.check_ownership(actor, e)?;
+                }
+                let mut next = self.applying + 1;
+                let mut run: Vec<OutboxEntry> = Vec::new();
+                for e in entries {
+                    if e.seq == next {
+                        next += 1;
+                        run.push(e);
+                    } else if e.seq > next {
+                        break; // a gap: the store resends from our acknowledgement
+                    }
+                }
+                match run.last().map(|e| e.seq) {
+                    Some(upto) => {
+                        self.applying = upto;
+                        self.events.push_back(HqEvent::Apply { actor, entries: run, upto });
+                    }
+                    // Nothing new (a resend, or a gap): repeat where we stand so the
+                    // store resends from there.
+                    None if self.applying == self.acked => self.transmits.push_back(HqMessage::Ack { upto: self.acked }),
+                    None => {}
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// A store may write only its own records and its own actor's counters.
+    fn check_ownership(&self, actor: ActorId, e: &OutboxEntry) -> Result<(), SyncError> {
+        let foreign = |what: String| Err(SyncError::ForeignWrite { store: self.store, what });
+        match &e.change {
+            Change::Sale { sale, counters } => {
+                if sale.id.store != self.store {
+                    return foreign(format!("sale {}", sale.id));
+                }
+                for c in counters {
+                    if c.actor != actor || c.location != self.store {
+                        return foreign(format!("counter of actor {} at store {}", c.actor, c.location));
+                    }
+                    if !c.is_valid() {
+                        return Err(SyncError::Malformed(format!("negative running total {c:?}")));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The shell looked up the store's progress: finish the handshake.
+    pub fn accept(&mut self, acked_seq: u64) {
+        if let HqState::AwaitingAccept(actor) = self.state {
+            self.state = HqState::Ready(actor);
+            self.acked = acked_seq;
+            self.applying = acked_seq;
+            self.transmits.push_back(HqMessage::Welcome { version: PROTOCOL_VERSION, store: self.store, acked_seq });
+        }
+    }
+
+    /// The shell committed entries up to `upto` with the store's progress.
+    pub fn handle_applied(&mut self, upto: u64) {
+        self.acked = self.acked.max(upto);
+        self.transmits.push_back(HqMessage::Ack { upto: self.acked });
+    }
+
+    /// The shell could not apply from `from` on (e.g. its database failed): forget the
+    /// in-flight run so the store's resend is applied again.
+    pub fn handle_apply_failed(&mut self) {
+        self.applying = self.acked;
+    }
+
+    /// Offers a catalog version; sent only if the store has an older one.
+    pub fn offer_catalog(&mut self, version: u64, items: &[CatalogItem]) {
+        if !matches!(self.state, HqState::Ready(_)) || version <= self.catalog_version {
+            return;
+        }
+        self.catalog_version = version;
+        let mut pages = items.chunks(CATALOG_PAGE_ITEMS_MAX).peekable();
+        if pages.peek().is_none() {
+            self.transmits.push_back(HqMessage::CatalogPage { version, items: Vec::new(), last: true });
+        }
+        while let Some(page) = pages.next() {
+            let last = pages.peek().is_none();
+            self.transmits.push_back(HqMessage::CatalogPage { version, items: page.to_vec(), last });
+        }
+    }
+
+    /// Offers counter entries of other actors for this store's stock.
+    pub fn offer_counters(&mut self, entries: &[CounterEntry]) {
+        if !matches!(self.state, HqState::Ready(_)) {
+            return;
+        }
+        for page in entries.chunks(COUNTERS_PAGE_MAX) {
+            self.transmits.push_back(HqMessage::Counters { entries: page.to_vec() });
+        }
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<HqMessage> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<HqEvent> {
+        self.events.pop_front()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,178 @@
+//! A store and HQ wired back to back through in-memory queues. Within a connection the
+//! stream is reliable and ordered (QUIC's promise), but messages take a random number
+//! of steps to arrive and a connection may drop at any step, losing whatever was in
+//! flight; the next connection resends. The outbox and HQ's tables are collections.
+
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::basket::BasketLine;
+use crate::catalog::{Unit, VatRate};
+use crate::money::Kopecks;
+use crate::sale::{Sale, Tender, TenderKind};
+use crate::{SaleId, Sku};
+
+/// xorshift64*: a tiny deterministic generator, so a seed replays exactly.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+}
+
+const STORE: StoreId = StoreId(1);
+const ACTOR: ActorId = ActorId { store: STORE, epoch: 1 };
+
+fn entry(seq: u64) -> OutboxEntry {
+    let line = BasketLine {
+        sku: Sku("100001".into()),
+        name: "Молоко".into(),
+        unit: Unit::Piece,
+        quantity: 1,
+        price: Kopecks(100),
+        vat: VatRate::Vat10,
+        amount: Kopecks(100),
+    };
+    let sale = Sale {
+        id: SaleId { store: STORE, seq },
+        receipt_no: crate::sale::receipt_no(STORE, 1, seq),
+        terminal: 1,
+        created_at_ms: 0,
+        lines: vec![line],
+        tenders: vec![Tender { kind: TenderKind::Cash, amount: Kopecks(100) }],
+        total: Kopecks(100),
+        change: Kopecks(0),
+    };
+    let counters = vec![CounterEntry { location: STORE, sku: Sku("100001".into()), actor: ACTOR, p: 0, n: seq as i64 }];
+    OutboxEntry { seq, change: Change::Sale { sale, counters } }
+}
+
+/// HQ's durable state: the sales it holds and the store's acknowledged progress.
+#[derive(Default)]
+struct HqDb {
+    sales: BTreeMap<u64, usize>,
+    progress: u64,
+}
+
+/// Runs one connection after another (each "reconnect" loses all in-flight messages)
+/// until HQ holds every sale; returns HQ's state.
+fn run(seed: u64, sales: u64) -> HqDb {
+    let mut rng = Rng(seed | 1);
+    let mut db = HqDb::default();
+    let mut store_acked = 0;
+    let start = Instant::now();
+    let mut now = start;
+    for _connection in 0..200 {
+        let mut store = StoreSync::new(ACTOR, 0, sales);
+        let mut hq = HqSync::new(STORE);
+        let mut to_hq: Vec<StoreMessage> = Vec::new();
+        let mut to_store: Vec<HqMessage> = Vec::new();
+        for _step in 0..200 {
+            now += Duration::from_millis(500);
+            store.handle_timeout(now);
+            while let Some(ev) = store.poll_event() {
+                match ev {
+                    StoreEvent::ReadOutbox { after, max } => {
+                        let entries = (after + 1..=sales).take(max).map(entry).collect();
+                        store.handle_outbox(now, entries);
+                    }
+                    StoreEvent::Acked { upto } | StoreEvent::Connected { acked_seq: upto } => {
+                        assert!(upto <= db.progress, "store told of an ack HQ never made durable");
+                        store_acked = upto;
+                    }
+                    _ => {}
+                }
+            }
+            to_hq.extend(std::iter::from_fn(|| store.poll_transmit()));
+            let deliver = (rng.next() % (to_hq.len() as u64 + 1)) as usize;
+            for m in to_hq.drain(..deliver) {
+                hq.handle_message(m).expect("the store speaks correctly");
+                while let Some(ev) = hq.poll_event() {
+                    match ev {
+                        HqEvent::Hello { .. } => hq.accept(db.progress),
+                        HqEvent::Apply { entries, upto, .. } => {
+                            assert_eq!(entries.first().map(|e| e.seq), Some(db.progress + 1), "a gap was applied");
+                            for e in entries {
+                                *db.sales.entry(e.seq).or_default() += 1;
+                            }
+                            db.progress = upto;
+                            hq.handle_applied(upto);
+                        }
+                    }
+                }
+            }
+            to_store.extend(std::iter::from_fn(|| hq.poll_transmit()));
+            let deliver = (rng.next() % (to_store.len() as u64 + 1)) as usize;
+            for m in to_store.drain(..deliver) {
+                store.handle_message(now, m).expect("HQ speaks correctly");
+            }
+            if store_acked == sales {
+                return db;
+            }
+            if rng.chance(5) {
+                break; // the connection drops with whatever was in flight
+            }
+        }
+    }
+    panic!("seed {seed}: did not converge; HQ holds up to {}", db.progress);
+}
+
+#[test]
+fn every_sale_reaches_hq_exactly_once_through_a_lossy_network() {
+    for seed in 1..=200 {
+        let db = run(seed, 300);
+        assert_eq!(db.progress, 300, "seed {seed}");
+        assert_eq!(db.sales.len(), 300, "seed {seed}");
+        assert!(db.sales.values().all(|&n| n == 1), "seed {seed}: a sale applied twice");
+    }
+}
+
+#[test]
+fn hq_refuses_another_stores_actor_and_writes_nothing() {
+    let mut hq = HqSync::new(STORE);
+    let hello = StoreMessage::Hello { version: PROTOCOL_VERSION, actor: ActorId { store: StoreId(2), epoch: 1 }, catalog_version: 0 };
+    assert!(matches!(hq.handle_message(hello), Err(SyncError::ForeignWrite { .. })));
+    assert_eq!(hq.poll_event(), None);
+    assert!(matches!(hq.poll_transmit(), Some(HqMessage::Refused { .. })));
+
+    let mut hq = HqSync::new(STORE);
+    hq.handle_message(StoreMessage::Hello { version: PROTOCOL_VERSION, actor: ACTOR, catalog_version: 0 }).unwrap();
+    assert!(matches!(hq.poll_event(), Some(HqEvent::Hello { .. })));
+    hq.accept(0);
+    let mut bad = entry(1);
+    let Change::Sale { counters, .. } = &mut bad.change;
+    counters[0].location = StoreId(2);
+    assert!(matches!(hq.handle_message(StoreMessage::Batch { entries: vec![bad] }), Err(SyncError::ForeignWrite { .. })));
+    assert_eq!(hq.poll_event(), None);
+}
+
+#[test]
+fn store_applies_a_paged_catalog_once_complete() {
+    let mut store = StoreSync::new(ACTOR, 0, 0);
+    let now = Instant::now();
+    let mut hq = HqSync::new(STORE);
+    hq.handle_message(StoreMessage::Hello { version: PROTOCOL_VERSION, actor: ACTOR, catalog_version: 0 }).unwrap();
+    hq.accept(0);
+    let item = crate::catalog::parse_csv(&format!("{}\n1,,Хлеб,c,100,10,pcs,\n", crate::catalog::CSV_HEADER)).unwrap();
+    let items: Vec<_> = (0..2500)
+        .map(|i| CatalogItem { sku: Sku(i.to_string()), ..item[0].clone() })
+        .collect();
+    hq.offer_catalog(3, &items);
+    hq.offer_catalog(3, &items); // already offered: nothing more
+    let mut pages = 0;
+    while let Some(m) = hq.poll_transmit() {
+        if matches!(m, HqMessage::CatalogPage { .. }) {
+            pages += 1;
+        }
+        store.handle_message(now, m).unwrap();
+    }
+    assert_eq!(pages, 3);
+    let events: Vec<_> = std::iter::from_fn(|| store.poll_event()).collect();
+    assert!(matches!(&events[..], [StoreEvent::Connected { .. }, StoreEvent::Catalog { version: 3, items }] if items.len() == 2500));
+}
