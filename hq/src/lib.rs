@@ -1,1 +1,121 @@
+//! `kassa-hq`: headquarters.
+//!
+//! # Layout
+//! - [`pki`]: the certificate authority; store enrolment; TLS configuration.
+//! - [`db`]: the merged store of every store's sales and counters (SQLite).
+//! - [`sync_server`]: the QUIC accept loop and one task per store connection, the shell
+//!   around `kassa_protocol::sync::HqSync`.
+//! - [`api`]: the HTTP API.
+//!
+//! **Architecture invariant:** `hq` never imports `kassa-agent`; they share only
+//! `kassa-protocol`.
 
+pub mod api;
+pub mod db;
+pub mod pki;
+pub mod sync_server;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use kassa_protocol::catalog::{self, ImportError};
+use kassa_protocol::{Sku, StoreId};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+pub use db::Db;
+pub use sync_server::Shared;
+
+#[derive(Debug, Clone)]
+pub struct HqConfig {
+    pub data_dir: PathBuf,
+    pub quic_listen: SocketAddr,
+    pub http_listen: SocketAddr,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HqError {
+    #[error(transparent)]
+    Pki(#[from] pki::PkiError),
+    #[error(transparent)]
+    Db(#[from] db::DbError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportCatalogError {
+    #[error(transparent)]
+    Invalid(#[from] ImportError),
+    #[error(transparent)]
+    Db(#[from] db::DbError),
+}
+
+/// Validates a catalog CSV and publishes it to every store; nothing is published if
+/// any row is bad.
+pub async fn import_catalog(shared: &Shared, csv: &str) -> Result<u64, ImportCatalogError> {
+    let items = catalog::parse_csv(csv)?;
+    let count = items.len();
+    let version = sync_server::blocking(&shared.db, move |db| db.publish_catalog(&items)).await?;
+    tracing::info!(version, items = count, "published catalog");
+    shared.catalog.send_replace(version);
+    Ok(version)
+}
+
+/// Books deliveries into a store's stock and offers them to connected stores.
+pub async fn deliver(shared: &Shared, store: StoreId, deliveries: Vec<(Sku, i64)>) -> Result<(), db::DbError> {
+    sync_server::blocking(&shared.db, move |db| db.deliver(store, &deliveries)).await?;
+    shared.counters.send_modify(|g| *g += 1);
+    Ok(())
+}
+
+/// A running HQ.
+#[derive(Debug)]
+pub struct RunningHq {
+    pub quic_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub shared: Shared,
+    pub pki: pki::Pki,
+    tasks: tokio::task::JoinSet<()>,
+}
+
+impl RunningHq {
+    /// Waits until every task has stopped (after the cancellation token fires).
+    pub async fn wait(mut self) {
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Opens the database and PKI under `config.data_dir`, binds both listeners and starts
+/// serving until `cancel` fires.
+pub async fn start(config: HqConfig, cancel: CancellationToken) -> Result<RunningHq, HqError> {
+    let dir = &config.data_dir;
+    std::fs::create_dir_all(dir).map_err(|source| HqError::Io { path: dir.clone(), source })?;
+    let pki = pki::Pki::open_or_create(&dir.join("pki"))?;
+    let db = Arc::new(Db::open(&dir.join("hq.sqlite"))?);
+    let version = db.catalog_version()?;
+    let shared = Shared { db, catalog: watch::channel(version).0, counters: watch::channel(0).0 };
+
+    let endpoint = quinn::Endpoint::server(pki.server_config()?, config.quic_listen)
+        .map_err(|source| HqError::Listen { addr: config.quic_listen, source })?;
+    let quic_addr = endpoint.local_addr().map_err(|source| HqError::Listen { addr: config.quic_listen, source })?;
+    let listener = tokio::net::TcpListener::bind(config.http_listen)
+        .await
+        .map_err(|source| HqError::Listen { addr: config.http_listen, source })?;
+    let http_addr = listener.local_addr().map_err(|source| HqError::Listen { addr: config.http_listen, source })?;
+
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(sync_server::accept_loop(endpoint, shared.clone(), cancel.clone()));
+    let app = api::router(shared.clone());
+    let c = cancel.clone();
+    tasks.spawn(async move {
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(c.cancelled_owned()).await {
+            tracing::error!(error = %e, "HQ HTTP server failed");
+        }
+    });
+    tracing::info!(%quic_addr, %http_addr, "HQ serving");
+    Ok(RunningHq { quic_addr, http_addr, shared, pki, tasks })
+}

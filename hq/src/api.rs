@@ -1,0 +1,95 @@
+//! HQ's HTTP API (JSON): stores and their sync state, stock across stores, sales,
+//! parked records, catalog publishing.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use kassa_protocol::{Sku, StoreId};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::sync_server::{blocking, Shared};
+
+/// Sales per page of `GET /api/stores/{id}/sales`.
+const SALES_PAGE_MAX: usize = 500;
+/// Largest catalog upload accepted.
+const CATALOG_UPLOAD_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+pub fn router(shared: Shared) -> Router {
+    Router::new()
+        .route("/api/health", get(|| async { Json(json!({ "ok": true })) }))
+        .route("/api/stores", get(stores))
+        .route("/api/stores/{store}/sales", get(sales))
+        .route("/api/stock/{sku}", get(stock))
+        .route("/api/parked", get(parked))
+        .route("/api/catalog", get(catalog).post(import_catalog))
+        .layer(axum::extract::DefaultBodyLimit::max(CATALOG_UPLOAD_BYTES_MAX))
+        .with_state(Arc::new(shared))
+}
+
+/// An API refusal: a status and a message for a person.
+#[derive(Debug)]
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<crate::db::DbError> for ApiError {
+    fn from(e: crate::db::DbError) -> Self {
+        tracing::error!(error = %e, "API database error");
+        ApiError(StatusCode::INTERNAL_SERVER_ERROR, "database error".into())
+    }
+}
+
+type Result<T> = std::result::Result<Json<T>, ApiError>;
+
+async fn stores(State(s): State<Arc<Shared>>) -> Result<serde_json::Value> {
+    let stores = blocking(&s.db, |db| db.stores()).await?;
+    Ok(Json(json!({ "stores": stores })))
+}
+
+#[derive(Deserialize)]
+struct SalesQuery {
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+async fn sales(State(s): State<Arc<Shared>>, Path(store): Path<u32>, Query(q): Query<SalesQuery>) -> Result<serde_json::Value> {
+    let limit = q.limit.unwrap_or(100).min(SALES_PAGE_MAX);
+    let after = q.after.unwrap_or(0);
+    let sales = blocking(&s.db, move |db| db.sales(StoreId(store), after, limit)).await?;
+    Ok(Json(json!({ "store": store, "sales": sales })))
+}
+
+async fn stock(State(s): State<Arc<Shared>>, Path(sku): Path<String>) -> Result<serde_json::Value> {
+    let sku = Sku::parse(&sku).ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, format!("`{sku}` is not a SKU")))?;
+    let sku2 = sku.clone();
+    let stores = blocking(&s.db, move |db| db.stock(&sku2)).await?;
+    Ok(Json(json!({ "sku": sku, "stores": stores })))
+}
+
+async fn parked(State(s): State<Arc<Shared>>) -> Result<serde_json::Value> {
+    let parked = blocking(&s.db, |db| db.parked()).await?;
+    Ok(Json(json!({ "parked": parked })))
+}
+
+async fn catalog(State(s): State<Arc<Shared>>) -> Result<serde_json::Value> {
+    let (version, items) = blocking(&s.db, |db| Ok((db.catalog_version()?, db.catalog()?))).await?;
+    Ok(Json(json!({ "version": version, "items": items.len() })))
+}
+
+/// `POST /api/catalog` with a CSV body: validated whole, published only if every row is good.
+async fn import_catalog(State(s): State<Arc<Shared>>, body: String) -> Result<serde_json::Value> {
+    match crate::import_catalog(&s, &body).await {
+        Ok(version) => Ok(Json(json!({ "version": version }))),
+        Err(crate::ImportCatalogError::Invalid(e)) => Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())),
+        Err(crate::ImportCatalogError::Db(e)) => Err(e.into()),
+    }
+}

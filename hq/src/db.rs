@@ -1,0 +1,421 @@
+//! HQ's merged store of every store: SQLite, the embedded default.
+//!
+//! **Architecture invariant:** only this module issues SQL. Counter rows merge by
+//! `MAX` upserts, so applying an entry twice, or in any order, gives the same rows.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use kassa_protocol::catalog::{CatalogItem, Unit, VatRate};
+use kassa_protocol::gtin::Gtin;
+use kassa_protocol::stock::CounterEntry;
+use kassa_protocol::wire::{Change, OutboxEntry};
+use kassa_protocol::{ActorId, Kopecks, Sku, StoreId};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use serde::Serialize;
+
+/// HQ's own actor: deliveries and transfers it books into stores' stock.
+pub const HQ_ACTOR: ActorId = ActorId { store: StoreId::HQ, epoch: 1 };
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("stored record is corrupt: {0}")]
+    Corrupt(String),
+}
+
+#[derive(Debug)]
+pub struct Db {
+    conn: Mutex<Connection>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct StockAt {
+    pub store: u32,
+    pub quantity: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StoreStatus {
+    pub store: u32,
+    pub epoch: u32,
+    pub acked_seq: u64,
+    pub last_contact_ms: i64,
+    pub sales: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SaleSummary {
+    pub store: u32,
+    pub seq: u64,
+    pub receipt_no: String,
+    pub created_at_ms: i64,
+    pub total_kopecks: i64,
+    pub lines: Vec<SaleLineSummary>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SaleLineSummary {
+    pub sku: String,
+    pub name: String,
+    pub quantity: i64,
+    pub amount_kopecks: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Parked {
+    pub id: i64,
+    pub store: u32,
+    pub seq: u64,
+    pub reason: String,
+    pub parked_at_ms: i64,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT;
+CREATE TABLE IF NOT EXISTS catalog (
+    sku TEXT PRIMARY KEY, gtin TEXT UNIQUE, name TEXT NOT NULL, category TEXT NOT NULL,
+    price_kopecks INTEGER NOT NULL, vat TEXT NOT NULL, unit TEXT NOT NULL, plu INTEGER UNIQUE
+) STRICT;
+CREATE TABLE IF NOT EXISTS stores (
+    store INTEGER PRIMARY KEY, epoch INTEGER NOT NULL, acked_seq INTEGER NOT NULL,
+    last_contact_ms INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS sales (
+    store INTEGER NOT NULL, seq INTEGER NOT NULL, receipt_no TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL, total_kopecks INTEGER NOT NULL, record BLOB NOT NULL,
+    PRIMARY KEY (store, seq)
+) STRICT;
+CREATE TABLE IF NOT EXISTS sale_lines (
+    store INTEGER NOT NULL, seq INTEGER NOT NULL, line_no INTEGER NOT NULL, sku TEXT NOT NULL,
+    name TEXT NOT NULL, quantity INTEGER NOT NULL, amount_kopecks INTEGER NOT NULL,
+    PRIMARY KEY (store, seq, line_no)
+) STRICT;
+CREATE TABLE IF NOT EXISTS stock_counters (
+    location INTEGER NOT NULL, sku TEXT NOT NULL, actor_store INTEGER NOT NULL,
+    actor_epoch INTEGER NOT NULL, p INTEGER NOT NULL CHECK (p >= 0), n INTEGER NOT NULL CHECK (n >= 0),
+    PRIMARY KEY (location, sku, actor_store, actor_epoch)
+) STRICT;
+CREATE TABLE IF NOT EXISTS parked (
+    id INTEGER PRIMARY KEY, store INTEGER NOT NULL, seq INTEGER NOT NULL, reason TEXT NOT NULL,
+    record BLOB NOT NULL, parked_at_ms INTEGER NOT NULL
+) STRICT;
+";
+
+fn item_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<CatalogItem, String>> {
+    let sku: String = row.get(0)?;
+    let gtin: Option<String> = row.get(1)?;
+    let vat: String = row.get(5)?;
+    let unit: String = row.get(6)?;
+    Ok((|| {
+        Ok(CatalogItem {
+            sku: Sku::parse(&sku).ok_or("bad sku")?,
+            gtin: gtin.map(|g| Gtin::parse(&g)).transpose().map_err(|e| e.to_string())?,
+            name: row.get(2).map_err(|e| e.to_string())?,
+            category: row.get(3).map_err(|e| e.to_string())?,
+            price: Kopecks(row.get(4).map_err(|e| e.to_string())?),
+            vat: VatRate::parse(&vat).ok_or("bad vat")?,
+            unit: Unit::parse(&unit).ok_or("bad unit")?,
+            plu: row.get(7).map_err(|e| e.to_string())?,
+        })
+    })())
+}
+
+impl Db {
+    pub fn open(path: &Path) -> Result<Db, DbError> {
+        let conn = Connection::open(path)?;
+        // Explicit, not defaults: WAL so the API reads while sync writes; FULL so an
+        // acknowledged batch survives power loss (we ack only after commit).
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Db { conn: Mutex::new(conn) })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite consistent (the transaction rolls
+        // back on drop), so a poisoned lock is safe to reuse.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn catalog_version(&self) -> Result<u64, DbError> {
+        meta(&self.conn(), "catalog_version")
+    }
+
+    /// Replaces the catalog with `items` as a new version, in one transaction.
+    pub fn publish_catalog(&self, items: &[CatalogItem]) -> Result<u64, DbError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute("DELETE FROM catalog", [])?;
+        {
+            let mut ins = tx.prepare(
+                "INSERT INTO catalog (sku, gtin, name, category, price_kopecks, vat, unit, plu) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
+            )?;
+            for i in items {
+                ins.execute(params![
+                    i.sku.as_str(),
+                    i.gtin.map(|g| g.short().to_owned()),
+                    i.name,
+                    i.category,
+                    i.price.0,
+                    i.vat.code(),
+                    i.unit.code(),
+                    i.plu
+                ])?;
+            }
+        }
+        let version = meta(&tx, "catalog_version")? + 1;
+        set_meta(&tx, "catalog_version", version)?;
+        tx.commit()?;
+        Ok(version)
+    }
+
+    pub fn catalog(&self) -> Result<Vec<CatalogItem>, DbError> {
+        let conn = self.conn();
+        let mut st = conn.prepare("SELECT sku, gtin, name, category, price_kopecks, vat, unit, plu FROM catalog ORDER BY sku")?;
+        let rows = st.query_map([], item_from_row)?;
+        rows.map(|r| r?.map_err(DbError::Corrupt)).collect()
+    }
+
+    /// Books a delivery of `quantity` into a store's stock, as HQ's actor; returns the
+    /// new entry to offer the store.
+    pub fn deliver(&self, location: StoreId, deliveries: &[(Sku, i64)]) -> Result<Vec<CounterEntry>, DbError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let mut out = Vec::new();
+        for (sku, quantity) in deliveries {
+            tx.execute(
+                "INSERT INTO stock_counters (location, sku, actor_store, actor_epoch, p, n) VALUES (?1, ?2, ?3, ?4, ?5, 0)
+                 ON CONFLICT DO UPDATE SET p = p + excluded.p",
+                params![location.0, sku.as_str(), HQ_ACTOR.store.0, HQ_ACTOR.epoch, quantity],
+            )?;
+            out.extend(counters_where(&tx, location, Some(sku), Some(HQ_ACTOR))?);
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Runs `f` once per HQ lifetime flag `key` (demo seeding); true if it ran.
+    pub fn once(&self, key: &str) -> Result<bool, DbError> {
+        let conn = self.conn();
+        let done = meta(&conn, key)? != 0;
+        if !done {
+            set_meta(&conn, key, 1)?;
+        }
+        Ok(!done)
+    }
+
+    /// The store's acknowledged progress; registers a store on first contact.
+    pub fn hello(&self, actor: ActorId, now_ms: i64) -> Result<u64, DbError> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO stores (store, epoch, acked_seq, last_contact_ms) VALUES (?1, ?2, 0, ?3)
+             ON CONFLICT DO UPDATE SET last_contact_ms = excluded.last_contact_ms",
+            params![actor.store.0, actor.epoch, now_ms],
+        )?;
+        let acked: i64 =
+            conn.query_row("SELECT acked_seq FROM stores WHERE store = ?1", [actor.store.0], |r| r.get(0))?;
+        Ok(acked as u64)
+    }
+
+    /// Applies a contiguous run of a store's outbox and records its progress, in one
+    /// transaction. A record that cannot be applied is parked, never blocking the rest.
+    pub fn apply(&self, actor: ActorId, entries: &[OutboxEntry], upto: u64, now_ms: i64) -> Result<usize, DbError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let mut parked = 0;
+        for e in entries {
+            match apply_entry(&tx, e) {
+                Ok(()) => {}
+                Err(ApplyError::Invalid(reason)) => {
+                    tracing::warn!(store = %actor.store, seq = e.seq, %reason, "parked a record HQ cannot apply");
+                    tx.execute(
+                        "INSERT INTO parked (store, seq, reason, record, parked_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                        params![actor.store.0, e.seq as i64, reason, postcard::to_allocvec(e).unwrap_or_default(), now_ms],
+                    )?;
+                    parked += 1;
+                }
+                Err(ApplyError::Db(e)) => return Err(e.into()),
+            }
+        }
+        tx.execute(
+            "UPDATE stores SET acked_seq = MAX(acked_seq, ?2), last_contact_ms = ?3 WHERE store = ?1",
+            params![actor.store.0, upto as i64, now_ms],
+        )?;
+        tx.commit()?;
+        Ok(parked)
+    }
+
+    /// Counter entries of actors other than the store itself for its stock: what the
+    /// store needs from HQ.
+    pub fn counters_for(&self, location: StoreId) -> Result<Vec<CounterEntry>, DbError> {
+        let conn = self.conn();
+        Ok(counters_where(&conn, location, None, None)?
+            .into_iter()
+            .filter(|c| c.actor.store != location)
+            .collect())
+    }
+
+    pub fn stock(&self, sku: &Sku) -> Result<Vec<StockAt>, DbError> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT location, SUM(p - n) FROM stock_counters WHERE sku = ?1 GROUP BY location ORDER BY location",
+        )?;
+        let rows = st.query_map([sku.as_str()], |r| Ok(StockAt { store: r.get(0)?, quantity: r.get(1)? }))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn stores(&self) -> Result<Vec<StoreStatus>, DbError> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT s.store, s.epoch, s.acked_seq, s.last_contact_ms, (SELECT COUNT(*) FROM sales WHERE store = s.store)
+             FROM stores s ORDER BY s.store",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(StoreStatus {
+                store: r.get(0)?,
+                epoch: r.get(1)?,
+                acked_seq: r.get::<_, i64>(2)? as u64,
+                last_contact_ms: r.get(3)?,
+                sales: r.get::<_, i64>(4)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn sales(&self, store: StoreId, after_seq: u64, limit: usize) -> Result<Vec<SaleSummary>, DbError> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT seq, receipt_no, created_at_ms, total_kopecks FROM sales WHERE store = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+        )?;
+        let mut lines = conn.prepare(
+            "SELECT sku, name, quantity, amount_kopecks FROM sale_lines WHERE store = ?1 AND seq = ?2 ORDER BY line_no",
+        )?;
+        let heads = st
+            .query_map(params![store.0, after_seq as i64, limit as i64], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        heads
+            .into_iter()
+            .map(|(seq, receipt_no, created_at_ms, total_kopecks)| {
+                let lines = lines
+                    .query_map(params![store.0, seq as i64], |r| {
+                        Ok(SaleLineSummary { sku: r.get(0)?, name: r.get(1)?, quantity: r.get(2)?, amount_kopecks: r.get(3)? })
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(SaleSummary { store: store.0, seq, receipt_no, created_at_ms, total_kopecks, lines })
+            })
+            .collect()
+    }
+
+    pub fn parked(&self) -> Result<Vec<Parked>, DbError> {
+        let conn = self.conn();
+        let mut st = conn.prepare("SELECT id, store, seq, reason, parked_at_ms FROM parked ORDER BY id")?;
+        let rows = st.query_map([], |r| {
+            Ok(Parked {
+                id: r.get(0)?,
+                store: r.get(1)?,
+                seq: r.get::<_, i64>(2)? as u64,
+                reason: r.get(3)?,
+                parked_at_ms: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+enum ApplyError {
+    Invalid(String),
+    Db(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for ApplyError {
+    fn from(e: rusqlite::Error) -> Self {
+        ApplyError::Db(e)
+    }
+}
+
+fn apply_entry(tx: &Transaction<'_>, e: &OutboxEntry) -> Result<(), ApplyError> {
+    match &e.change {
+        Change::Sale { sale, counters } => {
+            sale.validate().map_err(ApplyError::Invalid)?;
+            let inserted = tx.execute(
+                "INSERT OR IGNORE INTO sales (store, seq, receipt_no, created_at_ms, total_kopecks, record) VALUES (?1,?2,?3,?4,?5,?6)",
+                params![
+                    sale.id.store.0,
+                    sale.id.seq as i64,
+                    sale.receipt_no,
+                    sale.created_at_ms,
+                    sale.total.0,
+                    postcard::to_allocvec(sale).map_err(|e| ApplyError::Invalid(e.to_string()))?
+                ],
+            )?;
+            if inserted == 1 {
+                for (i, l) in sale.lines.iter().enumerate() {
+                    tx.execute(
+                        "INSERT INTO sale_lines (store, seq, line_no, sku, name, quantity, amount_kopecks) VALUES (?1,?2,?3,?4,?5,?6,?7)",
+                        params![sale.id.store.0, sale.id.seq as i64, i as i64, l.sku.as_str(), l.name, l.quantity, l.amount.0],
+                    )?;
+                }
+            }
+            for c in counters {
+                merge_counter(tx, c)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The CRDT merge, in SQL: per entry, the larger running total wins.
+fn merge_counter(conn: &Connection, c: &CounterEntry) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO stock_counters (location, sku, actor_store, actor_epoch, p, n) VALUES (?1,?2,?3,?4,?5,?6)
+         ON CONFLICT DO UPDATE SET p = MAX(p, excluded.p), n = MAX(n, excluded.n)",
+        params![c.location.0, c.sku.as_str(), c.actor.store.0, c.actor.epoch, c.p, c.n],
+    )?;
+    Ok(())
+}
+
+fn counters_where(
+    conn: &Connection,
+    location: StoreId,
+    sku: Option<&Sku>,
+    actor: Option<ActorId>,
+) -> Result<Vec<CounterEntry>, DbError> {
+    let mut st = conn.prepare(
+        "SELECT sku, actor_store, actor_epoch, p, n FROM stock_counters
+         WHERE location = ?1 AND (?2 IS NULL OR sku = ?2) AND (?3 IS NULL OR (actor_store = ?3 AND actor_epoch = ?4))",
+    )?;
+    let rows = st.query_map(
+        params![location.0, sku.map(Sku::as_str), actor.map(|a| a.store.0), actor.map(|a| a.epoch)],
+        |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+    )?;
+    rows.map(|r| {
+        let (sku, store, epoch, p, n) = r?;
+        Ok(CounterEntry {
+            location,
+            sku: Sku::parse(&sku).ok_or_else(|| DbError::Corrupt(format!("sku {sku}")))?,
+            actor: ActorId { store: StoreId(store), epoch },
+            p,
+            n,
+        })
+    })
+    .collect()
+}
+
+fn meta(conn: &Connection, key: &str) -> Result<u64, DbError> {
+    let v: Option<i64> = conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?;
+    Ok(v.unwrap_or(0) as u64)
+}
+
+fn set_meta(conn: &Connection, key: &str, value: u64) -> Result<(), DbError> {
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT DO UPDATE SET value = excluded.value",
+        params![key, value as i64],
+    )?;
+    Ok(())
+}

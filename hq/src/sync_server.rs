@@ -1,0 +1,212 @@
+//! The QUIC shell around [`HqSync`]: one task per store connection.
+//!
+//! ```text
+//! accept loop ──spawns──▶ connection task (one per store)
+//!                          ├─ reads frames ─▶ HqSync ─▶ events ─▶ Db (spawn_blocking)
+//!                          └─ watches catalog / counter publications ─▶ HqSync offers
+//! ```
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kassa_protocol::sync::{HqEvent, HqSync};
+use kassa_protocol::wire::{encode, FrameDecoder, StoreMessage};
+use kassa_protocol::StoreId;
+use tokio::sync::{watch, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::db::Db;
+use crate::pki::store_of_certificate;
+
+/// Concurrent store connections; beyond this a store waits for its retry.
+pub const CONNECTIONS_MAX: usize = 1024;
+/// Bytes read from a stream per call.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+
+/// What every connection task shares.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    pub db: Arc<Db>,
+    /// The published catalog version; connections offer each new one.
+    pub catalog: watch::Sender<u64>,
+    /// Bumped whenever HQ books counter changes (deliveries) to offer stores.
+    pub counters: watch::Sender<u64>,
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Runs `f` against the database on the blocking pool.
+pub(crate) async fn blocking<T: Send + 'static>(
+    db: &Arc<Db>,
+    f: impl FnOnce(&Db) -> Result<T, crate::db::DbError> + Send + 'static,
+) -> Result<T, crate::db::DbError> {
+    let db = db.clone();
+    tokio::task::spawn_blocking(move || f(&db)).await.expect("database task panicked")
+}
+
+pub async fn accept_loop(endpoint: quinn::Endpoint, shared: Shared, cancel: CancellationToken) {
+    let permits = Arc::new(Semaphore::new(CONNECTIONS_MAX));
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        let incoming = tokio::select! {
+            _ = cancel.cancelled() => break,
+            i = endpoint.accept() => match i { Some(i) => i, None => break },
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tracing::warn!(remote = %incoming.remote_address(), "too many store connections, refusing");
+            incoming.refuse();
+            continue;
+        };
+        let (shared, cancel) = (shared.clone(), cancel.clone());
+        tasks.spawn(async move {
+            let remote = incoming.remote_address();
+            if let Err(e) = serve(incoming, shared, cancel).await {
+                tracing::warn!(%remote, error = %e, "store connection ended");
+            }
+            drop(permit);
+        });
+        while tasks.try_join_next().is_some() {}
+    }
+    endpoint.close(0u32.into(), b"HQ shutting down");
+    while tasks.join_next().await.is_some() {}
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ConnError {
+    #[error("handshake: {0}")]
+    Connect(#[from] quinn::ConnectionError),
+    #[error("the client certificate names no store")]
+    NoIdentity,
+    #[error("stream: {0}")]
+    Read(#[from] quinn::ReadError),
+    #[error("stream: {0}")]
+    Write(#[from] quinn::WriteError),
+    #[error("protocol: {0}")]
+    Protocol(String),
+    #[error("database: {0}")]
+    Db(#[from] crate::db::DbError),
+}
+
+fn peer_store(conn: &quinn::Connection) -> Option<StoreId> {
+    let identity = conn.peer_identity()?;
+    let certs = identity.downcast_ref::<Vec<rustls::pki_types::CertificateDer<'static>>>()?;
+    store_of_certificate(certs.first()?)
+}
+
+async fn serve(incoming: quinn::Incoming, shared: Shared, cancel: CancellationToken) -> Result<(), ConnError> {
+    let conn = incoming.await?;
+    let Some(store) = peer_store(&conn) else {
+        conn.close(1u32.into(), b"certificate names no store");
+        return Err(ConnError::NoIdentity);
+    };
+    let span = tracing::info_span!("store", %store, remote = %conn.remote_address());
+    session(conn, store, shared, cancel).instrument(span).await
+}
+
+async fn session(conn: quinn::Connection, store: StoreId, shared: Shared, cancel: CancellationToken) -> Result<(), ConnError> {
+    tracing::info!("store connected");
+    let (mut send, mut recv) = tokio::select! {
+        _ = cancel.cancelled() => return Ok(()),
+        s = conn.accept_bi() => s?,
+    };
+    let mut session = HqSync::new(store);
+    let mut decoder = FrameDecoder::default();
+    let mut buf = vec![0u8; READ_CHUNK_BYTES];
+    let mut catalog = shared.catalog.subscribe();
+    let mut counters = shared.counters.subscribe();
+    let result = loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break Ok(()),
+            n = recv.read(&mut buf) => {
+                let Some(n) = n? else { break Ok(()) };
+                decoder.push(&buf[..n]);
+                let mut failed = None;
+                loop {
+                    match decoder.next::<StoreMessage>() {
+                        Ok(Some(msg)) => {
+                            if let Err(e) = session.handle_message(msg) {
+                                failed = Some(e.to_string());
+                                break;
+                            }
+                            drive(&mut session, &shared).await?;
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            failed = Some(e.to_string());
+                            break;
+                        }
+                    }
+                }
+                flush(&mut session, &mut send).await?;
+                if let Some(reason) = failed {
+                    // Refused: nothing of the offending message reached the database.
+                    tracing::warn!(%reason, "closing store connection");
+                    let _ = send.finish();
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    conn.close(2u32.into(), reason.as_bytes());
+                    return Err(ConnError::Protocol(reason));
+                }
+            }
+            Ok(()) = catalog.changed() => {
+                offer_catalog(&mut session, &shared).await?;
+                flush(&mut session, &mut send).await?;
+            }
+            Ok(()) = counters.changed() => {
+                let entries = blocking(&shared.db, move |db| db.counters_for(store)).await?;
+                session.offer_counters(&entries);
+                flush(&mut session, &mut send).await?;
+            }
+        }
+    };
+    tracing::info!("store disconnected");
+    result
+}
+
+async fn offer_catalog(session: &mut HqSync, shared: &Shared) -> Result<(), ConnError> {
+    let (version, items) = blocking(&shared.db, |db| Ok((db.catalog_version()?, db.catalog()?))).await?;
+    session.offer_catalog(version, &items);
+    Ok(())
+}
+
+async fn drive(session: &mut HqSync, shared: &Shared) -> Result<(), ConnError> {
+    while let Some(ev) = session.poll_event() {
+        match ev {
+            HqEvent::Hello { actor, catalog_version } => {
+                let acked = blocking(&shared.db, move |db| db.hello(actor, now_ms())).await?;
+                tracing::info!(%actor, acked, catalog_version, "store hello");
+                session.accept(acked);
+                offer_catalog(session, shared).await?;
+                let store = actor.store;
+                let entries = blocking(&shared.db, move |db| db.counters_for(store)).await?;
+                session.offer_counters(&entries);
+            }
+            HqEvent::Apply { actor, entries, upto } => {
+                let n = entries.len();
+                match blocking(&shared.db, move |db| db.apply(actor, &entries, upto, now_ms())).await {
+                    Ok(parked) => {
+                        tracing::debug!(%actor, entries = n, upto, parked, "applied batch");
+                        session.handle_applied(upto);
+                    }
+                    Err(e) => {
+                        tracing::error!(%actor, error = %e, "could not apply a batch; the store will resend");
+                        session.handle_apply_failed();
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn flush(session: &mut HqSync, send: &mut quinn::SendStream) -> Result<(), ConnError> {
+    while let Some(msg) = session.poll_transmit() {
+        let frame = encode(&msg).map_err(|e| ConnError::Protocol(e.to_string()))?;
+        send.write_all(&frame).await?;
+    }
+    Ok(())
+}
