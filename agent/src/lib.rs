@@ -1,1 +1,151 @@
+//! `kassa-agent`: the store daemon.
+//!
+//! # Layout
+//! - [`config`]: the TOML configuration.
+//! - [`journal`]: the SQLite journal — sales, stock counters, outbox, print jobs. The
+//!   only module that issues SQL.
+//! - [`till`]: the open basket of the terminal; scans and payment.
+//! - [`devices`]: scanner and print-spooler threads.
+//! - [`receipt`]: a sale rendered as ESC/POS.
+//! - [`sync_client`]: the QUIC shell around `kassa_protocol::sync::StoreSync`.
+//! - [`api`]: the cashier's HTTP API and page.
+//! - [`status`]: the status board shown on the page.
+//!
+//! # Task tree
+//! ```text
+//! start ─┬─ HTTP server (axum)            ─┐
+//!        ├─ sync client (tokio task)       ├─ all stop on the root CancellationToken
+//!        ├─ scan task ◀── scanner thread  │  (threads poll a stop flag it sets)
+//!        └─ spooler thread                ─┘
+//! ```
+//!
+//! **Architecture invariant:** `agent` never imports `kassa-hq`.
 
+pub mod api;
+pub mod config;
+pub mod devices;
+pub mod journal;
+pub mod receipt;
+pub mod status;
+pub mod sync_client;
+pub mod till;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+pub use config::AgentConfig;
+pub use journal::Journal;
+pub use till::Till;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Journal(#[from] journal::JournalError),
+    #[error(transparent)]
+    Tls(#[from] sync_client::TlsSetupError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+}
+
+/// A running agent.
+#[derive(Debug)]
+pub struct RunningAgent {
+    pub http_addr: SocketAddr,
+    pub journal: Arc<Journal>,
+    pub till: Arc<Till>,
+    pub status: status::StatusBoard,
+    tasks: tokio::task::JoinSet<()>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl RunningAgent {
+    /// Waits for every task and thread to stop (after the token fires).
+    pub async fn wait(mut self) {
+        while self.tasks.join_next().await.is_some() {}
+        self.stop.store(true, Ordering::Relaxed);
+        let threads = std::mem::take(&mut self.threads);
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
+    }
+}
+
+/// Opens the journal, starts devices, the sync client and the HTTP server.
+pub async fn start(config: AgentConfig, cancel: CancellationToken) -> Result<RunningAgent, AgentError> {
+    config.validate()?;
+    let dir = &config.data_dir;
+    std::fs::create_dir_all(dir).map_err(|source| AgentError::Io { path: dir.display().to_string(), source })?;
+    let journal = Arc::new(Journal::open(&dir.join("journal.sqlite"), kassa_protocol::StoreId(config.store))?);
+    let tls = sync_client::client_config(&config.hq)?;
+    let status = status::board();
+    let catalog_version = journal.catalog_version()?;
+    let backlog = journal.outbox_head()?.saturating_sub(journal.acked_seq()?);
+    status.send_modify(|s| {
+        s.hq.catalog_version = catalog_version;
+        s.hq.backlog = backlog;
+    });
+
+    let (outbox_changed, outbox_rx) = watch::channel(0u64);
+    let (print_wake, print_rx) = std::sync::mpsc::sync_channel(1);
+    let till = Arc::new(Till::new(config.terminal, journal.clone(), outbox_changed, print_wake));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut threads = Vec::new();
+
+    if let Some(scanner) = config.scanner.clone() {
+        let (tx, mut rx) = mpsc::channel::<devices::ScannedFrame>(devices::SCAN_QUEUE_MAX);
+        threads.push(devices::spawn_scanner(scanner, status.clone(), tx, stop.clone()));
+        let (till, status, cancel) = (till.clone(), status.clone(), cancel.clone());
+        tasks.spawn(async move {
+            loop {
+                let frame = tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    f = rx.recv() => match f { Some(f) => f, None => break },
+                };
+                if till.scan(&frame.bytes).await.is_err() {
+                    status.send_modify(|s| s.scanner.rejected += 1);
+                }
+                tracing::debug!(latency_us = frame.at.elapsed().as_micros() as u64, "scan handled");
+            }
+        });
+    }
+    if let Some(printer) = config.printer.clone() {
+        threads.push(devices::spawn_spooler(
+            printer,
+            config.utc_offset_minutes,
+            journal.clone(),
+            status.clone(),
+            print_rx,
+            stop.clone(),
+        ));
+    }
+
+    tasks.spawn(sync_client::run(config.hq.clone(), tls, journal.clone(), status.clone(), outbox_rx, cancel.clone()));
+
+    let listener = tokio::net::TcpListener::bind(config.http_listen)
+        .await
+        .map_err(|source| AgentError::Listen { addr: config.http_listen, source })?;
+    let http_addr = listener.local_addr().map_err(|source| AgentError::Listen { addr: config.http_listen, source })?;
+    let app = api::router(api::AppState { till: till.clone(), journal: journal.clone(), status: status.clone() });
+    let (c, stop2) = (cancel.clone(), stop.clone());
+    tasks.spawn(async move {
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(c.cancelled_owned()).await {
+            tracing::error!(error = %e, "agent HTTP server failed");
+        }
+        stop2.store(true, Ordering::Relaxed);
+    });
+    tracing::info!(store = config.store, terminal = config.terminal, %http_addr, "agent running");
+    Ok(RunningAgent { http_addr, journal, till, status, tasks, threads, stop })
+}

@@ -16,3 +16,17 @@ pub mod barcode;
 pub mod escpos;
 pub mod scanner;
 pub mod serial;
+
+/// Bytes as printable ASCII with `\xNN` escapes, for logs and diagnostics (the GS
+/// separator shows as `\x1d`).
+pub fn escape(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len());
+    for &b in bytes {
+        match b {
+            b'\\' => s.push_str("\\\\"),
+            0x20..=0x7E => s.push(b as char),
+            _ => s.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    s
+}

@@ -1,0 +1,108 @@
+//! The agent's configuration (TOML).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use kassa_hardware::scanner::FramerConfig;
+use kassa_hardware::serial::SerialSettings;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    pub store: u32,
+    #[serde(default = "one")]
+    pub terminal: u16,
+    /// Where the journal (`journal.sqlite`) lives.
+    pub data_dir: PathBuf,
+    #[serde(default = "default_http")]
+    pub http_listen: SocketAddr,
+    /// The store's time zone for receipts (Moscow by default).
+    #[serde(default = "moscow")]
+    pub utc_offset_minutes: i32,
+    pub hq: HqLink,
+    pub scanner: Option<ScannerConfig>,
+    pub printer: Option<PrinterConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HqLink {
+    pub addr: SocketAddr,
+    #[serde(default = "hq_name")]
+    pub server_name: String,
+    /// Holds `ca.crt`, `store.crt`, `store.key` from `kassa-hq enroll`.
+    pub pki_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScannerConfig {
+    /// A stable name such as `/dev/serial/by-id/usb-…`.
+    pub path: String,
+    #[serde(default)]
+    pub serial: SerialSettings,
+    #[serde(default)]
+    pub framer: FramerConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrinterConfig {
+    pub path: String,
+    #[serde(default)]
+    pub serial: SerialSettings,
+    /// A printer profile name: `epson` or `clone`.
+    #[serde(default = "epson")]
+    pub model: String,
+}
+
+fn one() -> u16 {
+    1
+}
+fn default_http() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn moscow() -> i32 {
+    180
+}
+fn hq_name() -> String {
+    "kassa-hq".into()
+}
+fn epson() -> String {
+    "epson".into()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {source}")]
+    Parse { path: PathBuf, source: toml::de::Error },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl AgentConfig {
+    pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let config: AgentConfig = toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.store == 0 {
+            return Err(ConfigError::Invalid("store 0 is HQ; stores are numbered from 1".into()));
+        }
+        if self.terminal == 0 || self.terminal > 99 {
+            return Err(ConfigError::Invalid("terminal must be 1 to 99 (two digits on the receipt)".into()));
+        }
+        if let Some(p) = &self.printer {
+            if kassa_hardware::escpos::profile(&p.model).is_none() {
+                return Err(ConfigError::Invalid(format!("unknown printer model `{}` (epson, clone)", p.model)));
+            }
+        }
+        Ok(())
+    }
+}

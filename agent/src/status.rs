@@ -1,0 +1,52 @@
+//! What the status bar shows: HQ link and devices.
+
+use serde::Serialize;
+use tokio::sync::watch;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Status {
+    pub hq: HqStatus,
+    pub scanner: DeviceStatus,
+    pub printer: DeviceStatus,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct HqStatus {
+    pub online: bool,
+    /// Outbox entries HQ has not acknowledged yet.
+    pub backlog: u64,
+    pub last_contact_ms: Option<i64>,
+    pub catalog_version: u64,
+    pub last_error: Option<String>,
+}
+
+/// The UnifiedPOS-style lifecycle of a device.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceState {
+    /// Not configured, or not open yet.
+    #[default]
+    Closed,
+    Idle,
+    Busy,
+    Error,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DeviceStatus {
+    pub configured: bool,
+    pub state: DeviceState,
+    pub path: Option<String>,
+    pub detail: Option<String>,
+    /// Scanner: frames read; printer: jobs printed.
+    pub count: u64,
+    /// Scanner: frames rejected (bad codes, overlong frames).
+    pub rejected: u64,
+}
+
+/// The shared status; every change wakes the cashier pages' event streams.
+pub type StatusBoard = watch::Sender<Status>;
+
+pub fn board() -> StatusBoard {
+    watch::channel(Status::default()).0
+}

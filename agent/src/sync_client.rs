@@ -1,0 +1,236 @@
+//! The QUIC shell around [`StoreSync`]: connect, run one session, reconnect with
+//! capped backoff. It never holds up the till: it only reads the journal's outbox and
+//! writes what HQ sends, each in short transactions of its own.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kassa_protocol::sync::{StoreEvent, StoreSync};
+use kassa_protocol::wire::{encode, FrameDecoder, HqMessage, ALPN};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::HqLink;
+use crate::journal::{Journal, JournalError};
+use crate::status::StatusBoard;
+
+/// Reconnect backoff: 250 ms doubling to 30 s. A store offline for days retries twice
+/// a minute; a blip is bridged in a fraction of a second.
+pub const BACKOFF_MS_MIN: u64 = 250;
+pub const BACKOFF_MS_MAX: u64 = 30_000;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSetupError {
+    #[error("{path}: {reason}")]
+    File { path: String, reason: String },
+    #[error("TLS: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+/// The client TLS configuration: TLS 1.3 only, HQ verified against our CA, our own
+/// certificate presented (HQ derives our store id from it).
+pub fn client_config(link: &HqLink) -> Result<quinn::ClientConfig, TlsSetupError> {
+    let file_err = |p: &std::path::Path, e: &dyn std::fmt::Display| TlsSetupError::File {
+        path: p.display().to_string(),
+        reason: e.to_string(),
+    };
+    let ca_path = link.pki_dir.join("ca.crt");
+    let crt_path = link.pki_dir.join("store.crt");
+    let key_path = link.pki_dir.join("store.key");
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_file_iter(&ca_path).map_err(|e| file_err(&ca_path, &e))? {
+        roots.add(ca.map_err(|e| file_err(&ca_path, &e))?)?;
+    }
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&crt_path)
+        .map_err(|e| file_err(&crt_path, &e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| file_err(&crt_path, &e))?;
+    let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| file_err(&key_path, &e))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs, key)?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(|e| rustls::Error::General(e.to_string()))?;
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    let mut transport = quinn::TransportConfig::default();
+    // Keep-alive inside HQ's idle timeout; notice a dead link within seconds.
+    transport.keep_alive_interval(Some(Duration::from_secs(2)));
+    transport.max_idle_timeout(Some(Duration::from_secs(10).try_into().expect("fits")));
+    config.transport_config(Arc::new(transport));
+    Ok(config)
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error("connect: {0}")]
+    Connect(#[from] quinn::ConnectError),
+    #[error("connection: {0}")]
+    Connection(#[from] quinn::ConnectionError),
+    #[error("timed out connecting")]
+    Timeout,
+    #[error("read: {0}")]
+    Read(#[from] quinn::ReadError),
+    #[error("write: {0}")]
+    Write(#[from] quinn::WriteError),
+    #[error("protocol: {0}")]
+    Protocol(String),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
+/// Runs until `cancel` fires.
+pub async fn run(
+    link: HqLink,
+    tls: quinn::ClientConfig,
+    journal: Arc<Journal>,
+    status: StatusBoard,
+    mut outbox_changed: watch::Receiver<u64>,
+    cancel: CancellationToken,
+) {
+    let bind: SocketAddr = if link.addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("valid");
+    let mut endpoint = match quinn::Endpoint::client(bind) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot open a UDP socket for sync; the store sells, but offline");
+            return;
+        }
+    };
+    endpoint.set_default_client_config(tls);
+    let mut backoff_ms = BACKOFF_MS_MIN;
+    while !cancel.is_cancelled() {
+        let result = session(&endpoint, &link, &journal, &status, &mut outbox_changed, &cancel).await;
+        let connected = status.borrow().hq.online;
+        status.send_modify(|s| s.hq.online = false);
+        if let Err(e) = result {
+            tracing::warn!(error = %e, hq = %link.addr, retry_ms = backoff_ms, "HQ unreachable; selling offline");
+            status.send_modify(|s| s.hq.last_error = Some(e.to_string()));
+        }
+        if connected {
+            backoff_ms = BACKOFF_MS_MIN;
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep(Duration::from_millis(backoff_ms)) => {}
+        }
+        backoff_ms = (backoff_ms * 2).min(BACKOFF_MS_MAX);
+    }
+    endpoint.close(0u32.into(), b"agent shutting down");
+}
+
+async fn blocking<T: Send + 'static>(
+    journal: &Arc<Journal>,
+    f: impl FnOnce(&Journal) -> Result<T, JournalError> + Send + 'static,
+) -> Result<T, JournalError> {
+    let j = journal.clone();
+    tokio::task::spawn_blocking(move || f(&j)).await.expect("journal task panicked")
+}
+
+async fn session(
+    endpoint: &quinn::Endpoint,
+    link: &HqLink,
+    journal: &Arc<Journal>,
+    status: &StatusBoard,
+    outbox_changed: &mut watch::Receiver<u64>,
+    cancel: &CancellationToken,
+) -> Result<(), SessionError> {
+    let connecting = endpoint.connect(link.addr, &link.server_name)?;
+    let conn = tokio::time::timeout(CONNECT_TIMEOUT, connecting).await.map_err(|_| SessionError::Timeout)??;
+    let (mut send, mut recv) = conn.open_bi().await?;
+    let (catalog_version, head) = blocking(journal, |j| Ok((j.catalog_version()?, j.outbox_head()?))).await?;
+    let mut sync = StoreSync::new(journal.actor(), catalog_version, head);
+    let mut decoder = FrameDecoder::default();
+    let mut buf = vec![0u8; READ_CHUNK_BYTES];
+    outbox_changed.mark_unchanged();
+    flush(&mut sync, &mut send).await?;
+    loop {
+        let timer = sync.poll_timeout();
+        tokio::select! {
+            _ = cancel.cancelled() => {
+                conn.close(0u32.into(), b"agent shutting down");
+                return Ok(());
+            }
+            n = recv.read(&mut buf) => {
+                let Some(n) = n? else { return Err(SessionError::Protocol("HQ closed the stream".into())) };
+                decoder.push(&buf[..n]);
+                while let Some(msg) = decoder.next::<HqMessage>().map_err(|e| SessionError::Protocol(e.to_string()))? {
+                    sync.handle_message(Instant::now().into_std(), msg).map_err(|e| SessionError::Protocol(e.to_string()))?;
+                    drive(&mut sync, journal, status).await?;
+                }
+            }
+            Ok(()) = outbox_changed.changed() => {
+                let head = blocking(journal, |j| j.outbox_head()).await?;
+                sync.handle_committed(head);
+                drive(&mut sync, journal, status).await?;
+            }
+            _ = sleep_until(timer) => {
+                sync.handle_timeout(Instant::now().into_std());
+                drive(&mut sync, journal, status).await?;
+            }
+        }
+        flush(&mut sync, &mut send).await?;
+        status.send_modify(|s| s.hq.backlog = sync.backlog());
+    }
+}
+
+async fn sleep_until(deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(Instant::from_std(d)).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn drive(sync: &mut StoreSync, journal: &Arc<Journal>, status: &StatusBoard) -> Result<(), SessionError> {
+    while let Some(ev) = sync.poll_event() {
+        match ev {
+            StoreEvent::Connected { acked_seq } => {
+                blocking(journal, move |j| j.set_acked(acked_seq)).await?;
+                tracing::info!(acked_seq, backlog = sync.backlog(), "connected to HQ");
+                status.send_modify(|s| {
+                    s.hq.online = true;
+                    s.hq.last_error = None;
+                    s.hq.last_contact_ms = Some(crate::till::now_ms());
+                });
+            }
+            StoreEvent::ReadOutbox { after, max } => {
+                let entries = blocking(journal, move |j| j.outbox_after(after, max)).await?;
+                if let (Some(first), Some(last)) = (entries.first(), entries.last()) {
+                    tracing::debug!(from = first.seq, to = last.seq, backlog = sync.backlog(), "sending batch");
+                }
+                sync.handle_outbox(Instant::now().into_std(), entries);
+            }
+            StoreEvent::Acked { upto } => {
+                blocking(journal, move |j| j.set_acked(upto)).await?;
+                status.send_modify(|s| s.hq.last_contact_ms = Some(crate::till::now_ms()));
+            }
+            StoreEvent::Catalog { version, items } => {
+                let n = items.len();
+                blocking(journal, move |j| j.apply_catalog(version, &items)).await?;
+                sync.handle_catalog_applied(version);
+                tracing::info!(version, items = n, "catalog from HQ applied");
+                status.send_modify(|s| s.hq.catalog_version = version);
+            }
+            StoreEvent::Counters { entries } => {
+                let n = entries.len();
+                blocking(journal, move |j| j.merge_counters(&entries)).await?;
+                tracing::debug!(entries = n, "stock counters from HQ merged");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn flush(sync: &mut StoreSync, send: &mut quinn::SendStream) -> Result<(), SessionError> {
+    while let Some(msg) = sync.poll_transmit() {
+        let frame = encode(&msg).map_err(|e| SessionError::Protocol(e.to_string()))?;
+        send.write_all(&frame).await?;
+    }
+    Ok(())
+}
