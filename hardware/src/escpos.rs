@@ -98,7 +98,7 @@ impl Encoder {
             src = &src[read..];
             match result {
                 encoding_rs::EncoderResult::InputEmpty => break,
-                encoding_rs::EncoderResult::Unmappable(_) => self.buf.push(b'?'),
+                encoding_rs::EncoderResult::Unmappable(c) => self.buf.extend_from_slice(fallback(c).as_bytes()),
                 encoding_rs::EncoderResult::OutputFull => {}
             }
         }
@@ -195,6 +195,22 @@ impl Encoder {
     }
 }
 
+/// An ASCII stand-in for typographic characters that receipt code tables lack (product
+/// names are full of «guillemets»); anything else prints as `?`. ASCII only: it is
+/// pushed as bytes, and ASCII is the same in every code table.
+fn fallback(c: char) -> &'static str {
+    match c {
+        '«' | '»' | '„' | '“' | '”' => "\"",
+        '‘' | '’' => "'",
+        '×' => "x",
+        '–' | '—' | '−' => "-",
+        '…' => "...",
+        '₽' => "RUB",
+        '\u{a0}' => " ",
+        _ => "?",
+    }
+}
+
 /// `DLE EOT n`: real-time status request; send only between jobs.
 pub fn status_request(n: u8) -> [u8; 3] {
     [0x10, 0x04, n]
@@ -219,8 +235,8 @@ mod tests {
         e.text("Ёж€");
         assert_eq!(&e.finish()[7..], &[0xA8, 0xE6, 0x88]);
         let mut e = Encoder::new(EPSON);
-        e.text("a€b"); // no euro sign in PC866
-        assert_eq!(&e.finish()[5..], b"a?b");
+        e.text("a€b «x» 2×3"); // no euro sign, guillemets or times sign in PC866
+        assert_eq!(&e.finish()[5..], b"a?b \"x\" 2x3");
     }
 
     #[test]

@@ -1,1 +1,16 @@
+//! `kassa-sim`: virtual devices for technicians and tests, and the one-command demo.
+//!
+//! # Layout
+//! - [`pty`]: pseudo-terminals as virtual serial devices, with stable symlinks.
+//! - [`scanner`]: a virtual barcode scanner.
+//! - [`printer_emu`]: a sans-IO ESC/POS printer interpreter (status, faults, receipts).
+//! - [`printer`]: the interpreter on a pty, as a virtual printer.
+//! - [`stack`]: HQ + one agent + virtual devices on one machine.
+//! - [`demo`]: `kassa-sim demo`, its console and control socket.
 
+pub mod demo;
+pub mod printer;
+pub mod printer_emu;
+pub mod pty;
+pub mod scanner;
+pub mod stack;

@@ -1,0 +1,150 @@
+//! A whole store on one machine: HQ, one agent, a virtual scanner and printer, wired
+//! over loopback QUIC and ptys. The demo runs it; the end-to-end tests run it too.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::Receiver;
+use std::time::Duration;
+
+use kassa_agent::config::{HqLink, PrinterConfig, ScannerConfig};
+use kassa_agent::{AgentConfig, RunningAgent};
+use kassa_hq::{HqConfig, RunningHq};
+use kassa_protocol::catalog::Unit;
+use kassa_protocol::StoreId;
+use tokio_util::sync::CancellationToken;
+
+use crate::printer::{PrinterEvent, VirtualPrinter};
+use crate::printer_emu::Model;
+use crate::scanner::VirtualScanner;
+
+/// The demo catalog, shipped in the repository.
+pub const DEMO_CATALOG_CSV: &str = include_str!("../../data/catalog.csv");
+/// Initial stock HQ delivers to a demo store: pieces, or grams of weighed goods.
+pub const DEMO_STOCK_PIECES: i64 = 100;
+pub const DEMO_STOCK_GRAMS: i64 = 50_000;
+
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    pub data_dir: PathBuf,
+    pub store: u32,
+    pub agent_http: SocketAddr,
+    pub hq_http: SocketAddr,
+    pub hq_quic: SocketAddr,
+    pub printer_model: Model,
+}
+
+impl StackOptions {
+    /// Every port chosen by the OS: for tests, which may run side by side.
+    pub fn ephemeral(data_dir: &Path) -> StackOptions {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        StackOptions {
+            data_dir: data_dir.to_owned(),
+            store: 1,
+            agent_http: any,
+            hq_http: any,
+            hq_quic: any,
+            printer_model: Model::Epson,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Stack {
+    pub hq: RunningHq,
+    pub agent: RunningAgent,
+    pub scanner: VirtualScanner,
+    pub printer: VirtualPrinter,
+    pub printer_events: Receiver<PrinterEvent>,
+    pub cancel: CancellationToken,
+    /// Whether the store had its catalog from HQ when `start` returned.
+    pub catalog_ready: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    #[error(transparent)]
+    Hq(#[from] kassa_hq::HqError),
+    #[error(transparent)]
+    Pki(#[from] kassa_hq::pki::PkiError),
+    #[error(transparent)]
+    Agent(#[from] kassa_agent::AgentError),
+    #[error("demo catalog: {0}")]
+    Catalog(#[from] kassa_hq::ImportCatalogError),
+    #[error("HQ database: {0}")]
+    Db(#[from] kassa_hq::db::DbError),
+    #[error("virtual device: {0}")]
+    Device(#[from] std::io::Error),
+}
+
+/// Starts HQ, seeds it on first run (catalog, initial stock), enrols the store on first
+/// run, creates the virtual devices and starts the agent. Reuses whatever is already
+/// in `data_dir`.
+pub async fn start(opts: StackOptions) -> Result<Stack, StackError> {
+    let cancel = CancellationToken::new();
+    let dir = &opts.data_dir;
+    let hq = kassa_hq::start(
+        HqConfig { data_dir: dir.join("hq"), quic_listen: opts.hq_quic, http_listen: opts.hq_http },
+        cancel.clone(),
+    )
+    .await?;
+    let store = StoreId(opts.store);
+    if hq.shared.db.catalog_version()? == 0 {
+        kassa_hq::import_catalog(&hq.shared, DEMO_CATALOG_CSV).await?;
+    }
+    if hq.shared.db.once(&format!("demo_stock_store_{}", store.0))? {
+        let deliveries = hq
+            .shared
+            .db
+            .catalog()?
+            .into_iter()
+            .map(|i| (i.sku, if i.unit == Unit::Kilogram { DEMO_STOCK_GRAMS } else { DEMO_STOCK_PIECES }))
+            .collect();
+        kassa_hq::deliver(&hq.shared, store, deliveries).await?;
+    }
+    let store_dir = dir.join(format!("store-{}", store.0));
+    let pki_dir = store_dir.join("pki");
+    if !pki_dir.join("store.crt").exists() {
+        hq.pki.enroll(store, &pki_dir)?;
+    }
+    let scanner = VirtualScanner::create(Some(&dir.join("dev").join("scanner")))?;
+    let (printer, printer_events) = VirtualPrinter::create(Some(&dir.join("dev").join("printer")), opts.printer_model)?;
+    let model = match opts.printer_model {
+        Model::Epson => "epson",
+        Model::Clone => "clone",
+    };
+    let config = AgentConfig {
+        store: store.0,
+        terminal: 1,
+        data_dir: store_dir,
+        http_listen: opts.agent_http,
+        utc_offset_minutes: 180,
+        hq: HqLink { addr: hq.quic_addr, server_name: kassa_hq::pki::HQ_SERVER_NAME.into(), pki_dir },
+        scanner: Some(ScannerConfig {
+            path: scanner.path().display().to_string(),
+            serial: Default::default(),
+            framer: Default::default(),
+        }),
+        printer: Some(PrinterConfig {
+            path: printer.path().display().to_string(),
+            serial: Default::default(),
+            model: model.into(),
+        }),
+    };
+    let agent = kassa_agent::start(config, cancel.clone()).await?;
+    let catalog_ready = wait_for_catalog(&agent, Duration::from_secs(15)).await;
+    Ok(Stack { hq, agent, scanner, printer, printer_events, cancel, catalog_ready })
+}
+
+async fn wait_for_catalog(agent: &RunningAgent, timeout: Duration) -> bool {
+    let mut status = agent.status.subscribe();
+    tokio::time::timeout(timeout, status.wait_for(|s| s.hq.catalog_version > 0)).await.is_ok_and(|r| r.is_ok())
+}
+
+impl Stack {
+    /// Stops everything and waits for it.
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        self.agent.wait().await;
+        self.hq.wait().await;
+    }
+}
