@@ -40,7 +40,12 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(|| async { Html(include_str!("../web/index.html")) }))
-        .route("/app.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], include_str!("../web/app.js")) }))
+        .route(
+            "/app.js",
+            get(|| async {
+                ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], include_str!("../web/app.js"))
+            }),
+        )
         .route("/api/health", get(|| async { Json(json!({ "ok": true })) }))
         .route("/api/events", get(events))
         .route("/api/status", get(status))
@@ -117,11 +122,9 @@ fn event_json(ev: &TillEvent) -> Event {
 /// Server-sent events: the basket now, the status now, then every change.
 async fn events(State(s): State<AppState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let first = s.till.basket_event().await;
-    let till_events = BroadcastStream::new(s.till.subscribe()).filter_map(|r| match r {
-        Ok(ev) => Some(ev),
-        // The page fell behind: the next basket event brings it up to date.
-        Err(_) => None,
-    });
+    // A page that fell behind (lagged) skips to the next event; every basket event is a
+    // whole snapshot, so the next one brings it up to date.
+    let till_events = BroadcastStream::new(s.till.subscribe()).filter_map(|r| r.ok());
     let status = WatchStream::new(s.status.subscribe()).map(|status| TillEvent::Status { status });
     let stream = tokio_stream::once(first).chain(till_events.merge(status)).map(|ev| Ok(event_json(&ev)));
     Sse::new(stream).keep_alive(KeepAlive::default())
@@ -177,7 +180,13 @@ async fn pay(State(s): State<AppState>, Json(req): Json<PayRequest>) -> ApiResul
             let kind = match t.kind.as_str() {
                 "cash" => TenderKind::Cash,
                 "card" => TenderKind::Card,
-                other => return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_tender", format!("unknown tender `{other}`"))),
+                other => {
+                    return Err(ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "bad_tender",
+                        format!("unknown tender `{other}`"),
+                    ))
+                }
             };
             Ok(Tender { kind, amount: Kopecks(t.amount_kopecks) })
         })
@@ -188,7 +197,8 @@ async fn pay(State(s): State<AppState>, Json(req): Json<PayRequest>) -> ApiResul
 
 async fn sale(State(s): State<AppState>, Path(seq): Path<u64>) -> ApiResult {
     let j = s.journal.clone();
-    let sale = tokio::task::spawn_blocking(move || j.sale(seq)).await.expect("journal task").map_err(TillError::from)?;
+    let sale =
+        tokio::task::spawn_blocking(move || j.sale(seq)).await.expect("journal task").map_err(TillError::from)?;
     match sale {
         Some(sale) => Ok(Json(json!(sale))),
         None => Err(ApiError::new(StatusCode::NOT_FOUND, "no_such_sale", format!("no sale {seq}"))),

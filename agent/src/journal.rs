@@ -161,7 +161,8 @@ impl Journal {
         }
         tx.execute("DELETE FROM catalog", [])?;
         {
-            let mut ins = tx.prepare(&format!("INSERT INTO catalog ({ITEM_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)"))?;
+            let mut ins =
+                tx.prepare(&format!("INSERT INTO catalog ({ITEM_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)"))?;
             for i in items {
                 ins.execute(params![
                     i.sku.as_str(),
@@ -217,10 +218,14 @@ impl Journal {
         }
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let seen: Option<i64> =
-            tx.query_row("SELECT sale_seq FROM idempotency WHERE key = ?1", [idempotency_key], |r| r.get(0)).optional()?;
+        let seen: Option<i64> = tx
+            .query_row("SELECT sale_seq FROM idempotency WHERE key = ?1", [idempotency_key], |r| r.get(0))
+            .optional()?;
         if let Some(seq) = seen {
-            return Ok((sale_by_seq(&tx, seq as u64)?.ok_or_else(|| JournalError::Corrupt(format!("sale {seq}")))?, true));
+            return Ok((
+                sale_by_seq(&tx, seq as u64)?.ok_or_else(|| JournalError::Corrupt(format!("sale {seq}")))?,
+                true,
+            ));
         }
         let (totals, change) = sale::settle(basket, tenders)?;
         let seq = meta(&tx, "sale_seq")? + 1;
@@ -320,9 +325,11 @@ impl Journal {
     /// The store's stock of `sku`: the sum over actors of `p − n`. May be negative: an
     /// oversell is a fact to report, not a sale to refuse.
     pub fn stock(&self, sku: &Sku) -> Result<i64, JournalError> {
-        Ok(self
-            .conn()
-            .query_row("SELECT COALESCE(SUM(p - n), 0) FROM stock_counters WHERE sku = ?1", [sku.as_str()], |r| r.get(0))?)
+        Ok(self.conn().query_row(
+            "SELECT COALESCE(SUM(p - n), 0) FROM stock_counters WHERE sku = ?1",
+            [sku.as_str()],
+            |r| r.get(0),
+        )?)
     }
 
     pub fn outbox_head(&self) -> Result<u64, JournalError> {

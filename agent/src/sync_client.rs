@@ -58,7 +58,8 @@ pub fn client_config(link: &HqLink) -> Result<quinn::ClientConfig, TlsSetupError
         .with_root_certificates(roots)
         .with_client_auth_cert(certs, key)?;
     tls.alpn_protocols = vec![ALPN.to_vec()];
-    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(|e| rustls::Error::General(e.to_string()))?;
+    let crypto =
+        quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(|e| rustls::Error::General(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
     let mut transport = quinn::TransportConfig::default();
     // Keep-alive inside HQ's idle timeout; notice a dead link within seconds.
@@ -160,7 +161,7 @@ async fn session(
             n = recv.read(&mut buf) => {
                 let Some(n) = n? else { return Err(SessionError::Protocol("HQ closed the stream".into())) };
                 decoder.push(&buf[..n]);
-                while let Some(msg) = decoder.next::<HqMessage>().map_err(|e| SessionError::Protocol(e.to_string()))? {
+                while let Some(msg) = decoder.decode_next::<HqMessage>().map_err(|e| SessionError::Protocol(e.to_string()))? {
                     sync.handle_message(Instant::now().into_std(), msg).map_err(|e| SessionError::Protocol(e.to_string()))?;
                     drive(&mut sync, journal, status).await?;
                 }

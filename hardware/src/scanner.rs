@@ -44,7 +44,9 @@ impl Default for FramerConfig {
 pub enum FrameEvent {
     Frame(Vec<u8>),
     /// A frame grew past the maximum; its bytes up to the next terminator are dropped.
-    Oversized { bytes_dropped: usize },
+    Oversized {
+        bytes_dropped: usize,
+    },
 }
 
 /// Sans-IO framer: feed it bytes with the time they came.
@@ -127,10 +129,17 @@ impl Framer {
 pub enum ScannerEvent {
     Connected,
     /// A frame, with the instant its last byte was read.
-    Frame { bytes: Vec<u8>, at: Instant },
-    Oversized { bytes_dropped: usize },
+    Frame {
+        bytes: Vec<u8>,
+        at: Instant,
+    },
+    Oversized {
+        bytes_dropped: usize,
+    },
     /// The port closed or failed; the reader reopens it with backoff.
-    Disconnected { reason: String },
+    Disconnected {
+        reason: String,
+    },
 }
 
 /// Reopen backoff: from 100 ms doubling to 5 s, so a replugged scanner is back within

@@ -61,7 +61,11 @@ struct SalesQuery {
     limit: Option<usize>,
 }
 
-async fn sales(State(s): State<Arc<Shared>>, Path(store): Path<u32>, Query(q): Query<SalesQuery>) -> Result<serde_json::Value> {
+async fn sales(
+    State(s): State<Arc<Shared>>,
+    Path(store): Path<u32>,
+    Query(q): Query<SalesQuery>,
+) -> Result<serde_json::Value> {
     let limit = q.limit.unwrap_or(100).min(SALES_PAGE_MAX);
     let after = q.after.unwrap_or(0);
     let sales = blocking(&s.db, move |db| db.sales(StoreId(store), after, limit)).await?;

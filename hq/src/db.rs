@@ -175,7 +175,8 @@ impl Db {
 
     pub fn catalog(&self) -> Result<Vec<CatalogItem>, DbError> {
         let conn = self.conn();
-        let mut st = conn.prepare("SELECT sku, gtin, name, category, price_kopecks, vat, unit, plu FROM catalog ORDER BY sku")?;
+        let mut st =
+            conn.prepare("SELECT sku, gtin, name, category, price_kopecks, vat, unit, plu FROM catalog ORDER BY sku")?;
         let rows = st.query_map([], item_from_row)?;
         rows.map(|r| r?.map_err(DbError::Corrupt)).collect()
     }
@@ -234,7 +235,13 @@ impl Db {
                     tracing::warn!(store = %actor.store, seq = e.seq, %reason, "parked a record HQ cannot apply");
                     tx.execute(
                         "INSERT INTO parked (store, seq, reason, record, parked_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-                        params![actor.store.0, e.seq as i64, reason, postcard::to_allocvec(e).unwrap_or_default(), now_ms],
+                        params![
+                            actor.store.0,
+                            e.seq as i64,
+                            reason,
+                            postcard::to_allocvec(e).unwrap_or_default(),
+                            now_ms
+                        ],
                     )?;
                     parked += 1;
                 }
@@ -253,10 +260,7 @@ impl Db {
     /// store needs from HQ.
     pub fn counters_for(&self, location: StoreId) -> Result<Vec<CounterEntry>, DbError> {
         let conn = self.conn();
-        Ok(counters_where(&conn, location, None, None)?
-            .into_iter()
-            .filter(|c| c.actor.store != location)
-            .collect())
+        Ok(counters_where(&conn, location, None, None)?.into_iter().filter(|c| c.actor.store != location).collect())
     }
 
     pub fn stock(&self, sku: &Sku) -> Result<Vec<StockAt>, DbError> {
@@ -304,7 +308,12 @@ impl Db {
             .map(|(seq, receipt_no, created_at_ms, total_kopecks)| {
                 let lines = lines
                     .query_map(params![store.0, seq as i64], |r| {
-                        Ok(SaleLineSummary { sku: r.get(0)?, name: r.get(1)?, quantity: r.get(2)?, amount_kopecks: r.get(3)? })
+                        Ok(SaleLineSummary {
+                            sku: r.get(0)?,
+                            name: r.get(1)?,
+                            quantity: r.get(2)?,
+                            amount_kopecks: r.get(3)?,
+                        })
                     })?
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(SaleSummary { store: store.0, seq, receipt_no, created_at_ms, total_kopecks, lines })

@@ -150,9 +150,8 @@ pub fn transport_config() -> quinn::TransportConfig {
 }
 
 pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, PkiError> {
-    let certs: Result<Vec<_>, _> = CertificateDer::pem_file_iter(path)
-        .map_err(|_| PkiError::Pem { path: path.to_owned() })?
-        .collect();
+    let certs: Result<Vec<_>, _> =
+        CertificateDer::pem_file_iter(path).map_err(|_| PkiError::Pem { path: path.to_owned() })?.collect();
     certs.map_err(|_| PkiError::Pem { path: path.to_owned() })
 }
 

@@ -108,7 +108,12 @@ async fn serve(incoming: quinn::Incoming, shared: Shared, cancel: CancellationTo
     session(conn, store, shared, cancel).instrument(span).await
 }
 
-async fn session(conn: quinn::Connection, store: StoreId, shared: Shared, cancel: CancellationToken) -> Result<(), ConnError> {
+async fn session(
+    conn: quinn::Connection,
+    store: StoreId,
+    shared: Shared,
+    cancel: CancellationToken,
+) -> Result<(), ConnError> {
     tracing::info!("store connected");
     let (mut send, mut recv) = tokio::select! {
         _ = cancel.cancelled() => return Ok(()),
@@ -127,7 +132,7 @@ async fn session(conn: quinn::Connection, store: StoreId, shared: Shared, cancel
                 decoder.push(&buf[..n]);
                 let mut failed = None;
                 loop {
-                    match decoder.next::<StoreMessage>() {
+                    match decoder.decode_next::<StoreMessage>() {
                         Ok(Some(msg)) => {
                             if let Err(e) = session.handle_message(msg) {
                                 failed = Some(e.to_string());

@@ -129,10 +129,7 @@ pub const CSV_HEADER: &str = "sku,gtin,name,category,price_kopecks,vat_percent,u
 /// returned but the list of bad rows with their line numbers.
 pub fn parse_csv(text: &str) -> Result<Vec<CatalogItem>, ImportError> {
     let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(text.as_bytes());
-    let header = reader
-        .headers()
-        .map(|h| h.iter().collect::<Vec<_>>().join(","))
-        .unwrap_or_default();
+    let header = reader.headers().map(|h| h.iter().collect::<Vec<_>>().join(",")).unwrap_or_default();
     if header.trim_start_matches('\u{feff}') != CSV_HEADER {
         return Err(ImportError::Header { expected: CSV_HEADER, found: header });
     }

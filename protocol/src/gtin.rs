@@ -22,12 +22,8 @@ pub enum GtinError {
 /// The GS1 check digit of `data` (all digits but the check digit): weights 3,1,3,…
 /// from the rightmost data digit; check = (10 − sum mod 10) mod 10.
 pub fn check_digit(data: &[u8]) -> u8 {
-    let sum: u32 = data
-        .iter()
-        .rev()
-        .enumerate()
-        .map(|(i, d)| u32::from(d - b'0') * if i % 2 == 0 { 3 } else { 1 })
-        .sum();
+    let sum: u32 =
+        data.iter().rev().enumerate().map(|(i, d)| u32::from(d - b'0') * if i % 2 == 0 { 3 } else { 1 }).sum();
     ((10 - sum % 10) % 10) as u8
 }
 
@@ -60,8 +56,8 @@ impl Gtin {
     /// catalog and receipts show it; 8 digits for GTIN-8.
     pub fn short(&self) -> &str {
         let s = self.as_gtin14();
-        if s.starts_with("000000") {
-            &s[6..]
+        if let Some(gtin8) = s.strip_prefix("000000") {
+            gtin8
         } else if let Some(rest) = s.strip_prefix('0') {
             rest
         } else {
@@ -86,10 +82,7 @@ mod tests {
         assert_eq!(g.as_gtin14(), "04650001209603");
         assert_eq!(g.short(), "4650001209603");
         assert_eq!(Gtin::parse("04650001209603").unwrap(), g);
-        assert_eq!(
-            Gtin::parse("4650001209604"),
-            Err(GtinError::CheckDigit { expected: 3, found: 4 })
-        );
+        assert_eq!(Gtin::parse("4650001209604"), Err(GtinError::CheckDigit { expected: 3, found: 4 }));
         assert_eq!(Gtin::parse("96385074").unwrap().short(), "96385074");
         assert_eq!(Gtin::parse("036000291452").unwrap().as_gtin14(), "00036000291452");
         assert_eq!(Gtin::parse("12345"), Err(GtinError::Length(5)));

@@ -133,7 +133,10 @@ impl StoreSync {
                     return Err(SyncError::Version { theirs: version });
                 }
                 if store != self.actor.store {
-                    return Err(SyncError::Malformed(format!("HQ calls us store {store}, we are {}", self.actor.store)));
+                    return Err(SyncError::Malformed(format!(
+                        "HQ calls us store {store}, we are {}",
+                        self.actor.store
+                    )));
                 }
                 self.state = StoreState::Ready;
                 self.acked = acked_seq;
@@ -314,7 +317,9 @@ impl HqSync {
             }
             (HqState::AwaitingHello, _) => Err(SyncError::Unexpected("a message before Hello")),
             (_, StoreMessage::Hello { .. }) => Err(SyncError::Unexpected("a second Hello")),
-            (HqState::AwaitingAccept(_), StoreMessage::Batch { .. }) => Err(SyncError::Unexpected("a batch before Welcome")),
+            (HqState::AwaitingAccept(_), StoreMessage::Batch { .. }) => {
+                Err(SyncError::Unexpected("a batch before Welcome"))
+            }
             (HqState::Ready(actor), StoreMessage::Batch { entries }) => {
                 if entries.len() > BATCH_ENTRIES_MAX {
                     return Err(SyncError::Malformed(format!("{} entries in one batch", entries.len())));
@@ -342,7 +347,9 @@ impl HqSync {
                     }
                     // Nothing new (a resend, or a gap): repeat where we stand so the
                     // store resends from there.
-                    None if self.applying == self.acked => self.transmits.push_back(HqMessage::Ack { upto: self.acked }),
+                    None if self.applying == self.acked => {
+                        self.transmits.push_back(HqMessage::Ack { upto: self.acked })
+                    }
                     None => {}
                 }
                 Ok(())

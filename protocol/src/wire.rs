@@ -95,7 +95,7 @@ impl FrameDecoder {
 
     /// The next whole message, `None` if more bytes are needed. After an error the
     /// stream is unusable: the caller closes the connection.
-    pub fn next<T: DeserializeOwned>(&mut self) -> Result<Option<T>, CodecError> {
+    pub fn decode_next<T: DeserializeOwned>(&mut self) -> Result<Option<T>, CodecError> {
         if self.buf.len() < 4 {
             return Ok(None);
         }
@@ -135,7 +135,7 @@ mod tests {
             let mut out = Vec::new();
             for chunk in [&bytes[..split], &bytes[split..]] {
                 d.push(chunk);
-                while let Some(m) = d.next::<HqMessage>().unwrap() {
+                while let Some(m) = d.decode_next::<HqMessage>().unwrap() {
                     out.push(m);
                 }
             }
@@ -147,7 +147,7 @@ mod tests {
     fn oversized_length_is_refused_before_buffering() {
         let mut d = FrameDecoder::default();
         d.push(&u32::try_from(FRAME_BYTES_MAX + 1).unwrap().to_be_bytes());
-        assert!(matches!(d.next::<HqMessage>(), Err(CodecError::TooLarge(_))));
+        assert!(matches!(d.decode_next::<HqMessage>(), Err(CodecError::TooLarge(_))));
     }
 
     proptest! {
@@ -156,7 +156,7 @@ mod tests {
             let mut d = FrameDecoder::default();
             d.push(&bytes);
             for _ in 0..8 {
-                match d.next::<StoreMessage>() {
+                match d.decode_next::<StoreMessage>() {
                     Ok(Some(_)) => {}
                     _ => break,
                 }

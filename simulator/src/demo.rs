@@ -82,7 +82,8 @@ impl Devices<'_> {
     }
 }
 
-const HELP: &str = "commands: <code> | scan <code> (\\x1d for GS) | paper ok|near-end|out | cover open|closed | offline on|off | quit";
+const HELP: &str =
+    "commands: <code> | scan <code> (\\x1d for GS) | paper ok|near-end|out | cover open|closed | offline on|off | quit";
 
 pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     std::fs::create_dir_all(&opts.data_dir)?;
@@ -203,9 +204,9 @@ async fn serve_control(
 /// Sends one command to a running demo and returns its reply.
 pub async fn send_command(data_dir: &Path, command: &str) -> anyhow::Result<String> {
     let path = control_socket(data_dir);
-    let stream = tokio::net::UnixStream::connect(&path)
-        .await
-        .map_err(|e| anyhow::anyhow!("no demo running in {} ({}): start `kassa-sim demo` first", data_dir.display(), e))?;
+    let stream = tokio::net::UnixStream::connect(&path).await.map_err(|e| {
+        anyhow::anyhow!("no demo running in {} ({}): start `kassa-sim demo` first", data_dir.display(), e)
+    })?;
     let (read, mut write) = stream.into_split();
     write.write_all(format!("{command}\n").as_bytes()).await?;
     let mut lines = BufReader::new(read).lines();
@@ -233,9 +234,8 @@ fn spawn_receipt_printer(events: std::sync::mpsc::Receiver<PrinterEvent>, dir: P
                         println!("  │ {line}{} │", " ".repeat(pad));
                     }
                     println!("  └{}┘ ({:?} cut)", "─".repeat(width + 2), r.cut);
-                    let stamp = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_millis());
+                    let stamp =
+                        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
                     let _ = std::fs::write(dir.join(format!("{stamp}-{n:04}.txt")), text);
                 }
                 PrinterEvent::DrawerKick => println!("  [cash drawer opened]"),

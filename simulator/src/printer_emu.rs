@@ -206,14 +206,9 @@ impl Line {
     pub fn rendered(&self) -> Cow<'_, str> {
         match &self.kind {
             LineKind::Text => Cow::Borrowed(&self.text),
-            LineKind::Barcode { symbology, data } => {
-                format!("[BARCODE {symbology}: {data}]").into()
-            }
+            LineKind::Barcode { symbology, data } => format!("[BARCODE {symbology}: {data}]").into(),
             LineKind::Qr { data } => format!("[QR: {}]", String::from_utf8_lossy(data)).into(),
-            LineKind::Image {
-                width_dots,
-                height_dots,
-            } => format!("[IMAGE {width_dots}x{height_dots}]").into(),
+            LineKind::Image { width_dots, height_dots } => format!("[IMAGE {width_dots}x{height_dots}]").into(),
         }
     }
 
@@ -452,10 +447,7 @@ struct CharMode {
 
 impl CharMode {
     fn power_on(model: Model) -> Self {
-        CharMode {
-            chinese: model == Model::Clone,
-            utf8: false,
-        }
+        CharMode { chinese: model == Model::Clone, utf8: false }
     }
 
     fn apply(&mut self, cmd: &Cmd, model: Model) {
@@ -510,14 +502,7 @@ enum Sink {
 
 impl Payload {
     fn frame(header: usize, len: usize, sink: Sink) -> Frame {
-        Frame::Payload(
-            header,
-            Payload {
-                remaining: len,
-                cost: header + len,
-                sink,
-            },
-        )
+        Frame::Payload(header, Payload { remaining: len, cost: header + len, sink })
     }
 
     fn into_cmd(self) -> Cmd {
@@ -544,14 +529,7 @@ struct Framer {
 
 impl Framer {
     fn new(model: Model) -> Self {
-        Framer {
-            model,
-            mode: CharMode::power_on(model),
-            rx: Vec::new(),
-            pos: 0,
-            offset: 0,
-            payload: None,
-        }
+        Framer { model, mode: CharMode::power_on(model), rx: Vec::new(), pos: 0, offset: 0, payload: None }
     }
 
     fn feed(&mut self, bytes: &[u8]) {
@@ -587,10 +565,7 @@ impl Framer {
             match parse(buf, self.mode.double_byte()) {
                 Frame::Incomplete => return None,
                 Frame::Unknown => {
-                    let event = Event::Unknown {
-                        offset: self.offset,
-                        byte: buf[0],
-                    };
+                    let event = Event::Unknown { offset: self.offset, byte: buf[0] };
                     self.advance(1);
                     return Some(event);
                 }
@@ -659,9 +634,7 @@ fn parse_text(buf: &[u8], double_byte: bool) -> Frame {
 fn parse_dle(buf: &[u8]) -> Frame {
     match buf.get(1) {
         None => Frame::Incomplete,
-        Some(0x04) => fixed(buf, 3, |b| {
-            matches!(b[2], 1..=4).then_some(Cmd::RealTimeStatus(b[2]))
-        }),
+        Some(0x04) => fixed(buf, 3, |b| matches!(b[2], 1..=4).then_some(Cmd::RealTimeStatus(b[2]))),
         Some(0x05) => fixed(buf, 3, |b| matches!(b[2], 1 | 2).then_some(Cmd::Recover)),
         Some(_) => Frame::Unknown,
     }
@@ -690,11 +663,7 @@ fn parse_esc(buf: &[u8]) -> Frame {
                 1 | b'1' => 1,
                 _ => return None,
             };
-            Some(Cmd::DrawerKick {
-                pin,
-                on_ms: u16::from(b[3]) * 2,
-                off_ms: u16::from(b[4]) * 2,
-            })
+            Some(Cmd::DrawerKick { pin, on_ms: u16::from(b[3]) * 2, off_ms: u16::from(b[4]) * 2 })
         }),
         Some(_) => Frame::Unknown,
     }
@@ -729,16 +698,11 @@ fn parse_gs(buf: &[u8]) -> Frame {
         return Frame::Incomplete;
     };
     match (command, buf.get(2)) {
-        (b'!', _) => fixed(buf, 3, |b| {
-            Some(Cmd::Size {
-                width: (b[2] >> 4).min(7) + 1,
-                height: (b[2] & 0x0F).min(7) + 1,
-            })
-        }),
+        (b'!', _) => {
+            fixed(buf, 3, |b| Some(Cmd::Size { width: (b[2] >> 4).min(7) + 1, height: (b[2] & 0x0F).min(7) + 1 }))
+        }
         (b'h' | b'w' | b'H' | b'f', _) => fixed(buf, 3, |_| Some(Cmd::Accepted)),
-        (b'r', _) => fixed(buf, 3, |b| {
-            matches!(b[2], 1 | b'1').then_some(Cmd::PaperStatus)
-        }),
+        (b'r', _) => fixed(buf, 3, |b| matches!(b[2], 1 | b'1').then_some(Cmd::PaperStatus)),
         (b'V' | b'k' | b'(' | b'v', None) => Frame::Incomplete,
         (b'V', Some(0 | b'0')) => Frame::Command(3, Cmd::Cut(CutKind::Full)),
         (b'V', Some(1 | b'1')) => Frame::Command(3, Cmd::Cut(CutKind::Partial)),
@@ -777,22 +741,11 @@ fn parse_barcode(buf: &[u8], m: u8) -> Frame {
         let Some(&len) = buf.get(3) else {
             return Frame::Incomplete;
         };
-        return fixed(buf, 4 + usize::from(len), |b| {
-            Some(Cmd::Barcode {
-                symbology,
-                data: b[4..].to_vec(),
-            })
-        });
+        return fixed(buf, 4 + usize::from(len), |b| Some(Cmd::Barcode { symbology, data: b[4..].to_vec() }));
     }
     let data = &buf[3..];
     match data.iter().take(BARCODE_DATA_MAX + 1).position(|&b| b == 0) {
-        Some(len) => Frame::Command(
-            3 + len + 1,
-            Cmd::Barcode {
-                symbology,
-                data: data[..len].to_vec(),
-            },
-        ),
+        Some(len) => Frame::Command(3 + len + 1, Cmd::Barcode { symbology, data: data[..len].to_vec() }),
         None if data.len() > BARCODE_DATA_MAX => Frame::Unknown,
         None => Frame::Incomplete,
     }
@@ -831,10 +784,7 @@ fn parse_raster(buf: &[u8]) -> Frame {
     if !matches!(m, 0..=3 | b'0'..=b'3') || len > IMAGE_BYTES_MAX {
         return Frame::Unknown;
     }
-    let image = Cmd::Image {
-        width_dots: u32::from(x) * 8,
-        height_dots: u32::from(y),
-    };
+    let image = Cmd::Image { width_dots: u32::from(x) * 8, height_dots: u32::from(y) };
     Payload::frame(8, len, Sink::Discard(image))
 }
 
@@ -850,11 +800,7 @@ struct InputBuffer {
 
 impl InputBuffer {
     fn push(&mut self, mut cmd: Cmd, cost: usize) {
-        let room = if self.full {
-            0
-        } else {
-            INPUT_BUFFER_BYTES_MAX - self.bytes
-        };
+        let room = if self.full { 0 } else { INPUT_BUFFER_BYTES_MAX - self.bytes };
         let kept = if cost <= room {
             cost
         } else {
@@ -902,9 +848,7 @@ impl Sensors {
         let bit = |on: bool, mask: u8| if on { mask } else { 0 };
         match n {
             1 => STATUS_FIXED | bit(!self.online(), 0x08),
-            2 => {
-                STATUS_FIXED | bit(self.cover_open, 0x04) | bit(self.paper == PaperState::Out, 0x20)
-            }
+            2 => STATUS_FIXED | bit(self.cover_open, 0x04) | bit(self.paper == PaperState::Out, 0x20),
             4 => self.paper_status(),
             _ => STATUS_FIXED, // 3: no error causes are simulated
         }
@@ -931,25 +875,13 @@ struct Style {
 
 impl Default for Style {
     fn default() -> Self {
-        Style {
-            align: Align::Left,
-            bold: false,
-            width: 1,
-            height: 1,
-        }
+        Style { align: Align::Left, bold: false, width: 1, height: 1 }
     }
 }
 
 impl Style {
     fn line(self, text: String, kind: LineKind) -> Line {
-        Line {
-            text,
-            align: self.align,
-            bold: self.bold,
-            width: self.width,
-            height: self.height,
-            kind,
-        }
+        Line { text, align: self.align, bold: self.bold, width: self.width, height: self.height, kind }
     }
 }
 
@@ -1036,22 +968,11 @@ impl Printer {
                 let data = self.qr_data.clone();
                 self.print_block(LineKind::Qr { data }, out);
             }
-            Cmd::Image {
-                width_dots,
-                height_dots,
-            } => self.print_block(
-                LineKind::Image {
-                    width_dots,
-                    height_dots,
-                },
-                out,
-            ),
+            Cmd::Image { width_dots, height_dots } => {
+                self.print_block(LineKind::Image { width_dots, height_dots }, out)
+            }
             Cmd::PaperStatus => out.push(Output::Reply(vec![sensors.paper_status()])),
-            Cmd::ChineseMode(_)
-            | Cmd::Utf8Mode(_)
-            | Cmd::RealTimeStatus(_)
-            | Cmd::Recover
-            | Cmd::Accepted => {}
+            Cmd::ChineseMode(_) | Cmd::Utf8Mode(_) | Cmd::RealTimeStatus(_) | Cmd::Recover | Cmd::Accepted => {}
         }
     }
 
@@ -1114,10 +1035,7 @@ impl Printer {
 
     fn take_receipt(&mut self, cut: CutKind) -> Receipt {
         self.lines_footprint = 0;
-        Receipt {
-            lines: mem::take(&mut self.lines),
-            cut,
-        }
+        Receipt { lines: mem::take(&mut self.lines), cut }
     }
 }
 
@@ -1127,17 +1045,8 @@ fn decode(bytes: &[u8], code_table: u8, utf8: bool) -> Cow<'_, str> {
     }
     match code_table {
         17 => encoding_rs::IBM866.decode_without_bom_handling(bytes).0,
-        46 => {
-            encoding_rs::WINDOWS_1251
-                .decode_without_bom_handling(bytes)
-                .0
-        }
-        _ => bytes
-            .iter()
-            .copied()
-            .map(ascii_or_question)
-            .collect::<String>()
-            .into(),
+        46 => encoding_rs::WINDOWS_1251.decode_without_bom_handling(bytes).0,
+        _ => bytes.iter().copied().map(ascii_or_question).collect::<String>().into(),
     }
 }
 
@@ -1290,9 +1199,7 @@ mod tests {
         s.extend_from_slice(url);
         s.extend_from_slice(&[GS, b'(', b'k', 3, 0, 0x31, 0x51, 0x30]);
         // Raster image: 2 bytes per row, 3 rows.
-        s.extend_from_slice(&[
-            GS, b'v', b'0', 0, 2, 0, 3, 0, 0xFF, 0, 0x0F, 0xF0, 0xAA, 0x55,
-        ]);
+        s.extend_from_slice(&[GS, b'v', b'0', 0, 2, 0, 3, 0, 0xFF, 0, 0x0F, 0xF0, 0xAA, 0x55]);
         s.extend_from_slice(&[DLE, 0x04, 1]);
         s.extend_from_slice(&[ESC, b'p', 0, 25, 250]);
         s.extend_from_slice(&[ESC, b'd', 2]);
@@ -1315,25 +1222,12 @@ mod tests {
         ]
         .map(|line| line + "\n")
         .concat();
-        let receipt = Receipt {
-            lines: receipts(&out)[0].lines.clone(),
-            cut: CutKind::Partial,
-        };
+        let receipt = Receipt { lines: receipts(&out)[0].lines.clone(), cut: CutKind::Partial };
         assert_eq!(receipt.text(), expected_text);
         let title = &receipt.lines[0];
         assert_eq!((title.bold, title.width, title.height), (true, 2, 2));
         assert_eq!(title.align, Align::Centre);
-        assert_eq!(
-            out[..2],
-            [
-                Output::Reply(vec![0x12]),
-                Output::DrawerKick {
-                    pin: 0,
-                    on_ms: 50,
-                    off_ms: 500
-                }
-            ]
-        );
+        assert_eq!(out[..2], [Output::Reply(vec![0x12]), Output::DrawerKick { pin: 0, on_ms: 50, off_ms: 500 }]);
         assert_eq!(out.len(), 3);
     }
 
@@ -1362,21 +1256,9 @@ mod tests {
         type Setup = fn(&mut Interpreter) -> Vec<Output>;
         let cases: [(&str, Setup, [u8; 4]); 5] = [
             ("ok", |_| Vec::new(), [0x12, 0x12, 0x12, 0x12]),
-            (
-                "near end",
-                |p| p.set_paper(PaperState::NearEnd),
-                [0x12, 0x12, 0x12, 0x1E],
-            ),
-            (
-                "paper out",
-                |p| p.set_paper(PaperState::Out),
-                [0x1A, 0x32, 0x12, 0x7E],
-            ),
-            (
-                "cover open",
-                |p| p.set_cover_open(true),
-                [0x1A, 0x16, 0x12, 0x12],
-            ),
+            ("near end", |p| p.set_paper(PaperState::NearEnd), [0x12, 0x12, 0x12, 0x1E]),
+            ("paper out", |p| p.set_paper(PaperState::Out), [0x1A, 0x32, 0x12, 0x7E]),
+            ("cover open", |p| p.set_cover_open(true), [0x1A, 0x16, 0x12, 0x12]),
             ("offline", |p| p.set_offline(true), [0x1A, 0x12, 0x12, 0x12]),
         ];
         for (name, setup, expected) in cases {
@@ -1389,13 +1271,7 @@ mod tests {
     #[test]
     fn invalid_status_request_is_unknown() {
         let out = Interpreter::new(Model::Epson).push(&[DLE, 4, 9]);
-        assert_eq!(
-            out[0],
-            Output::Unknown {
-                offset: 0,
-                byte: DLE
-            }
-        );
+        assert_eq!(out[0], Output::Unknown { offset: 0, byte: DLE });
     }
 
     #[test]
@@ -1425,10 +1301,7 @@ mod tests {
         let mut printer = Interpreter::new(Model::Epson);
         let _ = printer.push(b"one\ntwo");
         let partial = printer.take_partial().unwrap();
-        assert_eq!(
-            (partial.text().as_str(), partial.cut),
-            ("one\n", CutKind::Uncut)
-        );
+        assert_eq!((partial.text().as_str(), partial.cut), ("one\n", CutKind::Uncut));
         assert_eq!(printer.take_partial(), None);
     }
 
@@ -1451,10 +1324,7 @@ mod tests {
         let _ = printer.push(&vec![b'A'; 100_000]);
         let _ = printer.push(b"\n");
         assert_eq!(printer.buffered_bytes(), INPUT_BUFFER_BYTES_MAX);
-        assert_eq!(
-            printer.dropped_bytes(),
-            100_001 - INPUT_BUFFER_BYTES_MAX as u64
-        );
+        assert_eq!(printer.dropped_bytes(), 100_001 - INPUT_BUFFER_BYTES_MAX as u64);
         assert_eq!(printer.bytes_received(), 100_001);
         assert_eq!(printer.push(&[DLE, 4, 1]), [Output::Reply(vec![0x1A])]);
 
@@ -1469,19 +1339,7 @@ mod tests {
         let mut printer = Interpreter::new(Model::Epson);
         assert!(printer.push(b"AB").is_empty());
         let out = printer.push(&[b'C', ESC, 0xFF, b'\n', 0x07]);
-        assert_eq!(
-            out,
-            [
-                Output::Unknown {
-                    offset: 3,
-                    byte: ESC
-                },
-                Output::Unknown {
-                    offset: 6,
-                    byte: 0x07
-                }
-            ]
-        );
+        assert_eq!(out, [Output::Unknown { offset: 3, byte: ESC }, Output::Unknown { offset: 6, byte: 0x07 }]);
         // The byte after the skipped ESC is read again as text.
         assert_eq!(printer.pending_lines()[0].text, "ABC?");
     }
@@ -1489,13 +1347,7 @@ mod tests {
     #[test]
     fn oversized_image_is_unknown() {
         let out = Interpreter::new(Model::Epson).push(&[GS, b'v', b'0', 0, 0xFF, 0xFF, 0xFF, 0xFF]);
-        assert_eq!(
-            out[0],
-            Output::Unknown {
-                offset: 0,
-                byte: GS
-            }
-        );
+        assert_eq!(out[0], Output::Unknown { offset: 0, byte: GS });
     }
 
     #[test]
@@ -1504,10 +1356,7 @@ mod tests {
         bytes.extend_from_slice(b"4006381333931\0");
         bytes.extend_from_slice(&[GS, b'V', b'0']);
         let out = Interpreter::new(Model::Epson).push(&bytes);
-        assert_eq!(
-            receipts(&out)[0].text(),
-            "[BARCODE EAN-13: 4006381333931]\n"
-        );
+        assert_eq!(receipts(&out)[0].text(), "[BARCODE EAN-13: 4006381333931]\n");
     }
 
     #[test]

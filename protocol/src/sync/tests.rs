@@ -136,7 +136,11 @@ fn every_sale_reaches_hq_exactly_once_through_a_lossy_network() {
 #[test]
 fn hq_refuses_another_stores_actor_and_writes_nothing() {
     let mut hq = HqSync::new(STORE);
-    let hello = StoreMessage::Hello { version: PROTOCOL_VERSION, actor: ActorId { store: StoreId(2), epoch: 1 }, catalog_version: 0 };
+    let hello = StoreMessage::Hello {
+        version: PROTOCOL_VERSION,
+        actor: ActorId { store: StoreId(2), epoch: 1 },
+        catalog_version: 0,
+    };
     assert!(matches!(hq.handle_message(hello), Err(SyncError::ForeignWrite { .. })));
     assert_eq!(hq.poll_event(), None);
     assert!(matches!(hq.poll_transmit(), Some(HqMessage::Refused { .. })));
@@ -148,7 +152,10 @@ fn hq_refuses_another_stores_actor_and_writes_nothing() {
     let mut bad = entry(1);
     let Change::Sale { counters, .. } = &mut bad.change;
     counters[0].location = StoreId(2);
-    assert!(matches!(hq.handle_message(StoreMessage::Batch { entries: vec![bad] }), Err(SyncError::ForeignWrite { .. })));
+    assert!(matches!(
+        hq.handle_message(StoreMessage::Batch { entries: vec![bad] }),
+        Err(SyncError::ForeignWrite { .. })
+    ));
     assert_eq!(hq.poll_event(), None);
 }
 
@@ -160,9 +167,7 @@ fn store_applies_a_paged_catalog_once_complete() {
     hq.handle_message(StoreMessage::Hello { version: PROTOCOL_VERSION, actor: ACTOR, catalog_version: 0 }).unwrap();
     hq.accept(0);
     let item = crate::catalog::parse_csv(&format!("{}\n1,,Хлеб,c,100,10,pcs,\n", crate::catalog::CSV_HEADER)).unwrap();
-    let items: Vec<_> = (0..2500)
-        .map(|i| CatalogItem { sku: Sku(i.to_string()), ..item[0].clone() })
-        .collect();
+    let items: Vec<_> = (0..2500).map(|i| CatalogItem { sku: Sku(i.to_string()), ..item[0].clone() }).collect();
     hq.offer_catalog(3, &items);
     hq.offer_catalog(3, &items); // already offered: nothing more
     let mut pages = 0;
@@ -174,5 +179,7 @@ fn store_applies_a_paged_catalog_once_complete() {
     }
     assert_eq!(pages, 3);
     let events: Vec<_> = std::iter::from_fn(|| store.poll_event()).collect();
-    assert!(matches!(&events[..], [StoreEvent::Connected { .. }, StoreEvent::Catalog { version: 3, items }] if items.len() == 2500));
+    assert!(
+        matches!(&events[..], [StoreEvent::Connected { .. }, StoreEvent::Catalog { version: 3, items }] if items.len() == 2500)
+    );
 }
