@@ -1,32 +1,36 @@
 //! The cashier's JSON API and the page, served by the agent.
 //!
-//! Writes that create records (`pay`) take an idempotency key: a retried request
-//! returns the first answer and writes nothing.
+//! Every write takes an idempotency key: a retried request returns the first answer
+//! and writes nothing. Every call but login, the user list, health and the event
+//! stream needs `Authorization: Bearer <token>` from `POST /api/login`. A refusal is
+//! `{"error": code, "message": …}`; the page turns the code into words for the cashier.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::stream::Stream;
-use kassa_protocol::basket::BasketError;
+use kassa_protocol::basket::{BasketDiscount, BasketError};
+use kassa_protocol::returns::ReturnError;
 use kassa_protocol::sale::{PaymentError, Tender, TenderKind};
 use kassa_protocol::{Kopecks, Sku};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio_stream::wrappers::{BroadcastStream, WatchStream};
 use tokio_stream::StreamExt;
 
-use crate::journal::{Journal, SaleError};
+use crate::journal::{AuthError, Journal, ReturnRequest, User, WriteError};
 use crate::status::StatusBoard;
 use crate::till::{Till, TillError, TillEvent};
 
-/// Largest request body: a payment or a typed code is a few hundred bytes.
-const REQUEST_BYTES_MAX: usize = 16 * 1024;
+/// Largest request body: a payment or a return is a few hundred bytes.
+const REQUEST_BYTES_MAX: usize = 64 * 1024;
 /// Tenders per payment.
 const TENDERS_MAX: usize = 8;
 
@@ -42,20 +46,36 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(|| async { Html(include_str!("../web/index.html")) }))
         .route(
             "/app.js",
-            get(|| async {
-                ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], include_str!("../web/app.js"))
-            }),
+            get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], include_str!("../web/app.js")) }),
         )
         .route("/api/health", get(|| async { Json(json!({ "ok": true })) }))
         .route("/api/events", get(events))
         .route("/api/status", get(status))
+        .route("/api/users", get(users))
+        .route("/api/login", post(login))
+        .route("/api/logout", post(logout))
+        .route("/api/me", get(me))
+        .route("/api/catalog/search", get(search))
         .route("/api/basket", get(basket))
         .route("/api/basket/scan", post(scan))
-        .route("/api/basket/lines/{line}", delete(remove_line))
+        .route("/api/basket/items", post(add_item))
+        .route("/api/basket/lines/{line}/quantity", post(set_quantity))
+        .route("/api/basket/lines/{line}/remove", post(remove_line))
+        .route("/api/basket/lines/{line}/price", post(override_price))
+        .route("/api/basket/discount", post(discount))
         .route("/api/basket/void", post(void))
         .route("/api/pay", post(pay))
+        .route("/api/sales/lookup", get(lookup))
         .route("/api/sales/{seq}", get(sale))
         .route("/api/sales/{seq}/reprint", post(reprint))
+        .route("/api/sales/{seq}/cancel", post(cancel))
+        .route("/api/returns", post(return_with_receipt))
+        .route("/api/returns/without-receipt", post(return_without_receipt))
+        .route("/api/shift", get(shift))
+        .route("/api/shift/open", post(open_shift))
+        .route("/api/shift/cash", post(cash_move))
+        .route("/api/shift/x-report", post(x_report))
+        .route("/api/shift/close", post(close_shift))
         .route("/api/stock/{sku}", get(stock))
         .layer(axum::extract::DefaultBodyLimit::max(REQUEST_BYTES_MAX))
         .with_state(state)
@@ -73,6 +93,10 @@ impl ApiError {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError { status, code, message: message.into() }
     }
+
+    fn bad(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -83,50 +107,116 @@ impl IntoResponse for ApiError {
 
 impl From<TillError> for ApiError {
     fn from(e: TillError) -> Self {
+        use StatusCode as S;
         let msg = e.to_string();
         let (status, code) = match &e {
-            TillError::UnknownBarcode(_) => (StatusCode::NOT_FOUND, "unknown_barcode"),
-            TillError::UnknownPlu(_) => (StatusCode::NOT_FOUND, "unknown_plu"),
-            TillError::Rejected(_) => (StatusCode::UNPROCESSABLE_ENTITY, "rejected_scan"),
-            TillError::NoCatalog => (StatusCode::SERVICE_UNAVAILABLE, "no_catalog"),
-            TillError::Basket(BasketError::Quantity) => (StatusCode::UNPROCESSABLE_ENTITY, "quantity"),
-            TillError::Basket(BasketError::Full) => (StatusCode::UNPROCESSABLE_ENTITY, "basket_full"),
-            TillError::Basket(BasketError::NoSuchLine(_)) => (StatusCode::NOT_FOUND, "no_such_line"),
-            TillError::Basket(BasketError::Overflow) => (StatusCode::UNPROCESSABLE_ENTITY, "overflow"),
-            TillError::Sale(SaleError::Payment(p)) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                match p {
-                    PaymentError::EmptyBasket => "empty_basket",
-                    PaymentError::Short { .. } => "payment_short",
-                    PaymentError::CardOverpaid { .. } => "card_overpaid",
-                    PaymentError::NonPositiveTender => "bad_tender",
-                    PaymentError::Overflow => "overflow",
+            TillError::UnknownBarcode(_) => (S::NOT_FOUND, "unknown_barcode"),
+            TillError::UnknownPlu(_) => (S::NOT_FOUND, "unknown_plu"),
+            TillError::UnknownSku(_) => (S::NOT_FOUND, "unknown_sku"),
+            TillError::Rejected(_) => (S::UNPROCESSABLE_ENTITY, "rejected_scan"),
+            TillError::NoCatalog => (S::SERVICE_UNAVAILABLE, "no_catalog"),
+            TillError::NotLoggedIn => (S::UNAUTHORIZED, "not_logged_in"),
+            TillError::NeedsManager => (S::FORBIDDEN, "needs_manager"),
+            TillError::Busy => (S::CONFLICT, "busy"),
+            TillError::Auth(AuthError::NoSuchUser) => (S::UNAUTHORIZED, "no_such_user"),
+            TillError::Auth(AuthError::WrongPin { .. }) => (S::UNAUTHORIZED, "wrong_pin"),
+            TillError::Auth(AuthError::Locked { .. }) => (S::TOO_MANY_REQUESTS, "locked"),
+            TillError::Basket(b) => (
+                S::UNPROCESSABLE_ENTITY,
+                match b {
+                    BasketError::Quantity => "quantity",
+                    BasketError::Full => "basket_full",
+                    BasketError::NoSuchLine(_) => "no_such_line",
+                    BasketError::Overflow => "overflow",
+                    BasketError::Price => "bad_price",
+                    BasketError::Discount => "bad_discount",
                 },
             ),
-            TillError::Sale(SaleError::IdempotencyKey) => (StatusCode::BAD_REQUEST, "idempotency_key"),
-            TillError::Sale(SaleError::Journal(_)) | TillError::Journal(_) => {
-                tracing::error!(error = %e, "journal failure");
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
-            }
+            TillError::Write(w) => match w {
+                WriteError::Payment(p) => (
+                    S::UNPROCESSABLE_ENTITY,
+                    match p {
+                        PaymentError::EmptyBasket => "empty_basket",
+                        PaymentError::Short { .. } => "payment_short",
+                        PaymentError::CardOverpaid { .. } => "card_overpaid",
+                        PaymentError::NonPositiveTender => "bad_tender",
+                        PaymentError::Overflow => "overflow",
+                    },
+                ),
+                WriteError::Return(ReturnError::OverReturn { .. }) => (S::UNPROCESSABLE_ENTITY, "over_return"),
+                WriteError::Return(_) => (S::UNPROCESSABLE_ENTITY, "bad_return"),
+                WriteError::IdempotencyKey => (S::BAD_REQUEST, "idempotency_key"),
+                WriteError::KeyReuse => (S::CONFLICT, "key_reuse"),
+                WriteError::NoShift => (S::CONFLICT, "no_shift"),
+                WriteError::ShiftOpen => (S::CONFLICT, "shift_open"),
+                WriteError::NoSuchSale(_) => (S::NOT_FOUND, "no_such_sale"),
+                WriteError::AlreadyCancelled(_) => (S::CONFLICT, "already_cancelled"),
+                WriteError::NotManager => (S::FORBIDDEN, "needs_manager"),
+                WriteError::Invalid(_) => (S::UNPROCESSABLE_ENTITY, "invalid"),
+                WriteError::Journal(_) => internal(&e),
+            },
+            TillError::Auth(AuthError::Journal(_)) | TillError::Journal(_) => internal(&e),
         };
         ApiError::new(status, code, msg)
     }
 }
 
-type ApiResult = Result<Json<serde_json::Value>, ApiError>;
+fn internal(e: &TillError) -> (StatusCode, &'static str) {
+    tracing::error!(error = %e, "journal failure");
+    (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+}
+
+impl From<crate::journal::JournalError> for ApiError {
+    fn from(e: crate::journal::JournalError) -> Self {
+        TillError::from(e).into()
+    }
+}
+
+type ApiResult = Result<Json<Value>, ApiError>;
+
+/// The logged-in user of the request's bearer token.
+struct Cashier(User);
+
+impl FromRequestParts<AppState> for Cashier {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or(TillError::NotLoggedIn)?;
+        Ok(Cashier(state.till.session(token.trim())?))
+    }
+}
+
+/// A manager's user id and PIN, when the logged-in user is not a manager.
+#[derive(Deserialize)]
+struct Approval {
+    user: String,
+    pin: String,
+}
+
+impl Approval {
+    fn pair(a: Option<Approval>) -> Option<(String, String)> {
+        a.map(|a| (a.user, a.pin))
+    }
+}
 
 fn event_json(ev: &TillEvent) -> Event {
     Event::default().data(serde_json::to_string(ev).unwrap_or_default())
 }
 
-/// Server-sent events: the basket now, the status now, then every change.
+/// Server-sent events: the basket, the shift and the status now, then every change.
 async fn events(State(s): State<AppState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let first = s.till.basket_event().await;
+    let shift = TillEvent::Shift { report: s.journal.x_report(s.till.terminal).unwrap_or(None) };
     // A page that fell behind (lagged) skips to the next event; every basket event is a
     // whole snapshot, so the next one brings it up to date.
     let till_events = BroadcastStream::new(s.till.subscribe()).filter_map(|r| r.ok());
     let status = WatchStream::new(s.status.subscribe()).map(|status| TillEvent::Status { status });
-    let stream = tokio_stream::once(first).chain(till_events.merge(status)).map(|ev| Ok(event_json(&ev)));
+    let stream = tokio_stream::iter([first, shift]).chain(till_events.merge(status)).map(|ev| Ok(event_json(&ev)));
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
@@ -135,26 +225,129 @@ async fn status(State(s): State<AppState>) -> ApiResult {
     Ok(Json(json!(status)))
 }
 
-async fn basket(State(s): State<AppState>) -> ApiResult {
+async fn users(State(s): State<AppState>) -> ApiResult {
+    let j = s.journal.clone();
+    let users = tokio::task::spawn_blocking(move || j.users()).await.expect("journal task")?;
+    Ok(Json(json!({ "users": users, "terminal": s.till.terminal, "store": s.journal.store().0 })))
+}
+
+#[derive(Deserialize)]
+struct LoginRequest {
+    user: String,
+    pin: String,
+}
+
+async fn login(State(s): State<AppState>, Json(req): Json<LoginRequest>) -> ApiResult {
+    let (token, user) = s.till.login(req.user, req.pin).await?;
+    Ok(Json(json!({ "token": token, "user": user })))
+}
+
+async fn logout(State(s): State<AppState>, headers: axum::http::HeaderMap) -> ApiResult {
+    if let Some(t) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")) {
+        s.till.logout(t.trim());
+    }
+    Ok(Json(json!({ "ok": true })))
+}
+
+async fn me(Cashier(user): Cashier) -> ApiResult {
+    Ok(Json(json!({ "user": user })))
+}
+
+#[derive(Deserialize)]
+struct SearchQuery {
+    q: String,
+}
+
+async fn search(State(s): State<AppState>, _c: Cashier, Query(q): Query<SearchQuery>) -> ApiResult {
+    let j = s.journal.clone();
+    let items = tokio::task::spawn_blocking(move || j.search(&q.q)).await.expect("journal task")?;
+    Ok(Json(json!({ "items": items })))
+}
+
+async fn basket(State(s): State<AppState>, _c: Cashier) -> ApiResult {
     Ok(Json(json!(s.till.basket_event().await)))
 }
 
 #[derive(Deserialize)]
 struct ScanRequest {
     code: String,
+    idempotency_key: String,
 }
 
-/// A code typed by the cashier, handled exactly like a scan.
-async fn scan(State(s): State<AppState>, Json(req): Json<ScanRequest>) -> ApiResult {
-    Ok(Json(json!(s.till.scan(req.code.trim().as_bytes()).await?)))
+/// A code typed by the cashier, handled like a scan.
+async fn scan(State(s): State<AppState>, _c: Cashier, Json(req): Json<ScanRequest>) -> ApiResult {
+    Ok(Json(json!(s.till.enter_code(&req.code, &req.idempotency_key).await?)))
 }
 
-async fn remove_line(State(s): State<AppState>, Path(line): Path<usize>) -> ApiResult {
-    Ok(Json(json!(s.till.remove_line(line).await?)))
+#[derive(Deserialize)]
+struct AddItem {
+    sku: String,
+    quantity: i64,
+    idempotency_key: String,
 }
 
-async fn void(State(s): State<AppState>) -> ApiResult {
-    Ok(Json(json!(s.till.void().await)))
+async fn add_item(State(s): State<AppState>, _c: Cashier, Json(req): Json<AddItem>) -> ApiResult {
+    let sku = Sku::parse(&req.sku).ok_or_else(|| ApiError::bad("unknown_sku", "not a SKU"))?;
+    Ok(Json(json!(s.till.add_sku(sku, req.quantity, &req.idempotency_key).await?)))
+}
+
+#[derive(Deserialize)]
+struct Quantity {
+    quantity: i64,
+    idempotency_key: String,
+}
+
+async fn set_quantity(State(s): State<AppState>, _c: Cashier, Path(line): Path<usize>, Json(req): Json<Quantity>) -> ApiResult {
+    Ok(Json(json!(s.till.set_quantity(line, req.quantity, &req.idempotency_key).await?)))
+}
+
+#[derive(Deserialize)]
+struct KeyOnly {
+    idempotency_key: String,
+}
+
+async fn remove_line(State(s): State<AppState>, _c: Cashier, Path(line): Path<usize>, Json(req): Json<KeyOnly>) -> ApiResult {
+    Ok(Json(json!(s.till.remove_line(line, &req.idempotency_key).await?)))
+}
+
+#[derive(Deserialize)]
+struct PriceOverride {
+    price_kopecks: i64,
+    manager: Option<Approval>,
+    idempotency_key: String,
+}
+
+async fn override_price(
+    State(s): State<AppState>,
+    Cashier(user): Cashier,
+    Path(line): Path<usize>,
+    Json(req): Json<PriceOverride>,
+) -> ApiResult {
+    let manager = s.till.manager(&user, Approval::pair(req.manager)).await?;
+    Ok(Json(json!(s.till.override_price(line, Kopecks(req.price_kopecks), &manager, &req.idempotency_key).await?)))
+}
+
+#[derive(Deserialize)]
+struct DiscountRequest {
+    percent: Option<u8>,
+    amount_kopecks: Option<i64>,
+    manager: Option<Approval>,
+    idempotency_key: String,
+}
+
+async fn discount(State(s): State<AppState>, Cashier(user): Cashier, Json(req): Json<DiscountRequest>) -> ApiResult {
+    let discount = match (req.percent, req.amount_kopecks) {
+        (Some(p), None) => Some(BasketDiscount::Percent(p)),
+        (None, Some(a)) => Some(BasketDiscount::Amount(Kopecks(a))),
+        (None, None) => None,
+        _ => return Err(ApiError::bad("bad_discount", "a percent or an amount, not both")),
+    };
+    let manager = s.till.manager(&user, Approval::pair(req.manager)).await?;
+    Ok(Json(json!(s.till.set_discount(discount, &manager, &req.idempotency_key).await?)))
+}
+
+async fn void(State(s): State<AppState>, Cashier(user): Cashier, Json(req): Json<KeyOnly>) -> ApiResult {
+    Ok(Json(json!(s.till.void(&user, &req.idempotency_key).await?)))
 }
 
 #[derive(Deserialize)]
@@ -169,43 +362,60 @@ struct PayRequest {
     tenders: Vec<TenderRequest>,
 }
 
-async fn pay(State(s): State<AppState>, Json(req): Json<PayRequest>) -> ApiResult {
-    if req.tenders.is_empty() || req.tenders.len() > TENDERS_MAX {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_tender", format!("1 to {TENDERS_MAX} tenders")));
+fn tenders(requested: &[TenderRequest]) -> Result<Vec<Tender>, ApiError> {
+    if requested.is_empty() || requested.len() > TENDERS_MAX {
+        return Err(ApiError::bad("bad_tender", format!("1 to {TENDERS_MAX} tenders")));
     }
-    let tenders = req
-        .tenders
+    requested
         .iter()
         .map(|t| {
             let kind = match t.kind.as_str() {
                 "cash" => TenderKind::Cash,
                 "card" => TenderKind::Card,
-                other => {
-                    return Err(ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "bad_tender",
-                        format!("unknown tender `{other}`"),
-                    ))
-                }
+                other => return Err(ApiError::bad("bad_tender", format!("unknown tender `{other}`"))),
             };
             Ok(Tender { kind, amount: Kopecks(t.amount_kopecks) })
         })
-        .collect::<Result<Vec<_>, _>>()?;
-    let (sale, replayed) = s.till.pay(tenders, req.idempotency_key).await?;
+        .collect()
+}
+
+async fn pay(State(s): State<AppState>, Cashier(user): Cashier, Json(req): Json<PayRequest>) -> ApiResult {
+    let tenders = tenders(&req.tenders)?;
+    let (sale, replayed) = s.till.pay(&user, tenders, req.idempotency_key).await?;
     Ok(Json(json!({ "sale": sale, "replayed": replayed })))
 }
 
-async fn sale(State(s): State<AppState>, Path(seq): Path<u64>) -> ApiResult {
+#[derive(Deserialize)]
+struct LookupQuery {
+    code: String,
+}
+
+/// A sale by its receipt's code (QR `KASSA:store:seq`) or number, with what is left to
+/// return of each line.
+async fn lookup(State(s): State<AppState>, _c: Cashier, Query(q): Query<LookupQuery>) -> ApiResult {
     let j = s.journal.clone();
-    let sale =
-        tokio::task::spawn_blocking(move || j.sale(seq)).await.expect("journal task").map_err(TillError::from)?;
+    let found = tokio::task::spawn_blocking(move || -> Result<_, crate::journal::JournalError> {
+        let Some(seq) = j.find_doc(q.code.trim())? else { return Ok(None) };
+        j.returnable(seq)
+    })
+    .await
+    .expect("journal task")?;
+    match found {
+        Some((sale, returnable)) => Ok(Json(json!({ "sale": sale, "returnable": returnable }))),
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, "no_such_sale", "no sale with that receipt")),
+    }
+}
+
+async fn sale(State(s): State<AppState>, _c: Cashier, Path(seq): Path<u64>) -> ApiResult {
+    let j = s.journal.clone();
+    let sale = tokio::task::spawn_blocking(move || j.sale(seq)).await.expect("journal task")?;
     match sale {
         Some(sale) => Ok(Json(json!(sale))),
         None => Err(ApiError::new(StatusCode::NOT_FOUND, "no_such_sale", format!("no sale {seq}"))),
     }
 }
 
-async fn reprint(State(s): State<AppState>, Path(seq): Path<u64>) -> ApiResult {
+async fn reprint(State(s): State<AppState>, _c: Cashier, Path(seq): Path<u64>) -> ApiResult {
     if s.till.reprint(seq).await? {
         Ok(Json(json!({ "queued": true })))
     } else {
@@ -213,11 +423,126 @@ async fn reprint(State(s): State<AppState>, Path(seq): Path<u64>) -> ApiResult {
     }
 }
 
+#[derive(Deserialize)]
+struct CancelRequest {
+    manager: Option<Approval>,
+    idempotency_key: String,
+}
+
+async fn cancel(State(s): State<AppState>, Cashier(user): Cashier, Path(seq): Path<u64>, Json(req): Json<CancelRequest>) -> ApiResult {
+    let manager = s.till.manager(&user, Approval::pair(req.manager)).await?;
+    let request = ReturnRequest::Cancel { sale_seq: seq, approved_by: manager.id.clone() };
+    let (ret, replayed) = s.till.return_items(&user, request, req.idempotency_key).await?;
+    Ok(Json(json!({ "return": ret, "replayed": replayed })))
+}
+
+#[derive(Deserialize)]
+struct ReturnLineRequest {
+    line: u32,
+    quantity: i64,
+}
+
+#[derive(Deserialize)]
+struct ReturnRequestBody {
+    /// The sale's sequence, or `code`: its receipt number or QR text.
+    sale_seq: Option<u64>,
+    code: Option<String>,
+    lines: Vec<ReturnLineRequest>,
+    idempotency_key: String,
+}
+
+async fn return_with_receipt(State(s): State<AppState>, Cashier(user): Cashier, Json(req): Json<ReturnRequestBody>) -> ApiResult {
+    let sale_seq = match (req.sale_seq, req.code) {
+        (Some(seq), _) => seq,
+        (None, Some(code)) => {
+            let j = s.journal.clone();
+            tokio::task::spawn_blocking(move || j.find_doc(code.trim()))
+                .await
+                .expect("journal task")?
+                .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no_such_sale", "no sale with that receipt"))?
+        }
+        (None, None) => return Err(ApiError::bad("bad_return", "name the sale: sale_seq or code")),
+    };
+    let lines = req.lines.iter().map(|l| (l.line, l.quantity)).collect();
+    let (ret, replayed) = s.till.return_items(&user, ReturnRequest::WithReceipt { sale_seq, lines }, req.idempotency_key).await?;
+    Ok(Json(json!({ "return": ret, "replayed": replayed })))
+}
+
+#[derive(Deserialize)]
+struct NoReceiptLine {
+    sku: String,
+    quantity: i64,
+}
+
+#[derive(Deserialize)]
+struct NoReceiptBody {
+    lines: Vec<NoReceiptLine>,
+    manager: Option<Approval>,
+    idempotency_key: String,
+}
+
+async fn return_without_receipt(State(s): State<AppState>, Cashier(user): Cashier, Json(req): Json<NoReceiptBody>) -> ApiResult {
+    let manager = s.till.manager(&user, Approval::pair(req.manager)).await?;
+    let lines = req
+        .lines
+        .iter()
+        .map(|l| Ok((Sku::parse(&l.sku).ok_or_else(|| ApiError::bad("unknown_sku", "not a SKU"))?, l.quantity)))
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    let request = ReturnRequest::WithoutReceipt { lines, approved_by: manager.id.clone() };
+    let (ret, replayed) = s.till.return_items(&user, request, req.idempotency_key).await?;
+    Ok(Json(json!({ "return": ret, "replayed": replayed })))
+}
+
+async fn shift(State(s): State<AppState>, _c: Cashier) -> ApiResult {
+    Ok(Json(json!({ "report": s.till.x_report(false).await? })))
+}
+
+#[derive(Deserialize)]
+struct OpenShift {
+    float_kopecks: i64,
+    idempotency_key: String,
+}
+
+async fn open_shift(State(s): State<AppState>, Cashier(user): Cashier, Json(req): Json<OpenShift>) -> ApiResult {
+    Ok(Json(json!({ "report": s.till.open_shift(&user, Kopecks(req.float_kopecks), req.idempotency_key).await? })))
+}
+
+#[derive(Deserialize)]
+struct CashMove {
+    amount_kopecks: i64,
+    reason: String,
+    idempotency_key: String,
+}
+
+async fn cash_move(State(s): State<AppState>, Cashier(user): Cashier, Json(req): Json<CashMove>) -> ApiResult {
+    let report = s.till.cash_move(&user, Kopecks(req.amount_kopecks), req.reason, req.idempotency_key).await?;
+    Ok(Json(json!({ "report": report })))
+}
+
+/// Prints the X report (mid-shift); printing twice prints twice, which is harmless.
+async fn x_report(State(s): State<AppState>, _c: Cashier, Json(_req): Json<KeyOnly>) -> ApiResult {
+    match s.till.x_report(true).await? {
+        Some(report) => Ok(Json(json!({ "report": report }))),
+        None => Err(TillError::Write(WriteError::NoShift).into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct CloseShift {
+    counted_kopecks: i64,
+    manager: Option<Approval>,
+    idempotency_key: String,
+}
+
+async fn close_shift(State(s): State<AppState>, Cashier(user): Cashier, Json(req): Json<CloseShift>) -> ApiResult {
+    let manager = s.till.manager(&user, Approval::pair(req.manager)).await?;
+    Ok(Json(json!({ "report": s.till.close_shift(&manager, Kopecks(req.counted_kopecks), req.idempotency_key).await? })))
+}
+
 async fn stock(State(s): State<AppState>, Path(sku): Path<String>) -> ApiResult {
-    let sku = Sku::parse(&sku).ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "bad_sku", "not a SKU"))?;
+    let sku = Sku::parse(&sku).ok_or_else(|| ApiError::bad("unknown_sku", "not a SKU"))?;
     let j = s.journal.clone();
     let sku2 = sku.clone();
-    let quantity =
-        tokio::task::spawn_blocking(move || j.stock(&sku2)).await.expect("journal task").map_err(TillError::from)?;
+    let quantity = tokio::task::spawn_blocking(move || j.stock(&sku2)).await.expect("journal task")?;
     Ok(Json(json!({ "sku": sku, "store": s.journal.store().0, "quantity": quantity })))
 }

@@ -139,11 +139,11 @@ pub fn spawn_spooler(
                     }
                 };
                 status.send_modify(|s| s.printer.state = DeviceState::Busy);
-                let bytes = crate::receipt::render(&job.sale, profile, job.copy, utc_offset_minutes);
+                let bytes = crate::receipt::render_printable(&job.printable, profile, job.copy, utc_offset_minutes);
                 let written = bytes.chunks(PRINT_CHUNK_BYTES).try_for_each(|c| p.write_all(c)).and_then(|()| p.flush());
                 match written {
                     Ok(()) => {
-                        tracing::info!(job = job.id, receipt = %job.sale.receipt_no, copy = job.copy, "receipt printed");
+                        tracing::info!(job = job.id, copy = job.copy, "printed");
                         if let Err(e) = journal.print_job_done(job.id, crate::till::now_ms()) {
                             tracing::error!(error = %e, "cannot mark print job done");
                         }

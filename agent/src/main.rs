@@ -27,6 +27,37 @@ enum Command {
         #[arg(long, default_value = "kassa-agent.toml")]
         config: PathBuf,
     },
+    /// Check the journal's hash chain and that its tables agree with it; names the
+    /// first broken link. Exit status 0 only if everything holds.
+    Verify {
+        #[arg(long, default_value = "kassa-agent.toml")]
+        config: PathBuf,
+    },
+    /// Cashiers and managers.
+    Users {
+        #[arg(long, default_value = "kassa-agent.toml")]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum UsersCommand {
+    /// Add a user; the PIN is read from the KASSA_PIN environment variable or asked for.
+    Add {
+        id: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_parser = ["cashier", "manager"])]
+        role: String,
+    },
+    List,
+}
+
+fn open_journal(config: &std::path::Path) -> anyhow::Result<kassa_agent::Journal> {
+    let config = kassa_agent::AgentConfig::load(config)?;
+    Ok(kassa_agent::Journal::open(&config.data_dir.join("journal.sqlite"), kassa_protocol::StoreId(config.store))?)
 }
 
 fn init_logging(format: LogFormat) {
@@ -51,6 +82,45 @@ async fn main() -> anyhow::Result<()> {
             shutdown_signal().await;
             cancel.cancel();
             agent.wait().await;
+        }
+        Command::Verify { config } => {
+            let report = open_journal(&config)?.verify()?;
+            println!("{} records: {} sales, {} returns", report.records, report.sales, report.returns);
+            if let Some(broken) = &report.first_broken {
+                println!("BROKEN: {broken}");
+            }
+            for p in &report.problems {
+                println!("PROBLEM: {p}");
+            }
+            if !report.ok() {
+                std::process::exit(1);
+            }
+            println!("journal verified: the hash chain is intact and the tables agree with it");
+        }
+        Command::Users { config, command } => {
+            let journal = open_journal(&config)?;
+            match command {
+                UsersCommand::Add { id, name, role } => {
+                    let pin = match std::env::var("KASSA_PIN") {
+                        Ok(pin) => pin,
+                        Err(_) => {
+                            eprint!("PIN for {id}: ");
+                            let mut line = String::new();
+                            std::io::stdin().read_line(&mut line)?;
+                            line.trim().to_owned()
+                        }
+                    };
+                    let role = kassa_agent::journal::Role::parse(&role).expect("clap checked it");
+                    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
+                    journal.add_user(&kassa_agent::journal::User { id: id.clone(), name, role }, &pin, now)?;
+                    println!("added {id}");
+                }
+                UsersCommand::List => {
+                    for u in journal.users()? {
+                        println!("{}\t{}\t{}", u.id, u.role.code(), u.name);
+                    }
+                }
+            }
         }
     }
     Ok(())

@@ -1,43 +1,83 @@
-//! A sale as an ESC/POS receipt.
+//! Sales, returns and shift reports as ESC/POS.
 
 use kassa_hardware::escpos::{Align, Cut, Encoder, PrinterProfile};
 use kassa_protocol::basket;
 use kassa_protocol::catalog::Unit;
+use kassa_protocol::returns::{Return, ReturnKind};
 use kassa_protocol::sale::{Sale, TenderKind};
+use kassa_protocol::Kopecks;
+
+use crate::journal::{Printable, ShiftReport};
+
+/// Renders what a print job holds.
+pub fn render_printable(p: &Printable, profile: PrinterProfile, copy: bool, utc_offset_minutes: i32) -> Vec<u8> {
+    match p {
+        Printable::Sale(sale) => render(sale, profile, copy, utc_offset_minutes),
+        Printable::Return(ret) => render_return(ret, profile, copy, utc_offset_minutes),
+        Printable::Report { report, closing } => render_report(report, *closing, profile, utc_offset_minutes),
+    }
+}
+
+fn header(e: &mut Encoder, store: kassa_protocol::StoreId, title: &str, copy: bool) {
+    e.align(Align::Centre).size(2, 2).bold(true).line("КАССА").size(1, 1).bold(false);
+    e.line(&format!("Магазин {store}"));
+    if !title.is_empty() {
+        e.bold(true).line(title).bold(false);
+    }
+    if copy {
+        e.bold(true).line("*** КОПИЯ ***").bold(false);
+    }
+    e.align(Align::Left);
+}
+
+fn footer(e: &mut Encoder, copy: bool) {
+    if copy {
+        e.align(Align::Centre).bold(true).line("*** КОПИЯ ***").bold(false);
+    }
+    e.cut(Cut::FeedPartial(3));
+}
+
+fn quantity_text(unit: Unit, quantity: i64) -> String {
+    match unit {
+        Unit::Piece => format!("{quantity} шт"),
+        Unit::Kilogram => format!("{},{:03} кг", quantity / 1000, quantity % 1000),
+    }
+}
+
+fn tender_name(kind: TenderKind) -> &'static str {
+    match kind {
+        TenderKind::Cash => "Наличными",
+        TenderKind::Card => "Картой",
+    }
+}
 
 /// Renders `sale` for `profile`. A copy is marked "КОПИЯ" at the top and bottom. The
 /// drawer opens on the original of a sale paid (partly) in cash, never on a copy.
 pub fn render(sale: &Sale, profile: PrinterProfile, copy: bool, utc_offset_minutes: i32) -> Vec<u8> {
     let mut e = Encoder::new(profile);
-    e.align(Align::Centre).size(2, 2).bold(true).line("КАССА").size(1, 1).bold(false);
-    e.line(&format!("Магазин {}", sale.id.store));
-    if copy {
-        e.bold(true).line("*** КОПИЯ ***").bold(false);
-    }
-    e.align(Align::Left);
+    header(&mut e, sale.id.store, "", copy);
     e.columns(&format!("Чек {}", sale.receipt_no), &format_time(sale.created_at_ms, utc_offset_minutes));
+    e.line(&format!("Кассир: {}", sale.cashier));
     e.line(&"-".repeat(profile.columns));
     for l in &sale.lines {
         e.line(&l.name);
-        let qty = match l.unit {
-            Unit::Piece => format!("{} шт × {}", l.quantity, l.price),
-            Unit::Kilogram => format!("{},{:03} кг × {}", l.quantity / 1000, l.quantity % 1000, l.price),
-        };
-        e.columns(&format!("  {qty}"), &format!("={}", l.amount));
+        e.columns(&format!("  {} × {}", quantity_text(l.unit, l.quantity), l.price), &format!("={}", l.amount));
+        if l.price != l.list_price {
+            e.line(&format!("  цена изменена (была {})", l.list_price));
+        }
+        if l.discount.0 > 0 {
+            e.columns("  скидка", &format!("-{}", l.discount));
+        }
     }
     e.line(&"-".repeat(profile.columns));
     e.bold(true).size(1, 2).columns("ИТОГО", &format!("={}", sale.total)).size(1, 1).bold(false);
     for t in &sale.tenders {
-        let name = match t.kind {
-            TenderKind::Cash => "Наличными",
-            TenderKind::Card => "Картой",
-        };
-        e.columns(name, &format!("={}", t.amount));
+        e.columns(tender_name(t.kind), &format!("={}", t.amount));
     }
     if sale.change.0 > 0 {
         e.columns("Сдача", &format!("={}", sale.change));
     }
-    if let Some(totals) = basket::totals(sale.lines.iter().map(|l| (l.amount, l.vat))) {
+    if let Some(totals) = basket::totals(sale.lines.iter()) {
         for v in totals.vat {
             if v.rate.percent().is_some_and(|p| p > 0) {
                 e.columns(&format!("в т.ч. {}", v.rate.label()), &format!("={}", v.vat));
@@ -45,16 +85,82 @@ pub fn render(sale: &Sale, profile: PrinterProfile, copy: bool, utc_offset_minut
         }
     }
     e.align(Align::Centre);
-    // The receipt's QR code carries the sale id: scanning it at any till starts a return.
+    // The receipt's QR code carries the sale id: scanning it at the till starts a return.
     e.qr(format!("KASSA:{}:{}", sale.id.store.0, sale.id.seq).as_bytes(), 5).newline();
     e.line("Спасибо за покупку!");
-    if copy {
-        e.bold(true).line("*** КОПИЯ ***").bold(false);
-    }
-    e.cut(Cut::FeedPartial(3));
+    footer(&mut e, copy);
     if !copy && sale.tenders.iter().any(|t| t.kind == TenderKind::Cash) {
         e.drawer_kick();
     }
+    e.finish()
+}
+
+fn render_return(ret: &Return, profile: PrinterProfile, copy: bool, utc_offset_minutes: i32) -> Vec<u8> {
+    let mut e = Encoder::new(profile);
+    let title = match &ret.kind {
+        ReturnKind::WithReceipt { .. } => "ВОЗВРАТ".to_owned(),
+        ReturnKind::WithoutReceipt { approved_by } => format!("ВОЗВРАТ БЕЗ ЧЕКА (разрешил {approved_by})"),
+        ReturnKind::Cancellation { approved_by, .. } => format!("АННУЛИРОВАНИЕ (разрешил {approved_by})"),
+    };
+    header(&mut e, ret.id.store, &title, copy);
+    e.columns(&format!("Чек {}", ret.receipt_no), &format_time(ret.created_at_ms, utc_offset_minutes));
+    if let Some(sale) = ret.kind.sale() {
+        e.line(&format!("К продаже {sale}"));
+    }
+    e.line(&format!("Кассир: {}", ret.cashier));
+    e.line(&"-".repeat(profile.columns));
+    for l in &ret.lines {
+        e.line(&l.name);
+        e.columns(&format!("  {}", quantity_text(l.unit, l.quantity)), &format!("={}", l.amount));
+    }
+    e.line(&"-".repeat(profile.columns));
+    e.bold(true).size(1, 2).columns("ВОЗВРАЩЕНО", &format!("={}", ret.total)).size(1, 1).bold(false);
+    for t in &ret.refunds {
+        e.columns(tender_name(t.kind), &format!("={}", t.amount));
+    }
+    footer(&mut e, copy);
+    if !copy && ret.refunds.iter().any(|t| t.kind == TenderKind::Cash) {
+        e.drawer_kick();
+    }
+    e.finish()
+}
+
+fn render_report(r: &ShiftReport, closing: bool, profile: PrinterProfile, utc_offset_minutes: i32) -> Vec<u8> {
+    let mut e = Encoder::new(profile);
+    e.align(Align::Centre).size(2, 2).bold(true);
+    e.line(if closing { "Z-ОТЧЁТ" } else { "X-ОТЧЁТ" }).size(1, 1).bold(false);
+    e.line(&format!("Смена {} · касса {:02}", r.shift, r.terminal)).align(Align::Left);
+    e.columns("Открыта", &format_time(r.opened_at_ms, utc_offset_minutes));
+    e.columns("Открыл", &r.opened_by);
+    if let (Some(at), Some(by)) = (r.closed_at_ms, &r.closed_by) {
+        e.columns("Закрыта", &format_time(at, utc_offset_minutes));
+        e.columns("Закрыл", by);
+    }
+    e.line(&"-".repeat(profile.columns));
+    e.columns(&format!("Продажи ({})", r.sales_count), &format!("={}", r.sales_total));
+    e.columns(&format!("Возвраты ({})", r.returns_count), &format!("={}", r.returns_total));
+    e.columns(&format!("Отмены чеков ({})", r.voids_count), &format!("={}", r.voids_total));
+    for t in &r.tenders {
+        let name = if t.kind == "card" { "Картой" } else { "Наличными" };
+        e.columns(&format!("{name}: продажи"), &format!("={}", t.sales));
+        e.columns(&format!("{name}: возвраты"), &format!("={}", t.refunds));
+    }
+    for v in &r.vat {
+        e.columns(&format!("{} продажи", v.rate.label()), &format!("={} (НДС {})", v.sales, v.sales_vat));
+        if v.returns.0 > 0 {
+            e.columns(&format!("{} возвраты", v.rate.label()), &format!("={} (НДС {})", v.returns, v.returns_vat));
+        }
+    }
+    e.line(&"-".repeat(profile.columns));
+    e.columns("Размен", &format!("={}", r.float));
+    e.columns("Внесения", &format!("={}", r.cash_in));
+    e.columns("Изъятия", &format!("={}", r.cash_out));
+    e.bold(true).columns("Наличных в кассе", &format!("={}", r.expected_cash)).bold(false);
+    if let (Some(c), Some(d)) = (r.counted_cash, r.difference) {
+        e.columns("Пересчитано", &format!("={c}"));
+        e.columns(if d.0 < 0 { "Недостача" } else { "Излишек" }, &format!("={}", Kopecks(d.0.abs())));
+    }
+    e.cut(Cut::FeedPartial(3));
     e.finish()
 }
 

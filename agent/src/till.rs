@@ -1,21 +1,35 @@
-//! The till: the open basket of a terminal and what happens on a scan and on payment.
+//! The till of one terminal: who is logged in, the open basket, and every cashier
+//! action, each turned into journal calls and page events.
 //!
 //! Every change is published as a [`TillEvent`] to the cashier page (server-sent
-//! events), so a scan shows without a reload.
+//! events), so a scan shows without a reload. The open basket lives in memory: it is
+//! not a sale until paid (an agent restart empties it; the cashier rescans).
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use kassa_hardware::barcode::{self, Scan};
-use kassa_protocol::basket::{Basket, BasketError, Totals};
+use kassa_protocol::basket::{Basket, BasketDiscount, BasketError, Totals};
+use kassa_protocol::catalog::CatalogItem;
 use kassa_protocol::gtin::Gtin;
+use kassa_protocol::returns::Return;
 use kassa_protocol::sale::{Sale, Tender};
+use kassa_protocol::{Kopecks, Sku};
 use serde::Serialize;
 use tokio::sync::{broadcast, watch, Mutex};
 
-use crate::journal::{Journal, JournalError, SaleError};
+use crate::journal::{AuthError, Journal, JournalError, ReturnRequest, Role, ShiftReport, User, WriteError};
 
-/// Events buffered per page; a page that falls further behind reloads the basket.
+/// Events buffered per page; a page that falls further behind skips to the next
+/// (whole-basket) event.
 pub const EVENTS_QUEUE_MAX: usize = 256;
+/// Basket operations remembered by idempotency key (the basket is in memory, so are
+/// its keys); a retry older than this many operations is applied again.
+pub const BASKET_KEYS_MAX: usize = 256;
+/// Logged-in sessions per terminal; the oldest is dropped beyond this.
+pub const SESSIONS_MAX: usize = 16;
+/// A session ends after this long without being used.
+pub const SESSION_IDLE_MS: i64 = 12 * 60 * 60 * 1000;
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -23,6 +37,8 @@ pub enum TillEvent {
     Basket { basket: Basket, totals: Option<Totals> },
     ScanRejected { code: String, reason: String },
     SaleCommitted { sale: Sale },
+    ReturnCommitted { ret: Return },
+    Shift { report: Option<ShiftReport> },
     Status { status: crate::status::Status },
 }
 
@@ -32,23 +48,47 @@ pub enum TillError {
     UnknownBarcode(String),
     #[error("unknown weighed item PLU {0}")]
     UnknownPlu(u32),
+    #[error("unknown SKU {0}")]
+    UnknownSku(String),
     #[error("{0}")]
     Rejected(String),
     #[error("no catalog yet: the store has not reached HQ since it was installed")]
     NoCatalog,
+    #[error("log in first")]
+    NotLoggedIn,
+    #[error("this needs a manager's approval")]
+    NeedsManager,
+    #[error("the basket is being paid; wait a moment")]
+    Busy,
+    #[error(transparent)]
+    Auth(#[from] AuthError),
     #[error(transparent)]
     Basket(#[from] BasketError),
     #[error(transparent)]
-    Sale(#[from] SaleError),
+    Write(#[from] WriteError),
     #[error(transparent)]
     Journal(#[from] JournalError),
+}
+
+#[derive(Debug, Default)]
+struct OpenBasket {
+    basket: Basket,
+    /// Recent basket operations by idempotency key, with the event they answered.
+    keys: VecDeque<(String, TillEvent)>,
+}
+
+#[derive(Debug, Clone)]
+struct Session {
+    user: User,
+    last_used_ms: i64,
 }
 
 #[derive(Debug)]
 pub struct Till {
     pub terminal: u16,
     journal: Arc<Journal>,
-    basket: Mutex<Basket>,
+    basket: Mutex<OpenBasket>,
+    sessions: std::sync::Mutex<HashMap<String, Session>>,
     events: broadcast::Sender<TillEvent>,
     /// Bumped after each commit that wrote to the outbox; the sync client watches it.
     outbox_changed: watch::Sender<u64>,
@@ -62,6 +102,12 @@ pub(crate) fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+fn token() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the OS random source works");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 impl Till {
     pub fn new(
         terminal: u16,
@@ -72,7 +118,8 @@ impl Till {
         Till {
             terminal,
             journal,
-            basket: Mutex::new(Basket::default()),
+            basket: Mutex::new(OpenBasket::default()),
+            sessions: std::sync::Mutex::new(HashMap::new()),
             events: broadcast::channel(EVENTS_QUEUE_MAX).0,
             outbox_changed,
             print_wake,
@@ -87,26 +134,77 @@ impl Till {
         let _ = self.events.send(ev); // nobody listening is fine
     }
 
-    pub async fn basket_event(&self) -> TillEvent {
-        let basket = self.basket.lock().await.clone();
-        let totals = basket.totals();
-        TillEvent::Basket { basket, totals }
-    }
-
-    async fn journal<T: Send + 'static>(
+    async fn journal<T: Send + 'static, E: Send + 'static>(
         &self,
-        f: impl FnOnce(&Journal) -> Result<T, JournalError> + Send + 'static,
-    ) -> Result<T, JournalError> {
+        f: impl FnOnce(&Journal) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E> {
         let j = self.journal.clone();
         tokio::task::spawn_blocking(move || f(&j)).await.expect("journal task panicked")
     }
 
-    /// A code from the scanner or typed by the cashier. A rejected scan is published
-    /// with its reason (the page shows it) and returned as an error.
+    // ---- users ----
+
+    /// Checks the PIN and opens a session; returns its token.
+    pub async fn login(&self, id: String, pin: String) -> Result<(String, User), TillError> {
+        let user = self.journal(move |j| j.authenticate(&id, &pin, now_ms())).await?;
+        let token = token();
+        let mut sessions = self.sessions.lock().expect("sessions lock");
+        let now = now_ms();
+        sessions.retain(|_, s| now - s.last_used_ms < SESSION_IDLE_MS);
+        if sessions.len() >= SESSIONS_MAX {
+            if let Some(oldest) = sessions.iter().min_by_key(|(_, s)| s.last_used_ms).map(|(t, _)| t.clone()) {
+                sessions.remove(&oldest);
+            }
+        }
+        sessions.insert(token.clone(), Session { user: user.clone(), last_used_ms: now });
+        tracing::info!(user = %user.id, terminal = self.terminal, "login");
+        Ok((token, user))
+    }
+
+    pub fn logout(&self, token: &str) {
+        self.sessions.lock().expect("sessions lock").remove(token);
+    }
+
+    /// The user of a session token.
+    pub fn session(&self, token: &str) -> Result<User, TillError> {
+        let mut sessions = self.sessions.lock().expect("sessions lock");
+        let now = now_ms();
+        match sessions.get_mut(token) {
+            Some(s) if now - s.last_used_ms < SESSION_IDLE_MS => {
+                s.last_used_ms = now;
+                Ok(s.user.clone())
+            }
+            _ => Err(TillError::NotLoggedIn),
+        }
+    }
+
+    /// The approving manager: the logged-in user if a manager, else the one whose
+    /// user id and PIN came with the request.
+    pub async fn manager(&self, user: &User, approval: Option<(String, String)>) -> Result<User, TillError> {
+        if user.role == Role::Manager {
+            return Ok(user.clone());
+        }
+        let (id, pin) = approval.ok_or(TillError::NeedsManager)?;
+        let approver = self.journal(move |j| j.authenticate(&id, &pin, now_ms())).await?;
+        if approver.role != Role::Manager {
+            return Err(TillError::NeedsManager);
+        }
+        Ok(approver)
+    }
+
+    // ---- the basket ----
+
+    pub async fn basket_event(&self) -> TillEvent {
+        let b = self.basket.lock().await;
+        TillEvent::Basket { basket: b.basket.clone(), totals: b.basket.totals() }
+    }
+
+    /// A code from the scanner. A rejected scan is published with its reason (the page
+    /// shows it) and returned as an error.
     pub async fn scan(&self, raw: &[u8]) -> Result<TillEvent, TillError> {
         let result = self.scan_inner(raw).await;
         if let Err(e) = &result {
-            let code = String::from_utf8_lossy(raw).into_owned();
+            let code = kassa_hardware::escape(raw);
             tracing::info!(%code, reason = %e, "scan rejected");
             self.publish(TillEvent::ScanRejected { code, reason: e.to_string() });
         }
@@ -114,65 +212,144 @@ impl Till {
     }
 
     async fn scan_inner(&self, raw: &[u8]) -> Result<TillEvent, TillError> {
-        let (item, quantity) = match barcode::parse(raw) {
+        let (item, quantity) = self.resolve(raw).await?;
+        self.modify(None, move |b| b.add(&item, quantity).map(|_| ())).await
+    }
+
+    /// A code typed by the cashier: a barcode, or a PLU of a weighed item.
+    pub async fn enter_code(&self, code: &str, key: &str) -> Result<TillEvent, TillError> {
+        let (item, quantity) = self.resolve(code.trim().as_bytes()).await?;
+        self.modify(Some(key), move |b| b.add(&item, quantity).map(|_| ())).await
+    }
+
+    pub async fn add_sku(&self, sku: Sku, quantity: i64, key: &str) -> Result<TillEvent, TillError> {
+        let s = sku.clone();
+        let item = self.journal(move |j| j.item_by_sku(&s)).await?.ok_or(TillError::UnknownSku(sku.0))?;
+        self.modify(Some(key), move |b| b.add(&item, quantity).map(|_| ())).await
+    }
+
+    async fn resolve(&self, raw: &[u8]) -> Result<(CatalogItem, i64), TillError> {
+        let found = match barcode::parse(raw) {
             Scan::Gtin { gtin } => {
                 let g = Gtin::parse(&gtin).map_err(|e| TillError::Rejected(e.to_string()))?;
                 let item = self.journal(move |j| j.item_by_gtin(&g)).await?;
-                (item.ok_or_else(|| TillError::UnknownBarcode(g.short().to_owned()))?, 1)
+                item.map(|i| (i, 1)).ok_or_else(|| TillError::UnknownBarcode(g.short().to_owned()))
             }
             Scan::Weighted { plu, weight_grams } => {
                 let item = self.journal(move |j| j.item_by_plu(plu)).await?;
-                (item.ok_or(TillError::UnknownPlu(plu))?, weight_grams)
+                item.map(|i| (i, weight_grams)).ok_or(TillError::UnknownPlu(plu))
             }
             Scan::Rejected { error } => return Err(TillError::Rejected(error)),
         };
-        let mut basket = self.basket.lock().await;
-        basket.add(&item, quantity)?;
-        let ev = TillEvent::Basket { basket: basket.clone(), totals: basket.totals() };
-        drop(basket);
-        self.publish(ev.clone());
-        Ok(ev)
+        if found.is_err() && self.journal(|j| j.catalog_len()).await? == 0 {
+            return Err(TillError::NoCatalog);
+        }
+        found
     }
 
-    pub async fn remove_line(&self, line: usize) -> Result<TillEvent, TillError> {
-        let mut basket = self.basket.lock().await;
-        basket.remove(line)?;
-        let ev = TillEvent::Basket { basket: basket.clone(), totals: basket.totals() };
-        drop(basket);
-        self.publish(ev.clone());
-        Ok(ev)
+    pub async fn set_quantity(&self, line: usize, quantity: i64, key: &str) -> Result<TillEvent, TillError> {
+        self.modify(Some(key), move |b| b.set_quantity(line, quantity)).await
     }
 
-    pub async fn void(&self) -> TillEvent {
-        let mut basket = self.basket.lock().await;
-        *basket = Basket::default();
-        drop(basket);
+    pub async fn remove_line(&self, line: usize, key: &str) -> Result<TillEvent, TillError> {
+        self.modify(Some(key), move |b| b.remove(line).map(|_| ())).await
+    }
+
+    /// A manager's price override on one line.
+    pub async fn override_price(&self, line: usize, price: Kopecks, manager: &User, key: &str) -> Result<TillEvent, TillError> {
+        tracing::info!(line, %price, manager = %manager.id, "price override");
+        self.modify(Some(key), move |b| b.override_price(line, price)).await
+    }
+
+    pub async fn set_discount(&self, discount: Option<BasketDiscount>, manager: &User, key: &str) -> Result<TillEvent, TillError> {
+        tracing::info!(?discount, manager = %manager.id, "basket discount");
+        self.modify(Some(key), move |b| b.set_discount(discount)).await
+    }
+
+    /// Abandons the open basket; the void is recorded in the journal.
+    pub async fn void(&self, user: &User, key: &str) -> Result<TillEvent, TillError> {
+        let mut open = self.basket.lock().await;
+        if let Some(ev) = remembered(&open, key) {
+            return Ok(ev);
+        }
+        if !open.basket.is_empty() {
+            let (terminal, basket, user) = (self.terminal, open.basket.clone(), user.id.clone());
+            self.journal(move |j| j.void_basket(terminal, &user, &basket, now_ms())).await?;
+        }
+        open.basket = Basket::default();
         let ev = TillEvent::Basket { basket: Basket::default(), totals: None };
+        remember(&mut open, key, &ev);
+        drop(open);
         self.publish(ev.clone());
-        ev
+        Ok(ev)
     }
+
+    /// Applies `f` to the open basket (all or nothing) and publishes the new basket.
+    async fn modify(
+        &self,
+        key: Option<&str>,
+        f: impl FnOnce(&mut Basket) -> Result<(), BasketError>,
+    ) -> Result<TillEvent, TillError> {
+        let mut open = self.basket.lock().await;
+        if let Some(ev) = key.and_then(|k| remembered(&open, k)) {
+            return Ok(ev);
+        }
+        let mut next = open.basket.clone();
+        f(&mut next)?;
+        let ev = TillEvent::Basket { totals: next.totals(), basket: next.clone() };
+        open.basket = next;
+        if let Some(k) = key {
+            remember(&mut open, k, &ev);
+        }
+        drop(open);
+        self.publish(ev.clone());
+        Ok(ev)
+    }
+
+    // ---- money ----
 
     /// Pays the open basket. The basket stays locked until the sale is committed, so no
     /// scan slips in between totals and commit. A retried key returns the same sale.
-    pub async fn pay(&self, tenders: Vec<Tender>, idempotency_key: String) -> Result<(Sale, bool), TillError> {
-        let mut basket = self.basket.lock().await;
-        let snapshot = basket.clone();
-        let (terminal, journal) = (self.terminal, self.journal.clone());
-        let (sale, replayed) = tokio::task::spawn_blocking(move || {
-            journal.commit_sale(terminal, &snapshot, &tenders, &idempotency_key, now_ms())
-        })
-        .await
-        .expect("journal task panicked")?;
+    pub async fn pay(&self, user: &User, tenders: Vec<Tender>, key: String) -> Result<(Sale, bool), TillError> {
+        let mut open = self.basket.lock().await;
+        let (terminal, snapshot, cashier) = (self.terminal, open.basket.clone(), user.id.clone());
+        let (sale, replayed) = self
+            .journal(move |j| j.commit_sale(terminal, &cashier, &snapshot, &tenders, &key, now_ms()))
+            .await?;
         if !replayed {
-            *basket = Basket::default();
-            drop(basket);
+            open.basket = Basket::default();
+            open.keys.clear();
+            drop(open);
             tracing::info!(sale = %sale.id, receipt = %sale.receipt_no, total = %sale.total, "sale committed");
-            self.outbox_changed.send_modify(|g| *g += 1);
-            let _ = self.print_wake.try_send(());
+            self.committed();
             self.publish(TillEvent::SaleCommitted { sale: sale.clone() });
             self.publish(TillEvent::Basket { basket: Basket::default(), totals: None });
         }
         Ok((sale, replayed))
+    }
+
+    pub async fn return_items(&self, user: &User, request: ReturnRequest, key: String) -> Result<(Return, bool), TillError> {
+        let (terminal, cashier) = (self.terminal, user.id.clone());
+        let (ret, replayed) =
+            self.journal(move |j| j.commit_return(terminal, &cashier, &request, &key, now_ms())).await?;
+        if !replayed {
+            tracing::info!(id = %ret.id, receipt = %ret.receipt_no, total = %ret.total, kind = ?ret.kind, "return committed");
+            self.committed();
+            self.publish(TillEvent::ReturnCommitted { ret: ret.clone() });
+        }
+        Ok((ret, replayed))
+    }
+
+    fn committed(&self) {
+        self.outbox_changed.send_modify(|g| *g += 1);
+        let _ = self.print_wake.try_send(());
+        self.publish_shift();
+    }
+
+    pub fn publish_shift(&self) {
+        if let Ok(report) = self.journal.x_report(self.terminal) {
+            self.publish(TillEvent::Shift { report });
+        }
     }
 
     pub async fn reprint(&self, seq: u64) -> Result<bool, TillError> {
@@ -180,4 +357,54 @@ impl Till {
         let _ = self.print_wake.try_send(());
         Ok(queued)
     }
+
+    // ---- shifts ----
+
+    pub async fn open_shift(&self, user: &User, float: Kopecks, key: String) -> Result<ShiftReport, TillError> {
+        let (terminal, id) = (self.terminal, user.id.clone());
+        let (report, _) = self.journal(move |j| j.open_shift(terminal, &id, float, &key, now_ms())).await?;
+        self.publish_shift();
+        Ok(report)
+    }
+
+    pub async fn cash_move(&self, user: &User, amount: Kopecks, reason: String, key: String) -> Result<ShiftReport, TillError> {
+        let (terminal, id) = (self.terminal, user.id.clone());
+        let (report, replayed) =
+            self.journal(move |j| j.cash_move(terminal, &id, amount, &reason, &key, now_ms())).await?;
+        if !replayed && amount.0 > 0 {
+            let _ = self.print_wake.try_send(());
+        }
+        self.publish_shift();
+        Ok(report)
+    }
+
+    pub async fn x_report(&self, print: bool) -> Result<Option<ShiftReport>, TillError> {
+        let terminal = self.terminal;
+        let report = self.journal(move |j| j.x_report(terminal)).await?;
+        if let (true, Some(r)) = (print, &report) {
+            let r = r.clone();
+            self.journal(move |j| j.print_x_report(&r, now_ms())).await?;
+            let _ = self.print_wake.try_send(());
+        }
+        Ok(report)
+    }
+
+    pub async fn close_shift(&self, manager: &User, counted: Kopecks, key: String) -> Result<ShiftReport, TillError> {
+        let (terminal, id) = (self.terminal, manager.id.clone());
+        let (z, _) = self.journal(move |j| j.close_shift(terminal, &id, counted, &key, now_ms())).await?;
+        let _ = self.print_wake.try_send(());
+        self.publish(TillEvent::Shift { report: None });
+        Ok(z)
+    }
+}
+
+fn remembered(open: &OpenBasket, key: &str) -> Option<TillEvent> {
+    open.keys.iter().find(|(k, _)| k == key).map(|(_, ev)| ev.clone())
+}
+
+fn remember(open: &mut OpenBasket, key: &str, ev: &TillEvent) {
+    if open.keys.len() >= BASKET_KEYS_MAX {
+        open.keys.pop_front();
+    }
+    open.keys.push_back((key.to_owned(), ev.clone()));
 }

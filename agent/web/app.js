@@ -1,118 +1,540 @@
-// The cashier page: plain JS, no build step. State comes from the agent's
-// server-sent events; every action is a JSON request whose refusal is shown in words.
+// The cashier page: plain JS, no build step (embedded in the agent binary). State comes
+// from the agent's server-sent events; every action is a JSON request whose refusal is
+// shown in words, with what to do next.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
+
+// ---- words ----
+const WORDS = {
+  ru: {
+    title: "Касса", shift: "Смена", returns: "Возврат", logout: "Выход", item: "Товар", qty: "Кол-во",
+    price: "Цена", sum: "Сумма", total: "Итого", cash_given: "Наличные, ₽", pay_cash: "Оплатить наличными (F9)",
+    pay_card: "Картой (F10)", pay_mixed: "Смешанная", discount: "Скидка", void: "Отменить чек",
+    code_ph: "Штрихкод, PLU или название — Enter", login_title: "Вход на кассу", login: "Войти", pin: "PIN",
+    ok: "OK", cancel: "Отмена", no_shift: "Смена закрыта", shift_open: "Смена", hq_on: "HQ: на связи",
+    hq_off: "HQ: нет связи", backlog: "к отправке", scanner: "Сканер", printer: "Принтер",
+    st_closed: "не подключён", st_idle: "готов", st_busy: "печатает", st_error: "ошибка",
+    receipt_done: "Чек {r}: {t} ₽. Сдача: {c} ₽", returned: "Возврат {r}: {t} ₽ ({how})",
+    voided: "Чек отменён", vat: "в т.ч. НДС", open_shift: "Открыть смену", float: "Размен, ₽",
+    cash_in: "Внесение", cash_out: "Изъятие", amount: "Сумма, ₽", reason: "Причина", x_report: "X-отчёт (печать)",
+    close_shift: "Закрыть смену (Z)", counted: "Пересчитано наличных, ₽", manager: "Управляющий",
+    manager_pin: "PIN управляющего", new_price: "Новая цена, ₽", percent: "Скидка, %", grams: "Вес, г",
+    card_amount: "Картой, ₽", cash_amount: "Наличными, ₽", receipt_code: "Номер чека или QR-код",
+    find: "Найти", return_lines: "Вернуть выбранное", no_receipt: "Возврат без чека", sku: "Артикул",
+    cancel_sale: "Аннулировать чек", left: "можно вернуть", expected: "Ожидается в кассе", sales: "Продажи",
+    refunds: "Возвраты", stock: "Остаток в магазине", change_qty: "Количество", z_done: "Смена закрыта. Разница: {d} ₽",
+    cash: "наличными", card: "на карту",
+  },
+  en: {
+    title: "Till", shift: "Shift", returns: "Return", logout: "Log out", item: "Item", qty: "Qty",
+    price: "Price", sum: "Amount", total: "Total", cash_given: "Cash given, ₽", pay_cash: "Pay cash (F9)",
+    pay_card: "Card (F10)", pay_mixed: "Mixed", discount: "Discount", void: "Void basket",
+    code_ph: "Barcode, PLU or name — Enter", login_title: "Log in", login: "Log in", pin: "PIN",
+    ok: "OK", cancel: "Cancel", no_shift: "No shift open", shift_open: "Shift", hq_on: "HQ: online",
+    hq_off: "HQ: offline", backlog: "to send", scanner: "Scanner", printer: "Printer",
+    st_closed: "not connected", st_idle: "ready", st_busy: "printing", st_error: "error",
+    receipt_done: "Receipt {r}: {t} ₽. Change: {c} ₽", returned: "Return {r}: {t} ₽ ({how})",
+    voided: "Basket voided", vat: "incl. VAT", open_shift: "Open shift", float: "Float, ₽",
+    cash_in: "Cash in", cash_out: "Cash out", amount: "Amount, ₽", reason: "Reason", x_report: "X report (print)",
+    close_shift: "Close shift (Z)", counted: "Cash counted, ₽", manager: "Manager",
+    manager_pin: "Manager's PIN", new_price: "New price, ₽", percent: "Discount, %", grams: "Weight, g",
+    card_amount: "By card, ₽", cash_amount: "In cash, ₽", receipt_code: "Receipt number or QR code",
+    find: "Find", return_lines: "Return selected", no_receipt: "Return without receipt", sku: "SKU",
+    cancel_sale: "Cancel sale", left: "returnable", expected: "Expected in drawer", sales: "Sales",
+    refunds: "Refunds", stock: "Stock in store", change_qty: "Quantity", z_done: "Shift closed. Difference: {d} ₽",
+    cash: "in cash", card: "to card",
+  },
+};
+
+// What the cashier reads for each refusal, and what to do next.
+const ERRORS = {
+  ru: {
+    unknown_barcode: "Товар не найден в каталоге. Проверьте штрихкод или найдите товар по названию.",
+    unknown_plu: "Весовой товар с таким PLU не найден. Перевесьте товар.",
+    unknown_sku: "Нет такого артикула.",
+    rejected_scan: "Код не распознан. Отсканируйте ещё раз.",
+    no_catalog: "Каталог ещё не получен от HQ. Дождитесь связи.",
+    not_logged_in: "Войдите на кассу.",
+    no_such_user: "Нет такого пользователя.",
+    wrong_pin: "Неверный PIN. Попробуйте ещё раз.",
+    locked: "Слишком много неверных PIN. Вход заблокирован на несколько минут.",
+    needs_manager: "Нужно разрешение управляющего: введите его PIN.",
+    quantity: "Неверное количество.",
+    basket_full: "Чек заполнен. Оплатите его и начните новый.",
+    no_such_line: "Такой строки нет. Обновите страницу.",
+    bad_price: "Новая цена должна быть больше нуля и не выше цены каталога.",
+    bad_discount: "Скидка: от 1 до 50 % или сумма меньше итога.",
+    empty_basket: "Чек пуст: сначала отсканируйте товар.",
+    payment_short: "Недостаточно денег для оплаты. Введите полученную сумму.",
+    card_overpaid: "Картой нельзя оплатить больше суммы чека.",
+    bad_tender: "Неверная сумма оплаты.",
+    over_return: "Столько вернуть нельзя: часть уже возвращена.",
+    bad_return: "Выберите товары и количество для возврата.",
+    no_shift: "Смена не открыта. Откройте смену (кнопка «Смена»).",
+    shift_open: "Смена уже открыта.",
+    no_such_sale: "Чек не найден. Проверьте номер.",
+    already_cancelled: "Этот чек уже аннулирован.",
+    key_reuse: "Повторите операцию.",
+    invalid: "Неверные данные.",
+    busy: "Касса занята, повторите через секунду.",
+    internal: "Внутренняя ошибка. Позовите администратора.",
+    network: "Нет связи с кассовым сервером. Проверьте, что он запущен.",
+  },
+  en: {
+    unknown_barcode: "Item not in the catalog. Check the barcode or search by name.",
+    unknown_plu: "No weighed item with that PLU. Weigh it again.",
+    unknown_sku: "No such SKU.",
+    rejected_scan: "Code not recognised. Scan again.",
+    no_catalog: "No catalog from HQ yet. Wait for the connection.",
+    not_logged_in: "Log in first.",
+    no_such_user: "No such user.",
+    wrong_pin: "Wrong PIN. Try again.",
+    locked: "Too many wrong PINs. Login is locked for a few minutes.",
+    needs_manager: "A manager must approve: enter their PIN.",
+    quantity: "Invalid quantity.",
+    basket_full: "The basket is full. Pay it and start a new one.",
+    no_such_line: "No such line. Reload the page.",
+    bad_price: "The new price must be above zero and at most the catalog price.",
+    bad_discount: "Discount: 1 to 50 % or an amount below the total.",
+    empty_basket: "The basket is empty: scan an item first.",
+    payment_short: "Not enough money. Enter the amount received.",
+    card_overpaid: "A card cannot pay more than the total.",
+    bad_tender: "Invalid payment amount.",
+    over_return: "Cannot return that many: some were already returned.",
+    bad_return: "Choose items and quantities to return.",
+    no_shift: "No shift open. Open one (the Shift button).",
+    shift_open: "A shift is already open.",
+    no_such_sale: "Receipt not found. Check the number.",
+    already_cancelled: "This sale is already cancelled.",
+    key_reuse: "Repeat the operation.",
+    invalid: "Invalid data.",
+    busy: "The till is busy; try again in a second.",
+    internal: "Internal error. Call the administrator.",
+    network: "No connection to the till server. Check that it is running.",
+  },
+};
+
+let lang = localStorage.getItem("kassa.lang") || "ru";
+const t = (k, vars) => {
+  let s = (WORDS[lang] && WORDS[lang][k]) || WORDS.ru[k] || k;
+  for (const [name, v] of Object.entries(vars || {})) s = s.replace(`{${name}}`, v);
+  return s;
+};
+function applyLang() {
+  document.documentElement.lang = lang;
+  document.querySelectorAll("[data-t]").forEach((el) => (el.textContent = t(el.dataset.t)));
+  document.querySelectorAll("[data-tp]").forEach((el) => (el.placeholder = t(el.dataset.tp)));
+  $("btn-lang").textContent = lang === "ru" ? "EN" : "RU";
+  renderAll();
+}
+
+// ---- money ----
 const rub = (k) => {
   const sign = k < 0 ? "-" : "";
   const a = Math.abs(k);
   return `${sign}${Math.floor(a / 100)},${String(a % 100).padStart(2, "0")}`;
 };
+function kopecks(text) {
+  const m = String(text).trim().replace(",", ".").match(/^(-?)(\d+)(?:\.(\d{1,2}))?$/);
+  if (!m) return null;
+  const v = Number(m[2]) * 100 + Number((m[3] || "0").padEnd(2, "0"));
+  return m[1] ? -v : v;
+}
+const newKey = () => (crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`);
 
-// What the cashier reads for each refusal, and what to do next.
-const ERRORS = {
-  unknown_barcode: "Товар не найден в каталоге. Проверьте штрихкод или введите вручную.",
-  unknown_plu: "Весовой товар с таким PLU не найден.",
-  rejected_scan: "Код не распознан. Отсканируйте ещё раз.",
-  no_catalog: "Каталог ещё не получен от HQ. Дождитесь связи.",
-  quantity: "Неверное количество.",
-  basket_full: "Чек заполнен. Оплатите и начните новый.",
-  empty_basket: "Чек пуст: сначала отсканируйте товар.",
-  payment_short: "Недостаточно денег для оплаты.",
-  card_overpaid: "Картой нельзя оплатить больше суммы чека.",
-  bad_tender: "Неверная сумма оплаты.",
-  internal: "Внутренняя ошибка. Позовите администратора.",
-};
-
-const STATES = { closed: "не подключён", idle: "готов", busy: "печатает", error: "ошибка" };
+// ---- state ----
+const state = { token: sessionStorage.getItem("kassa.token"), user: null, basket: { lines: [] }, totals: null, shift: null, status: null };
 
 function show(text, kind) {
   const m = $("message");
   m.textContent = text;
-  m.className = kind;
+  m.className = kind || "";
+}
+function showError(code, message) {
+  show((ERRORS[lang] && ERRORS[lang][code]) || message || code, "error");
 }
 
-function render(ev) {
+async function api(method, path, body) {
+  let res;
+  try {
+    res = await fetch(path, {
+      method,
+      headers: { ...(body ? { "content-type": "application/json" } : {}), ...(state.token ? { authorization: `Bearer ${state.token}` } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+  } catch (e) {
+    showError("network");
+    throw e;
+  }
+  const data = await res.json().catch(() => ({ error: "internal" }));
+  if (!res.ok) {
+    if (data.error === "not_logged_in") showLogin();
+    const err = new Error(data.error);
+    err.code = data.error;
+    err.message2 = data.message;
+    throw err;
+  }
+  return data;
+}
+// Runs an action; a refusal is shown in words and swallowed.
+async function act(fn) {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e.code) showError(e.code, e.message2);
+    return null;
+  }
+}
+
+// ---- dialogs ----
+// Asks for `fields` ([{name, label, type, value}]); resolves to the values or null.
+function ask(title, fields, extra) {
+  const dlg = $("dlg");
+  const form = $("dlg-form");
+  form.replaceChildren();
+  const h = document.createElement("strong");
+  h.textContent = title;
+  form.appendChild(h);
+  if (extra) form.appendChild(extra);
+  for (const f of fields) {
+    const label = document.createElement("label");
+    label.textContent = f.label;
+    const input = document.createElement(f.type === "select" ? "select" : "input");
+    input.name = f.name;
+    input.id = `dlg-${f.name}`;
+    if (f.type === "select") {
+      for (const [v, text] of f.options) {
+        const o = document.createElement("option");
+        o.value = v;
+        o.textContent = text;
+        input.appendChild(o);
+      }
+    } else {
+      input.type = f.type || "text";
+      if (f.type === "password") input.inputMode = "numeric";
+    }
+    if (f.value !== undefined) input.value = f.value;
+    label.appendChild(document.createElement("br"));
+    label.appendChild(input);
+    form.appendChild(label);
+  }
+  const row = document.createElement("div");
+  row.className = "row";
+  const ok = document.createElement("button");
+  ok.value = "ok";
+  ok.className = "primary";
+  ok.id = "dlg-ok";
+  ok.textContent = t("ok");
+  const cancel = document.createElement("button");
+  cancel.value = "cancel";
+  cancel.textContent = t("cancel");
+  row.append(ok, cancel);
+  form.appendChild(row);
+  return new Promise((resolve) => {
+    dlg.onclose = () => {
+      if (dlg.returnValue !== "ok") return resolve(null);
+      const values = {};
+      for (const f of fields) values[f.name] = form.elements[f.name].value;
+      resolve(values);
+    };
+    dlg.returnValue = "";
+    dlg.showModal();
+    const first = form.querySelector("input, select");
+    if (first) first.focus();
+  });
+}
+
+// Fields asking for a manager's approval, unless the cashier is one.
+function managerFields() {
+  if (state.user && state.user.role === "manager") return [];
+  const managers = (state.users || []).filter((u) => u.role === "manager").map((u) => [u.id, u.name]);
+  return [
+    { name: "manager_user", label: t("manager"), type: "select", options: managers },
+    { name: "manager_pin", label: t("manager_pin"), type: "password" },
+  ];
+}
+const approval = (v) => (v.manager_user ? { user: v.manager_user, pin: v.manager_pin } : undefined);
+
+// ---- rendering ----
+function renderBasket() {
   const body = $("basket");
   body.replaceChildren();
-  ev.basket.lines.forEach((l, i) => {
+  state.basket.lines.forEach((l, i) => {
     const tr = document.createElement("tr");
     const qty = l.unit === "Kilogram" ? `${(l.quantity / 1000).toFixed(3)} кг` : `${l.quantity}`;
-    for (const [text, cls] of [[i + 1, ""], [l.name, ""], [qty, "num"], [rub(l.price), "num"], [rub(l.amount), "num"]]) {
+    const price = l.price !== l.list_price ? `${rub(l.price)} (${rub(l.list_price)})` : rub(l.price);
+    const amount = l.discount ? `${rub(l.amount - l.discount)} (−${rub(l.discount)})` : rub(l.amount);
+    for (const [text, cls] of [[i + 1, ""], [l.name, ""], [qty, "num"], [price, "num"], [amount, "num"]]) {
       const td = document.createElement("td");
       td.textContent = text;
       if (cls) td.className = cls;
       tr.appendChild(td);
     }
     const td = document.createElement("td");
-    const b = document.createElement("button");
-    b.textContent = "✕";
-    b.title = "Удалить строку";
-    b.onclick = () => call("DELETE", `/api/basket/lines/${i}`);
-    td.appendChild(b);
+    td.className = "num";
+    const button = (label, title, fn) => {
+      const b = document.createElement("button");
+      b.className = "small";
+      b.textContent = label;
+      b.title = title;
+      b.onclick = fn;
+      td.appendChild(b);
+    };
+    if (l.unit === "Piece") {
+      button("−", t("change_qty"), () => setQuantity(i, l.quantity - 1));
+      button("+", t("change_qty"), () => setQuantity(i, l.quantity + 1));
+    }
+    button("₽", t("new_price"), () => overridePrice(i, l));
+    button("✕", t("void"), () => act(() => api("POST", `/api/basket/lines/${i}/remove`, { idempotency_key: newKey() })));
     tr.appendChild(td);
     body.appendChild(tr);
   });
-  const t = ev.totals;
-  $("total").textContent = rub(t ? t.total : 0);
-  $("vat").textContent = t ? t.vat.filter((v) => v.vat !== 0).map((v) => `в т.ч. НДС: ${rub(v.vat)}`).join(" · ") : "";
+  const tot = state.totals;
+  $("total").textContent = rub(tot ? tot.total : 0);
+  $("vat").textContent = tot
+    ? tot.vat.filter((v) => v.vat !== 0).map((v) => `${t("vat")} ${v.rate.replace("Vat", "")}%: ${rub(v.vat)}`).join(" · ")
+    : "";
   $("lines").scrollTop = $("lines").scrollHeight;
 }
 
-function renderStatus(s) {
+function renderShift() {
+  const s = state.shift;
+  $("shift-state").textContent = s ? `${t("shift_open")} ${s.shift} · ${t("sales")}: ${s.sales_count}` : t("no_shift");
+}
+
+function renderStatus() {
+  const s = state.status;
+  if (!s) return;
   $("hq-dot").className = s.hq.online ? "dot on" : "dot";
-  $("hq").textContent = s.hq.online
-    ? `HQ: на связи${s.hq.backlog ? `, к отправке ${s.hq.backlog}` : ""}`
-    : `HQ: нет связи${s.hq.backlog ? `, к отправке ${s.hq.backlog}` : ""}`;
-  const dev = (name, d) => (d.configured ? `${name}: ${STATES[d.state] || d.state}${d.detail ? ` (${d.detail})` : ""}` : `${name}: —`);
-  $("scanner").textContent = dev("Сканер", s.scanner);
-  $("printer").textContent = dev("Принтер", s.printer);
+  $("hq").textContent = `${s.hq.online ? t("hq_on") : t("hq_off")}${s.hq.backlog ? `, ${t("backlog")} ${s.hq.backlog}` : ""}`;
+  const dev = (name, d) => {
+    if (!d.configured) return `${name}: —`;
+    const words = d.words ? d.words[lang] || d.words.ru : d.detail;
+    return `${name}: ${t(`st_${d.state}`)}${words ? ` (${words})` : ""}`;
+  };
+  $("scanner").textContent = dev(t("scanner"), s.scanner);
+  $("printer").textContent = dev(t("printer"), s.printer);
 }
 
-async function call(method, path, body) {
-  const res = await fetch(path, {
-    method,
-    headers: body ? { "content-type": "application/json" } : {},
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const data = await res.json().catch(() => ({ error: "internal" }));
-  if (!res.ok) {
-    show(ERRORS[data.error] || data.message || "Ошибка", "error");
-    throw new Error(data.error);
-  }
-  return data;
+function renderAll() {
+  renderBasket();
+  renderShift();
+  renderStatus();
+  $("who").textContent = state.user ? state.user.name : "";
 }
 
-function parseRoubles(text) {
-  const m = text.trim().replace(",", ".").match(/^(\d+)(?:\.(\d{1,2}))?$/);
-  if (!m) return null;
-  return Number(m[1]) * 100 + Number((m[2] || "0").padEnd(2, "0"));
+async function showStock() {
+  const last = state.basket.lines[state.basket.lines.length - 1];
+  if (!last || !state.token) return ($("stock").textContent = "");
+  const s = await api("GET", `/api/stock/${encodeURIComponent(last.sku)}`).catch(() => null);
+  if (!s) return;
+  let text = `${last.name}: ${t("stock")} ${last.unit === "Kilogram" ? `${(s.quantity / 1000).toFixed(3)} кг` : s.quantity}`;
+  for (const n of s.nearby || []) text += ` · ${n.name || `#${n.store}`}: ${n.quantity} (${Math.round(n.age_ms / 60000)} min)`;
+  $("stock").textContent = text;
+}
+
+// ---- actions ----
+const setQuantity = (i, q) =>
+  q > 0 && act(() => api("POST", `/api/basket/lines/${i}/quantity`, { quantity: q, idempotency_key: newKey() }));
+
+async function overridePrice(i, line) {
+  const v = await ask(t("new_price"), [{ name: "price", label: t("new_price"), value: rub(line.price) }, ...managerFields()]);
+  if (!v) return;
+  const price = kopecks(v.price);
+  if (price === null) return showError("bad_price");
+  await act(() => api("POST", `/api/basket/lines/${i}/price`, { price_kopecks: price, manager: approval(v), idempotency_key: newKey() }));
 }
 
 async function pay(kind) {
-  const total = Number($("total").dataset.kopecks || 0);
-  let amount = total;
-  if (kind === "cash" && $("cash").value.trim() !== "") {
-    amount = parseRoubles($("cash").value);
-    if (amount === null) return show("Введите сумму наличных, например 500 или 500,50.", "error");
+  const total = state.totals ? state.totals.total : 0;
+  let tenders;
+  if (kind === "mixed") {
+    const v = await ask(t("pay_mixed"), [
+      { name: "card", label: t("card_amount"), value: "" },
+      { name: "cash", label: t("cash_amount"), value: "" },
+    ]);
+    if (!v) return;
+    const card = kopecks(v.card || "0");
+    const cash = kopecks(v.cash || "0");
+    if (card === null || cash === null) return showError("bad_tender");
+    tenders = [];
+    if (card > 0) tenders.push({ kind: "card", amount_kopecks: card });
+    if (cash > 0) tenders.push({ kind: "cash", amount_kopecks: cash });
+  } else if (kind === "cash" && $("cash").value.trim() !== "") {
+    const amount = kopecks($("cash").value);
+    if (amount === null) return showError("bad_tender");
+    tenders = [{ kind, amount_kopecks: amount }];
+  } else {
+    tenders = [{ kind, amount_kopecks: total }];
   }
-  const key = crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`;
-  const data = await call("POST", "/api/pay", { idempotency_key: key, tenders: [{ kind, amount_kopecks: amount }] }).catch(() => null);
+  const data = await act(() => api("POST", "/api/pay", { idempotency_key: newKey(), tenders }));
   if (!data) return;
   const s = data.sale;
   $("cash").value = "";
-  show(`Чек ${s.receipt_no}: ${rub(s.total)} ₽. Сдача: ${rub(s.change)} ₽`, "ok");
+  show(t("receipt_done", { r: s.receipt_no, t: rub(s.total), c: rub(s.change) }), "ok");
+  $("message").dataset.change = s.change;
 }
 
+async function enterCode(code) {
+  $("results").replaceChildren();
+  if (/^\d+$/.test(code)) {
+    if (await act(() => api("POST", "/api/basket/scan", { code, idempotency_key: newKey() }))) show("", "");
+    return;
+  }
+  const data = await act(() => api("GET", `/api/catalog/search?q=${encodeURIComponent(code)}`));
+  if (!data) return;
+  for (const item of data.items) {
+    const b = document.createElement("button");
+    b.textContent = `${item.name} — ${rub(item.price)}${item.unit === "Kilogram" ? "/кг" : ""}`;
+    b.onclick = async () => {
+      let quantity = 1;
+      if (item.unit === "Kilogram") {
+        const v = await ask(item.name, [{ name: "grams", label: t("grams"), value: "1000" }]);
+        if (!v) return;
+        quantity = Number(v.grams);
+      }
+      $("results").replaceChildren();
+      await act(() => api("POST", "/api/basket/items", { sku: item.sku, quantity, idempotency_key: newKey() }));
+    };
+    $("results").appendChild(b);
+  }
+}
+
+async function discount() {
+  const v = await ask(t("discount"), [{ name: "percent", label: t("percent"), value: "10" }, ...managerFields()]);
+  if (!v) return;
+  await act(() => api("POST", "/api/basket/discount", { percent: Number(v.percent), manager: approval(v), idempotency_key: newKey() }));
+}
+
+async function shiftDialog() {
+  if (!state.shift) {
+    const v = await ask(t("open_shift"), [{ name: "float", label: t("float"), value: "0" }]);
+    if (!v) return;
+    const amount = kopecks(v.float);
+    if (amount === null) return showError("invalid");
+    await act(() => api("POST", "/api/shift/open", { float_kopecks: amount, idempotency_key: newKey() }));
+    return;
+  }
+  const s = state.shift;
+  const info = document.createElement("div");
+  info.id = "shift-info";
+  info.textContent = `${t("sales")}: ${s.sales_count} / ${rub(s.sales_total)} · ${t("refunds")}: ${s.returns_count} / ${rub(s.returns_total)} · ${t("expected")}: ${rub(s.expected_cash)}`;
+  const v = await ask(t("shift"), [
+    { name: "action", label: t("shift"), type: "select", options: [["x", t("x_report")], ["in", t("cash_in")], ["out", t("cash_out")], ["close", t("close_shift")]] },
+    { name: "amount", label: `${t("amount")} / ${t("counted")}`, value: "" },
+    { name: "reason", label: t("reason"), value: "" },
+    ...managerFields(),
+  ], info);
+  if (!v) return;
+  if (v.action === "x") {
+    if (await act(() => api("POST", "/api/shift/x-report", { idempotency_key: newKey() }))) show(t("x_report"), "ok");
+    return;
+  }
+  const amount = kopecks(v.amount);
+  if (amount === null) return showError("invalid");
+  if (v.action === "close") {
+    const data = await act(() => api("POST", "/api/shift/close", { counted_kopecks: amount, manager: approval(v), idempotency_key: newKey() }));
+    if (data) show(t("z_done", { d: rub(data.report.difference) }), "ok");
+    return;
+  }
+  const signed = v.action === "out" ? -amount : amount;
+  await act(() => api("POST", "/api/shift/cash", { amount_kopecks: signed, reason: v.reason, idempotency_key: newKey() }));
+}
+
+async function returnDialog() {
+  const v = await ask(t("returns"), [
+    { name: "mode", label: t("returns"), type: "select", options: [["receipt", t("receipt_code")], ["cancel", t("cancel_sale")], ["none", t("no_receipt")]] },
+    { name: "code", label: `${t("receipt_code")} / ${t("sku")}`, value: "" },
+    { name: "qty", label: t("qty"), value: "1" },
+    ...managerFields(),
+  ]);
+  if (!v) return;
+  const done = (data) => {
+    if (!data) return;
+    const r = data.return;
+    const how = r.refunds.map((x) => `${rub(x.amount)} ${x.kind === "Card" ? t("card") : t("cash")}`).join(", ");
+    show(t("returned", { r: r.receipt_no, t: rub(r.total), how }), "ok");
+  };
+  if (v.mode === "none") {
+    done(await act(() => api("POST", "/api/returns/without-receipt", { lines: [{ sku: v.code.trim(), quantity: Number(v.qty) }], manager: approval(v), idempotency_key: newKey() })));
+    return;
+  }
+  const found = await act(() => api("GET", `/api/sales/lookup?code=${encodeURIComponent(v.code.trim())}`));
+  if (!found) return;
+  if (v.mode === "cancel") {
+    done(await act(() => api("POST", `/api/sales/${found.sale.id.seq}/cancel`, { manager: approval(v), idempotency_key: newKey() })));
+    return;
+  }
+  const fields = found.sale.lines
+    .map((l, i) => ({ name: `l${i}`, label: `${l.name} (${t("left")}: ${found.returnable[i]})`, value: "0", left: found.returnable[i] }))
+    .filter((f) => f.left > 0);
+  const q = await ask(`${t("returns")} ${found.sale.receipt_no}`, fields);
+  if (!q) return;
+  const lines = fields.map((f, i) => ({ line: Number(f.name.slice(1)), quantity: Number(q[f.name]) })).filter((l) => l.quantity > 0);
+  done(await act(() => api("POST", "/api/returns", { sale_seq: found.sale.id.seq, lines, idempotency_key: newKey() })));
+}
+
+// ---- login ----
+async function showLogin() {
+  state.token = null;
+  sessionStorage.removeItem("kassa.token");
+  $("login").classList.remove("hidden");
+  const data = await api("GET", "/api/users").catch(() => null);
+  if (!data) return;
+  state.users = data.users;
+  const sel = $("login-user");
+  sel.replaceChildren();
+  for (const u of data.users) {
+    const o = document.createElement("option");
+    o.value = u.id;
+    o.textContent = `${u.name} (${u.role === "manager" ? "управляющий" : "кассир"})`;
+    sel.appendChild(o);
+  }
+  $("login-pin").focus();
+}
+
+$("login-form").onsubmit = async (e) => {
+  e.preventDefault();
+  try {
+    const data = await api("POST", "/api/login", { user: $("login-user").value, pin: $("login-pin").value });
+    state.token = data.token;
+    state.user = data.user;
+    sessionStorage.setItem("kassa.token", data.token);
+    $("login-pin").value = "";
+    $("login-message").textContent = "";
+    $("login").classList.add("hidden");
+    renderAll();
+    $("code").focus();
+  } catch (err) {
+    $("login-message").textContent = (ERRORS[lang] && ERRORS[lang][err.code]) || err.message2 || err.code;
+  }
+};
+
+// ---- wiring ----
 $("scan-form").onsubmit = async (e) => {
   e.preventDefault();
   const code = $("code").value.trim();
   $("code").value = "";
-  if (code) await call("POST", "/api/basket/scan", { code }).then(() => show("", "")).catch(() => {});
+  if (code) await enterCode(code);
 };
 $("pay-cash").onclick = () => pay("cash");
 $("pay-card").onclick = () => pay("card");
-$("void").onclick = () => call("POST", "/api/basket/void").then(() => show("Чек отменён", "ok")).catch(() => {});
+$("pay-mixed").onclick = () => pay("mixed");
+$("discount").onclick = discount;
+$("void").onclick = () => act(() => api("POST", "/api/basket/void", { idempotency_key: newKey() })).then((d) => d && show(t("voided"), "ok"));
+$("btn-shift").onclick = shiftDialog;
+$("btn-return").onclick = returnDialog;
+$("btn-logout").onclick = async () => {
+  await api("POST", "/api/logout").catch(() => null);
+  state.user = null;
+  showLogin();
+};
+$("btn-lang").onclick = () => {
+  lang = lang === "ru" ? "en" : "ru";
+  localStorage.setItem("kassa.lang", lang);
+  applyLang();
+};
 document.addEventListener("keydown", (e) => {
   if (e.key === "F9") { e.preventDefault(); pay("cash"); }
   if (e.key === "F10") { e.preventDefault(); pay("card"); }
@@ -122,12 +544,36 @@ const events = new EventSource("/api/events");
 events.onmessage = (m) => {
   const ev = JSON.parse(m.data);
   if (ev.type === "basket") {
-    render(ev);
-    $("total").dataset.kopecks = ev.totals ? ev.totals.total : 0;
-    if (ev.basket.lines.length) show("", "");
+    state.basket = ev.basket;
+    state.totals = ev.totals;
+    renderBasket();
+    if (ev.basket.lines.length) {
+      if ($("message").className === "error") show("", "");
+      showStock();
+    }
   } else if (ev.type === "scan_rejected") {
-    show(`${ERRORS.rejected_scan} (${ev.reason})`, "error");
+    show(`${ERRORS[lang].rejected_scan} (${ev.reason})`, "error");
+  } else if (ev.type === "shift") {
+    state.shift = ev.report;
+    renderShift();
   } else if (ev.type === "status") {
-    renderStatus(ev.status);
+    state.status = ev.status;
+    renderStatus();
   }
 };
+
+(async () => {
+  applyLang();
+  if (state.token) {
+    const me = await api("GET", "/api/me").catch(() => null);
+    if (me) {
+      state.user = me.user;
+      $("login").classList.add("hidden");
+      const users = await api("GET", "/api/users").catch(() => null);
+      if (users) state.users = users.users;
+      renderAll();
+      return;
+    }
+  }
+  showLogin();
+})();

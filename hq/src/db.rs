@@ -49,6 +49,8 @@ pub struct StoreStatus {
 pub struct SaleSummary {
     pub store: u32,
     pub seq: u64,
+    /// `sale` or `return` (returns have negative totals and quantities).
+    pub kind: String,
     pub receipt_no: String,
     pub created_at_ms: i64,
     pub total_kopecks: i64,
@@ -83,7 +85,7 @@ CREATE TABLE IF NOT EXISTS stores (
     last_contact_ms INTEGER NOT NULL
 ) STRICT;
 CREATE TABLE IF NOT EXISTS sales (
-    store INTEGER NOT NULL, seq INTEGER NOT NULL, receipt_no TEXT NOT NULL,
+    store INTEGER NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL CHECK (kind IN ('sale', 'return')), receipt_no TEXT NOT NULL,
     created_at_ms INTEGER NOT NULL, total_kopecks INTEGER NOT NULL, record BLOB NOT NULL,
     PRIMARY KEY (store, seq)
 ) STRICT;
@@ -275,7 +277,7 @@ impl Db {
     pub fn stores(&self) -> Result<Vec<StoreStatus>, DbError> {
         let conn = self.conn();
         let mut st = conn.prepare(
-            "SELECT s.store, s.epoch, s.acked_seq, s.last_contact_ms, (SELECT COUNT(*) FROM sales WHERE store = s.store)
+            "SELECT s.store, s.epoch, s.acked_seq, s.last_contact_ms, (SELECT COUNT(*) FROM sales WHERE store = s.store AND kind = 'sale')
              FROM stores s ORDER BY s.store",
         )?;
         let rows = st.query_map([], |r| {
@@ -293,19 +295,19 @@ impl Db {
     pub fn sales(&self, store: StoreId, after_seq: u64, limit: usize) -> Result<Vec<SaleSummary>, DbError> {
         let conn = self.conn();
         let mut st = conn.prepare(
-            "SELECT seq, receipt_no, created_at_ms, total_kopecks FROM sales WHERE store = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            "SELECT seq, kind, receipt_no, created_at_ms, total_kopecks FROM sales WHERE store = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
         )?;
         let mut lines = conn.prepare(
             "SELECT sku, name, quantity, amount_kopecks FROM sale_lines WHERE store = ?1 AND seq = ?2 ORDER BY line_no",
         )?;
         let heads = st
             .query_map(params![store.0, after_seq as i64, limit as i64], |r| {
-                Ok((r.get::<_, i64>(0)? as u64, r.get(1)?, r.get(2)?, r.get(3)?))
+                Ok((r.get::<_, i64>(0)? as u64, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
             })?
             .collect::<Result<Vec<_>, _>>()?;
         heads
             .into_iter()
-            .map(|(seq, receipt_no, created_at_ms, total_kopecks)| {
+            .map(|(seq, kind, receipt_no, created_at_ms, total_kopecks)| {
                 let lines = lines
                     .query_map(params![store.0, seq as i64], |r| {
                         Ok(SaleLineSummary {
@@ -316,7 +318,7 @@ impl Db {
                         })
                     })?
                     .collect::<Result<Vec<_>, _>>()?;
-                Ok(SaleSummary { store: store.0, seq, receipt_no, created_at_ms, total_kopecks, lines })
+                Ok(SaleSummary { store: store.0, seq, kind, receipt_no, created_at_ms, total_kopecks, lines })
             })
             .collect()
     }
@@ -349,34 +351,39 @@ impl From<rusqlite::Error> for ApplyError {
 }
 
 fn apply_entry(tx: &Transaction<'_>, e: &OutboxEntry) -> Result<(), ApplyError> {
-    match &e.change {
+    // (id, kind, receipt, time, total, record, lines as (sku, name, signed quantity, signed amount))
+    let (id, kind, receipt_no, at, total, record, lines, counters) = match &e.change {
         Change::Sale { sale, counters } => {
             sale.validate().map_err(ApplyError::Invalid)?;
-            let inserted = tx.execute(
-                "INSERT OR IGNORE INTO sales (store, seq, receipt_no, created_at_ms, total_kopecks, record) VALUES (?1,?2,?3,?4,?5,?6)",
-                params![
-                    sale.id.store.0,
-                    sale.id.seq as i64,
-                    sale.receipt_no,
-                    sale.created_at_ms,
-                    sale.total.0,
-                    postcard::to_allocvec(sale).map_err(|e| ApplyError::Invalid(e.to_string()))?
-                ],
+            let lines: Vec<_> = sale.lines.iter().map(|l| (l.sku.clone(), l.name.clone(), l.quantity, l.net().0)).collect();
+            (sale.id, "sale", &sale.receipt_no, sale.created_at_ms, sale.total.0, encode(sale)?, lines, counters)
+        }
+        Change::Return { ret, counters } => {
+            ret.validate().map_err(ApplyError::Invalid)?;
+            let lines: Vec<_> = ret.lines.iter().map(|l| (l.sku.clone(), l.name.clone(), -l.quantity, -l.amount.0)).collect();
+            (ret.id, "return", &ret.receipt_no, ret.created_at_ms, -ret.total.0, encode(ret)?, lines, counters)
+        }
+    };
+    let inserted = tx.execute(
+        "INSERT OR IGNORE INTO sales (store, seq, kind, receipt_no, created_at_ms, total_kopecks, record) VALUES (?1,?2,?3,?4,?5,?6,?7)",
+        params![id.store.0, id.seq as i64, kind, receipt_no, at, total, record],
+    )?;
+    if inserted == 1 {
+        for (i, (sku, name, quantity, amount)) in lines.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO sale_lines (store, seq, line_no, sku, name, quantity, amount_kopecks) VALUES (?1,?2,?3,?4,?5,?6,?7)",
+                params![id.store.0, id.seq as i64, i as i64, sku.as_str(), name, quantity, amount],
             )?;
-            if inserted == 1 {
-                for (i, l) in sale.lines.iter().enumerate() {
-                    tx.execute(
-                        "INSERT INTO sale_lines (store, seq, line_no, sku, name, quantity, amount_kopecks) VALUES (?1,?2,?3,?4,?5,?6,?7)",
-                        params![sale.id.store.0, sale.id.seq as i64, i as i64, l.sku.as_str(), l.name, l.quantity, l.amount.0],
-                    )?;
-                }
-            }
-            for c in counters {
-                merge_counter(tx, c)?;
-            }
-            Ok(())
         }
     }
+    for c in counters {
+        merge_counter(tx, c)?;
+    }
+    Ok(())
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, ApplyError> {
+    postcard::to_allocvec(v).map_err(|e| ApplyError::Invalid(e.to_string()))
 }
 
 /// The CRDT merge, in SQL: per entry, the larger running total wins.

@@ -20,14 +20,35 @@ pub struct BasketLine {
     pub unit: Unit,
     /// Pieces, or grams for weighted goods.
     pub quantity: i64,
+    /// The catalog price (per piece or per kg).
+    pub list_price: Kopecks,
+    /// The price charged: the list price, or a manager's override.
     pub price: Kopecks,
     pub vat: VatRate,
+    /// `price × quantity` (rounded for weighed goods), before the basket discount.
     pub amount: Kopecks,
+    /// This line's share of the basket discount.
+    pub discount: Kopecks,
+}
+
+impl BasketLine {
+    /// What the customer pays for the line.
+    pub fn net(&self) -> Kopecks {
+        Kopecks(self.amount.0 - self.discount.0)
+    }
+}
+
+/// A discount on the whole basket, spread over its lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BasketDiscount {
+    Percent(u8),
+    Amount(Kopecks),
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Basket {
     pub lines: Vec<BasketLine>,
+    pub discount: Option<BasketDiscount>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,7 +61,14 @@ pub enum BasketError {
     NoSuchLine(usize),
     #[error("the amount is too large")]
     Overflow,
+    #[error("a price must be positive and at most the list price")]
+    Price,
+    #[error("a discount must be 1 to {DISCOUNT_PERCENT_MAX} % or a positive amount below the total")]
+    Discount,
 }
+
+/// The largest basket discount in percent a manager may give at the till.
+pub const DISCOUNT_PERCENT_MAX: u8 = 50;
 
 /// VAT of one rate on a receipt.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +81,7 @@ pub struct VatTotal {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Totals {
     pub total: Kopecks,
+    pub discount: Kopecks,
     pub vat: Vec<VatTotal>,
 }
 
@@ -65,7 +94,8 @@ impl Basket {
         }
         if item.unit == Unit::Piece {
             if let Some(i) = self.lines.iter().position(|l| l.sku == item.sku && l.price == item.price) {
-                self.set_quantity(i, self.lines[i].quantity + quantity)?;
+                let q = self.lines[i].quantity.checked_add(quantity).ok_or(BasketError::Quantity)?;
+                self.set_quantity(i, q)?;
                 return Ok(i);
             }
         }
@@ -78,12 +108,14 @@ impl Basket {
             name: item.name.clone(),
             unit: item.unit,
             quantity,
+            list_price: item.price,
             price: item.price,
             vat: item.vat,
             amount,
+            discount: Kopecks::ZERO,
         });
-        self.totals().ok_or(BasketError::Overflow).inspect_err(|_| {
-            self.lines.pop();
+        self.commit_or_undo(|b| {
+            b.lines.pop();
         })?;
         Ok(self.lines.len() - 1)
     }
@@ -92,23 +124,41 @@ impl Basket {
         if !(1..=LINE_QUANTITY_MAX).contains(&quantity) {
             return Err(BasketError::Quantity);
         }
-        let l = self.lines.get_mut(line).ok_or(BasketError::NoSuchLine(line))?;
-        let amount = pricing::line_amount(l.price, l.unit, quantity).ok_or(BasketError::Overflow)?;
-        let old = (l.quantity, l.amount);
-        (l.quantity, l.amount) = (quantity, amount);
-        if self.totals().is_none() {
-            let l = &mut self.lines[line];
-            (l.quantity, l.amount) = old;
-            return Err(BasketError::Overflow);
+        self.reprice_line(line, |l| l.quantity = quantity)
+    }
+
+    /// A manager's price override: a lower price for one line.
+    pub fn override_price(&mut self, line: usize, price: Kopecks) -> Result<(), BasketError> {
+        let l = self.lines.get(line).ok_or(BasketError::NoSuchLine(line))?;
+        if price.0 <= 0 || price > l.list_price {
+            return Err(BasketError::Price);
         }
-        Ok(())
+        self.reprice_line(line, |l| l.price = price)
+    }
+
+    /// Sets (or with `None` clears) the basket discount.
+    pub fn set_discount(&mut self, discount: Option<BasketDiscount>) -> Result<(), BasketError> {
+        match discount {
+            Some(BasketDiscount::Percent(p)) if p == 0 || p > DISCOUNT_PERCENT_MAX => return Err(BasketError::Discount),
+            Some(BasketDiscount::Amount(a)) if a.0 <= 0 => return Err(BasketError::Discount),
+            _ => {}
+        }
+        let old = self.discount;
+        self.discount = discount;
+        self.commit_or_undo(|b| b.discount = old)
     }
 
     pub fn remove(&mut self, line: usize) -> Result<BasketLine, BasketError> {
         if line >= self.lines.len() {
             return Err(BasketError::NoSuchLine(line));
         }
-        Ok(self.lines.remove(line))
+        let removed = self.lines.remove(line);
+        if self.spread_discount().is_err() {
+            // A fixed discount larger than what is left no longer applies.
+            self.discount = None;
+            self.spread_discount().expect("no discount cannot fail");
+        }
+        Ok(removed)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -116,34 +166,109 @@ impl Basket {
     }
 
     /// The total and the VAT per rate, in the order rates first appear. `None` only
-    /// when the sum overflows, which [`Basket::add`] prevents.
+    /// when the sum overflows, which the mutators prevent.
     pub fn totals(&self) -> Option<Totals> {
-        totals(self.lines.iter().map(|l| (l.amount, l.vat)))
+        totals(self.lines.iter())
+    }
+
+    fn reprice_line(&mut self, line: usize, change: impl FnOnce(&mut BasketLine)) -> Result<(), BasketError> {
+        let l = self.lines.get_mut(line).ok_or(BasketError::NoSuchLine(line))?;
+        let old = l.clone();
+        change(l);
+        match pricing::line_amount(l.price, l.unit, l.quantity) {
+            Some(amount) => l.amount = amount,
+            None => {
+                *l = old;
+                return Err(BasketError::Overflow);
+            }
+        }
+        self.commit_or_undo(move |b| b.lines[line] = old)
+    }
+
+    /// Re-spreads the discount after a change; if the basket no longer adds up (an
+    /// overflow, or a discount larger than the total), undoes the change.
+    fn commit_or_undo(&mut self, undo: impl FnOnce(&mut Basket)) -> Result<(), BasketError> {
+        match self.spread_discount() {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                undo(self);
+                self.spread_discount().expect("the previous basket was valid");
+                Err(e)
+            }
+        }
+    }
+
+    /// Spreads the basket discount over the lines in proportion to their amounts, by
+    /// largest remainder, so the shares add up to the discount exactly and every line's
+    /// VAT is computed on what is actually paid for it.
+    fn spread_discount(&mut self) -> Result<(), BasketError> {
+        let gross = self
+            .lines
+            .iter()
+            .try_fold(Kopecks::ZERO, |acc, l| acc.checked_add(l.amount))
+            .ok_or(BasketError::Overflow)?;
+        let total_discount = match self.discount {
+            None => 0,
+            Some(BasketDiscount::Percent(p)) => {
+                i64::try_from((i128::from(gross.0) * i128::from(p) + 50) / 100).map_err(|_| BasketError::Overflow)?
+            }
+            Some(BasketDiscount::Amount(a)) => {
+                if a >= gross && !self.lines.is_empty() {
+                    return Err(BasketError::Discount);
+                }
+                a.0.min(gross.0)
+            }
+        };
+        for l in &mut self.lines {
+            l.discount = Kopecks::ZERO;
+        }
+        if total_discount == 0 || gross.0 == 0 {
+            return Ok(());
+        }
+        let mut shares: Vec<(usize, i128)> = Vec::with_capacity(self.lines.len());
+        let mut given = 0i64;
+        for (i, l) in self.lines.iter_mut().enumerate() {
+            let exact = i128::from(total_discount) * i128::from(l.amount.0);
+            let share = (exact / i128::from(gross.0)) as i64;
+            l.discount = Kopecks(share);
+            given += share;
+            shares.push((i, exact % i128::from(gross.0)));
+        }
+        // Largest remainders first; ties to the earlier line, so the result is deterministic.
+        shares.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        for (i, _) in shares.into_iter().take((total_discount - given) as usize) {
+            self.lines[i].discount.0 += 1;
+        }
+        Ok(())
     }
 }
 
-/// Sums `(amount, rate)` lines into a total and VAT per rate (per-line VAT, summed).
-pub fn totals(lines: impl Iterator<Item = (Kopecks, VatRate)>) -> Option<Totals> {
+/// Sums lines into a total and VAT per rate (VAT per line on its net amount, summed).
+pub fn totals<'a>(lines: impl Iterator<Item = &'a BasketLine>) -> Option<Totals> {
     let mut total = Kopecks::ZERO;
+    let mut discount = Kopecks::ZERO;
     let mut vat: Vec<VatTotal> = Vec::new();
-    for (amount, rate) in lines {
-        total = total.checked_add(amount)?;
-        let line_vat = pricing::vat_included(amount, rate);
-        match vat.iter_mut().find(|v| v.rate == rate) {
+    for l in lines {
+        let net = l.net();
+        total = total.checked_add(net)?;
+        discount = discount.checked_add(l.discount)?;
+        let line_vat = pricing::vat_included(net, l.vat);
+        match vat.iter_mut().find(|v| v.rate == l.vat) {
             Some(v) => {
-                v.amount = v.amount.checked_add(amount)?;
+                v.amount = v.amount.checked_add(net)?;
                 v.vat = v.vat.checked_add(line_vat)?;
             }
-            None => vat.push(VatTotal { rate, amount, vat: line_vat }),
+            None => vat.push(VatTotal { rate: l.vat, amount: net, vat: line_vat }),
         }
     }
-    Some(Totals { total, vat })
+    Some(Totals { total, discount, vat })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::gtin::Gtin;
+    use proptest::prelude::*;
 
     fn item(sku: &str, price: i64, unit: Unit) -> CatalogItem {
         CatalogItem {
@@ -174,5 +299,72 @@ mod tests {
         assert_eq!(t.vat.len(), 1);
         assert_eq!(b.add(&milk, 0), Err(BasketError::Quantity));
         assert_eq!(b.remove(7), Err(BasketError::NoSuchLine(7)));
+    }
+
+    #[test]
+    fn overrides_and_discounts_add_up() {
+        let mut b = Basket::default();
+        b.add(&item("1", 10000, Unit::Piece), 1).unwrap();
+        b.add(&item("2", 333, Unit::Piece), 3).unwrap();
+        assert_eq!(b.override_price(0, Kopecks(20000)), Err(BasketError::Price));
+        b.override_price(0, Kopecks(9000)).unwrap();
+        b.set_discount(Some(BasketDiscount::Percent(10))).unwrap();
+        let t = b.totals().unwrap();
+        // gross 9000 + 999 = 9999; 10 % = 999,9 → 1000
+        assert_eq!(t.discount, Kopecks(1000));
+        assert_eq!(t.total, Kopecks(8999));
+        assert_eq!(b.lines.iter().map(|l| l.discount.0).sum::<i64>(), 1000);
+        assert_eq!(b.set_discount(Some(BasketDiscount::Amount(Kopecks(9999)))), Err(BasketError::Discount));
+        assert_eq!(b.totals().unwrap().discount, Kopecks(1000), "a refused discount changes nothing");
+        assert_eq!(b.set_discount(Some(BasketDiscount::Percent(90))), Err(BasketError::Discount));
+    }
+
+    fn arb_item() -> impl Strategy<Value = (CatalogItem, i64)> {
+        (1i64..1_000_000, any::<bool>(), 0usize..4, 1i64..5000).prop_map(|(price, weighed, vat, q)| {
+            let unit = if weighed { Unit::Kilogram } else { Unit::Piece };
+            let vat = [VatRate::Vat20, VatRate::Vat10, VatRate::Vat0, VatRate::None][vat];
+            let mut it = item(&format!("{price}{weighed}"), price, unit);
+            it.vat = vat;
+            (it, if weighed { q } else { q % 20 + 1 })
+        })
+    }
+
+    proptest! {
+        /// For any basket: lines' net amounts add up to the total; VAT per rate adds up
+        /// line by line and never exceeds the amount; the discount is spread exactly.
+        #[test]
+        fn totals_and_vat_always_add_up(
+            items in proptest::collection::vec(arb_item(), 1..30),
+            discount in proptest::option::of(prop_oneof![
+                (1u8..=DISCOUNT_PERCENT_MAX).prop_map(BasketDiscount::Percent),
+                (1i64..100_000).prop_map(|k| BasketDiscount::Amount(Kopecks(k))),
+            ]),
+            removals in proptest::collection::vec(0usize..30, 0..5),
+        ) {
+            let mut b = Basket::default();
+            for (it, q) in &items {
+                b.add(it, *q).unwrap();
+            }
+            let _ = b.set_discount(discount);
+            for r in removals {
+                let _ = b.remove(r);
+            }
+            let t = b.totals().unwrap();
+            prop_assert_eq!(t.total.0, b.lines.iter().map(|l| l.net().0).sum::<i64>());
+            prop_assert_eq!(t.total.0, t.vat.iter().map(|v| v.amount.0).sum::<i64>());
+            prop_assert_eq!(t.discount.0, b.lines.iter().map(|l| l.discount.0).sum::<i64>());
+            for l in &b.lines {
+                prop_assert!(l.discount.0 >= 0 && l.discount <= l.amount);
+            }
+            for v in &t.vat {
+                prop_assert!(v.vat.0 >= 0 && v.vat <= v.amount);
+                let lines_vat: i64 = b.lines.iter().filter(|l| l.vat == v.rate).map(|l| crate::pricing::vat_included(l.net(), l.vat).0).sum();
+                prop_assert_eq!(v.vat.0, lines_vat);
+            }
+            if let (Some(BasketDiscount::Percent(p)), false) = (b.discount, b.lines.is_empty()) {
+                let gross: i64 = b.lines.iter().map(|l| l.amount.0).sum();
+                prop_assert_eq!(t.discount.0, (gross * i64::from(p) + 50) / 100);
+            }
+        }
     }
 }

@@ -8,6 +8,7 @@
 //! - [`pricing`]: line amounts and VAT, computed in integers with documented rounding.
 //! - [`basket`]: an open basket at the till.
 //! - [`sale`]: committed sales — immutable records replicated to HQ.
+//! - [`returns`]: returns, and the rules that keep them within what was sold.
 //! - [`stock`]: stock as a PN-counter of per-actor running totals.
 //! - [`wire`]: the messages stores and HQ exchange and their length-prefixed codec.
 //! - [`sync`]: the sans-IO sync state machines of a store and of HQ.
@@ -22,6 +23,7 @@ pub mod gtin;
 pub mod ids;
 pub mod money;
 pub mod pricing;
+pub mod returns;
 pub mod sale;
 pub mod stock;
 pub mod sync;

@@ -35,6 +35,8 @@ pub struct Sale {
     /// `SSSS-TT-NNNNNN`: store, terminal, gap-free number per terminal.
     pub receipt_no: String,
     pub terminal: u16,
+    /// Who sold it (a user id of the store).
+    pub cashier: String,
     /// Unix milliseconds of the commit, from the store's clock (informational; order
     /// comes from the sequence).
     pub created_at_ms: i64,
@@ -92,15 +94,15 @@ pub fn settle(basket: &Basket, tenders: &[Tender]) -> Result<(Totals, Kopecks), 
 impl Sale {
     /// Checks the record's own arithmetic; HQ refuses (parks) a sale that does not add up.
     pub fn validate(&self) -> Result<(), String> {
-        let totals = basket::totals(self.lines.iter().map(|l| (l.amount, l.vat))).ok_or("total overflows")?;
+        let totals = basket::totals(self.lines.iter()).ok_or("total overflows")?;
         if totals.total != self.total {
             return Err(format!("lines add up to {}, the sale says {}", totals.total, self.total));
         }
         if self.lines.is_empty() {
             return Err("a sale without lines".into());
         }
-        if self.lines.iter().any(|l| l.quantity <= 0) {
-            return Err("a line with a non-positive quantity".into());
+        if self.lines.iter().any(|l| l.quantity <= 0 || l.discount.0 < 0 || l.discount > l.amount) {
+            return Err("a line with a non-positive quantity or a bad discount".into());
         }
         let paid = self
             .tenders

@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 
 use crate::catalog::CatalogItem;
 use crate::ids::{ActorId, StoreId};
+use crate::returns::Return;
+use crate::sale::Sale;
 use crate::stock::CounterEntry;
 use crate::wire::{
     Change, HqMessage, OutboxEntry, StoreMessage, BATCH_ENTRIES_MAX, CATALOG_PAGE_ITEMS_MAX, COUNTERS_PAGE_MAX,
@@ -361,9 +363,9 @@ impl HqSync {
     fn check_ownership(&self, actor: ActorId, e: &OutboxEntry) -> Result<(), SyncError> {
         let foreign = |what: String| Err(SyncError::ForeignWrite { store: self.store, what });
         match &e.change {
-            Change::Sale { sale, counters } => {
-                if sale.id.store != self.store {
-                    return foreign(format!("sale {}", sale.id));
+            Change::Sale { sale: Sale { id, .. }, counters } | Change::Return { ret: Return { id, .. }, counters } => {
+                if id.store != self.store {
+                    return foreign(format!("record {id}"));
                 }
                 for c in counters {
                     if c.actor != actor || c.location != self.store {

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::CatalogItem;
 use crate::ids::{ActorId, StoreId};
+use crate::returns::Return;
 use crate::sale::Sale;
 use crate::stock::CounterEntry;
 
@@ -61,6 +62,8 @@ pub struct OutboxEntry {
 pub enum Change {
     /// A committed sale with the store's running stock totals after it.
     Sale { sale: Sale, counters: Vec<CounterEntry> },
+    /// A committed return with the store's running stock totals after it.
+    Return { ret: Return, counters: Vec<CounterEntry> },
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -111,6 +111,9 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     println!();
     println!("  Kassa demo is running (data in {}).", opts.data_dir.display());
     println!("  Cashier page:   http://{}", agent.http_addr);
+    for (id, name, role, pin) in stack::DEMO_USERS {
+        println!("  Login:          {id} / PIN {pin}  ({name}, {})", role.code());
+    }
     println!("  HQ API:         http://{}/api/stores", hq.http_addr);
     println!("                  http://{}/api/stock/100001", hq.http_addr);
     println!("  HQ sync (QUIC): {} (mutual TLS)", hq.quic_addr);
@@ -123,7 +126,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     println!("  Scan: type a barcode here and press Enter, e.g. 4650001209603 (milk),");
     println!("        or from a second terminal: cargo run --release -- scan 4650001209603");
     println!("        Weighed goods: 2200001012356 (apples, 1.235 kg).");
-    println!("  Then pay on the page. Ctrl-C (or `quit`) stops everything.");
+    println!("  On the page: log in, open the shift, scan, pay. Ctrl-C (or `quit`) stops everything.");
     println!("  {HELP}");
     println!();
 

@@ -7,6 +7,7 @@ use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use kassa_agent::config::{HqLink, PrinterConfig, ScannerConfig};
+use kassa_agent::journal::{Role, User};
 use kassa_agent::{AgentConfig, RunningAgent};
 use kassa_hq::{HqConfig, RunningHq};
 use kassa_protocol::catalog::Unit;
@@ -19,6 +20,11 @@ use crate::scanner::VirtualScanner;
 
 /// The demo catalog, shipped in the repository.
 pub const DEMO_CATALOG_CSV: &str = include_str!("../../data/catalog.csv");
+/// The demo's users: (id, name, role, PIN). Printed at start; never use these PINs in a store.
+pub const DEMO_USERS: &[(&str, &str, Role, &str)] = &[
+    ("kassir", "Анна Кассирова", Role::Cashier, "1111"),
+    ("admin", "Пётр Управляющий", Role::Manager, "9999"),
+];
 /// Initial stock HQ delivers to a demo store: pieces, or grams of weighed goods.
 pub const DEMO_STOCK_PIECES: i64 = 100;
 pub const DEMO_STOCK_GRAMS: i64 = 50_000;
@@ -72,6 +78,10 @@ pub enum StackError {
     Catalog(#[from] kassa_hq::ImportCatalogError),
     #[error("HQ database: {0}")]
     Db(#[from] kassa_hq::db::DbError),
+    #[error("store journal: {0}")]
+    Journal(#[from] kassa_agent::journal::JournalError),
+    #[error("demo users: {0}")]
+    Users(String),
     #[error("virtual device: {0}")]
     Device(#[from] std::io::Error),
 }
@@ -131,6 +141,12 @@ pub async fn start(opts: StackOptions) -> Result<Stack, StackError> {
         }),
     };
     let agent = kassa_agent::start(config, cancel.clone()).await?;
+    if agent.journal.users()?.is_empty() {
+        for (id, name, role, pin) in DEMO_USERS {
+            let user = User { id: (*id).into(), name: (*name).into(), role: *role };
+            agent.journal.add_user(&user, pin, 0).map_err(|e| StackError::Users(e.to_string()))?;
+        }
+    }
     let catalog_ready = wait_for_catalog(&agent, Duration::from_secs(15)).await;
     Ok(Stack { hq, agent, scanner, printer, printer_events, cancel, catalog_ready })
 }

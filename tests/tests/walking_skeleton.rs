@@ -21,6 +21,29 @@ async fn get(client: &reqwest::Client, url: String) -> Value {
     client.get(&url).send().await.unwrap().json().await.unwrap()
 }
 
+/// Logs in as the demo cashier and opens the shift; returns the bearer token.
+async fn login_and_open_shift(client: &reqwest::Client, agent: &str) -> String {
+    let login: Value = client
+        .post(format!("{agent}/api/login"))
+        .json(&json!({ "user": "kassir", "pin": "1111" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["token"].as_str().expect("login gives a token").to_owned();
+    let opened = client
+        .post(format!("{agent}/api/shift/open"))
+        .bearer_auth(&token)
+        .json(&json!({ "float_kopecks": 0, "idempotency_key": "open-shift" }))
+        .send()
+        .await
+        .unwrap();
+    assert!(opened.status().is_success() || opened.status() == 409, "{}", opened.status());
+    token
+}
+
 /// Reads the page's server-sent event stream until an event matches `pred`.
 async fn next_event(resp: &mut reqwest::Response, buf: &mut String, pred: impl Fn(&Value) -> bool) -> Value {
     let read = async {
@@ -74,6 +97,10 @@ async fn scan_pay_print_and_sync_to_hq() {
 
     // The store's catalog came over the sync channel: the journal holds HQ's items.
     assert_eq!(stack.agent.journal.catalog_len().unwrap(), 486);
+    // Writes need a logged-in cashier.
+    let anonymous = client.post(format!("{agent}/api/pay")).json(&json!({ "idempotency_key": "x", "tenders": [] })).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let token = login_and_open_shift(&client, &agent).await;
 
     // The page's event stream: first the (empty) basket.
     let mut events = client.get(format!("{agent}/api/events")).send().await.unwrap();
@@ -96,30 +123,34 @@ async fn scan_pay_print_and_sync_to_hq() {
     // Too little cash is refused, nothing is written.
     let short = client
         .post(format!("{agent}/api/pay"))
+        .bearer_auth(&token)
         .json(&json!({ "idempotency_key": "short-1", "tenders": [{ "kind": "cash", "amount_kopecks": 100 }] }))
         .send()
         .await
         .unwrap();
     assert_eq!(short.status(), 422);
     assert_eq!(short.json::<Value>().await.unwrap()["error"], "payment_short");
-    assert_eq!(stack.agent.journal.sales_count().unwrap(), 0);
+    assert_eq!(stack.agent.journal.docs_count().unwrap(), (0, 0));
 
     // Pay cash: 200 roubles for 106,90.
     let pay = json!({ "idempotency_key": "pay-1", "tenders": [{ "kind": "cash", "amount_kopecks": 20000 }] });
-    let paid: Value = client.post(format!("{agent}/api/pay")).json(&pay).send().await.unwrap().json().await.unwrap();
+    let paid: Value =
+        client.post(format!("{agent}/api/pay")).bearer_auth(&token).json(&pay).send().await.unwrap().json().await.unwrap();
     assert_eq!(paid["replayed"], false, "{paid}");
     assert_eq!(paid["sale"]["total"], MILK_PRICE);
     assert_eq!(paid["sale"]["change"], 20000 - MILK_PRICE);
     assert_eq!(paid["sale"]["receipt_no"], "0001-01-000001");
     // A retried "pay" returns the same sale, never a second one.
-    let again: Value = client.post(format!("{agent}/api/pay")).json(&pay).send().await.unwrap().json().await.unwrap();
+    let again: Value =
+        client.post(format!("{agent}/api/pay")).bearer_auth(&token).json(&pay).send().await.unwrap().json().await.unwrap();
     assert_eq!(again["replayed"], true);
     assert_eq!(again["sale"]["id"], paid["sale"]["id"]);
 
     // The sale is in the SQLite file, read by a separate connection.
     let db = rusqlite::Connection::open(dir.path().join("store-1/journal.sqlite")).unwrap();
-    let (n, total): (i64, i64) =
-        db.query_row("SELECT COUNT(*), SUM(total_kopecks) FROM sales", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    let (n, total): (i64, i64) = db
+        .query_row("SELECT COUNT(*), SUM(total_kopecks) FROM docs WHERE kind = 'sale'", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap();
     assert_eq!((n, total), (1, MILK_PRICE));
 
     // The receipt came out of the virtual printer, Cyrillic intact, and the drawer opened.
@@ -155,7 +186,8 @@ async fn scan_pay_print_and_sync_to_hq() {
 
     // A second start reuses the data: same sale, same stock, no second seeding.
     let stack = stack::start(StackOptions::ephemeral(dir.path())).await.unwrap();
-    assert_eq!(stack.agent.journal.sales_count().unwrap(), 1);
+    assert_eq!(stack.agent.journal.docs_count().unwrap(), (1, 0));
+    assert!(stack.agent.journal.verify().unwrap().ok());
     assert_eq!(stack.agent.journal.stock(&kassa_protocol::Sku(MILK_SKU.into())).unwrap(), DEMO_STOCK_PIECES - 1);
     let hq = format!("http://{}", stack.hq.http_addr);
     let stock = get(&client, format!("{hq}/api/stock/{MILK_SKU}")).await;

@@ -35,14 +35,17 @@ fn entry(seq: u64) -> OutboxEntry {
         name: "Молоко".into(),
         unit: Unit::Piece,
         quantity: 1,
+        list_price: Kopecks(100),
         price: Kopecks(100),
         vat: VatRate::Vat10,
         amount: Kopecks(100),
+        discount: Kopecks(0),
     };
     let sale = Sale {
         id: SaleId { store: STORE, seq },
         receipt_no: crate::sale::receipt_no(STORE, 1, seq),
         terminal: 1,
+        cashier: "cashier".into(),
         created_at_ms: 0,
         lines: vec![line],
         tenders: vec![Tender { kind: TenderKind::Cash, amount: Kopecks(100) }],
@@ -150,7 +153,7 @@ fn hq_refuses_another_stores_actor_and_writes_nothing() {
     assert!(matches!(hq.poll_event(), Some(HqEvent::Hello { .. })));
     hq.accept(0);
     let mut bad = entry(1);
-    let Change::Sale { counters, .. } = &mut bad.change;
+    let Change::Sale { counters, .. } = &mut bad.change else { unreachable!() };
     counters[0].location = StoreId(2);
     assert!(matches!(
         hq.handle_message(StoreMessage::Batch { entries: vec![bad] }),

@@ -1,0 +1,216 @@
+//! The append-only, hash-chained record of everything the till did.
+//!
+//! Each row carries the SHA-256 of the previous row's hash and its own content, so
+//! editing, deleting or reordering any row breaks every link after it. `verify` walks
+//! the chain and names the first broken link; it also checks that the query tables
+//! (docs, stock counters, receipt numbers) agree with the chain.
+
+use kassa_protocol::returns::Return;
+use kassa_protocol::sale::Sale;
+use kassa_protocol::Kopecks;
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::shifts::ShiftReport;
+use super::users::Role;
+use super::{encode, JournalError};
+
+/// One journal record. Appended, never changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Record {
+    Sale { sale: Sale, shift: i64 },
+    Return { ret: Return, shift: i64 },
+    /// An open basket abandoned by the cashier.
+    Void { shift: i64, lines: u32, total: Kopecks },
+    ShiftOpen { shift: i64, float: Kopecks },
+    /// Cash put into (positive) or taken out of (negative) the drawer.
+    CashMove { shift: i64, amount: Kopecks, reason: String },
+    ShiftClose { shift: i64, report: ShiftReport },
+    UserAdded { id: String, name: String, role: Role },
+}
+
+impl Record {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Record::Sale { .. } => "sale",
+            Record::Return { .. } => "return",
+            Record::Void { .. } => "void",
+            Record::ShiftOpen { .. } => "shift_open",
+            Record::CashMove { .. } => "cash_move",
+            Record::ShiftClose { .. } => "shift_close",
+            Record::UserAdded { .. } => "user_added",
+        }
+    }
+}
+
+const GENESIS: [u8; 32] = [0; 32];
+
+fn link_hash(prev: &[u8], seq: i64, kind: &str, terminal: u16, user: &str, at_ms: i64, body: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(prev);
+    h.update(seq.to_be_bytes());
+    // Length prefixes keep field boundaries unambiguous.
+    for field in [kind.as_bytes(), user.as_bytes(), body] {
+        h.update((field.len() as u64).to_be_bytes());
+        h.update(field);
+    }
+    h.update(terminal.to_be_bytes());
+    h.update(at_ms.to_be_bytes());
+    h.finalize().into()
+}
+
+/// Appends `record` to the chain; returns its sequence number.
+pub(super) fn append(
+    tx: &Transaction<'_>,
+    terminal: u16,
+    user: &str,
+    at_ms: i64,
+    record: &Record,
+) -> Result<i64, JournalError> {
+    let last: Option<(i64, Vec<u8>)> =
+        tx.query_row("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+    let (prev_seq, prev_hash) = last.unwrap_or((0, GENESIS.to_vec()));
+    let seq = prev_seq + 1;
+    let body = encode(record)?;
+    let hash = link_hash(&prev_hash, seq, record.kind(), terminal, user, at_ms, &body);
+    tx.execute(
+        "INSERT INTO records (seq, kind, terminal, user_id, at_ms, body, prev_hash, hash) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
+        params![seq, record.kind(), terminal, user, at_ms, body, prev_hash, hash.to_vec()],
+    )?;
+    Ok(seq)
+}
+
+pub(super) fn record(conn: &Connection, seq: i64) -> Result<Record, JournalError> {
+    let body: Vec<u8> = conn.query_row("SELECT body FROM records WHERE seq = ?1", [seq], |r| r.get(0))?;
+    postcard::from_bytes(&body).map_err(|e| JournalError::Corrupt(format!("record {seq}: {e}")))
+}
+
+/// What `kassa-agent verify` found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct VerifyReport {
+    pub records: u64,
+    pub sales: u64,
+    pub returns: u64,
+    /// The first broken link of the hash chain, if any.
+    pub first_broken: Option<String>,
+    /// Disagreements between the query tables and the chain.
+    pub problems: Vec<String>,
+}
+
+impl VerifyReport {
+    pub fn ok(&self) -> bool {
+        self.first_broken.is_none() && self.problems.is_empty()
+    }
+}
+
+/// Problems listed at most; a corrupted journal would otherwise flood the report.
+const PROBLEMS_MAX: usize = 50;
+
+pub(super) fn verify(conn: &Connection, own_actor: kassa_protocol::ActorId) -> Result<VerifyReport, JournalError> {
+    let mut report = VerifyReport::default();
+    let mut st = conn.prepare("SELECT seq, kind, terminal, user_id, at_ms, body, prev_hash, hash FROM records ORDER BY seq")?;
+    let mut rows = st.query([])?;
+    let mut expected_prev = GENESIS.to_vec();
+    let mut expected_seq = 1i64;
+    // Stock the chain says our own actor moved: SKU → (p, n).
+    let mut stock: std::collections::BTreeMap<String, (i64, i64)> = Default::default();
+    let mut docs: Vec<(i64, String, i64)> = Vec::new();
+    while let Some(row) = rows.next()? {
+        let seq: i64 = row.get(0)?;
+        let kind: String = row.get(1)?;
+        let terminal: u16 = row.get(2)?;
+        let user: String = row.get(3)?;
+        let at_ms: i64 = row.get(4)?;
+        let body: Vec<u8> = row.get(5)?;
+        let prev: Vec<u8> = row.get(6)?;
+        let hash: Vec<u8> = row.get(7)?;
+        report.records += 1;
+        let broken = if seq != expected_seq {
+            Some(format!("record {seq}: expected record {expected_seq} here (a record is missing or inserted)"))
+        } else if prev != expected_prev {
+            Some(format!("record {seq}: does not link to record {} (previous hash differs)", seq - 1))
+        } else if link_hash(&prev, seq, &kind, terminal, &user, at_ms, &body).as_slice() != hash.as_slice() {
+            Some(format!("record {seq} ({kind}): content does not match its hash (edited)"))
+        } else {
+            None
+        };
+        if let Some(b) = broken {
+            report.first_broken = Some(b);
+            break;
+        }
+        expected_prev = hash;
+        expected_seq += 1;
+        let record: Record = postcard::from_bytes(&body)
+            .map_err(|e| JournalError::Corrupt(format!("record {seq}: undecodable body: {e}")))?;
+        match &record {
+            Record::Sale { sale, .. } => {
+                report.sales += 1;
+                docs.push((seq, sale.receipt_no.clone(), sale.total.0));
+                for l in &sale.lines {
+                    stock.entry(l.sku.0.clone()).or_default().1 += l.quantity;
+                }
+            }
+            Record::Return { ret, .. } => {
+                report.returns += 1;
+                docs.push((seq, ret.receipt_no.clone(), ret.total.0));
+                for l in &ret.lines {
+                    stock.entry(l.sku.0.clone()).or_default().0 += l.quantity;
+                }
+            }
+            _ => {}
+        }
+    }
+    if report.first_broken.is_some() {
+        return Ok(report);
+    }
+    let mut problem = |p: String| {
+        if report.problems.len() < PROBLEMS_MAX {
+            report.problems.push(p);
+        }
+    };
+    // The query tables must say what the chain says.
+    for (seq, receipt_no, total) in &docs {
+        let row: Option<(String, i64)> = conn
+            .query_row("SELECT receipt_no, total_kopecks FROM docs WHERE record_seq = ?1", [seq], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        match row {
+            Some((r, t)) if &r == receipt_no && t == *total => {}
+            Some((r, t)) => problem(format!("record {seq}: docs table says {r} {t}, the chain {receipt_no} {total}")),
+            None => problem(format!("record {seq}: missing from the docs table")),
+        }
+    }
+    let doc_rows: i64 = conn.query_row("SELECT COUNT(*) FROM docs", [], |r| r.get(0))?;
+    if doc_rows as usize != docs.len() {
+        problem(format!("docs table has {doc_rows} rows, the chain {} sales and returns", docs.len()));
+    }
+    // Receipt numbers per terminal: 1, 2, 3… without gaps.
+    let mut st = conn.prepare("SELECT terminal, COUNT(*), MAX(receipt_number) FROM docs GROUP BY terminal")?;
+    for row in st.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))? {
+        let (terminal, count, max) = row?;
+        if count != max {
+            problem(format!("terminal {terminal}: {count} receipts but numbers up to {max} (a gap)"));
+        }
+    }
+    // Our own stock counters are exactly the sum of sales and returns.
+    let mut st = conn.prepare("SELECT sku, p, n FROM stock_counters WHERE actor_store = ?1 AND actor_epoch = ?2")?;
+    let mut counters: std::collections::BTreeMap<String, (i64, i64)> = Default::default();
+    for row in st.query_map(params![own_actor.store.0, own_actor.epoch], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))? {
+        let (sku, p, n): (String, i64, i64) = row?;
+        counters.insert(sku, (p, n));
+    }
+    for (sku, expected) in &stock {
+        let found = counters.remove(sku).unwrap_or_default();
+        if found != *expected {
+            problem(format!("SKU {sku}: counters say +{} −{}, sales and returns +{} −{}", found.0, found.1, expected.0, expected.1));
+        }
+    }
+    for (sku, found) in counters {
+        if found != (0, 0) {
+            problem(format!("SKU {sku}: counters +{} −{} without any sale or return", found.0, found.1));
+        }
+    }
+    Ok(report)
+}

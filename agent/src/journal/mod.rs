@@ -1,0 +1,376 @@
+//! The store's journal: SQLite, the store's source of truth.
+//!
+//! **Architecture invariant:** only this module issues SQL in the agent. A sale, its
+//! stock counter changes, its outbox entry, its print job and its hash-chained record
+//! commit in one transaction; the cashier hears "done" only after that commit. Nothing
+//! is ever updated in place or deleted: a cancellation is a reversal record.
+//!
+//! # Layout
+//! - `chain`: the append-only, hash-chained `records` table and `verify`.
+//! - `sales`: sales, returns, cancellations, voids; stock counters; outbox; print jobs.
+//! - `shifts`: shifts, cash in/out, X and Z reports.
+//! - `users`: cashiers and managers, PINs hashed with Argon2id, lockout.
+
+mod chain;
+mod sales;
+mod shifts;
+mod users;
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use kassa_protocol::catalog::{CatalogItem, Unit, VatRate};
+use kassa_protocol::gtin::Gtin;
+use kassa_protocol::{ActorId, Kopecks, Sku, StoreId};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+pub use chain::{Record, VerifyReport};
+pub use sales::{PrintDoc, PrintJob, Printable, ReturnRequest};
+pub use shifts::{ShiftReport, TenderTotal};
+pub use users::{AuthError, Role, User, LOCKOUT_MS, PIN_ATTEMPTS_MAX};
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("this journal belongs to store {found}, not {expected}")]
+    WrongStore { expected: StoreId, found: StoreId },
+    #[error("journal record is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Refusals of a write, each with a message a cashier understands. Nothing is written
+/// when one of these is returned.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error(transparent)]
+    Payment(#[from] kassa_protocol::sale::PaymentError),
+    #[error(transparent)]
+    Return(#[from] kassa_protocol::returns::ReturnError),
+    #[error("the idempotency key must be 1 to {IDEMPOTENCY_KEY_LEN_MAX} characters")]
+    IdempotencyKey,
+    #[error("this idempotency key was used for a different operation")]
+    KeyReuse,
+    #[error("no shift is open on this terminal: open a shift first")]
+    NoShift,
+    #[error("a shift is already open on this terminal")]
+    ShiftOpen,
+    #[error("no sale or receipt {0}")]
+    NoSuchSale(String),
+    #[error("sale {0} was already cancelled")]
+    AlreadyCancelled(String),
+    #[error("this needs a manager")]
+    NotManager,
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
+impl From<rusqlite::Error> for WriteError {
+    fn from(e: rusqlite::Error) -> Self {
+        WriteError::Journal(e.into())
+    }
+}
+
+pub const IDEMPOTENCY_KEY_LEN_MAX: usize = 128;
+
+#[derive(Debug)]
+pub struct Journal {
+    store: StoreId,
+    actor: ActorId,
+    conn: Mutex<Connection>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT;
+CREATE TABLE IF NOT EXISTS catalog (
+    sku TEXT PRIMARY KEY, gtin TEXT UNIQUE, name TEXT NOT NULL, category TEXT NOT NULL,
+    price_kopecks INTEGER NOT NULL, vat TEXT NOT NULL, unit TEXT NOT NULL, plu INTEGER UNIQUE
+) STRICT;
+CREATE TABLE IF NOT EXISTS records (
+    seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, terminal INTEGER NOT NULL, user_id TEXT NOT NULL,
+    at_ms INTEGER NOT NULL, body BLOB NOT NULL, prev_hash BLOB NOT NULL, hash BLOB NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS users (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL CHECK (role IN ('cashier', 'manager')),
+    pin_hash TEXT NOT NULL, failed_attempts INTEGER NOT NULL DEFAULT 0, locked_until_ms INTEGER NOT NULL DEFAULT 0
+) STRICT;
+CREATE TABLE IF NOT EXISTS shifts (
+    id INTEGER PRIMARY KEY, terminal INTEGER NOT NULL, opened_by TEXT NOT NULL, opened_at_ms INTEGER NOT NULL,
+    float_kopecks INTEGER NOT NULL, closed_record INTEGER REFERENCES records(seq)
+) STRICT;
+CREATE UNIQUE INDEX IF NOT EXISTS one_open_shift ON shifts (terminal) WHERE closed_record IS NULL;
+CREATE TABLE IF NOT EXISTS docs (
+    seq INTEGER PRIMARY KEY, record_seq INTEGER NOT NULL UNIQUE REFERENCES records(seq),
+    kind TEXT NOT NULL CHECK (kind IN ('sale', 'return')), receipt_no TEXT NOT NULL UNIQUE,
+    terminal INTEGER NOT NULL, receipt_number INTEGER NOT NULL, shift_id INTEGER NOT NULL REFERENCES shifts(id),
+    total_kopecks INTEGER NOT NULL, sale_seq INTEGER REFERENCES docs(seq), cancels INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (terminal, receipt_number)
+) STRICT;
+CREATE INDEX IF NOT EXISTS docs_by_sale ON docs (sale_seq);
+CREATE TABLE IF NOT EXISTS doc_lines (
+    seq INTEGER NOT NULL REFERENCES docs(seq), line_no INTEGER NOT NULL, sale_line INTEGER, sku TEXT NOT NULL,
+    quantity INTEGER NOT NULL, amount_kopecks INTEGER NOT NULL, vat TEXT NOT NULL, PRIMARY KEY (seq, line_no)
+) STRICT;
+CREATE TABLE IF NOT EXISTS doc_tenders (
+    seq INTEGER NOT NULL REFERENCES docs(seq), idx INTEGER NOT NULL, kind TEXT NOT NULL,
+    amount_kopecks INTEGER NOT NULL, PRIMARY KEY (seq, idx)
+) STRICT;
+CREATE TABLE IF NOT EXISTS cash_moves (
+    record_seq INTEGER PRIMARY KEY REFERENCES records(seq), shift_id INTEGER NOT NULL REFERENCES shifts(id),
+    amount_kopecks INTEGER NOT NULL, reason TEXT NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS voids (
+    record_seq INTEGER PRIMARY KEY REFERENCES records(seq), shift_id INTEGER NOT NULL REFERENCES shifts(id),
+    total_kopecks INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, op TEXT NOT NULL, response TEXT NOT NULL) STRICT;
+CREATE TABLE IF NOT EXISTS stock_counters (
+    sku TEXT NOT NULL, actor_store INTEGER NOT NULL, actor_epoch INTEGER NOT NULL,
+    p INTEGER NOT NULL CHECK (p >= 0), n INTEGER NOT NULL CHECK (n >= 0),
+    PRIMARY KEY (sku, actor_store, actor_epoch)
+) STRICT;
+CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, entry BLOB NOT NULL) STRICT;
+CREATE TABLE IF NOT EXISTS print_jobs (
+    id INTEGER PRIMARY KEY, doc BLOB NOT NULL, copy INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'done')), created_at_ms INTEGER NOT NULL,
+    printed_at_ms INTEGER
+) STRICT;
+CREATE INDEX IF NOT EXISTS print_jobs_pending ON print_jobs (state, id);
+";
+
+fn item_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<CatalogItem> {
+    let corrupt = |what: &str| rusqlite::Error::InvalidColumnName(format!("corrupt catalog {what}"));
+    let gtin: Option<String> = row.get(1)?;
+    Ok(CatalogItem {
+        sku: Sku::parse(&row.get::<_, String>(0)?).ok_or_else(|| corrupt("sku"))?,
+        gtin: gtin.map(|g| Gtin::parse(&g)).transpose().map_err(|_| corrupt("gtin"))?,
+        name: row.get(2)?,
+        category: row.get(3)?,
+        price: Kopecks(row.get(4)?),
+        vat: VatRate::parse(&row.get::<_, String>(5)?).ok_or_else(|| corrupt("vat"))?,
+        unit: Unit::parse(&row.get::<_, String>(6)?).ok_or_else(|| corrupt("unit"))?,
+        plu: row.get(7)?,
+    })
+}
+
+const ITEM_COLUMNS: &str = "sku, gtin, name, category, price_kopecks, vat, unit, plu";
+
+/// Items returned by a name search at most.
+pub const SEARCH_RESULTS_MAX: usize = 20;
+
+impl Journal {
+    /// Opens (or creates) the journal of `store`.
+    pub fn open(path: &Path, store: StoreId) -> Result<Journal, JournalError> {
+        let conn = Connection::open(path)?;
+        // Explicit pragmas: WAL for concurrent readers; FULL so a commit the cashier was
+        // told about survives power loss; foreign keys on (SQLite's default is off).
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)?;
+        let found = meta(&conn, "store")?;
+        if found == 0 {
+            set_meta(&conn, "store", u64::from(store.0))?;
+            set_meta(&conn, "epoch", 1)?;
+        } else if found != u64::from(store.0) {
+            return Err(JournalError::WrongStore { expected: store, found: StoreId(found as u32) });
+        }
+        let epoch = meta(&conn, "epoch")? as u32;
+        Ok(Journal { store, actor: ActorId { store, epoch }, conn: Mutex::new(conn) })
+    }
+
+    pub fn store(&self) -> StoreId {
+        self.store
+    }
+
+    pub fn actor(&self) -> ActorId {
+        self.actor
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // An open transaction rolls back when its guard unwinds, so the connection is
+        // consistent even if a holder panicked.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn catalog_version(&self) -> Result<u64, JournalError> {
+        meta(&self.conn(), "catalog_version")
+    }
+
+    /// Replaces the catalog with HQ's version `version`, in one transaction.
+    pub fn apply_catalog(&self, version: u64, items: &[CatalogItem]) -> Result<(), JournalError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        if meta(&tx, "catalog_version")? >= version {
+            return Ok(());
+        }
+        tx.execute("DELETE FROM catalog", [])?;
+        {
+            let mut ins = tx.prepare(&format!("INSERT INTO catalog ({ITEM_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)"))?;
+            for i in items {
+                ins.execute(params![
+                    i.sku.as_str(),
+                    i.gtin.map(|g| g.as_gtin14().to_owned()),
+                    i.name,
+                    i.category,
+                    i.price.0,
+                    i.vat.code(),
+                    i.unit.code(),
+                    i.plu
+                ])?;
+            }
+        }
+        set_meta(&tx, "catalog_version", version)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn item_by_gtin(&self, gtin: &Gtin) -> Result<Option<CatalogItem>, JournalError> {
+        let sql = format!("SELECT {ITEM_COLUMNS} FROM catalog WHERE gtin = ?1");
+        Ok(self.conn().query_row(&sql, [gtin.as_gtin14()], item_from_row).optional()?)
+    }
+
+    pub fn item_by_plu(&self, plu: u32) -> Result<Option<CatalogItem>, JournalError> {
+        let sql = format!("SELECT {ITEM_COLUMNS} FROM catalog WHERE plu = ?1");
+        Ok(self.conn().query_row(&sql, [plu], item_from_row).optional()?)
+    }
+
+    pub fn item_by_sku(&self, sku: &Sku) -> Result<Option<CatalogItem>, JournalError> {
+        let sql = format!("SELECT {ITEM_COLUMNS} FROM catalog WHERE sku = ?1");
+        Ok(self.conn().query_row(&sql, [sku.as_str()], item_from_row).optional()?)
+    }
+
+    /// Items whose name contains `text` (case-insensitive for Cyrillic too).
+    pub fn search(&self, text: &str) -> Result<Vec<CatalogItem>, JournalError> {
+        let needle = text.trim().to_lowercase();
+        if needle.is_empty() {
+            return Ok(Vec::new());
+        }
+        // SQLite's LIKE folds only ASCII case; the catalog is small enough to filter here.
+        let conn = self.conn();
+        let mut st = conn.prepare_cached(&format!("SELECT {ITEM_COLUMNS} FROM catalog ORDER BY name"))?;
+        let items = st.query_map([], item_from_row)?;
+        let mut out = Vec::new();
+        for item in items {
+            let item = item?;
+            if item.name.to_lowercase().contains(&needle) {
+                out.push(item);
+                if out.len() == SEARCH_RESULTS_MAX {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn catalog_len(&self) -> Result<u64, JournalError> {
+        Ok(self.conn().query_row("SELECT COUNT(*) FROM catalog", [], |r| r.get::<_, i64>(0))? as u64)
+    }
+
+    pub fn outbox_head(&self) -> Result<u64, JournalError> {
+        meta(&self.conn(), "outbox_head")
+    }
+
+    pub fn acked_seq(&self) -> Result<u64, JournalError> {
+        meta(&self.conn(), "acked_seq")
+    }
+
+    /// Outbox entries after `after`, at most `max`, in sequence order.
+    pub fn outbox_after(&self, after: u64, max: usize) -> Result<Vec<kassa_protocol::wire::OutboxEntry>, JournalError> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached("SELECT entry FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
+        let rows = st.query_map(params![after as i64, max as i64], |r| r.get::<_, Vec<u8>>(0))?;
+        rows.map(|blob| postcard::from_bytes(&blob?).map_err(|e| JournalError::Corrupt(format!("outbox entry: {e}"))))
+            .collect()
+    }
+
+    /// Records HQ's acknowledgement. Outbox rows are kept (they are the store's own
+    /// record of what it sent); only the cursor moves.
+    pub fn set_acked(&self, upto: u64) -> Result<(), JournalError> {
+        self.conn().execute(
+            "INSERT INTO meta (key, value) VALUES ('acked_seq', ?1) ON CONFLICT DO UPDATE SET value = MAX(value, excluded.value)",
+            [upto as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Max-merges counter entries of other actors (HQ's deliveries) into our stock.
+    /// Our own actor's totals are ours alone and never taken from outside.
+    pub fn merge_counters(&self, entries: &[kassa_protocol::stock::CounterEntry]) -> Result<(), JournalError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for c in entries.iter().filter(|c| c.location == self.store && c.actor != self.actor && c.is_valid()) {
+            tx.execute(
+                "INSERT INTO stock_counters (sku, actor_store, actor_epoch, p, n) VALUES (?1,?2,?3,?4,?5)
+                 ON CONFLICT DO UPDATE SET p = MAX(p, excluded.p), n = MAX(n, excluded.n)",
+                params![c.sku.as_str(), c.actor.store.0, c.actor.epoch, c.p, c.n],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The store's stock of `sku`: the sum over actors of `p − n`. May be negative: an
+    /// oversell is a fact to report, not a sale to refuse.
+    pub fn stock(&self, sku: &Sku) -> Result<i64, JournalError> {
+        Ok(self.conn().query_row(
+            "SELECT COALESCE(SUM(p - n), 0) FROM stock_counters WHERE sku = ?1",
+            [sku.as_str()],
+            |r| r.get(0),
+        )?)
+    }
+}
+
+/// Runs `op` in one transaction under an idempotency key: a key seen before returns the
+/// stored response (if it was for the same operation) and writes nothing.
+fn idempotent<T: Serialize + for<'de> Deserialize<'de>>(
+    conn: &mut Connection,
+    key: &str,
+    op: &str,
+    f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, WriteError>,
+) -> Result<(T, bool), WriteError> {
+    if key.is_empty() || key.len() > IDEMPOTENCY_KEY_LEN_MAX {
+        return Err(WriteError::IdempotencyKey);
+    }
+    let tx = conn.transaction()?;
+    let seen: Option<(String, String)> = tx
+        .query_row("SELECT op, response FROM idempotency WHERE key = ?1", [key], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    if let Some((seen_op, response)) = seen {
+        if seen_op != op {
+            return Err(WriteError::KeyReuse);
+        }
+        let value = serde_json::from_str(&response)
+            .map_err(|e| JournalError::Corrupt(format!("stored response of {key}: {e}")))?;
+        return Ok((value, true));
+    }
+    let value = f(&tx)?;
+    let response = serde_json::to_string(&value).map_err(|e| JournalError::Corrupt(e.to_string()))?;
+    tx.execute("INSERT INTO idempotency (key, op, response) VALUES (?1, ?2, ?3)", params![key, op, response])?;
+    tx.commit()?;
+    Ok((value, false))
+}
+
+fn meta(conn: &Connection, key: &str) -> Result<u64, JournalError> {
+    let v: Option<i64> = conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?;
+    Ok(v.unwrap_or(0) as u64)
+}
+
+fn set_meta(conn: &Connection, key: &str, value: u64) -> Result<(), JournalError> {
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT DO UPDATE SET value = excluded.value",
+        params![key, value as i64],
+    )?;
+    Ok(())
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, JournalError> {
+    postcard::to_allocvec(value).map_err(|e| JournalError::Corrupt(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,450 @@
+//! Sales, returns, cancellations and voids, with everything that commits with them:
+//! stock counters, the outbox entry for HQ and the print job.
+
+use std::collections::BTreeMap;
+
+use kassa_protocol::basket::Basket;
+use kassa_protocol::pricing;
+use kassa_protocol::returns::{self, Return, ReturnKind, ReturnLine, Returned};
+use kassa_protocol::sale::{self, Sale, Tender};
+use kassa_protocol::stock::CounterEntry;
+use kassa_protocol::wire::{Change, OutboxEntry};
+use kassa_protocol::{Kopecks, SaleId, Sku};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use serde::{Deserialize, Serialize};
+
+use super::chain::{self, Record};
+use super::shifts::{open_shift, ShiftReport};
+use super::{encode, idempotent, meta, set_meta, Journal, JournalError, WriteError};
+
+/// What a print job prints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PrintDoc {
+    /// A sale or return receipt, by its sequence number.
+    Doc { seq: u64 },
+    /// An X (`closing == false`) or Z report.
+    Report { report: ShiftReport, closing: bool },
+}
+
+/// What the spooler renders.
+#[derive(Debug, Clone)]
+pub enum Printable {
+    Sale(Sale),
+    Return(Return),
+    Report { report: ShiftReport, closing: bool },
+}
+
+#[derive(Debug, Clone)]
+pub struct PrintJob {
+    pub id: i64,
+    pub printable: Printable,
+    /// Reprints and receipts cut short are marked as copies.
+    pub copy: bool,
+}
+
+/// A return, as the cashier asks for it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ReturnRequest {
+    /// Lines (sale line number, quantity) of a sale of this store.
+    WithReceipt { sale_seq: u64, lines: Vec<(u32, i64)> },
+    /// Items by SKU, refunded at today's price in cash; a manager approved it.
+    WithoutReceipt { lines: Vec<(Sku, i64)>, approved_by: String },
+    /// Everything not yet returned of a sale, reversed; a manager approved it.
+    Cancel { sale_seq: u64, approved_by: String },
+}
+
+/// Lines in a return without receipt; the same bound as a basket.
+const RETURN_LINES_MAX: usize = kassa_protocol::basket::BASKET_LINES_MAX;
+
+impl Journal {
+    /// Commits a paid basket as a sale. A key seen before returns the sale it made
+    /// (`true` = replayed) and writes nothing.
+    pub fn commit_sale(
+        &self,
+        terminal: u16,
+        cashier: &str,
+        basket: &Basket,
+        tenders: &[Tender],
+        idempotency_key: &str,
+        now_ms: i64,
+    ) -> Result<(Sale, bool), WriteError> {
+        let mut conn = self.conn();
+        idempotent(&mut conn, idempotency_key, "pay", |tx| {
+            let shift = open_shift(tx, terminal)?.ok_or(WriteError::NoShift)?;
+            let (totals, change) = sale::settle(basket, tenders)?;
+            let seq = meta(tx, "doc_seq")? + 1;
+            let receipt_number = next_receipt_number(tx, terminal)?;
+            let sale = Sale {
+                id: SaleId { store: self.store, seq },
+                receipt_no: sale::receipt_no(self.store, terminal, receipt_number as u64),
+                terminal,
+                cashier: cashier.to_owned(),
+                created_at_ms: now_ms,
+                lines: basket.lines.clone(),
+                tenders: tenders.to_vec(),
+                total: totals.total,
+                change,
+            };
+            debug_assert_eq!(sale.validate(), Ok(()));
+            let record_seq =
+                chain::append(tx, terminal, cashier, now_ms, &Record::Sale { sale: sale.clone(), shift: shift.id })?;
+            insert_doc(tx, seq, record_seq, "sale", &sale.receipt_no, terminal, receipt_number, shift.id, sale.total, None)?;
+            for (i, l) in sale.lines.iter().enumerate() {
+                tx.execute(
+                    "INSERT INTO doc_lines (seq, line_no, sale_line, sku, quantity, amount_kopecks, vat) VALUES (?1,?2,NULL,?3,?4,?5,?6)",
+                    params![seq as i64, i as i64, l.sku.as_str(), l.quantity, l.net().0, l.vat.code()],
+                )?;
+            }
+            insert_tenders(tx, seq, &sale.tenders)?;
+            let counters = self.count(tx, sale.lines.iter().map(|l| (&l.sku, 0, l.quantity)))?;
+            push_outbox(tx, Change::Sale { sale: sale.clone(), counters })?;
+            set_meta(tx, "doc_seq", seq)?;
+            queue_print(tx, &PrintDoc::Doc { seq }, false, now_ms)?;
+            Ok(sale)
+        })
+    }
+
+    /// Commits a return (with or without receipt, or a cancellation). A key seen before
+    /// returns the return it made and writes nothing.
+    pub fn commit_return(
+        &self,
+        terminal: u16,
+        cashier: &str,
+        request: &ReturnRequest,
+        idempotency_key: &str,
+        now_ms: i64,
+    ) -> Result<(Return, bool), WriteError> {
+        let mut conn = self.conn();
+        idempotent(&mut conn, idempotency_key, "return", |tx| {
+            let shift = open_shift(tx, terminal)?.ok_or(WriteError::NoShift)?;
+            let (kind, lines, refunds) = match request {
+                ReturnRequest::WithReceipt { sale_seq, lines } => {
+                    let (sale, returned, earlier) = sale_for_return(tx, *sale_seq)?;
+                    let lines = returns::plan(&sale, &returned, lines)?;
+                    let total = Kopecks(lines.iter().map(|l| l.amount.0).sum());
+                    (ReturnKind::WithReceipt { sale: sale.id }, lines, returns::refund_tenders(&sale, &earlier, total))
+                }
+                ReturnRequest::Cancel { sale_seq, approved_by } => {
+                    let (sale, returned, earlier) = sale_for_return(tx, *sale_seq)?;
+                    let rest: Vec<(u32, i64)> = sale
+                        .lines
+                        .iter()
+                        .enumerate()
+                        .map(|(i, l)| (i as u32, l.quantity - returned.get(i).map_or(0, |r| r.0)))
+                        .filter(|(_, q)| *q > 0)
+                        .collect();
+                    if rest.is_empty() {
+                        return Err(WriteError::AlreadyCancelled(sale.receipt_no));
+                    }
+                    let lines = returns::plan(&sale, &returned, &rest)?;
+                    let total = Kopecks(lines.iter().map(|l| l.amount.0).sum());
+                    let kind = ReturnKind::Cancellation { sale: sale.id, approved_by: approved_by.clone() };
+                    (kind, lines, returns::refund_tenders(&sale, &earlier, total))
+                }
+                ReturnRequest::WithoutReceipt { lines, approved_by } => {
+                    if lines.is_empty() || lines.len() > RETURN_LINES_MAX {
+                        return Err(returns::ReturnError::Empty.into());
+                    }
+                    let lines = lines
+                        .iter()
+                        .map(|(sku, quantity)| {
+                            let item = item(tx, sku)?.ok_or_else(|| WriteError::Invalid(format!("unknown SKU {sku}")))?;
+                            if !(1..=kassa_protocol::basket::LINE_QUANTITY_MAX).contains(quantity) {
+                                return Err(returns::ReturnError::Quantity.into());
+                            }
+                            let amount = pricing::line_amount(item.price, item.unit, *quantity)
+                                .ok_or_else(|| WriteError::Invalid("amount too large".into()))?;
+                            Ok(ReturnLine {
+                                sale_line: None,
+                                sku: item.sku,
+                                name: item.name,
+                                unit: item.unit,
+                                quantity: *quantity,
+                                vat: item.vat,
+                                amount,
+                            })
+                        })
+                        .collect::<Result<Vec<_>, WriteError>>()?;
+                    let total = Kopecks(lines.iter().map(|l| l.amount.0).sum());
+                    let refunds = vec![Tender { kind: sale::TenderKind::Cash, amount: total }];
+                    (ReturnKind::WithoutReceipt { approved_by: approved_by.clone() }, lines, refunds)
+                }
+            };
+            let seq = meta(tx, "doc_seq")? + 1;
+            let receipt_number = next_receipt_number(tx, terminal)?;
+            let total = Kopecks(lines.iter().map(|l| l.amount.0).sum());
+            let ret = Return {
+                id: SaleId { store: self.store, seq },
+                receipt_no: sale::receipt_no(self.store, terminal, receipt_number as u64),
+                terminal,
+                cashier: cashier.to_owned(),
+                created_at_ms: now_ms,
+                kind,
+                lines,
+                refunds,
+                total,
+            };
+            ret.validate().map_err(WriteError::Invalid)?;
+            let record_seq =
+                chain::append(tx, terminal, cashier, now_ms, &Record::Return { ret: ret.clone(), shift: shift.id })?;
+            let sale_seq = ret.kind.sale().map(|s| s.seq);
+            insert_doc(tx, seq, record_seq, "return", &ret.receipt_no, terminal, receipt_number, shift.id, ret.total, sale_seq)?;
+            if matches!(ret.kind, ReturnKind::Cancellation { .. }) {
+                tx.execute("UPDATE docs SET cancels = 1 WHERE seq = ?1", [seq as i64])?;
+            }
+            for (i, l) in ret.lines.iter().enumerate() {
+                tx.execute(
+                    "INSERT INTO doc_lines (seq, line_no, sale_line, sku, quantity, amount_kopecks, vat) VALUES (?1,?2,?3,?4,?5,?6,?7)",
+                    params![seq as i64, i as i64, l.sale_line, l.sku.as_str(), l.quantity, l.amount.0, l.vat.code()],
+                )?;
+            }
+            insert_tenders(tx, seq, &ret.refunds)?;
+            let counters = self.count(tx, ret.lines.iter().map(|l| (&l.sku, l.quantity, 0)))?;
+            push_outbox(tx, Change::Return { ret: ret.clone(), counters })?;
+            set_meta(tx, "doc_seq", seq)?;
+            queue_print(tx, &PrintDoc::Doc { seq }, false, now_ms)?;
+            Ok(ret)
+        })
+    }
+
+    /// Records an abandoned basket. Nothing else changes: no stock moved.
+    pub fn void_basket(&self, terminal: u16, cashier: &str, basket: &Basket, now_ms: i64) -> Result<(), WriteError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        // Without a shift nothing was sold, so there is nothing to account for.
+        if let Some(shift) = open_shift(&tx, terminal)? {
+            let total = basket.totals().map_or(Kopecks::ZERO, |t| t.total);
+            let record = Record::Void { shift: shift.id, lines: basket.lines.len() as u32, total };
+            let record_seq = chain::append(&tx, terminal, cashier, now_ms, &record)?;
+            tx.execute(
+                "INSERT INTO voids (record_seq, shift_id, total_kopecks) VALUES (?1, ?2, ?3)",
+                params![record_seq, shift.id, total.0],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Adds to this store's own running totals; returns the new entry per SKU.
+    fn count<'a>(
+        &self,
+        tx: &Transaction<'_>,
+        moves: impl Iterator<Item = (&'a Sku, i64, i64)>,
+    ) -> Result<Vec<CounterEntry>, JournalError> {
+        // One entry per SKU, its totals after the last line (a SKU may be on several lines).
+        let mut out = BTreeMap::new();
+        for (sku, plus, minus) in moves {
+            let (p, n): (i64, i64) = tx.query_row(
+                "INSERT INTO stock_counters (sku, actor_store, actor_epoch, p, n) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT DO UPDATE SET p = p + excluded.p, n = n + excluded.n RETURNING p, n",
+                params![sku.as_str(), self.actor.store.0, self.actor.epoch, plus, minus],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            out.insert(sku.clone(), CounterEntry { location: self.store, sku: sku.clone(), actor: self.actor, p, n });
+        }
+        Ok(out.into_values().collect())
+    }
+
+    pub fn sale(&self, seq: u64) -> Result<Option<Sale>, JournalError> {
+        let conn = self.conn();
+        match doc(&conn, seq)? {
+            Some(Record::Sale { sale, .. }) => Ok(Some(sale)),
+            _ => Ok(None),
+        }
+    }
+
+    /// The sequence of a sale or return by its receipt number (`0001-01-000007`) or by
+    /// the code its receipt's QR carries (`KASSA:1:7`).
+    pub fn find_doc(&self, code: &str) -> Result<Option<u64>, JournalError> {
+        if let Some(rest) = code.strip_prefix("KASSA:") {
+            let mut parts = rest.split(':');
+            let (Some(store), Some(seq), None) = (parts.next(), parts.next(), parts.next()) else { return Ok(None) };
+            if store.parse() != Ok(self.store.0) {
+                return Ok(None);
+            }
+            return Ok(seq.parse().ok());
+        }
+        let seq: Option<i64> = self
+            .conn()
+            .query_row("SELECT seq FROM docs WHERE receipt_no = ?1", [code.trim()], |r| r.get(0))
+            .optional()?;
+        Ok(seq.map(|s| s as u64))
+    }
+
+    /// What is left to return of each line of a sale.
+    pub fn returnable(&self, seq: u64) -> Result<Option<(Sale, Vec<i64>)>, JournalError> {
+        let conn = self.conn();
+        let Some(Record::Sale { sale, .. }) = doc(&conn, seq)? else { return Ok(None) };
+        let returned = returned_of(&conn, seq)?;
+        let left = sale.lines.iter().enumerate().map(|(i, l)| l.quantity - returned.get(i).map_or(0, |r| r.0)).collect();
+        Ok(Some((sale, left)))
+    }
+
+    pub fn docs_count(&self) -> Result<(u64, u64), JournalError> {
+        let conn = self.conn();
+        let count = |kind: &str| -> Result<u64, JournalError> {
+            Ok(conn.query_row("SELECT COUNT(*) FROM docs WHERE kind = ?1", [kind], |r| r.get::<_, i64>(0))? as u64)
+        };
+        Ok((count("sale")?, count("return")?))
+    }
+
+    pub fn next_print_job(&self) -> Result<Option<PrintJob>, JournalError> {
+        let conn = self.conn();
+        let job: Option<(i64, Vec<u8>, bool)> = conn
+            .query_row("SELECT id, doc, copy FROM print_jobs WHERE state = 'pending' ORDER BY id LIMIT 1", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?;
+        let Some((id, doc_blob, copy)) = job else { return Ok(None) };
+        let print_doc: PrintDoc =
+            postcard::from_bytes(&doc_blob).map_err(|e| JournalError::Corrupt(format!("print job {id}: {e}")))?;
+        let printable = match print_doc {
+            PrintDoc::Report { report, closing } => Printable::Report { report, closing },
+            PrintDoc::Doc { seq } => match doc(&conn, seq)? {
+                Some(Record::Sale { sale, .. }) => Printable::Sale(sale),
+                Some(Record::Return { ret, .. }) => Printable::Return(ret),
+                _ => return Err(JournalError::Corrupt(format!("print job {id}: no document {seq}"))),
+            },
+        };
+        Ok(Some(PrintJob { id, printable, copy }))
+    }
+
+    pub fn print_job_done(&self, id: i64, now_ms: i64) -> Result<(), JournalError> {
+        self.conn()
+            .execute("UPDATE print_jobs SET state = 'done', printed_at_ms = ?2 WHERE id = ?1", params![id, now_ms])?;
+        Ok(())
+    }
+
+    /// Jobs not printed yet (for the status bar).
+    pub fn pending_print_jobs(&self) -> Result<u64, JournalError> {
+        Ok(self.conn().query_row("SELECT COUNT(*) FROM print_jobs WHERE state = 'pending'", [], |r| r.get::<_, i64>(0))?
+            as u64)
+    }
+
+    /// Queues a copy of a sale's or return's receipt; `false` if there is no such document.
+    pub fn reprint(&self, seq: u64, now_ms: i64) -> Result<bool, JournalError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        if doc(&tx, seq)?.is_none() {
+            return Ok(false);
+        }
+        queue_print(&tx, &PrintDoc::Doc { seq }, true, now_ms)?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// Queues an X report for printing.
+    pub fn print_x_report(&self, report: &ShiftReport, now_ms: i64) -> Result<(), JournalError> {
+        queue_report(&self.conn(), report, false, now_ms)
+    }
+
+    /// Checks the hash chain and that the query tables agree with it.
+    pub fn verify(&self) -> Result<chain::VerifyReport, JournalError> {
+        chain::verify(&self.conn(), self.actor)
+    }
+}
+
+fn item(conn: &Connection, sku: &Sku) -> Result<Option<kassa_protocol::catalog::CatalogItem>, JournalError> {
+    let sql = format!("SELECT {} FROM catalog WHERE sku = ?1", super::ITEM_COLUMNS);
+    Ok(conn.query_row(&sql, [sku.as_str()], super::item_from_row).optional()?)
+}
+
+/// The record of a sale or return by its sequence.
+fn doc(conn: &Connection, seq: u64) -> Result<Option<Record>, JournalError> {
+    let record_seq: Option<i64> =
+        conn.query_row("SELECT record_seq FROM docs WHERE seq = ?1", [seq as i64], |r| r.get(0)).optional()?;
+    record_seq.map(|r| chain::record(conn, r)).transpose()
+}
+
+/// Per line of sale `seq`: quantity and amount already returned.
+fn returned_of(conn: &Connection, seq: u64) -> Result<Returned, JournalError> {
+    let mut st = conn.prepare_cached(
+        "SELECT l.sale_line, SUM(l.quantity), SUM(l.amount_kopecks) FROM doc_lines l JOIN docs d ON d.seq = l.seq
+         WHERE d.kind = 'return' AND d.sale_seq = ?1 GROUP BY l.sale_line",
+    )?;
+    let mut out: Returned = Vec::new();
+    for row in st.query_map([seq as i64], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))? {
+        let (line, q, amount) = row?;
+        let line = line as usize;
+        if out.len() <= line {
+            out.resize(line + 1, (0, Kopecks::ZERO));
+        }
+        out[line] = (q, Kopecks(amount));
+    }
+    Ok(out)
+}
+
+/// The sale, what was returned of it, and the refunds already given for it.
+fn sale_for_return(conn: &Connection, seq: u64) -> Result<(Sale, Returned, Vec<Tender>), WriteError> {
+    let Some(Record::Sale { sale, .. }) = doc(conn, seq)? else {
+        return Err(WriteError::NoSuchSale(seq.to_string()));
+    };
+    let returned = returned_of(conn, seq)?;
+    let mut st = conn.prepare_cached(
+        "SELECT t.kind, t.amount_kopecks FROM doc_tenders t JOIN docs d ON d.seq = t.seq WHERE d.kind = 'return' AND d.sale_seq = ?1",
+    )?;
+    let earlier = st
+        .query_map([seq as i64], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+        .map(|row| {
+            let (kind, amount) = row?;
+            let kind = if kind == "card" { sale::TenderKind::Card } else { sale::TenderKind::Cash };
+            Ok(Tender { kind, amount: Kopecks(amount) })
+        })
+        .collect::<Result<Vec<_>, rusqlite::Error>>()?;
+    Ok((sale, returned, earlier))
+}
+
+fn next_receipt_number(conn: &Connection, terminal: u16) -> Result<i64, JournalError> {
+    Ok(conn.query_row("SELECT COALESCE(MAX(receipt_number), 0) + 1 FROM docs WHERE terminal = ?1", [terminal], |r| {
+        r.get(0)
+    })?)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn insert_doc(
+    tx: &Transaction<'_>,
+    seq: u64,
+    record_seq: i64,
+    kind: &str,
+    receipt_no: &str,
+    terminal: u16,
+    receipt_number: i64,
+    shift: i64,
+    total: Kopecks,
+    sale_seq: Option<u64>,
+) -> Result<(), JournalError> {
+    tx.execute(
+        "INSERT INTO docs (seq, record_seq, kind, receipt_no, terminal, receipt_number, shift_id, total_kopecks, sale_seq)
+         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+        params![seq as i64, record_seq, kind, receipt_no, terminal, receipt_number, shift, total.0, sale_seq.map(|s| s as i64)],
+    )?;
+    Ok(())
+}
+
+fn insert_tenders(tx: &Transaction<'_>, seq: u64, tenders: &[Tender]) -> Result<(), JournalError> {
+    for (i, t) in tenders.iter().enumerate() {
+        tx.execute(
+            "INSERT INTO doc_tenders (seq, idx, kind, amount_kopecks) VALUES (?1,?2,?3,?4)",
+            params![seq as i64, i as i64, t.kind.code(), t.amount.0],
+        )?;
+    }
+    Ok(())
+}
+
+fn push_outbox(tx: &Transaction<'_>, change: Change) -> Result<(), JournalError> {
+    let seq = meta(tx, "outbox_head")? + 1;
+    tx.execute("INSERT INTO outbox (seq, entry) VALUES (?1, ?2)", params![seq as i64, encode(&OutboxEntry { seq, change })?])?;
+    set_meta(tx, "outbox_head", seq)
+}
+
+pub(super) fn queue_report(conn: &Connection, report: &ShiftReport, closing: bool, now_ms: i64) -> Result<(), JournalError> {
+    queue_print(conn, &PrintDoc::Report { report: report.clone(), closing }, false, now_ms)
+}
+
+fn queue_print(conn: &Connection, doc: &PrintDoc, copy: bool, now_ms: i64) -> Result<(), JournalError> {
+    conn.execute(
+        "INSERT INTO print_jobs (doc, copy, state, created_at_ms) VALUES (?1, ?2, 'pending', ?3)",
+        params![encode(doc)?, copy, now_ms],
+    )?;
+    Ok(())
+}

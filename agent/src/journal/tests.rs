@@ -1,0 +1,135 @@
+use kassa_protocol::basket::Basket;
+use kassa_protocol::catalog::parse_csv;
+use kassa_protocol::sale::{Tender, TenderKind};
+use kassa_protocol::{Kopecks, Sku, StoreId};
+
+use super::*;
+
+const CSV: &str = "sku,gtin,name,category,price_kopecks,vat_percent,unit,plu
+100001,4650001209603,Молоко,М,10690,10,pcs,
+100002,4630015509388,Хлеб,Х,5000,20,pcs,
+100477,,Яблоки,В,18900,10,kg,00001
+";
+
+fn journal() -> (tempfile::TempDir, Journal) {
+    let dir = tempfile::tempdir().unwrap();
+    let j = Journal::open(&dir.path().join("j.sqlite"), StoreId(1)).unwrap();
+    j.apply_catalog(1, &parse_csv(CSV).unwrap()).unwrap();
+    j.add_user(&User { id: "anna".into(), name: "Анна".into(), role: Role::Cashier }, "1111", 0).unwrap();
+    j.add_user(&User { id: "boss".into(), name: "Босс".into(), role: Role::Manager }, "9999", 0).unwrap();
+    (dir, j)
+}
+
+fn basket(j: &Journal, items: &[(&str, i64)]) -> Basket {
+    let mut b = Basket::default();
+    for (sku, q) in items {
+        b.add(&j.item_by_sku(&Sku(sku.to_string())).unwrap().unwrap(), *q).unwrap();
+    }
+    b
+}
+
+fn cash(k: i64) -> Vec<Tender> {
+    vec![Tender { kind: TenderKind::Cash, amount: Kopecks(k) }]
+}
+
+#[test]
+fn a_sale_needs_an_open_shift_and_writes_nothing_without_one() {
+    let (_d, j) = journal();
+    let b = basket(&j, &[("100001", 1)]);
+    assert!(matches!(j.commit_sale(1, "anna", &b, &cash(20000), "k1", 1), Err(WriteError::NoShift)));
+    assert_eq!(j.docs_count().unwrap(), (0, 0));
+    assert_eq!(j.outbox_head().unwrap(), 0);
+    assert!(j.verify().unwrap().ok());
+}
+
+#[test]
+fn sales_returns_and_the_z_report_add_up() {
+    let (_d, j) = journal();
+    j.open_shift(1, "anna", Kopecks(500_00), "open", 1).unwrap();
+    // Retried open: same answer, no second shift.
+    let (_, replayed) = j.open_shift(1, "anna", Kopecks(500_00), "open", 1).unwrap();
+    assert!(replayed);
+    let b = basket(&j, &[("100001", 2), ("100002", 1), ("100477", 1500)]);
+    let total = b.totals().unwrap().total; // 213,80 + 50,00 + 283,50
+    assert_eq!(total, Kopecks(21380 + 5000 + 28350));
+    let (sale, replayed) = j.commit_sale(1, "anna", &b, &cash(60000), "pay1", 2).unwrap();
+    assert!(!replayed);
+    assert_eq!(sale.receipt_no, "0001-01-000001");
+    assert_eq!(sale.change, Kopecks(60000 - total.0));
+    let (again, replayed) = j.commit_sale(1, "anna", &b, &cash(60000), "pay1", 3).unwrap();
+    assert!(replayed);
+    assert_eq!(again, sale);
+    assert!(matches!(j.commit_return(1, "anna", &ReturnRequest::Cancel { sale_seq: 1, approved_by: "boss".into() }, "pay1", 3), Err(WriteError::KeyReuse)));
+
+    // Return one milk; over-return refused with nothing written.
+    let req = ReturnRequest::WithReceipt { sale_seq: sale.id.seq, lines: vec![(0, 1)] };
+    let (ret, _) = j.commit_return(1, "anna", &req, "ret1", 4).unwrap();
+    assert_eq!(ret.total, Kopecks(10690));
+    assert_eq!(ret.receipt_no, "0001-01-000002");
+    let over = ReturnRequest::WithReceipt { sale_seq: sale.id.seq, lines: vec![(0, 2)] };
+    assert!(matches!(j.commit_return(1, "anna", &over, "ret2", 5), Err(WriteError::Return(_))));
+    assert_eq!(j.docs_count().unwrap(), (1, 1));
+    assert_eq!(j.stock(&Sku("100001".into())).unwrap(), -1, "sold 2, returned 1 (no deliveries)");
+
+    // Cancel the rest of the sale: a reversal, the original untouched.
+    let cancel = ReturnRequest::Cancel { sale_seq: sale.id.seq, approved_by: "boss".into() };
+    let (rev, _) = j.commit_return(1, "boss", &cancel, "cancel1", 6).unwrap();
+    assert_eq!(rev.total.0 + ret.total.0, total.0);
+    assert!(matches!(j.commit_return(1, "boss", &cancel, "cancel2", 7), Err(WriteError::AlreadyCancelled(_))));
+    assert_eq!(j.stock(&Sku("100477".into())).unwrap(), 0);
+
+    j.void_basket(1, "anna", &basket(&j, &[("100002", 3)]), 8).unwrap();
+    j.cash_move(1, "anna", Kopecks(-100_00), "инкассация", "out1", 9).unwrap();
+    assert!(matches!(j.cash_move(1, "anna", Kopecks(-10_000_00), "x", "out2", 9), Err(WriteError::Invalid(_))));
+    let (z, _) = j.close_shift(1, "boss", Kopecks(400_00), "close", 10).unwrap();
+    assert_eq!(z.sales_count, 1);
+    assert_eq!(z.returns_count, 2);
+    assert_eq!(z.returns_total, total, "everything came back");
+    assert_eq!(z.voids_count, 1);
+    assert_eq!(z.voids_total, Kopecks(15000));
+    // 500 float + (600 − change = total) − total refunded in cash − 100 out = 400.
+    assert_eq!(z.expected_cash, Kopecks(400_00));
+    assert_eq!(z.difference, Some(Kopecks(0)));
+    let vat_sales: i64 = z.vat.iter().map(|v| v.sales.0).sum();
+    assert_eq!(vat_sales, total.0);
+    assert!(j.x_report(1).unwrap().is_none(), "closed");
+    let report = j.verify().unwrap();
+    assert!(report.ok(), "{report:?}");
+    assert_eq!((report.sales, report.returns), (1, 2));
+}
+
+#[test]
+fn verify_names_the_first_edited_record() {
+    let (dir, j) = journal();
+    j.open_shift(1, "anna", Kopecks(0), "open", 1).unwrap();
+    for i in 0..3 {
+        j.commit_sale(1, "anna", &basket(&j, &[("100001", 1)]), &cash(10690), &format!("k{i}"), 2).unwrap();
+    }
+    assert!(j.verify().unwrap().ok());
+    drop(j);
+    // Someone edits the body of the second sale's record directly in SQLite.
+    let conn = rusqlite::Connection::open(dir.path().join("j.sqlite")).unwrap();
+    let seq: i64 = conn.query_row("SELECT record_seq FROM docs WHERE receipt_number = 2", [], |r| r.get(0)).unwrap();
+    conn.execute("UPDATE records SET at_ms = at_ms + 1 WHERE seq = ?1", [seq]).unwrap();
+    drop(conn);
+    let j = Journal::open(&dir.path().join("j.sqlite"), StoreId(1)).unwrap();
+    let report = j.verify().unwrap();
+    let broken = report.first_broken.expect("tampering must be found");
+    assert!(broken.starts_with(&format!("record {seq} ")), "{broken}");
+}
+
+#[test]
+fn pins_are_hashed_and_lock_after_too_many_failures() {
+    let (dir, j) = journal();
+    assert_eq!(j.authenticate("anna", "1111", 0).unwrap().role, Role::Cashier);
+    for left in (1..PIN_ATTEMPTS_MAX).rev() {
+        assert!(matches!(j.authenticate("anna", "0000", 0), Err(AuthError::WrongPin { attempts_left }) if attempts_left == left));
+    }
+    assert!(matches!(j.authenticate("anna", "0000", 0), Err(AuthError::Locked { .. })));
+    assert!(matches!(j.authenticate("anna", "1111", 1000), Err(AuthError::Locked { .. })), "even the right PIN");
+    assert!(j.authenticate("anna", "1111", LOCKOUT_MS + 1).is_ok());
+    assert!(matches!(j.authenticate("nobody", "1111", 0), Err(AuthError::NoSuchUser)));
+    let conn = rusqlite::Connection::open(dir.path().join("j.sqlite")).unwrap();
+    let hash: String = conn.query_row("SELECT pin_hash FROM users WHERE id = 'anna'", [], |r| r.get(0)).unwrap();
+    assert!(hash.starts_with("$argon2id$") && !hash.contains("1111"));
+}

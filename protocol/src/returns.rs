@@ -1,0 +1,260 @@
+//! Returns: what may be given back, and how much is refunded.
+//!
+//! A return with a receipt names lines of the original sale. A line can never be
+//! returned beyond what was sold minus what was already returned, and the refunds of a
+//! line over all its partial returns add up exactly to what was paid for it: the
+//! refund for returning `q` more after `r` already returned of `s` sold is
+//! `R(r + q) − R(r)` with `R(k) = round(net × k / s)`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::basket::BasketLine;
+use crate::catalog::{Unit, VatRate};
+use crate::ids::{SaleId, Sku};
+use crate::money::Kopecks;
+use crate::sale::{Sale, Tender, TenderKind};
+
+/// A return: an immutable record, replicated to HQ like a sale.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Return {
+    /// Returns share the sale sequence space: `(store, seq)` is unique across both.
+    pub id: SaleId,
+    /// `SSSS-TT-NNNNNN`, numbered with the terminal's sales (one gap-free series).
+    pub receipt_no: String,
+    pub terminal: u16,
+    pub cashier: String,
+    pub created_at_ms: i64,
+    pub kind: ReturnKind,
+    pub lines: Vec<ReturnLine>,
+    /// Money given back, per tender.
+    pub refunds: Vec<Tender>,
+    pub total: Kopecks,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReturnKind {
+    /// Lines of a sale, identified by its receipt.
+    WithReceipt { sale: SaleId },
+    /// No receipt: approved by a manager and flagged for review.
+    WithoutReceipt { approved_by: String },
+    /// A whole committed sale reversed by a manager (nothing is ever deleted).
+    Cancellation { sale: SaleId, approved_by: String },
+}
+
+impl ReturnKind {
+    pub fn sale(&self) -> Option<SaleId> {
+        match self {
+            ReturnKind::WithReceipt { sale } | ReturnKind::Cancellation { sale, .. } => Some(*sale),
+            ReturnKind::WithoutReceipt { .. } => None,
+        }
+    }
+
+    /// Returns a manager must look at afterwards.
+    pub fn is_flagged(&self) -> bool {
+        matches!(self, ReturnKind::WithoutReceipt { .. })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReturnLine {
+    /// The line of the original sale, when there is one.
+    pub sale_line: Option<u32>,
+    pub sku: Sku,
+    pub name: String,
+    pub unit: Unit,
+    pub quantity: i64,
+    pub vat: VatRate,
+    pub amount: Kopecks,
+}
+
+/// How much of each line of a sale was already returned (quantity, refunded amount).
+pub type Returned = Vec<(i64, Kopecks)>;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReturnError {
+    #[error("the sale has no line {0}")]
+    NoSuchLine(u32),
+    #[error("line {line}: only {left} left to return")]
+    OverReturn { line: u32, left: i64 },
+    #[error("a returned quantity must be positive")]
+    Quantity,
+    #[error("nothing to return")]
+    Empty,
+    #[error("a line appears twice in one return")]
+    Duplicate,
+}
+
+/// Works out the lines of a return of `request` (sale line, quantity) from `sale`,
+/// given what was already returned of it.
+pub fn plan(sale: &Sale, returned: &Returned, request: &[(u32, i64)]) -> Result<Vec<ReturnLine>, ReturnError> {
+    if request.is_empty() {
+        return Err(ReturnError::Empty);
+    }
+    let mut seen = std::collections::HashSet::new();
+    request
+        .iter()
+        .map(|&(line, quantity)| {
+            if !seen.insert(line) {
+                return Err(ReturnError::Duplicate);
+            }
+            let sold: &BasketLine = sale.lines.get(line as usize).ok_or(ReturnError::NoSuchLine(line))?;
+            if quantity <= 0 {
+                return Err(ReturnError::Quantity);
+            }
+            let (already, _) = returned.get(line as usize).copied().unwrap_or((0, Kopecks::ZERO));
+            let left = sold.quantity - already;
+            if quantity > left {
+                return Err(ReturnError::OverReturn { line, left });
+            }
+            let refund = |k: i64| {
+                let n = i128::from(sold.net().0) * i128::from(k);
+                let s = i128::from(sold.quantity);
+                ((n + s / 2) / s) as i64
+            };
+            Ok(ReturnLine {
+                sale_line: Some(line),
+                sku: sold.sku.clone(),
+                name: sold.name.clone(),
+                unit: sold.unit,
+                quantity,
+                vat: sold.vat,
+                amount: Kopecks(refund(already + quantity) - refund(already)),
+            })
+        })
+        .collect()
+}
+
+/// Refunds go back the way the money came: to a card up to what the card paid (less
+/// earlier card refunds), the rest in cash.
+pub fn refund_tenders(sale: &Sale, earlier_refunds: &[Tender], total: Kopecks) -> Vec<Tender> {
+    let sum = |ts: &[Tender], kind| ts.iter().filter(|t| t.kind == kind).map(|t| t.amount.0).sum::<i64>();
+    let card_left = (sum(&sale.tenders, TenderKind::Card) - sum(earlier_refunds, TenderKind::Card)).max(0);
+    let card = card_left.min(total.0);
+    let mut out = Vec::new();
+    if card > 0 {
+        out.push(Tender { kind: TenderKind::Card, amount: Kopecks(card) });
+    }
+    if total.0 > card {
+        out.push(Tender { kind: TenderKind::Cash, amount: Kopecks(total.0 - card) });
+    }
+    out
+}
+
+impl Return {
+    /// Checks the record's own arithmetic.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.lines.is_empty() || self.lines.iter().any(|l| l.quantity <= 0 || l.amount.0 < 0) {
+            return Err("a return needs lines with positive quantities".into());
+        }
+        let lines: i64 = self.lines.iter().map(|l| l.amount.0).sum();
+        let refunds: i64 = self.refunds.iter().map(|t| t.amount.0).sum();
+        if lines != self.total.0 || refunds != self.total.0 {
+            return Err(format!("lines {lines}, refunds {refunds} and total {} differ", self.total));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::basket::Basket;
+    use crate::catalog::CatalogItem;
+    use crate::StoreId;
+    use proptest::prelude::*;
+
+    fn sale(lines: &[(i64, i64, Unit)], discount: Option<u8>) -> Sale {
+        let mut b = Basket::default();
+        for (i, (price, q, unit)) in lines.iter().enumerate() {
+            let item = CatalogItem {
+                sku: Sku(format!("{i}")),
+                gtin: None,
+                name: format!("item {i}"),
+                category: "c".into(),
+                price: Kopecks(*price),
+                vat: VatRate::Vat20,
+                unit: *unit,
+                plu: None,
+            };
+            b.add(&item, *q).unwrap();
+        }
+        if let Some(p) = discount {
+            b.set_discount(Some(crate::basket::BasketDiscount::Percent(p))).unwrap();
+        }
+        let total = b.totals().unwrap().total;
+        Sale {
+            id: SaleId { store: StoreId(1), seq: 1 },
+            receipt_no: "0001-01-000001".into(),
+            terminal: 1,
+            cashier: "c".into(),
+            created_at_ms: 0,
+            lines: b.lines,
+            tenders: vec![Tender { kind: TenderKind::Cash, amount: total }],
+            total,
+            change: Kopecks::ZERO,
+        }
+    }
+
+    #[test]
+    fn partial_returns_refund_exactly_what_was_paid() {
+        let s = sale(&[(1000, 3, Unit::Piece)], Some(10)); // 3 × 10,00 − 10 % = 27,00
+        let mut returned = vec![(0, Kopecks::ZERO)];
+        let mut refunded = 0;
+        for _ in 0..3 {
+            let lines = plan(&s, &returned, &[(0, 1)]).unwrap();
+            returned[0].0 += 1;
+            returned[0].1 .0 += lines[0].amount.0;
+            refunded += lines[0].amount.0;
+        }
+        assert_eq!(refunded, 2700);
+        assert_eq!(plan(&s, &returned, &[(0, 1)]), Err(ReturnError::OverReturn { line: 0, left: 0 }));
+        assert_eq!(plan(&s, &returned, &[(5, 1)]), Err(ReturnError::NoSuchLine(5)));
+    }
+
+    #[test]
+    fn refunds_go_to_the_card_first() {
+        let mut s = sale(&[(1000, 1, Unit::Piece)], None);
+        s.tenders = vec![
+            Tender { kind: TenderKind::Card, amount: Kopecks(600) },
+            Tender { kind: TenderKind::Cash, amount: Kopecks(500) },
+        ];
+        let r = refund_tenders(&s, &[], Kopecks(1000));
+        assert_eq!(r, vec![Tender { kind: TenderKind::Card, amount: Kopecks(600) }, Tender { kind: TenderKind::Cash, amount: Kopecks(400) }]);
+        let r2 = refund_tenders(&s, &r[..1], Kopecks(100));
+        assert_eq!(r2, vec![Tender { kind: TenderKind::Cash, amount: Kopecks(100) }]);
+    }
+
+    proptest! {
+        /// Under any sequence of return requests, no line is returned beyond what was
+        /// sold, and a fully returned line refunds exactly its net amount.
+        #[test]
+        fn returns_never_exceed_sales(
+            lines in proptest::collection::vec((1i64..100_000, 1i64..20, any::<bool>()), 1..6),
+            discount in proptest::option::of(1u8..=50),
+            requests in proptest::collection::vec(proptest::collection::vec((0u32..7, 1i64..25), 1..4), 1..12),
+        ) {
+            let spec: Vec<(i64, i64, Unit)> = lines
+                .iter()
+                .map(|&(p, q, w)| if w { (p, q * 137, Unit::Kilogram) } else { (p, q, Unit::Piece) })
+                .collect();
+            let s = sale(&spec, discount);
+            let mut returned: Returned = vec![(0, Kopecks::ZERO); s.lines.len()];
+            for req in requests {
+                if let Ok(planned) = plan(&s, &returned, &req) {
+                    for l in planned {
+                        let i = l.sale_line.unwrap() as usize;
+                        returned[i].0 += l.quantity;
+                        returned[i].1 .0 += l.amount.0;
+                    }
+                }
+                for (i, (q, amount)) in returned.iter().enumerate() {
+                    prop_assert!(*q <= s.lines[i].quantity);
+                    prop_assert!(amount.0 <= s.lines[i].net().0);
+                    if *q == s.lines[i].quantity {
+                        prop_assert_eq!(amount.0, s.lines[i].net().0);
+                    }
+                }
+            }
+        }
+    }
+}
