@@ -46,7 +46,9 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(|| async { Html(include_str!("../web/index.html")) }))
         .route(
             "/app.js",
-            get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], include_str!("../web/app.js")) }),
+            get(|| async {
+                ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], include_str!("../web/app.js"))
+            }),
         )
         .route("/api/health", get(|| async { Json(json!({ "ok": true })) }))
         .route("/api/events", get(events))
@@ -243,7 +245,9 @@ async fn login(State(s): State<AppState>, Json(req): Json<LoginRequest>) -> ApiR
 }
 
 async fn logout(State(s): State<AppState>, headers: axum::http::HeaderMap) -> ApiResult {
-    if let Some(t) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")) {
+    if let Some(t) =
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "))
+    {
         s.till.logout(t.trim());
     }
     Ok(Json(json!({ "ok": true })))
@@ -297,7 +301,12 @@ struct Quantity {
     idempotency_key: String,
 }
 
-async fn set_quantity(State(s): State<AppState>, _c: Cashier, Path(line): Path<usize>, Json(req): Json<Quantity>) -> ApiResult {
+async fn set_quantity(
+    State(s): State<AppState>,
+    _c: Cashier,
+    Path(line): Path<usize>,
+    Json(req): Json<Quantity>,
+) -> ApiResult {
     Ok(Json(json!(s.till.set_quantity(line, req.quantity, &req.idempotency_key).await?)))
 }
 
@@ -306,7 +315,12 @@ struct KeyOnly {
     idempotency_key: String,
 }
 
-async fn remove_line(State(s): State<AppState>, _c: Cashier, Path(line): Path<usize>, Json(req): Json<KeyOnly>) -> ApiResult {
+async fn remove_line(
+    State(s): State<AppState>,
+    _c: Cashier,
+    Path(line): Path<usize>,
+    Json(req): Json<KeyOnly>,
+) -> ApiResult {
     Ok(Json(json!(s.till.remove_line(line, &req.idempotency_key).await?)))
 }
 
@@ -429,7 +443,12 @@ struct CancelRequest {
     idempotency_key: String,
 }
 
-async fn cancel(State(s): State<AppState>, Cashier(user): Cashier, Path(seq): Path<u64>, Json(req): Json<CancelRequest>) -> ApiResult {
+async fn cancel(
+    State(s): State<AppState>,
+    Cashier(user): Cashier,
+    Path(seq): Path<u64>,
+    Json(req): Json<CancelRequest>,
+) -> ApiResult {
     let manager = s.till.manager(&user, Approval::pair(req.manager)).await?;
     let request = ReturnRequest::Cancel { sale_seq: seq, approved_by: manager.id.clone() };
     let (ret, replayed) = s.till.return_items(&user, request, req.idempotency_key).await?;
@@ -451,7 +470,11 @@ struct ReturnRequestBody {
     idempotency_key: String,
 }
 
-async fn return_with_receipt(State(s): State<AppState>, Cashier(user): Cashier, Json(req): Json<ReturnRequestBody>) -> ApiResult {
+async fn return_with_receipt(
+    State(s): State<AppState>,
+    Cashier(user): Cashier,
+    Json(req): Json<ReturnRequestBody>,
+) -> ApiResult {
     let sale_seq = match (req.sale_seq, req.code) {
         (Some(seq), _) => seq,
         (None, Some(code)) => {
@@ -464,7 +487,8 @@ async fn return_with_receipt(State(s): State<AppState>, Cashier(user): Cashier, 
         (None, None) => return Err(ApiError::bad("bad_return", "name the sale: sale_seq or code")),
     };
     let lines = req.lines.iter().map(|l| (l.line, l.quantity)).collect();
-    let (ret, replayed) = s.till.return_items(&user, ReturnRequest::WithReceipt { sale_seq, lines }, req.idempotency_key).await?;
+    let (ret, replayed) =
+        s.till.return_items(&user, ReturnRequest::WithReceipt { sale_seq, lines }, req.idempotency_key).await?;
     Ok(Json(json!({ "return": ret, "replayed": replayed })))
 }
 
@@ -481,7 +505,11 @@ struct NoReceiptBody {
     idempotency_key: String,
 }
 
-async fn return_without_receipt(State(s): State<AppState>, Cashier(user): Cashier, Json(req): Json<NoReceiptBody>) -> ApiResult {
+async fn return_without_receipt(
+    State(s): State<AppState>,
+    Cashier(user): Cashier,
+    Json(req): Json<NoReceiptBody>,
+) -> ApiResult {
     let manager = s.till.manager(&user, Approval::pair(req.manager)).await?;
     let lines = req
         .lines
@@ -536,7 +564,9 @@ struct CloseShift {
 
 async fn close_shift(State(s): State<AppState>, Cashier(user): Cashier, Json(req): Json<CloseShift>) -> ApiResult {
     let manager = s.till.manager(&user, Approval::pair(req.manager)).await?;
-    Ok(Json(json!({ "report": s.till.close_shift(&manager, Kopecks(req.counted_kopecks), req.idempotency_key).await? })))
+    Ok(Json(
+        json!({ "report": s.till.close_shift(&manager, Kopecks(req.counted_kopecks), req.idempotency_key).await? }),
+    ))
 }
 
 async fn stock(State(s): State<AppState>, Path(sku): Path<String>) -> ApiResult {

@@ -47,8 +47,6 @@ pub enum AgentError {
     Config(#[from] config::ConfigError),
     #[error(transparent)]
     Journal(#[from] journal::JournalError),
-    #[error(transparent)]
-    Tls(#[from] sync_client::TlsSetupError),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error("{path}: {source}")]
@@ -88,7 +86,14 @@ pub async fn start(config: AgentConfig, cancel: CancellationToken) -> Result<Run
     let dir = &config.data_dir;
     std::fs::create_dir_all(dir).map_err(|source| AgentError::Io { path: dir.display().to_string(), source })?;
     let journal = Arc::new(Journal::open(&dir.join("journal.sqlite"), kassa_protocol::StoreId(config.store))?);
-    let tls = sync_client::client_config(&config.hq)?;
+    // Without its certificates the store cannot reach HQ, but it can still sell.
+    let tls = match sync_client::client_config(&config.hq) {
+        Ok(tls) => Some(tls),
+        Err(e) => {
+            tracing::error!(error = %e, "no TLS identity for HQ: selling offline until the store is enrolled");
+            None
+        }
+    };
     let status = status::board();
     let catalog_version = journal.catalog_version()?;
     let backlog = journal.outbox_head()?.saturating_sub(journal.acked_seq()?);
@@ -132,7 +137,19 @@ pub async fn start(config: AgentConfig, cancel: CancellationToken) -> Result<Run
         ));
     }
 
-    tasks.spawn(sync_client::run(config.hq.clone(), tls, journal.clone(), status.clone(), outbox_rx, cancel.clone()));
+    match tls {
+        Some(tls) => {
+            tasks.spawn(sync_client::run(
+                config.hq.clone(),
+                tls,
+                journal.clone(),
+                status.clone(),
+                outbox_rx,
+                cancel.clone(),
+            ));
+        }
+        None => status.send_modify(|s| s.hq.last_error = Some("not enrolled: no certificate for HQ".into())),
+    }
 
     let listener = tokio::net::TcpListener::bind(config.http_listen)
         .await

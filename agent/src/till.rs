@@ -256,12 +256,23 @@ impl Till {
     }
 
     /// A manager's price override on one line.
-    pub async fn override_price(&self, line: usize, price: Kopecks, manager: &User, key: &str) -> Result<TillEvent, TillError> {
+    pub async fn override_price(
+        &self,
+        line: usize,
+        price: Kopecks,
+        manager: &User,
+        key: &str,
+    ) -> Result<TillEvent, TillError> {
         tracing::info!(line, %price, manager = %manager.id, "price override");
         self.modify(Some(key), move |b| b.override_price(line, price)).await
     }
 
-    pub async fn set_discount(&self, discount: Option<BasketDiscount>, manager: &User, key: &str) -> Result<TillEvent, TillError> {
+    pub async fn set_discount(
+        &self,
+        discount: Option<BasketDiscount>,
+        manager: &User,
+        key: &str,
+    ) -> Result<TillEvent, TillError> {
         tracing::info!(?discount, manager = %manager.id, "basket discount");
         self.modify(Some(key), move |b| b.set_discount(discount)).await
     }
@@ -313,9 +324,8 @@ impl Till {
     pub async fn pay(&self, user: &User, tenders: Vec<Tender>, key: String) -> Result<(Sale, bool), TillError> {
         let mut open = self.basket.lock().await;
         let (terminal, snapshot, cashier) = (self.terminal, open.basket.clone(), user.id.clone());
-        let (sale, replayed) = self
-            .journal(move |j| j.commit_sale(terminal, &cashier, &snapshot, &tenders, &key, now_ms()))
-            .await?;
+        let (sale, replayed) =
+            self.journal(move |j| j.commit_sale(terminal, &cashier, &snapshot, &tenders, &key, now_ms())).await?;
         if !replayed {
             open.basket = Basket::default();
             open.keys.clear();
@@ -328,7 +338,12 @@ impl Till {
         Ok((sale, replayed))
     }
 
-    pub async fn return_items(&self, user: &User, request: ReturnRequest, key: String) -> Result<(Return, bool), TillError> {
+    pub async fn return_items(
+        &self,
+        user: &User,
+        request: ReturnRequest,
+        key: String,
+    ) -> Result<(Return, bool), TillError> {
         let (terminal, cashier) = (self.terminal, user.id.clone());
         let (ret, replayed) =
             self.journal(move |j| j.commit_return(terminal, &cashier, &request, &key, now_ms())).await?;
@@ -367,7 +382,13 @@ impl Till {
         Ok(report)
     }
 
-    pub async fn cash_move(&self, user: &User, amount: Kopecks, reason: String, key: String) -> Result<ShiftReport, TillError> {
+    pub async fn cash_move(
+        &self,
+        user: &User,
+        amount: Kopecks,
+        reason: String,
+        key: String,
+    ) -> Result<ShiftReport, TillError> {
         let (terminal, id) = (self.terminal, user.id.clone());
         let (report, replayed) =
             self.journal(move |j| j.cash_move(terminal, &id, amount, &reason, &key, now_ms())).await?;

@@ -355,12 +355,14 @@ fn apply_entry(tx: &Transaction<'_>, e: &OutboxEntry) -> Result<(), ApplyError> 
     let (id, kind, receipt_no, at, total, record, lines, counters) = match &e.change {
         Change::Sale { sale, counters } => {
             sale.validate().map_err(ApplyError::Invalid)?;
-            let lines: Vec<_> = sale.lines.iter().map(|l| (l.sku.clone(), l.name.clone(), l.quantity, l.net().0)).collect();
+            let lines: Vec<_> =
+                sale.lines.iter().map(|l| (l.sku.clone(), l.name.clone(), l.quantity, l.net().0)).collect();
             (sale.id, "sale", &sale.receipt_no, sale.created_at_ms, sale.total.0, encode(sale)?, lines, counters)
         }
         Change::Return { ret, counters } => {
             ret.validate().map_err(ApplyError::Invalid)?;
-            let lines: Vec<_> = ret.lines.iter().map(|l| (l.sku.clone(), l.name.clone(), -l.quantity, -l.amount.0)).collect();
+            let lines: Vec<_> =
+                ret.lines.iter().map(|l| (l.sku.clone(), l.name.clone(), -l.quantity, -l.amount.0)).collect();
             (ret.id, "return", &ret.receipt_no, ret.created_at_ms, -ret.total.0, encode(ret)?, lines, counters)
         }
     };

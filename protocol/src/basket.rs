@@ -139,7 +139,9 @@ impl Basket {
     /// Sets (or with `None` clears) the basket discount.
     pub fn set_discount(&mut self, discount: Option<BasketDiscount>) -> Result<(), BasketError> {
         match discount {
-            Some(BasketDiscount::Percent(p)) if p == 0 || p > DISCOUNT_PERCENT_MAX => return Err(BasketError::Discount),
+            Some(BasketDiscount::Percent(p)) if p == 0 || p > DISCOUNT_PERCENT_MAX => {
+                return Err(BasketError::Discount)
+            }
             Some(BasketDiscount::Amount(a)) if a.0 <= 0 => return Err(BasketError::Discount),
             _ => {}
         }

@@ -219,7 +219,13 @@ mod tests {
             Tender { kind: TenderKind::Cash, amount: Kopecks(500) },
         ];
         let r = refund_tenders(&s, &[], Kopecks(1000));
-        assert_eq!(r, vec![Tender { kind: TenderKind::Card, amount: Kopecks(600) }, Tender { kind: TenderKind::Cash, amount: Kopecks(400) }]);
+        assert_eq!(
+            r,
+            vec![
+                Tender { kind: TenderKind::Card, amount: Kopecks(600) },
+                Tender { kind: TenderKind::Cash, amount: Kopecks(400) }
+            ]
+        );
         let r2 = refund_tenders(&s, &r[..1], Kopecks(100));
         assert_eq!(r2, vec![Tender { kind: TenderKind::Cash, amount: Kopecks(100) }]);
     }

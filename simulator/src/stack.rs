@@ -21,10 +21,8 @@ use crate::scanner::VirtualScanner;
 /// The demo catalog, shipped in the repository.
 pub const DEMO_CATALOG_CSV: &str = include_str!("../../data/catalog.csv");
 /// The demo's users: (id, name, role, PIN). Printed at start; never use these PINs in a store.
-pub const DEMO_USERS: &[(&str, &str, Role, &str)] = &[
-    ("kassir", "Анна Кассирова", Role::Cashier, "1111"),
-    ("admin", "Пётр Управляющий", Role::Manager, "9999"),
-];
+pub const DEMO_USERS: &[(&str, &str, Role, &str)] =
+    &[("kassir", "Анна Кассирова", Role::Cashier, "1111"), ("admin", "Пётр Управляющий", Role::Manager, "9999")];
 /// Initial stock HQ delivers to a demo store: pieces, or grams of weighed goods.
 pub const DEMO_STOCK_PIECES: i64 = 100;
 pub const DEMO_STOCK_GRAMS: i64 = 50_000;

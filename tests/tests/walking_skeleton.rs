@@ -98,7 +98,12 @@ async fn scan_pay_print_and_sync_to_hq() {
     // The store's catalog came over the sync channel: the journal holds HQ's items.
     assert_eq!(stack.agent.journal.catalog_len().unwrap(), 486);
     // Writes need a logged-in cashier.
-    let anonymous = client.post(format!("{agent}/api/pay")).json(&json!({ "idempotency_key": "x", "tenders": [] })).send().await.unwrap();
+    let anonymous = client
+        .post(format!("{agent}/api/pay"))
+        .json(&json!({ "idempotency_key": "x", "tenders": [] }))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(anonymous.status(), 401);
     let token = login_and_open_shift(&client, &agent).await;
 
@@ -134,22 +139,40 @@ async fn scan_pay_print_and_sync_to_hq() {
 
     // Pay cash: 200 roubles for 106,90.
     let pay = json!({ "idempotency_key": "pay-1", "tenders": [{ "kind": "cash", "amount_kopecks": 20000 }] });
-    let paid: Value =
-        client.post(format!("{agent}/api/pay")).bearer_auth(&token).json(&pay).send().await.unwrap().json().await.unwrap();
+    let paid: Value = client
+        .post(format!("{agent}/api/pay"))
+        .bearer_auth(&token)
+        .json(&pay)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(paid["replayed"], false, "{paid}");
     assert_eq!(paid["sale"]["total"], MILK_PRICE);
     assert_eq!(paid["sale"]["change"], 20000 - MILK_PRICE);
     assert_eq!(paid["sale"]["receipt_no"], "0001-01-000001");
     // A retried "pay" returns the same sale, never a second one.
-    let again: Value =
-        client.post(format!("{agent}/api/pay")).bearer_auth(&token).json(&pay).send().await.unwrap().json().await.unwrap();
+    let again: Value = client
+        .post(format!("{agent}/api/pay"))
+        .bearer_auth(&token)
+        .json(&pay)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(again["replayed"], true);
     assert_eq!(again["sale"]["id"], paid["sale"]["id"]);
 
     // The sale is in the SQLite file, read by a separate connection.
     let db = rusqlite::Connection::open(dir.path().join("store-1/journal.sqlite")).unwrap();
     let (n, total): (i64, i64) = db
-        .query_row("SELECT COUNT(*), SUM(total_kopecks) FROM docs WHERE kind = 'sale'", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row("SELECT COUNT(*), SUM(total_kopecks) FROM docs WHERE kind = 'sale'", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .unwrap();
     assert_eq!((n, total), (1, MILK_PRICE));
 

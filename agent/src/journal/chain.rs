@@ -19,15 +19,39 @@ use super::{encode, JournalError};
 /// One journal record. Appended, never changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Record {
-    Sale { sale: Sale, shift: i64 },
-    Return { ret: Return, shift: i64 },
+    Sale {
+        sale: Sale,
+        shift: i64,
+    },
+    Return {
+        ret: Return,
+        shift: i64,
+    },
     /// An open basket abandoned by the cashier.
-    Void { shift: i64, lines: u32, total: Kopecks },
-    ShiftOpen { shift: i64, float: Kopecks },
+    Void {
+        shift: i64,
+        lines: u32,
+        total: Kopecks,
+    },
+    ShiftOpen {
+        shift: i64,
+        float: Kopecks,
+    },
     /// Cash put into (positive) or taken out of (negative) the drawer.
-    CashMove { shift: i64, amount: Kopecks, reason: String },
-    ShiftClose { shift: i64, report: ShiftReport },
-    UserAdded { id: String, name: String, role: Role },
+    CashMove {
+        shift: i64,
+        amount: Kopecks,
+        reason: String,
+    },
+    ShiftClose {
+        shift: i64,
+        report: ShiftReport,
+    },
+    UserAdded {
+        id: String,
+        name: String,
+        role: Role,
+    },
 }
 
 impl Record {
@@ -68,8 +92,9 @@ pub(super) fn append(
     at_ms: i64,
     record: &Record,
 ) -> Result<i64, JournalError> {
-    let last: Option<(i64, Vec<u8>)> =
-        tx.query_row("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+    let last: Option<(i64, Vec<u8>)> = tx
+        .query_row("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
     let (prev_seq, prev_hash) = last.unwrap_or((0, GENESIS.to_vec()));
     let seq = prev_seq + 1;
     let body = encode(record)?;
@@ -109,7 +134,8 @@ const PROBLEMS_MAX: usize = 50;
 
 pub(super) fn verify(conn: &Connection, own_actor: kassa_protocol::ActorId) -> Result<VerifyReport, JournalError> {
     let mut report = VerifyReport::default();
-    let mut st = conn.prepare("SELECT seq, kind, terminal, user_id, at_ms, body, prev_hash, hash FROM records ORDER BY seq")?;
+    let mut st =
+        conn.prepare("SELECT seq, kind, terminal, user_id, at_ms, body, prev_hash, hash FROM records ORDER BY seq")?;
     let mut rows = st.query([])?;
     let mut expected_prev = GENESIS.to_vec();
     let mut expected_seq = 1i64;
@@ -204,7 +230,10 @@ pub(super) fn verify(conn: &Connection, own_actor: kassa_protocol::ActorId) -> R
     for (sku, expected) in &stock {
         let found = counters.remove(sku).unwrap_or_default();
         if found != *expected {
-            problem(format!("SKU {sku}: counters say +{} −{}, sales and returns +{} −{}", found.0, found.1, expected.0, expected.1));
+            problem(format!(
+                "SKU {sku}: counters say +{} −{}, sales and returns +{} −{}",
+                found.0, found.1, expected.0, expected.1
+            ));
         }
     }
     for (sku, found) in counters {

@@ -210,7 +210,8 @@ impl Journal {
         }
         tx.execute("DELETE FROM catalog", [])?;
         {
-            let mut ins = tx.prepare(&format!("INSERT INTO catalog ({ITEM_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)"))?;
+            let mut ins =
+                tx.prepare(&format!("INSERT INTO catalog ({ITEM_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)"))?;
             for i in items {
                 ins.execute(params![
                     i.sku.as_str(),

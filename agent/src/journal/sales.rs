@@ -23,7 +23,7 @@ pub enum PrintDoc {
     /// A sale or return receipt, by its sequence number.
     Doc { seq: u64 },
     /// An X (`closing == false`) or Z report.
-    Report { report: ShiftReport, closing: bool },
+    Report { report: Box<ShiftReport>, closing: bool },
 }
 
 /// What the spooler renders.
@@ -31,7 +31,7 @@ pub enum PrintDoc {
 pub enum Printable {
     Sale(Sale),
     Return(Return),
-    Report { report: ShiftReport, closing: bool },
+    Report { report: Box<ShiftReport>, closing: bool },
 }
 
 #[derive(Debug, Clone)]
@@ -88,7 +88,18 @@ impl Journal {
             debug_assert_eq!(sale.validate(), Ok(()));
             let record_seq =
                 chain::append(tx, terminal, cashier, now_ms, &Record::Sale { sale: sale.clone(), shift: shift.id })?;
-            insert_doc(tx, seq, record_seq, "sale", &sale.receipt_no, terminal, receipt_number, shift.id, sale.total, None)?;
+            insert_doc(
+                tx,
+                seq,
+                record_seq,
+                "sale",
+                &sale.receipt_no,
+                terminal,
+                receipt_number,
+                shift.id,
+                sale.total,
+                None,
+            )?;
             for (i, l) in sale.lines.iter().enumerate() {
                 tx.execute(
                     "INSERT INTO doc_lines (seq, line_no, sale_line, sku, quantity, amount_kopecks, vat) VALUES (?1,?2,NULL,?3,?4,?5,?6)",
@@ -148,7 +159,8 @@ impl Journal {
                     let lines = lines
                         .iter()
                         .map(|(sku, quantity)| {
-                            let item = item(tx, sku)?.ok_or_else(|| WriteError::Invalid(format!("unknown SKU {sku}")))?;
+                            let item =
+                                item(tx, sku)?.ok_or_else(|| WriteError::Invalid(format!("unknown SKU {sku}")))?;
                             if !(1..=kassa_protocol::basket::LINE_QUANTITY_MAX).contains(quantity) {
                                 return Err(returns::ReturnError::Quantity.into());
                             }
@@ -188,7 +200,18 @@ impl Journal {
             let record_seq =
                 chain::append(tx, terminal, cashier, now_ms, &Record::Return { ret: ret.clone(), shift: shift.id })?;
             let sale_seq = ret.kind.sale().map(|s| s.seq);
-            insert_doc(tx, seq, record_seq, "return", &ret.receipt_no, terminal, receipt_number, shift.id, ret.total, sale_seq)?;
+            insert_doc(
+                tx,
+                seq,
+                record_seq,
+                "return",
+                &ret.receipt_no,
+                terminal,
+                receipt_number,
+                shift.id,
+                ret.total,
+                sale_seq,
+            )?;
             if matches!(ret.kind, ReturnKind::Cancellation { .. }) {
                 tx.execute("UPDATE docs SET cancels = 1 WHERE seq = ?1", [seq as i64])?;
             }
@@ -276,7 +299,8 @@ impl Journal {
         let conn = self.conn();
         let Some(Record::Sale { sale, .. }) = doc(&conn, seq)? else { return Ok(None) };
         let returned = returned_of(&conn, seq)?;
-        let left = sale.lines.iter().enumerate().map(|(i, l)| l.quantity - returned.get(i).map_or(0, |r| r.0)).collect();
+        let left =
+            sale.lines.iter().enumerate().map(|(i, l)| l.quantity - returned.get(i).map_or(0, |r| r.0)).collect();
         Ok(Some((sale, left)))
     }
 
@@ -317,7 +341,9 @@ impl Journal {
 
     /// Jobs not printed yet (for the status bar).
     pub fn pending_print_jobs(&self) -> Result<u64, JournalError> {
-        Ok(self.conn().query_row("SELECT COUNT(*) FROM print_jobs WHERE state = 'pending'", [], |r| r.get::<_, i64>(0))?
+        Ok(self
+            .conn()
+            .query_row("SELECT COUNT(*) FROM print_jobs WHERE state = 'pending'", [], |r| r.get::<_, i64>(0))?
             as u64)
     }
 
@@ -395,9 +421,11 @@ fn sale_for_return(conn: &Connection, seq: u64) -> Result<(Sale, Returned, Vec<T
 }
 
 fn next_receipt_number(conn: &Connection, terminal: u16) -> Result<i64, JournalError> {
-    Ok(conn.query_row("SELECT COALESCE(MAX(receipt_number), 0) + 1 FROM docs WHERE terminal = ?1", [terminal], |r| {
-        r.get(0)
-    })?)
+    Ok(conn.query_row(
+        "SELECT COALESCE(MAX(receipt_number), 0) + 1 FROM docs WHERE terminal = ?1",
+        [terminal],
+        |r| r.get(0),
+    )?)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -433,12 +461,20 @@ fn insert_tenders(tx: &Transaction<'_>, seq: u64, tenders: &[Tender]) -> Result<
 
 fn push_outbox(tx: &Transaction<'_>, change: Change) -> Result<(), JournalError> {
     let seq = meta(tx, "outbox_head")? + 1;
-    tx.execute("INSERT INTO outbox (seq, entry) VALUES (?1, ?2)", params![seq as i64, encode(&OutboxEntry { seq, change })?])?;
+    tx.execute(
+        "INSERT INTO outbox (seq, entry) VALUES (?1, ?2)",
+        params![seq as i64, encode(&OutboxEntry { seq, change })?],
+    )?;
     set_meta(tx, "outbox_head", seq)
 }
 
-pub(super) fn queue_report(conn: &Connection, report: &ShiftReport, closing: bool, now_ms: i64) -> Result<(), JournalError> {
-    queue_print(conn, &PrintDoc::Report { report: report.clone(), closing }, false, now_ms)
+pub(super) fn queue_report(
+    conn: &Connection,
+    report: &ShiftReport,
+    closing: bool,
+    now_ms: i64,
+) -> Result<(), JournalError> {
+    queue_print(conn, &PrintDoc::Report { report: Box::new(report.clone()), closing }, false, now_ms)
 }
 
 fn queue_print(conn: &Connection, doc: &PrintDoc, copy: bool, now_ms: i64) -> Result<(), JournalError> {

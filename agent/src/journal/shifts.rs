@@ -162,7 +162,8 @@ impl Journal {
             z.closed_at_ms = Some(now_ms);
             z.counted_cash = Some(counted);
             z.difference = Some(Kopecks(counted.0 - z.expected_cash.0));
-            let seq = chain::append(tx, terminal, user, now_ms, &Record::ShiftClose { shift: shift.id, report: z.clone() })?;
+            let seq =
+                chain::append(tx, terminal, user, now_ms, &Record::ShiftClose { shift: shift.id, report: z.clone() })?;
             tx.execute("UPDATE shifts SET closed_record = ?2 WHERE id = ?1", params![shift.id, seq])?;
             super::sales::queue_report(tx, &z, true, now_ms)?;
             Ok(z)
@@ -179,16 +180,28 @@ fn sum(conn: &Connection, sql: &str, shift: i64) -> Result<(u64, Kopecks), Journ
 fn report(conn: &Connection, terminal: u16) -> Result<Option<ShiftReport>, JournalError> {
     let Some(shift) = open_shift(conn, terminal)? else { return Ok(None) };
     let id = shift.id;
-    let (sales_count, sales_total) =
-        sum(conn, "SELECT COUNT(*), COALESCE(SUM(total_kopecks), 0) FROM docs WHERE shift_id = ?1 AND kind = 'sale'", id)?;
-    let (returns_count, returns_total) =
-        sum(conn, "SELECT COUNT(*), COALESCE(SUM(total_kopecks), 0) FROM docs WHERE shift_id = ?1 AND kind = 'return'", id)?;
+    let (sales_count, sales_total) = sum(
+        conn,
+        "SELECT COUNT(*), COALESCE(SUM(total_kopecks), 0) FROM docs WHERE shift_id = ?1 AND kind = 'sale'",
+        id,
+    )?;
+    let (returns_count, returns_total) = sum(
+        conn,
+        "SELECT COUNT(*), COALESCE(SUM(total_kopecks), 0) FROM docs WHERE shift_id = ?1 AND kind = 'return'",
+        id,
+    )?;
     let (voids_count, voids_total) =
         sum(conn, "SELECT COUNT(*), COALESCE(SUM(total_kopecks), 0) FROM voids WHERE shift_id = ?1", id)?;
-    let (_, cash_in) =
-        sum(conn, "SELECT COUNT(*), COALESCE(SUM(amount_kopecks), 0) FROM cash_moves WHERE shift_id = ?1 AND amount_kopecks > 0", id)?;
-    let (_, cash_out) =
-        sum(conn, "SELECT COUNT(*), COALESCE(-SUM(amount_kopecks), 0) FROM cash_moves WHERE shift_id = ?1 AND amount_kopecks < 0", id)?;
+    let (_, cash_in) = sum(
+        conn,
+        "SELECT COUNT(*), COALESCE(SUM(amount_kopecks), 0) FROM cash_moves WHERE shift_id = ?1 AND amount_kopecks > 0",
+        id,
+    )?;
+    let (_, cash_out) = sum(
+        conn,
+        "SELECT COUNT(*), COALESCE(-SUM(amount_kopecks), 0) FROM cash_moves WHERE shift_id = ?1 AND amount_kopecks < 0",
+        id,
+    )?;
 
     // Tendered per kind; for sales, the change (always cash) comes off the cash taken.
     let mut tenders: Vec<TenderTotal> = Vec::new();
@@ -217,9 +230,7 @@ fn report(conn: &Connection, terminal: u16) -> Result<Option<ShiftReport>, Journ
         cash.sales.0 -= change;
     }
     let cash = tenders.iter().find(|t| t.kind == "cash");
-    let expected_cash = Kopecks(
-        shift.float.0 + cash.map_or(0, |c| c.sales.0 - c.refunds.0) + cash_in.0 - cash_out.0,
-    );
+    let expected_cash = Kopecks(shift.float.0 + cash.map_or(0, |c| c.sales.0 - c.refunds.0) + cash_in.0 - cash_out.0);
 
     // VAT per rate, per line, as on the receipts.
     let mut vat: Vec<VatLine> = Vec::new();

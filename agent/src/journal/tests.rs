@@ -1,3 +1,6 @@
+// Amounts are written as roubles_kopecks (500_00 = 500,00 ₽) on purpose.
+#![allow(clippy::inconsistent_digit_grouping)]
+
 use kassa_protocol::basket::Basket;
 use kassa_protocol::catalog::parse_csv;
 use kassa_protocol::sale::{Tender, TenderKind};
@@ -59,7 +62,10 @@ fn sales_returns_and_the_z_report_add_up() {
     let (again, replayed) = j.commit_sale(1, "anna", &b, &cash(60000), "pay1", 3).unwrap();
     assert!(replayed);
     assert_eq!(again, sale);
-    assert!(matches!(j.commit_return(1, "anna", &ReturnRequest::Cancel { sale_seq: 1, approved_by: "boss".into() }, "pay1", 3), Err(WriteError::KeyReuse)));
+    assert!(matches!(
+        j.commit_return(1, "anna", &ReturnRequest::Cancel { sale_seq: 1, approved_by: "boss".into() }, "pay1", 3),
+        Err(WriteError::KeyReuse)
+    ));
 
     // Return one milk; over-return refused with nothing written.
     let req = ReturnRequest::WithReceipt { sale_seq: sale.id.seq, lines: vec![(0, 1)] };
@@ -123,7 +129,9 @@ fn pins_are_hashed_and_lock_after_too_many_failures() {
     let (dir, j) = journal();
     assert_eq!(j.authenticate("anna", "1111", 0).unwrap().role, Role::Cashier);
     for left in (1..PIN_ATTEMPTS_MAX).rev() {
-        assert!(matches!(j.authenticate("anna", "0000", 0), Err(AuthError::WrongPin { attempts_left }) if attempts_left == left));
+        assert!(
+            matches!(j.authenticate("anna", "0000", 0), Err(AuthError::WrongPin { attempts_left }) if attempts_left == left)
+        );
     }
     assert!(matches!(j.authenticate("anna", "0000", 0), Err(AuthError::Locked { .. })));
     assert!(matches!(j.authenticate("anna", "1111", 1000), Err(AuthError::Locked { .. })), "even the right PIN");

@@ -70,7 +70,9 @@ fn valid_pin(pin: &str) -> bool {
 impl Journal {
     /// Adds a user (recorded in the chain). The PIN is 4 to 8 digits.
     pub fn add_user(&self, user: &User, pin: &str, now_ms: i64) -> Result<(), WriteError> {
-        let id_ok = !user.id.is_empty() && user.id.len() <= 32 && user.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let id_ok = !user.id.is_empty()
+            && user.id.len() <= 32
+            && user.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !id_ok {
             return Err(WriteError::Invalid("a user id is 1 to 32 letters, digits, - or _".into()));
         }
@@ -86,7 +88,8 @@ impl Journal {
             .to_string();
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let exists: Option<String> = tx.query_row("SELECT id FROM users WHERE id = ?1", [&user.id], |r| r.get(0)).optional()?;
+        let exists: Option<String> =
+            tx.query_row("SELECT id FROM users WHERE id = ?1", [&user.id], |r| r.get(0)).optional()?;
         if exists.is_some() {
             return Err(WriteError::Invalid(format!("user {} exists", user.id)));
         }
@@ -103,7 +106,8 @@ impl Journal {
     pub fn users(&self) -> Result<Vec<User>, JournalError> {
         let conn = self.conn();
         let mut st = conn.prepare("SELECT id, name, role FROM users ORDER BY role, name")?;
-        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
+        let rows =
+            st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
         rows.map(|row| {
             let (id, name, role) = row?;
             let role = Role::parse(&role).ok_or_else(|| JournalError::Corrupt(format!("role of {id}")))?;
