@@ -438,4 +438,6 @@ impl HqSync {
 }
 
 #[cfg(test)]
+mod sim;
+#[cfg(test)]
 mod tests;

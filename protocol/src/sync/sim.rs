@@ -1,0 +1,395 @@
+//! A seeded simulation of the sans-IO sync core, in the manner of quinn-proto's `Pair`
+//! and TigerBeetle's VOPR: several stores and HQ, each with durable state (what their
+//! database would hold) and volatile state (the sync sessions), connected by streams
+//! that deliver in order but may be cut at any moment, losing what was in flight.
+//! Stores sell and HQ delivers stock at any time, online or not; stores are partitioned
+//! for stretches of steps; either side crashes and restarts, losing everything
+//! volatile. The invariants are checked after every step, and after the network heals
+//! everything must converge. A failure prints its seed; `KASSA_SIM_SEED=S` replays it
+//! and `KASSA_SIM_SEEDS=N` runs more seeds.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::basket::BasketLine;
+use crate::catalog::{Unit, VatRate};
+use crate::money::Kopecks;
+use crate::sale::{Sale, Tender, TenderKind};
+use crate::{SaleId, Sku};
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+const SKUS: u64 = 4;
+const HQ_ACTOR: ActorId = ActorId { store: StoreId::HQ, epoch: 1 };
+
+type CounterKey = (StoreId, Sku, ActorId);
+
+/// What a store's journal holds.
+#[derive(Default)]
+struct StoreDurable {
+    outbox: Vec<OutboxEntry>,
+    acked: u64,
+    /// Running totals by (location, SKU, actor): its own and those merged from HQ.
+    counters: BTreeMap<CounterKey, (i64, i64)>,
+}
+
+struct Store {
+    id: StoreId,
+    actor: ActorId,
+    durable: StoreDurable,
+    session: Option<StoreSync>,
+    partitioned_until: u64,
+}
+
+/// What HQ's database holds.
+#[derive(Default)]
+struct HqDurable {
+    /// Times each sale was applied: must only ever be 1.
+    sales: BTreeMap<(StoreId, u64), u32>,
+    progress: BTreeMap<StoreId, u64>,
+    counters: BTreeMap<CounterKey, (i64, i64)>,
+}
+
+/// One stream pair between a store and HQ.
+struct Conn {
+    hq_side: HqSync,
+    to_hq: VecDeque<StoreMessage>,
+    to_store: VecDeque<HqMessage>,
+}
+
+struct World {
+    rng: Rng,
+    now: Instant,
+    step: u64,
+    stores: Vec<Store>,
+    hq: HqDurable,
+    conns: BTreeMap<usize, Conn>,
+    delivered: BTreeMap<(StoreId, Sku), i64>,
+    sold: BTreeMap<(StoreId, Sku), i64>,
+}
+
+fn merge(map: &mut BTreeMap<CounterKey, (i64, i64)>, e: &CounterEntry) {
+    let v = map.entry((e.location, e.sku.clone(), e.actor)).or_insert((0, 0));
+    v.0 = v.0.max(e.p);
+    v.1 = v.1.max(e.n);
+}
+
+fn entries(map: &BTreeMap<CounterKey, (i64, i64)>, pred: impl Fn(&CounterKey) -> bool) -> Vec<CounterEntry> {
+    map.iter()
+        .filter(|(k, _)| pred(k))
+        .map(|((location, sku, actor), (p, n))| CounterEntry { location: *location, sku: sku.clone(), actor: *actor, p: *p, n: *n })
+        .collect()
+}
+
+impl World {
+    fn new(seed: u64, stores: u32) -> World {
+        World {
+            rng: Rng(seed | 1),
+            now: Instant::now(),
+            step: 0,
+            stores: (1..=stores)
+                .map(|i| Store {
+                    id: StoreId(i),
+                    actor: ActorId { store: StoreId(i), epoch: 1 },
+                    durable: StoreDurable::default(),
+                    session: None,
+                    partitioned_until: 0,
+                })
+                .collect(),
+            hq: HqDurable::default(),
+            conns: BTreeMap::new(),
+            delivered: BTreeMap::new(),
+            sold: BTreeMap::new(),
+        }
+    }
+
+    fn sell(&mut self, i: usize) {
+        let sku = Sku(format!("{}", self.rng.below(SKUS)));
+        let quantity = 1 + self.rng.below(3) as i64;
+        let s = &mut self.stores[i];
+        let seq = s.durable.outbox.len() as u64 + 1;
+        let key = (s.id, sku.clone(), s.actor);
+        let c = s.durable.counters.entry(key).or_insert((0, 0));
+        c.1 += quantity;
+        let counter = CounterEntry { location: s.id, sku: sku.clone(), actor: s.actor, p: c.0, n: c.1 };
+        let amount = Kopecks(100 * quantity);
+        let line = BasketLine {
+            sku: sku.clone(),
+            name: "x".into(),
+            unit: Unit::Piece,
+            quantity,
+            list_price: Kopecks(100),
+            price: Kopecks(100),
+            vat: VatRate::Vat20,
+            amount,
+            discount: Kopecks::ZERO,
+        };
+        let sale = Sale {
+            id: SaleId { store: s.id, seq },
+            receipt_no: crate::sale::receipt_no(s.id, 1, seq),
+            terminal: 1,
+            cashier: "c".into(),
+            created_at_ms: 0,
+            lines: vec![line],
+            tenders: vec![Tender { kind: TenderKind::Cash, amount }],
+            total: amount,
+            change: Kopecks::ZERO,
+        };
+        s.durable.outbox.push(OutboxEntry { seq, change: Change::Sale { sale, counters: vec![counter] } });
+        *self.sold.entry((s.id, sku)).or_default() += quantity;
+        if let Some(session) = s.session.as_mut() {
+            session.handle_committed(seq);
+        }
+    }
+
+    fn deliver_stock(&mut self, i: usize) {
+        let sku = Sku(format!("{}", self.rng.below(SKUS)));
+        let quantity = 1 + self.rng.below(20) as i64;
+        let store = self.stores[i].id;
+        let c = self.hq.counters.entry((store, sku.clone(), HQ_ACTOR)).or_insert((0, 0));
+        c.0 += quantity;
+        *self.delivered.entry((store, sku)).or_default() += quantity;
+        if let Some(conn) = self.conns.get_mut(&i) {
+            let offer = entries(&self.hq.counters, |k| k.0 == store && k.2 == HQ_ACTOR);
+            conn.hq_side.offer_counters(&offer);
+            conn.to_store.extend(std::iter::from_fn(|| conn.hq_side.poll_transmit()));
+        }
+    }
+
+    fn connect(&mut self, i: usize) {
+        if self.conns.contains_key(&i) || self.stores[i].partitioned_until > self.step {
+            return;
+        }
+        let s = &mut self.stores[i];
+        s.session = Some(StoreSync::new(s.actor, 0, s.durable.outbox.len() as u64));
+        self.conns.insert(i, Conn { hq_side: HqSync::new(s.id), to_hq: VecDeque::new(), to_store: VecDeque::new() });
+    }
+
+    fn disconnect(&mut self, i: usize) {
+        self.conns.remove(&i);
+        self.stores[i].session = None;
+    }
+
+    /// Carries out the store's events and queues its transmits.
+    fn drive_store(&mut self, i: usize) {
+        let now = self.now;
+        let s = &mut self.stores[i];
+        let Some(session) = s.session.as_mut() else { return };
+        while let Some(ev) = session.poll_event() {
+            match ev {
+                StoreEvent::Connected { acked_seq } | StoreEvent::Acked { upto: acked_seq } => {
+                    s.durable.acked = s.durable.acked.max(acked_seq);
+                }
+                StoreEvent::ReadOutbox { after, max } => {
+                    let batch: Vec<_> = s.durable.outbox.iter().filter(|e| e.seq > after).take(max).cloned().collect();
+                    session.handle_outbox(now, batch);
+                }
+                StoreEvent::Counters { entries } => {
+                    for e in &entries {
+                        assert_ne!(e.actor, s.actor, "HQ sent a store its own counters");
+                        merge(&mut s.durable.counters, e);
+                    }
+                }
+                StoreEvent::Catalog { version, .. } => session.handle_catalog_applied(version),
+            }
+        }
+        if let Some(conn) = self.conns.get_mut(&i) {
+            conn.to_hq.extend(std::iter::from_fn(|| session.poll_transmit()));
+        }
+    }
+
+    /// Delivers up to `n` messages to HQ and carries out HQ's events.
+    fn deliver_to_hq(&mut self, i: usize, n: usize) {
+        let Some(conn) = self.conns.get_mut(&i) else { return };
+        for _ in 0..n {
+            let Some(msg) = conn.to_hq.pop_front() else { break };
+            conn.hq_side.handle_message(msg).expect("a correct store is never refused");
+            while let Some(ev) = conn.hq_side.poll_event() {
+                match ev {
+                    HqEvent::Hello { actor, .. } => {
+                        conn.hq_side.accept(*self.hq.progress.get(&actor.store).unwrap_or(&0));
+                        let offer = entries(&self.hq.counters, |k| k.0 == actor.store && k.2 != actor);
+                        conn.hq_side.offer_counters(&offer);
+                    }
+                    HqEvent::Apply { actor, entries: batch, upto } => {
+                        let progress = self.hq.progress.entry(actor.store).or_default();
+                        assert_eq!(batch.first().map(|e| e.seq), Some(*progress + 1), "HQ was handed a gap");
+                        for e in &batch {
+                            let Change::Sale { sale, counters } = &e.change else { unreachable!() };
+                            *self.hq.sales.entry((sale.id.store, sale.id.seq)).or_default() += 1;
+                            for c in counters {
+                                merge(&mut self.hq.counters, c);
+                            }
+                        }
+                        *progress = upto;
+                        conn.hq_side.handle_applied(upto);
+                    }
+                }
+            }
+            conn.to_store.extend(std::iter::from_fn(|| conn.hq_side.poll_transmit()));
+        }
+    }
+
+    fn deliver_to_store(&mut self, i: usize, n: usize) {
+        let now = self.now;
+        let Some(conn) = self.conns.get_mut(&i) else { return };
+        let session = self.stores[i].session.as_mut().expect("a connection has a session");
+        for _ in 0..n {
+            let Some(msg) = conn.to_store.pop_front() else { break };
+            session.handle_message(now, msg).expect("a correct HQ is never refused");
+        }
+    }
+
+    fn step(&mut self) {
+        self.step += 1;
+        self.now += Duration::from_millis(200);
+        let i = self.rng.below(self.stores.len() as u64) as usize;
+        match self.rng.below(100) {
+            0..=19 => self.sell(i),
+            20..=24 => self.deliver_stock(i),
+            25..=34 => self.connect(i),
+            35..=59 => {
+                let n = 1 + self.rng.below(4) as usize;
+                self.deliver_to_hq(i, n);
+            }
+            60..=84 => {
+                let n = 1 + self.rng.below(4) as usize;
+                self.deliver_to_store(i, n);
+            }
+            85..=88 => self.disconnect(i),
+            89..=90 => {
+                // A partition: the link is cut and stays down for a while.
+                self.disconnect(i);
+                self.stores[i].partitioned_until = self.step + 20 + self.rng.below(200);
+            }
+            91..=92 => self.disconnect(i), // the store crashes: its session is gone
+            93 => {
+                // HQ crashes: every session is gone, its database stays.
+                for j in 0..self.stores.len() {
+                    self.disconnect(j);
+                }
+            }
+            _ => {
+                if let Some(s) = self.stores[i].session.as_mut() {
+                    s.handle_timeout(self.now);
+                }
+            }
+        }
+        for j in 0..self.stores.len() {
+            self.drive_store(j);
+        }
+        self.check();
+    }
+
+    fn check(&self) {
+        for s in &self.stores {
+            let progress = *self.hq.progress.get(&s.id).unwrap_or(&0);
+            assert!(progress <= s.durable.outbox.len() as u64, "HQ is ahead of store {}", s.id);
+            assert!(s.durable.acked <= progress, "store {} was acknowledged what HQ does not hold", s.id);
+            for seq in 1..=progress {
+                assert_eq!(self.hq.sales.get(&(s.id, seq)), Some(&1), "sale {seq} of store {} not exactly once", s.id);
+            }
+            // Max-merge is monotone: HQ never knows more of a store's own counters than
+            // the store, nor a store more of HQ's than HQ.
+            for ((loc, sku, actor), (p, n)) in &self.hq.counters {
+                if *actor == s.actor {
+                    let own = s.durable.counters.get(&(*loc, sku.clone(), *actor)).copied().unwrap_or((0, 0));
+                    assert!(*p <= own.0 && *n <= own.1, "HQ holds more of store {}'s counters than it wrote", s.id);
+                }
+            }
+            for ((loc, sku, actor), (p, n)) in &s.durable.counters {
+                if *actor == HQ_ACTOR {
+                    let hq = self.hq.counters.get(&(*loc, sku.clone(), *actor)).copied().unwrap_or((0, 0));
+                    assert!(*p <= hq.0 && *n <= hq.1, "store {} holds HQ counters HQ never wrote", s.id);
+                }
+            }
+        }
+        assert!(self.hq.sales.values().all(|&n| n == 1), "a sale applied twice");
+    }
+
+    /// Heals every partition and runs the network until everyone agrees.
+    fn converge(&mut self) {
+        for s in &mut self.stores {
+            s.partitioned_until = 0;
+        }
+        for _round in 0..10_000 {
+            let done = self.stores.iter().all(|s| {
+                s.durable.acked == s.durable.outbox.len() as u64
+                    && entries(&self.hq.counters, |k| k.0 == s.id && k.2 == HQ_ACTOR)
+                        == entries(&s.durable.counters, |k| k.2 == HQ_ACTOR)
+            });
+            if done {
+                break;
+            }
+            self.now += Duration::from_millis(200);
+            for i in 0..self.stores.len() {
+                self.connect(i);
+                self.drive_store(i);
+                self.deliver_to_hq(i, 16);
+                self.deliver_to_store(i, 16);
+                if let Some(s) = self.stores[i].session.as_mut() {
+                    s.handle_timeout(self.now);
+                }
+                self.drive_store(i);
+            }
+            self.check();
+        }
+        for s in &self.stores {
+            assert_eq!(s.durable.acked, s.durable.outbox.len() as u64, "store {} did not drain its outbox", s.id);
+            assert_eq!(self.hq.progress.get(&s.id).copied().unwrap_or(0), s.durable.outbox.len() as u64);
+            // Every replica's counters are equal.
+            assert_eq!(
+                entries(&self.hq.counters, |k| k.0 == s.id),
+                entries(&s.durable.counters, |_| true),
+                "store {} and HQ disagree on its stock counters",
+                s.id
+            );
+            // HQ's stock per store = delivered − sold.
+            for sku in 0..SKUS {
+                let sku = Sku(sku.to_string());
+                let stock: i64 = entries(&self.hq.counters, |k| k.0 == s.id && k.1 == sku).iter().map(|e| e.p - e.n).sum();
+                let expected = self.delivered.get(&(s.id, sku.clone())).unwrap_or(&0) - self.sold.get(&(s.id, sku.clone())).unwrap_or(&0);
+                assert_eq!(stock, expected, "store {} SKU {sku}", s.id);
+            }
+        }
+        assert_eq!(self.hq.sales.len(), self.stores.iter().map(|s| s.durable.outbox.len()).sum::<usize>());
+    }
+}
+
+fn run(seed: u64) {
+    let stores = 2 + (seed % 4) as u32;
+    let mut world = World::new(seed, stores);
+    let steps = 200 + world.rng.below(400);
+    for _ in 0..steps {
+        world.step();
+    }
+    world.converge();
+}
+
+#[test]
+fn seeded_fleet_simulation_converges_exactly_once() {
+    if let Some(seed) = std::env::var("KASSA_SIM_SEED").ok().and_then(|s| s.parse().ok()) {
+        run(seed);
+        return;
+    }
+    let seeds: u64 = std::env::var("KASSA_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1000);
+    let base: u64 = 0x5eed_0000;
+    for seed in base..base + seeds {
+        if let Err(panic) = std::panic::catch_unwind(|| run(seed)) {
+            eprintln!("fleet simulation failed with seed {seed}; replay with KASSA_SIM_SEED={seed}");
+            std::panic::resume_unwind(panic);
+        }
+    }
+}
