@@ -1,0 +1,174 @@
+//! HQ refuses anyone who is not an enrolled store, and a store writing as another
+//! store — over real QUIC with TLS on loopback — and writes nothing for them.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kassa_hq::{HqConfig, RunningHq};
+use kassa_protocol::stock::CounterEntry;
+use kassa_protocol::wire::{self, Change, FrameDecoder, HqMessage, OutboxEntry, StoreMessage, PROTOCOL_VERSION};
+use kassa_protocol::{ActorId, Kopecks, SaleId, Sku, StoreId};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_util::sync::CancellationToken;
+
+async fn start_hq(dir: &Path) -> (RunningHq, CancellationToken) {
+    let cancel = CancellationToken::new();
+    let any = "127.0.0.1:0".parse().unwrap();
+    let hq = kassa_hq::start(HqConfig { data_dir: dir.to_owned(), quic_listen: any, http_listen: any }, cancel.clone())
+        .await
+        .unwrap();
+    (hq, cancel)
+}
+
+/// A QUIC client trusting `ca`, presenting `identity` (a dir with store.crt/store.key) if given.
+fn client(ca: &Path, identity: Option<&Path>) -> quinn::Endpoint {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots);
+    let mut tls = match identity {
+        Some(dir) => {
+            let certs = CertificateDer::pem_file_iter(dir.join("store.crt")).unwrap().map(|c| c.unwrap()).collect();
+            builder.with_client_auth_cert(certs, PrivateKeyDer::from_pem_file(dir.join("store.key")).unwrap()).unwrap()
+        }
+        None => builder.with_no_client_auth(),
+    };
+    tls.alpn_protocols = vec![wire::ALPN.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+    endpoint
+}
+
+/// Connects, sends `messages` (raw frames), and returns what HQ answered before it
+/// closed the stream, or the connection error.
+async fn talk(endpoint: &quinn::Endpoint, hq: &RunningHq, frames: Vec<Vec<u8>>) -> Result<Vec<HqMessage>, String> {
+    let conn = endpoint.connect(hq.quic_addr, "kassa-hq").unwrap().await.map_err(|e| e.to_string())?;
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+    for f in frames {
+        send.write_all(&f).await.map_err(|e| e.to_string())?;
+    }
+    let mut decoder = FrameDecoder::default();
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    let read = async {
+        loop {
+            match recv.read(&mut buf).await {
+                Ok(Some(n)) => {
+                    decoder.push(&buf[..n]);
+                    while let Ok(Some(m)) = decoder.decode_next::<HqMessage>() {
+                        let refused = matches!(m, HqMessage::Refused { .. });
+                        out.push(m);
+                        if refused {
+                            return;
+                        }
+                    }
+                }
+                _ => return,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(3), read).await;
+    Ok(out)
+}
+
+fn hello(store: u32) -> Vec<u8> {
+    wire::encode(&StoreMessage::Hello { version: PROTOCOL_VERSION, actor: ActorId { store: StoreId(store), epoch: 1 }, catalog_version: 0 })
+        .unwrap()
+}
+
+fn sale_entry(store: u32, counter_location: u32) -> OutboxEntry {
+    let line = kassa_protocol::basket::BasketLine {
+        sku: Sku("100001".into()),
+        name: "Молоко".into(),
+        unit: kassa_protocol::catalog::Unit::Piece,
+        quantity: 1,
+        list_price: Kopecks(100),
+        price: Kopecks(100),
+        vat: kassa_protocol::catalog::VatRate::Vat10,
+        amount: Kopecks(100),
+        discount: Kopecks(0),
+    };
+    let sale = kassa_protocol::sale::Sale {
+        id: SaleId { store: StoreId(store), seq: 1 },
+        receipt_no: "0002-01-000001".into(),
+        terminal: 1,
+        cashier: "x".into(),
+        created_at_ms: 0,
+        lines: vec![line],
+        tenders: vec![kassa_protocol::sale::Tender { kind: kassa_protocol::sale::TenderKind::Cash, amount: Kopecks(100) }],
+        total: Kopecks(100),
+        change: Kopecks(0),
+    };
+    let counter = CounterEntry {
+        location: StoreId(counter_location),
+        sku: Sku("100001".into()),
+        actor: ActorId { store: StoreId(1), epoch: 1 },
+        p: 0,
+        n: 1,
+    };
+    OutboxEntry { seq: 1, change: Change::Sale { sale, counters: vec![counter] } }
+}
+
+fn nothing_written(hq: &RunningHq) {
+    let db = &hq.shared.db;
+    assert!(db.sales(StoreId(1), 0, 10).unwrap().is_empty(), "a sale of store 1 was written");
+    assert!(db.sales(StoreId(2), 0, 10).unwrap().is_empty(), "a sale of store 2 was written");
+    assert!(db.stock(&Sku("100001".into())).unwrap().is_empty(), "stock was written");
+    assert!(db.stores().unwrap().iter().all(|s| s.store != 2), "store 2 was registered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hq_refuses_strangers_and_impostors_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hq, cancel) = start_hq(&dir.path().join("hq")).await;
+    let ca = dir.path().join("hq/pki/ca.crt");
+    let store1 = dir.path().join("store1");
+    hq.pki.enroll(StoreId(1), &store1).unwrap();
+
+    // 1. No client certificate: the TLS handshake fails.
+    let anonymous = client(&ca, None);
+    let result = talk(&anonymous, &hq, vec![hello(1)]).await;
+    assert!(result.is_err() || result.as_ref().unwrap().is_empty(), "a client without certificate was served: {result:?}");
+
+    // 2. A certificate from another CA: refused.
+    let other = kassa_hq::pki::Pki::open_or_create(&dir.path().join("other-ca")).unwrap();
+    let forged = dir.path().join("forged");
+    other.enroll(StoreId(1), &forged).unwrap();
+    let impostor = client(&ca, Some(&forged));
+    let result = talk(&impostor, &hq, vec![hello(1)]).await;
+    assert!(result.is_err() || result.as_ref().unwrap().is_empty(), "a certificate of another CA was accepted: {result:?}");
+
+    // 3. A valid store 1 saying it is store 2's actor: refused with a reason.
+    let store = client(&ca, Some(&store1));
+    let answer = talk(&store, &hq, vec![hello(2)]).await.unwrap();
+    assert!(matches!(answer.last(), Some(HqMessage::Refused { reason }) if reason.contains("store 0001")), "{answer:?}");
+
+    // 4. A valid store 1 sending store 2's sale, or a counter of store 2's stock.
+    for entry in [sale_entry(2, 1), sale_entry(1, 2)] {
+        let batch = wire::encode(&StoreMessage::Batch { entries: vec![entry] }).unwrap();
+        let answer = talk(&store, &hq, vec![hello(1), batch]).await.unwrap();
+        assert!(matches!(answer.first(), Some(HqMessage::Welcome { .. })), "{answer:?}");
+        assert!(matches!(answer.last(), Some(HqMessage::Refused { .. })), "{answer:?}");
+    }
+
+    // 5. Garbage and an oversized length: the connection is closed.
+    let answer = talk(&store, &hq, vec![vec![0, 0, 0, 3, 0xff, 0xff, 0xff]]).await.unwrap();
+    assert!(matches!(answer.last(), Some(HqMessage::Refused { .. }) | None), "{answer:?}");
+    let answer = talk(&store, &hq, vec![u32::MAX.to_be_bytes().to_vec()]).await.unwrap();
+    assert!(answer.iter().all(|m| matches!(m, HqMessage::Refused { .. })), "{answer:?}");
+
+    nothing_written(&hq);
+    // The honest store is still served afterwards.
+    let answer = talk(&store, &hq, vec![hello(1)]).await.unwrap();
+    assert!(matches!(answer.first(), Some(HqMessage::Welcome { store: StoreId(1), .. })), "{answer:?}");
+    cancel.cancel();
+    hq.wait().await;
+}
