@@ -80,8 +80,12 @@ async fn talk(endpoint: &quinn::Endpoint, hq: &RunningHq, frames: Vec<Vec<u8>>) 
 }
 
 fn hello(store: u32) -> Vec<u8> {
-    wire::encode(&StoreMessage::Hello { version: PROTOCOL_VERSION, actor: ActorId { store: StoreId(store), epoch: 1 }, catalog_version: 0 })
-        .unwrap()
+    wire::encode(&StoreMessage::Hello {
+        version: PROTOCOL_VERSION,
+        actor: ActorId { store: StoreId(store), epoch: 1 },
+        catalog_version: 0,
+    })
+    .unwrap()
 }
 
 fn sale_entry(store: u32, counter_location: u32) -> OutboxEntry {
@@ -103,7 +107,10 @@ fn sale_entry(store: u32, counter_location: u32) -> OutboxEntry {
         cashier: "x".into(),
         created_at_ms: 0,
         lines: vec![line],
-        tenders: vec![kassa_protocol::sale::Tender { kind: kassa_protocol::sale::TenderKind::Cash, amount: Kopecks(100) }],
+        tenders: vec![kassa_protocol::sale::Tender {
+            kind: kassa_protocol::sale::TenderKind::Cash,
+            amount: Kopecks(100),
+        }],
         total: Kopecks(100),
         change: Kopecks(0),
     };
@@ -136,7 +143,10 @@ async fn hq_refuses_strangers_and_impostors_and_writes_nothing() {
     // 1. No client certificate: the TLS handshake fails.
     let anonymous = client(&ca, None);
     let result = talk(&anonymous, &hq, vec![hello(1)]).await;
-    assert!(result.is_err() || result.as_ref().unwrap().is_empty(), "a client without certificate was served: {result:?}");
+    assert!(
+        result.is_err() || result.as_ref().unwrap().is_empty(),
+        "a client without certificate was served: {result:?}"
+    );
 
     // 2. A certificate from another CA: refused.
     let other = kassa_hq::pki::Pki::open_or_create(&dir.path().join("other-ca")).unwrap();
@@ -144,12 +154,18 @@ async fn hq_refuses_strangers_and_impostors_and_writes_nothing() {
     other.enroll(StoreId(1), &forged).unwrap();
     let impostor = client(&ca, Some(&forged));
     let result = talk(&impostor, &hq, vec![hello(1)]).await;
-    assert!(result.is_err() || result.as_ref().unwrap().is_empty(), "a certificate of another CA was accepted: {result:?}");
+    assert!(
+        result.is_err() || result.as_ref().unwrap().is_empty(),
+        "a certificate of another CA was accepted: {result:?}"
+    );
 
     // 3. A valid store 1 saying it is store 2's actor: refused with a reason.
     let store = client(&ca, Some(&store1));
     let answer = talk(&store, &hq, vec![hello(2)]).await.unwrap();
-    assert!(matches!(answer.last(), Some(HqMessage::Refused { reason }) if reason.contains("store 0001")), "{answer:?}");
+    assert!(
+        matches!(answer.last(), Some(HqMessage::Refused { reason }) if reason.contains("store 0001")),
+        "{answer:?}"
+    );
 
     // 4. A valid store 1 sending store 2's sale, or a counter of store 2's stock.
     for entry in [sale_entry(2, 1), sale_entry(1, 2)] {

@@ -89,7 +89,13 @@ fn merge(map: &mut BTreeMap<CounterKey, (i64, i64)>, e: &CounterEntry) {
 fn entries(map: &BTreeMap<CounterKey, (i64, i64)>, pred: impl Fn(&CounterKey) -> bool) -> Vec<CounterEntry> {
     map.iter()
         .filter(|(k, _)| pred(k))
-        .map(|((location, sku, actor), (p, n))| CounterEntry { location: *location, sku: sku.clone(), actor: *actor, p: *p, n: *n })
+        .map(|((location, sku, actor), (p, n))| CounterEntry {
+            location: *location,
+            sku: sku.clone(),
+            actor: *actor,
+            p: *p,
+            n: *n,
+        })
         .collect()
 }
 
@@ -359,8 +365,10 @@ impl World {
             // HQ's stock per store = delivered − sold.
             for sku in 0..SKUS {
                 let sku = Sku(sku.to_string());
-                let stock: i64 = entries(&self.hq.counters, |k| k.0 == s.id && k.1 == sku).iter().map(|e| e.p - e.n).sum();
-                let expected = self.delivered.get(&(s.id, sku.clone())).unwrap_or(&0) - self.sold.get(&(s.id, sku.clone())).unwrap_or(&0);
+                let stock: i64 =
+                    entries(&self.hq.counters, |k| k.0 == s.id && k.1 == sku).iter().map(|e| e.p - e.n).sum();
+                let expected = self.delivered.get(&(s.id, sku.clone())).unwrap_or(&0)
+                    - self.sold.get(&(s.id, sku.clone())).unwrap_or(&0);
                 assert_eq!(stock, expected, "store {} SKU {sku}", s.id);
             }
         }

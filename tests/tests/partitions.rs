@@ -1,0 +1,238 @@
+//! HQ and three stores over real QUIC, each store behind a UDP relay that can cut it
+//! off. Stores sell and take returns and HQ delivers stock while links go down for
+//! short blips (QUIC rides them out) and for longer than the idle timeout (the
+//! connection dies and the store reconnects). After healing: every sale is at HQ
+//! exactly once, HQ's stock per store = delivered − sold + returned, and the stores'
+//! counters equal HQ's.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kassa_agent::config::HqLink;
+use kassa_agent::journal::{ReturnRequest, Role, User};
+use kassa_agent::{AgentConfig, RunningAgent};
+use kassa_hq::HqConfig;
+use kassa_protocol::sale::{Tender, TenderKind};
+use kassa_protocol::{Kopecks, Sku, StoreId};
+use kassa_tests::{eventually, init_logging};
+use tokio::net::UdpSocket;
+use tokio_util::sync::CancellationToken;
+
+/// A UDP relay between one store and HQ; `cut` drops every datagram both ways.
+struct Relay {
+    addr: SocketAddr,
+    cut: Arc<AtomicBool>,
+}
+
+async fn relay(hq: SocketAddr, cancel: CancellationToken) -> Relay {
+    let front = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let back = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    back.connect(hq).await.unwrap();
+    let addr = front.local_addr().unwrap();
+    let cut = Arc::new(AtomicBool::new(false));
+    let client: Arc<tokio::sync::Mutex<Option<SocketAddr>>> = Default::default();
+    {
+        let (front, back, cut, client, cancel) =
+            (front.clone(), back.clone(), cut.clone(), client.clone(), cancel.clone());
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65536];
+            loop {
+                let (n, from) = tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    r = front.recv_from(&mut buf) => match r { Ok(r) => r, Err(_) => continue },
+                };
+                *client.lock().await = Some(from);
+                if !cut.load(Ordering::Relaxed) {
+                    let _ = back.send(&buf[..n]).await;
+                }
+            }
+        });
+    }
+    {
+        let (cut2, cancel) = (cut.clone(), cancel.clone());
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65536];
+            loop {
+                let n = tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    r = back.recv(&mut buf) => match r { Ok(n) => n, Err(_) => continue },
+                };
+                let to = *client.lock().await;
+                if let (false, Some(to)) = (cut2.load(Ordering::Relaxed), to) {
+                    let _ = front.send_to(&buf[..n], to).await;
+                }
+            }
+        });
+    }
+    Relay { addr, cut }
+}
+
+struct Store {
+    id: StoreId,
+    agent: RunningAgent,
+    relay: Relay,
+    cashier: User,
+}
+
+/// Deterministic choices (the test's own seed, printed).
+struct Rng(u64);
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stores_converge_with_hq_through_partitions() {
+    init_logging();
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
+    eprintln!("partition test seed {seed}");
+    let mut rng = Rng(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let cancel = CancellationToken::new();
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let hq = kassa_hq::start(
+        HqConfig { data_dir: dir.path().join("hq"), quic_listen: any, http_listen: any },
+        cancel.clone(),
+    )
+    .await
+    .unwrap();
+    kassa_hq::import_catalog(&hq.shared, kassa_sim::stack::DEMO_CATALOG_CSV).await.unwrap();
+    let skus: Vec<Sku> = hq.shared.db.catalog().unwrap().into_iter().take(5).map(|i| i.sku).collect();
+
+    let mut delivered: BTreeMap<(u32, Sku), i64> = BTreeMap::new();
+    let mut stores = Vec::new();
+    for id in 1..=3u32 {
+        let store_dir = dir.path().join(format!("store-{id}"));
+        hq.pki.enroll(StoreId(id), &store_dir.join("pki")).unwrap();
+        let relay = relay(hq.quic_addr, cancel.clone()).await;
+        let config = AgentConfig {
+            store: id,
+            terminal: 1,
+            data_dir: store_dir.clone(),
+            http_listen: any,
+            utc_offset_minutes: 180,
+            hq: HqLink { addr: relay.addr, server_name: "kassa-hq".into(), pki_dir: store_dir.join("pki") },
+            scanner: None,
+            printer: None,
+        };
+        let agent = kassa_agent::start(config, cancel.clone()).await.unwrap();
+        let cashier = User { id: "kassir".into(), name: "К".into(), role: Role::Cashier };
+        agent.journal.add_user(&cashier, "1111", 0).unwrap();
+        agent.journal.open_shift(1, "kassir", Kopecks(0), "shift", 0).unwrap();
+        let deliveries: Vec<(Sku, i64)> = skus.iter().map(|s| (s.clone(), 50)).collect();
+        for (sku, q) in &deliveries {
+            *delivered.entry((id, sku.clone())).or_default() += q;
+        }
+        kassa_hq::deliver(&hq.shared, StoreId(id), deliveries).await.unwrap();
+        stores.push(Store { id: StoreId(id), agent, relay, cashier });
+    }
+    for s in &stores {
+        let status = s.agent.status.subscribe();
+        let mut st = status;
+        tokio::time::timeout(Duration::from_secs(15), st.wait_for(|x| x.hq.catalog_version > 0))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    // One store stays cut off longer than QUIC's idle timeout (10 s): its connection
+    // dies and it must reconnect; the others blink.
+    let long = rng.below(3) as usize;
+    stores[long].relay.cut.store(true, Ordering::Relaxed);
+    let mut sold: BTreeMap<(u32, Sku), i64> = BTreeMap::new();
+    let mut returned: BTreeMap<(u32, Sku), i64> = BTreeMap::new();
+    let mut sales_made = [0u64; 3];
+    for round in 0..60 {
+        for (i, s) in stores.iter().enumerate() {
+            if i != long {
+                s.relay.cut.store(rng.below(3) == 0, Ordering::Relaxed);
+            }
+            // A sale of 1–2 lines.
+            for _ in 0..1 + rng.below(2) {
+                let sku = skus[rng.below(skus.len() as u64) as usize].clone();
+                let q = 1 + rng.below(3) as i64;
+                s.agent.till.add_sku(sku.clone(), q, &format!("add-{round}-{}", rng.below(u64::MAX))).await.unwrap();
+                *sold.entry((s.id.0, sku)).or_default() += q;
+            }
+            let tender = vec![Tender { kind: TenderKind::Cash, amount: Kopecks(100_000_000) }];
+            let (sale, _) = s.agent.till.pay(&s.cashier, tender, format!("pay-{round}")).await.unwrap();
+            sales_made[i] += 1;
+            // Now and then a return of the sale's first line.
+            if rng.below(4) == 0 {
+                let request = ReturnRequest::WithReceipt { sale_seq: sale.id.seq, lines: vec![(0, 1)] };
+                s.agent.till.return_items(&s.cashier, request, format!("ret-{round}")).await.unwrap();
+                *returned.entry((s.id.0, sale.lines[0].sku.clone())).or_default() += 1;
+            }
+        }
+        // HQ delivers during the partitions too.
+        if round % 10 == 5 {
+            let i = rng.below(3) as u32 + 1;
+            let sku = skus[rng.below(skus.len() as u64) as usize].clone();
+            kassa_hq::deliver(&hq.shared, StoreId(i), vec![(sku.clone(), 7)]).await.unwrap();
+            *delivered.entry((i, sku)).or_default() += 7;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The long partition has lasted ≥ 12 s by now; make sure the connection died.
+    let cut_store = &stores[long];
+    eventually(Duration::from_secs(20), "the cut-off store to notice HQ is gone", || async {
+        (!cut_store.agent.status.borrow().hq.online).then_some(())
+    })
+    .await;
+    assert!(cut_store.agent.status.borrow().hq.backlog > 0, "sales pile up while offline");
+
+    // Heal everything.
+    for s in &stores {
+        s.relay.cut.store(false, Ordering::Relaxed);
+    }
+    for s in &stores {
+        let journal = s.agent.journal.clone();
+        eventually(Duration::from_secs(60), &format!("store {} to drain its outbox", s.id), || {
+            let journal = journal.clone();
+            async move { (journal.acked_seq().unwrap() == journal.outbox_head().unwrap()).then_some(()) }
+        })
+        .await;
+    }
+    // Every sale and return at HQ exactly once (HQ's table is keyed by (store, seq)).
+    for (i, s) in stores.iter().enumerate() {
+        let (sales, returns) = s.agent.journal.docs_count().unwrap();
+        assert_eq!(sales, sales_made[i]);
+        let at_hq = hq.shared.db.sales(s.id, 0, 500).unwrap();
+        assert_eq!(at_hq.len() as u64, sales + returns, "store {}: HQ holds {} records", s.id, at_hq.len());
+        let seqs: Vec<u64> = at_hq.iter().map(|x| x.seq).collect();
+        assert_eq!(seqs, (1..=sales + returns).collect::<Vec<_>>());
+    }
+    // Stock: HQ = delivered − sold + returned, and the store sees the same once HQ's
+    // deliveries have reached it.
+    for s in &stores {
+        for sku in &skus {
+            let key = (s.id.0, sku.clone());
+            let expected =
+                delivered.get(&key).unwrap_or(&0) - sold.get(&key).unwrap_or(&0) + returned.get(&key).unwrap_or(&0);
+            let at_hq =
+                hq.shared.db.stock(sku).unwrap().into_iter().find(|x| x.store == s.id.0).map_or(0, |x| x.quantity);
+            assert_eq!(at_hq, expected, "HQ stock of {sku} at store {}", s.id);
+            let journal = s.agent.journal.clone();
+            let sku2 = sku.clone();
+            eventually(Duration::from_secs(20), "the store's counters to equal HQ's", || {
+                let (journal, sku2) = (journal.clone(), sku2.clone());
+                async move { (journal.stock(&sku2).unwrap() == expected).then_some(()) }
+            })
+            .await;
+        }
+        assert!(s.agent.journal.verify().unwrap().ok());
+    }
+    assert!(hq.shared.db.parked().unwrap().is_empty());
+    cancel.cancel();
+    for s in stores {
+        s.agent.wait().await;
+    }
+    hq.wait().await;
+}
