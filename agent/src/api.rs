@@ -573,6 +573,17 @@ async fn stock(State(s): State<AppState>, Path(sku): Path<String>) -> ApiResult 
     let sku = Sku::parse(&sku).ok_or_else(|| ApiError::bad("unknown_sku", "not a SKU"))?;
     let j = s.journal.clone();
     let sku2 = sku.clone();
-    let quantity = tokio::task::spawn_blocking(move || j.stock(&sku2)).await.expect("journal task")?;
-    Ok(Json(json!({ "sku": sku, "store": s.journal.store().0, "quantity": quantity })))
+    let (quantity, (nearby, as_of_ms)) = tokio::task::spawn_blocking(move || {
+        Ok::<_, crate::journal::JournalError>((j.stock(&sku2)?, j.nearby_stock(&sku2)?))
+    })
+    .await
+    .expect("journal task")?;
+    // The age is by the store's clock against HQ's: good to the minute, which is what a
+    // cashier needs ("as of 3 minutes ago").
+    let age_ms = (as_of_ms > 0).then(|| (crate::till::now_ms() - as_of_ms).max(0));
+    let nearby: Vec<Value> = nearby
+        .into_iter()
+        .map(|(store, quantity)| json!({ "store": store, "quantity": quantity, "age_ms": age_ms }))
+        .collect();
+    Ok(Json(json!({ "sku": sku, "store": s.journal.store().0, "quantity": quantity, "nearby": nearby })))
 }

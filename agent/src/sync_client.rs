@@ -218,6 +218,11 @@ async fn drive(sync: &mut StoreSync, journal: &Arc<Journal>, status: &StatusBoar
                 tracing::info!(version, items = n, "catalog from HQ applied");
                 status.send_modify(|s| s.hq.catalog_version = version);
             }
+            StoreEvent::NearbyStock { as_of_ms, entries } => {
+                let n = entries.len();
+                blocking(journal, move |j| j.set_nearby_stock(as_of_ms, &entries)).await?;
+                tracing::debug!(entries = n, "nearby stock from HQ");
+            }
             StoreEvent::Counters { entries } => {
                 let n = entries.len();
                 blocking(journal, move |j| j.merge_counters(&entries)).await?;

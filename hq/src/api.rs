@@ -24,6 +24,7 @@ pub fn router(shared: Shared) -> Router {
         .route("/api/health", get(|| async { Json(json!({ "ok": true })) }))
         .route("/api/stores", get(stores))
         .route("/api/stores/{store}/sales", get(sales))
+        .route("/api/stores/{store}/neighbours", get(neighbours).put(set_neighbours))
         .route("/api/stock/{sku}", get(stock))
         .route("/api/parked", get(parked))
         .route("/api/catalog", get(catalog).post(import_catalog))
@@ -70,6 +71,26 @@ async fn sales(
     let after = q.after.unwrap_or(0);
     let sales = blocking(&s.db, move |db| db.sales(StoreId(store), after, limit)).await?;
     Ok(Json(json!({ "store": store, "sales": sales })))
+}
+
+async fn neighbours(State(s): State<Arc<Shared>>, Path(store): Path<u32>) -> Result<serde_json::Value> {
+    let list = blocking(&s.db, move |db| db.neighbours(StoreId(store))).await?;
+    Ok(Json(json!({ "store": store, "neighbours": list })))
+}
+
+/// `PUT /api/stores/{id}/neighbours` with a JSON array of store numbers: whose stock the
+/// store's tills show as "nearby".
+async fn set_neighbours(
+    State(s): State<Arc<Shared>>,
+    Path(store): Path<u32>,
+    Json(list): Json<Vec<u32>>,
+) -> Result<serde_json::Value> {
+    if list.len() > crate::db::NEARBY_STORES_MAX {
+        return Err(ApiError(StatusCode::BAD_REQUEST, format!("at most {} neighbours", crate::db::NEARBY_STORES_MAX)));
+    }
+    let ids: Vec<StoreId> = list.into_iter().map(StoreId).collect();
+    blocking(&s.db, move |db| db.set_neighbours(StoreId(store), &ids)).await?;
+    neighbours(State(s), Path(store)).await
 }
 
 async fn stock(State(s): State<Arc<Shared>>, Path(sku): Path<String>) -> Result<serde_json::Value> {

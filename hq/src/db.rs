@@ -9,10 +9,14 @@ use std::sync::Mutex;
 use kassa_protocol::catalog::{CatalogItem, Unit, VatRate};
 use kassa_protocol::gtin::Gtin;
 use kassa_protocol::stock::CounterEntry;
-use kassa_protocol::wire::{Change, OutboxEntry};
+use kassa_protocol::wire::{Change, NearbyStock, OutboxEntry};
 use kassa_protocol::{ActorId, Kopecks, Sku, StoreId};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::Serialize;
+
+/// Nearby stores whose stock a store sees: enough for "where else is it in stock"
+/// without sending the whole chain to every till.
+pub const NEARBY_STORES_MAX: usize = 8;
 
 /// HQ's own actor: deliveries and transfers it books into stores' stock.
 pub const HQ_ACTOR: ActorId = ActorId { store: StoreId::HQ, epoch: 1 };
@@ -41,6 +45,10 @@ pub struct StoreStatus {
     pub store: u32,
     pub epoch: u32,
     pub acked_seq: u64,
+    /// The store's outbox head when it last told us.
+    pub head: u64,
+    /// Entries the store has that HQ does not (as of the last contact).
+    pub backlog: u64,
     pub last_contact_ms: i64,
     pub sales: u64,
 }
@@ -82,7 +90,10 @@ CREATE TABLE IF NOT EXISTS catalog (
 ) STRICT;
 CREATE TABLE IF NOT EXISTS stores (
     store INTEGER PRIMARY KEY, epoch INTEGER NOT NULL, acked_seq INTEGER NOT NULL,
-    last_contact_ms INTEGER NOT NULL
+    last_contact_ms INTEGER NOT NULL, head INTEGER NOT NULL DEFAULT 0
+) STRICT;
+CREATE TABLE IF NOT EXISTS neighbours (
+    store INTEGER NOT NULL, neighbour INTEGER NOT NULL, PRIMARY KEY (store, neighbour)
 ) STRICT;
 CREATE TABLE IF NOT EXISTS sales (
     store INTEGER NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL CHECK (kind IN ('sale', 'return')), receipt_no TEXT NOT NULL,
@@ -212,12 +223,12 @@ impl Db {
     }
 
     /// The store's acknowledged progress; registers a store on first contact.
-    pub fn hello(&self, actor: ActorId, now_ms: i64) -> Result<u64, DbError> {
+    pub fn hello(&self, actor: ActorId, head: u64, now_ms: i64) -> Result<u64, DbError> {
         let conn = self.conn();
         conn.execute(
-            "INSERT INTO stores (store, epoch, acked_seq, last_contact_ms) VALUES (?1, ?2, 0, ?3)
-             ON CONFLICT DO UPDATE SET last_contact_ms = excluded.last_contact_ms",
-            params![actor.store.0, actor.epoch, now_ms],
+            "INSERT INTO stores (store, epoch, acked_seq, last_contact_ms, head) VALUES (?1, ?2, 0, ?3, ?4)
+             ON CONFLICT DO UPDATE SET last_contact_ms = excluded.last_contact_ms, head = excluded.head",
+            params![actor.store.0, actor.epoch, now_ms, head as i64],
         )?;
         let acked: i64 =
             conn.query_row("SELECT acked_seq FROM stores WHERE store = ?1", [actor.store.0], |r| r.get(0))?;
@@ -226,7 +237,14 @@ impl Db {
 
     /// Applies a contiguous run of a store's outbox and records its progress, in one
     /// transaction. A record that cannot be applied is parked, never blocking the rest.
-    pub fn apply(&self, actor: ActorId, entries: &[OutboxEntry], upto: u64, now_ms: i64) -> Result<usize, DbError> {
+    pub fn apply(
+        &self,
+        actor: ActorId,
+        entries: &[OutboxEntry],
+        upto: u64,
+        head: u64,
+        now_ms: i64,
+    ) -> Result<usize, DbError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let mut parked = 0;
@@ -251,8 +269,8 @@ impl Db {
             }
         }
         tx.execute(
-            "UPDATE stores SET acked_seq = MAX(acked_seq, ?2), last_contact_ms = ?3 WHERE store = ?1",
-            params![actor.store.0, upto as i64, now_ms],
+            "UPDATE stores SET acked_seq = MAX(acked_seq, ?2), last_contact_ms = ?3, head = MAX(head, ?4) WHERE store = ?1",
+            params![actor.store.0, upto as i64, now_ms, head as i64],
         )?;
         tx.commit()?;
         Ok(parked)
@@ -277,14 +295,18 @@ impl Db {
     pub fn stores(&self) -> Result<Vec<StoreStatus>, DbError> {
         let conn = self.conn();
         let mut st = conn.prepare(
-            "SELECT s.store, s.epoch, s.acked_seq, s.last_contact_ms, (SELECT COUNT(*) FROM sales WHERE store = s.store AND kind = 'sale')
+            "SELECT s.store, s.epoch, s.acked_seq, s.last_contact_ms, (SELECT COUNT(*) FROM sales WHERE store = s.store AND kind = 'sale'), s.head
              FROM stores s ORDER BY s.store",
         )?;
         let rows = st.query_map([], |r| {
+            let acked_seq = r.get::<_, i64>(2)? as u64;
+            let head = r.get::<_, i64>(5)? as u64;
             Ok(StoreStatus {
                 store: r.get(0)?,
                 epoch: r.get(1)?,
-                acked_seq: r.get::<_, i64>(2)? as u64,
+                acked_seq,
+                head,
+                backlog: head.saturating_sub(acked_seq),
                 last_contact_ms: r.get(3)?,
                 sales: r.get::<_, i64>(4)? as u64,
             })
@@ -321,6 +343,50 @@ impl Db {
                 Ok(SaleSummary { store: store.0, seq, kind, receipt_no, created_at_ms, total_kopecks, lines })
             })
             .collect()
+    }
+
+    /// The stores whose stock `store` sees as "nearby": those HQ lists for it, or by
+    /// default the other stores with the closest numbers, at most [`NEARBY_STORES_MAX`].
+    pub fn neighbours(&self, store: StoreId) -> Result<Vec<StoreId>, DbError> {
+        let conn = self.conn();
+        let mut st = conn.prepare("SELECT neighbour FROM neighbours WHERE store = ?1 ORDER BY neighbour")?;
+        let listed: Vec<StoreId> = st.query_map([store.0], |r| Ok(StoreId(r.get(0)?)))?.collect::<Result<_, _>>()?;
+        if !listed.is_empty() {
+            return Ok(listed);
+        }
+        let mut st =
+            conn.prepare("SELECT store FROM stores WHERE store != ?1 ORDER BY ABS(store - ?1), store LIMIT ?2")?;
+        let rows = st.query_map(params![store.0, NEARBY_STORES_MAX as i64], |r| Ok(StoreId(r.get(0)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn set_neighbours(&self, store: StoreId, neighbours: &[StoreId]) -> Result<(), DbError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute("DELETE FROM neighbours WHERE store = ?1", [store.0])?;
+        for n in neighbours.iter().filter(|n| **n != store).take(NEARBY_STORES_MAX) {
+            tx.execute("INSERT OR IGNORE INTO neighbours (store, neighbour) VALUES (?1, ?2)", params![store.0, n.0])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Stock of every SKU at each of `store`'s neighbours.
+    pub fn nearby_stock(&self, store: StoreId) -> Result<Vec<NearbyStock>, DbError> {
+        let neighbours = self.neighbours(store)?;
+        let conn = self.conn();
+        let mut st = conn.prepare_cached(
+            "SELECT sku, SUM(p - n) FROM stock_counters WHERE location = ?1 GROUP BY sku ORDER BY sku",
+        )?;
+        let mut out = Vec::new();
+        for n in neighbours {
+            for row in st.query_map([n.0], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+                let (sku, quantity) = row?;
+                let sku = Sku::parse(&sku).ok_or_else(|| DbError::Corrupt(format!("sku {sku}")))?;
+                out.push(NearbyStock { store: n, sku, quantity });
+            }
+        }
+        Ok(out)
     }
 
     pub fn parked(&self) -> Result<Vec<Parked>, DbError> {

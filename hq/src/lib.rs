@@ -32,6 +32,14 @@ pub struct HqConfig {
     pub data_dir: PathBuf,
     pub quic_listen: SocketAddr,
     pub http_listen: SocketAddr,
+    /// How often connected stores get a fresh view of their neighbours' stock.
+    pub nearby_interval: std::time::Duration,
+}
+
+impl HqConfig {
+    pub fn new(data_dir: PathBuf, quic_listen: SocketAddr, http_listen: SocketAddr) -> HqConfig {
+        HqConfig { data_dir, quic_listen, http_listen, nearby_interval: sync_server::NEARBY_INTERVAL }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,7 +105,12 @@ pub async fn start(config: HqConfig, cancel: CancellationToken) -> Result<Runnin
     let pki = pki::Pki::open_or_create(&dir.join("pki"))?;
     let db = Arc::new(Db::open(&dir.join("hq.sqlite"))?);
     let version = db.catalog_version()?;
-    let shared = Shared { db, catalog: watch::channel(version).0, counters: watch::channel(0).0 };
+    let shared = Shared {
+        db,
+        catalog: watch::channel(version).0,
+        counters: watch::channel(0).0,
+        nearby_interval: config.nearby_interval,
+    };
 
     let endpoint = quinn::Endpoint::server(pki.server_config()?, config.quic_listen)
         .map_err(|source| HqError::Listen { addr: config.quic_listen, source })?;

@@ -71,7 +71,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { quic, http } => {
             let cancel = CancellationToken::new();
-            let config = kassa_hq::HqConfig { data_dir: cli.data_dir, quic_listen: quic, http_listen: http };
+            let config = kassa_hq::HqConfig::new(cli.data_dir, quic, http);
             let hq = kassa_hq::start(config, cancel.clone()).await?;
             println!("kassa-hq: QUIC on {}, API on http://{}", hq.quic_addr, hq.http_addr);
             tokio::signal::ctrl_c().await?;

@@ -21,6 +21,9 @@ use crate::pki::store_of_certificate;
 
 /// Concurrent store connections; beyond this a store waits for its retry.
 pub const CONNECTIONS_MAX: usize = 1024;
+/// How often a connected store gets a fresh view of its neighbours' stock: fresh enough
+/// for "where else is it in stock", cheap enough for a fleet.
+pub const NEARBY_INTERVAL: Duration = Duration::from_secs(15);
 /// Bytes read from a stream per call.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 
@@ -32,6 +35,7 @@ pub struct Shared {
     pub catalog: watch::Sender<u64>,
     /// Bumped whenever HQ books counter changes (deliveries) to offer stores.
     pub counters: watch::Sender<u64>,
+    pub nearby_interval: Duration,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -124,8 +128,15 @@ async fn session(
     let mut buf = vec![0u8; READ_CHUNK_BYTES];
     let mut catalog = shared.catalog.subscribe();
     let mut counters = shared.counters.subscribe();
+    let mut nearby = tokio::time::interval(shared.nearby_interval);
+    nearby.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    nearby.reset(); // the first view goes out with the handshake
     let result = loop {
         tokio::select! {
+            _ = nearby.tick() => {
+                offer_nearby(&mut session, &shared).await?;
+                flush(&mut session, &mut send).await?;
+            }
             _ = cancel.cancelled() => break Ok(()),
             n = recv.read(&mut buf) => {
                 let Some(n) = n? else { break Ok(()) };
@@ -172,6 +183,13 @@ async fn session(
     result
 }
 
+async fn offer_nearby(session: &mut HqSync, shared: &Shared) -> Result<(), ConnError> {
+    let store = session.store();
+    let entries = blocking(&shared.db, move |db| db.nearby_stock(store)).await?;
+    session.offer_nearby_stock(now_ms(), &entries);
+    Ok(())
+}
+
 async fn offer_catalog(session: &mut HqSync, shared: &Shared) -> Result<(), ConnError> {
     let (version, items) = blocking(&shared.db, |db| Ok((db.catalog_version()?, db.catalog()?))).await?;
     session.offer_catalog(version, &items);
@@ -181,20 +199,26 @@ async fn offer_catalog(session: &mut HqSync, shared: &Shared) -> Result<(), Conn
 async fn drive(session: &mut HqSync, shared: &Shared) -> Result<(), ConnError> {
     while let Some(ev) = session.poll_event() {
         match ev {
-            HqEvent::Hello { actor, catalog_version } => {
-                let acked = blocking(&shared.db, move |db| db.hello(actor, now_ms())).await?;
-                tracing::info!(%actor, acked, catalog_version, "store hello");
+            HqEvent::Hello { actor, catalog_version, head } => {
+                let acked = blocking(&shared.db, move |db| db.hello(actor, head, now_ms())).await?;
+                tracing::info!(%actor, acked, head, backlog = head.saturating_sub(acked), catalog_version, "store hello");
                 session.accept(acked);
                 offer_catalog(session, shared).await?;
                 let store = actor.store;
                 let entries = blocking(&shared.db, move |db| db.counters_for(store)).await?;
                 session.offer_counters(&entries);
+                offer_nearby(session, shared).await?;
             }
-            HqEvent::Apply { actor, entries, upto } => {
+            HqEvent::Apply { actor, entries, upto, head } => {
                 let n = entries.len();
-                match blocking(&shared.db, move |db| db.apply(actor, &entries, upto, now_ms())).await {
+                match blocking(&shared.db, move |db| db.apply(actor, &entries, upto, head, now_ms())).await {
                     Ok(parked) => {
-                        tracing::debug!(%actor, entries = n, upto, parked, "applied batch");
+                        // Catch-up progress for operators: a line per batch while behind.
+                        if head > upto {
+                            tracing::info!(%actor, entries = n, upto, head, behind = head - upto, parked, "catching up");
+                        } else {
+                            tracing::debug!(%actor, entries = n, upto, parked, "applied batch");
+                        }
                         session.handle_applied(upto);
                     }
                     Err(e) => {

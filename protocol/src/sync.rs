@@ -28,8 +28,8 @@ use crate::returns::Return;
 use crate::sale::Sale;
 use crate::stock::CounterEntry;
 use crate::wire::{
-    Change, HqMessage, OutboxEntry, StoreMessage, BATCH_ENTRIES_MAX, CATALOG_PAGE_ITEMS_MAX, COUNTERS_PAGE_MAX,
-    PROTOCOL_VERSION,
+    Change, HqMessage, NearbyStock, OutboxEntry, StoreMessage, BATCH_ENTRIES_MAX, CATALOG_PAGE_ITEMS_MAX,
+    COUNTERS_PAGE_MAX, PROTOCOL_VERSION,
 };
 
 /// How long the store waits for an acknowledgement before it resends from the last
@@ -37,6 +37,8 @@ use crate::wire::{
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(5);
 /// Entries sent but not yet acknowledged; bounds HQ's work per connection.
 pub const INFLIGHT_ENTRIES_MAX: u64 = 4 * BATCH_ENTRIES_MAX as u64;
+/// Nearby-stock entries a store accepts in one view (stores × SKUs).
+pub const NEARBY_ENTRIES_MAX: usize = 500_000;
 /// Catalog items a store buffers while pages arrive; a bound on a hostile HQ.
 pub const CATALOG_ITEMS_MAX: usize = crate::catalog::CATALOG_ITEMS_MAX;
 
@@ -69,6 +71,8 @@ pub enum StoreEvent {
     Catalog { version: u64, items: Vec<CatalogItem> },
     /// Counter entries to max-merge into the store's stock.
     Counters { entries: Vec<CounterEntry> },
+    /// A new view of the nearby stores' stock, to replace the old one.
+    NearbyStock { as_of_ms: i64, entries: Vec<NearbyStock> },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +98,7 @@ pub struct StoreSync {
     waiting_since: Option<Instant>,
     catalog_version: u64,
     catalog_pages: Option<(u64, Vec<CatalogItem>)>,
+    nearby_pages: Vec<NearbyStock>,
     transmits: VecDeque<StoreMessage>,
     events: VecDeque<StoreEvent>,
 }
@@ -111,10 +116,11 @@ impl StoreSync {
             waiting_since: None,
             catalog_version,
             catalog_pages: None,
+            nearby_pages: Vec::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         };
-        s.transmits.push_back(StoreMessage::Hello { version: PROTOCOL_VERSION, actor, catalog_version });
+        s.transmits.push_back(StoreMessage::Hello { version: PROTOCOL_VERSION, actor, catalog_version, head });
         s
     }
 
@@ -175,6 +181,21 @@ impl StoreSync {
                     self.events.push_back(StoreEvent::Catalog { version, items });
                 }
             }
+            (StoreState::Ready, HqMessage::NearbyStock { as_of_ms, entries, last }) => {
+                if entries.iter().any(|e| e.store == self.actor.store) {
+                    return Err(SyncError::Malformed("our own stock as a nearby store's".into()));
+                }
+                if self.nearby_pages.len() + entries.len() > NEARBY_ENTRIES_MAX {
+                    return Err(SyncError::Malformed("nearby stock too large".into()));
+                }
+                self.nearby_pages.extend(entries);
+                if last {
+                    self.events.push_back(StoreEvent::NearbyStock {
+                        as_of_ms,
+                        entries: std::mem::take(&mut self.nearby_pages),
+                    });
+                }
+            }
             (StoreState::Ready, HqMessage::Counters { entries }) => {
                 if let Some(bad) = entries.iter().find(|e| !e.is_valid() || e.location != self.actor.store) {
                     return Err(SyncError::Malformed(format!("counter entry {bad:?}")));
@@ -202,7 +223,7 @@ impl StoreSync {
         }
         self.sent = self.sent.max(last);
         self.head = self.head.max(last);
-        self.transmits.push_back(StoreMessage::Batch { entries });
+        self.transmits.push_back(StoreMessage::Batch { entries, head: self.head });
         self.request_outbox();
     }
 
@@ -249,10 +270,10 @@ impl StoreSync {
 pub enum HqEvent {
     /// The store said hello: look up how far HQ holds its outbox and call
     /// [`HqSync::accept`]; then offer it the catalog and counters it lacks.
-    Hello { actor: ActorId, catalog_version: u64 },
+    Hello { actor: ActorId, catalog_version: u64, head: u64 },
     /// Apply these entries and record the store's progress `upto` in one transaction,
-    /// then call [`HqSync::handle_applied`].
-    Apply { actor: ActorId, entries: Vec<OutboxEntry>, upto: u64 },
+    /// then call [`HqSync::handle_applied`]. `head` is the store's outbox head.
+    Apply { actor: ActorId, entries: Vec<OutboxEntry>, upto: u64, head: u64 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -305,7 +326,7 @@ impl HqSync {
 
     fn handle_message_inner(&mut self, msg: StoreMessage) -> Result<(), SyncError> {
         match (self.state, msg) {
-            (HqState::AwaitingHello, StoreMessage::Hello { version, actor, catalog_version }) => {
+            (HqState::AwaitingHello, StoreMessage::Hello { version, actor, catalog_version, head }) => {
                 if version != PROTOCOL_VERSION {
                     return Err(SyncError::Version { theirs: version });
                 }
@@ -314,7 +335,7 @@ impl HqSync {
                 }
                 self.state = HqState::AwaitingAccept(actor);
                 self.catalog_version = catalog_version;
-                self.events.push_back(HqEvent::Hello { actor, catalog_version });
+                self.events.push_back(HqEvent::Hello { actor, catalog_version, head });
                 Ok(())
             }
             (HqState::AwaitingHello, _) => Err(SyncError::Unexpected("a message before Hello")),
@@ -322,7 +343,7 @@ impl HqSync {
             (HqState::AwaitingAccept(_), StoreMessage::Batch { .. }) => {
                 Err(SyncError::Unexpected("a batch before Welcome"))
             }
-            (HqState::Ready(actor), StoreMessage::Batch { entries }) => {
+            (HqState::Ready(actor), StoreMessage::Batch { entries, head }) => {
                 if entries.len() > BATCH_ENTRIES_MAX {
                     return Err(SyncError::Malformed(format!("{} entries in one batch", entries.len())));
                 }
@@ -345,7 +366,7 @@ impl HqSync {
                 match run.last().map(|e| e.seq) {
                     Some(upto) => {
                         self.applying = upto;
-                        self.events.push_back(HqEvent::Apply { actor, entries: run, upto });
+                        self.events.push_back(HqEvent::Apply { actor, entries: run, upto, head });
                     }
                     // Nothing new (a resend, or a gap): repeat where we stand so the
                     // store resends from there.
@@ -415,6 +436,23 @@ impl HqSync {
         while let Some(page) = pages.next() {
             let last = pages.peek().is_none();
             self.transmits.push_back(HqMessage::CatalogPage { version, items: page.to_vec(), last });
+        }
+    }
+
+    /// Offers a view of the nearby stores' stock (excluding this store's own).
+    pub fn offer_nearby_stock(&mut self, as_of_ms: i64, entries: &[NearbyStock]) {
+        if !matches!(self.state, HqState::Ready(_)) {
+            return;
+        }
+        let own = self.store;
+        let entries: Vec<NearbyStock> = entries.iter().filter(|e| e.store != own).cloned().collect();
+        let mut pages = entries.chunks(COUNTERS_PAGE_MAX).peekable();
+        if pages.peek().is_none() {
+            self.transmits.push_back(HqMessage::NearbyStock { as_of_ms, entries: Vec::new(), last: true });
+        }
+        while let Some(page) = pages.next() {
+            let last = pages.peek().is_none();
+            self.transmits.push_back(HqMessage::NearbyStock { as_of_ms, entries: page.to_vec(), last });
         }
     }
 

@@ -31,9 +31,10 @@ pub const COUNTERS_PAGE_MAX: usize = 2048;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StoreMessage {
     /// First message on a connection.
-    Hello { version: u32, actor: ActorId, catalog_version: u64 },
-    /// Outbox entries in increasing sequence order.
-    Batch { entries: Vec<OutboxEntry> },
+    /// `head` is the highest sequence in the store's outbox: HQ shows the backlog.
+    Hello { version: u32, actor: ActorId, catalog_version: u64, head: u64 },
+    /// Outbox entries in increasing sequence order, and the outbox head.
+    Batch { entries: Vec<OutboxEntry>, head: u64 },
 }
 
 /// What HQ sends.
@@ -47,8 +48,19 @@ pub enum HqMessage {
     Counters { entries: Vec<CounterEntry> },
     /// HQ has applied and durably stored every outbox entry up to `upto`.
     Ack { upto: u64 },
+    /// Stock of the nearby stores HQ lists for this store, as HQ knew it at `as_of_ms`
+    /// (HQ's clock), in pages; the store replaces its view when `last` arrives.
+    NearbyStock { as_of_ms: i64, entries: Vec<NearbyStock>, last: bool },
     /// HQ closes the connection and says why.
     Refused { reason: String },
+}
+
+/// One SKU's stock at another store.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NearbyStock {
+    pub store: StoreId,
+    pub sku: crate::Sku,
+    pub quantity: i64,
 }
 
 /// One change in a store's outbox, replicated in sequence order.

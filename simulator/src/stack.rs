@@ -90,11 +90,7 @@ pub enum StackError {
 pub async fn start(opts: StackOptions) -> Result<Stack, StackError> {
     let cancel = CancellationToken::new();
     let dir = &opts.data_dir;
-    let hq = kassa_hq::start(
-        HqConfig { data_dir: dir.join("hq"), quic_listen: opts.hq_quic, http_listen: opts.hq_http },
-        cancel.clone(),
-    )
-    .await?;
+    let hq = kassa_hq::start(HqConfig::new(dir.join("hq"), opts.hq_quic, opts.hq_http), cancel.clone()).await?;
     let store = StoreId(opts.store);
     if hq.shared.db.catalog_version()? == 0 {
         kassa_hq::import_catalog(&hq.shared, DEMO_CATALOG_CSV).await?;

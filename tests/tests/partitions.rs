@@ -98,7 +98,7 @@ async fn stores_converge_with_hq_through_partitions() {
     let cancel = CancellationToken::new();
     let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let hq = kassa_hq::start(
-        HqConfig { data_dir: dir.path().join("hq"), quic_listen: any, http_listen: any },
+        HqConfig { nearby_interval: Duration::from_millis(500), ..HqConfig::new(dir.path().join("hq"), any, any) },
         cancel.clone(),
     )
     .await
@@ -229,6 +229,32 @@ async fn stores_converge_with_hq_through_partitions() {
         }
         assert!(s.agent.journal.verify().unwrap().ok());
     }
+    // "Where else is it in stock": each store sees the other two stores' stock as HQ
+    // has it, with the age of that figure.
+    for s in &stores {
+        let sku = skus[0].clone();
+        let hq_view: Vec<(u32, i64)> = hq
+            .shared
+            .db
+            .stock(&sku)
+            .unwrap()
+            .into_iter()
+            .filter(|x| x.store != s.id.0)
+            .map(|x| (x.store, x.quantity))
+            .collect();
+        assert_eq!(hq_view.len(), 2);
+        let journal = s.agent.journal.clone();
+        eventually(Duration::from_secs(10), "the nearby stock view", || {
+            let (journal, sku, hq_view) = (journal.clone(), sku.clone(), hq_view.clone());
+            async move {
+                let (view, as_of) = journal.nearby_stock(&sku).unwrap();
+                (view == hq_view && as_of > 0).then_some(())
+            }
+        })
+        .await;
+    }
+    let stores_api = hq.shared.db.stores().unwrap();
+    assert!(stores_api.iter().all(|s| s.backlog == 0 && s.head > 0), "{stores_api:?}");
     assert!(hq.shared.db.parked().unwrap().is_empty());
     cancel.cancel();
     for s in stores {

@@ -16,9 +16,7 @@ use tokio_util::sync::CancellationToken;
 async fn start_hq(dir: &Path) -> (RunningHq, CancellationToken) {
     let cancel = CancellationToken::new();
     let any = "127.0.0.1:0".parse().unwrap();
-    let hq = kassa_hq::start(HqConfig { data_dir: dir.to_owned(), quic_listen: any, http_listen: any }, cancel.clone())
-        .await
-        .unwrap();
+    let hq = kassa_hq::start(HqConfig::new(dir.to_owned(), any, any), cancel.clone()).await.unwrap();
     (hq, cancel)
 }
 
@@ -84,6 +82,7 @@ fn hello(store: u32) -> Vec<u8> {
         version: PROTOCOL_VERSION,
         actor: ActorId { store: StoreId(store), epoch: 1 },
         catalog_version: 0,
+        head: 0,
     })
     .unwrap()
 }
@@ -169,7 +168,7 @@ async fn hq_refuses_strangers_and_impostors_and_writes_nothing() {
 
     // 4. A valid store 1 sending store 2's sale, or a counter of store 2's stock.
     for entry in [sale_entry(2, 1), sale_entry(1, 2)] {
-        let batch = wire::encode(&StoreMessage::Batch { entries: vec![entry] }).unwrap();
+        let batch = wire::encode(&StoreMessage::Batch { entries: vec![entry], head: 1 }).unwrap();
         let answer = talk(&store, &hq, vec![hello(1), batch]).await.unwrap();
         assert!(matches!(answer.first(), Some(HqMessage::Welcome { .. })), "{answer:?}");
         assert!(matches!(answer.last(), Some(HqMessage::Refused { .. })), "{answer:?}");

@@ -132,6 +132,9 @@ CREATE TABLE IF NOT EXISTS stock_counters (
     p INTEGER NOT NULL CHECK (p >= 0), n INTEGER NOT NULL CHECK (n >= 0),
     PRIMARY KEY (sku, actor_store, actor_epoch)
 ) STRICT;
+CREATE TABLE IF NOT EXISTS nearby_stock (
+    store INTEGER NOT NULL, sku TEXT NOT NULL, quantity INTEGER NOT NULL, PRIMARY KEY (store, sku)
+) STRICT;
 CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, entry BLOB NOT NULL) STRICT;
 CREATE TABLE IF NOT EXISTS print_jobs (
     id INTEGER PRIMARY KEY, doc BLOB NOT NULL, copy INTEGER NOT NULL,
@@ -313,6 +316,34 @@ impl Journal {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// Replaces the view of nearby stores' stock with HQ's latest.
+    pub fn set_nearby_stock(
+        &self,
+        as_of_ms: i64,
+        entries: &[kassa_protocol::wire::NearbyStock],
+    ) -> Result<(), JournalError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute("DELETE FROM nearby_stock", [])?;
+        for e in entries.iter().filter(|e| e.store != self.store) {
+            tx.execute(
+                "INSERT OR REPLACE INTO nearby_stock (store, sku, quantity) VALUES (?1, ?2, ?3)",
+                params![e.store.0, e.sku.as_str(), e.quantity],
+            )?;
+        }
+        set_meta(&tx, "nearby_as_of_ms", as_of_ms.max(0) as u64)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Stock of `sku` at the nearby stores, and when HQ computed it (0: never).
+    pub fn nearby_stock(&self, sku: &Sku) -> Result<(Vec<(u32, i64)>, i64), JournalError> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached("SELECT store, quantity FROM nearby_stock WHERE sku = ?1 ORDER BY store")?;
+        let rows = st.query_map([sku.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<Vec<_>, _>>()?;
+        Ok((rows, meta(&conn, "nearby_as_of_ms")? as i64))
     }
 
     /// The store's stock of `sku`: the sum over actors of `p − n`. May be negative: an

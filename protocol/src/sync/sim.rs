@@ -209,6 +209,7 @@ impl World {
                     }
                 }
                 StoreEvent::Catalog { version, .. } => session.handle_catalog_applied(version),
+                StoreEvent::NearbyStock { .. } => {}
             }
         }
         if let Some(conn) = self.conns.get_mut(&i) {
@@ -229,7 +230,7 @@ impl World {
                         let offer = entries(&self.hq.counters, |k| k.0 == actor.store && k.2 != actor);
                         conn.hq_side.offer_counters(&offer);
                     }
-                    HqEvent::Apply { actor, entries: batch, upto } => {
+                    HqEvent::Apply { actor, entries: batch, upto, .. } => {
                         let progress = self.hq.progress.entry(actor.store).or_default();
                         assert_eq!(batch.first().map(|e| e.seq), Some(*progress + 1), "HQ was handed a gap");
                         for e in &batch {

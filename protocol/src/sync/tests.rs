@@ -143,20 +143,22 @@ fn hq_refuses_another_stores_actor_and_writes_nothing() {
         version: PROTOCOL_VERSION,
         actor: ActorId { store: StoreId(2), epoch: 1 },
         catalog_version: 0,
+        head: 0,
     };
     assert!(matches!(hq.handle_message(hello), Err(SyncError::ForeignWrite { .. })));
     assert_eq!(hq.poll_event(), None);
     assert!(matches!(hq.poll_transmit(), Some(HqMessage::Refused { .. })));
 
     let mut hq = HqSync::new(STORE);
-    hq.handle_message(StoreMessage::Hello { version: PROTOCOL_VERSION, actor: ACTOR, catalog_version: 0 }).unwrap();
+    hq.handle_message(StoreMessage::Hello { version: PROTOCOL_VERSION, actor: ACTOR, catalog_version: 0, head: 0 })
+        .unwrap();
     assert!(matches!(hq.poll_event(), Some(HqEvent::Hello { .. })));
     hq.accept(0);
     let mut bad = entry(1);
     let Change::Sale { counters, .. } = &mut bad.change else { unreachable!() };
     counters[0].location = StoreId(2);
     assert!(matches!(
-        hq.handle_message(StoreMessage::Batch { entries: vec![bad] }),
+        hq.handle_message(StoreMessage::Batch { entries: vec![bad], head: 1 }),
         Err(SyncError::ForeignWrite { .. })
     ));
     assert_eq!(hq.poll_event(), None);
@@ -167,7 +169,8 @@ fn store_applies_a_paged_catalog_once_complete() {
     let mut store = StoreSync::new(ACTOR, 0, 0);
     let now = Instant::now();
     let mut hq = HqSync::new(STORE);
-    hq.handle_message(StoreMessage::Hello { version: PROTOCOL_VERSION, actor: ACTOR, catalog_version: 0 }).unwrap();
+    hq.handle_message(StoreMessage::Hello { version: PROTOCOL_VERSION, actor: ACTOR, catalog_version: 0, head: 0 })
+        .unwrap();
     hq.accept(0);
     let item = crate::catalog::parse_csv(&format!("{}\n1,,Хлеб,c,100,10,pcs,\n", crate::catalog::CSV_HEADER)).unwrap();
     let items: Vec<_> = (0..2500).map(|i| CatalogItem { sku: Sku(i.to_string()), ..item[0].clone() }).collect();
