@@ -203,7 +203,17 @@ async fn drive(sync: &mut StoreSync, journal: &Arc<Journal>, status: &StatusBoar
             StoreEvent::ReadOutbox { after, max } => {
                 let entries = blocking(journal, move |j| j.outbox_after(after, max)).await?;
                 if let (Some(first), Some(last)) = (entries.first(), entries.last()) {
-                    tracing::debug!(from = first.seq, to = last.seq, backlog = sync.backlog(), "sending batch");
+                    // After an outage, a line per batch shows the catch-up's progress.
+                    if sync.backlog() > entries.len() as u64 {
+                        tracing::info!(
+                            from = first.seq,
+                            to = last.seq,
+                            backlog = sync.backlog(),
+                            "catching up with HQ"
+                        );
+                    } else {
+                        tracing::debug!(from = first.seq, to = last.seq, "sending batch");
+                    }
                 }
                 sync.handle_outbox(Instant::now().into_std(), entries);
             }

@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`money`]: [`Kopecks`], the only money type — an `i64`, never a float.
 //! - [`ids`]: store, actor, sale and SKU identities.
+//! - [`lww`]: HQ-versioned last-writer-wins registers (catalog, prices, rules).
 //! - [`gtin`]: GTIN-8/12/13/14 with check-digit validation.
 //! - [`catalog`]: catalog items, VAT rates, units, and the CSV format HQ imports.
 //! - [`pricing`]: line amounts and VAT, computed in integers with documented rounding.
@@ -21,6 +22,7 @@ pub mod basket;
 pub mod catalog;
 pub mod gtin;
 pub mod ids;
+pub mod lww;
 pub mod money;
 pub mod pricing;
 pub mod returns;

@@ -187,3 +187,39 @@ async fn hq_refuses_strangers_and_impostors_and_writes_nothing() {
     cancel.cancel();
     hq.wait().await;
 }
+
+/// A record HQ cannot apply is parked and listed; the records behind it are applied and
+/// acknowledged all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unappliable_records_are_parked_without_blocking_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hq, cancel) = start_hq(&dir.path().join("hq")).await;
+    let store1 = dir.path().join("store1");
+    hq.pki.enroll(StoreId(1), &store1).unwrap();
+    let store = client(&dir.path().join("hq/pki/ca.crt"), Some(&store1));
+
+    let mut bad = sale_entry(1, 1);
+    let Change::Sale { sale, .. } = &mut bad.change else { unreachable!() };
+    sale.total = Kopecks(1); // lines say 1,00 ₽ = 100 kopecks
+    let mut good = sale_entry(1, 1);
+    good.seq = 2;
+    let Change::Sale { sale, counters } = &mut good.change else { unreachable!() };
+    sale.id.seq = 2;
+    sale.receipt_no = "0001-01-000002".into();
+    counters[0].n = 2;
+    let batch = wire::encode(&StoreMessage::Batch { entries: vec![bad, good], head: 2 }).unwrap();
+    let answer = talk(&store, &hq, vec![hello(1), batch]).await.unwrap();
+    assert!(answer.iter().any(|m| matches!(m, HqMessage::Ack { upto: 2 })), "{answer:?}");
+
+    let parked = hq.shared.db.parked().unwrap();
+    assert_eq!(parked.len(), 1, "{parked:?}");
+    assert_eq!((parked[0].store, parked[0].seq), (1, 1));
+    assert!(parked[0].reason.contains("add up"), "{}", parked[0].reason);
+    let sales = hq.shared.db.sales(StoreId(1), 0, 10).unwrap();
+    assert_eq!(sales.iter().map(|s| s.seq).collect::<Vec<_>>(), vec![2]);
+    let http = format!("http://{}/api/parked", hq.http_addr);
+    let listed: serde_json::Value = reqwest::get(http).await.unwrap().json().await.unwrap();
+    assert_eq!(listed["parked"][0]["seq"], 1);
+    cancel.cancel();
+    hq.wait().await;
+}
