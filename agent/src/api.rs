@@ -51,6 +51,8 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .route("/api/health", get(|| async { Json(json!({ "ok": true })) }))
+        .route("/api/devices", get(devices))
+        .route("/metrics", get(metrics))
         .route("/api/events", get(events))
         .route("/api/status", get(status))
         .route("/api/users", get(users))
@@ -225,6 +227,47 @@ async fn events(State(s): State<AppState>) -> Sse<impl Stream<Item = Result<Even
 async fn status(State(s): State<AppState>) -> ApiResult {
     let status = s.status.borrow().clone();
     Ok(Json(json!(status)))
+}
+
+async fn devices(State(s): State<AppState>) -> ApiResult {
+    let status = s.status.borrow().clone();
+    Ok(Json(json!({ "terminal": s.till.terminal, "scanner": status.scanner, "printer": status.printer })))
+}
+
+/// Prometheus text format, written by hand: a dozen gauges need no library.
+async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
+    let status = s.status.borrow().clone();
+    let j = s.journal.clone();
+    let terminal = s.till.terminal;
+    let (docs, pending, shift) = tokio::task::spawn_blocking(move || {
+        Ok::<_, crate::journal::JournalError>((j.docs_count()?, j.pending_print_jobs()?, j.x_report(terminal)?))
+    })
+    .await
+    .expect("journal task")?;
+    let state_code = |d: &crate::status::DeviceStatus| match d.state {
+        crate::status::DeviceState::Closed => 0,
+        crate::status::DeviceState::Idle => 1,
+        crate::status::DeviceState::Busy => 2,
+        crate::status::DeviceState::Error => 3,
+    };
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, value: i64| {
+        out.push_str(&format!("# HELP kassa_{name} {help}\n# TYPE kassa_{name} gauge\nkassa_{name} {value}\n"));
+    };
+    gauge("sales", "Sales committed in the journal.", docs.0 as i64);
+    gauge("returns", "Returns committed in the journal.", docs.1 as i64);
+    gauge("hq_online", "1 when the sync link to HQ is up.", i64::from(status.hq.online));
+    gauge("sync_backlog_entries", "Outbox entries HQ has not acknowledged.", status.hq.backlog as i64);
+    gauge("catalog_version", "Catalog version received from HQ.", status.hq.catalog_version as i64);
+    gauge("print_jobs_pending", "Print jobs waiting for the printer.", pending as i64);
+    gauge("printer_state", "0 closed, 1 idle, 2 busy, 3 error.", state_code(&status.printer));
+    gauge("printer_jobs_printed", "Jobs printed since start.", status.printer.count as i64);
+    gauge("scanner_state", "0 closed, 1 idle, 2 busy, 3 error.", state_code(&status.scanner));
+    gauge("scanner_frames", "Frames read from the scanner since start.", status.scanner.count as i64);
+    gauge("scanner_rejected", "Frames rejected since start.", status.scanner.rejected as i64);
+    gauge("shift_open", "1 while a shift is open on this terminal.", i64::from(shift.is_some()));
+    gauge("shift_expected_cash_kopecks", "Cash expected in the drawer.", shift.map_or(0, |r| r.expected_cash.0));
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
 }
 
 async fn users(State(s): State<AppState>) -> ApiResult {

@@ -22,6 +22,7 @@ const CATALOG_UPLOAD_BYTES_MAX: usize = 64 * 1024 * 1024;
 pub fn router(shared: Shared) -> Router {
     Router::new()
         .route("/api/health", get(|| async { Json(json!({ "ok": true })) }))
+        .route("/metrics", get(metrics))
         .route("/api/stores", get(stores))
         .route("/api/stores/{store}/sales", get(sales))
         .route("/api/stores/{store}/neighbours", get(neighbours).put(set_neighbours))
@@ -50,6 +51,28 @@ impl From<crate::db::DbError> for ApiError {
 }
 
 type Result<T> = std::result::Result<Json<T>, ApiError>;
+
+/// Prometheus text format: per store, its backlog and the age of its last contact.
+async fn metrics(State(s): State<Arc<Shared>>) -> std::result::Result<Response, ApiError> {
+    let (stores, parked, version) =
+        blocking(&s.db, |db| Ok((db.stores()?, db.parked()?.len(), db.catalog_version()?))).await?;
+    let now = crate::sync_server::now_ms();
+    let mut out = String::from("# TYPE kassa_hq_store_backlog_entries gauge\n");
+    for st in &stores {
+        out.push_str(&format!("kassa_hq_store_backlog_entries{{store=\"{}\"}} {}\n", st.store, st.backlog));
+    }
+    out.push_str("# TYPE kassa_hq_store_last_contact_age_seconds gauge\n");
+    for st in &stores {
+        out.push_str(&format!(
+            "kassa_hq_store_last_contact_age_seconds{{store=\"{}\"}} {}\n",
+            st.store,
+            (now - st.last_contact_ms).max(0) / 1000
+        ));
+    }
+    out.push_str(&format!("# TYPE kassa_hq_parked_records gauge\nkassa_hq_parked_records {parked}\n"));
+    out.push_str(&format!("# TYPE kassa_hq_catalog_version gauge\nkassa_hq_catalog_version {version}\n"));
+    Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}
 
 async fn stores(State(s): State<Arc<Shared>>) -> Result<serde_json::Value> {
     let stores = blocking(&s.db, |db| db.stores()).await?;

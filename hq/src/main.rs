@@ -74,7 +74,12 @@ async fn main() -> anyhow::Result<()> {
             let config = kassa_hq::HqConfig::new(cli.data_dir, quic, http);
             let hq = kassa_hq::start(config, cancel.clone()).await?;
             println!("kassa-hq: QUIC on {}, API on http://{}", hq.quic_addr, hq.http_addr);
-            tokio::signal::ctrl_c().await?;
+            // Ctrl-C, or SIGTERM from systemd.
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => r?,
+                _ = term.recv() => {}
+            }
             cancel.cancel();
             hq.wait().await;
         }

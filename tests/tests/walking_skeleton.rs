@@ -203,6 +203,12 @@ async fn scan_pay_print_and_sync_to_hq() {
     assert_eq!(sales["sales"][0]["total_kopecks"], MILK_PRICE);
     let stores = get(&client, format!("{hq}/api/stores")).await;
     assert_eq!(stores["stores"][0]["acked_seq"], 1);
+    assert_eq!(stores["stores"][0]["backlog"], 0);
+    // Operators' metrics on both sides.
+    let metrics = client.get(format!("{agent}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("\nkassa_sales 1\n") && metrics.contains("\nkassa_hq_online 1\n"), "{metrics}");
+    let metrics = client.get(format!("{hq}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("kassa_hq_store_backlog_entries{store=\"1\"} 0"), "{metrics}");
 
     drop(events);
     stack.stop().await;
