@@ -125,6 +125,9 @@ impl Till {
                 (item.ok_or(TillError::UnknownPlu(plu))?, weight_grams)
             }
             Scan::Rejected { error } => return Err(TillError::Rejected(error)),
+            other @ (Scan::Gs1 { .. } | Scan::Marking { .. } | Scan::Loyalty { .. } | Scan::Receipt(_)) => {
+                return Err(TillError::Rejected(format!("{} codes are not supported at the till yet", kind(&other))))
+            }
         };
         let mut basket = self.basket.lock().await;
         basket.add(&item, quantity)?;
@@ -179,5 +182,18 @@ impl Till {
         let queued = self.journal(move |j| j.reprint(seq, now_ms())).await?;
         let _ = self.print_wake.try_send(());
         Ok(queued)
+    }
+}
+
+/// A scan kind in words, for rejections of kinds the till does not handle yet.
+fn kind(scan: &Scan) -> &'static str {
+    match scan {
+        Scan::Gtin { .. } => "product",
+        Scan::Gs1 { .. } => "GS1",
+        Scan::Weighted { .. } => "weighed-item",
+        Scan::Marking { .. } => "marking",
+        Scan::Loyalty { .. } => "loyalty card",
+        Scan::Receipt(_) => "receipt",
+        Scan::Rejected { .. } => "rejected",
     }
 }

@@ -4,8 +4,8 @@
 //! - [`serial`]: serial settings and opening a port (real or pseudo-terminal).
 //! - [`scanner`]: framing of scanner bytes into frames and the blocking reader loop
 //!   that survives unplugging.
-//! - [`barcode`]: what a frame means — a GTIN, an in-store weighted code, or a rejection
-//!   with its reason.
+//! - [`barcode`]: what a frame means — a GTIN, a GS1 element string, a weighed item, a
+//!   marking code, a loyalty card, a receipt, or a rejection with its reason.
 //! - [`escpos`]: an ESC/POS encoder with per-model printer profiles.
 //!
 //! **Architecture invariant:** `hardware` knows nothing of sales, baskets or HQ. It turns
