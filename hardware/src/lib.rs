@@ -7,6 +7,8 @@
 //! - [`barcode`]: what a frame means — a GTIN, a GS1 element string, a weighed item, a
 //!   marking code, a loyalty card, a receipt, or a rejection with its reason.
 //! - [`escpos`]: an ESC/POS encoder with per-model printer profiles.
+//! - [`status`]: the printer's real-time status (`DLE EOT n`): replies validated by
+//!   their fixed bits, combined into words, silence tracked into "disconnected".
 //!
 //! **Architecture invariant:** `hardware` knows nothing of sales, baskets or HQ. It turns
 //! bytes into typed events and typed requests into bytes. It runs no async runtime: the
@@ -16,6 +18,7 @@ pub mod barcode;
 pub mod escpos;
 pub mod scanner;
 pub mod serial;
+pub mod status;
 
 /// Bytes as printable ASCII with `\xNN` escapes, for logs and diagnostics (the GS
 /// separator shows as `\x1d`).
