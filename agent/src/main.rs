@@ -1,5 +1,7 @@
 //! `kassa-agent`: the store daemon.
 
+mod devices_cli;
+
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -27,6 +29,11 @@ enum Command {
         #[arg(long, default_value = "kassa-agent.toml")]
         config: PathBuf,
     },
+    /// Technician tools for scanners and printers; no running agent needed.
+    Devices {
+        #[command(subcommand)]
+        command: devices_cli::DevicesCommand,
+    },
 }
 
 fn init_logging(format: LogFormat) {
@@ -51,6 +58,10 @@ async fn main() -> anyhow::Result<()> {
             shutdown_signal().await;
             cancel.cancel();
             agent.wait().await;
+        }
+        // Serial I/O blocks: off the executor. Ctrl-C ends the process as usual.
+        Command::Devices { command } => {
+            tokio::task::spawn_blocking(move || devices_cli::run(command)).await??;
         }
     }
     Ok(())
