@@ -318,13 +318,13 @@ fn describe(status: &Result<PrinterStatus, StatusError>, timeout: Duration) -> S
 }
 
 fn error_words(e: &StatusError, timeout: Duration) -> String {
+    let words = format!("{} / {}", e.describe_en(), e.describe_ru());
     match e {
         StatusError::NoReply => format!(
-            "Printer not responding / Нет связи с принтером (no reply to DLE EOT within {} ms: check power, \
-             cable, --port and --baud)",
+            "{words} (no reply to DLE EOT within {} ms: check power, cable, --port and --baud)",
             timeout.as_millis()
         ),
-        e => e.to_string(),
+        _ => words,
     }
 }
 

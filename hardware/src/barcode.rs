@@ -685,6 +685,8 @@ fn weight_grams(ai: &BTreeMap<String, String>) -> Option<i64> {
 
 fn gs1(text: &str) -> Result<Scan, Reject> {
     let ai = parse_element_string(text)?;
+    // (01) is taken as it is, even in the 02… range: the Russian national catalogue
+    // issues GTINs `029…` for marked goods of producers outside GS1, and they are real.
     let gtin = ai.get("01").cloned();
     let marking = ai.contains_key("21") && ["91", "92", "93"].iter().any(|k| ai.contains_key(*k));
     if let (true, Some(gtin)) = (marking, gtin.clone()) {

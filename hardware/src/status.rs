@@ -109,6 +109,27 @@ pub enum StatusError {
     Io(#[from] std::io::Error),
 }
 
+impl StatusError {
+    /// In words for the cashier, as [`PrinterStatus::describe_ru`] for a known status.
+    pub fn describe_ru(&self) -> String {
+        match self {
+            StatusError::NoReply | StatusError::Io(_) => "Нет связи с принтером".into(),
+            StatusError::Garbage(_) => "Принтер отвечает неразборчиво: проверьте скорость порта".into(),
+            StatusError::Request(_) => "Состояние принтера неизвестно".into(),
+        }
+    }
+
+    /// In words for the technician and the logs.
+    pub fn describe_en(&self) -> String {
+        match self {
+            StatusError::NoReply => "Printer not responding".into(),
+            StatusError::Io(e) => format!("Printer not responding: {e}"),
+            StatusError::Garbage(b) => format!("Printer replies garbage (0x{b:02x}): check the baud rate"),
+            StatusError::Request(_) => "Printer state unknown".into(),
+        }
+    }
+}
+
 /// Validates and decodes the reply `byte` to `DLE EOT n`.
 pub fn parse_status(n: u8, byte: u8) -> Result<StatusBits, StatusError> {
     if !(1..=4).contains(&n) {

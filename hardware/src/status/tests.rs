@@ -191,6 +191,9 @@ fn tracker_turns_repeated_silence_into_disconnected() {
     assert_eq!(t.consecutive_timeouts(), 3);
     assert_eq!(t.state().describe_ru(), "Нет связи с принтером");
     assert_eq!(t.state().describe_en(), "Printer not responding");
+    assert_eq!(StatusError::NoReply.describe_ru(), "Нет связи с принтером");
+    assert_eq!(StatusError::NoReply.describe_en(), "Printer not responding");
+    assert!(StatusError::Garbage(0xFF).describe_en().contains("baud rate"));
     let ok = status([0x12; 4]);
     assert_eq!(t.record(&Ok(ok)), PrinterState::Known(ok));
     assert_eq!(t.consecutive_timeouts(), 0);
