@@ -1,5 +1,7 @@
 //! `kassa-agent`: the store daemon.
 
+mod devices_cli;
+
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -26,6 +28,11 @@ enum Command {
     Run {
         #[arg(long, default_value = "kassa-agent.toml")]
         config: PathBuf,
+    },
+    /// Technician tools for scanners and printers; no running agent needed.
+    Devices {
+        #[command(subcommand)]
+        command: devices_cli::DevicesCommand,
     },
     /// Check the journal's hash chain and that its tables agree with it; names the
     /// first broken link. Exit status 0 only if everything holds.
@@ -82,6 +89,10 @@ async fn main() -> anyhow::Result<()> {
             shutdown_signal().await;
             cancel.cancel();
             agent.wait().await;
+        }
+        // Serial I/O blocks: off the executor. Ctrl-C ends the process as usual.
+        Command::Devices { command } => {
+            tokio::task::spawn_blocking(move || devices_cli::run(command)).await??;
         }
         Command::Verify { config } => {
             let report = open_journal(&config)?.verify()?;

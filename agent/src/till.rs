@@ -240,6 +240,9 @@ impl Till {
                 item.map(|i| (i, weight_grams)).ok_or(TillError::UnknownPlu(plu))
             }
             Scan::Rejected { error } => return Err(TillError::Rejected(error)),
+            other @ (Scan::Gs1 { .. } | Scan::Marking { .. } | Scan::Loyalty { .. } | Scan::Receipt(_)) => {
+                return Err(TillError::Rejected(format!("{} codes are not supported at the till yet", kind(&other))))
+            }
         };
         if found.is_err() && self.journal(|j| j.catalog_len()).await? == 0 {
             return Err(TillError::NoCatalog);
@@ -428,4 +431,17 @@ fn remember(open: &mut OpenBasket, key: &str, ev: &TillEvent) {
         open.keys.pop_front();
     }
     open.keys.push_back((key.to_owned(), ev.clone()));
+}
+
+/// A scan kind in words, for rejections of kinds the till does not handle yet.
+fn kind(scan: &Scan) -> &'static str {
+    match scan {
+        Scan::Gtin { .. } => "product",
+        Scan::Gs1 { .. } => "GS1",
+        Scan::Weighted { .. } => "weighed-item",
+        Scan::Marking { .. } => "marking",
+        Scan::Loyalty { .. } => "loyalty card",
+        Scan::Receipt(_) => "receipt",
+        Scan::Rejected { .. } => "rejected",
+    }
 }

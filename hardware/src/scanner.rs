@@ -294,8 +294,11 @@ mod tests {
         fn framer_never_panics_and_respects_the_cap(
             chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..16),
             max in 1usize..40,
+            terminator in prop::sample::select(vec![
+                Terminator::Cr, Terminator::Lf, Terminator::CrLf, Terminator::Etx, Terminator::None,
+            ]),
         ) {
-            let cfg = FramerConfig { frame_bytes_max: max, terminator: Terminator::Cr, idle_gap_ms: 5 };
+            let cfg = FramerConfig { frame_bytes_max: max, terminator, idle_gap_ms: 5 };
             let mut f = Framer::new(cfg);
             let t = Instant::now();
             let mut out = Vec::new();
