@@ -134,6 +134,8 @@ impl From<TillError> for ApiError {
                     BasketError::Overflow => "overflow",
                     BasketError::Price => "bad_price",
                     BasketError::Discount => "bad_discount",
+                    BasketError::DuplicateMarking => "duplicate_marking",
+                    BasketError::MarkedQuantity => "marked_quantity",
                 },
             ),
             TillError::Write(w) => match w {

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use kassa_hardware::barcode::ScanRules;
 use kassa_hardware::scanner::FramerConfig;
 use kassa_hardware::serial::SerialSettings;
 use serde::Deserialize;
@@ -21,6 +22,9 @@ pub struct AgentConfig {
     #[serde(default = "moscow")]
     pub utc_offset_minutes: i32,
     pub hq: HqLink,
+    /// The store's in-store code layouts: weighed items, loyalty cards, receipts.
+    #[serde(default)]
+    pub scan_rules: ScanRules,
     pub scanner: Option<ScannerConfig>,
     pub printer: Option<PrinterConfig>,
 }
@@ -99,6 +103,7 @@ impl AgentConfig {
         if self.terminal == 0 || self.terminal > 99 {
             return Err(ConfigError::Invalid("terminal must be 1 to 99 (two digits on the receipt)".into()));
         }
+        self.scan_rules.validate().map_err(|e| ConfigError::Invalid(format!("scan_rules: {e}")))?;
         if let Some(p) = &self.printer {
             if kassa_hardware::escpos::profile(&p.model).is_none() {
                 return Err(ConfigError::Invalid(format!("unknown printer model `{}` (epson, clone)", p.model)));

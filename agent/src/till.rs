@@ -8,9 +8,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use kassa_hardware::barcode::{self, Scan};
+use kassa_hardware::barcode::{self, ReceiptRef, Scan, ScanRules};
 use kassa_protocol::basket::{Basket, BasketDiscount, BasketError, Totals};
-use kassa_protocol::catalog::CatalogItem;
+use kassa_protocol::catalog::{CatalogItem, Unit};
 use kassa_protocol::gtin::Gtin;
 use kassa_protocol::returns::Return;
 use kassa_protocol::sale::{Sale, Tender};
@@ -36,6 +36,10 @@ pub const SESSION_IDLE_MS: i64 = 12 * 60 * 60 * 1000;
 pub enum TillEvent {
     Basket { basket: Basket, totals: Option<Totals> },
     ScanRejected { code: String, reason: String },
+    /// A receipt's code was scanned: the page offers a return of that sale.
+    ReceiptScanned { seq: u64 },
+    /// A loyalty card was scanned.
+    CustomerScanned { card: String },
     SaleCommitted { sale: Sale },
     ReturnCommitted { ret: Return },
     Shift { report: Option<ShiftReport> },
@@ -70,6 +74,14 @@ pub enum TillError {
     Journal(#[from] JournalError),
 }
 
+/// What a scanned or typed code means at the till.
+enum Resolved {
+    Item(CatalogItem, i64),
+    Marked(CatalogItem, String),
+    Receipt(u64),
+    Loyalty(String),
+}
+
 #[derive(Debug, Default)]
 struct OpenBasket {
     basket: Basket,
@@ -87,6 +99,7 @@ struct Session {
 pub struct Till {
     pub terminal: u16,
     journal: Arc<Journal>,
+    rules: ScanRules,
     basket: Mutex<OpenBasket>,
     sessions: std::sync::Mutex<HashMap<String, Session>>,
     events: broadcast::Sender<TillEvent>,
@@ -111,12 +124,14 @@ fn token() -> String {
 impl Till {
     pub fn new(
         terminal: u16,
+        rules: ScanRules,
         journal: Arc<Journal>,
         outbox_changed: watch::Sender<u64>,
         print_wake: std::sync::mpsc::SyncSender<()>,
     ) -> Self {
         Till {
             terminal,
+            rules,
             journal,
             basket: Mutex::new(OpenBasket::default()),
             sessions: std::sync::Mutex::new(HashMap::new()),
@@ -212,14 +227,30 @@ impl Till {
     }
 
     async fn scan_inner(&self, raw: &[u8]) -> Result<TillEvent, TillError> {
-        let (item, quantity) = self.resolve(raw).await?;
-        self.modify(None, move |b| b.add(&item, quantity).map(|_| ())).await
+        match self.resolve(raw).await? {
+            Resolved::Item(item, quantity) => self.modify(None, move |b| b.add(&item, quantity).map(|_| ())).await,
+            Resolved::Marked(item, code) => self.modify(None, move |b| b.add_marked(&item, &code).map(|_| ())).await,
+            Resolved::Receipt(seq) => {
+                let ev = TillEvent::ReceiptScanned { seq };
+                self.publish(ev.clone());
+                Ok(ev)
+            }
+            Resolved::Loyalty(card) => {
+                let ev = TillEvent::CustomerScanned { card };
+                self.publish(ev.clone());
+                Ok(ev)
+            }
+        }
     }
 
     /// A code typed by the cashier: a barcode, or a PLU of a weighed item.
     pub async fn enter_code(&self, code: &str, key: &str) -> Result<TillEvent, TillError> {
-        let (item, quantity) = self.resolve(code.trim().as_bytes()).await?;
-        self.modify(Some(key), move |b| b.add(&item, quantity).map(|_| ())).await
+        match self.resolve(code.trim().as_bytes()).await? {
+            Resolved::Item(item, quantity) => self.modify(Some(key), move |b| b.add(&item, quantity).map(|_| ())).await,
+            Resolved::Marked(item, code) => self.modify(Some(key), move |b| b.add_marked(&item, &code).map(|_| ())).await,
+            Resolved::Receipt(seq) => Ok(TillEvent::ReceiptScanned { seq }),
+            Resolved::Loyalty(card) => Ok(TillEvent::CustomerScanned { card }),
+        }
     }
 
     pub async fn add_sku(&self, sku: Sku, quantity: i64, key: &str) -> Result<TillEvent, TillError> {
@@ -228,26 +259,48 @@ impl Till {
         self.modify(Some(key), move |b| b.add(&item, quantity).map(|_| ())).await
     }
 
-    async fn resolve(&self, raw: &[u8]) -> Result<(CatalogItem, i64), TillError> {
-        let found = match barcode::parse(raw) {
-            Scan::Gtin { gtin } => {
-                let g = Gtin::parse(&gtin).map_err(|e| TillError::Rejected(e.to_string()))?;
-                let item = self.journal(move |j| j.item_by_gtin(&g)).await?;
-                item.map(|i| (i, 1)).ok_or_else(|| TillError::UnknownBarcode(g.short().to_owned()))
+    async fn item_by_gtin(&self, gtin: &str) -> Result<CatalogItem, TillError> {
+        let g = Gtin::parse(gtin).map_err(|e| TillError::Rejected(e.to_string()))?;
+        match self.journal(move |j| j.item_by_gtin(&g)).await? {
+            Some(item) => Ok(item),
+            None if self.journal(|j| j.catalog_len()).await? == 0 => Err(TillError::NoCatalog),
+            None => Err(TillError::UnknownBarcode(g.short().to_owned())),
+        }
+    }
+
+    /// What a code means at this till, under the store's scan rules.
+    async fn resolve(&self, raw: &[u8]) -> Result<Resolved, TillError> {
+        Ok(match barcode::parse_with(raw, &self.rules) {
+            Scan::Gtin { gtin } => Resolved::Item(self.item_by_gtin(&gtin).await?, 1),
+            // A GS1 label (e.g. a weighed pack with (310n)): the item by (01), the weight
+            // as the quantity when the item is sold by weight.
+            Scan::Gs1 { gtin: Some(gtin), weight_grams, .. } => {
+                let item = self.item_by_gtin(&gtin).await?;
+                let quantity = match (item.unit, weight_grams) {
+                    (Unit::Kilogram, Some(g)) => g,
+                    (Unit::Kilogram, None) => return Err(TillError::Rejected("a weighed item's label without weight".into())),
+                    (Unit::Piece, _) => 1,
+                };
+                Resolved::Item(item, quantity)
             }
+            Scan::Gs1 { gtin: None, .. } => return Err(TillError::Rejected("a GS1 code without a product number (01)".into())),
+            Scan::Marking { gtin, code, .. } => Resolved::Marked(self.item_by_gtin(&gtin).await?, code),
             Scan::Weighted { plu, weight_grams } => {
                 let item = self.journal(move |j| j.item_by_plu(plu)).await?;
-                item.map(|i| (i, weight_grams)).ok_or(TillError::UnknownPlu(plu))
+                Resolved::Item(item.ok_or(TillError::UnknownPlu(plu))?, weight_grams)
             }
+            Scan::Receipt(r) => {
+                let code = match r {
+                    ReceiptRef::Sale { store, seq } => format!("KASSA:{store}:{seq}"),
+                    ReceiptRef::Number { receipt_no } => receipt_no,
+                };
+                let c = code.clone();
+                let seq = self.journal(move |j| j.find_doc(&c)).await?;
+                Resolved::Receipt(seq.ok_or(TillError::Write(WriteError::NoSuchSale(code)))?)
+            }
+            Scan::Loyalty { card } => Resolved::Loyalty(card),
             Scan::Rejected { error } => return Err(TillError::Rejected(error)),
-            other @ (Scan::Gs1 { .. } | Scan::Marking { .. } | Scan::Loyalty { .. } | Scan::Receipt(_)) => {
-                return Err(TillError::Rejected(format!("{} codes are not supported at the till yet", kind(&other))))
-            }
-        };
-        if found.is_err() && self.journal(|j| j.catalog_len()).await? == 0 {
-            return Err(TillError::NoCatalog);
-        }
-        found
+        })
     }
 
     pub async fn set_quantity(&self, line: usize, quantity: i64, key: &str) -> Result<TillEvent, TillError> {
@@ -431,17 +484,4 @@ fn remember(open: &mut OpenBasket, key: &str, ev: &TillEvent) {
         open.keys.pop_front();
     }
     open.keys.push_back((key.to_owned(), ev.clone()));
-}
-
-/// A scan kind in words, for rejections of kinds the till does not handle yet.
-fn kind(scan: &Scan) -> &'static str {
-    match scan {
-        Scan::Gtin { .. } => "product",
-        Scan::Gs1 { .. } => "GS1",
-        Scan::Weighted { .. } => "weighed-item",
-        Scan::Marking { .. } => "marking",
-        Scan::Loyalty { .. } => "loyalty card",
-        Scan::Receipt(_) => "receipt",
-        Scan::Rejected { .. } => "rejected",
-    }
 }

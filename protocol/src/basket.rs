@@ -29,6 +29,9 @@ pub struct BasketLine {
     pub amount: Kopecks,
     /// This line's share of the basket discount.
     pub discount: Kopecks,
+    /// The marking code ("Честный знак") of a marked unit, byte-exact as scanned; such
+    /// a line is always one piece, and a code can be in a basket only once.
+    pub marking: Option<String>,
 }
 
 impl BasketLine {
@@ -65,6 +68,10 @@ pub enum BasketError {
     Price,
     #[error("a discount must be 1 to {DISCOUNT_PERCENT_MAX} % or a positive amount below the total")]
     Discount,
+    #[error("this marked item is already in the basket")]
+    DuplicateMarking,
+    #[error("a marked item is sold one by one: scan each unit")]
+    MarkedQuantity,
 }
 
 /// The largest basket discount in percent a manager may give at the till.
@@ -93,7 +100,9 @@ impl Basket {
             return Err(BasketError::Quantity);
         }
         if item.unit == Unit::Piece {
-            if let Some(i) = self.lines.iter().position(|l| l.sku == item.sku && l.price == item.price) {
+            if let Some(i) =
+                self.lines.iter().position(|l| l.sku == item.sku && l.price == item.price && l.marking.is_none())
+            {
                 let q = self.lines[i].quantity.checked_add(quantity).ok_or(BasketError::Quantity)?;
                 self.set_quantity(i, q)?;
                 return Ok(i);
@@ -113,6 +122,35 @@ impl Basket {
             vat: item.vat,
             amount,
             discount: Kopecks::ZERO,
+            marking: None,
+        });
+        self.commit_or_undo(|b| {
+            b.lines.pop();
+        })?;
+        Ok(self.lines.len() - 1)
+    }
+
+    /// Adds one marked unit with its marking code. The same code twice is refused: it is
+    /// the same physical item scanned again.
+    pub fn add_marked(&mut self, item: &CatalogItem, code: &str) -> Result<usize, BasketError> {
+        if self.lines.iter().any(|l| l.marking.as_deref() == Some(code)) {
+            return Err(BasketError::DuplicateMarking);
+        }
+        if self.lines.len() >= BASKET_LINES_MAX {
+            return Err(BasketError::Full);
+        }
+        let amount = pricing::line_amount(item.price, Unit::Piece, 1).ok_or(BasketError::Overflow)?;
+        self.lines.push(BasketLine {
+            sku: item.sku.clone(),
+            name: item.name.clone(),
+            unit: Unit::Piece,
+            quantity: 1,
+            list_price: item.price,
+            price: item.price,
+            vat: item.vat,
+            amount,
+            discount: Kopecks::ZERO,
+            marking: Some(code.to_owned()),
         });
         self.commit_or_undo(|b| {
             b.lines.pop();
@@ -123,6 +161,9 @@ impl Basket {
     pub fn set_quantity(&mut self, line: usize, quantity: i64) -> Result<(), BasketError> {
         if !(1..=LINE_QUANTITY_MAX).contains(&quantity) {
             return Err(BasketError::Quantity);
+        }
+        if self.lines.get(line).is_some_and(|l| l.marking.is_some() && quantity != 1) {
+            return Err(BasketError::MarkedQuantity);
         }
         self.reprice_line(line, |l| l.quantity = quantity)
     }

@@ -123,6 +123,7 @@ pub async fn start(opts: StackOptions) -> Result<Stack, StackError> {
         http_listen: opts.agent_http,
         utc_offset_minutes: 180,
         hq: HqLink { addr: hq.quic_addr, server_name: kassa_hq::pki::HQ_SERVER_NAME.into(), pki_dir },
+        scan_rules: Default::default(),
         scanner: Some(ScannerConfig {
             path: scanner.path().display().to_string(),
             serial: Default::default(),

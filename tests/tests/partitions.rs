@@ -119,6 +119,7 @@ async fn stores_converge_with_hq_through_partitions() {
             http_listen: any,
             utc_offset_minutes: 180,
             hq: HqLink { addr: relay.addr, server_name: "kassa-hq".into(), pki_dir: store_dir.join("pki") },
+            scan_rules: Default::default(),
             scanner: None,
             printer: None,
         };

@@ -98,6 +98,7 @@ fn sale_entry(store: u32, counter_location: u32) -> OutboxEntry {
         vat: kassa_protocol::catalog::VatRate::Vat10,
         amount: Kopecks(100),
         discount: Kopecks(0),
+        marking: None,
     };
     let sale = kassa_protocol::sale::Sale {
         id: SaleId { store: StoreId(store), seq: 1 },

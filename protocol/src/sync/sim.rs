@@ -141,6 +141,7 @@ impl World {
             vat: VatRate::Vat20,
             amount,
             discount: Kopecks::ZERO,
+            marking: None,
         };
         let sale = Sale {
             id: SaleId { store: s.id, seq },

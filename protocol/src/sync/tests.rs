@@ -40,6 +40,7 @@ fn entry(seq: u64) -> OutboxEntry {
         vat: VatRate::Vat10,
         amount: Kopecks(100),
         discount: Kopecks(0),
+        marking: None,
     };
     let sale = Sale {
         id: SaleId { store: STORE, seq },
