@@ -2,12 +2,14 @@
 //!
 //! # Layout
 //! - [`pty`]: pseudo-terminals as virtual serial devices, with stable symlinks.
+//! - [`bytelog`]: the bounded log of bytes each device exchanged, both directions.
 //! - [`scanner`]: a virtual barcode scanner.
 //! - [`printer_emu`]: a sans-IO ESC/POS printer interpreter (status, faults, receipts).
 //! - [`printer`]: the interpreter on a pty, as a virtual printer.
 //! - [`stack`]: HQ + one agent + virtual devices on one machine.
 //! - [`demo`]: `kassa-sim demo`, its console and control socket.
 
+pub mod bytelog;
 pub mod demo;
 pub mod printer;
 pub mod printer_emu;

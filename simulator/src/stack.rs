@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Receiver;
+use std::sync::Arc;
 use std::time::Duration;
 
 use kassa_agent::config::{HqLink, PrinterConfig, ScannerConfig};
@@ -52,8 +53,9 @@ impl StackOptions {
 pub struct Stack {
     pub hq: RunningHq,
     pub agent: RunningAgent,
-    pub scanner: VirtualScanner,
-    pub printer: VirtualPrinter,
+    /// Shared so that the console can scan from a thread of its own.
+    pub scanner: Arc<VirtualScanner>,
+    pub printer: Arc<VirtualPrinter>,
     pub printer_events: Receiver<PrinterEvent>,
     pub cancel: CancellationToken,
     /// Whether the store had its catalog from HQ when `start` returned.
@@ -106,8 +108,9 @@ pub async fn start(opts: StackOptions) -> Result<Stack, StackError> {
     if !pki_dir.join("store.crt").exists() {
         hq.pki.enroll(store, &pki_dir)?;
     }
-    let scanner = VirtualScanner::create(Some(&dir.join("dev").join("scanner")))?;
+    let scanner = Arc::new(VirtualScanner::create(Some(&dir.join("dev").join("scanner")))?);
     let (printer, printer_events) = VirtualPrinter::create(Some(&dir.join("dev").join("printer")), opts.printer_model)?;
+    let printer = Arc::new(printer);
     let model = match opts.printer_model {
         Model::Epson => "epson",
         Model::Clone => "clone",
