@@ -6,6 +6,7 @@
 //! - [`scanner`]: a virtual barcode scanner.
 //! - [`printer_emu`]: a sans-IO ESC/POS printer interpreter (status, faults, receipts).
 //! - [`printer`]: the interpreter on a pty, as a virtual printer.
+//! - [`render`]: receipts drawn as PNG images.
 //! - [`stack`]: HQ + one agent + virtual devices on one machine.
 //! - [`demo`]: `kassa-sim demo`, its console and control socket.
 
@@ -14,5 +15,6 @@ pub mod demo;
 pub mod printer;
 pub mod printer_emu;
 pub mod pty;
+pub mod render;
 pub mod scanner;
 pub mod stack;
