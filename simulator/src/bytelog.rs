@@ -54,19 +54,35 @@ impl Entry {
     /// One line for a person: time, direction arrow, bytes escaped as in
     /// [`kassa_hardware::escape`] (`\x1d` for GS, `\r` as `\x0d`).
     pub fn display(&self, device: &str) -> String {
+        self.display_lines(device, usize::MAX).concat()
+    }
+
+    /// As [`Self::display`], with the bytes in pieces of `bytes_per_line`, each piece
+    /// after the first on a line of its own, indented under the first.
+    pub fn display_lines(&self, device: &str, bytes_per_line: usize) -> Vec<String> {
         let mut line = format!("{:>4}.{:03}s ", self.at_ms / 1000, self.at_ms % 1000);
-        match &self.record {
-            Record::Bytes { direction: Direction::ToHost, bytes } => {
-                let _ = write!(line, "{device} → agent  ({} B) {}", bytes.len(), kassa_hardware::escape(bytes));
-            }
-            Record::Bytes { direction: Direction::FromHost, bytes } => {
-                let _ = write!(line, "agent → {device}  ({} B) {}", bytes.len(), kassa_hardware::escape(bytes));
-            }
+        let indent = line.chars().count() + 2;
+        let (direction, bytes) = match &self.record {
             Record::Note(text) => {
                 let _ = write!(line, "{device}: {text}");
+                return vec![line];
             }
+            Record::Bytes { direction, bytes } => (direction, bytes),
+        };
+        match direction {
+            Direction::ToHost => write!(line, "{device} → agent  ({} B) ", bytes.len()),
+            Direction::FromHost => write!(line, "agent → {device}  ({} B) ", bytes.len()),
         }
-        line
+        .expect("writing to a String");
+        let mut lines = Vec::new();
+        for (i, piece) in bytes.chunks(bytes_per_line.max(1)).enumerate() {
+            if i > 0 {
+                lines.push(std::mem::replace(&mut line, "\n".to_owned() + &" ".repeat(indent)));
+            }
+            line.push_str(&kassa_hardware::escape(piece));
+        }
+        lines.push(line);
+        lines
     }
 }
 
@@ -183,5 +199,17 @@ mod tests {
         log.bytes(Direction::ToHost, b"01\x1d21\r");
         let line = log.since(0)[0].display("scanner");
         assert!(line.ends_with("scanner → agent  (6 B) 01\\x1d21\\x0d"), "{line}");
+    }
+
+    #[test]
+    fn long_writes_wrap_under_the_first_line() {
+        let log = ByteLog::new("printer");
+        log.bytes(Direction::FromHost, b"abcdefgh");
+        let lines = log.since(0)[0].display_lines("printer", 3);
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].ends_with("agent → printer  (8 B) abc"), "{lines:?}");
+        assert_eq!(lines[1].trim_start(), "def");
+        assert_eq!(lines[2].trim_start(), "gh");
+        assert_eq!(lines[1].len() - lines[1].trim_start().len(), 13, "indented under the device");
     }
 }

@@ -7,10 +7,12 @@
 //! - [`printer_emu`]: a sans-IO ESC/POS printer interpreter (status, faults, receipts).
 //! - [`printer`]: the interpreter on a pty, as a virtual printer.
 //! - [`render`]: receipts drawn as PNG images.
+//! - [`console`]: the technician's console commands (scan, faults, unplug, byte log).
 //! - [`stack`]: HQ + one agent + virtual devices on one machine.
 //! - [`demo`]: `kassa-sim demo`, its console and control socket.
 
 pub mod bytelog;
+pub mod console;
 pub mod demo;
 pub mod printer;
 pub mod printer_emu;
