@@ -9,6 +9,7 @@
 //! - [`render`]: receipts drawn as PNG images.
 //! - [`console`]: the technician's console commands (scan, faults, unplug, byte log).
 //! - [`stack`]: HQ + one agent + virtual devices on one machine.
+//! - [`scenario`]: TOML scenarios run against a live agent through its devices (`kassa-sim run`).
 //! - [`demo`]: `kassa-sim demo`, its console and control socket.
 
 pub mod bytelog;
@@ -19,4 +20,5 @@ pub mod printer_emu;
 pub mod pty;
 pub mod render;
 pub mod scanner;
+pub mod scenario;
 pub mod stack;

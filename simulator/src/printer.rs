@@ -31,6 +31,15 @@ pub enum PrinterEvent {
     Unknown { offset: u64, byte: u8 },
 }
 
+/// A fault a technician (or a scenario) can trigger on the printer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrinterFault {
+    PaperNearEnd,
+    PaperOut,
+    CoverOpen,
+    Offline,
+}
+
 /// The printer's state as its sensors and cable see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PrinterState {
@@ -78,6 +87,8 @@ struct Inner {
     events: Mutex<Sender<PrinterEvent>>,
     stop: AtomicBool,
     log: ByteLog,
+    /// A fault to trigger once this many more bytes have been received.
+    armed: Mutex<Option<(u64, PrinterFault)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -137,8 +148,17 @@ impl Inner {
                 Ok(0) => {}
                 Ok(n) => {
                     self.log.bytes(Direction::FromHost, &buf[..n]);
-                    let outputs = self.interp().push(&buf[..n]);
+                    // An armed fault strikes exactly at its byte, even inside this read.
+                    let split = self.take_armed(n);
+                    let (before, after) = buf[..n].split_at(split.map_or(n, |(at, _)| at));
+                    let outputs = self.interp().push(before);
                     self.handle(outputs);
+                    if let Some((_, fault)) = split {
+                        self.log.note(format!("armed fault strikes: {fault:?}"));
+                        self.apply(fault);
+                        let outputs = self.interp().push(after);
+                        self.handle(outputs);
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -147,6 +167,37 @@ impl Inner {
                 }
             }
         }
+    }
+}
+
+impl Inner {
+    /// Counts `n` received bytes against the armed fault; if it strikes within them,
+    /// disarms it and returns the offset in this read where it strikes.
+    fn take_armed(&self, n: usize) -> Option<(usize, PrinterFault)> {
+        let mut armed = lock(&self.armed);
+        let (remaining, fault) = (*armed)?;
+        match usize::try_from(remaining) {
+            Ok(at) if at <= n => {
+                *armed = None;
+                Some((at, fault))
+            }
+            _ => {
+                *armed = Some((remaining - n as u64, fault));
+                None
+            }
+        }
+    }
+
+    fn apply(&self, fault: PrinterFault) {
+        let mut interp = self.interp();
+        let out = match fault {
+            PrinterFault::PaperNearEnd => interp.set_paper(PaperState::NearEnd),
+            PrinterFault::PaperOut => interp.set_paper(PaperState::Out),
+            PrinterFault::CoverOpen => interp.set_cover_open(true),
+            PrinterFault::Offline => interp.set_offline(true),
+        };
+        drop(interp);
+        self.handle(out);
     }
 }
 
@@ -169,6 +220,7 @@ impl VirtualPrinter {
             events: Mutex::new(tx),
             stop: AtomicBool::new(false),
             log: ByteLog::new("printer"),
+            armed: Mutex::new(None),
         });
         let i = inner.clone();
         let thread = std::thread::Builder::new().name("virtual-printer".into()).spawn(move || i.read_loop())?;
@@ -219,6 +271,25 @@ impl VirtualPrinter {
 
     pub fn bytes_received(&self) -> u64 {
         self.inner.interp().bytes_received()
+    }
+
+    /// Triggers `fault` once `bytes` more bytes have arrived from the host: paper
+    /// running out in the middle of a receipt, at a byte of the technician's choosing.
+    /// Replaces a fault armed before.
+    pub fn fault_after(&self, bytes: u64, fault: PrinterFault) {
+        self.inner.log.note(format!("armed: {fault:?} after {bytes} more bytes"));
+        if bytes == 0 {
+            self.inner.apply(fault);
+        } else {
+            *lock(&self.inner.armed) = Some((bytes, fault));
+        }
+    }
+
+    /// The lines printed since the last cut: what is on the paper of a receipt cut
+    /// short by a fault.
+    pub fn pending_text(&self) -> String {
+        let lines = self.inner.interp().pending_lines().to_vec();
+        Receipt { lines, cut: crate::printer_emu::CutKind::Uncut }.text()
     }
 
     /// Pulls the cable: closes the pty (once the reader has let go of it) and removes
@@ -310,6 +381,28 @@ mod tests {
         let log: Vec<String> = printer.log().since(0).iter().map(|e| e.display("printer")).collect();
         assert!(log.iter().any(|l| l.contains("agent → printer  (10 B) two\\x0a")), "{log:?}");
         assert!(log.iter().any(|l| l.contains("printer → agent  (1 B) \\x12")), "{log:?}");
+    }
+
+    #[test]
+    fn armed_fault_strikes_mid_receipt_and_the_receipt_completes_after() {
+        let (printer, events) = VirtualPrinter::create(None, Model::Epson).unwrap();
+        let mut port = kassa_hardware::serial::SerialSettings::default()
+            .open(printer.path().to_str().unwrap(), READ_POLL)
+            .unwrap();
+        printer.fault_after(6, PrinterFault::PaperOut);
+        port.write_all(b"head\nbody\ntail\n\x1dV\x00").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while printer.state().buffered_bytes == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let state = printer.state();
+        assert_eq!((state.paper, state.online), (PaperState::Out, false));
+        assert_eq!(printer.pending_text(), "head\n", "the receipt stops at the fault");
+        assert!(events.recv_timeout(Duration::from_millis(200)).is_err(), "no receipt while out of paper");
+
+        printer.set_paper(PaperState::Ok);
+        let Ok(PrinterEvent::Receipt(r)) = events.recv_timeout(Duration::from_secs(5)) else { panic!("no receipt") };
+        assert_eq!(r.text(), "head\nbody\ntail\n", "printed whole once the paper is back");
     }
 
     #[test]
