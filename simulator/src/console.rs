@@ -14,7 +14,7 @@ use kassa_agent::status::Status;
 use tokio::sync::watch;
 
 use crate::bytelog::{ByteLog, Entry};
-use crate::printer::VirtualPrinter;
+use crate::printer::{PrinterFault, VirtualPrinter};
 use crate::printer_emu::PaperState;
 use crate::scanner::{codes, parse_code_list, unescape, Framing, VirtualScanner};
 
@@ -40,6 +40,8 @@ scanner:  <code> | scan <code>          (\\x1d stands for the GS byte)
           suffix cr|lf|crlf|none        aim off|auto|]E0|]d2|...
           scanner unplug|replug
 printer:  paper ok|near-end|out  cover open|closed  offline on|off  printer unplug|replug
+          fault-after <bytes> paper-out|paper-near-end|cover-open|offline
+                                        strikes once that many more bytes arrive
 both:     devices                       state of each device (and what the agent sees)
           log on|off                    watch the byte log, both directions, as it grows
           log [<n>]                     the last n log entries (default 20)
@@ -145,6 +147,18 @@ impl Console {
                 },
                 _ => Err("printer unplug|replug".into()),
             },
+            ("fault-after", 2) => {
+                let bytes: u64 = arg(0).parse().map_err(|_| "fault-after <bytes> <fault>".to_owned())?;
+                let fault = match arg(1) {
+                    "paper-out" => PrinterFault::PaperOut,
+                    "paper-near-end" => PrinterFault::PaperNearEnd,
+                    "cover-open" => PrinterFault::CoverOpen,
+                    "offline" => PrinterFault::Offline,
+                    _ => return Err("fault-after <bytes> paper-out|paper-near-end|cover-open|offline".into()),
+                };
+                self.printer.fault_after(bytes, fault);
+                Ok(format!("{} after {bytes} more bytes", arg(1)))
+            }
             ("paper", 1) => {
                 let state = match arg(0) {
                     "ok" => PaperState::Ok,
@@ -346,6 +360,8 @@ mod tests {
         assert!(c.command("devices").unwrap().contains("(unplugged)"));
         assert!(c.command("scanner replug").unwrap().starts_with("scanner plugged in at"));
         assert!(c.command("paper sideways").is_err());
+        assert_eq!(c.command("fault-after 0 cover-open").unwrap(), "cover-open after 0 more bytes");
+        assert!(c.command("devices").unwrap().contains("cover open"));
         assert!(c.command("frobnicate").unwrap_err().contains("help"));
         assert!(c.command("scan-file /nonexistent").is_err());
         assert!(c.command("scan-file stop").is_err());
