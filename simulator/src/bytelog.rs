@@ -16,6 +16,8 @@ pub const BYTE_LOG_BYTES_MAX: usize = 64 * 1024;
 /// Entries kept per device, whatever their size: bounds the per-entry overhead when a
 /// host writes one byte at a time.
 pub const BYTE_LOG_ENTRIES_MAX: usize = 4096;
+/// Longest note kept; notes are one-line remarks, a longer one is cut.
+pub const NOTE_BYTES_MAX: usize = 1024;
 
 /// Which way bytes went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,8 +129,8 @@ impl ByteLog {
 
     pub fn note(&self, text: impl Into<String>) {
         let mut text: String = text.into();
-        if text.len() > 1024 {
-            let mut end = 1024;
+        if text.len() > NOTE_BYTES_MAX {
+            let mut end = NOTE_BYTES_MAX;
             while !text.is_char_boundary(end) {
                 end -= 1;
             }
