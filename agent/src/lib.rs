@@ -104,7 +104,8 @@ pub async fn start(config: AgentConfig, cancel: CancellationToken) -> Result<Run
 
     let (outbox_changed, outbox_rx) = watch::channel(0u64);
     let (print_wake, print_rx) = std::sync::mpsc::sync_channel(1);
-    let till = Arc::new(Till::new(config.terminal, config.scan_rules.clone(), journal.clone(), outbox_changed, print_wake));
+    let till =
+        Arc::new(Till::new(config.terminal, config.scan_rules.clone(), journal.clone(), outbox_changed, print_wake));
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = tokio::task::JoinSet::new();
     let mut threads = Vec::new();

@@ -34,16 +34,34 @@ pub const SESSION_IDLE_MS: i64 = 12 * 60 * 60 * 1000;
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TillEvent {
-    Basket { basket: Basket, totals: Option<Totals> },
-    ScanRejected { code: String, reason: String },
+    Basket {
+        basket: Basket,
+        totals: Option<Totals>,
+    },
+    ScanRejected {
+        code: String,
+        reason: String,
+    },
     /// A receipt's code was scanned: the page offers a return of that sale.
-    ReceiptScanned { seq: u64 },
+    ReceiptScanned {
+        seq: u64,
+    },
     /// A loyalty card was scanned.
-    CustomerScanned { card: String },
-    SaleCommitted { sale: Sale },
-    ReturnCommitted { ret: Return },
-    Shift { report: Option<ShiftReport> },
-    Status { status: crate::status::Status },
+    CustomerScanned {
+        card: String,
+    },
+    SaleCommitted {
+        sale: Sale,
+    },
+    ReturnCommitted {
+        ret: Return,
+    },
+    Shift {
+        report: Option<ShiftReport>,
+    },
+    Status {
+        status: crate::status::Status,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -247,7 +265,9 @@ impl Till {
     pub async fn enter_code(&self, code: &str, key: &str) -> Result<TillEvent, TillError> {
         match self.resolve(code.trim().as_bytes()).await? {
             Resolved::Item(item, quantity) => self.modify(Some(key), move |b| b.add(&item, quantity).map(|_| ())).await,
-            Resolved::Marked(item, code) => self.modify(Some(key), move |b| b.add_marked(&item, &code).map(|_| ())).await,
+            Resolved::Marked(item, code) => {
+                self.modify(Some(key), move |b| b.add_marked(&item, &code).map(|_| ())).await
+            }
             Resolved::Receipt(seq) => Ok(TillEvent::ReceiptScanned { seq }),
             Resolved::Loyalty(card) => Ok(TillEvent::CustomerScanned { card }),
         }
@@ -278,12 +298,16 @@ impl Till {
                 let item = self.item_by_gtin(&gtin).await?;
                 let quantity = match (item.unit, weight_grams) {
                     (Unit::Kilogram, Some(g)) => g,
-                    (Unit::Kilogram, None) => return Err(TillError::Rejected("a weighed item's label without weight".into())),
+                    (Unit::Kilogram, None) => {
+                        return Err(TillError::Rejected("a weighed item's label without weight".into()))
+                    }
                     (Unit::Piece, _) => 1,
                 };
                 Resolved::Item(item, quantity)
             }
-            Scan::Gs1 { gtin: None, .. } => return Err(TillError::Rejected("a GS1 code without a product number (01)".into())),
+            Scan::Gs1 { gtin: None, .. } => {
+                return Err(TillError::Rejected("a GS1 code without a product number (01)".into()))
+            }
             Scan::Marking { gtin, code, .. } => Resolved::Marked(self.item_by_gtin(&gtin).await?, code),
             Scan::Weighted { plu, weight_grams } => {
                 let item = self.journal(move |j| j.item_by_plu(plu)).await?;

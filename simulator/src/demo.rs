@@ -9,13 +9,17 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::printer::{PrinterEvent, VirtualPrinter};
-use crate::printer_emu::{Model, PaperState};
-use crate::scanner::{unescape, VirtualScanner};
+use crate::console::{Console, HELP};
+use crate::printer::PrinterEvent;
+use crate::printer_emu::Model;
 use crate::stack::{self, StackOptions};
 
 /// Longest control command line; a code plus a verb fits many times over.
 const CONTROL_LINE_BYTES_MAX: usize = 4096;
+/// How often the console prints new byte-log lines while `log on`.
+const LOG_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+/// Ends a reply on the control socket (replies may span lines).
+const REPLY_END: &str = ".";
 
 pub fn control_socket(data_dir: &Path) -> PathBuf {
     data_dir.join("sim.sock")
@@ -29,61 +33,6 @@ pub struct DemoOptions {
     pub hq_quic: SocketAddr,
     pub model: Model,
 }
-
-/// The devices the console and the control socket act on.
-struct Devices<'a> {
-    scanner: &'a VirtualScanner,
-    printer: &'a VirtualPrinter,
-}
-
-impl Devices<'_> {
-    /// Runs one console/control command; returns the reply line.
-    fn command(&self, line: &str) -> Result<String, String> {
-        let line = line.trim();
-        let (verb, arg) = line.split_once(' ').map_or((line, ""), |(v, a)| (v, a.trim()));
-        match verb {
-            "" => Ok(String::new()),
-            "scan" if !arg.is_empty() => self.scan(arg),
-            "paper" => {
-                let state = match arg {
-                    "ok" => PaperState::Ok,
-                    "near-end" => PaperState::NearEnd,
-                    "out" => PaperState::Out,
-                    _ => return Err("paper ok|near-end|out".into()),
-                };
-                self.printer.set_paper(state);
-                Ok(format!("paper {arg}"))
-            }
-            "cover" => match arg {
-                "open" | "closed" => {
-                    self.printer.set_cover_open(arg == "open");
-                    Ok(format!("cover {arg}"))
-                }
-                _ => Err("cover open|closed".into()),
-            },
-            "offline" => match arg {
-                "on" | "off" => {
-                    self.printer.set_offline(arg == "on");
-                    Ok(format!("offline {arg}"))
-                }
-                _ => Err("offline on|off".into()),
-            },
-            "help" => Ok(HELP.into()),
-            // A bare code typed at the console is a scan.
-            code if arg.is_empty() && code.bytes().all(|b| b.is_ascii_digit()) => self.scan(code),
-            _ => Err(format!("unknown command `{line}`; try `help`")),
-        }
-    }
-
-    fn scan(&self, code: &str) -> Result<String, String> {
-        let bytes = unescape(code)?;
-        self.scanner.scan(&bytes).map_err(|e| format!("scanner: {e}"))?;
-        Ok(format!("scanned {code}"))
-    }
-}
-
-const HELP: &str =
-    "commands: <code> | scan <code> (\\x1d for GS) | paper ok|near-end|out | cover open|closed | offline on|off | quit";
 
 pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     std::fs::create_dir_all(&opts.data_dir)?;
@@ -127,10 +76,13 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     println!("        or from a second terminal: cargo run --release -- scan 4650001209603");
     println!("        Weighed goods: 2200001012356 (apples, 1.235 kg).");
     println!("  On the page: log in, open the shift, scan, pay. Ctrl-C (or `quit`) stops everything.");
-    println!("  {HELP}");
+    println!("  Receipts are also drawn as PNG images in {}.", receipts_dir.display());
+    println!();
+    print_reply(HELP);
     println!();
 
-    let devices = Devices { scanner: &scanner, printer: &printer };
+    let console = Console::new(scanner.clone(), printer.clone(), Some(agent.status.subscribe()));
+    let mut log_tick = tokio::time::interval(LOG_POLL);
     let listener = UnixListener::bind(&sock_path)?;
     let mut stdin = BufReader::new(tokio::io::stdin()).lines();
     let mut stdin_open = true;
@@ -141,20 +93,24 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
             _ = tokio::signal::ctrl_c() => break,
             line = stdin.next_line(), if stdin_open => match line {
                 Ok(Some(line)) if line.trim() == "quit" => break,
-                Ok(Some(line)) => match devices.command(&line) {
-                    Ok(reply) if !reply.is_empty() => println!("  {reply}"),
-                    Ok(_) => {}
+                Ok(Some(line)) => match console.command(&line) {
+                    Ok(reply) => print_reply(&reply),
                     Err(e) => println!("  error: {e}"),
                 },
                 // No console (stdin closed): keep running until Ctrl-C.
                 Ok(None) | Err(_) => stdin_open = false,
             },
             Some((line, reply)) = cmd_rx.recv() => {
-                let answer = match devices.command(&line) {
+                let answer = match console.command(&line) {
                     Ok(r) => format!("ok {r}"),
                     Err(e) => format!("error {e}"),
                 };
                 let _ = reply.send(answer);
+            }
+            _ = log_tick.tick() => {
+                for line in console.poll_log() {
+                    println!("  {line}");
+                }
             }
         }
     }
@@ -163,6 +119,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     let _ = control.await;
     agent.wait().await;
     hq.wait().await;
+    drop(console);
     drop(scanner);
     drop(printer); // closes the event channel, which ends the receipt printer thread
     let _ = printer_thread.join();
@@ -171,7 +128,8 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Accepts control connections: one command per line, one reply line each.
+/// Accepts control connections: one command per line; each reply is one or more lines
+/// (the first starts `ok` or `error`), then a line holding only [`REPLY_END`].
 async fn serve_control(
     listener: UnixListener,
     commands: tokio::sync::mpsc::Sender<(String, tokio::sync::oneshot::Sender<String>)>,
@@ -196,7 +154,18 @@ async fn serve_control(
                     break;
                 }
                 let answer = rx.await.unwrap_or_else(|_| "error demo stopping".into());
-                if write.write_all(format!("{answer}\n").as_bytes()).await.is_err() {
+                // Lines starting with the end marker are stuffed with one more, as in SMTP.
+                let mut text = String::new();
+                for line in answer.lines() {
+                    if line.starts_with(REPLY_END) {
+                        text.push_str(REPLY_END);
+                    }
+                    text.push_str(line);
+                    text.push('\n');
+                }
+                text.push_str(REPLY_END);
+                text.push('\n');
+                if write.write_all(text.as_bytes()).await.is_err() {
                     break;
                 }
             }
@@ -213,15 +182,29 @@ pub async fn send_command(data_dir: &Path, command: &str) -> anyhow::Result<Stri
     let (read, mut write) = stream.into_split();
     write.write_all(format!("{command}\n").as_bytes()).await?;
     let mut lines = BufReader::new(read).lines();
-    let reply = lines.next_line().await?.unwrap_or_default();
+    let mut reply = Vec::new();
+    while let Some(line) = lines.next_line().await? {
+        if line == REPLY_END {
+            break;
+        }
+        reply.push(line.strip_prefix(REPLY_END).filter(|_| line.starts_with("..")).unwrap_or(&line).to_owned());
+    }
+    let reply = reply.join("\n");
     match reply.strip_prefix("error ") {
         Some(e) => anyhow::bail!("{e}"),
-        None => Ok(reply.trim_start_matches("ok ").to_owned()),
+        None => Ok(reply.strip_prefix("ok ").or(reply.strip_prefix("ok")).unwrap_or(&reply).to_owned()),
+    }
+}
+
+/// Prints a console reply indented, line by line.
+fn print_reply(reply: &str) {
+    for line in reply.lines() {
+        println!("  {line}");
     }
 }
 
 /// Prints each receipt to the console as the virtual printer produced it, and keeps a
-/// copy as a text file.
+/// copy as a text file and as a PNG image side by side.
 fn spawn_receipt_printer(events: std::sync::mpsc::Receiver<PrinterEvent>, dir: PathBuf) -> std::thread::JoinHandle<()> {
     let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
     std::thread::spawn(move || {
@@ -239,7 +222,13 @@ fn spawn_receipt_printer(events: std::sync::mpsc::Receiver<PrinterEvent>, dir: P
                     println!("  └{}┘ ({:?} cut)", "─".repeat(width + 2), r.cut);
                     let stamp =
                         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
-                    let _ = std::fs::write(dir.join(format!("{stamp}-{n:04}.txt")), text);
+                    let name = format!("{stamp}-{n:04}");
+                    let _ = std::fs::write(dir.join(format!("{name}.txt")), text);
+                    let png = crate::render::render_png(&r);
+                    match std::fs::write(dir.join(format!("{name}.png")), png) {
+                        Ok(()) => println!("  receipt image: {}", dir.join(format!("{name}.png")).display()),
+                        Err(e) => println!("  receipt image not written: {e}"),
+                    }
                 }
                 PrinterEvent::DrawerKick => println!("  [cash drawer opened]"),
                 PrinterEvent::Unknown { offset, byte } => {

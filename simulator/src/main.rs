@@ -1,11 +1,12 @@
 //! `kassa-sim`: the hardware simulator and the one-command demo.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use kassa_sim::demo::{self, DemoOptions};
-use kassa_sim::printer_emu::Model;
+use kassa_sim::printer_emu::{Model, Receipt};
+use kassa_sim::{render, scenario};
 
 #[derive(Parser, Debug)]
 #[command(name = "kassa-sim", version, about = "Kassa hardware simulator and demo")]
@@ -31,6 +32,15 @@ enum PrinterModel {
     Clone,
 }
 
+impl PrinterModel {
+    fn model(self) -> Model {
+        match self {
+            PrinterModel::Epson => Model::Epson,
+            PrinterModel::Clone => Model::Clone,
+        }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// HQ, one store agent, a virtual scanner and printer, and the cashier page.
@@ -46,8 +56,19 @@ enum Command {
     },
     /// Scan a code on the running demo's virtual scanner (`\x1d` stands for GS).
     Scan { code: String },
-    /// Send a console command to the running demo (e.g. `paper out`).
+    /// Send a console command to the running demo (e.g. `paper out`, `devices`).
     Ctl { command: Vec<String> },
+    /// Run scenario files, each against a store of its own (HQ, agent, virtual devices in
+    /// a temporary directory); exits non-zero if any fails.
+    Run {
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value_t = PrinterModel::Epson)]
+        printer: PrinterModel,
+        /// Also write every receipt printed, as text and PNG, into this folder.
+        #[arg(long)]
+        receipts: Option<PathBuf>,
+    },
 }
 
 fn init_logging(format: LogFormat) {
@@ -65,12 +86,10 @@ async fn main() -> anyhow::Result<()> {
     init_logging(cli.log_format);
     match cli.command {
         Command::Demo { http, hq_http, hq_quic, printer } => {
-            let model = match printer {
-                PrinterModel::Epson => Model::Epson,
-                PrinterModel::Clone => Model::Clone,
-            };
+            let model = printer.model();
             demo::run(DemoOptions { data_dir: cli.data_dir, http, hq_http, hq_quic, model }).await
         }
+        Command::Run { scenarios, printer, receipts } => run_scenarios(&scenarios, printer.model(), receipts).await,
         Command::Scan { code } => {
             println!("{}", demo::send_command(&cli.data_dir, &format!("scan {code}")).await?);
             Ok(())
@@ -80,4 +99,38 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn run_scenarios(paths: &[PathBuf], model: Model, receipts: Option<PathBuf>) -> anyhow::Result<()> {
+    // Load them all first: a typo in the third file should not cost two store start-ups.
+    let scenarios = paths.iter().map(|p| scenario::load(p)).collect::<Result<Vec<_>, _>>()?;
+    let opts = scenario::RunOptions { printer_model: model };
+    let mut failed = Vec::new();
+    for (path, s) in paths.iter().zip(&scenarios) {
+        println!("{}: {}", path.display(), s.name);
+        let report = scenario::run(s, &opts).await?;
+        println!("{report}");
+        println!();
+        if let Some(dir) = &receipts {
+            save_receipts(dir, path, &report.receipts)?;
+        }
+        if !report.passed() {
+            failed.push(s.name.clone());
+        }
+    }
+    match failed.len() {
+        0 => Ok(()),
+        n => anyhow::bail!("{n} of {} scenarios failed: {}", scenarios.len(), failed.join(", ")),
+    }
+}
+
+fn save_receipts(dir: &Path, scenario: &Path, receipts: &[Receipt]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let stem = scenario.file_stem().map_or_else(|| "scenario".into(), |s| s.to_string_lossy());
+    for (i, r) in receipts.iter().enumerate() {
+        let name = format!("{stem}-{:02}", i + 1);
+        std::fs::write(dir.join(format!("{name}.txt")), r.text())?;
+        std::fs::write(dir.join(format!("{name}.png")), render::render_png(r))?;
+    }
+    Ok(())
 }

@@ -31,10 +31,11 @@
 //! | `ESC d n`, `ESC J n` | print and feed lines; feed dots (no effect) |
 //! | `GS V m [n]` | cut: ends the [`Receipt`] |
 //! | `ESC p m t1 t2` | drawer kick |
-//! | `GS h`, `GS w`, `GS H`, `GS f` | barcode settings (no effect) |
+//! | `GS h`, `GS w`, `GS H` | barcode height, module width, HRI position (kept for rendering) |
+//! | `GS f` | HRI font (no effect) |
 //! | `GS k m ...` | barcode, both forms |
-//! | `GS ( k pL pH cn fn ...` | QR store and print; other functions skipped |
-//! | `GS v 0 m xL xH yL yH ...` | raster image |
+//! | `GS ( k pL pH cn fn ...` | QR module size, error level, store and print; other functions skipped |
+//! | `GS v 0 m xL xH yL yH ...` | raster image (bits kept; the scale `m` is ignored) |
 //! | `FS .`, `FS &`, `FS ( C ...` | Chinese mode off/on, UTF-8 on/off |
 //! | `GS r 1` | paper status, in stream order |
 //! | `DLE EOT n`, `DLE ENQ n` | real-time status, recovery |
@@ -157,7 +158,36 @@ pub enum CutKind {
     Uncut,
 }
 
-/// What a [`Line`] holds.
+/// Where a barcode's human-readable interpretation is printed (`GS H n`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Hri {
+    /// Not printed (the power-on default).
+    #[default]
+    None,
+    /// Above the bars.
+    Above,
+    /// Below the bars.
+    Below,
+    /// Above and below.
+    Both,
+}
+
+/// QR error-correction level (`GS ( k` function 69).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QrEcLevel {
+    /// About 7 % recoverable (the power-on default).
+    #[default]
+    L,
+    /// About 15 %.
+    M,
+    /// About 25 %.
+    Q,
+    /// About 30 %.
+    H,
+}
+
+/// What a [`Line`] holds. Barcodes, QR codes and images carry what a renderer needs
+/// to draw them as the printer would (see [`crate::render`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LineKind {
     /// Characters, in [`Line::text`].
@@ -168,11 +198,21 @@ pub enum LineKind {
         symbology: String,
         /// Human-readable content (CODE128 code-set escapes removed).
         data: String,
+        /// Width of the narrowest bar in dots (`GS w`).
+        module_dots: u8,
+        /// Bar height in dots (`GS h`).
+        height_dots: u8,
+        /// Where the human-readable text goes (`GS H`).
+        hri: Hri,
     },
     /// A QR code (`GS ( k` print).
     Qr {
         /// The stored symbol data, as sent.
         data: Vec<u8>,
+        /// Side of one module in dots (`GS ( k` function 67).
+        module_dots: u8,
+        /// Error-correction level (`GS ( k` function 69).
+        ec_level: QrEcLevel,
     },
     /// A raster image (`GS v 0`).
     Image {
@@ -180,6 +220,9 @@ pub enum LineKind {
         width_dots: u32,
         /// Height in dots (rows).
         height_dots: u32,
+        /// The raster as sent: rows top to bottom, `width_dots / 8` bytes per row, the
+        /// most significant bit leftmost, 1 = black.
+        bits: Vec<u8>,
     },
 }
 
@@ -206,18 +249,19 @@ impl Line {
     pub fn rendered(&self) -> Cow<'_, str> {
         match &self.kind {
             LineKind::Text => Cow::Borrowed(&self.text),
-            LineKind::Barcode { symbology, data } => format!("[BARCODE {symbology}: {data}]").into(),
-            LineKind::Qr { data } => format!("[QR: {}]", String::from_utf8_lossy(data)).into(),
-            LineKind::Image { width_dots, height_dots } => format!("[IMAGE {width_dots}x{height_dots}]").into(),
+            LineKind::Barcode { symbology, data, .. } => format!("[BARCODE {symbology}: {data}]").into(),
+            LineKind::Qr { data, .. } => format!("[QR: {}]", String::from_utf8_lossy(data)).into(),
+            LineKind::Image { width_dots, height_dots, .. } => format!("[IMAGE {width_dots}x{height_dots}]").into(),
         }
     }
 
     /// Approximate heap and inline memory, for the receipt-size bound.
     fn footprint(&self) -> usize {
         let payload = match &self.kind {
-            LineKind::Text | LineKind::Image { .. } => 0,
-            LineKind::Barcode { symbology, data } => symbology.len() + data.len(),
-            LineKind::Qr { data } => data.len(),
+            LineKind::Text => 0,
+            LineKind::Barcode { symbology, data, .. } => symbology.len() + data.len(),
+            LineKind::Qr { data, .. } => data.len(),
+            LineKind::Image { bits, .. } => bits.len(),
         };
         mem::size_of::<Line>() + self.text.len() + payload
     }
@@ -359,6 +403,21 @@ impl Interpreter {
         self.resume()
     }
 
+    /// The paper sensor.
+    pub fn paper(&self) -> PaperState {
+        self.sensors.paper
+    }
+
+    /// Whether the cover is open.
+    pub fn cover_open(&self) -> bool {
+        self.sensors.cover_open
+    }
+
+    /// Whether the printer was forced offline with [`Self::set_offline`].
+    pub fn forced_offline(&self) -> bool {
+        self.sensors.offline
+    }
+
     /// Online unless forced offline, the cover is open or the paper is out.
     pub fn is_online(&self) -> bool {
         self.sensors.online()
@@ -419,11 +478,17 @@ enum Cmd {
         symbology: &'static str,
         data: Vec<u8>,
     },
+    BarcodeHeight(u8),
+    BarcodeModule(u8),
+    BarcodeHri(Hri),
     QrStore(Vec<u8>),
+    QrModule(u8),
+    QrEcLevel(QrEcLevel),
     QrPrint,
     Image {
         width_dots: u32,
         height_dots: u32,
+        bits: Vec<u8>,
     },
     ChineseMode(bool),
     Utf8Mode(bool),
@@ -498,6 +563,8 @@ enum Sink {
     Discard(Cmd),
     /// Collect the payload as QR data.
     QrData(Vec<u8>),
+    /// Collect the payload as raster bits.
+    ImageData { width_dots: u32, height_dots: u32, bits: Vec<u8> },
 }
 
 impl Payload {
@@ -509,6 +576,7 @@ impl Payload {
         match self.sink {
             Sink::Discard(cmd) => cmd,
             Sink::QrData(data) => Cmd::QrStore(data),
+            Sink::ImageData { width_dots, height_dots, bits } => Cmd::Image { width_dots, height_dots, bits },
         }
     }
 }
@@ -549,8 +617,9 @@ impl Framer {
             let buf = &self.rx[self.pos..];
             if let Some(payload) = &mut self.payload {
                 let take = payload.remaining.min(buf.len());
-                if let Sink::QrData(data) = &mut payload.sink {
-                    data.extend_from_slice(&buf[..take]);
+                match &mut payload.sink {
+                    Sink::QrData(data) | Sink::ImageData { bits: data, .. } => data.extend_from_slice(&buf[..take]),
+                    Sink::Discard(_) => {}
                 }
                 payload.remaining -= take;
                 let done = payload.remaining == 0;
@@ -701,7 +770,21 @@ fn parse_gs(buf: &[u8]) -> Frame {
         (b'!', _) => {
             fixed(buf, 3, |b| Some(Cmd::Size { width: (b[2] >> 4).min(7) + 1, height: (b[2] & 0x0F).min(7) + 1 }))
         }
-        (b'h' | b'w' | b'H' | b'f', _) => fixed(buf, 3, |_| Some(Cmd::Accepted)),
+        // Out-of-range values are ignored, as printers do, rather than reported.
+        (b'h', _) => fixed(buf, 3, |b| Some(if b[2] == 0 { Cmd::Accepted } else { Cmd::BarcodeHeight(b[2]) })),
+        (b'w', _) => {
+            fixed(buf, 3, |b| Some(if (1..=6).contains(&b[2]) { Cmd::BarcodeModule(b[2]) } else { Cmd::Accepted }))
+        }
+        (b'H', _) => fixed(buf, 3, |b| {
+            Some(match b[2] {
+                0 | b'0' => Cmd::BarcodeHri(Hri::None),
+                1 | b'1' => Cmd::BarcodeHri(Hri::Above),
+                2 | b'2' => Cmd::BarcodeHri(Hri::Below),
+                3 | b'3' => Cmd::BarcodeHri(Hri::Both),
+                _ => Cmd::Accepted,
+            })
+        }),
+        (b'f', _) => fixed(buf, 3, |_| Some(Cmd::Accepted)),
         (b'r', _) => fixed(buf, 3, |b| matches!(b[2], 1 | b'1').then_some(Cmd::PaperStatus)),
         (b'V' | b'k' | b'(' | b'v', None) => Frame::Incomplete,
         (b'V', Some(0 | b'0')) => Frame::Command(3, Cmd::Cut(CutKind::Full)),
@@ -770,6 +853,19 @@ fn parse_symbol(buf: &[u8]) -> Frame {
             _ => Payload::frame(8, len - 3, Sink::QrData(Vec::new())),
         },
         (0x31, 0x51) => Payload::frame(7, len - 2, Sink::Discard(Cmd::QrPrint)),
+        // Module size (1..=16 dots) and error level (48..=51 = L..H): one parameter byte.
+        (0x31, 0x43) if len == 3 => {
+            fixed(buf, 8, |b| Some(if (1..=16).contains(&b[7]) { Cmd::QrModule(b[7]) } else { Cmd::Accepted }))
+        }
+        (0x31, 0x45) if len == 3 => fixed(buf, 8, |b| {
+            Some(match b[7] {
+                48 => Cmd::QrEcLevel(QrEcLevel::L),
+                49 => Cmd::QrEcLevel(QrEcLevel::M),
+                50 => Cmd::QrEcLevel(QrEcLevel::Q),
+                51 => Cmd::QrEcLevel(QrEcLevel::H),
+                _ => Cmd::Accepted,
+            })
+        }),
         _ => Payload::frame(7, len - 2, Sink::Discard(Cmd::Accepted)),
     }
 }
@@ -784,8 +880,8 @@ fn parse_raster(buf: &[u8]) -> Frame {
     if !matches!(m, 0..=3 | b'0'..=b'3') || len > IMAGE_BYTES_MAX {
         return Frame::Unknown;
     }
-    let image = Cmd::Image { width_dots: u32::from(x) * 8, height_dots: u32::from(y) };
-    Payload::frame(8, len, Sink::Discard(image))
+    let sink = Sink::ImageData { width_dots: u32::from(x) * 8, height_dots: u32::from(y), bits: Vec::new() };
+    Payload::frame(8, len, sink)
 }
 
 /// Commands received while offline, accounted in stream bytes.
@@ -902,6 +998,30 @@ struct Printer {
     lines: Vec<Line>,
     lines_footprint: usize,
     qr_data: Vec<u8>,
+    symbols: SymbolSettings,
+}
+
+/// Barcode and QR settings, which only matter to how the symbols are drawn.
+#[derive(Debug, Clone, Copy)]
+struct SymbolSettings {
+    barcode_height_dots: u8,
+    barcode_module_dots: u8,
+    hri: Hri,
+    qr_module_dots: u8,
+    qr_ec_level: QrEcLevel,
+}
+
+impl Default for SymbolSettings {
+    /// Epson's power-on values.
+    fn default() -> Self {
+        SymbolSettings {
+            barcode_height_dots: 162,
+            barcode_module_dots: 3,
+            hri: Hri::None,
+            qr_module_dots: 3,
+            qr_ec_level: QrEcLevel::L,
+        }
+    }
 }
 
 impl Printer {
@@ -917,6 +1037,7 @@ impl Printer {
             lines: Vec::new(),
             lines_footprint: 0,
             qr_data: Vec::new(),
+            symbols: SymbolSettings::default(),
         }
     }
 
@@ -935,6 +1056,7 @@ impl Printer {
                 self.line_raw.clear();
                 self.style = Style::default();
                 self.code_table = 0;
+                self.symbols = SymbolSettings::default();
             }
             Cmd::Bold(on) => self.style.bold = on,
             Cmd::Align(align) => self.style.align = align,
@@ -960,16 +1082,24 @@ impl Printer {
             Cmd::Barcode { symbology, data } => {
                 let data = barcode_text(symbology, &data);
                 let symbology = symbology.to_owned();
-                self.print_block(LineKind::Barcode { symbology, data }, out);
+                let s = self.symbols;
+                let (module_dots, height_dots, hri) = (s.barcode_module_dots, s.barcode_height_dots, s.hri);
+                self.print_block(LineKind::Barcode { symbology, data, module_dots, height_dots, hri }, out);
             }
+            Cmd::BarcodeHeight(dots) => self.symbols.barcode_height_dots = dots,
+            Cmd::BarcodeModule(dots) => self.symbols.barcode_module_dots = dots,
+            Cmd::BarcodeHri(hri) => self.symbols.hri = hri,
             Cmd::QrStore(data) => self.qr_data = data,
+            Cmd::QrModule(dots) => self.symbols.qr_module_dots = dots,
+            Cmd::QrEcLevel(level) => self.symbols.qr_ec_level = level,
             Cmd::QrPrint if self.qr_data.is_empty() => {}
             Cmd::QrPrint => {
                 let data = self.qr_data.clone();
-                self.print_block(LineKind::Qr { data }, out);
+                let (module_dots, ec_level) = (self.symbols.qr_module_dots, self.symbols.qr_ec_level);
+                self.print_block(LineKind::Qr { data, module_dots, ec_level }, out);
             }
-            Cmd::Image { width_dots, height_dots } => {
-                self.print_block(LineKind::Image { width_dots, height_dots }, out)
+            Cmd::Image { width_dots, height_dots, bits } => {
+                self.print_block(LineKind::Image { width_dots, height_dots, bits }, out)
             }
             Cmd::PaperStatus => out.push(Output::Reply(vec![sensors.paper_status()])),
             Cmd::ChineseMode(_) | Cmd::Utf8Mode(_) | Cmd::RealTimeStatus(_) | Cmd::Recover | Cmd::Accepted => {}
@@ -1229,6 +1359,29 @@ mod tests {
         assert_eq!(title.align, Align::Centre);
         assert_eq!(out[..2], [Output::Reply(vec![0x12]), Output::DrawerKick { pin: 0, on_ms: 50, off_ms: 500 }]);
         assert_eq!(out.len(), 3);
+    }
+
+    #[test]
+    fn symbols_carry_their_drawing_settings() {
+        let out = Interpreter::new(Model::Epson).push(&sample_receipt());
+        let lines = &receipts(&out)[0].lines;
+        let LineKind::Barcode { module_dots, height_dots, hri, .. } = &lines[3].kind else { panic!("{:?}", lines[3]) };
+        assert_eq!((*module_dots, *height_dots, *hri), (2, 80, Hri::Below));
+        let LineKind::Qr { module_dots, ec_level, .. } = &lines[4].kind else { panic!("{:?}", lines[4]) };
+        assert_eq!((*module_dots, *ec_level), (6, QrEcLevel::M));
+        let LineKind::Image { bits, .. } = &lines[5].kind else { panic!("{:?}", lines[5]) };
+        assert_eq!(bits, &[0xFF, 0, 0x0F, 0xF0, 0xAA, 0x55]);
+
+        // `ESC @` restores the power-on settings.
+        let mut bytes = sample_receipt();
+        bytes.extend_from_slice(&[ESC, b'@', GS, b'k', 2]);
+        bytes.extend_from_slice(b"4006381333931\0");
+        bytes.extend_from_slice(&[GS, b'V', b'0']);
+        let out = Interpreter::new(Model::Epson).push(&bytes);
+        let LineKind::Barcode { module_dots, height_dots, hri, .. } = &receipts(&out)[1].lines[0].kind else {
+            panic!("{out:?}")
+        };
+        assert_eq!((*module_dots, *height_dots, *hri), (3, 162, Hri::None));
     }
 
     #[test]

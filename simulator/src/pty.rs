@@ -6,6 +6,12 @@
 //!
 //! The simulator also keeps the slave open itself (never reading it): otherwise every
 //! time the agent closes and reopens the port, reads on the master fail with EIO.
+//!
+//! Dropping a [`Pty`] is unplugging the device: the master closes, the agent's reads and
+//! writes on the slave fail, and the symlink goes away as a device node does.
+//!
+//! The master is non-blocking: a device whose host stopped reading must not hang the
+//! console, so writes give up after [`WRITE_TIMEOUT`].
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -13,8 +19,12 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+
+/// How long a write waits for the host to drain the pty's buffer (a few KiB).
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug)]
 pub struct Pty {
@@ -33,6 +43,7 @@ impl Pty {
         cfmakeraw(&mut t);
         tcsetattr(&pair.slave, SetArg::TCSANOW, &t)?;
         let slave_path = nix::unistd::ttyname(&pair.slave)?;
+        fcntl(&pair.master, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
         if let Some(link) = link {
             if let Some(dir) = link.parent() {
                 std::fs::create_dir_all(dir)?;
@@ -55,9 +66,28 @@ impl Pty {
         &self.slave_path
     }
 
+    /// Writes all of `bytes`, waiting up to [`WRITE_TIMEOUT`] in all for room.
     pub fn write_all(&self, bytes: &[u8]) -> io::Result<()> {
-        (&self.master).write_all(bytes)?;
-        (&self.master).flush()
+        let deadline = std::time::Instant::now() + WRITE_TIMEOUT;
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            match (&self.master).write(rest) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => rest = &rest[n..],
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        return Err(io::Error::new(io::ErrorKind::TimedOut, "the host is not reading"));
+                    }
+                    let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+                    let mut fds = [PollFd::new(self.master.as_fd(), PollFlags::POLLOUT)];
+                    poll(&mut fds, PollTimeout::from(ms))?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Reads what the agent wrote, waiting at most `timeout`; `Ok(0)` on timeout.
@@ -67,7 +97,11 @@ impl Pty {
         if poll(&mut fds, PollTimeout::from(ms))? == 0 {
             return Ok(0);
         }
-        (&self.master).read(buf)
+        match (&self.master).read(buf) {
+            // Woken but nothing to read after all: the same as a timeout.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+            r => r,
+        }
     }
 }
 

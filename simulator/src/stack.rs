@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Receiver;
+use std::sync::Arc;
 use std::time::Duration;
 
 use kassa_agent::config::{HqLink, PrinterConfig, ScannerConfig};
@@ -56,8 +57,9 @@ impl StackOptions {
 pub struct Stack {
     pub hq: RunningHq,
     pub agent: RunningAgent,
-    pub scanner: VirtualScanner,
-    pub printer: VirtualPrinter,
+    /// Shared so that the console can scan from a thread of its own.
+    pub scanner: Arc<VirtualScanner>,
+    pub printer: Arc<VirtualPrinter>,
     pub printer_events: Receiver<PrinterEvent>,
     pub cancel: CancellationToken,
     /// Whether the store had its catalog from HQ when `start` returned.
@@ -110,8 +112,9 @@ pub async fn start(opts: StackOptions) -> Result<Stack, StackError> {
     if !pki_dir.join("store.crt").exists() {
         hq.pki.enroll(store, &pki_dir)?;
     }
-    let scanner = VirtualScanner::create(Some(&dir.join("dev").join("scanner")))?;
+    let scanner = Arc::new(VirtualScanner::create(Some(&dir.join("dev").join("scanner")))?);
     let (printer, printer_events) = VirtualPrinter::create(Some(&dir.join("dev").join("printer")), opts.printer_model)?;
+    let printer = Arc::new(printer);
     let model = match opts.printer_model {
         Model::Epson => "epson",
         Model::Clone => "clone",
@@ -149,6 +152,35 @@ pub async fn start(opts: StackOptions) -> Result<Stack, StackError> {
 async fn wait_for_catalog(agent: &RunningAgent, timeout: Duration) -> bool {
     let mut status = agent.status.subscribe();
     tokio::time::timeout(timeout, status.wait_for(|s| s.hq.catalog_version > 0)).await.is_ok_and(|r| r.is_ok())
+}
+
+/// Logs in at `agent` (e.g. `http://127.0.0.1:8080`) as the demo cashier and opens the
+/// shift if none is open; returns the bearer token for the cashier API.
+pub async fn cashier_token(client: &reqwest::Client, agent: &str) -> Result<String, String> {
+    let (id, _, _, pin) = DEMO_USERS[0];
+    let login: serde_json::Value = client
+        .post(format!("{agent}/api/login"))
+        .json(&serde_json::json!({ "user": id, "pin": pin }))
+        .send()
+        .await
+        .map_err(|e| format!("login: {e}"))?
+        .json()
+        .await
+        .map_err(|e| format!("login: {e}"))?;
+    let token = login["token"].as_str().ok_or_else(|| format!("login refused: {login}"))?.to_owned();
+    let key = format!("open-shift-{}", std::process::id());
+    let opened = client
+        .post(format!("{agent}/api/shift/open"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "float_kopecks": 0, "idempotency_key": key }))
+        .send()
+        .await
+        .map_err(|e| format!("open shift: {e}"))?;
+    // 409: a shift is already open, which is just as good.
+    if !opened.status().is_success() && opened.status().as_u16() != 409 {
+        return Err(format!("open shift: {}", opened.status()));
+    }
+    Ok(token)
 }
 
 impl Stack {

@@ -21,29 +21,6 @@ async fn get(client: &reqwest::Client, url: String) -> Value {
     client.get(&url).send().await.unwrap().json().await.unwrap()
 }
 
-/// Logs in as the demo cashier and opens the shift; returns the bearer token.
-async fn login_and_open_shift(client: &reqwest::Client, agent: &str) -> String {
-    let login: Value = client
-        .post(format!("{agent}/api/login"))
-        .json(&json!({ "user": "kassir", "pin": "1111" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["token"].as_str().expect("login gives a token").to_owned();
-    let opened = client
-        .post(format!("{agent}/api/shift/open"))
-        .bearer_auth(&token)
-        .json(&json!({ "float_kopecks": 0, "idempotency_key": "open-shift" }))
-        .send()
-        .await
-        .unwrap();
-    assert!(opened.status().is_success() || opened.status() == 409, "{}", opened.status());
-    token
-}
-
 /// Reads the page's server-sent event stream until an event matches `pred`.
 async fn next_event(resp: &mut reqwest::Response, buf: &mut String, pred: impl Fn(&Value) -> bool) -> Value {
     let read = async {
@@ -105,7 +82,7 @@ async fn scan_pay_print_and_sync_to_hq() {
         .await
         .unwrap();
     assert_eq!(anonymous.status(), 401);
-    let token = login_and_open_shift(&client, &agent).await;
+    let token = stack::cashier_token(&client, &agent).await.unwrap();
 
     // The page's event stream: first the (empty) basket.
     let mut events = client.get(format!("{agent}/api/events")).send().await.unwrap();
