@@ -6,7 +6,7 @@
 //! ```
 //! Serial I/O blocks, so it never runs on the async executor.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
@@ -14,18 +14,16 @@ use std::time::Duration;
 
 use kassa_hardware::escpos;
 use kassa_hardware::scanner::{self, ScannerEvent};
+use kassa_hardware::status::{query_status, PrinterState, StatusTracker};
 use tokio::sync::mpsc;
 
 use crate::config::{PrinterConfig, ScannerConfig};
 use crate::journal::Journal;
-use crate::status::{DeviceState, StatusBoard};
+use crate::status::{DeviceState, StatusBoard, Words};
 
 /// Frames waiting for the till; a scanner cannot produce more than a few per second,
 /// so a full queue means the till is stuck, and further frames are dropped and counted.
 pub const SCAN_QUEUE_MAX: usize = 64;
-/// How long the spooler sleeps when idle before it looks at the journal again (jobs
-/// queued by another process, or a missed wake-up).
-const SPOOLER_IDLE_POLL: Duration = Duration::from_millis(500);
 /// Reopen backoff for the printer, as for the scanner.
 const PRINTER_BACKOFF_MS_MAX: u64 = 5_000;
 /// Bytes per write: serial printers have small buffers; smaller writes let flow control act.
@@ -91,78 +89,220 @@ pub fn spawn_spooler(
     wake: Receiver<()>,
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<()> {
-    let profile = escpos::profile(&cfg.model).expect("validated in config");
     status.send_modify(|s| {
         s.printer.configured = true;
         s.printer.path = Some(cfg.path.clone());
     });
     std::thread::Builder::new()
         .name("spooler".into())
-        .spawn(move || {
-            let mut port: Option<serialport::TTYPort> = None;
-            let mut backoff_ms = 100;
-            while !stop.load(Ordering::Relaxed) {
-                let p = match port.as_mut() {
-                    Some(p) => p,
-                    None => match cfg.serial.open(&cfg.path, Duration::from_millis(500)) {
-                        Ok(p) => {
-                            tracing::info!(path = %cfg.path, "printer connected");
-                            status.send_modify(|s| {
-                                s.printer.state = DeviceState::Idle;
-                                s.printer.detail = None;
-                            });
-                            backoff_ms = 100;
-                            port.insert(p)
-                        }
-                        Err(e) => {
-                            status.send_modify(|s| {
-                                s.printer.state = DeviceState::Error;
-                                s.printer.detail = Some(e.to_string());
-                            });
-                            let _ = wake.recv_timeout(Duration::from_millis(backoff_ms));
-                            backoff_ms = (backoff_ms * 2).min(PRINTER_BACKOFF_MS_MAX);
-                            continue;
-                        }
-                    },
-                };
-                let job = match journal.next_print_job() {
-                    Ok(job) => job,
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot read print jobs");
-                        None
-                    }
-                };
-                let Some(job) = job else {
-                    match wake.recv_timeout(SPOOLER_IDLE_POLL) {
-                        Ok(()) | Err(RecvTimeoutError::Timeout) => continue,
-                        Err(RecvTimeoutError::Disconnected) => break,
-                    }
-                };
-                status.send_modify(|s| s.printer.state = DeviceState::Busy);
-                let bytes = crate::receipt::render_printable(&job.printable, profile, job.copy, utc_offset_minutes);
-                let written = bytes.chunks(PRINT_CHUNK_BYTES).try_for_each(|c| p.write_all(c)).and_then(|()| p.flush());
-                match written {
-                    Ok(()) => {
-                        tracing::info!(job = job.id, copy = job.copy, "printed");
-                        if let Err(e) = journal.print_job_done(job.id, crate::till::now_ms()) {
-                            tracing::error!(error = %e, "cannot mark print job done");
-                        }
-                        status.send_modify(|s| {
-                            s.printer.state = DeviceState::Idle;
-                            s.printer.count += 1;
-                        });
+        .spawn(move || Spooler { cfg, utc_offset_minutes, journal, status, wake, stop }.run())
+        .expect("spawn spooler thread")
+}
+
+/// Longest wait for a status reply byte; a printer answers `DLE EOT` within
+/// milliseconds even when offline, so this only has to absorb scheduling delays.
+const STATUS_REPLY_TIMEOUT: Duration = Duration::from_millis(300);
+/// The read timeout of the port: how finely deadlines are observed.
+const READ_TICK: Duration = Duration::from_millis(20);
+/// Longest a single write may block (flow control can hold a busy printer back).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often an idle spooler asks the printer how it is, for the status bar.
+const IDLE_STATUS_POLL: Duration = Duration::from_secs(3);
+/// While a job waits for the printer (paper out, cover open), how often to look again.
+const NOT_READY_RETRY: Duration = Duration::from_secs(1);
+/// How long printing may take beyond the bytes' wire time before `GS r 1` is overdue.
+const PRINT_SLACK: Duration = Duration::from_secs(3);
+/// While a receipt prints, how often the printer is asked whether it stopped.
+const STATUS_CHECK_WHILE_PRINTING: Duration = Duration::from_millis(200);
+/// Silences in a row before the printer counts as disconnected (then reopened).
+const SILENCES_TO_DISCONNECT: u32 = 3;
+
+struct Spooler {
+    cfg: PrinterConfig,
+    utc_offset_minutes: i32,
+    journal: Arc<Journal>,
+    status: StatusBoard,
+    wake: Receiver<()>,
+    stop: Arc<AtomicBool>,
+}
+
+enum Printed {
+    Done,
+    /// Paper ran out, the cover opened or the printer went offline mid-receipt.
+    CutShort(String),
+}
+
+impl Spooler {
+    fn run(self) {
+        let profile = escpos::profile(&self.cfg.model).expect("validated in config");
+        let mut port: Option<serialport::TTYPort> = None;
+        let mut tracker = StatusTracker::new(SILENCES_TO_DISCONNECT);
+        let mut backoff_ms = 100;
+        while !self.stop.load(Ordering::Relaxed) {
+            let Some(p) = port.as_mut() else {
+                match self.cfg.serial.open(&self.cfg.path, READ_TICK) {
+                    Ok(p) => {
+                        tracing::info!(path = %self.cfg.path, "printer port open");
+                        port = Some(p);
+                        backoff_ms = 100;
+                        tracker = StatusTracker::new(SILENCES_TO_DISCONNECT);
                     }
                     Err(e) => {
-                        // The job stays pending and is printed whole when the printer is back.
-                        tracing::warn!(error = %e, "printer write failed; will reopen");
-                        status.send_modify(|s| {
-                            s.printer.state = DeviceState::Error;
-                            s.printer.detail = Some(e.to_string());
-                        });
-                        port = None;
+                        self.set(DeviceState::Error, Some(e.to_string()), Some(disconnected_words()));
+                        self.sleep(Duration::from_millis(backoff_ms));
+                        backoff_ms = (backoff_ms * 2).min(PRINTER_BACKOFF_MS_MAX);
                     }
                 }
+                continue;
+            };
+            // Status only between jobs, never inside a command.
+            let state = tracker.record(&query_status(p, STATUS_REPLY_TIMEOUT));
+            let ready = match state {
+                PrinterState::Known(st) if st.ready() => {
+                    self.set(DeviceState::Idle, None, None);
+                    true
+                }
+                PrinterState::Known(st) => {
+                    let words = Words { ru: st.describe_ru(), en: st.describe_en() };
+                    self.set(DeviceState::Error, Some(words.en.clone()), Some(words));
+                    false
+                }
+                PrinterState::Unknown => {
+                    let words = Words { ru: state.describe_ru(), en: state.describe_en() };
+                    self.set(DeviceState::Error, Some(words.en.clone()), Some(words));
+                    false
+                }
+                PrinterState::Disconnected => {
+                    tracing::warn!(path = %self.cfg.path, "printer silent; reopening the port");
+                    self.set(DeviceState::Error, Some("printer not responding".into()), Some(disconnected_words()));
+                    port = None;
+                    self.sleep(NOT_READY_RETRY);
+                    continue;
+                }
+            };
+            let job = match self.journal.next_print_job() {
+                Ok(job) => job,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read print jobs");
+                    None
+                }
+            };
+            let Some(job) = job else {
+                self.sleep(IDLE_STATUS_POLL);
+                continue;
+            };
+            if !ready {
+                // The job waits, kept in the journal; a sale never does.
+                self.sleep(NOT_READY_RETRY);
+                continue;
             }
-        })
-        .expect("spawn spooler thread")
+            self.status.send_modify(|s| s.printer.state = DeviceState::Busy);
+            let bytes = crate::receipt::render_printable(&job.printable, profile, job.copy, self.utc_offset_minutes);
+            match print(p, &bytes) {
+                Ok(Printed::Done) => {
+                    tracing::info!(job = job.id, copy = job.copy, bytes = bytes.len(), "printed");
+                    if let Err(e) = self.journal.print_job_done(job.id, crate::till::now_ms()) {
+                        tracing::error!(error = %e, "cannot mark print job done");
+                    }
+                    self.status.send_modify(|s| {
+                        s.printer.state = DeviceState::Idle;
+                        s.printer.count += 1;
+                    });
+                }
+                Ok(Printed::CutShort(why)) => {
+                    // What is left in the printer's buffer is thrown away, and the whole
+                    // receipt is printed again, marked as a copy, once the printer is back.
+                    tracing::warn!(job = job.id, %why, "receipt cut short; it will be reprinted whole as a copy");
+                    // DLE ENQ 2 acts at once, even offline; the cut waits in the buffer and
+                    // separates the stub from the copy once paper is back.
+                    let _ = p.write_all(&[0x10, 0x05, 0x02, 0x1D, 0x56, 0x42, 0x03]).and_then(|()| p.flush());
+                    if let Err(e) = self.journal.print_job_cut_short(job.id) {
+                        tracing::error!(error = %e, "cannot mark print job for reprint");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "printer write failed; reopening, the receipt will be reprinted as a copy");
+                    let _ = self.journal.print_job_cut_short(job.id);
+                    self.set(DeviceState::Error, Some(e.to_string()), Some(disconnected_words()));
+                    port = None;
+                }
+            }
+        }
+    }
+
+    fn set(&self, state: DeviceState, detail: Option<String>, words: Option<Words>) {
+        self.status.send_if_modified(|s| {
+            let changed = s.printer.state != state || s.printer.detail != detail || s.printer.words != words;
+            (s.printer.state, s.printer.detail, s.printer.words) = (state, detail, words);
+            changed
+        });
+    }
+
+    /// Sleeps until woken by a new job, the timeout, or shutdown.
+    fn sleep(&self, d: Duration) {
+        let until = std::time::Instant::now() + d;
+        while !self.stop.load(Ordering::Relaxed) {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            match self.wake.recv_timeout(left.min(Duration::from_millis(200))) {
+                Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+        }
+    }
+}
+
+fn disconnected_words() -> Words {
+    Words { ru: "Нет связи с принтером".into(), en: "Printer not responding".into() }
+}
+
+/// Sends a job followed by `GS r 1`, which the printer answers only once everything
+/// before it has printed: the answer is the proof the receipt came out whole.
+fn print(p: &mut serialport::TTYPort, bytes: &[u8]) -> std::io::Result<Printed> {
+    use serialport::SerialPort;
+    p.set_timeout(WRITE_TIMEOUT)?;
+    let written = bytes.chunks(PRINT_CHUNK_BYTES).try_for_each(|c| p.write_all(c)).and_then(|()| {
+        p.write_all(&[0x1D, 0x72, 0x01])?;
+        p.flush()
+    });
+    p.set_timeout(READ_TICK)?;
+    written?;
+    // Wire time at the configured baud (about 1 ms a byte at 9600), plus printing slack.
+    let wire = kassa_hardware::serial::byte_wire_time(&serialport_settings(p)) * bytes.len() as u32;
+    let deadline = std::time::Instant::now() + wire + PRINT_SLACK;
+    let mut byte = [0u8; 1];
+    let mut next_check = std::time::Instant::now() + STATUS_CHECK_WHILE_PRINTING;
+    while std::time::Instant::now() < deadline {
+        match p.read(&mut byte) {
+            Ok(1) => return Ok(Printed::Done),
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) => {}
+            Err(e) => return Err(e),
+        }
+        // The whole job is sent, so a real-time query lands between commands. Paper
+        // out or an open cover now means the receipt stopped part-way: the printer
+        // must not finish it later on a new roll as if nothing happened.
+        if std::time::Instant::now() >= next_check {
+            next_check += STATUS_CHECK_WHILE_PRINTING;
+            if let Ok(st) = query_status(p, STATUS_REPLY_TIMEOUT) {
+                if !st.ready() {
+                    return Ok(Printed::CutShort(st.describe_en()));
+                }
+            }
+        }
+    }
+    // No answer: ask why. A printer that is ready but never answers GS r 1 (some
+    // clones) has printed; one that is out of paper or open has not finished.
+    match query_status(p, STATUS_REPLY_TIMEOUT) {
+        Ok(st) if st.ready() => Ok(Printed::Done),
+        Ok(st) => Ok(Printed::CutShort(st.describe_en())),
+        Err(e) => Ok(Printed::CutShort(e.to_string())),
+    }
+}
+
+fn serialport_settings(p: &serialport::TTYPort) -> kassa_hardware::serial::SerialSettings {
+    use serialport::SerialPort;
+    kassa_hardware::serial::SerialSettings { baud: p.baud_rate().unwrap_or(9600), ..Default::default() }
 }

@@ -42,6 +42,14 @@ pub struct DeviceStatus {
     pub count: u64,
     /// Scanner: frames rejected (bad codes, overlong frames).
     pub rejected: u64,
+    /// The device's condition in words for the cashier ("Нет бумаги" / "Paper out").
+    pub words: Option<Words>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Words {
+    pub ru: String,
+    pub en: String,
 }
 
 /// The shared status; every change wakes the cashier pages' event streams.

@@ -46,9 +46,11 @@
 //!
 //! - Real-time commands are recognised only at command boundaries, not inside another
 //!   command's parameters or data (real printers intercept them anywhere).
-//! - `DLE ENQ 1`/`2` are accepted without effect: printers act on them only during a
-//!   recoverable error (e.g. an autocutter jam) and this model has none. Paper-out and
-//!   cover-open recover through the setters.
+//! - `DLE ENQ 2` empties the offline buffer: what a host sends to cancel the rest of a
+//!   receipt cut short by paper out before it reprints it whole. `DLE ENQ 1` is accepted
+//!   without effect (real printers act on it only during a recoverable error, such as an
+//!   autocutter jam, which this model has none of). Paper-out and cover-open recover
+//!   through the setters.
 //! - The offline input buffer holds parsed commands but is accounted in stream bytes, up
 //!   to [`INPUT_BUFFER_BYTES_MAX`]. Once a command does not fit, it and everything after it
 //!   is dropped and counted ([`Interpreter::dropped_bytes`]) until the buffer drains, like a
@@ -357,7 +359,10 @@ impl Interpreter {
                 Event::Command(Cmd::RealTimeStatus(n), _) => {
                     out.push(Output::Reply(vec![self.sensors.status(n)]));
                 }
-                Event::Command(Cmd::Recover, _) => {}
+                // `DLE ENQ 2` throws away what waits in the buffer, so a host can cancel
+                // the rest of a receipt cut short by paper out and reprint it whole.
+                Event::Command(Cmd::Recover(2), _) => drop(self.input.take()),
+                Event::Command(Cmd::Recover(_), _) => {}
                 Event::Command(cmd, _) if self.sensors.online() => {
                     self.printer.execute(cmd, &self.sensors, &mut out);
                 }
@@ -496,8 +501,8 @@ enum Cmd {
     PaperStatus,
     /// `DLE EOT n`: answered on reception.
     RealTimeStatus(u8),
-    /// `DLE ENQ n`.
-    Recover,
+    /// `DLE ENQ n`: 1 resumes from the line of the error, 2 clears the buffers.
+    Recover(u8),
     /// Valid, but with no effect on the simulation (underline, barcode height, CR, ...).
     Accepted,
 }
@@ -704,7 +709,7 @@ fn parse_dle(buf: &[u8]) -> Frame {
     match buf.get(1) {
         None => Frame::Incomplete,
         Some(0x04) => fixed(buf, 3, |b| matches!(b[2], 1..=4).then_some(Cmd::RealTimeStatus(b[2]))),
-        Some(0x05) => fixed(buf, 3, |b| matches!(b[2], 1 | 2).then_some(Cmd::Recover)),
+        Some(0x05) => fixed(buf, 3, |b| matches!(b[2], 1 | 2).then_some(Cmd::Recover(b[2]))),
         Some(_) => Frame::Unknown,
     }
 }
@@ -1102,7 +1107,7 @@ impl Printer {
                 self.print_block(LineKind::Image { width_dots, height_dots, bits }, out)
             }
             Cmd::PaperStatus => out.push(Output::Reply(vec![sensors.paper_status()])),
-            Cmd::ChineseMode(_) | Cmd::Utf8Mode(_) | Cmd::RealTimeStatus(_) | Cmd::Recover | Cmd::Accepted => {}
+            Cmd::ChineseMode(_) | Cmd::Utf8Mode(_) | Cmd::RealTimeStatus(_) | Cmd::Recover(_) | Cmd::Accepted => {}
         }
     }
 

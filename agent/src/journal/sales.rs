@@ -339,6 +339,13 @@ impl Journal {
         Ok(())
     }
 
+    /// A job whose receipt came out cut short: it stays pending and is printed again
+    /// whole, marked as a copy.
+    pub fn print_job_cut_short(&self, id: i64) -> Result<(), JournalError> {
+        self.conn().execute("UPDATE print_jobs SET copy = 1 WHERE id = ?1 AND state = 'pending'", [id])?;
+        Ok(())
+    }
+
     /// Jobs not printed yet (for the status bar).
     pub fn pending_print_jobs(&self) -> Result<u64, JournalError> {
         Ok(self
