@@ -131,6 +131,7 @@ function applyLang() {
   document.querySelectorAll("[data-tp]").forEach((el) => (el.placeholder = t(el.dataset.tp)));
   $("btn-lang").textContent = lang === "ru" ? "EN" : "RU";
   renderAll();
+  showStock();
 }
 
 // ---- money ----
@@ -331,8 +332,10 @@ function renderAll() {
 async function showStock() {
   const last = state.basket.lines[state.basket.lines.length - 1];
   if (!last || !state.token) return ($("stock").textContent = "");
+  const basket = state.basket;
   const s = await api("GET", `/api/stock/${encodeURIComponent(last.sku)}`).catch(() => null);
-  if (!s) return;
+  // A basket that changed meanwhile (paid, voided) has asked for its own answer.
+  if (!s || state.basket !== basket) return;
   let text = `${last.name}: ${t("stock")} ${last.unit === "Kilogram" ? `${(s.quantity / 1000).toFixed(3)} кг` : s.quantity}`;
   for (const n of s.nearby || []) text += ` · ${n.name || `#${n.store}`}: ${n.quantity} (${Math.round(n.age_ms / 60000)} min)`;
   $("stock").textContent = text;
@@ -551,10 +554,9 @@ events.onmessage = (m) => {
     state.basket = ev.basket;
     state.totals = ev.totals;
     renderBasket();
-    if (ev.basket.lines.length) {
-      if ($("message").className === "error") show("", "");
-      showStock();
-    }
+    if (ev.basket.lines.length && $("message").className === "error") show("", "");
+    // Also when the basket empties: the last item's stock must not outlive its sale.
+    showStock();
   } else if (ev.type === "scan_rejected") {
     show(`${ERRORS[lang].rejected_scan} (${ev.reason})`, "error");
   } else if (ev.type === "shift") {
