@@ -268,19 +268,10 @@ impl Basket {
         if total_discount == 0 || gross.0 == 0 {
             return Ok(());
         }
-        let mut shares: Vec<(usize, i128)> = Vec::with_capacity(self.lines.len());
-        let mut given = 0i64;
-        for (i, l) in self.lines.iter_mut().enumerate() {
-            let exact = i128::from(total_discount) * i128::from(l.amount.0);
-            let share = (exact / i128::from(gross.0)) as i64;
+        let amounts: Vec<i64> = self.lines.iter().map(|l| l.amount.0).collect();
+        let shares = pricing::spread(total_discount, &amounts).ok_or(BasketError::Overflow)?;
+        for (l, share) in self.lines.iter_mut().zip(shares) {
             l.discount = Kopecks(share);
-            given += share;
-            shares.push((i, exact % i128::from(gross.0)));
-        }
-        // Largest remainders first; ties to the earlier line, so the result is deterministic.
-        shares.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        for (i, _) in shares.into_iter().take((total_discount - given) as usize) {
-            self.lines[i].discount.0 += 1;
         }
         Ok(())
     }

@@ -11,6 +11,7 @@
 //! - [`sale`]: committed sales — immutable records replicated to HQ.
 //! - [`returns`]: returns, and the rules that keep them within what was sold.
 //! - [`stock`]: stock as a PN-counter of per-actor running totals.
+//! - [`loyalty`]: customers, loyalty rules, and points as a bounded counter (escrow).
 //! - [`wire`]: the messages stores and HQ exchange and their length-prefixed codec.
 //! - [`sync`]: the sans-IO sync state machines of a store and of HQ.
 //!
@@ -22,6 +23,7 @@ pub mod basket;
 pub mod catalog;
 pub mod gtin;
 pub mod ids;
+pub mod loyalty;
 pub mod lww;
 pub mod money;
 pub mod pricing;

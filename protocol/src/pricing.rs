@@ -30,6 +30,39 @@ pub fn line_amount(price: Kopecks, unit: Unit, quantity: i64) -> Option<Kopecks>
     i64::try_from(amount).ok().map(Kopecks)
 }
 
+/// Splits `total` over `weights` in proportion to them, by largest remainder: every
+/// share is `total × weight / Σ weights` rounded down or up, and the shares add up to
+/// `total` exactly. Ties go to the earlier weight, so the result is deterministic.
+///
+/// `None` when `total` or a weight is negative, when there is something to split but
+/// nothing to split it over (all weights zero), or when the sums overflow.
+pub fn spread(total: i64, weights: &[i64]) -> Option<Vec<i64>> {
+    if total < 0 || weights.iter().any(|&w| w < 0) {
+        return None;
+    }
+    let sum: i128 = weights.iter().map(|&w| i128::from(w)).sum();
+    if sum == 0 {
+        return (total == 0).then(|| vec![0; weights.len()]);
+    }
+    let mut shares = Vec::with_capacity(weights.len());
+    let mut remainders: Vec<(usize, i128)> = Vec::with_capacity(weights.len());
+    let mut given: i128 = 0;
+    for (i, &w) in weights.iter().enumerate() {
+        let exact = i128::from(total) * i128::from(w);
+        let share = exact / sum;
+        given += share;
+        shares.push(i64::try_from(share).ok()?);
+        remainders.push((i, exact % sum));
+    }
+    // Largest remainders first; ties to the earlier weight.
+    remainders.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let left = usize::try_from(i128::from(total) - given).ok()?;
+    for (i, _) in remainders.into_iter().take(left) {
+        shares[i] += 1;
+    }
+    Some(shares)
+}
+
 /// The VAT included in `amount` at `rate`.
 pub fn vat_included(amount: Kopecks, rate: VatRate) -> Kopecks {
     match rate.percent() {
@@ -54,6 +87,17 @@ mod tests {
         assert_eq!(line_amount(Kopecks(100), Unit::Kilogram, 4), Some(Kopecks(0)));
         assert_eq!(line_amount(Kopecks(10690), Unit::Piece, 3), Some(Kopecks(32070)));
         assert_eq!(line_amount(Kopecks(i64::MAX), Unit::Piece, 2), None);
+    }
+
+    #[test]
+    fn spread_adds_up_exactly_and_breaks_ties_to_the_first() {
+        assert_eq!(spread(10, &[1, 1, 1]), Some(vec![4, 3, 3]));
+        assert_eq!(spread(1000, &[9000, 999]), Some(vec![900, 100]));
+        assert_eq!(spread(0, &[0, 0]), Some(vec![0, 0]));
+        assert_eq!(spread(1, &[0, 0]), None);
+        assert_eq!(spread(1, &[-1, 2]), None);
+        assert_eq!(spread(7, &[]), None);
+        assert_eq!(spread(i64::MAX, &[i64::MAX, i64::MAX]), Some(vec![i64::MAX / 2 + 1, i64::MAX / 2]));
     }
 
     #[test]
