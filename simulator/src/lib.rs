@@ -12,6 +12,7 @@
 //! - [`scenario`]: TOML scenarios run against a live agent through its devices (`kassa-sim run`).
 //! - [`demo`]: `kassa-sim demo`, its console and control socket.
 
+pub mod bench;
 pub mod bytelog;
 pub mod console;
 pub mod demo;

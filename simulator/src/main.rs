@@ -69,6 +69,20 @@ enum Command {
         #[arg(long)]
         receipts: Option<PathBuf>,
     },
+    /// Benchmarks (build with --release): `scan`.
+    Bench {
+        #[command(subcommand)]
+        what: BenchKind,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchKind {
+    /// Scans through a pty into a running agent: latency to the basket event vs wire time.
+    Scan {
+        #[arg(long, default_value_t = 10_000)]
+        scans: usize,
+    },
 }
 
 fn init_logging(format: LogFormat) {
@@ -90,6 +104,7 @@ async fn main() -> anyhow::Result<()> {
             demo::run(DemoOptions { data_dir: cli.data_dir, http, hq_http, hq_quic, model }).await
         }
         Command::Run { scenarios, printer, receipts } => run_scenarios(&scenarios, printer.model(), receipts).await,
+        Command::Bench { what: BenchKind::Scan { scans } } => kassa_sim::bench::scan(scans).await,
         Command::Scan { code } => {
             println!("{}", demo::send_command(&cli.data_dir, &format!("scan {code}")).await?);
             Ok(())
