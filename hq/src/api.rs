@@ -28,6 +28,7 @@ pub fn router(shared: Shared) -> Router {
         .route("/api/stores/{store}/neighbours", get(neighbours).put(set_neighbours))
         .route("/api/stock/{sku}", get(stock))
         .route("/api/parked", get(parked))
+        .route("/api/loyalty/{card}", get(loyalty))
         .route("/api/catalog", get(catalog).post(import_catalog))
         .layer(axum::extract::DefaultBodyLimit::max(CATALOG_UPLOAD_BYTES_MAX))
         .with_state(Arc::new(shared))
@@ -121,6 +122,36 @@ async fn stock(State(s): State<Arc<Shared>>, Path(sku): Path<String>) -> Result<
     let sku2 = sku.clone();
     let stores = blocking(&s.db, move |db| db.stock(&sku2)).await?;
     Ok(Json(json!({ "sku": sku, "stores": stores })))
+}
+
+/// A customer's balance, the rights each store holds, and earned/spent per store.
+async fn loyalty(State(s): State<Arc<Shared>>, Path(card): Path<String>) -> Result<serde_json::Value> {
+    let card = kassa_protocol::loyalty::CustomerId::parse(&card)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("`{card}`: {e}")))?;
+    let c2 = card.clone();
+    let Some((customer, account)) = blocking(&s.db, move |db| db.loyalty(&c2)).await? else {
+        return Err(ApiError(StatusCode::NOT_FOUND, format!("no customer {card}")));
+    };
+    use kassa_protocol::loyalty::EntryKind;
+    let per_store: Vec<_> = account
+        .entries()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EntryKind::Earned { actor } => Some(json!({ "actor": actor.to_string(), "earned": e.total })),
+            EntryKind::Spent { actor } => Some(json!({ "actor": actor.to_string(), "spent": e.total })),
+            EntryKind::Transfer { .. } => None,
+        })
+        .collect();
+    let holders: Vec<_> =
+        account.holders().into_iter().map(|(a, points)| json!({ "actor": a.to_string(), "rights": points })).collect();
+    Ok(Json(json!({
+        "customer": customer,
+        "balance": account.balance(),
+        "earned": account.earned_total(),
+        "spent": account.spent_total(),
+        "rights": holders,
+        "history": per_store,
+    })))
 }
 
 async fn parked(State(s): State<Arc<Shared>>) -> Result<serde_json::Value> {

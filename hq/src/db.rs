@@ -9,6 +9,9 @@ use std::sync::Mutex;
 use kassa_protocol::catalog::{CatalogItem, Unit, VatRate};
 use kassa_protocol::gtin::Gtin;
 use kassa_protocol::stock::CounterEntry;
+use kassa_protocol::loyalty::{
+    answer_rights_request, Customer, CustomerId, EntryKind, LoyaltyAccount, LoyaltyEntry, RightsAnswer, RightsRequest,
+};
 use kassa_protocol::wire::{Change, NearbyStock, OutboxEntry};
 use kassa_protocol::{ActorId, Kopecks, Sku, StoreId};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
@@ -109,6 +112,16 @@ CREATE TABLE IF NOT EXISTS stock_counters (
     location INTEGER NOT NULL, sku TEXT NOT NULL, actor_store INTEGER NOT NULL,
     actor_epoch INTEGER NOT NULL, p INTEGER NOT NULL CHECK (p >= 0), n INTEGER NOT NULL CHECK (n >= 0),
     PRIMARY KEY (location, sku, actor_store, actor_epoch)
+) STRICT;
+CREATE TABLE IF NOT EXISTS customers (
+    card TEXT PRIMARY KEY, phone TEXT NOT NULL, name TEXT, issued_by INTEGER NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS customers_by_phone ON customers (phone);
+CREATE TABLE IF NOT EXISTS loyalty_entries (
+    customer TEXT NOT NULL, kind TEXT NOT NULL CHECK (kind IN ('earned', 'spent', 'transfer')),
+    a_store INTEGER NOT NULL, a_epoch INTEGER NOT NULL, b_store INTEGER NOT NULL, b_epoch INTEGER NOT NULL,
+    total INTEGER NOT NULL CHECK (total >= 0),
+    PRIMARY KEY (customer, kind, a_store, a_epoch, b_store, b_epoch)
 ) STRICT;
 CREATE TABLE IF NOT EXISTS parked (
     id INTEGER PRIMARY KEY, store INTEGER NOT NULL, seq INTEGER NOT NULL, reason TEXT NOT NULL,
@@ -389,6 +402,39 @@ impl Db {
         Ok(out)
     }
 
+    /// Grants a store what HQ can of the rights it asks for, in one transaction; the
+    /// customer record comes along so the store can show who it is.
+    pub fn grant_rights(&self, store: ActorId, request: &RightsRequest) -> Result<(Option<Customer>, RightsAnswer), DbError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let Some(c) = customer(&tx, &request.customer)? else {
+            let answer = RightsAnswer::UnknownCustomer { request_id: request.request_id, customer: request.customer.clone() };
+            return Ok((None, answer));
+        };
+        let mut account = loyalty_account(&tx, &request.customer)?;
+        let answer = answer_rights_request(&mut account, HQ_ACTOR, store, request);
+        for e in account.entries_written_by(HQ_ACTOR) {
+            merge_loyalty(&tx, &e)?;
+        }
+        tx.commit()?;
+        Ok((Some(c), answer))
+    }
+
+    /// A customer and their account as HQ knows them.
+    pub fn loyalty(&self, card: &CustomerId) -> Result<Option<(Customer, LoyaltyAccount)>, DbError> {
+        let conn = self.conn();
+        let Some(c) = customer(&conn, card)? else { return Ok(None) };
+        Ok(Some((c, loyalty_account(&conn, card)?)))
+    }
+
+    pub fn customer_by_phone(&self, phone: &str) -> Result<Option<CustomerId>, DbError> {
+        let card: Option<String> = self
+            .conn()
+            .query_row("SELECT card FROM customers WHERE phone = ?1 ORDER BY card LIMIT 1", [phone], |r| r.get(0))
+            .optional()?;
+        card.map(|c| CustomerId::parse(&c).map_err(|e| DbError::Corrupt(e.to_string()))).transpose()
+    }
+
     pub fn parked(&self) -> Result<Vec<Parked>, DbError> {
         let conn = self.conn();
         let mut st = conn.prepare("SELECT id, store, seq, reason, parked_at_ms FROM parked ORDER BY id")?;
@@ -417,6 +463,18 @@ impl From<rusqlite::Error> for ApplyError {
 }
 
 fn apply_entry(tx: &Transaction<'_>, e: &OutboxEntry) -> Result<(), ApplyError> {
+    if let Change::Loyalty { customer, entries } = &e.change {
+        if let Some(c) = customer {
+            tx.execute(
+                "INSERT OR IGNORE INTO customers (card, phone, name, issued_by) VALUES (?1, ?2, ?3, ?4)",
+                params![c.card.as_str(), c.phone.digits(), c.name, e.seq as i64],
+            )?;
+        }
+        for entry in entries {
+            merge_loyalty(tx, entry)?;
+        }
+        return Ok(());
+    }
     // (id, kind, receipt, time, total, record, lines as (sku, name, signed quantity, signed amount))
     let (id, kind, receipt_no, at, total, record, lines, counters) = match &e.change {
         Change::Sale { sale, counters } => {
@@ -431,6 +489,7 @@ fn apply_entry(tx: &Transaction<'_>, e: &OutboxEntry) -> Result<(), ApplyError> 
                 ret.lines.iter().map(|l| (l.sku.clone(), l.name.clone(), -l.quantity, -l.amount.0)).collect();
             (ret.id, "return", &ret.receipt_no, ret.created_at_ms, -ret.total.0, encode(ret)?, lines, counters)
         }
+        Change::Loyalty { .. } => unreachable!("applied above"),
     };
     let inserted = tx.execute(
         "INSERT OR IGNORE INTO sales (store, seq, kind, receipt_no, created_at_ms, total_kopecks, record) VALUES (?1,?2,?3,?4,?5,?6,?7)",
@@ -452,6 +511,60 @@ fn apply_entry(tx: &Transaction<'_>, e: &OutboxEntry) -> Result<(), ApplyError> 
 
 fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, ApplyError> {
     postcard::to_allocvec(v).map_err(|e| ApplyError::Invalid(e.to_string()))
+}
+
+fn entry_columns(kind: EntryKind) -> (&'static str, ActorId, ActorId) {
+    let none = ActorId { store: StoreId(0), epoch: 0 };
+    match kind {
+        EntryKind::Earned { actor } => ("earned", actor, none),
+        EntryKind::Spent { actor } => ("spent", actor, none),
+        EntryKind::Transfer { from, to } => ("transfer", from, to),
+    }
+}
+
+/// The bounded counter's merge, in SQL: per running total, the larger wins.
+fn merge_loyalty(conn: &Connection, e: &LoyaltyEntry) -> rusqlite::Result<()> {
+    let (kind, a, b) = entry_columns(e.kind);
+    conn.execute(
+        "INSERT INTO loyalty_entries (customer, kind, a_store, a_epoch, b_store, b_epoch, total) VALUES (?1,?2,?3,?4,?5,?6,?7)
+         ON CONFLICT DO UPDATE SET total = MAX(total, excluded.total)",
+        params![e.customer.as_str(), kind, a.store.0, a.epoch, b.store.0, b.epoch, e.total],
+    )?;
+    Ok(())
+}
+
+fn loyalty_account(conn: &Connection, customer: &CustomerId) -> Result<LoyaltyAccount, DbError> {
+    let mut st = conn.prepare_cached(
+        "SELECT kind, a_store, a_epoch, b_store, b_epoch, total FROM loyalty_entries WHERE customer = ?1",
+    )?;
+    let mut account = LoyaltyAccount::new(customer.clone());
+    let rows = st.query_map([customer.as_str()], |r| {
+        Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get::<_, i64>(5)?))
+    })?;
+    for row in rows {
+        let (kind, a_store, a_epoch, b_store, b_epoch, total) = row?;
+        let a = ActorId { store: StoreId(a_store), epoch: a_epoch };
+        let b = ActorId { store: StoreId(b_store), epoch: b_epoch };
+        let kind = match kind.as_str() {
+            "earned" => EntryKind::Earned { actor: a },
+            "spent" => EntryKind::Spent { actor: a },
+            _ => EntryKind::Transfer { from: a, to: b },
+        };
+        account
+            .merge_entry(&LoyaltyEntry { customer: customer.clone(), kind, total })
+            .map_err(|e| DbError::Corrupt(format!("loyalty entry of {customer}: {e}")))?;
+    }
+    Ok(account)
+}
+
+fn customer(conn: &Connection, card: &CustomerId) -> Result<Option<Customer>, DbError> {
+    let row: Option<(String, Option<String>)> = conn
+        .query_row("SELECT phone, name FROM customers WHERE card = ?1", [card.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    row.map(|(phone, name)| {
+        Customer::new(card.clone(), &phone, name.as_deref()).map_err(|e| DbError::Corrupt(format!("customer {card}: {e}")))
+    })
+    .transpose()
 }
 
 /// The CRDT merge, in SQL: per entry, the larger running total wins.

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use kassa_protocol::loyalty::RightsAnswer;
 use kassa_protocol::sync::{HqEvent, HqSync};
 use kassa_protocol::wire::{encode, FrameDecoder, StoreMessage};
 use kassa_protocol::StoreId;
@@ -208,6 +209,13 @@ async fn drive(session: &mut HqSync, shared: &Shared) -> Result<(), ConnError> {
                 let entries = blocking(&shared.db, move |db| db.counters_for(store)).await?;
                 session.offer_counters(&entries);
                 offer_nearby(session, shared).await?;
+            }
+            HqEvent::RightsRequest { actor, request } => {
+                let (customer, answer) = blocking(&shared.db, move |db| db.grant_rights(actor, &request)).await?;
+                if let RightsAnswer::Grant(g) = &answer {
+                    tracing::info!(%actor, customer = %g.customer, granted = g.granted, "rights granted");
+                }
+                session.answer_rights(customer, answer);
             }
             HqEvent::Apply { actor, entries, upto, head } => {
                 let n = entries.len();

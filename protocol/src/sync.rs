@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use crate::catalog::CatalogItem;
 use crate::ids::{ActorId, StoreId};
+use crate::loyalty::{Customer, LoyaltyEntry, RightsAnswer, RightsRequest};
 use crate::returns::Return;
 use crate::sale::Sale;
 use crate::stock::CounterEntry;
@@ -73,6 +74,10 @@ pub enum StoreEvent {
     Counters { entries: Vec<CounterEntry> },
     /// A new view of the nearby stores' stock, to replace the old one.
     NearbyStock { as_of_ms: i64, entries: Vec<NearbyStock> },
+    /// HQ answered a rights request: merge its entries, then wake the waiting till.
+    Rights(RightsAnswer),
+    /// Customers and loyalty entries to store and max-merge.
+    Loyalty { customers: Vec<Customer>, entries: Vec<LoyaltyEntry> },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,6 +201,23 @@ impl StoreSync {
                     });
                 }
             }
+            (StoreState::Ready, HqMessage::Rights(answer)) => {
+                if let RightsAnswer::Grant(g) = &answer {
+                    if let Some(bad) = g.entries.iter().find(|e| e.check().is_err() || e.customer != g.customer) {
+                        return Err(SyncError::Malformed(format!("loyalty entry {bad:?}")));
+                    }
+                }
+                self.events.push_back(StoreEvent::Rights(answer));
+            }
+            (StoreState::Ready, HqMessage::Loyalty { customers, entries }) => {
+                if let Some(bad) = entries.iter().find(|e| e.check().is_err()) {
+                    return Err(SyncError::Malformed(format!("loyalty entry {bad:?}")));
+                }
+                if customers.iter().any(|c| c.validate().is_err()) {
+                    return Err(SyncError::Malformed("an invalid customer".into()));
+                }
+                self.events.push_back(StoreEvent::Loyalty { customers, entries });
+            }
             (StoreState::Ready, HqMessage::Counters { entries }) => {
                 if let Some(bad) = entries.iter().find(|e| !e.is_valid() || e.location != self.actor.store) {
                     return Err(SyncError::Malformed(format!("counter entry {bad:?}")));
@@ -205,6 +227,16 @@ impl StoreSync {
         }
         self.request_outbox();
         Ok(())
+    }
+
+    /// Sends a rights request; `false` when not connected (the till falls back to the
+    /// offline offer at once).
+    pub fn request_rights(&mut self, request: RightsRequest) -> bool {
+        if self.state != StoreState::Ready {
+            return false;
+        }
+        self.transmits.push_back(StoreMessage::RightsRequest(request));
+        true
     }
 
     /// The shell committed entries up to `head` to the local outbox.
@@ -274,6 +306,9 @@ pub enum HqEvent {
     /// Apply these entries and record the store's progress `upto` in one transaction,
     /// then call [`HqSync::handle_applied`]. `head` is the store's outbox head.
     Apply { actor: ActorId, entries: Vec<OutboxEntry>, upto: u64, head: u64 },
+    /// The store asks for spending rights: grant what HQ holds in one transaction, then
+    /// call [`HqSync::answer_rights`].
+    RightsRequest { actor: ActorId, request: RightsRequest },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -340,6 +375,14 @@ impl HqSync {
             }
             (HqState::AwaitingHello, _) => Err(SyncError::Unexpected("a message before Hello")),
             (_, StoreMessage::Hello { .. }) => Err(SyncError::Unexpected("a second Hello")),
+            (HqState::Ready(actor), StoreMessage::RightsRequest(request)) => {
+                if request.points <= 0 || request.points > crate::loyalty::POINTS_TOTAL_MAX {
+                    return Err(SyncError::Malformed(format!("a request for {} points", request.points)));
+                }
+                self.events.push_back(HqEvent::RightsRequest { actor, request });
+                Ok(())
+            }
+            (_, StoreMessage::RightsRequest(_)) => Err(SyncError::Unexpected("a rights request before Welcome")),
             (HqState::AwaitingAccept(_), StoreMessage::Batch { .. }) => {
                 Err(SyncError::Unexpected("a batch before Welcome"))
             }
@@ -384,6 +427,17 @@ impl HqSync {
     fn check_ownership(&self, actor: ActorId, e: &OutboxEntry) -> Result<(), SyncError> {
         let foreign = |what: String| Err(SyncError::ForeignWrite { store: self.store, what });
         match &e.change {
+            Change::Loyalty { customer, entries } => {
+                crate::loyalty::check_written_by(actor, entries).map_err(|e| match e {
+                    crate::loyalty::EntryError::Foreign { writer, .. } => {
+                        SyncError::ForeignWrite { store: self.store, what: format!("loyalty entry of actor {writer}") }
+                    }
+                    e => SyncError::Malformed(e.to_string()),
+                })?;
+                if let Some(c) = customer {
+                    c.validate().map_err(|e| SyncError::Malformed(e.to_string()))?;
+                }
+            }
             Change::Sale { sale: Sale { id, .. }, counters } | Change::Return { ret: Return { id, .. }, counters } => {
                 if id.store != self.store {
                     return foreign(format!("record {id}"));
@@ -437,6 +491,14 @@ impl HqSync {
             let last = pages.peek().is_none();
             self.transmits.push_back(HqMessage::CatalogPage { version, items: page.to_vec(), last });
         }
+    }
+
+    /// Sends the answer to a rights request (after the grant is committed).
+    pub fn answer_rights(&mut self, customer: Option<Customer>, answer: RightsAnswer) {
+        if let Some(c) = customer {
+            self.transmits.push_back(HqMessage::Loyalty { customers: vec![c], entries: Vec::new() });
+        }
+        self.transmits.push_back(HqMessage::Rights(answer));
     }
 
     /// Offers a view of the nearby stores' stock (excluding this store's own).

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::CatalogItem;
 use crate::ids::{ActorId, StoreId};
+use crate::loyalty::{Customer, LoyaltyEntry, RightsAnswer, RightsRequest};
 use crate::returns::Return;
 use crate::sale::Sale;
 use crate::stock::CounterEntry;
@@ -35,6 +36,9 @@ pub enum StoreMessage {
     Hello { version: u32, actor: ActorId, catalog_version: u64, head: u64 },
     /// Outbox entries in increasing sequence order, and the outbox head.
     Batch { entries: Vec<OutboxEntry>, head: u64 },
+    /// The till wants to spend more of a customer's points than the store holds rights
+    /// for; HQ answers with [`HqMessage::Rights`].
+    RightsRequest(RightsRequest),
 }
 
 /// What HQ sends.
@@ -51,6 +55,10 @@ pub enum HqMessage {
     /// Stock of the nearby stores HQ lists for this store, as HQ knew it at `as_of_ms`
     /// (HQ's clock), in pages; the store replaces its view when `last` arrives.
     NearbyStock { as_of_ms: i64, entries: Vec<NearbyStock>, last: bool },
+    /// HQ's answer to a rights request.
+    Rights(RightsAnswer),
+    /// Customers and loyalty entries a store asked about or should know.
+    Loyalty { customers: Vec<Customer>, entries: Vec<LoyaltyEntry> },
     /// HQ closes the connection and says why.
     Refused { reason: String },
 }
@@ -76,6 +84,9 @@ pub enum Change {
     Sale { sale: Sale, counters: Vec<CounterEntry> },
     /// A committed return with the store's running stock totals after it.
     Return { ret: Return, counters: Vec<CounterEntry> },
+    /// A customer issued at this store, and/or loyalty running totals this store wrote
+    /// (earned, spent, rights handed over), committed with the sale that caused them.
+    Loyalty { customer: Option<Customer>, entries: Vec<LoyaltyEntry> },
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -210,7 +210,7 @@ impl World {
                     }
                 }
                 StoreEvent::Catalog { version, .. } => session.handle_catalog_applied(version),
-                StoreEvent::NearbyStock { .. } => {}
+                StoreEvent::NearbyStock { .. } | StoreEvent::Rights(_) | StoreEvent::Loyalty { .. } => {}
             }
         }
         if let Some(conn) = self.conns.get_mut(&i) {
@@ -231,11 +231,12 @@ impl World {
                         let offer = entries(&self.hq.counters, |k| k.0 == actor.store && k.2 != actor);
                         conn.hq_side.offer_counters(&offer);
                     }
+                    HqEvent::RightsRequest { .. } => unreachable!("the simulation's stores ask for no rights"),
                     HqEvent::Apply { actor, entries: batch, upto, .. } => {
                         let progress = self.hq.progress.entry(actor.store).or_default();
                         assert_eq!(batch.first().map(|e| e.seq), Some(*progress + 1), "HQ was handed a gap");
                         for e in &batch {
-                            let Change::Sale { sale, counters } = &e.change else { unreachable!() };
+                            let Change::Sale { sale, counters } = &e.change else { unreachable!("the simulation sells only") };
                             *self.hq.sales.entry((sale.id.store, sale.id.seq)).or_default() += 1;
                             for c in counters {
                                 merge(&mut self.hq.counters, c);

@@ -100,6 +100,7 @@ fn run(seed: u64, sales: u64) -> HqDb {
                 while let Some(ev) = hq.poll_event() {
                     match ev {
                         HqEvent::Hello { .. } => hq.accept(db.progress),
+                        HqEvent::RightsRequest { .. } => unreachable!("this test asks for no rights"),
                         HqEvent::Apply { entries, upto, .. } => {
                             assert_eq!(entries.first().map(|e| e.seq), Some(db.progress + 1), "a gap was applied");
                             for e in entries {
