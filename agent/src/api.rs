@@ -69,6 +69,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/basket/discount", post(discount))
         .route("/api/basket/void", post(void))
         .route("/api/pay", post(pay))
+        .route("/api/customer", post(set_customer))
+        .route("/api/customer/new", post(new_customer))
+        .route("/api/customer/clear", post(clear_customer))
         .route("/api/sales/lookup", get(lookup))
         .route("/api/sales/{seq}", get(sale))
         .route("/api/sales/{seq}/reprint", post(reprint))
@@ -122,6 +125,7 @@ impl From<TillError> for ApiError {
             TillError::NotLoggedIn => (S::UNAUTHORIZED, "not_logged_in"),
             TillError::NeedsManager => (S::FORBIDDEN, "needs_manager"),
             TillError::Busy => (S::CONFLICT, "busy"),
+            TillError::NoSuchCustomer => (S::NOT_FOUND, "no_such_customer"),
             TillError::Auth(AuthError::NoSuchUser) => (S::UNAUTHORIZED, "no_such_user"),
             TillError::Auth(AuthError::WrongPin { .. }) => (S::UNAUTHORIZED, "wrong_pin"),
             TillError::Auth(AuthError::Locked { .. }) => (S::TOO_MANY_REQUESTS, "locked"),
@@ -158,6 +162,7 @@ impl From<TillError> for ApiError {
                 WriteError::NoSuchSale(_) => (S::NOT_FOUND, "no_such_sale"),
                 WriteError::AlreadyCancelled(_) => (S::CONFLICT, "already_cancelled"),
                 WriteError::NotManager => (S::FORBIDDEN, "needs_manager"),
+                WriteError::Points { .. } => (S::UNPROCESSABLE_ENTITY, "points_not_available"),
                 WriteError::Invalid(_) => (S::UNPROCESSABLE_ENTITY, "invalid"),
                 WriteError::Journal(_) => internal(&e),
             },
@@ -431,6 +436,7 @@ fn tenders(requested: &[TenderRequest]) -> Result<Vec<Tender>, ApiError> {
             let kind = match t.kind.as_str() {
                 "cash" => TenderKind::Cash,
                 "card" => TenderKind::Card,
+                "points" => TenderKind::Points,
                 other => return Err(ApiError::bad("bad_tender", format!("unknown tender `{other}`"))),
             };
             Ok(Tender { kind, amount: Kopecks(t.amount_kopecks) })
@@ -442,6 +448,33 @@ async fn pay(State(s): State<AppState>, Cashier(user): Cashier, Json(req): Json<
     let tenders = tenders(&req.tenders)?;
     let (sale, replayed) = s.till.pay(&user, tenders, req.idempotency_key).await?;
     Ok(Json(json!({ "sale": sale, "replayed": replayed })))
+}
+
+#[derive(Deserialize)]
+struct CustomerCode {
+    /// A loyalty card number or a phone number.
+    code: String,
+}
+
+/// Puts a loyalty customer on the basket; the answer is the basket with their balance
+/// and what can be spent now.
+async fn set_customer(State(s): State<AppState>, _c: Cashier, Json(req): Json<CustomerCode>) -> ApiResult {
+    Ok(Json(json!(s.till.set_customer(&req.code).await?)))
+}
+
+#[derive(Deserialize)]
+struct NewCustomer {
+    phone: String,
+    name: Option<String>,
+}
+
+/// Issues a new loyalty card at the till.
+async fn new_customer(State(s): State<AppState>, _c: Cashier, Json(req): Json<NewCustomer>) -> ApiResult {
+    Ok(Json(json!(s.till.new_customer(req.phone, req.name).await?)))
+}
+
+async fn clear_customer(State(s): State<AppState>, _c: Cashier) -> ApiResult {
+    Ok(Json(json!(s.till.clear_customer().await)))
 }
 
 #[derive(Deserialize)]

@@ -104,8 +104,17 @@ pub async fn start(config: AgentConfig, cancel: CancellationToken) -> Result<Run
 
     let (outbox_changed, outbox_rx) = watch::channel(0u64);
     let (print_wake, print_rx) = std::sync::mpsc::sync_channel(1);
-    let till =
-        Arc::new(Till::new(config.terminal, config.scan_rules.clone(), journal.clone(), outbox_changed, print_wake));
+    // A till asks one rights request at a time; a few queued cover several terminals.
+    let (rights_tx, rights_rx) = mpsc::channel(8);
+    let till = Arc::new(Till::new(
+        config.terminal,
+        config.scan_rules.clone(),
+        journal.clone(),
+        outbox_changed,
+        print_wake,
+        rights_tx,
+        status.subscribe(),
+    ));
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = tokio::task::JoinSet::new();
     let mut threads = Vec::new();
@@ -146,6 +155,7 @@ pub async fn start(config: AgentConfig, cancel: CancellationToken) -> Result<Run
                 journal.clone(),
                 status.clone(),
                 outbox_rx,
+                rights_rx,
                 cancel.clone(),
             ));
         }

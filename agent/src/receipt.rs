@@ -48,6 +48,7 @@ fn tender_name(kind: TenderKind) -> &'static str {
     match kind {
         TenderKind::Cash => "Наличными",
         TenderKind::Card => "Картой",
+        TenderKind::Points => "Баллами",
     }
 }
 

@@ -10,13 +10,23 @@ use kassa_protocol::sync::{StoreEvent, StoreSync};
 use kassa_protocol::wire::{encode, FrameDecoder, HqMessage, ALPN};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::sync::watch;
+use std::collections::HashMap;
+
+use kassa_protocol::loyalty::{RightsAnswer, RightsRequest};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::HqLink;
 use crate::journal::{Journal, JournalError};
 use crate::status::StatusBoard;
+
+/// A till's request for spending rights, and where to send HQ's answer.
+pub type RightsRequestFromTill = (RightsRequest, oneshot::Sender<RightsAnswer>);
+pub type RightsSender = mpsc::Sender<RightsRequestFromTill>;
+pub type RightsReceiver = mpsc::Receiver<RightsRequestFromTill>;
+/// Rights requests in flight per connection; a till asks one at a time.
+const RIGHTS_WAITING_MAX: usize = 64;
 
 /// Reconnect backoff: 250 ms doubling to 30 s. A store offline for days retries twice
 /// a minute; a blip is bridged in a fraction of a second.
@@ -94,6 +104,7 @@ pub async fn run(
     journal: Arc<Journal>,
     status: StatusBoard,
     mut outbox_changed: watch::Receiver<u64>,
+    mut rights: RightsReceiver,
     cancel: CancellationToken,
 ) {
     let bind: SocketAddr = if link.addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("valid");
@@ -107,7 +118,7 @@ pub async fn run(
     endpoint.set_default_client_config(tls);
     let mut backoff_ms = BACKOFF_MS_MIN;
     while !cancel.is_cancelled() {
-        let result = session(&endpoint, &link, &journal, &status, &mut outbox_changed, &cancel).await;
+        let result = session(&endpoint, &link, &journal, &status, &mut outbox_changed, &mut rights, &cancel).await;
         let connected = status.borrow().hq.online;
         status.send_modify(|s| s.hq.online = false);
         if let Err(e) = result {
@@ -117,9 +128,16 @@ pub async fn run(
         if connected {
             backoff_ms = BACKOFF_MS_MIN;
         }
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            _ = tokio::time::sleep(Duration::from_millis(backoff_ms)) => {}
+        let pause = tokio::time::sleep(Duration::from_millis(backoff_ms));
+        tokio::pin!(pause);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = &mut pause => break,
+                // Offline: a rights request is answered "no" at once (its sender is
+                // dropped), and the till makes its offline offer.
+                Some(_) = rights.recv() => {}
+            }
         }
         backoff_ms = (backoff_ms * 2).min(BACKOFF_MS_MAX);
     }
@@ -140,6 +158,7 @@ async fn session(
     journal: &Arc<Journal>,
     status: &StatusBoard,
     outbox_changed: &mut watch::Receiver<u64>,
+    rights: &mut RightsReceiver,
     cancel: &CancellationToken,
 ) -> Result<(), SessionError> {
     let connecting = endpoint.connect(link.addr, &link.server_name)?;
@@ -150,6 +169,7 @@ async fn session(
     let mut decoder = FrameDecoder::default();
     let mut buf = vec![0u8; READ_CHUNK_BYTES];
     outbox_changed.mark_unchanged();
+    let mut waiting: HashMap<u64, oneshot::Sender<RightsAnswer>> = HashMap::new();
     flush(&mut sync, &mut send).await?;
     loop {
         let timer = sync.poll_timeout();
@@ -163,17 +183,23 @@ async fn session(
                 decoder.push(&buf[..n]);
                 while let Some(msg) = decoder.decode_next::<HqMessage>().map_err(|e| SessionError::Protocol(e.to_string()))? {
                     sync.handle_message(Instant::now().into_std(), msg).map_err(|e| SessionError::Protocol(e.to_string()))?;
-                    drive(&mut sync, journal, status).await?;
+                    drive(&mut sync, journal, status, &mut waiting).await?;
+                }
+            }
+            Some((request, reply)) = rights.recv() => {
+                waiting.retain(|_, w| !w.is_closed());
+                if waiting.len() < RIGHTS_WAITING_MAX && sync.request_rights(request.clone()) {
+                    waiting.insert(request.request_id, reply);
                 }
             }
             Ok(()) = outbox_changed.changed() => {
                 let head = blocking(journal, |j| j.outbox_head()).await?;
                 sync.handle_committed(head);
-                drive(&mut sync, journal, status).await?;
+                drive(&mut sync, journal, status, &mut waiting).await?;
             }
             _ = sleep_until(timer) => {
                 sync.handle_timeout(Instant::now().into_std());
-                drive(&mut sync, journal, status).await?;
+                drive(&mut sync, journal, status, &mut waiting).await?;
             }
         }
         flush(&mut sync, &mut send).await?;
@@ -188,7 +214,12 @@ async fn sleep_until(deadline: Option<std::time::Instant>) {
     }
 }
 
-async fn drive(sync: &mut StoreSync, journal: &Arc<Journal>, status: &StatusBoard) -> Result<(), SessionError> {
+async fn drive(
+    sync: &mut StoreSync,
+    journal: &Arc<Journal>,
+    status: &StatusBoard,
+    waiting: &mut HashMap<u64, oneshot::Sender<RightsAnswer>>,
+) -> Result<(), SessionError> {
     while let Some(ev) = sync.poll_event() {
         match ev {
             StoreEvent::Connected { acked_seq } => {
@@ -232,6 +263,23 @@ async fn drive(sync: &mut StoreSync, journal: &Arc<Journal>, status: &StatusBoar
                 let n = entries.len();
                 blocking(journal, move |j| j.set_nearby_stock(as_of_ms, &entries)).await?;
                 tracing::debug!(entries = n, "nearby stock from HQ");
+            }
+            StoreEvent::Loyalty { customers, entries } => {
+                blocking(journal, move |j| j.merge_loyalty(&customers, &entries)).await?;
+            }
+            StoreEvent::Rights(answer) => {
+                if let RightsAnswer::Grant(g) = &answer {
+                    let entries = g.entries.clone();
+                    blocking(journal, move |j| j.merge_loyalty(&[], &entries)).await?;
+                }
+                let id = match &answer {
+                    RightsAnswer::Grant(g) => g.request_id,
+                    RightsAnswer::UnknownCustomer { request_id, .. } => *request_id,
+                };
+                // A late answer to an abandoned request: its rights are kept all the same.
+                if let Some(waiter) = waiting.remove(&id) {
+                    let _ = waiter.send(answer);
+                }
             }
             StoreEvent::Counters { entries } => {
                 let n = entries.len();

@@ -18,7 +18,11 @@ use kassa_protocol::{Kopecks, Sku};
 use serde::Serialize;
 use tokio::sync::{broadcast, watch, Mutex};
 
-use crate::journal::{AuthError, Journal, JournalError, ReturnRequest, Role, ShiftReport, User, WriteError};
+use crate::journal::{
+    AuthError, Journal, JournalError, LoyaltyUse, ReturnRequest, Role, ShiftReport, User, WriteError,
+};
+use kassa_protocol::loyalty::{self, Customer, CustomerId, LoyaltyRules};
+use kassa_protocol::sale::TenderKind;
 
 /// Events buffered per page; a page that falls further behind skips to the next
 /// (whole-basket) event.
@@ -37,6 +41,7 @@ pub enum TillEvent {
     Basket {
         basket: Basket,
         totals: Option<Totals>,
+        customer: Option<CustomerView>,
     },
     ScanRejected {
         code: String,
@@ -64,6 +69,21 @@ pub enum TillEvent {
     },
 }
 
+/// The basket's loyalty customer as the cashier sees them.
+#[derive(Debug, Clone, Serialize)]
+pub struct CustomerView {
+    pub card: String,
+    pub name: Option<String>,
+    pub balance: i64,
+    /// Points the rules allow for this basket.
+    pub allowed: i64,
+    /// Points this store can spend without asking HQ.
+    pub spendable_now: i64,
+    pub point_value_kopecks: i64,
+    /// What limits the offer, in words ("342 of 500 points can be spent while offline").
+    pub message: String,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TillError {
     #[error("unknown barcode {0}: not in the catalog")]
@@ -82,6 +102,8 @@ pub enum TillError {
     NeedsManager,
     #[error("the basket is being paid; wait a moment")]
     Busy,
+    #[error("no such customer: check the card or phone number")]
+    NoSuchCustomer,
     #[error(transparent)]
     Auth(#[from] AuthError),
     #[error(transparent)]
@@ -103,6 +125,7 @@ enum Resolved {
 #[derive(Debug, Default)]
 struct OpenBasket {
     basket: Basket,
+    customer: Option<Customer>,
     /// Recent basket operations by idempotency key, with the event they answered.
     keys: VecDeque<(String, TillEvent)>,
 }
@@ -125,6 +148,12 @@ pub struct Till {
     outbox_changed: watch::Sender<u64>,
     /// Wakes the print spooler.
     print_wake: std::sync::mpsc::SyncSender<()>,
+    /// Asks HQ for spending rights through the sync connection.
+    rights: crate::sync_client::RightsSender,
+    rights_request_id: std::sync::atomic::AtomicU64,
+    /// Whether HQ is reachable (the sync client keeps the status board).
+    status: watch::Receiver<crate::status::Status>,
+    loyalty_rules: LoyaltyRules,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -146,6 +175,8 @@ impl Till {
         journal: Arc<Journal>,
         outbox_changed: watch::Sender<u64>,
         print_wake: std::sync::mpsc::SyncSender<()>,
+        rights: crate::sync_client::RightsSender,
+        status: watch::Receiver<crate::status::Status>,
     ) -> Self {
         Till {
             terminal,
@@ -156,6 +187,12 @@ impl Till {
             events: broadcast::channel(EVENTS_QUEUE_MAX).0,
             outbox_changed,
             print_wake,
+            rights,
+            rights_request_id: std::sync::atomic::AtomicU64::new(1),
+            status,
+            // HQ's published rules are the next step; until then every store uses the
+            // same defaults, so every channel still computes the same points.
+            loyalty_rules: LoyaltyRules::default(),
         }
     }
 
@@ -228,8 +265,111 @@ impl Till {
     // ---- the basket ----
 
     pub async fn basket_event(&self) -> TillEvent {
-        let b = self.basket.lock().await;
-        TillEvent::Basket { basket: b.basket.clone(), totals: b.basket.totals() }
+        let (basket, customer) = {
+            let b = self.basket.lock().await;
+            (b.basket.clone(), b.customer.clone())
+        };
+        self.basket_ev(basket, customer.as_ref()).await
+    }
+
+    /// A basket event, with the customer's points offer for this basket.
+    async fn basket_ev(&self, basket: Basket, customer: Option<&Customer>) -> TillEvent {
+        let view = match customer {
+            Some(c) => match self.customer_view(&basket, c).await {
+                Ok(view) => Some(view),
+                Err(e) => {
+                    tracing::error!(card = %c.card, error = %e, "cannot read the customer's points");
+                    None
+                }
+            },
+            None => None,
+        };
+        TillEvent::Basket { totals: basket.totals(), basket, customer: view }
+    }
+
+    async fn customer_view(&self, basket: &Basket, c: &Customer) -> Result<CustomerView, TillError> {
+        let (card, lines, rules) = (c.card.clone(), basket.lines.clone(), self.loyalty_rules.clone());
+        let actor = self.journal.actor();
+        let online = self.online();
+        let offer = self
+            .journal(move |j| {
+                let account = j.loyalty_account(&card)?;
+                let eligible = j.eligible_total(&rules, &lines)?;
+                Ok::<_, JournalError>(loyalty::offline_offer(&rules, &account, actor, eligible))
+            })
+            .await?;
+        Ok(CustomerView {
+            card: c.card.as_str().to_owned(),
+            name: c.name.clone(),
+            balance: offer.balance,
+            allowed: offer.allowed,
+            spendable_now: offer.spendable_now,
+            point_value_kopecks: self.loyalty_rules.point_value_kopecks(),
+            message: offer.message(!online),
+        })
+    }
+
+    fn online(&self) -> bool {
+        self.status.borrow().hq.online
+    }
+
+    /// Asks HQ for rights to `points` of the customer's points (0: just tell us about the
+    /// customer); `false` when offline or HQ did not answer in time.
+    async fn ask_rights(&self, customer: &CustomerId, points: i64) -> bool {
+        let request_id = self.rights_request_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let request = loyalty::RightsRequest { request_id, customer: customer.clone(), points };
+        if self.rights.try_send((request, tx)).is_err() {
+            return false;
+        }
+        matches!(
+            tokio::time::timeout(loyalty::RIGHTS_REQUEST_TIMEOUT, rx).await,
+            Ok(Ok(loyalty::RightsAnswer::Grant(_)))
+        )
+    }
+
+    /// Puts a customer on the basket by card or phone number; an unknown card is asked
+    /// of HQ when online. A typo gives "no such customer", never a new one.
+    pub async fn set_customer(&self, code: &str) -> Result<TillEvent, TillError> {
+        let code = code.trim().to_owned();
+        let c = code.clone();
+        let mut found = self.journal(move |j| j.find_customer(&c)).await?;
+        if found.is_none() {
+            if let Ok(card) = CustomerId::parse(&code) {
+                if self.ask_rights(&card, 0).await {
+                    let c = code.clone();
+                    found = self.journal(move |j| j.find_customer(&c)).await?;
+                }
+            }
+        }
+        let customer = found.ok_or(TillError::NoSuchCustomer)?;
+        self.attach(customer).await
+    }
+
+    /// Issues a new card at the till and puts it on the basket.
+    pub async fn new_customer(&self, phone: String, name: Option<String>) -> Result<TillEvent, TillError> {
+        let customer = self.journal(move |j| j.issue_customer(&phone, name.as_deref())).await?;
+        tracing::info!(card = %customer.card, "loyalty card issued");
+        self.committed();
+        self.attach(customer).await
+    }
+
+    async fn attach(&self, customer: Customer) -> Result<TillEvent, TillError> {
+        let mut open = self.basket.lock().await;
+        open.customer = Some(customer);
+        let ev = self.basket_ev(open.basket.clone(), open.customer.as_ref()).await;
+        drop(open);
+        self.publish(ev.clone());
+        Ok(ev)
+    }
+
+    pub async fn clear_customer(&self) -> TillEvent {
+        let mut open = self.basket.lock().await;
+        open.customer = None;
+        let ev = self.basket_ev(open.basket.clone(), None).await;
+        drop(open);
+        self.publish(ev.clone());
+        ev
     }
 
     /// A code from the scanner. A rejected scan is published with its reason (the page
@@ -368,7 +508,8 @@ impl Till {
             self.journal(move |j| j.void_basket(terminal, &user, &basket, now_ms())).await?;
         }
         open.basket = Basket::default();
-        let ev = TillEvent::Basket { basket: Basket::default(), totals: None };
+        open.customer = None;
+        let ev = TillEvent::Basket { basket: Basket::default(), totals: None, customer: None };
         remember(&mut open, key, &ev);
         drop(open);
         self.publish(ev.clone());
@@ -387,7 +528,7 @@ impl Till {
         }
         let mut next = open.basket.clone();
         f(&mut next)?;
-        let ev = TillEvent::Basket { totals: next.totals(), basket: next.clone() };
+        let ev = self.basket_ev(next.clone(), open.customer.as_ref()).await;
         open.basket = next;
         if let Some(k) = key {
             remember(&mut open, k, &ev);
@@ -404,16 +545,36 @@ impl Till {
     pub async fn pay(&self, user: &User, tenders: Vec<Tender>, key: String) -> Result<(Sale, bool), TillError> {
         let mut open = self.basket.lock().await;
         let (terminal, snapshot, cashier) = (self.terminal, open.basket.clone(), user.id.clone());
-        let (sale, replayed) =
-            self.journal(move |j| j.commit_sale(terminal, &cashier, &snapshot, &tenders, &key, now_ms())).await?;
+        let online = self.online();
+        let loyalty = open.customer.as_ref().map(|c| LoyaltyUse {
+            customer: c.card.clone(),
+            rules: self.loyalty_rules.clone(),
+            online,
+        });
+        // Points beyond the rights held here: ask HQ first (a round trip with a timeout);
+        // offline, the journal refuses with the offer that can be spent now.
+        let points_kopecks: i64 = tenders.iter().filter(|t| t.kind == TenderKind::Points).map(|t| t.amount.0).sum();
+        if let (Some(u), true, true) = (&loyalty, points_kopecks > 0, online) {
+            let points = points_kopecks / self.loyalty_rules.point_value_kopecks();
+            let card = u.customer.clone();
+            let actor = self.journal.actor();
+            let held = self.journal(move |j| j.loyalty_account(&card).map(|a| a.rights(actor))).await?;
+            if points > held {
+                self.ask_rights(&u.customer, points - held).await;
+            }
+        }
+        let (sale, replayed) = self
+            .journal(move |j| j.commit_sale(terminal, &cashier, &snapshot, &tenders, loyalty.as_ref(), &key, now_ms()))
+            .await?;
         if !replayed {
             open.basket = Basket::default();
+            open.customer = None;
             open.keys.clear();
             drop(open);
             tracing::info!(sale = %sale.id, receipt = %sale.receipt_no, total = %sale.total, "sale committed");
             self.committed();
             self.publish(TillEvent::SaleCommitted { sale: sale.clone() });
-            self.publish(TillEvent::Basket { basket: Basket::default(), totals: None });
+            self.publish(TillEvent::Basket { basket: Basket::default(), totals: None, customer: None });
         }
         Ok((sale, replayed))
     }

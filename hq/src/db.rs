@@ -8,10 +8,10 @@ use std::sync::Mutex;
 
 use kassa_protocol::catalog::{CatalogItem, Unit, VatRate};
 use kassa_protocol::gtin::Gtin;
-use kassa_protocol::stock::CounterEntry;
 use kassa_protocol::loyalty::{
     answer_rights_request, Customer, CustomerId, EntryKind, LoyaltyAccount, LoyaltyEntry, RightsAnswer, RightsRequest,
 };
+use kassa_protocol::stock::CounterEntry;
 use kassa_protocol::wire::{Change, NearbyStock, OutboxEntry};
 use kassa_protocol::{ActorId, Kopecks, Sku, StoreId};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
@@ -22,7 +22,7 @@ use serde::Serialize;
 pub const NEARBY_STORES_MAX: usize = 8;
 
 /// HQ's own actor: deliveries and transfers it books into stores' stock.
-pub const HQ_ACTOR: ActorId = ActorId { store: StoreId::HQ, epoch: 1 };
+pub const HQ_ACTOR: ActorId = ActorId::HQ;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -404,11 +404,16 @@ impl Db {
 
     /// Grants a store what HQ can of the rights it asks for, in one transaction; the
     /// customer record comes along so the store can show who it is.
-    pub fn grant_rights(&self, store: ActorId, request: &RightsRequest) -> Result<(Option<Customer>, RightsAnswer), DbError> {
+    pub fn grant_rights(
+        &self,
+        store: ActorId,
+        request: &RightsRequest,
+    ) -> Result<(Option<Customer>, RightsAnswer), DbError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let Some(c) = customer(&tx, &request.customer)? else {
-            let answer = RightsAnswer::UnknownCustomer { request_id: request.request_id, customer: request.customer.clone() };
+            let answer =
+                RightsAnswer::UnknownCustomer { request_id: request.request_id, customer: request.customer.clone() };
             return Ok((None, answer));
         };
         let mut account = loyalty_account(&tx, &request.customer)?;
@@ -562,7 +567,8 @@ fn customer(conn: &Connection, card: &CustomerId) -> Result<Option<Customer>, Db
         .query_row("SELECT phone, name FROM customers WHERE card = ?1", [card.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     row.map(|(phone, name)| {
-        Customer::new(card.clone(), &phone, name.as_deref()).map_err(|e| DbError::Corrupt(format!("customer {card}: {e}")))
+        Customer::new(card.clone(), &phone, name.as_deref())
+            .map_err(|e| DbError::Corrupt(format!("customer {card}: {e}")))
     })
     .transpose()
 }

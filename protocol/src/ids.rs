@@ -39,6 +39,11 @@ pub struct ActorId {
     pub epoch: u32,
 }
 
+impl ActorId {
+    /// HQ's own actor: deliveries into stores' stock, loyalty rights it holds and grants.
+    pub const HQ: ActorId = ActorId { store: StoreId::HQ, epoch: 1 };
+}
+
 impl fmt::Display for ActorId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.store, self.epoch)

@@ -192,6 +192,7 @@ mod tests {
             tenders: vec![Tender { kind: TenderKind::Cash, amount: total }],
             total,
             change: Kopecks::ZERO,
+            loyalty: None,
         }
     }
 

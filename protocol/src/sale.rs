@@ -11,6 +11,8 @@ pub enum TenderKind {
     Cash,
     /// Card payments are recorded, not processed (no payment terminal yet).
     Card,
+    /// Loyalty points, at their value in kopecks.
+    Points,
 }
 
 impl TenderKind {
@@ -18,6 +20,7 @@ impl TenderKind {
         match self {
             TenderKind::Cash => "cash",
             TenderKind::Card => "card",
+            TenderKind::Points => "points",
         }
     }
 }
@@ -44,6 +47,9 @@ pub struct Sale {
     pub tenders: Vec<Tender>,
     pub total: Kopecks,
     pub change: Kopecks,
+    /// The loyalty customer, what points paid and what each line earned: a return takes
+    /// back exactly this, whatever the rules are by then.
+    pub loyalty: Option<crate::loyalty::SaleLoyalty>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -73,8 +79,9 @@ pub fn settle(basket: &Basket, tenders: &[Tender]) -> Result<(Totals, Kopecks), 
         if t.amount.0 <= 0 {
             return Err(PaymentError::NonPositiveTender);
         }
+        // Change is given only in cash: cards and points pay at most what is due.
         let sum = match t.kind {
-            TenderKind::Card => &mut card,
+            TenderKind::Card | TenderKind::Points => &mut card,
             TenderKind::Cash => &mut cash,
         };
         *sum = sum.checked_add(t.amount).ok_or(PaymentError::Overflow)?;

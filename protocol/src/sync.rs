@@ -376,7 +376,8 @@ impl HqSync {
             (HqState::AwaitingHello, _) => Err(SyncError::Unexpected("a message before Hello")),
             (_, StoreMessage::Hello { .. }) => Err(SyncError::Unexpected("a second Hello")),
             (HqState::Ready(actor), StoreMessage::RightsRequest(request)) => {
-                if request.points <= 0 || request.points > crate::loyalty::POINTS_TOTAL_MAX {
+                // Zero points is a lookup: HQ answers with the customer and the account.
+                if request.points < 0 || request.points > crate::loyalty::POINTS_TOTAL_MAX {
                     return Err(SyncError::Malformed(format!("a request for {} points", request.points)));
                 }
                 self.events.push_back(HqEvent::RightsRequest { actor, request });

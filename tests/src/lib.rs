@@ -1,6 +1,12 @@
 //! Helpers shared by Kassa's end-to-end tests (in `tests/tests/`).
 
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio_util::sync::CancellationToken;
 
 /// Polls `f` every 50 ms until it returns `Some`, or panics with `what` after `timeout`.
 pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
@@ -24,4 +30,54 @@ pub fn init_logging() {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
+}
+
+/// A UDP relay between one store and HQ; `cut` drops every datagram both ways.
+#[derive(Debug)]
+pub struct Relay {
+    pub addr: SocketAddr,
+    pub cut: Arc<AtomicBool>,
+}
+
+pub async fn relay(hq: SocketAddr, cancel: CancellationToken) -> Relay {
+    let front = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let back = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    back.connect(hq).await.unwrap();
+    let addr = front.local_addr().unwrap();
+    let cut = Arc::new(AtomicBool::new(false));
+    let client: Arc<tokio::sync::Mutex<Option<SocketAddr>>> = Default::default();
+    {
+        let (front, back, cut, client, cancel) =
+            (front.clone(), back.clone(), cut.clone(), client.clone(), cancel.clone());
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65536];
+            loop {
+                let (n, from) = tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    r = front.recv_from(&mut buf) => match r { Ok(r) => r, Err(_) => continue },
+                };
+                *client.lock().await = Some(from);
+                if !cut.load(Ordering::Relaxed) {
+                    let _ = back.send(&buf[..n]).await;
+                }
+            }
+        });
+    }
+    {
+        let (cut2, cancel) = (cut.clone(), cancel.clone());
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65536];
+            loop {
+                let n = tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    r = back.recv(&mut buf) => match r { Ok(n) => n, Err(_) => continue },
+                };
+                let to = *client.lock().await;
+                if let (false, Some(to)) = (cut2.load(Ordering::Relaxed), to) {
+                    let _ = front.send_to(&buf[..n], to).await;
+                }
+            }
+        });
+    }
+    Relay { addr, cut }
 }

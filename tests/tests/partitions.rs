@@ -7,8 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use kassa_agent::config::HqLink;
@@ -17,58 +16,8 @@ use kassa_agent::{AgentConfig, RunningAgent};
 use kassa_hq::HqConfig;
 use kassa_protocol::sale::{Tender, TenderKind};
 use kassa_protocol::{Kopecks, Sku, StoreId};
-use kassa_tests::{eventually, init_logging};
-use tokio::net::UdpSocket;
+use kassa_tests::{eventually, init_logging, relay, Relay};
 use tokio_util::sync::CancellationToken;
-
-/// A UDP relay between one store and HQ; `cut` drops every datagram both ways.
-struct Relay {
-    addr: SocketAddr,
-    cut: Arc<AtomicBool>,
-}
-
-async fn relay(hq: SocketAddr, cancel: CancellationToken) -> Relay {
-    let front = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
-    let back = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
-    back.connect(hq).await.unwrap();
-    let addr = front.local_addr().unwrap();
-    let cut = Arc::new(AtomicBool::new(false));
-    let client: Arc<tokio::sync::Mutex<Option<SocketAddr>>> = Default::default();
-    {
-        let (front, back, cut, client, cancel) =
-            (front.clone(), back.clone(), cut.clone(), client.clone(), cancel.clone());
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 65536];
-            loop {
-                let (n, from) = tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    r = front.recv_from(&mut buf) => match r { Ok(r) => r, Err(_) => continue },
-                };
-                *client.lock().await = Some(from);
-                if !cut.load(Ordering::Relaxed) {
-                    let _ = back.send(&buf[..n]).await;
-                }
-            }
-        });
-    }
-    {
-        let (cut2, cancel) = (cut.clone(), cancel.clone());
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 65536];
-            loop {
-                let n = tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    r = back.recv(&mut buf) => match r { Ok(n) => n, Err(_) => continue },
-                };
-                let to = *client.lock().await;
-                if let (false, Some(to)) = (cut2.load(Ordering::Relaxed), to) {
-                    let _ = front.send_to(&buf[..n], to).await;
-                }
-            }
-        });
-    }
-    Relay { addr, cut }
-}
 
 struct Store {
     id: StoreId,

@@ -113,6 +113,7 @@ fn sale_entry(store: u32, counter_location: u32) -> OutboxEntry {
         }],
         total: Kopecks(100),
         change: Kopecks(0),
+        loyalty: None,
     };
     let counter = CounterEntry {
         location: StoreId(counter_location),

@@ -12,6 +12,7 @@
 //! - `users`: cashiers and managers, PINs hashed with Argon2id, lockout.
 
 mod chain;
+mod loyalty;
 mod sales;
 mod shifts;
 mod users;
@@ -26,7 +27,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 pub use chain::{Record, VerifyReport};
-pub use sales::{PrintDoc, PrintJob, Printable, ReturnRequest};
+pub use sales::{LoyaltyUse, PrintDoc, PrintJob, Printable, ReturnRequest};
 pub use shifts::{ShiftReport, TenderTotal};
 pub use users::{AuthError, Role, User, LOCKOUT_MS, PIN_ATTEMPTS_MAX};
 
@@ -62,6 +63,8 @@ pub enum WriteError {
     AlreadyCancelled(String),
     #[error("this needs a manager")]
     NotManager,
+    #[error("{message}")]
+    Points { message: String, spendable_now: i64 },
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
@@ -175,6 +178,7 @@ impl Journal {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(loyalty::SCHEMA)?;
         let found = meta(&conn, "store")?;
         if found == 0 {
             set_meta(&conn, "store", u64::from(store.0))?;

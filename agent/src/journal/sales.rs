@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use kassa_protocol::basket::Basket;
+use kassa_protocol::loyalty::{LoyaltyEntry, SaleLoyalty};
 use kassa_protocol::pricing;
 use kassa_protocol::returns::{self, Return, ReturnKind, ReturnLine, Returned};
 use kassa_protocol::sale::{self, Sale, Tender};
@@ -16,6 +17,15 @@ use serde::{Deserialize, Serialize};
 use super::chain::{self, Record};
 use super::shifts::{open_shift, ShiftReport};
 use super::{encode, idempotent, meta, set_meta, Journal, JournalError, WriteError};
+
+/// A loyalty customer on a sale.
+#[derive(Debug, Clone)]
+pub struct LoyaltyUse {
+    pub customer: kassa_protocol::loyalty::CustomerId,
+    pub rules: kassa_protocol::loyalty::LoyaltyRules,
+    /// HQ is reachable: spare rights go to HQ so the points can be spent anywhere.
+    pub online: bool,
+}
 
 /// What a print job prints.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,12 +69,14 @@ const RETURN_LINES_MAX: usize = kassa_protocol::basket::BASKET_LINES_MAX;
 impl Journal {
     /// Commits a paid basket as a sale. A key seen before returns the sale it made
     /// (`true` = replayed) and writes nothing.
+    #[allow(clippy::too_many_arguments)]
     pub fn commit_sale(
         &self,
         terminal: u16,
         cashier: &str,
         basket: &Basket,
         tenders: &[Tender],
+        loyalty: Option<&LoyaltyUse>,
         idempotency_key: &str,
         now_ms: i64,
     ) -> Result<(Sale, bool), WriteError> {
@@ -72,6 +84,16 @@ impl Journal {
         idempotent(&mut conn, idempotency_key, "pay", |tx| {
             let shift = open_shift(tx, terminal)?.ok_or(WriteError::NoShift)?;
             let (totals, change) = sale::settle(basket, tenders)?;
+            let paid_in_points: i64 =
+                tenders.iter().filter(|t| t.kind == sale::TenderKind::Points).map(|t| t.amount.0).sum();
+            let (plan, loyalty_entries) = match loyalty {
+                None if paid_in_points > 0 => return Err(WriteError::Invalid("points need a loyalty customer".into())),
+                None => (None, Vec::new()),
+                Some(u) => {
+                    let (plan, entries) = self.loyalty_for_sale(tx, u, basket, paid_in_points)?;
+                    (Some(plan), entries)
+                }
+            };
             let seq = meta(tx, "doc_seq")? + 1;
             let receipt_number = next_receipt_number(tx, terminal)?;
             let sale = Sale {
@@ -84,6 +106,7 @@ impl Journal {
                 tenders: tenders.to_vec(),
                 total: totals.total,
                 change,
+                loyalty: plan,
             };
             debug_assert_eq!(sale.validate(), Ok(()));
             let record_seq =
@@ -109,10 +132,59 @@ impl Journal {
             insert_tenders(tx, seq, &sale.tenders)?;
             let counters = self.count(tx, sale.lines.iter().map(|l| (&l.sku, 0, l.quantity)))?;
             push_outbox(tx, Change::Sale { sale: sale.clone(), counters })?;
+            if !loyalty_entries.is_empty() {
+                push_outbox(tx, Change::Loyalty { customer: None, entries: loyalty_entries })?;
+            }
             set_meta(tx, "doc_seq", seq)?;
             queue_print(tx, &PrintDoc::Doc { seq }, false, now_ms)?;
             Ok(sale)
         })
+    }
+
+    /// Earns and spends a sale's points: refuses (writing nothing) to spend beyond the
+    /// rights this store holds; hands spare rights over to HQ when asked to (online).
+    fn loyalty_for_sale(
+        &self,
+        tx: &Transaction<'_>,
+        u: &LoyaltyUse,
+        basket: &Basket,
+        paid_in_points: i64,
+    ) -> Result<(SaleLoyalty, Vec<LoyaltyEntry>), WriteError> {
+        let point_value = u.rules.point_value_kopecks();
+        if paid_in_points % point_value != 0 {
+            return Err(WriteError::Invalid(format!("points pay in steps of {}", Kopecks(point_value))));
+        }
+        let skus: Vec<&Sku> = basket.lines.iter().map(|l| &l.sku).collect();
+        let categories = Journal::categories(tx, &skus)?;
+        let plan = kassa_protocol::loyalty::plan_sale(
+            &u.rules,
+            u.customer.clone(),
+            &basket.lines,
+            |sku| categories.get(&sku.0).map(String::as_str),
+            paid_in_points / point_value,
+        )
+        .map_err(|e| WriteError::Invalid(e.to_string()))?;
+        let mut account = super::loyalty::account(tx, &u.customer)?;
+        let mut entries = match account.apply_sale(self.actor, &plan) {
+            Ok(entries) => entries,
+            Err(_) => {
+                let eligible = kassa_protocol::loyalty::eligible_total(&u.rules, &basket.lines, |sku| {
+                    categories.get(&sku.0).map(String::as_str)
+                });
+                let offer = kassa_protocol::loyalty::offline_offer(&u.rules, &account, self.actor, eligible);
+                return Err(WriteError::Points {
+                    message: offer.message(!u.online),
+                    spendable_now: offer.spendable_now,
+                });
+            }
+        };
+        if u.online {
+            entries.extend(account.hand_over(self.actor, kassa_protocol::ActorId::HQ, 0));
+        }
+        for e in &entries {
+            super::loyalty::merge_entry(tx, e)?;
+        }
+        Ok((plan, entries))
     }
 
     /// Commits a return (with or without receipt, or a cancellation). A key seen before
@@ -131,12 +203,14 @@ impl Journal {
             let (kind, lines, refunds) = match request {
                 ReturnRequest::WithReceipt { sale_seq, lines } => {
                     let (sale, returned, earlier) = sale_for_return(tx, *sale_seq)?;
+                    refuse_points_paid(&sale)?;
                     let lines = returns::plan(&sale, &returned, lines)?;
                     let total = Kopecks(lines.iter().map(|l| l.amount.0).sum());
                     (ReturnKind::WithReceipt { sale: sale.id }, lines, returns::refund_tenders(&sale, &earlier, total))
                 }
                 ReturnRequest::Cancel { sale_seq, approved_by } => {
                     let (sale, returned, earlier) = sale_for_return(tx, *sale_seq)?;
+                    refuse_points_paid(&sale)?;
                     let rest: Vec<(u32, i64)> = sale
                         .lines
                         .iter()
@@ -427,6 +501,15 @@ fn sale_for_return(conn: &Connection, seq: u64) -> Result<(Sale, Returned, Vec<T
     Ok((sale, returned, earlier))
 }
 
+/// Returns of sales that points paid for must give the points back as points, which
+/// this version does not do yet: refused rather than refunded in money.
+fn refuse_points_paid(sale: &Sale) -> Result<(), WriteError> {
+    if sale.tenders.iter().any(|t| t.kind == sale::TenderKind::Points) {
+        return Err(WriteError::Invalid("a sale paid partly in points cannot be returned at the till yet".into()));
+    }
+    Ok(())
+}
+
 fn next_receipt_number(conn: &Connection, terminal: u16) -> Result<i64, JournalError> {
     Ok(conn.query_row(
         "SELECT COALESCE(MAX(receipt_number), 0) + 1 FROM docs WHERE terminal = ?1",
@@ -466,7 +549,7 @@ fn insert_tenders(tx: &Transaction<'_>, seq: u64, tenders: &[Tender]) -> Result<
     Ok(())
 }
 
-fn push_outbox(tx: &Transaction<'_>, change: Change) -> Result<(), JournalError> {
+pub(super) fn push_outbox(tx: &Transaction<'_>, change: Change) -> Result<(), JournalError> {
     let seq = meta(tx, "outbox_head")? + 1;
     tx.execute(
         "INSERT INTO outbox (seq, entry) VALUES (?1, ?2)",

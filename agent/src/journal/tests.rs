@@ -39,7 +39,7 @@ fn cash(k: i64) -> Vec<Tender> {
 fn a_sale_needs_an_open_shift_and_writes_nothing_without_one() {
     let (_d, j) = journal();
     let b = basket(&j, &[("100001", 1)]);
-    assert!(matches!(j.commit_sale(1, "anna", &b, &cash(20000), "k1", 1), Err(WriteError::NoShift)));
+    assert!(matches!(j.commit_sale(1, "anna", &b, &cash(20000), None, "k1", 1), Err(WriteError::NoShift)));
     assert_eq!(j.docs_count().unwrap(), (0, 0));
     assert_eq!(j.outbox_head().unwrap(), 0);
     assert!(j.verify().unwrap().ok());
@@ -55,11 +55,11 @@ fn sales_returns_and_the_z_report_add_up() {
     let b = basket(&j, &[("100001", 2), ("100002", 1), ("100477", 1500)]);
     let total = b.totals().unwrap().total; // 213,80 + 50,00 + 283,50
     assert_eq!(total, Kopecks(21380 + 5000 + 28350));
-    let (sale, replayed) = j.commit_sale(1, "anna", &b, &cash(60000), "pay1", 2).unwrap();
+    let (sale, replayed) = j.commit_sale(1, "anna", &b, &cash(60000), None, "pay1", 2).unwrap();
     assert!(!replayed);
     assert_eq!(sale.receipt_no, "0001-01-000001");
     assert_eq!(sale.change, Kopecks(60000 - total.0));
-    let (again, replayed) = j.commit_sale(1, "anna", &b, &cash(60000), "pay1", 3).unwrap();
+    let (again, replayed) = j.commit_sale(1, "anna", &b, &cash(60000), None, "pay1", 3).unwrap();
     assert!(replayed);
     assert_eq!(again, sale);
     assert!(matches!(
@@ -109,7 +109,7 @@ fn verify_names_the_first_edited_record() {
     let (dir, j) = journal();
     j.open_shift(1, "anna", Kopecks(0), "open", 1).unwrap();
     for i in 0..3 {
-        j.commit_sale(1, "anna", &basket(&j, &[("100001", 1)]), &cash(10690), &format!("k{i}"), 2).unwrap();
+        j.commit_sale(1, "anna", &basket(&j, &[("100001", 1)]), &cash(10690), None, &format!("k{i}"), 2).unwrap();
     }
     assert!(j.verify().unwrap().ok());
     drop(j);

@@ -649,6 +649,7 @@ fn sale_with_points(
         tenders: vec![Tender { kind: TenderKind::Cash, amount: money }],
         total,
         change: Kopecks::ZERO,
+        loyalty: None,
     };
     (sale, loyalty)
 }

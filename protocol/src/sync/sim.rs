@@ -153,6 +153,7 @@ impl World {
             tenders: vec![Tender { kind: TenderKind::Cash, amount }],
             total: amount,
             change: Kopecks::ZERO,
+            loyalty: None,
         };
         s.durable.outbox.push(OutboxEntry { seq, change: Change::Sale { sale, counters: vec![counter] } });
         *self.sold.entry((s.id, sku)).or_default() += quantity;
@@ -236,7 +237,9 @@ impl World {
                         let progress = self.hq.progress.entry(actor.store).or_default();
                         assert_eq!(batch.first().map(|e| e.seq), Some(*progress + 1), "HQ was handed a gap");
                         for e in &batch {
-                            let Change::Sale { sale, counters } = &e.change else { unreachable!("the simulation sells only") };
+                            let Change::Sale { sale, counters } = &e.change else {
+                                unreachable!("the simulation sells only")
+                            };
                             *self.hq.sales.entry((sale.id.store, sale.id.seq)).or_default() += 1;
                             for c in counters {
                                 merge(&mut self.hq.counters, c);

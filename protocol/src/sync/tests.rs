@@ -52,6 +52,7 @@ fn entry(seq: u64) -> OutboxEntry {
         tenders: vec![Tender { kind: TenderKind::Cash, amount: Kopecks(100) }],
         total: Kopecks(100),
         change: Kopecks(0),
+        loyalty: None,
     };
     let counters = vec![CounterEntry { location: STORE, sku: Sku("100001".into()), actor: ACTOR, p: 0, n: seq as i64 }];
     OutboxEntry { seq, change: Change::Sale { sale, counters } }

@@ -1,0 +1,167 @@
+//! One loyalty card, two stores, HQ, over QUIC through cuttable relays: a card issued
+//! at store 1 earns there; store 2 finds it through HQ and redeems online (asking HQ for
+//! the rights); then both stores go offline and each tries to spend the whole balance.
+//! Neither may spend a point it does not hold: the total spent never exceeds what was
+//! earned, and the cashier who cannot is told plainly how many points can be spent.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use kassa_agent::config::HqLink;
+use kassa_agent::journal::{Role, User};
+use kassa_agent::till::{TillError, TillEvent};
+use kassa_agent::{AgentConfig, RunningAgent};
+use kassa_hq::HqConfig;
+use kassa_protocol::sale::{Tender, TenderKind};
+use kassa_protocol::{Kopecks, Sku, StoreId};
+use kassa_tests::{eventually, init_logging, relay, Relay};
+use tokio_util::sync::CancellationToken;
+
+struct Store {
+    agent: RunningAgent,
+    relay: Relay,
+    cashier: User,
+}
+
+fn cash(k: i64) -> Tender {
+    Tender { kind: TenderKind::Cash, amount: Kopecks(k) }
+}
+
+fn points(p: i64) -> Tender {
+    // Default rules: one point is worth one rouble.
+    Tender { kind: TenderKind::Points, amount: Kopecks(p * 100) }
+}
+
+fn customer_of(ev: &TillEvent) -> &kassa_agent::till::CustomerView {
+    match ev {
+        TillEvent::Basket { customer: Some(c), .. } => c,
+        other => panic!("no customer on the basket: {other:?}"),
+    }
+}
+
+const MILK: &str = "100001"; // 106,90 ₽, "Молочные продукты": earns points
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_offline_stores_cannot_spend_one_balance_twice() {
+    init_logging();
+    let dir = tempfile::tempdir().unwrap();
+    let cancel = CancellationToken::new();
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let hq = kassa_hq::start(HqConfig::new(dir.path().join("hq"), any, any), cancel.clone()).await.unwrap();
+    kassa_hq::import_catalog(&hq.shared, kassa_sim::stack::DEMO_CATALOG_CSV).await.unwrap();
+    let mut stores = Vec::new();
+    for id in 1..=2u32 {
+        let store_dir = dir.path().join(format!("store-{id}"));
+        hq.pki.enroll(StoreId(id), &store_dir.join("pki")).unwrap();
+        let relay = relay(hq.quic_addr, cancel.clone()).await;
+        let config = AgentConfig {
+            store: id,
+            terminal: 1,
+            data_dir: store_dir.clone(),
+            http_listen: any,
+            utc_offset_minutes: 180,
+            hq: HqLink { addr: relay.addr, server_name: "kassa-hq".into(), pki_dir: store_dir.join("pki") },
+            scan_rules: Default::default(),
+            scanner: None,
+            printer: None,
+        };
+        let agent = kassa_agent::start(config, cancel.clone()).await.unwrap();
+        let cashier = User { id: "kassir".into(), name: "К".into(), role: Role::Cashier };
+        agent.journal.add_user(&cashier, "1111", 0).unwrap();
+        agent.journal.open_shift(1, "kassir", Kopecks(0), "shift", 0).unwrap();
+        let mut st = agent.status.subscribe();
+        tokio::time::timeout(Duration::from_secs(15), st.wait_for(|x| x.hq.online && x.hq.catalog_version > 0))
+            .await
+            .unwrap()
+            .unwrap();
+        stores.push(Store { agent, relay, cashier });
+    }
+    let (a, b) = (&stores[0], &stores[1]);
+
+    // Store 1 issues a card; a typo is "no such customer", never a new one.
+    a.agent.till.new_customer("+7 (912) 345-67-89".into(), Some("Мария".into())).await.unwrap();
+    let card = customer_of(&a.agent.till.basket_event().await).card.clone();
+    assert!(matches!(a.agent.till.set_customer("0000100000000099").await, Err(TillError::NoSuchCustomer)));
+    a.agent.till.set_customer(&card).await.unwrap();
+    // 50 × 106,90 = 5 345,00 ₽ earns 534 points (1 per 10 ₽, rounded down).
+    a.agent.till.add_sku(Sku(MILK.into()), 50, "a-add-1").await.unwrap();
+    a.agent.till.pay(&a.cashier, vec![cash(534_500)], "a-pay-1".into()).await.unwrap();
+    // Online, store 1 hands its spare rights to HQ: HQ can grant them anywhere.
+    let http = format!("http://{}/api/loyalty/{card}", hq.http_addr);
+    eventually(Duration::from_secs(10), "HQ to hold the points", || {
+        let http = http.clone();
+        async move {
+            let v: serde_json::Value = reqwest::get(http).await.ok()?.json().await.ok()?;
+            (v["balance"] == 534 && v["rights"][0]["actor"] == "0000/1").then_some(())
+        }
+    })
+    .await;
+
+    // Store 2 has never seen the card: it asks HQ, then redeems online (HQ grants rights).
+    let view = b.agent.till.set_customer(&card).await.unwrap();
+    assert_eq!(customer_of(&view).balance, 534);
+    b.agent.till.add_sku(Sku(MILK.into()), 10, "b-add-1").await.unwrap(); // 1 069,00 ₽: up to 534 points (50 %)
+    let (sale, _) = b.agent.till.pay(&b.cashier, vec![points(300), cash(76_900)], "b-pay-1".into()).await.unwrap();
+    assert_eq!(sale.loyalty.as_ref().unwrap().redeemed_points, 300);
+
+    // Store 1 earns more while cut off: those rights stay at store 1.
+    a.relay.cut.store(true, Ordering::Relaxed);
+    b.relay.cut.store(true, Ordering::Relaxed);
+    for s in [a, b] {
+        let mut st = s.agent.status.subscribe();
+        tokio::time::timeout(Duration::from_secs(20), st.wait_for(|x| !x.hq.online)).await.unwrap().unwrap();
+    }
+    a.agent.till.set_customer(&card).await.unwrap();
+    a.agent.till.add_sku(Sku(MILK.into()), 20, "a-add-2").await.unwrap(); // 2 138,00 ₽: +213 points
+    a.agent.till.pay(&a.cashier, vec![cash(213_800)], "a-pay-2".into()).await.unwrap();
+
+    // Now both try to spend everything. Store 2 holds no rights: a clear refusal.
+    b.agent.till.set_customer(&card).await.unwrap();
+    let view = b.agent.till.add_sku(Sku(MILK.into()), 20, "b-add-2").await.unwrap();
+    let offer = customer_of(&view).clone();
+    assert_eq!(offer.spendable_now, 0, "{offer:?}");
+    assert!(offer.message.contains("offline"), "{}", offer.message);
+    let refused =
+        b.agent.till.pay(&b.cashier, vec![points(offer.allowed.max(1)), cash(213_800)], "b-pay-2".into()).await;
+    match refused {
+        Err(TillError::Write(kassa_agent::journal::WriteError::Points { message, spendable_now })) => {
+            assert_eq!(spendable_now, 0);
+            assert!(message.contains("offline"), "{message}");
+        }
+        other => panic!("store 2 spent points it does not hold: {other:?}"),
+    }
+    // Store 1 holds the 213 it earned offline: a partial offer, which it can spend.
+    a.agent.till.set_customer(&card).await.unwrap();
+    let view = a.agent.till.add_sku(Sku(MILK.into()), 20, "a-add-3").await.unwrap();
+    let offer = customer_of(&view).clone();
+    assert_eq!(offer.spendable_now, 213, "{offer:?}");
+    assert!(offer.message.contains("213 of"), "{}", offer.message);
+    let over = a.agent.till.pay(&a.cashier, vec![points(offer.allowed), cash(213_800)], "a-pay-3".into()).await;
+    assert!(matches!(over, Err(TillError::Write(kassa_agent::journal::WriteError::Points { .. }))), "{over:?}");
+    let due = 213_800 - 213 * 100;
+    a.agent.till.pay(&a.cashier, vec![points(213), cash(due)], "a-pay-4".into()).await.unwrap();
+
+    // Heal: HQ's balance = earned − spent, never below zero, every store agrees.
+    a.relay.cut.store(false, Ordering::Relaxed);
+    b.relay.cut.store(false, Ordering::Relaxed);
+    let v: serde_json::Value = eventually(Duration::from_secs(40), "HQ to converge", || {
+        let http = http.clone();
+        let (ja, jb) = (a.agent.journal.clone(), b.agent.journal.clone());
+        async move {
+            let v: serde_json::Value = reqwest::get(http).await.ok()?.json().await.ok()?;
+            let drained =
+                ja.acked_seq().ok()? == ja.outbox_head().ok()? && jb.acked_seq().ok()? == jb.outbox_head().ok()?;
+            (drained && v["spent"] == 513).then_some(v)
+        }
+    })
+    .await;
+    let (earned, spent, balance) =
+        (v["earned"].as_i64().unwrap(), v["spent"].as_i64().unwrap(), v["balance"].as_i64().unwrap());
+    assert!(spent <= earned && balance == earned - spent && balance >= 0, "{v}");
+    cancel.cancel();
+    for s in stores {
+        s.agent.wait().await;
+    }
+    hq.wait().await;
+}
