@@ -315,7 +315,7 @@ impl Till {
 
     /// Asks HQ for rights to `points` of the customer's points (0: just tell us about the
     /// customer); `false` when offline or HQ did not answer in time.
-    async fn ask_rights(&self, customer: &CustomerId, points: i64) -> bool {
+    pub async fn ask_rights(&self, customer: &CustomerId, points: i64) -> bool {
         let request_id = self.rights_request_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (tx, rx) = tokio::sync::oneshot::channel();
         let request = loyalty::RightsRequest { request_id, customer: customer.clone(), points };

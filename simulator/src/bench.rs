@@ -88,6 +88,78 @@ pub async fn scan(scans: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Points HQ holds for the loyalty benchmark's customer: one per redemption and more.
+const LOYALTY_POINTS_HELD: i64 = 5_000;
+
+/// `kassa-sim bench loyalty`: online redemption round trips on loopback — the till asks
+/// HQ for the rights to spend points (QUIC with TLS, HQ's grant committed in SQLite
+/// with `synchronous=FULL`) and waits for the answer.
+pub async fn loyalty(redemptions: usize) -> anyhow::Result<()> {
+    use kassa_protocol::sale::{Tender, TenderKind};
+    anyhow::ensure!(redemptions > 0, "at least one redemption");
+    if cfg!(debug_assertions) {
+        eprintln!("warning: a debug build; benchmark figures mean something only with --release");
+    }
+    let dir = tempfile::tempdir()?;
+    let stack = stack::start(StackOptions::ephemeral(dir.path())).await?;
+    let till = &stack.agent.till;
+    let mut status = stack.agent.status.subscribe();
+    tokio::time::timeout(SCAN_TIMEOUT, status.wait_for(|s| s.hq.online)).await??;
+    // A customer who earned enough at this store, handed over to HQ (the store is online).
+    let (id, _, _, _) = stack::DEMO_USERS[0];
+    let cashier =
+        kassa_agent::journal::User { id: id.into(), name: "bench".into(), role: kassa_agent::journal::Role::Cashier };
+    stack.agent.journal.open_shift(till.terminal, id, kassa_protocol::Kopecks(0), "bench-shift", 0).ok();
+    let ev = till.new_customer("+7 900 000-00-01".into(), None).await?;
+    let TillEvent::Basket { customer: Some(view), .. } = ev else { anyhow::bail!("no customer on the basket") };
+    let card = kassa_protocol::loyalty::CustomerId::parse(&view.card)?;
+    // 10 ₽ per point: the points wanted, in milk.
+    let quantity = LOYALTY_POINTS_HELD * 1000 / 10_690 + 1;
+    till.add_sku(kassa_protocol::Sku("100001".into()), quantity, "bench-add").await?;
+    let due = 10_690 * quantity;
+    till.pay(
+        &cashier,
+        vec![Tender { kind: TenderKind::Cash, amount: kassa_protocol::Kopecks(due) }],
+        "bench-pay".into(),
+    )
+    .await?;
+    // Wait until HQ holds the rights.
+    let hq_db = stack.hq.shared.db.clone();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let held = hq_db.loyalty(&card)?.map_or(0, |(_, a)| a.rights(kassa_protocol::ActorId::HQ));
+        if held as usize >= redemptions {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "HQ never got the rights (holds {held})");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut latencies = Vec::with_capacity(redemptions);
+    for i in 0..redemptions {
+        let t = Instant::now();
+        anyhow::ensure!(till.ask_rights(&card, 1).await, "redemption {i}: HQ did not grant in time");
+        latencies.push(t.elapsed());
+        if (i + 1) % (redemptions / 10).max(1) == 0 {
+            eprintln!("  {}/{redemptions} redemptions", i + 1);
+        }
+    }
+    stack.stop().await;
+    latencies.sort();
+    let ms = |d: Duration| {
+        let us = d.as_micros();
+        format!("{}.{:03}", us / 1000, us % 1000)
+    };
+    println!();
+    println!("online redemption round trip, till → HQ grant (SQLite commit) → till ({redemptions}, {})", machine());
+    println!("{:<12} {:>10}", "", "ms");
+    for (name, p) in [("p50", 50), ("p90", 90), ("p99", 99)] {
+        println!("{:<12} {:>10}", name, ms(percentile(&latencies, p)));
+    }
+    println!("{:<12} {:>10}", "max", ms(*latencies.last().expect("> 0")));
+    println!("loyalty: p99 {} ms online redeem", ms(percentile(&latencies, 99)));
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -83,6 +83,11 @@ enum BenchKind {
         #[arg(long, default_value_t = 10_000)]
         scans: usize,
     },
+    /// Online loyalty redemptions: the round trip to HQ for spending rights.
+    Loyalty {
+        #[arg(long, default_value_t = 1_000)]
+        redemptions: usize,
+    },
 }
 
 fn init_logging(format: LogFormat) {
@@ -105,6 +110,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Run { scenarios, printer, receipts } => run_scenarios(&scenarios, printer.model(), receipts).await,
         Command::Bench { what: BenchKind::Scan { scans } } => kassa_sim::bench::scan(scans).await,
+        Command::Bench { what: BenchKind::Loyalty { redemptions } } => kassa_sim::bench::loyalty(redemptions).await,
         Command::Scan { code } => {
             println!("{}", demo::send_command(&cli.data_dir, &format!("scan {code}")).await?);
             Ok(())
