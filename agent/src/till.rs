@@ -51,10 +51,6 @@ pub enum TillEvent {
     ReceiptScanned {
         seq: u64,
     },
-    /// A loyalty card was scanned.
-    CustomerScanned {
-        card: String,
-    },
     SaleCommitted {
         sale: Sale,
     },
@@ -393,11 +389,8 @@ impl Till {
                 self.publish(ev.clone());
                 Ok(ev)
             }
-            Resolved::Loyalty(card) => {
-                let ev = TillEvent::CustomerScanned { card };
-                self.publish(ev.clone());
-                Ok(ev)
-            }
+            // A card scanned at the till puts its customer on the basket.
+            Resolved::Loyalty(card) => self.set_customer(&card).await,
         }
     }
 
@@ -409,7 +402,7 @@ impl Till {
                 self.modify(Some(key), move |b| b.add_marked(&item, &code).map(|_| ())).await
             }
             Resolved::Receipt(seq) => Ok(TillEvent::ReceiptScanned { seq }),
-            Resolved::Loyalty(card) => Ok(TillEvent::CustomerScanned { card }),
+            Resolved::Loyalty(card) => self.set_customer(&card).await,
         }
     }
 

@@ -25,6 +25,8 @@ const WORDS = {
     cancel_sale: "Аннулировать чек", left: "можно вернуть", expected: "Ожидается в кассе", sales: "Продажи",
     refunds: "Возвраты", stock: "Остаток в магазине", change_qty: "Количество", z_done: "Смена закрыта. Разница: {d} ₽",
     cash: "наличными", card: "на карту",
+    customer: "Клиент", pay_points: "Баллами", card_or_phone: "Карта или телефон", new_card: "Новая карта: телефон",
+    name: "Имя (необязательно)", points: "Баллов", balance: "баллов", spendable: "можно списать сейчас",
   },
   en: {
     title: "Till", shift: "Shift", returns: "Return", logout: "Log out", item: "Item", qty: "Qty",
@@ -44,6 +46,8 @@ const WORDS = {
     cancel_sale: "Cancel sale", left: "returnable", expected: "Expected in drawer", sales: "Sales",
     refunds: "Refunds", stock: "Stock in store", change_qty: "Quantity", z_done: "Shift closed. Difference: {d} ₽",
     cash: "in cash", card: "to card",
+    customer: "Customer", pay_points: "Points", card_or_phone: "Card or phone", new_card: "New card: phone",
+    name: "Name (optional)", points: "Points", balance: "points", spendable: "spendable now",
   },
 };
 
@@ -80,6 +84,8 @@ const ERRORS = {
     key_reuse: "Повторите операцию.",
     invalid: "Неверные данные.",
     busy: "Касса занята, повторите через секунду.",
+    no_such_customer: "Клиент не найден. Проверьте номер карты или телефона.",
+    points_not_available: "Столько баллов сейчас списать нельзя.",
     internal: "Внутренняя ошибка. Позовите администратора.",
     network: "Нет связи с кассовым сервером. Проверьте, что он запущен.",
   },
@@ -114,6 +120,8 @@ const ERRORS = {
     key_reuse: "Repeat the operation.",
     invalid: "Invalid data.",
     busy: "The till is busy; try again in a second.",
+    no_such_customer: "No such customer. Check the card or phone number.",
+    points_not_available: "That many points cannot be spent now.",
     internal: "Internal error. Call the administrator.",
     network: "No connection to the till server. Check that it is running.",
   },
@@ -303,6 +311,13 @@ function renderBasket() {
   $("lines").scrollTop = $("lines").scrollHeight;
 }
 
+function renderCustomer() {
+  const c = state.customer;
+  $("customer-info").textContent = c
+    ? `${c.name || c.card}: ${c.balance} ${t("balance")}, ${t("spendable")} ${c.spendable_now} — ${c.message}`
+    : "";
+}
+
 function renderShift() {
   const s = state.shift;
   $("shift-state").textContent = s ? `${t("shift_open")} ${s.shift} · ${t("sales")}: ${s.sales_count}` : t("no_shift");
@@ -449,10 +464,10 @@ async function shiftDialog() {
   await act(() => api("POST", "/api/shift/cash", { amount_kopecks: signed, reason: v.reason, idempotency_key: newKey() }));
 }
 
-async function returnDialog() {
+async function returnDialog(code) {
   const v = await ask(t("returns"), [
     { name: "mode", label: t("returns"), type: "select", options: [["receipt", t("receipt_code")], ["cancel", t("cancel_sale")], ["none", t("no_receipt")]] },
-    { name: "code", label: `${t("receipt_code")} / ${t("sku")}`, value: "" },
+    { name: "code", label: `${t("receipt_code")} / ${t("sku")}`, value: typeof code === "string" ? code : "" },
     { name: "qty", label: t("qty"), value: "1" },
     ...managerFields(),
   ]);
@@ -490,6 +505,7 @@ async function showLogin() {
   const data = await api("GET", "/api/users").catch(() => null);
   if (!data) return;
   state.users = data.users;
+  state.store = data.store;
   const sel = $("login-user");
   sel.replaceChildren();
   for (const u of data.users) {
@@ -531,6 +547,31 @@ $("pay-mixed").onclick = () => pay("mixed");
 $("discount").onclick = discount;
 $("void").onclick = () => act(() => api("POST", "/api/basket/void", { idempotency_key: newKey() })).then((d) => d && show(t("voided"), "ok"));
 $("btn-shift").onclick = shiftDialog;
+$("customer").onclick = async () => {
+  const v = await ask(t("customer"), [
+    { name: "code", label: t("card_or_phone"), value: "" },
+    { name: "phone", label: t("new_card"), value: "" },
+    { name: "name", label: t("name"), value: "" },
+  ]);
+  if (!v) return;
+  if (v.phone.trim()) {
+    await act(() => api("POST", "/api/customer/new", { phone: v.phone, name: v.name.trim() || null }));
+  } else if (v.code.trim()) {
+    await act(() => api("POST", "/api/customer", { code: v.code.trim() }));
+  }
+};
+$("pay-points").onclick = async () => {
+  const c = state.customer;
+  if (!c) return showError("no_such_customer");
+  const v = await ask(t("pay_points"), [{ name: "points", label: `${t("points")} (≤ ${c.allowed})`, value: String(c.spendable_now || c.allowed) }]);
+  if (!v) return;
+  const byPoints = Number(v.points) * c.point_value_kopecks;
+  const total = state.totals ? state.totals.total : 0;
+  const tenders = [{ kind: "points", amount_kopecks: byPoints }];
+  if (total > byPoints) tenders.push({ kind: "cash", amount_kopecks: total - byPoints });
+  const data = await act(() => api("POST", "/api/pay", { idempotency_key: newKey(), tenders }));
+  if (data) show(t("receipt_done", { r: data.sale.receipt_no, t: rub(data.sale.total), c: rub(data.sale.change) }), "ok");
+};
 $("btn-return").onclick = returnDialog;
 $("btn-logout").onclick = async () => {
   await api("POST", "/api/logout").catch(() => null);
@@ -553,10 +594,14 @@ events.onmessage = (m) => {
   if (ev.type === "basket") {
     state.basket = ev.basket;
     state.totals = ev.totals;
+    state.customer = ev.customer;
+    renderCustomer();
     renderBasket();
     if (ev.basket.lines.length && $("message").className === "error") show("", "");
     // Also when the basket empties: the last item's stock must not outlive its sale.
     showStock();
+  } else if (ev.type === "receipt_scanned") {
+    returnDialog(`KASSA:${state.store}:${ev.seq}`);
   } else if (ev.type === "scan_rejected") {
     show(`${ERRORS[lang].rejected_scan} (${ev.reason})`, "error");
   } else if (ev.type === "shift") {
@@ -576,7 +621,10 @@ events.onmessage = (m) => {
       state.user = me.user;
       $("login").classList.add("hidden");
       const users = await api("GET", "/api/users").catch(() => null);
-      if (users) state.users = users.users;
+      if (users) {
+        state.users = users.users;
+        state.store = users.store;
+      }
       renderAll();
       return;
     }
