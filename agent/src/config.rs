@@ -112,3 +112,31 @@ impl AgentConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The configuration documented in ARCHITECTURE.md parses and validates.
+    #[test]
+    fn the_documented_configuration_parses() {
+        let doc = include_str!("../../ARCHITECTURE.md");
+        let start = doc.find("```toml\nstore = 7").expect("the example is in ARCHITECTURE.md") + "```toml\n".len();
+        let end = start + doc[start..].find("```").expect("closed");
+        let config: AgentConfig = toml::from_str(&doc[start..end]).unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.store, 7);
+        assert_eq!(config.printer.unwrap().model, "epson");
+        assert_eq!(config.scan_rules.loyalty_prefix, "299");
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_a_reason() {
+        let base = "store = 1\ndata_dir = \"d\"\n[hq]\naddr = \"127.0.0.1:1\"\npki_dir = \"p\"\n";
+        let c: AgentConfig = toml::from_str(&base.replace("store = 1", "store = 0")).unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("HQ"));
+        let c: AgentConfig = toml::from_str(&format!("{base}[printer]\npath = \"x\"\nmodel = \"nope\"\n")).unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("nope"));
+        assert!(toml::from_str::<AgentConfig>(&format!("{base}typo = 1\n")).is_err());
+    }
+}
