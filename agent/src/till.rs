@@ -578,6 +578,19 @@ impl Till {
         request: ReturnRequest,
         key: String,
     ) -> Result<(Return, bool), TillError> {
+        // The points the sale earned are taken back from this store's rights; online, ask
+        // HQ for enough first, so the customer's refund is not cut for points HQ holds.
+        if let (ReturnRequest::WithReceipt { sale_seq, .. } | ReturnRequest::Cancel { sale_seq, .. }, true) =
+            (&request, self.online())
+        {
+            let seq = *sale_seq;
+            if let Some(sl) = self.journal(move |j| j.sale(seq)).await?.and_then(|s| s.loyalty) {
+                let earned: i64 = sl.lines.iter().map(|l| l.earned_points).sum();
+                if earned > 0 {
+                    self.ask_rights(&sl.customer, earned).await;
+                }
+            }
+        }
         let (terminal, cashier) = (self.terminal, user.id.clone());
         let (ret, replayed) =
             self.journal(move |j| j.commit_return(terminal, &cashier, &request, &key, now_ms())).await?;

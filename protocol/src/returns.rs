@@ -26,9 +26,14 @@ pub struct Return {
     pub created_at_ms: i64,
     pub kind: ReturnKind,
     pub lines: Vec<ReturnLine>,
-    /// Money given back, per tender.
+    /// Given back, per tender: money, and points (as a `Points` tender at the sale's
+    /// point value) for what points paid.
     pub refunds: Vec<Tender>,
     pub total: Kopecks,
+    /// What the return did to the customer's points: points taken back (what the
+    /// returned lines earned) and given back, and money kept back for points the
+    /// customer had already spent.
+    pub loyalty: Option<crate::loyalty::ReturnLoyalty>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,8 +153,10 @@ impl Return {
         }
         let lines: i64 = self.lines.iter().map(|l| l.amount.0).sum();
         let refunds: i64 = self.refunds.iter().map(|t| t.amount.0).sum();
-        if lines != self.total.0 || refunds != self.total.0 {
-            return Err(format!("lines {lines}, refunds {refunds} and total {} differ", self.total));
+        // Money kept back for points already spent is part of the total, not refunded.
+        let kept = self.loyalty.as_ref().map_or(0, |l| l.deducted.0);
+        if lines != self.total.0 || refunds + kept != self.total.0 {
+            return Err(format!("lines {lines}, refunds {refunds} (+{kept} kept) and total {} differ", self.total));
         }
         Ok(())
     }

@@ -159,6 +159,24 @@ async fn two_offline_stores_cannot_spend_one_balance_twice() {
     let (earned, spent, balance) =
         (v["earned"].as_i64().unwrap(), v["spent"].as_i64().unwrap(), v["balance"].as_i64().unwrap());
     assert!(spent <= earned && balance == earned - spent && balance >= 0, "{v}");
+
+    // Online, a return takes back what the returned lines earned: 10 of the first sale's
+    // 50 milks earned ⌈534 × 10/50⌉ = 107 points. Store 1 asks HQ for the rights, so the
+    // money refund is whole.
+    let first_sale = a.agent.journal.find_doc("0001-01-000001").unwrap().unwrap();
+    let request = kassa_agent::journal::ReturnRequest::WithReceipt { sale_seq: first_sale, lines: vec![(0, 10)] };
+    let (ret, _) = a.agent.till.return_items(&a.cashier, request, "a-ret-1".into()).await.unwrap();
+    let rl = ret.loyalty.clone().expect("the return carries its points");
+    assert_eq!((rl.take_back, rl.shortfall, rl.deducted), (107, 0, Kopecks(0)), "{rl:?}");
+    assert_eq!(ret.refunds.iter().map(|t| t.amount.0).sum::<i64>(), 106_900);
+    eventually(Duration::from_secs(20), "HQ to take the points back", || {
+        let http = http.clone();
+        async move {
+            let v: serde_json::Value = reqwest::get(http).await.ok()?.json().await.ok()?;
+            (v["balance"].as_i64()? == balance - 107).then_some(())
+        }
+    })
+    .await;
     cancel.cancel();
     for s in stores {
         s.agent.wait().await;

@@ -187,6 +187,41 @@ impl Journal {
         Ok((plan, entries))
     }
 
+    /// The refund of a return of `lines` of `sale`: money back the way it came, points
+    /// given back as points, and the points the returned lines earned taken back — from
+    /// this store's rights, or, where the customer already spent them (or, offline, they
+    /// are held elsewhere), their value kept back from the money refund. See
+    /// `kassa_protocol::loyalty` for the rules and their rounding.
+    #[allow(clippy::type_complexity)]
+    fn refund(
+        &self,
+        tx: &Transaction<'_>,
+        sale: &Sale,
+        returned: &returns::Returned,
+        earlier: &[Tender],
+        lines: &[kassa_protocol::returns::ReturnLine],
+    ) -> Result<(Vec<Tender>, Option<(kassa_protocol::loyalty::ReturnLoyalty, Vec<LoyaltyEntry>)>), WriteError> {
+        let total = Kopecks(lines.iter().map(|l| l.amount.0).sum());
+        let Some(sl) = &sale.loyalty else { return Ok((returns::refund_tenders(sale, earlier, total), None)) };
+        let points = kassa_protocol::loyalty::plan_return(sl, &sale.lines, returned, lines)
+            .map_err(|e| WriteError::Invalid(e.to_string()))?;
+        let owed_before = previous_return(tx, sale.id.seq)?.and_then(|r| r.loyalty).map_or(Kopecks::ZERO, |l| l.owed);
+        let mut account = super::loyalty::account(tx, &sl.customer)?;
+        let settled = points.settle(total, account.rights(self.actor), owed_before);
+        let entries =
+            account.apply_return(self.actor, &settled).map_err(|e| WriteError::Invalid(format!("points: {e}")))?;
+        // Money refunds go the way the money came, never to points.
+        let money_sale = Sale {
+            tenders: sale.tenders.iter().filter(|t| t.kind != sale::TenderKind::Points).cloned().collect(),
+            ..sale.clone()
+        };
+        let mut refunds = returns::refund_tenders(&money_sale, earlier, settled.money_refund);
+        if points.paid_in_points.0 > 0 {
+            refunds.push(Tender { kind: sale::TenderKind::Points, amount: points.paid_in_points });
+        }
+        Ok((refunds, Some((settled, entries))))
+    }
+
     /// Commits a return (with or without receipt, or a cancellation). A key seen before
     /// returns the return it made and writes nothing.
     pub fn commit_return(
@@ -200,17 +235,15 @@ impl Journal {
         let mut conn = self.conn();
         idempotent(&mut conn, idempotency_key, "return", |tx| {
             let shift = open_shift(tx, terminal)?.ok_or(WriteError::NoShift)?;
-            let (kind, lines, refunds) = match request {
+            let (kind, lines, refunds, loyalty) = match request {
                 ReturnRequest::WithReceipt { sale_seq, lines } => {
                     let (sale, returned, earlier) = sale_for_return(tx, *sale_seq)?;
-                    refuse_points_paid(&sale)?;
                     let lines = returns::plan(&sale, &returned, lines)?;
-                    let total = Kopecks(lines.iter().map(|l| l.amount.0).sum());
-                    (ReturnKind::WithReceipt { sale: sale.id }, lines, returns::refund_tenders(&sale, &earlier, total))
+                    let (refunds, loyalty) = self.refund(tx, &sale, &returned, &earlier, &lines)?;
+                    (ReturnKind::WithReceipt { sale: sale.id }, lines, refunds, loyalty)
                 }
                 ReturnRequest::Cancel { sale_seq, approved_by } => {
                     let (sale, returned, earlier) = sale_for_return(tx, *sale_seq)?;
-                    refuse_points_paid(&sale)?;
                     let rest: Vec<(u32, i64)> = sale
                         .lines
                         .iter()
@@ -222,9 +255,9 @@ impl Journal {
                         return Err(WriteError::AlreadyCancelled(sale.receipt_no));
                     }
                     let lines = returns::plan(&sale, &returned, &rest)?;
-                    let total = Kopecks(lines.iter().map(|l| l.amount.0).sum());
+                    let (refunds, loyalty) = self.refund(tx, &sale, &returned, &earlier, &lines)?;
                     let kind = ReturnKind::Cancellation { sale: sale.id, approved_by: approved_by.clone() };
-                    (kind, lines, returns::refund_tenders(&sale, &earlier, total))
+                    (kind, lines, refunds, loyalty)
                 }
                 ReturnRequest::WithoutReceipt { lines, approved_by } => {
                     if lines.is_empty() || lines.len() > RETURN_LINES_MAX {
@@ -253,7 +286,7 @@ impl Journal {
                         .collect::<Result<Vec<_>, WriteError>>()?;
                     let total = Kopecks(lines.iter().map(|l| l.amount.0).sum());
                     let refunds = vec![Tender { kind: sale::TenderKind::Cash, amount: total }];
-                    (ReturnKind::WithoutReceipt { approved_by: approved_by.clone() }, lines, refunds)
+                    (ReturnKind::WithoutReceipt { approved_by: approved_by.clone() }, lines, refunds, None)
                 }
             };
             let seq = meta(tx, "doc_seq")? + 1;
@@ -269,6 +302,7 @@ impl Journal {
                 lines,
                 refunds,
                 total,
+                loyalty: loyalty.as_ref().map(|(l, _)| l.clone()),
             };
             ret.validate().map_err(WriteError::Invalid)?;
             let record_seq =
@@ -298,6 +332,12 @@ impl Journal {
             insert_tenders(tx, seq, &ret.refunds)?;
             let counters = self.count(tx, ret.lines.iter().map(|l| (&l.sku, l.quantity, 0)))?;
             push_outbox(tx, Change::Return { ret: ret.clone(), counters })?;
+            if let Some((_, entries)) = loyalty.filter(|(_, e)| !e.is_empty()) {
+                for e in &entries {
+                    super::loyalty::merge_entry(tx, e)?;
+                }
+                push_outbox(tx, Change::Loyalty { customer: None, entries })?;
+            }
             set_meta(tx, "doc_seq", seq)?;
             queue_print(tx, &PrintDoc::Doc { seq }, false, now_ms)?;
             Ok(ret)
@@ -501,13 +541,19 @@ fn sale_for_return(conn: &Connection, seq: u64) -> Result<(Sale, Returned, Vec<T
     Ok((sale, returned, earlier))
 }
 
-/// Returns of sales that points paid for must give the points back as points, which
-/// this version does not do yet: refused rather than refunded in money.
-fn refuse_points_paid(sale: &Sale) -> Result<(), WriteError> {
-    if sale.tenders.iter().any(|t| t.kind == sale::TenderKind::Points) {
-        return Err(WriteError::Invalid("a sale paid partly in points cannot be returned at the till yet".into()));
+/// The latest return of sale `seq`, if any (its loyalty carries what is still owed).
+fn previous_return(conn: &Connection, seq: u64) -> Result<Option<Return>, JournalError> {
+    let record_seq: Option<i64> = conn
+        .query_row(
+            "SELECT record_seq FROM docs WHERE kind = 'return' AND sale_seq = ?1 ORDER BY seq DESC LIMIT 1",
+            [seq as i64],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match record_seq.map(|r| chain::record(conn, r)).transpose()? {
+        Some(Record::Return { ret, .. }) => Ok(Some(ret)),
+        _ => Ok(None),
     }
-    Ok(())
 }
 
 fn next_receipt_number(conn: &Connection, terminal: u16) -> Result<i64, JournalError> {
