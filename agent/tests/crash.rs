@@ -19,19 +19,7 @@ use serde_json::{json, Value};
 
 const CATALOG: &str = include_str!("../../data/catalog.csv");
 
-/// xorshift64*: deterministic per seed.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use kassa_protocol::seeded::SeededRng as Rng;
 
 fn write_config(dir: &Path) -> std::path::PathBuf {
     let path = dir.join("agent.toml");
@@ -94,7 +82,7 @@ async fn sell(
         let lines = 1 + rng.below(3);
         for _ in 0..lines {
             let code = &gtins[rng.below(gtins.len() as u64) as usize];
-            let key = format!("scan-{}-{n}", rng.next());
+            let key = format!("scan-{}-{n}", rng.next_u64());
             match post(
                 &client,
                 format!("{base}/api/basket/scan"),
@@ -108,7 +96,7 @@ async fn sell(
                 Err(_) => return,
             }
         }
-        let key = format!("pay-{}", rng.next());
+        let key = format!("pay-{}", rng.next_u64());
         ledger.in_doubt.push(key.clone());
         let pay = json!({ "idempotency_key": key, "tenders": [{ "kind": "cash", "amount_kopecks": 10_000_000 }] });
         match post(&client, format!("{base}/api/pay"), &token, pay).await {
@@ -171,7 +159,7 @@ async fn acknowledged_sales_survive_sigkill() {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
     });
     eprintln!("crash test: {kills} kills, seed {seed} (replay with KASSA_CRASH_SEED={seed})");
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed);
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path());
     let journal_path = dir.path().join("data").join("journal.sqlite");
@@ -213,7 +201,7 @@ async fn acknowledged_sales_survive_sigkill() {
         let life = Duration::from_millis(rng.below(120));
         let seller = {
             let (client, base, token, gtins) = (client.clone(), base.clone(), token.clone(), gtins.clone());
-            let sub_rng = Rng(rng.next() | 1);
+            let sub_rng = Rng::new(rng.next_u64());
             let mut local = Ledger::default();
             tokio::spawn(async move {
                 sell(client, base, token, sub_rng, gtins, &mut local).await;

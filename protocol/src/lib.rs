@@ -10,6 +10,7 @@
 //! - [`basket`]: an open basket at the till.
 //! - [`sale`]: committed sales — immutable records replicated to HQ.
 //! - [`returns`]: returns, and the rules that keep them within what was sold.
+//! - [`seeded`]: a deterministic generator for simulations and tests.
 //! - [`stock`]: stock as a PN-counter of per-actor running totals.
 //! - [`loyalty`]: customers, loyalty rules, and points as a bounded counter (escrow).
 //! - [`wire`]: the messages stores and HQ exchange and their length-prefixed codec.
@@ -29,6 +30,7 @@ pub mod money;
 pub mod pricing;
 pub mod returns;
 pub mod sale;
+pub mod seeded;
 pub mod stock;
 pub mod sync;
 pub mod wire;

@@ -26,23 +26,14 @@ struct Store {
     cashier: User,
 }
 
-/// Deterministic choices (the test's own seed, printed).
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
-    }
-}
+use kassa_protocol::seeded::SeededRng as Rng;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stores_converge_with_hq_through_partitions() {
     init_logging();
-    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
     eprintln!("partition test seed {seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let dir = tempfile::tempdir().unwrap();
     let cancel = CancellationToken::new();
     let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
@@ -108,7 +99,7 @@ async fn stores_converge_with_hq_through_partitions() {
             for _ in 0..1 + rng.below(2) {
                 let sku = skus[rng.below(skus.len() as u64) as usize].clone();
                 let q = 1 + rng.below(3) as i64;
-                s.agent.till.add_sku(sku.clone(), q, &format!("add-{round}-{}", rng.below(u64::MAX))).await.unwrap();
+                s.agent.till.add_sku(sku.clone(), q, &format!("add-{round}-{}", rng.next_u64())).await.unwrap();
                 *sold.entry((s.id.0, sku)).or_default() += q;
             }
             let tender = vec![Tender { kind: TenderKind::Cash, amount: Kopecks(100_000_000) }];

@@ -14,22 +14,14 @@ use std::time::{Duration, Instant};
 use super::*;
 use crate::basket::BasketLine;
 use crate::catalog::{Unit, VatRate};
+use crate::loyalty::{
+    answer_rights_request, CustomerId, EntryKind, LoyaltyAccount, LoyaltyEntry, RightsAnswer, RightsRequest,
+};
 use crate::money::Kopecks;
 use crate::sale::{Sale, Tender, TenderKind};
 use crate::{SaleId, Sku};
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
+use crate::seeded::SeededRng as Rng;
 
 const SKUS: u64 = 4;
 const HQ_ACTOR: ActorId = ActorId { store: StoreId::HQ, epoch: 1 };
@@ -37,12 +29,13 @@ const HQ_ACTOR: ActorId = ActorId { store: StoreId::HQ, epoch: 1 };
 type CounterKey = (StoreId, Sku, ActorId);
 
 /// What a store's journal holds.
-#[derive(Default)]
 struct StoreDurable {
     outbox: Vec<OutboxEntry>,
     acked: u64,
     /// Running totals by (location, SKU, actor): its own and those merged from HQ.
     counters: BTreeMap<CounterKey, (i64, i64)>,
+    /// The loyalty customer's account as this store knows it.
+    points: LoyaltyAccount,
 }
 
 struct Store {
@@ -54,12 +47,12 @@ struct Store {
 }
 
 /// What HQ's database holds.
-#[derive(Default)]
 struct HqDurable {
-    /// Times each sale was applied: must only ever be 1.
+    /// Times each outbox entry (sale or loyalty) was applied: must only ever be 1.
     sales: BTreeMap<(StoreId, u64), u32>,
     progress: BTreeMap<StoreId, u64>,
     counters: BTreeMap<CounterKey, (i64, i64)>,
+    points: LoyaltyAccount,
 }
 
 /// One stream pair between a store and HQ.
@@ -78,6 +71,14 @@ struct World {
     conns: BTreeMap<usize, Conn>,
     delivered: BTreeMap<(StoreId, Sku), i64>,
     sold: BTreeMap<(StoreId, Sku), i64>,
+    /// Points spent, summed as each spend happened at a store.
+    points_spent: i64,
+    request_id: u64,
+}
+
+/// The one loyalty customer of the simulation: every store earns and spends for them.
+fn customer() -> CustomerId {
+    CustomerId::parse("000010000000001").expect("a valid card")
 }
 
 fn merge(map: &mut BTreeMap<CounterKey, (i64, i64)>, e: &CounterEntry) {
@@ -102,19 +103,31 @@ fn entries(map: &BTreeMap<CounterKey, (i64, i64)>, pred: impl Fn(&CounterKey) ->
 impl World {
     fn new(seed: u64, stores: u32) -> World {
         World {
-            rng: Rng(seed | 1),
+            rng: Rng::new(seed),
             now: Instant::now(),
             step: 0,
             stores: (1..=stores)
                 .map(|i| Store {
                     id: StoreId(i),
                     actor: ActorId { store: StoreId(i), epoch: 1 },
-                    durable: StoreDurable::default(),
+                    durable: StoreDurable {
+                        outbox: Vec::new(),
+                        acked: 0,
+                        counters: BTreeMap::new(),
+                        points: LoyaltyAccount::new(customer()),
+                    },
                     session: None,
                     partitioned_until: 0,
                 })
                 .collect(),
-            hq: HqDurable::default(),
+            hq: HqDurable {
+                sales: BTreeMap::new(),
+                progress: BTreeMap::new(),
+                counters: BTreeMap::new(),
+                points: LoyaltyAccount::new(customer()),
+            },
+            points_spent: 0,
+            request_id: 0,
             conns: BTreeMap::new(),
             delivered: BTreeMap::new(),
             sold: BTreeMap::new(),
@@ -159,6 +172,48 @@ impl World {
         *self.sold.entry((s.id, sku)).or_default() += quantity;
         if let Some(session) = s.session.as_mut() {
             session.handle_committed(seq);
+        }
+    }
+
+    /// Appends loyalty entries to store `i`'s outbox.
+    fn push_points(&mut self, i: usize, entries: Vec<LoyaltyEntry>) {
+        let s = &mut self.stores[i];
+        let seq = s.durable.outbox.len() as u64 + 1;
+        s.durable.outbox.push(OutboxEntry { seq, change: Change::Loyalty { customer: None, entries } });
+        if let Some(session) = s.session.as_mut() {
+            session.handle_committed(seq);
+        }
+    }
+
+    /// The customer earns at store `i`; a connected store hands its spare rights to HQ.
+    fn earn_points(&mut self, i: usize) {
+        let points = 1 + self.rng.below(50) as i64;
+        let connected = self.conns.contains_key(&i);
+        let s = &mut self.stores[i];
+        let mut entries = vec![s.durable.points.earn(s.actor, points).expect("earning never fails")];
+        if connected {
+            entries.extend(s.durable.points.hand_over(s.actor, ActorId::HQ, 0));
+        }
+        self.push_points(i, entries);
+    }
+
+    /// The customer spends at store `i`: within the rights it holds, or, connected, it
+    /// asks HQ for the rest (and spends on a later step, once granted).
+    fn spend_points(&mut self, i: usize) {
+        let points = 1 + self.rng.below(80) as i64;
+        let s = &mut self.stores[i];
+        let held = s.durable.points.rights(s.actor);
+        if held >= points {
+            let entry = s.durable.points.spend(s.actor, points).expect("within rights");
+            self.points_spent += points;
+            self.push_points(i, vec![entry]);
+        } else if let Some(session) = s.session.as_mut() {
+            self.request_id += 1;
+            let request = RightsRequest { request_id: self.request_id, customer: customer(), points: points - held };
+            session.request_rights(request);
+        } else {
+            // Offline and short: the refusal the cashier sees.
+            assert!(s.durable.points.spend(s.actor, points).is_err(), "a spend beyond rights went through");
         }
     }
 
@@ -211,7 +266,17 @@ impl World {
                     }
                 }
                 StoreEvent::Catalog { version, .. } => session.handle_catalog_applied(version),
-                StoreEvent::NearbyStock { .. } | StoreEvent::Rights(_) | StoreEvent::Loyalty { .. } => {}
+                StoreEvent::Rights(RightsAnswer::Grant(g)) => {
+                    for e in &g.entries {
+                        s.durable.points.merge_entry(e).expect("valid entries");
+                    }
+                }
+                StoreEvent::Loyalty { entries, .. } => {
+                    for e in &entries {
+                        s.durable.points.merge_entry(e).expect("valid entries");
+                    }
+                }
+                StoreEvent::NearbyStock { .. } | StoreEvent::Rights(_) => {}
             }
         }
         if let Some(conn) = self.conns.get_mut(&i) {
@@ -232,15 +297,22 @@ impl World {
                         let offer = entries(&self.hq.counters, |k| k.0 == actor.store && k.2 != actor);
                         conn.hq_side.offer_counters(&offer);
                     }
-                    HqEvent::RightsRequest { .. } => unreachable!("the simulation's stores ask for no rights"),
+                    HqEvent::RightsRequest { actor, request } => {
+                        let answer = answer_rights_request(&mut self.hq.points, ActorId::HQ, actor, &request);
+                        conn.hq_side.answer_rights(None, answer);
+                    }
                     HqEvent::Apply { actor, entries: batch, upto, .. } => {
                         let progress = self.hq.progress.entry(actor.store).or_default();
                         assert_eq!(batch.first().map(|e| e.seq), Some(*progress + 1), "HQ was handed a gap");
                         for e in &batch {
-                            let Change::Sale { sale, counters } = &e.change else {
-                                unreachable!("the simulation sells only")
-                            };
-                            *self.hq.sales.entry((sale.id.store, sale.id.seq)).or_default() += 1;
+                            *self.hq.sales.entry((actor.store, e.seq)).or_default() += 1;
+                            if let Change::Loyalty { entries, .. } = &e.change {
+                                for l in entries {
+                                    self.hq.points.merge_entry(l).expect("valid entries");
+                                }
+                                continue;
+                            }
+                            let Change::Sale { counters, .. } = &e.change else { unreachable!("no returns here") };
                             for c in counters {
                                 merge(&mut self.hq.counters, c);
                             }
@@ -268,8 +340,10 @@ impl World {
         self.step += 1;
         self.now += Duration::from_millis(200);
         let i = self.rng.below(self.stores.len() as u64) as usize;
-        match self.rng.below(100) {
+        match self.rng.below(110) {
             0..=19 => self.sell(i),
+            100..=104 => self.earn_points(i),
+            105..=109 => self.spend_points(i),
             20..=24 => self.deliver_stock(i),
             25..=34 => self.connect(i),
             35..=59 => {
@@ -329,6 +403,15 @@ impl World {
             }
         }
         assert!(self.hq.sales.values().all(|&n| n == 1), "a sale applied twice");
+        // Escrow: in every replica's view no actor holds negative rights and the balance
+        // is never below zero; and all the spending there ever was is covered by earning.
+        let earned_everywhere: i64 =
+            self.stores.iter().map(|s| s.durable.points.total(EntryKind::Earned { actor: s.actor })).sum();
+        assert!(self.points_spent <= earned_everywhere, "more points spent than were ever earned");
+        for view in self.stores.iter().map(|s| &s.durable.points).chain([&self.hq.points]) {
+            assert!(view.balance() >= 0, "a balance below zero: {}", view.balance());
+            assert!(view.overdrawn().is_empty(), "an actor beyond its rights: {:?}", view.overdrawn());
+        }
     }
 
     /// Heals every partition and runs the network until everyone agrees.
@@ -379,6 +462,15 @@ impl World {
             }
         }
         assert_eq!(self.hq.sales.len(), self.stores.iter().map(|s| s.durable.outbox.len()).sum::<usize>());
+        // Loyalty converged at HQ: every store's own totals are there, and the balance is
+        // all that was earned minus all that was spent.
+        for s in &self.stores {
+            for e in s.durable.points.entries_written_by(s.actor) {
+                assert_eq!(self.hq.points.total(e.kind), e.total, "HQ lacks store {}'s points", s.id);
+            }
+        }
+        assert_eq!(self.hq.points.spent_total(), self.points_spent);
+        assert_eq!(self.hq.points.balance(), self.hq.points.earned_total() - self.points_spent);
     }
 }
 
@@ -390,6 +482,20 @@ fn run(seed: u64) {
         world.step();
     }
     world.converge();
+    if std::env::var("KASSA_SIM_VERBOSE").is_ok() {
+        let granted: i64 = world.hq.points.holders().iter().map(|(_, r)| r).sum();
+        eprintln!(
+            "seed {seed}: {} steps, points earned {}, spent {}, HQ-granted transfers {}, rights held {granted}",
+            steps,
+            world.hq.points.earned_total(),
+            world.points_spent,
+            world
+                .stores
+                .iter()
+                .map(|s| world.hq.points.total(EntryKind::Transfer { from: ActorId::HQ, to: s.actor }))
+                .sum::<i64>(),
+        );
+    }
 }
 
 #[test]

@@ -12,19 +12,7 @@ use crate::money::Kopecks;
 use crate::sale::{Sale, Tender, TenderKind};
 use crate::{SaleId, Sku};
 
-/// xorshift64*: a tiny deterministic generator, so a seed replays exactly.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-}
+use crate::seeded::SeededRng as Rng;
 
 const STORE: StoreId = StoreId(1);
 const ACTOR: ActorId = ActorId { store: STORE, epoch: 1 };
@@ -68,7 +56,7 @@ struct HqDb {
 /// Runs one connection after another (each "reconnect" loses all in-flight messages)
 /// until HQ holds every sale; returns HQ's state.
 fn run(seed: u64, sales: u64) -> HqDb {
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed);
     let mut db = HqDb::default();
     let mut store_acked = 0;
     let start = Instant::now();
@@ -95,7 +83,7 @@ fn run(seed: u64, sales: u64) -> HqDb {
                 }
             }
             to_hq.extend(std::iter::from_fn(|| store.poll_transmit()));
-            let deliver = (rng.next() % (to_hq.len() as u64 + 1)) as usize;
+            let deliver = (rng.next_u64() % (to_hq.len() as u64 + 1)) as usize;
             for m in to_hq.drain(..deliver) {
                 hq.handle_message(m).expect("the store speaks correctly");
                 while let Some(ev) = hq.poll_event() {
@@ -114,7 +102,7 @@ fn run(seed: u64, sales: u64) -> HqDb {
                 }
             }
             to_store.extend(std::iter::from_fn(|| hq.poll_transmit()));
-            let deliver = (rng.next() % (to_store.len() as u64 + 1)) as usize;
+            let deliver = (rng.next_u64() % (to_store.len() as u64 + 1)) as usize;
             for m in to_store.drain(..deliver) {
                 store.handle_message(now, m).expect("HQ speaks correctly");
             }
