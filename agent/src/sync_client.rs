@@ -264,6 +264,11 @@ async fn drive(
                 blocking(journal, move |j| j.set_nearby_stock(as_of_ms, &entries)).await?;
                 tracing::debug!(entries = n, "nearby stock from HQ");
             }
+            StoreEvent::Rules { version, rules } => {
+                if blocking(journal, move |j| j.set_loyalty_rules(version, &rules)).await? {
+                    tracing::info!(version, "loyalty rules from HQ applied");
+                }
+            }
             StoreEvent::Loyalty { customers, entries } => {
                 blocking(journal, move |j| j.merge_loyalty(&customers, &entries)).await?;
             }

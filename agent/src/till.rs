@@ -149,7 +149,6 @@ pub struct Till {
     rights_request_id: std::sync::atomic::AtomicU64,
     /// Whether HQ is reachable (the sync client keeps the status board).
     status: watch::Receiver<crate::status::Status>,
-    loyalty_rules: LoyaltyRules,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -186,9 +185,6 @@ impl Till {
             rights,
             rights_request_id: std::sync::atomic::AtomicU64::new(1),
             status,
-            // HQ's published rules are the next step; until then every store uses the
-            // same defaults, so every channel still computes the same points.
-            loyalty_rules: LoyaltyRules::default(),
         }
     }
 
@@ -284,7 +280,9 @@ impl Till {
     }
 
     async fn customer_view(&self, basket: &Basket, c: &Customer) -> Result<CustomerView, TillError> {
-        let (card, lines, rules) = (c.card.clone(), basket.lines.clone(), self.loyalty_rules.clone());
+        let rules = self.loyalty_rules().await?;
+        let point_value_kopecks = rules.point_value_kopecks();
+        let (card, lines) = (c.card.clone(), basket.lines.clone());
         let actor = self.journal.actor();
         let online = self.online();
         let offer = self
@@ -300,9 +298,13 @@ impl Till {
             balance: offer.balance,
             allowed: offer.allowed,
             spendable_now: offer.spendable_now,
-            point_value_kopecks: self.loyalty_rules.point_value_kopecks(),
+            point_value_kopecks,
             message: offer.message(!online),
         })
+    }
+
+    async fn loyalty_rules(&self) -> Result<LoyaltyRules, JournalError> {
+        self.journal(|j| j.loyalty_rules()).await
     }
 
     fn online(&self) -> bool {
@@ -539,16 +541,15 @@ impl Till {
         let mut open = self.basket.lock().await;
         let (terminal, snapshot, cashier) = (self.terminal, open.basket.clone(), user.id.clone());
         let online = self.online();
-        let loyalty = open.customer.as_ref().map(|c| LoyaltyUse {
-            customer: c.card.clone(),
-            rules: self.loyalty_rules.clone(),
-            online,
-        });
+        // The rules HQ published (the same code computes the points at every store and HQ).
+        let rules = self.loyalty_rules().await?;
+        let loyalty =
+            open.customer.as_ref().map(|c| LoyaltyUse { customer: c.card.clone(), rules: rules.clone(), online });
         // Points beyond the rights held here: ask HQ first (a round trip with a timeout);
         // offline, the journal refuses with the offer that can be spent now.
         let points_kopecks: i64 = tenders.iter().filter(|t| t.kind == TenderKind::Points).map(|t| t.amount.0).sum();
         if let (Some(u), true, true) = (&loyalty, points_kopecks > 0, online) {
-            let points = points_kopecks / self.loyalty_rules.point_value_kopecks();
+            let points = points_kopecks / rules.point_value_kopecks();
             let card = u.customer.clone();
             let actor = self.journal.actor();
             let held = self.journal(move |j| j.loyalty_account(&card).map(|a| a.rights(actor))).await?;

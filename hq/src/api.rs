@@ -28,6 +28,7 @@ pub fn router(shared: Shared) -> Router {
         .route("/api/stores/{store}/neighbours", get(neighbours).put(set_neighbours))
         .route("/api/stock/{sku}", get(stock))
         .route("/api/parked", get(parked))
+        .route("/api/loyalty/rules", get(rules).put(publish_rules))
         .route("/api/loyalty/{card}", get(loyalty))
         .route("/api/catalog", get(catalog).post(import_catalog))
         .layer(axum::extract::DefaultBodyLimit::max(CATALOG_UPLOAD_BYTES_MAX))
@@ -122,6 +123,23 @@ async fn stock(State(s): State<Arc<Shared>>, Path(sku): Path<String>) -> Result<
     let sku2 = sku.clone();
     let stores = blocking(&s.db, move |db| db.stock(&sku2)).await?;
     Ok(Json(json!({ "sku": sku, "stores": stores })))
+}
+
+async fn rules(State(s): State<Arc<Shared>>) -> Result<serde_json::Value> {
+    let (version, rules) = blocking(&s.db, |db| db.rules()).await?;
+    Ok(Json(json!({ "version": version, "rules": rules })))
+}
+
+/// `PUT /api/loyalty/rules`: validated (a bad rule set is refused whole), versioned and
+/// sent to every store; every channel then computes the same points.
+async fn publish_rules(State(s): State<Arc<Shared>>, body: String) -> Result<serde_json::Value> {
+    let rules: kassa_protocol::loyalty::LoyaltyRules =
+        serde_json::from_str(&body).map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, format!("rules: {e}")))?;
+    let version = blocking(&s.db, move |db| db.publish_rules(&rules)).await?;
+    tracing::info!(version, "published loyalty rules");
+    // Connected stores pick the rules up with the catalog notification.
+    s.catalog.send_modify(|_| {});
+    Ok(Json(json!({ "version": version })))
 }
 
 /// A customer's balance, the rights each store holds, and earned/spent per store.

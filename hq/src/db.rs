@@ -9,7 +9,8 @@ use std::sync::Mutex;
 use kassa_protocol::catalog::{CatalogItem, Unit, VatRate};
 use kassa_protocol::gtin::Gtin;
 use kassa_protocol::loyalty::{
-    answer_rights_request, Customer, CustomerId, EntryKind, LoyaltyAccount, LoyaltyEntry, RightsAnswer, RightsRequest,
+    answer_rights_request, Customer, CustomerId, EntryKind, LoyaltyAccount, LoyaltyEntry, LoyaltyRules, RightsAnswer,
+    RightsRequest,
 };
 use kassa_protocol::stock::CounterEntry;
 use kassa_protocol::wire::{Change, NearbyStock, OutboxEntry};
@@ -123,6 +124,7 @@ CREATE TABLE IF NOT EXISTS loyalty_entries (
     total INTEGER NOT NULL CHECK (total >= 0),
     PRIMARY KEY (customer, kind, a_store, a_epoch, b_store, b_epoch)
 ) STRICT;
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
 CREATE TABLE IF NOT EXISTS parked (
     id INTEGER PRIMARY KEY, store INTEGER NOT NULL, seq INTEGER NOT NULL, reason TEXT NOT NULL,
     record BLOB NOT NULL, parked_at_ms INTEGER NOT NULL
@@ -400,6 +402,34 @@ impl Db {
             }
         }
         Ok(out)
+    }
+
+    /// Publishes new loyalty rules; returns their version.
+    pub fn publish_rules(&self, rules: &LoyaltyRules) -> Result<u64, DbError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let version = meta(&tx, "rules_version")? + 1;
+        let json = serde_json::to_string(rules).map_err(|e| DbError::Corrupt(e.to_string()))?;
+        tx.execute(
+            "INSERT INTO settings (key, value) VALUES ('loyalty_rules', ?1) ON CONFLICT DO UPDATE SET value = excluded.value",
+            [json],
+        )?;
+        set_meta(&tx, "rules_version", version)?;
+        tx.commit()?;
+        Ok(version)
+    }
+
+    /// The published loyalty rules and their version (version 0: none published).
+    pub fn rules(&self) -> Result<(u64, LoyaltyRules), DbError> {
+        let conn = self.conn();
+        let version = meta(&conn, "rules_version")?;
+        let json: Option<String> =
+            conn.query_row("SELECT value FROM settings WHERE key = 'loyalty_rules'", [], |r| r.get(0)).optional()?;
+        let rules = match json {
+            Some(j) => serde_json::from_str(&j).map_err(|e| DbError::Corrupt(format!("loyalty rules: {e}")))?,
+            None => LoyaltyRules::default(),
+        };
+        Ok((version, rules))
     }
 
     /// Grants a store what HQ can of the rights it asks for, in one transaction; the

@@ -171,6 +171,8 @@ async fn session(
             }
             Ok(()) = catalog.changed() => {
                 offer_catalog(&mut session, &shared).await?;
+                let (version, rules) = blocking(&shared.db, |db| db.rules()).await?;
+                session.offer_rules(version, &rules);
                 flush(&mut session, &mut send).await?;
             }
             Ok(()) = counters.changed() => {
@@ -209,6 +211,8 @@ async fn drive(session: &mut HqSync, shared: &Shared) -> Result<(), ConnError> {
                 let entries = blocking(&shared.db, move |db| db.counters_for(store)).await?;
                 session.offer_counters(&entries);
                 offer_nearby(session, shared).await?;
+                let (version, rules) = blocking(&shared.db, |db| db.rules()).await?;
+                session.offer_rules(version, &rules);
             }
             HqEvent::RightsRequest { actor, request } => {
                 let (customer, answer) = blocking(&shared.db, move |db| db.grant_rights(actor, &request)).await?;

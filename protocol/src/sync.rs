@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use crate::catalog::CatalogItem;
 use crate::ids::{ActorId, StoreId};
-use crate::loyalty::{Customer, LoyaltyEntry, RightsAnswer, RightsRequest};
+use crate::loyalty::{Customer, LoyaltyEntry, LoyaltyRules, RightsAnswer, RightsRequest};
 use crate::returns::Return;
 use crate::sale::Sale;
 use crate::stock::CounterEntry;
@@ -74,6 +74,8 @@ pub enum StoreEvent {
     Counters { entries: Vec<CounterEntry> },
     /// A new view of the nearby stores' stock, to replace the old one.
     NearbyStock { as_of_ms: i64, entries: Vec<NearbyStock> },
+    /// HQ's loyalty rules: keep them if newer than what the store has.
+    Rules { version: u64, rules: LoyaltyRules },
     /// HQ answered a rights request: merge its entries, then wake the waiting till.
     Rights(RightsAnswer),
     /// Customers and loyalty entries to store and max-merge.
@@ -200,6 +202,9 @@ impl StoreSync {
                         entries: std::mem::take(&mut self.nearby_pages),
                     });
                 }
+            }
+            (StoreState::Ready, HqMessage::Rules { version, rules }) => {
+                self.events.push_back(StoreEvent::Rules { version, rules });
             }
             (StoreState::Ready, HqMessage::Rights(answer)) => {
                 if let RightsAnswer::Grant(g) = &answer {
@@ -491,6 +496,13 @@ impl HqSync {
         while let Some(page) = pages.next() {
             let last = pages.peek().is_none();
             self.transmits.push_back(HqMessage::CatalogPage { version, items: page.to_vec(), last });
+        }
+    }
+
+    /// Offers HQ's loyalty rules (version 0: none published yet, nothing is sent).
+    pub fn offer_rules(&mut self, version: u64, rules: &LoyaltyRules) {
+        if matches!(self.state, HqState::Ready(_)) && version > 0 {
+            self.transmits.push_back(HqMessage::Rules { version, rules: rules.clone() });
         }
     }
 

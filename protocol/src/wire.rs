@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::CatalogItem;
 use crate::ids::{ActorId, StoreId};
-use crate::loyalty::{Customer, LoyaltyEntry, RightsAnswer, RightsRequest};
+use crate::loyalty::{Customer, LoyaltyEntry, LoyaltyRules, RightsAnswer, RightsRequest};
 use crate::returns::Return;
 use crate::sale::Sale;
 use crate::stock::CounterEntry;
@@ -55,6 +55,9 @@ pub enum HqMessage {
     /// Stock of the nearby stores HQ lists for this store, as HQ knew it at `as_of_ms`
     /// (HQ's clock), in pages; the store replaces its view when `last` arrives.
     NearbyStock { as_of_ms: i64, entries: Vec<NearbyStock>, last: bool },
+    /// The loyalty rules HQ publishes (earn rate, exclusions, share cap, point value);
+    /// a store keeps the highest version.
+    Rules { version: u64, rules: LoyaltyRules },
     /// HQ's answer to a rights request.
     Rights(RightsAnswer),
     /// Customers and loyalty entries a store asked about or should know.

@@ -177,6 +177,30 @@ async fn two_offline_stores_cannot_spend_one_balance_twice() {
         }
     })
     .await;
+    // HQ publishes new rules; every store takes them (the same rules code computes the
+    // points everywhere), and a bad rule set is refused whole.
+    let client = reqwest::Client::new();
+    let rules_url = format!("http://{}/api/loyalty/rules", hq.http_addr);
+    let bad = client
+        .put(&rules_url)
+        .body(
+            r#"{"earn_kopecks_per_point":0,"excluded_categories":[],"max_share_percent":50,"point_value_kopecks":100}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422);
+    let good = r#"{"earn_kopecks_per_point":500,"excluded_categories":["Табак"],"max_share_percent":30,"point_value_kopecks":100}"#;
+    let published: serde_json::Value = client.put(&rules_url).body(good).send().await.unwrap().json().await.unwrap();
+    assert_eq!(published["version"], 1);
+    for s in [a, b] {
+        let journal = s.agent.journal.clone();
+        eventually(Duration::from_secs(10), "the store to take HQ's rules", || {
+            let journal = journal.clone();
+            async move { (journal.loyalty_rules().ok()?.earn_kopecks_per_point() == 500).then_some(()) }
+        })
+        .await;
+    }
     cancel.cancel();
     for s in stores {
         s.agent.wait().await;

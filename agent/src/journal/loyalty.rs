@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use kassa_protocol::loyalty::{Customer, CustomerId, EntryKind, LoyaltyAccount, LoyaltyEntry};
+use kassa_protocol::loyalty::{Customer, CustomerId, EntryKind, LoyaltyAccount, LoyaltyEntry, LoyaltyRules};
 use kassa_protocol::wire::Change;
 use kassa_protocol::{ActorId, StoreId};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -11,6 +11,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::{meta, set_meta, Journal, JournalError, WriteError};
 
 pub(super) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
 CREATE TABLE IF NOT EXISTS customers (
     card TEXT PRIMARY KEY, phone TEXT NOT NULL, name TEXT
 ) STRICT;
@@ -127,6 +128,34 @@ impl Journal {
         let card: Option<String> =
             conn.query_row("SELECT card FROM customers WHERE phone = ?1", [phone.digits()], |r| r.get(0)).optional()?;
         card.map(|c| customer_row(&conn, &c)).transpose().map(Option::flatten)
+    }
+
+    /// HQ's loyalty rules, kept if newer than ours.
+    pub fn set_loyalty_rules(&self, version: u64, rules: &LoyaltyRules) -> Result<bool, JournalError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        if meta(&tx, "rules_version")? >= version {
+            return Ok(false);
+        }
+        let json = serde_json::to_string(rules).map_err(|e| JournalError::Corrupt(e.to_string()))?;
+        tx.execute(
+            "INSERT INTO settings (key, value) VALUES ('loyalty_rules', ?1) ON CONFLICT DO UPDATE SET value = excluded.value",
+            [json],
+        )?;
+        set_meta(&tx, "rules_version", version)?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// The loyalty rules HQ published, or the defaults until it has.
+    pub fn loyalty_rules(&self) -> Result<LoyaltyRules, JournalError> {
+        let json: Option<String> = self
+            .conn()
+            .query_row("SELECT value FROM settings WHERE key = 'loyalty_rules'", [], |r| r.get(0))
+            .optional()?;
+        json.map_or(Ok(LoyaltyRules::default()), |j| {
+            serde_json::from_str(&j).map_err(|e| JournalError::Corrupt(format!("loyalty rules: {e}")))
+        })
     }
 
     /// Customers and entries from HQ.

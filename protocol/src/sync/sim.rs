@@ -276,7 +276,7 @@ impl World {
                         s.durable.points.merge_entry(e).expect("valid entries");
                     }
                 }
-                StoreEvent::NearbyStock { .. } | StoreEvent::Rights(_) => {}
+                StoreEvent::NearbyStock { .. } | StoreEvent::Rights(_) | StoreEvent::Rules { .. } => {}
             }
         }
         if let Some(conn) = self.conns.get_mut(&i) {
