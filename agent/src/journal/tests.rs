@@ -4,6 +4,7 @@
 use kassa_protocol::basket::Basket;
 use kassa_protocol::catalog::parse_csv;
 use kassa_protocol::sale::{Tender, TenderKind};
+
 use kassa_protocol::{Kopecks, Sku, StoreId};
 
 use super::*;
@@ -140,4 +141,54 @@ fn pins_are_hashed_and_lock_after_too_many_failures() {
     let conn = rusqlite::Connection::open(dir.path().join("j.sqlite")).unwrap();
     let hash: String = conn.query_row("SELECT pin_hash FROM users WHERE id = 'anna'", [], |r| r.get(0)).unwrap();
     assert!(hash.starts_with("$argon2id$") && !hash.contains("1111"));
+}
+
+#[test]
+fn a_return_after_the_points_were_spent_keeps_their_value_back() {
+    use kassa_protocol::loyalty::LoyaltyRules;
+    let (_d, j) = journal();
+    j.open_shift(1, "anna", Kopecks(0), "open", 1).unwrap();
+    let customer = j.issue_customer("+79123456789", None).unwrap();
+    let offline = |rules: LoyaltyRules| LoyaltyUse { customer: customer.card.clone(), rules, online: false };
+    let rules = LoyaltyRules::default(); // 1 point per 10 ₽, a point is worth 1 ₽
+                                         // 10 milks, 1 069,00 ₽: 106 points, held by this store (offline: no hand-over).
+    let b = basket(&j, &[("100001", 10)]);
+    let (sale, _) = j.commit_sale(1, "anna", &b, &cash(106_900), Some(&offline(rules.clone())), "s1", 2).unwrap();
+    assert_eq!(j.loyalty_account(&customer.card).unwrap().balance(), 106);
+    // Spend 100 of them on another basket (up to 50 % of 1 069,00 ₽).
+    let b = basket(&j, &[("100001", 10)]);
+    let tenders = vec![
+        Tender { kind: TenderKind::Points, amount: Kopecks(10_000) },
+        Tender { kind: TenderKind::Cash, amount: Kopecks(96_900) },
+    ];
+    j.commit_sale(1, "anna", &b, &tenders, Some(&offline(rules.clone())), "s2", 3).unwrap();
+    // Spending more than the store holds is refused, and says how many can be spent.
+    // Held now: 106 − 100 + 96 (the second sale earned on its cash part) = 102.
+    assert_eq!(j.loyalty_account(&customer.card).unwrap().rights(j.actor()), 102);
+    let b3 = basket(&j, &[("100001", 3)]);
+    let too_many = vec![
+        Tender { kind: TenderKind::Points, amount: Kopecks(15_000) },
+        Tender { kind: TenderKind::Cash, amount: Kopecks(32_070 - 15_000) },
+    ];
+    match j.commit_sale(1, "anna", &b3, &too_many, Some(&offline(rules.clone())), "s3", 4) {
+        Err(WriteError::Points { spendable_now, message }) => {
+            assert_eq!(spendable_now, 102, "{message}");
+            assert!(message.contains("102 of 102"), "{message}");
+        }
+        other => panic!("overspent: {other:?}"),
+    }
+    // Return the first sale whole: its 106 points come back off the account; only 6 +
+    // what the second sale earned are left, so the rest is kept back from the refund.
+    let left = j.loyalty_account(&customer.card).unwrap().balance();
+    let (ret, _) = j
+        .commit_return(1, "anna", &ReturnRequest::WithReceipt { sale_seq: sale.id.seq, lines: vec![(0, 10)] }, "r1", 5)
+        .unwrap();
+    let rl = ret.loyalty.clone().unwrap();
+    assert_eq!(rl.take_back, 106);
+    assert_eq!(rl.spend, left, "every point still held is taken back");
+    assert_eq!(rl.shortfall, 106 - left);
+    assert_eq!(rl.deducted, Kopecks((106 - left) * 100), "their value is kept back");
+    assert_eq!(ret.refunds.iter().map(|t| t.amount.0).sum::<i64>(), 106_900 - rl.deducted.0);
+    assert_eq!(j.loyalty_account(&customer.card).unwrap().balance(), 0, "never below zero");
+    assert!(j.verify().unwrap().ok());
 }
