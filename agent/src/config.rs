@@ -104,6 +104,10 @@ impl AgentConfig {
             return Err(ConfigError::Invalid("terminal must be 1 to 99 (two digits on the receipt)".into()));
         }
         self.scan_rules.validate().map_err(|e| ConfigError::Invalid(format!("scan_rules: {e}")))?;
+        if let Some(s) = &self.scanner {
+            kassa_hardware::unescape(s.framer.prefix.as_bytes())
+                .map_err(|e| ConfigError::Invalid(format!("scanner.framer.prefix: {e}")))?;
+        }
         if let Some(p) = &self.printer {
             if kassa_hardware::escpos::profile(&p.model).is_none() {
                 return Err(ConfigError::Invalid(format!("unknown printer model `{}` (epson, clone)", p.model)));

@@ -120,6 +120,9 @@ pub struct ScanTestArgs {
     /// The scanner's suffix; `none` ends frames by the idle gap alone.
     #[arg(long, value_enum, default_value_t = TerminatorArg::Cr)]
     terminator: TerminatorArg,
+    /// Bytes the scanner sends before each code (`\x02` for STX), stripped.
+    #[arg(long, default_value = "")]
+    prefix: String,
     /// A frame also ends when no byte came for this long.
     #[arg(long, default_value_t = 50)]
     idle_gap_ms: u64,
@@ -352,6 +355,7 @@ fn test_receipt(profile: PrinterProfile, port: &str) -> Vec<u8> {
 fn scan_test(args: &ScanTestArgs) -> anyhow::Result<()> {
     let rules = args.rules.rules()?;
     let framer = FramerConfig {
+        prefix: args.prefix.clone(),
         terminator: args.terminator.into(),
         idle_gap_ms: args.idle_gap_ms,
         frame_bytes_max: args.frame_bytes_max,

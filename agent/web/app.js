@@ -400,7 +400,7 @@ async function pay(kind) {
 
 async function enterCode(code) {
   $("results").replaceChildren();
-  if (/^\d+$/.test(code)) {
+  if (/^\d{6,}$/.test(code)) {
     if (await act(() => api("POST", "/api/basket/scan", { code, idempotency_key: newKey() }))) show("", "");
     return;
   }

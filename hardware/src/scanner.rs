@@ -25,6 +25,9 @@ pub enum Terminator {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FramerConfig {
+    /// Bytes the scanner is set to send before each code (e.g. `\x02`, STX), escaped as
+    /// in [`crate::escape`]; stripped from a frame that starts with them. Empty: none.
+    pub prefix: String,
     pub terminator: Terminator,
     /// A frame ends when no byte came for this long.
     pub idle_gap_ms: u64,
@@ -36,7 +39,7 @@ impl Default for FramerConfig {
     fn default() -> Self {
         // 50 ms is ~48 byte times at 9600 baud: no scanner pauses that long inside a
         // frame, and a cashier never scans twice that fast.
-        FramerConfig { terminator: Terminator::Cr, idle_gap_ms: 50, frame_bytes_max: 512 }
+        FramerConfig { prefix: String::new(), terminator: Terminator::Cr, idle_gap_ms: 50, frame_bytes_max: 512 }
     }
 }
 
@@ -53,6 +56,7 @@ pub enum FrameEvent {
 #[derive(Debug)]
 pub struct Framer {
     cfg: FramerConfig,
+    prefix: Vec<u8>,
     buf: Vec<u8>,
     last_byte_at: Option<Instant>,
     /// Bytes dropped from the current overlong frame.
@@ -61,7 +65,9 @@ pub struct Framer {
 
 impl Framer {
     pub fn new(cfg: FramerConfig) -> Self {
-        Framer { cfg, buf: Vec::new(), last_byte_at: None, dropping: 0 }
+        // A prefix that does not unescape is taken literally; `AgentConfig` validates it.
+        let prefix = crate::unescape(cfg.prefix.as_bytes()).unwrap_or_else(|_| cfg.prefix.clone().into_bytes());
+        Framer { cfg, prefix, buf: Vec::new(), last_byte_at: None, dropping: 0 }
     }
 
     fn idle_gap(&self) -> Duration {
@@ -120,6 +126,9 @@ impl Framer {
         }
         let start = frame.iter().position(|b| *b != b'\r' && *b != b'\n').unwrap_or(frame.len());
         frame.drain(..start);
+        if !self.prefix.is_empty() && frame.starts_with(&self.prefix) {
+            frame.drain(..self.prefix.len());
+        }
         (!frame.is_empty()).then_some(FrameEvent::Frame(frame))
     }
 }
@@ -267,6 +276,16 @@ mod tests {
     }
 
     #[test]
+    fn a_configured_prefix_is_stripped() {
+        let cfg = FramerConfig { prefix: "\\x02".into(), ..Default::default() };
+        let out = frames(cfg, &[b"\x024650001209603\r4600000857831\r"]);
+        assert_eq!(
+            out,
+            vec![FrameEvent::Frame(b"4650001209603".to_vec()), FrameEvent::Frame(b"4600000857831".to_vec())]
+        );
+    }
+
+    #[test]
     fn frames_end_after_idle_gap() {
         let cfg = FramerConfig { terminator: Terminator::None, ..Default::default() };
         let mut f = Framer::new(cfg);
@@ -298,7 +317,7 @@ mod tests {
                 Terminator::Cr, Terminator::Lf, Terminator::CrLf, Terminator::Etx, Terminator::None,
             ]),
         ) {
-            let cfg = FramerConfig { frame_bytes_max: max, terminator, idle_gap_ms: 5 };
+            let cfg = FramerConfig { frame_bytes_max: max, terminator, idle_gap_ms: 5, prefix: String::new() };
             let mut f = Framer::new(cfg);
             let t = Instant::now();
             let mut out = Vec::new();

@@ -258,6 +258,11 @@ impl Journal {
         if needle.is_empty() {
             return Ok(Vec::new());
         }
+        // Up to five digits is a PLU, typed for a weighed item without a label.
+        if needle.len() <= 5 && needle.bytes().all(|b| b.is_ascii_digit()) {
+            let plu: u32 = needle.parse().expect("digits");
+            return Ok(self.item_by_plu(plu)?.into_iter().collect());
+        }
         // SQLite's LIKE folds only ASCII case; the catalog is small enough to filter here.
         let conn = self.conn();
         let mut st = conn.prepare_cached(&format!("SELECT {ITEM_COLUMNS} FROM catalog ORDER BY name"))?;

@@ -192,3 +192,14 @@ fn a_return_after_the_points_were_spent_keeps_their_value_back() {
     assert_eq!(j.loyalty_account(&customer.card).unwrap().balance(), 0, "never below zero");
     assert!(j.verify().unwrap().ok());
 }
+
+#[test]
+fn search_finds_names_in_any_case_and_plus_by_number() {
+    let (_d, j) = journal();
+    let names = |q: &str| j.search(q).unwrap().into_iter().map(|i| i.name).collect::<Vec<_>>();
+    assert_eq!(names("молоко"), vec!["Молоко"]);
+    assert_eq!(names("ХЛЕБ"), vec!["Хлеб"]);
+    assert_eq!(names("00001"), vec!["Яблоки"], "a PLU typed for a weighed item");
+    assert_eq!(names("1"), vec!["Яблоки"]);
+    assert!(names("99999").is_empty());
+}
