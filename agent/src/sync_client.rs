@@ -264,6 +264,17 @@ async fn drive(
                 blocking(journal, move |j| j.set_nearby_stock(as_of_ms, &entries)).await?;
                 tracing::debug!(entries = n, "nearby stock from HQ");
             }
+            StoreEvent::ComputeDigests => {
+                let entries = blocking(journal, |j| j.counters()).await?;
+                sync.handle_digests(kassa_protocol::stock::digests(&entries));
+            }
+            StoreEvent::SendOwnCounters => {
+                let own = journal.actor();
+                let entries = blocking(journal, |j| j.counters()).await?;
+                let own_entries: Vec<_> = entries.into_iter().filter(|e| e.actor == own).collect();
+                tracing::warn!(entries = own_entries.len(), "HQ's digest of our counters differs; sending them all");
+                sync.handle_own_counters(own_entries);
+            }
             StoreEvent::Rules { version, rules } => {
                 if blocking(journal, move |j| j.set_loyalty_rules(version, &rules)).await? {
                     tracing::info!(version, "loyalty rules from HQ applied");

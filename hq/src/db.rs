@@ -298,6 +298,22 @@ impl Db {
         Ok(counters_where(&conn, location, None, None)?.into_iter().filter(|c| c.actor.store != location).collect())
     }
 
+    /// Every counter entry of a store's stock (all actors), for anti-entropy.
+    pub fn counters_at(&self, location: StoreId) -> Result<Vec<CounterEntry>, DbError> {
+        counters_where(&self.conn(), location, None, None)
+    }
+
+    /// Max-merges a store's own counters, sent in full after a digest mismatch.
+    pub fn merge_counters(&self, entries: &[CounterEntry]) -> Result<(), DbError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for c in entries {
+            merge_counter(&tx, c)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     pub fn stock(&self, sku: &Sku) -> Result<Vec<StockAt>, DbError> {
         let conn = self.conn();
         let mut st = conn.prepare(

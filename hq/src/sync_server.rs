@@ -12,7 +12,7 @@ use std::time::Duration;
 use kassa_protocol::loyalty::RightsAnswer;
 use kassa_protocol::sync::{HqEvent, HqSync};
 use kassa_protocol::wire::{encode, FrameDecoder, StoreMessage};
-use kassa_protocol::StoreId;
+use kassa_protocol::{ActorId, StoreId};
 use tokio::sync::{watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -213,6 +213,26 @@ async fn drive(session: &mut HqSync, shared: &Shared) -> Result<(), ConnError> {
                 offer_nearby(session, shared).await?;
                 let (version, rules) = blocking(&shared.db, |db| db.rules()).await?;
                 session.offer_rules(version, &rules);
+            }
+            HqEvent::CompareDigests { actor, theirs } => {
+                let store = actor.store;
+                let ours =
+                    kassa_protocol::stock::digests(&blocking(&shared.db, move |db| db.counters_at(store)).await?);
+                let find = |d: &[kassa_protocol::stock::ActorDigest], a| d.iter().find(|x| x.actor == a).cloned();
+                let own_differs = find(&ours, actor) != find(&theirs, actor);
+                if own_differs {
+                    tracing::warn!(%actor, "counter digests differ; asking the store for its counters");
+                }
+                session.digests_compared(own_differs);
+                if find(&ours, ActorId::HQ) != find(&theirs, ActorId::HQ) {
+                    let entries = blocking(&shared.db, move |db| db.counters_for(store)).await?;
+                    session.offer_counters(&entries);
+                }
+            }
+            HqEvent::MergeCounters { entries } => {
+                let n = entries.len();
+                blocking(&shared.db, move |db| db.merge_counters(&entries)).await?;
+                tracing::info!(entries = n, "store counters merged after a digest mismatch");
             }
             HqEvent::RightsRequest { actor, request } => {
                 let (customer, answer) = blocking(&shared.db, move |db| db.grant_rights(actor, &request)).await?;

@@ -40,6 +40,29 @@ impl CounterEntry {
     }
 }
 
+/// A summary of one actor's running totals at one location: if two replicas' digests
+/// differ, one of them lacks something, and the actor's entries are sent again in full
+/// (anti-entropy; max-merge makes the resend harmless).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActorDigest {
+    pub actor: ActorId,
+    pub entries: u64,
+    pub p: i64,
+    pub n: i64,
+}
+
+/// Digests of `entries`, one per actor, in actor order.
+pub fn digests<'a>(entries: impl IntoIterator<Item = &'a CounterEntry>) -> Vec<ActorDigest> {
+    let mut by_actor: std::collections::BTreeMap<ActorId, ActorDigest> = std::collections::BTreeMap::new();
+    for e in entries {
+        let d = by_actor.entry(e.actor).or_insert(ActorDigest { actor: e.actor, entries: 0, p: 0, n: 0 });
+        d.entries += 1;
+        d.p = d.p.saturating_add(e.p);
+        d.n = d.n.saturating_add(e.n);
+    }
+    by_actor.into_values().collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

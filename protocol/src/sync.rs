@@ -27,7 +27,7 @@ use crate::ids::{ActorId, StoreId};
 use crate::loyalty::{Customer, LoyaltyEntry, LoyaltyRules, RightsAnswer, RightsRequest};
 use crate::returns::Return;
 use crate::sale::Sale;
-use crate::stock::CounterEntry;
+use crate::stock::{ActorDigest, CounterEntry};
 use crate::wire::{
     Change, HqMessage, NearbyStock, OutboxEntry, StoreMessage, BATCH_ENTRIES_MAX, CATALOG_PAGE_ITEMS_MAX,
     COUNTERS_PAGE_MAX, PROTOCOL_VERSION,
@@ -36,8 +36,12 @@ use crate::wire::{
 /// How long the store waits for an acknowledgement before it resends from the last
 /// acknowledged entry. Long enough for HQ's durable commit under load.
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a store whose outbox is drained compares counter digests with HQ.
+pub const DIGEST_INTERVAL: Duration = Duration::from_secs(60);
 /// Entries sent but not yet acknowledged; bounds HQ's work per connection.
 pub const INFLIGHT_ENTRIES_MAX: u64 = 4 * BATCH_ENTRIES_MAX as u64;
+/// Digests per message: a store has its own actor, HQ's, and old epochs of its own.
+pub const DIGESTS_MAX: usize = 64;
 /// Nearby-stock entries a store accepts in one view (stores × SKUs).
 pub const NEARBY_ENTRIES_MAX: usize = 500_000;
 /// Catalog items a store buffers while pages arrive; a bound on a hostile HQ.
@@ -74,6 +78,12 @@ pub enum StoreEvent {
     Counters { entries: Vec<CounterEntry> },
     /// A new view of the nearby stores' stock, to replace the old one.
     NearbyStock { as_of_ms: i64, entries: Vec<NearbyStock> },
+    /// Time to compare digests: compute the store's counter digests for its own stock and
+    /// pass them to [`StoreSync::handle_digests`].
+    ComputeDigests,
+    /// HQ lacks some of the store's own counters: read them all and pass them to
+    /// [`StoreSync::handle_own_counters`].
+    SendOwnCounters,
     /// HQ's loyalty rules: keep them if newer than what the store has.
     Rules { version: u64, rules: LoyaltyRules },
     /// HQ answered a rights request: merge its entries, then wake the waiting till.
@@ -103,6 +113,8 @@ pub struct StoreSync {
     reading: bool,
     /// When we last heard progress from HQ while entries were in flight.
     waiting_since: Option<Instant>,
+    /// When digests are next compared.
+    next_digest: Option<Instant>,
     catalog_version: u64,
     catalog_pages: Option<(u64, Vec<CatalogItem>)>,
     nearby_pages: Vec<NearbyStock>,
@@ -121,6 +133,7 @@ impl StoreSync {
             head,
             reading: false,
             waiting_since: None,
+            next_digest: None,
             catalog_version,
             catalog_pages: None,
             nearby_pages: Vec::new(),
@@ -156,6 +169,9 @@ impl StoreSync {
                 self.state = StoreState::Ready;
                 self.acked = acked_seq;
                 self.sent = acked_seq;
+                // The first comparison soon after connecting: a drift is repaired at
+                // once, not a whole interval later.
+                self.next_digest = Some(now + DIGEST_INTERVAL / 30);
                 self.events.push_back(StoreEvent::Connected { acked_seq });
             }
             (StoreState::AwaitingWelcome, _) => return Err(SyncError::Unexpected("a message before Welcome")),
@@ -203,6 +219,7 @@ impl StoreSync {
                     });
                 }
             }
+            (StoreState::Ready, HqMessage::SendCounters) => self.events.push_back(StoreEvent::SendOwnCounters),
             (StoreState::Ready, HqMessage::Rules { version, rules }) => {
                 self.events.push_back(StoreEvent::Rules { version, rules });
             }
@@ -271,6 +288,15 @@ impl StoreSync {
     /// No acknowledgement in time: resend everything after the last acknowledged entry.
     /// Resending is harmless: HQ ignores what it already holds.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(at) = self.next_digest {
+            if now >= at {
+                self.next_digest = Some(now + DIGEST_INTERVAL);
+                // Only with nothing in flight: otherwise HQ is simply behind.
+                if self.state == StoreState::Ready && self.backlog() == 0 && self.sent == self.acked {
+                    self.events.push_back(StoreEvent::ComputeDigests);
+                }
+            }
+        }
         if let Some(since) = self.waiting_since {
             if now.duration_since(since) >= ACK_TIMEOUT && self.sent > self.acked {
                 self.sent = self.acked;
@@ -281,7 +307,28 @@ impl StoreSync {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.waiting_since.map(|t| t + ACK_TIMEOUT)
+        let resend = self.waiting_since.map(|t| t + ACK_TIMEOUT);
+        match (resend, self.next_digest) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The answer to [`StoreEvent::ComputeDigests`].
+    pub fn handle_digests(&mut self, digests: Vec<ActorDigest>) {
+        if self.state == StoreState::Ready {
+            self.transmits.push_back(StoreMessage::Digest { digests });
+        }
+    }
+
+    /// The answer to [`StoreEvent::SendOwnCounters`]: the store's own entries, in pages.
+    pub fn handle_own_counters(&mut self, entries: Vec<CounterEntry>) {
+        if self.state != StoreState::Ready {
+            return;
+        }
+        for page in entries.chunks(COUNTERS_PAGE_MAX) {
+            self.transmits.push_back(StoreMessage::Counters { entries: page.to_vec() });
+        }
     }
 
     pub fn poll_transmit(&mut self) -> Option<StoreMessage> {
@@ -311,6 +358,12 @@ pub enum HqEvent {
     /// Apply these entries and record the store's progress `upto` in one transaction,
     /// then call [`HqSync::handle_applied`]. `head` is the store's outbox head.
     Apply { actor: ActorId, entries: Vec<OutboxEntry>, upto: u64, head: u64 },
+    /// The store's digests: compare them with HQ's for the same actors at the store's
+    /// location and call [`HqSync::digests_compared`]; if HQ's own actor differs, offer
+    /// the store HQ's counters.
+    CompareDigests { actor: ActorId, theirs: Vec<ActorDigest> },
+    /// The store's own counters, sent in full after a digest mismatch: max-merge them.
+    MergeCounters { entries: Vec<CounterEntry> },
     /// The store asks for spending rights: grant what HQ holds in one transaction, then
     /// call [`HqSync::answer_rights`].
     RightsRequest { actor: ActorId, request: RightsRequest },
@@ -389,6 +442,34 @@ impl HqSync {
                 Ok(())
             }
             (_, StoreMessage::RightsRequest(_)) => Err(SyncError::Unexpected("a rights request before Welcome")),
+            (HqState::Ready(actor), StoreMessage::Digest { digests }) => {
+                if digests.len() > DIGESTS_MAX {
+                    return Err(SyncError::Malformed(format!("{} digests", digests.len())));
+                }
+                self.events.push_back(HqEvent::CompareDigests { actor, theirs: digests });
+                Ok(())
+            }
+            (HqState::Ready(actor), StoreMessage::Counters { entries }) => {
+                if entries.len() > COUNTERS_PAGE_MAX {
+                    return Err(SyncError::Malformed(format!("{} counters in one message", entries.len())));
+                }
+                for c in &entries {
+                    if c.actor != actor || c.location != self.store {
+                        return Err(SyncError::ForeignWrite {
+                            store: self.store,
+                            what: format!("counter of actor {} at store {}", c.actor, c.location),
+                        });
+                    }
+                    if !c.is_valid() {
+                        return Err(SyncError::Malformed(format!("negative running total {c:?}")));
+                    }
+                }
+                self.events.push_back(HqEvent::MergeCounters { entries });
+                Ok(())
+            }
+            (_, StoreMessage::Digest { .. } | StoreMessage::Counters { .. }) => {
+                Err(SyncError::Unexpected("digests or counters before Welcome"))
+            }
             (HqState::AwaitingAccept(_), StoreMessage::Batch { .. }) => {
                 Err(SyncError::Unexpected("a batch before Welcome"))
             }
@@ -503,6 +584,13 @@ impl HqSync {
     pub fn offer_rules(&mut self, version: u64, rules: &LoyaltyRules) {
         if matches!(self.state, HqState::Ready(_)) && version > 0 {
             self.transmits.push_back(HqMessage::Rules { version, rules: rules.clone() });
+        }
+    }
+
+    /// After comparing digests: if HQ lacks some of the store's own counters, ask for them.
+    pub fn digests_compared(&mut self, own_differs: bool) {
+        if own_differs && matches!(self.state, HqState::Ready(_)) {
+            self.transmits.push_back(HqMessage::SendCounters);
         }
     }
 

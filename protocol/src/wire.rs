@@ -12,7 +12,7 @@ use crate::ids::{ActorId, StoreId};
 use crate::loyalty::{Customer, LoyaltyEntry, LoyaltyRules, RightsAnswer, RightsRequest};
 use crate::returns::Return;
 use crate::sale::Sale;
-use crate::stock::CounterEntry;
+use crate::stock::{ActorDigest, CounterEntry};
 
 /// Bumped on any incompatible change; peers compare it in the handshake.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -39,6 +39,11 @@ pub enum StoreMessage {
     /// The till wants to spend more of a customer's points than the store holds rights
     /// for; HQ answers with [`HqMessage::Rights`].
     RightsRequest(RightsRequest),
+    /// Anti-entropy: digests of the counters the store holds for its own stock, per actor
+    /// (its own and HQ's). Sent now and then once the outbox is drained.
+    Digest { digests: Vec<ActorDigest> },
+    /// All of the store's own counter entries, asked for by [`HqMessage::SendCounters`].
+    Counters { entries: Vec<CounterEntry> },
 }
 
 /// What HQ sends.
@@ -58,6 +63,8 @@ pub enum HqMessage {
     /// The loyalty rules HQ publishes (earn rate, exclusions, share cap, point value);
     /// a store keeps the highest version.
     Rules { version: u64, rules: LoyaltyRules },
+    /// HQ's digest of the store's own counters differs from the store's: send them all.
+    SendCounters,
     /// HQ's answer to a rights request.
     Rights(RightsAnswer),
     /// Customers and loyalty entries a store asked about or should know.

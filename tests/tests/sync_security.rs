@@ -176,6 +176,15 @@ async fn hq_refuses_strangers_and_impostors_and_writes_nothing() {
         assert!(matches!(answer.last(), Some(HqMessage::Refused { .. })), "{answer:?}");
     }
 
+    // 4b. Anti-entropy counters for another store's stock.
+    let Change::Sale { counters, .. } = sale_entry(1, 2).change else { unreachable!() };
+    let counters = wire::encode(&StoreMessage::Counters { entries: counters }).unwrap();
+    let answer = talk(&store, &hq, vec![hello(1), counters]).await.unwrap();
+    assert!(
+        matches!(answer.last(), Some(HqMessage::Refused { reason }) if reason.contains("store 0002")),
+        "{answer:?}"
+    );
+
     // 5. Garbage and an oversized length: the connection is closed.
     let answer = talk(&store, &hq, vec![vec![0, 0, 0, 3, 0xff, 0xff, 0xff]]).await.unwrap();
     assert!(matches!(answer.last(), Some(HqMessage::Refused { .. }) | None), "{answer:?}");

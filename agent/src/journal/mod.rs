@@ -355,6 +355,32 @@ impl Journal {
         Ok((rows, meta(&conn, "nearby_as_of_ms")? as i64))
     }
 
+    /// Every counter entry of this store's stock (all actors), for anti-entropy.
+    pub fn counters(&self) -> Result<Vec<kassa_protocol::stock::CounterEntry>, JournalError> {
+        let conn = self.conn();
+        let mut st = conn.prepare("SELECT sku, actor_store, actor_epoch, p, n FROM stock_counters ORDER BY sku")?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, u32>(1)?,
+                r.get::<_, u32>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (sku, store, epoch, p, n) = row?;
+            Ok(kassa_protocol::stock::CounterEntry {
+                location: self.store,
+                sku: Sku::parse(&sku).ok_or_else(|| JournalError::Corrupt(format!("sku {sku}")))?,
+                actor: ActorId { store: StoreId(store), epoch },
+                p,
+                n,
+            })
+        })
+        .collect()
+    }
+
     /// The store's stock of `sku`: the sum over actors of `p − n`. May be negative: an
     /// oversell is a fact to report, not a sale to refuse.
     pub fn stock(&self, sku: &Sku) -> Result<i64, JournalError> {

@@ -73,6 +73,9 @@ struct World {
     sold: BTreeMap<(StoreId, Sku), i64>,
     /// Points spent, summed as each spend happened at a store.
     points_spent: i64,
+    /// HQ lost counters at some point: its view may be behind a store's until digests
+    /// repair it (the monotonicity checks below still hold).
+    lost_counters: bool,
     request_id: u64,
 }
 
@@ -127,6 +130,7 @@ impl World {
                 points: LoyaltyAccount::new(customer()),
             },
             points_spent: 0,
+            lost_counters: false,
             request_id: 0,
             conns: BTreeMap::new(),
             delivered: BTreeMap::new(),
@@ -276,6 +280,14 @@ impl World {
                         s.durable.points.merge_entry(e).expect("valid entries");
                     }
                 }
+                StoreEvent::ComputeDigests => {
+                    let digests = crate::stock::digests(&entries(&s.durable.counters, |k| k.0 == s.id));
+                    session.handle_digests(digests);
+                }
+                StoreEvent::SendOwnCounters => {
+                    let own = s.actor;
+                    session.handle_own_counters(entries(&s.durable.counters, |k| k.2 == own));
+                }
                 StoreEvent::NearbyStock { .. } | StoreEvent::Rights(_) | StoreEvent::Rules { .. } => {}
             }
         }
@@ -296,6 +308,20 @@ impl World {
                         conn.hq_side.accept(*self.hq.progress.get(&actor.store).unwrap_or(&0));
                         let offer = entries(&self.hq.counters, |k| k.0 == actor.store && k.2 != actor);
                         conn.hq_side.offer_counters(&offer);
+                    }
+                    HqEvent::CompareDigests { actor, theirs } => {
+                        let ours = crate::stock::digests(&entries(&self.hq.counters, |k| k.0 == actor.store));
+                        let find = |d: &[crate::stock::ActorDigest], a| d.iter().find(|x| x.actor == a).cloned();
+                        conn.hq_side.digests_compared(find(&ours, actor) != find(&theirs, actor));
+                        if find(&ours, ActorId::HQ) != find(&theirs, ActorId::HQ) {
+                            let offer = entries(&self.hq.counters, |k| k.0 == actor.store && k.2 != actor);
+                            conn.hq_side.offer_counters(&offer);
+                        }
+                    }
+                    HqEvent::MergeCounters { entries: merged } => {
+                        for c in &merged {
+                            merge(&mut self.hq.counters, c);
+                        }
                     }
                     HqEvent::RightsRequest { actor, request } => {
                         let answer = answer_rights_request(&mut self.hq.points, ActorId::HQ, actor, &request);
@@ -340,7 +366,7 @@ impl World {
         self.step += 1;
         self.now += Duration::from_millis(200);
         let i = self.rng.below(self.stores.len() as u64) as usize;
-        match self.rng.below(110) {
+        match self.rng.below(111) {
             0..=19 => self.sell(i),
             100..=104 => self.earn_points(i),
             105..=109 => self.spend_points(i),
@@ -361,6 +387,14 @@ impl World {
                 self.stores[i].partitioned_until = self.step + 20 + self.rng.below(200);
             }
             91..=92 => self.disconnect(i), // the store crashes: its session is gone
+            110 => {
+                // HQ restored from an old backup of its counters (its progress and sales
+                // kept): only the digest comparison can find what went missing.
+                let id = self.stores[i].id;
+                let actor = self.stores[i].actor;
+                self.hq.counters.retain(|k, _| !(k.0 == id && k.2 == actor));
+                self.lost_counters = true;
+            }
             93 => {
                 // HQ crashes: every session is gone, its database stays.
                 for j in 0..self.stores.len() {
@@ -421,7 +455,8 @@ impl World {
         }
         for _round in 0..10_000 {
             let done = self.stores.iter().all(|s| {
-                s.durable.acked == s.durable.outbox.len() as u64
+                entries(&self.hq.counters, |k| k.0 == s.id) == entries(&s.durable.counters, |_| true)
+                    && s.durable.acked == s.durable.outbox.len() as u64
                     && entries(&self.hq.counters, |k| k.0 == s.id && k.2 == HQ_ACTOR)
                         == entries(&s.durable.counters, |k| k.2 == HQ_ACTOR)
             });
