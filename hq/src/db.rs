@@ -564,18 +564,9 @@ fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, ApplyError> {
     postcard::to_allocvec(v).map_err(|e| ApplyError::Invalid(e.to_string()))
 }
 
-fn entry_columns(kind: EntryKind) -> (&'static str, ActorId, ActorId) {
-    let none = ActorId { store: StoreId(0), epoch: 0 };
-    match kind {
-        EntryKind::Earned { actor } => ("earned", actor, none),
-        EntryKind::Spent { actor } => ("spent", actor, none),
-        EntryKind::Transfer { from, to } => ("transfer", from, to),
-    }
-}
-
 /// The bounded counter's merge, in SQL: per running total, the larger wins.
 fn merge_loyalty(conn: &Connection, e: &LoyaltyEntry) -> rusqlite::Result<()> {
-    let (kind, a, b) = entry_columns(e.kind);
+    let (kind, a, b) = e.kind.to_columns();
     conn.execute(
         "INSERT INTO loyalty_entries (customer, kind, a_store, a_epoch, b_store, b_epoch, total) VALUES (?1,?2,?3,?4,?5,?6,?7)
          ON CONFLICT DO UPDATE SET total = MAX(total, excluded.total)",
@@ -596,10 +587,8 @@ fn loyalty_account(conn: &Connection, customer: &CustomerId) -> Result<LoyaltyAc
         let (kind, a_store, a_epoch, b_store, b_epoch, total) = row?;
         let a = ActorId { store: StoreId(a_store), epoch: a_epoch };
         let b = ActorId { store: StoreId(b_store), epoch: b_epoch };
-        let kind = match kind.as_str() {
-            "earned" => EntryKind::Earned { actor: a },
-            "spent" => EntryKind::Spent { actor: a },
-            _ => EntryKind::Transfer { from: a, to: b },
+        let Some(kind) = EntryKind::from_columns(&kind, a, b) else {
+            return Err(DbError::Corrupt(format!("loyalty entry kind {kind}")));
         };
         account
             .merge_entry(&LoyaltyEntry { customer: customer.clone(), kind, total })

@@ -375,29 +375,10 @@ pub mod codes {
     }
 }
 
-/// Reverses [`kassa_hardware::escape`]: `\x1d` becomes the GS byte, `\\` a backslash.
+/// Reverses [`kassa_hardware::escape`] for text typed at the console or in a scenario:
+/// `\x1d` becomes the GS byte, `\\` a backslash.
 pub fn unescape(text: &str) -> Result<Vec<u8>, String> {
-    let b = text.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match (b[i], b.get(i + 1)) {
-            (b'\\', Some(b'\\')) => {
-                out.push(b'\\');
-                i += 2;
-            }
-            (b'\\', Some(b'x')) => {
-                let hex = text.get(i + 2..i + 4).ok_or("incomplete \\x escape")?;
-                out.push(u8::from_str_radix(hex, 16).map_err(|_| format!("bad escape \\x{hex}"))?);
-                i += 4;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    Ok(out)
+    kassa_hardware::unescape(text.as_bytes()).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

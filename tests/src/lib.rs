@@ -81,3 +81,47 @@ pub async fn relay(hq: SocketAddr, cancel: CancellationToken) -> Relay {
     }
     Relay { addr, cut }
 }
+
+/// A store behind its own cuttable relay to HQ: an enrolled agent (no devices) with a
+/// cashier logged into an open shift.
+#[derive(Debug)]
+pub struct RelayedStore {
+    pub id: kassa_protocol::StoreId,
+    pub agent: kassa_agent::RunningAgent,
+    pub relay: Relay,
+    pub cashier: kassa_agent::journal::User,
+}
+
+/// Enrols store `id` at `hq`, puts a relay between them and starts its agent under `dir`.
+pub async fn start_relayed_store(
+    hq: &kassa_hq::RunningHq,
+    dir: &std::path::Path,
+    id: u32,
+    cancel: CancellationToken,
+) -> RelayedStore {
+    use kassa_agent::config::HqLink;
+    use kassa_agent::journal::{Role, User};
+    let store_dir = dir.join(format!("store-{id}"));
+    hq.pki.enroll(kassa_protocol::StoreId(id), &store_dir.join("pki")).unwrap();
+    let relay = relay(hq.quic_addr, cancel.clone()).await;
+    let config = kassa_agent::AgentConfig {
+        store: id,
+        terminal: 1,
+        data_dir: store_dir.clone(),
+        http_listen: "127.0.0.1:0".parse().unwrap(),
+        utc_offset_minutes: 180,
+        hq: HqLink {
+            addr: relay.addr,
+            server_name: kassa_hq::pki::HQ_SERVER_NAME.into(),
+            pki_dir: store_dir.join("pki"),
+        },
+        scan_rules: Default::default(),
+        scanner: None,
+        printer: None,
+    };
+    let agent = kassa_agent::start(config, cancel).await.unwrap();
+    let cashier = User { id: "kassir".into(), name: "К".into(), role: Role::Cashier };
+    agent.journal.add_user(&cashier, "1111", 0).unwrap();
+    agent.journal.open_shift(1, "kassir", kassa_protocol::Kopecks(0), "shift", 0).unwrap();
+    RelayedStore { id: kassa_protocol::StoreId(id), agent, relay, cashier }
+}

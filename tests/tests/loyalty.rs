@@ -8,21 +8,12 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use kassa_agent::config::HqLink;
-use kassa_agent::journal::{Role, User};
 use kassa_agent::till::{TillError, TillEvent};
-use kassa_agent::{AgentConfig, RunningAgent};
 use kassa_hq::HqConfig;
 use kassa_protocol::sale::{Tender, TenderKind};
-use kassa_protocol::{Kopecks, Sku, StoreId};
-use kassa_tests::{eventually, init_logging, relay, Relay};
+use kassa_protocol::{Kopecks, Sku};
+use kassa_tests::{eventually, init_logging};
 use tokio_util::sync::CancellationToken;
-
-struct Store {
-    agent: RunningAgent,
-    relay: Relay,
-    cashier: User,
-}
 
 fn cash(k: i64) -> Tender {
     Tender { kind: TenderKind::Cash, amount: Kopecks(k) }
@@ -52,30 +43,13 @@ async fn two_offline_stores_cannot_spend_one_balance_twice() {
     kassa_hq::import_catalog(&hq.shared, kassa_sim::stack::DEMO_CATALOG_CSV).await.unwrap();
     let mut stores = Vec::new();
     for id in 1..=2u32 {
-        let store_dir = dir.path().join(format!("store-{id}"));
-        hq.pki.enroll(StoreId(id), &store_dir.join("pki")).unwrap();
-        let relay = relay(hq.quic_addr, cancel.clone()).await;
-        let config = AgentConfig {
-            store: id,
-            terminal: 1,
-            data_dir: store_dir.clone(),
-            http_listen: any,
-            utc_offset_minutes: 180,
-            hq: HqLink { addr: relay.addr, server_name: "kassa-hq".into(), pki_dir: store_dir.join("pki") },
-            scan_rules: Default::default(),
-            scanner: None,
-            printer: None,
-        };
-        let agent = kassa_agent::start(config, cancel.clone()).await.unwrap();
-        let cashier = User { id: "kassir".into(), name: "К".into(), role: Role::Cashier };
-        agent.journal.add_user(&cashier, "1111", 0).unwrap();
-        agent.journal.open_shift(1, "kassir", Kopecks(0), "shift", 0).unwrap();
-        let mut st = agent.status.subscribe();
+        let store = kassa_tests::start_relayed_store(&hq, dir.path(), id, cancel.clone()).await;
+        let mut st = store.agent.status.subscribe();
         tokio::time::timeout(Duration::from_secs(15), st.wait_for(|x| x.hq.online && x.hq.catalog_version > 0))
             .await
             .unwrap()
             .unwrap();
-        stores.push(Store { agent, relay, cashier });
+        stores.push(store);
     }
     let (a, b) = (&stores[0], &stores[1]);
 

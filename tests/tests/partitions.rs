@@ -10,21 +10,12 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use kassa_agent::config::HqLink;
-use kassa_agent::journal::{ReturnRequest, Role, User};
-use kassa_agent::{AgentConfig, RunningAgent};
+use kassa_agent::journal::ReturnRequest;
 use kassa_hq::HqConfig;
 use kassa_protocol::sale::{Tender, TenderKind};
 use kassa_protocol::{Kopecks, Sku, StoreId};
-use kassa_tests::{eventually, init_logging, relay, Relay};
+use kassa_tests::{eventually, init_logging};
 use tokio_util::sync::CancellationToken;
-
-struct Store {
-    id: StoreId,
-    agent: RunningAgent,
-    relay: Relay,
-    cashier: User,
-}
 
 use kassa_protocol::seeded::SeededRng as Rng;
 
@@ -49,30 +40,13 @@ async fn stores_converge_with_hq_through_partitions() {
     let mut delivered: BTreeMap<(u32, Sku), i64> = BTreeMap::new();
     let mut stores = Vec::new();
     for id in 1..=3u32 {
-        let store_dir = dir.path().join(format!("store-{id}"));
-        hq.pki.enroll(StoreId(id), &store_dir.join("pki")).unwrap();
-        let relay = relay(hq.quic_addr, cancel.clone()).await;
-        let config = AgentConfig {
-            store: id,
-            terminal: 1,
-            data_dir: store_dir.clone(),
-            http_listen: any,
-            utc_offset_minutes: 180,
-            hq: HqLink { addr: relay.addr, server_name: "kassa-hq".into(), pki_dir: store_dir.join("pki") },
-            scan_rules: Default::default(),
-            scanner: None,
-            printer: None,
-        };
-        let agent = kassa_agent::start(config, cancel.clone()).await.unwrap();
-        let cashier = User { id: "kassir".into(), name: "К".into(), role: Role::Cashier };
-        agent.journal.add_user(&cashier, "1111", 0).unwrap();
-        agent.journal.open_shift(1, "kassir", Kopecks(0), "shift", 0).unwrap();
+        let store = kassa_tests::start_relayed_store(&hq, dir.path(), id, cancel.clone()).await;
         let deliveries: Vec<(Sku, i64)> = skus.iter().map(|s| (s.clone(), 50)).collect();
         for (sku, q) in &deliveries {
             *delivered.entry((id, sku.clone())).or_default() += q;
         }
         kassa_hq::deliver(&hq.shared, StoreId(id), deliveries).await.unwrap();
-        stores.push(Store { id: StoreId(id), agent, relay, cashier });
+        stores.push(store);
     }
     for s in &stores {
         let status = s.agent.status.subscribe();

@@ -24,19 +24,10 @@ CREATE TABLE IF NOT EXISTS loyalty_entries (
 ) STRICT;
 ";
 
-fn columns(kind: EntryKind) -> (&'static str, ActorId, ActorId) {
-    let none = ActorId { store: StoreId(0), epoch: 0 };
-    match kind {
-        EntryKind::Earned { actor } => ("earned", actor, none),
-        EntryKind::Spent { actor } => ("spent", actor, none),
-        EntryKind::Transfer { from, to } => ("transfer", from, to),
-    }
-}
-
 /// The bounded counter's merge, in SQL: per running total, the larger wins.
 pub(super) fn merge_entry(conn: &Connection, e: &LoyaltyEntry) -> Result<(), JournalError> {
     e.check().map_err(|err| JournalError::Corrupt(format!("loyalty entry: {err}")))?;
-    let (kind, a, b) = columns(e.kind);
+    let (kind, a, b) = e.kind.to_columns();
     conn.execute(
         "INSERT INTO loyalty_entries (customer, kind, a_store, a_epoch, b_store, b_epoch, total) VALUES (?1,?2,?3,?4,?5,?6,?7)
          ON CONFLICT DO UPDATE SET total = MAX(total, excluded.total)",
@@ -57,10 +48,8 @@ pub(super) fn account(conn: &Connection, customer: &CustomerId) -> Result<Loyalt
         let (kind, a_store, a_epoch, b_store, b_epoch, total) = row?;
         let a = ActorId { store: StoreId(a_store), epoch: a_epoch };
         let b = ActorId { store: StoreId(b_store), epoch: b_epoch };
-        let kind = match kind.as_str() {
-            "earned" => EntryKind::Earned { actor: a },
-            "spent" => EntryKind::Spent { actor: a },
-            _ => EntryKind::Transfer { from: a, to: b },
+        let Some(kind) = EntryKind::from_columns(&kind, a, b) else {
+            return Err(JournalError::Corrupt(format!("loyalty entry kind {kind}")));
         };
         acc.merge_entry(&LoyaltyEntry { customer: customer.clone(), kind, total })
             .map_err(|e| JournalError::Corrupt(format!("loyalty entry of {customer}: {e}")))?;

@@ -52,6 +52,27 @@ pub enum EntryKind {
 }
 
 impl EntryKind {
+    /// The key of the total as stored in a table: `(kind, actor, to)`, where `actor` is
+    /// the writer and `to` the receiving actor of a transfer (the zero actor otherwise).
+    pub fn to_columns(self) -> (&'static str, ActorId, ActorId) {
+        let none = ActorId { store: crate::StoreId(0), epoch: 0 };
+        match self {
+            EntryKind::Earned { actor } => ("earned", actor, none),
+            EntryKind::Spent { actor } => ("spent", actor, none),
+            EntryKind::Transfer { from, to } => ("transfer", from, to),
+        }
+    }
+
+    /// The reverse of [`EntryKind::to_columns`]; `None` for an unknown kind.
+    pub fn from_columns(kind: &str, actor: ActorId, to: ActorId) -> Option<EntryKind> {
+        match kind {
+            "earned" => Some(EntryKind::Earned { actor }),
+            "spent" => Some(EntryKind::Spent { actor }),
+            "transfer" => Some(EntryKind::Transfer { from: actor, to }),
+            _ => None,
+        }
+    }
+
     /// The only actor that may raise this total.
     pub fn writer(self) -> ActorId {
         match self {
