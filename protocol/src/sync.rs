@@ -59,6 +59,11 @@ pub enum SyncError {
     Malformed(String),
     #[error("refused by HQ: {0}")]
     Refused(String),
+    #[error(
+        "HQ holds this store's outbox up to {hq}, the journal only up to {journal}: restored from an old \
+         backup? Sync stopped so that no sale is lost; the journal needs a new actor epoch (see the operator notes)"
+    )]
+    AheadOfJournal { hq: u64, journal: u64 },
 }
 
 /// What the agent's shell must carry out for [`StoreSync`].
@@ -165,6 +170,13 @@ impl StoreSync {
                         "HQ calls us store {store}, we are {}",
                         self.actor.store
                     )));
+                }
+                // HQ holds entries this journal does not: the store was restored from an
+                // old backup (or its journal replaced). Its next entries would reuse
+                // numbers HQ already has and be ignored as duplicates — silently lost.
+                // Stop syncing and say so; the till keeps selling, nothing is dropped.
+                if acked_seq > self.head {
+                    return Err(SyncError::AheadOfJournal { hq: acked_seq, journal: self.head });
                 }
                 self.state = StoreState::Ready;
                 self.acked = acked_seq;

@@ -183,3 +183,16 @@ fn store_applies_a_paged_catalog_once_complete() {
         matches!(&events[..], [StoreEvent::Connected { .. }, StoreEvent::Catalog { version: 3, items }] if items.len() == 2500)
     );
 }
+
+#[test]
+fn a_store_behind_hq_stops_instead_of_losing_sales() {
+    // The store's journal was restored from a backup: HQ has 7 of its entries, it has 3.
+    let mut store = StoreSync::new(ACTOR, 0, 3);
+    let welcome = HqMessage::Welcome { version: PROTOCOL_VERSION, store: STORE, acked_seq: 7 };
+    assert_eq!(store.handle_message(Instant::now(), welcome), Err(SyncError::AheadOfJournal { hq: 7, journal: 3 }));
+    assert!(!store.request_rights(crate::loyalty::RightsRequest {
+        request_id: 1,
+        customer: crate::loyalty::CustomerId::parse("000010000000001").unwrap(),
+        points: 1
+    }));
+}
