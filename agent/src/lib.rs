@@ -117,6 +117,38 @@ pub async fn start(config: AgentConfig, cancel: CancellationToken) -> Result<Run
     ));
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = tokio::task::JoinSet::new();
+
+    // The open basket survives a restart: restored now, saved after every change by a
+    // task of its own (never on the scan path).
+    let baskets = Arc::new(journal::BasketStore::open(&dir.join("basket.sqlite"))?);
+    if let Some((basket, customer)) = baskets.load(config.terminal)? {
+        if !basket.is_empty() {
+            tracing::info!(lines = basket.lines.len(), "restored the open basket");
+        }
+        till.restore(basket, customer).await;
+    }
+    {
+        let (mut events, terminal, cancel) = (till.subscribe(), config.terminal, cancel.clone());
+        tasks.spawn(async move {
+            loop {
+                let ev = tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    ev = events.recv() => ev,
+                };
+                let (basket, customer) = match ev {
+                    Ok(till::TillEvent::Basket { basket, customer, .. }) => (basket, customer.map(|c| c.card)),
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                };
+                let store = baskets.clone();
+                let saved =
+                    tokio::task::spawn_blocking(move || store.save(terminal, &basket, customer.as_deref())).await;
+                if let Ok(Err(e)) = saved {
+                    tracing::warn!(error = %e, "could not save the open basket");
+                }
+            }
+        });
+    }
     let mut threads = Vec::new();
 
     if let Some(scanner) = config.scanner.clone() {

@@ -2,8 +2,9 @@
 //! action, each turned into journal calls and page events.
 //!
 //! Every change is published as a [`TillEvent`] to the cashier page (server-sent
-//! events), so a scan shows without a reload. The open basket lives in memory: it is
-//! not a sale until paid (an agent restart empties it; the cashier rescans).
+//! events), so a scan shows without a reload. The open basket lives in memory; it is
+//! not a sale until paid. A task in `lib.rs` saves it after every change (from these
+//! events) and [`Till::restore`] puts it back after a restart.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -221,6 +222,17 @@ impl Till {
         sessions.insert(token.clone(), Session { user: user.clone(), last_used_ms: now });
         tracing::info!(user = %user.id, terminal = self.terminal, "login");
         Ok((token, user))
+    }
+
+    /// Puts back the basket left open when the agent stopped (or crashed).
+    pub async fn restore(&self, basket: Basket, customer: Option<String>) {
+        let customer = match customer {
+            Some(card) => self.journal(move |j| j.find_customer(&card)).await.ok().flatten(),
+            None => None,
+        };
+        let mut open = self.basket.lock().await;
+        open.basket = basket;
+        open.customer = customer;
     }
 
     pub fn logout(&self, token: &str) {

@@ -179,15 +179,15 @@ async fn acknowledged_sales_survive_sigkill() {
         let (mut child, addr) = start(&config);
         let base = addr;
         let token = login(&client, &base).await;
-        // A pay whose answer was lost: retrying its key must give the same sale or say
-        // nothing was sold — never a second sale.
+        // A pay whose answer was lost: retrying its key gives the sale it made, or — if
+        // it never committed — pays the basket the agent restored now; either way one
+        // sale per key (the check below finds every acknowledged sale exactly once).
         for key in std::mem::take(&mut ledger.in_doubt) {
             attempts += 1;
             let pay = json!({ "idempotency_key": key, "tenders": [{ "kind": "cash", "amount_kopecks": 10_000_000 }] });
             let (status, body) = post(&client, format!("{base}/api/pay"), &token, pay).await.unwrap();
             match status {
                 200 => {
-                    assert_eq!(body["replayed"], true, "a retried key made a new sale: {body}");
                     let sale = &body["sale"];
                     ledger.acked.insert(
                         key,

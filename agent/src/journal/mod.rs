@@ -13,6 +13,7 @@
 
 mod chain;
 mod loyalty;
+mod open_basket;
 mod sales;
 mod shifts;
 mod users;
@@ -27,6 +28,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 pub use chain::{Record, VerifyReport};
+pub use open_basket::BasketStore;
 pub use sales::{LoyaltyUse, PrintDoc, PrintJob, Printable, ReturnRequest};
 pub use shifts::{ShiftReport, TenderTotal};
 pub use users::{AuthError, Role, User, LOCKOUT_MS, PIN_ATTEMPTS_MAX};
