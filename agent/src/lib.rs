@@ -53,6 +53,9 @@ pub enum AgentError {
     Io { path: String, source: std::io::Error },
 }
 
+/// How long the basket saver waits for a burst of changes to end before writing.
+const BASKET_SAVE_DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// A running agent.
 #[derive(Debug)]
 pub struct RunningAgent {
@@ -135,11 +138,19 @@ pub async fn start(config: AgentConfig, cancel: CancellationToken) -> Result<Run
                     _ = cancel.cancelled() => break,
                     ev = events.recv() => ev,
                 };
-                let (basket, customer) = match ev {
+                let (mut basket, mut customer) = match ev {
                     Ok(till::TillEvent::Basket { basket, customer, .. }) => (basket, customer.map(|c| c.card)),
                     Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                 };
+                // A burst of scans is written once, as it ends: the cashier's scans never
+                // share the CPU with a write per scan.
+                tokio::time::sleep(BASKET_SAVE_DEBOUNCE).await;
+                while let Ok(ev) = events.try_recv() {
+                    if let till::TillEvent::Basket { basket: b, customer: c, .. } = ev {
+                        (basket, customer) = (b, c.map(|c| c.card));
+                    }
+                }
                 let store = baskets.clone();
                 let saved =
                     tokio::task::spawn_blocking(move || store.save(terminal, &basket, customer.as_deref())).await;
