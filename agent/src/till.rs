@@ -97,8 +97,6 @@ pub enum TillError {
     NotLoggedIn,
     #[error("this needs a manager's approval")]
     NeedsManager,
-    #[error("the basket is being paid; wait a moment")]
-    Busy,
     #[error("no such customer: check the card or phone number")]
     NoSuchCustomer,
     #[error(transparent)]
@@ -554,14 +552,16 @@ impl Till {
         let (terminal, snapshot, cashier) = (self.terminal, open.basket.clone(), user.id.clone());
         let online = self.online();
         // The rules HQ published (the same code computes the points at every store and HQ).
-        let rules = self.loyalty_rules().await?;
-        let loyalty =
-            open.customer.as_ref().map(|c| LoyaltyUse { customer: c.card.clone(), rules: rules.clone(), online });
+        // The rules are read only for a sale with a customer: most sales have none.
+        let loyalty = match &open.customer {
+            Some(c) => Some(LoyaltyUse { customer: c.card.clone(), rules: self.loyalty_rules().await?, online }),
+            None => None,
+        };
         // Points beyond the rights held here: ask HQ first (a round trip with a timeout);
         // offline, the journal refuses with the offer that can be spent now.
         let points_kopecks: i64 = tenders.iter().filter(|t| t.kind == TenderKind::Points).map(|t| t.amount.0).sum();
         if let (Some(u), true, true) = (&loyalty, points_kopecks > 0, online) {
-            let points = points_kopecks / rules.point_value_kopecks();
+            let points = points_kopecks / u.rules.point_value_kopecks();
             let card = u.customer.clone();
             let actor = self.journal.actor();
             let held = self.journal(move |j| j.loyalty_account(&card).map(|a| a.rights(actor))).await?;

@@ -63,8 +63,6 @@ pub enum WriteError {
     NoSuchSale(String),
     #[error("sale {0} was already cancelled")]
     AlreadyCancelled(String),
-    #[error("this needs a manager")]
-    NotManager,
     #[error("{message}")]
     Points { message: String, spendable_now: i64 },
     #[error("{0}")]
