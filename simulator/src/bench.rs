@@ -160,6 +160,81 @@ pub async fn loyalty(redemptions: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `kassa-sim bench journal`: sales of five lines committed through the journal's
+/// `commit_sale`, the code path the cashier API's "pay" takes (hash-chained record,
+/// query rows, stock counters, outbox entry, print job, idempotency key: one durable
+/// transaction each); beside, in the same run, a plain durable rusqlite insert of one row
+/// per sale with the same pragmas (WAL, `synchronous=FULL`), as the limit.
+pub fn journal(sales: usize) -> anyhow::Result<()> {
+    use kassa_agent::journal::{Role, User};
+    use kassa_protocol::basket::Basket;
+    use kassa_protocol::sale::{Tender, TenderKind};
+    use kassa_protocol::{Kopecks, StoreId};
+    anyhow::ensure!(sales > 0, "at least one sale");
+    if cfg!(debug_assertions) {
+        eprintln!("warning: a debug build; benchmark figures mean something only with --release");
+    }
+    let dir = tempfile::tempdir()?;
+    let journal = kassa_agent::Journal::open(&dir.path().join("journal.sqlite"), StoreId(1))?;
+    let items = kassa_protocol::catalog::parse_csv(stack::DEMO_CATALOG_CSV)?;
+    journal.apply_catalog(1, &items)?;
+    journal.add_user(&User { id: "bench".into(), name: "bench".into(), role: Role::Cashier }, "1111", 0)?;
+    journal.open_shift(1, "bench", Kopecks(0), "bench-shift", 0).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let pieces: Vec<_> = items.iter().filter(|i| i.unit == kassa_protocol::catalog::Unit::Piece).collect();
+    let mut latencies = Vec::with_capacity(sales);
+    let started = Instant::now();
+    for n in 0..sales {
+        let mut basket = Basket::default();
+        for k in 0..5 {
+            basket.add(pieces[(n * 5 + k) % pieces.len()], 1)?;
+        }
+        let total = basket.totals().expect("small basket").total;
+        let tenders = [Tender { kind: TenderKind::Cash, amount: total }];
+        let t = Instant::now();
+        journal
+            .commit_sale(1, "bench", &basket, &tenders, None, &format!("bench-{n}"), n as i64)
+            .map_err(|e| anyhow::anyhow!("sale {n}: {e}"))?;
+        latencies.push(t.elapsed());
+        if (n + 1) % (sales / 10).max(1) == 0 {
+            eprintln!("  {}/{sales} sales", n + 1);
+        }
+    }
+    let journal_elapsed = started.elapsed();
+
+    // The limit: one durable row per sale, same pragmas, nothing else.
+    let raw = rusqlite::Connection::open(dir.path().join("raw.sqlite"))?;
+    raw.pragma_update(None, "journal_mode", "WAL")?;
+    raw.pragma_update(None, "synchronous", "FULL")?;
+    raw.execute_batch(
+        "CREATE TABLE sales (seq INTEGER PRIMARY KEY, total INTEGER NOT NULL, record BLOB NOT NULL) STRICT",
+    )?;
+    let record = vec![0u8; 300]; // about an encoded five-line sale
+    let started = Instant::now();
+    for n in 0..sales {
+        raw.execute(
+            "INSERT INTO sales (seq, total, record) VALUES (?1, ?2, ?3)",
+            rusqlite::params![n as i64, 100, record],
+        )?;
+    }
+    let raw_elapsed = started.elapsed();
+
+    latencies.sort();
+    let per_s = |d: Duration| sales as u128 * 1_000_000 / d.as_micros().max(1);
+    let (journal_rate, raw_rate) = (per_s(journal_elapsed), per_s(raw_elapsed));
+    // The ratio in hundredths, integers only.
+    let ratio = journal_rate * 100 / raw_rate.max(1);
+    let us = |d: Duration| d.as_micros();
+    println!();
+    println!("journal commit, 5-line sales ({sales}, {})", machine());
+    println!("{:<32} {:>12}", "", "");
+    println!("{:<32} {:>12}", "journal sales/s", journal_rate);
+    println!("{:<32} {:>12}", "journal commit p50 µs", us(percentile(&latencies, 50)));
+    println!("{:<32} {:>12}", "journal commit p99 µs", us(percentile(&latencies, 99)));
+    println!("{:<32} {:>12}", "raw durable insert rows/s", raw_rate);
+    println!("journal: {journal_rate} sales/s, {}.{:02}x of raw insert", ratio / 100, ratio % 100);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

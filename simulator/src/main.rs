@@ -69,7 +69,7 @@ enum Command {
         #[arg(long)]
         receipts: Option<PathBuf>,
     },
-    /// Benchmarks (build with --release): `scan`.
+    /// Benchmarks (build with --release): `scan`, `journal`, `loyalty`.
     Bench {
         #[command(subcommand)]
         what: BenchKind,
@@ -82,6 +82,11 @@ enum BenchKind {
     Scan {
         #[arg(long, default_value_t = 10_000)]
         scans: usize,
+    },
+    /// Sales committed through the journal vs a raw durable SQLite insert.
+    Journal {
+        #[arg(long, default_value_t = 5_000)]
+        sales: usize,
     },
     /// Online loyalty redemptions: the round trip to HQ for spending rights.
     Loyalty {
@@ -110,6 +115,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Run { scenarios, printer, receipts } => run_scenarios(&scenarios, printer.model(), receipts).await,
         Command::Bench { what: BenchKind::Scan { scans } } => kassa_sim::bench::scan(scans).await,
+        Command::Bench { what: BenchKind::Journal { sales } } => {
+            tokio::task::spawn_blocking(move || kassa_sim::bench::journal(sales)).await?
+        }
         Command::Bench { what: BenchKind::Loyalty { redemptions } } => kassa_sim::bench::loyalty(redemptions).await,
         Command::Scan { code } => {
             println!("{}", demo::send_command(&cli.data_dir, &format!("scan {code}")).await?);

@@ -99,7 +99,7 @@ pub(super) fn append(
     let seq = prev_seq + 1;
     let body = encode(record)?;
     let hash = link_hash(&prev_hash, seq, record.kind(), terminal, user, at_ms, &body);
-    tx.execute(
+    super::exec(tx,
         "INSERT INTO records (seq, kind, terminal, user_id, at_ms, body, prev_hash, hash) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
         params![seq, record.kind(), terminal, user, at_ms, body, prev_hash, hash.to_vec()],
     )?;

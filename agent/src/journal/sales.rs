@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::chain::{self, Record};
 use super::shifts::{open_shift, ShiftReport};
-use super::{encode, idempotent, meta, set_meta, Journal, JournalError, WriteError};
+use super::{encode, exec, idempotent, meta, query_row, set_meta, Journal, JournalError, WriteError};
 
 /// A loyalty customer on a sale.
 #[derive(Debug, Clone)]
@@ -124,7 +124,7 @@ impl Journal {
                 None,
             )?;
             for (i, l) in sale.lines.iter().enumerate() {
-                tx.execute(
+                exec(tx,
                     "INSERT INTO doc_lines (seq, line_no, sale_line, sku, quantity, amount_kopecks, vat) VALUES (?1,?2,NULL,?3,?4,?5,?6)",
                     params![seq as i64, i as i64, l.sku.as_str(), l.quantity, l.net().0, l.vat.code()],
                 )?;
@@ -321,10 +321,10 @@ impl Journal {
                 sale_seq,
             )?;
             if matches!(ret.kind, ReturnKind::Cancellation { .. }) {
-                tx.execute("UPDATE docs SET cancels = 1 WHERE seq = ?1", [seq as i64])?;
+                exec(tx, "UPDATE docs SET cancels = 1 WHERE seq = ?1", [seq as i64])?;
             }
             for (i, l) in ret.lines.iter().enumerate() {
-                tx.execute(
+                exec(tx,
                     "INSERT INTO doc_lines (seq, line_no, sale_line, sku, quantity, amount_kopecks, vat) VALUES (?1,?2,?3,?4,?5,?6,?7)",
                     params![seq as i64, i as i64, l.sale_line, l.sku.as_str(), l.quantity, l.amount.0, l.vat.code()],
                 )?;
@@ -353,7 +353,8 @@ impl Journal {
             let total = basket.totals().map_or(Kopecks::ZERO, |t| t.total);
             let record = Record::Void { shift: shift.id, lines: basket.lines.len() as u32, total };
             let record_seq = chain::append(&tx, terminal, cashier, now_ms, &record)?;
-            tx.execute(
+            exec(
+                &tx,
                 "INSERT INTO voids (record_seq, shift_id, total_kopecks) VALUES (?1, ?2, ?3)",
                 params![record_seq, shift.id, total.0],
             )?;
@@ -371,7 +372,8 @@ impl Journal {
         // One entry per SKU, its totals after the last line (a SKU may be on several lines).
         let mut out = BTreeMap::new();
         for (sku, plus, minus) in moves {
-            let (p, n): (i64, i64) = tx.query_row(
+            let (p, n): (i64, i64) = query_row(
+                tx,
                 "INSERT INTO stock_counters (sku, actor_store, actor_epoch, p, n) VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT DO UPDATE SET p = p + excluded.p, n = n + excluded.n RETURNING p, n",
                 params![sku.as_str(), self.actor.store.0, self.actor.epoch, plus, minus],
@@ -577,7 +579,7 @@ fn insert_doc(
     total: Kopecks,
     sale_seq: Option<u64>,
 ) -> Result<(), JournalError> {
-    tx.execute(
+    exec(tx,
         "INSERT INTO docs (seq, record_seq, kind, receipt_no, terminal, receipt_number, shift_id, total_kopecks, sale_seq)
          VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
         params![seq as i64, record_seq, kind, receipt_no, terminal, receipt_number, shift, total.0, sale_seq.map(|s| s as i64)],
@@ -587,7 +589,8 @@ fn insert_doc(
 
 fn insert_tenders(tx: &Transaction<'_>, seq: u64, tenders: &[Tender]) -> Result<(), JournalError> {
     for (i, t) in tenders.iter().enumerate() {
-        tx.execute(
+        exec(
+            tx,
             "INSERT INTO doc_tenders (seq, idx, kind, amount_kopecks) VALUES (?1,?2,?3,?4)",
             params![seq as i64, i as i64, t.kind.code(), t.amount.0],
         )?;
@@ -597,7 +600,8 @@ fn insert_tenders(tx: &Transaction<'_>, seq: u64, tenders: &[Tender]) -> Result<
 
 pub(super) fn push_outbox(tx: &Transaction<'_>, change: Change) -> Result<(), JournalError> {
     let seq = meta(tx, "outbox_head")? + 1;
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO outbox (seq, entry) VALUES (?1, ?2)",
         params![seq as i64, encode(&OutboxEntry { seq, change })?],
     )?;
