@@ -170,6 +170,11 @@ async fn session(
     let mut buf = vec![0u8; READ_CHUNK_BYTES];
     outbox_changed.mark_unchanged();
     let mut waiting: HashMap<u64, oneshot::Sender<RightsAnswer>> = HashMap::new();
+    // The traffic of earlier connections; this one's is added as it goes.
+    let (sent_before, received_before) = {
+        let s = status.borrow();
+        (s.hq.wire_sent_bytes, s.hq.wire_received_bytes)
+    };
     flush(&mut sync, &mut send).await?;
     loop {
         let timer = sync.poll_timeout();
@@ -203,7 +208,12 @@ async fn session(
             }
         }
         flush(&mut sync, &mut send).await?;
-        status.send_modify(|s| s.hq.backlog = sync.backlog());
+        let traffic = conn.stats();
+        status.send_modify(|s| {
+            s.hq.backlog = sync.backlog();
+            s.hq.wire_sent_bytes = sent_before + traffic.udp_tx.bytes;
+            s.hq.wire_received_bytes = received_before + traffic.udp_rx.bytes;
+        });
     }
 }
 

@@ -73,6 +73,21 @@ async fn metrics(State(s): State<Arc<Shared>>) -> std::result::Result<Response, 
     }
     out.push_str(&format!("# TYPE kassa_hq_parked_records gauge\nkassa_hq_parked_records {parked}\n"));
     out.push_str(&format!("# TYPE kassa_hq_catalog_version gauge\nkassa_hq_catalog_version {version}\n"));
+    let m = &s.metrics;
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    for (name, value) in [
+        ("kassa_hq_applied_entries_total", load(&m.applied_entries)),
+        ("kassa_hq_applied_deltas_total", load(&m.applied_deltas)),
+        ("kassa_hq_applied_batches_total", load(&m.applied_batches)),
+    ] {
+        out.push_str(&format!("# TYPE {name} counter\n{name} {value}\n"));
+    }
+    let micros = load(&m.apply_micros);
+    out.push_str(&format!(
+        "# TYPE kassa_hq_apply_seconds_total counter\nkassa_hq_apply_seconds_total {}.{:06}\n",
+        micros / 1_000_000,
+        micros % 1_000_000
+    ));
     Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
 }
 

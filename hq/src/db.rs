@@ -3,6 +3,7 @@
 //! **Architecture invariant:** only this module issues SQL. Counter rows merge by
 //! `MAX` upserts, so applying an entry twice, or in any order, gives the same rows.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -75,6 +76,15 @@ pub struct SaleLineSummary {
     pub name: String,
     pub quantity: i64,
     pub amount_kopecks: i64,
+}
+
+/// What one [`Db::apply`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Records parked instead of applied.
+    pub parked: usize,
+    /// Stock deltas (counter entries) the applied records carried.
+    pub deltas: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -259,36 +269,49 @@ impl Db {
         upto: u64,
         head: u64,
         now_ms: i64,
-    ) -> Result<usize, DbError> {
+    ) -> Result<Applied, DbError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let mut parked = 0;
+        let mut applied = Applied::default();
+        // Batched max-merge: of the running totals a batch carries for one counter only
+        // the largest of each matters (they only grow), so each counter row is written
+        // once per batch, not once per sale that touched it.
+        let mut counters: HashMap<(StoreId, &Sku, ActorId), (i64, i64)> = HashMap::new();
         for e in entries {
             match apply_entry(&tx, e) {
-                Ok(()) => {}
+                Ok(entry_counters) => {
+                    applied.deltas += entry_counters.len();
+                    for c in entry_counters {
+                        let slot = counters.entry((c.location, &c.sku, c.actor)).or_insert((c.p, c.n));
+                        *slot = (slot.0.max(c.p), slot.1.max(c.n));
+                    }
+                }
                 Err(ApplyError::Invalid(reason)) => {
                     tracing::warn!(store = %actor.store, seq = e.seq, %reason, "parked a record HQ cannot apply");
-                    tx.execute(
+                    tx.prepare_cached(
                         "INSERT INTO parked (store, seq, reason, record, parked_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-                        params![
-                            actor.store.0,
-                            e.seq as i64,
-                            reason,
-                            postcard::to_allocvec(e).unwrap_or_default(),
-                            now_ms
-                        ],
-                    )?;
-                    parked += 1;
+                    )?
+                    .execute(params![
+                        actor.store.0,
+                        e.seq as i64,
+                        reason,
+                        postcard::to_allocvec(e).unwrap_or_default(),
+                        now_ms
+                    ])?;
+                    applied.parked += 1;
                 }
                 Err(ApplyError::Db(e)) => return Err(e.into()),
             }
         }
-        tx.execute(
+        for ((location, sku, actor), (p, n)) in counters {
+            merge_counter(&tx, &CounterEntry { location, sku: sku.clone(), actor, p, n })?;
+        }
+        tx.prepare_cached(
             "UPDATE stores SET acked_seq = MAX(acked_seq, ?2), last_contact_ms = ?3, head = MAX(head, ?4) WHERE store = ?1",
-            params![actor.store.0, upto as i64, now_ms, head as i64],
-        )?;
+        )?
+        .execute(params![actor.store.0, upto as i64, now_ms, head as i64])?;
         tx.commit()?;
-        Ok(parked)
+        Ok(applied)
     }
 
     /// Counter entries of actors other than the store itself for its stock: what the
@@ -513,18 +536,20 @@ impl From<rusqlite::Error> for ApplyError {
     }
 }
 
-fn apply_entry(tx: &Transaction<'_>, e: &OutboxEntry) -> Result<(), ApplyError> {
+/// Applies one outbox entry's record; returns the stock counters it carries, for the
+/// caller to max-merge with the rest of the batch.
+fn apply_entry<'e>(tx: &Transaction<'_>, e: &'e OutboxEntry) -> Result<&'e [CounterEntry], ApplyError> {
     if let Change::Loyalty { customer, entries } = &e.change {
         if let Some(c) = customer {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT OR IGNORE INTO customers (card, phone, name, issued_by) VALUES (?1, ?2, ?3, ?4)",
-                params![c.card.as_str(), c.phone.digits(), c.name, e.seq as i64],
-            )?;
+            )?
+            .execute(params![c.card.as_str(), c.phone.digits(), c.name, e.seq as i64])?;
         }
         for entry in entries {
             merge_loyalty(tx, entry)?;
         }
-        return Ok(());
+        return Ok(&[]);
     }
     // (id, kind, receipt, time, total, record, lines as (sku, name, signed quantity, signed amount))
     let (id, kind, receipt_no, at, total, record, lines, counters) = match &e.change {
@@ -542,22 +567,20 @@ fn apply_entry(tx: &Transaction<'_>, e: &OutboxEntry) -> Result<(), ApplyError> 
         }
         Change::Loyalty { .. } => unreachable!("applied above"),
     };
-    let inserted = tx.execute(
-        "INSERT OR IGNORE INTO sales (store, seq, kind, receipt_no, created_at_ms, total_kopecks, record) VALUES (?1,?2,?3,?4,?5,?6,?7)",
-        params![id.store.0, id.seq as i64, kind, receipt_no, at, total, record],
-    )?;
+    let inserted = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO sales (store, seq, kind, receipt_no, created_at_ms, total_kopecks, record) VALUES (?1,?2,?3,?4,?5,?6,?7)",
+        )?
+        .execute(params![id.store.0, id.seq as i64, kind, receipt_no, at, total, record])?;
     if inserted == 1 {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO sale_lines (store, seq, line_no, sku, name, quantity, amount_kopecks) VALUES (?1,?2,?3,?4,?5,?6,?7)",
+        )?;
         for (i, (sku, name, quantity, amount)) in lines.iter().enumerate() {
-            tx.execute(
-                "INSERT INTO sale_lines (store, seq, line_no, sku, name, quantity, amount_kopecks) VALUES (?1,?2,?3,?4,?5,?6,?7)",
-                params![id.store.0, id.seq as i64, i as i64, sku.as_str(), name, quantity, amount],
-            )?;
+            insert.execute(params![id.store.0, id.seq as i64, i as i64, sku.as_str(), name, quantity, amount])?;
         }
     }
-    for c in counters {
-        merge_counter(tx, c)?;
-    }
-    Ok(())
+    Ok(counters.as_slice())
 }
 
 fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, ApplyError> {
@@ -567,11 +590,11 @@ fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, ApplyError> {
 /// The bounded counter's merge, in SQL: per running total, the larger wins.
 fn merge_loyalty(conn: &Connection, e: &LoyaltyEntry) -> rusqlite::Result<()> {
     let (kind, a, b) = e.kind.to_columns();
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO loyalty_entries (customer, kind, a_store, a_epoch, b_store, b_epoch, total) VALUES (?1,?2,?3,?4,?5,?6,?7)
          ON CONFLICT DO UPDATE SET total = MAX(total, excluded.total)",
-        params![e.customer.as_str(), kind, a.store.0, a.epoch, b.store.0, b.epoch, e.total],
-    )?;
+    )?
+    .execute(params![e.customer.as_str(), kind, a.store.0, a.epoch, b.store.0, b.epoch, e.total])?;
     Ok(())
 }
 
@@ -610,11 +633,11 @@ fn customer(conn: &Connection, card: &CustomerId) -> Result<Option<Customer>, Db
 
 /// The CRDT merge, in SQL: per entry, the larger running total wins.
 fn merge_counter(conn: &Connection, c: &CounterEntry) -> rusqlite::Result<()> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO stock_counters (location, sku, actor_store, actor_epoch, p, n) VALUES (?1,?2,?3,?4,?5,?6)
          ON CONFLICT DO UPDATE SET p = MAX(p, excluded.p), n = MAX(n, excluded.n)",
-        params![c.location.0, c.sku.as_str(), c.actor.store.0, c.actor.epoch, c.p, c.n],
-    )?;
+    )?
+    .execute(params![c.location.0, c.sku.as_str(), c.actor.store.0, c.actor.epoch, c.p, c.n])?;
     Ok(())
 }
 

@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub use db::Db;
-pub use sync_server::Shared;
+pub use sync_server::{Metrics, Shared};
 
 #[derive(Debug, Clone)]
 pub struct HqConfig {
@@ -110,6 +110,7 @@ pub async fn start(config: HqConfig, cancel: CancellationToken) -> Result<Runnin
         catalog: watch::channel(version).0,
         counters: watch::channel(0).0,
         nearby_interval: config.nearby_interval,
+        metrics: Default::default(),
     };
 
     let endpoint = quinn::Endpoint::server(pki.server_config()?, config.quic_listen)

@@ -6,6 +6,7 @@
 //!                          └─ watches catalog / counter publications ─▶ HqSync offers
 //! ```
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,6 +38,20 @@ pub struct Shared {
     /// Bumped whenever HQ books counter changes (deliveries) to offer stores.
     pub counters: watch::Sender<u64>,
     pub nearby_interval: Duration,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Counters for `/metrics` and the benchmarks: how much HQ merged and how long it took.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Outbox entries applied (sales, returns, loyalty changes), duplicates included.
+    pub applied_entries: AtomicU64,
+    /// Stock deltas (counter entries) those entries carried.
+    pub applied_deltas: AtomicU64,
+    /// Time spent applying them, from handing a batch to the database to its commit.
+    pub apply_micros: AtomicU64,
+    /// Batches applied.
+    pub applied_batches: AtomicU64,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -243,8 +258,14 @@ async fn drive(session: &mut HqSync, shared: &Shared) -> Result<(), ConnError> {
             }
             HqEvent::Apply { actor, entries, upto, head } => {
                 let n = entries.len();
+                let started = std::time::Instant::now();
                 match blocking(&shared.db, move |db| db.apply(actor, &entries, upto, head, now_ms())).await {
-                    Ok(parked) => {
+                    Ok(crate::db::Applied { parked, deltas }) => {
+                        let m = &shared.metrics;
+                        m.apply_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                        m.applied_entries.fetch_add(n as u64, Ordering::Relaxed);
+                        m.applied_deltas.fetch_add(deltas as u64, Ordering::Relaxed);
+                        m.applied_batches.fetch_add(1, Ordering::Relaxed);
                         // Catch-up progress for operators: a line per batch while behind.
                         if head > upto {
                             tracing::info!(%actor, entries = n, upto, head, behind = head - upto, parked, "catching up");

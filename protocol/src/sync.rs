@@ -29,8 +29,8 @@ use crate::returns::Return;
 use crate::sale::Sale;
 use crate::stock::{ActorDigest, CounterEntry};
 use crate::wire::{
-    Change, HqMessage, NearbyStock, OutboxEntry, StoreMessage, BATCH_ENTRIES_MAX, CATALOG_PAGE_ITEMS_MAX,
-    COUNTERS_PAGE_MAX, PROTOCOL_VERSION,
+    Change, HqMessage, NearbyStock, OutboxEntry, StoreMessage, BATCH_BYTES_MAX, BATCH_ENTRIES_MAX,
+    CATALOG_PAGE_ITEMS_MAX, COUNTERS_PAGE_MAX, PROTOCOL_VERSION,
 };
 
 /// How long the store waits for an acknowledgement before it resends from the last
@@ -289,7 +289,20 @@ impl StoreSync {
         }
         self.sent = self.sent.max(last);
         self.head = self.head.max(last);
-        self.transmits.push_back(StoreMessage::Batch { entries, head: self.head });
+        // Close a batch before it passes BATCH_BYTES_MAX: a run of very large sales then
+        // goes as several frames instead of one the codec would refuse.
+        let mut batch = Vec::new();
+        let mut batch_bytes = 0;
+        for entry in entries {
+            let bytes = postcard::serialize_with_flavor(&entry, postcard::ser_flavors::Size::default()).unwrap_or(0);
+            if !batch.is_empty() && batch_bytes + bytes > BATCH_BYTES_MAX {
+                self.transmits.push_back(StoreMessage::Batch { entries: std::mem::take(&mut batch), head: self.head });
+                batch_bytes = 0;
+            }
+            batch_bytes += bytes;
+            batch.push(entry);
+        }
+        self.transmits.push_back(StoreMessage::Batch { entries: batch, head: self.head });
         self.request_outbox();
     }
 

@@ -11,8 +11,10 @@
 //! - [`stack`]: HQ + one agent + virtual devices on one machine.
 //! - [`scenario`]: TOML scenarios run against a live agent through its devices (`kassa-sim run`).
 //! - [`demo`]: `kassa-sim demo`, its console and control socket.
+//! - [`bench`], [`bench_sync`]: `kassa-sim bench …`.
 
 pub mod bench;
+pub mod bench_sync;
 pub mod bytelog;
 pub mod console;
 pub mod demo;

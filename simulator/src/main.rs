@@ -69,7 +69,7 @@ enum Command {
         #[arg(long)]
         receipts: Option<PathBuf>,
     },
-    /// Benchmarks (build with --release): `scan`, `journal`, `loyalty`.
+    /// Benchmarks (build with --release): `scan`, `journal`, `loyalty`, `sync`.
     Bench {
         #[command(subcommand)]
         what: BenchKind,
@@ -92,6 +92,11 @@ enum BenchKind {
     Loyalty {
         #[arg(long, default_value_t = 1_000)]
         redemptions: usize,
+    },
+    /// A store's catch-up with HQ after an outage (5-line sales) vs a raw quinn transfer.
+    Sync {
+        #[arg(long, default_value_t = 20_000)]
+        sales: usize,
     },
 }
 
@@ -119,6 +124,7 @@ async fn main() -> anyhow::Result<()> {
             tokio::task::spawn_blocking(move || kassa_sim::bench::journal(sales)).await?
         }
         Command::Bench { what: BenchKind::Loyalty { redemptions } } => kassa_sim::bench::loyalty(redemptions).await,
+        Command::Bench { what: BenchKind::Sync { sales } } => kassa_sim::bench_sync::sync(sales).await.map(drop),
         Command::Scan { code } => {
             println!("{}", demo::send_command(&cli.data_dir, &format!("scan {code}")).await?);
             Ok(())

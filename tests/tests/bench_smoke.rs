@@ -15,3 +15,11 @@ fn journal_bench_runs() {
 async fn loyalty_bench_runs() {
     kassa_sim::bench::loyalty(20).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_bench_runs_and_converges() {
+    // The benchmark itself checks that every sale reached HQ once and the counters agree.
+    let report = kassa_sim::bench_sync::sync(300).await.unwrap();
+    assert_eq!(report.deltas, 1_500);
+    assert!(report.wire_sent_bytes > 0 && report.raw > std::time::Duration::ZERO);
+}

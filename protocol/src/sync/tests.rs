@@ -196,3 +196,37 @@ fn a_store_behind_hq_stops_instead_of_losing_sales() {
         points: 1
     }));
 }
+
+#[test]
+fn a_run_of_large_entries_goes_as_several_batches_each_within_the_frame_cap() {
+    let mut store = StoreSync::new(ACTOR, 0, 0);
+    let now = Instant::now();
+    let welcome = HqMessage::Welcome { version: PROTOCOL_VERSION, store: STORE, acked_seq: 0 };
+    store.handle_message(now, welcome).unwrap();
+    store.handle_committed(6);
+    while store.poll_transmit().is_some() {}
+    let events: Vec<_> = std::iter::from_fn(|| store.poll_event()).collect();
+    assert!(events.iter().any(|e| matches!(e, StoreEvent::ReadOutbox { after: 0, .. })), "{events:?}");
+    // Six sales of 500 lines with long names and marking codes: ~300 KiB each.
+    let big = |seq| {
+        let mut e = entry(seq);
+        if let Change::Sale { sale, .. } = &mut e.change {
+            let mut line = sale.lines[0].clone();
+            line.name = "Ж".repeat(crate::catalog::NAME_LEN_MAX_CHARS);
+            line.marking = Some("0104650001209603215abcdefghijklm\u{1d}93dGVz".repeat(3));
+            sale.lines = vec![line; crate::basket::BASKET_LINES_MAX];
+        }
+        e
+    };
+    store.handle_outbox(now, (1..=6).map(big).collect());
+    let batches: Vec<_> = std::iter::from_fn(|| store.poll_transmit()).collect();
+    assert!(batches.len() >= 3, "{} batches", batches.len());
+    let mut seqs = Vec::new();
+    for b in &batches {
+        let StoreMessage::Batch { entries, .. } = b else { panic!("not a batch: {b:?}") };
+        seqs.extend(entries.iter().map(|e| e.seq));
+        let frame = crate::wire::encode(b).expect("each batch fits a frame");
+        assert!(frame.len() <= crate::wire::FRAME_BYTES_MAX);
+    }
+    assert_eq!(seqs, (1..=6).collect::<Vec<_>>());
+}
