@@ -155,7 +155,14 @@ async fn session(
             }
             _ = cancel.cancelled() => break Ok(()),
             n = recv.read(&mut buf) => {
-                let Some(n) = n? else { break Ok(()) };
+                let n = match n {
+                    Ok(Some(n)) => n,
+                    Ok(None) => break Ok(()),
+                    // The store hung up properly (an agent shutting down): not a fault.
+                    Err(quinn::ReadError::ConnectionLost(quinn::ConnectionError::ApplicationClosed(c)))
+                        if c.error_code == quinn::VarInt::from_u32(0) => break Ok(()),
+                    Err(e) => break Err(e.into()),
+                };
                 decoder.push(&buf[..n]);
                 let mut failed = None;
                 loop {

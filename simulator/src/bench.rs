@@ -30,7 +30,7 @@ pub fn machine() -> String {
     format!("{cpu}, {cores} cores")
 }
 
-fn percentile(sorted: &[Duration], p: usize) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: usize) -> Duration {
     sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
 }
 

@@ -12,12 +12,14 @@
 //! - [`scenario`]: TOML scenarios run against a live agent through its devices (`kassa-sim run`).
 //! - [`demo`]: `kassa-sim demo`, its console and control socket.
 //! - [`bench`], [`bench_sync`]: `kassa-sim bench …`.
+//! - [`fleet`]: `kassa-sim fleet`, many stores on one HQ (run as a child process).
 
 pub mod bench;
 pub mod bench_sync;
 pub mod bytelog;
 pub mod console;
 pub mod demo;
+pub mod fleet;
 pub mod printer;
 pub mod printer_emu;
 pub mod pty;

@@ -69,6 +69,25 @@ enum Command {
         #[arg(long)]
         receipts: Option<PathBuf>,
     },
+    /// N simulated stores connected at once to one HQ (a child process), each selling:
+    /// HQ's resident memory and the merge lag (build with --release).
+    Fleet {
+        #[arg(long, default_value_t = 1_000)]
+        stores: usize,
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Sales per store per minute.
+        #[arg(long, default_value_t = 12)]
+        sales_per_minute: u32,
+    },
+    /// HQ as `kassa-hq serve` runs it; `fleet` starts it as its child.
+    #[command(hide = true)]
+    HqServe {
+        #[arg(long)]
+        quic: SocketAddr,
+        #[arg(long)]
+        http: SocketAddr,
+    },
     /// Benchmarks (build with --release): `scan`, `journal`, `loyalty`, `sync`.
     Bench {
         #[command(subcommand)]
@@ -125,6 +144,25 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Bench { what: BenchKind::Loyalty { redemptions } } => kassa_sim::bench::loyalty(redemptions).await,
         Command::Bench { what: BenchKind::Sync { sales } } => kassa_sim::bench_sync::sync(sales).await.map(drop),
+        Command::Fleet { stores, seconds, sales_per_minute } => {
+            let exe = std::env::current_exe()?;
+            kassa_sim::fleet::fleet(kassa_sim::fleet::FleetOptions { stores, seconds, sales_per_minute, exe })
+                .await
+                .map(drop)
+        }
+        Command::HqServe { quic, http } => {
+            let cancel = tokio_util::sync::CancellationToken::new();
+            let hq = kassa_hq::start(kassa_hq::HqConfig::new(cli.data_dir, quic, http), cancel.clone()).await?;
+            println!("kassa-hq: QUIC on {}, API on http://{}", hq.quic_addr, hq.http_addr);
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => r?,
+                _ = term.recv() => {}
+            }
+            cancel.cancel();
+            hq.wait().await;
+            Ok(())
+        }
         Command::Scan { code } => {
             println!("{}", demo::send_command(&cli.data_dir, &format!("scan {code}")).await?);
             Ok(())
