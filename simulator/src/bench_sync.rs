@@ -98,15 +98,12 @@ pub async fn sync(sales: usize) -> anyhow::Result<SyncReport> {
     let started = Instant::now();
     let agent = kassa_agent::start(config, cancel.clone()).await?;
     let head = agent.journal.outbox_head()?;
-    let mut last_report = 0;
+    let mut progress = Progress::new("catch-up", head);
     loop {
         let acked = agent.journal.acked_seq()?;
+        progress.show(acked);
         if acked >= head {
             break;
-        }
-        if acked * 10 / head.max(1) > last_report {
-            last_report = acked * 10 / head;
-            eprintln!("  catch-up: {acked}/{head} outbox entries acknowledged by HQ");
         }
         anyhow::ensure!(
             started.elapsed() < CATCH_UP_TIMEOUT,
@@ -165,6 +162,7 @@ fn fill_journal(store_dir: &std::path::Path, catalog_version: u64, sales: usize)
     let mut rng = SeededRng::new(0x5EED);
     let mut deltas = 0;
     let started = Instant::now();
+    let mut progress = Progress::new("outage, selling", sales as u64);
     for n in 0..sales {
         let mut basket = Basket::default();
         while basket.lines.len() < LINES_PER_SALE {
@@ -187,10 +185,9 @@ fn fill_journal(store_dir: &std::path::Path, catalog_version: u64, sales: usize)
         journal
             .commit_sale(1, "bench", &basket, &tenders, None, &format!("bench-{n}"), at_ms)
             .map_err(|e| anyhow::anyhow!("sale {n}: {e}"))?;
-        if (n + 1) % (sales / 10).max(1) == 0 {
-            eprintln!("  outage: {}/{sales} sales committed ({} s)", n + 1, started.elapsed().as_secs());
-        }
+        progress.show(n as u64 + 1);
     }
+    eprintln!("  {sales} sales committed offline in {} ms", started.elapsed().as_millis());
     Ok(deltas)
 }
 
@@ -258,6 +255,47 @@ pub async fn raw_quinn_transfer(bytes: u64) -> anyhow::Result<Duration> {
     receiver.await??;
     client.wait_idle().await;
     Ok(elapsed)
+}
+
+/// A progress bar on stderr: redrawn in place on a terminal, a line per tenth otherwise
+/// (logs, CI).
+#[derive(Debug)]
+pub struct Progress {
+    label: &'static str,
+    total: u64,
+    shown: Option<u64>,
+    terminal: bool,
+}
+
+impl Progress {
+    /// Width of the bar in characters.
+    const WIDTH: u64 = 40;
+
+    pub fn new(label: &'static str, total: u64) -> Progress {
+        use std::io::IsTerminal;
+        Progress { label, total: total.max(1), shown: None, terminal: std::io::stderr().is_terminal() }
+    }
+
+    pub fn show(&mut self, done: u64) {
+        let done = done.min(self.total);
+        // Redraw per bar character on a terminal, per tenth in a log.
+        let step = if self.terminal { done * Self::WIDTH / self.total } else { done * 10 / self.total };
+        if self.shown == Some(step) {
+            return;
+        }
+        self.shown = Some(step);
+        let filled = (done * Self::WIDTH / self.total) as usize;
+        let bar = format!("{}{}", "#".repeat(filled), ".".repeat(Self::WIDTH as usize - filled));
+        let line = format!("  {} [{bar}] {:>3}% {done}/{}", self.label, done * 100 / self.total, self.total);
+        if self.terminal {
+            eprint!("\r{line}");
+            if done == self.total {
+                eprintln!();
+            }
+        } else {
+            eprintln!("{line}");
+        }
+    }
 }
 
 fn print(r: &SyncReport) {
