@@ -144,12 +144,17 @@ async fn session(
     let mut buf = vec![0u8; READ_CHUNK_BYTES];
     let mut catalog = shared.catalog.subscribe();
     let mut counters = shared.counters.subscribe();
-    let mut nearby = tokio::time::interval(shared.nearby_interval);
-    nearby.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    nearby.reset(); // the first view goes out with the handshake
+    // The first view goes out with the handshake; the next ones at the interval, give or
+    // take a tenth, so that stores that connected together (after HQ restarts) do not
+    // all ask at the same moment forever after.
+    let mut nearby_ticks = 0u64;
+    let nearby = tokio::time::sleep(jittered(shared.nearby_interval, store, nearby_ticks));
+    tokio::pin!(nearby);
     let result = loop {
         tokio::select! {
-            _ = nearby.tick() => {
+            _ = &mut nearby => {
+                nearby_ticks += 1;
+                nearby.as_mut().reset(tokio::time::Instant::now() + jittered(shared.nearby_interval, store, nearby_ticks));
                 offer_nearby(&mut session, &shared).await?;
                 flush(&mut session, &mut send).await?;
             }
@@ -210,9 +215,18 @@ async fn session(
 
 async fn offer_nearby(session: &mut HqSync, shared: &Shared) -> Result<(), ConnError> {
     let store = session.store();
-    let entries = blocking(&shared.db, move |db| db.nearby_stock(store)).await?;
-    session.offer_nearby_stock(now_ms(), &entries);
+    // A neighbour's figures may be reused for a third of the interval: a view is never
+    // older than that when it is sent, and says how old it is.
+    let max_age_ms = i64::try_from(shared.nearby_interval.as_millis() / 3).unwrap_or(i64::MAX);
+    let (as_of_ms, entries) = blocking(&shared.db, move |db| db.nearby_stock(store, now_ms(), max_age_ms)).await?;
+    session.offer_nearby_stock(as_of_ms, &entries);
     Ok(())
+}
+
+/// `interval` ± 10 %, spread by store and tick (no randomness needed, only spread).
+fn jittered(interval: Duration, store: StoreId, tick: u64) -> Duration {
+    let spread = (u64::from(store.0).wrapping_mul(7_919) ^ tick.wrapping_mul(104_729)) % 201; // 0..=200
+    interval * 9 / 10 + interval * spread as u32 / 1000
 }
 
 async fn offer_catalog(session: &mut HqSync, shared: &Shared) -> Result<(), ConnError> {
