@@ -719,3 +719,102 @@ fn set_meta(conn: &Connection, key: &str, value: u64) -> Result<(), DbError> {
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kassa_protocol::basket::BasketLine;
+    use kassa_protocol::sale::{Sale, Tender, TenderKind};
+    use kassa_protocol::SaleId;
+
+    const STORE: StoreId = StoreId(1);
+    const ACTOR: ActorId = ActorId { store: STORE, epoch: 1 };
+
+    fn open() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("hq.sqlite")).unwrap();
+        (dir, db)
+    }
+
+    /// A sale of one piece of each SKU, with the store's running totals after it.
+    fn sale(seq: u64, skus: &[&str], sold: &mut HashMap<String, i64>) -> OutboxEntry {
+        let lines: Vec<BasketLine> = skus
+            .iter()
+            .map(|sku| BasketLine {
+                sku: Sku((*sku).into()),
+                name: "Хлеб".into(),
+                unit: Unit::Piece,
+                quantity: 1,
+                list_price: Kopecks(5_000),
+                price: Kopecks(5_000),
+                vat: VatRate::Vat10,
+                amount: Kopecks(5_000),
+                discount: Kopecks(0),
+                marking: None,
+            })
+            .collect();
+        let total = Kopecks(5_000 * lines.len() as i64);
+        let counters = skus
+            .iter()
+            .map(|sku| {
+                let n = sold.entry((*sku).into()).or_default();
+                *n += 1;
+                CounterEntry { location: STORE, sku: Sku((*sku).into()), actor: ACTOR, p: 0, n: *n }
+            })
+            .collect();
+        let sale = Sale {
+            id: SaleId { store: STORE, seq },
+            receipt_no: kassa_protocol::sale::receipt_no(STORE, 1, seq),
+            terminal: 1,
+            cashier: "k".into(),
+            created_at_ms: 0,
+            lines,
+            tenders: vec![Tender { kind: TenderKind::Cash, amount: total }],
+            total,
+            change: Kopecks(0),
+            loyalty: None,
+        };
+        OutboxEntry { seq, change: Change::Sale { sale, counters } }
+    }
+
+    #[test]
+    fn a_batch_merges_each_counter_once_to_what_entry_by_entry_merging_gives() {
+        let mut sold = HashMap::new();
+        let entries: Vec<_> = (1..=40)
+            .map(|seq| sale(seq, &[["1", "2", "3"][seq as usize % 3], ["4", "5"][seq as usize % 2]], &mut sold))
+            .collect();
+        let (_d1, batched) = open();
+        batched.hello(ACTOR, 40, 0).unwrap();
+        let applied = batched.apply(ACTOR, &entries, 40, 40, 0).unwrap();
+        assert_eq!(applied, Applied { parked: 0, deltas: 80 });
+        let (_d2, one_by_one) = open();
+        one_by_one.hello(ACTOR, 40, 0).unwrap();
+        for e in &entries {
+            one_by_one.apply(ACTOR, std::slice::from_ref(e), e.seq, 40, 0).unwrap();
+        }
+        assert_eq!(batched.counters_at(STORE).unwrap(), one_by_one.counters_at(STORE).unwrap());
+        let sold_1 = batched.counters_at(STORE).unwrap().into_iter().find(|c| c.sku.as_str() == "1").unwrap();
+        assert_eq!(sold_1.n, sold["1"]);
+        // Applying the batch again changes nothing.
+        batched.apply(ACTOR, &entries, 40, 40, 0).unwrap();
+        assert_eq!(batched.counters_at(STORE).unwrap(), one_by_one.counters_at(STORE).unwrap());
+        assert_eq!(batched.stores().unwrap()[0].sales, 40);
+    }
+
+    #[test]
+    fn a_neighbours_stock_is_reused_for_its_max_age_and_says_how_old_it_is() {
+        let (_d, db) = open();
+        db.set_neighbours(STORE, &[StoreId(2)]).unwrap();
+        let delivery = |n| CounterEntry { location: StoreId(2), sku: Sku("7".into()), actor: ActorId::HQ, p: n, n: 0 };
+        db.merge_counters(&[delivery(5)]).unwrap();
+        let (as_of, view) = db.nearby_stock(STORE, 1_000, 500).unwrap();
+        assert_eq!((as_of, view[0].quantity), (1_000, 5));
+        db.merge_counters(&[delivery(9)]).unwrap();
+        // Within the max age: the figures read at 1,000, and said to be from then.
+        let (as_of, view) = db.nearby_stock(STORE, 1_400, 500).unwrap();
+        assert_eq!((as_of, view[0].quantity), (1_000, 5));
+        // Past it: read again.
+        let (as_of, view) = db.nearby_stock(STORE, 1_600, 500).unwrap();
+        assert_eq!((as_of, view[0].quantity), (1_600, 9));
+    }
+}
