@@ -18,8 +18,9 @@ pub struct HqStatus {
     pub last_contact_ms: Option<i64>,
     pub catalog_version: u64,
     pub last_error: Option<String>,
-    /// UDP bytes sent to and received from HQ since the agent started, QUIC headers,
-    /// acknowledgements and handshakes included: what the store's uplink carries.
+    /// Bytes sent to and received from HQ since the agent started, as whole IP packets:
+    /// IP and UDP headers, QUIC headers, acknowledgements and handshakes included —
+    /// what the store's uplink carries.
     pub wire_sent_bytes: u64,
     pub wire_received_bytes: u64,
 }

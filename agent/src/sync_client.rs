@@ -209,10 +209,12 @@ async fn session(
         }
         flush(&mut sync, &mut send).await?;
         let traffic = conn.stats();
+        // Whole IP packets: QUIC's datagrams and the IP and UDP headers around each.
+        let header_bytes: u64 = if link.addr.is_ipv4() { 20 + 8 } else { 40 + 8 };
         status.send_modify(|s| {
             s.hq.backlog = sync.backlog();
-            s.hq.wire_sent_bytes = sent_before + traffic.udp_tx.bytes;
-            s.hq.wire_received_bytes = received_before + traffic.udp_rx.bytes;
+            s.hq.wire_sent_bytes = sent_before + traffic.udp_tx.bytes + traffic.udp_tx.datagrams * header_bytes;
+            s.hq.wire_received_bytes = received_before + traffic.udp_rx.bytes + traffic.udp_rx.datagrams * header_bytes;
         });
     }
 }

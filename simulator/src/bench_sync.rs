@@ -6,8 +6,8 @@
 //! pending in its outbox. Then the agent starts and its sync client catches up. Measured:
 //! - seconds from the agent's start to the moment the store holds HQ's acknowledgement
 //!   of its last entry (HQ acknowledges only what it committed);
-//! - UDP bytes both ways on that connection (QUIC headers, acks, handshake included),
-//!   per stock delta;
+//! - bytes both ways on that connection as whole IP packets (IP, UDP and QUIC headers,
+//!   acks, handshake included), per stock delta;
 //! - HQ's merge rate: deltas over the time HQ spent applying batches (hand-over to the
 //!   database to commit);
 //! - the limit: the same number of bytes the store sent, pushed through one quinn
@@ -314,8 +314,8 @@ fn print(r: &SyncReport) {
     );
     println!("{:<44} {:>14}", "", "");
     println!("{:<44} {:>14}", "catch-up, agent start → last ack (s)", ms(r.catch_up));
-    println!("{:<44} {:>14}", "store → HQ on the wire (UDP bytes)", r.wire_sent_bytes);
-    println!("{:<44} {:>14}", "HQ → store on the wire (UDP bytes)", r.wire_received_bytes);
+    println!("{:<44} {:>14}", "store → HQ on the wire (IP bytes)", r.wire_sent_bytes);
+    println!("{:<44} {:>14}", "HQ → store on the wire (IP bytes)", r.wire_received_bytes);
     println!("{:<44} {:>14}", "bytes per delta, both ways", format!("{}.{}", tenths / 10, tenths % 10));
     println!("{:<44} {:>14}", "HQ batches applied", r.hq_batches);
     println!("{:<44} {:>14}", "HQ time applying (s)", ms(r.hq_apply));
