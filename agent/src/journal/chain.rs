@@ -92,8 +92,10 @@ pub(super) fn append(
     at_ms: i64,
     record: &Record,
 ) -> Result<i64, JournalError> {
-    let last: Option<(i64, Vec<u8>)> = tx
-        .query_row("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+    let last: Option<(i64, Vec<u8>)> =
+        super::query_row(tx, "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .optional()?;
     let (prev_seq, prev_hash) = last.unwrap_or((0, GENESIS.to_vec()));
     let seq = prev_seq + 1;
@@ -107,7 +109,7 @@ pub(super) fn append(
 }
 
 pub(super) fn record(conn: &Connection, seq: i64) -> Result<Record, JournalError> {
-    let body: Vec<u8> = conn.query_row("SELECT body FROM records WHERE seq = ?1", [seq], |r| r.get(0))?;
+    let body: Vec<u8> = super::query_row(conn, "SELECT body FROM records WHERE seq = ?1", [seq], |r| r.get(0))?;
     postcard::from_bytes(&body).map_err(|e| JournalError::Corrupt(format!("record {seq}: {e}")))
 }
 

@@ -79,6 +79,9 @@ impl From<rusqlite::Error> for WriteError {
 
 pub const IDEMPOTENCY_KEY_LEN_MAX: usize = 128;
 
+/// Prepared statements kept per connection (see [`exec`]).
+const STATEMENT_CACHE_CAPACITY: usize = 128;
+
 #[derive(Debug)]
 pub struct Journal {
     store: StoreId,
@@ -112,7 +115,11 @@ CREATE TABLE IF NOT EXISTS docs (
     total_kopecks INTEGER NOT NULL, sale_seq INTEGER REFERENCES docs(seq), cancels INTEGER NOT NULL DEFAULT 0,
     UNIQUE (terminal, receipt_number)
 ) STRICT;
-CREATE INDEX IF NOT EXISTS docs_by_sale ON docs (sale_seq);
+-- Returns by the sale they return. Partial: a sale (sale_seq NULL) adds no entry, and
+-- the queries' `sale_seq = ?` implies NOT NULL, so the planner still uses it. It
+-- replaces the full index on the column that older journals have.
+CREATE INDEX IF NOT EXISTS docs_returns_by_sale ON docs (sale_seq) WHERE sale_seq IS NOT NULL;
+DROP INDEX IF EXISTS docs_by_sale;
 CREATE TABLE IF NOT EXISTS doc_lines (
     seq INTEGER NOT NULL REFERENCES docs(seq), line_no INTEGER NOT NULL, sale_line INTEGER, sku TEXT NOT NULL,
     quantity INTEGER NOT NULL, amount_kopecks INTEGER NOT NULL, vat TEXT NOT NULL, PRIMARY KEY (seq, line_no)
@@ -177,6 +184,9 @@ impl Journal {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // A sale alone runs over a dozen distinct statements, returns and reports more;
+        // rusqlite's default of 16 cached statements would evict them from each other.
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(loyalty::SCHEMA)?;
         let found = meta(&conn, "store")?;
@@ -285,7 +295,7 @@ impl Journal {
     }
 
     pub fn outbox_head(&self) -> Result<u64, JournalError> {
-        meta(&self.conn(), "outbox_head")
+        sales::outbox_head(&self.conn())
     }
 
     pub fn acked_seq(&self) -> Result<u64, JournalError> {
@@ -403,7 +413,10 @@ fn idempotent<T: Serialize + for<'de> Deserialize<'de>>(
     if key.is_empty() || key.len() > IDEMPOTENCY_KEY_LEN_MAX {
         return Err(WriteError::IdempotencyKey);
     }
-    let tx = conn.transaction()?;
+    // IMMEDIATE: the write lock is taken before the first read. A deferred transaction
+    // that read first would fail outright (not wait) if another connection, say
+    // `kassa-agent users add`, committed before its first write.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let seen: Option<(String, String)> =
         query_row(&tx, "SELECT op, response FROM idempotency WHERE key = ?1", [key], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
@@ -436,6 +449,16 @@ fn query_row<T, P: rusqlite::Params>(
     f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
 ) -> rusqlite::Result<T> {
     conn.prepare_cached(sql)?.query_row(params, f)
+}
+
+/// Rows per multi-row INSERT: a typical basket's lines go in one statement, and the
+/// statement cache holds at most this many variants (one per row count) of each.
+const ROWS_PER_INSERT: usize = 8;
+
+/// `{head} VALUES (?,…),(?,…)… {tail}`: `rows` rows of `arity` parameters each.
+fn multi_row_sql(head: &str, arity: usize, rows: usize, tail: &str) -> String {
+    let row = format!("({})", vec!["?"; arity].join(","));
+    format!("{head} VALUES {} {tail}", vec![row.as_str(); rows].join(","))
 }
 
 fn meta(conn: &Connection, key: &str) -> Result<u64, JournalError> {

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::chain::{self, Record};
 use super::shifts::{open_shift, ShiftReport};
-use super::{encode, exec, idempotent, meta, query_row, set_meta, Journal, JournalError, WriteError};
+use super::{encode, exec, idempotent, multi_row_sql, query_row, Journal, JournalError, WriteError, ROWS_PER_INSERT};
 
 /// A loyalty customer on a sale.
 #[derive(Debug, Clone)]
@@ -94,7 +94,7 @@ impl Journal {
                     (Some(plan), entries)
                 }
             };
-            let seq = meta(tx, "doc_seq")? + 1;
+            let seq = last_doc_seq(tx)? + 1;
             let receipt_number = next_receipt_number(tx, terminal)?;
             let sale = Sale {
                 id: SaleId { store: self.store, seq },
@@ -123,19 +123,14 @@ impl Journal {
                 sale.total,
                 None,
             )?;
-            for (i, l) in sale.lines.iter().enumerate() {
-                exec(tx,
-                    "INSERT INTO doc_lines (seq, line_no, sale_line, sku, quantity, amount_kopecks, vat) VALUES (?1,?2,NULL,?3,?4,?5,?6)",
-                    params![seq as i64, i as i64, l.sku.as_str(), l.quantity, l.net().0, l.vat.code()],
-                )?;
-            }
+            let lines: Vec<_> = sale.lines.iter().map(|l| (None, &l.sku, l.quantity, l.net(), l.vat)).collect();
+            insert_lines(tx, seq, &lines)?;
             insert_tenders(tx, seq, &sale.tenders)?;
             let counters = self.count(tx, sale.lines.iter().map(|l| (&l.sku, 0, l.quantity)))?;
             push_outbox(tx, Change::Sale { sale: sale.clone(), counters })?;
             if !loyalty_entries.is_empty() {
                 push_outbox(tx, Change::Loyalty { customer: None, entries: loyalty_entries })?;
             }
-            set_meta(tx, "doc_seq", seq)?;
             queue_print(tx, &PrintDoc::Doc { seq }, false, now_ms)?;
             Ok(sale)
         })
@@ -289,7 +284,7 @@ impl Journal {
                     (ReturnKind::WithoutReceipt { approved_by: approved_by.clone() }, lines, refunds, None)
                 }
             };
-            let seq = meta(tx, "doc_seq")? + 1;
+            let seq = last_doc_seq(tx)? + 1;
             let receipt_number = next_receipt_number(tx, terminal)?;
             let total = Kopecks(lines.iter().map(|l| l.amount.0).sum());
             let ret = Return {
@@ -323,12 +318,8 @@ impl Journal {
             if matches!(ret.kind, ReturnKind::Cancellation { .. }) {
                 exec(tx, "UPDATE docs SET cancels = 1 WHERE seq = ?1", [seq as i64])?;
             }
-            for (i, l) in ret.lines.iter().enumerate() {
-                exec(tx,
-                    "INSERT INTO doc_lines (seq, line_no, sale_line, sku, quantity, amount_kopecks, vat) VALUES (?1,?2,?3,?4,?5,?6,?7)",
-                    params![seq as i64, i as i64, l.sale_line, l.sku.as_str(), l.quantity, l.amount.0, l.vat.code()],
-                )?;
-            }
+            let lines: Vec<_> = ret.lines.iter().map(|l| (l.sale_line, &l.sku, l.quantity, l.amount, l.vat)).collect();
+            insert_lines(tx, seq, &lines)?;
             insert_tenders(tx, seq, &ret.refunds)?;
             let counters = self.count(tx, ret.lines.iter().map(|l| (&l.sku, l.quantity, 0)))?;
             push_outbox(tx, Change::Return { ret: ret.clone(), counters })?;
@@ -338,7 +329,6 @@ impl Journal {
                 }
                 push_outbox(tx, Change::Loyalty { customer: None, entries })?;
             }
-            set_meta(tx, "doc_seq", seq)?;
             queue_print(tx, &PrintDoc::Doc { seq }, false, now_ms)?;
             Ok(ret)
         })
@@ -369,19 +359,49 @@ impl Journal {
         tx: &Transaction<'_>,
         moves: impl Iterator<Item = (&'a Sku, i64, i64)>,
     ) -> Result<Vec<CounterEntry>, JournalError> {
-        // One entry per SKU, its totals after the last line (a SKU may be on several lines).
-        let mut out = BTreeMap::new();
+        // One entry per SKU (a SKU may be on several lines), so that each row of the
+        // upsert below touches a different counter and its RETURNING row is the total.
+        let mut per_sku: BTreeMap<&Sku, (i64, i64)> = BTreeMap::new();
         for (sku, plus, minus) in moves {
-            let (p, n): (i64, i64) = query_row(
-                tx,
-                "INSERT INTO stock_counters (sku, actor_store, actor_epoch, p, n) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT DO UPDATE SET p = p + excluded.p, n = n + excluded.n RETURNING p, n",
-                params![sku.as_str(), self.actor.store.0, self.actor.epoch, plus, minus],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            out.insert(sku.clone(), CounterEntry { location: self.store, sku: sku.clone(), actor: self.actor, p, n });
+            let m = per_sku.entry(sku).or_default();
+            *m = (m.0 + plus, m.1 + minus);
         }
-        Ok(out.into_values().collect())
+        let per_sku: Vec<_> = per_sku.into_iter().collect();
+        let mut out = Vec::with_capacity(per_sku.len());
+        // Several SKUs per statement: one upsert per line was the costliest part of a sale.
+        for chunk in per_sku.chunks(ROWS_PER_INSERT) {
+            let sql = multi_row_sql(
+                "INSERT INTO stock_counters (sku, actor_store, actor_epoch, p, n)",
+                5,
+                chunk.len(),
+                "ON CONFLICT DO UPDATE SET p = p + excluded.p, n = n + excluded.n RETURNING sku, p, n",
+            );
+            let mut st = tx.prepare_cached(&sql)?;
+            for (i, (sku, (plus, minus))) in chunk.iter().enumerate() {
+                st.raw_bind_parameter(i * 5 + 1, sku.as_str())?;
+                st.raw_bind_parameter(i * 5 + 2, self.actor.store.0)?;
+                st.raw_bind_parameter(i * 5 + 3, self.actor.epoch)?;
+                st.raw_bind_parameter(i * 5 + 4, plus)?;
+                st.raw_bind_parameter(i * 5 + 5, minus)?;
+            }
+            // RETURNING rows come in no particular order: match them up by SKU.
+            let mut totals: Vec<Option<(i64, i64)>> = vec![None; chunk.len()];
+            let mut rows = st.raw_query();
+            while let Some(r) = rows.next()? {
+                let sku: String = r.get(0)?;
+                let i = chunk
+                    .iter()
+                    .position(|(s, _)| s.as_str() == sku)
+                    .ok_or_else(|| JournalError::Corrupt(format!("stock counter upsert returned SKU {sku}")))?;
+                totals[i] = Some((r.get(1)?, r.get(2)?));
+            }
+            for ((sku, _), total) in chunk.iter().zip(totals) {
+                let (p, n) =
+                    total.ok_or_else(|| JournalError::Corrupt(format!("stock counter upsert skipped SKU {sku}")))?;
+                out.push(CounterEntry { location: self.store, sku: (*sku).clone(), actor: self.actor, p, n });
+            }
+        }
+        Ok(out)
     }
 
     pub fn sale(&self, seq: u64) -> Result<Option<Sale>, JournalError> {
@@ -501,7 +521,7 @@ fn item(conn: &Connection, sku: &Sku) -> Result<Option<kassa_protocol::catalog::
 /// The record of a sale or return by its sequence.
 fn doc(conn: &Connection, seq: u64) -> Result<Option<Record>, JournalError> {
     let record_seq: Option<i64> =
-        conn.query_row("SELECT record_seq FROM docs WHERE seq = ?1", [seq as i64], |r| r.get(0)).optional()?;
+        query_row(conn, "SELECT record_seq FROM docs WHERE seq = ?1", [seq as i64], |r| r.get(0)).optional()?;
     record_seq.map(|r| chain::record(conn, r)).transpose()
 }
 
@@ -559,11 +579,9 @@ fn previous_return(conn: &Connection, seq: u64) -> Result<Option<Return>, Journa
 }
 
 fn next_receipt_number(conn: &Connection, terminal: u16) -> Result<i64, JournalError> {
-    Ok(conn.query_row(
-        "SELECT COALESCE(MAX(receipt_number), 0) + 1 FROM docs WHERE terminal = ?1",
-        [terminal],
-        |r| r.get(0),
-    )?)
+    Ok(query_row(conn, "SELECT COALESCE(MAX(receipt_number), 0) + 1 FROM docs WHERE terminal = ?1", [terminal], |r| {
+        r.get(0)
+    })?)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -587,6 +605,34 @@ fn insert_doc(
     Ok(())
 }
 
+/// A document's lines: (line of the sale returned, SKU, quantity, amount, VAT rate).
+type DocLine<'a> = (Option<u32>, &'a Sku, i64, Kopecks, kassa_protocol::catalog::VatRate);
+
+/// The lines of document `seq`, several rows per statement.
+fn insert_lines(tx: &Transaction<'_>, seq: u64, lines: &[DocLine<'_>]) -> Result<(), JournalError> {
+    for (c, chunk) in lines.chunks(ROWS_PER_INSERT).enumerate() {
+        let sql = multi_row_sql(
+            "INSERT INTO doc_lines (seq, line_no, sale_line, sku, quantity, amount_kopecks, vat)",
+            7,
+            chunk.len(),
+            "",
+        );
+        let mut st = tx.prepare_cached(&sql)?;
+        for (i, (sale_line, sku, quantity, amount, vat)) in chunk.iter().enumerate() {
+            let line_no = (c * ROWS_PER_INSERT + i) as i64;
+            st.raw_bind_parameter(i * 7 + 1, seq as i64)?;
+            st.raw_bind_parameter(i * 7 + 2, line_no)?;
+            st.raw_bind_parameter(i * 7 + 3, sale_line)?;
+            st.raw_bind_parameter(i * 7 + 4, sku.as_str())?;
+            st.raw_bind_parameter(i * 7 + 5, quantity)?;
+            st.raw_bind_parameter(i * 7 + 6, amount.0)?;
+            st.raw_bind_parameter(i * 7 + 7, vat.code())?;
+        }
+        st.raw_execute()?;
+    }
+    Ok(())
+}
+
 fn insert_tenders(tx: &Transaction<'_>, seq: u64, tenders: &[Tender]) -> Result<(), JournalError> {
     for (i, t) in tenders.iter().enumerate() {
         exec(
@@ -599,13 +645,27 @@ fn insert_tenders(tx: &Transaction<'_>, seq: u64, tenders: &[Tender]) -> Result<
 }
 
 pub(super) fn push_outbox(tx: &Transaction<'_>, change: Change) -> Result<(), JournalError> {
-    let seq = meta(tx, "outbox_head")? + 1;
+    let seq = outbox_head(tx)? + 1;
     exec(
         tx,
         "INSERT INTO outbox (seq, entry) VALUES (?1, ?2)",
         params![seq as i64, encode(&OutboxEntry { seq, change })?],
     )?;
-    set_meta(tx, "outbox_head", seq)
+    Ok(())
+}
+
+/// The sequence of the last outbox entry (0: none yet). Read from the table itself (the
+/// last rowid is one B-tree descent) rather than kept in `meta`: a counter row written
+/// with every sale cost a page in every commit. Older journals still hold a stale
+/// `outbox_head` row in `meta`; nothing reads it.
+pub(super) fn outbox_head(conn: &Connection) -> Result<u64, JournalError> {
+    Ok(query_row(conn, "SELECT COALESCE(MAX(seq), 0) FROM outbox", [], |r| r.get::<_, i64>(0))? as u64)
+}
+
+/// The sequence of the last sale or return (0: none yet), from the table for the same
+/// reason as [`outbox_head`] (older journals' `doc_seq` row in `meta` is not read).
+fn last_doc_seq(conn: &Connection) -> Result<u64, JournalError> {
+    Ok(query_row(conn, "SELECT COALESCE(MAX(seq), 0) FROM docs", [], |r| r.get::<_, i64>(0))? as u64)
 }
 
 pub(super) fn queue_report(
@@ -618,7 +678,8 @@ pub(super) fn queue_report(
 }
 
 fn queue_print(conn: &Connection, doc: &PrintDoc, copy: bool, now_ms: i64) -> Result<(), JournalError> {
-    conn.execute(
+    exec(
+        conn,
         "INSERT INTO print_jobs (doc, copy, state, created_at_ms) VALUES (?1, ?2, 'pending', ?3)",
         params![encode(doc)?, copy, now_ms],
     )?;

@@ -10,7 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::chain::{self, Record};
-use super::{idempotent, Journal, JournalError, WriteError};
+use super::{idempotent, query_row, Journal, JournalError, WriteError};
 
 #[derive(Debug, Clone)]
 pub(super) struct Shift {
@@ -21,13 +21,13 @@ pub(super) struct Shift {
 }
 
 pub(super) fn open_shift(conn: &Connection, terminal: u16) -> Result<Option<Shift>, JournalError> {
-    Ok(conn
-        .query_row(
-            "SELECT id, opened_by, opened_at_ms, float_kopecks FROM shifts WHERE terminal = ?1 AND closed_record IS NULL",
-            [terminal],
-            |r| Ok(Shift { id: r.get(0)?, opened_by: r.get(1)?, opened_at_ms: r.get(2)?, float: Kopecks(r.get(3)?) }),
-        )
-        .optional()?)
+    Ok(query_row(
+        conn,
+        "SELECT id, opened_by, opened_at_ms, float_kopecks FROM shifts WHERE terminal = ?1 AND closed_record IS NULL",
+        [terminal],
+        |r| Ok(Shift { id: r.get(0)?, opened_by: r.get(1)?, opened_at_ms: r.get(2)?, float: Kopecks(r.get(3)?) }),
+    )
+    .optional()?)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
