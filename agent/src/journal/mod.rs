@@ -25,7 +25,7 @@ use kassa_protocol::catalog::{CatalogItem, Unit, VatRate};
 use kassa_protocol::gtin::Gtin;
 use kassa_protocol::{ActorId, Kopecks, Sku, StoreId};
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 pub use chain::{Record, VerifyReport};
 pub use open_basket::BasketStore;
@@ -120,14 +120,18 @@ CREATE TABLE IF NOT EXISTS docs (
 -- replaces the full index on the column that older journals have.
 CREATE INDEX IF NOT EXISTS docs_returns_by_sale ON docs (sale_seq) WHERE sale_seq IS NOT NULL;
 DROP INDEX IF EXISTS docs_by_sale;
+-- WITHOUT ROWID (here and below, for tables keyed by their primary key alone): the rows
+-- live in the primary key's B-tree, so a write touches one B-tree, not a table and its
+-- key index, and every B-tree page a sale touches is another page in its commit.
+-- Journals created before keep rowid tables: same columns and constraints, same SQL.
 CREATE TABLE IF NOT EXISTS doc_lines (
     seq INTEGER NOT NULL REFERENCES docs(seq), line_no INTEGER NOT NULL, sale_line INTEGER, sku TEXT NOT NULL,
     quantity INTEGER NOT NULL, amount_kopecks INTEGER NOT NULL, vat TEXT NOT NULL, PRIMARY KEY (seq, line_no)
-) STRICT;
+) STRICT, WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS doc_tenders (
     seq INTEGER NOT NULL REFERENCES docs(seq), idx INTEGER NOT NULL, kind TEXT NOT NULL,
     amount_kopecks INTEGER NOT NULL, PRIMARY KEY (seq, idx)
-) STRICT;
+) STRICT, WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cash_moves (
     record_seq INTEGER PRIMARY KEY REFERENCES records(seq), shift_id INTEGER NOT NULL REFERENCES shifts(id),
     amount_kopecks INTEGER NOT NULL, reason TEXT NOT NULL
@@ -136,12 +140,14 @@ CREATE TABLE IF NOT EXISTS voids (
     record_seq INTEGER PRIMARY KEY REFERENCES records(seq), shift_id INTEGER NOT NULL REFERENCES shifts(id),
     total_kopecks INTEGER NOT NULL
 ) STRICT;
-CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, op TEXT NOT NULL, response TEXT NOT NULL) STRICT;
+CREATE TABLE IF NOT EXISTS idempotency (
+    key TEXT PRIMARY KEY, op TEXT NOT NULL, response TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS stock_counters (
     sku TEXT NOT NULL, actor_store INTEGER NOT NULL, actor_epoch INTEGER NOT NULL,
     p INTEGER NOT NULL CHECK (p >= 0), n INTEGER NOT NULL CHECK (n >= 0),
     PRIMARY KEY (sku, actor_store, actor_epoch)
-) STRICT;
+) STRICT, WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS nearby_stock (
     store INTEGER NOT NULL, sku TEXT NOT NULL, quantity INTEGER NOT NULL, PRIMARY KEY (store, sku)
 ) STRICT;
@@ -402,9 +408,27 @@ impl Journal {
     }
 }
 
+/// An operation's answer as kept under its idempotency key, to be given again when the
+/// key comes back.
+trait Response: Sized {
+    fn to_stored(&self) -> Result<String, JournalError>;
+    fn from_stored(conn: &Connection, stored: &str) -> Result<Self, JournalError>;
+}
+
+/// Shift reports are kept whole, as JSON.
+impl Response for ShiftReport {
+    fn to_stored(&self) -> Result<String, JournalError> {
+        serde_json::to_string(self).map_err(|e| JournalError::Corrupt(e.to_string()))
+    }
+
+    fn from_stored(_: &Connection, stored: &str) -> Result<Self, JournalError> {
+        serde_json::from_str(stored).map_err(|e| JournalError::Corrupt(e.to_string()))
+    }
+}
+
 /// Runs `op` in one transaction under an idempotency key: a key seen before returns the
 /// stored response (if it was for the same operation) and writes nothing.
-fn idempotent<T: Serialize + for<'de> Deserialize<'de>>(
+fn idempotent<T: Response>(
     conn: &mut Connection,
     key: &str,
     op: &str,
@@ -424,12 +448,12 @@ fn idempotent<T: Serialize + for<'de> Deserialize<'de>>(
         if seen_op != op {
             return Err(WriteError::KeyReuse);
         }
-        let value = serde_json::from_str(&response)
+        let value = T::from_stored(&tx, &response)
             .map_err(|e| JournalError::Corrupt(format!("stored response of {key}: {e}")))?;
         return Ok((value, true));
     }
     let value = f(&tx)?;
-    let response = serde_json::to_string(&value).map_err(|e| JournalError::Corrupt(e.to_string()))?;
+    let response = value.to_stored()?;
     exec(&tx, "INSERT INTO idempotency (key, op, response) VALUES (?1, ?2, ?3)", params![key, op, response])?;
     tx.commit()?;
     Ok((value, false))
