@@ -429,18 +429,15 @@ impl Response for ShiftReport {
 /// Runs `op` in one transaction under an idempotency key: a key seen before returns the
 /// stored response (if it was for the same operation) and writes nothing.
 fn idempotent<T: Response>(
-    conn: &mut Connection,
+    conn: &Connection,
     key: &str,
     op: &str,
-    f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, WriteError>,
+    f: impl FnOnce(&Connection) -> Result<T, WriteError>,
 ) -> Result<(T, bool), WriteError> {
     if key.is_empty() || key.len() > IDEMPOTENCY_KEY_LEN_MAX {
         return Err(WriteError::IdempotencyKey);
     }
-    // IMMEDIATE: the write lock is taken before the first read. A deferred transaction
-    // that read first would fail outright (not wait) if another connection, say
-    // `kassa-agent users add`, committed before its first write.
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let tx = Immediate::begin(conn)?;
     let seen: Option<(String, String)> =
         query_row(&tx, "SELECT op, response FROM idempotency WHERE key = ?1", [key], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
@@ -457,6 +454,43 @@ fn idempotent<T: Response>(
     exec(&tx, "INSERT INTO idempotency (key, op, response) VALUES (?1, ?2, ?3)", params![key, op, response])?;
     tx.commit()?;
     Ok((value, false))
+}
+
+/// An IMMEDIATE transaction: the write lock is taken before the first read (a deferred
+/// transaction that read first would fail outright, not wait, if another connection,
+/// say `kassa-agent users add`, committed before its first write). BEGIN and COMMIT go
+/// through the statement cache like every statement of a sale. Dropped uncommitted (an
+/// error, a panic), it rolls back.
+struct Immediate<'c>(&'c Connection);
+
+impl<'c> Immediate<'c> {
+    fn begin(conn: &'c Connection) -> rusqlite::Result<Self> {
+        exec(conn, "BEGIN IMMEDIATE", [])?;
+        Ok(Immediate(conn))
+    }
+
+    fn commit(self) -> rusqlite::Result<()> {
+        exec(self.0, "COMMIT", [])?;
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for Immediate<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        self.0
+    }
+}
+
+impl Drop for Immediate<'_> {
+    fn drop(&mut self) {
+        // After COMMIT the connection is back in autocommit mode: nothing to undo. A
+        // failed ROLLBACK leaves nothing to do either: SQLite has rolled back already.
+        if !self.0.is_autocommit() {
+            let _ = self.0.execute_batch("ROLLBACK");
+        }
+    }
 }
 
 /// `execute` through the statement cache: the sale's transaction runs the same few

@@ -11,11 +11,11 @@ use kassa_protocol::sale::{self, Sale, Tender};
 use kassa_protocol::stock::CounterEntry;
 use kassa_protocol::wire::{Change, OutboxEntry};
 use kassa_protocol::{Kopecks, SaleId, Sku};
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::chain::{self, Record};
-use super::shifts::{open_shift, ShiftReport};
+use super::shifts::ShiftReport;
 use super::{encode, exec, idempotent, multi_row_sql, query_row, Journal, JournalError, WriteError, ROWS_PER_INSERT};
 
 /// A loyalty customer on a sale.
@@ -121,9 +121,10 @@ impl Journal {
         idempotency_key: &str,
         now_ms: i64,
     ) -> Result<(Sale, bool), WriteError> {
-        let mut conn = self.conn();
-        idempotent(&mut conn, idempotency_key, "pay", |tx| {
-            let shift = open_shift(tx, terminal)?.ok_or(WriteError::NoShift)?;
+        let conn = self.conn();
+        idempotent(&conn, idempotency_key, "pay", |tx| {
+            let heads = heads(tx, terminal)?;
+            let shift = heads.shift.ok_or(WriteError::NoShift)?;
             let (totals, change) = sale::settle(basket, tenders)?;
             let paid_in_points: i64 =
                 tenders.iter().filter(|t| t.kind == sale::TenderKind::Points).map(|t| t.amount.0).sum();
@@ -135,8 +136,8 @@ impl Journal {
                     (Some(plan), entries)
                 }
             };
-            let seq = last_doc_seq(tx)? + 1;
-            let receipt_number = next_receipt_number(tx, terminal)?;
+            let seq = heads.doc_seq + 1;
+            let receipt_number = heads.receipt_number + 1;
             let sale = Sale {
                 id: SaleId { store: self.store, seq },
                 receipt_no: sale::receipt_no(self.store, terminal, receipt_number as u64),
@@ -150,8 +151,8 @@ impl Journal {
                 loyalty: plan,
             };
             debug_assert_eq!(sale.validate(), Ok(()));
-            let record_seq =
-                chain::append(tx, terminal, cashier, now_ms, &Record::Sale { sale: sale.clone(), shift: shift.id })?;
+            let record = Record::Sale { sale: sale.clone(), shift };
+            let record_seq = chain::append_after(tx, heads.chain, terminal, cashier, now_ms, &record)?;
             insert_doc(
                 tx,
                 seq,
@@ -160,7 +161,7 @@ impl Journal {
                 &sale.receipt_no,
                 terminal,
                 receipt_number,
-                shift.id,
+                shift,
                 sale.total,
                 None,
             )?;
@@ -168,9 +169,9 @@ impl Journal {
             insert_lines(tx, seq, &lines)?;
             insert_tenders(tx, seq, &sale.tenders)?;
             let counters = self.count(tx, sale.lines.iter().map(|l| (&l.sku, 0, l.quantity)))?;
-            push_outbox(tx, Change::Sale { sale: sale.clone(), counters })?;
+            let outbox = push_outbox_after(tx, heads.outbox, Change::Sale { sale: sale.clone(), counters })?;
             if !loyalty_entries.is_empty() {
-                push_outbox(tx, Change::Loyalty { customer: None, entries: loyalty_entries })?;
+                push_outbox_after(tx, outbox, Change::Loyalty { customer: None, entries: loyalty_entries })?;
             }
             queue_print(tx, &PrintDoc::Doc { seq }, false, now_ms)?;
             Ok(sale)
@@ -181,7 +182,7 @@ impl Journal {
     /// rights this store holds; hands spare rights over to HQ when asked to (online).
     fn loyalty_for_sale(
         &self,
-        tx: &Transaction<'_>,
+        tx: &Connection,
         u: &LoyaltyUse,
         basket: &Basket,
         paid_in_points: i64,
@@ -231,7 +232,7 @@ impl Journal {
     #[allow(clippy::type_complexity)]
     fn refund(
         &self,
-        tx: &Transaction<'_>,
+        tx: &Connection,
         sale: &Sale,
         returned: &returns::Returned,
         earlier: &[Tender],
@@ -268,9 +269,10 @@ impl Journal {
         idempotency_key: &str,
         now_ms: i64,
     ) -> Result<(Return, bool), WriteError> {
-        let mut conn = self.conn();
-        idempotent(&mut conn, idempotency_key, "return", |tx| {
-            let shift = open_shift(tx, terminal)?.ok_or(WriteError::NoShift)?;
+        let conn = self.conn();
+        idempotent(&conn, idempotency_key, "return", |tx| {
+            let heads = heads(tx, terminal)?;
+            let shift = heads.shift.ok_or(WriteError::NoShift)?;
             let (kind, lines, refunds, loyalty) = match request {
                 ReturnRequest::WithReceipt { sale_seq, lines } => {
                     let (sale, returned, earlier) = sale_for_return(tx, *sale_seq)?;
@@ -325,8 +327,8 @@ impl Journal {
                     (ReturnKind::WithoutReceipt { approved_by: approved_by.clone() }, lines, refunds, None)
                 }
             };
-            let seq = last_doc_seq(tx)? + 1;
-            let receipt_number = next_receipt_number(tx, terminal)?;
+            let seq = heads.doc_seq + 1;
+            let receipt_number = heads.receipt_number + 1;
             let total = Kopecks(lines.iter().map(|l| l.amount.0).sum());
             let ret = Return {
                 id: SaleId { store: self.store, seq },
@@ -341,8 +343,8 @@ impl Journal {
                 loyalty: loyalty.as_ref().map(|(l, _)| l.clone()),
             };
             ret.validate().map_err(WriteError::Invalid)?;
-            let record_seq =
-                chain::append(tx, terminal, cashier, now_ms, &Record::Return { ret: ret.clone(), shift: shift.id })?;
+            let record = Record::Return { ret: ret.clone(), shift };
+            let record_seq = chain::append_after(tx, heads.chain, terminal, cashier, now_ms, &record)?;
             let sale_seq = ret.kind.sale().map(|s| s.seq);
             insert_doc(
                 tx,
@@ -352,7 +354,7 @@ impl Journal {
                 &ret.receipt_no,
                 terminal,
                 receipt_number,
-                shift.id,
+                shift,
                 ret.total,
                 sale_seq,
             )?;
@@ -363,12 +365,12 @@ impl Journal {
             insert_lines(tx, seq, &lines)?;
             insert_tenders(tx, seq, &ret.refunds)?;
             let counters = self.count(tx, ret.lines.iter().map(|l| (&l.sku, l.quantity, 0)))?;
-            push_outbox(tx, Change::Return { ret: ret.clone(), counters })?;
+            let outbox = push_outbox_after(tx, heads.outbox, Change::Return { ret: ret.clone(), counters })?;
             if let Some((_, entries)) = loyalty.filter(|(_, e)| !e.is_empty()) {
                 for e in &entries {
                     super::loyalty::merge_entry(tx, e)?;
                 }
-                push_outbox(tx, Change::Loyalty { customer: None, entries })?;
+                push_outbox_after(tx, outbox, Change::Loyalty { customer: None, entries })?;
             }
             queue_print(tx, &PrintDoc::Doc { seq }, false, now_ms)?;
             Ok(ret)
@@ -380,7 +382,7 @@ impl Journal {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         // Without a shift nothing was sold, so there is nothing to account for.
-        if let Some(shift) = open_shift(&tx, terminal)? {
+        if let Some(shift) = super::shifts::open_shift(&tx, terminal)? {
             let total = basket.totals().map_or(Kopecks::ZERO, |t| t.total);
             let record = Record::Void { shift: shift.id, lines: basket.lines.len() as u32, total };
             let record_seq = chain::append(&tx, terminal, cashier, now_ms, &record)?;
@@ -397,7 +399,7 @@ impl Journal {
     /// Adds to this store's own running totals; returns the new entry per SKU.
     fn count<'a>(
         &self,
-        tx: &Transaction<'_>,
+        tx: &Connection,
         moves: impl Iterator<Item = (&'a Sku, i64, i64)>,
     ) -> Result<Vec<CounterEntry>, JournalError> {
         // One entry per SKU (a SKU may be on several lines).
@@ -411,12 +413,18 @@ impl Journal {
         // Several SKUs per statement (one statement per line was the costliest part of a
         // sale): read the totals, add, write them back. The transaction holds the write
         // lock, so nothing changes them in between; reading first is half the cost of an
-        // upsert with RETURNING.
+        // upsert with RETURNING. The read is point lookups joined by UNION ALL: `sku IN
+        // (…)` builds a temporary index of the list first and costs more.
         for chunk in per_sku.chunks(ROWS_PER_INSERT) {
-            let sql = format!(
-                "SELECT sku, p, n FROM stock_counters WHERE actor_store = ?1 AND actor_epoch = ?2 AND sku IN ({})",
-                vec!["?"; chunk.len()].join(",")
-            );
+            let sql = (0..chunk.len())
+                .map(|i| {
+                    format!(
+                        "SELECT sku, p, n FROM stock_counters WHERE sku = ?{} AND actor_store = ?1 AND actor_epoch = ?2",
+                        i + 3
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" UNION ALL ");
             let mut st = tx.prepare_cached(&sql)?;
             st.raw_bind_parameter(1, self.actor.store.0)?;
             st.raw_bind_parameter(2, self.actor.epoch)?;
@@ -630,15 +638,45 @@ fn previous_return(conn: &Connection, seq: u64) -> Result<Option<Return>, Journa
     }
 }
 
-fn next_receipt_number(conn: &Connection, terminal: u16) -> Result<i64, JournalError> {
-    Ok(query_row(conn, "SELECT COALESCE(MAX(receipt_number), 0) + 1 FROM docs WHERE terminal = ?1", [terminal], |r| {
-        r.get(0)
-    })?)
+/// What a sale or return reads before it writes, in one statement: five statements
+/// cost more than the five index lookups they make.
+struct Heads {
+    /// The terminal's open shift.
+    shift: Option<i64>,
+    /// The last sale's or return's sequence (0: none yet).
+    doc_seq: u64,
+    /// The terminal's last receipt number (0: none yet).
+    receipt_number: i64,
+    /// The last outbox entry's sequence (0: none yet).
+    outbox: u64,
+    chain: chain::Head,
+}
+
+fn heads(conn: &Connection, terminal: u16) -> Result<Heads, JournalError> {
+    Ok(query_row(
+        conn,
+        "SELECT (SELECT id FROM shifts WHERE terminal = ?1 AND closed_record IS NULL),
+                (SELECT COALESCE(MAX(seq), 0) FROM docs),
+                (SELECT COALESCE(MAX(receipt_number), 0) FROM docs WHERE terminal = ?1),
+                (SELECT COALESCE(MAX(seq), 0) FROM outbox),
+                (SELECT seq FROM records ORDER BY seq DESC LIMIT 1),
+                (SELECT hash FROM records ORDER BY seq DESC LIMIT 1)",
+        [terminal],
+        |r| {
+            Ok(Heads {
+                shift: r.get(0)?,
+                doc_seq: r.get::<_, i64>(1)? as u64,
+                receipt_number: r.get(2)?,
+                outbox: r.get::<_, i64>(3)? as u64,
+                chain: chain::Head::from_columns(r.get(4)?, r.get(5)?),
+            })
+        },
+    )?)
 }
 
 #[allow(clippy::too_many_arguments)]
 fn insert_doc(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     seq: u64,
     record_seq: i64,
     kind: &str,
@@ -661,7 +699,7 @@ fn insert_doc(
 type DocLine<'a> = (Option<u32>, &'a Sku, i64, Kopecks, kassa_protocol::catalog::VatRate);
 
 /// The lines of document `seq`, several rows per statement.
-fn insert_lines(tx: &Transaction<'_>, seq: u64, lines: &[DocLine<'_>]) -> Result<(), JournalError> {
+fn insert_lines(tx: &Connection, seq: u64, lines: &[DocLine<'_>]) -> Result<(), JournalError> {
     for (c, chunk) in lines.chunks(ROWS_PER_INSERT).enumerate() {
         let sql = multi_row_sql(
             "INSERT INTO doc_lines (seq, line_no, sale_line, sku, quantity, amount_kopecks, vat)",
@@ -685,7 +723,7 @@ fn insert_lines(tx: &Transaction<'_>, seq: u64, lines: &[DocLine<'_>]) -> Result
     Ok(())
 }
 
-fn insert_tenders(tx: &Transaction<'_>, seq: u64, tenders: &[Tender]) -> Result<(), JournalError> {
+fn insert_tenders(tx: &Connection, seq: u64, tenders: &[Tender]) -> Result<(), JournalError> {
     for (i, t) in tenders.iter().enumerate() {
         exec(
             tx,
@@ -696,28 +734,30 @@ fn insert_tenders(tx: &Transaction<'_>, seq: u64, tenders: &[Tender]) -> Result<
     Ok(())
 }
 
-pub(super) fn push_outbox(tx: &Transaction<'_>, change: Change) -> Result<(), JournalError> {
-    let seq = outbox_head(tx)? + 1;
+pub(super) fn push_outbox(tx: &Connection, change: Change) -> Result<(), JournalError> {
+    push_outbox_after(tx, outbox_head(tx)?, change)?;
+    Ok(())
+}
+
+/// Appends `change` after outbox entry `head`, which the caller read in this
+/// transaction; returns the new entry's sequence.
+fn push_outbox_after(tx: &Connection, head: u64, change: Change) -> Result<u64, JournalError> {
+    let seq = head + 1;
     exec(
         tx,
         "INSERT INTO outbox (seq, entry) VALUES (?1, ?2)",
         params![seq as i64, encode(&OutboxEntry { seq, change })?],
     )?;
-    Ok(())
+    Ok(seq)
 }
 
 /// The sequence of the last outbox entry (0: none yet). Read from the table itself (the
-/// last rowid is one B-tree descent) rather than kept in `meta`: a counter row written
-/// with every sale cost a page in every commit. Older journals still hold a stale
-/// `outbox_head` row in `meta`; nothing reads it.
+/// last rowid is one B-tree descent), as is the last document's sequence in [`heads`],
+/// rather than kept in `meta`: a counter row written with every sale cost a page in
+/// every commit. Older journals still hold stale `outbox_head` and `doc_seq` rows in
+/// `meta`; nothing reads them.
 pub(super) fn outbox_head(conn: &Connection) -> Result<u64, JournalError> {
     Ok(query_row(conn, "SELECT COALESCE(MAX(seq), 0) FROM outbox", [], |r| r.get::<_, i64>(0))? as u64)
-}
-
-/// The sequence of the last sale or return (0: none yet), from the table for the same
-/// reason as [`outbox_head`] (older journals' `doc_seq` row in `meta` is not read).
-fn last_doc_seq(conn: &Connection) -> Result<u64, JournalError> {
-    Ok(query_row(conn, "SELECT COALESCE(MAX(seq), 0) FROM docs", [], |r| r.get::<_, i64>(0))? as u64)
 }
 
 pub(super) fn queue_report(

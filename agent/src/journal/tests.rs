@@ -338,3 +338,19 @@ fn a_journal_with_the_old_table_layout_keeps_working() {
         .unwrap();
     assert_eq!(indexes, vec!["docs_returns_by_sale"], "the full index is replaced by the partial one");
 }
+
+#[test]
+fn records_another_connection_appends_between_sales_are_linked_after() {
+    // `kassa-agent users add` opens the journal beside the running agent.
+    let (dir, j) = journal();
+    let other = Journal::open(&dir.path().join("j.sqlite"), StoreId(1)).unwrap();
+    j.open_shift(1, "anna", Kopecks(0), "open", 1).unwrap();
+    for i in 0..3 {
+        j.commit_sale(1, "anna", &basket(&j, &[("100001", 1)]), &cash(10690), None, &format!("k{i}"), 2).unwrap();
+        let id = format!("new{i}");
+        other.add_user(&User { id: id.clone(), name: id, role: Role::Cashier }, "2222", 3).unwrap();
+    }
+    let report = j.verify().unwrap();
+    assert!(report.ok(), "{report:?}");
+    assert_eq!((report.records, report.sales), (2 + 1 + 3 + 3, 3));
+}
