@@ -86,7 +86,34 @@ const STATEMENT_CACHE_CAPACITY: usize = 128;
 pub struct Journal {
     store: StoreId,
     actor: ActorId,
-    conn: Mutex<Connection>,
+    conn: Mutex<Db>,
+}
+
+/// The connection, and what is kept beside it under the same lock.
+#[derive(Debug)]
+struct Db {
+    conn: Connection,
+    /// Every print job below this id is done, so the oldest pending job is found by a
+    /// rowid range scan from here rather than through an index of job states, which was
+    /// one more B-tree page in every sale's commit. It holds because a job is added
+    /// above the highest id (rowids, nothing deleted) and never goes back from done to
+    /// pending; it only moves up, to a pending job found with everything below it done.
+    /// Another process printing or queueing jobs cannot break it either.
+    print_low: i64,
+}
+
+impl std::ops::Deref for Db {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Db {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
 }
 
 const SCHEMA: &str = "
@@ -108,9 +135,13 @@ CREATE TABLE IF NOT EXISTS shifts (
     float_kopecks INTEGER NOT NULL, closed_record INTEGER REFERENCES records(seq)
 ) STRICT;
 CREATE UNIQUE INDEX IF NOT EXISTS one_open_shift ON shifts (terminal) WHERE closed_record IS NULL;
+-- receipt_no is the store, terminal and receipt_number as text (sale::receipt_no), so
+-- UNIQUE (terminal, receipt_number) makes it unique. Journals created before also have
+-- a unique index on the text itself; in new ones that index would be one more B-tree
+-- page in every sale's commit, and receipts are found by terminal and number instead.
 CREATE TABLE IF NOT EXISTS docs (
     seq INTEGER PRIMARY KEY, record_seq INTEGER NOT NULL UNIQUE REFERENCES records(seq),
-    kind TEXT NOT NULL CHECK (kind IN ('sale', 'return')), receipt_no TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL CHECK (kind IN ('sale', 'return')), receipt_no TEXT NOT NULL,
     terminal INTEGER NOT NULL, receipt_number INTEGER NOT NULL, shift_id INTEGER NOT NULL REFERENCES shifts(id),
     total_kopecks INTEGER NOT NULL, sale_seq INTEGER REFERENCES docs(seq), cancels INTEGER NOT NULL DEFAULT 0,
     UNIQUE (terminal, receipt_number)
@@ -157,7 +188,8 @@ CREATE TABLE IF NOT EXISTS print_jobs (
     state TEXT NOT NULL CHECK (state IN ('pending', 'done')), created_at_ms INTEGER NOT NULL,
     printed_at_ms INTEGER
 ) STRICT;
-CREATE INDEX IF NOT EXISTS print_jobs_pending ON print_jobs (state, id);
+-- Pending jobs are found without an index (see Db::print_low); older journals had one.
+DROP INDEX IF EXISTS print_jobs_pending;
 ";
 
 fn item_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<CatalogItem> {
@@ -203,7 +235,14 @@ impl Journal {
             return Err(JournalError::WrongStore { expected: store, found: StoreId(found as u32) });
         }
         let epoch = meta(&conn, "epoch")? as u32;
-        Ok(Journal { store, actor: ActorId { store, epoch }, conn: Mutex::new(conn) })
+        // Once per start, a scan of the jobs' states (see `Db::print_low`).
+        let print_low = conn.query_row(
+            "SELECT COALESCE(MIN(id), (SELECT COALESCE(MAX(id), 0) + 1 FROM print_jobs)) FROM print_jobs
+             WHERE state = 'pending'",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(Journal { store, actor: ActorId { store, epoch }, conn: Mutex::new(Db { conn, print_low }) })
     }
 
     pub fn store(&self) -> StoreId {
@@ -214,7 +253,7 @@ impl Journal {
         self.actor
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+    fn conn(&self) -> std::sync::MutexGuard<'_, Db> {
         // An open transaction rolls back when its guard unwinds, so the connection is
         // consistent even if a holder panicked.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())

@@ -483,10 +483,23 @@ impl Journal {
             }
             return Ok(seq.parse().ok());
         }
-        let seq: Option<i64> = self
-            .conn()
-            .query_row("SELECT seq FROM docs WHERE receipt_no = ?1", [code.trim()], |r| r.get(0))
-            .optional()?;
+        // `SSSS-TT-NNNNNN`: looked up by terminal and number, whose key is unique; the
+        // text must still match exactly.
+        let code = code.trim();
+        let mut parts = code.split('-');
+        let (Some(_store), Some(terminal), Some(number), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Ok(None);
+        };
+        let (Ok(terminal), Ok(number)) = (terminal.parse::<u16>(), number.parse::<i64>()) else { return Ok(None) };
+        let seq: Option<i64> = query_row(
+            &self.conn(),
+            "SELECT seq FROM docs WHERE terminal = ?1 AND receipt_number = ?2 AND receipt_no = ?3",
+            params![terminal, number, code],
+            |r| r.get(0),
+        )
+        .optional()?;
         Ok(seq.map(|s| s as u64))
     }
 
@@ -509,13 +522,22 @@ impl Journal {
     }
 
     pub fn next_print_job(&self) -> Result<Option<PrintJob>, JournalError> {
-        let conn = self.conn();
-        let job: Option<(i64, Vec<u8>, bool)> = conn
-            .query_row("SELECT id, doc, copy FROM print_jobs WHERE state = 'pending' ORDER BY id LIMIT 1", [], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-            .optional()?;
-        let Some((id, doc_blob, copy)) = job else { return Ok(None) };
+        let mut conn = self.conn();
+        let job: Option<(i64, Vec<u8>, bool)> = query_row(
+            &conn,
+            "SELECT id, doc, copy FROM print_jobs WHERE id >= ?1 AND state = 'pending' ORDER BY id LIMIT 1",
+            [conn.print_low],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+        let Some((id, doc_blob, copy)) = job else {
+            // Everything is printed: the next job will be above the last one.
+            let next: i64 = query_row(&conn, "SELECT COALESCE(MAX(id), 0) + 1 FROM print_jobs", [], |r| r.get(0))?;
+            conn.print_low = conn.print_low.max(next);
+            return Ok(None);
+        };
+        // Every job from the old mark up to this one was done.
+        conn.print_low = id;
         let print_doc: PrintDoc =
             postcard::from_bytes(&doc_blob).map_err(|e| JournalError::Corrupt(format!("print job {id}: {e}")))?;
         let printable = match print_doc {
@@ -544,10 +566,14 @@ impl Journal {
 
     /// Jobs not printed yet (for the status bar).
     pub fn pending_print_jobs(&self) -> Result<u64, JournalError> {
-        Ok(self
-            .conn()
-            .query_row("SELECT COUNT(*) FROM print_jobs WHERE state = 'pending'", [], |r| r.get::<_, i64>(0))?
-            as u64)
+        let conn = self.conn();
+        let n: i64 = query_row(
+            &conn,
+            "SELECT COUNT(*) FROM print_jobs WHERE id >= ?1 AND state = 'pending'",
+            [conn.print_low],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
     }
 
     /// Queues a copy of a sale's or return's receipt; `false` if there is no such document.

@@ -280,7 +280,8 @@ fn a_key_stored_with_the_whole_sale_as_json_still_answers() {
 }
 
 /// The tables as journals created before had them: rowid tables with key indexes, a
-/// full index of docs by sale, and the document and outbox heads in `meta`.
+/// unique index of receipt numbers and a full one of docs by sale, an index of print
+/// jobs by state, and the document and outbox heads in `meta`.
 const OLD_LAYOUT: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT;
 CREATE TABLE docs (
@@ -305,6 +306,12 @@ CREATE TABLE stock_counters (
     p INTEGER NOT NULL CHECK (p >= 0), n INTEGER NOT NULL CHECK (n >= 0),
     PRIMARY KEY (sku, actor_store, actor_epoch)
 ) STRICT;
+CREATE TABLE print_jobs (
+    id INTEGER PRIMARY KEY, doc BLOB NOT NULL, copy INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'done')), created_at_ms INTEGER NOT NULL,
+    printed_at_ms INTEGER
+) STRICT;
+CREATE INDEX print_jobs_pending ON print_jobs (state, id);
 INSERT INTO meta (key, value) VALUES ('doc_seq', 0), ('outbox_head', 0);
 ";
 
@@ -323,20 +330,28 @@ fn a_journal_with_the_old_table_layout_keeps_working() {
     let req = ReturnRequest::WithReceipt { sale_seq: sale.id.seq, lines: vec![(0, 1)] };
     let (ret, _) = j.commit_return(1, "anna", &req, "ret", 4).unwrap();
     assert_eq!(ret.receipt_no, "0001-01-000002");
+    assert_eq!(j.find_doc("0001-01-000002").unwrap(), Some(ret.id.seq));
     assert_eq!(j.returnable(sale.id.seq).unwrap().unwrap().1, vec![1, 1]);
     assert_eq!(j.stock(&Sku("100001".into())).unwrap(), -1);
     assert_eq!(j.outbox_head().unwrap(), 2);
+    assert_eq!(j.pending_print_jobs().unwrap(), 2);
+    let job = j.next_print_job().unwrap().unwrap();
+    j.print_job_done(job.id, 5).unwrap();
+    assert_eq!(j.pending_print_jobs().unwrap(), 1);
     assert!(j.verify().unwrap().ok());
     drop(j);
     let conn = rusqlite::Connection::open(&path).unwrap();
     let indexes: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'docs' AND sql IS NOT NULL")
+        .prepare(
+            "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name IN ('docs', 'print_jobs')
+             AND sql IS NOT NULL",
+        )
         .unwrap()
         .query_map([], |r| r.get(0))
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(indexes, vec!["docs_returns_by_sale"], "the full index is replaced by the partial one");
+    assert_eq!(indexes, vec!["docs_returns_by_sale"], "the partial index replaces the full one; no state index");
 }
 
 #[test]
@@ -353,4 +368,67 @@ fn records_another_connection_appends_between_sales_are_linked_after() {
     let report = j.verify().unwrap();
     assert!(report.ok(), "{report:?}");
     assert_eq!((report.records, report.sales), (2 + 1 + 3 + 3, 3));
+}
+
+#[test]
+fn documents_are_found_by_their_exact_receipt_number_or_qr_code() {
+    let (_d, j) = journal();
+    j.open_shift(1, "anna", Kopecks(0), "open", 1).unwrap();
+    j.open_shift(2, "boss", Kopecks(0), "open2", 1).unwrap();
+    let b = basket(&j, &[("100002", 1)]);
+    let (s1, _) = j.commit_sale(1, "anna", &b, &cash(5000), None, "a", 2).unwrap();
+    let (s2, _) = j.commit_sale(2, "boss", &b, &cash(5000), None, "b", 3).unwrap();
+    assert_eq!((s1.receipt_no.as_str(), s2.receipt_no.as_str()), ("0001-01-000001", "0001-02-000001"));
+    assert_eq!(j.find_doc("0001-01-000001").unwrap(), Some(s1.id.seq));
+    assert_eq!(j.find_doc(" 0001-02-000001 ").unwrap(), Some(s2.id.seq));
+    assert_eq!(j.find_doc(&format!("KASSA:1:{}", s2.id.seq)).unwrap(), Some(s2.id.seq));
+    for other in ["0002-01-000001", "0001-01-1", "1-01-000001", "0001-01-000002", "0001-01", "", "0001-01-000001-1"] {
+        assert_eq!(j.find_doc(other).unwrap(), None, "{other:?}");
+    }
+}
+
+#[test]
+fn print_jobs_come_out_oldest_first_until_done_across_restarts() {
+    let (dir, j) = journal();
+    j.open_shift(1, "anna", Kopecks(0), "open", 1).unwrap();
+    let b = basket(&j, &[("100002", 1)]);
+    let mut sales = Vec::new();
+    for i in 0..4 {
+        sales.push(j.commit_sale(1, "anna", &b, &cash(5000), None, &format!("s{i}"), 2).unwrap().0);
+    }
+    let receipt = |job: &PrintJob| match &job.printable {
+        Printable::Sale(s) => s.receipt_no.clone(),
+        _ => panic!("not a sale"),
+    };
+    assert_eq!(j.pending_print_jobs().unwrap(), 4);
+    let first = j.next_print_job().unwrap().unwrap();
+    assert_eq!(receipt(&first), sales[0].receipt_no);
+    // Cut short: printed again, whole, as a copy.
+    j.print_job_cut_short(first.id).unwrap();
+    let again = j.next_print_job().unwrap().unwrap();
+    assert_eq!((again.id, again.copy), (first.id, true));
+    // The second job is printed before the first one is done; the first stays next.
+    let second_id = first.id + 1;
+    j.print_job_done(second_id, 3).unwrap();
+    assert_eq!(j.next_print_job().unwrap().unwrap().id, first.id);
+    assert_eq!(j.pending_print_jobs().unwrap(), 3);
+    j.print_job_done(first.id, 3).unwrap();
+    let third = j.next_print_job().unwrap().unwrap();
+    assert_eq!(receipt(&third), sales[2].receipt_no);
+    drop(j);
+    // A restart finds the same jobs pending.
+    let j = Journal::open(&dir.path().join("j.sqlite"), StoreId(1)).unwrap();
+    assert_eq!(j.pending_print_jobs().unwrap(), 2);
+    assert_eq!(j.next_print_job().unwrap().unwrap().id, third.id);
+    j.print_job_done(third.id, 4).unwrap();
+    let fourth = j.next_print_job().unwrap().unwrap();
+    j.print_job_done(fourth.id, 4).unwrap();
+    assert!(j.next_print_job().unwrap().is_none());
+    assert_eq!(j.pending_print_jobs().unwrap(), 0);
+    // Jobs queued after everything was printed, a reprint among them.
+    assert!(j.reprint(sales[1].id.seq, 5).unwrap());
+    j.commit_sale(1, "anna", &b, &cash(5000), None, "s4", 6).unwrap();
+    assert_eq!(j.pending_print_jobs().unwrap(), 2);
+    let reprint = j.next_print_job().unwrap().unwrap();
+    assert_eq!((receipt(&reprint), reprint.copy), (sales[1].receipt_no.clone(), true));
 }
