@@ -525,7 +525,8 @@ impl std::ops::Deref for Immediate<'_> {
 impl Drop for Immediate<'_> {
     fn drop(&mut self) {
         // After COMMIT the connection is back in autocommit mode: nothing to undo. A
-        // failed ROLLBACK leaves nothing to do either: SQLite has rolled back already.
+        // failed ROLLBACK is ignored, as rusqlite's Transaction does: there is no caller
+        // left to tell, and the next BEGIN on the connection fails loudly.
         if !self.0.is_autocommit() {
             let _ = self.0.execute_batch("ROLLBACK");
         }
