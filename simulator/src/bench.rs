@@ -209,12 +209,13 @@ pub fn journal(sales: usize) -> anyhow::Result<()> {
         "CREATE TABLE sales (seq INTEGER PRIMARY KEY, total INTEGER NOT NULL, record BLOB NOT NULL) STRICT",
     )?;
     let record = vec![0u8; 300]; // about an encoded five-line sale
+
+    // Prepared once, as the best plain insert would be: the limit is the durable commit,
+    // not the parsing of its SQL. Each row is still its own (autocommit) transaction.
+    let mut insert = raw.prepare("INSERT INTO sales (seq, total, record) VALUES (?1, ?2, ?3)")?;
     let started = Instant::now();
     for n in 0..sales {
-        raw.execute(
-            "INSERT INTO sales (seq, total, record) VALUES (?1, ?2, ?3)",
-            rusqlite::params![n as i64, 100, record],
-        )?;
+        insert.execute(rusqlite::params![n as i64, 100, record])?;
     }
     let raw_elapsed = started.elapsed();
 

@@ -8,7 +8,7 @@
 use kassa_protocol::returns::Return;
 use kassa_protocol::sale::Sale;
 use kassa_protocol::Kopecks;
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -84,18 +84,49 @@ fn link_hash(prev: &[u8], seq: i64, kind: &str, terminal: u16, user: &str, at_ms
     h.finalize().into()
 }
 
+/// The last record's sequence and hash: what the next record links to.
+#[derive(Debug, Clone)]
+pub(super) struct Head {
+    pub seq: i64,
+    pub hash: Vec<u8>,
+}
+
+impl Head {
+    /// From the last record's columns (both NULL: no record yet).
+    pub fn from_columns(seq: Option<i64>, hash: Option<Vec<u8>>) -> Head {
+        match (seq, hash) {
+            (Some(seq), Some(hash)) => Head { seq, hash },
+            _ => Head { seq: 0, hash: GENESIS.to_vec() },
+        }
+    }
+}
+
 /// Appends `record` to the chain; returns its sequence number.
 pub(super) fn append(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     terminal: u16,
     user: &str,
     at_ms: i64,
     record: &Record,
 ) -> Result<i64, JournalError> {
-    let last: Option<(i64, Vec<u8>)> = tx
-        .query_row("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    let (prev_seq, prev_hash) = last.unwrap_or((0, GENESIS.to_vec()));
+    let head = super::query_row(tx, "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1", [], |r| {
+        Ok(Head { seq: r.get(0)?, hash: r.get(1)? })
+    })
+    .optional()?
+    .unwrap_or_else(|| Head::from_columns(None, None));
+    append_after(tx, head, terminal, user, at_ms, record)
+}
+
+/// Appends `record` after `head`, which the caller read in this transaction.
+pub(super) fn append_after(
+    tx: &Connection,
+    head: Head,
+    terminal: u16,
+    user: &str,
+    at_ms: i64,
+    record: &Record,
+) -> Result<i64, JournalError> {
+    let Head { seq: prev_seq, hash: prev_hash } = head;
     let seq = prev_seq + 1;
     let body = encode(record)?;
     let hash = link_hash(&prev_hash, seq, record.kind(), terminal, user, at_ms, &body);
@@ -107,7 +138,7 @@ pub(super) fn append(
 }
 
 pub(super) fn record(conn: &Connection, seq: i64) -> Result<Record, JournalError> {
-    let body: Vec<u8> = conn.query_row("SELECT body FROM records WHERE seq = ?1", [seq], |r| r.get(0))?;
+    let body: Vec<u8> = super::query_row(conn, "SELECT body FROM records WHERE seq = ?1", [seq], |r| r.get(0))?;
     postcard::from_bytes(&body).map_err(|e| JournalError::Corrupt(format!("record {seq}: {e}")))
 }
 

@@ -25,7 +25,7 @@ use kassa_protocol::catalog::{CatalogItem, Unit, VatRate};
 use kassa_protocol::gtin::Gtin;
 use kassa_protocol::{ActorId, Kopecks, Sku, StoreId};
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 pub use chain::{Record, VerifyReport};
 pub use open_basket::BasketStore;
@@ -79,11 +79,41 @@ impl From<rusqlite::Error> for WriteError {
 
 pub const IDEMPOTENCY_KEY_LEN_MAX: usize = 128;
 
+/// Prepared statements kept per connection (see [`exec`]).
+const STATEMENT_CACHE_CAPACITY: usize = 128;
+
 #[derive(Debug)]
 pub struct Journal {
     store: StoreId,
     actor: ActorId,
-    conn: Mutex<Connection>,
+    conn: Mutex<Db>,
+}
+
+/// The connection, and what is kept beside it under the same lock.
+#[derive(Debug)]
+struct Db {
+    conn: Connection,
+    /// Every print job below this id is done, so the oldest pending job is found by a
+    /// rowid range scan from here rather than through an index of job states, which was
+    /// one more B-tree page in every sale's commit. It holds because a job is added
+    /// above the highest id (rowids, nothing deleted) and never goes back from done to
+    /// pending; it only moves up, to a pending job found with everything below it done.
+    /// Another process printing or queueing jobs cannot break it either.
+    print_low: i64,
+}
+
+impl std::ops::Deref for Db {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Db {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
 }
 
 const SCHEMA: &str = "
@@ -105,22 +135,34 @@ CREATE TABLE IF NOT EXISTS shifts (
     float_kopecks INTEGER NOT NULL, closed_record INTEGER REFERENCES records(seq)
 ) STRICT;
 CREATE UNIQUE INDEX IF NOT EXISTS one_open_shift ON shifts (terminal) WHERE closed_record IS NULL;
+-- receipt_no is the store, terminal and receipt_number as text (sale::receipt_no), so
+-- UNIQUE (terminal, receipt_number) makes it unique. Journals created before also have
+-- a unique index on the text itself; in new ones that index would be one more B-tree
+-- page in every sale's commit, and receipts are found by terminal and number instead.
 CREATE TABLE IF NOT EXISTS docs (
     seq INTEGER PRIMARY KEY, record_seq INTEGER NOT NULL UNIQUE REFERENCES records(seq),
-    kind TEXT NOT NULL CHECK (kind IN ('sale', 'return')), receipt_no TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL CHECK (kind IN ('sale', 'return')), receipt_no TEXT NOT NULL,
     terminal INTEGER NOT NULL, receipt_number INTEGER NOT NULL, shift_id INTEGER NOT NULL REFERENCES shifts(id),
     total_kopecks INTEGER NOT NULL, sale_seq INTEGER REFERENCES docs(seq), cancels INTEGER NOT NULL DEFAULT 0,
     UNIQUE (terminal, receipt_number)
 ) STRICT;
-CREATE INDEX IF NOT EXISTS docs_by_sale ON docs (sale_seq);
+-- Returns by the sale they return. Partial: a sale (sale_seq NULL) adds no entry, and
+-- the queries' `sale_seq = ?` implies NOT NULL, so the planner still uses it. It
+-- replaces the full index on the column that older journals have.
+CREATE INDEX IF NOT EXISTS docs_returns_by_sale ON docs (sale_seq) WHERE sale_seq IS NOT NULL;
+DROP INDEX IF EXISTS docs_by_sale;
+-- WITHOUT ROWID (here and below, for tables keyed by their primary key alone): the rows
+-- live in the primary key's B-tree, so a write touches one B-tree, not a table and its
+-- key index, and every B-tree page a sale touches is another page in its commit.
+-- Journals created before keep rowid tables: same columns and constraints, same SQL.
 CREATE TABLE IF NOT EXISTS doc_lines (
     seq INTEGER NOT NULL REFERENCES docs(seq), line_no INTEGER NOT NULL, sale_line INTEGER, sku TEXT NOT NULL,
     quantity INTEGER NOT NULL, amount_kopecks INTEGER NOT NULL, vat TEXT NOT NULL, PRIMARY KEY (seq, line_no)
-) STRICT;
+) STRICT, WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS doc_tenders (
     seq INTEGER NOT NULL REFERENCES docs(seq), idx INTEGER NOT NULL, kind TEXT NOT NULL,
     amount_kopecks INTEGER NOT NULL, PRIMARY KEY (seq, idx)
-) STRICT;
+) STRICT, WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cash_moves (
     record_seq INTEGER PRIMARY KEY REFERENCES records(seq), shift_id INTEGER NOT NULL REFERENCES shifts(id),
     amount_kopecks INTEGER NOT NULL, reason TEXT NOT NULL
@@ -129,12 +171,14 @@ CREATE TABLE IF NOT EXISTS voids (
     record_seq INTEGER PRIMARY KEY REFERENCES records(seq), shift_id INTEGER NOT NULL REFERENCES shifts(id),
     total_kopecks INTEGER NOT NULL
 ) STRICT;
-CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, op TEXT NOT NULL, response TEXT NOT NULL) STRICT;
+CREATE TABLE IF NOT EXISTS idempotency (
+    key TEXT PRIMARY KEY, op TEXT NOT NULL, response TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS stock_counters (
     sku TEXT NOT NULL, actor_store INTEGER NOT NULL, actor_epoch INTEGER NOT NULL,
     p INTEGER NOT NULL CHECK (p >= 0), n INTEGER NOT NULL CHECK (n >= 0),
     PRIMARY KEY (sku, actor_store, actor_epoch)
-) STRICT;
+) STRICT, WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS nearby_stock (
     store INTEGER NOT NULL, sku TEXT NOT NULL, quantity INTEGER NOT NULL, PRIMARY KEY (store, sku)
 ) STRICT;
@@ -144,7 +188,8 @@ CREATE TABLE IF NOT EXISTS print_jobs (
     state TEXT NOT NULL CHECK (state IN ('pending', 'done')), created_at_ms INTEGER NOT NULL,
     printed_at_ms INTEGER
 ) STRICT;
-CREATE INDEX IF NOT EXISTS print_jobs_pending ON print_jobs (state, id);
+-- Pending jobs are found without an index (see Db::print_low); older journals had one.
+DROP INDEX IF EXISTS print_jobs_pending;
 ";
 
 fn item_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<CatalogItem> {
@@ -177,6 +222,9 @@ impl Journal {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // A sale alone runs over a dozen distinct statements, returns and reports more;
+        // rusqlite's default of 16 cached statements would evict them from each other.
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(loyalty::SCHEMA)?;
         let found = meta(&conn, "store")?;
@@ -187,7 +235,14 @@ impl Journal {
             return Err(JournalError::WrongStore { expected: store, found: StoreId(found as u32) });
         }
         let epoch = meta(&conn, "epoch")? as u32;
-        Ok(Journal { store, actor: ActorId { store, epoch }, conn: Mutex::new(conn) })
+        // Once per start, a scan of the jobs' states (see `Db::print_low`).
+        let print_low = conn.query_row(
+            "SELECT COALESCE(MIN(id), (SELECT COALESCE(MAX(id), 0) + 1 FROM print_jobs)) FROM print_jobs
+             WHERE state = 'pending'",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(Journal { store, actor: ActorId { store, epoch }, conn: Mutex::new(Db { conn, print_low }) })
     }
 
     pub fn store(&self) -> StoreId {
@@ -198,7 +253,7 @@ impl Journal {
         self.actor
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+    fn conn(&self) -> std::sync::MutexGuard<'_, Db> {
         // An open transaction rolls back when its guard unwinds, so the connection is
         // consistent even if a holder panicked.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
@@ -285,7 +340,7 @@ impl Journal {
     }
 
     pub fn outbox_head(&self) -> Result<u64, JournalError> {
-        meta(&self.conn(), "outbox_head")
+        sales::outbox_head(&self.conn())
     }
 
     pub fn acked_seq(&self) -> Result<u64, JournalError> {
@@ -392,18 +447,36 @@ impl Journal {
     }
 }
 
+/// An operation's answer as kept under its idempotency key, to be given again when the
+/// key comes back.
+trait Response: Sized {
+    fn to_stored(&self) -> Result<String, JournalError>;
+    fn from_stored(conn: &Connection, stored: &str) -> Result<Self, JournalError>;
+}
+
+/// Shift reports are kept whole, as JSON.
+impl Response for ShiftReport {
+    fn to_stored(&self) -> Result<String, JournalError> {
+        serde_json::to_string(self).map_err(|e| JournalError::Corrupt(e.to_string()))
+    }
+
+    fn from_stored(_: &Connection, stored: &str) -> Result<Self, JournalError> {
+        serde_json::from_str(stored).map_err(|e| JournalError::Corrupt(e.to_string()))
+    }
+}
+
 /// Runs `op` in one transaction under an idempotency key: a key seen before returns the
 /// stored response (if it was for the same operation) and writes nothing.
-fn idempotent<T: Serialize + for<'de> Deserialize<'de>>(
-    conn: &mut Connection,
+fn idempotent<T: Response>(
+    conn: &Connection,
     key: &str,
     op: &str,
-    f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, WriteError>,
+    f: impl FnOnce(&Connection) -> Result<T, WriteError>,
 ) -> Result<(T, bool), WriteError> {
     if key.is_empty() || key.len() > IDEMPOTENCY_KEY_LEN_MAX {
         return Err(WriteError::IdempotencyKey);
     }
-    let tx = conn.transaction()?;
+    let tx = Immediate::begin(conn)?;
     let seen: Option<(String, String)> =
         query_row(&tx, "SELECT op, response FROM idempotency WHERE key = ?1", [key], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
@@ -411,15 +484,53 @@ fn idempotent<T: Serialize + for<'de> Deserialize<'de>>(
         if seen_op != op {
             return Err(WriteError::KeyReuse);
         }
-        let value = serde_json::from_str(&response)
+        let value = T::from_stored(&tx, &response)
             .map_err(|e| JournalError::Corrupt(format!("stored response of {key}: {e}")))?;
         return Ok((value, true));
     }
     let value = f(&tx)?;
-    let response = serde_json::to_string(&value).map_err(|e| JournalError::Corrupt(e.to_string()))?;
+    let response = value.to_stored()?;
     exec(&tx, "INSERT INTO idempotency (key, op, response) VALUES (?1, ?2, ?3)", params![key, op, response])?;
     tx.commit()?;
     Ok((value, false))
+}
+
+/// An IMMEDIATE transaction: the write lock is taken before the first read (a deferred
+/// transaction that read first would fail outright, not wait, if another connection,
+/// say `kassa-agent users add`, committed before its first write). BEGIN and COMMIT go
+/// through the statement cache like every statement of a sale. Dropped uncommitted (an
+/// error, a panic), it rolls back.
+struct Immediate<'c>(&'c Connection);
+
+impl<'c> Immediate<'c> {
+    fn begin(conn: &'c Connection) -> rusqlite::Result<Self> {
+        exec(conn, "BEGIN IMMEDIATE", [])?;
+        Ok(Immediate(conn))
+    }
+
+    fn commit(self) -> rusqlite::Result<()> {
+        exec(self.0, "COMMIT", [])?;
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for Immediate<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        self.0
+    }
+}
+
+impl Drop for Immediate<'_> {
+    fn drop(&mut self) {
+        // After COMMIT the connection is back in autocommit mode: nothing to undo. A
+        // failed ROLLBACK is ignored, as rusqlite's Transaction does: there is no caller
+        // left to tell, and the next BEGIN on the connection fails loudly.
+        if !self.0.is_autocommit() {
+            let _ = self.0.execute_batch("ROLLBACK");
+        }
+    }
 }
 
 /// `execute` through the statement cache: the sale's transaction runs the same few
@@ -436,6 +547,16 @@ fn query_row<T, P: rusqlite::Params>(
     f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
 ) -> rusqlite::Result<T> {
     conn.prepare_cached(sql)?.query_row(params, f)
+}
+
+/// Rows per multi-row INSERT: a typical basket's lines go in one statement, and the
+/// statement cache holds at most this many variants (one per row count) of each.
+const ROWS_PER_INSERT: usize = 8;
+
+/// `{head} VALUES (?,…),(?,…)… {tail}`: `rows` rows of `arity` parameters each.
+fn multi_row_sql(head: &str, arity: usize, rows: usize, tail: &str) -> String {
+    let row = format!("({})", vec!["?"; arity].join(","));
+    format!("{head} VALUES {} {tail}", vec![row.as_str(); rows].join(","))
 }
 
 fn meta(conn: &Connection, key: &str) -> Result<u64, JournalError> {

@@ -11,12 +11,12 @@ use kassa_protocol::sale::{self, Sale, Tender};
 use kassa_protocol::stock::CounterEntry;
 use kassa_protocol::wire::{Change, OutboxEntry};
 use kassa_protocol::{Kopecks, SaleId, Sku};
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::chain::{self, Record};
-use super::shifts::{open_shift, ShiftReport};
-use super::{encode, exec, idempotent, meta, query_row, set_meta, Journal, JournalError, WriteError};
+use super::shifts::ShiftReport;
+use super::{encode, exec, idempotent, multi_row_sql, query_row, Journal, JournalError, WriteError, ROWS_PER_INSERT};
 
 /// A loyalty customer on a sale.
 #[derive(Debug, Clone)]
@@ -63,6 +63,47 @@ pub enum ReturnRequest {
     Cancel { sale_seq: u64, approved_by: String },
 }
 
+/// What a sale's or return's idempotency key keeps: the document's sequence. The record
+/// holds the document already; a third copy of it as JSON was the largest row of the
+/// commit. Keys kept before this hold the whole document as JSON, and still answer.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DocRef {
+    doc: u64,
+}
+
+impl super::Response for Sale {
+    fn to_stored(&self) -> Result<String, JournalError> {
+        serde_json::to_string(&DocRef { doc: self.id.seq }).map_err(|e| JournalError::Corrupt(e.to_string()))
+    }
+
+    fn from_stored(conn: &Connection, stored: &str) -> Result<Self, JournalError> {
+        let Ok(DocRef { doc: seq }) = serde_json::from_str(stored) else {
+            return serde_json::from_str(stored).map_err(|e| JournalError::Corrupt(e.to_string()));
+        };
+        match doc(conn, seq)? {
+            Some(Record::Sale { sale, .. }) => Ok(sale),
+            _ => Err(JournalError::Corrupt(format!("no sale {seq}"))),
+        }
+    }
+}
+
+impl super::Response for Return {
+    fn to_stored(&self) -> Result<String, JournalError> {
+        serde_json::to_string(&DocRef { doc: self.id.seq }).map_err(|e| JournalError::Corrupt(e.to_string()))
+    }
+
+    fn from_stored(conn: &Connection, stored: &str) -> Result<Self, JournalError> {
+        let Ok(DocRef { doc: seq }) = serde_json::from_str(stored) else {
+            return serde_json::from_str(stored).map_err(|e| JournalError::Corrupt(e.to_string()));
+        };
+        match doc(conn, seq)? {
+            Some(Record::Return { ret, .. }) => Ok(ret),
+            _ => Err(JournalError::Corrupt(format!("no return {seq}"))),
+        }
+    }
+}
+
 /// Lines in a return without receipt; the same bound as a basket.
 const RETURN_LINES_MAX: usize = kassa_protocol::basket::BASKET_LINES_MAX;
 
@@ -80,9 +121,10 @@ impl Journal {
         idempotency_key: &str,
         now_ms: i64,
     ) -> Result<(Sale, bool), WriteError> {
-        let mut conn = self.conn();
-        idempotent(&mut conn, idempotency_key, "pay", |tx| {
-            let shift = open_shift(tx, terminal)?.ok_or(WriteError::NoShift)?;
+        let conn = self.conn();
+        idempotent(&conn, idempotency_key, "pay", |tx| {
+            let heads = heads(tx, terminal)?;
+            let shift = heads.shift.ok_or(WriteError::NoShift)?;
             let (totals, change) = sale::settle(basket, tenders)?;
             let paid_in_points: i64 =
                 tenders.iter().filter(|t| t.kind == sale::TenderKind::Points).map(|t| t.amount.0).sum();
@@ -94,8 +136,8 @@ impl Journal {
                     (Some(plan), entries)
                 }
             };
-            let seq = meta(tx, "doc_seq")? + 1;
-            let receipt_number = next_receipt_number(tx, terminal)?;
+            let seq = heads.doc_seq + 1;
+            let receipt_number = heads.receipt_number + 1;
             let sale = Sale {
                 id: SaleId { store: self.store, seq },
                 receipt_no: sale::receipt_no(self.store, terminal, receipt_number as u64),
@@ -109,8 +151,8 @@ impl Journal {
                 loyalty: plan,
             };
             debug_assert_eq!(sale.validate(), Ok(()));
-            let record_seq =
-                chain::append(tx, terminal, cashier, now_ms, &Record::Sale { sale: sale.clone(), shift: shift.id })?;
+            let record = Record::Sale { sale: sale.clone(), shift };
+            let record_seq = chain::append_after(tx, heads.chain, terminal, cashier, now_ms, &record)?;
             insert_doc(
                 tx,
                 seq,
@@ -119,23 +161,18 @@ impl Journal {
                 &sale.receipt_no,
                 terminal,
                 receipt_number,
-                shift.id,
+                shift,
                 sale.total,
                 None,
             )?;
-            for (i, l) in sale.lines.iter().enumerate() {
-                exec(tx,
-                    "INSERT INTO doc_lines (seq, line_no, sale_line, sku, quantity, amount_kopecks, vat) VALUES (?1,?2,NULL,?3,?4,?5,?6)",
-                    params![seq as i64, i as i64, l.sku.as_str(), l.quantity, l.net().0, l.vat.code()],
-                )?;
-            }
+            let lines: Vec<_> = sale.lines.iter().map(|l| (None, &l.sku, l.quantity, l.net(), l.vat)).collect();
+            insert_lines(tx, seq, &lines)?;
             insert_tenders(tx, seq, &sale.tenders)?;
             let counters = self.count(tx, sale.lines.iter().map(|l| (&l.sku, 0, l.quantity)))?;
-            push_outbox(tx, Change::Sale { sale: sale.clone(), counters })?;
+            let outbox = push_outbox_after(tx, heads.outbox, Change::Sale { sale: sale.clone(), counters })?;
             if !loyalty_entries.is_empty() {
-                push_outbox(tx, Change::Loyalty { customer: None, entries: loyalty_entries })?;
+                push_outbox_after(tx, outbox, Change::Loyalty { customer: None, entries: loyalty_entries })?;
             }
-            set_meta(tx, "doc_seq", seq)?;
             queue_print(tx, &PrintDoc::Doc { seq }, false, now_ms)?;
             Ok(sale)
         })
@@ -145,7 +182,7 @@ impl Journal {
     /// rights this store holds; hands spare rights over to HQ when asked to (online).
     fn loyalty_for_sale(
         &self,
-        tx: &Transaction<'_>,
+        tx: &Connection,
         u: &LoyaltyUse,
         basket: &Basket,
         paid_in_points: i64,
@@ -195,7 +232,7 @@ impl Journal {
     #[allow(clippy::type_complexity)]
     fn refund(
         &self,
-        tx: &Transaction<'_>,
+        tx: &Connection,
         sale: &Sale,
         returned: &returns::Returned,
         earlier: &[Tender],
@@ -232,9 +269,10 @@ impl Journal {
         idempotency_key: &str,
         now_ms: i64,
     ) -> Result<(Return, bool), WriteError> {
-        let mut conn = self.conn();
-        idempotent(&mut conn, idempotency_key, "return", |tx| {
-            let shift = open_shift(tx, terminal)?.ok_or(WriteError::NoShift)?;
+        let conn = self.conn();
+        idempotent(&conn, idempotency_key, "return", |tx| {
+            let heads = heads(tx, terminal)?;
+            let shift = heads.shift.ok_or(WriteError::NoShift)?;
             let (kind, lines, refunds, loyalty) = match request {
                 ReturnRequest::WithReceipt { sale_seq, lines } => {
                     let (sale, returned, earlier) = sale_for_return(tx, *sale_seq)?;
@@ -289,8 +327,8 @@ impl Journal {
                     (ReturnKind::WithoutReceipt { approved_by: approved_by.clone() }, lines, refunds, None)
                 }
             };
-            let seq = meta(tx, "doc_seq")? + 1;
-            let receipt_number = next_receipt_number(tx, terminal)?;
+            let seq = heads.doc_seq + 1;
+            let receipt_number = heads.receipt_number + 1;
             let total = Kopecks(lines.iter().map(|l| l.amount.0).sum());
             let ret = Return {
                 id: SaleId { store: self.store, seq },
@@ -305,8 +343,8 @@ impl Journal {
                 loyalty: loyalty.as_ref().map(|(l, _)| l.clone()),
             };
             ret.validate().map_err(WriteError::Invalid)?;
-            let record_seq =
-                chain::append(tx, terminal, cashier, now_ms, &Record::Return { ret: ret.clone(), shift: shift.id })?;
+            let record = Record::Return { ret: ret.clone(), shift };
+            let record_seq = chain::append_after(tx, heads.chain, terminal, cashier, now_ms, &record)?;
             let sale_seq = ret.kind.sale().map(|s| s.seq);
             insert_doc(
                 tx,
@@ -316,29 +354,24 @@ impl Journal {
                 &ret.receipt_no,
                 terminal,
                 receipt_number,
-                shift.id,
+                shift,
                 ret.total,
                 sale_seq,
             )?;
             if matches!(ret.kind, ReturnKind::Cancellation { .. }) {
                 exec(tx, "UPDATE docs SET cancels = 1 WHERE seq = ?1", [seq as i64])?;
             }
-            for (i, l) in ret.lines.iter().enumerate() {
-                exec(tx,
-                    "INSERT INTO doc_lines (seq, line_no, sale_line, sku, quantity, amount_kopecks, vat) VALUES (?1,?2,?3,?4,?5,?6,?7)",
-                    params![seq as i64, i as i64, l.sale_line, l.sku.as_str(), l.quantity, l.amount.0, l.vat.code()],
-                )?;
-            }
+            let lines: Vec<_> = ret.lines.iter().map(|l| (l.sale_line, &l.sku, l.quantity, l.amount, l.vat)).collect();
+            insert_lines(tx, seq, &lines)?;
             insert_tenders(tx, seq, &ret.refunds)?;
             let counters = self.count(tx, ret.lines.iter().map(|l| (&l.sku, l.quantity, 0)))?;
-            push_outbox(tx, Change::Return { ret: ret.clone(), counters })?;
+            let outbox = push_outbox_after(tx, heads.outbox, Change::Return { ret: ret.clone(), counters })?;
             if let Some((_, entries)) = loyalty.filter(|(_, e)| !e.is_empty()) {
                 for e in &entries {
                     super::loyalty::merge_entry(tx, e)?;
                 }
-                push_outbox(tx, Change::Loyalty { customer: None, entries })?;
+                push_outbox_after(tx, outbox, Change::Loyalty { customer: None, entries })?;
             }
-            set_meta(tx, "doc_seq", seq)?;
             queue_print(tx, &PrintDoc::Doc { seq }, false, now_ms)?;
             Ok(ret)
         })
@@ -349,7 +382,7 @@ impl Journal {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         // Without a shift nothing was sold, so there is nothing to account for.
-        if let Some(shift) = open_shift(&tx, terminal)? {
+        if let Some(shift) = super::shifts::open_shift(&tx, terminal)? {
             let total = basket.totals().map_or(Kopecks::ZERO, |t| t.total);
             let record = Record::Void { shift: shift.id, lines: basket.lines.len() as u32, total };
             let record_seq = chain::append(&tx, terminal, cashier, now_ms, &record)?;
@@ -366,22 +399,69 @@ impl Journal {
     /// Adds to this store's own running totals; returns the new entry per SKU.
     fn count<'a>(
         &self,
-        tx: &Transaction<'_>,
+        tx: &Connection,
         moves: impl Iterator<Item = (&'a Sku, i64, i64)>,
     ) -> Result<Vec<CounterEntry>, JournalError> {
-        // One entry per SKU, its totals after the last line (a SKU may be on several lines).
-        let mut out = BTreeMap::new();
+        // One entry per SKU (a SKU may be on several lines).
+        let mut per_sku: BTreeMap<&Sku, (i64, i64)> = BTreeMap::new();
         for (sku, plus, minus) in moves {
-            let (p, n): (i64, i64) = query_row(
-                tx,
-                "INSERT INTO stock_counters (sku, actor_store, actor_epoch, p, n) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT DO UPDATE SET p = p + excluded.p, n = n + excluded.n RETURNING p, n",
-                params![sku.as_str(), self.actor.store.0, self.actor.epoch, plus, minus],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            out.insert(sku.clone(), CounterEntry { location: self.store, sku: sku.clone(), actor: self.actor, p, n });
+            let m = per_sku.entry(sku).or_default();
+            *m = (m.0 + plus, m.1 + minus);
         }
-        Ok(out.into_values().collect())
+        let per_sku: Vec<_> = per_sku.into_iter().collect();
+        let mut out = Vec::with_capacity(per_sku.len());
+        // Several SKUs per statement (one statement per line was the costliest part of a
+        // sale): read the totals, add, write them back. The transaction holds the write
+        // lock, so nothing changes them in between; reading first is half the cost of an
+        // upsert with RETURNING. The read is point lookups joined by UNION ALL: `sku IN
+        // (…)` builds a temporary index of the list first and costs more.
+        for chunk in per_sku.chunks(ROWS_PER_INSERT) {
+            let sql = (0..chunk.len())
+                .map(|i| {
+                    format!(
+                        "SELECT sku, p, n FROM stock_counters WHERE sku = ?{} AND actor_store = ?1 AND actor_epoch = ?2",
+                        i + 3
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" UNION ALL ");
+            let mut st = tx.prepare_cached(&sql)?;
+            st.raw_bind_parameter(1, self.actor.store.0)?;
+            st.raw_bind_parameter(2, self.actor.epoch)?;
+            for (i, (sku, _)) in chunk.iter().enumerate() {
+                st.raw_bind_parameter(i + 3, sku.as_str())?;
+            }
+            let mut totals: Vec<(i64, i64)> = vec![(0, 0); chunk.len()];
+            let mut rows = st.raw_query();
+            while let Some(r) = rows.next()? {
+                let sku: String = r.get(0)?;
+                let i = chunk
+                    .iter()
+                    .position(|(s, _)| s.as_str() == sku)
+                    .ok_or_else(|| JournalError::Corrupt(format!("stock counter query returned SKU {sku}")))?;
+                totals[i] = (r.get(1)?, r.get(2)?);
+            }
+            drop(rows);
+            let sql = multi_row_sql(
+                "INSERT INTO stock_counters (sku, actor_store, actor_epoch, p, n)",
+                5,
+                chunk.len(),
+                "ON CONFLICT DO UPDATE SET p = excluded.p, n = excluded.n",
+            );
+            let mut st = tx.prepare_cached(&sql)?;
+            for (i, ((sku, (plus, minus)), (p, n))) in chunk.iter().zip(totals).enumerate() {
+                let overflow = || JournalError::Corrupt(format!("stock counter of {sku} overflows"));
+                let (p, n) = (p.checked_add(*plus).ok_or_else(overflow)?, n.checked_add(*minus).ok_or_else(overflow)?);
+                st.raw_bind_parameter(i * 5 + 1, sku.as_str())?;
+                st.raw_bind_parameter(i * 5 + 2, self.actor.store.0)?;
+                st.raw_bind_parameter(i * 5 + 3, self.actor.epoch)?;
+                st.raw_bind_parameter(i * 5 + 4, p)?;
+                st.raw_bind_parameter(i * 5 + 5, n)?;
+                out.push(CounterEntry { location: self.store, sku: (*sku).clone(), actor: self.actor, p, n });
+            }
+            st.raw_execute()?;
+        }
+        Ok(out)
     }
 
     pub fn sale(&self, seq: u64) -> Result<Option<Sale>, JournalError> {
@@ -403,10 +483,23 @@ impl Journal {
             }
             return Ok(seq.parse().ok());
         }
-        let seq: Option<i64> = self
-            .conn()
-            .query_row("SELECT seq FROM docs WHERE receipt_no = ?1", [code.trim()], |r| r.get(0))
-            .optional()?;
+        // `SSSS-TT-NNNNNN`: looked up by terminal and number, whose key is unique; the
+        // text must still match exactly.
+        let code = code.trim();
+        let mut parts = code.split('-');
+        let (Some(_store), Some(terminal), Some(number), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Ok(None);
+        };
+        let (Ok(terminal), Ok(number)) = (terminal.parse::<u16>(), number.parse::<i64>()) else { return Ok(None) };
+        let seq: Option<i64> = query_row(
+            &self.conn(),
+            "SELECT seq FROM docs WHERE terminal = ?1 AND receipt_number = ?2 AND receipt_no = ?3",
+            params![terminal, number, code],
+            |r| r.get(0),
+        )
+        .optional()?;
         Ok(seq.map(|s| s as u64))
     }
 
@@ -429,13 +522,22 @@ impl Journal {
     }
 
     pub fn next_print_job(&self) -> Result<Option<PrintJob>, JournalError> {
-        let conn = self.conn();
-        let job: Option<(i64, Vec<u8>, bool)> = conn
-            .query_row("SELECT id, doc, copy FROM print_jobs WHERE state = 'pending' ORDER BY id LIMIT 1", [], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-            .optional()?;
-        let Some((id, doc_blob, copy)) = job else { return Ok(None) };
+        let mut conn = self.conn();
+        let job: Option<(i64, Vec<u8>, bool)> = query_row(
+            &conn,
+            "SELECT id, doc, copy FROM print_jobs WHERE id >= ?1 AND state = 'pending' ORDER BY id LIMIT 1",
+            [conn.print_low],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+        let Some((id, doc_blob, copy)) = job else {
+            // Everything is printed: the next job will be above the last one.
+            let next: i64 = query_row(&conn, "SELECT COALESCE(MAX(id), 0) + 1 FROM print_jobs", [], |r| r.get(0))?;
+            conn.print_low = conn.print_low.max(next);
+            return Ok(None);
+        };
+        // Every job from the old mark up to this one was done.
+        conn.print_low = id;
         let print_doc: PrintDoc =
             postcard::from_bytes(&doc_blob).map_err(|e| JournalError::Corrupt(format!("print job {id}: {e}")))?;
         let printable = match print_doc {
@@ -464,10 +566,14 @@ impl Journal {
 
     /// Jobs not printed yet (for the status bar).
     pub fn pending_print_jobs(&self) -> Result<u64, JournalError> {
-        Ok(self
-            .conn()
-            .query_row("SELECT COUNT(*) FROM print_jobs WHERE state = 'pending'", [], |r| r.get::<_, i64>(0))?
-            as u64)
+        let conn = self.conn();
+        let n: i64 = query_row(
+            &conn,
+            "SELECT COUNT(*) FROM print_jobs WHERE id >= ?1 AND state = 'pending'",
+            [conn.print_low],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
     }
 
     /// Queues a copy of a sale's or return's receipt; `false` if there is no such document.
@@ -501,7 +607,7 @@ fn item(conn: &Connection, sku: &Sku) -> Result<Option<kassa_protocol::catalog::
 /// The record of a sale or return by its sequence.
 fn doc(conn: &Connection, seq: u64) -> Result<Option<Record>, JournalError> {
     let record_seq: Option<i64> =
-        conn.query_row("SELECT record_seq FROM docs WHERE seq = ?1", [seq as i64], |r| r.get(0)).optional()?;
+        query_row(conn, "SELECT record_seq FROM docs WHERE seq = ?1", [seq as i64], |r| r.get(0)).optional()?;
     record_seq.map(|r| chain::record(conn, r)).transpose()
 }
 
@@ -558,17 +664,45 @@ fn previous_return(conn: &Connection, seq: u64) -> Result<Option<Return>, Journa
     }
 }
 
-fn next_receipt_number(conn: &Connection, terminal: u16) -> Result<i64, JournalError> {
-    Ok(conn.query_row(
-        "SELECT COALESCE(MAX(receipt_number), 0) + 1 FROM docs WHERE terminal = ?1",
+/// What a sale or return reads before it writes, in one statement: five statements
+/// cost more than the five index lookups they make.
+struct Heads {
+    /// The terminal's open shift.
+    shift: Option<i64>,
+    /// The last sale's or return's sequence (0: none yet).
+    doc_seq: u64,
+    /// The terminal's last receipt number (0: none yet).
+    receipt_number: i64,
+    /// The last outbox entry's sequence (0: none yet).
+    outbox: u64,
+    chain: chain::Head,
+}
+
+fn heads(conn: &Connection, terminal: u16) -> Result<Heads, JournalError> {
+    Ok(query_row(
+        conn,
+        "SELECT (SELECT id FROM shifts WHERE terminal = ?1 AND closed_record IS NULL),
+                (SELECT COALESCE(MAX(seq), 0) FROM docs),
+                (SELECT COALESCE(MAX(receipt_number), 0) FROM docs WHERE terminal = ?1),
+                (SELECT COALESCE(MAX(seq), 0) FROM outbox),
+                (SELECT seq FROM records ORDER BY seq DESC LIMIT 1),
+                (SELECT hash FROM records ORDER BY seq DESC LIMIT 1)",
         [terminal],
-        |r| r.get(0),
+        |r| {
+            Ok(Heads {
+                shift: r.get(0)?,
+                doc_seq: r.get::<_, i64>(1)? as u64,
+                receipt_number: r.get(2)?,
+                outbox: r.get::<_, i64>(3)? as u64,
+                chain: chain::Head::from_columns(r.get(4)?, r.get(5)?),
+            })
+        },
     )?)
 }
 
 #[allow(clippy::too_many_arguments)]
 fn insert_doc(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     seq: u64,
     record_seq: i64,
     kind: &str,
@@ -587,7 +721,35 @@ fn insert_doc(
     Ok(())
 }
 
-fn insert_tenders(tx: &Transaction<'_>, seq: u64, tenders: &[Tender]) -> Result<(), JournalError> {
+/// A document's lines: (line of the sale returned, SKU, quantity, amount, VAT rate).
+type DocLine<'a> = (Option<u32>, &'a Sku, i64, Kopecks, kassa_protocol::catalog::VatRate);
+
+/// The lines of document `seq`, several rows per statement.
+fn insert_lines(tx: &Connection, seq: u64, lines: &[DocLine<'_>]) -> Result<(), JournalError> {
+    for (c, chunk) in lines.chunks(ROWS_PER_INSERT).enumerate() {
+        let sql = multi_row_sql(
+            "INSERT INTO doc_lines (seq, line_no, sale_line, sku, quantity, amount_kopecks, vat)",
+            7,
+            chunk.len(),
+            "",
+        );
+        let mut st = tx.prepare_cached(&sql)?;
+        for (i, (sale_line, sku, quantity, amount, vat)) in chunk.iter().enumerate() {
+            let line_no = (c * ROWS_PER_INSERT + i) as i64;
+            st.raw_bind_parameter(i * 7 + 1, seq as i64)?;
+            st.raw_bind_parameter(i * 7 + 2, line_no)?;
+            st.raw_bind_parameter(i * 7 + 3, sale_line)?;
+            st.raw_bind_parameter(i * 7 + 4, sku.as_str())?;
+            st.raw_bind_parameter(i * 7 + 5, quantity)?;
+            st.raw_bind_parameter(i * 7 + 6, amount.0)?;
+            st.raw_bind_parameter(i * 7 + 7, vat.code())?;
+        }
+        st.raw_execute()?;
+    }
+    Ok(())
+}
+
+fn insert_tenders(tx: &Connection, seq: u64, tenders: &[Tender]) -> Result<(), JournalError> {
     for (i, t) in tenders.iter().enumerate() {
         exec(
             tx,
@@ -598,14 +760,30 @@ fn insert_tenders(tx: &Transaction<'_>, seq: u64, tenders: &[Tender]) -> Result<
     Ok(())
 }
 
-pub(super) fn push_outbox(tx: &Transaction<'_>, change: Change) -> Result<(), JournalError> {
-    let seq = meta(tx, "outbox_head")? + 1;
+pub(super) fn push_outbox(tx: &Connection, change: Change) -> Result<(), JournalError> {
+    push_outbox_after(tx, outbox_head(tx)?, change)?;
+    Ok(())
+}
+
+/// Appends `change` after outbox entry `head`, which the caller read in this
+/// transaction; returns the new entry's sequence.
+fn push_outbox_after(tx: &Connection, head: u64, change: Change) -> Result<u64, JournalError> {
+    let seq = head + 1;
     exec(
         tx,
         "INSERT INTO outbox (seq, entry) VALUES (?1, ?2)",
         params![seq as i64, encode(&OutboxEntry { seq, change })?],
     )?;
-    set_meta(tx, "outbox_head", seq)
+    Ok(seq)
+}
+
+/// The sequence of the last outbox entry (0: none yet). Read from the table itself (the
+/// last rowid is one B-tree descent), as is the last document's sequence in [`heads`],
+/// rather than kept in `meta`: a counter row written with every sale cost a page in
+/// every commit. Older journals still hold stale `outbox_head` and `doc_seq` rows in
+/// `meta`; nothing reads them.
+pub(super) fn outbox_head(conn: &Connection) -> Result<u64, JournalError> {
+    Ok(query_row(conn, "SELECT COALESCE(MAX(seq), 0) FROM outbox", [], |r| r.get::<_, i64>(0))? as u64)
 }
 
 pub(super) fn queue_report(
@@ -618,7 +796,8 @@ pub(super) fn queue_report(
 }
 
 fn queue_print(conn: &Connection, doc: &PrintDoc, copy: bool, now_ms: i64) -> Result<(), JournalError> {
-    conn.execute(
+    exec(
+        conn,
         "INSERT INTO print_jobs (doc, copy, state, created_at_ms) VALUES (?1, ?2, 'pending', ?3)",
         params![encode(doc)?, copy, now_ms],
     )?;

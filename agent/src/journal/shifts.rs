@@ -10,7 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::chain::{self, Record};
-use super::{idempotent, Journal, JournalError, WriteError};
+use super::{idempotent, query_row, Journal, JournalError, WriteError};
 
 #[derive(Debug, Clone)]
 pub(super) struct Shift {
@@ -21,13 +21,13 @@ pub(super) struct Shift {
 }
 
 pub(super) fn open_shift(conn: &Connection, terminal: u16) -> Result<Option<Shift>, JournalError> {
-    Ok(conn
-        .query_row(
-            "SELECT id, opened_by, opened_at_ms, float_kopecks FROM shifts WHERE terminal = ?1 AND closed_record IS NULL",
-            [terminal],
-            |r| Ok(Shift { id: r.get(0)?, opened_by: r.get(1)?, opened_at_ms: r.get(2)?, float: Kopecks(r.get(3)?) }),
-        )
-        .optional()?)
+    Ok(query_row(
+        conn,
+        "SELECT id, opened_by, opened_at_ms, float_kopecks FROM shifts WHERE terminal = ?1 AND closed_record IS NULL",
+        [terminal],
+        |r| Ok(Shift { id: r.get(0)?, opened_by: r.get(1)?, opened_at_ms: r.get(2)?, float: Kopecks(r.get(3)?) }),
+    )
+    .optional()?)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,8 +88,8 @@ impl Journal {
         if float.0 < 0 {
             return Err(WriteError::Invalid("the float cannot be negative".into()));
         }
-        let mut conn = self.conn();
-        idempotent(&mut conn, key, "shift_open", |tx| {
+        let conn = self.conn();
+        idempotent(&conn, key, "shift_open", |tx| {
             if open_shift(tx, terminal)?.is_some() {
                 return Err(WriteError::ShiftOpen);
             }
@@ -120,8 +120,8 @@ impl Journal {
         if reason.is_empty() || reason.chars().count() > REASON_LEN_MAX_CHARS {
             return Err(WriteError::Invalid(format!("give a reason of 1 to {REASON_LEN_MAX_CHARS} characters")));
         }
-        let mut conn = self.conn();
-        idempotent(&mut conn, key, "cash_move", |tx| {
+        let conn = self.conn();
+        idempotent(&conn, key, "cash_move", |tx| {
             let shift = open_shift(tx, terminal)?.ok_or(WriteError::NoShift)?;
             let before = report(tx, terminal)?.expect("open");
             if amount.0 < 0 && before.expected_cash.0 + amount.0 < 0 {
@@ -154,8 +154,8 @@ impl Journal {
         if counted.0 < 0 {
             return Err(WriteError::Invalid("counted cash cannot be negative".into()));
         }
-        let mut conn = self.conn();
-        idempotent(&mut conn, key, "shift_close", |tx| {
+        let conn = self.conn();
+        idempotent(&conn, key, "shift_close", |tx| {
             let shift = open_shift(tx, terminal)?.ok_or(WriteError::NoShift)?;
             let mut z = report(tx, terminal)?.expect("open");
             z.closed_by = Some(user.to_owned());

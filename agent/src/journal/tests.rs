@@ -203,3 +203,232 @@ fn search_finds_names_in_any_case_and_plus_by_number() {
     assert_eq!(names("1"), vec!["Яблоки"]);
     assert!(names("99999").is_empty());
 }
+
+/// A catalog of `n` piece items, SKUs 200000.., 1,00 ₽ apart.
+fn many_items(n: usize) -> Vec<kassa_protocol::catalog::CatalogItem> {
+    let mut csv = String::from("sku,gtin,name,category,price_kopecks,vat_percent,unit,plu\n");
+    for i in 0..n {
+        csv.push_str(&format!("{},,Товар {i},Т,{},20,pcs,\n", 200_000 + i, 100 + 100 * i));
+    }
+    parse_csv(&csv).unwrap()
+}
+
+#[test]
+fn counters_of_a_long_basket_and_of_repeated_skus_are_exact() {
+    use kassa_protocol::wire::Change;
+    let (_d, j) = journal();
+    let items = many_items(20);
+    j.apply_catalog(2, &items).unwrap();
+    j.open_shift(1, "anna", Kopecks(0), "open", 1).unwrap();
+    // 20 lines: more than one multi-row statement's worth.
+    let mut b = Basket::default();
+    for (i, item) in items.iter().enumerate() {
+        b.add(item, 1 + i as i64).unwrap();
+    }
+    let total = b.totals().unwrap().total;
+    j.commit_sale(1, "anna", &b, &cash(total.0), None, "big", 2).unwrap();
+    j.commit_sale(1, "anna", &b, &cash(total.0), None, "big2", 3).unwrap();
+    for (i, item) in items.iter().enumerate() {
+        assert_eq!(j.stock(&item.sku).unwrap(), -2 * (1 + i as i64), "{}", item.sku);
+    }
+    // A return without receipt may name a SKU twice: one counter entry, both lines in it.
+    let sku = items[3].sku.clone();
+    let req = ReturnRequest::WithoutReceipt {
+        lines: vec![(sku.clone(), 2), (items[5].sku.clone(), 1), (sku.clone(), 3)],
+        approved_by: "boss".into(),
+    };
+    let (ret, _) = j.commit_return(1, "boss", &req, "ret", 4).unwrap();
+    assert_eq!(ret.lines.len(), 3);
+    assert_eq!(j.stock(&sku).unwrap(), -8 + 5);
+    let entries = j.outbox_after(0, 100).unwrap();
+    let Some(Change::Return { counters, .. }) = entries.last().map(|e| &e.change) else { panic!("no return") };
+    let ours: Vec<_> = counters.iter().map(|c| (c.sku.clone(), c.p, c.n)).collect();
+    assert_eq!(ours, vec![(sku, 5, 8), (items[5].sku.clone(), 1, 12)], "one entry per SKU, by SKU, with totals");
+    let Some(Change::Sale { counters, .. }) = entries.get(entries.len() - 2).map(|e| &e.change) else {
+        panic!("no sale")
+    };
+    assert_eq!(counters.len(), 20);
+    assert!(counters.windows(2).all(|w| w[0].sku < w[1].sku));
+    assert!(counters.iter().zip(&items).all(|(c, i)| c.sku == i.sku && c.p == 0));
+    assert_eq!(j.outbox_head().unwrap(), entries.last().unwrap().seq);
+    let report = j.verify().unwrap();
+    assert!(report.ok(), "{report:?}");
+}
+
+#[test]
+fn a_key_stored_with_the_whole_sale_as_json_still_answers() {
+    let (dir, j) = journal();
+    j.open_shift(1, "anna", Kopecks(0), "open", 1).unwrap();
+    let b = basket(&j, &[("100001", 2)]);
+    let (sale, _) = j.commit_sale(1, "anna", &b, &cash(30000), None, "pay", 2).unwrap();
+    let ret_req = ReturnRequest::WithReceipt { sale_seq: sale.id.seq, lines: vec![(0, 1)] };
+    let (ret, _) = j.commit_return(1, "anna", &ret_req, "ret", 3).unwrap();
+    drop(j);
+    // Journals written before kept the answer itself.
+    let conn = rusqlite::Connection::open(dir.path().join("j.sqlite")).unwrap();
+    let stored: String =
+        conn.query_row("SELECT response FROM idempotency WHERE key = 'pay'", [], |r| r.get(0)).unwrap();
+    assert_eq!(stored, format!("{{\"doc\":{}}}", sale.id.seq));
+    for (key, json) in [("pay", serde_json::to_string(&sale).unwrap()), ("ret", serde_json::to_string(&ret).unwrap())] {
+        conn.execute("UPDATE idempotency SET response = ?2 WHERE key = ?1", params![key, json]).unwrap();
+    }
+    drop(conn);
+    let j = Journal::open(&dir.path().join("j.sqlite"), StoreId(1)).unwrap();
+    assert_eq!(j.commit_sale(1, "anna", &b, &cash(30000), None, "pay", 4).unwrap(), (sale, true));
+    assert_eq!(j.commit_return(1, "anna", &ret_req, "ret", 5).unwrap(), (ret, true));
+    assert_eq!(j.docs_count().unwrap(), (1, 1));
+}
+
+/// The tables as journals created before had them: rowid tables with key indexes, a
+/// unique index of receipt numbers and a full one of docs by sale, an index of print
+/// jobs by state, and the document and outbox heads in `meta`.
+const OLD_LAYOUT: &str = "
+CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT;
+CREATE TABLE docs (
+    seq INTEGER PRIMARY KEY, record_seq INTEGER NOT NULL UNIQUE REFERENCES records(seq),
+    kind TEXT NOT NULL CHECK (kind IN ('sale', 'return')), receipt_no TEXT NOT NULL UNIQUE,
+    terminal INTEGER NOT NULL, receipt_number INTEGER NOT NULL, shift_id INTEGER NOT NULL REFERENCES shifts(id),
+    total_kopecks INTEGER NOT NULL, sale_seq INTEGER REFERENCES docs(seq), cancels INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (terminal, receipt_number)
+) STRICT;
+CREATE INDEX docs_by_sale ON docs (sale_seq);
+CREATE TABLE doc_lines (
+    seq INTEGER NOT NULL REFERENCES docs(seq), line_no INTEGER NOT NULL, sale_line INTEGER, sku TEXT NOT NULL,
+    quantity INTEGER NOT NULL, amount_kopecks INTEGER NOT NULL, vat TEXT NOT NULL, PRIMARY KEY (seq, line_no)
+) STRICT;
+CREATE TABLE doc_tenders (
+    seq INTEGER NOT NULL REFERENCES docs(seq), idx INTEGER NOT NULL, kind TEXT NOT NULL,
+    amount_kopecks INTEGER NOT NULL, PRIMARY KEY (seq, idx)
+) STRICT;
+CREATE TABLE idempotency (key TEXT PRIMARY KEY, op TEXT NOT NULL, response TEXT NOT NULL) STRICT;
+CREATE TABLE stock_counters (
+    sku TEXT NOT NULL, actor_store INTEGER NOT NULL, actor_epoch INTEGER NOT NULL,
+    p INTEGER NOT NULL CHECK (p >= 0), n INTEGER NOT NULL CHECK (n >= 0),
+    PRIMARY KEY (sku, actor_store, actor_epoch)
+) STRICT;
+CREATE TABLE print_jobs (
+    id INTEGER PRIMARY KEY, doc BLOB NOT NULL, copy INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'done')), created_at_ms INTEGER NOT NULL,
+    printed_at_ms INTEGER
+) STRICT;
+CREATE INDEX print_jobs_pending ON print_jobs (state, id);
+INSERT INTO meta (key, value) VALUES ('doc_seq', 0), ('outbox_head', 0);
+";
+
+#[test]
+fn a_journal_with_the_old_table_layout_keeps_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.sqlite");
+    rusqlite::Connection::open(&path).unwrap().execute_batch(OLD_LAYOUT).unwrap();
+    let j = Journal::open(&path, StoreId(1)).unwrap();
+    j.apply_catalog(1, &parse_csv(CSV).unwrap()).unwrap();
+    j.add_user(&User { id: "anna".into(), name: "Анна".into(), role: Role::Cashier }, "1111", 0).unwrap();
+    j.open_shift(1, "anna", Kopecks(0), "open", 1).unwrap();
+    let b = basket(&j, &[("100001", 2), ("100002", 1)]);
+    let (sale, _) = j.commit_sale(1, "anna", &b, &cash(30000), None, "pay", 2).unwrap();
+    assert_eq!(j.commit_sale(1, "anna", &b, &cash(30000), None, "pay", 3).unwrap(), (sale.clone(), true));
+    let req = ReturnRequest::WithReceipt { sale_seq: sale.id.seq, lines: vec![(0, 1)] };
+    let (ret, _) = j.commit_return(1, "anna", &req, "ret", 4).unwrap();
+    assert_eq!(ret.receipt_no, "0001-01-000002");
+    assert_eq!(j.find_doc("0001-01-000002").unwrap(), Some(ret.id.seq));
+    assert_eq!(j.returnable(sale.id.seq).unwrap().unwrap().1, vec![1, 1]);
+    assert_eq!(j.stock(&Sku("100001".into())).unwrap(), -1);
+    assert_eq!(j.outbox_head().unwrap(), 2);
+    assert_eq!(j.pending_print_jobs().unwrap(), 2);
+    let job = j.next_print_job().unwrap().unwrap();
+    j.print_job_done(job.id, 5).unwrap();
+    assert_eq!(j.pending_print_jobs().unwrap(), 1);
+    assert!(j.verify().unwrap().ok());
+    drop(j);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let indexes: Vec<String> = conn
+        .prepare(
+            "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name IN ('docs', 'print_jobs')
+             AND sql IS NOT NULL",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(indexes, vec!["docs_returns_by_sale"], "the partial index replaces the full one; no state index");
+}
+
+#[test]
+fn records_another_connection_appends_between_sales_are_linked_after() {
+    // `kassa-agent users add` opens the journal beside the running agent.
+    let (dir, j) = journal();
+    let other = Journal::open(&dir.path().join("j.sqlite"), StoreId(1)).unwrap();
+    j.open_shift(1, "anna", Kopecks(0), "open", 1).unwrap();
+    for i in 0..3 {
+        j.commit_sale(1, "anna", &basket(&j, &[("100001", 1)]), &cash(10690), None, &format!("k{i}"), 2).unwrap();
+        let id = format!("new{i}");
+        other.add_user(&User { id: id.clone(), name: id, role: Role::Cashier }, "2222", 3).unwrap();
+    }
+    let report = j.verify().unwrap();
+    assert!(report.ok(), "{report:?}");
+    assert_eq!((report.records, report.sales), (2 + 1 + 3 + 3, 3));
+}
+
+#[test]
+fn documents_are_found_by_their_exact_receipt_number_or_qr_code() {
+    let (_d, j) = journal();
+    j.open_shift(1, "anna", Kopecks(0), "open", 1).unwrap();
+    j.open_shift(2, "boss", Kopecks(0), "open2", 1).unwrap();
+    let b = basket(&j, &[("100002", 1)]);
+    let (s1, _) = j.commit_sale(1, "anna", &b, &cash(5000), None, "a", 2).unwrap();
+    let (s2, _) = j.commit_sale(2, "boss", &b, &cash(5000), None, "b", 3).unwrap();
+    assert_eq!((s1.receipt_no.as_str(), s2.receipt_no.as_str()), ("0001-01-000001", "0001-02-000001"));
+    assert_eq!(j.find_doc("0001-01-000001").unwrap(), Some(s1.id.seq));
+    assert_eq!(j.find_doc(" 0001-02-000001 ").unwrap(), Some(s2.id.seq));
+    assert_eq!(j.find_doc(&format!("KASSA:1:{}", s2.id.seq)).unwrap(), Some(s2.id.seq));
+    for other in ["0002-01-000001", "0001-01-1", "1-01-000001", "0001-01-000002", "0001-01", "", "0001-01-000001-1"] {
+        assert_eq!(j.find_doc(other).unwrap(), None, "{other:?}");
+    }
+}
+
+#[test]
+fn print_jobs_come_out_oldest_first_until_done_across_restarts() {
+    let (dir, j) = journal();
+    j.open_shift(1, "anna", Kopecks(0), "open", 1).unwrap();
+    let b = basket(&j, &[("100002", 1)]);
+    let mut sales = Vec::new();
+    for i in 0..4 {
+        sales.push(j.commit_sale(1, "anna", &b, &cash(5000), None, &format!("s{i}"), 2).unwrap().0);
+    }
+    let receipt = |job: &PrintJob| match &job.printable {
+        Printable::Sale(s) => s.receipt_no.clone(),
+        _ => panic!("not a sale"),
+    };
+    assert_eq!(j.pending_print_jobs().unwrap(), 4);
+    let first = j.next_print_job().unwrap().unwrap();
+    assert_eq!(receipt(&first), sales[0].receipt_no);
+    // Cut short: printed again, whole, as a copy.
+    j.print_job_cut_short(first.id).unwrap();
+    let again = j.next_print_job().unwrap().unwrap();
+    assert_eq!((again.id, again.copy), (first.id, true));
+    // The second job is printed before the first one is done; the first stays next.
+    let second_id = first.id + 1;
+    j.print_job_done(second_id, 3).unwrap();
+    assert_eq!(j.next_print_job().unwrap().unwrap().id, first.id);
+    assert_eq!(j.pending_print_jobs().unwrap(), 3);
+    j.print_job_done(first.id, 3).unwrap();
+    let third = j.next_print_job().unwrap().unwrap();
+    assert_eq!(receipt(&third), sales[2].receipt_no);
+    drop(j);
+    // A restart finds the same jobs pending.
+    let j = Journal::open(&dir.path().join("j.sqlite"), StoreId(1)).unwrap();
+    assert_eq!(j.pending_print_jobs().unwrap(), 2);
+    assert_eq!(j.next_print_job().unwrap().unwrap().id, third.id);
+    j.print_job_done(third.id, 4).unwrap();
+    let fourth = j.next_print_job().unwrap().unwrap();
+    j.print_job_done(fourth.id, 4).unwrap();
+    assert!(j.next_print_job().unwrap().is_none());
+    assert_eq!(j.pending_print_jobs().unwrap(), 0);
+    // Jobs queued after everything was printed, a reprint among them.
+    assert!(j.reprint(sales[1].id.seq, 5).unwrap());
+    j.commit_sale(1, "anna", &b, &cash(5000), None, "s4", 6).unwrap();
+    assert_eq!(j.pending_print_jobs().unwrap(), 2);
+    let reprint = j.next_print_job().unwrap().unwrap();
+    assert_eq!((receipt(&reprint), reprint.copy), (sales[1].receipt_no.clone(), true));
+}
