@@ -85,8 +85,10 @@ pub async fn accept_loop(endpoint: quinn::Endpoint, shared: Shared, cancel: Canc
         let (shared, cancel) = (shared.clone(), cancel.clone());
         tasks.spawn(async move {
             let remote = incoming.remote_address();
-            if let Err(e) = serve(incoming, shared, cancel).await {
-                tracing::warn!(%remote, error = %e, "store connection ended");
+            match serve(incoming, shared, cancel).await {
+                Ok(()) => {}
+                Err(e) if e.is_hang_up() => tracing::info!(%remote, "store hung up"),
+                Err(e) => tracing::warn!(%remote, error = %e, "store connection ended"),
             }
             drop(permit);
         });
@@ -110,6 +112,19 @@ enum ConnError {
     Protocol(String),
     #[error("database: {0}")]
     Db(#[from] crate::db::DbError),
+}
+
+impl ConnError {
+    /// The store closed the connection properly (code 0, as an agent shutting down does)
+    /// while HQ was reading or writing: not a fault.
+    fn is_hang_up(&self) -> bool {
+        let lost = match self {
+            ConnError::Read(quinn::ReadError::ConnectionLost(c))
+            | ConnError::Write(quinn::WriteError::ConnectionLost(c)) => c,
+            _ => return false,
+        };
+        matches!(lost, quinn::ConnectionError::ApplicationClosed(a) if a.error_code == quinn::VarInt::from_u32(0))
+    }
 }
 
 fn peer_store(conn: &quinn::Connection) -> Option<StoreId> {
