@@ -150,7 +150,8 @@ pub struct Till {
     status: watch::Receiver<crate::status::Status>,
 }
 
-pub(crate) fn now_ms() -> i64 {
+/// Unix milliseconds now, from this machine's clock.
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

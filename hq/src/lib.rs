@@ -52,6 +52,8 @@ pub enum HqError {
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    #[error("cannot watch for the stop signal: {0}")]
+    Signal(std::io::Error),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -132,4 +134,21 @@ pub async fn start(config: HqConfig, cancel: CancellationToken) -> Result<Runnin
     });
     tracing::info!(%quic_addr, %http_addr, "HQ serving");
     Ok(RunningHq { quic_addr, http_addr, shared, pki, tasks })
+}
+
+/// `kassa-hq serve`: starts HQ, prints where it listens (one line on stdout, which
+/// `kassa-sim fleet` reads), and serves until Ctrl-C or SIGTERM (systemd's stop).
+pub async fn serve_until_signal(config: HqConfig) -> Result<(), HqError> {
+    let cancel = CancellationToken::new();
+    let hq = start(config, cancel.clone()).await?;
+    println!("kassa-hq: QUIC on {}, API on http://{}", hq.quic_addr, hq.http_addr);
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(HqError::Signal)?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.map_err(HqError::Signal)?,
+        _ = term.recv() => {}
+    }
+    cancel.cancel();
+    hq.wait().await;
+    Ok(())
 }

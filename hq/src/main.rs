@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use kassa_protocol::StoreId;
-use tokio_util::sync::CancellationToken;
 
 #[derive(Parser, Debug)]
 #[command(name = "kassa-hq", version, about = "Kassa headquarters: sync server, merged store, catalog publishing")]
@@ -70,18 +69,7 @@ async fn main() -> anyhow::Result<()> {
     init_logging(cli.log_format);
     match cli.command {
         Command::Serve { quic, http } => {
-            let cancel = CancellationToken::new();
-            let config = kassa_hq::HqConfig::new(cli.data_dir, quic, http);
-            let hq = kassa_hq::start(config, cancel.clone()).await?;
-            println!("kassa-hq: QUIC on {}, API on http://{}", hq.quic_addr, hq.http_addr);
-            // Ctrl-C, or SIGTERM from systemd.
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-            tokio::select! {
-                r = tokio::signal::ctrl_c() => r?,
-                _ = term.recv() => {}
-            }
-            cancel.cancel();
-            hq.wait().await;
+            kassa_hq::serve_until_signal(kassa_hq::HqConfig::new(cli.data_dir, quic, http)).await?;
         }
         Command::Enroll { store, out } => {
             let pki = kassa_hq::pki::Pki::open_or_create(&cli.data_dir.join("pki"))?;

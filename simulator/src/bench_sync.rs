@@ -164,22 +164,9 @@ fn fill_journal(store_dir: &std::path::Path, catalog_version: u64, sales: usize)
     let started = Instant::now();
     let mut progress = Progress::new("outage, selling", sales as u64);
     for n in 0..sales {
-        let mut basket = Basket::default();
-        while basket.lines.len() < LINES_PER_SALE {
-            let item = &items[rng.below(items.len() as u64) as usize];
-            if basket.lines.iter().any(|l| l.sku == item.sku) {
-                continue;
-            }
-            let quantity = match item.unit {
-                kassa_protocol::catalog::Unit::Kilogram => 150 + rng.below(1_500) as i64,
-                kassa_protocol::catalog::Unit::Piece => 1 + rng.below(3) as i64,
-            };
-            basket.add(item, quantity)?;
-        }
+        let basket = random_basket(&items, &mut rng, LINES_PER_SALE)?;
         deltas += basket.lines.len() as u64;
-        let total = basket.totals().expect("small basket").total;
-        // Cash rounded up to the next hundred roubles, so most sales give change.
-        let cash = Kopecks((total.0 / 10_000 + 1) * 10_000);
+        let (_, cash) = cash_for(&basket)?;
         let tenders = [Tender { kind: TenderKind::Cash, amount: cash }];
         let at_ms = 1_790_000_000_000 + n as i64 * 3_000;
         journal
@@ -296,6 +283,37 @@ impl Progress {
             eprintln!("{line}");
         }
     }
+}
+
+/// A basket of `lines` distinct catalog items: 1–3 pieces, or 150–1,649 g of a weighed
+/// item. The sync benchmark and the fleet sell these.
+pub(crate) fn random_basket(
+    items: &[kassa_protocol::catalog::CatalogItem],
+    rng: &mut SeededRng,
+    lines: usize,
+) -> anyhow::Result<Basket> {
+    use kassa_protocol::catalog::Unit;
+    anyhow::ensure!(lines <= items.len(), "{lines} distinct items from a catalog of {}", items.len());
+    let mut basket = Basket::default();
+    while basket.lines.len() < lines {
+        let item = &items[rng.below(items.len() as u64) as usize];
+        if basket.lines.iter().any(|l| l.sku == item.sku) {
+            continue;
+        }
+        let quantity = match item.unit {
+            Unit::Kilogram => 150 + rng.below(1_500) as i64,
+            Unit::Piece => 1 + rng.below(3) as i64,
+        };
+        basket.add(item, quantity)?;
+    }
+    Ok(basket)
+}
+
+/// The basket's total and the cash a customer hands over for it: rounded up to the next
+/// hundred roubles, so most sales give change.
+pub(crate) fn cash_for(basket: &Basket) -> anyhow::Result<(Kopecks, Kopecks)> {
+    let total = basket.totals().ok_or_else(|| anyhow::anyhow!("basket total overflows"))?.total;
+    Ok((total, Kopecks((total.0 / 10_000 + 1) * 10_000)))
 }
 
 fn print(r: &SyncReport) {

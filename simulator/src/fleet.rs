@@ -25,8 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kassa_agent::config::HqLink;
-use kassa_protocol::basket::Basket;
-use kassa_protocol::catalog::{CatalogItem, Unit};
+use kassa_protocol::catalog::CatalogItem;
 use kassa_protocol::sale::{Sale, Tender, TenderKind};
 use kassa_protocol::seeded::SeededRng;
 use kassa_protocol::stock::CounterEntry;
@@ -345,21 +344,9 @@ impl SimStore {
     }
 
     fn sell(&self, books: &mut Books, rng: &mut SeededRng) -> anyhow::Result<()> {
-        let mut basket = Basket::default();
         let lines = 1 + rng.below(LINES_PER_SALE_MAX) as usize;
-        while basket.lines.len() < lines {
-            let item = &self.items[rng.below(self.items.len() as u64) as usize];
-            if basket.lines.iter().any(|l| l.sku == item.sku) {
-                continue;
-            }
-            let quantity = match item.unit {
-                Unit::Kilogram => 150 + rng.below(1_500) as i64,
-                Unit::Piece => 1 + rng.below(3) as i64,
-            };
-            basket.add(item, quantity)?;
-        }
-        let total = basket.totals().ok_or_else(|| anyhow::anyhow!("basket overflow"))?.total;
-        let cash = Kopecks((total.0 / 10_000 + 1) * 10_000);
+        let basket = crate::bench_sync::random_basket(&self.items, rng, lines)?;
+        let (total, cash) = crate::bench_sync::cash_for(&basket)?;
         let seq = books.head + 1;
         let store = self.actor.store;
         let sale = Sale {
@@ -367,9 +354,7 @@ impl SimStore {
             receipt_no: kassa_protocol::sale::receipt_no(store, 1, seq),
             terminal: 1,
             cashier: "fleet".into(),
-            created_at_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64),
+            created_at_ms: kassa_agent::till::now_ms(),
             lines: basket.lines.clone(),
             tenders: vec![Tender { kind: TenderKind::Cash, amount: cash }],
             total,

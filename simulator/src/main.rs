@@ -151,17 +151,7 @@ async fn main() -> anyhow::Result<()> {
                 .map(drop)
         }
         Command::HqServe { quic, http } => {
-            let cancel = tokio_util::sync::CancellationToken::new();
-            let hq = kassa_hq::start(kassa_hq::HqConfig::new(cli.data_dir, quic, http), cancel.clone()).await?;
-            println!("kassa-hq: QUIC on {}, API on http://{}", hq.quic_addr, hq.http_addr);
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-            tokio::select! {
-                r = tokio::signal::ctrl_c() => r?,
-                _ = term.recv() => {}
-            }
-            cancel.cancel();
-            hq.wait().await;
-            Ok(())
+            Ok(kassa_hq::serve_until_signal(kassa_hq::HqConfig::new(cli.data_dir, quic, http)).await?)
         }
         Command::Scan { code } => {
             println!("{}", demo::send_command(&cli.data_dir, &format!("scan {code}")).await?);

@@ -125,3 +125,17 @@ pub async fn start_relayed_store(
     agent.journal.open_shift(1, "kassir", kassa_protocol::Kopecks(0), "shift", 0).unwrap();
     RelayedStore { id: kassa_protocol::StoreId(id), agent, relay, cashier }
 }
+
+/// HQ on loopback ports chosen by the OS, its data under `dir/hq`, the demo catalog
+/// published; stores get their neighbours' stock every `nearby_interval`.
+pub async fn start_hq(
+    dir: &std::path::Path,
+    nearby_interval: Duration,
+    cancel: CancellationToken,
+) -> kassa_hq::RunningHq {
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let config = kassa_hq::HqConfig { nearby_interval, ..kassa_hq::HqConfig::new(dir.join("hq"), any, any) };
+    let hq = kassa_hq::start(config, cancel).await.unwrap();
+    kassa_hq::import_catalog(&hq.shared, kassa_sim::stack::DEMO_CATALOG_CSV).await.unwrap();
+    hq
+}

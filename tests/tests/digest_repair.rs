@@ -3,11 +3,9 @@
 //! of its counters differ, HQ asks for them all, and the store's stock at HQ is whole
 //! again — without a sale being resent.
 
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use kassa_hq::HqConfig;
 use kassa_protocol::sale::{Tender, TenderKind};
 use kassa_protocol::{Kopecks, StoreId};
 use kassa_tests::{eventually, init_logging};
@@ -18,9 +16,7 @@ async fn hq_repairs_lost_counters_from_the_store_by_digest() {
     init_logging();
     let dir = tempfile::tempdir().unwrap();
     let cancel = CancellationToken::new();
-    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let hq = kassa_hq::start(HqConfig::new(dir.path().join("hq"), any, any), cancel.clone()).await.unwrap();
-    kassa_hq::import_catalog(&hq.shared, kassa_sim::stack::DEMO_CATALOG_CSV).await.unwrap();
+    let hq = kassa_tests::start_hq(dir.path(), kassa_hq::sync_server::NEARBY_INTERVAL, cancel.clone()).await;
     let skus: Vec<_> = hq.shared.db.catalog().unwrap().into_iter().take(3).map(|i| i.sku).collect();
     let store = kassa_tests::start_relayed_store(&hq, dir.path(), 1, cancel.clone()).await;
     let mut status = store.agent.status.subscribe();

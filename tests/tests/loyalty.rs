@@ -4,12 +4,10 @@
 //! Neither may spend a point it does not hold: the total spent never exceeds what was
 //! earned, and the cashier who cannot is told plainly how many points can be spent.
 
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use kassa_agent::till::{TillError, TillEvent};
-use kassa_hq::HqConfig;
 use kassa_protocol::sale::{Tender, TenderKind};
 use kassa_protocol::{Kopecks, Sku};
 use kassa_tests::{eventually, init_logging};
@@ -38,9 +36,7 @@ async fn two_offline_stores_cannot_spend_one_balance_twice() {
     init_logging();
     let dir = tempfile::tempdir().unwrap();
     let cancel = CancellationToken::new();
-    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let hq = kassa_hq::start(HqConfig::new(dir.path().join("hq"), any, any), cancel.clone()).await.unwrap();
-    kassa_hq::import_catalog(&hq.shared, kassa_sim::stack::DEMO_CATALOG_CSV).await.unwrap();
+    let hq = kassa_tests::start_hq(dir.path(), kassa_hq::sync_server::NEARBY_INTERVAL, cancel.clone()).await;
     let mut stores = Vec::new();
     for id in 1..=2u32 {
         let store = kassa_tests::start_relayed_store(&hq, dir.path(), id, cancel.clone()).await;

@@ -6,12 +6,10 @@
 //! counters equal HQ's.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use kassa_agent::journal::ReturnRequest;
-use kassa_hq::HqConfig;
 use kassa_protocol::sale::{Tender, TenderKind};
 use kassa_protocol::{Kopecks, Sku, StoreId};
 use kassa_tests::{eventually, init_logging};
@@ -27,14 +25,7 @@ async fn stores_converge_with_hq_through_partitions() {
     let mut rng = Rng::new(seed);
     let dir = tempfile::tempdir().unwrap();
     let cancel = CancellationToken::new();
-    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let hq = kassa_hq::start(
-        HqConfig { nearby_interval: Duration::from_millis(500), ..HqConfig::new(dir.path().join("hq"), any, any) },
-        cancel.clone(),
-    )
-    .await
-    .unwrap();
-    kassa_hq::import_catalog(&hq.shared, kassa_sim::stack::DEMO_CATALOG_CSV).await.unwrap();
+    let hq = kassa_tests::start_hq(dir.path(), Duration::from_millis(500), cancel.clone()).await;
     let skus: Vec<Sku> = hq.shared.db.catalog().unwrap().into_iter().take(5).map(|i| i.sku).collect();
 
     let mut delivered: BTreeMap<(u32, Sku), i64> = BTreeMap::new();

@@ -72,35 +72,48 @@ struct DocRef {
     doc: u64,
 }
 
-impl super::Response for Sale {
-    fn to_stored(&self) -> Result<String, JournalError> {
-        serde_json::to_string(&DocRef { doc: self.id.seq }).map_err(|e| JournalError::Corrupt(e.to_string()))
+impl DocRef {
+    fn stored(seq: u64) -> Result<String, JournalError> {
+        serde_json::to_string(&DocRef { doc: seq }).map_err(|e| JournalError::Corrupt(e.to_string()))
     }
 
-    fn from_stored(conn: &Connection, stored: &str) -> Result<Self, JournalError> {
+    /// The document a stored answer names (or holds whole, if kept the old way).
+    fn load<T: serde::de::DeserializeOwned>(
+        conn: &Connection,
+        stored: &str,
+        what: &str,
+        pick: impl FnOnce(Record) -> Option<T>,
+    ) -> Result<T, JournalError> {
         let Ok(DocRef { doc: seq }) = serde_json::from_str(stored) else {
             return serde_json::from_str(stored).map_err(|e| JournalError::Corrupt(e.to_string()));
         };
-        match doc(conn, seq)? {
-            Some(Record::Sale { sale, .. }) => Ok(sale),
-            _ => Err(JournalError::Corrupt(format!("no sale {seq}"))),
-        }
+        doc(conn, seq)?.and_then(pick).ok_or_else(|| JournalError::Corrupt(format!("no {what} {seq}")))
+    }
+}
+
+impl super::Response for Sale {
+    fn to_stored(&self) -> Result<String, JournalError> {
+        DocRef::stored(self.id.seq)
+    }
+
+    fn from_stored(conn: &Connection, stored: &str) -> Result<Self, JournalError> {
+        DocRef::load(conn, stored, "sale", |r| match r {
+            Record::Sale { sale, .. } => Some(sale),
+            _ => None,
+        })
     }
 }
 
 impl super::Response for Return {
     fn to_stored(&self) -> Result<String, JournalError> {
-        serde_json::to_string(&DocRef { doc: self.id.seq }).map_err(|e| JournalError::Corrupt(e.to_string()))
+        DocRef::stored(self.id.seq)
     }
 
     fn from_stored(conn: &Connection, stored: &str) -> Result<Self, JournalError> {
-        let Ok(DocRef { doc: seq }) = serde_json::from_str(stored) else {
-            return serde_json::from_str(stored).map_err(|e| JournalError::Corrupt(e.to_string()));
-        };
-        match doc(conn, seq)? {
-            Some(Record::Return { ret, .. }) => Ok(ret),
-            _ => Err(JournalError::Corrupt(format!("no return {seq}"))),
-        }
+        DocRef::load(conn, stored, "return", |r| match r {
+            Record::Return { ret, .. } => Some(ret),
+            _ => None,
+        })
     }
 }
 
