@@ -1,14 +1,20 @@
 //! The cashier's JSON API and the page, served by the agent.
 //!
 //! Every write takes an idempotency key: a retried request returns the first answer
-//! and writes nothing. Every call but login, the user list, health and the event
-//! stream needs `Authorization: Bearer <token>` from `POST /api/login`. A refusal is
+//! and writes nothing; the same key with another request is refused. Every call but
+//! the page, login and health needs a session: `Authorization: Bearer <token>` from
+//! `POST /api/login` (the event stream, which a browser opens without headers, takes
+//! `?token=`); `/metrics` also takes the configured metrics token. Every refusal,
+//! the framework's too (bad JSON, a body too large, an unknown route), is
 //! `{"error": code, "message": …}`; the page turns the code into words for the cashier.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, Path, Query, State};
+use std::net::SocketAddr;
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -25,7 +31,7 @@ use serde_json::{json, Value};
 use tokio_stream::wrappers::{BroadcastStream, WatchStream};
 use tokio_stream::StreamExt;
 
-use crate::journal::{AuthError, Journal, ReturnRequest, User, WriteError};
+use crate::journal::{AuthError, Journal, JournalError, ReturnRequest, User, WriteError};
 use crate::status::StatusBoard;
 use crate::till::{Till, TillError, TillEvent};
 
@@ -39,6 +45,8 @@ pub struct AppState {
     pub till: Arc<Till>,
     pub journal: Arc<Journal>,
     pub status: StatusBoard,
+    /// Lets a monitoring system read `/metrics` without a session.
+    pub metrics_token: Option<String>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -84,8 +92,64 @@ pub fn router(state: AppState) -> Router {
         .route("/api/shift/x-report", post(x_report))
         .route("/api/shift/close", post(close_shift))
         .route("/api/stock/{sku}", get(stock))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")
+        })
         .layer(axum::extract::DefaultBodyLimit::max(REQUEST_BYTES_MAX))
         .with_state(state)
+}
+
+/// A JSON body whose rejection (bad JSON, wrong content type, too large) is an
+/// [`ApiError`] like every other refusal.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+struct ApiJson<T>(T);
+
+/// A path parameter, refused in the same JSON shape.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+struct Path<T>(T);
+
+/// A query string, refused in the same JSON shape.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+struct Query<T>(T);
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        let code = match &r {
+            JsonRejection::MissingJsonContentType(_) => "content_type",
+            JsonRejection::BytesRejection(_) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+            _ => "bad_request",
+        };
+        ApiError::new(r.status(), code, r.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", r.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", r.body_text())
+    }
+}
+
+/// Where a request came from (the peer's IP address), for counting wrong PINs per
+/// source.
+struct Source(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Source {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let addr = parts.extensions.get::<ConnectInfo<SocketAddr>>();
+        Ok(Source(addr.map_or_else(|| "unknown".to_owned(), |ConnectInfo(a)| a.ip().to_string())))
+    }
 }
 
 /// A refusal: a machine-readable code the page translates, and an English message.
@@ -150,6 +214,7 @@ impl From<TillError> for ApiError {
                         PaymentError::CardOverpaid { .. } => "card_overpaid",
                         PaymentError::NonPositiveTender => "bad_tender",
                         PaymentError::Overflow => "overflow",
+                        PaymentError::ChangeTooLarge { .. } => "change_too_large",
                     },
                 ),
                 WriteError::Return(ReturnError::OverReturn { .. }) => (S::UNPROCESSABLE_ENTITY, "over_return"),
@@ -161,18 +226,29 @@ impl From<TillError> for ApiError {
                 WriteError::NoSuchSale(_) => (S::NOT_FOUND, "no_such_sale"),
                 WriteError::AlreadyCancelled(_) => (S::CONFLICT, "already_cancelled"),
                 WriteError::Points { .. } => (S::UNPROCESSABLE_ENTITY, "points_not_available"),
+                WriteError::DrawerShort { .. } => (S::CONFLICT, "drawer_short"),
+                WriteError::AmountTooLarge { .. } => (S::UNPROCESSABLE_ENTITY, "amount_too_large"),
+                WriteError::BasketChanged => (S::CONFLICT, "basket_changed"),
                 WriteError::Invalid(_) => (S::UNPROCESSABLE_ENTITY, "invalid"),
-                WriteError::Journal(_) => internal(&e),
+                WriteError::Journal(j) => journal_failure(j, &e),
             },
-            TillError::Auth(AuthError::Journal(_)) | TillError::Journal(_) => internal(&e),
+            TillError::Auth(AuthError::Journal(j)) | TillError::Journal(j) => journal_failure(j, &e),
         };
         ApiError::new(status, code, msg)
     }
 }
 
-fn internal(e: &TillError) -> (StatusCode, &'static str) {
-    tracing::error!(error = %e, "journal failure");
-    (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+fn journal_failure(j: &JournalError, e: &TillError) -> (StatusCode, &'static str) {
+    match j {
+        JournalError::DiskFull(_) => {
+            tracing::error!(error = %e, "the disk is full: nothing was written");
+            (StatusCode::INSUFFICIENT_STORAGE, "disk_full")
+        }
+        _ => {
+            tracing::error!(error = %e, "journal failure");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+        }
+    }
 }
 
 impl From<crate::journal::JournalError> for ApiError {
@@ -186,18 +262,38 @@ type ApiResult = Result<Json<Value>, ApiError>;
 /// The logged-in user of the request's bearer token.
 struct Cashier(User);
 
+fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    Some(value.strip_prefix("Bearer ")?.trim())
+}
+
 impl FromRequestParts<AppState> for Cashier {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or(TillError::NotLoggedIn)?;
-        Ok(Cashier(state.till.session(token.trim())?))
+        let token = bearer(parts).ok_or(TillError::NotLoggedIn)?;
+        Ok(Cashier(state.till.session(token)?))
     }
+}
+
+/// A monitoring system with the metrics token, or a logged-in session.
+struct MetricsReader;
+
+impl FromRequestParts<AppState> for MetricsReader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts).ok_or(TillError::NotLoggedIn)?;
+        let is_metrics_token = state.metrics_token.as_deref().is_some_and(|t| constant_time_eq(t, token));
+        if !is_metrics_token {
+            state.till.session(token)?;
+        }
+        Ok(MetricsReader)
+    }
+}
+
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// A manager's user id and PIN, when the logged-in user is not a manager.
@@ -217,8 +313,18 @@ fn event_json(ev: &TillEvent) -> Event {
     Event::default().data(serde_json::to_string(ev).unwrap_or_default())
 }
 
+#[derive(Deserialize)]
+struct EventsQuery {
+    token: String,
+}
+
 /// Server-sent events: the basket, the shift and the status now, then every change.
-async fn events(State(s): State<AppState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+/// A browser's `EventSource` sends no headers, so the session comes as `?token=`.
+async fn events(
+    State(s): State<AppState>,
+    Query(q): Query<EventsQuery>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    s.till.session(q.token.trim())?;
     let first = s.till.basket_event().await;
     let shift = TillEvent::Shift { report: s.journal.x_report(s.till.terminal).unwrap_or(None) };
     // A page that fell behind (lagged) skips to the next event; every basket event is a
@@ -226,21 +332,21 @@ async fn events(State(s): State<AppState>) -> Sse<impl Stream<Item = Result<Even
     let till_events = BroadcastStream::new(s.till.subscribe()).filter_map(|r| r.ok());
     let status = WatchStream::new(s.status.subscribe()).map(|status| TillEvent::Status { status });
     let stream = tokio_stream::iter([first, shift]).chain(till_events.merge(status)).map(|ev| Ok(event_json(&ev)));
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
-async fn status(State(s): State<AppState>) -> ApiResult {
+async fn status(State(s): State<AppState>, _c: Cashier) -> ApiResult {
     let status = s.status.borrow().clone();
     Ok(Json(json!(status)))
 }
 
-async fn devices(State(s): State<AppState>) -> ApiResult {
+async fn devices(State(s): State<AppState>, _c: Cashier) -> ApiResult {
     let status = s.status.borrow().clone();
     Ok(Json(json!({ "terminal": s.till.terminal, "scanner": status.scanner, "printer": status.printer })))
 }
 
 /// Prometheus text format, written by hand: a dozen gauges need no library.
-async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
+async fn metrics(State(s): State<AppState>, _r: MetricsReader) -> Result<Response, ApiError> {
     let status = s.status.borrow().clone();
     let j = s.journal.clone();
     let terminal = s.till.terminal;
@@ -275,7 +381,7 @@ async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
 }
 
-async fn users(State(s): State<AppState>) -> ApiResult {
+async fn users(State(s): State<AppState>, _c: Cashier) -> ApiResult {
     let j = s.journal.clone();
     let users = tokio::task::spawn_blocking(move || j.users()).await.expect("journal task")?;
     Ok(Json(json!({ "users": users, "terminal": s.till.terminal, "store": s.journal.store().0 })))
@@ -287,9 +393,9 @@ struct LoginRequest {
     pin: String,
 }
 
-async fn login(State(s): State<AppState>, Json(req): Json<LoginRequest>) -> ApiResult {
-    let (token, user) = s.till.login(req.user, req.pin).await?;
-    Ok(Json(json!({ "token": token, "user": user })))
+async fn login(State(s): State<AppState>, Source(src): Source, ApiJson(req): ApiJson<LoginRequest>) -> ApiResult {
+    let (token, user) = s.till.login(req.user.trim().to_owned(), req.pin, src).await?;
+    Ok(Json(json!({ "token": token, "user": user, "terminal": s.till.terminal, "store": s.journal.store().0 })))
 }
 
 async fn logout(State(s): State<AppState>, headers: axum::http::HeaderMap) -> ApiResult {
@@ -301,8 +407,8 @@ async fn logout(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Ap
     Ok(Json(json!({ "ok": true })))
 }
 
-async fn me(Cashier(user): Cashier) -> ApiResult {
-    Ok(Json(json!({ "user": user })))
+async fn me(State(s): State<AppState>, Cashier(user): Cashier) -> ApiResult {
+    Ok(Json(json!({ "user": user, "terminal": s.till.terminal, "store": s.journal.store().0 })))
 }
 
 #[derive(Deserialize)]
@@ -327,7 +433,7 @@ struct ScanRequest {
 }
 
 /// A code typed by the cashier, handled like a scan.
-async fn scan(State(s): State<AppState>, _c: Cashier, Json(req): Json<ScanRequest>) -> ApiResult {
+async fn scan(State(s): State<AppState>, _c: Cashier, ApiJson(req): ApiJson<ScanRequest>) -> ApiResult {
     Ok(Json(json!(s.till.enter_code(&req.code, &req.idempotency_key).await?)))
 }
 
@@ -338,7 +444,7 @@ struct AddItem {
     idempotency_key: String,
 }
 
-async fn add_item(State(s): State<AppState>, _c: Cashier, Json(req): Json<AddItem>) -> ApiResult {
+async fn add_item(State(s): State<AppState>, _c: Cashier, ApiJson(req): ApiJson<AddItem>) -> ApiResult {
     let sku = Sku::parse(&req.sku).ok_or_else(|| ApiError::bad("unknown_sku", "not a SKU"))?;
     Ok(Json(json!(s.till.add_sku(sku, req.quantity, &req.idempotency_key).await?)))
 }
@@ -353,7 +459,7 @@ async fn set_quantity(
     State(s): State<AppState>,
     _c: Cashier,
     Path(line): Path<usize>,
-    Json(req): Json<Quantity>,
+    ApiJson(req): ApiJson<Quantity>,
 ) -> ApiResult {
     Ok(Json(json!(s.till.set_quantity(line, req.quantity, &req.idempotency_key).await?)))
 }
@@ -367,7 +473,7 @@ async fn remove_line(
     State(s): State<AppState>,
     _c: Cashier,
     Path(line): Path<usize>,
-    Json(req): Json<KeyOnly>,
+    ApiJson(req): ApiJson<KeyOnly>,
 ) -> ApiResult {
     Ok(Json(json!(s.till.remove_line(line, &req.idempotency_key).await?)))
 }
@@ -382,10 +488,11 @@ struct PriceOverride {
 async fn override_price(
     State(s): State<AppState>,
     Cashier(user): Cashier,
+    Source(src): Source,
     Path(line): Path<usize>,
-    Json(req): Json<PriceOverride>,
+    ApiJson(req): ApiJson<PriceOverride>,
 ) -> ApiResult {
-    let manager = s.till.manager(&user, Approval::pair(req.manager)).await?;
+    let manager = s.till.manager(&user, Approval::pair(req.manager), src).await?;
     Ok(Json(json!(s.till.override_price(line, Kopecks(req.price_kopecks), &manager, &req.idempotency_key).await?)))
 }
 
@@ -397,18 +504,23 @@ struct DiscountRequest {
     idempotency_key: String,
 }
 
-async fn discount(State(s): State<AppState>, Cashier(user): Cashier, Json(req): Json<DiscountRequest>) -> ApiResult {
+async fn discount(
+    State(s): State<AppState>,
+    Cashier(user): Cashier,
+    Source(src): Source,
+    ApiJson(req): ApiJson<DiscountRequest>,
+) -> ApiResult {
     let discount = match (req.percent, req.amount_kopecks) {
         (Some(p), None) => Some(BasketDiscount::Percent(p)),
         (None, Some(a)) => Some(BasketDiscount::Amount(Kopecks(a))),
         (None, None) => None,
         _ => return Err(ApiError::bad("bad_discount", "a percent or an amount, not both")),
     };
-    let manager = s.till.manager(&user, Approval::pair(req.manager)).await?;
+    let manager = s.till.manager(&user, Approval::pair(req.manager), src).await?;
     Ok(Json(json!(s.till.set_discount(discount, &manager, &req.idempotency_key).await?)))
 }
 
-async fn void(State(s): State<AppState>, Cashier(user): Cashier, Json(req): Json<KeyOnly>) -> ApiResult {
+async fn void(State(s): State<AppState>, Cashier(user): Cashier, ApiJson(req): ApiJson<KeyOnly>) -> ApiResult {
     Ok(Json(json!(s.till.void(&user, &req.idempotency_key).await?)))
 }
 
@@ -422,6 +534,9 @@ struct TenderRequest {
 struct PayRequest {
     idempotency_key: String,
     tenders: Vec<TenderRequest>,
+    /// The basket the cashier saw (`basket.id` of the last basket event): a basket that
+    /// changed since is refused, and a retry after the sale answers the sale.
+    basket_id: Option<u64>,
 }
 
 fn tenders(requested: &[TenderRequest]) -> Result<Vec<Tender>, ApiError> {
@@ -442,9 +557,9 @@ fn tenders(requested: &[TenderRequest]) -> Result<Vec<Tender>, ApiError> {
         .collect()
 }
 
-async fn pay(State(s): State<AppState>, Cashier(user): Cashier, Json(req): Json<PayRequest>) -> ApiResult {
+async fn pay(State(s): State<AppState>, Cashier(user): Cashier, ApiJson(req): ApiJson<PayRequest>) -> ApiResult {
     let tenders = tenders(&req.tenders)?;
-    let (sale, replayed) = s.till.pay(&user, tenders, req.idempotency_key).await?;
+    let (sale, replayed) = s.till.pay(&user, tenders, req.basket_id, req.idempotency_key).await?;
     Ok(Json(json!({ "sale": sale, "replayed": replayed })))
 }
 
@@ -456,7 +571,7 @@ struct CustomerCode {
 
 /// Puts a loyalty customer on the basket; the answer is the basket with their balance
 /// and what can be spent now.
-async fn set_customer(State(s): State<AppState>, _c: Cashier, Json(req): Json<CustomerCode>) -> ApiResult {
+async fn set_customer(State(s): State<AppState>, _c: Cashier, ApiJson(req): ApiJson<CustomerCode>) -> ApiResult {
     Ok(Json(json!(s.till.set_customer(&req.code).await?)))
 }
 
@@ -467,7 +582,7 @@ struct NewCustomer {
 }
 
 /// Issues a new loyalty card at the till.
-async fn new_customer(State(s): State<AppState>, _c: Cashier, Json(req): Json<NewCustomer>) -> ApiResult {
+async fn new_customer(State(s): State<AppState>, _c: Cashier, ApiJson(req): ApiJson<NewCustomer>) -> ApiResult {
     Ok(Json(json!(s.till.new_customer(req.phone, req.name).await?)))
 }
 
@@ -516,18 +631,43 @@ async fn reprint(State(s): State<AppState>, _c: Cashier, Path(seq): Path<u64>) -
 #[derive(Deserialize)]
 struct CancelRequest {
     manager: Option<Approval>,
+    /// The manager lets the cash refund exceed what the drawer's figures hold.
+    #[serde(default)]
+    drawer_override: bool,
     idempotency_key: String,
+}
+
+/// The manager of an approved request, as the drawer override when it is asked for.
+fn override_by(asked: bool, manager: &User) -> Option<User> {
+    asked.then(|| manager.clone())
+}
+
+/// The drawer override of a request without other approval: the approving manager,
+/// asked for only when the override is.
+async fn drawer_override(
+    s: &AppState,
+    user: &User,
+    asked: bool,
+    approval: Option<Approval>,
+    src: String,
+) -> Result<Option<User>, ApiError> {
+    if !asked {
+        return Ok(None);
+    }
+    Ok(Some(s.till.manager(user, Approval::pair(approval), src).await?))
 }
 
 async fn cancel(
     State(s): State<AppState>,
     Cashier(user): Cashier,
+    Source(src): Source,
     Path(seq): Path<u64>,
-    Json(req): Json<CancelRequest>,
+    ApiJson(req): ApiJson<CancelRequest>,
 ) -> ApiResult {
-    let manager = s.till.manager(&user, Approval::pair(req.manager)).await?;
+    let manager = s.till.manager(&user, Approval::pair(req.manager), src).await?;
     let request = ReturnRequest::Cancel { sale_seq: seq, approved_by: manager.id.clone() };
-    let (ret, replayed) = s.till.return_items(&user, request, req.idempotency_key).await?;
+    let drawer = override_by(req.drawer_override, &manager);
+    let (ret, replayed) = s.till.return_items(&user, request, drawer, req.idempotency_key).await?;
     Ok(Json(json!({ "return": ret, "replayed": replayed })))
 }
 
@@ -543,14 +683,20 @@ struct ReturnRequestBody {
     sale_seq: Option<u64>,
     code: Option<String>,
     lines: Vec<ReturnLineRequest>,
+    #[serde(default)]
+    drawer_override: bool,
+    /// The manager allowing the drawer override (unless the user is one).
+    manager: Option<Approval>,
     idempotency_key: String,
 }
 
 async fn return_with_receipt(
     State(s): State<AppState>,
     Cashier(user): Cashier,
-    Json(req): Json<ReturnRequestBody>,
+    Source(src): Source,
+    ApiJson(req): ApiJson<ReturnRequestBody>,
 ) -> ApiResult {
+    let drawer = drawer_override(&s, &user, req.drawer_override, req.manager, src).await?;
     let sale_seq = match (req.sale_seq, req.code) {
         (Some(seq), _) => seq,
         (None, Some(code)) => {
@@ -563,8 +709,8 @@ async fn return_with_receipt(
         (None, None) => return Err(ApiError::bad("bad_return", "name the sale: sale_seq or code")),
     };
     let lines = req.lines.iter().map(|l| (l.line, l.quantity)).collect();
-    let (ret, replayed) =
-        s.till.return_items(&user, ReturnRequest::WithReceipt { sale_seq, lines }, req.idempotency_key).await?;
+    let request = ReturnRequest::WithReceipt { sale_seq, lines };
+    let (ret, replayed) = s.till.return_items(&user, request, drawer, req.idempotency_key).await?;
     Ok(Json(json!({ "return": ret, "replayed": replayed })))
 }
 
@@ -578,22 +724,26 @@ struct NoReceiptLine {
 struct NoReceiptBody {
     lines: Vec<NoReceiptLine>,
     manager: Option<Approval>,
+    #[serde(default)]
+    drawer_override: bool,
     idempotency_key: String,
 }
 
 async fn return_without_receipt(
     State(s): State<AppState>,
     Cashier(user): Cashier,
-    Json(req): Json<NoReceiptBody>,
+    Source(src): Source,
+    ApiJson(req): ApiJson<NoReceiptBody>,
 ) -> ApiResult {
-    let manager = s.till.manager(&user, Approval::pair(req.manager)).await?;
+    let manager = s.till.manager(&user, Approval::pair(req.manager), src).await?;
     let lines = req
         .lines
         .iter()
         .map(|l| Ok((Sku::parse(&l.sku).ok_or_else(|| ApiError::bad("unknown_sku", "not a SKU"))?, l.quantity)))
         .collect::<Result<Vec<_>, ApiError>>()?;
     let request = ReturnRequest::WithoutReceipt { lines, approved_by: manager.id.clone() };
-    let (ret, replayed) = s.till.return_items(&user, request, req.idempotency_key).await?;
+    let drawer = override_by(req.drawer_override, &manager);
+    let (ret, replayed) = s.till.return_items(&user, request, drawer, req.idempotency_key).await?;
     Ok(Json(json!({ "return": ret, "replayed": replayed })))
 }
 
@@ -607,7 +757,7 @@ struct OpenShift {
     idempotency_key: String,
 }
 
-async fn open_shift(State(s): State<AppState>, Cashier(user): Cashier, Json(req): Json<OpenShift>) -> ApiResult {
+async fn open_shift(State(s): State<AppState>, Cashier(user): Cashier, ApiJson(req): ApiJson<OpenShift>) -> ApiResult {
     Ok(Json(json!({ "report": s.till.open_shift(&user, Kopecks(req.float_kopecks), req.idempotency_key).await? })))
 }
 
@@ -615,16 +765,26 @@ async fn open_shift(State(s): State<AppState>, Cashier(user): Cashier, Json(req)
 struct CashMove {
     amount_kopecks: i64,
     reason: String,
+    #[serde(default)]
+    drawer_override: bool,
+    manager: Option<Approval>,
     idempotency_key: String,
 }
 
-async fn cash_move(State(s): State<AppState>, Cashier(user): Cashier, Json(req): Json<CashMove>) -> ApiResult {
-    let report = s.till.cash_move(&user, Kopecks(req.amount_kopecks), req.reason, req.idempotency_key).await?;
+async fn cash_move(
+    State(s): State<AppState>,
+    Cashier(user): Cashier,
+    Source(src): Source,
+    ApiJson(req): ApiJson<CashMove>,
+) -> ApiResult {
+    let drawer = drawer_override(&s, &user, req.drawer_override, req.manager, src).await?;
+    let amount = Kopecks(req.amount_kopecks);
+    let report = s.till.cash_move(&user, amount, req.reason, drawer, req.idempotency_key).await?;
     Ok(Json(json!({ "report": report })))
 }
 
 /// Prints the X report (mid-shift); printing twice prints twice, which is harmless.
-async fn x_report(State(s): State<AppState>, _c: Cashier, Json(_req): Json<KeyOnly>) -> ApiResult {
+async fn x_report(State(s): State<AppState>, _c: Cashier, ApiJson(_req): ApiJson<KeyOnly>) -> ApiResult {
     match s.till.x_report(true).await? {
         Some(report) => Ok(Json(json!({ "report": report }))),
         None => Err(TillError::Write(WriteError::NoShift).into()),
@@ -638,14 +798,19 @@ struct CloseShift {
     idempotency_key: String,
 }
 
-async fn close_shift(State(s): State<AppState>, Cashier(user): Cashier, Json(req): Json<CloseShift>) -> ApiResult {
-    let manager = s.till.manager(&user, Approval::pair(req.manager)).await?;
+async fn close_shift(
+    State(s): State<AppState>,
+    Cashier(user): Cashier,
+    Source(src): Source,
+    ApiJson(req): ApiJson<CloseShift>,
+) -> ApiResult {
+    let manager = s.till.manager(&user, Approval::pair(req.manager), src).await?;
     Ok(Json(
         json!({ "report": s.till.close_shift(&manager, Kopecks(req.counted_kopecks), req.idempotency_key).await? }),
     ))
 }
 
-async fn stock(State(s): State<AppState>, Path(sku): Path<String>) -> ApiResult {
+async fn stock(State(s): State<AppState>, _c: Cashier, Path(sku): Path<String>) -> ApiResult {
     let sku = Sku::parse(&sku).ok_or_else(|| ApiError::bad("unknown_sku", "not a SKU"))?;
     let j = s.journal.clone();
     let sku2 = sku.clone();

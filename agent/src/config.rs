@@ -27,6 +27,11 @@ pub struct AgentConfig {
     pub scan_rules: ScanRules,
     pub scanner: Option<ScannerConfig>,
     pub printer: Option<PrinterConfig>,
+    /// A bearer token with which a monitoring system reads `/metrics` without a
+    /// cashier's session (`Authorization: Bearer <token>`); unset, only a logged-in
+    /// session can read it.
+    #[serde(default)]
+    pub metrics_token: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -87,6 +92,9 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// The shortest metrics token accepted: it is a password.
+pub const METRICS_TOKEN_LEN_MIN: usize = 24;
+
 impl AgentConfig {
     pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
@@ -107,6 +115,13 @@ impl AgentConfig {
         if let Some(s) = &self.scanner {
             kassa_hardware::unescape(s.framer.prefix.as_bytes())
                 .map_err(|e| ConfigError::Invalid(format!("scanner.framer.prefix: {e}")))?;
+        }
+        if let Some(t) = &self.metrics_token {
+            if t.len() < METRICS_TOKEN_LEN_MIN || !t.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(ConfigError::Invalid(format!(
+                    "metrics_token must be at least {METRICS_TOKEN_LEN_MIN} printable ASCII characters"
+                )));
+            }
         }
         if let Some(p) = &self.printer {
             if kassa_hardware::escpos::profile(&p.model).is_none() {

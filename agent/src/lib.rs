@@ -124,11 +124,14 @@ pub async fn start(config: AgentConfig, cancel: CancellationToken) -> Result<Run
     // The open basket survives a restart: restored now, saved after every change by a
     // task of its own (never on the scan path).
     let baskets = Arc::new(journal::BasketStore::open(&dir.join("basket.sqlite"))?);
-    if let Some((basket, customer)) = baskets.load(config.terminal)? {
-        if !basket.is_empty() {
-            tracing::info!(lines = basket.lines.len(), "restored the open basket");
+    let saved = baskets.load(config.terminal)?;
+    let lines = saved.as_ref().map_or(0, |(b, _)| b.lines.len());
+    match till.restore(saved).await? {
+        true if lines > 0 => tracing::info!(lines, "restored the open basket"),
+        false if lines > 0 => {
+            tracing::info!(lines, "the saved basket was paid or voided before the stop: not restored")
         }
-        till.restore(basket, customer).await;
+        _ => {}
     }
     {
         let (mut events, terminal, cancel) = (till.subscribe(), config.terminal, cancel.clone());
@@ -202,16 +205,26 @@ pub async fn start(config: AgentConfig, cancel: CancellationToken) -> Result<Run
                 cancel.clone(),
             ));
         }
-        None => status.send_modify(|s| s.hq.last_error = Some("not enrolled: no certificate for HQ".into())),
+        None => status.send_modify(|s| {
+            s.hq.last_error = Some("not enrolled: no certificate for HQ".into());
+            s.hq.error_code = Some("not_enrolled");
+        }),
     }
 
     let listener = tokio::net::TcpListener::bind(config.http_listen)
         .await
         .map_err(|source| AgentError::Listen { addr: config.http_listen, source })?;
     let http_addr = listener.local_addr().map_err(|source| AgentError::Listen { addr: config.http_listen, source })?;
-    let app = api::router(api::AppState { till: till.clone(), journal: journal.clone(), status: status.clone() });
+    let app = api::router(api::AppState {
+        till: till.clone(),
+        journal: journal.clone(),
+        status: status.clone(),
+        metrics_token: config.metrics_token.clone(),
+    });
     let (c, stop2) = (cancel.clone(), stop.clone());
     tasks.spawn(async move {
+        // The peer's address is the source of a typed PIN (see `Journal::authenticate`).
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(c.cancelled_owned()).await {
             tracing::error!(error = %e, "agent HTTP server failed");
         }

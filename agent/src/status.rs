@@ -18,6 +18,10 @@ pub struct HqStatus {
     pub last_contact_ms: Option<i64>,
     pub catalog_version: u64,
     pub last_error: Option<String>,
+    /// What kind of trouble `last_error` is, as a code the page translates:
+    /// `unreachable` (the network or HQ), `disk_full` (this store's disk: sync waits for
+    /// space), `journal` (the store's journal failed), `not_enrolled`.
+    pub error_code: Option<&'static str>,
     /// Bytes sent to and received from HQ since the agent started, as whole IP packets:
     /// IP and UDP headers, QUIC headers, acknowledgements and handshakes included —
     /// what the store's uplink carries.

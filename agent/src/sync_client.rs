@@ -122,8 +122,26 @@ pub async fn run(
         let connected = status.borrow().hq.online;
         status.send_modify(|s| s.hq.online = false);
         if let Err(e) = result {
-            tracing::warn!(error = %e, hq = %link.addr, retry_ms = backoff_ms, "HQ unreachable; selling offline");
-            status.send_modify(|s| s.hq.last_error = Some(e.to_string()));
+            // The store's own trouble is not HQ's: a full disk or a failing journal is said
+            // as such (the sync waits for it, sales are refused with the same code).
+            let code = match &e {
+                SessionError::Journal(JournalError::DiskFull(_)) => {
+                    tracing::error!(error = %e, retry_ms = backoff_ms, "the store's disk is full: sync waits for space");
+                    "disk_full"
+                }
+                SessionError::Journal(_) => {
+                    tracing::error!(error = %e, retry_ms = backoff_ms, "the store's journal failed during sync");
+                    "journal"
+                }
+                _ => {
+                    tracing::warn!(error = %e, hq = %link.addr, retry_ms = backoff_ms, "HQ unreachable; selling offline");
+                    "unreachable"
+                }
+            };
+            status.send_modify(|s| {
+                s.hq.last_error = Some(e.to_string());
+                s.hq.error_code = Some(code);
+            });
         }
         if connected {
             backoff_ms = BACKOFF_MS_MIN;
@@ -240,6 +258,7 @@ async fn drive(
                 status.send_modify(|s| {
                     s.hq.online = true;
                     s.hq.last_error = None;
+                    s.hq.error_code = None;
                     s.hq.last_contact_ms = Some(crate::till::now_ms());
                 });
             }

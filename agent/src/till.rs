@@ -20,7 +20,8 @@ use serde::Serialize;
 use tokio::sync::{broadcast, watch, Mutex};
 
 use crate::journal::{
-    AuthError, Journal, JournalError, LoyaltyUse, ReturnRequest, Role, ShiftReport, User, WriteError,
+    check_key, AuthError, Journal, JournalError, LoyaltyUse, RequestDigest, ReturnRequest, Role, ShiftReport, User,
+    WriteError,
 };
 use kassa_protocol::loyalty::{self, Customer, CustomerId, LoyaltyRules};
 use kassa_protocol::sale::TenderKind;
@@ -121,8 +122,30 @@ enum Resolved {
 struct OpenBasket {
     basket: Basket,
     customer: Option<Customer>,
-    /// Recent basket operations by idempotency key, with the event they answered.
-    keys: VecDeque<(String, TillEvent)>,
+    /// Recent basket operations by idempotency key, with their request's digest and the
+    /// event they answered.
+    keys: VecDeque<(String, RequestDigest, TillEvent)>,
+}
+
+impl OpenBasket {
+    /// Ends the basket (paid or voided): the next one has the next id.
+    fn next(&mut self) {
+        self.basket = Basket::new(self.basket.id + 1);
+        self.customer = None;
+    }
+}
+
+/// A basket operation's idempotency key and what it asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct OpKey<'a> {
+    pub key: &'a str,
+    pub digest: RequestDigest,
+}
+
+impl<'a> OpKey<'a> {
+    pub fn new<T: Serialize + ?Sized>(key: &'a str, op: &str, request: &T) -> Self {
+        OpKey { key, digest: RequestDigest::of(op, request) }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -177,7 +200,8 @@ impl Till {
             terminal,
             rules,
             journal,
-            basket: Mutex::new(OpenBasket::default()),
+            // Numbered from 1 (`restore` continues after the journal's last one).
+            basket: Mutex::new(OpenBasket { basket: Basket::new(1), ..OpenBasket::default() }),
             sessions: std::sync::Mutex::new(HashMap::new()),
             events: broadcast::channel(EVENTS_QUEUE_MAX).0,
             outbox_changed,
@@ -206,9 +230,10 @@ impl Till {
 
     // ---- users ----
 
-    /// Checks the PIN and opens a session; returns its token.
-    pub async fn login(&self, id: String, pin: String) -> Result<(String, User), TillError> {
-        let user = self.journal(move |j| j.authenticate(&id, &pin, now_ms())).await?;
+    /// Checks the PIN typed at `source` (the page's address) and opens a session;
+    /// returns its token.
+    pub async fn login(&self, id: String, pin: String, source: String) -> Result<(String, User), TillError> {
+        let user = self.journal(move |j| j.authenticate(&id, &pin, &source, now_ms())).await?;
         let token = token();
         let mut sessions = self.sessions.lock().expect("sessions lock");
         let now = now_ms();
@@ -223,15 +248,30 @@ impl Till {
         Ok((token, user))
     }
 
-    /// Puts back the basket left open when the agent stopped (or crashed).
-    pub async fn restore(&self, basket: Basket, customer: Option<String>) {
-        let customer = match customer {
-            Some(card) => self.journal(move |j| j.find_customer(&card)).await.ok().flatten(),
-            None => None,
-        };
+    /// Puts back the basket left open when the agent stopped (or crashed), unless the
+    /// journal says it ended (paid or voided) before the stop: a paid basket's lines must
+    /// never come back as the next customer's. Returns whether it was put back.
+    pub async fn restore(&self, saved: Option<(Basket, Option<String>)>) -> Result<bool, JournalError> {
+        let terminal = self.terminal;
+        let ended = self.journal(move |j| j.basket_ended(terminal)).await?;
         let mut open = self.basket.lock().await;
-        open.basket = basket;
-        open.customer = customer;
+        match saved {
+            Some((basket, customer)) if basket.id > ended => {
+                let customer = match customer {
+                    Some(card) => self.journal(move |j| j.find_customer(&card)).await.ok().flatten(),
+                    None => None,
+                };
+                open.basket = basket;
+                open.customer = customer;
+                Ok(true)
+            }
+            saved => {
+                let newest_saved = saved.map_or(0, |(b, _)| b.id);
+                open.basket = Basket::new(ended.max(newest_saved) + 1);
+                open.customer = None;
+                Ok(false)
+            }
+        }
     }
 
     pub fn logout(&self, token: &str) {
@@ -252,13 +292,18 @@ impl Till {
     }
 
     /// The approving manager: the logged-in user if a manager, else the one whose
-    /// user id and PIN came with the request.
-    pub async fn manager(&self, user: &User, approval: Option<(String, String)>) -> Result<User, TillError> {
+    /// user id and PIN came with the request (typed at `source`).
+    pub async fn manager(
+        &self,
+        user: &User,
+        approval: Option<(String, String)>,
+        source: String,
+    ) -> Result<User, TillError> {
         if user.role == Role::Manager {
             return Ok(user.clone());
         }
         let (id, pin) = approval.ok_or(TillError::NeedsManager)?;
-        let approver = self.journal(move |j| j.authenticate(&id, &pin, now_ms())).await?;
+        let approver = self.journal(move |j| j.authenticate(&id, &pin, &source, now_ms())).await?;
         if approver.role != Role::Manager {
             return Err(TillError::NeedsManager);
         }
@@ -409,6 +454,11 @@ impl Till {
 
     /// A code typed by the cashier: a barcode, or a PLU of a weighed item.
     pub async fn enter_code(&self, code: &str, key: &str) -> Result<TillEvent, TillError> {
+        let key = OpKey::new(key, "scan", code);
+        check_key(key.key)?;
+        if let Some(ev) = self.remembered(key).await? {
+            return Ok(ev);
+        }
         match self.resolve(code.trim().as_bytes()).await? {
             Resolved::Item(item, quantity) => self.modify(Some(key), move |b| b.add(&item, quantity).map(|_| ())).await,
             Resolved::Marked(item, code) => {
@@ -420,6 +470,11 @@ impl Till {
     }
 
     pub async fn add_sku(&self, sku: Sku, quantity: i64, key: &str) -> Result<TillEvent, TillError> {
+        let key = OpKey::new(key, "add_item", &(&sku, quantity));
+        check_key(key.key)?;
+        if let Some(ev) = self.remembered(key).await? {
+            return Ok(ev);
+        }
         let s = sku.clone();
         let item = self.journal(move |j| j.item_by_sku(&s)).await?.ok_or(TillError::UnknownSku(sku.0))?;
         self.modify(Some(key), move |b| b.add(&item, quantity).map(|_| ())).await
@@ -474,11 +529,12 @@ impl Till {
     }
 
     pub async fn set_quantity(&self, line: usize, quantity: i64, key: &str) -> Result<TillEvent, TillError> {
+        let key = OpKey::new(key, "set_quantity", &(line, quantity));
         self.modify(Some(key), move |b| b.set_quantity(line, quantity)).await
     }
 
     pub async fn remove_line(&self, line: usize, key: &str) -> Result<TillEvent, TillError> {
-        self.modify(Some(key), move |b| b.remove(line).map(|_| ())).await
+        self.modify(Some(OpKey::new(key, "remove_line", &line)), move |b| b.remove(line).map(|_| ())).await
     }
 
     /// A manager's price override on one line.
@@ -490,6 +546,7 @@ impl Till {
         key: &str,
     ) -> Result<TillEvent, TillError> {
         tracing::info!(line, %price, manager = %manager.id, "price override");
+        let key = OpKey::new(key, "override_price", &(line, price, &manager.id));
         self.modify(Some(key), move |b| b.override_price(line, price)).await
     }
 
@@ -500,37 +557,49 @@ impl Till {
         key: &str,
     ) -> Result<TillEvent, TillError> {
         tracing::info!(?discount, manager = %manager.id, "basket discount");
+        let key = OpKey::new(key, "discount", &(discount, &manager.id));
         self.modify(Some(key), move |b| b.set_discount(discount)).await
     }
 
     /// Abandons the open basket; the void is recorded in the journal.
     pub async fn void(&self, user: &User, key: &str) -> Result<TillEvent, TillError> {
+        let key = OpKey::new(key, "void", &());
+        check_key(key.key)?;
         let mut open = self.basket.lock().await;
-        if let Some(ev) = remembered(&open, key) {
+        if let Some(ev) = remembered(&open, key)? {
             return Ok(ev);
         }
         if !open.basket.is_empty() {
             let (terminal, basket, user) = (self.terminal, open.basket.clone(), user.id.clone());
             self.journal(move |j| j.void_basket(terminal, &user, &basket, now_ms())).await?;
+            open.next();
         }
-        open.basket = Basket::default();
-        open.customer = None;
-        let ev = TillEvent::Basket { basket: Basket::default(), totals: None, customer: None };
+        let ev = TillEvent::Basket { basket: open.basket.clone(), totals: None, customer: None };
         remember(&mut open, key, &ev);
         drop(open);
         self.publish(ev.clone());
         Ok(ev)
     }
 
+    /// The answer to a basket operation seen before under `key`, if any.
+    async fn remembered(&self, key: OpKey<'_>) -> Result<Option<TillEvent>, TillError> {
+        Ok(remembered(&*self.basket.lock().await, key)?)
+    }
+
     /// Applies `f` to the open basket (all or nothing) and publishes the new basket.
     async fn modify(
         &self,
-        key: Option<&str>,
+        key: Option<OpKey<'_>>,
         f: impl FnOnce(&mut Basket) -> Result<(), BasketError>,
     ) -> Result<TillEvent, TillError> {
+        if let Some(k) = key {
+            check_key(k.key)?;
+        }
         let mut open = self.basket.lock().await;
-        if let Some(ev) = key.and_then(|k| remembered(&open, k)) {
-            return Ok(ev);
+        if let Some(k) = key {
+            if let Some(ev) = remembered(&open, k)? {
+                return Ok(ev);
+            }
         }
         let mut next = open.basket.clone();
         f(&mut next)?;
@@ -546,9 +615,19 @@ impl Till {
 
     // ---- money ----
 
-    /// Pays the open basket. The basket stays locked until the sale is committed, so no
-    /// scan slips in between totals and commit. A retried key returns the same sale.
-    pub async fn pay(&self, user: &User, tenders: Vec<Tender>, key: String) -> Result<(Sale, bool), TillError> {
+    /// Pays basket `seen_basket` (the one the cashier saw; `None`: the open one). The
+    /// basket stays locked until the sale is committed, so no scan slips in between
+    /// totals and commit. A retried key returns the same sale, and the basket it paid is
+    /// over: the sale records its id in the same commit, so even a crash right after it
+    /// cannot bring the paid lines back.
+    pub async fn pay(
+        &self,
+        user: &User,
+        tenders: Vec<Tender>,
+        seen_basket: Option<u64>,
+        key: String,
+    ) -> Result<(Sale, bool), TillError> {
+        check_key(&key)?;
         let mut open = self.basket.lock().await;
         let (terminal, snapshot, cashier) = (self.terminal, open.basket.clone(), user.id.clone());
         let online = self.online();
@@ -571,27 +650,33 @@ impl Till {
             }
         }
         let (sale, replayed) = self
-            .journal(move |j| j.commit_sale(terminal, &cashier, &snapshot, &tenders, loyalty.as_ref(), &key, now_ms()))
+            .journal(move |j| {
+                j.commit_payment(terminal, &cashier, &snapshot, seen_basket, &tenders, loyalty.as_ref(), &key, now_ms())
+            })
             .await?;
         if !replayed {
-            open.basket = Basket::default();
-            open.customer = None;
+            open.next();
             open.keys.clear();
+            let next = open.basket.clone();
             drop(open);
             tracing::info!(sale = %sale.id, receipt = %sale.receipt_no, total = %sale.total, "sale committed");
             self.committed();
             self.publish(TillEvent::SaleCommitted { sale: sale.clone() });
-            self.publish(TillEvent::Basket { basket: Basket::default(), totals: None, customer: None });
+            self.publish(TillEvent::Basket { basket: next, totals: None, customer: None });
         }
         Ok((sale, replayed))
     }
 
+    /// A return; cash is refunded only from what the drawer holds unless
+    /// `drawer_override` names the manager who allowed more.
     pub async fn return_items(
         &self,
         user: &User,
         request: ReturnRequest,
+        drawer_override: Option<User>,
         key: String,
     ) -> Result<(Return, bool), TillError> {
+        check_key(&key)?;
         // The points the sale earned are taken back from this store's rights; online, ask
         // HQ for enough first, so the customer's refund is not cut for points HQ holds.
         if let (ReturnRequest::WithReceipt { sale_seq, .. } | ReturnRequest::Cancel { sale_seq, .. }, true) =
@@ -606,8 +691,10 @@ impl Till {
             }
         }
         let (terminal, cashier) = (self.terminal, user.id.clone());
-        let (ret, replayed) =
-            self.journal(move |j| j.commit_return(terminal, &cashier, &request, &key, now_ms())).await?;
+        let manager = drawer_override.map(|m| m.id);
+        let (ret, replayed) = self
+            .journal(move |j| j.commit_return(terminal, &cashier, &request, manager.as_deref(), &key, now_ms()))
+            .await?;
         if !replayed {
             tracing::info!(id = %ret.id, receipt = %ret.receipt_no, total = %ret.total, kind = ?ret.kind, "return committed");
             self.committed();
@@ -643,16 +730,21 @@ impl Till {
         Ok(report)
     }
 
+    /// Cash in or out; out only of what the drawer holds unless `drawer_override`
+    /// names the manager who allowed more.
     pub async fn cash_move(
         &self,
         user: &User,
         amount: Kopecks,
         reason: String,
+        drawer_override: Option<User>,
         key: String,
     ) -> Result<ShiftReport, TillError> {
         let (terminal, id) = (self.terminal, user.id.clone());
-        let (report, replayed) =
-            self.journal(move |j| j.cash_move(terminal, &id, amount, &reason, &key, now_ms())).await?;
+        let manager = drawer_override.map(|m| m.id);
+        let (report, replayed) = self
+            .journal(move |j| j.cash_move(terminal, &id, amount, &reason, manager.as_deref(), &key, now_ms()))
+            .await?;
         if !replayed && amount.0 > 0 {
             let _ = self.print_wake.try_send(());
         }
@@ -680,13 +772,18 @@ impl Till {
     }
 }
 
-fn remembered(open: &OpenBasket, key: &str) -> Option<TillEvent> {
-    open.keys.iter().find(|(k, _)| k == key).map(|(_, ev)| ev.clone())
+/// The answer given before under `key`; the same key with another request is refused.
+fn remembered(open: &OpenBasket, key: OpKey<'_>) -> Result<Option<TillEvent>, WriteError> {
+    match open.keys.iter().find(|(k, _, _)| k == key.key) {
+        Some((_, digest, _)) if *digest != key.digest => Err(WriteError::KeyReuse),
+        Some((_, _, ev)) => Ok(Some(ev.clone())),
+        None => Ok(None),
+    }
 }
 
-fn remember(open: &mut OpenBasket, key: &str, ev: &TillEvent) {
+fn remember(open: &mut OpenBasket, key: OpKey<'_>, ev: &TillEvent) {
     if open.keys.len() >= BASKET_KEYS_MAX {
         open.keys.pop_front();
     }
-    open.keys.push_back((key.to_owned(), ev.clone()));
+    open.keys.push_back((key.key.to_owned(), key.digest, ev.clone()));
 }

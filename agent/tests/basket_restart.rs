@@ -21,6 +21,7 @@ fn config(dir: &std::path::Path) -> AgentConfig {
         scan_rules: Default::default(),
         scanner: None,
         printer: None,
+        metrics_token: None,
     }
 }
 

@@ -27,6 +27,7 @@ const WORDS = {
     cash: "наличными", card: "на карту",
     customer: "Клиент", pay_points: "Баллами", card_or_phone: "Карта или телефон", new_card: "Новая карта: телефон",
     name: "Имя (необязательно)", points: "Баллов", balance: "баллов", spendable: "можно списать сейчас",
+    user_id: "Логин", drawer_override: "Разрешение управляющего: выдать больше, чем в кассе",
   },
   en: {
     title: "Till", shift: "Shift", returns: "Return", logout: "Log out", item: "Item", qty: "Qty",
@@ -48,6 +49,7 @@ const WORDS = {
     cash: "in cash", card: "to card",
     customer: "Customer", pay_points: "Points", card_or_phone: "Card or phone", new_card: "New card: phone",
     name: "Name (optional)", points: "Points", balance: "points", spendable: "spendable now",
+    user_id: "Login", drawer_override: "Manager's approval: pay out more than the drawer holds",
   },
 };
 
@@ -85,6 +87,17 @@ const ERRORS = {
     invalid: "Неверные данные.",
     no_such_customer: "Клиент не найден. Проверьте номер карты или телефона.",
     points_not_available: "Столько баллов сейчас списать нельзя.",
+    change_too_large: "Сдача больше 5 000 ₽: проверьте сумму наличных.",
+    amount_too_large: "Слишком большая сумма: проверьте ввод.",
+    drawer_short: "В кассе нет столько наличных. Нужно разрешение управляющего.",
+    basket_changed: "Чек изменился: проверьте его и оплатите снова.",
+    idempotency_key: "Ошибка запроса. Обновите страницу.",
+    disk_full: "Диск кассового сервера заполнен: операция не записана. Позовите администратора.",
+    content_type: "Ошибка запроса. Обновите страницу.",
+    bad_request: "Ошибка запроса. Обновите страницу.",
+    too_large: "Слишком большой запрос.",
+    not_found: "Нет такой функции. Обновите страницу.",
+    method_not_allowed: "Нет такой функции. Обновите страницу.",
     internal: "Внутренняя ошибка. Позовите администратора.",
     network: "Нет связи с кассовым сервером. Проверьте, что он запущен.",
   },
@@ -120,6 +133,17 @@ const ERRORS = {
     invalid: "Invalid data.",
     no_such_customer: "No such customer. Check the card or phone number.",
     points_not_available: "That many points cannot be spent now.",
+    change_too_large: "Change over 5,000 ₽: check the cash amount.",
+    amount_too_large: "The amount is too large: check what you typed.",
+    drawer_short: "The drawer does not hold that much cash. A manager must approve.",
+    basket_changed: "The basket changed: check it and pay again.",
+    idempotency_key: "Request error. Reload the page.",
+    disk_full: "The till server's disk is full: nothing was recorded. Call the administrator.",
+    content_type: "Request error. Reload the page.",
+    bad_request: "Request error. Reload the page.",
+    too_large: "The request is too large.",
+    not_found: "No such function. Reload the page.",
+    method_not_allowed: "No such function. Reload the page.",
     internal: "Internal error. Call the administrator.",
     network: "No connection to the till server. Check that it is running.",
   },
@@ -388,7 +412,7 @@ async function pay(kind) {
   } else {
     tenders = [{ kind, amount_kopecks: total }];
   }
-  const data = await act(() => api("POST", "/api/pay", { idempotency_key: newKey(), tenders }));
+  const data = await act(() => api("POST", "/api/pay", { idempotency_key: newKey(), tenders, basket_id: state.basket.id }));
   if (!data) return;
   const s = data.sale;
   $("cash").value = "";
@@ -427,6 +451,24 @@ async function discount() {
   await act(() => api("POST", "/api/basket/discount", { percent: Number(v.percent), manager: approval(v), idempotency_key: newKey() }));
 }
 
+// Sends a cash refund or cash-out; if the drawer's figures hold less, asks for a
+// manager's approval and sends it again as an override (a new request, a new key).
+async function withDrawerOverride(send) {
+  try {
+    return await send({});
+  } catch (e) {
+    if (e.code !== "drawer_short") {
+      if (e.code) showError(e.code, e.message2);
+      return null;
+    }
+    const info = document.createElement("div");
+    info.textContent = e.message2 || "";
+    const v = await ask(t("drawer_override"), managerFields(), info);
+    if (!v) return null;
+    return act(() => send({ drawer_override: true, manager: approval(v) }));
+  }
+}
+
 async function shiftDialog() {
   if (!state.shift) {
     const v = await ask(t("open_shift"), [{ name: "float", label: t("float"), value: "0" }]);
@@ -459,7 +501,7 @@ async function shiftDialog() {
     return;
   }
   const signed = v.action === "out" ? -amount : amount;
-  await act(() => api("POST", "/api/shift/cash", { amount_kopecks: signed, reason: v.reason, idempotency_key: newKey() }));
+  await withDrawerOverride((extra) => api("POST", "/api/shift/cash", { amount_kopecks: signed, reason: v.reason, ...extra, idempotency_key: newKey() }));
 }
 
 async function returnDialog(code) {
@@ -477,13 +519,14 @@ async function returnDialog(code) {
     show(t("returned", { r: r.receipt_no, t: rub(r.total), how }), "ok");
   };
   if (v.mode === "none") {
-    done(await act(() => api("POST", "/api/returns/without-receipt", { lines: [{ sku: v.code.trim(), quantity: Number(v.qty) }], manager: approval(v), idempotency_key: newKey() })));
+    const lines = [{ sku: v.code.trim(), quantity: Number(v.qty) }];
+    done(await withDrawerOverride((extra) => api("POST", "/api/returns/without-receipt", { lines, manager: approval(v), ...extra, idempotency_key: newKey() })));
     return;
   }
   const found = await act(() => api("GET", `/api/sales/lookup?code=${encodeURIComponent(v.code.trim())}`));
   if (!found) return;
   if (v.mode === "cancel") {
-    done(await act(() => api("POST", `/api/sales/${found.sale.id.seq}/cancel`, { manager: approval(v), idempotency_key: newKey() })));
+    done(await withDrawerOverride((extra) => api("POST", `/api/sales/${found.sale.id.seq}/cancel`, { manager: approval(v), ...extra, idempotency_key: newKey() })));
     return;
   }
   const fields = found.sale.lines
@@ -492,27 +535,28 @@ async function returnDialog(code) {
   const q = await ask(`${t("returns")} ${found.sale.receipt_no}`, fields);
   if (!q) return;
   const lines = fields.map((f, i) => ({ line: Number(f.name.slice(1)), quantity: Number(q[f.name]) })).filter((l) => l.quantity > 0);
-  done(await act(() => api("POST", "/api/returns", { sale_seq: found.sale.id.seq, lines, idempotency_key: newKey() })));
+  done(await withDrawerOverride((extra) => api("POST", "/api/returns", { sale_seq: found.sale.id.seq, lines, ...extra, idempotency_key: newKey() })));
 }
 
 // ---- login ----
 async function showLogin() {
   state.token = null;
   sessionStorage.removeItem("kassa.token");
+  closeEvents();
   $("login").classList.remove("hidden");
-  const data = await api("GET", "/api/users").catch(() => null);
-  if (!data) return;
-  state.users = data.users;
-  state.store = data.store;
-  const sel = $("login-user");
-  sel.replaceChildren();
-  for (const u of data.users) {
-    const o = document.createElement("option");
-    o.value = u.id;
-    o.textContent = `${u.name} (${u.role === "manager" ? "управляющий" : "кассир"})`;
-    sel.appendChild(o);
+  $("login-pin").value = "";
+  ($("login-user").value ? $("login-pin") : $("login-user")).focus();
+}
+
+// After a login: who may approve (the managers), and the live events of the till.
+async function loggedIn() {
+  const users = await api("GET", "/api/users").catch(() => null);
+  if (users) {
+    state.users = users.users;
+    state.store = users.store;
   }
-  $("login-pin").focus();
+  openEvents();
+  renderAll();
 }
 
 $("login-form").onsubmit = async (e) => {
@@ -525,9 +569,10 @@ $("login-form").onsubmit = async (e) => {
     $("login-pin").value = "";
     $("login-message").textContent = "";
     $("login").classList.add("hidden");
-    renderAll();
+    await loggedIn();
     $("code").focus();
   } catch (err) {
+    $("login-pin").value = "";
     $("login-message").textContent = (ERRORS[lang] && ERRORS[lang][err.code]) || err.message2 || err.code;
   }
 };
@@ -567,7 +612,7 @@ $("pay-points").onclick = async () => {
   const total = state.totals ? state.totals.total : 0;
   const tenders = [{ kind: "points", amount_kopecks: byPoints }];
   if (total > byPoints) tenders.push({ kind: "cash", amount_kopecks: total - byPoints });
-  const data = await act(() => api("POST", "/api/pay", { idempotency_key: newKey(), tenders }));
+  const data = await act(() => api("POST", "/api/pay", { idempotency_key: newKey(), tenders, basket_id: state.basket.id }));
   if (data) show(t("receipt_done", { r: data.sale.receipt_no, t: rub(data.sale.total), c: rub(data.sale.change) }), "ok");
 };
 $("btn-return").onclick = returnDialog;
@@ -586,8 +631,19 @@ document.addEventListener("keydown", (e) => {
   if (e.key === "F10") { e.preventDefault(); pay("card"); }
 });
 
-const events = new EventSource("/api/events");
-events.onmessage = (m) => {
+// The till's live events; a browser's EventSource sends no headers, so the session
+// token goes in the query string.
+let events = null;
+function closeEvents() {
+  if (events) events.close();
+  events = null;
+}
+function openEvents() {
+  closeEvents();
+  events = new EventSource(`/api/events?token=${encodeURIComponent(state.token)}`);
+  events.onmessage = onEvent;
+}
+function onEvent(m) {
   const ev = JSON.parse(m.data);
   if (ev.type === "basket") {
     state.basket = ev.basket;
@@ -609,7 +665,7 @@ events.onmessage = (m) => {
     state.status = ev.status;
     renderStatus();
   }
-};
+}
 
 (async () => {
   applyLang();
@@ -618,12 +674,7 @@ events.onmessage = (m) => {
     if (me) {
       state.user = me.user;
       $("login").classList.add("hidden");
-      const users = await api("GET", "/api/users").catch(() => null);
-      if (users) {
-        state.users = users.users;
-        state.store = users.store;
-      }
-      renderAll();
+      await loggedIn();
       return;
     }
   }

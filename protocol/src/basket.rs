@@ -52,6 +52,10 @@ pub enum BasketDiscount {
 pub struct Basket {
     pub lines: Vec<BasketLine>,
     pub discount: Option<BasketDiscount>,
+    /// Which basket of its terminal this is: the till numbers them 1, 2, 3… and the
+    /// journal records the id of the basket each sale paid (and each void ended), so a
+    /// basket saved before a crash is known to be paid, or not, after the restart.
+    pub id: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -93,6 +97,11 @@ pub struct Totals {
 }
 
 impl Basket {
+    /// A new, empty basket with the given id.
+    pub fn new(id: u64) -> Basket {
+        Basket { id, ..Basket::default() }
+    }
+
     /// Adds `quantity` of `item`. Pieces of an item already in the basket add to its
     /// line; each weighing of a weighted item is its own line, as on the scale's label.
     pub fn add(&mut self, item: &CatalogItem, quantity: i64) -> Result<usize, BasketError> {

@@ -99,11 +99,14 @@ pub struct CatalogItem {
 
 /// Bounds on what a catalog may hold, so that a bad file cannot exhaust a store.
 pub const CATALOG_ITEMS_MAX: usize = 200_000;
+/// Longest item name, and longest category name, in characters.
 pub const NAME_LEN_MAX_CHARS: usize = 128;
 /// Only the first errors of a bad file are listed: enough to fix it, not a flood.
 pub const IMPORT_ERRORS_MAX: usize = 20;
-/// A price above a million roubles for one item is a typo, not a price.
-pub const PRICE_MAX: Kopecks = Kopecks(100_000_000);
+/// Dearest price of one item (of one kilogram for weighted goods): 1 000 000 RUB, in
+/// kopecks. More than a million roubles for one item is a typo, not a price; the
+/// cheapest is 1 kopeck (a free item is a discount, not a price).
+pub const PRICE_KOPECKS_MAX: Kopecks = Kopecks(100_000_000);
 
 /// One rejected row of an import, with the line of the file it came from.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -121,12 +124,17 @@ pub enum ImportError {
     Rows(Vec<RowError>),
     #[error("more than {CATALOG_ITEMS_MAX} items")]
     TooManyItems,
+    /// A header and no rows: published, it would leave every store unable to sell.
+    #[error("the catalog has no items (only a header); a store could sell nothing, so nothing is published")]
+    Empty,
 }
 
 pub const CSV_HEADER: &str = "sku,gtin,name,category,price_kopecks,vat_percent,unit,plu";
 
 /// Parses a whole catalog CSV. Every row is checked; if any row is bad, nothing is
-/// returned but the list of bad rows with their line numbers.
+/// returned but the list of bad rows with their line numbers. An accepted catalog has
+/// at least one item; its SKUs, GTINs and PLUs are each unique, its prices within 1 to
+/// [`PRICE_KOPECKS_MAX`] kopecks.
 pub fn parse_csv(text: &str) -> Result<Vec<CatalogItem>, ImportError> {
     let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(text.as_bytes());
     let header = reader.headers().map(|h| h.iter().collect::<Vec<_>>().join(",")).unwrap_or_default();
@@ -168,10 +176,12 @@ pub fn parse_csv(text: &str) -> Result<Vec<CatalogItem>, ImportError> {
             Err(_) => {}
         }
     }
-    if errors.is_empty() {
-        Ok(items)
-    } else {
+    if !errors.is_empty() {
         Err(ImportError::Rows(errors))
+    } else if items.is_empty() {
+        Err(ImportError::Empty)
+    } else {
+        Ok(items)
     }
 }
 
@@ -189,9 +199,12 @@ fn parse_row(r: &csv::StringRecord) -> Result<CatalogItem, String> {
         return Err(format!("name must be 1 to {NAME_LEN_MAX_CHARS} printable characters"));
     }
     let category = r[3].trim().to_owned();
+    if category.chars().count() > NAME_LEN_MAX_CHARS || category.chars().any(char::is_control) {
+        return Err(format!("category must be at most {NAME_LEN_MAX_CHARS} printable characters"));
+    }
     let price: i64 = r[4].trim().parse().map_err(|_| format!("bad price `{}` (kopecks, an integer)", &r[4]))?;
-    if price <= 0 || Kopecks(price) > PRICE_MAX {
-        return Err(format!("price {price} kopecks is out of range"));
+    if price <= 0 || Kopecks(price) > PRICE_KOPECKS_MAX {
+        return Err(format!("price {price} kopecks is out of range (1 to {} kopecks)", PRICE_KOPECKS_MAX.0));
     }
     let vat = VatRate::parse(&r[5]).ok_or_else(|| format!("bad VAT rate `{}` (20, 10, 0 or none)", &r[5]))?;
     let unit = Unit::parse(&r[6]).ok_or_else(|| format!("bad unit `{}` (pcs or kg)", &r[6]))?;
@@ -238,5 +251,47 @@ mod tests {
     #[test]
     fn rejects_a_wrong_header() {
         assert!(matches!(parse_csv("a,b\n1,2\n"), Err(ImportError::Header { .. })));
+        assert!(matches!(parse_csv(""), Err(ImportError::Header { .. })));
+    }
+
+    #[test]
+    fn an_empty_catalog_is_refused() {
+        for text in [CSV_HEADER.to_owned(), format!("{CSV_HEADER}\n"), format!("\u{feff}{CSV_HEADER}\r\n\n\n")] {
+            assert_eq!(parse_csv(&text), Err(ImportError::Empty), "{text:?}");
+        }
+        // Every row bad: refused for the rows, not published as empty.
+        let all_bad = format!("{CSV_HEADER}\n1,,Хлеб,М,0,10,pcs,\n2,,Сыр,М,x,10,pcs,\n");
+        let Err(ImportError::Rows(rows)) = parse_csv(&all_bad) else { panic!("must fail") };
+        assert_eq!(rows.len(), 2);
+        assert!(ImportError::Empty.to_string().contains("no items"));
+    }
+
+    #[test]
+    fn prices_and_categories_are_bounded_and_codes_unique() {
+        let row = |sku: &str, gtin: &str, category: &str, price: i64, unit: &str, plu: &str| {
+            format!("{CSV_HEADER}\n{sku},{gtin},Товар,{category},{price},10,{unit},{plu}\n")
+        };
+        let max = PRICE_KOPECKS_MAX.0;
+        assert_eq!(parse_csv(&row("1", "", "М", max, "pcs", "")).unwrap()[0].price, PRICE_KOPECKS_MAX);
+        assert_eq!(parse_csv(&row("1", "", "М", 1, "pcs", "")).unwrap()[0].price, Kopecks(1));
+        for price in [max + 1, 0, -1, i64::MAX, i64::MIN] {
+            let Err(ImportError::Rows(rows)) = parse_csv(&row("1", "", "М", price, "pcs", "")) else {
+                panic!("price {price} must be refused")
+            };
+            assert!(rows[0].reason.contains("out of range"), "{}", rows[0].reason);
+        }
+        let long = "К".repeat(NAME_LEN_MAX_CHARS + 1);
+        assert!(matches!(parse_csv(&row("1", "", &long, 100, "pcs", "")), Err(ImportError::Rows(_))));
+        assert!(parse_csv(&row("1", "", &long[..NAME_LEN_MAX_CHARS * 2], 100, "pcs", "")).is_ok());
+        let dup = |a: &str, b: &str| format!("{CSV_HEADER}\n{a}\n{b}\n");
+        for (a, b, what) in [
+            ("1,,A,М,100,10,pcs,", "1,,B,М,100,10,pcs,", "SKU 1"),
+            ("1,4650001209603,A,М,100,10,pcs,", "2,4650001209603,B,М,100,10,pcs,", "GTIN 4650001209603"),
+            ("1,,A,М,100,10,kg,7", "2,,B,М,100,10,kg,00007", "PLU 7"),
+        ] {
+            let Err(ImportError::Rows(rows)) = parse_csv(&dup(a, b)) else { panic!("{what} twice") };
+            assert_eq!(rows[0].line, 3);
+            assert_eq!(rows[0].reason, format!("{what} appears twice"));
+        }
     }
 }

@@ -15,6 +15,8 @@
 //! - [`loyalty`]: customers, loyalty rules, and points as a bounded counter (escrow).
 //! - [`wire`]: the messages stores and HQ exchange and their length-prefixed codec.
 //! - [`sync`]: the sans-IO sync state machines of a store and of HQ.
+//! - `fuzzing` (hidden): the bodies of the fuzz targets in `protocol/fuzz`, run by the
+//!   unit tests too.
 //!
 //! **Architecture invariant:** nothing here reads a clock, a socket or a file. Time is
 //! passed in as [`std::time::Instant`] by the caller, which makes the sync core
@@ -22,6 +24,8 @@
 
 pub mod basket;
 pub mod catalog;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gtin;
 pub mod ids;
 pub mod loyalty;

@@ -64,7 +64,15 @@ pub enum PaymentError {
     NonPositiveTender,
     #[error("the amount is too large")]
     Overflow,
+    /// More cash than the sale needs, by more than a till gives back in change: a typing
+    /// mistake (an extra zero), never a payment.
+    #[error("the change would be {change}: at most {max} is given in change; check the cash amount")]
+    ChangeTooLarge { change: Kopecks, max: Kopecks },
 }
+
+/// The most change a till gives: the largest banknote (5,000 ₽). Cash beyond what is
+/// due plus this is refused as a typing mistake.
+pub const CHANGE_MAX: Kopecks = Kopecks(500_000);
 
 /// Checks the tenders against the basket and works out the change. Change is given
 /// only in cash: cards pay at most what is due.
@@ -95,6 +103,9 @@ pub fn settle(basket: &Basket, tenders: &[Tender]) -> Result<(Totals, Kopecks), 
         return Err(PaymentError::Short { total: totals.total, paid, short });
     }
     let change = paid.checked_sub(totals.total).ok_or(PaymentError::Overflow)?;
+    if change > CHANGE_MAX {
+        return Err(PaymentError::ChangeTooLarge { change, max: CHANGE_MAX });
+    }
     Ok((totals, change))
 }
 
@@ -161,6 +172,11 @@ mod tests {
         assert!(matches!(settle(&b, &[card(20000)]), Err(PaymentError::CardOverpaid { .. })));
         assert!(matches!(settle(&Basket::default(), &[cash(1)]), Err(PaymentError::EmptyBasket)));
         assert!(matches!(settle(&b, &[cash(0)]), Err(PaymentError::NonPositiveTender)));
+        // Change up to the largest banknote; beyond, a typing mistake.
+        assert_eq!(settle(&b, &[cash(10690 + CHANGE_MAX.0)]).unwrap().1, CHANGE_MAX);
+        assert!(matches!(settle(&b, &[cash(10690 + CHANGE_MAX.0 + 1)]), Err(PaymentError::ChangeTooLarge { .. })));
+        assert!(matches!(settle(&b, &[cash(i64::MAX)]), Err(PaymentError::ChangeTooLarge { .. })));
+        assert!(matches!(settle(&b, &[cash(i64::MAX), cash(i64::MAX)]), Err(PaymentError::Overflow)));
     }
 
     #[test]

@@ -120,6 +120,7 @@ pub async fn loyalty(redemptions: usize) -> anyhow::Result<()> {
     till.pay(
         &cashier,
         vec![Tender { kind: TenderKind::Cash, amount: kassa_protocol::Kopecks(due) }],
+        None,
         "bench-pay".into(),
     )
     .await?;

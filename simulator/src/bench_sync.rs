@@ -94,6 +94,7 @@ pub async fn sync(sales: usize) -> anyhow::Result<SyncReport> {
         scan_rules: Default::default(),
         scanner: None,
         printer: None,
+        metrics_token: None,
     };
     let started = Instant::now();
     let agent = kassa_agent::start(config, cancel.clone()).await?;

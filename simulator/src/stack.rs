@@ -137,6 +137,7 @@ pub async fn start(opts: StackOptions) -> Result<Stack, StackError> {
             serial: Default::default(),
             model: model.into(),
         }),
+        metrics_token: None,
     };
     let agent = kassa_agent::start(config, cancel.clone()).await?;
     if agent.journal.users()?.is_empty() {

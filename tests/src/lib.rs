@@ -118,6 +118,7 @@ pub async fn start_relayed_store(
         scan_rules: Default::default(),
         scanner: None,
         printer: None,
+        metrics_token: None,
     };
     let agent = kassa_agent::start(config, cancel).await.unwrap();
     let cashier = User { id: "kassir".into(), name: "К".into(), role: Role::Cashier };
@@ -138,4 +139,18 @@ pub async fn start_hq(
     let hq = kassa_hq::start(config, cancel).await.unwrap();
     kassa_hq::import_catalog(&hq.shared, kassa_sim::stack::DEMO_CATALOG_CSV).await.unwrap();
     hq
+}
+
+/// Pays the till's open basket with exactly its total in cash (a till gives at most
+/// `CHANGE_MAX` in change, so tests do not hand over arbitrary sums).
+pub async fn pay_exact(
+    till: &kassa_agent::Till,
+    cashier: &kassa_agent::journal::User,
+    key: String,
+) -> kassa_protocol::sale::Sale {
+    let kassa_agent::till::TillEvent::Basket { totals: Some(totals), .. } = till.basket_event().await else {
+        panic!("nothing to pay: the basket is empty");
+    };
+    let tender = kassa_protocol::sale::Tender { kind: kassa_protocol::sale::TenderKind::Cash, amount: totals.total };
+    till.pay(cashier, vec![tender], None, key).await.expect("the sale is paid").0
 }

@@ -6,8 +6,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use kassa_protocol::sale::{Tender, TenderKind};
-use kassa_protocol::{Kopecks, StoreId};
+use kassa_protocol::StoreId;
 use kassa_tests::{eventually, init_logging};
 use tokio_util::sync::CancellationToken;
 
@@ -24,8 +23,7 @@ async fn hq_repairs_lost_counters_from_the_store_by_digest() {
 
     for (i, sku) in skus.iter().enumerate() {
         store.agent.till.add_sku(sku.clone(), 2, &format!("add-{i}")).await.unwrap();
-        let tender = vec![Tender { kind: TenderKind::Cash, amount: Kopecks(100_000_000) }];
-        store.agent.till.pay(&store.cashier, tender, format!("pay-{i}")).await.unwrap();
+        kassa_tests::pay_exact(&store.agent.till, &store.cashier, format!("pay-{i}")).await;
     }
     let journal = store.agent.journal.clone();
     eventually(Duration::from_secs(15), "HQ to acknowledge the sales", || async {

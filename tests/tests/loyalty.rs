@@ -56,7 +56,7 @@ async fn two_offline_stores_cannot_spend_one_balance_twice() {
     a.agent.till.set_customer(&card).await.unwrap();
     // 50 × 106,90 = 5 345,00 ₽ earns 534 points (1 per 10 ₽, rounded down).
     a.agent.till.add_sku(Sku(MILK.into()), 50, "a-add-1").await.unwrap();
-    a.agent.till.pay(&a.cashier, vec![cash(534_500)], "a-pay-1".into()).await.unwrap();
+    a.agent.till.pay(&a.cashier, vec![cash(534_500)], None, "a-pay-1".into()).await.unwrap();
     // Online, store 1 hands its spare rights to HQ: HQ can grant them anywhere.
     let http = format!("http://{}/api/loyalty/{card}", hq.http_addr);
     eventually(Duration::from_secs(10), "HQ to hold the points", || {
@@ -72,7 +72,8 @@ async fn two_offline_stores_cannot_spend_one_balance_twice() {
     let view = b.agent.till.set_customer(&card).await.unwrap();
     assert_eq!(customer_of(&view).balance, 534);
     b.agent.till.add_sku(Sku(MILK.into()), 10, "b-add-1").await.unwrap(); // 1 069,00 ₽: up to 534 points (50 %)
-    let (sale, _) = b.agent.till.pay(&b.cashier, vec![points(300), cash(76_900)], "b-pay-1".into()).await.unwrap();
+    let (sale, _) =
+        b.agent.till.pay(&b.cashier, vec![points(300), cash(76_900)], None, "b-pay-1".into()).await.unwrap();
     assert_eq!(sale.loyalty.as_ref().unwrap().redeemed_points, 300);
 
     // Store 1 earns more while cut off: those rights stay at store 1.
@@ -84,7 +85,7 @@ async fn two_offline_stores_cannot_spend_one_balance_twice() {
     }
     a.agent.till.set_customer(&card).await.unwrap();
     a.agent.till.add_sku(Sku(MILK.into()), 20, "a-add-2").await.unwrap(); // 2 138,00 ₽: +213 points
-    a.agent.till.pay(&a.cashier, vec![cash(213_800)], "a-pay-2".into()).await.unwrap();
+    a.agent.till.pay(&a.cashier, vec![cash(213_800)], None, "a-pay-2".into()).await.unwrap();
 
     // Now both try to spend everything. Store 2 holds no rights: a clear refusal.
     b.agent.till.set_customer(&card).await.unwrap();
@@ -93,7 +94,7 @@ async fn two_offline_stores_cannot_spend_one_balance_twice() {
     assert_eq!(offer.spendable_now, 0, "{offer:?}");
     assert!(offer.message.contains("offline"), "{}", offer.message);
     let refused =
-        b.agent.till.pay(&b.cashier, vec![points(offer.allowed.max(1)), cash(213_800)], "b-pay-2".into()).await;
+        b.agent.till.pay(&b.cashier, vec![points(offer.allowed.max(1)), cash(213_800)], None, "b-pay-2".into()).await;
     match refused {
         Err(TillError::Write(kassa_agent::journal::WriteError::Points { message, spendable_now })) => {
             assert_eq!(spendable_now, 0);
@@ -107,10 +108,10 @@ async fn two_offline_stores_cannot_spend_one_balance_twice() {
     let offer = customer_of(&view).clone();
     assert_eq!(offer.spendable_now, 213, "{offer:?}");
     assert!(offer.message.contains("213 of"), "{}", offer.message);
-    let over = a.agent.till.pay(&a.cashier, vec![points(offer.allowed), cash(213_800)], "a-pay-3".into()).await;
+    let over = a.agent.till.pay(&a.cashier, vec![points(offer.allowed), cash(213_800)], None, "a-pay-3".into()).await;
     assert!(matches!(over, Err(TillError::Write(kassa_agent::journal::WriteError::Points { .. }))), "{over:?}");
     let due = 213_800 - 213 * 100;
-    a.agent.till.pay(&a.cashier, vec![points(213), cash(due)], "a-pay-4".into()).await.unwrap();
+    a.agent.till.pay(&a.cashier, vec![points(213), cash(due)], None, "a-pay-4".into()).await.unwrap();
 
     // Heal: HQ's balance = earned − spent, never below zero, every store agrees.
     a.relay.cut.store(false, Ordering::Relaxed);
@@ -135,7 +136,7 @@ async fn two_offline_stores_cannot_spend_one_balance_twice() {
     // money refund is whole.
     let first_sale = a.agent.journal.find_doc("0001-01-000001").unwrap().unwrap();
     let request = kassa_agent::journal::ReturnRequest::WithReceipt { sale_seq: first_sale, lines: vec![(0, 10)] };
-    let (ret, _) = a.agent.till.return_items(&a.cashier, request, "a-ret-1".into()).await.unwrap();
+    let (ret, _) = a.agent.till.return_items(&a.cashier, request, None, "a-ret-1".into()).await.unwrap();
     let rl = ret.loyalty.clone().expect("the return carries its points");
     assert_eq!((rl.take_back, rl.shortfall, rl.deducted), (107, 0, Kopecks(0)), "{rl:?}");
     assert_eq!(ret.refunds.iter().map(|t| t.amount.0).sum::<i64>(), 106_900);

@@ -10,8 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use kassa_agent::journal::ReturnRequest;
-use kassa_protocol::sale::{Tender, TenderKind};
-use kassa_protocol::{Kopecks, Sku, StoreId};
+use kassa_protocol::{Sku, StoreId};
 use kassa_tests::{eventually, init_logging};
 use tokio_util::sync::CancellationToken;
 
@@ -67,13 +66,12 @@ async fn stores_converge_with_hq_through_partitions() {
                 s.agent.till.add_sku(sku.clone(), q, &format!("add-{round}-{}", rng.next_u64())).await.unwrap();
                 *sold.entry((s.id.0, sku)).or_default() += q;
             }
-            let tender = vec![Tender { kind: TenderKind::Cash, amount: Kopecks(100_000_000) }];
-            let (sale, _) = s.agent.till.pay(&s.cashier, tender, format!("pay-{round}")).await.unwrap();
+            let sale = kassa_tests::pay_exact(&s.agent.till, &s.cashier, format!("pay-{round}")).await;
             sales_made[i] += 1;
             // Now and then a return of the sale's first line.
             if rng.below(4) == 0 {
                 let request = ReturnRequest::WithReceipt { sale_seq: sale.id.seq, lines: vec![(0, 1)] };
-                s.agent.till.return_items(&s.cashier, request, format!("ret-{round}")).await.unwrap();
+                s.agent.till.return_items(&s.cashier, request, None, format!("ret-{round}")).await.unwrap();
                 *returned.entry((s.id.0, sale.lines[0].sku.clone())).or_default() += 1;
             }
         }

@@ -84,8 +84,15 @@ async fn scan_pay_print_and_sync_to_hq() {
     assert_eq!(anonymous.status(), 401);
     let token = stack::cashier_token(&client, &agent).await.unwrap();
 
-    // The page's event stream: first the (empty) basket.
-    let mut events = client.get(format!("{agent}/api/events")).send().await.unwrap();
+    // Nothing is read without a session either: not the event stream, stock or metrics.
+    for path in ["/api/events?token=nope", "/api/stock/100001", "/metrics", "/api/users", "/api/status"] {
+        let refused = client.get(format!("{agent}{path}")).send().await.unwrap();
+        assert_eq!(refused.status(), 401, "{path}");
+    }
+
+    // The page's event stream (the browser's EventSource passes the session as a query
+    // parameter): first the (empty) basket.
+    let mut events = client.get(format!("{agent}/api/events?token={token}")).send().await.unwrap();
     assert_eq!(events.status(), 200);
     let mut buf = String::new();
     let first = next_event(&mut events, &mut buf, |e| e["type"] == "basket").await;
@@ -163,7 +170,15 @@ async fn scan_pay_print_and_sync_to_hq() {
     assert!(drawer, "a cash sale opens the drawer");
 
     // Stock went down at the store...
-    let store_stock = get(&client, format!("{agent}/api/stock/{MILK_SKU}")).await;
+    let store_stock: Value = client
+        .get(format!("{agent}/api/stock/{MILK_SKU}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(store_stock["quantity"], DEMO_STOCK_PIECES - 1);
     // ...and HQ has the sale and the new stock level within seconds.
     eventually(Duration::from_secs(10), "HQ to have the sale and stock", || {
@@ -182,7 +197,8 @@ async fn scan_pay_print_and_sync_to_hq() {
     assert_eq!(stores["stores"][0]["acked_seq"], 1);
     assert_eq!(stores["stores"][0]["backlog"], 0);
     // Operators' metrics on both sides.
-    let metrics = client.get(format!("{agent}/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics =
+        client.get(format!("{agent}/metrics")).bearer_auth(&token).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("\nkassa_sales 1\n") && metrics.contains("\nkassa_hq_online 1\n"), "{metrics}");
     let metrics = client.get(format!("{hq}/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("kassa_hq_store_backlog_entries{store=\"1\"} 0"), "{metrics}");

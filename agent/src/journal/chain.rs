@@ -52,6 +52,14 @@ pub enum Record {
         name: String,
         role: Role,
     },
+    /// A manager let more cash leave the drawer (a refund or a cash-out) than the shift's
+    /// figures say it holds. Appended right after the record it allowed.
+    DrawerOverride {
+        shift: i64,
+        manager: String,
+        in_drawer: Kopecks,
+        amount: Kopecks,
+    },
 }
 
 impl Record {
@@ -64,6 +72,7 @@ impl Record {
             Record::CashMove { .. } => "cash_move",
             Record::ShiftClose { .. } => "shift_close",
             Record::UserAdded { .. } => "user_added",
+            Record::DrawerOverride { .. } => "drawer_override",
         }
     }
 }

@@ -31,16 +31,34 @@ pub use chain::{Record, VerifyReport};
 pub use open_basket::BasketStore;
 pub use sales::{LoyaltyUse, PrintDoc, PrintJob, Printable, ReturnRequest};
 pub use shifts::{ShiftReport, TenderTotal};
-pub use users::{AuthError, Role, User, LOCKOUT_MS, PIN_ATTEMPTS_MAX};
+pub use users::{lockout_ms, AuthError, Role, User, LOCKOUT_MAX_MS, LOCKOUT_MS, PIN_ATTEMPTS_MAX};
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     #[error("journal database: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
+    /// The disk (or the file system's quota) is full: nothing was written. Free space;
+    /// the till goes on where it stopped.
+    #[error("the disk is full: the journal cannot write ({0})")]
+    DiskFull(rusqlite::Error),
     #[error("this journal belongs to store {found}, not {expected}")]
     WrongStore { expected: StoreId, found: StoreId },
     #[error("journal record is corrupt: {0}")]
     Corrupt(String),
+    #[error(
+        "the journal's schema is version {found}, newer than this program knows ({known}): \
+         run the newer kassa-agent; the file was not touched"
+    )]
+    TooNew { found: u32, known: u32 },
+}
+
+impl From<rusqlite::Error> for JournalError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => JournalError::DiskFull(e),
+            _ => JournalError::Sqlite(e),
+        }
+    }
 }
 
 /// Refusals of a write, each with a message a cashier understands. Nothing is written
@@ -51,10 +69,20 @@ pub enum WriteError {
     Payment(#[from] kassa_protocol::sale::PaymentError),
     #[error(transparent)]
     Return(#[from] kassa_protocol::returns::ReturnError),
-    #[error("the idempotency key must be 1 to {IDEMPOTENCY_KEY_LEN_MAX} characters")]
+    #[error("an idempotency key is 1 to {IDEMPOTENCY_KEY_LEN_MAX} characters: letters, digits, `-`, `_`, `.` or `:`")]
     IdempotencyKey,
-    #[error("this idempotency key was used for a different operation")]
+    #[error("this idempotency key was already used for a different request: send a new key for a new request")]
     KeyReuse,
+    /// A cash refund or cash-out beyond what the drawer holds, without a manager's
+    /// override.
+    #[error("only {in_drawer} in the drawer, {needed} needed: a manager can override")]
+    DrawerShort { in_drawer: Kopecks, needed: Kopecks },
+    /// An amount typed at the till beyond its documented bound.
+    #[error("{what} must be at most {max}")]
+    AmountTooLarge { what: &'static str, max: Kopecks },
+    /// The basket changed since the cashier asked to pay it (a scan slipped in).
+    #[error("the basket changed: check it and pay again")]
+    BasketChanged,
     #[error("no shift is open on this terminal: open a shift first")]
     NoShift,
     #[error("a shift is already open on this terminal")]
@@ -78,6 +106,47 @@ impl From<rusqlite::Error> for WriteError {
 }
 
 pub const IDEMPOTENCY_KEY_LEN_MAX: usize = 128;
+
+/// The one rule for every write's idempotency key, at the till and in the journal: 1 to
+/// [`IDEMPOTENCY_KEY_LEN_MAX`] characters, ASCII letters, digits, `-`, `_`, `.` or `:`
+/// (a UUID fits).
+pub fn check_key(key: &str) -> Result<(), WriteError> {
+    let ok = !key.is_empty()
+        && key.len() <= IDEMPOTENCY_KEY_LEN_MAX
+        && key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(WriteError::IdempotencyKey)
+    }
+}
+
+/// What identifies a request under its idempotency key: SHA-256 of the operation's name
+/// and its parameters (as JSON). The same key with another request is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestDigest(pub [u8; 32]);
+
+impl RequestDigest {
+    pub fn of<T: Serialize + ?Sized>(op: &str, request: &T) -> RequestDigest {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        h.update(op.as_bytes());
+        h.update([0]);
+        // Serialising plain data to JSON cannot fail; a failure would hash as empty.
+        h.update(serde_json::to_vec(request).unwrap_or_default());
+        RequestDigest(h.finalize().into())
+    }
+}
+
+/// The amounts a person types, bounded (see ARCHITECTURE.md, "Limits").
+pub mod limits {
+    use kassa_protocol::Kopecks;
+
+    /// A cash float, a cash-in or a cash-out: 10 million ₽.
+    pub const CASH_AMOUNT_MAX: Kopecks = Kopecks(1_000_000_000);
+    /// Cash counted at the close of a shift.
+    pub const COUNTED_CASH_MAX: Kopecks = CASH_AMOUNT_MAX;
+}
 
 /// Prepared statements kept per connection (see [`exec`]).
 const STATEMENT_CACHE_CAPACITY: usize = 128;
@@ -192,6 +261,61 @@ CREATE TABLE IF NOT EXISTS print_jobs (
 DROP INDEX IF EXISTS print_jobs_pending;
 ";
 
+/// The journal's schema version, kept in `PRAGMA user_version`. Version 1 is [`SCHEMA`]
+/// as first released (`user_version` 0 in files of that release); each later version
+/// is one step of [`MIGRATIONS`].
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// Steps from version `n - 1` to `n`, run at start in one transaction after a copy of
+/// the file is kept beside it (`journal.sqlite.v{old}.bak`).
+const MIGRATIONS: &[(u32, &str)] = &[(
+    2,
+    // Idempotency keys remember their request; sales the basket they paid; failed PINs
+    // are counted per user and per source (the page's address), and lockouts logged.
+    "ALTER TABLE idempotency ADD COLUMN request_digest BLOB;
+     ALTER TABLE docs ADD COLUMN basket_id INTEGER;
+     CREATE TABLE auth_failures (
+         user_id TEXT NOT NULL, source TEXT NOT NULL, failures INTEGER NOT NULL, lockouts INTEGER NOT NULL,
+         locked_until_ms INTEGER NOT NULL, PRIMARY KEY (user_id, source)
+     ) STRICT, WITHOUT ROWID;
+     CREATE TABLE lockouts (
+         id INTEGER PRIMARY KEY, user_id TEXT NOT NULL, source TEXT NOT NULL, at_ms INTEGER NOT NULL,
+         until_ms INTEGER NOT NULL
+     ) STRICT;",
+)];
+
+/// Brings the file to [`SCHEMA_VERSION`]: creates a new journal, or migrates an older
+/// one (after keeping a copy of it).
+fn migrate(conn: &Connection, path: &Path) -> Result<(), JournalError> {
+    let version: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let fresh: i64 = conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))?;
+    let from = version.max(1);
+    if from == SCHEMA_VERSION {
+        return Ok(());
+    }
+    if fresh > 0 {
+        let backup = path.with_extension(format!("sqlite.v{from}.bak"));
+        if !backup.exists() {
+            conn.execute("VACUUM INTO ?1", [backup.display().to_string()])?;
+        }
+        tracing::info!(from, to = SCHEMA_VERSION, backup = %backup.display(), "migrating the journal");
+    }
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = (|| {
+        conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(loyalty::SCHEMA)?;
+        for (to, sql) in MIGRATIONS.iter().filter(|(to, _)| *to > from) {
+            conn.execute_batch(sql)?;
+            conn.pragma_update(None, "user_version", to)?;
+        }
+        conn.execute_batch("COMMIT")
+    })();
+    if result.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    Ok(result?)
+}
+
 fn item_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<CatalogItem> {
     let corrupt = |what: &str| rusqlite::Error::InvalidColumnName(format!("corrupt catalog {what}"));
     let gtin: Option<String> = row.get(1)?;
@@ -216,6 +340,11 @@ impl Journal {
     /// Opens (or creates) the journal of `store`.
     pub fn open(path: &Path, store: StoreId) -> Result<Journal, JournalError> {
         let conn = Connection::open(path)?;
+        // A file from a newer release is refused before anything (even a pragma) writes.
+        let version: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(JournalError::TooNew { found: version, known: SCHEMA_VERSION });
+        }
         // Explicit pragmas: WAL for concurrent readers; FULL so a commit the cashier was
         // told about survives power loss; foreign keys on (SQLite's default is off).
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -225,8 +354,7 @@ impl Journal {
         // A sale alone runs over a dozen distinct statements, returns and reports more;
         // rusqlite's default of 16 cached statements would evict them from each other.
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
-        conn.execute_batch(SCHEMA)?;
-        conn.execute_batch(loyalty::SCHEMA)?;
+        migrate(&conn, path)?;
         let found = meta(&conn, "store")?;
         if found == 0 {
             set_meta(&conn, "store", u64::from(store.0))?;
@@ -465,23 +593,26 @@ impl Response for ShiftReport {
     }
 }
 
-/// Runs `op` in one transaction under an idempotency key: a key seen before returns the
-/// stored response (if it was for the same operation) and writes nothing.
+/// Runs `op` in one transaction under an idempotency key: a key seen before with the
+/// same request returns the stored response and writes nothing; with another request
+/// (another operation, or other parameters) it is refused. Keys stored before requests
+/// had digests are compared by operation only.
 fn idempotent<T: Response>(
     conn: &Connection,
     key: &str,
     op: &str,
+    digest: RequestDigest,
     f: impl FnOnce(&Connection) -> Result<T, WriteError>,
 ) -> Result<(T, bool), WriteError> {
-    if key.is_empty() || key.len() > IDEMPOTENCY_KEY_LEN_MAX {
-        return Err(WriteError::IdempotencyKey);
-    }
+    check_key(key)?;
     let tx = Immediate::begin(conn)?;
-    let seen: Option<(String, String)> =
-        query_row(&tx, "SELECT op, response FROM idempotency WHERE key = ?1", [key], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-    if let Some((seen_op, response)) = seen {
-        if seen_op != op {
+    let seen: Option<(String, String, Option<Vec<u8>>)> =
+        query_row(&tx, "SELECT op, response, request_digest FROM idempotency WHERE key = ?1", [key], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?;
+    if let Some((seen_op, response, seen_digest)) = seen {
+        if seen_op != op || seen_digest.is_some_and(|d| d != digest.0) {
             return Err(WriteError::KeyReuse);
         }
         let value = T::from_stored(&tx, &response)
@@ -490,7 +621,11 @@ fn idempotent<T: Response>(
     }
     let value = f(&tx)?;
     let response = value.to_stored()?;
-    exec(&tx, "INSERT INTO idempotency (key, op, response) VALUES (?1, ?2, ?3)", params![key, op, response])?;
+    exec(
+        &tx,
+        "INSERT INTO idempotency (key, op, response, request_digest) VALUES (?1, ?2, ?3, ?4)",
+        params![key, op, response, &digest.0[..]],
+    )?;
     tx.commit()?;
     Ok((value, false))
 }

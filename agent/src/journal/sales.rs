@@ -16,7 +16,10 @@ use serde::{Deserialize, Serialize};
 
 use super::chain::{self, Record};
 use super::shifts::ShiftReport;
-use super::{encode, exec, idempotent, multi_row_sql, query_row, Journal, JournalError, WriteError, ROWS_PER_INSERT};
+use super::{
+    encode, exec, idempotent, multi_row_sql, query_row, Journal, JournalError, RequestDigest, WriteError,
+    ROWS_PER_INSERT,
+};
 
 /// A loyalty customer on a sale.
 #[derive(Debug, Clone)]
@@ -134,8 +137,33 @@ impl Journal {
         idempotency_key: &str,
         now_ms: i64,
     ) -> Result<(Sale, bool), WriteError> {
+        self.commit_payment(terminal, cashier, basket, Some(basket.id), tenders, loyalty, idempotency_key, now_ms)
+    }
+
+    /// Commits a paid basket as a sale, the request being "pay basket `seen_basket` (or
+    /// whatever basket is open, if `None`) with `tenders`": a retry of it (after a crash,
+    /// the basket is long gone) answers the sale it made; the same key with another
+    /// request is refused; a basket that is no longer the one the cashier saw is refused
+    /// ([`WriteError::BasketChanged`]). The sale records the basket's id, so the basket
+    /// ends with the commit.
+    #[allow(clippy::too_many_arguments)]
+    pub fn commit_payment(
+        &self,
+        terminal: u16,
+        cashier: &str,
+        basket: &Basket,
+        seen_basket: Option<u64>,
+        tenders: &[Tender],
+        loyalty: Option<&LoyaltyUse>,
+        idempotency_key: &str,
+        now_ms: i64,
+    ) -> Result<(Sale, bool), WriteError> {
+        let digest = RequestDigest::of("pay", &(seen_basket, tenders));
         let conn = self.conn();
-        idempotent(&conn, idempotency_key, "pay", |tx| {
+        idempotent(&conn, idempotency_key, "pay", digest, |tx| {
+            if seen_basket.is_some_and(|seen| seen != basket.id) {
+                return Err(WriteError::BasketChanged);
+            }
             let heads = heads(tx, terminal)?;
             let shift = heads.shift.ok_or(WriteError::NoShift)?;
             let (totals, change) = sale::settle(basket, tenders)?;
@@ -166,18 +194,8 @@ impl Journal {
             debug_assert_eq!(sale.validate(), Ok(()));
             let record = Record::Sale { sale: sale.clone(), shift };
             let record_seq = chain::append_after(tx, heads.chain, terminal, cashier, now_ms, &record)?;
-            insert_doc(
-                tx,
-                seq,
-                record_seq,
-                "sale",
-                &sale.receipt_no,
-                terminal,
-                receipt_number,
-                shift,
-                sale.total,
-                None,
-            )?;
+            let doc = DocRow { seq, record_seq, receipt_no: &sale.receipt_no, terminal, receipt_number, shift };
+            insert_doc(tx, &doc, "sale", sale.total, None, Some(basket.id))?;
             let lines: Vec<_> = sale.lines.iter().map(|l| (None, &l.sku, l.quantity, l.net(), l.vat)).collect();
             insert_lines(tx, seq, &lines)?;
             insert_tenders(tx, seq, &sale.tenders)?;
@@ -273,17 +291,21 @@ impl Journal {
     }
 
     /// Commits a return (with or without receipt, or a cancellation). A key seen before
-    /// returns the return it made and writes nothing.
+    /// returns the return it made and writes nothing. Cash is refunded only from what
+    /// the drawer holds, unless `drawer_override` names the manager who allowed more
+    /// (recorded in the chain with the return).
     pub fn commit_return(
         &self,
         terminal: u16,
         cashier: &str,
         request: &ReturnRequest,
+        drawer_override: Option<&str>,
         idempotency_key: &str,
         now_ms: i64,
     ) -> Result<(Return, bool), WriteError> {
+        let digest = RequestDigest::of("return", &(request, drawer_override));
         let conn = self.conn();
-        idempotent(&conn, idempotency_key, "return", |tx| {
+        idempotent(&conn, idempotency_key, "return", digest, |tx| {
             let heads = heads(tx, terminal)?;
             let shift = heads.shift.ok_or(WriteError::NoShift)?;
             let (kind, lines, refunds, loyalty) = match request {
@@ -356,21 +378,16 @@ impl Journal {
                 loyalty: loyalty.as_ref().map(|(l, _)| l.clone()),
             };
             ret.validate().map_err(WriteError::Invalid)?;
+            let cash_refund = cash_total(&ret.refunds)?;
+            let overridden = super::shifts::check_drawer(tx, terminal, shift, cash_refund, drawer_override)?;
             let record = Record::Return { ret: ret.clone(), shift };
             let record_seq = chain::append_after(tx, heads.chain, terminal, cashier, now_ms, &record)?;
+            if let Some(o) = overridden {
+                chain::append(tx, terminal, cashier, now_ms, &o)?;
+            }
             let sale_seq = ret.kind.sale().map(|s| s.seq);
-            insert_doc(
-                tx,
-                seq,
-                record_seq,
-                "return",
-                &ret.receipt_no,
-                terminal,
-                receipt_number,
-                shift,
-                ret.total,
-                sale_seq,
-            )?;
+            let doc = DocRow { seq, record_seq, receipt_no: &ret.receipt_no, terminal, receipt_number, shift };
+            insert_doc(tx, &doc, "return", ret.total, sale_seq, None)?;
             if matches!(ret.kind, ReturnKind::Cancellation { .. }) {
                 exec(tx, "UPDATE docs SET cancels = 1 WHERE seq = ?1", [seq as i64])?;
             }
@@ -390,10 +407,12 @@ impl Journal {
         })
     }
 
-    /// Records an abandoned basket. Nothing else changes: no stock moved.
+    /// Records an abandoned basket. Nothing else changes: no stock moved. The basket has
+    /// ended, shift or not: a restart does not bring it back.
     pub fn void_basket(&self, terminal: u16, cashier: &str, basket: &Basket, now_ms: i64) -> Result<(), WriteError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
+        super::set_meta(&tx, &voided_basket_key(terminal), basket.id)?;
         // Without a shift nothing was sold, so there is nothing to account for.
         if let Some(shift) = super::shifts::open_shift(&tx, terminal)? {
             let total = basket.totals().map_or(Kopecks::ZERO, |t| t.total);
@@ -475,6 +494,24 @@ impl Journal {
             st.raw_execute()?;
         }
         Ok(out)
+    }
+
+    /// The id of the last basket of `terminal` that ended here: paid by a sale or voided.
+    /// A basket the till saved with this id or a lower one is over and never restored.
+    pub fn basket_ended(&self, terminal: u16) -> Result<u64, JournalError> {
+        let conn = self.conn();
+        // The terminal's documents newest first, by the (terminal, receipt_number) key;
+        // returns in between carry no basket.
+        let paid: Option<i64> = query_row(
+            &conn,
+            "SELECT basket_id FROM docs WHERE terminal = ?1 AND basket_id IS NOT NULL
+             ORDER BY receipt_number DESC LIMIT 1",
+            [terminal],
+            |r| r.get(0),
+        )
+        .optional()?;
+        let voided = super::meta(&conn, &voided_basket_key(terminal))?;
+        Ok(voided.max(paid.unwrap_or(0).max(0) as u64))
     }
 
     pub fn sale(&self, seq: u64) -> Result<Option<Sale>, JournalError> {
@@ -713,23 +750,42 @@ fn heads(conn: &Connection, terminal: u16) -> Result<Heads, JournalError> {
     )?)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn insert_doc(
-    tx: &Connection,
+fn voided_basket_key(terminal: u16) -> String {
+    format!("voided_basket:{terminal}")
+}
+
+/// Cash in a list of tenders or refunds, refused beyond `i64` (it cannot be that much).
+pub(super) fn cash_total(tenders: &[Tender]) -> Result<Kopecks, WriteError> {
+    tenders
+        .iter()
+        .filter(|t| t.kind == sale::TenderKind::Cash)
+        .try_fold(Kopecks::ZERO, |acc, t| acc.checked_add(t.amount))
+        .ok_or(WriteError::Payment(sale::PaymentError::Overflow))
+}
+
+/// Where a sale or return goes: its sequence, record, receipt and shift.
+struct DocRow<'a> {
     seq: u64,
     record_seq: i64,
-    kind: &str,
-    receipt_no: &str,
+    receipt_no: &'a str,
     terminal: u16,
     receipt_number: i64,
     shift: i64,
+}
+
+fn insert_doc(
+    tx: &Connection,
+    d: &DocRow<'_>,
+    kind: &str,
     total: Kopecks,
     sale_seq: Option<u64>,
+    basket_id: Option<u64>,
 ) -> Result<(), JournalError> {
     exec(tx,
-        "INSERT INTO docs (seq, record_seq, kind, receipt_no, terminal, receipt_number, shift_id, total_kopecks, sale_seq)
-         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
-        params![seq as i64, record_seq, kind, receipt_no, terminal, receipt_number, shift, total.0, sale_seq.map(|s| s as i64)],
+        "INSERT INTO docs (seq, record_seq, kind, receipt_no, terminal, receipt_number, shift_id, total_kopecks, sale_seq, basket_id)
+         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+        params![d.seq as i64, d.record_seq, kind, d.receipt_no, d.terminal, d.receipt_number, d.shift, total.0,
+            sale_seq.map(|s| s as i64), basket_id.map(|b| b as i64)],
     )?;
     Ok(())
 }

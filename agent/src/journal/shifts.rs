@@ -10,7 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::chain::{self, Record};
-use super::{idempotent, query_row, Journal, JournalError, WriteError};
+use super::{idempotent, limits, query_row, Journal, JournalError, RequestDigest, WriteError};
 
 #[derive(Debug, Clone)]
 pub(super) struct Shift {
@@ -88,8 +88,11 @@ impl Journal {
         if float.0 < 0 {
             return Err(WriteError::Invalid("the float cannot be negative".into()));
         }
+        if float > limits::CASH_AMOUNT_MAX {
+            return Err(WriteError::AmountTooLarge { what: "the float", max: limits::CASH_AMOUNT_MAX });
+        }
         let conn = self.conn();
-        idempotent(&conn, key, "shift_open", |tx| {
+        idempotent(&conn, key, "shift_open", RequestDigest::of("shift_open", &float), |tx| {
             if open_shift(tx, terminal)?.is_some() {
                 return Err(WriteError::ShiftOpen);
             }
@@ -103,13 +106,17 @@ impl Journal {
         })
     }
 
-    /// Cash in (positive) or out (negative) of the drawer, with a reason.
+    /// Cash in (positive) or out (negative) of the drawer, with a reason. Cash out only
+    /// of what the drawer holds, unless `drawer_override` names the manager who allowed
+    /// more (recorded in the chain).
+    #[allow(clippy::too_many_arguments)]
     pub fn cash_move(
         &self,
         terminal: u16,
         user: &str,
         amount: Kopecks,
         reason: &str,
+        drawer_override: Option<&str>,
         key: &str,
         now_ms: i64,
     ) -> Result<(ShiftReport, bool), WriteError> {
@@ -117,18 +124,23 @@ impl Journal {
         if amount.0 == 0 {
             return Err(WriteError::Invalid("the amount cannot be zero".into()));
         }
+        if amount.0.unsigned_abs() > limits::CASH_AMOUNT_MAX.0.unsigned_abs() {
+            return Err(WriteError::AmountTooLarge { what: "a cash movement", max: limits::CASH_AMOUNT_MAX });
+        }
         if reason.is_empty() || reason.chars().count() > REASON_LEN_MAX_CHARS {
             return Err(WriteError::Invalid(format!("give a reason of 1 to {REASON_LEN_MAX_CHARS} characters")));
         }
+        let digest = RequestDigest::of("cash_move", &(amount, reason, drawer_override));
         let conn = self.conn();
-        idempotent(&conn, key, "cash_move", |tx| {
+        idempotent(&conn, key, "cash_move", digest, |tx| {
             let shift = open_shift(tx, terminal)?.ok_or(WriteError::NoShift)?;
-            let before = report(tx, terminal)?.expect("open");
-            if amount.0 < 0 && before.expected_cash.0 + amount.0 < 0 {
-                return Err(WriteError::Invalid(format!("only {} in the drawer", before.expected_cash)));
-            }
+            let out = Kopecks(amount.0.min(0).saturating_neg());
+            let overridden = check_drawer(tx, terminal, shift.id, out, drawer_override)?;
             let record = Record::CashMove { shift: shift.id, amount, reason: reason.to_owned() };
             let seq = chain::append(tx, terminal, user, now_ms, &record)?;
+            if let Some(o) = overridden {
+                chain::append(tx, terminal, user, now_ms, &o)?;
+            }
             tx.execute(
                 "INSERT INTO cash_moves (record_seq, shift_id, amount_kopecks, reason) VALUES (?1,?2,?3,?4)",
                 params![seq, shift.id, amount.0, reason],
@@ -154,14 +166,17 @@ impl Journal {
         if counted.0 < 0 {
             return Err(WriteError::Invalid("counted cash cannot be negative".into()));
         }
+        if counted > limits::COUNTED_CASH_MAX {
+            return Err(WriteError::AmountTooLarge { what: "the counted cash", max: limits::COUNTED_CASH_MAX });
+        }
         let conn = self.conn();
-        idempotent(&conn, key, "shift_close", |tx| {
+        idempotent(&conn, key, "shift_close", RequestDigest::of("shift_close", &counted), |tx| {
             let shift = open_shift(tx, terminal)?.ok_or(WriteError::NoShift)?;
             let mut z = report(tx, terminal)?.expect("open");
             z.closed_by = Some(user.to_owned());
             z.closed_at_ms = Some(now_ms);
             z.counted_cash = Some(counted);
-            z.difference = Some(Kopecks(counted.0 - z.expected_cash.0));
+            z.difference = Some(Kopecks(counted.0.saturating_sub(z.expected_cash.0)));
             let seq =
                 chain::append(tx, terminal, user, now_ms, &Record::ShiftClose { shift: shift.id, report: z.clone() })?;
             tx.execute("UPDATE shifts SET closed_record = ?2 WHERE id = ?1", params![shift.id, seq])?;
@@ -171,69 +186,101 @@ impl Journal {
     }
 }
 
-fn sum(conn: &Connection, sql: &str, shift: i64) -> Result<(u64, Kopecks), JournalError> {
-    let (n, total): (i64, i64) = conn.query_row(sql, [shift], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok((n as u64, Kopecks(total)))
+/// Whether `cash_out` may leave the drawer of `terminal`'s open shift `shift`: within
+/// what it holds, or beyond with a manager's override, which is returned as the record
+/// to append.
+pub(super) fn check_drawer(
+    tx: &Connection,
+    terminal: u16,
+    shift: i64,
+    cash_out: Kopecks,
+    drawer_override: Option<&str>,
+) -> Result<Option<Record>, WriteError> {
+    if cash_out.0 <= 0 {
+        return Ok(None);
+    }
+    let in_drawer = report(tx, terminal)?.map_or(Kopecks::ZERO, |r| r.expected_cash);
+    if cash_out <= in_drawer {
+        return Ok(None);
+    }
+    match drawer_override {
+        Some(manager) => {
+            Ok(Some(Record::DrawerOverride { shift, manager: manager.to_owned(), in_drawer, amount: cash_out }))
+        }
+        None => Err(WriteError::DrawerShort { in_drawer, needed: cash_out }),
+    }
+}
+
+/// A sum kept wide: every amount in the journal fits `i64`, their sums may not (a
+/// record written before amounts were bounded can be near `i64::MAX`). Reports show
+/// a sum beyond `i64` as the nearest bound rather than fail.
+fn kopecks(sum: i128) -> Kopecks {
+    Kopecks(sum.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64)
+}
+
+/// Rows of `(count, sum)` folded in `i128`: SQLite's `SUM` fails on overflow.
+fn count_and_sum(conn: &Connection, sql: &str, shift: i64) -> Result<(u64, i128), JournalError> {
+    let mut st = conn.prepare_cached(sql)?;
+    let mut rows = st.query([shift])?;
+    let (mut n, mut total) = (0u64, 0i128);
+    while let Some(r) = rows.next()? {
+        n += 1;
+        total += i128::from(r.get::<_, i64>(0)?);
+    }
+    Ok((n, total))
 }
 
 /// The report of the terminal's open shift, from the tables.
 fn report(conn: &Connection, terminal: u16) -> Result<Option<ShiftReport>, JournalError> {
     let Some(shift) = open_shift(conn, terminal)? else { return Ok(None) };
     let id = shift.id;
-    let (sales_count, sales_total) = sum(
-        conn,
-        "SELECT COUNT(*), COALESCE(SUM(total_kopecks), 0) FROM docs WHERE shift_id = ?1 AND kind = 'sale'",
-        id,
-    )?;
-    let (returns_count, returns_total) = sum(
-        conn,
-        "SELECT COUNT(*), COALESCE(SUM(total_kopecks), 0) FROM docs WHERE shift_id = ?1 AND kind = 'return'",
-        id,
-    )?;
-    let (voids_count, voids_total) =
-        sum(conn, "SELECT COUNT(*), COALESCE(SUM(total_kopecks), 0) FROM voids WHERE shift_id = ?1", id)?;
-    let (_, cash_in) = sum(
-        conn,
-        "SELECT COUNT(*), COALESCE(SUM(amount_kopecks), 0) FROM cash_moves WHERE shift_id = ?1 AND amount_kopecks > 0",
-        id,
-    )?;
-    let (_, cash_out) = sum(
-        conn,
-        "SELECT COUNT(*), COALESCE(-SUM(amount_kopecks), 0) FROM cash_moves WHERE shift_id = ?1 AND amount_kopecks < 0",
-        id,
-    )?;
+    let (sales_count, sales_total) =
+        count_and_sum(conn, "SELECT total_kopecks FROM docs WHERE shift_id = ?1 AND kind = 'sale'", id)?;
+    let (returns_count, returns_total) =
+        count_and_sum(conn, "SELECT total_kopecks FROM docs WHERE shift_id = ?1 AND kind = 'return'", id)?;
+    let (voids_count, voids_total) = count_and_sum(conn, "SELECT total_kopecks FROM voids WHERE shift_id = ?1", id)?;
+    let (_, cash_in) =
+        count_and_sum(conn, "SELECT amount_kopecks FROM cash_moves WHERE shift_id = ?1 AND amount_kopecks > 0", id)?;
+    let (_, cash_out) =
+        count_and_sum(conn, "SELECT amount_kopecks FROM cash_moves WHERE shift_id = ?1 AND amount_kopecks < 0", id)?;
+    let cash_out = -cash_out;
 
-    // Tendered per kind; for sales, the change (always cash) comes off the cash taken.
-    let mut tenders: Vec<TenderTotal> = Vec::new();
+    // Tendered per kind (sales, refunds); for sales, the change (always cash) comes off
+    // the cash taken.
+    let mut per_kind: Vec<(String, i128, i128)> = Vec::new();
     let mut st = conn.prepare_cached(
-        "SELECT d.kind, t.kind, SUM(t.amount_kopecks) FROM doc_tenders t JOIN docs d ON d.seq = t.seq
-         WHERE d.shift_id = ?1 GROUP BY d.kind, t.kind ORDER BY t.kind",
+        "SELECT d.kind, t.kind, t.amount_kopecks FROM doc_tenders t JOIN docs d ON d.seq = t.seq
+         WHERE d.shift_id = ?1 ORDER BY t.kind",
     )?;
     for row in st.query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))? {
         let (doc_kind, kind, amount) = row?;
-        let entry = match tenders.iter_mut().position(|t| t.kind == kind) {
-            Some(i) => &mut tenders[i],
+        let i = match per_kind.iter().position(|t| t.0 == kind) {
+            Some(i) => i,
             None => {
-                tenders.push(TenderTotal { kind, sales: Kopecks::ZERO, refunds: Kopecks::ZERO });
-                tenders.last_mut().expect("pushed")
+                per_kind.push((kind, 0, 0));
+                per_kind.len() - 1
             }
         };
         if doc_kind == "sale" {
-            entry.sales.0 += amount;
+            per_kind[i].1 += i128::from(amount);
         } else {
-            entry.refunds.0 += amount;
+            per_kind[i].2 += i128::from(amount);
         }
     }
-    let tendered: i64 = tenders.iter().map(|t| t.sales.0).sum();
-    let change = tendered - sales_total.0;
-    if let Some(cash) = tenders.iter_mut().find(|t| t.kind == "cash") {
-        cash.sales.0 -= change;
+    let tendered: i128 = per_kind.iter().map(|t| t.1).sum();
+    let change = tendered - sales_total;
+    if let Some(cash) = per_kind.iter_mut().find(|t| t.0 == "cash") {
+        cash.1 -= change;
     }
-    let cash = tenders.iter().find(|t| t.kind == "cash");
-    let expected_cash = Kopecks(shift.float.0 + cash.map_or(0, |c| c.sales.0 - c.refunds.0) + cash_in.0 - cash_out.0);
+    let cash = per_kind.iter().find(|t| t.0 == "cash");
+    let expected_cash = i128::from(shift.float.0) + cash.map_or(0, |c| c.1 - c.2) + cash_in - cash_out;
+    let tenders = per_kind
+        .into_iter()
+        .map(|(kind, sales, refunds)| TenderTotal { kind, sales: kopecks(sales), refunds: kopecks(refunds) })
+        .collect();
 
     // VAT per rate, per line, as on the receipts.
-    let mut vat: Vec<VatLine> = Vec::new();
+    let mut per_rate: Vec<(VatRate, [i128; 4])> = Vec::new();
     let mut st = conn.prepare_cached(
         "SELECT d.kind, l.vat, l.amount_kopecks FROM doc_lines l JOIN docs d ON d.seq = l.seq WHERE d.shift_id = ?1",
     )?;
@@ -241,27 +288,31 @@ fn report(conn: &Connection, terminal: u16) -> Result<Option<ShiftReport>, Journ
         let (doc_kind, rate, amount) = row?;
         let rate = VatRate::parse(&rate).ok_or_else(|| JournalError::Corrupt(format!("VAT rate {rate}")))?;
         let line_vat = pricing::vat_included(Kopecks(amount), rate).0;
-        let entry = match vat.iter_mut().position(|v| v.rate == rate) {
-            Some(i) => &mut vat[i],
+        let i = match per_rate.iter().position(|v| v.0 == rate) {
+            Some(i) => i,
             None => {
-                vat.push(VatLine {
-                    rate,
-                    sales: Kopecks::ZERO,
-                    sales_vat: Kopecks::ZERO,
-                    returns: Kopecks::ZERO,
-                    returns_vat: Kopecks::ZERO,
-                });
-                vat.last_mut().expect("pushed")
+                per_rate.push((rate, [0; 4]));
+                per_rate.len() - 1
             }
         };
-        if doc_kind == "sale" {
-            entry.sales.0 += amount;
-            entry.sales_vat.0 += line_vat;
-        } else {
-            entry.returns.0 += amount;
-            entry.returns_vat.0 += line_vat;
-        }
+        let sums = &mut per_rate[i].1;
+        let at = if doc_kind == "sale" { 0 } else { 2 };
+        sums[at] += i128::from(amount);
+        sums[at + 1] += i128::from(line_vat);
     }
+    let vat = per_rate
+        .into_iter()
+        .map(|(rate, [sales, sales_vat, returns, returns_vat])| VatLine {
+            rate,
+            sales: kopecks(sales),
+            sales_vat: kopecks(sales_vat),
+            returns: kopecks(returns),
+            returns_vat: kopecks(returns_vat),
+        })
+        .collect();
+    let (sales_total, returns_total, voids_total) =
+        (kopecks(sales_total), kopecks(returns_total), kopecks(voids_total));
+    let (cash_in, cash_out, expected_cash) = (kopecks(cash_in), kopecks(cash_out), kopecks(expected_cash));
     Ok(Some(ShiftReport {
         shift: id,
         terminal,

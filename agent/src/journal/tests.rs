@@ -64,30 +64,33 @@ fn sales_returns_and_the_z_report_add_up() {
     assert!(replayed);
     assert_eq!(again, sale);
     assert!(matches!(
-        j.commit_return(1, "anna", &ReturnRequest::Cancel { sale_seq: 1, approved_by: "boss".into() }, "pay1", 3),
+        j.commit_return(1, "anna", &ReturnRequest::Cancel { sale_seq: 1, approved_by: "boss".into() }, None, "pay1", 3),
         Err(WriteError::KeyReuse)
     ));
 
     // Return one milk; over-return refused with nothing written.
     let req = ReturnRequest::WithReceipt { sale_seq: sale.id.seq, lines: vec![(0, 1)] };
-    let (ret, _) = j.commit_return(1, "anna", &req, "ret1", 4).unwrap();
+    let (ret, _) = j.commit_return(1, "anna", &req, None, "ret1", 4).unwrap();
     assert_eq!(ret.total, Kopecks(10690));
     assert_eq!(ret.receipt_no, "0001-01-000002");
     let over = ReturnRequest::WithReceipt { sale_seq: sale.id.seq, lines: vec![(0, 2)] };
-    assert!(matches!(j.commit_return(1, "anna", &over, "ret2", 5), Err(WriteError::Return(_))));
+    assert!(matches!(j.commit_return(1, "anna", &over, None, "ret2", 5), Err(WriteError::Return(_))));
     assert_eq!(j.docs_count().unwrap(), (1, 1));
     assert_eq!(j.stock(&Sku("100001".into())).unwrap(), -1, "sold 2, returned 1 (no deliveries)");
 
     // Cancel the rest of the sale: a reversal, the original untouched.
     let cancel = ReturnRequest::Cancel { sale_seq: sale.id.seq, approved_by: "boss".into() };
-    let (rev, _) = j.commit_return(1, "boss", &cancel, "cancel1", 6).unwrap();
+    let (rev, _) = j.commit_return(1, "boss", &cancel, None, "cancel1", 6).unwrap();
     assert_eq!(rev.total.0 + ret.total.0, total.0);
-    assert!(matches!(j.commit_return(1, "boss", &cancel, "cancel2", 7), Err(WriteError::AlreadyCancelled(_))));
+    assert!(matches!(j.commit_return(1, "boss", &cancel, None, "cancel2", 7), Err(WriteError::AlreadyCancelled(_))));
     assert_eq!(j.stock(&Sku("100477".into())).unwrap(), 0);
 
     j.void_basket(1, "anna", &basket(&j, &[("100002", 3)]), 8).unwrap();
-    j.cash_move(1, "anna", Kopecks(-100_00), "инкассация", "out1", 9).unwrap();
-    assert!(matches!(j.cash_move(1, "anna", Kopecks(-10_000_00), "x", "out2", 9), Err(WriteError::Invalid(_))));
+    j.cash_move(1, "anna", Kopecks(-100_00), "инкассация", None, "out1", 9).unwrap();
+    assert!(matches!(
+        j.cash_move(1, "anna", Kopecks(-10_000_00), "x", None, "out2", 9),
+        Err(WriteError::DrawerShort { .. })
+    ));
     let (z, _) = j.close_shift(1, "boss", Kopecks(400_00), "close", 10).unwrap();
     assert_eq!(z.sales_count, 1);
     assert_eq!(z.returns_count, 2);
@@ -126,18 +129,41 @@ fn verify_names_the_first_edited_record() {
 }
 
 #[test]
-fn pins_are_hashed_and_lock_after_too_many_failures() {
+fn pins_are_hashed_and_lock_one_source_with_backoff() {
     let (dir, j) = journal();
-    assert_eq!(j.authenticate("anna", "1111", 0).unwrap().role, Role::Cashier);
-    for left in (1..PIN_ATTEMPTS_MAX).rev() {
-        assert!(
-            matches!(j.authenticate("anna", "0000", 0), Err(AuthError::WrongPin { attempts_left }) if attempts_left == left)
-        );
-    }
-    assert!(matches!(j.authenticate("anna", "0000", 0), Err(AuthError::Locked { .. })));
-    assert!(matches!(j.authenticate("anna", "1111", 1000), Err(AuthError::Locked { .. })), "even the right PIN");
-    assert!(j.authenticate("anna", "1111", LOCKOUT_MS + 1).is_ok());
-    assert!(matches!(j.authenticate("nobody", "1111", 0), Err(AuthError::NoSuchUser)));
+    let till = "127.0.0.1";
+    let stranger = "10.0.0.66";
+    assert_eq!(j.authenticate("anna", "1111", till, 0).unwrap().role, Role::Cashier);
+    let lock_out = |at: i64| {
+        for left in (1..PIN_ATTEMPTS_MAX).rev() {
+            assert!(matches!(
+                j.authenticate("anna", "0000", stranger, at),
+                Err(AuthError::WrongPin { attempts_left }) if attempts_left == left
+            ));
+        }
+        match j.authenticate("anna", "0000", stranger, at) {
+            Err(AuthError::Locked { seconds_left }) => seconds_left,
+            other => panic!("expected a lockout, got {other:?}"),
+        }
+    };
+    assert_eq!(lock_out(0), LOCKOUT_MS / 1000);
+    assert!(
+        matches!(j.authenticate("anna", "1111", stranger, 1000), Err(AuthError::Locked { .. })),
+        "even the right PIN"
+    );
+    // The stranger's guesses lock the stranger out, not anna at the till.
+    assert!(j.authenticate("anna", "1111", till, 1000).is_ok());
+    // The next lockout of the same source is twice as long, up to the cap.
+    assert_eq!(lock_out(LOCKOUT_MS + 1), 2 * LOCKOUT_MS / 1000);
+    assert_eq!(lockout_ms(30), LOCKOUT_MAX_MS);
+    // Every lockout is recorded.
+    let recorded = j.lockouts(10).unwrap();
+    assert_eq!(recorded.len(), 2);
+    assert!(recorded.iter().all(|(user, source, _, _)| user == "anna" && source == stranger));
+    // A right PIN from the source ends its backoff.
+    assert!(j.authenticate("anna", "1111", stranger, 10 * LOCKOUT_MAX_MS).is_ok());
+    assert_eq!(lock_out(10 * LOCKOUT_MAX_MS), LOCKOUT_MS / 1000);
+    assert!(matches!(j.authenticate("nobody", "1111", till, 0), Err(AuthError::NoSuchUser)));
     let conn = rusqlite::Connection::open(dir.path().join("j.sqlite")).unwrap();
     let hash: String = conn.query_row("SELECT pin_hash FROM users WHERE id = 'anna'", [], |r| r.get(0)).unwrap();
     assert!(hash.starts_with("$argon2id$") && !hash.contains("1111"));
@@ -181,7 +207,14 @@ fn a_return_after_the_points_were_spent_keeps_their_value_back() {
     // what the second sale earned are left, so the rest is kept back from the refund.
     let left = j.loyalty_account(&customer.card).unwrap().balance();
     let (ret, _) = j
-        .commit_return(1, "anna", &ReturnRequest::WithReceipt { sale_seq: sale.id.seq, lines: vec![(0, 10)] }, "r1", 5)
+        .commit_return(
+            1,
+            "anna",
+            &ReturnRequest::WithReceipt { sale_seq: sale.id.seq, lines: vec![(0, 10)] },
+            None,
+            "r1",
+            5,
+        )
         .unwrap();
     let rl = ret.loyalty.clone().unwrap();
     assert_eq!(rl.take_back, 106);
@@ -237,7 +270,7 @@ fn counters_of_a_long_basket_and_of_repeated_skus_are_exact() {
         lines: vec![(sku.clone(), 2), (items[5].sku.clone(), 1), (sku.clone(), 3)],
         approved_by: "boss".into(),
     };
-    let (ret, _) = j.commit_return(1, "boss", &req, "ret", 4).unwrap();
+    let (ret, _) = j.commit_return(1, "boss", &req, None, "ret", 4).unwrap();
     assert_eq!(ret.lines.len(), 3);
     assert_eq!(j.stock(&sku).unwrap(), -8 + 5);
     let entries = j.outbox_after(0, 100).unwrap();
@@ -262,7 +295,7 @@ fn a_key_stored_with_the_whole_sale_as_json_still_answers() {
     let b = basket(&j, &[("100001", 2)]);
     let (sale, _) = j.commit_sale(1, "anna", &b, &cash(30000), None, "pay", 2).unwrap();
     let ret_req = ReturnRequest::WithReceipt { sale_seq: sale.id.seq, lines: vec![(0, 1)] };
-    let (ret, _) = j.commit_return(1, "anna", &ret_req, "ret", 3).unwrap();
+    let (ret, _) = j.commit_return(1, "anna", &ret_req, None, "ret", 3).unwrap();
     drop(j);
     // Journals written before kept the answer itself.
     let conn = rusqlite::Connection::open(dir.path().join("j.sqlite")).unwrap();
@@ -275,7 +308,7 @@ fn a_key_stored_with_the_whole_sale_as_json_still_answers() {
     drop(conn);
     let j = Journal::open(&dir.path().join("j.sqlite"), StoreId(1)).unwrap();
     assert_eq!(j.commit_sale(1, "anna", &b, &cash(30000), None, "pay", 4).unwrap(), (sale, true));
-    assert_eq!(j.commit_return(1, "anna", &ret_req, "ret", 5).unwrap(), (ret, true));
+    assert_eq!(j.commit_return(1, "anna", &ret_req, None, "ret", 5).unwrap(), (ret, true));
     assert_eq!(j.docs_count().unwrap(), (1, 1));
 }
 
@@ -328,7 +361,7 @@ fn a_journal_with_the_old_table_layout_keeps_working() {
     let (sale, _) = j.commit_sale(1, "anna", &b, &cash(30000), None, "pay", 2).unwrap();
     assert_eq!(j.commit_sale(1, "anna", &b, &cash(30000), None, "pay", 3).unwrap(), (sale.clone(), true));
     let req = ReturnRequest::WithReceipt { sale_seq: sale.id.seq, lines: vec![(0, 1)] };
-    let (ret, _) = j.commit_return(1, "anna", &req, "ret", 4).unwrap();
+    let (ret, _) = j.commit_return(1, "anna", &req, None, "ret", 4).unwrap();
     assert_eq!(ret.receipt_no, "0001-01-000002");
     assert_eq!(j.find_doc("0001-01-000002").unwrap(), Some(ret.id.seq));
     assert_eq!(j.returnable(sale.id.seq).unwrap().unwrap().1, vec![1, 1]);
@@ -431,4 +464,174 @@ fn print_jobs_come_out_oldest_first_until_done_across_restarts() {
     assert_eq!(j.pending_print_jobs().unwrap(), 2);
     let reprint = j.next_print_job().unwrap().unwrap();
     assert_eq!((receipt(&reprint), reprint.copy), (sales[1].receipt_no.clone(), true));
+}
+
+#[test]
+fn a_key_names_one_request_and_follows_one_rule() {
+    let (_dir, j) = journal();
+    j.open_shift(1, "anna", Kopecks(0), "open", 1).unwrap();
+    let b = basket(&j, &[("100001", 1)]);
+    let (sale, _) = j.commit_sale(1, "anna", &b, &cash(20000), None, "pay", 2).unwrap();
+    // The same key and request: the same sale.
+    assert_eq!(j.commit_sale(1, "anna", &b, &cash(20000), None, "pay", 3).unwrap(), (sale, true));
+    // The same key with other tenders, or for another basket: refused, nothing written.
+    assert!(matches!(j.commit_sale(1, "anna", &b, &cash(30000), None, "pay", 3), Err(WriteError::KeyReuse)));
+    let mut other = basket(&j, &[("100002", 1)]);
+    other.id = 2;
+    assert!(matches!(j.commit_sale(1, "anna", &other, &cash(20000), None, "pay", 3), Err(WriteError::KeyReuse)));
+    assert!(matches!(j.cash_move(1, "anna", Kopecks(100), "x", None, "pay", 3), Err(WriteError::KeyReuse)));
+    assert_eq!(j.docs_count().unwrap(), (1, 0));
+    // One rule for every key: 1 to 128 of letters, digits, - _ . :
+    for bad in ["", " ", "a b", "ключ", &"k".repeat(IDEMPOTENCY_KEY_LEN_MAX + 1)] {
+        assert!(matches!(j.commit_sale(1, "anna", &other, &cash(5000), None, bad, 3), Err(WriteError::IdempotencyKey)));
+        assert!(matches!(j.open_shift(2, "anna", Kopecks(0), bad, 3), Err(WriteError::IdempotencyKey)));
+    }
+    check_key("0b6f9c3e-1d2a-4f5b-8c7d-9e0f1a2b3c4d").unwrap();
+    check_key(&"k".repeat(IDEMPOTENCY_KEY_LEN_MAX)).unwrap();
+}
+
+#[test]
+fn a_sale_records_its_basket_and_a_basket_that_changed_is_refused() {
+    let (_dir, j) = journal();
+    j.open_shift(1, "anna", Kopecks(0), "open", 1).unwrap();
+    assert_eq!(j.basket_ended(1).unwrap(), 0);
+    let mut b = basket(&j, &[("100001", 1)]);
+    b.id = 5;
+    // The cashier saw basket 4: a basket that changed since is not paid.
+    assert!(matches!(
+        j.commit_payment(1, "anna", &b, Some(4), &cash(20000), None, "pay", 2),
+        Err(WriteError::BasketChanged)
+    ));
+    j.commit_payment(1, "anna", &b, Some(5), &cash(20000), None, "pay", 2).unwrap();
+    assert_eq!(j.basket_ended(1).unwrap(), 5);
+    assert_eq!(j.basket_ended(2).unwrap(), 0, "per terminal");
+    // A void ends its basket too, shift or not; a return ends none.
+    let mut v = basket(&j, &[("100002", 1)]);
+    v.id = 6;
+    j.void_basket(1, "anna", &v, 3).unwrap();
+    assert_eq!(j.basket_ended(1).unwrap(), 6);
+    let req = ReturnRequest::WithReceipt { sale_seq: 1, lines: vec![(0, 1)] };
+    j.commit_return(1, "anna", &req, None, "ret", 4).unwrap();
+    assert_eq!(j.basket_ended(1).unwrap(), 6);
+    v.id = 9;
+    j.void_basket(2, "anna", &v, 5).unwrap();
+    assert_eq!(j.basket_ended(2).unwrap(), 9);
+}
+
+#[test]
+fn typed_amounts_are_bounded() {
+    let (_dir, j) = journal();
+    let too_much = Kopecks(limits::CASH_AMOUNT_MAX.0 + 1);
+    assert!(matches!(j.open_shift(1, "anna", too_much, "open0", 1), Err(WriteError::AmountTooLarge { .. })));
+    j.open_shift(1, "anna", Kopecks(0), "open", 1).unwrap();
+    let b = basket(&j, &[("100001", 1)]);
+    // An absurd cash tender is a typing mistake, not a sale.
+    let refused = j.commit_sale(1, "anna", &b, &cash(i64::MAX), None, "pay", 2);
+    assert!(
+        matches!(refused, Err(WriteError::Payment(kassa_protocol::sale::PaymentError::ChangeTooLarge { .. }))),
+        "{refused:?}"
+    );
+    assert!(matches!(j.cash_move(1, "anna", too_much, "x", None, "in", 3), Err(WriteError::AmountTooLarge { .. })));
+    assert!(matches!(
+        j.cash_move(1, "anna", Kopecks(-limits::CASH_AMOUNT_MAX.0 - 1), "x", None, "out", 3),
+        Err(WriteError::AmountTooLarge { .. })
+    ));
+    assert!(matches!(j.close_shift(1, "boss", too_much, "close", 4), Err(WriteError::AmountTooLarge { .. })));
+    assert_eq!(j.docs_count().unwrap(), (0, 0));
+    assert!(j.x_report(1).unwrap().is_some(), "the shift is still open");
+}
+
+#[test]
+fn cash_leaves_the_drawer_only_as_far_as_it_holds_or_a_manager_overrides() {
+    let (_dir, j) = journal();
+    j.open_shift(1, "anna", Kopecks(10_00), "open", 1).unwrap();
+    // A return without receipt of 3 apples (1 kg each) at 189 ₽/kg: 567 ₽ from a 10 ₽ drawer.
+    let lines = vec![(Sku("100477".into()), 3000)];
+    let request = ReturnRequest::WithoutReceipt { lines, approved_by: "boss".into() };
+    match j.commit_return(1, "anna", &request, None, "r1", 2) {
+        Err(WriteError::DrawerShort { in_drawer, needed }) => {
+            assert_eq!((in_drawer, needed), (Kopecks(10_00), Kopecks(567_00)));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(j.docs_count().unwrap(), (0, 0));
+    assert!(matches!(
+        j.cash_move(1, "anna", Kopecks(-11_00), "x", None, "out", 2),
+        Err(WriteError::DrawerShort { .. })
+    ));
+    // The manager's override lets it go, and is recorded right after the return.
+    let (ret, _) = j.commit_return(1, "anna", &request, Some("boss"), "r2", 3).unwrap();
+    assert_eq!(ret.total, Kopecks(567_00));
+    let conn = j.conn();
+    let kinds: Vec<String> = conn
+        .prepare("SELECT kind FROM records ORDER BY seq DESC LIMIT 2")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(kinds, vec!["drawer_override", "return"]);
+    let last: i64 = conn.query_row("SELECT MAX(seq) FROM records", [], |r| r.get(0)).unwrap();
+    assert_eq!(
+        chain::record(&conn, last).unwrap(),
+        Record::DrawerOverride { shift: 1, manager: "boss".into(), in_drawer: Kopecks(10_00), amount: Kopecks(567_00) }
+    );
+    drop(conn);
+    assert_eq!(j.x_report(1).unwrap().unwrap().expected_cash, Kopecks(10_00 - 567_00));
+    assert!(j.verify().unwrap().ok());
+}
+
+#[test]
+fn a_journal_holding_an_extreme_record_still_reports_and_closes() {
+    let (_dir, j) = journal();
+    j.open_shift(1, "anna", Kopecks(0), "open", 1).unwrap();
+    let b = basket(&j, &[("100001", 1)]);
+    let (first, _) = j.commit_sale(1, "anna", &b, &cash(10690), None, "pay1", 2).unwrap();
+    let (second, _) = j.commit_sale(1, "anna", &b, &cash(10690), None, "pay2", 3).unwrap();
+    // As an older release wrote them: cash tenders of i64::MAX (their sum overflows).
+    {
+        let conn = j.conn();
+        for seq in [first.id.seq, second.id.seq] {
+            conn.execute("UPDATE doc_tenders SET amount_kopecks = ?2 WHERE seq = ?1", params![seq as i64, i64::MAX])
+                .unwrap();
+        }
+    }
+    // Their sum is beyond i64 (SQLite's SUM fails on it); the report still adds up: the
+    // change given back leaves the drawer with what the sales cost.
+    let x = j.x_report(1).unwrap().unwrap();
+    assert_eq!(x.sales_total, Kopecks(2 * 10690));
+    assert_eq!(x.expected_cash, Kopecks(2 * 10690));
+    assert_eq!(x.tenders[0].sales, Kopecks(2 * 10690));
+    j.cash_move(1, "anna", Kopecks(100_00), "размен", None, "in", 4).unwrap();
+    let (z, _) = j.close_shift(1, "boss", Kopecks(0), "close", 5).unwrap();
+    assert_eq!(z.difference, Some(Kopecks(-(2 * 10690 + 100_00))));
+    assert!(j.x_report(1).unwrap().is_none(), "closed");
+}
+
+#[test]
+fn a_full_disk_is_reported_as_such_and_writes_nothing() {
+    let (_dir, j) = journal();
+    j.open_shift(1, "anna", Kopecks(0), "open", 1).unwrap();
+    // The file may not grow: exactly what a full disk does to SQLite.
+    {
+        let conn = j.conn();
+        let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap();
+        conn.pragma_update(None, "max_page_count", pages).unwrap();
+    }
+    let b = basket(&j, &[("100001", 1), ("100002", 2), ("100477", 1500)]);
+    let mut err = None;
+    // Fill what room is left, then the next sale meets the full disk.
+    for i in 0..10_000 {
+        match j.commit_sale(1, "anna", &b, &cash(50_000), None, &format!("p{i}"), 2) {
+            Ok(_) => continue,
+            Err(e) => {
+                err = Some(e);
+                break;
+            }
+        }
+    }
+    let err = err.expect("the disk fills up");
+    assert!(matches!(err, WriteError::Journal(JournalError::DiskFull(_))), "{err:?}");
+    assert!(err.to_string().contains("disk is full"), "{err}");
+    assert!(j.verify().unwrap().ok(), "nothing half-written");
 }

@@ -40,10 +40,24 @@ pub struct User {
     pub role: Role,
 }
 
-/// Wrong PINs in a row before the login locks.
+/// Wrong PINs in a row, from one source, before that source is locked out.
 pub const PIN_ATTEMPTS_MAX: i64 = 5;
-/// How long a locked login stays locked.
-pub const LOCKOUT_MS: i64 = 5 * 60 * 1000;
+/// The first lockout's length; each further lockout of the same user and source (with
+/// no right PIN in between) doubles it, up to [`LOCKOUT_MAX_MS`].
+pub const LOCKOUT_MS: i64 = 30 * 1000;
+/// The longest lockout.
+pub const LOCKOUT_MAX_MS: i64 = 15 * 60 * 1000;
+/// Lockouts of one user and source in a row counted for the backoff at most.
+const LOCKOUTS_COUNTED_MAX: i64 = 16;
+/// Distinct (user, source) pairs with failures kept at most; beyond it those not locked
+/// now are forgotten, so a flood of sources cannot grow the table without bound.
+pub const AUTH_FAILURE_ROWS_MAX: i64 = 10_000;
+
+/// The length of lockout number `n` (1-based) in a row.
+pub fn lockout_ms(n: i64) -> i64 {
+    let doublings = (n - 1).clamp(0, LOCKOUTS_COUNTED_MAX) as u32;
+    LOCKOUT_MS.saturating_mul(1i64 << doublings.min(20)).min(LOCKOUT_MAX_MS)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -116,37 +130,80 @@ impl Journal {
         .collect()
     }
 
-    /// Checks a PIN. Slow by design (Argon2id): call it off the async executor.
-    pub fn authenticate(&self, id: &str, pin: &str, now_ms: i64) -> Result<User, AuthError> {
-        let row: Option<(String, String, String, i64, i64)> = self
+    /// Checks a PIN typed at `source` (the page's address: the till's own screen, or a
+    /// machine on the network). Wrong PINs are counted per user and source, so a
+    /// stranger guessing a manager's PIN locks out only themselves, never the manager at
+    /// the till; each lockout is longer than the last and is recorded. Slow by design
+    /// (Argon2id): call it off the async executor.
+    pub fn authenticate(&self, id: &str, pin: &str, source: &str, now_ms: i64) -> Result<User, AuthError> {
+        let row: Option<(String, String, String)> = self
+            .conn()
+            .query_row("SELECT name, role, pin_hash FROM users WHERE id = ?1", [id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?;
+        let Some((name, role, hash)) = row else { return Err(AuthError::NoSuchUser) };
+        let throttle: Option<(i64, i64, i64)> = self
             .conn()
             .query_row(
-                "SELECT name, role, pin_hash, failed_attempts, locked_until_ms FROM users WHERE id = ?1",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                "SELECT failures, lockouts, locked_until_ms FROM auth_failures WHERE user_id = ?1 AND source = ?2",
+                params![id, source],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?;
-        let Some((name, role, hash, failed, locked_until)) = row else { return Err(AuthError::NoSuchUser) };
+        let (failures, lockouts, locked_until) = throttle.unwrap_or((0, 0, 0));
         if locked_until > now_ms {
             return Err(AuthError::Locked { seconds_left: (locked_until - now_ms + 999) / 1000 });
         }
         // The hash check runs without holding the connection: it takes tens of ms.
         let ok = Argon2::default().verify_password(pin.as_bytes(), hash.as_str()).is_ok();
-        let conn = self.conn();
+        let mut conn = self.conn();
         if ok {
-            conn.execute("UPDATE users SET failed_attempts = 0, locked_until_ms = 0 WHERE id = ?1", [id])?;
+            if throttle.is_some() {
+                conn.execute("DELETE FROM auth_failures WHERE user_id = ?1 AND source = ?2", params![id, source])?;
+            }
             let role = Role::parse(&role).ok_or_else(|| JournalError::Corrupt(format!("role of {id}")))?;
             return Ok(User { id: id.to_owned(), name, role });
         }
-        let failed = failed + 1;
-        if failed >= PIN_ATTEMPTS_MAX {
-            conn.execute(
-                "UPDATE users SET failed_attempts = 0, locked_until_ms = ?2 WHERE id = ?1",
-                params![id, now_ms + LOCKOUT_MS],
+        let tx = conn.transaction()?;
+        let failures = failures + 1;
+        let result = if failures >= PIN_ATTEMPTS_MAX {
+            let lockouts = (lockouts + 1).min(LOCKOUTS_COUNTED_MAX);
+            let until = now_ms.saturating_add(lockout_ms(lockouts));
+            tx.execute(
+                "INSERT INTO auth_failures (user_id, source, failures, lockouts, locked_until_ms) VALUES (?1,?2,0,?3,?4)
+                 ON CONFLICT DO UPDATE SET failures = 0, lockouts = ?3, locked_until_ms = ?4",
+                params![id, source, lockouts, until],
             )?;
-            return Err(AuthError::Locked { seconds_left: LOCKOUT_MS / 1000 });
-        }
-        conn.execute("UPDATE users SET failed_attempts = ?2 WHERE id = ?1", params![id, failed])?;
-        Err(AuthError::WrongPin { attempts_left: PIN_ATTEMPTS_MAX - failed })
+            tx.execute(
+                "INSERT INTO lockouts (user_id, source, at_ms, until_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![id, source, now_ms, until],
+            )?;
+            tracing::warn!(user = %id, %source, seconds = (until - now_ms) / 1000, "login locked after wrong PINs");
+            Err(AuthError::Locked { seconds_left: (until - now_ms + 999) / 1000 })
+        } else {
+            tx.execute(
+                "INSERT INTO auth_failures (user_id, source, failures, lockouts, locked_until_ms) VALUES (?1,?2,?3,?4,0)
+                 ON CONFLICT DO UPDATE SET failures = ?3",
+                params![id, source, failures, lockouts],
+            )?;
+            Err(AuthError::WrongPin { attempts_left: PIN_ATTEMPTS_MAX - failures })
+        };
+        // Bounded: past the cap, the pairs not locked now are forgotten.
+        tx.execute(
+            "DELETE FROM auth_failures WHERE locked_until_ms <= ?1 AND NOT (user_id = ?2 AND source = ?3)
+             AND (SELECT COUNT(*) FROM auth_failures) > ?4",
+            params![now_ms, id, source, AUTH_FAILURE_ROWS_MAX],
+        )?;
+        tx.commit()?;
+        result
+    }
+
+    /// Lockouts recorded, newest first: (user, source, at, until) in Unix ms.
+    pub fn lockouts(&self, limit: usize) -> Result<Vec<(String, String, i64, i64)>, JournalError> {
+        let conn = self.conn();
+        let mut st = conn.prepare("SELECT user_id, source, at_ms, until_ms FROM lockouts ORDER BY id DESC LIMIT ?1")?;
+        let rows = st.query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 }

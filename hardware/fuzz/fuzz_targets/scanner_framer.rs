@@ -1,8 +1,8 @@
 //! The scanner framer over any byte stream, split anywhere, with any timing.
 //!
-//! Input: three bytes of configuration (terminator, frame cap, idle gap), then the
-//! stream; a `0xFE` byte ends a read and lets time pass (by the read's length in ms),
-//! so frames split across reads and idle gaps are both explored.
+//! Input: four bytes of configuration (terminator, frame cap, idle gap, prefix), then
+//! the stream; a `0xFE` byte ends a read and lets time pass (by the read's length in
+//! ms), so frames split across reads and idle gaps are both explored.
 
 #![no_main]
 
@@ -11,8 +11,12 @@ use std::time::{Duration, Instant};
 use kassa_hardware::scanner::{FrameEvent, Framer, FramerConfig, Terminator};
 use libfuzzer_sys::fuzz_target;
 
+/// Prefixes as a configuration spells them: none, STX, an AIM-like identifier, two
+/// bytes, and one that does not unescape (taken literally).
+const PREFIXES: [&str; 5] = ["", "\\x02", "]E0", "\\x02\\x1d", "\\xZZ"];
+
 fuzz_target!(|data: &[u8]| {
-    let [t, cap, gap, stream @ ..] = data else { return };
+    let [t, cap, gap, prefix, stream @ ..] = data else { return };
     let terminator = match t % 5 {
         0 => Terminator::Cr,
         1 => Terminator::Lf,
@@ -21,7 +25,12 @@ fuzz_target!(|data: &[u8]| {
         _ => Terminator::None,
     };
     let frame_bytes_max = usize::from(*cap) + 1;
-    let cfg = FramerConfig { terminator, idle_gap_ms: u64::from(gap % 32), frame_bytes_max };
+    let cfg = FramerConfig {
+        prefix: PREFIXES[usize::from(*prefix) % PREFIXES.len()].into(),
+        terminator,
+        idle_gap_ms: u64::from(gap % 32),
+        frame_bytes_max,
+    };
     let mut framer = Framer::new(cfg);
     let mut now = Instant::now();
     let mut out = Vec::new();

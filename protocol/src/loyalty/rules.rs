@@ -20,6 +20,20 @@ pub const EXCLUDED_CATEGORIES_MAX: usize = 256;
 /// The whole basket.
 pub const SHARE_PERCENT_MAX: u8 = 100;
 
+// The sane bounds HQ publishes within ([`LoyaltyRules::publishable`]). They are policy,
+// not arithmetic: rules outside them compute correctly, but are surely a typo.
+
+/// Cashback, in percent: the value of the points a purchase earns as a share of the
+/// money paid for it (`point_value_kopecks / earn_kopecks_per_point`), at most 30 %.
+/// Retail programmes give 0.5 to 10 %, promotions up to about 30 %; 100 % gives a
+/// customer back everything they pay.
+pub const CASHBACK_PERCENT_MAX: i64 = 30;
+/// What one point pays, in kopecks: at least 1 kopeck (0.01 RUB)...
+pub const POINT_VALUE_KOPECKS_MIN: i64 = 1;
+/// ...and at most 1 000 kopecks (10 RUB). Programmes price a point at 0.1 to 1 RUB;
+/// ten times that is a generous ceiling, beyond it a typo (kopecks taken for roubles).
+pub const POINT_VALUE_KOPECKS_MAX: i64 = 1_000;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RulesError {
     #[error("earning needs 1 to {EARN_KOPECKS_PER_POINT_MAX} kopecks per point")]
@@ -32,11 +46,31 @@ pub enum RulesError {
     TooManyCategories,
     #[error("an excluded category is 1 to {NAME_LEN_MAX_CHARS} printable characters, listed once")]
     Category,
+    #[error(
+        "a point is worth {POINT_VALUE_KOPECKS_MIN} to {POINT_VALUE_KOPECKS_MAX} kopecks (0.01 to 10 RUB), \
+         not {point_value_kopecks}"
+    )]
+    PointValueRange { point_value_kopecks: i64 },
+    #[error(
+        "cashback is at most {CASHBACK_PERCENT_MAX} %: a point worth {point_value_kopecks} kopecks needs at least \
+         {earn_kopecks_per_point_min} kopecks paid per point, not {earn_kopecks_per_point}"
+    )]
+    Cashback { point_value_kopecks: i64, earn_kopecks_per_point: i64, earn_kopecks_per_point_min: i64 },
 }
 
 /// The loyalty rules HQ publishes with the catalog. Valid by construction: built by
 /// [`LoyaltyRules::new`] or deserialised (which validates too), so the functions below
 /// never divide by zero or mint points from a typo.
+///
+/// Two levels of checks. [`LoyaltyRules::new`] (and deserialisation) holds the
+/// invariants the arithmetic needs: 1 to [`EARN_KOPECKS_PER_POINT_MAX`] kopecks per
+/// point, a point worth 1 kopeck to the kopecks that earn it (cashback at most 100 %),
+/// a share cap of 0 to [`SHARE_PERCENT_MAX`] %, at most [`EXCLUDED_CATEGORIES_MAX`]
+/// categories. HQ publishes only rules that are also within the sane retail bounds,
+/// [`LoyaltyRules::publishable`]: cashback at most [`CASHBACK_PERCENT_MAX`] %, a point
+/// worth [`POINT_VALUE_KOPECKS_MIN`] to [`POINT_VALUE_KOPECKS_MAX`] kopecks. Stores and
+/// HQ load stored or received rules with the invariants alone, so rules an older HQ
+/// published keep working until new ones replace them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "RulesRecord", into = "RulesRecord")]
 pub struct LoyaltyRules {
@@ -46,13 +80,14 @@ pub struct LoyaltyRules {
     point_value_kopecks: i64,
 }
 
-/// The serialised form: the fields HQ's API accepts, checked on the way in.
-#[derive(Clone, Serialize, Deserialize)]
-struct RulesRecord {
-    earn_kopecks_per_point: i64,
-    excluded_categories: Vec<String>,
-    max_share_percent: u8,
-    point_value_kopecks: i64,
+/// The serialised form: the fields HQ's API accepts, checked on the way in
+/// (`LoyaltyRules::try_from` for the invariants, [`LoyaltyRules::publishable`] for all).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RulesRecord {
+    pub earn_kopecks_per_point: i64,
+    pub excluded_categories: Vec<String>,
+    pub max_share_percent: u8,
+    pub point_value_kopecks: i64,
 }
 
 impl TryFrom<RulesRecord> for LoyaltyRules {
@@ -122,6 +157,27 @@ impl LoyaltyRules {
         Ok(LoyaltyRules { earn_kopecks_per_point, excluded_categories: set, max_share_percent, point_value_kopecks })
     }
 
+    /// Rules HQ may publish: the invariants of [`LoyaltyRules::new`] and the sane retail
+    /// bounds, cashback at most [`CASHBACK_PERCENT_MAX`] % and a point worth
+    /// [`POINT_VALUE_KOPECKS_MIN`] to [`POINT_VALUE_KOPECKS_MAX`] kopecks.
+    ///
+    /// A point's value is checked against these bounds before the invariants, so that a
+    /// refusal names the bound that applies (30 %, not the invariant's 100 %).
+    pub fn publishable(record: RulesRecord) -> Result<LoyaltyRules, RulesError> {
+        let earn = record.earn_kopecks_per_point;
+        if (1..=EARN_KOPECKS_PER_POINT_MAX).contains(&earn) {
+            check_bounds(earn, record.point_value_kopecks)?;
+        }
+        let rules = LoyaltyRules::try_from(record)?;
+        rules.check_bounds()?;
+        Ok(rules)
+    }
+
+    /// Whether these rules are within the sane bounds HQ publishes within.
+    pub fn check_bounds(&self) -> Result<(), RulesError> {
+        check_bounds(self.earn_kopecks_per_point, self.point_value_kopecks)
+    }
+
     pub fn earn_kopecks_per_point(&self) -> i64 {
         self.earn_kopecks_per_point
     }
@@ -148,6 +204,24 @@ impl LoyaltyRules {
     fn eligible_amounts<'c>(&self, lines: &[BasketLine], category_of: impl Fn(&Sku) -> Option<&'c str>) -> Vec<i64> {
         lines.iter().map(|l| if self.is_excluded(category_of(&l.sku)) { 0 } else { l.net().0.max(0) }).collect()
     }
+}
+
+/// The sane bounds on a point's value and on cashback, for `earn_kopecks_per_point` in
+/// 1 to [`EARN_KOPECKS_PER_POINT_MAX`].
+fn check_bounds(earn_kopecks_per_point: i64, point_value_kopecks: i64) -> Result<(), RulesError> {
+    let (earn, value) = (earn_kopecks_per_point, point_value_kopecks);
+    if !(POINT_VALUE_KOPECKS_MIN..=POINT_VALUE_KOPECKS_MAX).contains(&value) {
+        return Err(RulesError::PointValueRange { point_value_kopecks: value });
+    }
+    // value / earn <= CASHBACK / 100, in integers (value is at most 1 000, earn 10^6).
+    if value * 100 > earn * CASHBACK_PERCENT_MAX {
+        return Err(RulesError::Cashback {
+            point_value_kopecks: value,
+            earn_kopecks_per_point: earn,
+            earn_kopecks_per_point_min: (value * 100 + CASHBACK_PERCENT_MAX - 1) / CASHBACK_PERCENT_MAX,
+        });
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -464,4 +538,71 @@ pub struct ReturnLoyalty {
     /// What is refunded in money: the return's total less what points paid for, less
     /// `deducted`. Pass this to [`crate::returns::refund_tenders`].
     pub money_refund: Kopecks,
+}
+
+#[cfg(test)]
+mod bounds_tests {
+    use super::*;
+
+    fn record(earn: i64, share: u8, value: i64) -> RulesRecord {
+        RulesRecord {
+            earn_kopecks_per_point: earn,
+            excluded_categories: vec![],
+            max_share_percent: share,
+            point_value_kopecks: value,
+        }
+    }
+
+    #[test]
+    fn publishable_rules_are_within_the_sane_bounds() {
+        // 1 point per 10 RUB worth 1 RUB: 10 %. Exactly 30 %: 1 point per 3.34 RUB
+        // worth 1 RUB is 29.94 %, per 3.33 RUB is 30.03 %.
+        assert!(LoyaltyRules::publishable(record(1000, 50, 100)).is_ok());
+        assert!(LoyaltyRules::publishable(record(334, 100, 100)).is_ok());
+        assert!(LoyaltyRules::publishable(record(10, 0, 3)).is_ok());
+        assert!(LoyaltyRules::default().check_bounds().is_ok());
+        assert_eq!(
+            LoyaltyRules::publishable(record(333, 50, 100)),
+            Err(RulesError::Cashback {
+                point_value_kopecks: 100,
+                earn_kopecks_per_point: 333,
+                earn_kopecks_per_point_min: 334
+            })
+        );
+        // 100 % cashback: a valid rule set arithmetically, but not published.
+        let full = LoyaltyRules::new(100, vec![], 50, 100).unwrap();
+        assert!(matches!(full.check_bounds(), Err(RulesError::Cashback { .. })));
+        assert!(matches!(LoyaltyRules::publishable(record(100, 50, 100)), Err(RulesError::Cashback { .. })));
+        // A point worth more than 10 RUB, however much earns it.
+        let dear = POINT_VALUE_KOPECKS_MAX + 1;
+        assert_eq!(
+            LoyaltyRules::publishable(record(EARN_KOPECKS_PER_POINT_MAX, 50, dear)),
+            Err(RulesError::PointValueRange { point_value_kopecks: dear })
+        );
+        assert!(LoyaltyRules::publishable(record(EARN_KOPECKS_PER_POINT_MAX, 50, POINT_VALUE_KOPECKS_MAX)).is_ok());
+        // The other invariants, with their own errors.
+        assert_eq!(LoyaltyRules::publishable(record(0, 50, 1)), Err(RulesError::EarnRate));
+        assert_eq!(LoyaltyRules::publishable(record(EARN_KOPECKS_PER_POINT_MAX + 1, 50, 1)), Err(RulesError::EarnRate));
+        assert_eq!(LoyaltyRules::publishable(record(1000, 101, 100)), Err(RulesError::Share));
+        // A point's value is held to the publishing bounds first: the refusal names them.
+        for value in [0, -5, 2000, i64::MAX] {
+            let refused = LoyaltyRules::publishable(record(1000, 50, value));
+            assert_eq!(refused, Err(RulesError::PointValueRange { point_value_kopecks: value }));
+        }
+        assert!(matches!(LoyaltyRules::publishable(record(50, 50, 100)), Err(RulesError::Cashback { .. })));
+        assert_eq!(LoyaltyRules::new(50, vec![], 50, 100), Err(RulesError::PointValue), "the invariant alone");
+        // Messages say what the bound is.
+        let msg = LoyaltyRules::publishable(record(100, 50, 100)).unwrap_err().to_string();
+        assert!(msg.contains("30 %") && msg.contains("334"), "{msg}");
+        let msg = RulesError::PointValueRange { point_value_kopecks: 5000 }.to_string();
+        assert!(msg.contains("1000 kopecks") && msg.contains("5000"), "{msg}");
+    }
+
+    #[test]
+    fn rules_outside_the_bounds_still_load() {
+        // Published by an older HQ: stores and HQ keep computing with them.
+        let bytes = postcard::to_allocvec(&record(100, 100, 100)).unwrap();
+        let rules: LoyaltyRules = postcard::from_bytes(&bytes).unwrap();
+        assert!(rules.check_bounds().is_err());
+    }
 }

@@ -1,12 +1,24 @@
 //! A seeded simulation of the sans-IO sync core, in the manner of quinn-proto's `Pair`
 //! and TigerBeetle's VOPR: several stores and HQ, each with durable state (what their
 //! database would hold) and volatile state (the sync sessions), connected by streams
-//! that deliver in order but may be cut at any moment, losing what was in flight.
-//! Stores sell and HQ delivers stock at any time, online or not; stores are partitioned
-//! for stretches of steps; either side crashes and restarts, losing everything
-//! volatile. The invariants are checked after every step, and after the network heals
-//! everything must converge. A failure prints its seed; `KASSA_SIM_SEED=S` replays it
-//! and `KASSA_SIM_SEEDS=N` runs more seeds.
+//! that may be cut at any moment, losing what was in flight. Within a live connection
+//! the network also misbehaves as QUIC never would: each message may be lost,
+//! duplicated, or reordered (held back behind up to three later ones), both ways, at
+//! small rates drawn from the seed; a connection that lost its `Hello` or `Welcome`
+//! is cut after QUIC's idle timeout (see [`IDLE_TIMEOUT`]). HQ's database fails now and
+//! then when it applies a batch: nothing is written and HQ's session is told, as
+//! `sync_server` does. Stores sell and HQ delivers stock at any time, online or not;
+//! stores are partitioned for stretches of steps; either side crashes and restarts,
+//! losing everything volatile. The invariants (every outbox entry applied exactly once
+//! at HQ, counters monotone, loyalty within its escrow) are checked after every step.
+//! Then the network heals: no more cuts or partitions at once, no more losses,
+//! duplicates or reorders after another 30 s (HQ's database still fails now and then),
+//! and everything must converge.
+//!
+//! Seeds: a fixed set (`0x5eed_0000` on, 1000 of them; `KASSA_SIM_SEEDS=N` runs N) and
+//! a few random ones (`KASSA_SIM_RANDOM_SEEDS=N`, default 8), each printed before it
+//! runs. `KASSA_SIM_SEED=S` replays seed S alone; `KASSA_SIM_VERBOSE=1` prints what
+//! each run did.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -24,6 +36,23 @@ use crate::{SaleId, Sku};
 use crate::seeded::SeededRng as Rng;
 
 const SKUS: u64 = 4;
+/// Simulated time per step (and per round of [`World::converge`]).
+const STEP: Duration = Duration::from_millis(200);
+/// QUIC's idle timeout: `max_idle_timeout` is 10 s at both ends (`agent/src/sync_client.rs`,
+/// `hq/src/pki.rs`), with a keep-alive every 2 s, and neither shell has a watchdog of its
+/// own. A QUIC stream never loses a message, so in production a connection goes quiet
+/// only when its path is dead, and then the idle timeout closes it. Here a lost message
+/// stands for such a stall. After the handshake the state machines recover from every
+/// loss by their own timers (the store resends after [`ACK_TIMEOUT`], digests are
+/// compared again every [`DIGEST_INTERVAL`]; a lost rights request or answer is not
+/// retried, the till waiting for it gives up on a timer of its own), and the simulation
+/// gives them no other help. Before it, nothing has a timer: a lost `Hello` or `Welcome`
+/// leaves both ends waiting for ever. So a connection that lost a message and whose
+/// store still awaits its `Welcome` is cut once nothing has arrived on it, either way,
+/// for this long.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Rounds of [`World::converge`] (30 s) during which messages still go astray.
+const FAULTY_ROUNDS: u64 = 150;
 const HQ_ACTOR: ActorId = ActorId { store: StoreId::HQ, epoch: 1 };
 
 type CounterKey = (StoreId, Sku, ActorId);
@@ -60,6 +89,96 @@ struct Conn {
     hq_side: HqSync,
     to_hq: VecDeque<StoreMessage>,
     to_store: VecDeque<HqMessage>,
+    link: Link,
+    /// The store has its `Welcome`.
+    welcomed: bool,
+}
+
+/// What the network did on one connection.
+struct Link {
+    /// Something was lost, duplicated or reordered: a protocol error on this connection
+    /// is then the network's doing (and closes it), not a bug.
+    tampered: bool,
+    /// Something was lost.
+    lost: bool,
+    /// When a message last arrived, either way (or the connection opened).
+    last_heard: Instant,
+}
+
+/// Rates of the faults within a live connection, per mille of messages (of applies for
+/// `apply_fails`), drawn from the seed.
+#[derive(Debug, Clone, Copy)]
+struct Faults {
+    lose: u64,
+    duplicate: u64,
+    reorder: u64,
+    apply_fails: u64,
+}
+
+/// What a run did, for `KASSA_SIM_VERBOSE` and for the check that faults happened.
+#[derive(Debug, Clone, Copy, Default)]
+struct Stats {
+    /// Messages handed to either side, and batches HQ tried to apply.
+    arrived: u64,
+    applies: u64,
+    lost: u64,
+    duplicated: u64,
+    reordered: u64,
+    apply_failed: u64,
+    /// Connections closed on an unexpected message (a duplicate `Hello`, a message
+    /// before `Welcome`…), by HQ or by the store.
+    refused: u64,
+    idle_cuts: u64,
+    converge_rounds: u64,
+}
+
+impl Stats {
+    fn add(&mut self, o: &Stats) {
+        self.arrived += o.arrived;
+        self.applies += o.applies;
+        self.lost += o.lost;
+        self.duplicated += o.duplicated;
+        self.reordered += o.reordered;
+        self.apply_failed += o.apply_failed;
+        self.refused += o.refused;
+        self.idle_cuts += o.idle_cuts;
+        self.converge_rounds = self.converge_rounds.max(o.converge_rounds);
+    }
+}
+
+/// The message at the head of `queue` as the faulty network hands it over: `None` when
+/// the queue is empty, `Some(None)` when the head went astray (lost, or held back
+/// behind up to three later messages), `Some(Some(m))` when `m` arrives (a duplicate of
+/// it may have been queued to arrive again, at once or later).
+fn arrival<M: Clone>(
+    rng: &mut Rng,
+    faults: &Faults,
+    stats: &mut Stats,
+    link: &mut Link,
+    queue: &mut VecDeque<M>,
+) -> Option<Option<M>> {
+    let msg = queue.pop_front()?;
+    if rng.below(1000) < faults.lose {
+        stats.lost += 1;
+        link.tampered = true;
+        link.lost = true;
+        return Some(None);
+    }
+    if !queue.is_empty() && rng.below(1000) < faults.reorder {
+        stats.reordered += 1;
+        link.tampered = true;
+        let behind = 1 + rng.below(queue.len().min(3) as u64) as usize;
+        queue.insert(behind, msg);
+        return Some(None);
+    }
+    if rng.below(1000) < faults.duplicate {
+        stats.duplicated += 1;
+        link.tampered = true;
+        let at = rng.below(queue.len() as u64 + 1) as usize;
+        queue.insert(at, msg.clone());
+    }
+    stats.arrived += 1;
+    Some(Some(msg))
 }
 
 struct World {
@@ -77,6 +196,8 @@ struct World {
     /// repair it (the monotonicity checks below still hold).
     lost_counters: bool,
     request_id: u64,
+    faults: Faults,
+    stats: Stats,
 }
 
 /// The one loyalty customer of the simulation: every store earns and spends for them.
@@ -105,8 +226,14 @@ fn entries(map: &BTreeMap<CounterKey, (i64, i64)>, pred: impl Fn(&CounterKey) ->
 
 impl World {
     fn new(seed: u64, stores: u32) -> World {
+        let mut rng = Rng::new(seed);
+        // One seed in eight runs without these faults: a perfect network within connections
+        // (cuts aside) and a database that never fails.
+        let perfect = rng.below(8) == 0;
+        let mut rate = |max: u64| if perfect { 0 } else { rng.below(max + 1) };
+        let faults = Faults { lose: rate(60), duplicate: rate(60), reorder: rate(100), apply_fails: rate(100) };
         World {
-            rng: Rng::new(seed),
+            rng,
             now: Instant::now(),
             step: 0,
             stores: (1..=stores)
@@ -132,6 +259,8 @@ impl World {
             points_spent: 0,
             lost_counters: false,
             request_id: 0,
+            faults,
+            stats: Stats::default(),
             conns: BTreeMap::new(),
             delivered: BTreeMap::new(),
             sold: BTreeMap::new(),
@@ -241,7 +370,15 @@ impl World {
         }
         let s = &mut self.stores[i];
         s.session = Some(StoreSync::new(s.actor, 0, s.durable.outbox.len() as u64));
-        self.conns.insert(i, Conn { hq_side: HqSync::new(s.id), to_hq: VecDeque::new(), to_store: VecDeque::new() });
+        let link = Link { tampered: false, lost: false, last_heard: self.now };
+        let conn = Conn {
+            hq_side: HqSync::new(s.id),
+            to_hq: VecDeque::new(),
+            to_store: VecDeque::new(),
+            link,
+            welcomed: false,
+        };
+        self.conns.insert(i, conn);
     }
 
     fn disconnect(&mut self, i: usize) {
@@ -254,9 +391,11 @@ impl World {
         let now = self.now;
         let s = &mut self.stores[i];
         let Some(session) = s.session.as_mut() else { return };
+        let mut welcomed = false;
         while let Some(ev) = session.poll_event() {
             match ev {
                 StoreEvent::Connected { acked_seq } | StoreEvent::Acked { upto: acked_seq } => {
+                    welcomed |= matches!(ev, StoreEvent::Connected { .. });
                     s.durable.acked = s.durable.acked.max(acked_seq);
                 }
                 StoreEvent::ReadOutbox { after, max } => {
@@ -292,16 +431,47 @@ impl World {
             }
         }
         if let Some(conn) = self.conns.get_mut(&i) {
+            conn.welcomed |= welcomed;
             conn.to_hq.extend(std::iter::from_fn(|| session.poll_transmit()));
+        }
+    }
+
+    /// QUIC's idle timeout (see [`IDLE_TIMEOUT`]): cuts a connection stuck in its
+    /// handshake after a loss.
+    fn idle_timeouts(&mut self) {
+        let now = self.now;
+        let idle: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.link.lost && !c.welcomed && now.duration_since(c.link.last_heard) >= IDLE_TIMEOUT)
+            .map(|(&i, _)| i)
+            .collect();
+        for i in idle {
+            self.stats.idle_cuts += 1;
+            self.disconnect(i);
         }
     }
 
     /// Delivers up to `n` messages to HQ and carries out HQ's events.
     fn deliver_to_hq(&mut self, i: usize, n: usize) {
         let Some(conn) = self.conns.get_mut(&i) else { return };
+        let mut refused = false;
         for _ in 0..n {
-            let Some(msg) = conn.to_hq.pop_front() else { break };
-            conn.hq_side.handle_message(msg).expect("a correct store is never refused");
+            let Some(arrival) = arrival(&mut self.rng, &self.faults, &mut self.stats, &mut conn.link, &mut conn.to_hq)
+            else {
+                break;
+            };
+            let Some(msg) = arrival else { continue };
+            conn.link.last_heard = self.now;
+            if let Err(e) = conn.hq_side.handle_message(msg) {
+                // A correct store is refused only for what the network did to its messages
+                // (a duplicate `Hello`), never for what they say. `sync_server` then sends
+                // `Refused` and closes the connection.
+                assert!(conn.link.tampered, "a correct store was refused: {e}");
+                assert!(matches!(e, SyncError::Unexpected(_)), "a correct store was refused: {e}");
+                refused = true;
+                break;
+            }
             while let Some(ev) = conn.hq_side.poll_event() {
                 match ev {
                     HqEvent::Hello { actor, .. } => {
@@ -330,6 +500,15 @@ impl World {
                     HqEvent::Apply { actor, entries: batch, upto, .. } => {
                         let progress = self.hq.progress.entry(actor.store).or_default();
                         assert_eq!(batch.first().map(|e| e.seq), Some(*progress + 1), "HQ was handed a gap");
+                        self.stats.applies += 1;
+                        if self.rng.below(1000) < self.faults.apply_fails {
+                            // The database failed: the transaction rolled back, nothing is
+                            // written. As `sync_server` does: tell the session, keep the
+                            // connection; the store resends after ACK_TIMEOUT.
+                            self.stats.apply_failed += 1;
+                            conn.hq_side.handle_apply_failed();
+                            continue;
+                        }
                         for e in &batch {
                             *self.hq.sales.entry((actor.store, e.seq)).or_default() += 1;
                             if let Change::Loyalty { entries, .. } = &e.change {
@@ -350,21 +529,44 @@ impl World {
             }
             conn.to_store.extend(std::iter::from_fn(|| conn.hq_side.poll_transmit()));
         }
+        if refused {
+            self.stats.refused += 1;
+            self.disconnect(i);
+        }
     }
 
     fn deliver_to_store(&mut self, i: usize, n: usize) {
         let now = self.now;
         let Some(conn) = self.conns.get_mut(&i) else { return };
         let session = self.stores[i].session.as_mut().expect("a connection has a session");
+        let mut refused = false;
         for _ in 0..n {
-            let Some(msg) = conn.to_store.pop_front() else { break };
-            session.handle_message(now, msg).expect("a correct HQ is never refused");
+            let Some(arrival) =
+                arrival(&mut self.rng, &self.faults, &mut self.stats, &mut conn.link, &mut conn.to_store)
+            else {
+                break;
+            };
+            let Some(msg) = arrival else { continue };
+            conn.link.last_heard = now;
+            if let Err(e) = session.handle_message(now, msg) {
+                // A message before `Welcome`, a second `Welcome`: only the network's doing.
+                // `sync_client` ends the session and reconnects.
+                assert!(conn.link.tampered, "a correct HQ was refused: {e}");
+                assert!(matches!(e, SyncError::Unexpected(_)), "a correct HQ was refused: {e}");
+                refused = true;
+                break;
+            }
+        }
+        if refused {
+            self.stats.refused += 1;
+            self.disconnect(i);
         }
     }
 
     fn step(&mut self) {
         self.step += 1;
-        self.now += Duration::from_millis(200);
+        self.now += STEP;
+        self.idle_timeouts();
         let i = self.rng.below(self.stores.len() as u64) as usize;
         match self.rng.below(111) {
             0..=19 => self.sell(i),
@@ -453,7 +655,15 @@ impl World {
         for s in &mut self.stores {
             s.partitioned_until = 0;
         }
-        for _round in 0..10_000 {
+        // Messages are still lost, duplicated and reordered for a while (so that some go
+        // astray with no new sale behind them to carry the store on), then no more. A
+        // connection keeps what was done to it (a lost `Welcome` still has to time out);
+        // HQ's database fails now and then to the end.
+        let faults = self.faults;
+        for round in 0..10_000 {
+            if round == FAULTY_ROUNDS {
+                self.faults = Faults { lose: 0, duplicate: 0, reorder: 0, ..faults };
+            }
             let done = self.stores.iter().all(|s| {
                 entries(&self.hq.counters, |k| k.0 == s.id) == entries(&s.durable.counters, |_| true)
                     && s.durable.acked == s.durable.outbox.len() as u64
@@ -463,7 +673,9 @@ impl World {
             if done {
                 break;
             }
-            self.now += Duration::from_millis(200);
+            self.stats.converge_rounds = round + 1;
+            self.now += STEP;
+            self.idle_timeouts();
             for i in 0..self.stores.len() {
                 self.connect(i);
                 self.drive_store(i);
@@ -509,18 +721,19 @@ impl World {
     }
 }
 
-fn run(seed: u64) {
+fn run(seed: u64) -> Stats {
     let stores = 2 + (seed % 4) as u32;
     let mut world = World::new(seed, stores);
     let steps = 200 + world.rng.below(400);
     for _ in 0..steps {
         world.step();
     }
+    let faults = world.faults;
     world.converge();
     if std::env::var("KASSA_SIM_VERBOSE").is_ok() {
         let granted: i64 = world.hq.points.holders().iter().map(|(_, r)| r).sum();
         eprintln!(
-            "seed {seed}: {} steps, points earned {}, spent {}, HQ-granted transfers {}, rights held {granted}",
+            "seed {seed}: {} steps, points earned {}, spent {}, HQ-granted transfers {}, rights held {granted}; {:?}; {:?}",
             steps,
             world.hq.points.earned_total(),
             world.points_spent,
@@ -529,22 +742,53 @@ fn run(seed: u64) {
                 .iter()
                 .map(|s| world.hq.points.total(EntryKind::Transfer { from: ActorId::HQ, to: s.actor }))
                 .sum::<i64>(),
+            faults,
+            world.stats,
         );
     }
+    world.stats
+}
+
+/// Runs one seed; a failure says how to replay it.
+fn run_or_say(seed: u64) -> Stats {
+    match std::panic::catch_unwind(|| run(seed)) {
+        Ok(stats) => stats,
+        Err(panic) => {
+            eprintln!("fleet simulation failed with seed {seed}; replay with KASSA_SIM_SEED={seed}");
+            std::panic::resume_unwind(panic);
+        }
+    }
+}
+
+fn env_number(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|s| s.parse().ok())
 }
 
 #[test]
 fn seeded_fleet_simulation_converges_exactly_once() {
-    if let Some(seed) = std::env::var("KASSA_SIM_SEED").ok().and_then(|s| s.parse().ok()) {
+    if let Some(seed) = env_number("KASSA_SIM_SEED") {
         run(seed);
         return;
     }
-    let seeds: u64 = std::env::var("KASSA_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1000);
+    // A fixed set, the same on every run and machine…
+    let seeds = env_number("KASSA_SIM_SEEDS").unwrap_or(1000);
     let base: u64 = 0x5eed_0000;
+    let mut total = Stats::default();
     for seed in base..base + seeds {
-        if let Err(panic) = std::panic::catch_unwind(|| run(seed)) {
-            eprintln!("fleet simulation failed with seed {seed}; replay with KASSA_SIM_SEED={seed}");
-            std::panic::resume_unwind(panic);
-        }
+        total.add(&run_or_say(seed));
+    }
+    if seeds >= 100 {
+        // The faults are not merely configured: they happened, and were survived.
+        let Stats { lost, duplicated, reordered, apply_failed, refused, idle_cuts, .. } = total;
+        assert!(lost > 0 && duplicated > 0 && reordered > 0 && apply_failed > 0, "{total:?}");
+        assert!(refused > 0 && idle_cuts > 0, "{total:?}");
+    }
+    // …and a few new ones each time (std's hasher keys come from the OS's randomness),
+    // each printed first so that a failure can be replayed.
+    use std::hash::BuildHasher;
+    for i in 0..env_number("KASSA_SIM_RANDOM_SEEDS").unwrap_or(8) {
+        let seed = std::collections::hash_map::RandomState::new().hash_one(i);
+        eprintln!("fleet simulation: random seed {seed} (replay with KASSA_SIM_SEED={seed})");
+        run_or_say(seed);
     }
 }

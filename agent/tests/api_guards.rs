@@ -1,0 +1,435 @@
+//! The cashier API under hostile or mistaken input, through real HTTP on loopback: every
+//! route but the page, login and health needs a session; absurd amounts, reused keys
+//! and refunds beyond the drawer are refused with nothing written; wrong PINs from a
+//! stranger lock out only the stranger; the framework's own refusals come in the same
+//! JSON shape as every other.
+
+// Amounts are written as roubles_kopecks (812_00 = 812,00 ₽) on purpose.
+#![allow(clippy::inconsistent_digit_grouping)]
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use kassa_agent::config::HqLink;
+use kassa_agent::journal::{Role, User};
+use kassa_agent::{AgentConfig, Journal, RunningAgent};
+use kassa_protocol::StoreId;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+const CATALOG: &str = include_str!("../../data/catalog.csv");
+/// Milk, 106,90 ₽.
+const MILK: &str = "4650001209603";
+const MILK_PRICE: i64 = 10690;
+
+struct Agent {
+    agent: RunningAgent,
+    cancel: CancellationToken,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn start() -> Agent {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let j = Journal::open(&dir.path().join("journal.sqlite"), StoreId(1)).unwrap();
+        j.apply_catalog(1, &kassa_protocol::catalog::parse_csv(CATALOG).unwrap()).unwrap();
+        j.add_user(&User { id: "kassir".into(), name: "Кассир".into(), role: Role::Cashier }, "1111", 0).unwrap();
+        j.add_user(&User { id: "boss".into(), name: "Управляющий".into(), role: Role::Manager }, "9999", 0).unwrap();
+    }
+    let config = AgentConfig {
+        store: 1,
+        terminal: 1,
+        data_dir: dir.path().to_owned(),
+        http_listen: "127.0.0.1:0".parse().unwrap(),
+        utc_offset_minutes: 180,
+        // Not enrolled: offline, which is all these tests need.
+        hq: HqLink {
+            addr: "127.0.0.1:9".parse().unwrap(),
+            server_name: "kassa-hq".into(),
+            pki_dir: dir.path().join("none"),
+        },
+        scan_rules: Default::default(),
+        scanner: None,
+        printer: None,
+        metrics_token: Some("metrics-token-for-the-monitoring-system".into()),
+    };
+    let cancel = CancellationToken::new();
+    let agent = kassa_agent::start(config, cancel.clone()).await.unwrap();
+    let base = format!("http://{}", agent.http_addr);
+    Agent { agent, cancel, base, _dir: dir }
+}
+
+impl Agent {
+    async fn stop(self) {
+        self.cancel.cancel();
+        self.agent.wait().await;
+    }
+}
+
+/// A client at one source address (the till is 127.0.0.1; a stranger another loopback
+/// address).
+fn client_from(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(ip.parse::<IpAddr>().unwrap())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+    (status, body)
+}
+
+async fn login(client: &reqwest::Client, base: &str, user: &str, pin: &str) -> (u16, Value) {
+    send(client.post(format!("{base}/api/login")).json(&json!({ "user": user, "pin": pin }))).await
+}
+
+/// Logs in as the cashier and opens the shift with `float` kopecks.
+async fn cashier(a: &Agent, float: i64) -> (reqwest::Client, String) {
+    let client = client_from("127.0.0.1");
+    let (status, body) = login(&client, &a.base, "kassir", "1111").await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["token"].as_str().unwrap().to_owned();
+    let open = json!({ "float_kopecks": float, "idempotency_key": "open" });
+    let (status, body) = send(client.post(format!("{}/api/shift/open", a.base)).bearer_auth(&token).json(&open)).await;
+    assert_eq!(status, 200, "{body}");
+    (client, token)
+}
+
+async fn post(client: &reqwest::Client, a: &Agent, token: &str, path: &str, body: Value) -> (u16, Value) {
+    send(client.post(format!("{}{path}", a.base)).bearer_auth(token).json(&body)).await
+}
+
+async fn get(client: &reqwest::Client, a: &Agent, token: &str, path: &str) -> (u16, Value) {
+    send(client.get(format!("{}{path}", a.base)).bearer_auth(token)).await
+}
+
+/// Routes open to anyone: the page, its script, health and login.
+const OPEN: &[(&str, &str)] = &[("GET", "/"), ("GET", "/app.js"), ("GET", "/api/health"), ("POST", "/api/login")];
+
+/// Every other route, as a request a stranger might send.
+const GUARDED: &[(&str, &str)] = &[
+    ("GET", "/api/devices"),
+    ("GET", "/metrics"),
+    ("GET", "/api/events?token=guess"),
+    ("GET", "/api/status"),
+    ("GET", "/api/users"),
+    ("POST", "/api/logout"),
+    ("GET", "/api/me"),
+    ("GET", "/api/catalog/search?q=milk"),
+    ("GET", "/api/basket"),
+    ("POST", "/api/basket/scan"),
+    ("POST", "/api/basket/items"),
+    ("POST", "/api/basket/lines/0/quantity"),
+    ("POST", "/api/basket/lines/0/remove"),
+    ("POST", "/api/basket/lines/0/price"),
+    ("POST", "/api/basket/discount"),
+    ("POST", "/api/basket/void"),
+    ("POST", "/api/pay"),
+    ("POST", "/api/customer"),
+    ("POST", "/api/customer/new"),
+    ("POST", "/api/customer/clear"),
+    ("GET", "/api/sales/lookup?code=KASSA:1:1"),
+    ("GET", "/api/sales/1"),
+    ("POST", "/api/sales/1/reprint"),
+    ("POST", "/api/sales/1/cancel"),
+    ("POST", "/api/returns"),
+    ("POST", "/api/returns/without-receipt"),
+    ("GET", "/api/shift"),
+    ("POST", "/api/shift/open"),
+    ("POST", "/api/shift/cash"),
+    ("POST", "/api/shift/x-report"),
+    ("POST", "/api/shift/close"),
+    ("GET", "/api/stock/100001"),
+];
+
+/// The routes the router declares, read from its source: the lists above must name
+/// every one, so a route added later is guarded or consciously open.
+fn declared_routes() -> Vec<String> {
+    let src = include_str!("../src/api.rs");
+    src.match_indices(".route(\"")
+        .map(|(at, m)| {
+            let rest = &src[at + m.len()..];
+            rest[..rest.find('"').unwrap()].to_owned()
+        })
+        .collect()
+}
+
+/// `/api/sales/{seq}` matches `/api/sales/1`, and a query string is not part of a route.
+fn matches(route: &str, path: &str) -> bool {
+    let path = path.split('?').next().unwrap();
+    let (r, p): (Vec<_>, Vec<_>) = (route.split('/').collect(), path.split('/').collect());
+    r.len() == p.len() && r.iter().zip(&p).all(|(r, p)| r.starts_with('{') || r == p)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_but_the_page_login_and_health_needs_a_session() {
+    for route in declared_routes() {
+        let listed = OPEN.iter().chain(GUARDED).any(|(_, p)| matches(&route, p));
+        assert!(listed, "route {route} is in neither list of this test");
+    }
+    let a = start().await;
+    let client = client_from("127.0.0.1");
+    for (method, path) in GUARDED {
+        let url = format!("{}{path}", a.base);
+        let req = match *method {
+            "GET" => client.get(url),
+            _ => client.post(url).json(&json!({})),
+        };
+        let (status, body) = send(req).await;
+        // Logout without a session is harmless (it ends nothing) and says so.
+        if *path == "/api/logout" {
+            assert_eq!(status, 200, "{body}");
+            continue;
+        }
+        assert_eq!(status, 401, "{method} {path} without a session: {body}");
+        assert_eq!(body["error"], "not_logged_in", "{method} {path}");
+        // A made-up token is no better.
+        let req = match *method {
+            "GET" => client.get(format!("{}{path}", a.base)),
+            _ => client.post(format!("{}{path}", a.base)).json(&json!({})),
+        };
+        let (status, _) = send(req.bearer_auth("0123456789abcdef0123456789abcdef")).await;
+        assert_eq!(status, 401, "{method} {path} with a made-up token");
+    }
+    for (method, path) in OPEN.iter().filter(|(m, _)| *m == "GET") {
+        let status = client.get(format!("{}{path}", a.base)).send().await.unwrap().status();
+        assert_eq!(status, 200, "{method} {path} is open");
+    }
+    // The monitoring system reads /metrics with its own token, and only that.
+    let metrics = client
+        .get(format!("{}/metrics", a.base))
+        .bearer_auth("metrics-token-for-the-monitoring-system")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 200);
+    assert!(metrics.text().await.unwrap().contains("kassa_sales 0"));
+    let (status, _) =
+        send(client.get(format!("{}/api/status", a.base)).bearer_auth("metrics-token-for-the-monitoring-system")).await;
+    assert_eq!(status, 401, "the metrics token opens /metrics only");
+    // With a session, the event stream opens (the token in the query, as EventSource sends it).
+    let (_, token) = cashier(&a, 0).await;
+    let events = client.get(format!("{}/api/events?token={token}", a.base)).send().await.unwrap();
+    assert_eq!(events.status(), 200);
+    drop(events);
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absurd_amounts_are_refused_and_the_shift_still_closes() {
+    let a = start().await;
+    let (client, token) = cashier(&a, 0).await;
+    let (status, body) =
+        post(&client, &a, &token, "/api/basket/scan", json!({ "code": MILK, "idempotency_key": "s1" })).await;
+    assert_eq!(status, 200, "{body}");
+    // Cash of i64::MAX kopecks: refused as a typing mistake, nothing written.
+    let pay = json!({ "idempotency_key": "p1", "tenders": [{ "kind": "cash", "amount_kopecks": i64::MAX }] });
+    let (status, body) = post(&client, &a, &token, "/api/pay", pay).await;
+    assert_eq!((status, body["error"].as_str()), (422, Some("change_too_large")), "{body}");
+    // Two of them overflow before anything else is checked.
+    let pay = json!({ "idempotency_key": "p2", "tenders": [
+        { "kind": "cash", "amount_kopecks": i64::MAX }, { "kind": "cash", "amount_kopecks": i64::MAX }] });
+    let (status, body) = post(&client, &a, &token, "/api/pay", pay).await;
+    assert_eq!((status, body["error"].as_str()), (422, Some("overflow")), "{body}");
+    assert_eq!(a.agent.journal.docs_count().unwrap(), (0, 0));
+    // Up to the documented change is fine: a 5 000 ₽ note for the milk.
+    let change_max = kassa_protocol::sale::CHANGE_MAX.0;
+    let pay =
+        json!({ "idempotency_key": "p3", "tenders": [{ "kind": "cash", "amount_kopecks": MILK_PRICE + change_max }] });
+    let (status, body) = post(&client, &a, &token, "/api/pay", pay).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["sale"]["change"], change_max);
+    // Cash moves and the count at close are bounded too.
+    let max = kassa_agent::journal::limits::CASH_AMOUNT_MAX.0;
+    for (path, body) in [
+        ("/api/shift/cash", json!({ "amount_kopecks": max + 1, "reason": "x", "idempotency_key": "c1" })),
+        ("/api/shift/cash", json!({ "amount_kopecks": i64::MIN, "reason": "x", "idempotency_key": "c2" })),
+        (
+            "/api/shift/close",
+            json!({ "counted_kopecks": i64::MAX, "manager": { "user": "boss", "pin": "9999" }, "idempotency_key": "z0" }),
+        ),
+    ] {
+        let (status, answer) = post(&client, &a, &token, path, body).await;
+        assert_eq!((status, answer["error"].as_str()), (422, Some("amount_too_large")), "{path}: {answer}");
+    }
+    // The shift's figures and the close work as ever.
+    let (status, shift) = get(&client, &a, &token, "/api/shift").await;
+    assert_eq!(status, 200, "{shift}");
+    assert_eq!(shift["report"]["expected_cash"], MILK_PRICE);
+    let metrics = client.get(format!("{}/metrics", a.base)).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(metrics.status(), 200);
+    assert!(metrics.text().await.unwrap().contains(&format!("kassa_shift_expected_cash_kopecks {MILK_PRICE}")));
+    let close =
+        json!({ "counted_kopecks": MILK_PRICE, "manager": { "user": "boss", "pin": "9999" }, "idempotency_key": "z1" });
+    let (status, body) = post(&client, &a, &token, "/api/shift/close", close).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["report"]["difference"], 0);
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_names_one_request() {
+    let a = start().await;
+    let (client, token) = cashier(&a, 0).await;
+    let (_, scanned) =
+        post(&client, &a, &token, "/api/basket/scan", json!({ "code": MILK, "idempotency_key": "s1" })).await;
+    let basket_id = scanned["basket"]["id"].as_u64().unwrap();
+    let pay = |key: &str, amount: i64, basket: u64| json!({ "idempotency_key": key, "basket_id": basket, "tenders": [{ "kind": "cash", "amount_kopecks": amount }] });
+    let (status, first) = post(&client, &a, &token, "/api/pay", pay("k1", 20000, basket_id)).await;
+    assert_eq!(status, 200, "{first}");
+    // The next customer's basket, paid with the first key and other tenders: refused,
+    // and the basket stays as it is (unpaid, not silently "replayed").
+    let (_, next) =
+        post(&client, &a, &token, "/api/basket/scan", json!({ "code": MILK, "idempotency_key": "s2" })).await;
+    let next_id = next["basket"]["id"].as_u64().unwrap();
+    assert!(next_id > basket_id);
+    let (status, body) = post(&client, &a, &token, "/api/pay", pay("k1", 50000, next_id)).await;
+    assert_eq!((status, body["error"].as_str()), (409, Some("key_reuse")), "{body}");
+    let (_, basket) = get(&client, &a, &token, "/api/basket").await;
+    assert_eq!(basket["basket"]["lines"].as_array().unwrap().len(), 1);
+    // The same request again is a replay: the first sale, the new basket untouched.
+    let (status, again) = post(&client, &a, &token, "/api/pay", pay("k1", 20000, basket_id)).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!((again["replayed"].as_bool(), &again["sale"]["id"]), (Some(true), &first["sale"]["id"]));
+    let (_, basket) = get(&client, &a, &token, "/api/basket").await;
+    assert_eq!(basket["basket"]["id"].as_u64(), Some(next_id));
+    assert_eq!(basket["basket"]["lines"].as_array().unwrap().len(), 1);
+    // Paying a basket other than the one on the till: refused.
+    let (status, body) = post(&client, &a, &token, "/api/pay", pay("k2", 20000, next_id + 1)).await;
+    assert_eq!((status, body["error"].as_str()), (409, Some("basket_changed")), "{body}");
+    // Basket operations follow the same rule: no empty or overlong keys, and one key one request.
+    for bad in ["", &"k".repeat(1000), "a b"] {
+        let (status, body) =
+            post(&client, &a, &token, "/api/basket/scan", json!({ "code": MILK, "idempotency_key": bad })).await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("idempotency_key")), "{bad:?}: {body}");
+    }
+    let (status, body) =
+        post(&client, &a, &token, "/api/basket/scan", json!({ "code": "4630015509388", "idempotency_key": "s2" }))
+            .await;
+    assert_eq!((status, body["error"].as_str()), (409, Some("key_reuse")), "{body}");
+    let (status, _) =
+        post(&client, &a, &token, "/api/basket/scan", json!({ "code": MILK, "idempotency_key": "s2" })).await;
+    assert_eq!(status, 200, "the same scan again is a replay");
+    let (_, basket) = get(&client, &a, &token, "/api/basket").await;
+    assert_eq!(basket["basket"]["lines"][0]["quantity"], 1, "replayed, not scanned twice");
+    assert_eq!(a.agent.journal.docs_count().unwrap(), (1, 0));
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cash_refunds_stay_within_the_drawer_unless_a_manager_overrides() {
+    let a = start().await;
+    let (client, token) = cashier(&a, 812_00).await;
+    // A return without receipt of 50 kg of apples: more than the 812 ₽ in the drawer.
+    let ret = |key: &str, drawer_override: bool| {
+        json!({
+            "lines": [{ "sku": "100477", "quantity": 50_000 }],
+            "manager": { "user": "boss", "pin": "9999" },
+            "drawer_override": drawer_override,
+            "idempotency_key": key,
+        })
+    };
+    let (status, body) = post(&client, &a, &token, "/api/returns/without-receipt", ret("r1", false)).await;
+    assert_eq!((status, body["error"].as_str()), (409, Some("drawer_short")), "{body}");
+    assert!(body["message"].as_str().unwrap().contains("812,00"), "{body}");
+    assert_eq!(a.agent.journal.docs_count().unwrap(), (0, 0));
+    // Cash out beyond the drawer likewise.
+    let out = json!({ "amount_kopecks": -900_00, "reason": "инкассация", "idempotency_key": "o1" });
+    let (status, body) = post(&client, &a, &token, "/api/shift/cash", out).await;
+    assert_eq!((status, body["error"].as_str()), (409, Some("drawer_short")), "{body}");
+    // A cashier cannot override on their own: the override needs a manager's PIN.
+    let out =
+        json!({ "amount_kopecks": -900_00, "reason": "инкассация", "drawer_override": true, "idempotency_key": "o2" });
+    let (status, body) = post(&client, &a, &token, "/api/shift/cash", out).await;
+    assert_eq!((status, body["error"].as_str()), (403, Some("needs_manager")), "{body}");
+    // With the manager's override the refund goes through, and the override is recorded.
+    let (status, body) = post(&client, &a, &token, "/api/returns/without-receipt", ret("r2", true)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(a.agent.journal.docs_count().unwrap(), (0, 1));
+    assert!(a.agent.journal.verify().unwrap().ok());
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_guessing_pins_locks_out_only_the_stranger() {
+    let a = start().await;
+    let stranger = client_from("127.0.0.2");
+    let mut locked = false;
+    for _ in 0..kassa_agent::journal::PIN_ATTEMPTS_MAX {
+        let (status, body) = login(&stranger, &a.base, "boss", "0000").await;
+        locked = body["error"] == "locked";
+        assert!(status == 401 || (locked && status == 429), "{status} {body}");
+    }
+    assert!(locked, "the stranger is locked out after the allowed attempts");
+    let (status, _) = login(&stranger, &a.base, "boss", "9999").await;
+    assert_eq!(status, 429, "even with the right PIN, for a while");
+    // The manager at the till logs in and approves as ever.
+    let (client, token) = cashier(&a, 0).await;
+    let (status, body) = login(&client, &a.base, "boss", "9999").await;
+    assert_eq!(status, 200, "{body}");
+    let (_, scanned) =
+        post(&client, &a, &token, "/api/basket/scan", json!({ "code": MILK, "idempotency_key": "s1" })).await;
+    assert_eq!(scanned["basket"]["lines"].as_array().unwrap().len(), 1);
+    let discount = json!({ "percent": 10, "manager": { "user": "boss", "pin": "9999" }, "idempotency_key": "d1" });
+    let (status, body) = post(&client, &a, &token, "/api/basket/discount", discount).await;
+    assert_eq!(status, 200, "{body}");
+    // The lockout is recorded, with its source.
+    let lockouts = a.agent.journal.lockouts(10).unwrap();
+    assert_eq!(lockouts.len(), 1);
+    assert_eq!((lockouts[0].0.as_str(), lockouts[0].1.as_str()), ("boss", "127.0.0.2"));
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn framework_refusals_come_as_json() {
+    let a = start().await;
+    let (client, token) = cashier(&a, 0).await;
+    let url = |p: &str| format!("{}{p}", a.base);
+    let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![
+        (
+            "bad JSON",
+            client.post(url("/api/pay")).bearer_auth(&token).header("content-type", "application/json").body("{"),
+            400,
+            "bad_request",
+        ),
+        (
+            "a field of the wrong type",
+            client.post(url("/api/pay")).bearer_auth(&token).json(&json!({ "idempotency_key": 5, "tenders": [] })),
+            422,
+            "bad_request",
+        ),
+        ("no content type", client.post(url("/api/pay")).bearer_auth(&token).body("{}"), 415, "content_type"),
+        (
+            "a body too large",
+            client
+                .post(url("/api/basket/scan"))
+                .bearer_auth(&token)
+                .header("content-type", "application/json")
+                .body(format!("{{\"code\": \"{}\", \"idempotency_key\": \"k\"}}", "1".repeat(100_000))),
+            413,
+            "too_large",
+        ),
+        ("an unknown route", client.get(url("/api/nothing")).bearer_auth(&token), 404, "not_found"),
+        ("a wrong method", client.delete(url("/api/pay")).bearer_auth(&token), 405, "method_not_allowed"),
+        ("a bad path parameter", client.get(url("/api/sales/abc")).bearer_auth(&token), 400, "bad_request"),
+        ("a missing query parameter", client.get(url("/api/sales/lookup")).bearer_auth(&token), 400, "bad_request"),
+        (
+            "login with bad JSON",
+            client.post(url("/api/login")).header("content-type", "application/json").body("[]"),
+            422,
+            "bad_request",
+        ),
+    ];
+    for (what, req, want_status, want_code) in cases {
+        let (status, body) = send(req).await;
+        assert_eq!((status, body["error"].as_str()), (want_status, Some(want_code)), "{what}: {body}");
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}: {body}");
+    }
+    a.stop().await;
+}
