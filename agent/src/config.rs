@@ -42,6 +42,19 @@ pub struct HqLink {
     pub server_name: String,
     /// Holds `ca.crt`, `store.crt`, `store.key` from `kassa-hq enroll`.
     pub pki_dir: PathBuf,
+    /// The sync protocol version to speak to HQ; unset (the default), the current one
+    /// (`kassa_protocol::wire::PROTOCOL_VERSION`). Only for tests and emergency rollback:
+    /// `protocol_version = 2` makes this store speak as release 0.1.0 did, which an HQ
+    /// serves while that version is supported.
+    #[serde(default)]
+    pub protocol_version: Option<u32>,
+}
+
+impl HqLink {
+    /// The sync protocol version this store speaks.
+    pub fn protocol(&self) -> u32 {
+        self.protocol_version.unwrap_or(kassa_protocol::wire::PROTOCOL_VERSION)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -112,6 +125,14 @@ impl AgentConfig {
             return Err(ConfigError::Invalid("terminal must be 1 to 99 (two digits on the receipt)".into()));
         }
         self.scan_rules.validate().map_err(|e| ConfigError::Invalid(format!("scan_rules: {e}")))?;
+        if let Some(v) = self.hq.protocol_version {
+            let supported = kassa_protocol::wire::SUPPORTED_VERSIONS;
+            if !supported.contains(&v) {
+                return Err(ConfigError::Invalid(format!(
+                    "hq.protocol_version {v}: this agent speaks {supported:?}; leave it unset for the current one"
+                )));
+            }
+        }
         if let Some(s) = &self.scanner {
             kassa_hardware::unescape(s.framer.prefix.as_bytes())
                 .map_err(|e| ConfigError::Invalid(format!("scanner.framer.prefix: {e}")))?;
@@ -157,5 +178,17 @@ mod tests {
         let c: AgentConfig = toml::from_str(&format!("{base}[printer]\npath = \"x\"\nmodel = \"nope\"\n")).unwrap();
         assert!(c.validate().unwrap_err().to_string().contains("nope"));
         assert!(toml::from_str::<AgentConfig>(&format!("{base}typo = 1\n")).is_err());
+        let c: AgentConfig = toml::from_str(&format!("{base}protocol_version = 1\n")).unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("protocol_version 1"));
+    }
+
+    #[test]
+    fn the_protocol_version_is_the_current_one_unless_set() {
+        let base = "store = 1\ndata_dir = \"d\"\n[hq]\naddr = \"127.0.0.1:1\"\npki_dir = \"p\"\n";
+        let c: AgentConfig = toml::from_str(base).unwrap();
+        assert_eq!(c.hq.protocol(), kassa_protocol::wire::PROTOCOL_VERSION);
+        let c: AgentConfig = toml::from_str(&format!("{base}protocol_version = 2\n")).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.hq.protocol(), 2);
     }
 }

@@ -20,8 +20,15 @@ pub struct HqStatus {
     pub last_error: Option<String>,
     /// What kind of trouble `last_error` is, as a code the page translates:
     /// `unreachable` (the network or HQ), `disk_full` (this store's disk: sync waits for
-    /// space), `journal` (the store's journal failed), `not_enrolled`.
+    /// space), `journal` (the store's journal failed), `not_enrolled`, `hq_older` (HQ
+    /// does not speak this store's protocol version: it is older than the store and must
+    /// be upgraded), `hq_protocol` (HQ does not speak the older version this store is set
+    /// to speak by `[hq] protocol_version`).
     pub error_code: Option<&'static str>,
+    /// The sync protocol version this store speaks (`kassa-sync/N`), once it has tried.
+    pub protocol_version: Option<u32>,
+    /// HQ's software version, from its `Welcome` (HQ of protocol 3 on).
+    pub hq_software_version: Option<String>,
     /// Bytes sent to and received from HQ since the agent started, as whole IP packets:
     /// IP and UDP headers, QUIC headers, acknowledgements and handshakes included —
     /// what the store's uplink carries.

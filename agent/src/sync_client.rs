@@ -1,13 +1,18 @@
 //! The QUIC shell around [`StoreSync`]: connect, run one session, reconnect with
 //! capped backoff. It never holds up the till: it only reads the journal's outbox and
 //! writes what HQ sends, each in short transactions of its own.
+//!
+//! The store offers one protocol version (ALPN `kassa-sync/N`): the current one, or the
+//! one `[hq] protocol_version` sets. An HQ that does not speak it (an HQ older than the
+//! store) fails the TLS handshake with "no application protocol"; the store says so
+//! plainly (`hq_older` on the status board), keeps selling offline, and retries.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use kassa_protocol::sync::{StoreEvent, StoreSync};
-use kassa_protocol::wire::{encode, FrameDecoder, HqMessage, ALPN};
+use kassa_protocol::wire::{self, FrameDecoder, PROTOCOL_VERSION};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::collections::HashMap;
@@ -34,6 +39,10 @@ pub const BACKOFF_MS_MIN: u64 = 250;
 pub const BACKOFF_MS_MAX: u64 = 30_000;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// The software version this store says in protocol 3's `Hello`.
+pub const SOFTWARE_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// TLS's `no_application_protocol` alert, which QUIC carries as a crypto error.
+const TLS_ALERT_NO_APPLICATION_PROTOCOL: u8 = 120;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsSetupError {
@@ -41,10 +50,13 @@ pub enum TlsSetupError {
     File { path: String, reason: String },
     #[error("TLS: {0}")]
     Tls(#[from] rustls::Error),
+    #[error("hq.protocol_version {0}: not a version this agent speaks")]
+    Protocol(u32),
 }
 
 /// The client TLS configuration: TLS 1.3 only, HQ verified against our CA, our own
-/// certificate presented (HQ derives our store id from it).
+/// certificate presented (HQ derives our store id from it), ALPN offering the one
+/// protocol version this store speaks ([`HqLink::protocol`]).
 pub fn client_config(link: &HqLink) -> Result<quinn::ClientConfig, TlsSetupError> {
     let file_err = |p: &std::path::Path, e: &dyn std::fmt::Display| TlsSetupError::File {
         path: p.display().to_string(),
@@ -67,7 +79,8 @@ pub fn client_config(link: &HqLink) -> Result<quinn::ClientConfig, TlsSetupError
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_root_certificates(roots)
         .with_client_auth_cert(certs, key)?;
-    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let alpn = wire::alpn(link.protocol()).ok_or(TlsSetupError::Protocol(link.protocol()))?;
+    tls.alpn_protocols = vec![alpn.to_vec()];
     let crypto =
         quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(|e| rustls::Error::General(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
@@ -87,6 +100,9 @@ enum SessionError {
     Connection(#[from] quinn::ConnectionError),
     #[error("timed out connecting")]
     Timeout,
+    /// HQ refused the TLS handshake for want of a common protocol version.
+    #[error("{}", protocol_refused_message(*protocol))]
+    ProtocolRefused { protocol: u32 },
     #[error("read: {0}")]
     Read(#[from] quinn::ReadError),
     #[error("write: {0}")]
@@ -95,6 +111,28 @@ enum SessionError {
     Protocol(String),
     #[error(transparent)]
     Journal(#[from] JournalError),
+}
+
+/// What the store says when HQ does not speak its protocol version `protocol`.
+fn protocol_refused_message(protocol: u32) -> String {
+    if protocol == PROTOCOL_VERSION {
+        format!("HQ does not speak kassa-sync/{protocol} (it is older than this store): upgrade HQ; selling offline")
+    } else {
+        format!(
+            "HQ does not speak kassa-sync/{protocol} (this store is set to it by [hq] protocol_version): \
+             remove that setting; selling offline"
+        )
+    }
+}
+
+/// Whether a failed handshake is HQ refusing every protocol version we offered.
+fn is_no_common_protocol(e: &quinn::ConnectionError) -> bool {
+    let code = quinn::TransportErrorCode::crypto(TLS_ALERT_NO_APPLICATION_PROTOCOL);
+    match e {
+        quinn::ConnectionError::ConnectionClosed(c) => c.error_code == code,
+        quinn::ConnectionError::TransportError(t) => t.code == code,
+        _ => false,
+    }
 }
 
 /// Runs until `cancel` fires.
@@ -116,6 +154,7 @@ pub async fn run(
         }
     };
     endpoint.set_default_client_config(tls);
+    status.send_modify(|s| s.hq.protocol_version = Some(link.protocol()));
     let mut backoff_ms = BACKOFF_MS_MIN;
     while !cancel.is_cancelled() {
         let result = session(&endpoint, &link, &journal, &status, &mut outbox_changed, &mut rights, &cancel).await;
@@ -132,6 +171,14 @@ pub async fn run(
                 SessionError::Journal(_) => {
                     tracing::error!(error = %e, retry_ms = backoff_ms, "the store's journal failed during sync");
                     "journal"
+                }
+                SessionError::ProtocolRefused { protocol } => {
+                    tracing::error!(hq = %link.addr, retry_ms = backoff_ms, "{}", protocol_refused_message(*protocol));
+                    if *protocol == PROTOCOL_VERSION {
+                        "hq_older"
+                    } else {
+                        "hq_protocol"
+                    }
                 }
                 _ => {
                     tracing::warn!(error = %e, hq = %link.addr, retry_ms = backoff_ms, "HQ unreachable; selling offline");
@@ -179,11 +226,19 @@ async fn session(
     rights: &mut RightsReceiver,
     cancel: &CancellationToken,
 ) -> Result<(), SessionError> {
+    let protocol = link.protocol();
     let connecting = endpoint.connect(link.addr, &link.server_name)?;
-    let conn = tokio::time::timeout(CONNECT_TIMEOUT, connecting).await.map_err(|_| SessionError::Timeout)??;
+    let conn =
+        tokio::time::timeout(CONNECT_TIMEOUT, connecting).await.map_err(|_| SessionError::Timeout)?.map_err(|e| {
+            if is_no_common_protocol(&e) {
+                SessionError::ProtocolRefused { protocol }
+            } else {
+                SessionError::Connection(e)
+            }
+        })?;
     let (mut send, mut recv) = conn.open_bi().await?;
     let (catalog_version, head) = blocking(journal, |j| Ok((j.catalog_version()?, j.outbox_head()?))).await?;
-    let mut sync = StoreSync::new(journal.actor(), catalog_version, head);
+    let mut sync = StoreSync::speaking(protocol, SOFTWARE_VERSION, journal.actor(), catalog_version, head);
     let mut decoder = FrameDecoder::default();
     let mut buf = vec![0u8; READ_CHUNK_BYTES];
     outbox_changed.mark_unchanged();
@@ -204,7 +259,7 @@ async fn session(
             n = recv.read(&mut buf) => {
                 let Some(n) = n? else { return Err(SessionError::Protocol("HQ closed the stream".into())) };
                 decoder.push(&buf[..n]);
-                while let Some(msg) = decoder.decode_next::<HqMessage>().map_err(|e| SessionError::Protocol(e.to_string()))? {
+                while let Some(msg) = decoder.next_hq(protocol).map_err(|e| SessionError::Protocol(e.to_string()))? {
                     sync.handle_message(Instant::now().into_std(), msg).map_err(|e| SessionError::Protocol(e.to_string()))?;
                     drive(&mut sync, journal, status, &mut waiting).await?;
                 }
@@ -254,11 +309,19 @@ async fn drive(
         match ev {
             StoreEvent::Connected { acked_seq } => {
                 blocking(journal, move |j| j.set_acked(acked_seq)).await?;
-                tracing::info!(acked_seq, backlog = sync.backlog(), "connected to HQ");
+                let hq_software = sync.hq_software_version().map(str::to_owned);
+                tracing::info!(
+                    acked_seq,
+                    backlog = sync.backlog(),
+                    protocol = sync.protocol(),
+                    hq_software = hq_software.as_deref().unwrap_or("unknown"),
+                    "connected to HQ"
+                );
                 status.send_modify(|s| {
                     s.hq.online = true;
                     s.hq.last_error = None;
                     s.hq.error_code = None;
+                    s.hq.hq_software_version = hq_software;
                     s.hq.last_contact_ms = Some(crate::till::now_ms());
                 });
             }
@@ -340,7 +403,7 @@ async fn drive(
 
 async fn flush(sync: &mut StoreSync, send: &mut quinn::SendStream) -> Result<(), SessionError> {
     while let Some(msg) = sync.poll_transmit() {
-        let frame = encode(&msg).map_err(|e| SessionError::Protocol(e.to_string()))?;
+        let frame = wire::encode_store(sync.protocol(), &msg).map_err(|e| SessionError::Protocol(e.to_string()))?;
         send.write_all(&frame).await?;
     }
     Ok(())

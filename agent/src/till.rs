@@ -37,8 +37,9 @@ pub const SESSIONS_MAX: usize = 16;
 /// A session ends after this long without being used.
 pub const SESSION_IDLE_MS: i64 = 12 * 60 * 60 * 1000;
 
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+/// What the till publishes. Not the page's format: the API turns each event into
+/// `api::view::EventView` before it leaves the agent.
+#[derive(Debug, Clone)]
 pub enum TillEvent {
     Basket {
         basket: Basket,
@@ -67,8 +68,9 @@ pub enum TillEvent {
     },
 }
 
-/// The basket's loyalty customer as the cashier sees them.
-#[derive(Debug, Clone, Serialize)]
+/// The basket's loyalty customer as the cashier sees them (on the page as
+/// `api::view::BasketCustomerView`).
+#[derive(Debug, Clone)]
 pub struct CustomerView {
     pub card: String,
     pub name: Option<String>,

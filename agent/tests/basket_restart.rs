@@ -17,7 +17,12 @@ fn config(dir: &std::path::Path) -> AgentConfig {
         http_listen: "127.0.0.1:0".parse().unwrap(),
         utc_offset_minutes: 180,
         // Not enrolled: the agent sells offline, which is all this test needs.
-        hq: HqLink { addr: "127.0.0.1:9".parse().unwrap(), server_name: "kassa-hq".into(), pki_dir: dir.join("none") },
+        hq: HqLink {
+            addr: "127.0.0.1:9".parse().unwrap(),
+            server_name: "kassa-hq".into(),
+            pki_dir: dir.join("none"),
+            protocol_version: None,
+        },
         scan_rules: Default::default(),
         scanner: None,
         printer: None,

@@ -115,7 +115,7 @@ fn acked_from(body: &Value) -> Acked {
         .collect();
     Acked {
         receipt: sale["receipt_no"].as_str().unwrap().to_owned(),
-        total: sale["total"].as_i64().unwrap(),
+        total: sale["total_kopecks"].as_i64().unwrap(),
         basket_id: 0, // filled in by the caller, who knows which basket it paid
         lines,
     }
@@ -163,7 +163,7 @@ async fn sell(
             }
         }
         let basket_id = last["basket"]["id"].as_u64().ok_or_else(|| format!("no basket id in {last}"))?;
-        let tendered = last["totals"]["total"].as_i64().ok_or_else(|| format!("no total in {last}"))?;
+        let tendered = last["totals"]["total_kopecks"].as_i64().ok_or_else(|| format!("no total in {last}"))?;
         let key = format!("pay-{}", rng.next_u64());
         ledger.in_doubt.push(InDoubt { key: key.clone(), basket_id, tendered });
         let pay = json!({

@@ -1,6 +1,8 @@
 // The cashier page: plain JS, no build step (embedded in the agent binary). State comes
 // from the agent's server-sent events; every action is a JSON request whose refusal is
-// shown in words, with what to do next.
+// shown in words, with what to do next. The shapes it reads are the API's format
+// (agent/src/api/view.rs): codes ("kg", "card", "10", "with_receipt"), money in integer
+// kopecks in `…_kopecks` fields; fields it does not know are ignored.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -24,7 +26,7 @@ const WORDS = {
     find: "Найти", return_lines: "Вернуть выбранное", no_receipt: "Возврат без чека", sku: "Артикул",
     cancel_sale: "Аннулировать чек", left: "можно вернуть", expected: "Ожидается в кассе", sales: "Продажи",
     refunds: "Возвраты", stock: "Остаток в магазине", change_qty: "Количество", z_done: "Смена закрыта. Разница: {d} ₽",
-    cash: "наличными", card: "на карту",
+    cash: "наличными", card: "на карту", points_refund: "баллами", no_vat: "без НДС",
     customer: "Клиент", pay_points: "Баллами", card_or_phone: "Карта или телефон", new_card: "Новая карта: телефон",
     name: "Имя (необязательно)", points: "Баллов", balance: "баллов", spendable: "можно списать сейчас",
     user_id: "Логин", drawer_override: "Разрешение управляющего: выдать больше, чем в кассе",
@@ -46,7 +48,7 @@ const WORDS = {
     find: "Find", return_lines: "Return selected", no_receipt: "Return without receipt", sku: "SKU",
     cancel_sale: "Cancel sale", left: "returnable", expected: "Expected in drawer", sales: "Sales",
     refunds: "Refunds", stock: "Stock in store", change_qty: "Quantity", z_done: "Shift closed. Difference: {d} ₽",
-    cash: "in cash", card: "to card",
+    cash: "in cash", card: "to card", points_refund: "as points", no_vat: "no VAT",
     customer: "Customer", pay_points: "Points", card_or_phone: "Card or phone", new_card: "New card: phone",
     name: "Name (optional)", points: "Points", balance: "points", spendable: "spendable now",
     user_id: "Login", drawer_override: "Manager's approval: pay out more than the drawer holds",
@@ -149,6 +151,25 @@ const ERRORS = {
   },
 };
 
+// Why the store cannot sync, by the status's `hq.error_code` (`unreachable` needs no
+// words beyond "offline"); the store keeps selling either way.
+const HQ_TROUBLE = {
+  ru: {
+    disk_full: "диск кассового сервера заполнен",
+    journal: "ошибка журнала кассы",
+    not_enrolled: "касса не зарегистрирована в HQ",
+    hq_older: "HQ старше кассы: нужно обновить HQ",
+    hq_protocol: "HQ не поддерживает версию протокола кассы",
+  },
+  en: {
+    disk_full: "the till server's disk is full",
+    journal: "the till's journal failed",
+    not_enrolled: "the till is not enrolled with HQ",
+    hq_older: "HQ is older than the till: HQ must be upgraded",
+    hq_protocol: "HQ does not speak the till's protocol version",
+  },
+};
+
 let lang = localStorage.getItem("kassa.lang") || "ru";
 const t = (k, vars) => {
   let s = (WORDS[lang] && WORDS[lang][k]) || WORDS.ru[k] || k;
@@ -176,6 +197,15 @@ function kopecks(text) {
   const v = Number(m[2]) * 100 + Number((m[3] || "0").padEnd(2, "0"));
   return m[1] ? -v : v;
 }
+// Quantities are pieces, or grams when the unit is "kg".
+const isWeighed = (x) => x.unit === "kg";
+const quantityText = (x, q) => (isWeighed(x) ? `${(q / 1000).toFixed(3)} кг` : `${q}`);
+// A VAT rate's code: "20", "10", "0" or "none".
+const vatRate = (code) => (code === "none" ? t("no_vat") : `${code}%`);
+// How a refund went back, by its tender's code; a code this page does not know is shown
+// as it is, never taken for cash.
+const REFUND_WAYS = { cash: "cash", card: "card", points: "points_refund" };
+const refundWay = (kind) => (REFUND_WAYS[kind] ? t(REFUND_WAYS[kind]) : kind);
 const newKey = () => (crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`);
 
 // ---- state ----
@@ -297,9 +327,14 @@ function renderBasket() {
   body.replaceChildren();
   state.basket.lines.forEach((l, i) => {
     const tr = document.createElement("tr");
-    const qty = l.unit === "Kilogram" ? `${(l.quantity / 1000).toFixed(3)} кг` : `${l.quantity}`;
-    const price = l.price !== l.list_price ? `${rub(l.price)} (${rub(l.list_price)})` : rub(l.price);
-    const amount = l.discount ? `${rub(l.amount - l.discount)} (−${rub(l.discount)})` : rub(l.amount);
+    const qty = quantityText(l, l.quantity);
+    const perKg = isWeighed(l) ? "/кг" : "";
+    const price = l.price_kopecks !== l.list_price_kopecks
+      ? `${rub(l.price_kopecks)}${perKg} (${rub(l.list_price_kopecks)})`
+      : `${rub(l.price_kopecks)}${perKg}`;
+    const amount = l.discount_kopecks
+      ? `${rub(l.amount_kopecks - l.discount_kopecks)} (−${rub(l.discount_kopecks)})`
+      : rub(l.amount_kopecks);
     for (const [text, cls] of [[i + 1, ""], [l.name, ""], [qty, "num"], [price, "num"], [amount, "num"]]) {
       const td = document.createElement("td");
       td.textContent = text;
@@ -316,7 +351,7 @@ function renderBasket() {
       b.onclick = fn;
       td.appendChild(b);
     };
-    if (l.unit === "Piece") {
+    if (!isWeighed(l)) {
       button("−", t("change_qty"), () => setQuantity(i, l.quantity - 1));
       button("+", t("change_qty"), () => setQuantity(i, l.quantity + 1));
     }
@@ -326,9 +361,9 @@ function renderBasket() {
     body.appendChild(tr);
   });
   const tot = state.totals;
-  $("total").textContent = rub(tot ? tot.total : 0);
+  $("total").textContent = rub(tot ? tot.total_kopecks : 0);
   $("vat").textContent = tot
-    ? tot.vat.filter((v) => v.vat !== 0).map((v) => `${t("vat")} ${v.rate.replace("Vat", "")}%: ${rub(v.vat)}`).join(" · ")
+    ? tot.vat.filter((v) => v.vat_kopecks !== 0).map((v) => `${t("vat")} ${vatRate(v.rate)}: ${rub(v.vat_kopecks)}`).join(" · ")
     : "";
   $("lines").scrollTop = $("lines").scrollHeight;
 }
@@ -349,7 +384,9 @@ function renderStatus() {
   const s = state.status;
   if (!s) return;
   $("hq-dot").className = s.hq.online ? "dot on" : "dot";
-  $("hq").textContent = `${s.hq.online ? t("hq_on") : t("hq_off")}${s.hq.backlog ? `, ${t("backlog")} ${s.hq.backlog}` : ""}`;
+  const code = s.hq.error_code;
+  const trouble = code && code !== "unreachable" ? ` (${(HQ_TROUBLE[lang] || HQ_TROUBLE.ru)[code] || s.hq.last_error || code})` : "";
+  $("hq").textContent = `${s.hq.online ? t("hq_on") : t("hq_off")}${trouble}${s.hq.backlog ? `, ${t("backlog")} ${s.hq.backlog}` : ""}`;
   const dev = (name, d) => {
     if (!d.configured) return `${name}: —`;
     const words = d.words ? d.words[lang] || d.words.ru : d.detail;
@@ -373,8 +410,11 @@ async function showStock() {
   const s = await api("GET", `/api/stock/${encodeURIComponent(last.sku)}`).catch(() => null);
   // A basket that changed meanwhile (paid, voided) has asked for its own answer.
   if (!s || state.basket !== basket) return;
-  let text = `${last.name}: ${t("stock")} ${last.unit === "Kilogram" ? `${(s.quantity / 1000).toFixed(3)} кг` : s.quantity}`;
-  for (const n of s.nearby || []) text += ` · ${n.name || `#${n.store}`}: ${n.quantity} (${Math.round(n.age_ms / 60000)} min)`;
+  let text = `${last.name}: ${t("stock")} ${quantityText(last, s.quantity)}`;
+  for (const n of s.nearby || []) {
+    const age = n.age_ms === null ? "" : ` (${Math.round(n.age_ms / 60000)} min)`;
+    text += ` · #${n.store}: ${quantityText(last, n.quantity)}${age}`;
+  }
   $("stock").textContent = text;
 }
 
@@ -383,7 +423,7 @@ const setQuantity = (i, q) =>
   q > 0 && act(() => api("POST", `/api/basket/lines/${i}/quantity`, { quantity: q, idempotency_key: newKey() }));
 
 async function overridePrice(i, line) {
-  const v = await ask(t("new_price"), [{ name: "price", label: t("new_price"), value: rub(line.price) }, ...managerFields()]);
+  const v = await ask(t("new_price"), [{ name: "price", label: t("new_price"), value: rub(line.price_kopecks) }, ...managerFields()]);
   if (!v) return;
   const price = kopecks(v.price);
   if (price === null) return showError("bad_price");
@@ -391,7 +431,7 @@ async function overridePrice(i, line) {
 }
 
 async function pay(kind) {
-  const total = state.totals ? state.totals.total : 0;
+  const total = state.totals ? state.totals.total_kopecks : 0;
   let tenders;
   if (kind === "mixed") {
     const v = await ask(t("pay_mixed"), [
@@ -416,8 +456,8 @@ async function pay(kind) {
   if (!data) return;
   const s = data.sale;
   $("cash").value = "";
-  show(t("receipt_done", { r: s.receipt_no, t: rub(s.total), c: rub(s.change) }), "ok");
-  $("message").dataset.change = s.change;
+  show(t("receipt_done", { r: s.receipt_no, t: rub(s.total_kopecks), c: rub(s.change_kopecks) }), "ok");
+  $("message").dataset.change = s.change_kopecks;
 }
 
 async function enterCode(code) {
@@ -430,10 +470,10 @@ async function enterCode(code) {
   if (!data) return;
   for (const item of data.items) {
     const b = document.createElement("button");
-    b.textContent = `${item.name} — ${rub(item.price)}${item.unit === "Kilogram" ? "/кг" : ""}`;
+    b.textContent = `${item.name} — ${rub(item.price_kopecks)}${isWeighed(item) ? "/кг" : ""}`;
     b.onclick = async () => {
       let quantity = 1;
-      if (item.unit === "Kilogram") {
+      if (isWeighed(item)) {
         const v = await ask(item.name, [{ name: "grams", label: t("grams"), value: "1000" }]);
         if (!v) return;
         quantity = Number(v.grams);
@@ -481,7 +521,7 @@ async function shiftDialog() {
   const s = state.shift;
   const info = document.createElement("div");
   info.id = "shift-info";
-  info.textContent = `${t("sales")}: ${s.sales_count} / ${rub(s.sales_total)} · ${t("refunds")}: ${s.returns_count} / ${rub(s.returns_total)} · ${t("expected")}: ${rub(s.expected_cash)}`;
+  info.textContent = `${t("sales")}: ${s.sales_count} / ${rub(s.sales_total_kopecks)} · ${t("refunds")}: ${s.returns_count} / ${rub(s.returns_total_kopecks)} · ${t("expected")}: ${rub(s.expected_cash_kopecks)}`;
   const v = await ask(t("shift"), [
     { name: "action", label: t("shift"), type: "select", options: [["x", t("x_report")], ["in", t("cash_in")], ["out", t("cash_out")], ["close", t("close_shift")]] },
     { name: "amount", label: `${t("amount")} / ${t("counted")}`, value: "" },
@@ -497,7 +537,7 @@ async function shiftDialog() {
   if (amount === null) return showError("invalid");
   if (v.action === "close") {
     const data = await act(() => api("POST", "/api/shift/close", { counted_kopecks: amount, manager: approval(v), idempotency_key: newKey() }));
-    if (data) show(t("z_done", { d: rub(data.report.difference) }), "ok");
+    if (data) show(t("z_done", { d: rub(data.report.difference_kopecks) }), "ok");
     return;
   }
   const signed = v.action === "out" ? -amount : amount;
@@ -515,8 +555,8 @@ async function returnDialog(code) {
   const done = (data) => {
     if (!data) return;
     const r = data.return;
-    const how = r.refunds.map((x) => `${rub(x.amount)} ${x.kind === "Card" ? t("card") : t("cash")}`).join(", ");
-    show(t("returned", { r: r.receipt_no, t: rub(r.total), how }), "ok");
+    const how = r.refunds.map((x) => `${rub(x.amount_kopecks)} ${refundWay(x.kind)}`).join(", ");
+    show(t("returned", { r: r.receipt_no, t: rub(r.total_kopecks), how }), "ok");
   };
   if (v.mode === "none") {
     const lines = [{ sku: v.code.trim(), quantity: Number(v.qty) }];
@@ -530,7 +570,7 @@ async function returnDialog(code) {
     return;
   }
   const fields = found.sale.lines
-    .map((l, i) => ({ name: `l${i}`, label: `${l.name} (${t("left")}: ${found.returnable[i]})`, value: "0", left: found.returnable[i] }))
+    .map((l, i) => ({ name: `l${i}`, label: `${l.name} (${t("left")}: ${found.returnable[i]}${isWeighed(l) ? " г" : ""})`, value: "0", left: found.returnable[i] }))
     .filter((f) => f.left > 0);
   const q = await ask(`${t("returns")} ${found.sale.receipt_no}`, fields);
   if (!q) return;
@@ -609,11 +649,11 @@ $("pay-points").onclick = async () => {
   const v = await ask(t("pay_points"), [{ name: "points", label: `${t("points")} (≤ ${c.allowed})`, value: String(c.spendable_now || c.allowed) }]);
   if (!v) return;
   const byPoints = Number(v.points) * c.point_value_kopecks;
-  const total = state.totals ? state.totals.total : 0;
+  const total = state.totals ? state.totals.total_kopecks : 0;
   const tenders = [{ kind: "points", amount_kopecks: byPoints }];
   if (total > byPoints) tenders.push({ kind: "cash", amount_kopecks: total - byPoints });
   const data = await act(() => api("POST", "/api/pay", { idempotency_key: newKey(), tenders, basket_id: state.basket.id }));
-  if (data) show(t("receipt_done", { r: data.sale.receipt_no, t: rub(data.sale.total), c: rub(data.sale.change) }), "ok");
+  if (data) show(t("receipt_done", { r: data.sale.receipt_no, t: rub(data.sale.total_kopecks), c: rub(data.sale.change_kopecks) }), "ok");
 };
 $("btn-return").onclick = returnDialog;
 $("btn-logout").onclick = async () => {

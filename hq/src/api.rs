@@ -188,6 +188,12 @@ async fn metrics(State(s): State<Arc<Shared>>) -> std::result::Result<Response, 
             (now - st.last_contact_ms).max(0) / 1000
         ));
     }
+    out.push_str("# TYPE kassa_hq_connected_stores gauge\n");
+    let peers = s.peers.snapshot();
+    for version in kassa_protocol::wire::SUPPORTED_VERSIONS {
+        let n = peers.values().filter(|p| p.protocol_version == version).count();
+        out.push_str(&format!("kassa_hq_connected_stores{{protocol=\"{version}\"}} {n}\n"));
+    }
     out.push_str(&format!("# TYPE kassa_hq_parked_records gauge\nkassa_hq_parked_records {parked}\n"));
     out.push_str(&format!("# TYPE kassa_hq_catalog_version gauge\nkassa_hq_catalog_version {version}\n"));
     let m = &s.metrics;
@@ -208,9 +214,28 @@ async fn metrics(State(s): State<Arc<Shared>>) -> std::result::Result<Response, 
     Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
 }
 
+/// Every store HQ has heard from, with its sync state; and, from HQ's memory of the live
+/// connections, `connected`, the `protocol_version` it speaks (`null` when not
+/// connected) and its `software_version` (`"unknown"` when not connected or when it
+/// speaks protocol 2, which does not say): during a rolling upgrade, which stores still
+/// run an old release.
 async fn stores(State(s): State<Arc<Shared>>) -> Result<serde_json::Value> {
     let stores = blocking(&s.db, |db| db.stores()).await?;
-    Ok(Json(json!({ "stores": stores })))
+    let peers = s.peers.snapshot();
+    let mut out = Vec::with_capacity(stores.len());
+    for st in stores {
+        let peer = peers.get(&StoreId(st.store));
+        let mut row = serde_json::to_value(&st)
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+        if let Some(row) = row.as_object_mut() {
+            row.insert("connected".into(), json!(peer.is_some()));
+            row.insert("protocol_version".into(), json!(peer.map(|p| p.protocol_version)));
+            let software = peer.and_then(|p| p.software_version.as_deref()).unwrap_or("unknown");
+            row.insert("software_version".into(), json!(software));
+        }
+        out.push(row);
+    }
+    Ok(Json(json!({ "stores": out })))
 }
 
 #[derive(Deserialize)]

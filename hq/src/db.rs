@@ -2,7 +2,14 @@
 //!
 //! **Architecture invariant:** only this module issues SQL. Counter rows merge by
 //! `MAX` upserts, so applying an entry twice, or in any order, gives the same rows.
+//!
+//! The schema's version is `PRAGMA user_version` ([`SCHEMA_VERSION`]), as in the store's
+//! journal. Files of the first release have 0 and are version 1. [`Db::open`] refuses a
+//! file newer than this binary before anything writes to it ([`DbError::TooNew`]), and
+//! migrates an older one at start, in one transaction, after keeping a copy beside it
+//! (`hq.sqlite.v{old}.bak`).
 
+use kassa_protocol::format::v1 as format;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -32,6 +39,12 @@ pub enum DbError {
     Sqlite(#[from] rusqlite::Error),
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
+    /// The file was written by a newer kassa-hq: nothing was written to it.
+    #[error(
+        "HQ's database schema is version {found}, newer than this program knows ({known}): \
+         run the newer kassa-hq; the file was not touched"
+    )]
+    TooNew { found: u32, known: u32 },
 }
 
 #[derive(Debug)]
@@ -145,6 +158,57 @@ CREATE TABLE IF NOT EXISTS parked (
 ) STRICT;
 ";
 
+/// The database's schema version, kept in `PRAGMA user_version`. Version 1 is [`SCHEMA`]
+/// as first released (`user_version` 0 in files of that release); each later version
+/// is one step of [`MIGRATIONS`].
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// Steps from version `n - 1` to `n`, run at start in one transaction after a copy of
+/// the file is kept beside it (`hq.sqlite.v{old}.bak`).
+const MIGRATIONS: &[(u32, &str)] = &[(
+    2,
+    // The first versioned schema: the tables of version 1, unchanged. Stamping it tells
+    // the files of this release from those written before versions were kept.
+    "",
+)];
+
+/// The schema version of the file `conn` has open: 0 for a new (empty) file.
+fn user_version(conn: &Connection) -> Result<u32, DbError> {
+    Ok(conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
+}
+
+/// Brings the file to [`SCHEMA_VERSION`]: creates a new database, or migrates an older
+/// one (after keeping a copy of it). The caller has refused a newer one.
+fn migrate(conn: &Connection, path: &Path) -> Result<(), DbError> {
+    let version = user_version(conn)?;
+    let tables: i64 = conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))?;
+    let from = version.max(1);
+    if from == SCHEMA_VERSION {
+        return Ok(());
+    }
+    if tables > 0 {
+        let backup = path.with_extension(format!("sqlite.v{from}.bak"));
+        // A copy from an earlier, interrupted attempt is the file as it was: keep it.
+        if !backup.exists() {
+            conn.execute("VACUUM INTO ?1", [backup.display().to_string()])?;
+        }
+        tracing::info!(from, to = SCHEMA_VERSION, backup = %backup.display(), "migrating HQ's database");
+    }
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = (|| {
+        conn.execute_batch(SCHEMA)?;
+        for (to, sql) in MIGRATIONS.iter().filter(|(to, _)| *to > from) {
+            conn.execute_batch(sql)?;
+            conn.pragma_update(None, "user_version", to)?;
+        }
+        conn.execute_batch("COMMIT")
+    })();
+    if result.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    Ok(result?)
+}
+
 fn item_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<CatalogItem, String>> {
     let sku: String = row.get(0)?;
     let gtin: Option<String> = row.get(1)?;
@@ -165,15 +229,22 @@ fn item_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<CatalogItem
 }
 
 impl Db {
+    /// Opens (or creates) HQ's database, migrating an older file; a file newer than this
+    /// binary is refused untouched ([`DbError::TooNew`]).
     pub fn open(path: &Path) -> Result<Db, DbError> {
         let conn = Connection::open(path)?;
+        // A file from a newer release is refused before anything (even a pragma) writes.
+        let version = user_version(&conn)?;
+        if version > SCHEMA_VERSION {
+            return Err(DbError::TooNew { found: version, known: SCHEMA_VERSION });
+        }
         // Explicit, not defaults: WAL so the API reads while sync writes; FULL so an
         // acknowledged batch survives power loss (we ack only after commit).
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch(SCHEMA)?;
+        migrate(&conn, path)?;
         Ok(Db { conn: Mutex::new(conn), views: Mutex::new(HashMap::new()) })
     }
 
@@ -299,7 +370,7 @@ impl Db {
                         actor.store.0,
                         e.seq as i64,
                         reason,
-                        postcard::to_allocvec(e).unwrap_or_default(),
+                        format::encode(&format::OutboxEntry::from(e)),
                         now_ms
                     ])?;
                     applied.parked += 1;
@@ -596,13 +667,31 @@ fn apply_entry<'e>(tx: &Transaction<'_>, e: &'e OutboxEntry) -> Result<&'e [Coun
             sale.validate().map_err(ApplyError::Invalid)?;
             let lines: Vec<_> =
                 sale.lines.iter().map(|l| (l.sku.clone(), l.name.clone(), l.quantity, l.net().0)).collect();
-            (sale.id, "sale", &sale.receipt_no, sale.created_at_ms, sale.total.0, encode(sale)?, lines, counters)
+            (
+                sale.id,
+                "sale",
+                &sale.receipt_no,
+                sale.created_at_ms,
+                sale.total.0,
+                stored(&format::Sale::from(sale)),
+                lines,
+                counters,
+            )
         }
         Change::Return { ret, counters } => {
             ret.validate().map_err(ApplyError::Invalid)?;
             let lines: Vec<_> =
                 ret.lines.iter().map(|l| (l.sku.clone(), l.name.clone(), -l.quantity, -l.amount.0)).collect();
-            (ret.id, "return", &ret.receipt_no, ret.created_at_ms, -ret.total.0, encode(ret)?, lines, counters)
+            (
+                ret.id,
+                "return",
+                &ret.receipt_no,
+                ret.created_at_ms,
+                -ret.total.0,
+                stored(&format::Return::from(ret)),
+                lines,
+                counters,
+            )
         }
         Change::Loyalty { .. } => unreachable!("applied above"),
     };
@@ -622,8 +711,10 @@ fn apply_entry<'e>(tx: &Transaction<'_>, e: &'e OutboxEntry) -> Result<&'e [Coun
     Ok(counters.as_slice())
 }
 
-fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, ApplyError> {
-    postcard::to_allocvec(v).map_err(|e| ApplyError::Invalid(e.to_string()))
+/// A sale or return as HQ stores it: format 1 of `kassa_protocol::format` (the same
+/// bytes as the first release's), never the domain type.
+fn stored<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    format::encode(v)
 }
 
 /// The bounded counter's merge, in SQL: per running total, the larger wins.
@@ -799,6 +890,92 @@ mod tests {
         batched.apply(ACTOR, &entries, 40, 40, 0).unwrap();
         assert_eq!(batched.counters_at(STORE).unwrap(), one_by_one.counters_at(STORE).unwrap());
         assert_eq!(batched.stores().unwrap()[0].sales, 40);
+    }
+
+    /// A file as the first release left it: its schema, `user_version` 0, some rows.
+    fn first_release_file(path: &Path) {
+        let conn = Connection::open(path).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        conn.execute_batch(
+            "INSERT INTO meta (key, value) VALUES ('catalog_version', 3);
+             INSERT INTO stores (store, epoch, acked_seq, last_contact_ms, head) VALUES (1, 1, 7, 0, 7);",
+        )
+        .unwrap();
+        assert_eq!(user_version(&conn).unwrap(), 0);
+    }
+
+    fn backup_of(path: &Path, version: u32) -> std::path::PathBuf {
+        path.with_extension(format!("sqlite.v{version}.bak"))
+    }
+
+    #[test]
+    fn a_new_file_gets_the_current_version_and_no_backup() {
+        let (dir, db) = open();
+        assert_eq!(user_version(&db.conn()).unwrap(), SCHEMA_VERSION);
+        drop(db);
+        let path = dir.path().join("hq.sqlite");
+        assert!(!backup_of(&path, 1).exists());
+        // Opening it again migrates nothing.
+        let db = Db::open(&path).unwrap();
+        assert_eq!(user_version(&db.conn()).unwrap(), SCHEMA_VERSION);
+        assert_eq!(
+            std::fs::read_dir(dir.path())
+                .unwrap()
+                .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "bak"))
+                .count(),
+            0
+        );
+    }
+
+    #[test]
+    fn a_first_release_file_is_migrated_after_a_copy_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hq.sqlite");
+        first_release_file(&path);
+        let db = Db::open(&path).unwrap();
+        assert_eq!(user_version(&db.conn()).unwrap(), SCHEMA_VERSION);
+        // The data is all there.
+        assert_eq!(db.catalog_version().unwrap(), 3);
+        assert_eq!(db.stores().unwrap()[0].acked_seq, 7);
+        // The copy is the file as it was: version 0, the same rows.
+        let backup = Connection::open(backup_of(&path, 1)).unwrap();
+        assert_eq!(user_version(&backup).unwrap(), 0);
+        let acked: i64 = backup.query_row("SELECT acked_seq FROM stores WHERE store = 1", [], |r| r.get(0)).unwrap();
+        assert_eq!(acked, 7);
+        drop(backup);
+        // Opened again: nothing more to do, and the copy is left as it is.
+        let copied = std::fs::read(backup_of(&path, 1)).unwrap();
+        drop(db);
+        let db = Db::open(&path).unwrap();
+        assert_eq!(db.catalog_version().unwrap(), 3);
+        assert_eq!(std::fs::read(backup_of(&path, 1)).unwrap(), copied);
+    }
+
+    #[test]
+    fn a_file_newer_than_the_binary_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hq.sqlite");
+        first_release_file(&path);
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
+        drop(conn);
+        let wal = dir.path().join("hq.sqlite-wal");
+        assert!(!wal.exists());
+        let before = std::fs::read(&path).unwrap();
+        let err = Db::open(&path).unwrap_err();
+        match &err {
+            DbError::TooNew { found, known } => assert_eq!((*found, *known), (SCHEMA_VERSION + 1, SCHEMA_VERSION)),
+            other => panic!("{other:?}"),
+        }
+        let message = err.to_string();
+        assert!(message.contains(&format!("version {}", SCHEMA_VERSION + 1)), "{message}");
+        assert!(message.contains(&format!("({SCHEMA_VERSION})")), "{message}");
+        assert!(message.contains("kassa-hq") && message.contains("not touched"), "{message}");
+        assert_eq!(std::fs::read(&path).unwrap(), before, "the file must not change");
+        assert!(!wal.exists() || std::fs::metadata(&wal).unwrap().len() == 0);
+        assert!(!backup_of(&path, 1).exists() && !backup_of(&path, SCHEMA_VERSION + 1).exists());
     }
 
     #[test]

@@ -20,6 +20,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use kassa_protocol::catalog::{self, ImportError};
+use kassa_protocol::wire::SUPPORTED_VERSIONS;
 use kassa_protocol::{Sku, StoreId};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -34,11 +35,22 @@ pub struct HqConfig {
     pub http_listen: SocketAddr,
     /// How often connected stores get a fresh view of their neighbours' stock.
     pub nearby_interval: std::time::Duration,
+    /// The sync protocol versions HQ offers stores, preferred first. By default every
+    /// version this HQ speaks (`wire::SUPPORTED_VERSIONS`: the current one and the
+    /// previous one). Fewer only for upgrade tests and staged rollouts: an HQ limited to
+    /// an older version behaves, on the wire, like an HQ of an older release.
+    pub protocol_versions: Vec<u32>,
 }
 
 impl HqConfig {
     pub fn new(data_dir: PathBuf, quic_listen: SocketAddr, http_listen: SocketAddr) -> HqConfig {
-        HqConfig { data_dir, quic_listen, http_listen, nearby_interval: sync_server::NEARBY_INTERVAL }
+        HqConfig {
+            data_dir,
+            quic_listen,
+            http_listen,
+            nearby_interval: sync_server::NEARBY_INTERVAL,
+            protocol_versions: SUPPORTED_VERSIONS.to_vec(),
+        }
     }
 }
 
@@ -54,6 +66,8 @@ pub enum HqError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("cannot watch for the stop signal: {0}")]
     Signal(std::io::Error),
+    #[error("sync protocol versions {0:?}: HQ speaks {SUPPORTED_VERSIONS:?} and needs at least one")]
+    ProtocolVersions(Vec<u32>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +116,10 @@ impl RunningHq {
 /// Opens the database and PKI under `config.data_dir`, binds both listeners and starts
 /// serving until `cancel` fires.
 pub async fn start(config: HqConfig, cancel: CancellationToken) -> Result<RunningHq, HqError> {
+    let versions = &config.protocol_versions;
+    if versions.is_empty() || versions.iter().any(|v| !SUPPORTED_VERSIONS.contains(v)) {
+        return Err(HqError::ProtocolVersions(versions.clone()));
+    }
     let dir = &config.data_dir;
     std::fs::create_dir_all(dir).map_err(|source| HqError::Io { path: dir.clone(), source })?;
     let pki = pki::Pki::open_or_create(&dir.join("pki"))?;
@@ -113,9 +131,11 @@ pub async fn start(config: HqConfig, cancel: CancellationToken) -> Result<Runnin
         counters: watch::channel(0).0,
         nearby_interval: config.nearby_interval,
         metrics: Default::default(),
+        peers: Default::default(),
+        protocol_versions: versions.clone(),
     };
 
-    let endpoint = quinn::Endpoint::server(pki.server_config()?, config.quic_listen)
+    let endpoint = quinn::Endpoint::server(pki.server_config(versions)?, config.quic_listen)
         .map_err(|source| HqError::Listen { addr: config.quic_listen, source })?;
     let quic_addr = endpoint.local_addr().map_err(|source| HqError::Listen { addr: config.quic_listen, source })?;
     let listener = tokio::net::TcpListener::bind(config.http_listen)
@@ -132,7 +152,7 @@ pub async fn start(config: HqConfig, cancel: CancellationToken) -> Result<Runnin
             tracing::error!(error = %e, "HQ HTTP server failed");
         }
     });
-    tracing::info!(%quic_addr, %http_addr, "HQ serving");
+    tracing::info!(%quic_addr, %http_addr, protocols = ?config.protocol_versions, "HQ serving");
     Ok(RunningHq { quic_addr, http_addr, shared, pki, tasks })
 }
 

@@ -114,8 +114,10 @@ impl Pki {
     }
 
     /// The QUIC server configuration: TLS 1.3, client certificates required and
-    /// verified against the CA, ALPN pinned to the protocol version.
-    pub fn server_config(&self) -> Result<quinn::ServerConfig, PkiError> {
+    /// verified against the CA, ALPN offering the sync protocol `versions` (preferred
+    /// first; each must be one `kassa_protocol::wire` speaks). A store offering none of
+    /// them fails the handshake with "no application protocol".
+    pub fn server_config(&self, versions: &[u32]) -> Result<quinn::ServerConfig, PkiError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = rustls::RootCertStore::empty();
         for ca in load_certs(&self.path("ca.crt"))? {
@@ -128,7 +130,8 @@ impl Pki {
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_client_cert_verifier(verifier)
             .with_single_cert(load_certs(&self.path("hq.crt"))?, load_key(&self.path("hq.key"))?)?;
-        tls.alpn_protocols = vec![kassa_protocol::wire::ALPN.to_vec()];
+        tls.alpn_protocols =
+            versions.iter().filter_map(|&v| kassa_protocol::wire::alpn(v)).map(<[u8]>::to_vec).collect();
         let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
             .map_err(|e| rustls::Error::General(e.to_string()))?;
         let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));

@@ -1,18 +1,24 @@
 //! The QUIC shell around [`HqSync`]: one task per store connection.
 //!
+//! Each connection speaks the protocol version TLS negotiated (its ALPN, one of
+//! [`crate::HqConfig::protocol_versions`]): frames are decoded and encoded in it, so
+//! stores one release behind are served while they wait for their upgrade. [`Peers`]
+//! remembers which version and software each connected store speaks.
+//!
 //! ```text
 //! accept loop ──spawns──▶ connection task (one per store)
 //!                          ├─ reads frames ─▶ HqSync ─▶ events ─▶ Db (spawn_blocking)
 //!                          └─ watches catalog / counter publications ─▶ HqSync offers
 //! ```
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kassa_protocol::loyalty::RightsAnswer;
 use kassa_protocol::sync::{HqEvent, HqSync};
-use kassa_protocol::wire::{encode, FrameDecoder, StoreMessage};
+use kassa_protocol::wire::{self, FrameDecoder};
 use kassa_protocol::{ActorId, StoreId};
 use tokio::sync::{watch, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -28,6 +34,8 @@ pub const CONNECTIONS_MAX: usize = 1024;
 pub const NEARBY_INTERVAL: Duration = Duration::from_secs(15);
 /// Bytes read from a stream per call.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// HQ's software version, said in protocol 3's `Welcome`.
+pub const SOFTWARE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// What every connection task shares.
 #[derive(Debug, Clone)]
@@ -39,6 +47,72 @@ pub struct Shared {
     pub counters: watch::Sender<u64>,
     pub nearby_interval: Duration,
     pub metrics: Arc<Metrics>,
+    /// The stores connected now and what they speak.
+    pub peers: Arc<Peers>,
+    /// The sync protocol versions HQ offers (its configuration).
+    pub protocol_versions: Vec<u32>,
+}
+
+/// What HQ knows of the stores connected right now: the protocol version and software
+/// each speaks. Memory, not the database: during a rolling upgrade it shows which stores
+/// still run an old release (`GET /api/stores`, `/metrics`).
+#[derive(Debug, Default)]
+pub struct Peers {
+    by_store: Mutex<BTreeMap<StoreId, Peer>>,
+    next_connection: AtomicU64,
+}
+
+/// A connected store, as of its `Hello`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Peer {
+    pub protocol_version: u32,
+    /// `None` from a protocol-2 store, which does not say.
+    pub software_version: Option<String>,
+    #[serde(skip)]
+    connection: u64,
+}
+
+impl Peers {
+    /// The connected stores, by store.
+    pub fn snapshot(&self) -> BTreeMap<StoreId, Peer> {
+        self.by_store.lock().expect("peers lock").clone()
+    }
+
+    pub fn get(&self, store: StoreId) -> Option<Peer> {
+        self.by_store.lock().expect("peers lock").get(&store).cloned()
+    }
+
+    fn new_connection(&self) -> u64 {
+        self.next_connection.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A store's `Hello` was accepted on `connection`: it is the store's live connection
+    /// (a newer one replaces an older one that has not noticed it is dead yet).
+    fn said_hello(&self, store: StoreId, connection: u64, protocol_version: u32, software_version: Option<String>) {
+        let peer = Peer { protocol_version, software_version, connection };
+        self.by_store.lock().expect("peers lock").insert(store, peer);
+    }
+
+    /// `connection` ended; forgets the store unless a newer connection replaced it.
+    fn gone(&self, store: StoreId, connection: u64) {
+        let mut peers = self.by_store.lock().expect("peers lock");
+        if peers.get(&store).is_some_and(|p| p.connection == connection) {
+            peers.remove(&store);
+        }
+    }
+}
+
+/// Forgets a connection in [`Peers`] however its task ends.
+struct PeerGuard {
+    peers: Arc<Peers>,
+    store: StoreId,
+    connection: u64,
+}
+
+impl Drop for PeerGuard {
+    fn drop(&mut self) {
+        self.peers.gone(self.store, self.connection);
+    }
 }
 
 /// Counters for `/metrics` and the benchmarks: how much HQ merged and how long it took.
@@ -83,11 +157,17 @@ pub async fn accept_loop(endpoint: quinn::Endpoint, shared: Shared, cancel: Canc
             continue;
         };
         let (shared, cancel) = (shared.clone(), cancel.clone());
+        let shared_versions = shared.protocol_versions.clone();
         tasks.spawn(async move {
             let remote = incoming.remote_address();
             match serve(incoming, shared, cancel).await {
                 Ok(()) => {}
                 Err(e) if e.is_hang_up() => tracing::info!(%remote, "store hung up"),
+                Err(e) if e.is_no_common_protocol() => tracing::warn!(
+                    %remote,
+                    hq_offers = ?shared_versions,
+                    "a store offered no sync protocol version this HQ offers (a store newer than HQ?); refused"
+                ),
                 Err(e) => tracing::warn!(%remote, error = %e, "store connection ended"),
             }
             drop(permit);
@@ -104,6 +184,8 @@ enum ConnError {
     Connect(#[from] quinn::ConnectionError),
     #[error("the client certificate names no store")]
     NoIdentity,
+    #[error("no sync protocol version was negotiated")]
+    NoProtocol,
     #[error("stream: {0}")]
     Read(#[from] quinn::ReadError),
     #[error("stream: {0}")]
@@ -115,6 +197,17 @@ enum ConnError {
 }
 
 impl ConnError {
+    /// The TLS handshake failed for want of a common protocol version (ALPN).
+    fn is_no_common_protocol(&self) -> bool {
+        const NO_APPLICATION_PROTOCOL: u8 = 120; // TLS alert, carried as a QUIC crypto error
+        let code = quinn::TransportErrorCode::crypto(NO_APPLICATION_PROTOCOL);
+        match self {
+            ConnError::Connect(quinn::ConnectionError::TransportError(t)) => t.code == code,
+            ConnError::Connect(quinn::ConnectionError::ConnectionClosed(c)) => c.error_code == code,
+            _ => false,
+        }
+    }
+
     /// The store closed the connection properly (code 0, as an agent shutting down does)
     /// while HQ was reading or writing: not a fault.
     fn is_hang_up(&self) -> bool {
@@ -133,19 +226,31 @@ fn peer_store(conn: &quinn::Connection) -> Option<StoreId> {
     store_of_certificate(certs.first()?)
 }
 
+/// The protocol version TLS negotiated for `conn` (its ALPN).
+fn negotiated_protocol(conn: &quinn::Connection) -> Option<u32> {
+    let data = conn.handshake_data()?.downcast::<quinn::crypto::rustls::HandshakeData>().ok()?;
+    wire::version_of_alpn(data.protocol.as_deref()?)
+}
+
 async fn serve(incoming: quinn::Incoming, shared: Shared, cancel: CancellationToken) -> Result<(), ConnError> {
     let conn = incoming.await?;
     let Some(store) = peer_store(&conn) else {
         conn.close(1u32.into(), b"certificate names no store");
         return Err(ConnError::NoIdentity);
     };
-    let span = tracing::info_span!("store", %store, remote = %conn.remote_address());
-    session(conn, store, shared, cancel).instrument(span).await
+    // QUIC requires ALPN, and HQ offers only versions it speaks: always known.
+    let Some(protocol) = negotiated_protocol(&conn) else {
+        conn.close(1u32.into(), b"no sync protocol version");
+        return Err(ConnError::NoProtocol);
+    };
+    let span = tracing::info_span!("store", %store, protocol, remote = %conn.remote_address());
+    session(conn, store, protocol, shared, cancel).instrument(span).await
 }
 
 async fn session(
     conn: quinn::Connection,
     store: StoreId,
+    protocol: u32,
     shared: Shared,
     cancel: CancellationToken,
 ) -> Result<(), ConnError> {
@@ -154,7 +259,8 @@ async fn session(
         _ = cancel.cancelled() => return Ok(()),
         s = conn.accept_bi() => s?,
     };
-    let mut session = HqSync::new(store);
+    let mut session = HqSync::speaking(store, protocol, SOFTWARE_VERSION);
+    let peer = PeerGuard { peers: shared.peers.clone(), store, connection: shared.peers.new_connection() };
     let mut decoder = FrameDecoder::default();
     let mut buf = vec![0u8; READ_CHUNK_BYTES];
     let mut catalog = shared.catalog.subscribe();
@@ -186,13 +292,13 @@ async fn session(
                 decoder.push(&buf[..n]);
                 let mut failed = None;
                 loop {
-                    match decoder.decode_next::<StoreMessage>() {
+                    match decoder.next_store(protocol) {
                         Ok(Some(msg)) => {
                             if let Err(e) = session.handle_message(msg) {
                                 failed = Some(e.to_string());
                                 break;
                             }
-                            drive(&mut session, &shared).await?;
+                            drive(&mut session, &shared, &peer).await?;
                         }
                         Ok(None) => break,
                         Err(e) => {
@@ -250,12 +356,21 @@ async fn offer_catalog(session: &mut HqSync, shared: &Shared) -> Result<(), Conn
     Ok(())
 }
 
-async fn drive(session: &mut HqSync, shared: &Shared) -> Result<(), ConnError> {
+async fn drive(session: &mut HqSync, shared: &Shared, peer: &PeerGuard) -> Result<(), ConnError> {
     while let Some(ev) = session.poll_event() {
         match ev {
-            HqEvent::Hello { actor, catalog_version, head } => {
+            HqEvent::Hello { actor, catalog_version, head, software_version } => {
                 let acked = blocking(&shared.db, move |db| db.hello(actor, head, now_ms())).await?;
-                tracing::info!(%actor, acked, head, backlog = head.saturating_sub(acked), catalog_version, "store hello");
+                tracing::info!(
+                    %actor,
+                    acked,
+                    head,
+                    backlog = head.saturating_sub(acked),
+                    catalog_version,
+                    software = software_version.as_deref().unwrap_or("unknown"),
+                    "store hello"
+                );
+                shared.peers.said_hello(peer.store, peer.connection, session.protocol(), software_version);
                 session.accept(acked);
                 offer_catalog(session, shared).await?;
                 let store = actor.store;
@@ -323,7 +438,7 @@ async fn drive(session: &mut HqSync, shared: &Shared) -> Result<(), ConnError> {
 
 async fn flush(session: &mut HqSync, send: &mut quinn::SendStream) -> Result<(), ConnError> {
     while let Some(msg) = session.poll_transmit() {
-        let frame = encode(&msg).map_err(|e| ConnError::Protocol(e.to_string()))?;
+        let frame = wire::encode_hq(session.protocol(), &msg).map_err(|e| ConnError::Protocol(e.to_string()))?;
         send.write_all(&frame).await?;
     }
     Ok(())

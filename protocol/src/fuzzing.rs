@@ -15,14 +15,17 @@ use crate::ids::{ActorId, StoreId};
 use crate::loyalty::{LoyaltyRules, RightsAnswer, POINTS_TOTAL_MAX};
 use crate::stock::CounterEntry;
 use crate::sync::{HqEvent, HqSync, DIGESTS_MAX};
-use crate::wire::{self, Change, FrameDecoder, HqMessage, NearbyStock, StoreMessage, BATCH_ENTRIES_MAX};
+use crate::wire::{self, Change, FrameDecoder, HqMessage, NearbyStock, BATCH_ENTRIES_MAX};
 
 /// The store whose connection [`hq_sync_stream`] plays HQ's side of (as its
 /// certificate would say).
 pub const STORE: StoreId = StoreId(1);
+/// The shell byte's bit that makes the connection protocol 2 (the previous version,
+/// which HQ serves too); otherwise it is the current one.
+pub const SHELL_PROTOCOL_2: u8 = 0x40;
 
 /// A connection's bytes as HQ's sync server reads them from a store: the stream arrives
-/// in pieces, [`FrameDecoder`] cuts frames, every [`StoreMessage`] goes to an
+/// in pieces, [`FrameDecoder`] cuts frames, every [`StoreMessage`](wire::StoreMessage) goes to an
 /// [`HqSync`], and a shell does what each event asks at once (and now and then fails to
 /// apply a batch, as a database can). Whatever the bytes:
 /// - nothing panics, and every message HQ sends encodes within the frame cap;
@@ -31,19 +34,20 @@ pub const STORE: StoreId = StoreId(1);
 ///   with no gap after what HQ holds;
 /// - HQ acknowledges only what the shell committed, and never less than before.
 ///
-/// Input: a byte for the size of the pieces, a byte for the shell's choices, then the
-/// stream.
+/// Input: a byte for the size of the pieces, a byte for the shell's choices (among them
+/// the connection's protocol version, [`SHELL_PROTOCOL_2`]), then the stream.
 #[doc(hidden)]
 pub fn hq_sync_stream(data: &[u8]) {
     let [piece, shell, stream @ ..] = data else { return };
     let piece = 1 + usize::from(*piece);
-    let mut hq = HqSync::new(STORE);
-    let mut conn = Connection { shell: *shell, actor: None, acked: 0, committed: 0, next: 1, applies: 0 };
+    let version = if shell & SHELL_PROTOCOL_2 != 0 { 2 } else { wire::PROTOCOL_VERSION };
+    let mut hq = HqSync::speaking(STORE, version, "0.2.0");
+    let mut conn = Connection { shell: *shell, version, actor: None, acked: 0, committed: 0, next: 1, applies: 0 };
     let mut decoder = FrameDecoder::default();
     for chunk in stream.chunks(piece) {
         decoder.push(chunk);
         loop {
-            match decoder.decode_next::<StoreMessage>() {
+            match decoder.next_store(version) {
                 Ok(Some(msg)) => {
                     let refused = hq.handle_message(msg).is_err();
                     conn.drive(&mut hq);
@@ -64,6 +68,8 @@ pub fn hq_sync_stream(data: &[u8]) {
 /// What HQ's shell knows of one connection.
 struct Connection {
     shell: u8,
+    /// The protocol version of the connection.
+    version: u32,
     /// The store's actor, from its Hello.
     actor: Option<ActorId>,
     /// The highest acknowledgement sent.
@@ -151,10 +157,18 @@ impl Connection {
             }
         }
         while let Some(msg) = hq.poll_transmit() {
-            let frame = wire::encode(&msg).expect("what HQ sends always encodes");
+            let frame = wire::encode_hq(self.version, &msg).expect("what HQ sends always encodes");
             let mut back = FrameDecoder::default();
             back.push(&frame);
-            assert_eq!(back.decode_next::<HqMessage>().expect("and decodes").as_ref(), Some(&msg));
+            let back = back.next_hq(self.version).expect("and decodes").expect("whole");
+            match (&back, &msg) {
+                // Protocol 2 has no software version; all else comes back as it was sent.
+                (HqMessage::Welcome { software_version: None, .. }, HqMessage::Welcome { .. }) if self.version == 2 => {
+                    let HqMessage::Welcome { version, store, acked_seq, .. } = msg.clone() else { unreachable!() };
+                    assert_eq!(back, HqMessage::Welcome { version, store, acked_seq, software_version: None });
+                }
+                _ => assert_eq!(back, msg),
+            }
             match msg {
                 HqMessage::Ack { upto } => {
                     assert!(upto >= self.acked, "acknowledgements never go back");
@@ -235,7 +249,7 @@ mod tests {
     use crate::sale::{Sale, Tender, TenderKind};
     use crate::seeded::SeededRng;
     use crate::stock::ActorDigest;
-    use crate::wire::OutboxEntry;
+    use crate::wire::{OutboxEntry, StoreMessage};
 
     const ACTOR: ActorId = ActorId { store: STORE, epoch: 1 };
 
@@ -278,11 +292,17 @@ mod tests {
         OutboxEntry { seq, change: Change::Loyalty { customer: None, entries: vec![entry] } }
     }
 
-    /// Valid conversations: a Hello, batches (in order, resent, with a gap, one large
-    /// enough to be compressed), digests, counters, a rights request; and a few a store
-    /// must not send.
-    fn conversations() -> Vec<Vec<u8>> {
-        let hello = StoreMessage::Hello { version: wire::PROTOCOL_VERSION, actor: ACTOR, catalog_version: 0, head: 9 };
+    /// Valid conversations in protocol `version`: a Hello, batches (in order, resent,
+    /// with a gap, one large enough to be compressed), digests, counters, a rights
+    /// request; and a few a store must not send.
+    fn conversations(version: u32) -> Vec<Vec<u8>> {
+        let hello = StoreMessage::Hello {
+            version,
+            actor: ACTOR,
+            catalog_version: 0,
+            head: 9,
+            software_version: Some("0.2.0".into()),
+        };
         let batch = |seqs: &[u64]| StoreMessage::Batch {
             entries: seqs.iter().map(|&s| if s % 3 == 0 { loyalty(s) } else { sale(s, STORE) }).collect(),
             head: 9,
@@ -307,14 +327,17 @@ mod tests {
         let mut out = vec![good.clone(), vec![hello.clone(), foreign], vec![hello.clone(), foreign_counter]];
         let other = ActorId { store: StoreId(2), epoch: 1 };
         out.push(vec![StoreMessage::Hello {
-            version: wire::PROTOCOL_VERSION,
+            version,
             actor: other,
             catalog_version: 0,
             head: 1,
+            software_version: Some("0.2.0".into()),
         }]);
         out.push(vec![batch(&[1])]);
         out.push(good.into_iter().rev().collect());
-        out.into_iter().map(|msgs| msgs.iter().flat_map(|m| wire::encode(m).unwrap()).collect::<Vec<u8>>()).collect()
+        out.into_iter()
+            .map(|msgs| msgs.iter().flat_map(|m| wire::encode_store(version, m).unwrap()).collect::<Vec<u8>>())
+            .collect()
     }
 
     const CATALOG: &str = "sku,gtin,name,category,price_kopecks,vat_percent,unit,plu\n\
@@ -443,11 +466,15 @@ mod tests {
 
     #[test]
     fn hq_sync_survives_mutated_streams() {
-        let seeds = conversations();
-        // The valid conversation goes the whole way: what it carries is applied.
-        let mut input = vec![7, 0];
-        input.extend_from_slice(&seeds[0]);
-        hq_sync_stream(&input);
+        let mut seeds = Vec::new();
+        for (version, shell) in [(wire::PROTOCOL_VERSION, 0), (2, SHELL_PROTOCOL_2)] {
+            let conversations = conversations(version);
+            // The valid conversation goes the whole way: what it carries is applied.
+            let mut input = vec![7, shell];
+            input.extend_from_slice(&conversations[0]);
+            hq_sync_stream(&input);
+            seeds.extend(conversations);
+        }
         run(&seeds, 2, 0, hq_sync_stream);
     }
 

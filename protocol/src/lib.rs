@@ -7,12 +7,15 @@
 //! - [`gtin`]: GTIN-8/12/13/14 with check-digit validation.
 //! - [`catalog`]: catalog items, VAT rates, units, and the CSV format HQ imports.
 //! - [`pricing`]: line amounts and VAT, computed in integers with documented rounding.
+//! - [`promotions`]: the promotion engine every channel prices baskets with.
 //! - [`basket`]: an open basket at the till.
 //! - [`sale`]: committed sales — immutable records replicated to HQ.
 //! - [`returns`]: returns, and the rules that keep them within what was sold.
 //! - [`seeded`]: a deterministic generator for simulations and tests.
 //! - [`stock`]: stock as a PN-counter of per-actor running totals.
 //! - [`loyalty`]: customers, loyalty rules, and points as a bounded counter (escrow).
+//! - [`format`](mod@format): the boundary types: what is stored and sent, by format version, and
+//!   their conversions to and from the types the code reasons with.
 //! - [`wire`]: the messages stores and HQ exchange and their length-prefixed codec.
 //! - [`sync`]: the sans-IO sync state machines of a store and of HQ.
 //! - `fuzzing` (hidden): the bodies of the fuzz targets in `protocol/fuzz`, run by the
@@ -24,6 +27,7 @@
 
 pub mod basket;
 pub mod catalog;
+pub mod format;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gtin;
@@ -32,6 +36,7 @@ pub mod loyalty;
 pub mod lww;
 pub mod money;
 pub mod pricing;
+pub mod promotions;
 pub mod returns;
 pub mod sale;
 pub mod seeded;

@@ -16,12 +16,19 @@ pub enum TenderKind {
 }
 
 impl TenderKind {
+    pub const ALL: [TenderKind; 3] = [TenderKind::Cash, TenderKind::Card, TenderKind::Points];
+
     pub fn code(self) -> &'static str {
         match self {
             TenderKind::Cash => "cash",
             TenderKind::Card => "card",
             TenderKind::Points => "points",
         }
+    }
+
+    /// The kind a [`TenderKind::code`] names; anything else is no kind (never cash).
+    pub fn from_code(code: &str) -> Option<TenderKind> {
+        Self::ALL.into_iter().find(|k| k.code() == code)
     }
 }
 

@@ -18,6 +18,13 @@
 //! stored* (the shell calls [`HqSync::handle_applied`] after its commit). Everything
 //! else — duplicates, gaps, lost messages — is resent and ignored by id. Transport
 //! delivery is never taken as an acknowledgement.
+//!
+//! # Versions
+//! Both machines work with the domain messages of [`crate::wire`], whatever protocol
+//! version the connection speaks; they only hold the peer to that version (the `version`
+//! in `Hello` and `Welcome` must be the connection's) and pass on the peer's software
+//! version, which protocol 2 does not carry. The shell encodes and decodes in the
+//! negotiated version ([`StoreSync::speaking`], [`HqSync::speaking`]).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -49,8 +56,8 @@ pub const CATALOG_ITEMS_MAX: usize = crate::catalog::CATALOG_ITEMS_MAX;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SyncError {
-    #[error("peer speaks protocol version {theirs}, we speak {PROTOCOL_VERSION}")]
-    Version { theirs: u32 },
+    #[error("peer says protocol version {theirs} on a connection of version {ours}")]
+    Version { theirs: u32, ours: u32 },
     #[error("unexpected message: {0}")]
     Unexpected(&'static str),
     #[error("store {store} tried to write as {what}")]
@@ -107,6 +114,10 @@ enum StoreState {
 #[derive(Debug)]
 pub struct StoreSync {
     actor: ActorId,
+    /// The protocol version of this connection (its ALPN).
+    protocol: u32,
+    /// HQ's software version, from its `Welcome` (protocol 3 on).
+    hq_software_version: Option<String>,
     state: StoreState,
     /// Highest entry HQ acknowledged.
     acked: u64,
@@ -128,10 +139,21 @@ pub struct StoreSync {
 }
 
 impl StoreSync {
-    /// Starts a connection: queues `Hello`. `head` is the highest local outbox sequence.
+    /// Starts a connection in the current protocol ([`PROTOCOL_VERSION`]), saying this
+    /// crate's version as the store's software version: queues `Hello`. `head` is the
+    /// highest local outbox sequence.
     pub fn new(actor: ActorId, catalog_version: u64, head: u64) -> Self {
+        Self::speaking(PROTOCOL_VERSION, env!("CARGO_PKG_VERSION"), actor, catalog_version, head)
+    }
+
+    /// Starts a connection of protocol version `protocol` (the one TLS negotiated; the
+    /// shell encodes what this queues in it). `software_version` is the store's, sent in
+    /// `Hello` where the protocol has room for it (protocol 3 on).
+    pub fn speaking(protocol: u32, software_version: &str, actor: ActorId, catalog_version: u64, head: u64) -> Self {
         let mut s = StoreSync {
             actor,
+            protocol,
+            hq_software_version: None,
             state: StoreState::AwaitingWelcome,
             acked: 0,
             sent: 0,
@@ -145,8 +167,25 @@ impl StoreSync {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         };
-        s.transmits.push_back(StoreMessage::Hello { version: PROTOCOL_VERSION, actor, catalog_version, head });
+        let software_version = Some(software_version.to_owned());
+        s.transmits.push_back(StoreMessage::Hello {
+            version: protocol,
+            actor,
+            catalog_version,
+            head,
+            software_version,
+        });
         s
+    }
+
+    /// The protocol version of this connection.
+    pub fn protocol(&self) -> u32 {
+        self.protocol
+    }
+
+    /// HQ's software version, once its `Welcome` said it (protocol 3 on).
+    pub fn hq_software_version(&self) -> Option<&str> {
+        self.hq_software_version.as_deref()
     }
 
     pub fn acked(&self) -> u64 {
@@ -161,9 +200,9 @@ impl StoreSync {
     pub fn handle_message(&mut self, now: Instant, msg: HqMessage) -> Result<(), SyncError> {
         match (self.state, msg) {
             (_, HqMessage::Refused { reason }) => return Err(SyncError::Refused(reason)),
-            (StoreState::AwaitingWelcome, HqMessage::Welcome { version, store, acked_seq }) => {
-                if version != PROTOCOL_VERSION {
-                    return Err(SyncError::Version { theirs: version });
+            (StoreState::AwaitingWelcome, HqMessage::Welcome { version, store, acked_seq, software_version }) => {
+                if version != self.protocol {
+                    return Err(SyncError::Version { theirs: version, ours: self.protocol });
                 }
                 if store != self.actor.store {
                     return Err(SyncError::Malformed(format!(
@@ -179,6 +218,7 @@ impl StoreSync {
                     return Err(SyncError::AheadOfJournal { hq: acked_seq, journal: self.head });
                 }
                 self.state = StoreState::Ready;
+                self.hq_software_version = software_version;
                 self.acked = acked_seq;
                 self.sent = acked_seq;
                 // The first comparison soon after connecting: a drift is repaired at
@@ -294,7 +334,12 @@ impl StoreSync {
         let mut batch = Vec::new();
         let mut batch_bytes = 0;
         for entry in entries {
-            let bytes = postcard::serialize_with_flavor(&entry, postcard::ser_flavors::Size::default()).unwrap_or(0);
+            // Its size as every protocol version sends it (all carry format 1).
+            let bytes = postcard::serialize_with_flavor(
+                &crate::format::v1::OutboxEntry::from(&entry),
+                postcard::ser_flavors::Size::default(),
+            )
+            .unwrap_or(0);
             if !batch.is_empty() && batch_bytes + bytes > BATCH_BYTES_MAX {
                 self.transmits.push_back(StoreMessage::Batch { entries: std::mem::take(&mut batch), head: self.head });
                 batch_bytes = 0;
@@ -379,7 +424,8 @@ impl StoreSync {
 pub enum HqEvent {
     /// The store said hello: look up how far HQ holds its outbox and call
     /// [`HqSync::accept`]; then offer it the catalog and counters it lacks.
-    Hello { actor: ActorId, catalog_version: u64, head: u64 },
+    /// `software_version` is the store's (`None` from a protocol-2 store).
+    Hello { actor: ActorId, catalog_version: u64, head: u64, software_version: Option<String> },
     /// Apply these entries and record the store's progress `upto` in one transaction,
     /// then call [`HqSync::handle_applied`]. `head` is the store's outbox head.
     Apply { actor: ActorId, entries: Vec<OutboxEntry>, upto: u64, head: u64 },
@@ -406,6 +452,10 @@ enum HqState {
 pub struct HqSync {
     /// From the store's certificate — never from a message.
     store: StoreId,
+    /// The protocol version of this connection (its ALPN).
+    protocol: u32,
+    /// HQ's software version, sent in `Welcome` where the protocol has room for it.
+    software_version: String,
     state: HqState,
     acked: u64,
     /// Highest sequence handed to the shell to apply.
@@ -416,9 +466,19 @@ pub struct HqSync {
 }
 
 impl HqSync {
+    /// A connection in the current protocol ([`PROTOCOL_VERSION`]), saying this crate's
+    /// version as HQ's software version.
     pub fn new(store: StoreId) -> Self {
+        Self::speaking(store, PROTOCOL_VERSION, env!("CARGO_PKG_VERSION"))
+    }
+
+    /// A connection of protocol version `protocol` (the one TLS negotiated; the shell
+    /// decodes and encodes in it); `software_version` is HQ's.
+    pub fn speaking(store: StoreId, protocol: u32, software_version: &str) -> Self {
         HqSync {
             store,
+            protocol,
+            software_version: software_version.to_owned(),
             state: HqState::AwaitingHello,
             acked: 0,
             applying: 0,
@@ -430,6 +490,11 @@ impl HqSync {
 
     pub fn store(&self) -> StoreId {
         self.store
+    }
+
+    /// The protocol version of this connection.
+    pub fn protocol(&self) -> u32 {
+        self.protocol
     }
 
     /// Handles one message. An error means the connection must be closed; nothing of
@@ -444,16 +509,19 @@ impl HqSync {
 
     fn handle_message_inner(&mut self, msg: StoreMessage) -> Result<(), SyncError> {
         match (self.state, msg) {
-            (HqState::AwaitingHello, StoreMessage::Hello { version, actor, catalog_version, head }) => {
-                if version != PROTOCOL_VERSION {
-                    return Err(SyncError::Version { theirs: version });
+            (
+                HqState::AwaitingHello,
+                StoreMessage::Hello { version, actor, catalog_version, head, software_version },
+            ) => {
+                if version != self.protocol {
+                    return Err(SyncError::Version { theirs: version, ours: self.protocol });
                 }
                 if actor.store != self.store {
                     return Err(SyncError::ForeignWrite { store: self.store, what: format!("actor {actor}") });
                 }
                 self.state = HqState::AwaitingAccept(actor);
                 self.catalog_version = catalog_version;
-                self.events.push_back(HqEvent::Hello { actor, catalog_version, head });
+                self.events.push_back(HqEvent::Hello { actor, catalog_version, head, software_version });
                 Ok(())
             }
             (HqState::AwaitingHello, _) => Err(SyncError::Unexpected("a message before Hello")),
@@ -573,7 +641,12 @@ impl HqSync {
             self.state = HqState::Ready(actor);
             self.acked = acked_seq;
             self.applying = acked_seq;
-            self.transmits.push_back(HqMessage::Welcome { version: PROTOCOL_VERSION, store: self.store, acked_seq });
+            self.transmits.push_back(HqMessage::Welcome {
+                version: self.protocol,
+                store: self.store,
+                acked_seq,
+                software_version: Some(self.software_version.clone()),
+            });
         }
     }
 

@@ -90,7 +90,12 @@ pub async fn sync(sales: usize) -> anyhow::Result<SyncReport> {
         data_dir: store_dir,
         http_listen: any,
         utc_offset_minutes: 180,
-        hq: HqLink { addr: hq.quic_addr, server_name: kassa_hq::pki::HQ_SERVER_NAME.into(), pki_dir },
+        hq: HqLink {
+            addr: hq.quic_addr,
+            server_name: kassa_hq::pki::HQ_SERVER_NAME.into(),
+            pki_dir,
+            protocol_version: None,
+        },
         scan_rules: Default::default(),
         scanner: None,
         printer: None,

@@ -30,7 +30,7 @@ use kassa_protocol::sale::{Sale, Tender, TenderKind};
 use kassa_protocol::seeded::SeededRng;
 use kassa_protocol::stock::CounterEntry;
 use kassa_protocol::sync::{StoreEvent, StoreSync};
-use kassa_protocol::wire::{encode, Change, FrameDecoder, HqMessage, OutboxEntry};
+use kassa_protocol::wire::{encode_store, Change, FrameDecoder, OutboxEntry, PROTOCOL_VERSION};
 use kassa_protocol::{ActorId, Kopecks, SaleId, Sku, StoreId};
 use tokio::sync::{watch, Semaphore};
 
@@ -102,7 +102,12 @@ pub async fn fleet(opts: FleetOptions) -> anyhow::Result<FleetReport> {
         let store = StoreId(i as u32);
         let pki_dir = dir.path().join(format!("store-{i}"));
         pki.enroll(store, &pki_dir)?;
-        let link = HqLink { addr: SocketAddr::from(([127, 0, 0, 1], 0)), server_name: String::new(), pki_dir };
+        let link = HqLink {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            server_name: String::new(),
+            pki_dir,
+            protocol_version: None,
+        };
         configs.push(kassa_agent::sync_client::client_config(&link)?);
     }
 
@@ -311,7 +316,7 @@ impl SimStore {
         let mut phases = self.phase.clone();
         loop {
             while let Some(msg) = sync.poll_transmit() {
-                send.write_all(&encode(&msg)?).await?;
+                send.write_all(&encode_store(PROTOCOL_VERSION, &msg)?).await?;
             }
             let phase = *phases.borrow_and_update();
             if phase == Phase::Draining && books.head == books.acked && sync.acked() == books.head {
@@ -323,7 +328,7 @@ impl SimStore {
                 n = recv.read(&mut buf) => {
                     let Some(n) = n? else { anyhow::bail!("HQ closed the stream") };
                     decoder.push(&buf[..n]);
-                    while let Some(msg) = decoder.decode_next::<HqMessage>()? {
+                    while let Some(msg) = decoder.next_hq(PROTOCOL_VERSION)? {
                         sync.handle_message(Instant::now(), msg)?;
                         self.drive(&mut sync, books, &mut counted)?;
                     }

@@ -11,10 +11,11 @@
 //! - [`stack`]: HQ + one agent + virtual devices on one machine.
 //! - [`scenario`]: TOML scenarios run against a live agent through its devices (`kassa-sim run`).
 //! - [`demo`]: `kassa-sim demo`, its console and control socket.
-//! - [`bench`], [`bench_sync`]: `kassa-sim bench …`.
+//! - [`bench`], [`bench_sync`], [`bench_promotions`]: `kassa-sim bench …`.
 //! - [`fleet`]: `kassa-sim fleet`, many stores on one HQ (run as a child process).
 
 pub mod bench;
+pub mod bench_promotions;
 pub mod bench_sync;
 pub mod bytelog;
 pub mod console;

@@ -88,7 +88,7 @@ enum Command {
         #[arg(long)]
         http: SocketAddr,
     },
-    /// Benchmarks (build with --release): `scan`, `journal`, `loyalty`, `sync`.
+    /// Benchmarks (build with --release): `scan`, `journal`, `loyalty`, `sync`, `promotions`.
     Bench {
         #[command(subcommand)]
         what: BenchKind,
@@ -117,6 +117,11 @@ enum BenchKind {
         #[arg(long, default_value_t = 20_000)]
         sales: usize,
     },
+    /// Repricing a 50-line basket against many active promotions vs against none.
+    Promotions {
+        #[arg(long, default_value_t = 10_000)]
+        active: usize,
+    },
 }
 
 fn init_logging(format: LogFormat) {
@@ -144,6 +149,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Bench { what: BenchKind::Loyalty { redemptions } } => kassa_sim::bench::loyalty(redemptions).await,
         Command::Bench { what: BenchKind::Sync { sales } } => kassa_sim::bench_sync::sync(sales).await.map(drop),
+        Command::Bench { what: BenchKind::Promotions { active } } => {
+            kassa_sim::bench_promotions::promotions_bench(active)
+        }
         Command::Fleet { stores, seconds, sales_per_minute } => {
             let exe = std::env::current_exe()?;
             kassa_sim::fleet::fleet(kassa_sim::fleet::FleetOptions { stores, seconds, sales_per_minute, exe })

@@ -628,8 +628,8 @@ impl Runner<'_> {
             (None, true) => Ok(format!(
                 "sale {}, total {}, change {}",
                 answer["sale"]["receipt_no"].as_str().unwrap_or("?"),
-                answer["sale"]["total"],
-                answer["sale"]["change"]
+                answer["sale"]["total_kopecks"],
+                answer["sale"]["change_kopecks"]
             )),
             (None, false) => Err(format!("payment refused ({status}): {}", answer["message"])),
             (Some(code), false) if answer["error"] == code.as_str() => Ok(format!("refused: {}", answer["message"])),

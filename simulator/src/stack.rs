@@ -125,7 +125,12 @@ pub async fn start(opts: StackOptions) -> Result<Stack, StackError> {
         data_dir: store_dir,
         http_listen: opts.agent_http,
         utc_offset_minutes: 180,
-        hq: HqLink { addr: hq.quic_addr, server_name: kassa_hq::pki::HQ_SERVER_NAME.into(), pki_dir },
+        hq: HqLink {
+            addr: hq.quic_addr,
+            server_name: kassa_hq::pki::HQ_SERVER_NAME.into(),
+            pki_dir,
+            protocol_version: None,
+        },
         scan_rules: Default::default(),
         scanner: Some(ScannerConfig {
             path: scanner.path().display().to_string(),

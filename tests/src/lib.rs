@@ -114,6 +114,7 @@ pub async fn start_relayed_store(
             addr: relay.addr,
             server_name: kassa_hq::pki::HQ_SERVER_NAME.into(),
             pki_dir: store_dir.join("pki"),
+            protocol_version: None,
         },
         scan_rules: Default::default(),
         scanner: None,
@@ -153,4 +154,65 @@ pub async fn pay_exact(
     };
     let tender = kassa_protocol::sale::Tender { kind: kassa_protocol::sale::TenderKind::Cash, amount: totals.total };
     till.pay(cashier, vec![tender], None, key).await.expect("the sale is paid").0
+}
+
+/// HQ like [`start_hq`] (its data under `dir/hq`, the demo catalog published), offering
+/// stores only the sync protocol `versions` — an HQ of an older release, as far as the
+/// wire goes — with QUIC on `quic_listen` (port 0: any; HQ's old address to restart it
+/// where its stores look for it).
+pub async fn start_hq_speaking(
+    dir: &std::path::Path,
+    versions: Vec<u32>,
+    quic_listen: SocketAddr,
+    cancel: CancellationToken,
+) -> kassa_hq::RunningHq {
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let config =
+        kassa_hq::HqConfig { protocol_versions: versions, ..kassa_hq::HqConfig::new(dir.join("hq"), quic_listen, any) };
+    let hq = kassa_hq::start(config, cancel).await.unwrap();
+    kassa_hq::import_catalog(&hq.shared, kassa_sim::stack::DEMO_CATALOG_CSV).await.unwrap();
+    hq
+}
+
+/// Starts the agent of store `id` under `dir/store-{id}` (enrolled at `hq` the first
+/// time), reaching HQ directly and speaking sync protocol `protocol_version` (`None`:
+/// the current one). Started again on the same directory with another version, it is
+/// a store upgraded (or rolled back) in place. No users or shift are set up.
+pub async fn start_store_speaking(
+    hq: &kassa_hq::RunningHq,
+    dir: &std::path::Path,
+    id: u32,
+    protocol_version: Option<u32>,
+    cancel: CancellationToken,
+) -> kassa_agent::RunningAgent {
+    use kassa_agent::config::HqLink;
+    let store_dir = dir.join(format!("store-{id}"));
+    if !store_dir.join("pki/store.crt").exists() {
+        hq.pki.enroll(kassa_protocol::StoreId(id), &store_dir.join("pki")).unwrap();
+    }
+    let config = kassa_agent::AgentConfig {
+        store: id,
+        terminal: 1,
+        data_dir: store_dir.clone(),
+        http_listen: "127.0.0.1:0".parse().unwrap(),
+        utc_offset_minutes: 180,
+        hq: HqLink {
+            addr: hq.quic_addr,
+            server_name: kassa_hq::pki::HQ_SERVER_NAME.into(),
+            pki_dir: store_dir.join("pki"),
+            protocol_version,
+        },
+        scan_rules: Default::default(),
+        scanner: None,
+        printer: None,
+        metrics_token: None,
+    };
+    kassa_agent::start(config, cancel).await.unwrap()
+}
+
+/// HQ's `GET /api/stores` row of store `id`, if HQ lists it.
+pub async fn hq_store_row(hq: &kassa_hq::RunningHq, id: u32) -> Option<serde_json::Value> {
+    let url = format!("http://{}/api/stores", hq.http_addr);
+    let body: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+    body["stores"].as_array().unwrap().iter().find(|s| s["store"] == id).cloned()
 }

@@ -38,6 +38,9 @@ const POLL: Duration = Duration::from_millis(100);
 
 const MILK_GTIN: &str = "4650001209603";
 const MILK_NAME: &str = "Молоко 3,2% 1 л «Ладога»";
+/// Sold by weight at 149,00 ₽ per kilogram.
+const BANANAS_SEARCH: &str = "бананы";
+const BANANAS_NAME: &str = "Бананы, кг";
 /// A valid EAN-13 (check digit 8) that the demo catalog does not carry.
 const UNKNOWN_GTIN: &str = "4600000000008";
 /// WebDriver's Enter key.
@@ -327,6 +330,8 @@ fn printed_receipt(stack: &Stack) -> String {
 
 /// Log in, open the shift, scan on the virtual scanner, pay cash: the page shows the
 /// line, the total and the change, and the receipt comes out of the virtual printer.
+/// Then a weighed item found by name, paid by card and returned: the page shows it per
+/// kilogram and the refund going back to the card.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sale_through_the_page() {
     init_logging();
@@ -369,6 +374,34 @@ async fn sale_through_the_page() {
     assert!(receipt.contains("ИТОГО") && receipt.contains("=106,90"), "{receipt}");
     assert!(receipt.contains("=93,10"), "{receipt}");
     page.screenshot("paid").await;
+
+    // A weighed item, found by name: priced per kilogram, sold by the gram.
+    page.type_into("#code", &format!("{BANANAS_SEARCH}{ENTER}")).await;
+    page.wait_for_text("#results", &format!("{BANANAS_NAME} — 149,00/кг")).await;
+    page.click("#results button").await;
+    page.wait_present("#dlg-grams").await;
+    page.type_into("#dlg-grams", "1500").await;
+    page.click("#dlg-ok").await;
+    page.wait_for_text("#basket", BANANAS_NAME).await;
+    let row = page.wait_for_text("#basket tr", "1.500 кг").await;
+    assert!(row.contains("149,00/кг") && row.contains("223,50"), "{row}");
+    page.wait("#total", "show 223,50", |t| t == "223,50").await;
+    page.click("#pay-card").await;
+    page.wait_for_text("#message", "0001-01-000002: 223,50 ₽").await;
+    page.wait_count("#basket tr", 0).await;
+
+    // Returned with its receipt: the refund goes back to the card, and the page says so.
+    page.click("#btn-return").await;
+    page.wait_present("#dlg-code").await;
+    page.type_into("#dlg-code", "0001-01-000002").await;
+    page.click("#dlg-ok").await;
+    page.wait_present("#dlg-l0").await;
+    page.type_into("#dlg-l0", "1500").await;
+    page.click("#dlg-ok").await;
+    let message = page.wait_for_text("#message", "на карту").await;
+    assert!(message.contains("0001-01-000003") && message.contains("223,50 на карту"), "{message}");
+    assert!(!message.contains("наличными"), "{message}");
+    page.screenshot("card-refund").await;
 
     page.close().await;
     stack.stop().await;

@@ -22,6 +22,11 @@ async fn start_hq(dir: &Path) -> (RunningHq, CancellationToken) {
 
 /// A QUIC client trusting `ca`, presenting `identity` (a dir with store.crt/store.key) if given.
 fn client(ca: &Path, identity: Option<&Path>) -> quinn::Endpoint {
+    client_offering(ca, identity, wire::ALPN)
+}
+
+/// [`client`], offering the ALPN name `alpn`.
+fn client_offering(ca: &Path, identity: Option<&Path>, alpn: &[u8]) -> quinn::Endpoint {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_file_iter(ca).unwrap() {
@@ -38,7 +43,7 @@ fn client(ca: &Path, identity: Option<&Path>) -> quinn::Endpoint {
         }
         None => builder.with_no_client_auth(),
     };
-    tls.alpn_protocols = vec![wire::ALPN.to_vec()];
+    tls.alpn_protocols = vec![alpn.to_vec()];
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
     let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
     endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
@@ -61,7 +66,7 @@ async fn talk(endpoint: &quinn::Endpoint, hq: &RunningHq, frames: Vec<Vec<u8>>) 
             match recv.read(&mut buf).await {
                 Ok(Some(n)) => {
                     decoder.push(&buf[..n]);
-                    while let Ok(Some(m)) = decoder.decode_next::<HqMessage>() {
+                    while let Ok(Some(m)) = decoder.next_hq(PROTOCOL_VERSION) {
                         let refused = matches!(m, HqMessage::Refused { .. });
                         out.push(m);
                         if refused {
@@ -78,13 +83,18 @@ async fn talk(endpoint: &quinn::Endpoint, hq: &RunningHq, frames: Vec<Vec<u8>>) 
 }
 
 fn hello(store: u32) -> Vec<u8> {
-    wire::encode(&StoreMessage::Hello {
+    encode(&StoreMessage::Hello {
         version: PROTOCOL_VERSION,
         actor: ActorId { store: StoreId(store), epoch: 1 },
         catalog_version: 0,
         head: 0,
+        software_version: Some("0.2.0".into()),
     })
-    .unwrap()
+}
+
+/// A frame of the current protocol.
+fn encode(msg: &StoreMessage) -> Vec<u8> {
+    wire::encode_store(PROTOCOL_VERSION, msg).unwrap()
 }
 
 fn sale_entry(store: u32, counter_location: u32) -> OutboxEntry {
@@ -160,6 +170,15 @@ async fn hq_refuses_strangers_and_impostors_and_writes_nothing() {
         "a certificate of another CA was accepted: {result:?}"
     );
 
+    // 2b. A valid store offering a protocol version HQ does not speak: the TLS handshake
+    // fails ("no application protocol").
+    let ancient = client_offering(&ca, Some(&store1), b"kassa-sync/1");
+    let result = talk(&ancient, &hq, vec![hello(1)]).await;
+    assert!(
+        matches!(&result, Err(e) if e.contains("no application protocol") || e.contains("crypto")),
+        "a store of an unknown protocol was served: {result:?}"
+    );
+
     // 3. A valid store 1 saying it is store 2's actor: refused with a reason.
     let store = client(&ca, Some(&store1));
     let answer = talk(&store, &hq, vec![hello(2)]).await.unwrap();
@@ -170,7 +189,7 @@ async fn hq_refuses_strangers_and_impostors_and_writes_nothing() {
 
     // 4. A valid store 1 sending store 2's sale, or a counter of store 2's stock.
     for entry in [sale_entry(2, 1), sale_entry(1, 2)] {
-        let batch = wire::encode(&StoreMessage::Batch { entries: vec![entry], head: 1 }).unwrap();
+        let batch = encode(&StoreMessage::Batch { entries: vec![entry], head: 1 });
         let answer = talk(&store, &hq, vec![hello(1), batch]).await.unwrap();
         assert!(matches!(answer.first(), Some(HqMessage::Welcome { .. })), "{answer:?}");
         assert!(matches!(answer.last(), Some(HqMessage::Refused { .. })), "{answer:?}");
@@ -178,7 +197,7 @@ async fn hq_refuses_strangers_and_impostors_and_writes_nothing() {
 
     // 4b. Anti-entropy counters for another store's stock.
     let Change::Sale { counters, .. } = sale_entry(1, 2).change else { unreachable!() };
-    let counters = wire::encode(&StoreMessage::Counters { entries: counters }).unwrap();
+    let counters = encode(&StoreMessage::Counters { entries: counters });
     let answer = talk(&store, &hq, vec![hello(1), counters]).await.unwrap();
     assert!(
         matches!(answer.last(), Some(HqMessage::Refused { reason }) if reason.contains("store 0002")),
@@ -218,7 +237,7 @@ async fn unappliable_records_are_parked_without_blocking_the_rest() {
     sale.id.seq = 2;
     sale.receipt_no = "0001-01-000002".into();
     counters[0].n = 2;
-    let batch = wire::encode(&StoreMessage::Batch { entries: vec![bad, good], head: 2 }).unwrap();
+    let batch = encode(&StoreMessage::Batch { entries: vec![bad, good], head: 2 });
     let answer = talk(&store, &hq, vec![hello(1), batch]).await.unwrap();
     assert!(answer.iter().any(|m| matches!(m, HqMessage::Ack { upto: 2 })), "{answer:?}");
 

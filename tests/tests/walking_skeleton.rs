@@ -102,7 +102,8 @@ async fn scan_pay_print_and_sync_to_hq() {
     stack.scanner.scan(MILK_GTIN.as_bytes()).unwrap();
     let ev = next_event(&mut events, &mut buf, |e| e["type"] == "basket" && e["basket"]["lines"] != json!([])).await;
     assert_eq!(ev["basket"]["lines"][0]["sku"], MILK_SKU);
-    assert_eq!(ev["totals"]["total"], MILK_PRICE);
+    assert_eq!((&ev["basket"]["lines"][0]["unit"], &ev["basket"]["lines"][0]["vat"]), (&json!("pcs"), &json!("10")));
+    assert_eq!(ev["totals"]["total_kopecks"], MILK_PRICE);
 
     // A bad scan is refused with a reason, and the basket is unchanged.
     stack.scanner.scan(b"4650001209604").unwrap();
@@ -134,8 +135,9 @@ async fn scan_pay_print_and_sync_to_hq() {
         .await
         .unwrap();
     assert_eq!(paid["replayed"], false, "{paid}");
-    assert_eq!(paid["sale"]["total"], MILK_PRICE);
-    assert_eq!(paid["sale"]["change"], 20000 - MILK_PRICE);
+    assert_eq!(paid["sale"]["total_kopecks"], MILK_PRICE);
+    assert_eq!(paid["sale"]["change_kopecks"], 20000 - MILK_PRICE);
+    assert_eq!(paid["sale"]["tenders"], json!([{ "kind": "cash", "amount_kopecks": 20000 }]));
     assert_eq!(paid["sale"]["receipt_no"], "0001-01-000001");
     // A retried "pay" returns the same sale, never a second one.
     let again: Value = client

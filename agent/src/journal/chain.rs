@@ -9,15 +9,16 @@ use kassa_protocol::returns::Return;
 use kassa_protocol::sale::Sale;
 use kassa_protocol::Kopecks;
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::shifts::ShiftReport;
 use super::users::Role;
-use super::{encode, JournalError};
+use super::{format, JournalError};
 
-/// One journal record. Appended, never changed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One journal record. Appended, never changed. Stored as its format (see
+/// [`super::format`]), never as this type.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
     Sale {
         sale: Sale,
@@ -79,7 +80,19 @@ impl Record {
 
 const GENESIS: [u8; 32] = [0; 32];
 
-fn link_hash(prev: &[u8], seq: i64, kind: &str, terminal: u16, user: &str, at_ms: i64, body: &[u8]) -> [u8; 32] {
+/// The link of a record: the previous hash, the record's columns and its body, and its
+/// format when it has one (rows written before formats were versioned have none).
+#[allow(clippy::too_many_arguments)]
+fn link_hash(
+    prev: &[u8],
+    seq: i64,
+    kind: &str,
+    terminal: u16,
+    user: &str,
+    at_ms: i64,
+    body: &[u8],
+    format: Option<u32>,
+) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(prev);
     h.update(seq.to_be_bytes());
@@ -90,6 +103,10 @@ fn link_hash(prev: &[u8], seq: i64, kind: &str, terminal: u16, user: &str, at_ms
     }
     h.update(terminal.to_be_bytes());
     h.update(at_ms.to_be_bytes());
+    if let Some(f) = format {
+        h.update(b"format");
+        h.update(f.to_be_bytes());
+    }
     h.finalize().into()
 }
 
@@ -137,18 +154,24 @@ pub(super) fn append_after(
 ) -> Result<i64, JournalError> {
     let Head { seq: prev_seq, hash: prev_hash } = head;
     let seq = prev_seq + 1;
-    let body = encode(record)?;
-    let hash = link_hash(&prev_hash, seq, record.kind(), terminal, user, at_ms, &body);
-    super::exec(tx,
-        "INSERT INTO records (seq, kind, terminal, user_id, at_ms, body, prev_hash, hash) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
-        params![seq, record.kind(), terminal, user, at_ms, body, prev_hash, hash.to_vec()],
+    let body = format::encode_record(record);
+    let f = format::RECORD_FORMAT;
+    let hash = link_hash(&prev_hash, seq, record.kind(), terminal, user, at_ms, &body, Some(f));
+    super::exec(
+        tx,
+        "INSERT INTO records (seq, kind, terminal, user_id, at_ms, body, prev_hash, hash, format)
+         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+        params![seq, record.kind(), terminal, user, at_ms, body, prev_hash, hash.to_vec(), f],
     )?;
     Ok(seq)
 }
 
 pub(super) fn record(conn: &Connection, seq: i64) -> Result<Record, JournalError> {
-    let body: Vec<u8> = super::query_row(conn, "SELECT body FROM records WHERE seq = ?1", [seq], |r| r.get(0))?;
-    postcard::from_bytes(&body).map_err(|e| JournalError::Corrupt(format!("record {seq}: {e}")))
+    let (body, f): (Vec<u8>, Option<u32>) =
+        super::query_row(conn, "SELECT body, format FROM records WHERE seq = ?1", [seq], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    format::decode_record(&body, f, seq)
 }
 
 /// What `kassa-agent verify` found.
@@ -174,8 +197,9 @@ const PROBLEMS_MAX: usize = 50;
 
 pub(super) fn verify(conn: &Connection, own_actor: kassa_protocol::ActorId) -> Result<VerifyReport, JournalError> {
     let mut report = VerifyReport::default();
-    let mut st =
-        conn.prepare("SELECT seq, kind, terminal, user_id, at_ms, body, prev_hash, hash FROM records ORDER BY seq")?;
+    let mut st = conn.prepare(
+        "SELECT seq, kind, terminal, user_id, at_ms, body, prev_hash, hash, format FROM records ORDER BY seq",
+    )?;
     let mut rows = st.query([])?;
     let mut expected_prev = GENESIS.to_vec();
     let mut expected_seq = 1i64;
@@ -191,12 +215,13 @@ pub(super) fn verify(conn: &Connection, own_actor: kassa_protocol::ActorId) -> R
         let body: Vec<u8> = row.get(5)?;
         let prev: Vec<u8> = row.get(6)?;
         let hash: Vec<u8> = row.get(7)?;
+        let f: Option<u32> = row.get(8)?;
         report.records += 1;
         let broken = if seq != expected_seq {
             Some(format!("record {seq}: expected record {expected_seq} here (a record is missing or inserted)"))
         } else if prev != expected_prev {
             Some(format!("record {seq}: does not link to record {} (previous hash differs)", seq - 1))
-        } else if link_hash(&prev, seq, &kind, terminal, &user, at_ms, &body).as_slice() != hash.as_slice() {
+        } else if link_hash(&prev, seq, &kind, terminal, &user, at_ms, &body, f).as_slice() != hash.as_slice() {
             Some(format!("record {seq} ({kind}): content does not match its hash (edited)"))
         } else {
             None
@@ -207,8 +232,7 @@ pub(super) fn verify(conn: &Connection, own_actor: kassa_protocol::ActorId) -> R
         }
         expected_prev = hash;
         expected_seq += 1;
-        let record: Record = postcard::from_bytes(&body)
-            .map_err(|e| JournalError::Corrupt(format!("record {seq}: undecodable body: {e}")))?;
+        let record = format::decode_record(&body, f, seq)?;
         match &record {
             Record::Sale { sale, .. } => {
                 report.sales += 1;

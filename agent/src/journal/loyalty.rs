@@ -126,7 +126,9 @@ impl Journal {
         if meta(&tx, "rules_version")? >= version {
             return Ok(false);
         }
-        let json = serde_json::to_string(rules).map_err(|e| JournalError::Corrupt(e.to_string()))?;
+        // Stored as JSON of the rules' format 1 (`kassa_protocol::format::v1`).
+        let json = serde_json::to_string(&kassa_protocol::format::v1::LoyaltyRules::from(rules))
+            .map_err(|e| JournalError::Corrupt(e.to_string()))?;
         tx.execute(
             "INSERT INTO settings (key, value) VALUES ('loyalty_rules', ?1) ON CONFLICT DO UPDATE SET value = excluded.value",
             [json],
@@ -143,7 +145,9 @@ impl Journal {
             .query_row("SELECT value FROM settings WHERE key = 'loyalty_rules'", [], |r| r.get(0))
             .optional()?;
         json.map_or(Ok(LoyaltyRules::default()), |j| {
-            serde_json::from_str(&j).map_err(|e| JournalError::Corrupt(format!("loyalty rules: {e}")))
+            let stored: kassa_protocol::format::v1::LoyaltyRules =
+                serde_json::from_str(&j).map_err(|e| JournalError::Corrupt(format!("loyalty rules: {e}")))?;
+            stored.try_into().map_err(|e| JournalError::Corrupt(format!("loyalty rules: {e}")))
         })
     }
 

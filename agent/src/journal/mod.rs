@@ -12,6 +12,7 @@
 //! - `users`: cashiers and managers, PINs hashed with Argon2id, lockout.
 
 mod chain;
+pub mod format;
 mod loyalty;
 mod open_basket;
 mod sales;
@@ -46,10 +47,10 @@ pub enum JournalError {
     #[error("journal record is corrupt: {0}")]
     Corrupt(String),
     #[error(
-        "the journal's schema is version {found}, newer than this program knows ({known}): \
+        "{file}'s schema is version {found}, newer than this program knows ({known}): \
          run the newer kassa-agent; the file was not touched"
     )]
-    TooNew { found: u32, known: u32 },
+    TooNew { file: &'static str, found: u32, known: u32 },
 }
 
 impl From<rusqlite::Error> for JournalError {
@@ -264,15 +265,16 @@ DROP INDEX IF EXISTS print_jobs_pending;
 /// The journal's schema version, kept in `PRAGMA user_version`. Version 1 is [`SCHEMA`]
 /// as first released (`user_version` 0 in files of that release); each later version
 /// is one step of [`MIGRATIONS`].
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Steps from version `n - 1` to `n`, run at start in one transaction after a copy of
 /// the file is kept beside it (`journal.sqlite.v{old}.bak`).
-const MIGRATIONS: &[(u32, &str)] = &[(
-    2,
-    // Idempotency keys remember their request; sales the basket they paid; failed PINs
-    // are counted per user and per source (the page's address), and lockouts logged.
-    "ALTER TABLE idempotency ADD COLUMN request_digest BLOB;
+const MIGRATIONS: &[(u32, &str)] = &[
+    (
+        2,
+        // Idempotency keys remember their request; sales the basket they paid; failed PINs
+        // are counted per user and per source (the page's address), and lockouts logged.
+        "ALTER TABLE idempotency ADD COLUMN request_digest BLOB;
      ALTER TABLE docs ADD COLUMN basket_id INTEGER;
      CREATE TABLE auth_failures (
          user_id TEXT NOT NULL, source TEXT NOT NULL, failures INTEGER NOT NULL, lockouts INTEGER NOT NULL,
@@ -282,7 +284,16 @@ const MIGRATIONS: &[(u32, &str)] = &[(
          id INTEGER PRIMARY KEY, user_id TEXT NOT NULL, source TEXT NOT NULL, at_ms INTEGER NOT NULL,
          until_ms INTEGER NOT NULL
      ) STRICT;",
-)];
+    ),
+    (
+        3,
+        // Every stored blob says its format (see `format`); rows written before have
+        // NULL there: format 1.
+        "ALTER TABLE records ADD COLUMN format INTEGER;
+         ALTER TABLE outbox ADD COLUMN format INTEGER;
+         ALTER TABLE print_jobs ADD COLUMN format INTEGER;",
+    ),
+];
 
 /// Brings the file to [`SCHEMA_VERSION`]: creates a new journal, or migrates an older
 /// one (after keeping a copy of it).
@@ -343,7 +354,7 @@ impl Journal {
         // A file from a newer release is refused before anything (even a pragma) writes.
         let version: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version > SCHEMA_VERSION {
-            return Err(JournalError::TooNew { found: version, known: SCHEMA_VERSION });
+            return Err(JournalError::TooNew { file: "the journal", found: version, known: SCHEMA_VERSION });
         }
         // Explicit pragmas: WAL for concurrent readers; FULL so a commit the cashier was
         // told about survives power loss; foreign keys on (SQLite's default is off).
@@ -478,10 +489,13 @@ impl Journal {
     /// Outbox entries after `after`, at most `max`, in sequence order.
     pub fn outbox_after(&self, after: u64, max: usize) -> Result<Vec<kassa_protocol::wire::OutboxEntry>, JournalError> {
         let conn = self.conn();
-        let mut st = conn.prepare_cached("SELECT entry FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
-        let rows = st.query_map(params![after as i64, max as i64], |r| r.get::<_, Vec<u8>>(0))?;
-        rows.map(|blob| postcard::from_bytes(&blob?).map_err(|e| JournalError::Corrupt(format!("outbox entry: {e}"))))
-            .collect()
+        let mut st = conn.prepare_cached("SELECT entry, format FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
+        let rows = st.query_map(params![after as i64, max as i64], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get(1)?)))?;
+        rows.map(|row| {
+            let (blob, f) = row?;
+            format::decode_outbox(&blob, f)
+        })
+        .collect()
     }
 
     /// Records HQ's acknowledgement. Outbox rows are kept (they are the store's own
@@ -582,14 +596,14 @@ trait Response: Sized {
     fn from_stored(conn: &Connection, stored: &str) -> Result<Self, JournalError>;
 }
 
-/// Shift reports are kept whole, as JSON.
+/// Shift reports are kept whole, as JSON of their stored format.
 impl Response for ShiftReport {
     fn to_stored(&self) -> Result<String, JournalError> {
-        serde_json::to_string(self).map_err(|e| JournalError::Corrupt(e.to_string()))
+        Ok(format::report_to_json(self))
     }
 
     fn from_stored(_: &Connection, stored: &str) -> Result<Self, JournalError> {
-        serde_json::from_str(stored).map_err(|e| JournalError::Corrupt(e.to_string()))
+        format::report_from_json(stored)
     }
 }
 

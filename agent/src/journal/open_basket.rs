@@ -4,6 +4,19 @@
 //! file with `synchronous=NORMAL` keeps its writes off the journal's lock and fsyncs, and
 //! off the scan path (a task writes the latest basket after each change). A crash may
 //! lose the last change or two of an open basket, never a sale.
+//!
+//! The file's schema version is `PRAGMA user_version` ([`BasketStore::SCHEMA_VERSION`]),
+//! as in the journal: a file newer than the binary is refused before anything writes to
+//! it, an older one is migrated at start in one transaction after a copy is kept beside
+//! it (`basket.sqlite.v{old}.bak`).
+//!
+//! Version 1 (the first release, `user_version` 0) stored the basket in that release's
+//! encoding, which has no basket id; the current [`Basket`] does not decode from it.
+//! **Decision:** a basket saved by an older release is not restored. It was never a
+//! sale: the cashier scans it again. Its row is dropped by the migration, which says
+//! so in the log ("the basket saved by an older release was not restored"); the copy
+//! beside the file keeps it. A basket that does not decode for any other reason is
+//! dropped too, with a warning.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -13,22 +26,47 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::JournalError;
 
+/// The table as first released (version 1).
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS open_baskets (
+    terminal INTEGER PRIMARY KEY, basket BLOB NOT NULL, customer TEXT
+) STRICT;";
+
+/// Steps from version `n - 1` to `n`, run at start in one transaction after a copy of
+/// the file is kept beside it.
+const MIGRATIONS: &[(u32, &str)] = &[(
+    2,
+    // Baskets carry their id (the journal records the basket each sale paid); a basket
+    // in the older encoding is not restored (see the module's documentation).
+    "DELETE FROM open_baskets;",
+)];
+
 #[derive(Debug)]
 pub struct BasketStore {
     conn: Mutex<Connection>,
 }
 
 impl BasketStore {
+    /// The basket file's schema version, kept in `PRAGMA user_version`. Version 1 is the
+    /// file as first released (`user_version` 0 in files of that release).
+    pub const SCHEMA_VERSION: u32 = 2;
+
+    /// Opens (or creates) the basket file, migrating an older one; a file newer than
+    /// this binary is refused untouched ([`JournalError::TooNew`]).
     pub fn open(path: &Path) -> Result<BasketStore, JournalError> {
         let conn = Connection::open(path)?;
+        // A file from a newer release is refused before anything (even a pragma) writes.
+        let version: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > Self::SCHEMA_VERSION {
+            return Err(JournalError::TooNew {
+                file: "the open basket's file",
+                found: version,
+                known: Self::SCHEMA_VERSION,
+            });
+        }
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS open_baskets (
-                terminal INTEGER PRIMARY KEY, basket BLOB NOT NULL, customer TEXT
-            ) STRICT;",
-        )?;
+        migrate(&conn, path, version)?;
         Ok(BasketStore { conn: Mutex::new(conn) })
     }
 
@@ -42,8 +80,8 @@ impl BasketStore {
         Ok(())
     }
 
-    /// The basket left open on `terminal`, if any. One that no longer decodes (an older
-    /// version's) is dropped: it was never a sale.
+    /// The basket left open on `terminal`, if any. One that does not decode is dropped,
+    /// with a warning: it was never a sale.
     pub fn load(&self, terminal: u16) -> Result<Option<(Basket, Option<String>)>, JournalError> {
         let row: Option<(Vec<u8>, Option<String>)> = self
             .conn
@@ -53,6 +91,105 @@ impl BasketStore {
                 Ok((r.get(0)?, r.get(1)?))
             })
             .optional()?;
-        Ok(row.and_then(|(blob, customer)| postcard::from_bytes(&blob).ok().map(|b| (b, customer))))
+        Ok(row.and_then(|(blob, customer)| match postcard::from_bytes(&blob) {
+            Ok(basket) => Some((basket, customer)),
+            Err(e) => {
+                tracing::warn!(terminal, error = %e, "the saved basket does not decode: not restored");
+                None
+            }
+        }))
+    }
+}
+
+/// Brings the file from `version` to [`BasketStore::SCHEMA_VERSION`]: creates a new
+/// file, or migrates an older one (after keeping a copy of it).
+fn migrate(conn: &Connection, path: &Path, version: u32) -> Result<(), JournalError> {
+    let from = version.max(1);
+    if from == BasketStore::SCHEMA_VERSION {
+        return Ok(());
+    }
+    let tables: i64 = conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))?;
+    let mut dropped = 0;
+    if tables > 0 {
+        let backup = path.with_extension(format!("sqlite.v{from}.bak"));
+        if !backup.exists() {
+            conn.execute("VACUUM INTO ?1", [backup.display().to_string()])?;
+        }
+        if from < 2 {
+            dropped = conn.query_row("SELECT COUNT(*) FROM open_baskets", [], |r| r.get::<_, i64>(0))?;
+        }
+        tracing::info!(from, to = BasketStore::SCHEMA_VERSION, backup = %backup.display(), "migrating the basket file");
+    }
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = (|| {
+        conn.execute_batch(SCHEMA)?;
+        for (to, sql) in MIGRATIONS.iter().filter(|(to, _)| *to > from) {
+            conn.execute_batch(sql)?;
+            conn.pragma_update(None, "user_version", to)?;
+        }
+        conn.execute_batch("COMMIT")
+    })();
+    if result.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    result?;
+    if dropped > 0 {
+        tracing::info!(baskets = dropped, "the basket saved by an older release was not restored");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A basket file as the first release left it: its table, `user_version` 0, one
+    /// basket in that release's encoding (no id: it ends after the discount).
+    fn first_release_file(path: &Path) {
+        let conn = Connection::open(path).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        // An empty basket of the old encoding: no lines, no discount.
+        conn.execute("INSERT INTO open_baskets (terminal, basket, customer) VALUES (1, X'0000', NULL)", []).unwrap();
+    }
+
+    #[test]
+    fn an_older_basket_is_not_restored_and_its_copy_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("basket.sqlite");
+        first_release_file(&path);
+        let store = BasketStore::open(&path).unwrap();
+        assert!(store.load(1).unwrap().is_none());
+        let version: u32 = store.conn.lock().unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(version, BasketStore::SCHEMA_VERSION);
+        // The copy holds the old basket.
+        let backup = Connection::open(dir.path().join("basket.sqlite.v1.bak")).unwrap();
+        let rows: i64 = backup.query_row("SELECT COUNT(*) FROM open_baskets", [], |r| r.get(0)).unwrap();
+        assert_eq!(rows, 1);
+        // A basket saved now comes back.
+        let basket = Basket::new(7);
+        store.save(1, &basket, Some("card")).unwrap();
+        drop(store);
+        let store = BasketStore::open(&path).unwrap();
+        assert_eq!(store.load(1).unwrap(), Some((basket, Some("card".into()))));
+    }
+
+    #[test]
+    fn a_newer_file_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("basket.sqlite");
+        first_release_file(&path);
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", BasketStore::SCHEMA_VERSION + 1).unwrap();
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
+        drop(conn);
+        let before = std::fs::read(&path).unwrap();
+        let err = BasketStore::open(&path).unwrap_err();
+        assert!(
+            matches!(err, JournalError::TooNew { found, known, .. } if found == BasketStore::SCHEMA_VERSION + 1 && known == BasketStore::SCHEMA_VERSION),
+            "{err:?}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        assert!(!dir.path().join("basket.sqlite.v1.bak").exists());
     }
 }

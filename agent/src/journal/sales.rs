@@ -17,8 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::chain::{self, Record};
 use super::shifts::ShiftReport;
 use super::{
-    encode, exec, idempotent, multi_row_sql, query_row, Journal, JournalError, RequestDigest, WriteError,
-    ROWS_PER_INSERT,
+    exec, idempotent, multi_row_sql, query_row, Journal, JournalError, RequestDigest, WriteError, ROWS_PER_INSERT,
 };
 
 /// A loyalty customer on a sale.
@@ -30,8 +29,8 @@ pub struct LoyaltyUse {
     pub online: bool,
 }
 
-/// What a print job prints.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What a print job prints (stored as its format, see [`super::format`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PrintDoc {
     /// A sale or return receipt, by its sequence number.
     Doc { seq: u64 },
@@ -80,15 +79,17 @@ impl DocRef {
         serde_json::to_string(&DocRef { doc: seq }).map_err(|e| JournalError::Corrupt(e.to_string()))
     }
 
-    /// The document a stored answer names (or holds whole, if kept the old way).
-    fn load<T: serde::de::DeserializeOwned>(
+    /// The document a stored answer names (or holds whole, if kept the old way, read
+    /// by `legacy`).
+    fn load<T>(
         conn: &Connection,
         stored: &str,
         what: &str,
         pick: impl FnOnce(Record) -> Option<T>,
+        legacy: impl FnOnce(&str) -> Result<T, JournalError>,
     ) -> Result<T, JournalError> {
         let Ok(DocRef { doc: seq }) = serde_json::from_str(stored) else {
-            return serde_json::from_str(stored).map_err(|e| JournalError::Corrupt(e.to_string()));
+            return legacy(stored);
         };
         doc(conn, seq)?.and_then(pick).ok_or_else(|| JournalError::Corrupt(format!("no {what} {seq}")))
     }
@@ -100,10 +101,11 @@ impl super::Response for Sale {
     }
 
     fn from_stored(conn: &Connection, stored: &str) -> Result<Self, JournalError> {
-        DocRef::load(conn, stored, "sale", |r| match r {
+        let pick = |r| match r {
             Record::Sale { sale, .. } => Some(sale),
             _ => None,
-        })
+        };
+        DocRef::load(conn, stored, "sale", pick, super::format::legacy_sale_json)
     }
 }
 
@@ -113,10 +115,11 @@ impl super::Response for Return {
     }
 
     fn from_stored(conn: &Connection, stored: &str) -> Result<Self, JournalError> {
-        DocRef::load(conn, stored, "return", |r| match r {
+        let pick = |r| match r {
             Record::Return { ret, .. } => Some(ret),
             _ => None,
-        })
+        };
+        DocRef::load(conn, stored, "return", pick, super::format::legacy_return_json)
     }
 }
 
@@ -573,14 +576,14 @@ impl Journal {
 
     pub fn next_print_job(&self) -> Result<Option<PrintJob>, JournalError> {
         let mut conn = self.conn();
-        let job: Option<(i64, Vec<u8>, bool)> = query_row(
+        let job: Option<(i64, Vec<u8>, bool, Option<u32>)> = query_row(
             &conn,
-            "SELECT id, doc, copy FROM print_jobs WHERE id >= ?1 AND state = 'pending' ORDER BY id LIMIT 1",
+            "SELECT id, doc, copy, format FROM print_jobs WHERE id >= ?1 AND state = 'pending' ORDER BY id LIMIT 1",
             [conn.print_low],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .optional()?;
-        let Some((id, doc_blob, copy)) = job else {
+        let Some((id, doc_blob, copy, f)) = job else {
             // Everything is printed: the next job will be above the last one.
             let next: i64 = query_row(&conn, "SELECT COALESCE(MAX(id), 0) + 1 FROM print_jobs", [], |r| r.get(0))?;
             conn.print_low = conn.print_low.max(next);
@@ -588,8 +591,7 @@ impl Journal {
         };
         // Every job from the old mark up to this one was done.
         conn.print_low = id;
-        let print_doc: PrintDoc =
-            postcard::from_bytes(&doc_blob).map_err(|e| JournalError::Corrupt(format!("print job {id}: {e}")))?;
+        let print_doc = super::format::decode_print_doc(&doc_blob, f, id)?;
         let printable = match print_doc {
             PrintDoc::Report { report, closing } => Printable::Report { report, closing },
             PrintDoc::Doc { seq } => match doc(&conn, seq)? {
@@ -692,10 +694,11 @@ fn sale_for_return(conn: &Connection, seq: u64) -> Result<(Sale, Returned, Vec<T
         .query_map([seq as i64], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
         .map(|row| {
             let (kind, amount) = row?;
-            let kind = if kind == "card" { sale::TenderKind::Card } else { sale::TenderKind::Cash };
+            let kind = sale::TenderKind::from_code(&kind)
+                .ok_or_else(|| JournalError::Corrupt(format!("refund of sale {seq}: tender kind `{kind}`")))?;
             Ok(Tender { kind, amount: Kopecks(amount) })
         })
-        .collect::<Result<Vec<_>, rusqlite::Error>>()?;
+        .collect::<Result<Vec<_>, JournalError>>()?;
     Ok((sale, returned, earlier))
 }
 
@@ -840,8 +843,8 @@ fn push_outbox_after(tx: &Connection, head: u64, change: Change) -> Result<u64, 
     let seq = head + 1;
     exec(
         tx,
-        "INSERT INTO outbox (seq, entry) VALUES (?1, ?2)",
-        params![seq as i64, encode(&OutboxEntry { seq, change })?],
+        "INSERT INTO outbox (seq, entry, format) VALUES (?1, ?2, ?3)",
+        params![seq as i64, super::format::encode_outbox(&OutboxEntry { seq, change }), super::format::OUTBOX_FORMAT],
     )?;
     Ok(seq)
 }
@@ -867,8 +870,8 @@ pub(super) fn queue_report(
 fn queue_print(conn: &Connection, doc: &PrintDoc, copy: bool, now_ms: i64) -> Result<(), JournalError> {
     exec(
         conn,
-        "INSERT INTO print_jobs (doc, copy, state, created_at_ms) VALUES (?1, ?2, 'pending', ?3)",
-        params![encode(doc)?, copy, now_ms],
+        "INSERT INTO print_jobs (doc, copy, state, created_at_ms, format) VALUES (?1, ?2, 'pending', ?3, ?4)",
+        params![super::format::encode_print_doc(doc), copy, now_ms, super::format::PRINT_JOB_FORMAT],
     )?;
     Ok(())
 }

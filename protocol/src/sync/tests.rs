@@ -53,8 +53,24 @@ struct HqDb {
     progress: u64,
 }
 
+/// What the other side receives of `msg` sent in protocol `version`: encoded, framed and
+/// decoded, as the shells do.
+fn through_store_codec(version: u32, msg: &StoreMessage) -> StoreMessage {
+    let mut d = crate::wire::FrameDecoder::default();
+    d.push(&crate::wire::encode_store(version, msg).expect("encodes"));
+    d.next_store(version).expect("decodes").expect("a whole frame")
+}
+
+fn through_hq_codec(version: u32, msg: &HqMessage) -> HqMessage {
+    let mut d = crate::wire::FrameDecoder::default();
+    d.push(&crate::wire::encode_hq(version, msg).expect("encodes"));
+    d.next_hq(version).expect("decodes").expect("a whole frame")
+}
+
 /// Runs one connection after another (each "reconnect" loses all in-flight messages)
-/// until HQ holds every sale; returns HQ's state.
+/// until HQ holds every sale; returns HQ's state. Each connection speaks a protocol
+/// version of its own (a store upgraded, or rolled back, between two connections), and
+/// every message goes through that version's codec.
 fn run(seed: u64, sales: u64) -> HqDb {
     let mut rng = Rng::new(seed);
     let mut db = HqDb::default();
@@ -62,8 +78,9 @@ fn run(seed: u64, sales: u64) -> HqDb {
     let start = Instant::now();
     let mut now = start;
     for _connection in 0..200 {
-        let mut store = StoreSync::new(ACTOR, 0, sales);
-        let mut hq = HqSync::new(STORE);
+        let version = crate::wire::SUPPORTED_VERSIONS[rng.below(2) as usize];
+        let mut store = StoreSync::speaking(version, "0.2.0", ACTOR, 0, sales);
+        let mut hq = HqSync::speaking(STORE, version, "0.2.1");
         let mut to_hq: Vec<StoreMessage> = Vec::new();
         let mut to_store: Vec<HqMessage> = Vec::new();
         for _step in 0..200 {
@@ -85,10 +102,14 @@ fn run(seed: u64, sales: u64) -> HqDb {
             to_hq.extend(std::iter::from_fn(|| store.poll_transmit()));
             let deliver = (rng.next_u64() % (to_hq.len() as u64 + 1)) as usize;
             for m in to_hq.drain(..deliver) {
-                hq.handle_message(m).expect("the store speaks correctly");
+                hq.handle_message(through_store_codec(version, &m)).expect("the store speaks correctly");
                 while let Some(ev) = hq.poll_event() {
                     match ev {
-                        HqEvent::Hello { .. } => hq.accept(db.progress),
+                        HqEvent::Hello { software_version, .. } => {
+                            let expected = (version >= 3).then(|| "0.2.0".to_owned());
+                            assert_eq!(software_version, expected, "protocol {version}");
+                            hq.accept(db.progress);
+                        }
                         HqEvent::RightsRequest { .. } => unreachable!("this test asks for no rights"),
                         // This test checks sales only; digests agree or are repaired in sim.rs.
                         HqEvent::CompareDigests { .. } => hq.digests_compared(false),
@@ -107,7 +128,7 @@ fn run(seed: u64, sales: u64) -> HqDb {
             to_store.extend(std::iter::from_fn(|| hq.poll_transmit()));
             let deliver = (rng.next_u64() % (to_store.len() as u64 + 1)) as usize;
             for m in to_store.drain(..deliver) {
-                store.handle_message(now, m).expect("HQ speaks correctly");
+                store.handle_message(now, through_hq_codec(version, &m)).expect("HQ speaks correctly");
             }
             if store_acked == sales {
                 return db;
@@ -130,22 +151,65 @@ fn every_sale_reaches_hq_exactly_once_through_a_lossy_network() {
     }
 }
 
+fn hello(version: u32) -> StoreMessage {
+    let software_version = Some("0.2.0".into());
+    StoreMessage::Hello { version, actor: ACTOR, catalog_version: 0, head: 0, software_version }
+}
+
+fn welcome(acked_seq: u64) -> HqMessage {
+    let software_version = Some("0.2.1".into());
+    HqMessage::Welcome { version: PROTOCOL_VERSION, store: STORE, acked_seq, software_version }
+}
+
+#[test]
+fn each_side_holds_the_peer_to_the_connections_version_and_learns_its_software() {
+    // HQ on a protocol-2 connection: a Hello saying 3 is refused, one saying 2 is served
+    // and its Welcome says 2.
+    let mut hq = HqSync::speaking(STORE, 2, "0.2.1");
+    assert_eq!(hq.handle_message(hello(3)), Err(SyncError::Version { theirs: 3, ours: 2 }));
+    let mut hq = HqSync::speaking(STORE, 2, "0.2.1");
+    hq.handle_message(through_store_codec(2, &hello(2))).unwrap();
+    assert_eq!(
+        hq.poll_event(),
+        Some(HqEvent::Hello { actor: ACTOR, catalog_version: 0, head: 0, software_version: None })
+    );
+    hq.accept(0);
+    let w = hq.poll_transmit().unwrap();
+    assert!(matches!(&w, HqMessage::Welcome { version: 2, .. }), "{w:?}");
+    let mut store = StoreSync::speaking(2, "0.2.0", ACTOR, 0, 0);
+    store.handle_message(Instant::now(), through_hq_codec(2, &w)).unwrap();
+    assert_eq!(store.hq_software_version(), None, "protocol 2 does not say");
+
+    // Protocol 3: both say their software version.
+    let mut hq = HqSync::new(STORE);
+    hq.handle_message(through_store_codec(3, &hello(3))).unwrap();
+    assert!(matches!(hq.poll_event(), Some(HqEvent::Hello { software_version: Some(v), .. }) if v == "0.2.0"));
+    hq.accept(0);
+    let w = hq.poll_transmit().unwrap();
+    let mut store = StoreSync::new(ACTOR, 0, 0);
+    store.handle_message(Instant::now(), through_hq_codec(3, &w)).unwrap();
+    assert_eq!(store.hq_software_version(), Some(env!("CARGO_PKG_VERSION")));
+    let mut store = StoreSync::new(ACTOR, 0, 0);
+    let old = HqMessage::Welcome { version: 2, store: STORE, acked_seq: 0, software_version: None };
+    assert_eq!(store.handle_message(Instant::now(), old), Err(SyncError::Version { theirs: 2, ours: 3 }));
+}
+
 #[test]
 fn hq_refuses_another_stores_actor_and_writes_nothing() {
     let mut hq = HqSync::new(STORE);
-    let hello = StoreMessage::Hello {
+    let foreign = StoreMessage::Hello {
         version: PROTOCOL_VERSION,
         actor: ActorId { store: StoreId(2), epoch: 1 },
         catalog_version: 0,
         head: 0,
+        software_version: Some("0.2.0".into()),
     };
-    assert!(matches!(hq.handle_message(hello), Err(SyncError::ForeignWrite { .. })));
+    assert!(matches!(hq.handle_message(foreign), Err(SyncError::ForeignWrite { .. })));
     assert_eq!(hq.poll_event(), None);
     assert!(matches!(hq.poll_transmit(), Some(HqMessage::Refused { .. })));
 
     let mut hq = HqSync::new(STORE);
-    hq.handle_message(StoreMessage::Hello { version: PROTOCOL_VERSION, actor: ACTOR, catalog_version: 0, head: 0 })
-        .unwrap();
+    hq.handle_message(hello(PROTOCOL_VERSION)).unwrap();
     assert!(matches!(hq.poll_event(), Some(HqEvent::Hello { .. })));
     hq.accept(0);
     let mut bad = entry(1);
@@ -163,8 +227,7 @@ fn store_applies_a_paged_catalog_once_complete() {
     let mut store = StoreSync::new(ACTOR, 0, 0);
     let now = Instant::now();
     let mut hq = HqSync::new(STORE);
-    hq.handle_message(StoreMessage::Hello { version: PROTOCOL_VERSION, actor: ACTOR, catalog_version: 0, head: 0 })
-        .unwrap();
+    hq.handle_message(hello(PROTOCOL_VERSION)).unwrap();
     hq.accept(0);
     let item = crate::catalog::parse_csv(&format!("{}\n1,,Хлеб,c,100,10,pcs,\n", crate::catalog::CSV_HEADER)).unwrap();
     let items: Vec<_> = (0..2500).map(|i| CatalogItem { sku: Sku(i.to_string()), ..item[0].clone() }).collect();
@@ -188,7 +251,7 @@ fn store_applies_a_paged_catalog_once_complete() {
 fn a_store_behind_hq_stops_instead_of_losing_sales() {
     // The store's journal was restored from a backup: HQ has 7 of its entries, it has 3.
     let mut store = StoreSync::new(ACTOR, 0, 3);
-    let welcome = HqMessage::Welcome { version: PROTOCOL_VERSION, store: STORE, acked_seq: 7 };
+    let welcome = welcome(7);
     assert_eq!(store.handle_message(Instant::now(), welcome), Err(SyncError::AheadOfJournal { hq: 7, journal: 3 }));
     assert!(!store.request_rights(crate::loyalty::RightsRequest {
         request_id: 1,
@@ -201,7 +264,7 @@ fn a_store_behind_hq_stops_instead_of_losing_sales() {
 fn a_run_of_large_entries_goes_as_several_batches_each_within_the_frame_cap() {
     let mut store = StoreSync::new(ACTOR, 0, 0);
     let now = Instant::now();
-    let welcome = HqMessage::Welcome { version: PROTOCOL_VERSION, store: STORE, acked_seq: 0 };
+    let welcome = welcome(0);
     store.handle_message(now, welcome).unwrap();
     store.handle_committed(6);
     while store.poll_transmit().is_some() {}
@@ -225,8 +288,10 @@ fn a_run_of_large_entries_goes_as_several_batches_each_within_the_frame_cap() {
     for b in &batches {
         let StoreMessage::Batch { entries, .. } = b else { panic!("not a batch: {b:?}") };
         seqs.extend(entries.iter().map(|e| e.seq));
-        let frame = crate::wire::encode(b).expect("each batch fits a frame");
-        assert!(frame.len() <= crate::wire::FRAME_BYTES_MAX);
+        for version in crate::wire::SUPPORTED_VERSIONS {
+            let frame = crate::wire::encode_store(version, b).expect("each batch fits a frame");
+            assert!(frame.len() <= crate::wire::FRAME_BYTES_MAX);
+        }
     }
     assert_eq!(seqs, (1..=6).collect::<Vec<_>>());
 }

@@ -7,6 +7,19 @@
 //! `?token=`); `/metrics` also takes the configured metrics token. Every refusal,
 //! the framework's too (bad JSON, a body too large, an unknown route), is
 //! `{"error": code, "message": …}`; the page turns the code into words for the cashier.
+//!
+//! # The format
+//! The types of [`view`] are the cashier API's format: every answer and every event is
+//! one of them, built from the domain types; a domain type (`Sale`, `Basket`, the
+//! journal's `ShiftReport`…) never reaches the page, so its Rust names never do. Names
+//! are snake_case; every enumeration is a stable code (`"kg"`, `"card"`, `"10"`,
+//! `"with_receipt"`), never a variant name; money is integer kopecks in `…_kopecks`
+//! fields. A field may be added (the page ignores what it does not know); none is ever
+//! renamed, retyped or removed, and a code keeps its meaning. Requests read codes the
+//! same way: a tender kind is `"cash"`, `"card"` or `"points"` ([`view::tender_kind`])
+//! and anything else is refused (`bad_tender`), never taken for cash.
+
+pub mod view;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -24,7 +37,7 @@ use axum::{Json, Router};
 use futures_util::stream::Stream;
 use kassa_protocol::basket::{BasketDiscount, BasketError};
 use kassa_protocol::returns::ReturnError;
-use kassa_protocol::sale::{PaymentError, Tender, TenderKind};
+use kassa_protocol::sale::{PaymentError, Tender};
 use kassa_protocol::{Kopecks, Sku};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -34,6 +47,10 @@ use tokio_stream::StreamExt;
 use crate::journal::{AuthError, Journal, JournalError, ReturnRequest, User, WriteError};
 use crate::status::StatusBoard;
 use crate::till::{Till, TillError, TillEvent};
+use view::{
+    DevicesView, EventView, LoginView, LookupView, MeView, NearbyStockView, PaidView, ReturnedView, SearchView,
+    ShiftView, StatusView, StockView, UserView, UsersView,
+};
 
 /// Largest request body: a payment or a return is a few hundred bytes.
 const REQUEST_BYTES_MAX: usize = 64 * 1024;
@@ -51,11 +68,11 @@ pub struct AppState {
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/", get(|| async { Html(include_str!("../web/index.html")) }))
+        .route("/", get(|| async { Html(include_str!("../../web/index.html")) }))
         .route(
             "/app.js",
             get(|| async {
-                ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], include_str!("../web/app.js"))
+                ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], include_str!("../../web/app.js"))
             }),
         )
         .route("/api/health", get(|| async { Json(json!({ "ok": true })) }))
@@ -257,7 +274,8 @@ impl From<crate::journal::JournalError> for ApiError {
     }
 }
 
-type ApiResult = Result<Json<Value>, ApiError>;
+/// An answer: one of the API's [`view`] types, or a refusal.
+type ApiResult<T = Value> = Result<Json<T>, ApiError>;
 
 /// The logged-in user of the request's bearer token.
 struct Cashier(User);
@@ -310,7 +328,7 @@ impl Approval {
 }
 
 fn event_json(ev: &TillEvent) -> Event {
-    Event::default().data(serde_json::to_string(ev).unwrap_or_default())
+    Event::default().data(serde_json::to_string(&EventView::from(ev)).unwrap_or_default())
 }
 
 #[derive(Deserialize)]
@@ -335,14 +353,14 @@ async fn events(
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
-async fn status(State(s): State<AppState>, _c: Cashier) -> ApiResult {
-    let status = s.status.borrow().clone();
-    Ok(Json(json!(status)))
+async fn status(State(s): State<AppState>, _c: Cashier) -> ApiResult<StatusView> {
+    let status = StatusView::from(&*s.status.borrow());
+    Ok(Json(status))
 }
 
-async fn devices(State(s): State<AppState>, _c: Cashier) -> ApiResult {
-    let status = s.status.borrow().clone();
-    Ok(Json(json!({ "terminal": s.till.terminal, "scanner": status.scanner, "printer": status.printer })))
+async fn devices(State(s): State<AppState>, _c: Cashier) -> ApiResult<DevicesView> {
+    let StatusView { scanner, printer, .. } = StatusView::from(&*s.status.borrow());
+    Ok(Json(DevicesView { terminal: s.till.terminal, scanner, printer }))
 }
 
 /// Prometheus text format, written by hand: a dozen gauges need no library.
@@ -381,10 +399,11 @@ async fn metrics(State(s): State<AppState>, _r: MetricsReader) -> Result<Respons
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
 }
 
-async fn users(State(s): State<AppState>, _c: Cashier) -> ApiResult {
+async fn users(State(s): State<AppState>, _c: Cashier) -> ApiResult<UsersView> {
     let j = s.journal.clone();
     let users = tokio::task::spawn_blocking(move || j.users()).await.expect("journal task")?;
-    Ok(Json(json!({ "users": users, "terminal": s.till.terminal, "store": s.journal.store().0 })))
+    let users = users.iter().map(UserView::from).collect();
+    Ok(Json(UsersView { users, terminal: s.till.terminal, store: s.journal.store().0 }))
 }
 
 #[derive(Deserialize)]
@@ -393,9 +412,13 @@ struct LoginRequest {
     pin: String,
 }
 
-async fn login(State(s): State<AppState>, Source(src): Source, ApiJson(req): ApiJson<LoginRequest>) -> ApiResult {
+async fn login(
+    State(s): State<AppState>,
+    Source(src): Source,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> ApiResult<LoginView> {
     let (token, user) = s.till.login(req.user.trim().to_owned(), req.pin, src).await?;
-    Ok(Json(json!({ "token": token, "user": user, "terminal": s.till.terminal, "store": s.journal.store().0 })))
+    Ok(Json(LoginView { token, user: (&user).into(), terminal: s.till.terminal, store: s.journal.store().0 }))
 }
 
 async fn logout(State(s): State<AppState>, headers: axum::http::HeaderMap) -> ApiResult {
@@ -407,8 +430,8 @@ async fn logout(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Ap
     Ok(Json(json!({ "ok": true })))
 }
 
-async fn me(State(s): State<AppState>, Cashier(user): Cashier) -> ApiResult {
-    Ok(Json(json!({ "user": user, "terminal": s.till.terminal, "store": s.journal.store().0 })))
+async fn me(State(s): State<AppState>, Cashier(user): Cashier) -> ApiResult<MeView> {
+    Ok(Json(MeView { user: (&user).into(), terminal: s.till.terminal, store: s.journal.store().0 }))
 }
 
 #[derive(Deserialize)]
@@ -416,14 +439,19 @@ struct SearchQuery {
     q: String,
 }
 
-async fn search(State(s): State<AppState>, _c: Cashier, Query(q): Query<SearchQuery>) -> ApiResult {
+async fn search(State(s): State<AppState>, _c: Cashier, Query(q): Query<SearchQuery>) -> ApiResult<SearchView> {
     let j = s.journal.clone();
     let items = tokio::task::spawn_blocking(move || j.search(&q.q)).await.expect("journal task")?;
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(SearchView { items: items.iter().map(Into::into).collect() }))
 }
 
-async fn basket(State(s): State<AppState>, _c: Cashier) -> ApiResult {
-    Ok(Json(json!(s.till.basket_event().await)))
+/// A basket operation's answer: the event it published (the basket, mostly).
+fn event(ev: TillEvent) -> Json<EventView> {
+    Json(EventView::from(&ev))
+}
+
+async fn basket(State(s): State<AppState>, _c: Cashier) -> ApiResult<EventView> {
+    Ok(event(s.till.basket_event().await))
 }
 
 #[derive(Deserialize)]
@@ -433,8 +461,8 @@ struct ScanRequest {
 }
 
 /// A code typed by the cashier, handled like a scan.
-async fn scan(State(s): State<AppState>, _c: Cashier, ApiJson(req): ApiJson<ScanRequest>) -> ApiResult {
-    Ok(Json(json!(s.till.enter_code(&req.code, &req.idempotency_key).await?)))
+async fn scan(State(s): State<AppState>, _c: Cashier, ApiJson(req): ApiJson<ScanRequest>) -> ApiResult<EventView> {
+    Ok(event(s.till.enter_code(&req.code, &req.idempotency_key).await?))
 }
 
 #[derive(Deserialize)]
@@ -444,9 +472,9 @@ struct AddItem {
     idempotency_key: String,
 }
 
-async fn add_item(State(s): State<AppState>, _c: Cashier, ApiJson(req): ApiJson<AddItem>) -> ApiResult {
+async fn add_item(State(s): State<AppState>, _c: Cashier, ApiJson(req): ApiJson<AddItem>) -> ApiResult<EventView> {
     let sku = Sku::parse(&req.sku).ok_or_else(|| ApiError::bad("unknown_sku", "not a SKU"))?;
-    Ok(Json(json!(s.till.add_sku(sku, req.quantity, &req.idempotency_key).await?)))
+    Ok(event(s.till.add_sku(sku, req.quantity, &req.idempotency_key).await?))
 }
 
 #[derive(Deserialize)]
@@ -460,8 +488,8 @@ async fn set_quantity(
     _c: Cashier,
     Path(line): Path<usize>,
     ApiJson(req): ApiJson<Quantity>,
-) -> ApiResult {
-    Ok(Json(json!(s.till.set_quantity(line, req.quantity, &req.idempotency_key).await?)))
+) -> ApiResult<EventView> {
+    Ok(event(s.till.set_quantity(line, req.quantity, &req.idempotency_key).await?))
 }
 
 #[derive(Deserialize)]
@@ -474,8 +502,8 @@ async fn remove_line(
     _c: Cashier,
     Path(line): Path<usize>,
     ApiJson(req): ApiJson<KeyOnly>,
-) -> ApiResult {
-    Ok(Json(json!(s.till.remove_line(line, &req.idempotency_key).await?)))
+) -> ApiResult<EventView> {
+    Ok(event(s.till.remove_line(line, &req.idempotency_key).await?))
 }
 
 #[derive(Deserialize)]
@@ -491,9 +519,9 @@ async fn override_price(
     Source(src): Source,
     Path(line): Path<usize>,
     ApiJson(req): ApiJson<PriceOverride>,
-) -> ApiResult {
+) -> ApiResult<EventView> {
     let manager = s.till.manager(&user, Approval::pair(req.manager), src).await?;
-    Ok(Json(json!(s.till.override_price(line, Kopecks(req.price_kopecks), &manager, &req.idempotency_key).await?)))
+    Ok(event(s.till.override_price(line, Kopecks(req.price_kopecks), &manager, &req.idempotency_key).await?))
 }
 
 #[derive(Deserialize)]
@@ -509,7 +537,7 @@ async fn discount(
     Cashier(user): Cashier,
     Source(src): Source,
     ApiJson(req): ApiJson<DiscountRequest>,
-) -> ApiResult {
+) -> ApiResult<EventView> {
     let discount = match (req.percent, req.amount_kopecks) {
         (Some(p), None) => Some(BasketDiscount::Percent(p)),
         (None, Some(a)) => Some(BasketDiscount::Amount(Kopecks(a))),
@@ -517,11 +545,15 @@ async fn discount(
         _ => return Err(ApiError::bad("bad_discount", "a percent or an amount, not both")),
     };
     let manager = s.till.manager(&user, Approval::pair(req.manager), src).await?;
-    Ok(Json(json!(s.till.set_discount(discount, &manager, &req.idempotency_key).await?)))
+    Ok(event(s.till.set_discount(discount, &manager, &req.idempotency_key).await?))
 }
 
-async fn void(State(s): State<AppState>, Cashier(user): Cashier, ApiJson(req): ApiJson<KeyOnly>) -> ApiResult {
-    Ok(Json(json!(s.till.void(&user, &req.idempotency_key).await?)))
+async fn void(
+    State(s): State<AppState>,
+    Cashier(user): Cashier,
+    ApiJson(req): ApiJson<KeyOnly>,
+) -> ApiResult<EventView> {
+    Ok(event(s.till.void(&user, &req.idempotency_key).await?))
 }
 
 #[derive(Deserialize)]
@@ -546,21 +578,22 @@ fn tenders(requested: &[TenderRequest]) -> Result<Vec<Tender>, ApiError> {
     requested
         .iter()
         .map(|t| {
-            let kind = match t.kind.as_str() {
-                "cash" => TenderKind::Cash,
-                "card" => TenderKind::Card,
-                "points" => TenderKind::Points,
-                other => return Err(ApiError::bad("bad_tender", format!("unknown tender `{other}`"))),
-            };
+            let kind = view::tender_kind(&t.kind).ok_or_else(|| {
+                ApiError::bad("bad_tender", format!("unknown tender `{}`: cash, card or points", t.kind))
+            })?;
             Ok(Tender { kind, amount: Kopecks(t.amount_kopecks) })
         })
         .collect()
 }
 
-async fn pay(State(s): State<AppState>, Cashier(user): Cashier, ApiJson(req): ApiJson<PayRequest>) -> ApiResult {
+async fn pay(
+    State(s): State<AppState>,
+    Cashier(user): Cashier,
+    ApiJson(req): ApiJson<PayRequest>,
+) -> ApiResult<PaidView> {
     let tenders = tenders(&req.tenders)?;
     let (sale, replayed) = s.till.pay(&user, tenders, req.basket_id, req.idempotency_key).await?;
-    Ok(Json(json!({ "sale": sale, "replayed": replayed })))
+    Ok(Json(PaidView { sale: (&sale).into(), replayed }))
 }
 
 #[derive(Deserialize)]
@@ -571,8 +604,12 @@ struct CustomerCode {
 
 /// Puts a loyalty customer on the basket; the answer is the basket with their balance
 /// and what can be spent now.
-async fn set_customer(State(s): State<AppState>, _c: Cashier, ApiJson(req): ApiJson<CustomerCode>) -> ApiResult {
-    Ok(Json(json!(s.till.set_customer(&req.code).await?)))
+async fn set_customer(
+    State(s): State<AppState>,
+    _c: Cashier,
+    ApiJson(req): ApiJson<CustomerCode>,
+) -> ApiResult<EventView> {
+    Ok(event(s.till.set_customer(&req.code).await?))
 }
 
 #[derive(Deserialize)]
@@ -582,12 +619,16 @@ struct NewCustomer {
 }
 
 /// Issues a new loyalty card at the till.
-async fn new_customer(State(s): State<AppState>, _c: Cashier, ApiJson(req): ApiJson<NewCustomer>) -> ApiResult {
-    Ok(Json(json!(s.till.new_customer(req.phone, req.name).await?)))
+async fn new_customer(
+    State(s): State<AppState>,
+    _c: Cashier,
+    ApiJson(req): ApiJson<NewCustomer>,
+) -> ApiResult<EventView> {
+    Ok(event(s.till.new_customer(req.phone, req.name).await?))
 }
 
-async fn clear_customer(State(s): State<AppState>, _c: Cashier) -> ApiResult {
-    Ok(Json(json!(s.till.clear_customer().await)))
+async fn clear_customer(State(s): State<AppState>, _c: Cashier) -> ApiResult<EventView> {
+    Ok(event(s.till.clear_customer().await))
 }
 
 #[derive(Deserialize)]
@@ -597,7 +638,7 @@ struct LookupQuery {
 
 /// A sale by its receipt's code (QR `KASSA:store:seq`) or number, with what is left to
 /// return of each line.
-async fn lookup(State(s): State<AppState>, _c: Cashier, Query(q): Query<LookupQuery>) -> ApiResult {
+async fn lookup(State(s): State<AppState>, _c: Cashier, Query(q): Query<LookupQuery>) -> ApiResult<LookupView> {
     let j = s.journal.clone();
     let found = tokio::task::spawn_blocking(move || -> Result<_, crate::journal::JournalError> {
         let Some(seq) = j.find_doc(q.code.trim())? else { return Ok(None) };
@@ -606,16 +647,16 @@ async fn lookup(State(s): State<AppState>, _c: Cashier, Query(q): Query<LookupQu
     .await
     .expect("journal task")?;
     match found {
-        Some((sale, returnable)) => Ok(Json(json!({ "sale": sale, "returnable": returnable }))),
+        Some((sale, returnable)) => Ok(Json(LookupView { sale: (&sale).into(), returnable })),
         None => Err(ApiError::new(StatusCode::NOT_FOUND, "no_such_sale", "no sale with that receipt")),
     }
 }
 
-async fn sale(State(s): State<AppState>, _c: Cashier, Path(seq): Path<u64>) -> ApiResult {
+async fn sale(State(s): State<AppState>, _c: Cashier, Path(seq): Path<u64>) -> ApiResult<view::SaleView> {
     let j = s.journal.clone();
     let sale = tokio::task::spawn_blocking(move || j.sale(seq)).await.expect("journal task")?;
     match sale {
-        Some(sale) => Ok(Json(json!(sale))),
+        Some(sale) => Ok(Json((&sale).into())),
         None => Err(ApiError::new(StatusCode::NOT_FOUND, "no_such_sale", format!("no sale {seq}"))),
     }
 }
@@ -663,12 +704,12 @@ async fn cancel(
     Source(src): Source,
     Path(seq): Path<u64>,
     ApiJson(req): ApiJson<CancelRequest>,
-) -> ApiResult {
+) -> ApiResult<ReturnedView> {
     let manager = s.till.manager(&user, Approval::pair(req.manager), src).await?;
     let request = ReturnRequest::Cancel { sale_seq: seq, approved_by: manager.id.clone() };
     let drawer = override_by(req.drawer_override, &manager);
     let (ret, replayed) = s.till.return_items(&user, request, drawer, req.idempotency_key).await?;
-    Ok(Json(json!({ "return": ret, "replayed": replayed })))
+    Ok(Json(ReturnedView { ret: (&ret).into(), replayed }))
 }
 
 #[derive(Deserialize)]
@@ -695,7 +736,7 @@ async fn return_with_receipt(
     Cashier(user): Cashier,
     Source(src): Source,
     ApiJson(req): ApiJson<ReturnRequestBody>,
-) -> ApiResult {
+) -> ApiResult<ReturnedView> {
     let drawer = drawer_override(&s, &user, req.drawer_override, req.manager, src).await?;
     let sale_seq = match (req.sale_seq, req.code) {
         (Some(seq), _) => seq,
@@ -711,7 +752,7 @@ async fn return_with_receipt(
     let lines = req.lines.iter().map(|l| (l.line, l.quantity)).collect();
     let request = ReturnRequest::WithReceipt { sale_seq, lines };
     let (ret, replayed) = s.till.return_items(&user, request, drawer, req.idempotency_key).await?;
-    Ok(Json(json!({ "return": ret, "replayed": replayed })))
+    Ok(Json(ReturnedView { ret: (&ret).into(), replayed }))
 }
 
 #[derive(Deserialize)]
@@ -734,7 +775,7 @@ async fn return_without_receipt(
     Cashier(user): Cashier,
     Source(src): Source,
     ApiJson(req): ApiJson<NoReceiptBody>,
-) -> ApiResult {
+) -> ApiResult<ReturnedView> {
     let manager = s.till.manager(&user, Approval::pair(req.manager), src).await?;
     let lines = req
         .lines
@@ -744,11 +785,11 @@ async fn return_without_receipt(
     let request = ReturnRequest::WithoutReceipt { lines, approved_by: manager.id.clone() };
     let drawer = override_by(req.drawer_override, &manager);
     let (ret, replayed) = s.till.return_items(&user, request, drawer, req.idempotency_key).await?;
-    Ok(Json(json!({ "return": ret, "replayed": replayed })))
+    Ok(Json(ReturnedView { ret: (&ret).into(), replayed }))
 }
 
-async fn shift(State(s): State<AppState>, _c: Cashier) -> ApiResult {
-    Ok(Json(json!({ "report": s.till.x_report(false).await? })))
+async fn shift(State(s): State<AppState>, _c: Cashier) -> ApiResult<ShiftView> {
+    Ok(Json(ShiftView::of(s.till.x_report(false).await?.as_ref())))
 }
 
 #[derive(Deserialize)]
@@ -757,8 +798,13 @@ struct OpenShift {
     idempotency_key: String,
 }
 
-async fn open_shift(State(s): State<AppState>, Cashier(user): Cashier, ApiJson(req): ApiJson<OpenShift>) -> ApiResult {
-    Ok(Json(json!({ "report": s.till.open_shift(&user, Kopecks(req.float_kopecks), req.idempotency_key).await? })))
+async fn open_shift(
+    State(s): State<AppState>,
+    Cashier(user): Cashier,
+    ApiJson(req): ApiJson<OpenShift>,
+) -> ApiResult<ShiftView> {
+    let report = s.till.open_shift(&user, Kopecks(req.float_kopecks), req.idempotency_key).await?;
+    Ok(Json(ShiftView::of(Some(&report))))
 }
 
 #[derive(Deserialize)]
@@ -776,17 +822,17 @@ async fn cash_move(
     Cashier(user): Cashier,
     Source(src): Source,
     ApiJson(req): ApiJson<CashMove>,
-) -> ApiResult {
+) -> ApiResult<ShiftView> {
     let drawer = drawer_override(&s, &user, req.drawer_override, req.manager, src).await?;
     let amount = Kopecks(req.amount_kopecks);
     let report = s.till.cash_move(&user, amount, req.reason, drawer, req.idempotency_key).await?;
-    Ok(Json(json!({ "report": report })))
+    Ok(Json(ShiftView::of(Some(&report))))
 }
 
 /// Prints the X report (mid-shift); printing twice prints twice, which is harmless.
-async fn x_report(State(s): State<AppState>, _c: Cashier, ApiJson(_req): ApiJson<KeyOnly>) -> ApiResult {
+async fn x_report(State(s): State<AppState>, _c: Cashier, ApiJson(_req): ApiJson<KeyOnly>) -> ApiResult<ShiftView> {
     match s.till.x_report(true).await? {
-        Some(report) => Ok(Json(json!({ "report": report }))),
+        Some(report) => Ok(Json(ShiftView::of(Some(&report)))),
         None => Err(TillError::Write(WriteError::NoShift).into()),
     }
 }
@@ -803,14 +849,13 @@ async fn close_shift(
     Cashier(user): Cashier,
     Source(src): Source,
     ApiJson(req): ApiJson<CloseShift>,
-) -> ApiResult {
+) -> ApiResult<ShiftView> {
     let manager = s.till.manager(&user, Approval::pair(req.manager), src).await?;
-    Ok(Json(
-        json!({ "report": s.till.close_shift(&manager, Kopecks(req.counted_kopecks), req.idempotency_key).await? }),
-    ))
+    let z = s.till.close_shift(&manager, Kopecks(req.counted_kopecks), req.idempotency_key).await?;
+    Ok(Json(ShiftView::of(Some(&z))))
 }
 
-async fn stock(State(s): State<AppState>, _c: Cashier, Path(sku): Path<String>) -> ApiResult {
+async fn stock(State(s): State<AppState>, _c: Cashier, Path(sku): Path<String>) -> ApiResult<StockView> {
     let sku = Sku::parse(&sku).ok_or_else(|| ApiError::bad("unknown_sku", "not a SKU"))?;
     let j = s.journal.clone();
     let sku2 = sku.clone();
@@ -822,9 +867,6 @@ async fn stock(State(s): State<AppState>, _c: Cashier, Path(sku): Path<String>) 
     // The age is by the store's clock against HQ's: good to the minute, which is what a
     // cashier needs ("as of 3 minutes ago").
     let age_ms = (as_of_ms > 0).then(|| (crate::till::now_ms() - as_of_ms).max(0));
-    let nearby: Vec<Value> = nearby
-        .into_iter()
-        .map(|(store, quantity)| json!({ "store": store, "quantity": quantity, "age_ms": age_ms }))
-        .collect();
-    Ok(Json(json!({ "sku": sku, "store": s.journal.store().0, "quantity": quantity, "nearby": nearby })))
+    let nearby = nearby.into_iter().map(|(store, quantity)| NearbyStockView { store, quantity, age_ms }).collect();
+    Ok(Json(StockView { sku: sku.0, store: s.journal.store().0, quantity, nearby }))
 }

@@ -1,11 +1,30 @@
-//! The messages between a store and HQ, and their framing.
+//! The messages between a store and HQ, their versions, and their framing.
 //!
+//! # Versions
+//! [`StoreMessage`] and [`HqMessage`] are what the sync state machines reason with; they
+//! are not a wire format. What goes on the wire is one of the frozen boundary types of a
+//! *protocol version*, chosen per connection by TLS's ALPN (`kassa-sync/N`):
+//! - [`v3`] (`kassa-sync/3`, [`PROTOCOL_VERSION`]): the current protocol. `Hello` and
+//!   `Welcome` carry each side's software version, so that HQ can show which stores still
+//!   run an old release during a rolling upgrade.
+//! - [`v2`] (`kassa-sync/2`): as release 0.1.0 speaks it. HQ serves it for stores that are
+//!   not upgraded yet; it has no software version.
+//!
+//! Both carry the data in [`crate::format::v1`]. The codec ([`encode_store`],
+//! [`decode_store`], [`FrameDecoder::next_store`] and the `hq` counterparts) takes the
+//! negotiated version and converts between the domain and that version's types; a value
+//! the domain refuses (a GTIN with a wrong check digit, insane loyalty rules) is a
+//! [`CodecError::Invalid`], never a panic. The golden frames of every message of every
+//! version are under `protocol/tests/fixtures/wire-vN/`; see ARCHITECTURE.md for the
+//! compatibility policy (what may change within a version, what needs a new one).
+//!
+//! # Framing
 //! A frame is a 4-byte big-endian length, then the body: one encoding byte and the
 //! postcard-encoded message, zstd-compressed when that makes it smaller
 //! ([`ENCODING_ZSTD`]). The length is checked against [`FRAME_BYTES_MAX`] before a byte
 //! of the body is buffered, and a compressed message must declare its size, which is
 //! checked against the same cap before it is decompressed: a hostile peer cannot make
-//! us allocate more than that.
+//! us allocate more than that. Framing is the same in every version.
 //!
 //! Why compress: a batch of sales repeats itself (item names, SKUs, prices, the store's
 //! own actor in every counter); zstd at level 3 takes a batch of 256 five-line sales
@@ -14,20 +33,35 @@
 //! neither side keeps a compression context per connection (HQ holds a thousand).
 
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::catalog::CatalogItem;
+use crate::format::FormatError;
 use crate::ids::{ActorId, StoreId};
 use crate::loyalty::{Customer, LoyaltyEntry, LoyaltyRules, RightsAnswer, RightsRequest};
 use crate::returns::Return;
 use crate::sale::Sale;
 use crate::stock::{ActorDigest, CounterEntry};
 
-/// Bumped on any incompatible change; peers compare it in the handshake.
-/// 2: frames carry an encoding byte (zstd compression).
-pub const PROTOCOL_VERSION: u32 = 2;
-/// ALPN protocol name; a peer speaking another version fails the TLS handshake.
-pub const ALPN: &[u8] = b"kassa-sync/2";
+pub mod v2;
+pub mod v3;
+
+/// The protocol this code speaks by default. History:
+/// 2: frames carry an encoding byte (zstd compression). Release 0.1.0.
+/// 3: `Hello` and `Welcome` carry the sender's software version.
+pub const PROTOCOL_VERSION: u32 = 3;
+/// The versions HQ serves, preferred first: the current one and the previous one (a
+/// store is upgraded before HQ drops its version; see ARCHITECTURE.md).
+pub const SUPPORTED_VERSIONS: [u32; 2] = [3, 2];
+/// ALPN name of protocol 3.
+pub const ALPN_V3: &[u8] = b"kassa-sync/3";
+/// ALPN name of protocol 2.
+pub const ALPN_V2: &[u8] = b"kassa-sync/2";
+/// ALPN name of [`PROTOCOL_VERSION`]; a peer speaking none of the offered versions
+/// fails the TLS handshake ("no application protocol").
+pub const ALPN: &[u8] = ALPN_V3;
+/// Longest software version a `Hello` or `Welcome` may carry, in bytes.
+pub const SOFTWARE_VERSION_BYTES_MAX: usize = 64;
 /// Largest message either side accepts, encoded and (if compressed) decompressed.
 pub const FRAME_BYTES_MAX: usize = 1 << 20;
 /// Outbox entries per batch: large enough that catch-up after a day offline takes few
@@ -51,12 +85,45 @@ pub const CATALOG_PAGE_ITEMS_MAX: usize = 1024;
 /// Counter entries per message.
 pub const COUNTERS_PAGE_MAX: usize = 2048;
 
+/// The ALPN name of a protocol version, `None` for a version this code does not speak.
+pub fn alpn(version: u32) -> Option<&'static [u8]> {
+    match version {
+        3 => Some(ALPN_V3),
+        2 => Some(ALPN_V2),
+        _ => None,
+    }
+}
+
+/// The protocol version an ALPN name stands for, `None` for one this code does not speak.
+pub fn version_of_alpn(name: &[u8]) -> Option<u32> {
+    SUPPORTED_VERSIONS.into_iter().find(|&v| alpn(v) == Some(name))
+}
+
+/// A software version as `Hello` and `Welcome` carry it: 1 to
+/// [`SOFTWARE_VERSION_BYTES_MAX`] printable ASCII characters without spaces
+/// (`0.2.0`, `0.3.0-rc.1+g1a2b3c`).
+pub fn check_software_version(version: &str) -> Result<(), FormatError> {
+    let ok = !version.is_empty()
+        && version.len() <= SOFTWARE_VERSION_BYTES_MAX
+        && version.bytes().all(|b| b.is_ascii_graphic());
+    if ok {
+        Ok(())
+    } else {
+        Err(FormatError::Invalid {
+            what: "software version",
+            reason: format!("1 to {SOFTWARE_VERSION_BYTES_MAX} printable ASCII characters, not {version:?}"),
+        })
+    }
+}
+
 /// What a store sends.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreMessage {
-    /// First message on a connection.
-    /// `head` is the highest sequence in the store's outbox: HQ shows the backlog.
-    Hello { version: u32, actor: ActorId, catalog_version: u64, head: u64 },
+    /// First message on a connection: the protocol version (the negotiated one), the
+    /// store's actor and catalog version; `head` is the highest sequence in the store's
+    /// outbox (HQ shows the backlog); the store's software version (`None` from a
+    /// protocol-2 store, which does not say; a protocol-2 frame leaves it out).
+    Hello { version: u32, actor: ActorId, catalog_version: u64, head: u64, software_version: Option<String> },
     /// Outbox entries in increasing sequence order, and the outbox head.
     Batch { entries: Vec<OutboxEntry>, head: u64 },
     /// The till wants to spend more of a customer's points than the store holds rights
@@ -70,10 +137,11 @@ pub enum StoreMessage {
 }
 
 /// What HQ sends.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HqMessage {
-    /// Answer to `Hello`: who HQ says the store is and how far HQ has its outbox.
-    Welcome { version: u32, store: StoreId, acked_seq: u64 },
+    /// Answer to `Hello`: the protocol version, who HQ says the store is, how far HQ has
+    /// its outbox, and HQ's software version (`None` in protocol 2).
+    Welcome { version: u32, store: StoreId, acked_seq: u64, software_version: Option<String> },
     /// A catalog snapshot, split into pages; the store applies it when `last` arrives.
     CatalogPage { version: u64, items: Vec<CatalogItem>, last: bool },
     /// Counter entries of other actors (HQ's deliveries) for the store's stock.
@@ -96,8 +164,11 @@ pub enum HqMessage {
     Refused { reason: String },
 }
 
+// The three types below are domain types too; their boundary forms are in
+// `format::v1`, and nothing encodes them directly.
+
 /// One SKU's stock at another store.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NearbyStock {
     pub store: StoreId,
     pub sku: crate::Sku,
@@ -105,13 +176,13 @@ pub struct NearbyStock {
 }
 
 /// One change in a store's outbox, replicated in sequence order.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutboxEntry {
     pub seq: u64,
     pub change: Change,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
     /// A committed sale with the store's running stock totals after it.
     Sale { sale: Sale, counters: Vec<CounterEntry> },
@@ -134,10 +205,54 @@ pub enum CodecError {
     Encoding(u8),
     #[error("compressed frame: {0}")]
     Compression(String),
+    #[error("protocol version {0} is not spoken here (this code speaks {SUPPORTED_VERSIONS:?})")]
+    Version(u32),
+    /// The frame decoded, but a value in it is not valid (or a message to send has no
+    /// form in the version).
+    #[error("invalid message: {0}")]
+    Invalid(#[from] FormatError),
 }
 
-/// Encodes one message as a length-prefixed frame, compressed if that is smaller.
-pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, CodecError> {
+/// Encodes what a store sends as a length-prefixed frame of protocol `version`.
+pub fn encode_store(version: u32, msg: &StoreMessage) -> Result<Vec<u8>, CodecError> {
+    match version {
+        3 => encode_frame(&v3::StoreMessage::try_from(msg)?),
+        2 => encode_frame(&v2::StoreMessage::from(msg)),
+        other => Err(CodecError::Version(other)),
+    }
+}
+
+/// Encodes what HQ sends as a length-prefixed frame of protocol `version`.
+pub fn encode_hq(version: u32, msg: &HqMessage) -> Result<Vec<u8>, CodecError> {
+    match version {
+        3 => encode_frame(&v3::HqMessage::try_from(msg)?),
+        2 => encode_frame(&v2::HqMessage::from(msg)),
+        other => Err(CodecError::Version(other)),
+    }
+}
+
+/// Decodes the body of a frame (encoding byte and payload) a store sent in protocol
+/// `version`.
+pub fn decode_store(version: u32, body: &[u8]) -> Result<StoreMessage, CodecError> {
+    match version {
+        3 => Ok(decode_body::<v3::StoreMessage>(body)?.try_into()?),
+        2 => Ok(decode_body::<v2::StoreMessage>(body)?.try_into()?),
+        other => Err(CodecError::Version(other)),
+    }
+}
+
+/// Decodes the body of a frame (encoding byte and payload) HQ sent in protocol
+/// `version`.
+pub fn decode_hq(version: u32, body: &[u8]) -> Result<HqMessage, CodecError> {
+    match version {
+        3 => Ok(decode_body::<v3::HqMessage>(body)?.try_into()?),
+        2 => Ok(decode_body::<v2::HqMessage>(body)?.try_into()?),
+        other => Err(CodecError::Version(other)),
+    }
+}
+
+/// Frames one boundary message, compressed if that is smaller.
+fn encode_frame<T: Serialize>(msg: &T) -> Result<Vec<u8>, CodecError> {
     let plain = postcard::to_stdvec(msg)?;
     if plain.len() > FRAME_BYTES_MAX {
         return Err(CodecError::TooLarge(plain.len()));
@@ -158,7 +273,7 @@ pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, CodecError> {
     Ok(out)
 }
 
-/// Decodes one frame body (encoding byte and payload).
+/// Decodes one frame body (encoding byte and payload) into a boundary message.
 fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, CodecError> {
     let (&encoding, payload) = body.split_first().ok_or(CodecError::Empty)?;
     match encoding {
@@ -191,9 +306,19 @@ impl FrameDecoder {
         self.buf.extend_from_slice(bytes);
     }
 
-    /// The next whole message, `None` if more bytes are needed. After an error the
-    /// stream is unusable: the caller closes the connection.
-    pub fn decode_next<T: DeserializeOwned>(&mut self) -> Result<Option<T>, CodecError> {
+    /// The next whole message a store sent in protocol `version`, `None` if more bytes
+    /// are needed. After an error the stream is unusable: the caller closes the
+    /// connection.
+    pub fn next_store(&mut self, version: u32) -> Result<Option<StoreMessage>, CodecError> {
+        self.next_with(|body| decode_store(version, body))
+    }
+
+    /// The next whole message HQ sent in protocol `version`; see [`Self::next_store`].
+    pub fn next_hq(&mut self, version: u32) -> Result<Option<HqMessage>, CodecError> {
+        self.next_with(|body| decode_hq(version, body))
+    }
+
+    fn next_with<T>(&mut self, decode: impl FnOnce(&[u8]) -> Result<T, CodecError>) -> Result<Option<T>, CodecError> {
         if self.buf.len() < 4 {
             return Ok(None);
         }
@@ -204,7 +329,7 @@ impl FrameDecoder {
         if self.buf.len() < 4 + len {
             return Ok(None);
         }
-        let msg = decode_body(&self.buf[4..4 + len]);
+        let msg = decode(&self.buf[4..4 + len]);
         self.buf.drain(..4 + len);
         Ok(Some(msg?))
     }
@@ -216,96 +341,4 @@ impl FrameDecoder {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    #[test]
-    fn frames_survive_any_split() {
-        let msgs = vec![
-            HqMessage::Ack { upto: 7 },
-            HqMessage::Refused { reason: "нет".into() },
-            HqMessage::Welcome { version: 1, store: StoreId(3), acked_seq: 99 },
-        ];
-        let bytes: Vec<u8> = msgs.iter().flat_map(|m| encode(m).unwrap()).collect();
-        for split in 0..bytes.len() {
-            let mut d = FrameDecoder::default();
-            let mut out = Vec::new();
-            for chunk in [&bytes[..split], &bytes[split..]] {
-                d.push(chunk);
-                while let Some(m) = d.decode_next::<HqMessage>().unwrap() {
-                    out.push(m);
-                }
-            }
-            assert_eq!(out, msgs);
-        }
-    }
-
-    #[test]
-    fn oversized_length_is_refused_before_buffering() {
-        let mut d = FrameDecoder::default();
-        d.push(&u32::try_from(FRAME_BYTES_MAX + 1).unwrap().to_be_bytes());
-        assert!(matches!(d.decode_next::<HqMessage>(), Err(CodecError::TooLarge(_))));
-    }
-
-    #[test]
-    fn large_messages_are_compressed_and_come_back_equal() {
-        let msg = HqMessage::Refused { reason: "Молоко 3,2% 1 л «Ладога» ".repeat(200) };
-        let frame = encode(&msg).unwrap();
-        assert_eq!(frame[4], ENCODING_ZSTD);
-        assert!(frame.len() < postcard::to_stdvec(&msg).unwrap().len() / 10);
-        let mut d = FrameDecoder::default();
-        d.push(&frame);
-        assert_eq!(d.decode_next::<HqMessage>().unwrap(), Some(msg));
-        // Small ones go as they are.
-        assert_eq!(encode(&HqMessage::Ack { upto: 1 }).unwrap()[4], ENCODING_PLAIN);
-    }
-
-    fn frame_of(encoding: u8, payload: &[u8]) -> Vec<u8> {
-        let mut f = u32::try_from(payload.len() + 1).unwrap().to_be_bytes().to_vec();
-        f.push(encoding);
-        f.extend_from_slice(payload);
-        f
-    }
-
-    #[test]
-    fn a_compressed_frame_declaring_more_than_the_cap_is_refused_before_decompressing() {
-        // 64 MiB of zeros compress to a few kilobytes: a bomb, if we trusted it.
-        let bomb = zstd::bulk::compress(&vec![0u8; 64 << 20], 3).unwrap();
-        assert!(bomb.len() < 64 * 1024);
-        let mut d = FrameDecoder::default();
-        d.push(&frame_of(ENCODING_ZSTD, &bomb));
-        assert!(matches!(d.decode_next::<HqMessage>(), Err(CodecError::TooLarge(n)) if n == 64 << 20));
-    }
-
-    #[test]
-    fn a_compressed_frame_without_its_size_or_of_unknown_encoding_is_refused() {
-        // A streaming zstd frame does not declare its content size.
-        let mut enc = zstd::stream::Encoder::new(Vec::new(), 3).unwrap();
-        std::io::Write::write_all(&mut enc, &postcard::to_stdvec(&HqMessage::Ack { upto: 1 }).unwrap()).unwrap();
-        let streamed = enc.finish().unwrap();
-        let mut d = FrameDecoder::default();
-        d.push(&frame_of(ENCODING_ZSTD, &streamed));
-        assert!(matches!(d.decode_next::<HqMessage>(), Err(CodecError::Compression(_))));
-        let mut d = FrameDecoder::default();
-        d.push(&frame_of(7, &[0]));
-        assert!(matches!(d.decode_next::<HqMessage>(), Err(CodecError::Encoding(7))));
-        let mut d = FrameDecoder::default();
-        d.push(&frame_of(ENCODING_ZSTD, b"not zstd at all"));
-        assert!(matches!(d.decode_next::<HqMessage>(), Err(CodecError::Compression(_))));
-    }
-
-    proptest! {
-        #[test]
-        fn decoding_garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-            let mut d = FrameDecoder::default();
-            d.push(&bytes);
-            for _ in 0..8 {
-                match d.decode_next::<StoreMessage>() {
-                    Ok(Some(_)) => {}
-                    _ => break,
-                }
-            }
-        }
-    }
-}
+mod tests;

@@ -1,0 +1,810 @@
+//! What is stored and sent: the boundary types, separate from the types the code
+//! reasons with.
+//!
+//! The domain types ([`crate::sale::Sale`], [`crate::returns::Return`], …) change as the
+//! product grows. The bytes a store wrote into its journal last year, and the bytes an
+//! older store sends HQ today, must not: so each *format version* is a set of types
+//! kept here frozen, with conversions to and from the domain types. Postcard is not
+//! self-describing (a field added to a struct changes how every later byte is read),
+//! so a change to what is stored or sent is a new version module beside the old one,
+//! never an edit of an old one.
+//!
+//! - [`v1`]: the data as the first release (0.1.0) encoded it: sales, returns, stock
+//!   counters, loyalty, catalog items, rules, and the outbox entry that carries them.
+//!   The journal's records and outbox, print jobs, and wire protocols 2 and 3 use it.
+//!
+//! The small identity types ([`crate::StoreId`], [`crate::ActorId`], [`crate::SaleId`],
+//! [`crate::Sku`], [`crate::Kopecks`], [`crate::loyalty::CustomerId`],
+//! [`crate::loyalty::Phone`]) are used as they are: their encodings are a plain number,
+//! a string, or a pair of numbers, frozen as such (the fixtures under
+//! `protocol/tests/fixtures/` would show any change).
+//!
+//! Conversions from the domain are total today (every domain value has a v1 form);
+//! conversions into the domain check what the domain checks and fail with a
+//! [`FormatError`] naming what was wrong.
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormatError {
+    #[error("{what}: {reason}")]
+    Invalid { what: &'static str, reason: String },
+}
+
+fn invalid(what: &'static str, reason: impl ToString) -> FormatError {
+    FormatError::Invalid { what, reason: reason.to_string() }
+}
+
+pub mod v1 {
+    //! Format 1: the first release's encoding of Kassa's data. Frozen: never edit a type
+    //! here (field order and variant order are the encoding).
+
+    use serde::{Deserialize, Serialize};
+
+    use super::{invalid, FormatError};
+    use crate::loyalty::{CustomerId, Phone};
+    use crate::{catalog, loyalty, returns, sale, stock, wire};
+    use crate::{ActorId, Kopecks, SaleId, Sku, StoreId};
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum VatRate {
+        Vat20,
+        Vat10,
+        Vat0,
+        None,
+    }
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum Unit {
+        Piece,
+        Kilogram,
+    }
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum TenderKind {
+        Cash,
+        Card,
+        Points,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Tender {
+        pub kind: TenderKind,
+        pub amount: Kopecks,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct BasketLine {
+        pub sku: Sku,
+        pub name: String,
+        pub unit: Unit,
+        pub quantity: i64,
+        pub list_price: Kopecks,
+        pub price: Kopecks,
+        pub vat: VatRate,
+        pub amount: Kopecks,
+        pub discount: Kopecks,
+        pub marking: Option<String>,
+    }
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct LinePoints {
+        pub paid_in_points: Kopecks,
+        pub earned_points: i64,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct SaleLoyalty {
+        pub customer: CustomerId,
+        pub point_value_kopecks: i64,
+        pub redeemed_points: i64,
+        pub lines: Vec<LinePoints>,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Sale {
+        pub id: SaleId,
+        pub receipt_no: String,
+        pub terminal: u16,
+        pub cashier: String,
+        pub created_at_ms: i64,
+        pub lines: Vec<BasketLine>,
+        pub tenders: Vec<Tender>,
+        pub total: Kopecks,
+        pub change: Kopecks,
+        pub loyalty: Option<SaleLoyalty>,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum ReturnKind {
+        WithReceipt { sale: SaleId },
+        WithoutReceipt { approved_by: String },
+        Cancellation { sale: SaleId, approved_by: String },
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ReturnLine {
+        pub sale_line: Option<u32>,
+        pub sku: Sku,
+        pub name: String,
+        pub unit: Unit,
+        pub quantity: i64,
+        pub vat: VatRate,
+        pub amount: Kopecks,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ReturnLoyalty {
+        pub customer: CustomerId,
+        pub take_back: i64,
+        pub give_back: i64,
+        pub earn: i64,
+        pub spend: i64,
+        pub shortfall: i64,
+        pub deducted: Kopecks,
+        pub owed: Kopecks,
+        pub money_refund: Kopecks,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Return {
+        pub id: SaleId,
+        pub receipt_no: String,
+        pub terminal: u16,
+        pub cashier: String,
+        pub created_at_ms: i64,
+        pub kind: ReturnKind,
+        pub lines: Vec<ReturnLine>,
+        pub refunds: Vec<Tender>,
+        pub total: Kopecks,
+        pub loyalty: Option<ReturnLoyalty>,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct CounterEntry {
+        pub location: StoreId,
+        pub sku: Sku,
+        pub actor: ActorId,
+        pub p: i64,
+        pub n: i64,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ActorDigest {
+        pub actor: ActorId,
+        pub entries: u64,
+        pub p: i64,
+        pub n: i64,
+    }
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum EntryKind {
+        Earned { actor: ActorId },
+        Spent { actor: ActorId },
+        Transfer { from: ActorId, to: ActorId },
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct LoyaltyEntry {
+        pub customer: CustomerId,
+        pub kind: EntryKind,
+        pub total: i64,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Customer {
+        pub card: CustomerId,
+        pub phone: Phone,
+        pub name: Option<String>,
+    }
+
+    /// A GTIN as its 14 ASCII digits.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Gtin(pub [u8; 14]);
+
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct CatalogItem {
+        pub sku: Sku,
+        pub gtin: Option<Gtin>,
+        pub name: String,
+        pub category: String,
+        pub price: Kopecks,
+        pub vat: VatRate,
+        pub unit: Unit,
+        pub plu: Option<u32>,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct LoyaltyRules {
+        pub earn_kopecks_per_point: i64,
+        pub excluded_categories: Vec<String>,
+        pub max_share_percent: u8,
+        pub point_value_kopecks: i64,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct RightsRequest {
+        pub request_id: u64,
+        pub customer: CustomerId,
+        pub points: i64,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct RightsGrant {
+        pub request_id: u64,
+        pub customer: CustomerId,
+        pub granted: i64,
+        pub entries: Vec<LoyaltyEntry>,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum RightsAnswer {
+        Grant(RightsGrant),
+        UnknownCustomer { request_id: u64, customer: CustomerId },
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct NearbyStock {
+        pub store: StoreId,
+        pub sku: Sku,
+        pub quantity: i64,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum Change {
+        Sale { sale: Sale, counters: Vec<CounterEntry> },
+        Return { ret: Return, counters: Vec<CounterEntry> },
+        Loyalty { customer: Option<Customer>, entries: Vec<LoyaltyEntry> },
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct OutboxEntry {
+        pub seq: u64,
+        pub change: Change,
+    }
+
+    // ---- from the domain ----
+
+    impl From<catalog::VatRate> for VatRate {
+        fn from(v: catalog::VatRate) -> Self {
+            match v {
+                catalog::VatRate::Vat20 => VatRate::Vat20,
+                catalog::VatRate::Vat10 => VatRate::Vat10,
+                catalog::VatRate::Vat0 => VatRate::Vat0,
+                catalog::VatRate::None => VatRate::None,
+            }
+        }
+    }
+
+    impl From<VatRate> for catalog::VatRate {
+        fn from(v: VatRate) -> Self {
+            match v {
+                VatRate::Vat20 => catalog::VatRate::Vat20,
+                VatRate::Vat10 => catalog::VatRate::Vat10,
+                VatRate::Vat0 => catalog::VatRate::Vat0,
+                VatRate::None => catalog::VatRate::None,
+            }
+        }
+    }
+
+    impl From<catalog::Unit> for Unit {
+        fn from(u: catalog::Unit) -> Self {
+            match u {
+                catalog::Unit::Piece => Unit::Piece,
+                catalog::Unit::Kilogram => Unit::Kilogram,
+            }
+        }
+    }
+
+    impl From<Unit> for catalog::Unit {
+        fn from(u: Unit) -> Self {
+            match u {
+                Unit::Piece => catalog::Unit::Piece,
+                Unit::Kilogram => catalog::Unit::Kilogram,
+            }
+        }
+    }
+
+    impl From<sale::TenderKind> for TenderKind {
+        fn from(k: sale::TenderKind) -> Self {
+            match k {
+                sale::TenderKind::Cash => TenderKind::Cash,
+                sale::TenderKind::Card => TenderKind::Card,
+                sale::TenderKind::Points => TenderKind::Points,
+            }
+        }
+    }
+
+    impl From<TenderKind> for sale::TenderKind {
+        fn from(k: TenderKind) -> Self {
+            match k {
+                TenderKind::Cash => sale::TenderKind::Cash,
+                TenderKind::Card => sale::TenderKind::Card,
+                TenderKind::Points => sale::TenderKind::Points,
+            }
+        }
+    }
+
+    impl From<&sale::Tender> for Tender {
+        fn from(t: &sale::Tender) -> Self {
+            Tender { kind: t.kind.into(), amount: t.amount }
+        }
+    }
+
+    impl From<Tender> for sale::Tender {
+        fn from(t: Tender) -> Self {
+            sale::Tender { kind: t.kind.into(), amount: t.amount }
+        }
+    }
+
+    impl From<&crate::basket::BasketLine> for BasketLine {
+        fn from(l: &crate::basket::BasketLine) -> Self {
+            BasketLine {
+                sku: l.sku.clone(),
+                name: l.name.clone(),
+                unit: l.unit.into(),
+                quantity: l.quantity,
+                list_price: l.list_price,
+                price: l.price,
+                vat: l.vat.into(),
+                amount: l.amount,
+                discount: l.discount,
+                marking: l.marking.clone(),
+            }
+        }
+    }
+
+    impl From<BasketLine> for crate::basket::BasketLine {
+        fn from(l: BasketLine) -> Self {
+            crate::basket::BasketLine {
+                sku: l.sku,
+                name: l.name,
+                unit: l.unit.into(),
+                quantity: l.quantity,
+                list_price: l.list_price,
+                price: l.price,
+                vat: l.vat.into(),
+                amount: l.amount,
+                discount: l.discount,
+                marking: l.marking,
+            }
+        }
+    }
+
+    impl From<&loyalty::SaleLoyalty> for SaleLoyalty {
+        fn from(s: &loyalty::SaleLoyalty) -> Self {
+            SaleLoyalty {
+                customer: s.customer.clone(),
+                point_value_kopecks: s.point_value_kopecks,
+                redeemed_points: s.redeemed_points,
+                lines: s
+                    .lines
+                    .iter()
+                    .map(|l| LinePoints { paid_in_points: l.paid_in_points, earned_points: l.earned_points })
+                    .collect(),
+            }
+        }
+    }
+
+    impl From<SaleLoyalty> for loyalty::SaleLoyalty {
+        fn from(s: SaleLoyalty) -> Self {
+            loyalty::SaleLoyalty {
+                customer: s.customer,
+                point_value_kopecks: s.point_value_kopecks,
+                redeemed_points: s.redeemed_points,
+                lines: s
+                    .lines
+                    .into_iter()
+                    .map(|l| loyalty::LinePoints { paid_in_points: l.paid_in_points, earned_points: l.earned_points })
+                    .collect(),
+            }
+        }
+    }
+
+    impl From<&sale::Sale> for Sale {
+        fn from(s: &sale::Sale) -> Self {
+            Sale {
+                id: s.id,
+                receipt_no: s.receipt_no.clone(),
+                terminal: s.terminal,
+                cashier: s.cashier.clone(),
+                created_at_ms: s.created_at_ms,
+                lines: s.lines.iter().map(Into::into).collect(),
+                tenders: s.tenders.iter().map(Into::into).collect(),
+                total: s.total,
+                change: s.change,
+                loyalty: s.loyalty.as_ref().map(Into::into),
+            }
+        }
+    }
+
+    impl From<Sale> for sale::Sale {
+        fn from(s: Sale) -> Self {
+            sale::Sale {
+                id: s.id,
+                receipt_no: s.receipt_no,
+                terminal: s.terminal,
+                cashier: s.cashier,
+                created_at_ms: s.created_at_ms,
+                lines: s.lines.into_iter().map(Into::into).collect(),
+                tenders: s.tenders.into_iter().map(Into::into).collect(),
+                total: s.total,
+                change: s.change,
+                loyalty: s.loyalty.map(Into::into),
+            }
+        }
+    }
+
+    impl From<&returns::ReturnKind> for ReturnKind {
+        fn from(k: &returns::ReturnKind) -> Self {
+            match k {
+                returns::ReturnKind::WithReceipt { sale } => ReturnKind::WithReceipt { sale: *sale },
+                returns::ReturnKind::WithoutReceipt { approved_by } => {
+                    ReturnKind::WithoutReceipt { approved_by: approved_by.clone() }
+                }
+                returns::ReturnKind::Cancellation { sale, approved_by } => {
+                    ReturnKind::Cancellation { sale: *sale, approved_by: approved_by.clone() }
+                }
+            }
+        }
+    }
+
+    impl From<ReturnKind> for returns::ReturnKind {
+        fn from(k: ReturnKind) -> Self {
+            match k {
+                ReturnKind::WithReceipt { sale } => returns::ReturnKind::WithReceipt { sale },
+                ReturnKind::WithoutReceipt { approved_by } => returns::ReturnKind::WithoutReceipt { approved_by },
+                ReturnKind::Cancellation { sale, approved_by } => {
+                    returns::ReturnKind::Cancellation { sale, approved_by }
+                }
+            }
+        }
+    }
+
+    impl From<&returns::ReturnLine> for ReturnLine {
+        fn from(l: &returns::ReturnLine) -> Self {
+            ReturnLine {
+                sale_line: l.sale_line,
+                sku: l.sku.clone(),
+                name: l.name.clone(),
+                unit: l.unit.into(),
+                quantity: l.quantity,
+                vat: l.vat.into(),
+                amount: l.amount,
+            }
+        }
+    }
+
+    impl From<ReturnLine> for returns::ReturnLine {
+        fn from(l: ReturnLine) -> Self {
+            returns::ReturnLine {
+                sale_line: l.sale_line,
+                sku: l.sku,
+                name: l.name,
+                unit: l.unit.into(),
+                quantity: l.quantity,
+                vat: l.vat.into(),
+                amount: l.amount,
+            }
+        }
+    }
+
+    impl From<&loyalty::ReturnLoyalty> for ReturnLoyalty {
+        fn from(r: &loyalty::ReturnLoyalty) -> Self {
+            ReturnLoyalty {
+                customer: r.customer.clone(),
+                take_back: r.take_back,
+                give_back: r.give_back,
+                earn: r.earn,
+                spend: r.spend,
+                shortfall: r.shortfall,
+                deducted: r.deducted,
+                owed: r.owed,
+                money_refund: r.money_refund,
+            }
+        }
+    }
+
+    impl From<ReturnLoyalty> for loyalty::ReturnLoyalty {
+        fn from(r: ReturnLoyalty) -> Self {
+            loyalty::ReturnLoyalty {
+                customer: r.customer,
+                take_back: r.take_back,
+                give_back: r.give_back,
+                earn: r.earn,
+                spend: r.spend,
+                shortfall: r.shortfall,
+                deducted: r.deducted,
+                owed: r.owed,
+                money_refund: r.money_refund,
+            }
+        }
+    }
+
+    impl From<&returns::Return> for Return {
+        fn from(r: &returns::Return) -> Self {
+            Return {
+                id: r.id,
+                receipt_no: r.receipt_no.clone(),
+                terminal: r.terminal,
+                cashier: r.cashier.clone(),
+                created_at_ms: r.created_at_ms,
+                kind: (&r.kind).into(),
+                lines: r.lines.iter().map(Into::into).collect(),
+                refunds: r.refunds.iter().map(Into::into).collect(),
+                total: r.total,
+                loyalty: r.loyalty.as_ref().map(Into::into),
+            }
+        }
+    }
+
+    impl From<Return> for returns::Return {
+        fn from(r: Return) -> Self {
+            returns::Return {
+                id: r.id,
+                receipt_no: r.receipt_no,
+                terminal: r.terminal,
+                cashier: r.cashier,
+                created_at_ms: r.created_at_ms,
+                kind: r.kind.into(),
+                lines: r.lines.into_iter().map(Into::into).collect(),
+                refunds: r.refunds.into_iter().map(Into::into).collect(),
+                total: r.total,
+                loyalty: r.loyalty.map(Into::into),
+            }
+        }
+    }
+
+    impl From<&stock::CounterEntry> for CounterEntry {
+        fn from(c: &stock::CounterEntry) -> Self {
+            CounterEntry { location: c.location, sku: c.sku.clone(), actor: c.actor, p: c.p, n: c.n }
+        }
+    }
+
+    impl From<CounterEntry> for stock::CounterEntry {
+        fn from(c: CounterEntry) -> Self {
+            stock::CounterEntry { location: c.location, sku: c.sku, actor: c.actor, p: c.p, n: c.n }
+        }
+    }
+
+    impl From<&stock::ActorDigest> for ActorDigest {
+        fn from(d: &stock::ActorDigest) -> Self {
+            ActorDigest { actor: d.actor, entries: d.entries, p: d.p, n: d.n }
+        }
+    }
+
+    impl From<ActorDigest> for stock::ActorDigest {
+        fn from(d: ActorDigest) -> Self {
+            stock::ActorDigest { actor: d.actor, entries: d.entries, p: d.p, n: d.n }
+        }
+    }
+
+    impl From<loyalty::EntryKind> for EntryKind {
+        fn from(k: loyalty::EntryKind) -> Self {
+            match k {
+                loyalty::EntryKind::Earned { actor } => EntryKind::Earned { actor },
+                loyalty::EntryKind::Spent { actor } => EntryKind::Spent { actor },
+                loyalty::EntryKind::Transfer { from, to } => EntryKind::Transfer { from, to },
+            }
+        }
+    }
+
+    impl From<EntryKind> for loyalty::EntryKind {
+        fn from(k: EntryKind) -> Self {
+            match k {
+                EntryKind::Earned { actor } => loyalty::EntryKind::Earned { actor },
+                EntryKind::Spent { actor } => loyalty::EntryKind::Spent { actor },
+                EntryKind::Transfer { from, to } => loyalty::EntryKind::Transfer { from, to },
+            }
+        }
+    }
+
+    impl From<&loyalty::LoyaltyEntry> for LoyaltyEntry {
+        fn from(e: &loyalty::LoyaltyEntry) -> Self {
+            LoyaltyEntry { customer: e.customer.clone(), kind: e.kind.into(), total: e.total }
+        }
+    }
+
+    impl From<LoyaltyEntry> for loyalty::LoyaltyEntry {
+        fn from(e: LoyaltyEntry) -> Self {
+            loyalty::LoyaltyEntry { customer: e.customer, kind: e.kind.into(), total: e.total }
+        }
+    }
+
+    impl From<&loyalty::Customer> for Customer {
+        fn from(c: &loyalty::Customer) -> Self {
+            Customer { card: c.card.clone(), phone: c.phone.clone(), name: c.name.clone() }
+        }
+    }
+
+    impl From<Customer> for loyalty::Customer {
+        fn from(c: Customer) -> Self {
+            loyalty::Customer { card: c.card, phone: c.phone, name: c.name }
+        }
+    }
+
+    impl From<&crate::gtin::Gtin> for Gtin {
+        fn from(g: &crate::gtin::Gtin) -> Self {
+            let mut digits = [b'0'; 14];
+            digits.copy_from_slice(g.as_gtin14().as_bytes());
+            Gtin(digits)
+        }
+    }
+
+    impl TryFrom<Gtin> for crate::gtin::Gtin {
+        type Error = FormatError;
+
+        fn try_from(g: Gtin) -> Result<Self, FormatError> {
+            let text = std::str::from_utf8(&g.0).map_err(|e| invalid("GTIN", e))?;
+            crate::gtin::Gtin::parse(text).map_err(|e| invalid("GTIN", e))
+        }
+    }
+
+    impl From<&catalog::CatalogItem> for CatalogItem {
+        fn from(i: &catalog::CatalogItem) -> Self {
+            CatalogItem {
+                sku: i.sku.clone(),
+                gtin: i.gtin.as_ref().map(Into::into),
+                name: i.name.clone(),
+                category: i.category.clone(),
+                price: i.price,
+                vat: i.vat.into(),
+                unit: i.unit.into(),
+                plu: i.plu,
+            }
+        }
+    }
+
+    impl TryFrom<CatalogItem> for catalog::CatalogItem {
+        type Error = FormatError;
+
+        fn try_from(i: CatalogItem) -> Result<Self, FormatError> {
+            Ok(catalog::CatalogItem {
+                sku: i.sku,
+                gtin: i.gtin.map(TryInto::try_into).transpose()?,
+                name: i.name,
+                category: i.category,
+                price: i.price,
+                vat: i.vat.into(),
+                unit: i.unit.into(),
+                plu: i.plu,
+            })
+        }
+    }
+
+    impl From<&loyalty::LoyaltyRules> for LoyaltyRules {
+        fn from(r: &loyalty::LoyaltyRules) -> Self {
+            let record = loyalty::rules::RulesRecord::from(r.clone());
+            LoyaltyRules {
+                earn_kopecks_per_point: record.earn_kopecks_per_point,
+                excluded_categories: record.excluded_categories,
+                max_share_percent: record.max_share_percent,
+                point_value_kopecks: record.point_value_kopecks,
+            }
+        }
+    }
+
+    impl TryFrom<LoyaltyRules> for loyalty::LoyaltyRules {
+        type Error = FormatError;
+
+        fn try_from(r: LoyaltyRules) -> Result<Self, FormatError> {
+            loyalty::LoyaltyRules::try_from(loyalty::rules::RulesRecord {
+                earn_kopecks_per_point: r.earn_kopecks_per_point,
+                excluded_categories: r.excluded_categories,
+                max_share_percent: r.max_share_percent,
+                point_value_kopecks: r.point_value_kopecks,
+            })
+            .map_err(|e| invalid("loyalty rules", e))
+        }
+    }
+
+    impl From<&loyalty::RightsRequest> for RightsRequest {
+        fn from(r: &loyalty::RightsRequest) -> Self {
+            RightsRequest { request_id: r.request_id, customer: r.customer.clone(), points: r.points }
+        }
+    }
+
+    impl From<RightsRequest> for loyalty::RightsRequest {
+        fn from(r: RightsRequest) -> Self {
+            loyalty::RightsRequest { request_id: r.request_id, customer: r.customer, points: r.points }
+        }
+    }
+
+    impl From<&loyalty::RightsAnswer> for RightsAnswer {
+        fn from(a: &loyalty::RightsAnswer) -> Self {
+            match a {
+                loyalty::RightsAnswer::Grant(g) => RightsAnswer::Grant(RightsGrant {
+                    request_id: g.request_id,
+                    customer: g.customer.clone(),
+                    granted: g.granted,
+                    entries: g.entries.iter().map(Into::into).collect(),
+                }),
+                loyalty::RightsAnswer::UnknownCustomer { request_id, customer } => {
+                    RightsAnswer::UnknownCustomer { request_id: *request_id, customer: customer.clone() }
+                }
+            }
+        }
+    }
+
+    impl From<RightsAnswer> for loyalty::RightsAnswer {
+        fn from(a: RightsAnswer) -> Self {
+            match a {
+                RightsAnswer::Grant(g) => loyalty::RightsAnswer::Grant(loyalty::RightsGrant {
+                    request_id: g.request_id,
+                    customer: g.customer,
+                    granted: g.granted,
+                    entries: g.entries.into_iter().map(Into::into).collect(),
+                }),
+                RightsAnswer::UnknownCustomer { request_id, customer } => {
+                    loyalty::RightsAnswer::UnknownCustomer { request_id, customer }
+                }
+            }
+        }
+    }
+
+    impl From<&wire::NearbyStock> for NearbyStock {
+        fn from(n: &wire::NearbyStock) -> Self {
+            NearbyStock { store: n.store, sku: n.sku.clone(), quantity: n.quantity }
+        }
+    }
+
+    impl From<NearbyStock> for wire::NearbyStock {
+        fn from(n: NearbyStock) -> Self {
+            wire::NearbyStock { store: n.store, sku: n.sku, quantity: n.quantity }
+        }
+    }
+
+    impl From<&wire::Change> for Change {
+        fn from(c: &wire::Change) -> Self {
+            match c {
+                wire::Change::Sale { sale, counters } => {
+                    Change::Sale { sale: sale.into(), counters: counters.iter().map(Into::into).collect() }
+                }
+                wire::Change::Return { ret, counters } => {
+                    Change::Return { ret: ret.into(), counters: counters.iter().map(Into::into).collect() }
+                }
+                wire::Change::Loyalty { customer, entries } => Change::Loyalty {
+                    customer: customer.as_ref().map(Into::into),
+                    entries: entries.iter().map(Into::into).collect(),
+                },
+            }
+        }
+    }
+
+    impl From<Change> for wire::Change {
+        fn from(c: Change) -> Self {
+            match c {
+                Change::Sale { sale, counters } => {
+                    wire::Change::Sale { sale: sale.into(), counters: counters.into_iter().map(Into::into).collect() }
+                }
+                Change::Return { ret, counters } => {
+                    wire::Change::Return { ret: ret.into(), counters: counters.into_iter().map(Into::into).collect() }
+                }
+                Change::Loyalty { customer, entries } => wire::Change::Loyalty {
+                    customer: customer.map(Into::into),
+                    entries: entries.into_iter().map(Into::into).collect(),
+                },
+            }
+        }
+    }
+
+    impl From<&wire::OutboxEntry> for OutboxEntry {
+        fn from(e: &wire::OutboxEntry) -> Self {
+            OutboxEntry { seq: e.seq, change: (&e.change).into() }
+        }
+    }
+
+    impl From<OutboxEntry> for wire::OutboxEntry {
+        fn from(e: OutboxEntry) -> Self {
+            wire::OutboxEntry { seq: e.seq, change: e.change.into() }
+        }
+    }
+
+    /// Decodes a postcard blob of format 1.
+    pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T, FormatError> {
+        postcard::from_bytes(bytes).map_err(|e| invalid(what, e))
+    }
+
+    /// Encodes a value of format 1 (postcard of plain data cannot fail).
+    pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+        postcard::to_allocvec(value).expect("postcard encodes plain data")
+    }
+}

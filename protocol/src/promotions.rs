@@ -1,0 +1,760 @@
+//! Promotions: one engine that prices a basket the same way at every till and online.
+//!
+//! A [`PromotionSet`] is what HQ publishes, validated once ([`PromotionSet::new`]) and
+//! indexed by SKU and category so that pricing a basket looks only at the promotions
+//! that can touch it. [`PromotionSet::price`] is a pure function of the basket's lines
+//! and a [`Context`] (store, channel, local time, customer, coupons): the same inputs
+//! give the same discounts, whichever channel asks.
+//!
+//! # How promotions combine
+//! 1. **Item promotions first, basket promotions after.** Item promotions (percent or
+//!    amount off, a promotional price, N for M, N for a price, buy X get Y, a set at a
+//!    price) act on units of the basket; basket promotions (from a threshold, percent or
+//!    amount off) act on what is left to pay after them.
+//! 2. **Priority.** Higher `priority` goes first; equal priorities go by lower id.
+//! 3. **One item promotion per unit.** A unit (a piece, or a whole weighed line) that an
+//!    item promotion used — discounted, or counted towards a group such as the "3" of a
+//!    "3 for 2" — is not used by another item promotion.
+//! 4. **Exclusive groups.** Promotions that share an `exclusive_group` compete: at the
+//!    group's turn (its highest priority), each member is tried on what is left and the
+//!    one that saves the customer the most applies (ties: the lower id); the others do
+//!    not. Promotions without a group all apply, each in its turn.
+//! 5. **Groups of units** are formed in a canonical order — most expensive first, then by
+//!    SKU — never in the order of scanning, so the result does not depend on it. In an
+//!    "N for M" the cheapest units of each group of N are free; in "buy X get Y" the
+//!    most expensive eligible units are bought and the cheapest eligible ones discounted.
+//! 6. **Money.** All in kopecks. A percent is rounded half up per line; a discount over
+//!    several units or lines is spread in proportion to their prices by largest
+//!    remainder ([`crate::pricing::spread`]), so shares add up to it exactly. No line is
+//!    discounted below zero. A manager's manual basket discount applies after
+//!    promotions, on what is left (the basket's own rule).
+//!
+//! Multi-unit promotions count at most [`PIECES_GROUPED_MAX`] pieces of a basket; a
+//! larger basket (a wholesale order, not a till's) gets only per-unit and basket
+//! promotions.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::catalog::Unit;
+use crate::ids::{Sku, StoreId};
+use crate::loyalty::CustomerId;
+use crate::money::Kopecks;
+use crate::pricing;
+
+pub mod definition;
+
+/// Promotions in one published set.
+pub const PROMOTIONS_MAX: usize = 50_000;
+/// SKUs or categories one target may list.
+pub const TARGET_ENTRIES_MAX: usize = 10_000;
+/// Components of a set sold at a fixed price.
+pub const BUNDLE_COMPONENTS_MAX: usize = 16;
+/// Pieces of a basket that multi-unit promotions count (see the module doc).
+pub const PIECES_GROUPED_MAX: i64 = 5_000;
+/// Longest promotion name (it is printed on the receipt).
+pub const NAME_LEN_MAX_CHARS: usize = 64;
+/// Largest N of "N for M", "N for a price" and buy-X-get-Y quantities.
+pub const GROUP_SIZE_MAX: u32 = 100;
+
+/// What a promotion's units are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    Items(BTreeSet<Sku>),
+    Categories(BTreeSet<String>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// `percent` off every unit of the target.
+    PercentOff { target: Target, percent: u8 },
+    /// `amount` off every piece (or every kilogram) of the target, at most its price.
+    AmountOff { target: Target, amount: Kopecks },
+    /// The target sells at `price` a piece (or a kilogram), when that is lower.
+    FixedPrice { target: Target, price: Kopecks },
+    /// Every `n` pieces of the target, pay for `m` ("3 for 2": n = 3, m = 2).
+    NForM { target: Target, n: u32, m: u32 },
+    /// Every `n` pieces of the target for `price` together ("2 for 150 ₽").
+    NForPrice { target: Target, n: u32, price: Kopecks },
+    /// Buy `buy_qty` pieces of `buy`, get `get_qty` pieces of `get` at `percent` off
+    /// (100: free).
+    BuyGet { buy: Target, buy_qty: u32, get: Target, get_qty: u32, percent: u8 },
+    /// One piece of each component together for `price` (mix and match).
+    Bundle { components: Vec<Target>, price: Kopecks },
+    /// From `threshold` left to pay: `percent` off the basket.
+    BasketPercent { threshold: Kopecks, percent: u8 },
+    /// From `threshold` left to pay: `amount` off the basket.
+    BasketAmount { threshold: Kopecks, amount: Kopecks },
+}
+
+impl Kind {
+    fn is_basket(&self) -> bool {
+        matches!(self, Kind::BasketPercent { .. } | Kind::BasketAmount { .. })
+    }
+
+    fn targets(&self) -> Vec<&Target> {
+        match self {
+            Kind::PercentOff { target, .. }
+            | Kind::AmountOff { target, .. }
+            | Kind::FixedPrice { target, .. }
+            | Kind::NForM { target, .. }
+            | Kind::NForPrice { target, .. } => vec![target],
+            Kind::BuyGet { buy, get, .. } => vec![buy, get],
+            Kind::Bundle { components, .. } => components.iter().collect(),
+            Kind::BasketPercent { .. } | Kind::BasketAmount { .. } => Vec::new(),
+        }
+    }
+}
+
+/// When a promotion runs, in the store's local time. Days are counted from 1970-01-01;
+/// weekdays are a mask, Monday = bit 0; minutes of the day `from_minute..to_minute`
+/// (0..1440 is all day).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub from_day: i32,
+    /// The last day it runs (inclusive).
+    pub to_day: i32,
+    pub weekdays: u8,
+    pub from_minute: u16,
+    pub to_minute: u16,
+}
+
+impl Window {
+    pub const ALL_WEEK: u8 = 0b111_1111;
+
+    /// Every day and hour from `from_day` to `to_day`.
+    pub fn days(from_day: i32, to_day: i32) -> Window {
+        Window { from_day, to_day, weekdays: Self::ALL_WEEK, from_minute: 0, to_minute: 24 * 60 }
+    }
+
+    pub fn contains(&self, at: LocalTime) -> bool {
+        (self.from_day..=self.to_day).contains(&at.day)
+            && self.weekdays & (1 << at.weekday()) != 0
+            && (self.from_minute..self.to_minute).contains(&at.minute)
+    }
+}
+
+/// A moment in the store's local time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocalTime {
+    /// Days since 1970-01-01.
+    pub day: i32,
+    /// Minutes since midnight.
+    pub minute: u16,
+}
+
+impl LocalTime {
+    /// Unix milliseconds at a UTC offset (the store's zone).
+    pub fn from_unix_ms(unix_ms: i64, utc_offset_minutes: i32) -> LocalTime {
+        let minutes = unix_ms.div_euclid(60_000) + i64::from(utc_offset_minutes);
+        LocalTime { day: minutes.div_euclid(1440) as i32, minute: minutes.rem_euclid(1440) as u16 }
+    }
+
+    /// Monday = 0 … Sunday = 6 (1970-01-01 was a Thursday).
+    pub fn weekday(self) -> u8 {
+        (self.day + 3).rem_euclid(7) as u8
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Channel {
+    Store,
+    Online,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Audience {
+    Everyone,
+    /// Customers who show a loyalty card.
+    LoyaltyMembers,
+    /// One customer's personal offer.
+    Customer(CustomerId),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Coupon {
+    /// What the customer types or shows (compared without case).
+    pub code: String,
+    /// Once per customer (a customer is needed to use it).
+    pub single_use: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Promotion {
+    pub id: u32,
+    pub version: u32,
+    /// Printed on the receipt.
+    pub name: String,
+    pub kind: Kind,
+    pub priority: u16,
+    pub exclusive_group: Option<String>,
+    pub window: Window,
+    /// `None`: every store.
+    pub stores: Option<BTreeSet<StoreId>>,
+    pub channels: BTreeSet<Channel>,
+    pub audience: Audience,
+    pub coupon: Option<Coupon>,
+}
+
+/// A definition HQ refuses, naming the promotion and the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("promotion {id}: {field}: {reason}")]
+pub struct PromotionError {
+    pub id: u32,
+    pub field: &'static str,
+    pub reason: String,
+}
+
+/// What the set is checked against: the catalog's SKUs and categories.
+pub trait Catalog {
+    fn has_sku(&self, sku: &Sku) -> bool;
+    fn has_category(&self, category: &str) -> bool;
+}
+
+impl Promotion {
+    fn refuse(&self, field: &'static str, reason: impl Into<String>) -> PromotionError {
+        PromotionError { id: self.id, field, reason: reason.into() }
+    }
+
+    /// Checks the definition against its own rules and the catalog.
+    pub fn validate(&self, catalog: &impl Catalog) -> Result<(), PromotionError> {
+        let name = self.name.trim();
+        if name.is_empty() || name.chars().count() > NAME_LEN_MAX_CHARS || name.chars().any(char::is_control) {
+            return Err(self.refuse("name", format!("1 to {NAME_LEN_MAX_CHARS} printable characters")));
+        }
+        let w = &self.window;
+        if w.to_day < w.from_day {
+            return Err(self.refuse("window", "it ends before it starts"));
+        }
+        if w.weekdays == 0 || w.weekdays > Window::ALL_WEEK {
+            return Err(self.refuse("window.weekdays", "at least one day of the week (a mask of 7 bits)"));
+        }
+        if w.from_minute >= w.to_minute || w.to_minute > 24 * 60 {
+            return Err(self.refuse("window.hours", "from before to, within the day"));
+        }
+        if self.channels.is_empty() {
+            return Err(self.refuse("channels", "at least one channel"));
+        }
+        if self.stores.as_ref().is_some_and(BTreeSet::is_empty) {
+            return Err(self.refuse("stores", "all stores, or a list of at least one"));
+        }
+        if let Some(c) = &self.coupon {
+            let ok = (1..=32).contains(&c.code.len()) && c.code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            if !ok {
+                return Err(self.refuse("coupon.code", "1 to 32 letters, digits or -"));
+            }
+        }
+        let positive = |field: &'static str, k: Kopecks| {
+            if k.0 <= 0 || k > crate::catalog::PRICE_KOPECKS_MAX {
+                Err(self.refuse(field, format!("more than 0 and at most {}", crate::catalog::PRICE_KOPECKS_MAX)))
+            } else {
+                Ok(())
+            }
+        };
+        let percent = |field: &'static str, p: u8| {
+            if (1..=100).contains(&p) {
+                Ok(())
+            } else {
+                Err(self.refuse(field, "1 to 100 %"))
+            }
+        };
+        let group = |field: &'static str, n: u32| {
+            if (1..=GROUP_SIZE_MAX).contains(&n) {
+                Ok(())
+            } else {
+                Err(self.refuse(field, format!("1 to {GROUP_SIZE_MAX}")))
+            }
+        };
+        match &self.kind {
+            Kind::PercentOff { percent: p, .. } => percent("percent", *p)?,
+            Kind::AmountOff { amount, .. } => positive("amount", *amount)?,
+            Kind::FixedPrice { price, .. } => positive("price", *price)?,
+            Kind::NForM { n, m, .. } => {
+                group("n", *n)?;
+                if *m == 0 || m >= n {
+                    return Err(self.refuse("m", format!("pay for fewer than the {n} taken, and at least 1")));
+                }
+            }
+            Kind::NForPrice { n, price, .. } => {
+                group("n", *n)?;
+                if *n < 2 {
+                    return Err(self.refuse("n", "at least 2 (for one piece, use a promotional price)"));
+                }
+                positive("price", *price)?;
+            }
+            Kind::BuyGet { buy_qty, get_qty, percent: p, .. } => {
+                group("buy_qty", *buy_qty)?;
+                group("get_qty", *get_qty)?;
+                percent("percent", *p)?;
+            }
+            Kind::Bundle { components, price } => {
+                if !(2..=BUNDLE_COMPONENTS_MAX).contains(&components.len()) {
+                    return Err(self.refuse("components", format!("2 to {BUNDLE_COMPONENTS_MAX}")));
+                }
+                positive("price", *price)?;
+            }
+            Kind::BasketPercent { threshold, percent: p } => {
+                positive("threshold", *threshold)?;
+                percent("percent", *p)?;
+            }
+            Kind::BasketAmount { threshold, amount } => {
+                positive("threshold", *threshold)?;
+                positive("amount", *amount)?;
+                if amount > threshold {
+                    return Err(self.refuse("amount", "at most the threshold (a basket never goes below zero)"));
+                }
+            }
+        }
+        for target in self.kind.targets() {
+            match target {
+                Target::Items(skus) => {
+                    if skus.is_empty() || skus.len() > TARGET_ENTRIES_MAX {
+                        return Err(self.refuse("items", format!("1 to {TARGET_ENTRIES_MAX} SKUs")));
+                    }
+                    if let Some(sku) = skus.iter().find(|s| !catalog.has_sku(s)) {
+                        return Err(self.refuse("items", format!("SKU {sku} is not in the catalog")));
+                    }
+                }
+                Target::Categories(categories) => {
+                    if categories.is_empty() || categories.len() > TARGET_ENTRIES_MAX {
+                        return Err(self.refuse("categories", format!("1 to {TARGET_ENTRIES_MAX} categories")));
+                    }
+                    if let Some(c) = categories.iter().find(|c| !catalog.has_category(c)) {
+                        return Err(self.refuse("categories", format!("category «{c}» is not in the catalog")));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Who is buying, where and when.
+#[derive(Clone, Debug)]
+pub struct Context<'a> {
+    pub store: StoreId,
+    pub channel: Channel,
+    pub at: LocalTime,
+    /// The loyalty customer, if a card was shown.
+    pub customer: Option<&'a CustomerId>,
+    /// Coupon codes presented.
+    pub coupons: &'a [String],
+    /// Promotions whose single-use coupon this customer has already used.
+    pub used_coupons: &'a BTreeSet<u32>,
+}
+
+/// One line of the basket as pricing sees it.
+#[derive(Clone, Debug)]
+pub struct PriceLine<'a> {
+    pub sku: &'a Sku,
+    pub category: &'a str,
+    pub unit: Unit,
+    /// Pieces, or grams.
+    pub quantity: i64,
+    /// A piece's price, or a kilogram's.
+    pub price: Kopecks,
+    /// What the line costs before any discount.
+    pub amount: Kopecks,
+}
+
+/// A promotion's part of a line's discount.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Applied {
+    pub promotion: u32,
+    pub version: u32,
+    pub amount: Kopecks,
+}
+
+/// The discounts of one line.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LineDiscount {
+    pub discount: Kopecks,
+    /// By promotion, in the order they applied.
+    pub applied: Vec<Applied>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Priced {
+    /// One per input line, in the input's order.
+    pub lines: Vec<LineDiscount>,
+    pub total_discount: Kopecks,
+}
+
+/// A validated, indexed set of promotions.
+#[derive(Clone, Debug, Default)]
+pub struct PromotionSet {
+    promotions: Vec<Promotion>,
+    /// Promotion indexes by SKU and by category they target.
+    by_sku: BTreeMap<Sku, Vec<usize>>,
+    by_category: BTreeMap<String, Vec<usize>>,
+    basket: Vec<usize>,
+}
+
+impl PromotionSet {
+    /// Validates every promotion (ids unique, each against the catalog) and indexes them.
+    pub fn new(mut promotions: Vec<Promotion>, catalog: &impl Catalog) -> Result<PromotionSet, PromotionError> {
+        if promotions.len() > PROMOTIONS_MAX {
+            return Err(PromotionError {
+                id: 0,
+                field: "promotions",
+                reason: format!("at most {PROMOTIONS_MAX} in a set"),
+            });
+        }
+        promotions.sort_by_key(|p| p.id);
+        for pair in promotions.windows(2) {
+            if pair[0].id == pair[1].id {
+                return Err(pair[1].refuse("id", "used by two promotions"));
+            }
+        }
+        for p in &promotions {
+            p.validate(catalog)?;
+        }
+        let mut set = PromotionSet { promotions, ..PromotionSet::default() };
+        for (i, p) in set.promotions.iter().enumerate() {
+            if p.kind.is_basket() {
+                set.basket.push(i);
+            }
+            for target in p.kind.targets() {
+                match target {
+                    Target::Items(skus) => skus.iter().for_each(|s| set.by_sku.entry(s.clone()).or_default().push(i)),
+                    Target::Categories(cs) => {
+                        cs.iter().for_each(|c| set.by_category.entry(c.clone()).or_default().push(i))
+                    }
+                }
+            }
+        }
+        Ok(set)
+    }
+
+    pub fn len(&self) -> usize {
+        self.promotions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.promotions.is_empty()
+    }
+
+    pub fn get(&self, id: u32) -> Option<&Promotion> {
+        self.promotions.binary_search_by_key(&id, |p| p.id).ok().map(|i| &self.promotions[i])
+    }
+
+    fn active(&self, p: &Promotion, cx: &Context<'_>) -> bool {
+        if !p.channels.contains(&cx.channel) || !p.window.contains(cx.at) {
+            return false;
+        }
+        if p.stores.as_ref().is_some_and(|s| !s.contains(&cx.store)) {
+            return false;
+        }
+        let audience = match &p.audience {
+            Audience::Everyone => true,
+            Audience::LoyaltyMembers => cx.customer.is_some(),
+            Audience::Customer(c) => cx.customer == Some(c),
+        };
+        let coupon = match &p.coupon {
+            None => true,
+            Some(c) => {
+                cx.coupons.iter().any(|code| code.eq_ignore_ascii_case(&c.code))
+                    && (!c.single_use || (cx.customer.is_some() && !cx.used_coupons.contains(&p.id)))
+            }
+        };
+        audience && coupon
+    }
+
+    /// The discounts of `lines` under this set in `cx`.
+    pub fn price(&self, lines: &[PriceLine<'_>], cx: &Context<'_>) -> Priced {
+        // The promotions that can touch this basket, in their turn.
+        let mut candidates: BTreeSet<usize> = self.basket.iter().copied().collect();
+        for l in lines {
+            candidates.extend(self.by_sku.get(l.sku).into_iter().flatten());
+            candidates.extend(self.by_category.get(l.category).into_iter().flatten());
+        }
+        let mut active: Vec<&Promotion> =
+            candidates.into_iter().map(|i| &self.promotions[i]).filter(|p| self.active(p, cx)).collect();
+        active.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.id.cmp(&b.id)));
+        let mut state = State::new(lines);
+        for basket_stage in [false, true] {
+            let mut seen_groups: BTreeSet<&str> = BTreeSet::new();
+            for p in active.iter().filter(|p| p.kind.is_basket() == basket_stage) {
+                match &p.exclusive_group {
+                    None => {
+                        state.apply(p);
+                    }
+                    Some(g) if seen_groups.insert(g.as_str()) => {
+                        // The group's turn: every member tried on what is left, the best kept.
+                        let mut best: Option<(i64, State<'_>)> = None;
+                        for member in active.iter().filter(|m| m.exclusive_group.as_deref() == Some(g.as_str())) {
+                            let mut trial = state.clone();
+                            let saved = trial.apply(member);
+                            if saved > best.as_ref().map_or(0, |b| b.0) {
+                                best = Some((saved, trial));
+                            }
+                        }
+                        if let Some((_, s)) = best {
+                            state = s;
+                        }
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        state.finish()
+    }
+}
+
+/// One unit a multi-unit promotion can use: a piece of a piece line.
+#[derive(Clone, Debug)]
+struct Piece {
+    line: usize,
+    price: i64,
+    used: bool,
+}
+
+/// Pricing in progress.
+#[derive(Clone, Debug)]
+struct State<'l> {
+    lines: &'l [PriceLine<'l>],
+    /// Pieces in canonical order: price high to low, then SKU, then line content.
+    pieces: Vec<Piece>,
+    /// The lines in canonical order (by content, never by position).
+    order: Vec<usize>,
+    /// Per line: pieces of it not used by an item promotion (weighed: 1 or 0).
+    free: Vec<i64>,
+    discount: Vec<i64>,
+    applied: Vec<Vec<Applied>>,
+}
+
+fn matches(target: &Target, line: &PriceLine<'_>) -> bool {
+    match target {
+        Target::Items(skus) => skus.contains(line.sku),
+        Target::Categories(cs) => cs.contains(line.category),
+    }
+}
+
+/// `amount × percent / 100`, rounded half up.
+fn percent_of(amount: i64, percent: u8) -> i64 {
+    ((i128::from(amount) * i128::from(percent) + 50) / 100) as i64
+}
+
+impl<'l> State<'l> {
+    fn new(lines: &'l [PriceLine<'l>]) -> State<'l> {
+        let total_pieces: i64 =
+            lines.iter().filter(|l| l.unit == Unit::Piece).map(|l| l.quantity.max(0)).fold(0, i64::saturating_add);
+        // Dearest first, then by SKU and content; equal lines are interchangeable.
+        let mut order: Vec<usize> = (0..lines.len()).collect();
+        order.sort_by(|&a, &b| {
+            let (x, y) = (&lines[a], &lines[b]);
+            y.price
+                .cmp(&x.price)
+                .then(x.sku.cmp(y.sku))
+                .then(x.quantity.cmp(&y.quantity))
+                .then((x.unit == Unit::Kilogram).cmp(&(y.unit == Unit::Kilogram)))
+                .then(a.cmp(&b))
+        });
+        let mut pieces = Vec::new();
+        if total_pieces <= PIECES_GROUPED_MAX {
+            for &i in order.iter().filter(|&&i| lines[i].unit == Unit::Piece) {
+                for _ in 0..lines[i].quantity.max(0) {
+                    pieces.push(Piece { line: i, price: lines[i].price.0, used: false });
+                }
+            }
+        }
+        State {
+            lines,
+            pieces,
+            order,
+            free: lines.iter().map(|l| if l.unit == Unit::Piece { l.quantity.max(0) } else { 1 }).collect(),
+            discount: vec![0; lines.len()],
+            applied: vec![Vec::new(); lines.len()],
+        }
+    }
+
+    fn left_to_pay(&self, line: usize) -> i64 {
+        self.lines[line].amount.0 - self.discount[line]
+    }
+
+    /// Gives `amount` off line `line` for promotion `p` (never below zero); returns what
+    /// was given.
+    fn give(&mut self, line: usize, p: &Promotion, amount: i64) -> i64 {
+        let amount = amount.clamp(0, self.left_to_pay(line).max(0));
+        if amount > 0 {
+            self.discount[line] += amount;
+            match self.applied[line].iter_mut().find(|a| a.promotion == p.id) {
+                Some(a) => a.amount.0 += amount,
+                None => {
+                    self.applied[line].push(Applied { promotion: p.id, version: p.version, amount: Kopecks(amount) })
+                }
+            }
+        }
+        amount
+    }
+
+    /// Marks `n` free pieces of `line` used (the per-line promotions use a line's pieces
+    /// without picking which).
+    fn use_pieces(&mut self, line: usize, n: i64) {
+        self.free[line] -= n;
+        let mut left = n;
+        for piece in self.pieces.iter_mut().filter(|p| p.line == line && !p.used) {
+            if left == 0 {
+                break;
+            }
+            piece.used = true;
+            left -= 1;
+        }
+    }
+
+    /// Spreads `amount` over `pieces` (indexes) in proportion to their prices.
+    fn give_over(&mut self, pieces: &[usize], p: &Promotion, amount: i64) -> i64 {
+        let weights: Vec<i64> = pieces.iter().map(|&i| self.pieces[i].price).collect();
+        let Some(shares) = pricing::spread(amount, &weights) else { return 0 };
+        let mut given = 0;
+        for (&i, share) in pieces.iter().zip(shares) {
+            self.pieces[i].used = true;
+            let line = self.pieces[i].line;
+            self.free[line] -= 1;
+            given += self.give(line, p, share);
+        }
+        given
+    }
+
+    fn free_pieces(&self, target: &Target) -> Vec<usize> {
+        (0..self.pieces.len())
+            .filter(|&i| !self.pieces[i].used && matches(target, &self.lines[self.pieces[i].line]))
+            .collect()
+    }
+
+    /// Applies `p` to what is left; returns what it saved.
+    fn apply(&mut self, p: &Promotion) -> i64 {
+        let lines = self.lines;
+        let mut saved = 0;
+        match &p.kind {
+            Kind::PercentOff { target, percent } => {
+                for (i, l) in lines.iter().enumerate() {
+                    if !matches(target, l) || self.free[i] <= 0 {
+                        continue;
+                    }
+                    let base = match l.unit {
+                        Unit::Piece => l.price.0.saturating_mul(self.free[i]),
+                        Unit::Kilogram => l.amount.0,
+                    };
+                    saved += self.give(i, p, percent_of(base, *percent));
+                    let n = self.free[i];
+                    self.use_pieces(i, n);
+                }
+            }
+            Kind::AmountOff { target, amount } | Kind::FixedPrice { target, price: amount } => {
+                let fixed = matches!(p.kind, Kind::FixedPrice { .. });
+                for (i, l) in lines.iter().enumerate() {
+                    if !matches(target, l) || self.free[i] <= 0 {
+                        continue;
+                    }
+                    let per_unit = if fixed { (l.price.0 - amount.0).max(0) } else { amount.0.min(l.price.0) };
+                    let off = match l.unit {
+                        Unit::Piece => per_unit.saturating_mul(self.free[i]),
+                        Unit::Kilogram => {
+                            pricing::line_amount(Kopecks(per_unit), Unit::Kilogram, l.quantity).map_or(0, |k| k.0)
+                        }
+                    };
+                    if off > 0 {
+                        saved += self.give(i, p, off);
+                        let n = self.free[i];
+                        self.use_pieces(i, n);
+                    }
+                }
+            }
+            Kind::NForM { target, n, m } => {
+                let free = self.free_pieces(target);
+                for group in free.chunks_exact(*n as usize) {
+                    // The cheapest of the group (canonical order: dearest first) are free.
+                    for &i in group {
+                        self.pieces[i].used = true;
+                        self.free[self.pieces[i].line] -= 1;
+                    }
+                    for &i in &group[*m as usize..] {
+                        let (line, price) = (self.pieces[i].line, self.pieces[i].price);
+                        saved += self.give(line, p, price);
+                    }
+                }
+            }
+            Kind::NForPrice { target, n, price } => {
+                let free = self.free_pieces(target);
+                for group in free.chunks_exact(*n as usize) {
+                    let sum: i64 = group.iter().map(|&i| self.pieces[i].price).sum();
+                    if sum > price.0 {
+                        saved += self.give_over(group, p, sum - price.0);
+                    }
+                }
+            }
+            Kind::BuyGet { buy, buy_qty, get, get_qty, percent } => loop {
+                let bought: Vec<usize> = self.free_pieces(buy).into_iter().take(*buy_qty as usize).collect();
+                if bought.len() < *buy_qty as usize {
+                    break;
+                }
+                let mut got: Vec<usize> =
+                    self.free_pieces(get).into_iter().filter(|i| !bought.contains(i)).collect::<Vec<_>>();
+                // The cheapest eligible pieces are the ones discounted.
+                got.reverse();
+                got.truncate(*get_qty as usize);
+                if got.len() < *get_qty as usize {
+                    break;
+                }
+                for &i in &bought {
+                    self.pieces[i].used = true;
+                    self.free[self.pieces[i].line] -= 1;
+                }
+                for &i in &got {
+                    self.pieces[i].used = true;
+                    let (line, price) = (self.pieces[i].line, self.pieces[i].price);
+                    self.free[line] -= 1;
+                    saved += self.give(line, p, percent_of(price, *percent));
+                }
+            },
+            Kind::Bundle { components, price } => loop {
+                let mut set: Vec<usize> = Vec::with_capacity(components.len());
+                for c in components {
+                    match self.free_pieces(c).into_iter().find(|i| !set.contains(i)) {
+                        Some(i) => set.push(i),
+                        None => break,
+                    }
+                }
+                let sum: i64 = set.iter().map(|&i| self.pieces[i].price).sum();
+                if set.len() < components.len() || sum <= price.0 {
+                    break;
+                }
+                saved += self.give_over(&set, p, sum - price.0);
+            },
+            Kind::BasketPercent { threshold, .. } | Kind::BasketAmount { threshold, .. } => {
+                // Spread in the canonical order of lines, so that ties in the spread do not
+                // depend on the order of scanning.
+                let left: Vec<i64> = self.order.iter().map(|&i| self.left_to_pay(i).max(0)).collect();
+                let total: i64 = left.iter().sum();
+                if total < threshold.0 {
+                    return 0;
+                }
+                let off = match &p.kind {
+                    Kind::BasketPercent { percent, .. } => percent_of(total, *percent),
+                    Kind::BasketAmount { amount, .. } => amount.0.min(total),
+                    _ => unreachable!("basket kinds only"),
+                };
+                if let Some(shares) = pricing::spread(off, &left) {
+                    for (k, share) in shares.into_iter().enumerate() {
+                        saved += self.give(self.order[k], p, share);
+                    }
+                }
+            }
+        }
+        saved
+    }
+
+    fn finish(self) -> Priced {
+        let lines: Vec<LineDiscount> = self
+            .discount
+            .into_iter()
+            .zip(self.applied)
+            .map(|(d, applied)| LineDiscount { discount: Kopecks(d), applied })
+            .collect();
+        let total_discount = Kopecks(lines.iter().map(|l| l.discount.0).sum());
+        Priced { lines, total_discount }
+    }
+}
+
+#[cfg(test)]
+mod tests;

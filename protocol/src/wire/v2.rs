@@ -1,0 +1,133 @@
+//! Protocol 2 (`kassa-sync/2`): the messages exactly as release 0.1.0 encodes them.
+//!
+//! **Frozen.** Variant order, field order and field types are the encoding (postcard is
+//! not self-describing); `protocol/tests/fixtures/wire-v2/` holds a frame of every
+//! message as 0.1.0 wrote it, and a test decodes each and encodes it back to the same
+//! bytes. A change to any message is a new protocol version beside this one.
+//!
+//! Protocol 2 has no software version: a `Hello` or `Welcome` from the domain loses
+//! it here, and one decoded from here has none.
+
+use serde::{Deserialize, Serialize};
+
+use crate::format::{v1, FormatError};
+use crate::ids::{ActorId, StoreId};
+
+/// What a store sends, in protocol 2.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StoreMessage {
+    Hello { version: u32, actor: ActorId, catalog_version: u64, head: u64 },
+    Batch { entries: Vec<v1::OutboxEntry>, head: u64 },
+    RightsRequest(v1::RightsRequest),
+    Digest { digests: Vec<v1::ActorDigest> },
+    Counters { entries: Vec<v1::CounterEntry> },
+}
+
+/// What HQ sends, in protocol 2.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HqMessage {
+    Welcome { version: u32, store: StoreId, acked_seq: u64 },
+    CatalogPage { version: u64, items: Vec<v1::CatalogItem>, last: bool },
+    Counters { entries: Vec<v1::CounterEntry> },
+    Ack { upto: u64 },
+    NearbyStock { as_of_ms: i64, entries: Vec<v1::NearbyStock>, last: bool },
+    Rules { version: u64, rules: v1::LoyaltyRules },
+    SendCounters,
+    Rights(v1::RightsAnswer),
+    Loyalty { customers: Vec<v1::Customer>, entries: Vec<v1::LoyaltyEntry> },
+    Refused { reason: String },
+}
+
+fn to<'a, D: 'a, W: From<&'a D>>(items: &'a [D]) -> Vec<W> {
+    items.iter().map(Into::into).collect()
+}
+
+fn from<W, D: From<W>>(items: Vec<W>) -> Vec<D> {
+    items.into_iter().map(Into::into).collect()
+}
+
+impl From<&super::StoreMessage> for StoreMessage {
+    fn from(m: &super::StoreMessage) -> Self {
+        use super::StoreMessage as D;
+        match m {
+            D::Hello { version, actor, catalog_version, head, software_version: _ } => {
+                StoreMessage::Hello { version: *version, actor: *actor, catalog_version: *catalog_version, head: *head }
+            }
+            D::Batch { entries, head } => StoreMessage::Batch { entries: to(entries), head: *head },
+            D::RightsRequest(r) => StoreMessage::RightsRequest(r.into()),
+            D::Digest { digests } => StoreMessage::Digest { digests: to(digests) },
+            D::Counters { entries } => StoreMessage::Counters { entries: to(entries) },
+        }
+    }
+}
+
+impl TryFrom<StoreMessage> for super::StoreMessage {
+    type Error = FormatError;
+
+    fn try_from(m: StoreMessage) -> Result<Self, FormatError> {
+        use super::StoreMessage as D;
+        Ok(match m {
+            StoreMessage::Hello { version, actor, catalog_version, head } => {
+                D::Hello { version, actor, catalog_version, head, software_version: None }
+            }
+            StoreMessage::Batch { entries, head } => D::Batch { entries: from(entries), head },
+            StoreMessage::RightsRequest(r) => D::RightsRequest(r.into()),
+            StoreMessage::Digest { digests } => D::Digest { digests: from(digests) },
+            StoreMessage::Counters { entries } => D::Counters { entries: from(entries) },
+        })
+    }
+}
+
+impl From<&super::HqMessage> for HqMessage {
+    fn from(m: &super::HqMessage) -> Self {
+        use super::HqMessage as D;
+        match m {
+            D::Welcome { version, store, acked_seq, software_version: _ } => {
+                HqMessage::Welcome { version: *version, store: *store, acked_seq: *acked_seq }
+            }
+            D::CatalogPage { version, items, last } => {
+                HqMessage::CatalogPage { version: *version, items: to(items), last: *last }
+            }
+            D::Counters { entries } => HqMessage::Counters { entries: to(entries) },
+            D::Ack { upto } => HqMessage::Ack { upto: *upto },
+            D::NearbyStock { as_of_ms, entries, last } => {
+                HqMessage::NearbyStock { as_of_ms: *as_of_ms, entries: to(entries), last: *last }
+            }
+            D::Rules { version, rules } => HqMessage::Rules { version: *version, rules: rules.into() },
+            D::SendCounters => HqMessage::SendCounters,
+            D::Rights(a) => HqMessage::Rights(a.into()),
+            D::Loyalty { customers, entries } => HqMessage::Loyalty { customers: to(customers), entries: to(entries) },
+            D::Refused { reason } => HqMessage::Refused { reason: reason.clone() },
+        }
+    }
+}
+
+impl TryFrom<HqMessage> for super::HqMessage {
+    type Error = FormatError;
+
+    fn try_from(m: HqMessage) -> Result<Self, FormatError> {
+        use super::HqMessage as D;
+        Ok(match m {
+            HqMessage::Welcome { version, store, acked_seq } => {
+                D::Welcome { version, store, acked_seq, software_version: None }
+            }
+            HqMessage::CatalogPage { version, items, last } => D::CatalogPage {
+                version,
+                items: items.into_iter().map(TryInto::try_into).collect::<Result<_, _>>()?,
+                last,
+            },
+            HqMessage::Counters { entries } => D::Counters { entries: from(entries) },
+            HqMessage::Ack { upto } => D::Ack { upto },
+            HqMessage::NearbyStock { as_of_ms, entries, last } => {
+                D::NearbyStock { as_of_ms, entries: from(entries), last }
+            }
+            HqMessage::Rules { version, rules } => D::Rules { version, rules: rules.try_into()? },
+            HqMessage::SendCounters => D::SendCounters,
+            HqMessage::Rights(a) => D::Rights(a.into()),
+            HqMessage::Loyalty { customers, entries } => {
+                D::Loyalty { customers: from(customers), entries: from(entries) }
+            }
+            HqMessage::Refused { reason } => D::Refused { reason },
+        })
+    }
+}
