@@ -10,6 +10,7 @@
 //! - [`sync_client`]: the QUIC shell around `kassa_protocol::sync::StoreSync`.
 //! - [`api`]: the cashier's HTTP API and page.
 //! - [`status`]: the status board shown on the page.
+//! - [`metrics`]: what `/metrics` shows (Prometheus text), with the latency histograms.
 //!
 //! # Task tree
 //! ```text
@@ -25,6 +26,7 @@ pub mod api;
 pub mod config;
 pub mod devices;
 pub mod journal;
+pub mod metrics;
 pub mod receipt;
 pub mod status;
 pub mod sync_client;
@@ -118,6 +120,7 @@ pub async fn start(config: AgentConfig, cancel: CancellationToken) -> Result<Run
         rights_tx,
         status.subscribe(),
     ));
+    let metrics = Arc::new(metrics::Metrics::new(till.sale_commit_seconds.clone()));
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = tokio::task::JoinSet::new();
 
@@ -168,15 +171,18 @@ pub async fn start(config: AgentConfig, cancel: CancellationToken) -> Result<Run
     if let Some(scanner) = config.scanner.clone() {
         let (tx, mut rx) = mpsc::channel::<devices::ScannedFrame>(devices::SCAN_QUEUE_MAX);
         threads.push(devices::spawn_scanner(scanner, status.clone(), tx, stop.clone()));
-        let (till, status, cancel) = (till.clone(), status.clone(), cancel.clone());
+        let (till, status, metrics, cancel) = (till.clone(), status.clone(), metrics.clone(), cancel.clone());
         tasks.spawn(async move {
             loop {
                 let frame = tokio::select! {
                     _ = cancel.cancelled() => break,
                     f = rx.recv() => match f { Some(f) => f, None => break },
                 };
-                if till.scan(&frame.bytes).await.is_err() {
-                    status.send_modify(|s| s.scanner.rejected += 1);
+                match till.scan(&frame.bytes).await {
+                    // `scan` returns once its event is published.
+                    Ok(till::TillEvent::Basket { .. }) => metrics.scanned_into_basket(frame.at),
+                    Ok(_) => {}
+                    Err(_) => status.send_modify(|s| s.scanner.rejected += 1),
                 }
                 tracing::debug!(latency_us = frame.at.elapsed().as_micros() as u64, "scan handled");
             }
@@ -220,6 +226,7 @@ pub async fn start(config: AgentConfig, cancel: CancellationToken) -> Result<Run
         journal: journal.clone(),
         status: status.clone(),
         metrics_token: config.metrics_token.clone(),
+        metrics,
     });
     let (c, stop2) = (cancel.clone(), stop.clone());
     tasks.spawn(async move {

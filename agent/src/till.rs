@@ -9,7 +9,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use kassa_hardware::barcode::{self, ReceiptRef, Scan, ScanRules};
+use kassa_hardware::barcode::{self, ReceiptRef, RejectReason, Scan, ScanRules};
 use kassa_protocol::basket::{Basket, BasketDiscount, BasketError, Totals};
 use kassa_protocol::catalog::{CatalogItem, Unit};
 use kassa_protocol::gtin::Gtin;
@@ -20,8 +20,8 @@ use serde::Serialize;
 use tokio::sync::{broadcast, watch, Mutex};
 
 use crate::journal::{
-    check_key, AuthError, Journal, JournalError, LoyaltyUse, RequestDigest, ReturnRequest, Role, ShiftReport, User,
-    WriteError,
+    check_key, refusal_codes, AuthError, Journal, JournalError, LoyaltyUse, Refusal, RequestDigest, ReturnRequest,
+    Role, ShiftReport, User, WriteError,
 };
 use kassa_protocol::loyalty::{self, Customer, CustomerId, LoyaltyRules};
 use kassa_protocol::sale::TenderKind;
@@ -46,8 +46,11 @@ pub enum TillEvent {
         totals: Option<Totals>,
         customer: Option<CustomerView>,
     },
+    /// A scan the till refused: the frame (escaped), why ([`Refusal::code`] of the
+    /// [`TillError`]), and the English message for logs and technicians.
     ScanRejected {
         code: String,
+        reason_code: &'static str,
         reason: String,
     },
     /// A receipt's code was scanned: the page offers a return of that sale.
@@ -84,6 +87,8 @@ pub struct CustomerView {
     pub message: String,
 }
 
+/// Everything the till refuses, each with a stable code ([`Refusal`]) the page turns into
+/// words and advice.
 #[derive(Debug, thiserror::Error)]
 pub enum TillError {
     #[error("unknown barcode {0}: not in the catalog")]
@@ -92,8 +97,14 @@ pub enum TillError {
     UnknownPlu(u32),
     #[error("unknown SKU {0}")]
     UnknownSku(String),
-    #[error("{0}")]
-    Rejected(String),
+    /// A frame the scan rules refuse.
+    #[error(transparent)]
+    Scan(#[from] RejectReason),
+    /// A GS1 label of an item sold by weight without its net weight (310n).
+    #[error("a weighed item's label without weight")]
+    NoWeight,
+    #[error("a GS1 code without a product number (01)")]
+    NoProductNumber,
     #[error("no catalog yet: the store has not reached HQ since it was installed")]
     NoCatalog,
     #[error("log in first")]
@@ -110,6 +121,51 @@ pub enum TillError {
     Write(#[from] WriteError),
     #[error(transparent)]
     Journal(#[from] JournalError),
+}
+
+refusal_codes! {
+    TillError {
+        TillError::UnknownBarcode(_) => "unknown_barcode",
+        TillError::UnknownPlu(_) => "unknown_plu",
+        TillError::UnknownSku(_) => "unknown_sku",
+        TillError::NoWeight => "scan_no_weight",
+        TillError::NoProductNumber => "scan_no_gtin",
+        TillError::NoCatalog => "no_catalog",
+        TillError::NotLoggedIn => "not_logged_in",
+        TillError::NeedsManager => "needs_manager",
+        TillError::NoSuchCustomer => "no_such_customer",
+    }
+    delegate {
+        TillError::Scan => RejectReason,
+        TillError::Auth => AuthError,
+        TillError::Basket => BasketError,
+        TillError::Write => WriteError,
+        TillError::Journal => JournalError,
+    }
+}
+
+refusal_codes! {
+    BasketError {
+        BasketError::Quantity => "quantity",
+        BasketError::Full => "basket_full",
+        BasketError::NoSuchLine(_) => "no_such_line",
+        BasketError::Overflow => "overflow",
+        BasketError::Price => "bad_price",
+        BasketError::Discount => "bad_discount",
+        BasketError::DuplicateMarking => "duplicate_marking",
+        BasketError::MarkedQuantity => "marked_quantity",
+    }
+}
+
+/// The scanner's reasons keep their codes where `kassa_hardware` defines them.
+impl Refusal for RejectReason {
+    fn code(&self) -> &'static str {
+        RejectReason::code(self)
+    }
+
+    fn codes() -> Vec<&'static str> {
+        RejectReason::ALL_CODES.to_vec()
+    }
 }
 
 /// What a scanned or typed code means at the till.
@@ -173,6 +229,8 @@ pub struct Till {
     rights_request_id: std::sync::atomic::AtomicU64,
     /// Whether HQ is reachable (the sync client keeps the status board).
     status: watch::Receiver<crate::status::Status>,
+    /// Sale commits, timed in [`Till::pay`] (shown by `/metrics`).
+    pub sale_commit_seconds: prometheus_client::metrics::histogram::Histogram,
 }
 
 /// Unix milliseconds now, from this machine's clock.
@@ -211,6 +269,7 @@ impl Till {
             rights,
             rights_request_id: std::sync::atomic::AtomicU64::new(1),
             status,
+            sale_commit_seconds: crate::metrics::sale_commit_histogram(),
         }
     }
 
@@ -434,8 +493,8 @@ impl Till {
         let result = self.scan_inner(raw).await;
         if let Err(e) = &result {
             let code = kassa_hardware::escape(raw);
-            tracing::info!(%code, reason = %e, "scan rejected");
-            self.publish(TillEvent::ScanRejected { code, reason: e.to_string() });
+            tracing::info!(%code, reason_code = e.code(), reason = %e, "scan rejected");
+            self.publish(TillEvent::ScanRejected { code, reason_code: e.code(), reason: e.to_string() });
         }
         result
     }
@@ -483,7 +542,7 @@ impl Till {
     }
 
     async fn item_by_gtin(&self, gtin: &str) -> Result<CatalogItem, TillError> {
-        let g = Gtin::parse(gtin).map_err(|e| TillError::Rejected(e.to_string()))?;
+        let g = Gtin::parse(gtin).map_err(RejectReason::from)?;
         match self.journal(move |j| j.item_by_gtin(&g)).await? {
             Some(item) => Ok(item),
             None if self.journal(|j| j.catalog_len()).await? == 0 => Err(TillError::NoCatalog),
@@ -501,16 +560,12 @@ impl Till {
                 let item = self.item_by_gtin(&gtin).await?;
                 let quantity = match (item.unit, weight_grams) {
                     (Unit::Kilogram, Some(g)) => g,
-                    (Unit::Kilogram, None) => {
-                        return Err(TillError::Rejected("a weighed item's label without weight".into()))
-                    }
+                    (Unit::Kilogram, None) => return Err(TillError::NoWeight),
                     (Unit::Piece, _) => 1,
                 };
                 Resolved::Item(item, quantity)
             }
-            Scan::Gs1 { gtin: None, .. } => {
-                return Err(TillError::Rejected("a GS1 code without a product number (01)".into()))
-            }
+            Scan::Gs1 { gtin: None, .. } => return Err(TillError::NoProductNumber),
             Scan::Marking { gtin, code, .. } => Resolved::Marked(self.item_by_gtin(&gtin).await?, code),
             Scan::Weighted { plu, weight_grams } => {
                 let item = self.journal(move |j| j.item_by_plu(plu)).await?;
@@ -526,7 +581,7 @@ impl Till {
                 Resolved::Receipt(seq.ok_or(TillError::Write(WriteError::NoSuchSale(code)))?)
             }
             Scan::Loyalty { card } => Resolved::Loyalty(card),
-            Scan::Rejected { error } => return Err(TillError::Rejected(error)),
+            Scan::Rejected(reason) => return Err(reason.into()),
         })
     }
 
@@ -651,12 +706,14 @@ impl Till {
                 self.ask_rights(&u.customer, points - held).await;
             }
         }
+        let started = std::time::Instant::now();
         let (sale, replayed) = self
             .journal(move |j| {
                 j.commit_payment(terminal, &cashier, &snapshot, seen_basket, &tenders, loyalty.as_ref(), &key, now_ms())
             })
             .await?;
         if !replayed {
+            self.sale_commit_seconds.observe(started.elapsed().as_secs_f64());
             open.next();
             open.keys.clear();
             let next = open.basket.clone();

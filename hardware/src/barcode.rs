@@ -24,7 +24,8 @@
 //! GS1 element strings that carry AI (21) together with (91)/(92) or (93) are Russian
 //! marking codes ("Честный знак"), kept byte-exact in [`Scan::Marking`]'s `code`.
 //!
-//! Rejections say why, in words a technician can act on.
+//! Rejections say why: a [`RejectReason`] with a stable code (the cashier's page turns it
+//! into advice in the cashier's language) and an English message a technician can act on.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -75,8 +76,9 @@ pub enum Scan {
     Loyalty { card: String },
     /// A receipt, for a return or a reprint.
     Receipt(ReceiptRef),
-    /// Not a code we accept, and why — shown to the cashier and counted.
-    Rejected { error: String },
+    /// Not a code we accept, and why — shown to the cashier and counted. Serialises as
+    /// `reason_code` ([`RejectReason::code`]) and `error` (its English message).
+    Rejected(RejectReason),
 }
 
 /// Which receipt a receipt code names.
@@ -296,9 +298,11 @@ pub fn parse_with(frame: &[u8], rules: &ScanRules) -> Scan {
     classify(frame, rules).1
 }
 
-/// Why a frame was rejected. The messages are for the cashier's technician.
+/// Why a frame was rejected: a stable [`code`](RejectReason::code) for the cashier's page,
+/// which says what to do in the cashier's language, and an English message with the
+/// details a technician can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-enum Reject {
+pub enum RejectReason {
     #[error("empty scan")]
     Empty,
     #[error("code too long ({0} bytes, at most {CODE_BYTES_MAX}): noise on the line or a wrong terminator")]
@@ -340,6 +344,80 @@ enum Reject {
     Unknown,
 }
 
+/// `code` and `ALL_CODES` from one list: the match has no catch-all, so a variant added
+/// without a code does not compile, and every code is listed.
+macro_rules! reject_codes {
+    ($($pat:pat => $code:literal,)+) => {
+        impl RejectReason {
+            /// Every code [`RejectReason::code`] returns.
+            pub const ALL_CODES: &'static [&'static str] = &[$($code),+];
+
+            /// The stable code of this reason, for the page (never changes its meaning).
+            pub fn code(&self) -> &'static str {
+                match self {
+                    $($pat => $code,)+
+                }
+            }
+        }
+    };
+}
+
+reject_codes! {
+    RejectReason::Empty => "scan_empty",
+    RejectReason::TooLong(_) => "scan_too_long",
+    RejectReason::RussianLayout { .. } => "scan_russian_layout",
+    RejectReason::Garbage(_) => "scan_garbage",
+    RejectReason::NonAscii(_) => "scan_not_ascii",
+    RejectReason::Control(_) => "scan_control_byte",
+    RejectReason::AddOn(_) => "scan_add_on",
+    // A GS1 element string whose separators a keyboard-mode scanner dropped.
+    RejectReason::Gs1(Gs1Error::TooLong { .. }) => "scan_gs1_separators",
+    RejectReason::Gs1(Gs1Error::CheckDigit { .. }) => "scan_gs1_check_digit",
+    RejectReason::Gs1(
+        Gs1Error::Empty
+        | Gs1Error::NotAi { .. }
+        | Gs1Error::UnknownAi(_)
+        | Gs1Error::Duplicate(_)
+        | Gs1Error::FixedLength { .. }
+        | Gs1Error::EmptyValue { .. }
+        | Gs1Error::NotDigits { .. }
+        | Gs1Error::Charset { .. }
+        | Gs1Error::Date { .. }
+        | Gs1Error::Decimals { .. },
+    ) => "scan_gs1_malformed",
+    RejectReason::CheckDigit { .. } => "scan_check_digit",
+    RejectReason::DigitCount(_) => "scan_digit_count",
+    RejectReason::InStoreUnknown(_) => "scan_weighed_template",
+    RejectReason::ZeroWeight => "scan_zero_weight",
+    RejectReason::ReceiptCode(..) => "scan_receipt_code",
+    RejectReason::LoyaltyCode(_) => "scan_loyalty_code",
+    RejectReason::StrayGs => "scan_stray_gs",
+    RejectReason::Unknown => "scan_unknown_format",
+}
+
+/// `{"reason_code": …, "error": …}`: inside a [`Scan`], the rejection's fields beside
+/// `kind`.
+impl Serialize for RejectReason {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = serializer.serialize_struct("RejectReason", 2)?;
+        s.serialize_field("reason_code", self.code())?;
+        s.serialize_field("error", &self.to_string())?;
+        s.end()
+    }
+}
+
+/// A product number that is not a GTIN, as the scan of its digits would be rejected.
+impl From<GtinError> for RejectReason {
+    fn from(e: GtinError) -> Self {
+        match e {
+            GtinError::CheckDigit { expected, found } => RejectReason::CheckDigit { expected, found },
+            GtinError::Length(n) => RejectReason::DigitCount(n),
+            GtinError::NotDigits => RejectReason::Unknown,
+        }
+    }
+}
+
 /// Why a GS1 element string was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Gs1Error {
@@ -378,29 +456,29 @@ fn classify<'f>(frame: &'f [u8], rules: &ScanRules) -> (Option<&'f str>, Scan) {
         Ok((aim, body)) => (aim, classify_body(aim, body, rules)),
         Err(e) => (None, Err(e)),
     };
-    (aim, result.unwrap_or_else(|e| Scan::Rejected { error: e.to_string() }))
+    (aim, result.unwrap_or_else(Scan::Rejected))
 }
 
 /// Whole-frame checks, then the AIM identifier.
-fn split_aim(frame: &[u8]) -> Result<(Option<&str>, &[u8]), Reject> {
+fn split_aim(frame: &[u8]) -> Result<(Option<&str>, &[u8]), RejectReason> {
     if frame.len() > CODE_BYTES_MAX {
-        return Err(Reject::TooLong(frame.len()));
+        return Err(RejectReason::TooLong(frame.len()));
     }
     let frame = trim(frame);
     if frame.is_empty() {
-        return Err(Reject::Empty);
+        return Err(RejectReason::Empty);
     }
     if let Some(i) = frame.iter().position(|b| !b.is_ascii()) {
         return Err(match std::str::from_utf8(frame) {
             Ok(text) => match text.chars().find_map(|c| latin_key(c).map(|l| (c, l))) {
-                Some((cyrillic, latin)) => Reject::RussianLayout { cyrillic, latin },
-                None => Reject::NonAscii(text.chars().find(|c| !c.is_ascii()).expect("a non-ASCII byte")),
+                Some((cyrillic, latin)) => RejectReason::RussianLayout { cyrillic, latin },
+                None => RejectReason::NonAscii(text.chars().find(|c| !c.is_ascii()).expect("a non-ASCII byte")),
             },
-            Err(_) => Reject::Garbage(frame[i]),
+            Err(_) => RejectReason::Garbage(frame[i]),
         });
     }
     if let Some(&b) = frame.iter().find(|b| b.is_ascii_control() && **b != GS) {
-        return Err(Reject::Control(b));
+        return Err(RejectReason::Control(b));
     }
     match frame {
         [b']', c, m, rest @ ..] if c.is_ascii_alphabetic() && m.is_ascii_alphanumeric() => {
@@ -423,18 +501,18 @@ fn trim(mut b: &[u8]) -> &[u8] {
     b
 }
 
-fn classify_body(aim: Option<&str>, body: &[u8], rules: &ScanRules) -> Result<Scan, Reject> {
+fn classify_body(aim: Option<&str>, body: &[u8], rules: &ScanRules) -> Result<Scan, RejectReason> {
     // ASCII checked by `split_aim`.
     let text = std::str::from_utf8(body).expect("ASCII");
     if text.is_empty() {
-        return Err(Reject::Empty);
+        return Err(RejectReason::Empty);
     }
     match aim {
         // GS1-128 (FNC1 first, signalled by the identifier), GS1 DataMatrix, GS1 QR,
         // GS1 DataBar: the body is an element string.
         Some("]C1" | "]d2" | "]Q3" | "]e0") => return gs1(text),
-        Some("]E1") => return Err(Reject::AddOn("2 digits")),
-        Some("]E2") => return Err(Reject::AddOn("5 digits")),
+        Some("]E1") => return Err(RejectReason::AddOn("2 digits")),
+        Some("]E2") => return Err(RejectReason::AddOn("5 digits")),
         _ => {}
     }
     // A scanner that sends FNC1 in first position as a GS byte: GS1 by definition.
@@ -445,10 +523,11 @@ fn classify_body(aim: Option<&str>, body: &[u8], rules: &ScanRules) -> Result<Sc
         return gs1(text);
     }
     if text.contains('\u{1d}') {
-        return Err(Reject::StrayGs);
+        return Err(RejectReason::StrayGs);
     }
     if let Some(rest) = text.strip_prefix(rules.receipt_prefix.as_str()) {
-        return receipt_code(rest).ok_or_else(|| Reject::ReceiptCode(text.to_owned(), rules.receipt_prefix.clone()));
+        return receipt_code(rest)
+            .ok_or_else(|| RejectReason::ReceiptCode(text.to_owned(), rules.receipt_prefix.clone()));
     }
     if let Some(receipt_no) = receipt_number(text) {
         return Ok(Scan::Receipt(ReceiptRef::Number { receipt_no }));
@@ -460,14 +539,14 @@ fn classify_body(aim: Option<&str>, body: &[u8], rules: &ScanRules) -> Result<Sc
             return if ok {
                 Ok(Scan::Loyalty { card: text.to_owned() })
             } else {
-                Err(Reject::LoyaltyCode(text.into()))
+                Err(RejectReason::LoyaltyCode(text.into()))
             };
         }
     }
     if text.bytes().all(|b| b.is_ascii_digit()) {
         return digits(text, rules);
     }
-    Err(Reject::Unknown)
+    Err(RejectReason::Unknown)
 }
 
 /// `01` + 14 digits, and a GS or more after them (see the module documentation).
@@ -505,12 +584,8 @@ fn receipt_number(text: &str) -> Option<String> {
     parts.next().is_none().then(|| text.to_owned())
 }
 
-fn digits(text: &str, rules: &ScanRules) -> Result<Scan, Reject> {
-    let gtin = Gtin::parse(text).map_err(|e| match e {
-        GtinError::CheckDigit { expected, found } => Reject::CheckDigit { expected, found },
-        GtinError::Length(n) => Reject::DigitCount(n),
-        GtinError::NotDigits => Reject::Unknown,
-    })?;
+fn digits(text: &str, rules: &ScanRules) -> Result<Scan, RejectReason> {
+    let gtin = Gtin::parse(text).map_err(RejectReason::from)?;
     let prefix = &rules.loyalty_prefix;
     if text.len() == 13 && prefix.bytes().all(|b| b.is_ascii_digit()) && text.starts_with(prefix.as_str()) {
         return Ok(Scan::Loyalty { card: text.to_owned() });
@@ -522,9 +597,9 @@ fn digits(text: &str, rules: &ScanRules) -> Result<Scan, Reject> {
         let (plu, weight_grams) = template
             .matches(text)
             .or_else(|| upc_a.and_then(|t| template.matches(t)))
-            .ok_or_else(|| Reject::InStoreUnknown(template.as_str().to_owned()))?;
+            .ok_or_else(|| RejectReason::InStoreUnknown(template.as_str().to_owned()))?;
         if weight_grams == 0 {
-            return Err(Reject::ZeroWeight);
+            return Err(RejectReason::ZeroWeight);
         }
         return Ok(Scan::Weighted { plu, weight_grams });
     }
@@ -683,7 +758,7 @@ fn weight_grams(ai: &BTreeMap<String, String>) -> Option<i64> {
     Some((value * 1000 + scale / 2) / scale)
 }
 
-fn gs1(text: &str) -> Result<Scan, Reject> {
+fn gs1(text: &str) -> Result<Scan, RejectReason> {
     let ai = parse_element_string(text)?;
     // (01) is taken as it is, even in the 02… range: the Russian national catalogue
     // issues GTINs `029…` for marked goods of producers outside GS1, and they are real.

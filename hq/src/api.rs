@@ -19,6 +19,8 @@
 //! | `too_many_neighbours` | 400 | more than [`crate::db::NEARBY_STORES_MAX`] |
 //! | `bad_header`, `bad_rows`, `too_many_items`, `empty_catalog` | 422 | a catalog refused; nothing published |
 //! | `earn_rate`, `point_value`, `share`, `excluded_categories`, `cashback` | 422 | loyalty rules refused (see [`kassa_protocol::loyalty::rules`]); nothing published |
+//! | `bad_promotion` | 422 | a promotion refused (the message names it and the field); nothing published |
+//! | `bad_price_request`, `unknown_sku` | 422, 404 | a basket to price that is wrong, or holds a SKU not in the catalog |
 //! | `disk_full` | 507 | HQ's disk is full; nothing was written |
 //! | `internal` | 500 | anything else; logged |
 
@@ -60,6 +62,8 @@ pub fn router(shared: Shared) -> Router {
         .route("/api/parked", get(parked))
         .route("/api/loyalty/rules", get(rules).put(publish_rules))
         .route("/api/loyalty/{card}", get(loyalty))
+        .route("/api/promotions", get(promotions).put(publish_promotions))
+        .route("/api/price", axum::routing::post(price))
         .route("/api/catalog", get(catalog).post(import_catalog).layer(DefaultBodyLimit::max(CATALOG_UPLOAD_BYTES_MAX)))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
@@ -171,47 +175,24 @@ where
 
 type Result<T> = std::result::Result<Json<T>, ApiError>;
 
-/// Prometheus text format: per store, its backlog and the age of its last contact.
+/// The Prometheus text format (see [`crate::metrics`]): per store, its backlog and the
+/// age of its last contact; connected stores; what HQ applied, with the batch histogram.
 async fn metrics(State(s): State<Arc<Shared>>) -> std::result::Result<Response, ApiError> {
     let (stores, parked, version) =
         blocking(&s.db, |db| Ok((db.stores()?, db.parked()?.len(), db.catalog_version()?))).await?;
-    let now = crate::sync_server::now_ms();
-    let mut out = String::from("# TYPE kassa_hq_store_backlog_entries gauge\n");
-    for st in &stores {
-        out.push_str(&format!("kassa_hq_store_backlog_entries{{store=\"{}\"}} {}\n", st.store, st.backlog));
-    }
-    out.push_str("# TYPE kassa_hq_store_last_contact_age_seconds gauge\n");
-    for st in &stores {
-        out.push_str(&format!(
-            "kassa_hq_store_last_contact_age_seconds{{store=\"{}\"}} {}\n",
-            st.store,
-            (now - st.last_contact_ms).max(0) / 1000
-        ));
-    }
-    out.push_str("# TYPE kassa_hq_connected_stores gauge\n");
     let peers = s.peers.snapshot();
-    for version in kassa_protocol::wire::SUPPORTED_VERSIONS {
-        let n = peers.values().filter(|p| p.protocol_version == version).count();
-        out.push_str(&format!("kassa_hq_connected_stores{{protocol=\"{version}\"}} {n}\n"));
-    }
-    out.push_str(&format!("# TYPE kassa_hq_parked_records gauge\nkassa_hq_parked_records {parked}\n"));
-    out.push_str(&format!("# TYPE kassa_hq_catalog_version gauge\nkassa_hq_catalog_version {version}\n"));
-    let m = &s.metrics;
-    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
-    for (name, value) in [
-        ("kassa_hq_applied_entries_total", load(&m.applied_entries)),
-        ("kassa_hq_applied_deltas_total", load(&m.applied_deltas)),
-        ("kassa_hq_applied_batches_total", load(&m.applied_batches)),
-    ] {
-        out.push_str(&format!("# TYPE {name} counter\n{name} {value}\n"));
-    }
-    let micros = load(&m.apply_micros);
-    out.push_str(&format!(
-        "# TYPE kassa_hq_apply_seconds_total counter\nkassa_hq_apply_seconds_total {}.{:06}\n",
-        micros / 1_000_000,
-        micros % 1_000_000
-    ));
-    Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+    let readings = crate::metrics::Readings {
+        stores: &stores,
+        peers: &peers,
+        parked_records: parked,
+        catalog_version: version,
+        now_ms: crate::sync_server::now_ms(),
+    };
+    let text = s.metrics.encode(&readings).map_err(|e| {
+        tracing::error!(error = %e, "could not encode the metrics");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "could not encode the metrics")
+    })?;
+    Ok(([(axum::http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response())
 }
 
 /// Every store HQ has heard from, with its sync state; and, from HQ's memory of the live
@@ -376,5 +357,44 @@ async fn import_catalog(State(s): State<Arc<Shared>>, Checked(body): Checked<Str
             Err(ApiError::invalid(code, format!("{e}; nothing published")))
         }
         Err(crate::ImportCatalogError::Db(e)) => Err(e.into()),
+    }
+}
+
+/// The published promotions and their version.
+async fn promotions(State(s): State<Arc<Shared>>) -> Result<serde_json::Value> {
+    let (version, definitions) = blocking(&s.db, |db| db.promotions()).await?;
+    Ok(Json(json!({ "version": version, "promotions": definitions })))
+}
+
+/// `PUT /api/promotions` with the whole set as a JSON array of definitions (see
+/// [`kassa_protocol::promotions::definition`]): validated against each other and the
+/// catalog, and published whole as a new version, or refused naming the promotion and
+/// the field, with nothing published.
+async fn publish_promotions(State(s): State<Arc<Shared>>, Checked(body): Checked<String>) -> Result<serde_json::Value> {
+    let definitions: Vec<kassa_protocol::promotions::definition::Definition> =
+        serde_json::from_str(&body).map_err(|e| {
+            let status = if e.is_data() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::BAD_REQUEST };
+            ApiError::new(status, "bad_json", format!("promotions: {e}; nothing published"))
+        })?;
+    match crate::promotions::publish(&s, definitions).await {
+        Ok(version) => Ok(Json(json!({ "version": version }))),
+        Err(crate::promotions::PublishError::Db(e)) => Err(e.into()),
+        Err(e) => Err(ApiError::invalid("bad_promotion", e.to_string())),
+    }
+}
+
+/// `POST /api/price`: a basket priced for a store and channel with the published
+/// promotions, by the same engine as every till.
+async fn price(
+    State(s): State<Arc<Shared>>,
+    Checked(Json(req)): Checked<Json<crate::promotions::PriceRequest>>,
+) -> Result<crate::promotions::PriceAnswer> {
+    match crate::promotions::price(&s, req, crate::sync_server::now_ms()).await {
+        Ok(answer) => Ok(Json(answer)),
+        Err(crate::promotions::PriceError::Invalid(m)) => Err(ApiError::invalid("bad_price_request", m)),
+        Err(e @ crate::promotions::PriceError::UnknownSku(_)) => {
+            Err(ApiError::new(StatusCode::NOT_FOUND, "unknown_sku", e.to_string()))
+        }
+        Err(crate::promotions::PriceError::Db(e)) => Err(e.into()),
     }
 }

@@ -20,6 +20,8 @@ use kassa_protocol::loyalty::{
     answer_rights_request, Customer, CustomerId, EntryKind, LoyaltyAccount, LoyaltyEntry, LoyaltyRules, RightsAnswer,
     RightsRequest,
 };
+use kassa_protocol::promotions::definition::Definition;
+use kassa_protocol::promotions::PromotionSet;
 use kassa_protocol::stock::CounterEntry;
 use kassa_protocol::wire::{Change, NearbyStock, OutboxEntry};
 use kassa_protocol::{ActorId, Kopecks, Sku, StoreId};
@@ -52,6 +54,9 @@ pub struct Db {
     conn: Mutex<Connection>,
     /// Each store's stock as its neighbours see it, with when it was read.
     views: Mutex<HashMap<StoreId, StockView>>,
+    /// The published promotions, indexed for pricing, and their version; built from the
+    /// table on first use and replaced on every publication.
+    promotion_set: Mutex<Option<(u64, Arc<PromotionSet>)>>,
 }
 
 type StockView = (i64, Arc<Vec<(Sku, i64)>>);
@@ -161,16 +166,24 @@ CREATE TABLE IF NOT EXISTS parked (
 /// The database's schema version, kept in `PRAGMA user_version`. Version 1 is [`SCHEMA`]
 /// as first released (`user_version` 0 in files of that release); each later version
 /// is one step of [`MIGRATIONS`].
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Steps from version `n - 1` to `n`, run at start in one transaction after a copy of
 /// the file is kept beside it (`hq.sqlite.v{old}.bak`).
-const MIGRATIONS: &[(u32, &str)] = &[(
-    2,
-    // The first versioned schema: the tables of version 1, unchanged. Stamping it tells
-    // the files of this release from those written before versions were kept.
-    "",
-)];
+const MIGRATIONS: &[(u32, &str)] = &[
+    (
+        2,
+        // The first versioned schema: the tables of version 1, unchanged. Stamping it tells
+        // the files of this release from those written before versions were kept.
+        "",
+    ),
+    (
+        3,
+        // Promotions as published: each definition as JSON of its format 1
+        // (`kassa_protocol::promotions::definition`), the set versioned in `meta`.
+        "CREATE TABLE promotions (id INTEGER PRIMARY KEY, definition TEXT NOT NULL) STRICT;",
+    ),
+];
 
 /// The schema version of the file `conn` has open: 0 for a new (empty) file.
 fn user_version(conn: &Connection) -> Result<u32, DbError> {
@@ -245,7 +258,7 @@ impl Db {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrate(&conn, path)?;
-        Ok(Db { conn: Mutex::new(conn), views: Mutex::new(HashMap::new()) })
+        Ok(Db { conn: Mutex::new(conn), views: Mutex::new(HashMap::new()), promotion_set: Mutex::new(None) })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -284,6 +297,71 @@ impl Db {
         set_meta(&tx, "catalog_version", version)?;
         tx.commit()?;
         Ok(version)
+    }
+
+    /// Publishes `definitions` as the new set of promotions (replacing the last), already
+    /// validated into `set`; returns its version.
+    pub fn publish_promotions(&self, definitions: &[Definition], set: PromotionSet) -> Result<u64, DbError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute("DELETE FROM promotions", [])?;
+        {
+            let mut ins = tx.prepare("INSERT INTO promotions (id, definition) VALUES (?1, ?2)")?;
+            for d in definitions {
+                let json = serde_json::to_string(d).map_err(|e| DbError::Corrupt(e.to_string()))?;
+                ins.execute(params![d.id, json])?;
+            }
+        }
+        let version = meta(&tx, "promotions_version")? + 1;
+        set_meta(&tx, "promotions_version", version)?;
+        tx.commit()?;
+        *self.promotion_set.lock().unwrap_or_else(|p| p.into_inner()) = Some((version, Arc::new(set)));
+        Ok(version)
+    }
+
+    /// The published definitions and their version (0: none published yet).
+    pub fn promotions(&self) -> Result<(u64, Vec<Definition>), DbError> {
+        let conn = self.conn();
+        let version = meta(&conn, "promotions_version")?;
+        let mut st = conn.prepare("SELECT definition FROM promotions ORDER BY id")?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        let defs = rows
+            .map(|json| serde_json::from_str(&json?).map_err(|e| DbError::Corrupt(format!("stored promotion: {e}"))))
+            .collect::<Result<Vec<Definition>, DbError>>()?;
+        Ok((version, defs))
+    }
+
+    /// The published promotions, indexed for pricing, and their version.
+    pub fn promotion_set(&self) -> Result<(u64, Arc<PromotionSet>), DbError> {
+        if let Some(cached) = self.promotion_set.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Ok(cached);
+        }
+        let (version, defs) = self.promotions()?;
+        let promotions = defs
+            .iter()
+            .map(Definition::to_promotion)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| DbError::Corrupt(format!("stored {e}")))?;
+        // Checked against the catalog when published; stored, they are taken as they are.
+        let set = PromotionSet::new(promotions, &AnyCatalog).map_err(|e| DbError::Corrupt(format!("stored {e}")))?;
+        let built = (version, Arc::new(set));
+        *self.promotion_set.lock().unwrap_or_else(|p| p.into_inner()) = Some(built.clone());
+        Ok(built)
+    }
+
+    /// Catalog items by SKU (those that exist).
+    pub fn items(&self, skus: &[Sku]) -> Result<HashMap<Sku, CatalogItem>, DbError> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached(
+            "SELECT sku, gtin, name, category, price_kopecks, vat, unit, plu FROM catalog WHERE sku = ?1",
+        )?;
+        let mut out = HashMap::new();
+        for sku in skus {
+            if let Some(item) = st.query_row([sku.as_str()], item_from_row).optional()? {
+                out.insert(sku.clone(), item.map_err(DbError::Corrupt)?);
+            }
+        }
+        Ok(out)
     }
 
     pub fn catalog(&self) -> Result<Vec<CatalogItem>, DbError> {
@@ -796,6 +874,18 @@ fn counters_where(
         })
     })
     .collect()
+}
+
+/// Stored promotions were checked against the catalog when published.
+struct AnyCatalog;
+
+impl kassa_protocol::promotions::Catalog for AnyCatalog {
+    fn has_sku(&self, _: &Sku) -> bool {
+        true
+    }
+    fn has_category(&self, _: &str) -> bool {
+        true
+    }
 }
 
 fn meta(conn: &Connection, key: &str) -> Result<u64, DbError> {

@@ -5,14 +5,19 @@
 //! - [`db`]: the merged store of every store's sales and counters (SQLite).
 //! - [`sync_server`]: the QUIC accept loop and one task per store connection, the shell
 //!   around `kassa_protocol::sync::HqSync`.
+//! - [`promotions`]: publishing promotions, and pricing a basket for the online shop
+//!   with the engine every till runs.
 //! - [`api`]: the HTTP API.
+//! - [`metrics`]: what `/metrics` shows (Prometheus text), with the batch apply histogram.
 //!
 //! **Architecture invariant:** `hq` never imports `kassa-agent`; they share only
 //! `kassa-protocol`.
 
 pub mod api;
 pub mod db;
+pub mod metrics;
 pub mod pki;
+pub mod promotions;
 pub mod sync_server;
 
 use std::net::SocketAddr;

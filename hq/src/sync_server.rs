@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::db::Db;
+pub use crate::metrics::Metrics;
 use crate::pki::store_of_certificate;
 
 /// Concurrent store connections; beyond this a store waits for its retry.
@@ -113,19 +114,6 @@ impl Drop for PeerGuard {
     fn drop(&mut self) {
         self.peers.gone(self.store, self.connection);
     }
-}
-
-/// Counters for `/metrics` and the benchmarks: how much HQ merged and how long it took.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    /// Outbox entries applied (sales, returns, loyalty changes), duplicates included.
-    pub applied_entries: AtomicU64,
-    /// Stock deltas (counter entries) those entries carried.
-    pub applied_deltas: AtomicU64,
-    /// Time spent applying them, from handing a batch to the database to its commit.
-    pub apply_micros: AtomicU64,
-    /// Batches applied.
-    pub applied_batches: AtomicU64,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -412,11 +400,7 @@ async fn drive(session: &mut HqSync, shared: &Shared, peer: &PeerGuard) -> Resul
                 let started = std::time::Instant::now();
                 match blocking(&shared.db, move |db| db.apply(actor, &entries, upto, head, now_ms())).await {
                     Ok(crate::db::Applied { parked, deltas }) => {
-                        let m = &shared.metrics;
-                        m.apply_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-                        m.applied_entries.fetch_add(n as u64, Ordering::Relaxed);
-                        m.applied_deltas.fetch_add(deltas as u64, Ordering::Relaxed);
-                        m.applied_batches.fetch_add(1, Ordering::Relaxed);
+                        shared.metrics.batch_applied(n, deltas, started.elapsed());
                         // Catch-up progress for operators: a line per batch while behind.
                         if head > upto {
                             tracing::info!(%actor, entries = n, upto, head, behind = head - upto, parked, "catching up");

@@ -18,7 +18,8 @@
 //! 4. **Exclusive groups.** Promotions that share an `exclusive_group` compete: at the
 //!    group's turn (its highest priority), each member is tried on what is left and the
 //!    one that saves the customer the most applies (ties: the lower id); the others do
-//!    not. Promotions without a group all apply, each in its turn.
+//!    not. Item and basket promotions of one group compete within their own stage.
+//!    Promotions without a group all apply, each in its turn.
 //! 5. **Groups of units** are formed in a canonical order — most expensive first, then by
 //!    SKU — never in the order of scanning, so the result does not depend on it. In an
 //!    "N for M" the cheapest units of each group of N are free; in "buy X get Y" the
@@ -382,11 +383,17 @@ pub struct Priced {
 /// A validated, indexed set of promotions.
 #[derive(Clone, Debug, Default)]
 pub struct PromotionSet {
+    /// In their turn: higher priority first, then lower id. Indexes below are into this.
     promotions: Vec<Promotion>,
+    /// (id, index) by id.
+    by_id: Vec<(u32, usize)>,
     /// Promotion indexes by SKU and by category they target.
     by_sku: BTreeMap<Sku, Vec<usize>>,
     by_category: BTreeMap<String, Vec<usize>>,
     basket: Vec<usize>,
+    /// Each promotion's exclusive group, as a number (`u32::MAX`: none).
+    group_of: Vec<u32>,
+    groups: usize,
 }
 
 impl PromotionSet {
@@ -408,7 +415,23 @@ impl PromotionSet {
         for p in &promotions {
             p.validate(catalog)?;
         }
-        let mut set = PromotionSet { promotions, ..PromotionSet::default() };
+        // Stored in their turn, so that index order is the order they apply in.
+        promotions.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.id.cmp(&b.id)));
+        let mut by_id: Vec<(u32, usize)> = promotions.iter().enumerate().map(|(i, p)| (p.id, i)).collect();
+        by_id.sort_unstable();
+        let mut set = PromotionSet { promotions, by_id, ..PromotionSet::default() };
+        let mut names: BTreeMap<&str, u32> = BTreeMap::new();
+        for p in &set.promotions {
+            let g = match &p.exclusive_group {
+                Some(name) => {
+                    let next = names.len() as u32;
+                    *names.entry(name.as_str()).or_insert(next)
+                }
+                None => u32::MAX,
+            };
+            set.group_of.push(g);
+        }
+        set.groups = names.len();
         for (i, p) in set.promotions.iter().enumerate() {
             if p.kind.is_basket() {
                 set.basket.push(i);
@@ -434,7 +457,8 @@ impl PromotionSet {
     }
 
     pub fn get(&self, id: u32) -> Option<&Promotion> {
-        self.promotions.binary_search_by_key(&id, |p| p.id).ok().map(|i| &self.promotions[i])
+        let at = self.by_id.binary_search_by_key(&id, |&(id, _)| id).ok()?;
+        Some(&self.promotions[self.by_id[at].1])
     }
 
     fn active(&self, p: &Promotion, cx: &Context<'_>) -> bool {
@@ -461,38 +485,73 @@ impl PromotionSet {
 
     /// The discounts of `lines` under this set in `cx`.
     pub fn price(&self, lines: &[PriceLine<'_>], cx: &Context<'_>) -> Priced {
-        // The promotions that can touch this basket, in their turn.
-        let mut candidates: BTreeSet<usize> = self.basket.iter().copied().collect();
-        for l in lines {
-            candidates.extend(self.by_sku.get(l.sku).into_iter().flatten());
-            candidates.extend(self.by_category.get(l.category).into_iter().flatten());
+        // The promotions that can touch this basket, each with the lines it can touch:
+        // (promotion, line) pairs from the indexes, grouped by promotion.
+        let mut pairs: Vec<(u32, u32)> = Vec::with_capacity(lines.len() * 8);
+        for (i, l) in lines.iter().enumerate() {
+            let hits = self
+                .by_sku
+                .get(l.sku)
+                .into_iter()
+                .flatten()
+                .chain(self.by_category.get(l.category).into_iter().flatten());
+            pairs.extend(hits.map(|&p| (p as u32, i as u32)));
         }
-        let mut active: Vec<&Promotion> =
-            candidates.into_iter().map(|i| &self.promotions[i]).filter(|p| self.active(p, cx)).collect();
-        active.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.id.cmp(&b.id)));
+        pairs.sort_unstable();
+        pairs.dedup();
+        let touched_lines: Vec<usize> = pairs.iter().map(|&(_, l)| l as usize).collect();
+        let all_lines: Vec<usize> = (0..lines.len()).collect();
+        let mut active: Vec<(usize, &[usize])> = Vec::new();
+        let mut start = 0;
+        while start < pairs.len() {
+            let p = pairs[start].0;
+            let end = start + pairs[start..].iter().take_while(|&&(q, _)| q == p).count();
+            active.push((p as usize, &touched_lines[start..end]));
+            start = end;
+        }
+        // Item promotions came in index order, which is their turn; basket promotions (no
+        // index entries) go after them, in their turn too.
+        active.extend(self.basket.iter().map(|&p| (p, all_lines.as_slice())));
+        active.retain(|&(p, _)| self.active(&self.promotions[p], cx));
+        // Members of each exclusive group, in their turn.
+        let mut groups: Vec<Vec<usize>> = vec![Vec::new(); self.groups];
+        for (k, &(p, _)) in active.iter().enumerate() {
+            if let Some(g) = groups.get_mut(self.group_of[p] as usize) {
+                g.push(k);
+            }
+        }
         let mut state = State::new(lines);
+        let (mut trial, mut best) = (state.clone(), state.clone());
         for basket_stage in [false, true] {
-            let mut seen_groups: BTreeSet<&str> = BTreeSet::new();
-            for p in active.iter().filter(|p| p.kind.is_basket() == basket_stage) {
-                match &p.exclusive_group {
-                    None => {
-                        state.apply(p);
+            for (k, &(p, touched)) in active.iter().enumerate() {
+                let promotion = &self.promotions[p];
+                if promotion.kind.is_basket() != basket_stage {
+                    continue;
+                }
+                let Some(members) = groups.get(self.group_of[p] as usize) else {
+                    state.apply(promotion, touched);
+                    continue;
+                };
+                let first = members.iter().find(|&&m| self.promotions[active[m].0].kind.is_basket() == basket_stage);
+                if first != Some(&k) {
+                    continue; // the group had its turn (in this stage) at its first member
+                }
+                // The group's turn: every member tried on what is left, the best kept.
+                let mut best_saved = 0;
+                for &m in members {
+                    let (member, touched) = (&self.promotions[active[m].0], active[m].1);
+                    if member.kind.is_basket() != basket_stage {
+                        continue;
                     }
-                    Some(g) if seen_groups.insert(g.as_str()) => {
-                        // The group's turn: every member tried on what is left, the best kept.
-                        let mut best: Option<(i64, State<'_>)> = None;
-                        for member in active.iter().filter(|m| m.exclusive_group.as_deref() == Some(g.as_str())) {
-                            let mut trial = state.clone();
-                            let saved = trial.apply(member);
-                            if saved > best.as_ref().map_or(0, |b| b.0) {
-                                best = Some((saved, trial));
-                            }
-                        }
-                        if let Some((_, s)) = best {
-                            state = s;
-                        }
+                    trial.copy_from(&state);
+                    let saved = trial.apply(member, touched);
+                    if saved > best_saved {
+                        best_saved = saved;
+                        std::mem::swap(&mut best, &mut trial);
                     }
-                    Some(_) => {}
+                }
+                if best_saved > 0 {
+                    std::mem::swap(&mut state, &mut best);
                 }
             }
         }
@@ -501,25 +560,26 @@ impl PromotionSet {
 }
 
 /// One unit a multi-unit promotion can use: a piece of a piece line.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 struct Piece {
-    line: usize,
+    line: u32,
     price: i64,
     used: bool,
 }
 
-/// Pricing in progress.
+/// Pricing in progress. Cheap to clone: an exclusive group tries each member on a copy.
 #[derive(Clone, Debug)]
 struct State<'l> {
     lines: &'l [PriceLine<'l>],
     /// Pieces in canonical order: price high to low, then SKU, then line content.
     pieces: Vec<Piece>,
     /// The lines in canonical order (by content, never by position).
-    order: Vec<usize>,
+    order: std::rc::Rc<Vec<usize>>,
     /// Per line: pieces of it not used by an item promotion (weighed: 1 or 0).
     free: Vec<i64>,
     discount: Vec<i64>,
-    applied: Vec<Vec<Applied>>,
+    /// (line, what a promotion gave it), in the order given.
+    applied: Vec<(usize, Applied)>,
 }
 
 fn matches(target: &Target, line: &PriceLine<'_>) -> bool {
@@ -553,18 +613,28 @@ impl<'l> State<'l> {
         if total_pieces <= PIECES_GROUPED_MAX {
             for &i in order.iter().filter(|&&i| lines[i].unit == Unit::Piece) {
                 for _ in 0..lines[i].quantity.max(0) {
-                    pieces.push(Piece { line: i, price: lines[i].price.0, used: false });
+                    pieces.push(Piece { line: i as u32, price: lines[i].price.0, used: false });
                 }
             }
         }
         State {
             lines,
             pieces,
-            order,
+            order: std::rc::Rc::new(order),
             free: lines.iter().map(|l| if l.unit == Unit::Piece { l.quantity.max(0) } else { 1 }).collect(),
             discount: vec![0; lines.len()],
-            applied: vec![Vec::new(); lines.len()],
+            applied: Vec::new(),
         }
+    }
+
+    /// Becomes a copy of `other`, reusing its own buffers (a group's trials run often).
+    fn copy_from(&mut self, other: &State<'l>) {
+        self.lines = other.lines;
+        self.pieces.clone_from(&other.pieces);
+        self.order.clone_from(&other.order);
+        self.free.clone_from(&other.free);
+        self.discount.clone_from(&other.discount);
+        self.applied.clone_from(&other.applied);
     }
 
     fn left_to_pay(&self, line: usize) -> i64 {
@@ -577,10 +647,10 @@ impl<'l> State<'l> {
         let amount = amount.clamp(0, self.left_to_pay(line).max(0));
         if amount > 0 {
             self.discount[line] += amount;
-            match self.applied[line].iter_mut().find(|a| a.promotion == p.id) {
-                Some(a) => a.amount.0 += amount,
+            match self.applied.iter_mut().find(|(l, a)| *l == line && a.promotion == p.id) {
+                Some((_, a)) => a.amount.0 += amount,
                 None => {
-                    self.applied[line].push(Applied { promotion: p.id, version: p.version, amount: Kopecks(amount) })
+                    self.applied.push((line, Applied { promotion: p.id, version: p.version, amount: Kopecks(amount) }))
                 }
             }
         }
@@ -592,7 +662,7 @@ impl<'l> State<'l> {
     fn use_pieces(&mut self, line: usize, n: i64) {
         self.free[line] -= n;
         let mut left = n;
-        for piece in self.pieces.iter_mut().filter(|p| p.line == line && !p.used) {
+        for piece in self.pieces.iter_mut().filter(|p| p.line as usize == line && !p.used) {
             if left == 0 {
                 break;
             }
@@ -607,27 +677,41 @@ impl<'l> State<'l> {
         let Some(shares) = pricing::spread(amount, &weights) else { return 0 };
         let mut given = 0;
         for (&i, share) in pieces.iter().zip(shares) {
-            self.pieces[i].used = true;
-            let line = self.pieces[i].line;
-            self.free[line] -= 1;
-            given += self.give(line, p, share);
+            self.take(i);
+            given += self.give(self.pieces[i].line as usize, p, share);
         }
         given
     }
 
-    fn free_pieces(&self, target: &Target) -> Vec<usize> {
-        (0..self.pieces.len())
-            .filter(|&i| !self.pieces[i].used && matches(target, &self.lines[self.pieces[i].line]))
-            .collect()
+    fn take(&mut self, piece: usize) {
+        self.pieces[piece].used = true;
+        self.free[self.pieces[piece].line as usize] -= 1;
     }
 
-    /// Applies `p` to what is left; returns what it saved.
-    fn apply(&mut self, p: &Promotion) -> i64 {
+    /// Free pieces of the lines in `touched` that `target` matches, in canonical order.
+    fn free_pieces(&self, target: &Target, touched: &[usize]) -> Vec<usize> {
+        let mut ok = vec![false; self.lines.len()];
+        let mut any = false;
+        for &i in touched {
+            if self.free[i] > 0 && matches(target, &self.lines[i]) {
+                ok[i] = true;
+                any = true;
+            }
+        }
+        if !any {
+            return Vec::new();
+        }
+        (0..self.pieces.len()).filter(|&i| !self.pieces[i].used && ok[self.pieces[i].line as usize]).collect()
+    }
+
+    /// Applies `p` to what is left of the lines in `touched`; returns what it saved.
+    fn apply(&mut self, p: &Promotion, touched: &[usize]) -> i64 {
         let lines = self.lines;
         let mut saved = 0;
         match &p.kind {
             Kind::PercentOff { target, percent } => {
-                for (i, l) in lines.iter().enumerate() {
+                for &i in touched {
+                    let l = &lines[i];
                     if !matches(target, l) || self.free[i] <= 0 {
                         continue;
                     }
@@ -642,7 +726,8 @@ impl<'l> State<'l> {
             }
             Kind::AmountOff { target, amount } | Kind::FixedPrice { target, price: amount } => {
                 let fixed = matches!(p.kind, Kind::FixedPrice { .. });
-                for (i, l) in lines.iter().enumerate() {
+                for &i in touched {
+                    let l = &lines[i];
                     if !matches(target, l) || self.free[i] <= 0 {
                         continue;
                     }
@@ -661,21 +746,20 @@ impl<'l> State<'l> {
                 }
             }
             Kind::NForM { target, n, m } => {
-                let free = self.free_pieces(target);
+                let free = self.free_pieces(target, touched);
                 for group in free.chunks_exact(*n as usize) {
                     // The cheapest of the group (canonical order: dearest first) are free.
                     for &i in group {
-                        self.pieces[i].used = true;
-                        self.free[self.pieces[i].line] -= 1;
+                        self.take(i);
                     }
                     for &i in &group[*m as usize..] {
-                        let (line, price) = (self.pieces[i].line, self.pieces[i].price);
+                        let (line, price) = (self.pieces[i].line as usize, self.pieces[i].price);
                         saved += self.give(line, p, price);
                     }
                 }
             }
             Kind::NForPrice { target, n, price } => {
-                let free = self.free_pieces(target);
+                let free = self.free_pieces(target, touched);
                 for group in free.chunks_exact(*n as usize) {
                     let sum: i64 = group.iter().map(|&i| self.pieces[i].price).sum();
                     if sum > price.0 {
@@ -684,33 +768,34 @@ impl<'l> State<'l> {
                 }
             }
             Kind::BuyGet { buy, buy_qty, get, get_qty, percent } => loop {
-                let bought: Vec<usize> = self.free_pieces(buy).into_iter().take(*buy_qty as usize).collect();
+                let bought: Vec<usize> = self.free_pieces(buy, touched).into_iter().take(*buy_qty as usize).collect();
                 if bought.len() < *buy_qty as usize {
                     break;
                 }
-                let mut got: Vec<usize> =
-                    self.free_pieces(get).into_iter().filter(|i| !bought.contains(i)).collect::<Vec<_>>();
                 // The cheapest eligible pieces are the ones discounted.
-                got.reverse();
-                got.truncate(*get_qty as usize);
+                let got: Vec<usize> = self
+                    .free_pieces(get, touched)
+                    .into_iter()
+                    .rev()
+                    .filter(|i| !bought.contains(i))
+                    .take(*get_qty as usize)
+                    .collect();
                 if got.len() < *get_qty as usize {
                     break;
                 }
                 for &i in &bought {
-                    self.pieces[i].used = true;
-                    self.free[self.pieces[i].line] -= 1;
+                    self.take(i);
                 }
                 for &i in &got {
-                    self.pieces[i].used = true;
-                    let (line, price) = (self.pieces[i].line, self.pieces[i].price);
-                    self.free[line] -= 1;
+                    self.take(i);
+                    let (line, price) = (self.pieces[i].line as usize, self.pieces[i].price);
                     saved += self.give(line, p, percent_of(price, *percent));
                 }
             },
             Kind::Bundle { components, price } => loop {
                 let mut set: Vec<usize> = Vec::with_capacity(components.len());
                 for c in components {
-                    match self.free_pieces(c).into_iter().find(|i| !set.contains(i)) {
+                    match self.free_pieces(c, touched).into_iter().find(|i| !set.contains(i)) {
                         Some(i) => set.push(i),
                         None => break,
                     }
@@ -724,7 +809,8 @@ impl<'l> State<'l> {
             Kind::BasketPercent { threshold, .. } | Kind::BasketAmount { threshold, .. } => {
                 // Spread in the canonical order of lines, so that ties in the spread do not
                 // depend on the order of scanning.
-                let left: Vec<i64> = self.order.iter().map(|&i| self.left_to_pay(i).max(0)).collect();
+                let order = std::rc::Rc::clone(&self.order);
+                let left: Vec<i64> = order.iter().map(|&i| self.left_to_pay(i).max(0)).collect();
                 let total: i64 = left.iter().sum();
                 if total < threshold.0 {
                     return 0;
@@ -736,7 +822,7 @@ impl<'l> State<'l> {
                 };
                 if let Some(shares) = pricing::spread(off, &left) {
                     for (k, share) in shares.into_iter().enumerate() {
-                        saved += self.give(self.order[k], p, share);
+                        saved += self.give(order[k], p, share);
                     }
                 }
             }
@@ -745,13 +831,12 @@ impl<'l> State<'l> {
     }
 
     fn finish(self) -> Priced {
-        let lines: Vec<LineDiscount> = self
-            .discount
-            .into_iter()
-            .zip(self.applied)
-            .map(|(d, applied)| LineDiscount { discount: Kopecks(d), applied })
-            .collect();
-        let total_discount = Kopecks(lines.iter().map(|l| l.discount.0).sum());
+        let mut lines: Vec<LineDiscount> =
+            self.discount.iter().map(|&d| LineDiscount { discount: Kopecks(d), applied: Vec::new() }).collect();
+        for (line, a) in self.applied {
+            lines[line].applied.push(a);
+        }
+        let total_discount = Kopecks(self.discount.iter().sum());
         Priced { lines, total_discount }
     }
 }

@@ -42,8 +42,9 @@ fn category(i: usize) -> String {
 }
 
 /// A realistic mix: mostly item discounts and promotional prices on a few SKUs, many
-/// per category; some multi-buys, sets and basket thresholds; exclusive groups; a few
-/// for loyalty members and with coupons; windows around today.
+/// per category (about fifty per category); some multi-buys and sets; a handful of
+/// basket thresholds competing in one exclusive group; other exclusive groups; a few for
+/// loyalty members; windows around today.
 fn promotions(n: usize, rng: &mut Rng) -> Vec<Promotion> {
     (0..n)
         .map(|i| {
@@ -68,16 +69,25 @@ fn promotions(n: usize, rng: &mut Rng) -> Vec<Promotion> {
                     components: vec![cat(rng), cat(rng)],
                     price: Kopecks(10_000 + rng.below(30_000) as i64),
                 },
-                96..=97 => Kind::BasketPercent { threshold: Kopecks(200_000 + rng.below(300_000) as i64), percent: 5 },
-                _ => Kind::BasketAmount { threshold: Kopecks(300_000), amount: Kopecks(20_000) },
+                // A chain runs a handful of basket offers at a time, not hundreds.
+                _ if i % 500 == 0 => {
+                    Kind::BasketPercent { threshold: Kopecks(200_000 + rng.below(300_000) as i64), percent: 5 }
+                }
+                _ if i % 500 == 1 => Kind::BasketAmount { threshold: Kopecks(300_000), amount: Kopecks(20_000) },
+                _ => Kind::PercentOff { target: few_items(rng), percent: 10 },
             };
+            let basket = matches!(kind, Kind::BasketPercent { .. } | Kind::BasketAmount { .. });
             Promotion {
                 id: i as u32,
                 version: 1,
                 name: format!("Акция {i}"),
                 kind,
                 priority: rng.below(5) as u16,
-                exclusive_group: (rng.below(3) == 0).then(|| format!("g{}", rng.below(50))),
+                exclusive_group: if basket {
+                    Some("basket".to_owned())
+                } else {
+                    (rng.below(3) == 0).then(|| format!("g{}", rng.below(50)))
+                },
                 window: Window::days(20_000 - 30, 20_000 + 30),
                 stores: None,
                 channels: BTreeSet::from([Channel::Store, Channel::Online]),

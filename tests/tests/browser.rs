@@ -37,6 +37,7 @@ const VIEWPORT: (u64, u64) = (1024, 768);
 const POLL: Duration = Duration::from_millis(100);
 
 const MILK_GTIN: &str = "4650001209603";
+const MILK_GTIN14: &str = "04650001209603";
 const MILK_NAME: &str = "Молоко 3,2% 1 л «Ладога»";
 /// Sold by weight at 149,00 ₽ per kilogram.
 const BANANAS_SEARCH: &str = "бананы";
@@ -429,9 +430,10 @@ async fn page_shows_refusals_in_words() {
     page.click("#pay-cash").await;
     page.wait_for_text("#message", "Чек пуст: сначала отсканируйте товар.").await;
 
-    // A barcode typed in that the catalog does not carry.
+    // A barcode typed in that the catalog does not carry: scanning it again would not
+    // help, finding the item by name would.
     page.type_into("#code", &format!("{UNKNOWN_GTIN}{ENTER}")).await;
-    page.wait_for_text("#message", "Товар не найден в каталоге. Проверьте штрихкод").await;
+    page.wait_for_text("#message", "Товар не найден в каталоге: найдите его по названию или введите PLU.").await;
     page.wait_count("#basket tr", 0).await;
 
     // A barcode typed in that it does carry: the line appears and the refusal goes.
@@ -439,15 +441,29 @@ async fn page_shows_refusals_in_words() {
     page.wait_for_text("#basket", MILK_NAME).await;
     page.wait("#message", "be cleared", str::is_empty).await;
 
-    // A misread on the scanner: the check digit is wrong.
+    // A misread on the scanner: the check digit is wrong. Scanning again helps; the
+    // page says so in Russian, with no English appended.
     stack.scanner.scan(b"4650001209604").unwrap();
-    page.wait_for_text("#message", "Код не распознан. Отсканируйте ещё раз.").await;
+    let message = page.wait_for_text("#message", "Штрихкод прочитан с ошибкой: отсканируйте ещё раз.").await;
+    assert!(!message.contains("check digit"), "{message}");
+
+    // A marked item scanned twice: the same unit again, so the advice is the next unit.
+    let marking = kassa_sim::scanner::codes::marking(MILK_GTIN14, "5aB3dEf", "EE06", "mW/9+kQ<>&x=");
+    stack.scanner.scan(&marking).unwrap();
+    page.wait_count("#basket tr", 2).await;
+    page.wait("#message", "be cleared", str::is_empty).await;
+    stack.scanner.scan(&marking).unwrap();
+    let message =
+        page.wait_for_text("#message", "Этот маркированный товар уже в чеке: отсканируйте следующую единицу.").await;
+    assert!(!message.contains("already in the basket") && !message.contains("Отсканируйте ещё раз"), "{message}");
+    page.wait_count("#basket tr", 2).await;
+    page.screenshot("duplicate-marking").await;
 
     // Too little cash: refused, nothing sold, nothing printed.
     page.type_into("#cash", "50").await;
     page.click("#pay-cash").await;
     page.wait_for_text("#message", "Недостаточно денег для оплаты. Введите полученную сумму.").await;
-    page.wait("#total", "still show 106,90", |t| t == "106,90").await;
+    page.wait("#total", "still show 213,80", |t| t == "213,80").await;
     assert_eq!(stack.agent.journal.docs_count().unwrap(), (0, 0));
 
     // English, on the cashier's request: labels and refusals alike.

@@ -109,6 +109,7 @@ async fn scan_pay_print_and_sync_to_hq() {
     stack.scanner.scan(b"4650001209604").unwrap();
     let ev = next_event(&mut events, &mut buf, |e| e["type"] == "scan_rejected").await;
     assert!(ev["reason"].as_str().unwrap().contains("check digit"), "{ev}");
+    assert_eq!(ev["reason_code"], "scan_check_digit", "{ev}");
 
     // Too little cash is refused, nothing is written.
     let short = client

@@ -7,6 +7,8 @@
 //! `?token=`); `/metrics` also takes the configured metrics token. Every refusal,
 //! the framework's too (bad JSON, a body too large, an unknown route), is
 //! `{"error": code, "message": …}`; the page turns the code into words for the cashier.
+//! The codes are the refusals' own ([`crate::journal::Refusal`]); [`refusal_codes`]
+//! lists them all, and a test checks that the page has words for each.
 //!
 //! # The format
 //! The types of [`view`] are the cashier API's format: every answer and every event is
@@ -35,16 +37,15 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::stream::Stream;
-use kassa_protocol::basket::{BasketDiscount, BasketError};
-use kassa_protocol::returns::ReturnError;
-use kassa_protocol::sale::{PaymentError, Tender};
+use kassa_protocol::basket::BasketDiscount;
+use kassa_protocol::sale::Tender;
 use kassa_protocol::{Kopecks, Sku};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio_stream::wrappers::{BroadcastStream, WatchStream};
 use tokio_stream::StreamExt;
 
-use crate::journal::{AuthError, Journal, JournalError, ReturnRequest, User, WriteError};
+use crate::journal::{refusal_codes, AuthError, Journal, JournalError, Refusal, ReturnRequest, User, WriteError};
 use crate::status::StatusBoard;
 use crate::till::{Till, TillError, TillEvent};
 use view::{
@@ -64,6 +65,8 @@ pub struct AppState {
     pub status: StatusBoard,
     /// Lets a monitoring system read `/metrics` without a session.
     pub metrics_token: Option<String>,
+    /// The histograms `/metrics` shows beside what it reads at each scrape.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -109,9 +112,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/shift/x-report", post(x_report))
         .route("/api/shift/close", post(close_shift))
         .route("/api/stock/{sku}", get(stock))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .fallback(|| async { ApiError::refuse(ApiRefusal::NotFound, "no such route") })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")
+            ApiError::refuse(ApiRefusal::MethodNotAllowed, "this route does not take that method")
         })
         .layer(axum::extract::DefaultBodyLimit::max(REQUEST_BYTES_MAX))
         .with_state(state)
@@ -135,24 +138,25 @@ struct Query<T>(T);
 
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
-        let code = match &r {
-            JsonRejection::MissingJsonContentType(_) => "content_type",
-            JsonRejection::BytesRejection(_) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => "too_large",
-            _ => "bad_request",
+        let refusal = match &r {
+            JsonRejection::MissingJsonContentType(_) => ApiRefusal::ContentType,
+            JsonRejection::BytesRejection(_) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiRefusal::TooLarge,
+            _ => ApiRefusal::BadRequest,
         };
-        ApiError::new(r.status(), code, r.body_text())
+        // axum's status: 400 for JSON that does not parse, 422 for JSON of the wrong shape.
+        ApiError::new(r.status(), refusal.code(), r.body_text())
     }
 }
 
 impl From<PathRejection> for ApiError {
     fn from(r: PathRejection) -> Self {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", r.body_text())
+        ApiError::refuse(ApiRefusal::BadRequest, r.body_text())
     }
 }
 
 impl From<QueryRejection> for ApiError {
     fn from(r: QueryRejection) -> Self {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", r.body_text())
+        ApiError::refuse(ApiRefusal::BadRequest, r.body_text())
     }
 }
 
@@ -182,8 +186,8 @@ impl ApiError {
         ApiError { status, code, message: message.into() }
     }
 
-    fn bad(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+    fn refuse(refusal: ApiRefusal, message: impl Into<String>) -> Self {
+        Self::new(refusal.status(), refusal.code(), message)
     }
 }
 
@@ -193,78 +197,132 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<TillError> for ApiError {
-    fn from(e: TillError) -> Self {
-        use StatusCode as S;
-        let msg = e.to_string();
-        let (status, code) = match &e {
-            TillError::UnknownBarcode(_) => (S::NOT_FOUND, "unknown_barcode"),
-            TillError::UnknownPlu(_) => (S::NOT_FOUND, "unknown_plu"),
-            TillError::UnknownSku(_) => (S::NOT_FOUND, "unknown_sku"),
-            TillError::Rejected(_) => (S::UNPROCESSABLE_ENTITY, "rejected_scan"),
-            TillError::NoCatalog => (S::SERVICE_UNAVAILABLE, "no_catalog"),
-            TillError::NotLoggedIn => (S::UNAUTHORIZED, "not_logged_in"),
-            TillError::NeedsManager => (S::FORBIDDEN, "needs_manager"),
-            TillError::NoSuchCustomer => (S::NOT_FOUND, "no_such_customer"),
-            TillError::Auth(AuthError::NoSuchUser) => (S::UNAUTHORIZED, "no_such_user"),
-            TillError::Auth(AuthError::WrongPin { .. }) => (S::UNAUTHORIZED, "wrong_pin"),
-            TillError::Auth(AuthError::Locked { .. }) => (S::TOO_MANY_REQUESTS, "locked"),
-            TillError::Basket(b) => (
-                S::UNPROCESSABLE_ENTITY,
-                match b {
-                    BasketError::Quantity => "quantity",
-                    BasketError::Full => "basket_full",
-                    BasketError::NoSuchLine(_) => "no_such_line",
-                    BasketError::Overflow => "overflow",
-                    BasketError::Price => "bad_price",
-                    BasketError::Discount => "bad_discount",
-                    BasketError::DuplicateMarking => "duplicate_marking",
-                    BasketError::MarkedQuantity => "marked_quantity",
-                },
-            ),
-            TillError::Write(w) => match w {
-                WriteError::Payment(p) => (
-                    S::UNPROCESSABLE_ENTITY,
-                    match p {
-                        PaymentError::EmptyBasket => "empty_basket",
-                        PaymentError::Short { .. } => "payment_short",
-                        PaymentError::CardOverpaid { .. } => "card_overpaid",
-                        PaymentError::NonPositiveTender => "bad_tender",
-                        PaymentError::Overflow => "overflow",
-                        PaymentError::ChangeTooLarge { .. } => "change_too_large",
-                    },
-                ),
-                WriteError::Return(ReturnError::OverReturn { .. }) => (S::UNPROCESSABLE_ENTITY, "over_return"),
-                WriteError::Return(_) => (S::UNPROCESSABLE_ENTITY, "bad_return"),
-                WriteError::IdempotencyKey => (S::BAD_REQUEST, "idempotency_key"),
-                WriteError::KeyReuse => (S::CONFLICT, "key_reuse"),
-                WriteError::NoShift => (S::CONFLICT, "no_shift"),
-                WriteError::ShiftOpen => (S::CONFLICT, "shift_open"),
-                WriteError::NoSuchSale(_) => (S::NOT_FOUND, "no_such_sale"),
-                WriteError::AlreadyCancelled(_) => (S::CONFLICT, "already_cancelled"),
-                WriteError::Points { .. } => (S::UNPROCESSABLE_ENTITY, "points_not_available"),
-                WriteError::DrawerShort { .. } => (S::CONFLICT, "drawer_short"),
-                WriteError::AmountTooLarge { .. } => (S::UNPROCESSABLE_ENTITY, "amount_too_large"),
-                WriteError::BasketChanged => (S::CONFLICT, "basket_changed"),
-                WriteError::Invalid(_) => (S::UNPROCESSABLE_ENTITY, "invalid"),
-                WriteError::Journal(j) => journal_failure(j, &e),
-            },
-            TillError::Auth(AuthError::Journal(j)) | TillError::Journal(j) => journal_failure(j, &e),
-        };
-        ApiError::new(status, code, msg)
+/// The API's own refusals, made before a request reaches the till: the framework's (an
+/// unknown route, bad JSON, a body too large) and the handlers' checks of a request's
+/// shape.
+#[derive(Debug, Clone, Copy)]
+enum ApiRefusal {
+    NotFound,
+    MethodNotAllowed,
+    ContentType,
+    TooLarge,
+    BadRequest,
+    BadDiscount,
+    BadTender,
+    BadReturn,
+}
+
+refusal_codes! {
+    ApiRefusal {
+        ApiRefusal::NotFound => "not_found",
+        ApiRefusal::MethodNotAllowed => "method_not_allowed",
+        ApiRefusal::ContentType => "content_type",
+        ApiRefusal::TooLarge => "too_large",
+        ApiRefusal::BadRequest => "bad_request",
+        ApiRefusal::BadDiscount => "bad_discount",
+        ApiRefusal::BadTender => "bad_tender",
+        ApiRefusal::BadReturn => "bad_return",
     }
 }
 
-fn journal_failure(j: &JournalError, e: &TillError) -> (StatusCode, &'static str) {
-    match j {
-        JournalError::DiskFull(_) => {
+impl ApiRefusal {
+    fn status(self) -> StatusCode {
+        use StatusCode as S;
+        match self {
+            ApiRefusal::NotFound => S::NOT_FOUND,
+            ApiRefusal::MethodNotAllowed => S::METHOD_NOT_ALLOWED,
+            ApiRefusal::ContentType => S::UNSUPPORTED_MEDIA_TYPE,
+            ApiRefusal::TooLarge => S::PAYLOAD_TOO_LARGE,
+            ApiRefusal::BadRequest => S::BAD_REQUEST,
+            ApiRefusal::BadDiscount | ApiRefusal::BadTender | ApiRefusal::BadReturn => S::UNPROCESSABLE_ENTITY,
+        }
+    }
+}
+
+/// Every code a refusal of this API can carry: the till's ([`TillError`]'s
+/// [`Refusal::codes`], which include the journal's, the basket's and the scanner's) and
+/// the API's own. The page has words for each (`agent/tests/refusal_codes.rs`).
+pub fn refusal_codes() -> Vec<&'static str> {
+    let mut codes = TillError::codes();
+    codes.extend(ApiRefusal::codes());
+    codes.sort_unstable();
+    codes.dedup();
+    codes
+}
+
+/// Every refusal of the till: its code from [`Refusal::code`], its status from
+/// [`till_status`].
+impl From<TillError> for ApiError {
+    fn from(e: TillError) -> Self {
+        let status = till_status(&e);
+        if status == StatusCode::INSUFFICIENT_STORAGE {
             tracing::error!(error = %e, "the disk is full: nothing was written");
-            (StatusCode::INSUFFICIENT_STORAGE, "disk_full")
+        } else if status.is_server_error() {
+            tracing::error!(error = %e, "internal failure");
         }
-        _ => {
-            tracing::error!(error = %e, "journal failure");
-            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
-        }
+        ApiError::new(status, e.code(), e.to_string())
+    }
+}
+
+fn till_status(e: &TillError) -> StatusCode {
+    use StatusCode as S;
+    match e {
+        TillError::UnknownBarcode(_) | TillError::UnknownPlu(_) | TillError::UnknownSku(_) => S::NOT_FOUND,
+        TillError::NoSuchCustomer => S::NOT_FOUND,
+        TillError::Scan(_) | TillError::NoWeight | TillError::NoProductNumber => S::UNPROCESSABLE_ENTITY,
+        TillError::Basket(_) => S::UNPROCESSABLE_ENTITY,
+        TillError::NoCatalog => S::SERVICE_UNAVAILABLE,
+        TillError::NotLoggedIn => S::UNAUTHORIZED,
+        TillError::NeedsManager => S::FORBIDDEN,
+        TillError::Auth(AuthError::NoSuchUser | AuthError::WrongPin { .. }) => S::UNAUTHORIZED,
+        TillError::Auth(AuthError::Locked { .. }) => S::TOO_MANY_REQUESTS,
+        TillError::Auth(AuthError::Journal(j)) | TillError::Journal(j) => journal_status(j),
+        TillError::Write(w) => write_status(w),
+    }
+}
+
+fn write_status(w: &WriteError) -> StatusCode {
+    use StatusCode as S;
+    match w {
+        WriteError::IdempotencyKey => S::BAD_REQUEST,
+        WriteError::NoSuchSale(_) | WriteError::UnknownSku(_) => S::NOT_FOUND,
+        WriteError::KeyReuse
+        | WriteError::NoShift
+        | WriteError::ShiftOpen
+        | WriteError::AlreadyCancelled(_)
+        | WriteError::DrawerShort { .. }
+        | WriteError::BasketChanged
+        | WriteError::UserExists(_)
+        | WriteError::PhoneTaken { .. } => S::CONFLICT,
+        WriteError::Payment(_)
+        | WriteError::Return(_)
+        | WriteError::AmountTooLarge { .. }
+        | WriteError::Overflow
+        | WriteError::NegativeFloat
+        | WriteError::ZeroCashAmount
+        | WriteError::CashReason
+        | WriteError::NegativeCounted
+        | WriteError::Points { .. }
+        | WriteError::PointsNeedCustomer
+        | WriteError::PointsStep { .. }
+        | WriteError::Loyalty(_)
+        | WriteError::LoyaltyAccount(_)
+        | WriteError::Customer(_)
+        | WriteError::BadUserId
+        | WriteError::BadUserName
+        | WriteError::BadPin => S::UNPROCESSABLE_ENTITY,
+        WriteError::PinHash(_) | WriteError::Inconsistent(_) => S::INTERNAL_SERVER_ERROR,
+        WriteError::Journal(j) => journal_status(j),
+    }
+}
+
+fn journal_status(j: &JournalError) -> StatusCode {
+    match j {
+        JournalError::DiskFull(_) => StatusCode::INSUFFICIENT_STORAGE,
+        JournalError::Sqlite(_)
+        | JournalError::WrongStore { .. }
+        | JournalError::Corrupt(_)
+        | JournalError::TooNew { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -363,7 +421,8 @@ async fn devices(State(s): State<AppState>, _c: Cashier) -> ApiResult<DevicesVie
     Ok(Json(DevicesView { terminal: s.till.terminal, scanner, printer }))
 }
 
-/// Prometheus text format, written by hand: a dozen gauges need no library.
+/// The Prometheus text format (see [`crate::metrics`]): gauges read now from the status
+/// board and the journal, and the latency histograms.
 async fn metrics(State(s): State<AppState>, _r: MetricsReader) -> Result<Response, ApiError> {
     let status = s.status.borrow().clone();
     let j = s.journal.clone();
@@ -373,30 +432,18 @@ async fn metrics(State(s): State<AppState>, _r: MetricsReader) -> Result<Respons
     })
     .await
     .expect("journal task")?;
-    let state_code = |d: &crate::status::DeviceStatus| match d.state {
-        crate::status::DeviceState::Closed => 0,
-        crate::status::DeviceState::Idle => 1,
-        crate::status::DeviceState::Busy => 2,
-        crate::status::DeviceState::Error => 3,
+    let readings = crate::metrics::Readings {
+        status: &status,
+        sales: docs.0,
+        returns: docs.1,
+        print_jobs_pending: pending,
+        shift_expected_cash: shift.map(|r| r.expected_cash),
     };
-    let mut out = String::new();
-    let mut gauge = |name: &str, help: &str, value: i64| {
-        out.push_str(&format!("# HELP kassa_{name} {help}\n# TYPE kassa_{name} gauge\nkassa_{name} {value}\n"));
-    };
-    gauge("sales", "Sales committed in the journal.", docs.0 as i64);
-    gauge("returns", "Returns committed in the journal.", docs.1 as i64);
-    gauge("hq_online", "1 when the sync link to HQ is up.", i64::from(status.hq.online));
-    gauge("sync_backlog_entries", "Outbox entries HQ has not acknowledged.", status.hq.backlog as i64);
-    gauge("catalog_version", "Catalog version received from HQ.", status.hq.catalog_version as i64);
-    gauge("print_jobs_pending", "Print jobs waiting for the printer.", pending as i64);
-    gauge("printer_state", "0 closed, 1 idle, 2 busy, 3 error.", state_code(&status.printer));
-    gauge("printer_jobs_printed", "Jobs printed since start.", status.printer.count as i64);
-    gauge("scanner_state", "0 closed, 1 idle, 2 busy, 3 error.", state_code(&status.scanner));
-    gauge("scanner_frames", "Frames read from the scanner since start.", status.scanner.count as i64);
-    gauge("scanner_rejected", "Frames rejected since start.", status.scanner.rejected as i64);
-    gauge("shift_open", "1 while a shift is open on this terminal.", i64::from(shift.is_some()));
-    gauge("shift_expected_cash_kopecks", "Cash expected in the drawer.", shift.map_or(0, |r| r.expected_cash.0));
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+    let text = s.metrics.encode(&readings).map_err(|e| {
+        tracing::error!(error = %e, "could not encode the metrics");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "could not encode the metrics")
+    })?;
+    Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response())
 }
 
 async fn users(State(s): State<AppState>, _c: Cashier) -> ApiResult<UsersView> {
@@ -473,7 +520,7 @@ struct AddItem {
 }
 
 async fn add_item(State(s): State<AppState>, _c: Cashier, ApiJson(req): ApiJson<AddItem>) -> ApiResult<EventView> {
-    let sku = Sku::parse(&req.sku).ok_or_else(|| ApiError::bad("unknown_sku", "not a SKU"))?;
+    let sku = Sku::parse(&req.sku).ok_or_else(|| TillError::UnknownSku(req.sku.clone()))?;
     Ok(event(s.till.add_sku(sku, req.quantity, &req.idempotency_key).await?))
 }
 
@@ -542,7 +589,7 @@ async fn discount(
         (Some(p), None) => Some(BasketDiscount::Percent(p)),
         (None, Some(a)) => Some(BasketDiscount::Amount(Kopecks(a))),
         (None, None) => None,
-        _ => return Err(ApiError::bad("bad_discount", "a percent or an amount, not both")),
+        _ => return Err(ApiError::refuse(ApiRefusal::BadDiscount, "a percent or an amount, not both")),
     };
     let manager = s.till.manager(&user, Approval::pair(req.manager), src).await?;
     Ok(event(s.till.set_discount(discount, &manager, &req.idempotency_key).await?))
@@ -573,13 +620,13 @@ struct PayRequest {
 
 fn tenders(requested: &[TenderRequest]) -> Result<Vec<Tender>, ApiError> {
     if requested.is_empty() || requested.len() > TENDERS_MAX {
-        return Err(ApiError::bad("bad_tender", format!("1 to {TENDERS_MAX} tenders")));
+        return Err(ApiError::refuse(ApiRefusal::BadTender, format!("1 to {TENDERS_MAX} tenders")));
     }
     requested
         .iter()
         .map(|t| {
             let kind = view::tender_kind(&t.kind).ok_or_else(|| {
-                ApiError::bad("bad_tender", format!("unknown tender `{}`: cash, card or points", t.kind))
+                ApiError::refuse(ApiRefusal::BadTender, format!("unknown tender `{}`: cash, card or points", t.kind))
             })?;
             Ok(Tender { kind, amount: Kopecks(t.amount_kopecks) })
         })
@@ -640,16 +687,23 @@ struct LookupQuery {
 /// return of each line.
 async fn lookup(State(s): State<AppState>, _c: Cashier, Query(q): Query<LookupQuery>) -> ApiResult<LookupView> {
     let j = s.journal.clone();
+    let code = q.code.trim().to_owned();
+    let c = code.clone();
     let found = tokio::task::spawn_blocking(move || -> Result<_, crate::journal::JournalError> {
-        let Some(seq) = j.find_doc(q.code.trim())? else { return Ok(None) };
+        let Some(seq) = j.find_doc(&c)? else { return Ok(None) };
         j.returnable(seq)
     })
     .await
     .expect("journal task")?;
     match found {
         Some((sale, returnable)) => Ok(Json(LookupView { sale: (&sale).into(), returnable })),
-        None => Err(ApiError::new(StatusCode::NOT_FOUND, "no_such_sale", "no sale with that receipt")),
+        None => Err(no_such_sale(code)),
     }
+}
+
+/// No sale by that sequence, receipt number or receipt code.
+fn no_such_sale(what: String) -> ApiError {
+    TillError::Write(WriteError::NoSuchSale(what)).into()
 }
 
 async fn sale(State(s): State<AppState>, _c: Cashier, Path(seq): Path<u64>) -> ApiResult<view::SaleView> {
@@ -657,7 +711,7 @@ async fn sale(State(s): State<AppState>, _c: Cashier, Path(seq): Path<u64>) -> A
     let sale = tokio::task::spawn_blocking(move || j.sale(seq)).await.expect("journal task")?;
     match sale {
         Some(sale) => Ok(Json((&sale).into())),
-        None => Err(ApiError::new(StatusCode::NOT_FOUND, "no_such_sale", format!("no sale {seq}"))),
+        None => Err(no_such_sale(seq.to_string())),
     }
 }
 
@@ -665,7 +719,7 @@ async fn reprint(State(s): State<AppState>, _c: Cashier, Path(seq): Path<u64>) -
     if s.till.reprint(seq).await? {
         Ok(Json(json!({ "queued": true })))
     } else {
-        Err(ApiError::new(StatusCode::NOT_FOUND, "no_such_sale", format!("no sale {seq}")))
+        Err(no_such_sale(seq.to_string()))
     }
 }
 
@@ -742,12 +796,14 @@ async fn return_with_receipt(
         (Some(seq), _) => seq,
         (None, Some(code)) => {
             let j = s.journal.clone();
-            tokio::task::spawn_blocking(move || j.find_doc(code.trim()))
+            let code = code.trim().to_owned();
+            let c = code.clone();
+            tokio::task::spawn_blocking(move || j.find_doc(&c))
                 .await
                 .expect("journal task")?
-                .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no_such_sale", "no sale with that receipt"))?
+                .ok_or_else(|| no_such_sale(code))?
         }
-        (None, None) => return Err(ApiError::bad("bad_return", "name the sale: sale_seq or code")),
+        (None, None) => return Err(ApiError::refuse(ApiRefusal::BadReturn, "name the sale: sale_seq or code")),
     };
     let lines = req.lines.iter().map(|l| (l.line, l.quantity)).collect();
     let request = ReturnRequest::WithReceipt { sale_seq, lines };
@@ -780,7 +836,7 @@ async fn return_without_receipt(
     let lines = req
         .lines
         .iter()
-        .map(|l| Ok((Sku::parse(&l.sku).ok_or_else(|| ApiError::bad("unknown_sku", "not a SKU"))?, l.quantity)))
+        .map(|l| Ok((Sku::parse(&l.sku).ok_or_else(|| TillError::UnknownSku(l.sku.clone()))?, l.quantity)))
         .collect::<Result<Vec<_>, ApiError>>()?;
     let request = ReturnRequest::WithoutReceipt { lines, approved_by: manager.id.clone() };
     let drawer = override_by(req.drawer_override, &manager);
@@ -856,7 +912,7 @@ async fn close_shift(
 }
 
 async fn stock(State(s): State<AppState>, _c: Cashier, Path(sku): Path<String>) -> ApiResult<StockView> {
-    let sku = Sku::parse(&sku).ok_or_else(|| ApiError::bad("unknown_sku", "not a SKU"))?;
+    let sku = Sku::parse(&sku).ok_or_else(|| TillError::UnknownSku(sku.clone()))?;
     let j = s.journal.clone();
     let sku2 = sku.clone();
     let (quantity, (nearby, as_of_ms)) = tokio::task::spawn_blocking(move || {

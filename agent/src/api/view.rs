@@ -654,8 +654,10 @@ pub enum EventView {
     /// basket operation.
     #[serde(rename = "basket")]
     Basket { basket: BasketView, totals: Option<TotalsView>, customer: Option<BasketCustomerView> },
+    /// A scan refused: the frame as scanned (escaped), the refusal's code (the page's
+    /// words for it: the same codes as the API's refusals), and its English message.
     #[serde(rename = "scan_rejected")]
-    ScanRejected { code: String, reason: String },
+    ScanRejected { code: String, reason_code: &'static str, reason: String },
     /// A receipt's code was scanned: the page offers a return of sale `seq`.
     #[serde(rename = "receipt_scanned")]
     ReceiptScanned { seq: u64 },
@@ -681,8 +683,8 @@ impl From<&TillEvent> for EventView {
                 totals: totals.as_ref().map(Into::into),
                 customer: customer.as_ref().map(Into::into),
             },
-            TillEvent::ScanRejected { code, reason } => {
-                EventView::ScanRejected { code: code.clone(), reason: reason.clone() }
+            TillEvent::ScanRejected { code, reason_code, reason } => {
+                EventView::ScanRejected { code: code.clone(), reason_code, reason: reason.clone() }
             }
             TillEvent::ReceiptScanned { seq } => EventView::ReceiptScanned { seq: *seq },
             TillEvent::SaleCommitted { sale } => EventView::SaleCommitted { sale: sale.into() },

@@ -83,20 +83,15 @@ impl Journal {
     pub fn issue_customer(&self, phone: &str, name: Option<&str>) -> Result<Customer, WriteError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let probe = Customer::new(
-            CustomerId::issued(self.store, 1).map_err(|e| WriteError::Invalid(e.to_string()))?,
-            phone,
-            name,
-        )
-        .map_err(|e| WriteError::Invalid(e.to_string()))?;
+        let probe = Customer::new(CustomerId::issued(self.store, 1)?, phone, name)?;
         let taken: Option<String> = tx
             .query_row("SELECT card FROM customers WHERE phone = ?1", [probe.phone.digits()], |r| r.get(0))
             .optional()?;
         if let Some(card) = taken {
-            return Err(WriteError::Invalid(format!("this phone already has card {card}")));
+            return Err(WriteError::PhoneTaken { card });
         }
         let seq = meta(&tx, "customer_seq")? + 1;
-        let card = CustomerId::issued(self.store, seq).map_err(|e| WriteError::Invalid(e.to_string()))?;
+        let card = CustomerId::issued(self.store, seq)?;
         let customer = Customer { card, ..probe };
         save_customer(&tx, &customer)?;
         set_meta(&tx, "customer_seq", seq)?;

@@ -10,6 +10,9 @@
 //! - `sales`: sales, returns, cancellations, voids; stock counters; outbox; print jobs.
 //! - `shifts`: shifts, cash in/out, X and Z reports.
 //! - `users`: cashiers and managers, PINs hashed with Argon2id, lockout.
+//!
+//! Every refusal is a variant with a stable code ([`Refusal`]): [`WriteError`],
+//! [`AuthError`], [`JournalError`], and the protocol's errors they carry.
 
 mod chain;
 pub mod format;
@@ -24,6 +27,9 @@ use std::sync::Mutex;
 
 use kassa_protocol::catalog::{CatalogItem, Unit, VatRate};
 use kassa_protocol::gtin::Gtin;
+use kassa_protocol::loyalty::{AccountError, CustomerError, PointsError};
+use kassa_protocol::returns::ReturnError;
+use kassa_protocol::sale::PaymentError;
 use kassa_protocol::{ActorId, Kopecks, Sku, StoreId};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
@@ -62,14 +68,58 @@ impl From<rusqlite::Error> for JournalError {
     }
 }
 
-/// Refusals of a write, each with a message a cashier understands. Nothing is written
-/// when one of these is returned.
+/// A refusal (or a failure) the cashier API reports by a stable code: the page turns
+/// each code into words in the cashier's language, with what to do next, and
+/// `agent/tests/refusal_codes.rs` checks that it has words for every code. A code never
+/// changes its meaning; several variants may share one when the cashier's advice is the
+/// same.
+pub trait Refusal {
+    /// This refusal's code.
+    fn code(&self) -> &'static str;
+    /// Every code [`Refusal::code`] can return.
+    fn codes() -> Vec<&'static str>;
+}
+
+/// Implements [`Refusal`] from one list: `pattern => "code"` arms, then `delegate`
+/// variants (one field, itself a [`Refusal`]). The match has no catch-all, so a variant
+/// added without a code does not compile, and `codes` lists every arm.
+macro_rules! refusal_codes {
+    ($ty:ty { $($pat:pat => $code:literal,)* } $(delegate { $($variant:path => $inner:ty,)* })?) => {
+        impl $crate::journal::Refusal for $ty {
+            fn code(&self) -> &'static str {
+                match self {
+                    $($pat => $code,)*
+                    $($($variant(inner) => $crate::journal::Refusal::code(inner),)*)?
+                }
+            }
+
+            fn codes() -> Vec<&'static str> {
+                #[allow(unused_mut)]
+                let mut codes: Vec<&'static str> = vec![$($code),*];
+                $($(codes.extend(<$inner as $crate::journal::Refusal>::codes());)*)?
+                codes
+            }
+        }
+    };
+}
+pub(crate) use refusal_codes;
+
+refusal_codes! {
+    JournalError {
+        JournalError::DiskFull(_) => "disk_full",
+        JournalError::Sqlite(_) | JournalError::WrongStore { .. } | JournalError::Corrupt(_) | JournalError::TooNew { .. } =>
+            "internal",
+    }
+}
+
+/// Refusals of a write, each with a message a cashier understands and a stable code
+/// ([`Refusal`]). Nothing is written when one of these is returned.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     #[error(transparent)]
-    Payment(#[from] kassa_protocol::sale::PaymentError),
+    Payment(#[from] PaymentError),
     #[error(transparent)]
-    Return(#[from] kassa_protocol::returns::ReturnError),
+    Return(#[from] ReturnError),
     #[error("an idempotency key is 1 to {IDEMPOTENCY_KEY_LEN_MAX} characters: letters, digits, `-`, `_`, `.` or `:`")]
     IdempotencyKey,
     #[error("this idempotency key was already used for a different request: send a new key for a new request")]
@@ -81,6 +131,9 @@ pub enum WriteError {
     /// An amount typed at the till beyond its documented bound.
     #[error("{what} must be at most {max}")]
     AmountTooLarge { what: &'static str, max: Kopecks },
+    /// An amount computed from what was typed (a quantity times a price) beyond `i64`.
+    #[error("the amount is too large")]
+    Overflow,
     /// The basket changed since the cashier asked to pay it (a scan slipped in).
     #[error("the basket changed: check it and pay again")]
     BasketChanged,
@@ -88,16 +141,128 @@ pub enum WriteError {
     NoShift,
     #[error("a shift is already open on this terminal")]
     ShiftOpen,
+    #[error("the float cannot be negative")]
+    NegativeFloat,
+    #[error("the amount of a cash movement cannot be zero")]
+    ZeroCashAmount,
+    #[error("give a reason of 1 to {REASON_LEN_MAX_CHARS} characters", REASON_LEN_MAX_CHARS = shifts::REASON_LEN_MAX_CHARS)]
+    CashReason,
+    #[error("counted cash cannot be negative")]
+    NegativeCounted,
     #[error("no sale or receipt {0}")]
     NoSuchSale(String),
     #[error("sale {0} was already cancelled")]
     AlreadyCancelled(String),
+    /// A return without a receipt names a SKU the catalog does not have.
+    #[error("unknown SKU {0}")]
+    UnknownSku(Sku),
+    /// More points than this store may spend now; `message` says what can be.
     #[error("{message}")]
     Points { message: String, spendable_now: i64 },
-    #[error("{0}")]
-    Invalid(String),
+    #[error("points need a loyalty customer")]
+    PointsNeedCustomer,
+    #[error("points pay in steps of {step}")]
+    PointsStep { step: Kopecks },
+    #[error(transparent)]
+    Loyalty(#[from] PointsError),
+    #[error("points: {0}")]
+    LoyaltyAccount(AccountError),
+    #[error(transparent)]
+    Customer(#[from] CustomerError),
+    #[error("this phone already has card {card}")]
+    PhoneTaken { card: String },
+    #[error("a user id is 1 to 32 letters, digits, - or _")]
+    BadUserId,
+    #[error("a name is 1 to 64 characters")]
+    BadUserName,
+    #[error("a PIN is 4 to 8 digits")]
+    BadPin,
+    #[error("user {0} exists")]
+    UserExists(String),
+    #[error("cannot hash the PIN: {0}")]
+    PinHash(String),
+    /// A record about to be written fails its own checks: a bug, nothing written.
+    #[error("refused to write an inconsistent record: {0}")]
+    Inconsistent(String),
     #[error(transparent)]
     Journal(#[from] JournalError),
+}
+
+refusal_codes! {
+    WriteError {
+        WriteError::IdempotencyKey => "idempotency_key",
+        WriteError::KeyReuse => "key_reuse",
+        WriteError::DrawerShort { .. } => "drawer_short",
+        WriteError::AmountTooLarge { .. } => "amount_too_large",
+        WriteError::Overflow => "overflow",
+        WriteError::BasketChanged => "basket_changed",
+        WriteError::NoShift => "no_shift",
+        WriteError::ShiftOpen => "shift_open",
+        WriteError::NegativeFloat => "negative_float",
+        WriteError::ZeroCashAmount => "zero_cash_amount",
+        WriteError::CashReason => "bad_cash_reason",
+        WriteError::NegativeCounted => "negative_counted_cash",
+        WriteError::NoSuchSale(_) => "no_such_sale",
+        WriteError::AlreadyCancelled(_) => "already_cancelled",
+        WriteError::UnknownSku(_) => "unknown_sku",
+        WriteError::Points { .. } => "points_not_available",
+        WriteError::PointsNeedCustomer => "points_need_customer",
+        WriteError::PointsStep { .. } => "points_step",
+        WriteError::LoyaltyAccount(_) => "points_account",
+        WriteError::PhoneTaken { .. } => "phone_has_card",
+        WriteError::BadUserId => "bad_user_id",
+        WriteError::BadUserName => "bad_user_name",
+        WriteError::BadPin => "bad_pin_format",
+        WriteError::UserExists(_) => "user_exists",
+        WriteError::PinHash(_) | WriteError::Inconsistent(_) => "internal",
+    }
+    delegate {
+        WriteError::Payment => PaymentError,
+        WriteError::Return => ReturnError,
+        WriteError::Loyalty => PointsError,
+        WriteError::Customer => CustomerError,
+        WriteError::Journal => JournalError,
+    }
+}
+
+refusal_codes! {
+    PaymentError {
+        PaymentError::EmptyBasket => "empty_basket",
+        PaymentError::Short { .. } => "payment_short",
+        PaymentError::CardOverpaid { .. } => "card_overpaid",
+        PaymentError::NonPositiveTender => "bad_tender",
+        PaymentError::Overflow => "overflow",
+        PaymentError::ChangeTooLarge { .. } => "change_too_large",
+    }
+}
+
+refusal_codes! {
+    ReturnError {
+        ReturnError::NoSuchLine(_) => "return_no_such_line",
+        ReturnError::OverReturn { .. } => "over_return",
+        ReturnError::Quantity => "return_quantity",
+        ReturnError::Empty => "return_empty",
+        ReturnError::Duplicate => "return_duplicate_line",
+    }
+}
+
+refusal_codes! {
+    PointsError {
+        PointsError::Negative => "points_negative",
+        PointsError::OverShare { .. } => "points_over_share",
+        PointsError::OverEligible { .. } => "points_over_eligible",
+        PointsError::Overflow => "overflow",
+        PointsError::Mismatch => "points_mismatch",
+    }
+}
+
+refusal_codes! {
+    CustomerError {
+        CustomerError::CardNumber => "bad_card_number",
+        CustomerError::Phone => "bad_phone",
+        CustomerError::Name => "bad_customer_name",
+        CustomerError::NumbersExhausted { .. } => "card_numbers_exhausted",
+    }
 }
 
 impl From<rusqlite::Error> for WriteError {

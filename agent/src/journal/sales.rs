@@ -173,7 +173,7 @@ impl Journal {
             let paid_in_points: i64 =
                 tenders.iter().filter(|t| t.kind == sale::TenderKind::Points).map(|t| t.amount.0).sum();
             let (plan, loyalty_entries) = match loyalty {
-                None if paid_in_points > 0 => return Err(WriteError::Invalid("points need a loyalty customer".into())),
+                None if paid_in_points > 0 => return Err(WriteError::PointsNeedCustomer),
                 None => (None, Vec::new()),
                 Some(u) => {
                     let (plan, entries) = self.loyalty_for_sale(tx, u, basket, paid_in_points)?;
@@ -223,7 +223,7 @@ impl Journal {
     ) -> Result<(SaleLoyalty, Vec<LoyaltyEntry>), WriteError> {
         let point_value = u.rules.point_value_kopecks();
         if paid_in_points % point_value != 0 {
-            return Err(WriteError::Invalid(format!("points pay in steps of {}", Kopecks(point_value))));
+            return Err(WriteError::PointsStep { step: Kopecks(point_value) });
         }
         let skus: Vec<&Sku> = basket.lines.iter().map(|l| &l.sku).collect();
         let categories = Journal::categories(tx, &skus)?;
@@ -233,8 +233,7 @@ impl Journal {
             &basket.lines,
             |sku| categories.get(&sku.0).map(String::as_str),
             paid_in_points / point_value,
-        )
-        .map_err(|e| WriteError::Invalid(e.to_string()))?;
+        )?;
         let mut account = super::loyalty::account(tx, &u.customer)?;
         let mut entries = match account.apply_sale(self.actor, &plan) {
             Ok(entries) => entries,
@@ -274,13 +273,11 @@ impl Journal {
     ) -> Result<(Vec<Tender>, Option<(kassa_protocol::loyalty::ReturnLoyalty, Vec<LoyaltyEntry>)>), WriteError> {
         let total = Kopecks(lines.iter().map(|l| l.amount.0).sum());
         let Some(sl) = &sale.loyalty else { return Ok((returns::refund_tenders(sale, earlier, total), None)) };
-        let points = kassa_protocol::loyalty::plan_return(sl, &sale.lines, returned, lines)
-            .map_err(|e| WriteError::Invalid(e.to_string()))?;
+        let points = kassa_protocol::loyalty::plan_return(sl, &sale.lines, returned, lines)?;
         let owed_before = previous_return(tx, sale.id.seq)?.and_then(|r| r.loyalty).map_or(Kopecks::ZERO, |l| l.owed);
         let mut account = super::loyalty::account(tx, &sl.customer)?;
         let settled = points.settle(total, account.rights(self.actor), owed_before);
-        let entries =
-            account.apply_return(self.actor, &settled).map_err(|e| WriteError::Invalid(format!("points: {e}")))?;
+        let entries = account.apply_return(self.actor, &settled).map_err(WriteError::LoyaltyAccount)?;
         // Money refunds go the way the money came, never to points.
         let money_sale = Sale {
             tenders: sale.tenders.iter().filter(|t| t.kind != sale::TenderKind::Points).cloned().collect(),
@@ -342,13 +339,12 @@ impl Journal {
                     let lines = lines
                         .iter()
                         .map(|(sku, quantity)| {
-                            let item =
-                                item(tx, sku)?.ok_or_else(|| WriteError::Invalid(format!("unknown SKU {sku}")))?;
+                            let item = item(tx, sku)?.ok_or_else(|| WriteError::UnknownSku(sku.clone()))?;
                             if !(1..=kassa_protocol::basket::LINE_QUANTITY_MAX).contains(quantity) {
                                 return Err(returns::ReturnError::Quantity.into());
                             }
-                            let amount = pricing::line_amount(item.price, item.unit, *quantity)
-                                .ok_or_else(|| WriteError::Invalid("amount too large".into()))?;
+                            let amount =
+                                pricing::line_amount(item.price, item.unit, *quantity).ok_or(WriteError::Overflow)?;
                             Ok(ReturnLine {
                                 sale_line: None,
                                 sku: item.sku,
@@ -380,7 +376,7 @@ impl Journal {
                 total,
                 loyalty: loyalty.as_ref().map(|(l, _)| l.clone()),
             };
-            ret.validate().map_err(WriteError::Invalid)?;
+            ret.validate().map_err(WriteError::Inconsistent)?;
             let cash_refund = cash_total(&ret.refunds)?;
             let overridden = super::shifts::check_drawer(tx, terminal, shift, cash_refund, drawer_override)?;
             let record = Record::Return { ret: ret.clone(), shift };

@@ -86,7 +86,7 @@ impl Journal {
         now_ms: i64,
     ) -> Result<(ShiftReport, bool), WriteError> {
         if float.0 < 0 {
-            return Err(WriteError::Invalid("the float cannot be negative".into()));
+            return Err(WriteError::NegativeFloat);
         }
         if float > limits::CASH_AMOUNT_MAX {
             return Err(WriteError::AmountTooLarge { what: "the float", max: limits::CASH_AMOUNT_MAX });
@@ -122,13 +122,13 @@ impl Journal {
     ) -> Result<(ShiftReport, bool), WriteError> {
         let reason = reason.trim();
         if amount.0 == 0 {
-            return Err(WriteError::Invalid("the amount cannot be zero".into()));
+            return Err(WriteError::ZeroCashAmount);
         }
         if amount.0.unsigned_abs() > limits::CASH_AMOUNT_MAX.0.unsigned_abs() {
             return Err(WriteError::AmountTooLarge { what: "a cash movement", max: limits::CASH_AMOUNT_MAX });
         }
         if reason.is_empty() || reason.chars().count() > REASON_LEN_MAX_CHARS {
-            return Err(WriteError::Invalid(format!("give a reason of 1 to {REASON_LEN_MAX_CHARS} characters")));
+            return Err(WriteError::CashReason);
         }
         let digest = RequestDigest::of("cash_move", &(amount, reason, drawer_override));
         let conn = self.conn();
@@ -164,7 +164,7 @@ impl Journal {
         now_ms: i64,
     ) -> Result<(ShiftReport, bool), WriteError> {
         if counted.0 < 0 {
-            return Err(WriteError::Invalid("counted cash cannot be negative".into()));
+            return Err(WriteError::NegativeCounted);
         }
         if counted > limits::COUNTED_CASH_MAX {
             return Err(WriteError::AmountTooLarge { what: "the counted cash", max: limits::COUNTED_CASH_MAX });

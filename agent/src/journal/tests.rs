@@ -541,6 +541,77 @@ fn typed_amounts_are_bounded() {
     assert!(j.x_report(1).unwrap().is_some(), "the shift is still open");
 }
 
+/// What used to be one `Invalid(String)`: each refusal its own variant and code, and
+/// nothing written.
+#[test]
+fn each_refusal_of_a_write_has_its_own_variant_and_code() {
+    use kassa_protocol::loyalty::{CustomerError, LoyaltyRules};
+    let (_dir, j) = journal();
+    let code = |e: WriteError| e.code();
+    let user = |id: &str, name: &str| User { id: id.into(), name: name.into(), role: Role::Cashier };
+    let e = j.add_user(&user("a b", "Ann"), "1234", 0).unwrap_err();
+    assert!(matches!(e, WriteError::BadUserId), "{e:?}");
+    assert_eq!(code(e), "bad_user_id");
+    let e = j.add_user(&user("ann", " "), "1234", 0).unwrap_err();
+    assert!(matches!(e, WriteError::BadUserName), "{e:?}");
+    assert_eq!(code(e), "bad_user_name");
+    let e = j.add_user(&user("ann", "Ann"), "12a4", 0).unwrap_err();
+    assert!(matches!(e, WriteError::BadPin), "{e:?}");
+    assert_eq!(code(e), "bad_pin_format");
+    let e = j.add_user(&user("anna", "Anna"), "1234", 0).unwrap_err();
+    assert!(matches!(&e, WriteError::UserExists(id) if id == "anna"), "{e:?}");
+    assert_eq!(code(e), "user_exists");
+
+    let e = j.open_shift(1, "anna", Kopecks(-1), "open0", 1).unwrap_err();
+    assert!(matches!(e, WriteError::NegativeFloat), "{e:?}");
+    assert_eq!(code(e), "negative_float");
+    j.open_shift(1, "anna", Kopecks(0), "open", 1).unwrap();
+    let e = j.cash_move(1, "anna", Kopecks(0), "x", None, "zero", 2).unwrap_err();
+    assert!(matches!(e, WriteError::ZeroCashAmount), "{e:?}");
+    assert_eq!(code(e), "zero_cash_amount");
+    let long = "x".repeat(shifts::REASON_LEN_MAX_CHARS + 1);
+    for reason in [" ", long.as_str()] {
+        let e = j.cash_move(1, "anna", Kopecks(100), reason, None, "reason", 2).unwrap_err();
+        assert!(matches!(e, WriteError::CashReason), "{e:?}");
+        assert_eq!(code(e), "bad_cash_reason");
+    }
+    let e = j.close_shift(1, "boss", Kopecks(-1), "close", 2).unwrap_err();
+    assert!(matches!(e, WriteError::NegativeCounted), "{e:?}");
+    assert_eq!(code(e), "negative_counted_cash");
+
+    // Points without a customer, and in steps other than the point's value.
+    let b = basket(&j, &[("100001", 1)]);
+    let points = |k: i64| {
+        vec![
+            Tender { kind: TenderKind::Points, amount: Kopecks(k) },
+            Tender { kind: TenderKind::Cash, amount: Kopecks(10_690 - k) },
+        ]
+    };
+    let e = j.commit_sale(1, "anna", &b, &points(100), None, "p1", 3).unwrap_err();
+    assert!(matches!(e, WriteError::PointsNeedCustomer), "{e:?}");
+    assert_eq!(code(e), "points_need_customer");
+    let customer = j.issue_customer("+79123456789", None).unwrap();
+    let with = LoyaltyUse { customer: customer.card.clone(), rules: LoyaltyRules::default(), online: false };
+    let e = j.commit_sale(1, "anna", &b, &points(150), Some(&with), "p2", 3).unwrap_err();
+    assert!(matches!(e, WriteError::PointsStep { step: Kopecks(100) }), "{e:?}");
+    assert_eq!(code(e), "points_step");
+
+    // Cards: a phone that has one, and a phone that is not one.
+    let e = j.issue_customer("+7 912 345-67-89", None).unwrap_err();
+    assert!(matches!(&e, WriteError::PhoneTaken { card } if *card == customer.card.as_str()), "{e:?}");
+    assert_eq!(code(e), "phone_has_card");
+    let e = j.issue_customer("12", None).unwrap_err();
+    assert!(matches!(e, WriteError::Customer(CustomerError::Phone)), "{e:?}");
+    assert_eq!(code(e), "bad_phone");
+
+    // A return without a receipt of a SKU the catalog does not have.
+    let request = ReturnRequest::WithoutReceipt { lines: vec![(Sku("999999".into()), 1)], approved_by: "boss".into() };
+    let e = j.commit_return(1, "anna", &request, None, "r", 4).unwrap_err();
+    assert!(matches!(&e, WriteError::UnknownSku(sku) if sku.as_str() == "999999"), "{e:?}");
+    assert_eq!(code(e), "unknown_sku");
+    assert_eq!(j.docs_count().unwrap(), (0, 0));
+}
+
 #[test]
 fn cash_leaves_the_drawer_only_as_far_as_it_holds_or_a_manager_overrides() {
     let (_dir, j) = journal();

@@ -71,6 +71,17 @@ pub enum AuthError {
     Journal(#[from] JournalError),
 }
 
+super::refusal_codes! {
+    AuthError {
+        AuthError::NoSuchUser => "no_such_user",
+        AuthError::WrongPin { .. } => "wrong_pin",
+        AuthError::Locked { .. } => "locked",
+    }
+    delegate {
+        AuthError::Journal => JournalError,
+    }
+}
+
 impl From<rusqlite::Error> for AuthError {
     fn from(e: rusqlite::Error) -> Self {
         AuthError::Journal(e.into())
@@ -88,24 +99,24 @@ impl Journal {
             && user.id.len() <= 32
             && user.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !id_ok {
-            return Err(WriteError::Invalid("a user id is 1 to 32 letters, digits, - or _".into()));
+            return Err(WriteError::BadUserId);
         }
         if user.name.trim().is_empty() || user.name.chars().count() > 64 {
-            return Err(WriteError::Invalid("a name is 1 to 64 characters".into()));
+            return Err(WriteError::BadUserName);
         }
         if !valid_pin(pin) {
-            return Err(WriteError::Invalid("a PIN is 4 to 8 digits".into()));
+            return Err(WriteError::BadPin);
         }
         let hash = Argon2::default()
             .hash_password(pin.as_bytes())
-            .map_err(|e| WriteError::Invalid(format!("cannot hash the PIN: {e}")))?
+            .map_err(|e| WriteError::PinHash(e.to_string()))?
             .to_string();
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let exists: Option<String> =
             tx.query_row("SELECT id FROM users WHERE id = ?1", [&user.id], |r| r.get(0)).optional()?;
         if exists.is_some() {
-            return Err(WriteError::Invalid(format!("user {} exists", user.id)));
+            return Err(WriteError::UserExists(user.id.clone()));
         }
         tx.execute(
             "INSERT INTO users (id, name, role, pin_hash) VALUES (?1, ?2, ?3, ?4)",

@@ -6,10 +6,19 @@ fn gtin(g: &str) -> Scan {
 }
 
 fn rejected(frame: &[u8]) -> String {
+    reason(frame).to_string()
+}
+
+fn reason(frame: &[u8]) -> RejectReason {
     match parse(frame) {
-        Scan::Rejected { error } => error,
+        Scan::Rejected(reason) => reason,
         other => panic!("{} parsed as {other:?}", crate::escape(frame)),
     }
+}
+
+/// The code of the rejection of `frame`.
+fn code(frame: &[u8]) -> &'static str {
+    reason(frame).code()
 }
 
 fn ai(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -196,9 +205,10 @@ fn loyalty_cards_and_receipts() {
     assert!(rejected(b"2990000123458").contains("check digit"));
     let lc = ScanRules { loyalty_prefix: "LC".into(), ..ScanRules::default() };
     assert_eq!(parse_with(b"LC00123456", &lc), Scan::Loyalty { card: "LC00123456".into() });
-    assert!(matches!(parse_with(b"LC1", &lc), Scan::Rejected { error } if error.contains("loyalty card")));
+    assert!(matches!(parse_with(b"LC1", &lc), Scan::Rejected(r) if r.to_string().contains("loyalty card")));
+    assert!(matches!(parse_with(b"LC1", &lc), Scan::Rejected(r) if r.code() == "scan_loyalty_code"));
     // With a letter prefix, 299… is an in-store code again.
-    assert!(matches!(parse_with(b"2990000123459", &lc), Scan::Rejected { .. }));
+    assert!(matches!(parse_with(b"2990000123459", &lc), Scan::Rejected(_)));
 
     assert_eq!(parse(b"KASSA:7:42"), Scan::Receipt(ReceiptRef::Sale { store: 7, seq: 42 }));
     assert_eq!(parse(b"]Q1KASSA:7:42"), Scan::Receipt(ReceiptRef::Sale { store: 7, seq: 42 }));
@@ -244,10 +254,56 @@ fn json_is_one_flat_object() {
     assert_eq!(v["kind"], "rejected");
     assert_eq!(v["raw"], "\\xff");
     assert!(v["error"].as_str().unwrap().contains("baud"));
+    assert_eq!(v["reason_code"], "scan_garbage");
     let v = json(b"]d20104650001209603215aBcDeFg\x1d93&</>");
     assert_eq!(v["kind"], "marking");
     assert_eq!(v["code"], "0104650001209603215aBcDeFg\u{1d}93&</>");
     assert_eq!(v["raw"], "]d20104650001209603215aBcDeFg\\x1d93&</>");
+}
+
+/// Each rejection has the code whose advice fits it (the page's words hang on these),
+/// and every code is listed in `ALL_CODES` and is produced by some frame.
+#[test]
+fn rejections_carry_stable_codes() {
+    let lc = ScanRules { loyalty_prefix: "LC".into(), ..ScanRules::default() };
+    let marking_without_gs = format!("]d20104650001209603215aBcDeFgHiJkLm91EE0692{CRYPTO}");
+    let zero = format!("2200001{:05}", 0);
+    let zero = format!("{zero}{}", check_digit(zero.as_bytes()));
+    let cases: Vec<(RejectReason, &str)> = vec![
+        (reason(b""), "scan_empty"),
+        (reason(&[b'1'; 600]), "scan_too_long"),
+        (reason("ДС12345678".as_bytes()), "scan_russian_layout"),
+        (reason(b"\xff\xfe"), "scan_garbage"),
+        (reason("4650001209603€".as_bytes()), "scan_not_ascii"),
+        (reason(b"\x024650001209603"), "scan_control_byte"),
+        (reason(b"]E14"), "scan_add_on"),
+        (reason(marking_without_gs.as_bytes()), "scan_gs1_separators"),
+        (reason(b"]C10104650001209604"), "scan_gs1_check_digit"),
+        (reason(b"]C1050000"), "scan_gs1_malformed"),
+        (reason(b"]C1010465000120960317251331"), "scan_gs1_malformed"),
+        (reason(b"4650001209604"), "scan_check_digit"),
+        (reason(b"12345"), "scan_digit_count"),
+        (reason(b"2100001012359"), "scan_weighed_template"),
+        (reason(zero.as_bytes()), "scan_zero_weight"),
+        (reason(b"KASSA:7"), "scan_receipt_code"),
+        (
+            match parse_with(b"LC1", &lc) {
+                Scan::Rejected(r) => r,
+                other => panic!("{other:?}"),
+            },
+            "scan_loyalty_code",
+        ),
+        (reason(b"12\x1d34"), "scan_stray_gs"),
+        (reason(b"hello"), "scan_unknown_format"),
+    ];
+    for (reason, want) in &cases {
+        assert_eq!(reason.code(), *want, "{reason}");
+    }
+    for listed in RejectReason::ALL_CODES {
+        assert!(cases.iter().any(|(_, c)| c == listed), "no frame gives {listed}");
+    }
+    assert_eq!(code(b"036000291453"), "scan_check_digit");
+    assert_eq!(RejectReason::from(GtinError::Length(5)).code(), "scan_digit_count");
 }
 
 #[test]

@@ -1,0 +1,230 @@
+//! Promotions at HQ: publishing a validated, versioned set, and pricing a basket for the
+//! online shop (or any channel) with the same engine every till runs,
+//! [`kassa_protocol::promotions`].
+
+use std::collections::{BTreeSet, HashMap};
+
+use kassa_protocol::catalog::CatalogItem;
+use kassa_protocol::loyalty::CustomerId;
+use kassa_protocol::promotions::definition::Definition;
+use kassa_protocol::promotions::{
+    Applied, Catalog, Channel, Context, LocalTime, PriceLine, PromotionError, PromotionSet, PROMOTIONS_MAX,
+};
+use kassa_protocol::{pricing, Kopecks, Sku, StoreId};
+use serde::{Deserialize, Serialize};
+
+use crate::db::DbError;
+use crate::sync_server::{blocking, Shared};
+
+/// Lines of a basket priced by [`price`], as at a till.
+pub const PRICE_LINES_MAX: usize = kassa_protocol::basket::BASKET_LINES_MAX;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("{0}; nothing published")]
+    Invalid(PromotionError),
+    #[error("more than {PROMOTIONS_MAX} promotions; nothing published")]
+    TooMany,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// The catalog a set is checked against.
+struct Items<'a> {
+    skus: BTreeSet<&'a str>,
+    categories: BTreeSet<&'a str>,
+}
+
+impl Catalog for Items<'_> {
+    fn has_sku(&self, sku: &Sku) -> bool {
+        self.skus.contains(sku.as_str())
+    }
+    fn has_category(&self, category: &str) -> bool {
+        self.categories.contains(category)
+    }
+}
+
+/// Validates `definitions` against each other and the catalog and publishes them as the
+/// new set, whole or not at all; returns its version.
+pub async fn publish(shared: &Shared, definitions: Vec<Definition>) -> Result<u64, PublishError> {
+    if definitions.len() > PROMOTIONS_MAX {
+        return Err(PublishError::TooMany);
+    }
+    let promotions = definitions
+        .iter()
+        .map(Definition::to_promotion)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(PublishError::Invalid)?;
+    let catalog = blocking(&shared.db, |db| db.catalog()).await?;
+    let items = Items {
+        skus: catalog.iter().map(|i| i.sku.as_str()).collect(),
+        categories: catalog.iter().map(|i| i.category.as_str()).collect(),
+    };
+    let set = PromotionSet::new(promotions, &items).map_err(PublishError::Invalid)?;
+    let count = set.len();
+    let version = blocking(&shared.db, move |db| db.publish_promotions(&definitions, set)).await?;
+    tracing::info!(version, promotions = count, "published promotions");
+    Ok(version)
+}
+
+/// A basket to price: what the online shop (or any channel) sends.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceRequest {
+    pub store: u32,
+    /// `store` or `online`.
+    pub channel: String,
+    /// A loyalty card, for members' and personal offers.
+    #[serde(default)]
+    pub customer: Option<String>,
+    #[serde(default)]
+    pub coupons: Vec<String>,
+    /// When (Unix ms; now if absent), in the store's zone (`utc_offset_minutes`, Moscow if
+    /// absent).
+    #[serde(default)]
+    pub at_ms: Option<i64>,
+    #[serde(default)]
+    pub utc_offset_minutes: Option<i32>,
+    pub lines: Vec<PriceRequestLine>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceRequestLine {
+    pub sku: String,
+    /// Pieces, or grams of a weighed item.
+    pub quantity: i64,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct PricedLine {
+    pub sku: String,
+    pub name: String,
+    pub unit: &'static str,
+    pub quantity: i64,
+    pub price_kopecks: i64,
+    pub amount_kopecks: i64,
+    pub discount_kopecks: i64,
+    pub to_pay_kopecks: i64,
+    /// `20`, `10`, `0` or `none`.
+    pub vat: &'static str,
+    /// VAT in what is paid for the line.
+    pub vat_kopecks: i64,
+    pub promotions: Vec<PricedPromotion>,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct PricedPromotion {
+    pub id: u32,
+    pub version: u32,
+    pub name: String,
+    pub amount_kopecks: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PriceAnswer {
+    pub promotions_version: u64,
+    pub lines: Vec<PricedLine>,
+    pub total_kopecks: i64,
+    pub discount_kopecks: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PriceError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("unknown SKU {0}")]
+    UnknownSku(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// Prices a basket for a store and channel with the published promotions.
+pub async fn price(shared: &Shared, req: PriceRequest, now_ms: i64) -> Result<PriceAnswer, PriceError> {
+    let invalid = |m: String| PriceError::Invalid(m);
+    if req.lines.is_empty() || req.lines.len() > PRICE_LINES_MAX {
+        return Err(invalid(format!("1 to {PRICE_LINES_MAX} lines")));
+    }
+    let channel = match req.channel.as_str() {
+        "store" => Channel::Store,
+        "online" => Channel::Online,
+        other => return Err(invalid(format!("channel `{other}`: store or online"))),
+    };
+    let customer =
+        req.customer.as_deref().map(CustomerId::parse).transpose().map_err(|e| invalid(format!("customer: {e}")))?;
+    let mut skus = Vec::with_capacity(req.lines.len());
+    for l in &req.lines {
+        skus.push(Sku::parse(&l.sku).ok_or_else(|| invalid(format!("`{}` is not a SKU", l.sku)))?);
+        if !(1..=kassa_protocol::basket::LINE_QUANTITY_MAX).contains(&l.quantity) {
+            return Err(invalid(format!("quantity of {}: 1 to {}", l.sku, kassa_protocol::basket::LINE_QUANTITY_MAX)));
+        }
+    }
+    let lookup = skus.clone();
+    let (items, (version, set)): (HashMap<Sku, CatalogItem>, _) =
+        blocking(&shared.db, move |db| Ok((db.items(&lookup)?, db.promotion_set()?))).await?;
+    let mut priced_items = Vec::with_capacity(skus.len());
+    for (sku, l) in skus.iter().zip(&req.lines) {
+        let item = items.get(sku).ok_or_else(|| PriceError::UnknownSku(sku.0.clone()))?;
+        let amount = pricing::line_amount(item.price, item.unit, l.quantity)
+            .ok_or_else(|| invalid(format!("the amount of {sku} is too large")))?;
+        priced_items.push((item, l.quantity, amount));
+    }
+    let lines: Vec<PriceLine<'_>> = priced_items
+        .iter()
+        .map(|(item, quantity, amount)| PriceLine {
+            sku: &item.sku,
+            category: &item.category,
+            unit: item.unit,
+            quantity: *quantity,
+            price: item.price,
+            amount: *amount,
+        })
+        .collect();
+    let used = BTreeSet::new();
+    let cx = Context {
+        store: StoreId(req.store),
+        channel,
+        at: LocalTime::from_unix_ms(req.at_ms.unwrap_or(now_ms), req.utc_offset_minutes.unwrap_or(180)),
+        customer: customer.as_ref(),
+        coupons: &req.coupons,
+        used_coupons: &used,
+    };
+    let priced = set.price(&lines, &cx);
+    let name = |a: &Applied| set.get(a.promotion).map_or_else(String::new, |p| p.name.clone());
+    let out: Vec<PricedLine> = priced_items
+        .iter()
+        .zip(&priced.lines)
+        .map(|((item, quantity, amount), d)| {
+            let to_pay = Kopecks(amount.0 - d.discount.0);
+            PricedLine {
+                sku: item.sku.0.clone(),
+                name: item.name.clone(),
+                unit: item.unit.code(),
+                quantity: *quantity,
+                price_kopecks: item.price.0,
+                amount_kopecks: amount.0,
+                discount_kopecks: d.discount.0,
+                to_pay_kopecks: to_pay.0,
+                vat: item.vat.code(),
+                vat_kopecks: pricing::vat_included(to_pay, item.vat).0,
+                promotions: d
+                    .applied
+                    .iter()
+                    .map(|a| PricedPromotion {
+                        id: a.promotion,
+                        version: a.version,
+                        name: name(a),
+                        amount_kopecks: a.amount.0,
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    let total = out.iter().map(|l| l.to_pay_kopecks).sum();
+    Ok(PriceAnswer {
+        promotions_version: version,
+        lines: out,
+        total_kopecks: total,
+        discount_kopecks: priced.total_discount.0,
+    })
+}
