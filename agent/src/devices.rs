@@ -201,7 +201,7 @@ impl Spooler {
             match print(p, &bytes) {
                 Ok(Printed::Done) => {
                     tracing::info!(job = job.id, copy = job.copy, bytes = bytes.len(), "printed");
-                    if let Err(e) = self.journal.print_job_done(job.id, crate::till::now_ms()) {
+                    if let Err(e) = self.journal.print_job_done(job.id, crate::clock::now_ms()) {
                         tracing::error!(error = %e, "cannot mark print job done");
                     }
                     self.status.send_modify(|s| {

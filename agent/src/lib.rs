@@ -10,6 +10,8 @@
 //! - [`sync_client`]: the QUIC shell around `kassa_protocol::sync::StoreSync`.
 //! - [`api`]: the cashier's HTTP API and page.
 //! - [`status`]: the status board shown on the page.
+//! - [`blocking`]: the one way off the async executor for blocking work.
+//! - [`clock`]: the wall clock.
 //! - [`metrics`]: what `/metrics` shows (Prometheus text), with the latency histograms.
 //!
 //! # Task tree
@@ -23,6 +25,8 @@
 //! **Architecture invariant:** `agent` never imports `kassa-hq`.
 
 pub mod api;
+pub mod blocking;
+pub mod clock;
 pub mod config;
 pub mod devices;
 pub mod journal;
@@ -76,7 +80,7 @@ impl RunningAgent {
         while self.tasks.join_next().await.is_some() {}
         self.stop.store(true, Ordering::Relaxed);
         let threads = std::mem::take(&mut self.threads);
-        let _ = tokio::task::spawn_blocking(move || {
+        crate::blocking::run(move || {
             for t in threads {
                 let _ = t.join();
             }
@@ -158,9 +162,8 @@ pub async fn start(config: AgentConfig, cancel: CancellationToken) -> Result<Run
                     }
                 }
                 let store = baskets.clone();
-                let saved =
-                    tokio::task::spawn_blocking(move || store.save(terminal, &basket, customer.as_deref())).await;
-                if let Ok(Err(e)) = saved {
+                let saved = crate::blocking::run(move || store.save(terminal, &basket, customer.as_deref())).await;
+                if let Err(e) = saved {
                     tracing::warn!(error = %e, "could not save the open basket");
                 }
             }

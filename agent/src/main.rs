@@ -40,9 +40,10 @@ enum Command {
         #[arg(long, default_value = "kassa-agent.toml")]
         config: PathBuf,
     },
-    /// Cashiers and managers.
+    /// Cashiers and managers. `--config` goes before or after the subcommand
+    /// (`users --config agent.toml add …` or `users add … --config agent.toml`).
     Users {
-        #[arg(long, default_value = "kassa-agent.toml")]
+        #[arg(long, default_value = "kassa-agent.toml", global = true)]
         config: PathBuf,
         #[command(subcommand)]
         command: UsersCommand,
@@ -92,7 +93,7 @@ async fn main() -> anyhow::Result<()> {
         }
         // Serial I/O blocks: off the executor. Ctrl-C ends the process as usual.
         Command::Devices { command } => {
-            tokio::task::spawn_blocking(move || devices_cli::run(command)).await??;
+            kassa_agent::blocking::run(move || devices_cli::run(command)).await?;
         }
         Command::Verify { config } => {
             let report = open_journal(&config)?.verify()?;
@@ -109,6 +110,11 @@ async fn main() -> anyhow::Result<()> {
             println!("journal verified: the hash chain is intact and the tables agree with it");
         }
         Command::Users { config, command } => {
+            // On a fresh install the first user comes before the first run: the data
+            // directory may not exist yet.
+            let data_dir = kassa_agent::AgentConfig::load(&config)?.data_dir;
+            std::fs::create_dir_all(&data_dir)
+                .map_err(|e| anyhow::anyhow!("cannot create the data directory {}: {e}", data_dir.display()))?;
             let journal = open_journal(&config)?;
             match command {
                 UsersCommand::Add { id, name, role } => {

@@ -140,9 +140,8 @@ fn render_report(r: &ShiftReport, closing: bool, profile: PrinterProfile, utc_of
     e.line(&"-".repeat(profile.columns));
     e.columns(&format!("Продажи ({})", r.sales_count), &format!("={}", r.sales_total));
     e.columns(&format!("Возвраты ({})", r.returns_count), &format!("={}", r.returns_total));
-    e.columns(&format!("Отмены чеков ({})", r.voids_count), &format!("={}", r.voids_total));
     for t in &r.tenders {
-        let name = if t.kind == "card" { "Картой" } else { "Наличными" };
+        let name = report_tender_name(&t.kind);
         e.columns(&format!("{name}: продажи"), &format!("={}", t.sales));
         e.columns(&format!("{name}: возвраты"), &format!("={}", t.refunds));
     }
@@ -152,6 +151,10 @@ fn render_report(r: &ShiftReport, closing: bool, profile: PrinterProfile, utc_of
             e.columns(&format!("{} возвраты", v.rate.label()), &format!("={} (НДС {})", v.returns, v.returns_vat));
         }
     }
+    // Baskets voided before payment took no money: a count and what they held, apart
+    // from the money lines above (a cancelled sale is a return, counted there).
+    e.line(&"-".repeat(profile.columns));
+    e.line(&format!("Аннулировано корзин: {} на сумму {}", r.voids_count, r.voids_total));
     e.line(&"-".repeat(profile.columns));
     e.columns("Размен", &format!("={}", r.float));
     e.columns("Внесения", &format!("={}", r.cash_in));
@@ -163,6 +166,15 @@ fn render_report(r: &ShiftReport, closing: bool, profile: PrinterProfile, utc_of
     }
     e.cut(Cut::FeedPartial(3));
     e.finish()
+}
+
+/// A report's tender by its code (`"cash"`, `"card"`, `"points"`); a code this
+/// release does not know is printed as it is, never taken for cash.
+fn report_tender_name(code: &str) -> String {
+    match TenderKind::from_code(code) {
+        Some(kind) => tender_name(kind).to_owned(),
+        None => code.to_owned(),
+    }
 }
 
 /// `DD.MM.YYYY HH:MM` in the store's time zone, without a time zone database.
@@ -192,5 +204,66 @@ mod tests {
         // 2026-11-23 09:30 UTC is 12:30 in Moscow.
         assert_eq!(format_time(1_795_426_200_000, 180), "23.11.2026 12:30");
         assert_eq!(format_time(951_782_400_000, 0), "29.02.2000 00:00");
+    }
+
+    use crate::journal::TenderTotal;
+    use kassa_hardware::escpos::EPSON;
+
+    /// The job's bytes as the paper shows them (commands left in, harmless to `contains`).
+    fn text(bytes: &[u8]) -> String {
+        EPSON.encoding.decode_without_bom_handling(bytes).0.into_owned()
+    }
+
+    fn report() -> ShiftReport {
+        let tender = |kind: &str, sales: i64, refunds: i64| TenderTotal {
+            kind: kind.into(),
+            sales: Kopecks(sales),
+            refunds: Kopecks(refunds),
+        };
+        ShiftReport {
+            shift: 3,
+            terminal: 1,
+            opened_by: "anna".into(),
+            opened_at_ms: 0,
+            closed_by: None,
+            closed_at_ms: None,
+            float: Kopecks(50_000),
+            sales_count: 4,
+            sales_total: Kopecks(50_000),
+            returns_count: 2,
+            returns_total: Kopecks(17_090),
+            voids_count: 3,
+            voids_total: Kopecks(1_069_009_990),
+            tenders: vec![tender("card", 20_000, 0), tender("cash", 29_000, 14_890), tender("points", 1_000, 2_200)],
+            vat: Vec::new(),
+            cash_in: Kopecks(0),
+            cash_out: Kopecks(0),
+            expected_cash: Kopecks(64_110),
+            counted_cash: None,
+            difference: None,
+        }
+    }
+
+    #[test]
+    fn a_report_prints_points_as_points_and_voids_apart_from_money() {
+        let out = text(&render_report(&report(), false, EPSON, 0));
+        assert!(out.contains("X-ОТЧЁТ"), "{out}");
+        assert_eq!(out.matches("Наличными: продажи").count(), 1, "{out}");
+        assert!(out.contains("Картой: продажи"), "{out}");
+        assert!(out.contains("Баллами: продажи") && out.contains("Баллами: возвраты"), "{out}");
+        assert!(out.contains("=22,00"), "points refunded: {out}");
+        // Voided baskets are a count and what they held, not a money column.
+        assert!(out.contains("Аннулировано корзин: 3 на сумму 10690099,90"), "{out}");
+        assert!(!out.contains("Отмены чеков"), "{out}");
+        assert!(out.contains("Возвраты (2)") && out.contains("=170,90"), "{out}");
+    }
+
+    #[test]
+    fn a_report_prints_a_tender_it_does_not_know_by_its_code_never_as_cash() {
+        let mut r = report();
+        r.tenders = vec![TenderTotal { kind: "voucher".into(), sales: Kopecks(100), refunds: Kopecks(0) }];
+        let out = text(&render_report(&r, true, EPSON, 0));
+        assert!(out.contains("Z-ОТЧЁТ") && out.contains("voucher: продажи"), "{out}");
+        assert!(!out.contains("Наличными"), "{out}");
     }
 }

@@ -214,7 +214,7 @@ async fn blocking<T: Send + 'static>(
     f: impl FnOnce(&Journal) -> Result<T, JournalError> + Send + 'static,
 ) -> Result<T, JournalError> {
     let j = journal.clone();
-    tokio::task::spawn_blocking(move || f(&j)).await.expect("journal task panicked")
+    crate::blocking::run(move || f(&j)).await
 }
 
 async fn session(
@@ -322,7 +322,7 @@ async fn drive(
                     s.hq.last_error = None;
                     s.hq.error_code = None;
                     s.hq.hq_software_version = hq_software;
-                    s.hq.last_contact_ms = Some(crate::till::now_ms());
+                    s.hq.last_contact_ms = Some(crate::clock::now_ms());
                 });
             }
             StoreEvent::ReadOutbox { after, max } => {
@@ -344,7 +344,7 @@ async fn drive(
             }
             StoreEvent::Acked { upto } => {
                 blocking(journal, move |j| j.set_acked(upto)).await?;
-                status.send_modify(|s| s.hq.last_contact_ms = Some(crate::till::now_ms()));
+                status.send_modify(|s| s.hq.last_contact_ms = Some(crate::clock::now_ms()));
             }
             StoreEvent::Catalog { version, items } => {
                 let n = items.len();

@@ -233,12 +233,7 @@ pub struct Till {
     pub sale_commit_seconds: prometheus_client::metrics::histogram::Histogram,
 }
 
-/// Unix milliseconds now, from this machine's clock.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
+pub use crate::clock::now_ms;
 
 fn token() -> String {
     let mut bytes = [0u8; 16];
@@ -286,7 +281,7 @@ impl Till {
         f: impl FnOnce(&Journal) -> Result<T, E> + Send + 'static,
     ) -> Result<T, E> {
         let j = self.journal.clone();
-        tokio::task::spawn_blocking(move || f(&j)).await.expect("journal task panicked")
+        crate::blocking::run(move || f(&j)).await
     }
 
     // ---- users ----
@@ -465,7 +460,7 @@ impl Till {
     pub async fn new_customer(&self, phone: String, name: Option<String>) -> Result<TillEvent, TillError> {
         let customer = self.journal(move |j| j.issue_customer(&phone, name.as_deref())).await?;
         tracing::info!(card = %customer.card, "loyalty card issued");
-        self.committed();
+        self.committed().await;
         self.attach(customer).await
     }
 
@@ -719,7 +714,7 @@ impl Till {
             let next = open.basket.clone();
             drop(open);
             tracing::info!(sale = %sale.id, receipt = %sale.receipt_no, total = %sale.total, "sale committed");
-            self.committed();
+            self.committed().await;
             self.publish(TillEvent::SaleCommitted { sale: sale.clone() });
             self.publish(TillEvent::Basket { basket: next, totals: None, customer: None });
         }
@@ -756,20 +751,22 @@ impl Till {
             .await?;
         if !replayed {
             tracing::info!(id = %ret.id, receipt = %ret.receipt_no, total = %ret.total, kind = ?ret.kind, "return committed");
-            self.committed();
+            self.committed().await;
             self.publish(TillEvent::ReturnCommitted { ret: ret.clone() });
         }
         Ok((ret, replayed))
     }
 
-    fn committed(&self) {
+    async fn committed(&self) {
         self.outbox_changed.send_modify(|g| *g += 1);
         let _ = self.print_wake.try_send(());
-        self.publish_shift();
+        self.publish_shift().await;
     }
 
-    pub fn publish_shift(&self) {
-        if let Ok(report) = self.journal.x_report(self.terminal) {
+    /// Publishes the shift's figures (read off the executor).
+    pub async fn publish_shift(&self) {
+        let terminal = self.terminal;
+        if let Ok(report) = self.journal(move |j| j.x_report(terminal)).await {
             self.publish(TillEvent::Shift { report });
         }
     }
@@ -785,7 +782,7 @@ impl Till {
     pub async fn open_shift(&self, user: &User, float: Kopecks, key: String) -> Result<ShiftReport, TillError> {
         let (terminal, id) = (self.terminal, user.id.clone());
         let (report, _) = self.journal(move |j| j.open_shift(terminal, &id, float, &key, now_ms())).await?;
-        self.publish_shift();
+        self.publish_shift().await;
         Ok(report)
     }
 
@@ -807,7 +804,7 @@ impl Till {
         if !replayed && amount.0 > 0 {
             let _ = self.print_wake.try_send(());
         }
-        self.publish_shift();
+        self.publish_shift().await;
         Ok(report)
     }
 

@@ -405,6 +405,24 @@ async fn framework_refusals_come_as_json() {
             422,
             "bad_request",
         ),
+        (
+            "a weight typed with a comma, sent as it was typed",
+            client
+                .post(url("/api/basket/items"))
+                .bearer_auth(&token)
+                .json(&json!({ "sku": "100477", "quantity": "1,5", "idempotency_key": "w1" })),
+            422,
+            "bad_request",
+        ),
+        (
+            "a weight the page could not read (NaN goes as null)",
+            client
+                .post(url("/api/basket/items"))
+                .bearer_auth(&token)
+                .json(&json!({ "sku": "100477", "quantity": null, "idempotency_key": "w2" })),
+            422,
+            "bad_request",
+        ),
         ("no content type", client.post(url("/api/pay")).bearer_auth(&token).body("{}"), 415, "content_type"),
         (
             "a body too large",

@@ -16,7 +16,7 @@ use kassa_hardware::barcode::RejectReason;
 
 /// Codes the page uses for refusals of its own (no answer from the server, an amount it
 /// cannot read); they need words too, but the API never sends them.
-const PAGE_CODES: &[&str] = &["network", "bad_amount"];
+const PAGE_CODES: &[&str] = &["network", "bad_amount", "bad_weight"];
 
 fn read(relative: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);

@@ -17,7 +17,7 @@ const WORDS = {
     ok: "OK", cancel: "Отмена", no_shift: "Смена закрыта", shift_open: "Смена", hq_on: "HQ: на связи",
     hq_off: "HQ: нет связи", backlog: "к отправке", scanner: "Сканер", printer: "Принтер",
     st_closed: "не подключён", st_idle: "готов", st_busy: "печатает", st_error: "ошибка",
-    receipt_done: "Чек {r}: {t} ₽. Сдача: {c} ₽", returned: "Возврат {r}: {t} ₽ ({how})",
+    returned: "Возврат {r}: {t} ₽ ({how})",
     voided: "Чек отменён", vat: "в т.ч. НДС", open_shift: "Открыть смену", float: "Размен, ₽",
     cash_in: "Внесение", cash_out: "Изъятие", amount: "Сумма, ₽", reason: "Причина", x_report: "X-отчёт (печать)",
     close_shift: "Закрыть смену (Z)", counted: "Пересчитано наличных, ₽", manager: "Управляющий",
@@ -30,6 +30,15 @@ const WORDS = {
     customer: "Клиент", pay_points: "Баллами", card_or_phone: "Карта или телефон", new_card: "Новая карта: телефон",
     name: "Имя (необязательно)", points: "Баллов", balance: "баллов", spendable: "можно списать сейчас",
     user_id: "Логин", drawer_override: "Разрешение управляющего: выдать больше, чем в кассе",
+    remove_line: "Удалить строку", weight_kg: "Вес, кг (например 1,5)", receipt_paid: "Чек {r}: {t} ₽.",
+    change_due: "Сдача: {c} ₽", attempts_left: "Осталось попыток: {n}.",
+    cash_in_done: "Внесено {a} ₽. Ожидается в кассе: {e} ₽", cash_out_done: "Изъято {a} ₽. Ожидается в кассе: {e} ₽",
+    shift_opened: "Смена {s} открыта. Размен: {f} ₽",
+    alert_paper_out: "Принтер: нет бумаги. Вставьте новый рулон и закройте крышку — чек напечатается сам. Продавать можно дальше.",
+    alert_cover_open: "Принтер: открыта крышка. Закройте крышку — чек напечатается сам. Продавать можно дальше.",
+    alert_printer_gone: "Принтер не отвечает. Проверьте кабель и питание принтера — чеки напечатаются, когда он вернётся.",
+    alert_printer_other: "Принтер: {w}. Чеки напечатаются, когда принтер будет готов; если не проходит, позовите администратора.",
+    alert_scanner_gone: "Сканер не подключён. Проверьте кабель сканера; пока можно вводить штрихкод вручную.",
   },
   en: {
     title: "Till", shift: "Shift", returns: "Return", logout: "Log out", item: "Item", qty: "Qty",
@@ -39,7 +48,7 @@ const WORDS = {
     ok: "OK", cancel: "Cancel", no_shift: "No shift open", shift_open: "Shift", hq_on: "HQ: online",
     hq_off: "HQ: offline", backlog: "to send", scanner: "Scanner", printer: "Printer",
     st_closed: "not connected", st_idle: "ready", st_busy: "printing", st_error: "error",
-    receipt_done: "Receipt {r}: {t} ₽. Change: {c} ₽", returned: "Return {r}: {t} ₽ ({how})",
+    returned: "Return {r}: {t} ₽ ({how})",
     voided: "Basket voided", vat: "incl. VAT", open_shift: "Open shift", float: "Float, ₽",
     cash_in: "Cash in", cash_out: "Cash out", amount: "Amount, ₽", reason: "Reason", x_report: "X report (print)",
     close_shift: "Close shift (Z)", counted: "Cash counted, ₽", manager: "Manager",
@@ -52,12 +61,21 @@ const WORDS = {
     customer: "Customer", pay_points: "Points", card_or_phone: "Card or phone", new_card: "New card: phone",
     name: "Name (optional)", points: "Points", balance: "points", spendable: "spendable now",
     user_id: "Login", drawer_override: "Manager's approval: pay out more than the drawer holds",
+    remove_line: "Remove line", weight_kg: "Weight, kg (e.g. 1.5)", receipt_paid: "Receipt {r}: {t} ₽.",
+    change_due: "Change: {c} ₽", attempts_left: "Attempts left: {n}.",
+    cash_in_done: "Paid in {a} ₽. Expected in drawer: {e} ₽", cash_out_done: "Paid out {a} ₽. Expected in drawer: {e} ₽",
+    shift_opened: "Shift {s} open. Float: {f} ₽",
+    alert_paper_out: "Printer: out of paper. Load a new roll and close the cover — the receipt prints by itself. You can keep selling.",
+    alert_cover_open: "Printer: cover open. Close the cover — the receipt prints by itself. You can keep selling.",
+    alert_printer_gone: "The printer does not answer. Check its cable and power — receipts print once it is back.",
+    alert_printer_other: "Printer: {w}. Receipts print once the printer is ready; if it does not clear, call the administrator.",
+    alert_scanner_gone: "The scanner is not connected. Check its cable; meanwhile type the barcode in.",
   },
 };
 
 // What the cashier reads for each refusal, and what to do next: one entry per code the
 // API can send (`api::refusal_codes`; agent/tests/refusal_codes.rs fails on a code
-// without words here in both languages), plus the page's own (`network`, `bad_amount`).
+// without words here in both languages), plus the page's own (`network`, `bad_amount`, `bad_weight`).
 const ERRORS = {
   ru: {
     // The scanner and typed codes.
@@ -96,7 +114,7 @@ const ERRORS = {
     bad_pin_format: "PIN — от 4 до 8 цифр.",
     user_exists: "Пользователь с таким логином уже есть: выберите другой логин.",
     // The basket.
-    quantity: "Неверное количество: от 1 до 100 000 (для весового товара — в граммах).",
+    quantity: "Неверное количество: от 1 до 100 000 штук, вес — до 100 кг.",
     basket_full: "Чек заполнен. Оплатите его и начните новый.",
     no_such_line: "Такой строки нет. Обновите страницу.",
     overflow: "Слишком большая сумма: проверьте количество и цену.",
@@ -157,6 +175,7 @@ const ERRORS = {
     // The page's own.
     network: "Нет связи с кассовым сервером. Проверьте, что он запущен.",
     bad_amount: "Неверная сумма: введите число, например 150,50.",
+    bad_weight: "Неверный вес: введите килограммы, например 1,5 или 0,250.",
   },
   en: {
     // The scanner and typed codes.
@@ -195,7 +214,7 @@ const ERRORS = {
     bad_pin_format: "A PIN is 4 to 8 digits.",
     user_exists: "A user with that login exists: choose another login.",
     // The basket.
-    quantity: "Invalid quantity: 1 to 100,000 (grams for a weighed item).",
+    quantity: "Invalid quantity: 1 to 100,000 pieces, a weight up to 100 kg.",
     basket_full: "The basket is full. Pay it and start a new one.",
     no_such_line: "No such line. Reload the page.",
     overflow: "The amount is too large: check the quantity and the price.",
@@ -256,6 +275,7 @@ const ERRORS = {
     // The page's own.
     network: "No connection to the till server. Check that it is running.",
     bad_amount: "Invalid amount: type a number such as 150.50.",
+    bad_weight: "Invalid weight: type kilograms, such as 1.5 or 0.250.",
   },
 };
 
@@ -305,6 +325,19 @@ function kopecks(text) {
   const v = Number(m[2]) * 100 + Number((m[3] || "0").padEnd(2, "0"));
   return m[1] ? -v : v;
 }
+// A weight typed by the cashier, in grams: kilograms as a scale shows them ("1,5",
+// "0.250", "2 кг"), grams with their unit ("250 г"); a whole number above 100 without a
+// unit is grams (nothing sold by weight here goes above 100 kg). `null` if not a weight.
+function grams(text) {
+  const m = String(text).trim().toLowerCase().replace(/\s+/g, "")
+    .match(/^(\d{1,6})(?:[.,](\d{1,3}))?(кг|kg|г|g)?$/);
+  if (!m) return null;
+  const [, whole, frac, unit] = m;
+  if (unit === "г" || unit === "g") return frac === undefined ? Number(whole) : null;
+  const kg = Number(whole) * 1000 + Number((frac || "").padEnd(3, "0"));
+  if (unit || frac !== undefined) return kg;
+  return Number(whole) > 100 ? Number(whole) : kg;
+}
 // Quantities are pieces, or grams when the unit is "kg".
 const isWeighed = (x) => x.unit === "kg";
 const quantityText = (x, q) => (isWeighed(x) ? `${(q / 1000).toFixed(3)} кг` : `${q}`);
@@ -319,13 +352,44 @@ const newKey = () => (crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-$
 // ---- state ----
 const state = { token: sessionStorage.getItem("kassa.token"), user: null, basket: { lines: [] }, totals: null, shift: null, status: null };
 
-function show(text, kind) {
+// The message under the pay buttons: a refusal (its code kept, so that it goes once
+// what it complained about is fixed), a confirmation, or a sale's change (large, until
+// the next scan).
+function show(text, kind, code) {
   const m = $("message");
   m.textContent = text;
   m.className = kind || "";
+  m.dataset.code = code || "";
 }
 function showError(code, message) {
-  show((ERRORS[lang] && ERRORS[lang][code]) || message || code, "error");
+  show((ERRORS[lang] && ERRORS[lang][code]) || message || code, "error", code);
+}
+function showPaid(sale) {
+  const m = $("message");
+  const head = document.createElement("div");
+  head.textContent = t("receipt_paid", { r: sale.receipt_no, t: rub(sale.total_kopecks) });
+  const change = document.createElement("div");
+  change.id = "change";
+  change.textContent = t("change_due", { c: rub(sale.change_kopecks) });
+  m.replaceChildren(head, change);
+  m.className = "ok paid";
+  m.dataset.code = "";
+  m.dataset.change = sale.change_kopecks;
+}
+// Refusals that go by themselves once the state they complained about is fixed.
+const FIXED_WHEN = {
+  no_shift: () => !!state.shift,
+  shift_open: () => !state.shift,
+  empty_basket: () => state.basket.lines.length > 0,
+  points_need_customer: () => !!state.customer,
+  no_such_customer: () => !!state.customer,
+  no_catalog: () => !!(state.status && state.status.hq.online),
+  network: () => true,
+};
+function clearFixed() {
+  const m = $("message");
+  const fixed = m.className === "error" && FIXED_WHEN[m.dataset.code];
+  if (fixed && fixed()) show("", "");
 }
 
 async function api(method, path, body) {
@@ -437,34 +501,49 @@ function renderBasket() {
     const tr = document.createElement("tr");
     const qty = quantityText(l, l.quantity);
     const perKg = isWeighed(l) ? "/кг" : "";
+    // Figures as parts that never break inside; the list price or the discount may go
+    // under the figure on a narrow screen.
     const price = l.price_kopecks !== l.list_price_kopecks
-      ? `${rub(l.price_kopecks)}${perKg} (${rub(l.list_price_kopecks)})`
-      : `${rub(l.price_kopecks)}${perKg}`;
+      ? [`${rub(l.price_kopecks)}${perKg}`, `(${rub(l.list_price_kopecks)})`]
+      : [`${rub(l.price_kopecks)}${perKg}`];
     const amount = l.discount_kopecks
-      ? `${rub(l.amount_kopecks - l.discount_kopecks)} (−${rub(l.discount_kopecks)})`
-      : rub(l.amount_kopecks);
-    for (const [text, cls] of [[i + 1, ""], [l.name, ""], [qty, "num"], [price, "num"], [amount, "num"]]) {
+      ? [rub(l.amount_kopecks - l.discount_kopecks), `(−${rub(l.discount_kopecks)})`]
+      : [rub(l.amount_kopecks)];
+    for (const [text, cls] of [[i + 1, ""], [l.name, ""], [[qty], "num"], [price, "num"], [amount, "num"]]) {
       const td = document.createElement("td");
-      td.textContent = text;
+      if (Array.isArray(text)) {
+        text.forEach((part, k) => {
+          const span = document.createElement("span");
+          span.className = "fig";
+          span.textContent = part;
+          if (k > 0) td.append(" ");
+          td.appendChild(span);
+        });
+      } else {
+        td.textContent = text;
+      }
       if (cls) td.className = cls;
       tr.appendChild(td);
     }
     const td = document.createElement("td");
-    td.className = "num";
+    td.className = "actions";
     const button = (label, title, fn) => {
       const b = document.createElement("button");
       b.className = "small";
       b.textContent = label;
       b.title = title;
+      b.setAttribute("aria-label", title);
       b.onclick = fn;
       td.appendChild(b);
+      return b;
     };
     if (!isWeighed(l)) {
       button("−", t("change_qty"), () => setQuantity(i, l.quantity - 1));
       button("+", t("change_qty"), () => setQuantity(i, l.quantity + 1));
     }
     button("₽", t("new_price"), () => overridePrice(i, l));
-    button("✕", t("void"), () => act(() => api("POST", `/api/basket/lines/${i}/remove`, { idempotency_key: newKey() })));
+    const remove = button("✕", t("remove_line"), () => act(() => api("POST", `/api/basket/lines/${i}/remove`, { idempotency_key: newKey() })));
+    remove.classList.add("remove");
     tr.appendChild(td);
     body.appendChild(tr);
   });
@@ -502,6 +581,37 @@ function renderStatus() {
   };
   $("scanner").textContent = dev(t("scanner"), s.scanner);
   $("printer").textContent = dev(t("printer"), s.printer);
+  renderAlert();
+  clearFixed();
+}
+
+// Device trouble where the cashier looks, in words, with what to do. The printer's
+// condition comes as words from the agent (the same words in every release: its
+// English ones are matched here to choose the advice).
+function deviceAlerts(s) {
+  const alerts = [];
+  const p = s.printer;
+  if (p.configured && (p.state === "error" || p.state === "closed")) {
+    const en = (p.words && p.words.en) || p.detail || "";
+    const words = p.words ? p.words[lang] || p.words.ru : p.detail || t("st_error");
+    if (/paper out/i.test(en)) alerts.push(t("alert_paper_out"));
+    else if (/cover open/i.test(en)) alerts.push(t("alert_cover_open"));
+    else if (p.state === "closed" || /not responding|offline/i.test(en)) alerts.push(t("alert_printer_gone"));
+    else alerts.push(t("alert_printer_other", { w: words }));
+  }
+  const sc = s.scanner;
+  if (sc.configured && (sc.state === "error" || sc.state === "closed")) alerts.push(t("alert_scanner_gone"));
+  return alerts;
+}
+function renderAlert() {
+  const alerts = state.status && state.token ? deviceAlerts(state.status) : [];
+  const el = $("alert");
+  el.replaceChildren(...alerts.map((a) => {
+    const d = document.createElement("div");
+    d.textContent = a;
+    return d;
+  }));
+  el.classList.toggle("hidden", alerts.length === 0);
 }
 
 function renderAll() {
@@ -538,7 +648,42 @@ async function overridePrice(i, line) {
   await act(() => api("POST", `/api/basket/lines/${i}/price`, { price_kopecks: price, manager: approval(v), idempotency_key: newKey() }));
 }
 
+// One payment at a time: the pay buttons are disabled while it is in flight, and the
+// second click of a burst (a double-click, F9 pressed twice) neither pays again nor
+// replaces the change with "empty basket".
+const PAY_BUTTONS = ["pay-cash", "pay-card", "pay-mixed", "pay-points"];
+let paying = false;
+let lastPaid = null;
+/// How long after a sale a refusal of its own basket is taken for the same click burst.
+const BURST_MS = 3000;
+function setPaying(on) {
+  paying = on;
+  for (const id of PAY_BUTTONS) $(id).disabled = on;
+}
+async function submitPayment(tenders) {
+  const basketId = state.basket.id;
+  if (paying) return null;
+  // This basket is paid; its successor is on its way.
+  if (lastPaid && lastPaid.basketId === basketId && basketId !== undefined) return null;
+  setPaying(true);
+  try {
+    const data = await api("POST", "/api/pay", { idempotency_key: newKey(), tenders, basket_id: basketId });
+    lastPaid = { basketId, at: Date.now() };
+    $("cash").value = "";
+    showPaid(data.sale);
+    return data;
+  } catch (e) {
+    const burst = lastPaid && Date.now() - lastPaid.at < BURST_MS && $("message").classList.contains("paid");
+    if (burst && (e.code === "empty_basket" || e.code === "basket_changed")) return null;
+    if (e.code) showError(e.code, e.message2);
+    return null;
+  } finally {
+    setPaying(false);
+  }
+}
+
 async function pay(kind) {
+  if (paying) return;
   const total = state.totals ? state.totals.total_kopecks : 0;
   let tenders;
   if (kind === "mixed") {
@@ -560,12 +705,7 @@ async function pay(kind) {
   } else {
     tenders = [{ kind, amount_kopecks: total }];
   }
-  const data = await act(() => api("POST", "/api/pay", { idempotency_key: newKey(), tenders, basket_id: state.basket.id }));
-  if (!data) return;
-  const s = data.sale;
-  $("cash").value = "";
-  show(t("receipt_done", { r: s.receipt_no, t: rub(s.total_kopecks), c: rub(s.change_kopecks) }), "ok");
-  $("message").dataset.change = s.change_kopecks;
+  await submitPayment(tenders);
 }
 
 async function enterCode(code) {
@@ -582,9 +722,10 @@ async function enterCode(code) {
     b.onclick = async () => {
       let quantity = 1;
       if (isWeighed(item)) {
-        const v = await ask(item.name, [{ name: "grams", label: t("grams"), value: "1000" }]);
+        const v = await ask(item.name, [{ name: "grams", label: t("weight_kg"), value: "1,000" }]);
         if (!v) return;
-        quantity = Number(v.grams);
+        quantity = grams(v.grams);
+        if (quantity === null) return showError("bad_weight");
       }
       $("results").replaceChildren();
       await act(() => api("POST", "/api/basket/items", { sku: item.sku, quantity, idempotency_key: newKey() }));
@@ -623,7 +764,8 @@ async function shiftDialog() {
     if (!v) return;
     const amount = kopecks(v.float);
     if (amount === null) return showError("bad_amount");
-    await act(() => api("POST", "/api/shift/open", { float_kopecks: amount, idempotency_key: newKey() }));
+    const data = await act(() => api("POST", "/api/shift/open", { float_kopecks: amount, idempotency_key: newKey() }));
+    if (data && data.report) show(t("shift_opened", { s: data.report.shift, f: rub(data.report.float_kopecks) }), "ok");
     return;
   }
   const s = state.shift;
@@ -649,7 +791,11 @@ async function shiftDialog() {
     return;
   }
   const signed = v.action === "out" ? -amount : amount;
-  await withDrawerOverride((extra) => api("POST", "/api/shift/cash", { amount_kopecks: signed, reason: v.reason, ...extra, idempotency_key: newKey() }));
+  const data = await withDrawerOverride((extra) => api("POST", "/api/shift/cash", { amount_kopecks: signed, reason: v.reason, ...extra, idempotency_key: newKey() }));
+  if (data && data.report) {
+    const words = v.action === "out" ? "cash_out_done" : "cash_in_done";
+    show(t(words, { a: rub(amount), e: rub(data.report.expected_cash_kopecks) }), "ok");
+  }
 }
 
 async function returnDialog(code) {
@@ -720,8 +866,14 @@ $("login-form").onsubmit = async (e) => {
     await loggedIn();
     $("code").focus();
   } catch (err) {
+    // The next PIN is typed into an empty field, never after the wrong one.
     $("login-pin").value = "";
-    $("login-message").textContent = (ERRORS[lang] && ERRORS[lang][err.code]) || err.message2 || err.code;
+    $("login-pin").focus();
+    let text = (ERRORS[lang] && ERRORS[lang][err.code]) || err.message2 || err.code;
+    // The API's message has the count: "wrong PIN; 3 attempt(s) left before the login locks".
+    const left = err.code === "wrong_pin" && /(\d+) attempt/.exec(err.message2 || "");
+    if (left) text += ` ${t("attempts_left", { n: left[1] })}`;
+    $("login-message").textContent = text;
   }
 };
 
@@ -752,6 +904,7 @@ $("customer").onclick = async () => {
   }
 };
 $("pay-points").onclick = async () => {
+  if (paying) return;
   const c = state.customer;
   if (!c) return showError("no_such_customer");
   const v = await ask(t("pay_points"), [{ name: "points", label: `${t("points")} (≤ ${c.allowed})`, value: String(c.spendable_now || c.allowed) }]);
@@ -760,8 +913,7 @@ $("pay-points").onclick = async () => {
   const total = state.totals ? state.totals.total_kopecks : 0;
   const tenders = [{ kind: "points", amount_kopecks: byPoints }];
   if (total > byPoints) tenders.push({ kind: "cash", amount_kopecks: total - byPoints });
-  const data = await act(() => api("POST", "/api/pay", { idempotency_key: newKey(), tenders, basket_id: state.basket.id }));
-  if (data) show(t("receipt_done", { r: data.sale.receipt_no, t: rub(data.sale.total_kopecks), c: rub(data.sale.change_kopecks) }), "ok");
+  await submitPayment(tenders);
 };
 $("btn-return").onclick = returnDialog;
 $("btn-logout").onclick = async () => {
@@ -775,8 +927,8 @@ $("btn-lang").onclick = () => {
   applyLang();
 };
 document.addEventListener("keydown", (e) => {
-  if (e.key === "F9") { e.preventDefault(); pay("cash"); }
-  if (e.key === "F10") { e.preventDefault(); pay("card"); }
+  if (e.key === "F9") { e.preventDefault(); if (!e.repeat) pay("cash"); }
+  if (e.key === "F10") { e.preventDefault(); if (!e.repeat) pay("card"); }
 });
 
 // The till's live events; a browser's EventSource sends no headers, so the session
@@ -799,7 +951,9 @@ function onEvent(m) {
     state.customer = ev.customer;
     renderCustomer();
     renderBasket();
-    if (ev.basket.lines.length && $("message").className === "error") show("", "");
+    // The next scan: a refusal and the last sale's change go.
+    if (ev.basket.lines.length && $("message").className !== "") show("", "");
+    clearFixed();
     // Also when the basket empties: the last item's stock must not outlive its sale.
     showStock();
   } else if (ev.type === "receipt_scanned") {
@@ -811,6 +965,7 @@ function onEvent(m) {
   } else if (ev.type === "shift") {
     state.shift = ev.report;
     renderShift();
+    clearFixed();
   } else if (ev.type === "status") {
     state.status = ev.status;
     renderStatus();

@@ -513,34 +513,30 @@ impl PromotionSet {
         // index entries) go after them, in their turn too.
         active.extend(self.basket.iter().map(|&p| (p, all_lines.as_slice())));
         active.retain(|&(p, _)| self.active(&self.promotions[p], cx));
-        // Members of each exclusive group, in their turn.
-        let mut groups: Vec<Vec<usize>> = vec![Vec::new(); self.groups];
-        for (k, &(p, _)) in active.iter().enumerate() {
-            if let Some(g) = groups.get_mut(self.group_of[p] as usize) {
-                g.push(k);
-            }
-        }
         let mut state = State::new(lines);
+        // Exclusive groups that had their turn, per stage.
+        let mut done = vec![false; self.groups];
         let (mut trial, mut best) = (state.clone(), state.clone());
         for basket_stage in [false, true] {
+            done.iter_mut().for_each(|d| *d = false);
             for (k, &(p, touched)) in active.iter().enumerate() {
                 let promotion = &self.promotions[p];
                 if promotion.kind.is_basket() != basket_stage {
                     continue;
                 }
-                let Some(members) = groups.get(self.group_of[p] as usize) else {
+                let group = self.group_of[p];
+                if group == u32::MAX {
                     state.apply(promotion, touched);
                     continue;
-                };
-                let first = members.iter().find(|&&m| self.promotions[active[m].0].kind.is_basket() == basket_stage);
-                if first != Some(&k) {
+                }
+                if std::mem::replace(&mut done[group as usize], true) {
                     continue; // the group had its turn (in this stage) at its first member
                 }
                 // The group's turn: every member tried on what is left, the best kept.
                 let mut best_saved = 0;
-                for &m in members {
-                    let (member, touched) = (&self.promotions[active[m].0], active[m].1);
-                    if member.kind.is_basket() != basket_stage {
+                for &(m, touched) in &active[k..] {
+                    let member = &self.promotions[m];
+                    if self.group_of[m] != group || member.kind.is_basket() != basket_stage {
                         continue;
                     }
                     trial.copy_from(&state);
@@ -690,18 +686,16 @@ impl<'l> State<'l> {
 
     /// Free pieces of the lines in `touched` that `target` matches, in canonical order.
     fn free_pieces(&self, target: &Target, touched: &[usize]) -> Vec<usize> {
-        let mut ok = vec![false; self.lines.len()];
-        let mut any = false;
-        for &i in touched {
-            if self.free[i] > 0 && matches(target, &self.lines[i]) {
-                ok[i] = true;
-                any = true;
-            }
-        }
-        if !any {
+        // A promotion touches a few lines: a short list, searched linearly.
+        let ok: Vec<u32> = touched
+            .iter()
+            .filter(|&&i| self.free[i] > 0 && matches(target, &self.lines[i]))
+            .map(|&i| i as u32)
+            .collect();
+        if ok.is_empty() {
             return Vec::new();
         }
-        (0..self.pieces.len()).filter(|&i| !self.pieces[i].used && ok[self.pieces[i].line as usize]).collect()
+        (0..self.pieces.len()).filter(|&i| !self.pieces[i].used && ok.contains(&self.pieces[i].line)).collect()
     }
 
     /// Applies `p` to what is left of the lines in `touched`; returns what it saved.

@@ -15,10 +15,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use fantoccini::actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use kassa_sim::printer::PrinterEvent;
+use kassa_sim::printer_emu::PaperState;
 use kassa_sim::stack::{self, Stack, StackOptions};
 use kassa_tests::init_logging;
 use serde_json::json;
@@ -297,12 +299,49 @@ impl Page {
     async fn log_in_and_open_shift(&self) {
         self.log_in("kassir", "1111").await;
         self.wait_for_text("#who", "Анна Кассирова").await;
+        self.open_shift().await;
+    }
+
+    /// Opens the shift (float 0) through its dialog.
+    async fn open_shift(&self) {
         self.wait_for_text("#shift-state", "Смена закрыта").await;
         self.click("#btn-shift").await;
         self.wait_present("#dlg-float").await;
         self.type_into("#dlg-float", "0").await;
         self.click("#dlg-ok").await;
         self.wait_for_text("#shift-state", "Смена 1").await;
+    }
+
+    /// The value of a field (what the cashier typed, or what the page left there).
+    async fn value(&self, css: &str) -> String {
+        self.el(css).await.prop("value").await.unwrap().unwrap_or_default()
+    }
+
+    /// Runs `script` (a function body; `return` its answer) in the page.
+    async fn js(&self, script: &str) -> serde_json::Value {
+        match self.client.execute(script, vec![]).await {
+            Ok(v) => v,
+            Err(e) => self.fail(format!("script failed: {e}\n{script}")).await,
+        }
+    }
+
+    /// A real double-click, as a mouse makes it: two presses 40 ms apart.
+    async fn double_click(&self, css: &str) {
+        let element = self.el(css).await;
+        let press = |m: MouseActions| {
+            m.then(PointerAction::Down { button: MOUSE_BUTTON_LEFT })
+                .then(PointerAction::Up { button: MOUSE_BUTTON_LEFT })
+        };
+        let mouse = MouseActions::new("mouse".into()).then(PointerAction::MoveToElement {
+            element,
+            duration: None,
+            x: 0.0,
+            y: 0.0,
+        });
+        let mouse = press(press(mouse).then(PointerAction::Pause { duration: Duration::from_millis(40) }));
+        if let Err(e) = self.client.perform_actions(mouse).await {
+            self.fail(format!("cannot double-click {css}: {e}")).await;
+        }
     }
 
     async fn close(self) {
@@ -420,8 +459,12 @@ async fn page_shows_refusals_in_words() {
 
     // A wrong PIN is refused on the login form, which stays up.
     page.log_in("kassir", "0000").await;
-    page.wait_for_text("#login-message", "Неверный PIN. Попробуйте ещё раз.").await;
+    let message = page.wait_for_text("#login-message", "Неверный PIN. Попробуйте ещё раз.").await;
     assert!(page.el("#login").await.is_displayed().await.unwrap());
+    // With the attempts left, in Russian; the wrong PIN is gone from the field.
+    assert!(message.contains("Осталось попыток: 4."), "{message}");
+    assert!(!message.contains("attempt"), "{message}");
+    assert_eq!(page.value("#login-pin").await, "");
     page.screenshot("login").await;
     page.log_in_and_open_shift().await;
     assert!(!page.el("#login").await.is_displayed().await.unwrap());
@@ -479,6 +522,120 @@ async fn page_shows_refusals_in_words() {
         stack.printer_events.try_iter().all(|e| !matches!(e, PrinterEvent::Receipt(_))),
         "a refused payment printed a receipt"
     );
+
+    page.close().await;
+    stack.stop().await;
+}
+
+/// The page as a cashier meets it on the till's 1024×768 screen: a wrong PIN first (then
+/// the right one typed straight after it), a sale tried before the shift is open, a
+/// weighed item typed in kilograms with a comma, the basket's ✕ on screen, a
+/// double-click on pay, cash in, and paper running out during a sale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cashiers_day_on_the_tills_screen() {
+    init_logging();
+    let Some(page) = launch("day").await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let stack = stack::start(StackOptions::ephemeral(dir.path())).await.unwrap();
+    assert!(stack.catalog_ready, "the store must receive its catalog from HQ");
+    page.open(&stack).await;
+
+    // A wrong PIN: refused with the attempts left, and cleared from the field, which
+    // keeps the focus: the right PIN typed next is not appended to the wrong one.
+    page.log_in("kassir", "0000").await;
+    let message = page.wait_for_text("#login-message", "Неверный PIN").await;
+    assert!(message.contains("Осталось попыток: 4."), "{message}");
+    assert_eq!(page.value("#login-pin").await, "");
+    let focused = page.js("return document.activeElement.id").await;
+    assert_eq!(focused, "login-pin");
+    page.screenshot("wrong-pin").await;
+    page.el("#login-pin").await.send_keys(&format!("1111{ENTER}")).await.unwrap();
+    page.wait_for_text("#who", "Анна Кассирова").await;
+
+    // Paying before the shift is open is refused; the refusal goes once it opens.
+    stack.scanner.scan(MILK_GTIN.as_bytes()).unwrap();
+    page.wait_count("#basket tr", 1).await;
+    page.click("#pay-card").await;
+    page.wait_for_text("#message", "Смена не открыта").await;
+    page.open_shift().await;
+    page.wait("#message", "forget the closed shift", |t| !t.contains("Смена не открыта")).await;
+
+    // A weighed item in kilograms with a comma, as the scale shows it.
+    page.type_into("#code", &format!("{BANANAS_SEARCH}{ENTER}")).await;
+    page.wait_for_text("#results", BANANAS_NAME).await;
+    page.click("#results button").await;
+    page.wait_present("#dlg-grams").await;
+    page.type_into("#dlg-grams", "1,5").await;
+    page.click("#dlg-ok").await;
+    let row = page.wait_for_text("#basket tr:nth-child(2)", "1.500 кг").await;
+    assert!(row.contains(BANANAS_NAME) && row.contains("223,50"), "{row}");
+    page.wait("#total", "show 330,40", |t| t == "330,40").await;
+    // The next scan took the shift's confirmation away; nothing was refused.
+    page.wait("#message", "be cleared", str::is_empty).await;
+
+    // The till's screen: the basket does not scroll sideways and each line's ✕, which
+    // removes that line (not the whole basket), is on screen.
+    let remove = page.el("#basket tr:nth-child(2) button.remove").await;
+    assert!(remove.is_displayed().await.unwrap());
+    assert_eq!(remove.attr("title").await.unwrap().as_deref(), Some("Удалить строку"));
+    assert_eq!(remove.attr("aria-label").await.unwrap().as_deref(), Some("Удалить строку"));
+    let geometry = page
+        .js("const r = document.querySelector('#basket tr:nth-child(2) button.remove').getBoundingClientRect();
+             const l = document.getElementById('lines');
+             return [r.left, r.top, r.right, r.bottom, innerWidth, innerHeight, l.scrollWidth, l.clientWidth];")
+        .await;
+    let g: Vec<f64> = geometry.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let [left, top, right, bottom, width, height, scroll_width, client_width] = g[..] else { panic!("{geometry}") };
+    assert_eq!((width, height), (1024.0, 768.0));
+    assert!(left >= 0.0 && top >= 0.0 && right <= width && bottom <= height, "✕ off screen: {geometry}");
+    assert!(scroll_width <= client_width, "the basket scrolls sideways: {geometry}");
+    page.screenshot("basket-1024x768").await;
+
+    // A double-click on pay: one sale, and the change stays shown, large.
+    page.type_into("#cash", "500").await;
+    page.double_click("#pay-cash").await;
+    let message = page.wait_for_text("#message", "Сдача: 169,60").await;
+    assert!(message.contains("0001-01-000001") && message.contains("330,40"), "{message}");
+    page.wait_count("#basket tr", 0).await;
+    // Another click of the same burst once the basket is empty: still the change.
+    page.click("#pay-cash").await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let message = page.el("#message").await.text().await.unwrap();
+    assert!(message.contains("Сдача: 169,60") && !message.contains("Чек пуст"), "{message}");
+    assert_eq!(stack.agent.journal.docs_count().unwrap(), (1, 0), "one sale");
+    let size = page.js("return parseFloat(getComputedStyle(document.getElementById('change')).fontSize)").await;
+    assert!(size.as_f64().unwrap() >= 32.0, "the change must be large: {size}px");
+    page.screenshot("change").await;
+    let receipt = printed_receipt(&stack);
+    assert!(receipt.contains("Бананы") && receipt.contains("=169,60"), "{receipt}");
+
+    // Cash in: confirmed with what the drawer should now hold.
+    page.click("#btn-shift").await;
+    page.wait_present("#dlg-action").await;
+    page.el("#dlg-action").await.select_by_value("in").await.unwrap();
+    page.type_into("#dlg-amount", "1000").await;
+    page.type_into("#dlg-reason", "размен").await;
+    page.click("#dlg-ok").await;
+    page.wait_for_text("#message", "Внесено 1000,00 ₽. Ожидается в кассе: 1330,40 ₽").await;
+
+    // Paper runs out during the next sale: an alert where the cashier looks, in words,
+    // with what to do; the sale goes through, and the receipt prints once paper is back.
+    stack.scanner.scan(MILK_GTIN.as_bytes()).unwrap();
+    page.wait_count("#basket tr", 1).await;
+    page.wait("#message", "forget the cash in", str::is_empty).await;
+    stack.printer.set_paper(PaperState::Out);
+    let alert = page.wait_for_text("#alert", "нет бумаги").await;
+    assert!(alert.contains("Вставьте новый рулон"), "{alert}");
+    assert!(page.el("#alert").await.is_displayed().await.unwrap());
+    page.click("#pay-card").await;
+    page.wait_for_text("#message", "0001-01-000002: 106,90 ₽").await;
+    page.wait_for_text("#alert", "нет бумаги").await;
+    page.screenshot("paper-out").await;
+    stack.printer.set_paper(PaperState::Ok);
+    page.wait("#alert", "go once paper is back", str::is_empty).await;
+    assert!(!page.el("#alert").await.is_displayed().await.unwrap());
+    let receipt = printed_receipt(&stack);
+    assert!(receipt.contains("Молоко 3,2% 1 л") && receipt.contains("=106,90"), "{receipt}");
 
     page.close().await;
     stack.stop().await;

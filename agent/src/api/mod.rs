@@ -402,7 +402,8 @@ async fn events(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     s.till.session(q.token.trim())?;
     let first = s.till.basket_event().await;
-    let shift = TillEvent::Shift { report: s.journal.x_report(s.till.terminal).unwrap_or(None) };
+    let (j, terminal) = (s.journal.clone(), s.till.terminal);
+    let shift = TillEvent::Shift { report: crate::blocking::run(move || j.x_report(terminal)).await.unwrap_or(None) };
     // A page that fell behind (lagged) skips to the next event; every basket event is a
     // whole snapshot, so the next one brings it up to date.
     let till_events = BroadcastStream::new(s.till.subscribe()).filter_map(|r| r.ok());
@@ -427,11 +428,10 @@ async fn metrics(State(s): State<AppState>, _r: MetricsReader) -> Result<Respons
     let status = s.status.borrow().clone();
     let j = s.journal.clone();
     let terminal = s.till.terminal;
-    let (docs, pending, shift) = tokio::task::spawn_blocking(move || {
+    let (docs, pending, shift) = crate::blocking::run(move || {
         Ok::<_, crate::journal::JournalError>((j.docs_count()?, j.pending_print_jobs()?, j.x_report(terminal)?))
     })
-    .await
-    .expect("journal task")?;
+    .await?;
     let readings = crate::metrics::Readings {
         status: &status,
         sales: docs.0,
@@ -448,7 +448,7 @@ async fn metrics(State(s): State<AppState>, _r: MetricsReader) -> Result<Respons
 
 async fn users(State(s): State<AppState>, _c: Cashier) -> ApiResult<UsersView> {
     let j = s.journal.clone();
-    let users = tokio::task::spawn_blocking(move || j.users()).await.expect("journal task")?;
+    let users = crate::blocking::run(move || j.users()).await?;
     let users = users.iter().map(UserView::from).collect();
     Ok(Json(UsersView { users, terminal: s.till.terminal, store: s.journal.store().0 }))
 }
@@ -488,7 +488,7 @@ struct SearchQuery {
 
 async fn search(State(s): State<AppState>, _c: Cashier, Query(q): Query<SearchQuery>) -> ApiResult<SearchView> {
     let j = s.journal.clone();
-    let items = tokio::task::spawn_blocking(move || j.search(&q.q)).await.expect("journal task")?;
+    let items = crate::blocking::run(move || j.search(&q.q)).await?;
     Ok(Json(SearchView { items: items.iter().map(Into::into).collect() }))
 }
 
@@ -689,12 +689,11 @@ async fn lookup(State(s): State<AppState>, _c: Cashier, Query(q): Query<LookupQu
     let j = s.journal.clone();
     let code = q.code.trim().to_owned();
     let c = code.clone();
-    let found = tokio::task::spawn_blocking(move || -> Result<_, crate::journal::JournalError> {
+    let found = crate::blocking::run(move || -> Result<_, crate::journal::JournalError> {
         let Some(seq) = j.find_doc(&c)? else { return Ok(None) };
         j.returnable(seq)
     })
-    .await
-    .expect("journal task")?;
+    .await?;
     match found {
         Some((sale, returnable)) => Ok(Json(LookupView { sale: (&sale).into(), returnable })),
         None => Err(no_such_sale(code)),
@@ -708,7 +707,7 @@ fn no_such_sale(what: String) -> ApiError {
 
 async fn sale(State(s): State<AppState>, _c: Cashier, Path(seq): Path<u64>) -> ApiResult<view::SaleView> {
     let j = s.journal.clone();
-    let sale = tokio::task::spawn_blocking(move || j.sale(seq)).await.expect("journal task")?;
+    let sale = crate::blocking::run(move || j.sale(seq)).await?;
     match sale {
         Some(sale) => Ok(Json((&sale).into())),
         None => Err(no_such_sale(seq.to_string())),
@@ -798,10 +797,7 @@ async fn return_with_receipt(
             let j = s.journal.clone();
             let code = code.trim().to_owned();
             let c = code.clone();
-            tokio::task::spawn_blocking(move || j.find_doc(&c))
-                .await
-                .expect("journal task")?
-                .ok_or_else(|| no_such_sale(code))?
+            crate::blocking::run(move || j.find_doc(&c)).await?.ok_or_else(|| no_such_sale(code))?
         }
         (None, None) => return Err(ApiError::refuse(ApiRefusal::BadReturn, "name the sale: sale_seq or code")),
     };
@@ -915,14 +911,12 @@ async fn stock(State(s): State<AppState>, _c: Cashier, Path(sku): Path<String>) 
     let sku = Sku::parse(&sku).ok_or_else(|| TillError::UnknownSku(sku.clone()))?;
     let j = s.journal.clone();
     let sku2 = sku.clone();
-    let (quantity, (nearby, as_of_ms)) = tokio::task::spawn_blocking(move || {
-        Ok::<_, crate::journal::JournalError>((j.stock(&sku2)?, j.nearby_stock(&sku2)?))
-    })
-    .await
-    .expect("journal task")?;
+    let (quantity, (nearby, as_of_ms)) =
+        crate::blocking::run(move || Ok::<_, crate::journal::JournalError>((j.stock(&sku2)?, j.nearby_stock(&sku2)?)))
+            .await?;
     // The age is by the store's clock against HQ's: good to the minute, which is what a
     // cashier needs ("as of 3 minutes ago").
-    let age_ms = (as_of_ms > 0).then(|| (crate::till::now_ms() - as_of_ms).max(0));
+    let age_ms = (as_of_ms > 0).then(|| (crate::clock::now_ms() - as_of_ms).max(0));
     let nearby = nearby.into_iter().map(|(store, quantity)| NearbyStockView { store, quantity, age_ms }).collect();
     Ok(Json(StockView { sku: sku.0, store: s.journal.store().0, quantity, nearby }))
 }

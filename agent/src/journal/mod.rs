@@ -16,6 +16,7 @@
 
 mod chain;
 pub mod format;
+mod handle;
 mod loyalty;
 mod open_basket;
 mod sales;
@@ -35,6 +36,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 pub use chain::{Record, VerifyReport};
+pub use handle::JournalHandle;
 pub use open_basket::BasketStore;
 pub use sales::{LoyaltyUse, PrintDoc, PrintJob, Printable, ReturnRequest};
 pub use shifts::{ShiftReport, TenderTotal};

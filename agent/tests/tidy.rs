@@ -1,0 +1,131 @@
+//! Tidy checks on the agent's sources, in the manner of rust-analyzer's: rules of the
+//! architecture that a reviewer would otherwise have to remember.
+//! - Blocking work leaves the executor in one place: `spawn_blocking` appears only in
+//!   `src/blocking.rs` (the journal's handle and everything else go through it).
+//! - The agent's top-level modules depend on each other in one direction: no import
+//!   cycle (`till` uses the sync client's handle, never the reverse).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            sources(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+fn src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+/// The top-level module a source file belongs to (`src/journal/sales.rs` → `journal`).
+fn module_of(path: &Path) -> String {
+    let rel = path.strip_prefix(src()).unwrap();
+    let first = rel.components().next().unwrap().as_os_str().to_string_lossy().into_owned();
+    first.trim_end_matches(".rs").to_owned()
+}
+
+#[test]
+fn spawn_blocking_only_in_the_blocking_module() {
+    let mut files = Vec::new();
+    sources(&src(), &mut files);
+    let offenders: Vec<String> = files
+        .iter()
+        .filter(|f| !f.ends_with("blocking.rs"))
+        .filter(|f| std::fs::read_to_string(f).unwrap().contains("spawn_blocking"))
+        .map(|f| f.display().to_string())
+        .collect();
+    assert!(offenders.is_empty(), "spawn_blocking outside src/blocking.rs: {offenders:?}");
+    assert!(files.iter().any(|f| f.ends_with("blocking.rs")), "the blocking module exists");
+}
+
+/// Every `crate::<module>` a module's files name, by module.
+fn dependencies() -> BTreeMap<String, BTreeSet<String>> {
+    let mut files = Vec::new();
+    sources(&src(), &mut files);
+    let mut deps: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for f in &files {
+        let from = module_of(f);
+        if from == "lib" || from == "main" {
+            continue; // the crate root wires everything together
+        }
+        // Code only: a doc comment may name any module.
+        let text: String = std::fs::read_to_string(f)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let entry = deps.entry(from.clone()).or_default();
+        for (at, _) in text.match_indices("crate::") {
+            let rest = &text[at + "crate::".len()..];
+            let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            // `use crate::{a, b}` lists several.
+            if name.is_empty() && rest.starts_with('{') {
+                let list = &rest[1..rest.find('}').unwrap_or(1)];
+                for item in list.split(',') {
+                    let m: String =
+                        item.trim().chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                    if !m.is_empty() && m != from {
+                        entry.insert(m);
+                    }
+                }
+            } else if !name.is_empty() && name != from {
+                entry.insert(name);
+            }
+        }
+    }
+    deps
+}
+
+fn cycle(deps: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+    fn visit(
+        m: &str,
+        deps: &BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = path.iter().position(|p| p == m) {
+            let mut c = path[at..].to_vec();
+            c.push(m.to_owned());
+            return Some(c);
+        }
+        if done.contains(m) {
+            return None;
+        }
+        path.push(m.to_owned());
+        for d in deps.get(m).into_iter().flatten() {
+            if let Some(c) = visit(d, deps, path, done) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        done.insert(m.to_owned());
+        None
+    }
+    let mut done = BTreeSet::new();
+    deps.keys().find_map(|m| visit(m, deps, &mut Vec::new(), &mut done))
+}
+
+#[test]
+fn the_agents_modules_have_no_import_cycle() {
+    let deps = dependencies();
+    assert!(deps["till"].contains("sync_client"), "the check reads what it should: {deps:?}");
+    if let Some(c) = cycle(&deps) {
+        panic!("import cycle between the agent's modules: {}", c.join(" → "));
+    }
+}
+
+/// The check itself finds a cycle when there is one.
+#[test]
+fn a_planted_cycle_is_found() {
+    let mut deps = dependencies();
+    deps.entry("sync_client".into()).or_default().insert("till".into());
+    let c = cycle(&deps).expect("the planted cycle");
+    assert!(c.contains(&"till".to_owned()) && c.contains(&"sync_client".to_owned()), "{c:?}");
+}
