@@ -226,7 +226,7 @@ pub async fn start(config: AgentConfig, cancel: CancellationToken) -> Result<Run
     let http_addr = listener.local_addr().map_err(|source| AgentError::Listen { addr: config.http_listen, source })?;
     let app = api::router(api::AppState {
         till: till.clone(),
-        journal: journal.clone(),
+        journal: journal::JournalHandle::new(journal.clone()),
         status: status.clone(),
         metrics_token: config.metrics_token.clone(),
         metrics,

@@ -129,3 +129,72 @@ fn a_planted_cycle_is_found() {
     let c = cycle(&deps).expect("the planted cycle");
     assert!(c.contains(&"till".to_owned()) && c.contains(&"sync_client".to_owned()), "{c:?}");
 }
+
+/// The journal's modules, and the modules of the journal each one names (`super::x`,
+/// `use super::{x, …}`), from their code.
+fn journal_dependencies() -> BTreeMap<String, BTreeSet<String>> {
+    let dir = src().join("journal");
+    let mut files = Vec::new();
+    sources(&dir, &mut files);
+    let modules: BTreeSet<String> = files
+        .iter()
+        .map(|f| f.file_stem().unwrap().to_string_lossy().into_owned())
+        .filter(|m| m != "mod" && m != "tests")
+        .collect();
+    let mut deps = BTreeMap::new();
+    for f in &files {
+        let from = f.file_stem().unwrap().to_string_lossy().into_owned();
+        if !modules.contains(&from) {
+            continue;
+        }
+        let text: String = std::fs::read_to_string(f)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut named = BTreeSet::new();
+        for (at, _) in text.match_indices("super::") {
+            let rest = &text[at + "super::".len()..];
+            let list = if let Some(inner) = rest.strip_prefix('{') { &inner[..inner.find('}').unwrap()] } else { rest };
+            for item in list.split(',') {
+                let m: String = item.trim().chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                if modules.contains(&m) && m != from {
+                    named.insert(m);
+                }
+                if !rest.starts_with('{') {
+                    break;
+                }
+            }
+        }
+        deps.insert(from, named);
+    }
+    deps
+}
+
+/// The journal's modules in one direction, as its `# Layout` states: types → format →
+/// chain, outbox, print queue → users, loyalty, shifts → sales.
+#[test]
+fn the_journals_modules_go_one_way() {
+    let deps = journal_dependencies();
+    assert!(
+        deps["sales"].contains("chain") && deps["chain"].contains("types"),
+        "the check reads what it should: {deps:?}"
+    );
+    if let Some(c) = cycle(&deps) {
+        panic!("import cycle between the journal's modules: {}", c.join(" → "));
+    }
+    let layer = |m: &str| match m {
+        "types" | "handle" | "open_basket" => 0,
+        "format" => 1,
+        "chain" | "outbox" | "print_queue" => 2,
+        "users" | "loyalty" | "shifts" => 3,
+        "sales" => 4,
+        other => panic!("journal module {other} has no place in the layout: add it to this test and the # Layout"),
+    };
+    for (m, named) in &deps {
+        for d in named {
+            assert!(layer(d) < layer(m), "journal::{m} uses journal::{d}, which is not below it in the layout");
+        }
+    }
+}

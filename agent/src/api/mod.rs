@@ -45,7 +45,7 @@ use serde_json::{json, Value};
 use tokio_stream::wrappers::{BroadcastStream, WatchStream};
 use tokio_stream::StreamExt;
 
-use crate::journal::{refusal_codes, AuthError, Journal, JournalError, Refusal, ReturnRequest, User, WriteError};
+use crate::journal::{refusal_codes, AuthError, JournalError, JournalHandle, Refusal, ReturnRequest, User, WriteError};
 use crate::status::StatusBoard;
 use crate::till::{Till, TillError, TillEvent};
 use view::{
@@ -61,7 +61,8 @@ const TENDERS_MAX: usize = 8;
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub till: Arc<Till>,
-    pub journal: Arc<Journal>,
+    /// The journal, reached only through its handle (off the executor).
+    pub journal: JournalHandle,
     pub status: StatusBoard,
     /// Lets a monitoring system read `/metrics` without a session.
     pub metrics_token: Option<String>,
@@ -403,7 +404,7 @@ async fn events(
     s.till.session(q.token.trim())?;
     let first = s.till.basket_event().await;
     let (j, terminal) = (s.journal.clone(), s.till.terminal);
-    let shift = TillEvent::Shift { report: crate::blocking::run(move || j.x_report(terminal)).await.unwrap_or(None) };
+    let shift = TillEvent::Shift { report: j.run(move |j| j.x_report(terminal)).await.unwrap_or(None) };
     // A page that fell behind (lagged) skips to the next event; every basket event is a
     // whole snapshot, so the next one brings it up to date.
     let till_events = BroadcastStream::new(s.till.subscribe()).filter_map(|r| r.ok());
@@ -428,10 +429,11 @@ async fn metrics(State(s): State<AppState>, _r: MetricsReader) -> Result<Respons
     let status = s.status.borrow().clone();
     let j = s.journal.clone();
     let terminal = s.till.terminal;
-    let (docs, pending, shift) = crate::blocking::run(move || {
-        Ok::<_, crate::journal::JournalError>((j.docs_count()?, j.pending_print_jobs()?, j.x_report(terminal)?))
-    })
-    .await?;
+    let (docs, pending, shift) = j
+        .run(move |j| {
+            Ok::<_, crate::journal::JournalError>((j.docs_count()?, j.pending_print_jobs()?, j.x_report(terminal)?))
+        })
+        .await?;
     let readings = crate::metrics::Readings {
         status: &status,
         sales: docs.0,
@@ -448,7 +450,7 @@ async fn metrics(State(s): State<AppState>, _r: MetricsReader) -> Result<Respons
 
 async fn users(State(s): State<AppState>, _c: Cashier) -> ApiResult<UsersView> {
     let j = s.journal.clone();
-    let users = crate::blocking::run(move || j.users()).await?;
+    let users = j.run(move |j| j.users()).await?;
     let users = users.iter().map(UserView::from).collect();
     Ok(Json(UsersView { users, terminal: s.till.terminal, store: s.journal.store().0 }))
 }
@@ -488,7 +490,7 @@ struct SearchQuery {
 
 async fn search(State(s): State<AppState>, _c: Cashier, Query(q): Query<SearchQuery>) -> ApiResult<SearchView> {
     let j = s.journal.clone();
-    let items = crate::blocking::run(move || j.search(&q.q)).await?;
+    let items = j.run(move |j| j.search(&q.q)).await?;
     Ok(Json(SearchView { items: items.iter().map(Into::into).collect() }))
 }
 
@@ -689,11 +691,12 @@ async fn lookup(State(s): State<AppState>, _c: Cashier, Query(q): Query<LookupQu
     let j = s.journal.clone();
     let code = q.code.trim().to_owned();
     let c = code.clone();
-    let found = crate::blocking::run(move || -> Result<_, crate::journal::JournalError> {
-        let Some(seq) = j.find_doc(&c)? else { return Ok(None) };
-        j.returnable(seq)
-    })
-    .await?;
+    let found = j
+        .run(move |j| -> Result<_, crate::journal::JournalError> {
+            let Some(seq) = j.find_doc(&c)? else { return Ok(None) };
+            j.returnable(seq)
+        })
+        .await?;
     match found {
         Some((sale, returnable)) => Ok(Json(LookupView { sale: (&sale).into(), returnable })),
         None => Err(no_such_sale(code)),
@@ -707,7 +710,7 @@ fn no_such_sale(what: String) -> ApiError {
 
 async fn sale(State(s): State<AppState>, _c: Cashier, Path(seq): Path<u64>) -> ApiResult<view::SaleView> {
     let j = s.journal.clone();
-    let sale = crate::blocking::run(move || j.sale(seq)).await?;
+    let sale = j.run(move |j| j.sale(seq)).await?;
     match sale {
         Some(sale) => Ok(Json((&sale).into())),
         None => Err(no_such_sale(seq.to_string())),
@@ -797,7 +800,7 @@ async fn return_with_receipt(
             let j = s.journal.clone();
             let code = code.trim().to_owned();
             let c = code.clone();
-            crate::blocking::run(move || j.find_doc(&c)).await?.ok_or_else(|| no_such_sale(code))?
+            j.run(move |j| j.find_doc(&c)).await?.ok_or_else(|| no_such_sale(code))?
         }
         (None, None) => return Err(ApiError::refuse(ApiRefusal::BadReturn, "name the sale: sale_seq or code")),
     };
@@ -912,8 +915,7 @@ async fn stock(State(s): State<AppState>, _c: Cashier, Path(sku): Path<String>) 
     let j = s.journal.clone();
     let sku2 = sku.clone();
     let (quantity, (nearby, as_of_ms)) =
-        crate::blocking::run(move || Ok::<_, crate::journal::JournalError>((j.stock(&sku2)?, j.nearby_stock(&sku2)?)))
-            .await?;
+        j.run(move |j| Ok::<_, crate::journal::JournalError>((j.stock(&sku2)?, j.nearby_stock(&sku2)?))).await?;
     // The age is by the store's clock against HQ's: good to the minute, which is what a
     // cashier needs ("as of 3 minutes ago").
     let age_ms = (as_of_ms > 0).then(|| (crate::clock::now_ms() - as_of_ms).max(0));

@@ -5,78 +5,12 @@
 //! the chain and names the first broken link; it also checks that the query tables
 //! (docs, stock counters, receipt numbers) agree with the chain.
 
-use kassa_protocol::returns::Return;
-use kassa_protocol::sale::Sale;
-use kassa_protocol::Kopecks;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::shifts::ShiftReport;
-use super::users::Role;
+use super::types::Record;
 use super::{format, JournalError};
-
-/// One journal record. Appended, never changed. Stored as its format (see
-/// [`super::format`]), never as this type.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Record {
-    Sale {
-        sale: Sale,
-        shift: i64,
-    },
-    Return {
-        ret: Return,
-        shift: i64,
-    },
-    /// An open basket abandoned by the cashier.
-    Void {
-        shift: i64,
-        lines: u32,
-        total: Kopecks,
-    },
-    ShiftOpen {
-        shift: i64,
-        float: Kopecks,
-    },
-    /// Cash put into (positive) or taken out of (negative) the drawer.
-    CashMove {
-        shift: i64,
-        amount: Kopecks,
-        reason: String,
-    },
-    ShiftClose {
-        shift: i64,
-        report: ShiftReport,
-    },
-    UserAdded {
-        id: String,
-        name: String,
-        role: Role,
-    },
-    /// A manager let more cash leave the drawer (a refund or a cash-out) than the shift's
-    /// figures say it holds. Appended right after the record it allowed.
-    DrawerOverride {
-        shift: i64,
-        manager: String,
-        in_drawer: Kopecks,
-        amount: Kopecks,
-    },
-}
-
-impl Record {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Record::Sale { .. } => "sale",
-            Record::Return { .. } => "return",
-            Record::Void { .. } => "void",
-            Record::ShiftOpen { .. } => "shift_open",
-            Record::CashMove { .. } => "cash_move",
-            Record::ShiftClose { .. } => "shift_close",
-            Record::UserAdded { .. } => "user_added",
-            Record::DrawerOverride { .. } => "drawer_override",
-        }
-    }
-}
 
 const GENESIS: [u8; 32] = [0; 32];
 

@@ -112,10 +112,7 @@ pub mod v1 {
 
 // ---- conversions ----
 
-use super::chain::Record;
-use super::sales::PrintDoc;
-use super::shifts::{ShiftReport, TenderTotal, VatLine};
-use super::users::Role;
+use super::types::{PrintDoc, Record, Role, ShiftReport, TenderTotal, VatLine};
 
 impl From<Role> for v1::Role {
     fn from(r: Role) -> Self {

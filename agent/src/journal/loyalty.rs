@@ -95,7 +95,7 @@ impl Journal {
         let customer = Customer { card, ..probe };
         save_customer(&tx, &customer)?;
         set_meta(&tx, "customer_seq", seq)?;
-        super::sales::push_outbox(&tx, Change::Loyalty { customer: Some(customer.clone()), entries: Vec::new() })?;
+        super::outbox::push_outbox(&tx, Change::Loyalty { customer: Some(customer.clone()), entries: Vec::new() })?;
         tx.commit()?;
         Ok(customer)
     }

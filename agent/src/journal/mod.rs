@@ -6,10 +6,18 @@
 //! is ever updated in place or deleted: a cancellation is a reversal record.
 //!
 //! # Layout
+//! The modules use each other in one direction only, from the top of this list down
+//! (`agent/tests/tidy.rs` checks it); this file holds the SQL helpers and errors all use.
+//! - `types`: the journal's own types — records, shift reports, users, print jobs.
+//! - `format`: the bytes they are stored as, by format version.
 //! - `chain`: the append-only, hash-chained `records` table and `verify`.
-//! - `sales`: sales, returns, cancellations, voids; stock counters; outbox; print jobs.
-//! - `shifts`: shifts, cash in/out, X and Z reports.
-//! - `users`: cashiers and managers, PINs hashed with Argon2id, lockout.
+//! - `outbox`: changes for HQ, in sequence order. `print_queue`: jobs for the spooler.
+//! - `users`: cashiers and managers, PINs hashed with Argon2id, lockouts per source.
+//! - `loyalty`: customers, points and rules at the store.
+//! - `shifts`: shifts, cash in/out, X and Z reports, the drawer check.
+//! - `sales`: sales, returns, cancellations, voids, and the stock counters they move.
+//! - `handle`: the async road to all of it ([`JournalHandle`]); `open_basket`: the open
+//!   basket's own file.
 //!
 //! Every refusal is a variant with a stable code ([`Refusal`]): [`WriteError`],
 //! [`AuthError`], [`JournalError`], and the protocol's errors they carry.
@@ -19,8 +27,11 @@ pub mod format;
 mod handle;
 mod loyalty;
 mod open_basket;
+mod outbox;
+mod print_queue;
 mod sales;
 mod shifts;
+mod types;
 mod users;
 
 use std::path::Path;
@@ -35,12 +46,12 @@ use kassa_protocol::{ActorId, Kopecks, Sku, StoreId};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
-pub use chain::{Record, VerifyReport};
+pub use chain::VerifyReport;
 pub use handle::JournalHandle;
 pub use open_basket::BasketStore;
-pub use sales::{LoyaltyUse, PrintDoc, PrintJob, Printable, ReturnRequest};
-pub use shifts::{ShiftReport, TenderTotal};
-pub use users::{lockout_ms, AuthError, Role, User, LOCKOUT_MAX_MS, LOCKOUT_MS, PIN_ATTEMPTS_MAX};
+pub use sales::{LoyaltyUse, ReturnRequest};
+pub use types::{PrintDoc, PrintJob, Printable, Record, Role, ShiftReport, TenderTotal, User, VatLine};
+pub use users::{lockout_ms, AuthError, LOCKOUT_MAX_MS, LOCKOUT_MS, PIN_ATTEMPTS_MAX};
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -646,7 +657,7 @@ impl Journal {
     }
 
     pub fn outbox_head(&self) -> Result<u64, JournalError> {
-        sales::outbox_head(&self.conn())
+        outbox::outbox_head(&self.conn())
     }
 
     pub fn acked_seq(&self) -> Result<u64, JournalError> {

@@ -9,13 +9,16 @@ use kassa_protocol::pricing;
 use kassa_protocol::returns::{self, Return, ReturnKind, ReturnLine, Returned};
 use kassa_protocol::sale::{self, Sale, Tender};
 use kassa_protocol::stock::CounterEntry;
-use kassa_protocol::wire::{Change, OutboxEntry};
+use kassa_protocol::wire::Change;
 use kassa_protocol::{Kopecks, SaleId, Sku};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
-use super::chain::{self, Record};
-use super::shifts::ShiftReport;
+use super::chain;
+use super::outbox::push_outbox_after;
+use super::print_queue::{queue_print, queue_report};
+use super::types::Record;
+use super::types::{PrintDoc, PrintJob, Printable, ShiftReport};
 use super::{
     exec, idempotent, multi_row_sql, query_row, Journal, JournalError, RequestDigest, WriteError, ROWS_PER_INSERT,
 };
@@ -27,31 +30,6 @@ pub struct LoyaltyUse {
     pub rules: kassa_protocol::loyalty::LoyaltyRules,
     /// HQ is reachable: spare rights go to HQ so the points can be spent anywhere.
     pub online: bool,
-}
-
-/// What a print job prints (stored as its format, see [`super::format`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PrintDoc {
-    /// A sale or return receipt, by its sequence number.
-    Doc { seq: u64 },
-    /// An X (`closing == false`) or Z report.
-    Report { report: Box<ShiftReport>, closing: bool },
-}
-
-/// What the spooler renders.
-#[derive(Debug, Clone)]
-pub enum Printable {
-    Sale(Sale),
-    Return(Return),
-    Report { report: Box<ShiftReport>, closing: bool },
-}
-
-#[derive(Debug, Clone)]
-pub struct PrintJob {
-    pub id: i64,
-    pub printable: Printable,
-    /// Reprints and receipts cut short are marked as copies.
-    pub copy: bool,
 }
 
 /// A return, as the cashier asks for it.
@@ -825,49 +803,5 @@ fn insert_tenders(tx: &Connection, seq: u64, tenders: &[Tender]) -> Result<(), J
             params![seq as i64, i as i64, t.kind.code(), t.amount.0],
         )?;
     }
-    Ok(())
-}
-
-pub(super) fn push_outbox(tx: &Connection, change: Change) -> Result<(), JournalError> {
-    push_outbox_after(tx, outbox_head(tx)?, change)?;
-    Ok(())
-}
-
-/// Appends `change` after outbox entry `head`, which the caller read in this
-/// transaction; returns the new entry's sequence.
-fn push_outbox_after(tx: &Connection, head: u64, change: Change) -> Result<u64, JournalError> {
-    let seq = head + 1;
-    exec(
-        tx,
-        "INSERT INTO outbox (seq, entry, format) VALUES (?1, ?2, ?3)",
-        params![seq as i64, super::format::encode_outbox(&OutboxEntry { seq, change }), super::format::OUTBOX_FORMAT],
-    )?;
-    Ok(seq)
-}
-
-/// The sequence of the last outbox entry (0: none yet). Read from the table itself (the
-/// last rowid is one B-tree descent), as is the last document's sequence in [`heads`],
-/// rather than kept in `meta`: a counter row written with every sale cost a page in
-/// every commit. Older journals still hold stale `outbox_head` and `doc_seq` rows in
-/// `meta`; nothing reads them.
-pub(super) fn outbox_head(conn: &Connection) -> Result<u64, JournalError> {
-    Ok(query_row(conn, "SELECT COALESCE(MAX(seq), 0) FROM outbox", [], |r| r.get::<_, i64>(0))? as u64)
-}
-
-pub(super) fn queue_report(
-    conn: &Connection,
-    report: &ShiftReport,
-    closing: bool,
-    now_ms: i64,
-) -> Result<(), JournalError> {
-    queue_print(conn, &PrintDoc::Report { report: Box::new(report.clone()), closing }, false, now_ms)
-}
-
-fn queue_print(conn: &Connection, doc: &PrintDoc, copy: bool, now_ms: i64) -> Result<(), JournalError> {
-    exec(
-        conn,
-        "INSERT INTO print_jobs (doc, copy, state, created_at_ms, format) VALUES (?1, ?2, 'pending', ?3, ?4)",
-        params![super::format::encode_print_doc(doc), copy, now_ms, super::format::PRINT_JOB_FORMAT],
-    )?;
     Ok(())
 }

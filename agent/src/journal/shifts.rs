@@ -7,9 +7,10 @@
 use kassa_protocol::catalog::VatRate;
 use kassa_protocol::{pricing, Kopecks};
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::{Deserialize, Serialize};
 
-use super::chain::{self, Record};
+use super::chain;
+use super::types::Record;
+use super::types::{ShiftReport, TenderTotal, VatLine};
 use super::{idempotent, limits, query_row, Journal, JournalError, RequestDigest, WriteError};
 
 #[derive(Debug, Clone)]
@@ -28,49 +29,6 @@ pub(super) fn open_shift(conn: &Connection, terminal: u16) -> Result<Option<Shif
         |r| Ok(Shift { id: r.get(0)?, opened_by: r.get(1)?, opened_at_ms: r.get(2)?, float: Kopecks(r.get(3)?) }),
     )
     .optional()?)
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TenderTotal {
-    pub kind: String,
-    pub sales: Kopecks,
-    pub refunds: Kopecks,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VatLine {
-    pub rate: VatRate,
-    pub sales: Kopecks,
-    pub sales_vat: Kopecks,
-    pub returns: Kopecks,
-    pub returns_vat: Kopecks,
-}
-
-/// An X report (mid-shift, `closed_at_ms == None`) or a Z report (at close).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ShiftReport {
-    pub shift: i64,
-    pub terminal: u16,
-    pub opened_by: String,
-    pub opened_at_ms: i64,
-    pub closed_by: Option<String>,
-    pub closed_at_ms: Option<i64>,
-    pub float: Kopecks,
-    pub sales_count: u64,
-    pub sales_total: Kopecks,
-    pub returns_count: u64,
-    pub returns_total: Kopecks,
-    pub voids_count: u64,
-    pub voids_total: Kopecks,
-    /// Per tender: what sales took (net of change for cash) and what returns refunded.
-    pub tenders: Vec<TenderTotal>,
-    pub vat: Vec<VatLine>,
-    pub cash_in: Kopecks,
-    pub cash_out: Kopecks,
-    pub expected_cash: Kopecks,
-    pub counted_cash: Option<Kopecks>,
-    /// Counted minus expected: negative is a shortage.
-    pub difference: Option<Kopecks>,
 }
 
 /// Longest reason for a cash movement.
@@ -180,7 +138,7 @@ impl Journal {
             let seq =
                 chain::append(tx, terminal, user, now_ms, &Record::ShiftClose { shift: shift.id, report: z.clone() })?;
             tx.execute("UPDATE shifts SET closed_record = ?2 WHERE id = ?1", params![shift.id, seq])?;
-            super::sales::queue_report(tx, &z, true, now_ms)?;
+            super::print_queue::queue_report(tx, &z, true, now_ms)?;
             Ok(z)
         })
     }

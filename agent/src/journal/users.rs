@@ -4,41 +4,11 @@
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::Argon2;
 use rusqlite::{params, OptionalExtension};
-use serde::{Deserialize, Serialize};
 
-use super::chain::{self, Record};
+use super::chain;
+use super::types::Record;
+use super::types::{Role, User};
 use super::{Journal, JournalError, WriteError};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Cashier,
-    Manager,
-}
-
-impl Role {
-    pub fn code(self) -> &'static str {
-        match self {
-            Role::Cashier => "cashier",
-            Role::Manager => "manager",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "cashier" => Some(Role::Cashier),
-            "manager" => Some(Role::Manager),
-            _ => None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct User {
-    pub id: String,
-    pub name: String,
-    pub role: Role,
-}
 
 /// Wrong PINs in a row, from one source, before that source is locked out.
 pub const PIN_ATTEMPTS_MAX: i64 = 5;
