@@ -202,6 +202,33 @@ pub async fn start(config: AgentConfig, cancel: CancellationToken) -> Result<Run
         ));
     }
 
+    // The unsent count follows every commit, online or not (the sync client also sets it
+    // as HQ acknowledges): a store offline for hours shows what waits.
+    {
+        let (mut changed, status, handle, cancel) =
+            (outbox_rx.clone(), status.clone(), journal::JournalHandle::new(journal.clone()), cancel.clone());
+        tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    r = changed.changed() => if r.is_err() { break },
+                }
+                let backlog = handle
+                    .run(|j| Ok::<_, journal::JournalError>(j.outbox_head()?.saturating_sub(j.acked_seq()?)))
+                    .await;
+                match backlog {
+                    Ok(backlog) => {
+                        status.send_if_modified(|s| std::mem::replace(&mut s.hq.backlog, backlog) != backlog)
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot count the unsent entries");
+                        false
+                    }
+                };
+            }
+        });
+    }
+
     match tls {
         Some(tls) => {
             tasks.spawn(sync_client::run(

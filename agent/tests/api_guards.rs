@@ -640,3 +640,32 @@ async fn no_answer_or_event_carries_a_rust_variant_name() {
     assert!(found.is_empty(), "Rust variant names reached the page:\n{}", found.join("\n"));
     a.stop().await;
 }
+
+/// Offline (here: not even enrolled), the unsent count follows every commit: the till's
+/// status line and `/metrics` show what waits for HQ.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_unsent_count_follows_sales_while_offline() {
+    let a = start().await;
+    let (client, token) = cashier(&a, 0).await;
+    for (i, key) in ["p1", "p2"].iter().enumerate() {
+        let (status, body) =
+            post(&client, &a, &token, "/api/basket/scan", json!({ "code": MILK, "idempotency_key": format!("s{i}") }))
+                .await;
+        assert_eq!(status, 200, "{body}");
+        let pay = json!({ "idempotency_key": key, "tenders": [{ "kind": "cash", "amount_kopecks": MILK_PRICE }] });
+        let (status, body) = post(&client, &a, &token, "/api/pay", pay).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, status) = get(&client, &a, &token, "/api/status").await;
+        if status["hq"]["backlog"] == 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the unsent count stayed at {}", status["hq"]["backlog"]);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let metrics = client.get(format!("{}/metrics", a.base)).bearer_auth(&token).send().await.unwrap();
+    assert!(metrics.text().await.unwrap().contains("kassa_sync_backlog_entries 2"));
+    a.stop().await;
+}
