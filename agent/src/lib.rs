@@ -5,6 +5,8 @@
 //! - [`journal`]: the SQLite journal — sales, stock counters, outbox, print jobs. The
 //!   only module that issues SQL.
 //! - [`till`]: the open basket of the terminal; scans and payment.
+//! - [`promotions`]: the set of HQ's promotions the till prices with (a watch channel
+//!   the sync client feeds).
 //! - [`devices`]: scanner and print-spooler threads.
 //! - [`receipt`]: a sale rendered as ESC/POS.
 //! - [`sync_client`]: the QUIC shell around `kassa_protocol::sync::StoreSync`.
@@ -31,6 +33,7 @@ pub mod config;
 pub mod devices;
 pub mod journal;
 pub mod metrics;
+pub mod promotions;
 pub mod receipt;
 pub mod status;
 pub mod sync_client;
@@ -106,8 +109,11 @@ pub async fn start(config: AgentConfig, cancel: CancellationToken) -> Result<Run
     let status = status::board();
     let catalog_version = journal.catalog_version()?;
     let backlog = journal.outbox_head()?.saturating_sub(journal.acked_seq()?);
+    let (promotions_version, definitions) = journal.promotions()?;
+    let (promotions_tx, promotions_rx) = promotions::channel(promotions_version, &definitions);
     status.send_modify(|s| {
         s.hq.catalog_version = catalog_version;
+        s.hq.promotions_version = promotions_version;
         s.hq.backlog = backlog;
     });
 
@@ -116,13 +122,19 @@ pub async fn start(config: AgentConfig, cancel: CancellationToken) -> Result<Run
     // A till asks one rights request at a time; a few queued cover several terminals.
     let (rights_tx, rights_rx) = mpsc::channel(8);
     let till = Arc::new(Till::new(
-        config.terminal,
-        config.scan_rules.clone(),
+        till::TillConfig {
+            terminal: config.terminal,
+            scan_rules: config.scan_rules.clone(),
+            utc_offset_minutes: config.utc_offset_minutes,
+        },
         journal.clone(),
-        outbox_changed,
-        print_wake,
-        rights_tx,
-        status.subscribe(),
+        till::TillLinks {
+            outbox_changed,
+            print_wake,
+            rights: rights_tx,
+            status: status.subscribe(),
+            promotions: promotions_rx,
+        },
     ));
     let metrics = Arc::new(metrics::Metrics::new(till.sale_commit_seconds.clone()));
     let stop = Arc::new(AtomicBool::new(false));
@@ -231,15 +243,9 @@ pub async fn start(config: AgentConfig, cancel: CancellationToken) -> Result<Run
 
     match tls {
         Some(tls) => {
-            tasks.spawn(sync_client::run(
-                config.hq.clone(),
-                tls,
-                journal.clone(),
-                status.clone(),
-                outbox_rx,
-                rights_rx,
-                cancel.clone(),
-            ));
+            let store =
+                sync_client::Store { journal: journal.clone(), status: status.clone(), promotions: promotions_tx };
+            tasks.spawn(sync_client::run(config.hq.clone(), tls, store, outbox_rx, rights_rx, cancel.clone()));
         }
         None => status.send_modify(|s| {
             s.hq.last_error = Some("not enrolled: no certificate for HQ".into());

@@ -66,12 +66,21 @@ pub fn render(sale: &Sale, profile: PrinterProfile, copy: bool, utc_offset_minut
         if l.price != l.list_price {
             e.line(&format!("  цена изменена (была {})", l.list_price));
         }
-        if l.discount.0 > 0 {
-            e.columns("  скидка", &format!("-{}", l.discount));
+        // Each promotion by name, then what is left of the discount: the manager's.
+        for p in &l.promotions {
+            e.columns(&format!("  Акция: {}", p.name), &format!("-{}", p.amount));
+        }
+        let manual = l.discount.0 - l.promotion_discount().0;
+        if manual > 0 {
+            e.columns("  скидка", &format!("-{}", Kopecks(manual)));
         }
     }
     e.line(&"-".repeat(profile.columns));
     e.bold(true).size(1, 2).columns("ИТОГО", &format!("={}", sale.total)).size(1, 1).bold(false);
+    let saved = Kopecks(sale.lines.iter().map(|l| l.discount.0).sum());
+    if saved.0 > 0 {
+        e.bold(true).columns("Ваша выгода", &format!("={saved}")).bold(false);
+    }
     for t in &sale.tenders {
         e.columns(tender_name(t.kind), &format!("={}", t.amount));
     }

@@ -17,6 +17,8 @@ pub struct HqStatus {
     pub backlog: u64,
     pub last_contact_ms: Option<i64>,
     pub catalog_version: u64,
+    /// The version of the promotions the till prices with (0: none yet).
+    pub promotions_version: u64,
     pub last_error: Option<String>,
     /// What kind of trouble `last_error` is, as a code the page translates:
     /// `unreachable` (the network or HQ), `disk_full` (this store's disk: sync waits for

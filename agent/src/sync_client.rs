@@ -135,16 +135,26 @@ fn is_no_common_protocol(e: &quinn::ConnectionError) -> bool {
     }
 }
 
+/// What the sync client keeps up to date at the store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub journal: Arc<Journal>,
+    pub status: StatusBoard,
+    /// The promotions the till prices with: a new set from HQ is kept in the journal,
+    /// then sent here.
+    pub promotions: crate::promotions::Sender,
+}
+
 /// Runs until `cancel` fires.
 pub async fn run(
     link: HqLink,
     tls: quinn::ClientConfig,
-    journal: Arc<Journal>,
-    status: StatusBoard,
+    store: Store,
     mut outbox_changed: watch::Receiver<u64>,
     mut rights: RightsReceiver,
     cancel: CancellationToken,
 ) {
+    let status = &store.status;
     let bind: SocketAddr = if link.addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("valid");
     let mut endpoint = match quinn::Endpoint::client(bind) {
         Ok(e) => e,
@@ -157,7 +167,7 @@ pub async fn run(
     status.send_modify(|s| s.hq.protocol_version = Some(link.protocol()));
     let mut backoff_ms = BACKOFF_MS_MIN;
     while !cancel.is_cancelled() {
-        let result = session(&endpoint, &link, &journal, &status, &mut outbox_changed, &mut rights, &cancel).await;
+        let result = session(&endpoint, &link, &store, &mut outbox_changed, &mut rights, &cancel).await;
         let connected = status.borrow().hq.online;
         status.send_modify(|s| s.hq.online = false);
         if let Err(e) = result {
@@ -220,12 +230,12 @@ async fn blocking<T: Send + 'static>(
 async fn session(
     endpoint: &quinn::Endpoint,
     link: &HqLink,
-    journal: &Arc<Journal>,
-    status: &StatusBoard,
+    store: &Store,
     outbox_changed: &mut watch::Receiver<u64>,
     rights: &mut RightsReceiver,
     cancel: &CancellationToken,
 ) -> Result<(), SessionError> {
+    let (journal, status) = (&store.journal, &store.status);
     let protocol = link.protocol();
     let connecting = endpoint.connect(link.addr, &link.server_name)?;
     let conn =
@@ -237,8 +247,10 @@ async fn session(
             }
         })?;
     let (mut send, mut recv) = conn.open_bi().await?;
-    let (catalog_version, head) = blocking(journal, |j| Ok((j.catalog_version()?, j.outbox_head()?))).await?;
-    let mut sync = StoreSync::speaking(protocol, SOFTWARE_VERSION, journal.actor(), catalog_version, head);
+    let (catalog_version, promotions_version, head) =
+        blocking(journal, |j| Ok((j.catalog_version()?, j.promotions_version()?, j.outbox_head()?))).await?;
+    let mut sync = StoreSync::speaking(protocol, SOFTWARE_VERSION, journal.actor(), catalog_version, head)
+        .holding_promotions(promotions_version);
     let mut decoder = FrameDecoder::default();
     let mut buf = vec![0u8; READ_CHUNK_BYTES];
     outbox_changed.mark_unchanged();
@@ -261,7 +273,7 @@ async fn session(
                 decoder.push(&buf[..n]);
                 while let Some(msg) = decoder.next_hq(protocol).map_err(|e| SessionError::Protocol(e.to_string()))? {
                     sync.handle_message(Instant::now().into_std(), msg).map_err(|e| SessionError::Protocol(e.to_string()))?;
-                    drive(&mut sync, journal, status, &mut waiting).await?;
+                    drive(&mut sync, store, &mut waiting).await?;
                 }
             }
             Some((request, reply)) = rights.recv() => {
@@ -273,11 +285,11 @@ async fn session(
             Ok(()) = outbox_changed.changed() => {
                 let head = blocking(journal, |j| j.outbox_head()).await?;
                 sync.handle_committed(head);
-                drive(&mut sync, journal, status, &mut waiting).await?;
+                drive(&mut sync, store, &mut waiting).await?;
             }
             _ = sleep_until(timer) => {
                 sync.handle_timeout(Instant::now().into_std());
-                drive(&mut sync, journal, status, &mut waiting).await?;
+                drive(&mut sync, store, &mut waiting).await?;
             }
         }
         flush(&mut sync, &mut send).await?;
@@ -301,10 +313,10 @@ async fn sleep_until(deadline: Option<std::time::Instant>) {
 
 async fn drive(
     sync: &mut StoreSync,
-    journal: &Arc<Journal>,
-    status: &StatusBoard,
+    store: &Store,
     waiting: &mut HashMap<u64, oneshot::Sender<RightsAnswer>>,
 ) -> Result<(), SessionError> {
+    let (journal, status) = (&store.journal, &store.status);
     while let Some(ev) = sync.poll_event() {
         match ev {
             StoreEvent::Connected { acked_seq } => {
@@ -373,6 +385,24 @@ async fn drive(
                 if blocking(journal, move |j| j.set_loyalty_rules(version, &rules)).await? {
                     tracing::info!(version, "loyalty rules from HQ applied");
                 }
+            }
+            StoreEvent::Promotions { version, definitions } => {
+                // Checked before it is kept: a set the engine refuses is not stored (HQ
+                // sends it again after the next digest, and the log says why).
+                let active = match crate::promotions::build(version, &definitions) {
+                    Ok(active) => active,
+                    Err(e) => {
+                        tracing::error!(version, error = %e, "HQ's promotions do not validate here: not applied");
+                        continue;
+                    }
+                };
+                let n = definitions.len();
+                if blocking(journal, move |j| j.set_promotions(version, &definitions)).await? {
+                    store.promotions.send_replace(Arc::new(active));
+                    tracing::info!(version, promotions = n, "promotions from HQ applied");
+                }
+                sync.handle_promotions_applied(version);
+                status.send_modify(|s| s.hq.promotions_version = version);
             }
             StoreEvent::Loyalty { customers, entries } => {
                 blocking(journal, move |j| j.merge_loyalty(&customers, &entries)).await?;

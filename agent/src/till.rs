@@ -24,6 +24,7 @@ use crate::journal::{
     Role, ShiftReport, User, WriteError,
 };
 use kassa_protocol::loyalty::{self, Customer, CustomerId, LoyaltyRules};
+use kassa_protocol::promotions::{Channel, Context, LocalTime};
 use kassa_protocol::sale::TenderKind;
 
 /// Events buffered per page; a page that falls further behind skips to the next
@@ -154,6 +155,7 @@ refusal_codes! {
         BasketError::Discount => "bad_discount",
         BasketError::DuplicateMarking => "duplicate_marking",
         BasketError::MarkedQuantity => "marked_quantity",
+        BasketError::Coupon => "bad_coupon",
     }
 }
 
@@ -212,11 +214,37 @@ struct Session {
     last_used_ms: i64,
 }
 
+/// What a till is set up with.
+#[derive(Debug, Clone)]
+pub struct TillConfig {
+    pub terminal: u16,
+    pub scan_rules: ScanRules,
+    /// The store's offset from UTC: promotions' hours and days are the store's.
+    pub utc_offset_minutes: i32,
+}
+
+/// The till's connections to the rest of the agent.
+#[derive(Debug)]
+pub struct TillLinks {
+    /// Bumped after each commit that wrote to the outbox; the sync client watches it.
+    pub outbox_changed: watch::Sender<u64>,
+    /// Wakes the print spooler.
+    pub print_wake: std::sync::mpsc::SyncSender<()>,
+    /// Asks HQ for spending rights through the sync connection.
+    pub rights: crate::sync_client::RightsSender,
+    /// Whether HQ is reachable (the sync client keeps the status board).
+    pub status: watch::Receiver<crate::status::Status>,
+    /// The promotions in force (the sync client sends each new set).
+    pub promotions: crate::promotions::Receiver,
+}
+
 #[derive(Debug)]
 pub struct Till {
     pub terminal: u16,
     journal: Arc<Journal>,
     rules: ScanRules,
+    utc_offset_minutes: i32,
+    promotions: crate::promotions::Receiver,
     basket: Mutex<OpenBasket>,
     sessions: std::sync::Mutex<HashMap<String, Session>>,
     events: broadcast::Sender<TillEvent>,
@@ -242,18 +270,14 @@ fn token() -> String {
 }
 
 impl Till {
-    pub fn new(
-        terminal: u16,
-        rules: ScanRules,
-        journal: Arc<Journal>,
-        outbox_changed: watch::Sender<u64>,
-        print_wake: std::sync::mpsc::SyncSender<()>,
-        rights: crate::sync_client::RightsSender,
-        status: watch::Receiver<crate::status::Status>,
-    ) -> Self {
+    pub fn new(config: TillConfig, journal: Arc<Journal>, links: TillLinks) -> Self {
+        let TillConfig { terminal, scan_rules: rules, utc_offset_minutes } = config;
+        let TillLinks { outbox_changed, print_wake, rights, status, promotions } = links;
         Till {
             terminal,
             rules,
+            utc_offset_minutes,
+            promotions,
             journal,
             // Numbered from 1 (`restore` continues after the journal's last one).
             basket: Mutex::new(OpenBasket { basket: Basket::new(1), ..OpenBasket::default() }),
@@ -368,6 +392,37 @@ impl Till {
 
     // ---- the basket ----
 
+    /// Prices `basket` under the promotions in force, at this store, now, for
+    /// `customer` — the engine HQ prices the online shop's baskets with.
+    fn price(&self, basket: &mut Basket, customer: Option<&Customer>) {
+        let active = self.promotions.borrow().clone();
+        if active.set.is_empty() && basket.promotions_saved() == Kopecks::ZERO {
+            return;
+        }
+        let coupons = basket.coupons.clone();
+        let used_coupons = std::collections::BTreeSet::new();
+        let cx = Context {
+            store: self.journal.actor().store,
+            channel: Channel::Store,
+            at: LocalTime::from_unix_ms(now_ms(), self.utc_offset_minutes),
+            customer: customer.map(|c| &c.card),
+            coupons: &coupons,
+            used_coupons: &used_coupons,
+        };
+        basket.apply_promotions(&active.set, &cx);
+    }
+
+    /// A coupon code the customer presented; the basket is priced again with it.
+    pub async fn add_coupon(&self, code: String, key: &str) -> Result<TillEvent, TillError> {
+        let key = OpKey::new(key, "coupon", &code);
+        self.modify(Some(key), move |b| b.add_coupon(&code)).await
+    }
+
+    /// The promotions version the till prices with.
+    pub fn promotions_version(&self) -> u64 {
+        self.promotions.borrow().version
+    }
+
     pub async fn basket_event(&self) -> TillEvent {
         let (basket, customer) = {
             let b = self.basket.lock().await;
@@ -467,6 +522,8 @@ impl Till {
     async fn attach(&self, customer: Customer) -> Result<TillEvent, TillError> {
         let mut open = self.basket.lock().await;
         open.customer = Some(customer);
+        let OpenBasket { basket, customer, .. } = &mut *open;
+        self.price(basket, customer.as_ref());
         let ev = self.basket_ev(open.basket.clone(), open.customer.as_ref()).await;
         drop(open);
         self.publish(ev.clone());
@@ -476,6 +533,7 @@ impl Till {
     pub async fn clear_customer(&self) -> TillEvent {
         let mut open = self.basket.lock().await;
         open.customer = None;
+        self.price(&mut open.basket, None);
         let ev = self.basket_ev(open.basket.clone(), None).await;
         drop(open);
         self.publish(ev.clone());
@@ -655,6 +713,7 @@ impl Till {
         }
         let mut next = open.basket.clone();
         f(&mut next)?;
+        self.price(&mut next, open.customer.as_ref());
         let ev = self.basket_ev(next.clone(), open.customer.as_ref()).await;
         open.basket = next;
         if let Some(k) = key {

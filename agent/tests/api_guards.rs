@@ -130,6 +130,7 @@ const GUARDED: &[(&str, &str)] = &[
     ("POST", "/api/basket/lines/0/remove"),
     ("POST", "/api/basket/lines/0/price"),
     ("POST", "/api/basket/discount"),
+    ("POST", "/api/basket/coupons"),
     ("POST", "/api/basket/void"),
     ("POST", "/api/pay"),
     ("POST", "/api/customer"),

@@ -13,6 +13,7 @@ const WORDS = {
     title: "Касса", shift: "Смена", returns: "Возврат", logout: "Выход", item: "Товар", qty: "Кол-во",
     price: "Цена", sum: "Сумма", total: "Итого", cash_given: "Наличные, ₽", pay_cash: "Оплатить наличными (F9)",
     pay_card: "Картой (F10)", pay_mixed: "Смешанная", discount: "Скидка", void: "Отменить чек",
+    coupon: "Купон", coupon_code: "Код купона", saved: "Ваша выгода", promo: "Акция",
     code_ph: "Штрихкод, PLU или название — Enter", login_title: "Вход на кассу", login: "Войти", pin: "PIN",
     ok: "OK", cancel: "Отмена", no_shift: "Смена закрыта", shift_open: "Смена", hq_on: "HQ: на связи",
     hq_off: "HQ: нет связи", backlog: "к отправке", scanner: "Сканер", printer: "Принтер",
@@ -44,6 +45,7 @@ const WORDS = {
     title: "Till", shift: "Shift", returns: "Return", logout: "Log out", item: "Item", qty: "Qty",
     price: "Price", sum: "Amount", total: "Total", cash_given: "Cash given, ₽", pay_cash: "Pay cash (F9)",
     pay_card: "Card (F10)", pay_mixed: "Mixed", discount: "Discount", void: "Void basket",
+    coupon: "Coupon", coupon_code: "Coupon code", saved: "You save", promo: "Offer",
     code_ph: "Barcode, PLU or name — Enter", login_title: "Log in", login: "Log in", pin: "PIN",
     ok: "OK", cancel: "Cancel", no_shift: "No shift open", shift_open: "Shift", hq_on: "HQ: online",
     hq_off: "HQ: offline", backlog: "to send", scanner: "Scanner", printer: "Printer",
@@ -120,6 +122,7 @@ const ERRORS = {
     overflow: "Слишком большая сумма: проверьте количество и цену.",
     bad_price: "Новая цена должна быть больше нуля и не выше цены каталога.",
     bad_discount: "Скидка: от 1 до 50 % или сумма меньше итога.",
+    bad_coupon: "Код купона: буквы и цифры, до 32 знаков; не больше 8 купонов на чек.",
     duplicate_marking: "Этот маркированный товар уже в чеке: отсканируйте следующую единицу.",
     marked_quantity: "Маркированный товар продаётся поштучно: сканируйте каждую единицу.",
     basket_changed: "Чек изменился: проверьте его и оплатите снова.",
@@ -220,6 +223,7 @@ const ERRORS = {
     overflow: "The amount is too large: check the quantity and the price.",
     bad_price: "The new price must be above zero and at most the catalog price.",
     bad_discount: "Discount: 1 to 50 % or an amount below the total.",
+    bad_coupon: "A coupon code is letters and digits, up to 32; at most 8 coupons per basket.",
     duplicate_marking: "This marked item is already in the basket: scan the next unit.",
     marked_quantity: "Marked goods are sold one by one: scan each unit.",
     basket_changed: "The basket changed: check it and pay again.",
@@ -509,7 +513,7 @@ function renderBasket() {
     const amount = l.discount_kopecks
       ? [rub(l.amount_kopecks - l.discount_kopecks), `(−${rub(l.discount_kopecks)})`]
       : [rub(l.amount_kopecks)];
-    for (const [text, cls] of [[i + 1, ""], [l.name, ""], [[qty], "num"], [price, "num"], [amount, "num"]]) {
+    for (const [text, cls] of [[i + 1, ""], [l.name, "name"], [[qty], "num"], [price, "num"], [amount, "num"]]) {
       const td = document.createElement("td");
       if (Array.isArray(text)) {
         text.forEach((part, k) => {
@@ -522,7 +526,17 @@ function renderBasket() {
       } else {
         td.textContent = text;
       }
-      if (cls) td.className = cls;
+      if (cls === "name") {
+        // Each promotion under the item, with what it took off.
+        for (const p of l.promotions) {
+          const span = document.createElement("span");
+          span.className = "promo";
+          span.textContent = `${t("promo")}: ${p.name} −${rub(p.amount_kopecks)}`;
+          td.appendChild(span);
+        }
+      } else if (cls) {
+        td.className = cls;
+      }
       tr.appendChild(td);
     }
     const td = document.createElement("td");
@@ -549,6 +563,8 @@ function renderBasket() {
   });
   const tot = state.totals;
   $("total").textContent = rub(tot ? tot.total_kopecks : 0);
+  const saved = state.basket.promotions_saved_kopecks || 0;
+  $("saved").textContent = saved > 0 ? `${t("saved")}: ${rub(saved)}` : "";
   $("vat").textContent = tot
     ? tot.vat.filter((v) => v.vat_kopecks !== 0).map((v) => `${t("vat")} ${vatRate(v.rate)}: ${rub(v.vat_kopecks)}`).join(" · ")
     : "";
@@ -734,6 +750,12 @@ async function enterCode(code) {
   }
 }
 
+async function coupon() {
+  const v = await ask(t("coupon"), [{ name: "code", label: t("coupon_code") }]);
+  if (!v) return;
+  await act(() => api("POST", "/api/basket/coupons", { code: v.code, idempotency_key: newKey() }));
+}
+
 async function discount() {
   const v = await ask(t("discount"), [{ name: "percent", label: t("percent"), value: "10" }, ...managerFields()]);
   if (!v) return;
@@ -888,6 +910,7 @@ $("pay-cash").onclick = () => pay("cash");
 $("pay-card").onclick = () => pay("card");
 $("pay-mixed").onclick = () => pay("mixed");
 $("discount").onclick = discount;
+$("coupon").onclick = coupon;
 $("void").onclick = () => act(() => api("POST", "/api/basket/void", { idempotency_key: newKey() })).then((d) => d && show(t("voided"), "ok"));
 $("btn-shift").onclick = shiftDialog;
 $("customer").onclick = async () => {

@@ -9,6 +9,13 @@
 //! migrates an older one at start, in one transaction, after keeping a copy beside it
 //! (`hq.sqlite.v{old}.bak`).
 
+mod access;
+
+pub use access::{
+    AddOperator, AuditEntry, NewAudit, Operator, OperatorChange, Token, AUDIT_PAGE_ENTRIES_MAX, AUDIT_ROWS_MAX,
+    AUDIT_SUMMARY_BYTES_MAX,
+};
+
 use kassa_protocol::format::v1 as format;
 use std::collections::HashMap;
 use std::path::Path;
@@ -166,7 +173,7 @@ CREATE TABLE IF NOT EXISTS parked (
 /// The database's schema version, kept in `PRAGMA user_version`. Version 1 is [`SCHEMA`]
 /// as first released (`user_version` 0 in files of that release); each later version
 /// is one step of [`MIGRATIONS`].
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Steps from version `n - 1` to `n`, run at start in one transaction after a copy of
 /// the file is kept beside it (`hq.sqlite.v{old}.bak`).
@@ -182,6 +189,13 @@ const MIGRATIONS: &[(u32, &str)] = &[
         // Promotions as published: each definition as JSON of its format 1
         // (`kassa_protocol::promotions::definition`), the set versioned in `meta`.
         "CREATE TABLE promotions (id INTEGER PRIMARY KEY, definition TEXT NOT NULL) STRICT;",
+    ),
+    (
+        4,
+        // Access control and audit: operators, console sessions, API tokens, wrong-password
+        // counts, the audit log (see `access`). The first administrator is created at start
+        // (`crate::ensure_first_admin`), not here.
+        access::SCHEMA_V4,
     ),
 ];
 
@@ -220,6 +234,61 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), DbError> {
         let _ = conn.execute_batch("ROLLBACK");
     }
     Ok(result?)
+}
+
+/// What [`Db::import_catalog`] did.
+#[derive(Debug, Clone)]
+pub enum CatalogImport {
+    /// Only asked for the diff; nothing written.
+    Preview {
+        version: u64,
+        diff: crate::catalog::CatalogDiff,
+    },
+    /// Identical to the catalog in force: nothing published.
+    Unchanged {
+        version: u64,
+    },
+    /// It would remove items and removals were not confirmed: nothing published.
+    RemovalsUnconfirmed {
+        version: u64,
+        diff: crate::catalog::CatalogDiff,
+    },
+    Published {
+        version: u64,
+        diff: crate::catalog::CatalogDiff,
+    },
+}
+
+/// Replaces the catalog with `items` as the next version, inside the caller's transaction.
+fn replace_catalog(tx: &Transaction<'_>, items: &[CatalogItem]) -> Result<u64, DbError> {
+    tx.execute("DELETE FROM catalog", [])?;
+    {
+        let mut ins = tx.prepare(
+            "INSERT INTO catalog (sku, gtin, name, category, price_kopecks, vat, unit, plu) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
+        )?;
+        for i in items {
+            ins.execute(params![
+                i.sku.as_str(),
+                i.gtin.map(|g| g.short().to_owned()),
+                i.name,
+                i.category,
+                i.price.0,
+                i.vat.code(),
+                i.unit.code(),
+                i.plu
+            ])?;
+        }
+    }
+    let version = meta(tx, "catalog_version")? + 1;
+    set_meta(tx, "catalog_version", version)?;
+    Ok(version)
+}
+
+fn catalog_in(conn: &Connection) -> Result<Vec<CatalogItem>, DbError> {
+    let mut st =
+        conn.prepare("SELECT sku, gtin, name, category, price_kopecks, vat, unit, plu FROM catalog ORDER BY sku")?;
+    let rows = st.query_map([], item_from_row)?;
+    rows.map(|r| r?.map_err(DbError::Corrupt)).collect()
 }
 
 fn item_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<CatalogItem, String>> {
@@ -271,32 +340,70 @@ impl Db {
         meta(&self.conn(), "catalog_version")
     }
 
-    /// Replaces the catalog with `items` as a new version, in one transaction.
+    /// Replaces the catalog with `items` as a new version, in one transaction, whatever
+    /// it removes (for seeding and tests; operators go through [`Db::import_catalog`]).
     pub fn publish_catalog(&self, items: &[CatalogItem]) -> Result<u64, DbError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        tx.execute("DELETE FROM catalog", [])?;
-        {
-            let mut ins = tx.prepare(
-                "INSERT INTO catalog (sku, gtin, name, category, price_kopecks, vat, unit, plu) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
-            )?;
-            for i in items {
-                ins.execute(params![
-                    i.sku.as_str(),
-                    i.gtin.map(|g| g.short().to_owned()),
-                    i.name,
-                    i.category,
-                    i.price.0,
-                    i.vat.code(),
-                    i.unit.code(),
-                    i.plu
-                ])?;
-            }
-        }
-        let version = meta(&tx, "catalog_version")? + 1;
-        set_meta(&tx, "catalog_version", version)?;
+        let version = replace_catalog(&tx, items)?;
         tx.commit()?;
         Ok(version)
+    }
+
+    /// A whole-file import, checked against the catalog in force within one transaction:
+    /// identical → nothing published; removing items without `confirm_removals` →
+    /// nothing published, the diff returned for a preview; otherwise published as a new
+    /// version with its audit entry. `dry_run` only computes the diff.
+    pub fn import_catalog(
+        &self,
+        items: &[CatalogItem],
+        confirm_removals: bool,
+        dry_run: bool,
+        audit: &NewAudit,
+    ) -> Result<CatalogImport, DbError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let current = catalog_in(&tx)?;
+        let version = meta(&tx, "catalog_version")?;
+        let diff = crate::catalog::diff(&current, items);
+        if dry_run {
+            return Ok(CatalogImport::Preview { version, diff });
+        }
+        if diff.is_empty() {
+            return Ok(CatalogImport::Unchanged { version });
+        }
+        if !diff.removed.is_empty() && !confirm_removals {
+            return Ok(CatalogImport::RemovalsUnconfirmed { version, diff });
+        }
+        let version = replace_catalog(&tx, items)?;
+        let mut audit = audit.clone();
+        audit.summary = serde_json::json!({ "version": version, "items": items.len(), "diff": diff.audit_summary() });
+        access::audit_in(&tx, &audit)?;
+        tx.commit()?;
+        Ok(CatalogImport::Published { version, diff })
+    }
+
+    /// One edit by SKU, published as a new version with its audit entry (in one
+    /// transaction), or refused with nothing written.
+    pub fn edit_catalog(
+        &self,
+        edit: &crate::catalog::Edit,
+        audit: &NewAudit,
+    ) -> Result<Result<(u64, crate::catalog::CatalogDiff), crate::catalog::EditError>, DbError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let current = catalog_in(&tx)?;
+        let items = match crate::catalog::apply(current.clone(), edit) {
+            Ok(items) => items,
+            Err(e) => return Ok(Err(e)),
+        };
+        let diff = crate::catalog::diff(&current, &items);
+        let version = replace_catalog(&tx, &items)?;
+        let mut audit = audit.clone();
+        audit.summary = serde_json::json!({ "version": version, "diff": diff.audit_summary() });
+        access::audit_in(&tx, &audit)?;
+        tx.commit()?;
+        Ok(Ok((version, diff)))
     }
 
     /// Publishes `definitions` as the new set of promotions (replacing the last), already
@@ -365,11 +472,7 @@ impl Db {
     }
 
     pub fn catalog(&self) -> Result<Vec<CatalogItem>, DbError> {
-        let conn = self.conn();
-        let mut st =
-            conn.prepare("SELECT sku, gtin, name, category, price_kopecks, vat, unit, plu FROM catalog ORDER BY sku")?;
-        let rows = st.query_map([], item_from_row)?;
-        rows.map(|r| r?.map_err(DbError::Corrupt)).collect()
+        catalog_in(&self.conn())
     }
 
     /// Books a delivery of `quantity` into a store's stock, as HQ's actor; returns the
@@ -568,8 +671,21 @@ impl Db {
     }
 
     pub fn set_neighbours(&self, store: StoreId, neighbours: &[StoreId]) -> Result<(), DbError> {
+        self.set_neighbours_audited(store, neighbours, None)
+    }
+
+    /// [`Db::set_neighbours`] with its audit entry, in one transaction.
+    pub fn set_neighbours_audited(
+        &self,
+        store: StoreId,
+        neighbours: &[StoreId],
+        audit: Option<&NewAudit>,
+    ) -> Result<(), DbError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
+        if let Some(a) = audit {
+            access::audit_in(&tx, a)?;
+        }
         tx.execute("DELETE FROM neighbours WHERE store = ?1", [store.0])?;
         for n in neighbours.iter().filter(|n| **n != store).take(NEARBY_STORES_MAX) {
             tx.execute("INSERT OR IGNORE INTO neighbours (store, neighbour) VALUES (?1, ?2)", params![store.0, n.0])?;
@@ -633,9 +749,22 @@ impl Db {
 
     /// Publishes new loyalty rules; returns their version.
     pub fn publish_rules(&self, rules: &LoyaltyRules) -> Result<u64, DbError> {
+        self.publish_rules_audited(rules, None)
+    }
+
+    /// [`Db::publish_rules`] with its audit entry (the version is added to its summary),
+    /// in one transaction.
+    pub fn publish_rules_audited(&self, rules: &LoyaltyRules, audit: Option<&NewAudit>) -> Result<u64, DbError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let version = meta(&tx, "rules_version")? + 1;
+        if let Some(a) = audit {
+            let mut a = a.clone();
+            if let Some(s) = a.summary.as_object_mut() {
+                s.insert("version".into(), version.into());
+            }
+            access::audit_in(&tx, &a)?;
+        }
         let json = serde_json::to_string(rules).map_err(|e| DbError::Corrupt(e.to_string()))?;
         tx.execute(
             "INSERT INTO settings (key, value) VALUES ('loyalty_rules', ?1) ON CONFLICT DO UPDATE SET value = excluded.value",
@@ -922,6 +1051,8 @@ mod tests {
         let lines: Vec<BasketLine> = skus
             .iter()
             .map(|sku| BasketLine {
+                category: String::new(),
+                promotions: Vec::new(),
                 sku: Sku((*sku).into()),
                 name: "Хлеб".into(),
                 unit: Unit::Piece,
@@ -1025,9 +1156,12 @@ mod tests {
         first_release_file(&path);
         let db = Db::open(&path).unwrap();
         assert_eq!(user_version(&db.conn()).unwrap(), SCHEMA_VERSION);
-        // The data is all there.
+        // The data is all there, and the tables of later versions (operators, audit).
         assert_eq!(db.catalog_version().unwrap(), 3);
         assert_eq!(db.stores().unwrap()[0].acked_seq, 7);
+        assert_eq!((db.operator_count().unwrap(), db.audit_count().unwrap()), (0, 0));
+        let made = crate::auth::ensure_first_admin(&db, dir.path(), 0).unwrap();
+        assert!(made.is_some() && db.operators().unwrap()[0].role == crate::auth::Role::Administrator);
         // The copy is the file as it was: version 0, the same rows.
         let backup = Connection::open(backup_of(&path, 1)).unwrap();
         assert_eq!(user_version(&backup).unwrap(), 0);

@@ -7,13 +7,21 @@
 //!   around `kassa_protocol::sync::HqSync`.
 //! - [`promotions`]: publishing promotions, and pricing a basket for the online shop
 //!   with the engine every till runs.
-//! - [`api`]: the HTTP API.
+//! - [`auth`]: operators and roles, passwords, console sessions, API tokens and their
+//!   scopes, lockouts; the first administrator.
+//! - [`catalog`]: catalog edits that cannot wipe a chain (the diff of an import, edits
+//!   by SKU).
+//! - [`api`]: the HTTP API, every route behind the permission it names (`api::ROUTES`),
+//!   and the console (`console`: the page in `hq/web/`, embedded).
 //! - [`metrics`]: what `/metrics` shows (Prometheus text), with the batch apply histogram.
 //!
 //! **Architecture invariant:** `hq` never imports `kassa-agent`; they share only
 //! `kassa-protocol`.
 
 pub mod api;
+pub mod auth;
+pub mod catalog;
+pub mod console;
 pub mod db;
 pub mod metrics;
 pub mod pki;
@@ -24,7 +32,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use kassa_protocol::catalog::{self, ImportError};
+use kassa_protocol::catalog::ImportError;
 use kassa_protocol::wire::SUPPORTED_VERSIONS;
 use kassa_protocol::{Sku, StoreId};
 use tokio::sync::watch;
@@ -45,6 +53,15 @@ pub struct HqConfig {
     /// previous one). Fewer only for upgrade tests and staged rollouts: an HQ limited to
     /// an older version behaves, on the wire, like an HQ of an older release.
     pub protocol_versions: Vec<u32>,
+    /// Whether `/metrics` needs an API token with the `metrics` scope. Off by default: a
+    /// scraper on HQ's own network reads it as it reads the agent's.
+    pub metrics_require_token: bool,
+    /// Marks the session cookie `Secure` on every answer (set it behind an HTTPS reverse
+    /// proxy; it is set anyway on a request that says `X-Forwarded-Proto: https`).
+    pub secure_cookies: bool,
+    /// Reverse proxies whose `X-Forwarded-For` names the client: wrong passwords are
+    /// counted per client address, not per proxy. Empty: the peer's address is the client's.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl HqConfig {
@@ -55,6 +72,9 @@ impl HqConfig {
             http_listen,
             nearby_interval: sync_server::NEARBY_INTERVAL,
             protocol_versions: SUPPORTED_VERSIONS.to_vec(),
+            metrics_require_token: false,
+            secure_cookies: false,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -73,6 +93,8 @@ pub enum HqError {
     Signal(std::io::Error),
     #[error("sync protocol versions {0:?}: HQ speaks {SUPPORTED_VERSIONS:?} and needs at least one")]
     ProtocolVersions(Vec<u32>),
+    #[error(transparent)]
+    FirstAdmin(#[from] auth::FirstAdminError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,15 +105,25 @@ pub enum ImportCatalogError {
     Db(#[from] db::DbError),
 }
 
-/// Validates a catalog CSV and publishes it to every store; nothing is published if
-/// any row is bad.
+/// Validates a catalog CSV and publishes it to every store, replacing the catalog whole
+/// (removals included); nothing is published if any row is bad, and nothing if it is
+/// identical to the catalog in force (the version in force is returned). For seeding
+/// and tests: operators import through the API, which previews removals first.
 pub async fn import_catalog(shared: &Shared, csv: &str) -> Result<u64, ImportCatalogError> {
-    let items = catalog::parse_csv(csv)?;
+    let items = kassa_protocol::catalog::parse_csv(csv)?;
     let count = items.len();
-    let version = sync_server::blocking(&shared.db, move |db| db.publish_catalog(&items)).await?;
-    tracing::info!(version, items = count, "published catalog");
-    shared.catalog.send_replace(version);
-    Ok(version)
+    let audit = auth::Actor::system("import").audit(sync_server::now_ms(), "catalog.import", serde_json::json!({}));
+    let outcome = sync_server::blocking(&shared.db, move |db| db.import_catalog(&items, true, false, &audit)).await?;
+    match outcome {
+        db::CatalogImport::Published { version, .. } => {
+            tracing::info!(version, items = count, "published catalog");
+            shared.catalog.send_replace(version);
+            Ok(version)
+        }
+        db::CatalogImport::Unchanged { version }
+        | db::CatalogImport::Preview { version, .. }
+        | db::CatalogImport::RemovalsUnconfirmed { version, .. } => Ok(version),
+    }
 }
 
 /// Books deliveries into a store's stock and offers them to connected stores.
@@ -112,6 +144,25 @@ pub struct RunningHq {
 }
 
 impl RunningHq {
+    /// Issues an API token with `scopes`, lasting `days` (none: until revoked), recorded
+    /// in the audit log as issued by `system`/`by`: for programs that run HQ in-process
+    /// (the simulator's stack, tests) and then call its HTTP API. The token is returned
+    /// once; HQ keeps its hash.
+    pub async fn issue_token(
+        &self,
+        name: &str,
+        scopes: auth::Permissions,
+        days: Option<u32>,
+        by: &str,
+    ) -> Result<String, auth::ManageError> {
+        let (name, by) = (name.to_owned(), auth::Actor::system(by));
+        let issued = sync_server::blocking(&self.shared.db, move |db| {
+            Ok(auth::issue_token(db, &name, scopes, days, &by, sync_server::now_ms()))
+        })
+        .await??;
+        Ok(issued.token)
+    }
+
     /// Waits until every task has stopped (after the cancellation token fires).
     pub async fn wait(mut self) {
         while self.tasks.join_next().await.is_some() {}
@@ -130,9 +181,13 @@ pub async fn start(config: HqConfig, cancel: CancellationToken) -> Result<Runnin
     let pki = pki::Pki::open_or_create(&dir.join("pki"))?;
     let db = Arc::new(Db::open(&dir.join("hq.sqlite"))?);
     let version = db.catalog_version()?;
+    let data_dir = dir.clone();
+    sync_server::blocking(&db, move |db| Ok(auth::ensure_first_admin(db, &data_dir, sync_server::now_ms()))).await??;
+    let promotions_version = db.promotions()?.0;
     let shared = Shared {
         db,
         catalog: watch::channel(version).0,
+        promotions: watch::channel(promotions_version).0,
         counters: watch::channel(0).0,
         nearby_interval: config.nearby_interval,
         metrics: Default::default(),
@@ -150,7 +205,12 @@ pub async fn start(config: HqConfig, cancel: CancellationToken) -> Result<Runnin
 
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(sync_server::accept_loop(endpoint, shared.clone(), cancel.clone()));
-    let app = api::router(shared.clone());
+    let access = api::Access {
+        metrics_require_token: config.metrics_require_token,
+        secure_cookies: config.secure_cookies,
+        trusted_proxies: config.trusted_proxies.clone(),
+    };
+    let app = api::router(shared.clone(), access).into_make_service_with_connect_info::<SocketAddr>();
     let c = cancel.clone();
     tasks.spawn(async move {
         if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(c.cancelled_owned()).await {
@@ -166,7 +226,7 @@ pub async fn start(config: HqConfig, cancel: CancellationToken) -> Result<Runnin
 pub async fn serve_until_signal(config: HqConfig) -> Result<(), HqError> {
     let cancel = CancellationToken::new();
     let hq = start(config, cancel.clone()).await?;
-    println!("kassa-hq: QUIC on {}, API on http://{}", hq.quic_addr, hq.http_addr);
+    println!("kassa-hq: QUIC on {}, API and console on http://{}", hq.quic_addr, hq.http_addr);
     let mut term =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(HqError::Signal)?;
     tokio::select! {

@@ -1,10 +1,13 @@
 //! `kassa-hq`: the headquarters service.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use kassa_hq::auth::{self, Actor, OperatorEdit, Permissions, Role};
+use kassa_hq::db::CatalogImport;
+use kassa_hq::Db;
 use kassa_protocol::StoreId;
 
 #[derive(Parser, Debug)]
@@ -31,8 +34,19 @@ enum Command {
     Serve {
         #[arg(long, default_value = "127.0.0.1:4433")]
         quic: SocketAddr,
+        /// The HTTP API and the console. Plain HTTP: put an HTTPS reverse proxy in front
+        /// of it for anything beyond loopback (see the README).
         #[arg(long, default_value = "127.0.0.1:8081")]
         http: SocketAddr,
+        /// `/metrics` needs an API token with the `metrics` scope (default: open).
+        #[arg(long)]
+        metrics_require_token: bool,
+        /// Mark the console's session cookie `Secure` (behind an HTTPS reverse proxy).
+        #[arg(long)]
+        secure_cookies: bool,
+        /// A reverse proxy whose `X-Forwarded-For` names the client (repeatable).
+        #[arg(long = "trusted-proxy")]
+        trusted_proxies: Vec<std::net::IpAddr>,
     },
     /// Issue a store's key and certificate (written to OUT: store.key, store.crt, ca.crt).
     Enroll {
@@ -45,13 +59,81 @@ enum Command {
         #[command(subcommand)]
         command: CatalogCommand,
     },
+    /// Console operators (each change is in the audit log).
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// API tokens for integrations (each change is in the audit log).
+    Tokens {
+        #[command(subcommand)]
+        command: TokensCommand,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 enum CatalogCommand {
     /// Validate a catalog CSV and publish it; a bad row is reported with its line and
-    /// nothing is published.
-    Import { file: PathBuf },
+    /// nothing is published. A file identical to the catalog in force publishes nothing;
+    /// one that would remove items publishes nothing without --confirm-removals.
+    Import {
+        file: PathBuf,
+        /// Remove the items the file does not list (listed first by a run without it).
+        #[arg(long)]
+        confirm_removals: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum UsersCommand {
+    /// Add an operator. The password is read from stdin with --password-stdin, else one
+    /// is made up and printed once.
+    Add {
+        login: String,
+        /// administrator, merchandiser, operations, support or read_only.
+        #[arg(long)]
+        role: String,
+        /// The name the console shows (default: the login).
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List operators.
+    List,
+    /// Disable an operator: their sessions end at once and they cannot log in.
+    Disable { login: String },
+    /// Enable a disabled operator again.
+    Enable { login: String },
+    /// Set an operator's password (from stdin with --password-stdin, else made up and
+    /// printed once); their sessions end.
+    Passwd {
+        login: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TokensCommand {
+    /// Issue a token; it is printed once and never shown again.
+    Issue {
+        /// What it is for (e.g. `online-shop`).
+        name: String,
+        /// A scope (repeatable), e.g. catalog:read; see `tokens list` for them all.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Or every permission of a role.
+        #[arg(long)]
+        role: Option<String>,
+        /// How long it lasts (default: until revoked).
+        #[arg(long)]
+        days: Option<u32>,
+    },
+    /// List tokens (never the tokens themselves).
+    List,
+    /// Revoke a token by its id: the next request with it is refused.
+    Revoke { id: i64 },
 }
 
 fn init_logging(format: LogFormat) {
@@ -68,15 +150,21 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     match cli.command {
-        Command::Serve { quic, http } => {
-            kassa_hq::serve_until_signal(kassa_hq::HqConfig::new(cli.data_dir, quic, http)).await?;
+        Command::Serve { quic, http, metrics_require_token, secure_cookies, trusted_proxies } => {
+            let config = kassa_hq::HqConfig {
+                metrics_require_token,
+                secure_cookies,
+                trusted_proxies,
+                ..kassa_hq::HqConfig::new(cli.data_dir, quic, http)
+            };
+            kassa_hq::serve_until_signal(config).await?;
         }
         Command::Enroll { store, out } => {
             let pki = kassa_hq::pki::Pki::open_or_create(&cli.data_dir.join("pki"))?;
             pki.enroll(StoreId(store), &out)?;
             println!("store {store}: key and certificate written to {}", out.display());
         }
-        Command::Catalog { command: CatalogCommand::Import { file } } => {
+        Command::Catalog { command: CatalogCommand::Import { file, confirm_removals } } => {
             let csv = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
             let items = kassa_protocol::catalog::parse_csv(&csv).map_err(|e| match e {
                 kassa_protocol::catalog::ImportError::Rows(rows) => {
@@ -85,10 +173,149 @@ async fn main() -> anyhow::Result<()> {
                 }
                 e => anyhow::anyhow!("nothing published: {e}"),
             })?;
-            std::fs::create_dir_all(&cli.data_dir)?;
-            let db = kassa_hq::Db::open(&cli.data_dir.join("hq.sqlite"))?;
-            let version = db.publish_catalog(&items)?;
-            println!("published catalog version {version}: {} items (a running HQ offers it on each store's next connection)", items.len());
+            let db = open_db(&cli.data_dir)?;
+            let audit =
+                Actor::system("kassa-hq catalog import").audit(now_ms(), "catalog.import", serde_json::json!({}));
+            match db.import_catalog(&items, confirm_removals, false, &audit)? {
+                CatalogImport::Published { version, diff } => println!(
+                    "published catalog version {version}: {} items ({} added, {} changed, {} removed; a running HQ offers it on each store's next connection)",
+                    items.len(),
+                    diff.added.len(),
+                    diff.changed.len(),
+                    diff.removed.len()
+                ),
+                CatalogImport::Unchanged { version } => {
+                    println!("identical to catalog version {version}; nothing published")
+                }
+                CatalogImport::RemovalsUnconfirmed { diff, .. } => {
+                    let skus: Vec<String> =
+                        diff.removed.iter().take(50).map(|i| format!("  {} {}", i.sku.as_str(), i.name)).collect();
+                    anyhow::bail!(
+                        "nothing published: the file would remove {} item(s) from every store:\n{}\nrun again with --confirm-removals to remove them",
+                        diff.removed.len(),
+                        skus.join("\n")
+                    );
+                }
+                CatalogImport::Preview { .. } => unreachable!("not a dry run"),
+            }
+        }
+        Command::Users { command } => users(&cli.data_dir, command)?,
+        Command::Tokens { command } => tokens(&cli.data_dir, command)?,
+    }
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// HQ's database, created (with its first administrator) if need be: the CLI works on a
+/// fresh install as on a running one (SQLite serialises the writes).
+fn open_db(data_dir: &Path) -> anyhow::Result<Db> {
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    let db = Db::open(&data_dir.join("hq.sqlite"))?;
+    if let Some(password) = auth::ensure_first_admin(&db, data_dir, now_ms())? {
+        eprintln!("created the first administrator `{}` with password {password}", auth::FIRST_ADMIN);
+    }
+    Ok(db)
+}
+
+fn read_password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
+    if !from_stdin {
+        return Ok((auth::random_password(), true));
+    }
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).context("reading the password from stdin")?;
+    Ok((line.trim_end_matches(['\r', '\n']).to_owned(), false))
+}
+
+fn users(data_dir: &Path, command: UsersCommand) -> anyhow::Result<()> {
+    let db = open_db(data_dir)?;
+    let by = Actor::system("kassa-hq users");
+    match command {
+        UsersCommand::Add { login, role, name, password_stdin } => {
+            let role = Role::parse(&role)?;
+            let (password, made_up) = read_password(password_stdin)?;
+            let name = name.unwrap_or_else(|| login.clone());
+            let op = auth::add_operator(&db, &login, &name, role, &password, &by, now_ms())?;
+            println!("added operator {} ({}, {})", op.login, op.name, op.role);
+            if made_up {
+                println!("password: {password}");
+            }
+        }
+        UsersCommand::List => {
+            for op in db.operators()? {
+                let state = if op.disabled { "disabled" } else { "active" };
+                println!("{:<32} {:<14} {:<9} {}", op.login, op.role.code(), state, op.name);
+            }
+        }
+        UsersCommand::Disable { login } => {
+            auth::change_operator(
+                &db,
+                &login,
+                OperatorEdit { disabled: Some(true), ..Default::default() },
+                &by,
+                now_ms(),
+            )?;
+            println!("disabled {login}; their sessions have ended");
+        }
+        UsersCommand::Enable { login } => {
+            auth::change_operator(
+                &db,
+                &login,
+                OperatorEdit { disabled: Some(false), ..Default::default() },
+                &by,
+                now_ms(),
+            )?;
+            println!("enabled {login}");
+        }
+        UsersCommand::Passwd { login, password_stdin } => {
+            let (password, made_up) = read_password(password_stdin)?;
+            let edit = OperatorEdit { password: Some(&password), ..Default::default() };
+            auth::change_operator(&db, &login, edit, &by, now_ms())?;
+            println!("changed {login}'s password; their sessions have ended");
+            if made_up {
+                println!("password: {password}");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn tokens(data_dir: &Path, command: TokensCommand) -> anyhow::Result<()> {
+    let db = open_db(data_dir)?;
+    let by = Actor::system("kassa-hq tokens");
+    match command {
+        TokensCommand::Issue { name, scopes, role, days } => {
+            let mut list = Permissions::parse(scopes.iter().map(String::as_str))?.iter().collect::<Vec<_>>();
+            if let Some(role) = role {
+                list.extend(Role::parse(&role)?.permissions().iter());
+            }
+            let issued = auth::issue_token(&db, &name, Permissions::of(&list), days, &by, now_ms())?;
+            println!(
+                "token {} ({}), scopes: {}",
+                issued.info.id,
+                issued.info.name,
+                issued.info.scopes.codes().join(" ")
+            );
+            println!("{}", issued.token);
+            eprintln!("(shown once: HQ keeps only its hash)");
+        }
+        TokensCommand::List => {
+            for t in db.tokens()? {
+                let state = match (t.revoked_at_ms, t.expires_at_ms) {
+                    (Some(_), _) => "revoked",
+                    (None, Some(at)) if at <= now_ms() => "expired",
+                    _ => "active",
+                };
+                println!("{:>5} {:<8} {}… {:<24} {}", t.id, state, t.prefix, t.name, t.scopes.codes().join(" "));
+            }
+            let all: Vec<&str> = auth::Permission::ALL.iter().map(|p| p.code()).collect();
+            eprintln!("scopes: {}", all.join(" "));
+        }
+        TokensCommand::Revoke { id } => {
+            let t = auth::revoke_token(&db, id, &by, now_ms())?;
+            println!("revoked token {} ({})", t.id, t.name);
         }
     }
     Ok(())

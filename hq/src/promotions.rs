@@ -4,13 +4,12 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use kassa_protocol::basket::Basket;
 use kassa_protocol::catalog::CatalogItem;
 use kassa_protocol::loyalty::CustomerId;
 use kassa_protocol::promotions::definition::Definition;
-use kassa_protocol::promotions::{
-    Applied, Catalog, Channel, Context, LocalTime, PriceLine, PromotionError, PromotionSet, PROMOTIONS_MAX,
-};
-use kassa_protocol::{pricing, Kopecks, Sku, StoreId};
+use kassa_protocol::promotions::{Catalog, Channel, Context, LocalTime, PromotionError, PromotionSet, PROMOTIONS_MAX};
+use kassa_protocol::{pricing, Sku, StoreId};
 use serde::{Deserialize, Serialize};
 
 use crate::db::DbError;
@@ -63,6 +62,7 @@ pub async fn publish(shared: &Shared, definitions: Vec<Definition>) -> Result<u6
     let set = PromotionSet::new(promotions, &items).map_err(PublishError::Invalid)?;
     let count = set.len();
     let version = blocking(&shared.db, move |db| db.publish_promotions(&definitions, set)).await?;
+    shared.promotions.send_replace(version);
     tracing::info!(version, promotions = count, "published promotions");
     Ok(version)
 }
@@ -162,62 +162,50 @@ pub async fn price(shared: &Shared, req: PriceRequest, now_ms: i64) -> Result<Pr
     let lookup = skus.clone();
     let (items, (version, set)): (HashMap<Sku, CatalogItem>, _) =
         blocking(&shared.db, move |db| Ok((db.items(&lookup)?, db.promotion_set()?))).await?;
-    let mut priced_items = Vec::with_capacity(skus.len());
+    // The basket as a till builds it (pieces of one item on one line), priced by the
+    // same function the till calls after every scan.
+    let mut basket = Basket::new(0);
     for (sku, l) in skus.iter().zip(&req.lines) {
         let item = items.get(sku).ok_or_else(|| PriceError::UnknownSku(sku.0.clone()))?;
-        let amount = pricing::line_amount(item.price, item.unit, l.quantity)
-            .ok_or_else(|| invalid(format!("the amount of {sku} is too large")))?;
-        priced_items.push((item, l.quantity, amount));
+        basket.add(item, l.quantity).map_err(|e| invalid(format!("{sku}: {e}")))?;
     }
-    let lines: Vec<PriceLine<'_>> = priced_items
-        .iter()
-        .map(|(item, quantity, amount)| PriceLine {
-            sku: &item.sku,
-            category: &item.category,
-            unit: item.unit,
-            quantity: *quantity,
-            price: item.price,
-            amount: *amount,
-        })
-        .collect();
+    for c in &req.coupons {
+        basket.add_coupon(c).map_err(|e| invalid(format!("coupon `{c}`: {e}")))?;
+    }
     let used = BTreeSet::new();
     let cx = Context {
         store: StoreId(req.store),
         channel,
         at: LocalTime::from_unix_ms(req.at_ms.unwrap_or(now_ms), req.utc_offset_minutes.unwrap_or(180)),
         customer: customer.as_ref(),
-        coupons: &req.coupons,
+        coupons: &basket.coupons.clone(),
         used_coupons: &used,
     };
-    let priced = set.price(&lines, &cx);
-    let name = |a: &Applied| set.get(a.promotion).map_or_else(String::new, |p| p.name.clone());
-    let out: Vec<PricedLine> = priced_items
+    basket.apply_promotions(&set, &cx);
+    let out: Vec<PricedLine> = basket
+        .lines
         .iter()
-        .zip(&priced.lines)
-        .map(|((item, quantity, amount), d)| {
-            let to_pay = Kopecks(amount.0 - d.discount.0);
-            PricedLine {
-                sku: item.sku.0.clone(),
-                name: item.name.clone(),
-                unit: item.unit.code(),
-                quantity: *quantity,
-                price_kopecks: item.price.0,
-                amount_kopecks: amount.0,
-                discount_kopecks: d.discount.0,
-                to_pay_kopecks: to_pay.0,
-                vat: item.vat.code(),
-                vat_kopecks: pricing::vat_included(to_pay, item.vat).0,
-                promotions: d
-                    .applied
-                    .iter()
-                    .map(|a| PricedPromotion {
-                        id: a.promotion,
-                        version: a.version,
-                        name: name(a),
-                        amount_kopecks: a.amount.0,
-                    })
-                    .collect(),
-            }
+        .map(|l| PricedLine {
+            sku: l.sku.0.clone(),
+            name: l.name.clone(),
+            unit: l.unit.code(),
+            quantity: l.quantity,
+            price_kopecks: l.price.0,
+            amount_kopecks: l.amount.0,
+            discount_kopecks: l.discount.0,
+            to_pay_kopecks: l.net().0,
+            vat: l.vat.code(),
+            vat_kopecks: pricing::vat_included(l.net(), l.vat).0,
+            promotions: l
+                .promotions
+                .iter()
+                .map(|p| PricedPromotion {
+                    id: p.promotion,
+                    version: p.version,
+                    name: p.name.clone(),
+                    amount_kopecks: p.amount.0,
+                })
+                .collect(),
         })
         .collect();
     let total = out.iter().map(|l| l.to_pay_kopecks).sum();
@@ -225,6 +213,6 @@ pub async fn price(shared: &Shared, req: PriceRequest, now_ms: i64) -> Result<Pr
         promotions_version: version,
         lines: out,
         total_kopecks: total,
-        discount_kopecks: priced.total_discount.0,
+        discount_kopecks: basket.promotions_saved().0,
     })
 }

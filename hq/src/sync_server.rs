@@ -44,6 +44,8 @@ pub struct Shared {
     pub db: Arc<Db>,
     /// The published catalog version; connections offer each new one.
     pub catalog: watch::Sender<u64>,
+    /// The published promotions version; connections offer each new set.
+    pub promotions: watch::Sender<u64>,
     /// Bumped whenever HQ books counter changes (deliveries) to offer stores.
     pub counters: watch::Sender<u64>,
     pub nearby_interval: Duration,
@@ -252,6 +254,7 @@ async fn session(
     let mut decoder = FrameDecoder::default();
     let mut buf = vec![0u8; READ_CHUNK_BYTES];
     let mut catalog = shared.catalog.subscribe();
+    let mut promotions = shared.promotions.subscribe();
     let mut counters = shared.counters.subscribe();
     // The first view goes out with the handshake; the next ones at the interval, give or
     // take a tenth, so that stores that connected together (after HQ restarts) do not
@@ -311,6 +314,10 @@ async fn session(
                 session.offer_rules(version, &rules);
                 flush(&mut session, &mut send).await?;
             }
+            Ok(()) = promotions.changed() => {
+                offer_promotions(&mut session, &shared).await?;
+                flush(&mut session, &mut send).await?;
+            }
             Ok(()) = counters.changed() => {
                 let entries = blocking(&shared.db, move |db| db.counters_for(store)).await?;
                 session.offer_counters(&entries);
@@ -344,6 +351,17 @@ async fn offer_catalog(session: &mut HqSync, shared: &Shared) -> Result<(), Conn
     Ok(())
 }
 
+/// Offers HQ's promotions; the session sends them only to a store of protocol 4 on that
+/// holds an older set.
+async fn offer_promotions(session: &mut HqSync, shared: &Shared) -> Result<(), ConnError> {
+    if !session.needs_promotions(*shared.promotions.borrow()) {
+        return Ok(()); // the common case: the store has them (no database read)
+    }
+    let (version, definitions) = blocking(&shared.db, |db| db.promotions()).await?;
+    session.offer_promotions(version, &definitions);
+    Ok(())
+}
+
 async fn drive(session: &mut HqSync, shared: &Shared, peer: &PeerGuard) -> Result<(), ConnError> {
     while let Some(ev) = session.poll_event() {
         match ev {
@@ -367,8 +385,12 @@ async fn drive(session: &mut HqSync, shared: &Shared, peer: &PeerGuard) -> Resul
                 offer_nearby(session, shared).await?;
                 let (version, rules) = blocking(&shared.db, |db| db.rules()).await?;
                 session.offer_rules(version, &rules);
+                offer_promotions(session, shared).await?;
             }
             HqEvent::CompareDigests { actor, theirs } => {
+                // The store's digest says which promotions it holds: a set that did not
+                // arrive whole goes again.
+                offer_promotions(session, shared).await?;
                 let store = actor.store;
                 let ours =
                     kassa_protocol::stock::digests(&blocking(&shared.db, move |db| db.counters_at(store)).await?);

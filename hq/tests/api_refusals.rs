@@ -21,6 +21,8 @@ struct Hq {
     _dir: tempfile::TempDir,
     hq: kassa_hq::RunningHq,
     cancel: CancellationToken,
+    /// An all-scopes API token, sent with every request.
+    token: String,
 }
 
 impl Hq {
@@ -32,7 +34,8 @@ impl Hq {
         let config = kassa_hq::HqConfig::new(dir.path().join("hq"), any, any);
         let hq = kassa_hq::start(config, cancel.clone()).await.unwrap();
         assert_eq!(kassa_hq::import_catalog(&hq.shared, CATALOG).await.unwrap(), 1);
-        Hq { _dir: dir, hq, cancel }
+        let token = hq.issue_token("tests", kassa_hq::auth::Permissions::ALL, None, "tests").await.unwrap();
+        Hq { _dir: dir, hq, cancel, token }
     }
 
     async fn stop(self) {
@@ -44,8 +47,11 @@ impl Hq {
     /// is not JSON). Asserts the answer says it is JSON.
     async fn send(&self, method: &str, path: &str, content_type: Option<&str>, body: &[u8]) -> (u16, Value) {
         let mut conn = tokio::net::TcpStream::connect(self.hq.http_addr).await.unwrap();
-        let mut head =
-            format!("{method} {path} HTTP/1.1\r\nHost: hq\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: hq\r\nConnection: close\r\nAuthorization: Bearer {}\r\nContent-Length: {}\r\n",
+            self.token,
+            body.len()
+        );
         if let Some(t) = content_type {
             head.push_str(&format!("Content-Type: {t}\r\n"));
         }
@@ -81,7 +87,9 @@ fn assert_refusal(answer: &Value, code: &str, what: &str) {
     let object = answer.as_object().unwrap_or_else(|| panic!("{what}: not a JSON object: {answer}"));
     let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
     keys.sort_unstable();
-    assert_eq!(keys, ["error", "message"], "{what}: {answer}");
+    // A catalog's bad rows are also listed, each with its line, for programs.
+    let want: &[&str] = if code == "bad_rows" { &["error", "errors", "message"] } else { &["error", "message"] };
+    assert_eq!(keys, want, "{what}: {answer}");
     assert_eq!(answer["error"], code, "{what}: {answer}");
     assert!(answer["message"].as_str().is_some_and(|m| !m.trim().is_empty()), "{what}: {answer}");
 }
@@ -120,8 +128,12 @@ async fn an_empty_or_bad_catalog_is_refused_and_nothing_published() {
     assert_eq!(hq.get("/api/catalog").await, before);
     assert_eq!(*hq.hq.shared.catalog.borrow(), 1);
     assert_eq!(hq.hq.shared.db.catalog().unwrap().len(), 2);
-    // A good catalog still goes through.
+    // The bad rows are listed with their lines.
+    assert_eq!(dup["errors"], serde_json::json!([{ "line": 3, "reason": "SKU 1 appears twice" }]), "{dup}");
+    // The same catalog again publishes nothing; a changed one goes through.
     let (status, answer) = post(CATALOG.into()).await;
+    assert_eq!((status, answer["version"].as_u64(), &answer["published"]), (200, Some(1), &false.into()), "{answer}");
+    let (status, answer) = post(CATALOG.replace("10690", "11990")).await;
     assert_eq!((status, answer["version"].as_u64()), (200, Some(2)), "{answer}");
     hq.stop().await;
 }
@@ -206,7 +218,7 @@ async fn framework_refusals_are_json_with_a_code_and_a_message() {
         ("POST", "/api/catalog", Some("text/csv"), b"sku\xff\xfe", (400, "bad_body")),
         // Unknown routes and wrong methods.
         ("GET", "/api/nope", None, b"", (404, "not_found")),
-        ("GET", "/", None, b"", (404, "not_found")),
+        ("GET", "/nope.html", None, b"", (404, "not_found")),
         ("POST", "/api/stores/1/sales/2", None, b"", (404, "not_found")),
         ("DELETE", "/api/catalog", None, b"", (405, "method_not_allowed")),
         ("POST", "/api/stores", json, b"{}", (405, "method_not_allowed")),

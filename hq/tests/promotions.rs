@@ -29,7 +29,12 @@ async fn start() -> Hq {
     let hq = kassa_hq::start(kassa_hq::HqConfig::new(dir.path().join("hq"), any, any), cancel.clone()).await.unwrap();
     kassa_hq::import_catalog(&hq.shared, CATALOG).await.unwrap();
     let base = format!("http://{}", hq.http_addr);
-    Hq { _dir: dir, hq, cancel, base, client: reqwest::Client::new() }
+    // HQ's API needs a caller: an all-scopes token, sent on every request.
+    let token = hq.issue_token("tests", kassa_hq::auth::Permissions::ALL, None, "tests").await.unwrap();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
+    let client = reqwest::Client::builder().default_headers(headers).build().unwrap();
+    Hq { _dir: dir, hq, cancel, base, client }
 }
 
 impl Hq {

@@ -6,17 +6,35 @@ use crate::catalog::{CatalogItem, Unit, VatRate};
 use crate::ids::Sku;
 use crate::money::Kopecks;
 use crate::pricing;
+use crate::promotions::{Context, PriceLine, PromotionSet};
 
 /// Lines per basket: far beyond a real shop's trolley, small enough to bound memory
 /// and the receipt.
 pub const BASKET_LINES_MAX: usize = 500;
 /// Pieces per line, or grams per weighted line (100 kg).
 pub const LINE_QUANTITY_MAX: i64 = 100_000;
+/// Coupon codes one basket may carry.
+pub const COUPONS_MAX: usize = 8;
+/// Longest coupon code, in characters.
+pub const COUPON_LEN_MAX_CHARS: usize = 32;
+
+/// What one promotion gave one line: the sale keeps which promotion, in which version,
+/// under which name (the receipt prints it, a reprint years later too) and how much.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinePromotion {
+    pub promotion: u32,
+    pub version: u32,
+    pub name: String,
+    pub amount: Kopecks,
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BasketLine {
     pub sku: Sku,
     pub name: String,
+    /// The catalog's category (promotions may target it; empty in records older than
+    /// sale format 2).
+    pub category: String,
     pub unit: Unit,
     /// Pieces, or grams for weighted goods.
     pub quantity: i64,
@@ -25,10 +43,13 @@ pub struct BasketLine {
     /// The price charged: the list price, or a manager's override.
     pub price: Kopecks,
     pub vat: VatRate,
-    /// `price × quantity` (rounded for weighed goods), before the basket discount.
+    /// `price × quantity` (rounded for weighed goods), before any discount.
     pub amount: Kopecks,
-    /// This line's share of the basket discount.
+    /// Everything off this line: what its promotions gave, plus its share of the
+    /// manager's basket discount.
     pub discount: Kopecks,
+    /// The promotions that gave part of `discount`, in the order they applied.
+    pub promotions: Vec<LinePromotion>,
     /// The marking code ("Честный знак") of a marked unit, byte-exact as scanned; such
     /// a line is always one piece, and a code can be in a basket only once.
     pub marking: Option<String>,
@@ -38,6 +59,29 @@ impl BasketLine {
     /// What the customer pays for the line.
     pub fn net(&self) -> Kopecks {
         Kopecks(self.amount.0 - self.discount.0)
+    }
+
+    /// What promotions took off this line (the rest of `discount` is the manager's).
+    pub fn promotion_discount(&self) -> Kopecks {
+        Kopecks(self.promotions.iter().map(|p| p.amount.0).sum())
+    }
+
+    /// A new line of `quantity` of `item` at its catalog price, without discounts.
+    fn of(item: &CatalogItem, unit: Unit, quantity: i64, marking: Option<String>) -> Result<BasketLine, BasketError> {
+        Ok(BasketLine {
+            sku: item.sku.clone(),
+            name: item.name.clone(),
+            category: item.category.clone(),
+            unit,
+            quantity,
+            list_price: item.price,
+            price: item.price,
+            vat: item.vat,
+            amount: pricing::line_amount(item.price, unit, quantity).ok_or(BasketError::Overflow)?,
+            discount: Kopecks::ZERO,
+            promotions: Vec::new(),
+            marking,
+        })
     }
 }
 
@@ -52,6 +96,8 @@ pub enum BasketDiscount {
 pub struct Basket {
     pub lines: Vec<BasketLine>,
     pub discount: Option<BasketDiscount>,
+    /// Coupon codes the customer presented (promotions with a coupon need one).
+    pub coupons: Vec<String>,
     /// Which basket of its terminal this is: the till numbers them 1, 2, 3… and the
     /// journal records the id of the basket each sale paid (and each void ended), so a
     /// basket saved before a crash is known to be paid, or not, after the restart.
@@ -76,6 +122,8 @@ pub enum BasketError {
     DuplicateMarking,
     #[error("a marked item is sold one by one: scan each unit")]
     MarkedQuantity,
+    #[error("a coupon code is 1 to {COUPON_LEN_MAX_CHARS} letters and digits, at most {COUPONS_MAX} per basket")]
+    Coupon,
 }
 
 /// The largest basket discount in percent a manager may give at the till.
@@ -120,19 +168,7 @@ impl Basket {
         if self.lines.len() >= BASKET_LINES_MAX {
             return Err(BasketError::Full);
         }
-        let amount = pricing::line_amount(item.price, item.unit, quantity).ok_or(BasketError::Overflow)?;
-        self.lines.push(BasketLine {
-            sku: item.sku.clone(),
-            name: item.name.clone(),
-            unit: item.unit,
-            quantity,
-            list_price: item.price,
-            price: item.price,
-            vat: item.vat,
-            amount,
-            discount: Kopecks::ZERO,
-            marking: None,
-        });
+        self.lines.push(BasketLine::of(item, item.unit, quantity, None)?);
         self.commit_or_undo(|b| {
             b.lines.pop();
         })?;
@@ -148,19 +184,7 @@ impl Basket {
         if self.lines.len() >= BASKET_LINES_MAX {
             return Err(BasketError::Full);
         }
-        let amount = pricing::line_amount(item.price, Unit::Piece, 1).ok_or(BasketError::Overflow)?;
-        self.lines.push(BasketLine {
-            sku: item.sku.clone(),
-            name: item.name.clone(),
-            unit: Unit::Piece,
-            quantity: 1,
-            list_price: item.price,
-            price: item.price,
-            vat: item.vat,
-            amount,
-            discount: Kopecks::ZERO,
-            marking: Some(code.to_owned()),
-        });
+        self.lines.push(BasketLine::of(item, Unit::Piece, 1, Some(code.to_owned()))?);
         self.commit_or_undo(|b| {
             b.lines.pop();
         })?;
@@ -227,6 +251,8 @@ impl Basket {
         let l = self.lines.get_mut(line).ok_or(BasketError::NoSuchLine(line))?;
         let old = l.clone();
         change(l);
+        // Its promotions are worked out again by the next `apply_promotions`.
+        l.promotions.clear();
         match pricing::line_amount(l.price, l.unit, l.quantity) {
             Some(amount) => l.amount = amount,
             None => {
@@ -250,15 +276,13 @@ impl Basket {
         }
     }
 
-    /// Spreads the basket discount over the lines in proportion to their amounts, by
-    /// largest remainder, so the shares add up to the discount exactly and every line's
-    /// VAT is computed on what is actually paid for it.
+    /// Spreads the basket discount over what is left to pay for each line after its
+    /// promotions, in proportion, by largest remainder, so the shares add up to the
+    /// discount exactly and every line's VAT is computed on what is actually paid for it.
     fn spread_discount(&mut self) -> Result<(), BasketError> {
-        let gross = self
-            .lines
-            .iter()
-            .try_fold(Kopecks::ZERO, |acc, l| acc.checked_add(l.amount))
-            .ok_or(BasketError::Overflow)?;
+        let left: Vec<i64> = self.lines.iter().map(|l| (l.amount.0 - l.promotion_discount().0).max(0)).collect();
+        let gross =
+            left.iter().try_fold(Kopecks::ZERO, |acc, &l| acc.checked_add(Kopecks(l))).ok_or(BasketError::Overflow)?;
         let total_discount = match self.discount {
             None => 0,
             Some(BasketDiscount::Percent(p)) => {
@@ -272,17 +296,92 @@ impl Basket {
             }
         };
         for l in &mut self.lines {
-            l.discount = Kopecks::ZERO;
+            l.discount = l.promotion_discount();
         }
         if total_discount == 0 || gross.0 == 0 {
             return Ok(());
         }
-        let amounts: Vec<i64> = self.lines.iter().map(|l| l.amount.0).collect();
-        let shares = pricing::spread(total_discount, &amounts).ok_or(BasketError::Overflow)?;
+        let shares = pricing::spread(total_discount, &left).ok_or(BasketError::Overflow)?;
         for (l, share) in self.lines.iter_mut().zip(shares) {
-            l.discount = Kopecks(share);
+            l.discount = Kopecks(l.discount.0 + share);
         }
         Ok(())
+    }
+
+    /// Prices the basket under `set` in `cx`: each line gets what promotions give it,
+    /// then the manager's basket discount is spread over what is left. Lines whose price
+    /// a manager overrode take no promotions (the override is the line's price). A fixed
+    /// basket discount that no longer fits under what is left is dropped, as when a line
+    /// is removed.
+    ///
+    /// The till calls this after every change of the basket; HQ prices the online
+    /// shop's baskets with the same function.
+    pub fn apply_promotions(&mut self, set: &PromotionSet, cx: &Context<'_>) {
+        let priceable: Vec<usize> =
+            (0..self.lines.len()).filter(|&i| self.lines[i].price == self.lines[i].list_price).collect();
+        let priced = {
+            let lines: Vec<PriceLine<'_>> = priceable
+                .iter()
+                .map(|&i| {
+                    let l = &self.lines[i];
+                    PriceLine {
+                        sku: &l.sku,
+                        category: &l.category,
+                        unit: l.unit,
+                        quantity: l.quantity,
+                        price: l.price,
+                        amount: l.amount,
+                    }
+                })
+                .collect();
+            if set.is_empty() || lines.is_empty() {
+                crate::promotions::Priced::default()
+            } else {
+                set.price(&lines, cx)
+            }
+        };
+        for l in &mut self.lines {
+            l.promotions.clear();
+        }
+        for (k, line) in priced.lines.into_iter().enumerate() {
+            self.lines[priceable[k]].promotions = line
+                .applied
+                .into_iter()
+                .map(|a| LinePromotion {
+                    promotion: a.promotion,
+                    version: a.version,
+                    name: set.get(a.promotion).map(|p| p.name.clone()).unwrap_or_default(),
+                    amount: a.amount,
+                })
+                .collect();
+        }
+        if self.spread_discount().is_err() {
+            self.discount = None;
+            self.spread_discount().expect("promotions alone never take a line below zero");
+        }
+    }
+
+    /// Adds a coupon code the customer presented (kept in capitals; once).
+    pub fn add_coupon(&mut self, code: &str) -> Result<(), BasketError> {
+        let code = code.trim().to_uppercase();
+        let ok = !code.is_empty()
+            && code.chars().count() <= COUPON_LEN_MAX_CHARS
+            && code.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '_');
+        if !ok {
+            return Err(BasketError::Coupon);
+        }
+        if !self.coupons.contains(&code) {
+            if self.coupons.len() >= COUPONS_MAX {
+                return Err(BasketError::Coupon);
+            }
+            self.coupons.push(code);
+        }
+        Ok(())
+    }
+
+    /// What promotions took off the whole basket (the manager's discount not counted).
+    pub fn promotions_saved(&self) -> Kopecks {
+        Kopecks(self.lines.iter().map(|l| l.promotion_discount().0).sum())
     }
 }
 

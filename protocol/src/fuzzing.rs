@@ -259,6 +259,8 @@ mod tests {
     fn sale(seq: u64, store: StoreId) -> OutboxEntry {
         let sku = Sku("100001".into());
         let line = BasketLine {
+            category: String::new(),
+            promotions: Vec::new(),
             sku: sku.clone(),
             name: "Молоко".into(),
             unit: Unit::Piece,
@@ -300,6 +302,7 @@ mod tests {
             version,
             actor: ACTOR,
             catalog_version: 0,
+            promotions_version: 0,
             head: 9,
             software_version: Some("0.2.0".into()),
         };
@@ -317,7 +320,7 @@ mod tests {
             batch(&[2, 3, 4, 5]),
             batch(&[7, 8]),
             batch(&(6..60).collect::<Vec<_>>()),
-            StoreMessage::Digest { digests: vec![digest] },
+            StoreMessage::Digest { digests: vec![digest], promotions_version: 0 },
             StoreMessage::Counters { entries: vec![counter.clone()] },
             StoreMessage::RightsRequest(rights),
             batch(&[60, 61]),
@@ -330,6 +333,7 @@ mod tests {
             version,
             actor: other,
             catalog_version: 0,
+            promotions_version: 0,
             head: 1,
             software_version: Some("0.2.0".into()),
         }]);

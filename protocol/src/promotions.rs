@@ -516,7 +516,6 @@ impl PromotionSet {
         let mut state = State::new(lines);
         // Exclusive groups that had their turn, per stage.
         let mut done = vec![false; self.groups];
-        let (mut trial, mut best) = (state.clone(), state.clone());
         for basket_stage in [false, true] {
             done.iter_mut().for_each(|d| *d = false);
             for (k, &(p, touched)) in active.iter().enumerate() {
@@ -532,22 +531,24 @@ impl PromotionSet {
                 if std::mem::replace(&mut done[group as usize], true) {
                     continue; // the group had its turn (in this stage) at its first member
                 }
-                // The group's turn: every member tried on what is left, the best kept.
-                let mut best_saved = 0;
+                // The group's turn: every member tried on what is left (and undone), the
+                // one that saves the most applied.
+                let (mut best, mut best_saved) = (None, 0);
+                state.recording = true;
                 for &(m, touched) in &active[k..] {
                     let member = &self.promotions[m];
                     if self.group_of[m] != group || member.kind.is_basket() != basket_stage {
                         continue;
                     }
-                    trial.copy_from(&state);
-                    let saved = trial.apply(member, touched);
+                    let saved = state.apply(member, touched);
+                    state.undo_all();
                     if saved > best_saved {
-                        best_saved = saved;
-                        std::mem::swap(&mut best, &mut trial);
+                        (best, best_saved) = (Some((member, touched)), saved);
                     }
                 }
-                if best_saved > 0 {
-                    std::mem::swap(&mut state, &mut best);
+                state.recording = false;
+                if let Some((member, touched)) = best {
+                    state.apply(member, touched);
                 }
             }
         }
@@ -563,12 +564,30 @@ struct Piece {
     used: bool,
 }
 
-/// Pricing in progress. Cheap to clone: an exclusive group tries each member on a copy.
+/// One change to a [`State`], kept while an exclusive group's members are tried so that
+/// each trial is undone in the time it took (not by copying the whole state).
+#[derive(Clone, Copy, Debug)]
+enum Undo {
+    /// A line's discount before.
+    Discount(u32, i64),
+    /// An `applied` entry was pushed.
+    Pushed,
+    /// An `applied` entry's amount before.
+    Amount(u32, i64),
+    /// A piece was marked used.
+    Used(u32),
+    /// A line's free count before.
+    Free(u32, i64),
+}
+
+/// Pricing in progress.
 #[derive(Clone, Debug)]
 struct State<'l> {
     lines: &'l [PriceLine<'l>],
-    /// Pieces in canonical order: price high to low, then SKU, then line content.
+    /// Pieces in canonical order: price high to low, then SKU, then line content. A
+    /// line's pieces are next to each other, from `first_piece[line]`.
     pieces: Vec<Piece>,
+    first_piece: Vec<u32>,
     /// The lines in canonical order (by content, never by position).
     order: std::rc::Rc<Vec<usize>>,
     /// Per line: pieces of it not used by an item promotion (weighed: 1 or 0).
@@ -576,6 +595,9 @@ struct State<'l> {
     discount: Vec<i64>,
     /// (line, what a promotion gave it), in the order given.
     applied: Vec<(usize, Applied)>,
+    /// While `recording`, every change, so that [`State::undo_all`] can take it back.
+    recording: bool,
+    undo: Vec<Undo>,
 }
 
 fn matches(target: &Target, line: &PriceLine<'_>) -> bool {
@@ -606,8 +628,10 @@ impl<'l> State<'l> {
                 .then(a.cmp(&b))
         });
         let mut pieces = Vec::new();
+        let mut first_piece = vec![0u32; lines.len()];
         if total_pieces <= PIECES_GROUPED_MAX {
             for &i in order.iter().filter(|&&i| lines[i].unit == Unit::Piece) {
+                first_piece[i] = pieces.len() as u32;
                 for _ in 0..lines[i].quantity.max(0) {
                     pieces.push(Piece { line: i as u32, price: lines[i].price.0, used: false });
                 }
@@ -616,21 +640,40 @@ impl<'l> State<'l> {
         State {
             lines,
             pieces,
+            first_piece,
             order: std::rc::Rc::new(order),
             free: lines.iter().map(|l| if l.unit == Unit::Piece { l.quantity.max(0) } else { 1 }).collect(),
             discount: vec![0; lines.len()],
             applied: Vec::new(),
+            recording: false,
+            undo: Vec::new(),
         }
     }
 
-    /// Becomes a copy of `other`, reusing its own buffers (a group's trials run often).
-    fn copy_from(&mut self, other: &State<'l>) {
-        self.lines = other.lines;
-        self.pieces.clone_from(&other.pieces);
-        self.order.clone_from(&other.order);
-        self.free.clone_from(&other.free);
-        self.discount.clone_from(&other.discount);
-        self.applied.clone_from(&other.applied);
+    fn record(&mut self, u: Undo) {
+        if self.recording {
+            self.undo.push(u);
+        }
+    }
+
+    /// Takes back every change recorded, newest first.
+    fn undo_all(&mut self) {
+        while let Some(u) = self.undo.pop() {
+            match u {
+                Undo::Discount(line, before) => self.discount[line as usize] = before,
+                Undo::Pushed => {
+                    self.applied.pop();
+                }
+                Undo::Amount(i, before) => self.applied[i as usize].1.amount = Kopecks(before),
+                Undo::Used(piece) => self.pieces[piece as usize].used = false,
+                Undo::Free(line, before) => self.free[line as usize] = before,
+            }
+        }
+    }
+
+    fn set_free(&mut self, line: usize, free: i64) {
+        self.record(Undo::Free(line as u32, self.free[line]));
+        self.free[line] = free;
     }
 
     fn left_to_pay(&self, line: usize) -> i64 {
@@ -642,10 +685,15 @@ impl<'l> State<'l> {
     fn give(&mut self, line: usize, p: &Promotion, amount: i64) -> i64 {
         let amount = amount.clamp(0, self.left_to_pay(line).max(0));
         if amount > 0 {
+            self.record(Undo::Discount(line as u32, self.discount[line]));
             self.discount[line] += amount;
-            match self.applied.iter_mut().find(|(l, a)| *l == line && a.promotion == p.id) {
-                Some((_, a)) => a.amount.0 += amount,
+            match self.applied.iter().rposition(|(l, a)| *l == line && a.promotion == p.id) {
+                Some(i) => {
+                    self.record(Undo::Amount(i as u32, self.applied[i].1.amount.0));
+                    self.applied[i].1.amount.0 += amount;
+                }
                 None => {
+                    self.record(Undo::Pushed);
                     self.applied.push((line, Applied { promotion: p.id, version: p.version, amount: Kopecks(amount) }))
                 }
             }
@@ -656,15 +704,29 @@ impl<'l> State<'l> {
     /// Marks `n` free pieces of `line` used (the per-line promotions use a line's pieces
     /// without picking which).
     fn use_pieces(&mut self, line: usize, n: i64) {
-        self.free[line] -= n;
+        self.set_free(line, self.free[line] - n);
         let mut left = n;
-        for piece in self.pieces.iter_mut().filter(|p| p.line as usize == line && !p.used) {
+        for i in self.pieces_of(line) {
             if left == 0 {
                 break;
             }
-            piece.used = true;
-            left -= 1;
+            if !self.pieces[i].used {
+                self.record(Undo::Used(i as u32));
+                self.pieces[i].used = true;
+                left -= 1;
+            }
         }
+    }
+
+    /// The indexes of `line`'s pieces (none for a weighed line, or when the basket has
+    /// too many pieces to group).
+    fn pieces_of(&self, line: usize) -> std::ops::Range<usize> {
+        let l = &self.lines[line];
+        if self.pieces.is_empty() || l.unit != Unit::Piece {
+            return 0..0;
+        }
+        let first = self.first_piece[line] as usize;
+        first..first + l.quantity.max(0) as usize
     }
 
     /// Spreads `amount` over `pieces` (indexes) in proportion to their prices.
@@ -680,22 +742,19 @@ impl<'l> State<'l> {
     }
 
     fn take(&mut self, piece: usize) {
+        self.record(Undo::Used(piece as u32));
         self.pieces[piece].used = true;
-        self.free[self.pieces[piece].line as usize] -= 1;
+        let line = self.pieces[piece].line as usize;
+        self.set_free(line, self.free[line] - 1);
     }
 
     /// Free pieces of the lines in `touched` that `target` matches, in canonical order.
     fn free_pieces(&self, target: &Target, touched: &[usize]) -> Vec<usize> {
-        // A promotion touches a few lines: a short list, searched linearly.
-        let ok: Vec<u32> = touched
-            .iter()
-            .filter(|&&i| self.free[i] > 0 && matches(target, &self.lines[i]))
-            .map(|&i| i as u32)
-            .collect();
-        if ok.is_empty() {
-            return Vec::new();
-        }
-        (0..self.pieces.len()).filter(|&i| !self.pieces[i].used && ok.contains(&self.pieces[i].line)).collect()
+        // A promotion touches a few lines; their pieces, in the canonical order.
+        let mut ok: Vec<usize> =
+            touched.iter().copied().filter(|&i| self.free[i] > 0 && matches(target, &self.lines[i])).collect();
+        ok.sort_unstable_by_key(|&i| self.first_piece[i]);
+        ok.into_iter().flat_map(|line| self.pieces_of(line)).filter(|&i| !self.pieces[i].used).collect()
     }
 
     /// Applies `p` to what is left of the lines in `touched`; returns what it saved.

@@ -129,6 +129,13 @@ impl Sale {
         if self.lines.iter().any(|l| l.quantity <= 0 || l.discount.0 < 0 || l.discount > l.amount) {
             return Err("a line with a non-positive quantity or a bad discount".into());
         }
+        if self
+            .lines
+            .iter()
+            .any(|l| l.promotions.iter().any(|p| p.amount.0 <= 0) || l.promotion_discount() > l.discount)
+        {
+            return Err("a line whose promotions give more than its discount".into());
+        }
         let paid = self
             .tenders
             .iter()

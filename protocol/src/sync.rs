@@ -32,12 +32,14 @@ use std::time::{Duration, Instant};
 use crate::catalog::CatalogItem;
 use crate::ids::{ActorId, StoreId};
 use crate::loyalty::{Customer, LoyaltyEntry, LoyaltyRules, RightsAnswer, RightsRequest};
+use crate::promotions::definition::Definition;
+use crate::promotions::PROMOTIONS_MAX;
 use crate::returns::Return;
 use crate::sale::Sale;
 use crate::stock::{ActorDigest, CounterEntry};
 use crate::wire::{
     Change, HqMessage, NearbyStock, OutboxEntry, StoreMessage, BATCH_BYTES_MAX, BATCH_ENTRIES_MAX,
-    CATALOG_PAGE_ITEMS_MAX, COUNTERS_PAGE_MAX, PROTOCOL_VERSION,
+    CATALOG_PAGE_ITEMS_MAX, COUNTERS_PAGE_MAX, PROMOTIONS_PAGE_BYTES_MAX, PROMOTIONS_PAGE_MAX, PROTOCOL_VERSION,
 };
 
 /// How long the store waits for an acknowledgement before it resends from the last
@@ -98,6 +100,9 @@ pub enum StoreEvent {
     SendOwnCounters,
     /// HQ's loyalty rules: keep them if newer than what the store has.
     Rules { version: u64, rules: LoyaltyRules },
+    /// A whole set of promotions newer than the store's: keep it (if still newer), start
+    /// pricing with it, then call [`StoreSync::handle_promotions_applied`].
+    Promotions { version: u64, definitions: Vec<Definition> },
     /// HQ answered a rights request: merge its entries, then wake the waiting till.
     Rights(RightsAnswer),
     /// Customers and loyalty entries to store and max-merge.
@@ -133,6 +138,10 @@ pub struct StoreSync {
     next_digest: Option<Instant>,
     catalog_version: u64,
     catalog_pages: Option<(u64, Vec<CatalogItem>)>,
+    promotions_version: u64,
+    /// The newest set handed to the shell (a repeated page must not hand it twice).
+    promotions_handed: u64,
+    promotion_pages: Option<(u64, Vec<Definition>)>,
     nearby_pages: Vec<NearbyStock>,
     transmits: VecDeque<StoreMessage>,
     events: VecDeque<StoreEvent>,
@@ -163,6 +172,9 @@ impl StoreSync {
             next_digest: None,
             catalog_version,
             catalog_pages: None,
+            promotions_version: 0,
+            promotions_handed: 0,
+            promotion_pages: None,
             nearby_pages: Vec::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -172,10 +184,21 @@ impl StoreSync {
             version: protocol,
             actor,
             catalog_version,
+            promotions_version: 0,
             head,
             software_version,
         });
         s
+    }
+
+    /// Says in `Hello` that the store holds promotions of `version` (HQ then sends only
+    /// a newer set). Call before the first transmit.
+    pub fn holding_promotions(mut self, version: u64) -> Self {
+        self.promotions_version = version;
+        if let Some(StoreMessage::Hello { promotions_version, .. }) = self.transmits.front_mut() {
+            *promotions_version = version;
+        }
+        self
     }
 
     /// The protocol version of this connection.
@@ -256,6 +279,31 @@ impl StoreSync {
                     self.events.push_back(StoreEvent::Catalog { version, items });
                 }
             }
+            (StoreState::Ready, HqMessage::PromotionsPage { version, first, definitions, last }) => {
+                if version <= self.promotions_version.max(self.promotions_handed) {
+                    return Ok(()); // an old or repeated set: ignore
+                }
+                let pages = self.promotion_pages.get_or_insert_with(|| (version, Vec::new()));
+                if pages.0 != version || first == 0 {
+                    // A new set (or this one from its start again).
+                    *pages = (version, Vec::new());
+                }
+                if first as usize != pages.1.len() {
+                    // A page is missing: drop the set; the next digest says what we hold
+                    // and HQ sends it again.
+                    self.promotion_pages = None;
+                    return Ok(());
+                }
+                if pages.1.len() + definitions.len() > PROMOTIONS_MAX {
+                    return Err(SyncError::Malformed("too many promotions".into()));
+                }
+                pages.1.extend(definitions);
+                if last {
+                    let (version, definitions) = self.promotion_pages.take().expect("just inserted");
+                    self.promotions_handed = version;
+                    self.events.push_back(StoreEvent::Promotions { version, definitions });
+                }
+            }
             (StoreState::Ready, HqMessage::NearbyStock { as_of_ms, entries, last }) => {
                 if entries.iter().any(|e| e.store == self.actor.store) {
                     return Err(SyncError::Malformed("our own stock as a nearby store's".into()));
@@ -334,9 +382,9 @@ impl StoreSync {
         let mut batch = Vec::new();
         let mut batch_bytes = 0;
         for entry in entries {
-            // Its size as every protocol version sends it (all carry format 1).
+            // Its size in data format 2, the largest any protocol version sends.
             let bytes = postcard::serialize_with_flavor(
-                &crate::format::v1::OutboxEntry::from(&entry),
+                &crate::format::v2::OutboxEntry::from(&entry),
                 postcard::ser_flavors::Size::default(),
             )
             .unwrap_or(0);
@@ -353,6 +401,11 @@ impl StoreSync {
 
     pub fn handle_catalog_applied(&mut self, version: u64) {
         self.catalog_version = self.catalog_version.max(version);
+    }
+
+    /// The shell kept (or already held) promotions of `version`.
+    pub fn handle_promotions_applied(&mut self, version: u64) {
+        self.promotions_version = self.promotions_version.max(version);
     }
 
     /// No acknowledgement in time: resend everything after the last acknowledged entry.
@@ -387,7 +440,8 @@ impl StoreSync {
     /// The answer to [`StoreEvent::ComputeDigests`].
     pub fn handle_digests(&mut self, digests: Vec<ActorDigest>) {
         if self.state == StoreState::Ready {
-            self.transmits.push_back(StoreMessage::Digest { digests });
+            let promotions_version = self.promotions_version;
+            self.transmits.push_back(StoreMessage::Digest { digests, promotions_version });
         }
     }
 
@@ -461,6 +515,8 @@ pub struct HqSync {
     /// Highest sequence handed to the shell to apply.
     applying: u64,
     catalog_version: u64,
+    /// The promotions version the store holds (from its `Hello`, then what was sent).
+    promotions_version: u64,
     transmits: VecDeque<HqMessage>,
     events: VecDeque<HqEvent>,
 }
@@ -483,6 +539,7 @@ impl HqSync {
             acked: 0,
             applying: 0,
             catalog_version: 0,
+            promotions_version: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -511,7 +568,7 @@ impl HqSync {
         match (self.state, msg) {
             (
                 HqState::AwaitingHello,
-                StoreMessage::Hello { version, actor, catalog_version, head, software_version },
+                StoreMessage::Hello { version, actor, catalog_version, promotions_version, head, software_version },
             ) => {
                 if version != self.protocol {
                     return Err(SyncError::Version { theirs: version, ours: self.protocol });
@@ -521,6 +578,7 @@ impl HqSync {
                 }
                 self.state = HqState::AwaitingAccept(actor);
                 self.catalog_version = catalog_version;
+                self.promotions_version = promotions_version;
                 self.events.push_back(HqEvent::Hello { actor, catalog_version, head, software_version });
                 Ok(())
             }
@@ -535,7 +593,10 @@ impl HqSync {
                 Ok(())
             }
             (_, StoreMessage::RightsRequest(_)) => Err(SyncError::Unexpected("a rights request before Welcome")),
-            (HqState::Ready(actor), StoreMessage::Digest { digests }) => {
+            (HqState::Ready(actor), StoreMessage::Digest { digests, promotions_version }) => {
+                // What the store holds now: a set that did not arrive whole is offered
+                // again by the shell's next `offer_promotions`.
+                self.promotions_version = promotions_version;
                 if digests.len() > DIGESTS_MAX {
                     return Err(SyncError::Malformed(format!("{} digests", digests.len())));
                 }
@@ -676,6 +737,36 @@ impl HqSync {
             let last = pages.peek().is_none();
             self.transmits.push_back(HqMessage::CatalogPage { version, items: page.to_vec(), last });
         }
+    }
+
+    /// Whether the store would be sent promotions of `version` (the shell then reads
+    /// them): it holds an older set and the connection carries promotions.
+    pub fn needs_promotions(&self, version: u64) -> bool {
+        matches!(self.state, HqState::Ready(_)) && version > self.promotions_version && self.protocol >= 4
+    }
+
+    /// Offers a set of promotions; sent, in pages, only if the store holds an older
+    /// version and the connection's protocol carries promotions (4 on).
+    pub fn offer_promotions(&mut self, version: u64, definitions: &[Definition]) {
+        if !self.needs_promotions(version) {
+            return;
+        }
+        self.promotions_version = version;
+        let mut page: Vec<Definition> = Vec::new();
+        let (mut first, mut page_bytes) = (0u32, 0);
+        for d in definitions {
+            let bytes = serde_json::to_string(d).map_or(0, |j| j.len());
+            if !page.is_empty() && (page.len() >= PROMOTIONS_PAGE_MAX || page_bytes + bytes > PROMOTIONS_PAGE_BYTES_MAX)
+            {
+                let definitions = std::mem::take(&mut page);
+                let next = first + definitions.len() as u32;
+                self.transmits.push_back(HqMessage::PromotionsPage { version, first, definitions, last: false });
+                (first, page_bytes) = (next, 0);
+            }
+            page_bytes += bytes;
+            page.push(d.clone());
+        }
+        self.transmits.push_back(HqMessage::PromotionsPage { version, first, definitions: page, last: true });
     }
 
     /// Offers HQ's loyalty rules (version 0: none published yet, nothing is sent).

@@ -12,7 +12,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use kassa_protocol::basket::BasketLine;
+use kassa_protocol::basket::{BasketLine, LinePromotion};
 use kassa_protocol::catalog::{CatalogItem, Unit, VatRate};
 use kassa_protocol::gtin::Gtin;
 use kassa_protocol::loyalty::{
@@ -40,7 +40,27 @@ fn counter(sku_: &str, actor: ActorId, p: i64, n: i64) -> CounterEntry {
     CounterEntry { location: STORE, sku: sku(sku_), actor, p, n }
 }
 
-fn sale() -> Sale {
+/// The fixtures' sale as protocol `version` carries it: from 4 on, its lines name their
+/// category and the promotion that gave the milk its discount.
+fn sale(version: u32) -> Sale {
+    let mut sale = sale_v1();
+    if version >= 4 {
+        let milk = &mut sale.lines[0];
+        milk.category = "Молочные продукты".into();
+        milk.discount = Kopecks(1798);
+        milk.promotions =
+            vec![LinePromotion {
+                promotion: 12, version: 3, name: "Молоко −10 %".into(), amount: Kopecks(1798)
+            }];
+        sale.lines[1].category = "Фрукты".into();
+        sale.lines[2].category = "Табак".into();
+        sale.total = Kopecks(sale.total.0 - 1798);
+        sale.change = Kopecks(sale.change.0 + 1798);
+    }
+    sale
+}
+
+fn sale_v1() -> Sale {
     Sale {
         id: SaleId { store: STORE, seq: 40 },
         receipt_no: "0007-01-000317".into(),
@@ -49,6 +69,8 @@ fn sale() -> Sale {
         created_at_ms: 1_767_261_600_000,
         lines: vec![
             BasketLine {
+                category: String::new(),
+                promotions: Vec::new(),
                 sku: sku("100001"),
                 name: "Молоко 3,2% 1 л".into(),
                 unit: Unit::Piece,
@@ -61,6 +83,8 @@ fn sale() -> Sale {
                 marking: None,
             },
             BasketLine {
+                category: String::new(),
+                promotions: Vec::new(),
                 sku: sku("200417"),
                 name: "Яблоки Гренни Смит, вес".into(),
                 unit: Unit::Kilogram,
@@ -73,6 +97,8 @@ fn sale() -> Sale {
                 marking: None,
             },
             BasketLine {
+                category: String::new(),
+                promotions: Vec::new(),
                 sku: sku("300125"),
                 name: "Сигареты «Ява» золотая".into(),
                 unit: Unit::Piece,
@@ -173,6 +199,7 @@ fn store_messages(version: u32) -> Vec<(&'static str, StoreMessage)> {
                 version,
                 actor: ACTOR,
                 catalog_version: 3,
+                promotions_version: if version >= 4 { 5 } else { 0 },
                 head: 42,
                 software_version: software(version),
             },
@@ -184,7 +211,7 @@ fn store_messages(version: u32) -> Vec<(&'static str, StoreMessage)> {
                     OutboxEntry {
                         seq: 40,
                         change: Change::Sale {
-                            sale: sale(),
+                            sale: sale(version),
                             counters: vec![
                                 counter("100001", ACTOR, 0, 58),
                                 counter("200417", ACTOR, 0, 9_876),
@@ -215,6 +242,7 @@ fn store_messages(version: u32) -> Vec<(&'static str, StoreMessage)> {
                     ActorDigest { actor: ActorId::HQ, entries: 3, p: 2_400, n: 0 },
                     ActorDigest { actor: ACTOR, entries: 3, p: 1, n: 9_946 },
                 ],
+                promotions_version: if version >= 4 { 5 } else { 0 },
             },
         ),
         (
@@ -232,6 +260,29 @@ fn store_messages(version: u32) -> Vec<(&'static str, StoreMessage)> {
 
 /// Every HQ message, named as its fixture file.
 fn hq_messages(version: u32) -> Vec<(&'static str, HqMessage)> {
+    let mut messages = hq_messages_v2(version);
+    if version >= 4 {
+        let definitions = [
+            r#"{ "id": 12, "version": 3, "name": "Молоко −10 %",
+                 "kind": { "type": "percent_off", "skus": ["100001"], "percent": 10 },
+                 "from": "2026-01-01", "to": "2026-12-31", "stores": "all",
+                 "channels": ["store", "online"], "audience": "everyone" }"#,
+            r#"{ "id": 14, "version": 1, "name": "3 по цене 2: йогурты",
+                 "kind": { "type": "n_for_m", "categories": ["Йогурты"], "n": 3, "m": 2 },
+                 "priority": 5, "exclusive_group": "йогурты",
+                 "from": "2026-12-01", "to": "2026-12-31", "days": ["sat", "sun"], "hours": "09:00-21:00",
+                 "stores": { "list": [7, 12] }, "channels": ["store"], "audience": "loyalty_members",
+                 "coupon": { "code": "ЙОГУРТ", "single_use": true } }"#,
+        ];
+        let definitions = definitions.iter().map(|d| serde_json::from_str(d).unwrap()).collect();
+        messages
+            .push(("hq-promotions-page", HqMessage::PromotionsPage { version: 5, first: 0, definitions, last: true }));
+    }
+    messages
+}
+
+/// The HQ messages every protocol has had since 2.
+fn hq_messages_v2(version: u32) -> Vec<(&'static str, HqMessage)> {
     vec![
         (
             "hq-welcome",
@@ -361,11 +412,19 @@ fn hq_variant(m: &HqMessage) -> &'static str {
         HqMessage::Rights(RightsAnswer::UnknownCustomer { .. }) => "hq-rights-unknown-customer",
         HqMessage::Loyalty { .. } => "hq-loyalty",
         HqMessage::Refused { .. } => "hq-refused",
+        HqMessage::PromotionsPage { .. } => "hq-promotions-page",
     }
 }
 
 const ALL_STORE_VARIANTS: usize = 5;
-const ALL_HQ_VARIANTS: usize = 11;
+/// HQ's messages in protocol `version`.
+fn all_hq_variants(version: u32) -> usize {
+    if version >= 4 {
+        12
+    } else {
+        11
+    }
+}
 
 fn dir(version: u32) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/wire-v{version}"))
@@ -391,7 +450,7 @@ fn check(version: u32) -> BTreeSet<u8> {
     let store = store_messages(version);
     let hq = hq_messages(version);
     assert_eq!(store.iter().map(|(_, m)| store_variant(m)).collect::<BTreeSet<_>>().len(), ALL_STORE_VARIANTS);
-    assert_eq!(hq.iter().map(|(_, m)| hq_variant(m)).collect::<BTreeSet<_>>().len(), ALL_HQ_VARIANTS);
+    assert_eq!(hq.iter().map(|(_, m)| hq_variant(m)).collect::<BTreeSet<_>>().len(), all_hq_variants(version));
     assert!(store.iter().all(|(name, m)| *name == store_variant(m)));
     assert!(hq.iter().all(|(name, m)| *name == hq_variant(m)));
     let mut frames: Vec<(&str, Vec<u8>)> = Vec::new();
@@ -436,13 +495,43 @@ fn check(version: u32) -> BTreeSet<u8> {
 fn every_message_of_protocol_2_as_release_0_1_0_sent_it() {
     let encodings = check(2);
     assert_eq!(encodings, BTreeSet::from([wire::ENCODING_PLAIN, wire::ENCODING_ZSTD]), "plain and compressed frames");
-    assert!(sale().validate().is_ok() && ret().total == Kopecks(8990), "the fixture's sale adds up");
+    assert!(sale(2).validate().is_ok() && ret().total == Kopecks(8990), "the fixture's sale adds up");
 }
 
 #[test]
 fn every_message_of_protocol_3() {
     let encodings = check(3);
     assert_eq!(encodings, BTreeSet::from([wire::ENCODING_PLAIN, wire::ENCODING_ZSTD]), "plain and compressed frames");
+}
+
+#[test]
+fn every_message_of_protocol_4() {
+    let encodings = check(4);
+    assert_eq!(encodings, BTreeSet::from([wire::ENCODING_PLAIN, wire::ENCODING_ZSTD]), "plain and compressed frames");
+    assert!(sale(4).validate().is_ok(), "the fixture's sale adds up with its promotion");
+}
+
+#[test]
+fn a_protocol_3_peer_gets_no_promotions_and_sales_without_their_record() {
+    let page = hq_messages(4).into_iter().find(|(n, _)| *n == "hq-promotions-page").unwrap().1;
+    for old in [2, 3] {
+        let e = wire::encode_hq(old, &page).unwrap_err();
+        assert!(e.to_string().contains("does not carry promotions"), "{e}");
+    }
+    // A sale with promotions sent in protocol 3 arrives with what was paid intact.
+    let batch = store_messages(4).into_iter().find(|(n, _)| *n == "store-batch").unwrap().1;
+    let frame = wire::encode_store(3, &batch).unwrap();
+    let mut d = FrameDecoder::default();
+    d.push(&frame);
+    let Some(StoreMessage::Batch { entries, .. }) = d.next_store(3).unwrap() else { panic!("a batch") };
+    let Change::Sale { sale: got, .. } = &entries[0].change else { panic!("a sale") };
+    let sent = sale(4);
+    assert_eq!(
+        (got.total, got.lines[0].discount, got.lines[0].net()),
+        (sent.total, sent.lines[0].discount, sent.lines[0].net())
+    );
+    assert!(got.lines.iter().all(|l| l.promotions.is_empty() && l.category.is_empty()));
+    assert!(got.validate().is_ok());
 }
 
 #[test]

@@ -44,15 +44,20 @@ fn category(i: usize) -> String {
 /// A realistic mix: mostly item discounts and promotional prices on a few SKUs, many
 /// per category (about fifty per category); some multi-buys and sets; a handful of
 /// basket thresholds competing in one exclusive group; other exclusive groups; a few for
-/// loyalty members; windows around today.
-fn promotions(n: usize, rng: &mut Rng) -> Vec<Promotion> {
+/// loyalty members; windows around `today`. SKUs and categories are drawn from the
+/// catalog's by `sku_of` and `category_of`. `bench scan` loads the same mix over the
+/// demo catalog.
+pub fn mix(
+    n: usize,
+    rng: &mut Rng,
+    sku_of: impl Fn(&mut Rng) -> Sku,
+    category_of: impl Fn(&mut Rng) -> String,
+    today: i32,
+) -> Vec<Promotion> {
     (0..n)
         .map(|i| {
-            let few_items = |rng: &mut Rng| {
-                Target::Items((0..1 + rng.below(5)).map(|_| sku(rng.below(SKUS as u64) as usize)).collect())
-            };
-            let cat =
-                |rng: &mut Rng| Target::Categories(BTreeSet::from([category(rng.below(CATEGORIES as u64) as usize)]));
+            let few_items = |rng: &mut Rng| Target::Items((0..1 + rng.below(5)).map(|_| sku_of(rng)).collect());
+            let cat = |rng: &mut Rng| Target::Categories(BTreeSet::from([category_of(rng)]));
             let kind = match rng.below(100) {
                 0..=29 => Kind::PercentOff { target: few_items(rng), percent: 5 + rng.below(30) as u8 },
                 30..=44 => {
@@ -88,7 +93,7 @@ fn promotions(n: usize, rng: &mut Rng) -> Vec<Promotion> {
                 } else {
                     (rng.below(3) == 0).then(|| format!("g{}", rng.below(50)))
                 },
-                window: Window::days(20_000 - 30, 20_000 + 30),
+                window: Window::days(today - 30, today + 30),
                 stores: None,
                 channels: BTreeSet::from([Channel::Store, Channel::Online]),
                 audience: if rng.below(10) == 0 { Audience::LoyaltyMembers } else { Audience::Everyone },
@@ -122,7 +127,14 @@ pub fn promotions_bench(active: usize) -> anyhow::Result<()> {
     }
     let mut rng = Rng::new(0x9a55_a000);
     let started = Instant::now();
-    let set = PromotionSet::new(promotions(active, &mut rng), &Synthetic)?;
+    let promotions = mix(
+        active,
+        &mut rng,
+        |rng| sku(rng.below(SKUS as u64) as usize),
+        |rng| category(rng.below(CATEGORIES as u64) as usize),
+        20_000,
+    );
+    let set = PromotionSet::new(promotions, &Synthetic)?;
     let indexed = started.elapsed();
     let empty = PromotionSet::new(Vec::new(), &Synthetic)?;
     // A 50-line basket: pieces of various SKUs (some repeated categories), a few weighed.

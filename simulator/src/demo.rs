@@ -54,7 +54,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     .await?;
     let receipts_dir = opts.data_dir.join("receipts");
     std::fs::create_dir_all(&receipts_dir)?;
-    let stack::Stack { hq, agent, scanner, printer, printer_events, cancel, catalog_ready } = stack;
+    let stack::Stack { hq, agent, scanner, printer, printer_events, cancel, catalog_ready, hq_token: _ } = stack;
     let printer_thread = spawn_receipt_printer(printer_events, receipts_dir.clone());
 
     println!();
@@ -63,8 +63,12 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     for (id, name, role, pin) in stack::DEMO_USERS {
         println!("  Login:          {id} / PIN {pin}  ({name}, {})", role.code());
     }
-    println!("  HQ API:         http://{}/api/stores", hq.http_addr);
-    println!("                  http://{}/api/stock/100001", hq.http_addr);
+    println!("  HQ console:     http://{}/", hq.http_addr);
+    match stack::initial_admin_password(&opts.data_dir) {
+        Some(password) => println!("  HQ login:       {} / {password}  (administrator)", kassa_hq::auth::FIRST_ADMIN),
+        None => println!("  HQ login:       {} (its password was changed after install)", kassa_hq::auth::FIRST_ADMIN),
+    }
+    println!("  HQ API:         http://{}/api/stores  (needs a token: kassa-hq tokens issue)", hq.http_addr);
     println!("  HQ sync (QUIC): {} (mutual TLS)", hq.quic_addr);
     println!("  Scanner:        {}", scanner.path().display());
     println!("  Printer:        {} (receipts also in {})", printer.path().display(), receipts_dir.display());

@@ -94,7 +94,14 @@ pub async fn fleet(opts: FleetOptions) -> anyhow::Result<FleetReport> {
     let hq_dir = dir.path().join("hq");
     std::fs::create_dir_all(&hq_dir)?;
     let items = kassa_protocol::catalog::parse_csv(DEMO_CATALOG_CSV)?;
-    let catalog_version = kassa_hq::Db::open(&hq_dir.join("hq.sqlite"))?.publish_catalog(&items)?;
+    let db = kassa_hq::Db::open(&hq_dir.join("hq.sqlite"))?;
+    let catalog_version = db.publish_catalog(&items)?;
+    // What the fleet reads of HQ's API at the end (its store list) needs a token.
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
+    let by = kassa_hq::auth::Actor::system("kassa-sim fleet");
+    let scopes = kassa_hq::auth::Permissions::of(&[kassa_hq::auth::Permission::StoresRead]);
+    let hq_token = kassa_hq::auth::issue_token(&db, "kassa-sim fleet", scopes, Some(1), &by, now_ms)?.token;
+    drop(db);
     let pki = kassa_hq::pki::Pki::open_or_create(&hq_dir.join("pki"))?;
     eprintln!("  enrolling {} stores", opts.stores);
     let mut configs = Vec::with_capacity(opts.stores);
@@ -112,7 +119,7 @@ pub async fn fleet(opts: FleetOptions) -> anyhow::Result<FleetReport> {
     }
 
     let mut hq = HqProcess::spawn(&opts.exe, &hq_dir)?;
-    let result = run_fleet(&opts, &hq, configs, Arc::new(items), catalog_version).await;
+    let result = run_fleet(&opts, &hq, &hq_token, configs, Arc::new(items), catalog_version).await;
     let (peak, end) = hq.rss_kib()?;
     let cpu = hq.cpu()?;
     hq.stop()?;
@@ -143,6 +150,7 @@ pub async fn fleet(opts: FleetOptions) -> anyhow::Result<FleetReport> {
 async fn run_fleet(
     opts: &FleetOptions,
     hq: &HqProcess,
+    hq_token: &str,
     configs: Vec<quinn::ClientConfig>,
     items: Arc<Vec<CatalogItem>>,
     catalog_version: u64,
@@ -221,8 +229,14 @@ async fn run_fleet(
         e.close(0u32.into(), b"fleet done");
     }
     // Every sale at HQ, once: its own count per store, over HQ's API.
-    let stores: serde_json::Value =
-        reqwest::get(format!("http://{}/api/stores", hq.http)).await?.error_for_status()?.json().await?;
+    let stores: serde_json::Value = reqwest::Client::new()
+        .get(format!("http://{}/api/stores", hq.http))
+        .bearer_auth(hq_token)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
     let at_hq: u64 = stores["stores"]
         .as_array()
         .ok_or_else(|| anyhow::anyhow!("HQ's store list: {stores}"))?
@@ -425,6 +439,7 @@ impl SimStore {
                 // What a till would show or use; the fleet only sells for cash.
                 StoreEvent::NearbyStock { .. }
                 | StoreEvent::Rules { .. }
+                | StoreEvent::Promotions { .. }
                 | StoreEvent::Rights(_)
                 | StoreEvent::Loyalty { .. } => {}
             }

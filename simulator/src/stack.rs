@@ -10,6 +10,7 @@ use std::time::Duration;
 use kassa_agent::config::{HqLink, PrinterConfig, ScannerConfig};
 use kassa_agent::journal::{Role, User};
 use kassa_agent::{AgentConfig, RunningAgent};
+use kassa_hq::auth::Permissions;
 use kassa_hq::{HqConfig, RunningHq};
 use kassa_protocol::catalog::Unit;
 use kassa_protocol::StoreId;
@@ -64,6 +65,10 @@ pub struct Stack {
     pub cancel: CancellationToken,
     /// Whether the store had its catalog from HQ when `start` returned.
     pub catalog_ready: bool,
+    /// An API token for HQ's HTTP API with every scope (an administrator's integration),
+    /// issued at start for a day: `Authorization: Bearer {hq_token}`, or [`Stack::hq_get`]
+    /// and [`Stack::hq_send`].
+    pub hq_token: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +87,8 @@ pub enum StackError {
     Journal(#[from] kassa_agent::journal::JournalError),
     #[error("demo users: {0}")]
     Users(String),
+    #[error("HQ API token: {0}")]
+    Token(#[from] kassa_hq::auth::ManageError),
     #[error("virtual device: {0}")]
     Device(#[from] std::io::Error),
 }
@@ -152,7 +159,18 @@ pub async fn start(opts: StackOptions) -> Result<Stack, StackError> {
         }
     }
     let catalog_ready = wait_for_catalog(&agent, Duration::from_secs(15)).await;
-    Ok(Stack { hq, agent, scanner, printer, printer_events, cancel, catalog_ready })
+    let hq_token = hq.issue_token(STACK_TOKEN_NAME, Permissions::ALL, Some(1), "kassa-sim stack").await?;
+    Ok(Stack { hq, agent, scanner, printer, printer_events, cancel, catalog_ready, hq_token })
+}
+
+/// The name of the token [`start`] issues.
+pub const STACK_TOKEN_NAME: &str = "kassa-sim stack";
+
+/// The first administrator's password as HQ wrote it at install (`None` once the file
+/// is gone: the administrator has taken it away).
+pub fn initial_admin_password(data_dir: &Path) -> Option<String> {
+    let path = data_dir.join("hq").join(kassa_hq::auth::INITIAL_PASSWORD_FILE);
+    std::fs::read_to_string(path).ok().map(|p| p.trim().to_owned())
 }
 
 async fn wait_for_catalog(agent: &RunningAgent, timeout: Duration) -> bool {
@@ -190,6 +208,35 @@ pub async fn cashier_token(client: &reqwest::Client, agent: &str) -> Result<Stri
 }
 
 impl Stack {
+    /// HQ's API base, `http://127.0.0.1:N`.
+    pub fn hq_url(&self) -> String {
+        format!("http://{}", self.hq.http_addr)
+    }
+
+    /// `GET path` of HQ's API with [`Stack::hq_token`]: the status and the JSON body
+    /// (`Null` if it is not JSON).
+    pub async fn hq_get(&self, client: &reqwest::Client, path: &str) -> Result<(u16, serde_json::Value), String> {
+        self.hq_send(client, reqwest::Method::GET, path, None).await
+    }
+
+    /// `method path` of HQ's API with [`Stack::hq_token`] and `body` as JSON.
+    pub async fn hq_send(
+        &self,
+        client: &reqwest::Client,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<(u16, serde_json::Value), String> {
+        let mut req = client.request(method.clone(), format!("{}{path}", self.hq_url())).bearer_auth(&self.hq_token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.map_err(|e| format!("{method} {path}: {e}"))?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.map_err(|e| format!("{method} {path}: {e}"))?;
+        Ok((status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)))
+    }
+
     /// Stops everything and waits for it.
     pub async fn stop(self) {
         self.cancel.cancel();

@@ -1,4 +1,17 @@
 //! Helpers shared by Kassa's end-to-end tests (in `tests/tests/`).
+//!
+//! **Calling HQ's HTTP API.** Every route but `/api/health` and `/metrics` needs a
+//! caller. A test that starts HQ itself gets an all-scopes API token with
+//! [`hq_token`], or an [`HqApi`] that sends it on every request:
+//!
+//! ```ignore
+//! let api = kassa_tests::HqApi::admin(&hq).await;
+//! let (status, body) = api.send(Method::PUT, "/api/promotions", Some(&json!([...]))).await;
+//! let (status, stores) = api.get("/api/stores").await;
+//! ```
+//!
+//! A test on `kassa_sim::stack` has the stack's token already: `stack.hq_token`, with
+//! `stack.hq_get(…)` / `stack.hq_send(…)`.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -212,7 +225,66 @@ pub async fn start_store_speaking(
 
 /// HQ's `GET /api/stores` row of store `id`, if HQ lists it.
 pub async fn hq_store_row(hq: &kassa_hq::RunningHq, id: u32) -> Option<serde_json::Value> {
-    let url = format!("http://{}/api/stores", hq.http_addr);
-    let body: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+    let (status, body) = HqApi::admin(hq).await.get("/api/stores").await;
+    assert_eq!(status, 200, "{body}");
     body["stores"].as_array().unwrap().iter().find(|s| s["store"] == id).cloned()
+}
+
+/// An API token for `hq` with every scope (an administrator's integration), valid for a
+/// day: send it as `Authorization: Bearer …` (`reqwest`'s `.bearer_auth(token)`).
+pub async fn hq_token(hq: &kassa_hq::RunningHq) -> String {
+    hq.issue_token("tests", kassa_hq::auth::Permissions::ALL, Some(1), "tests").await.expect("an API token for tests")
+}
+
+/// HQ's HTTP API with a token on every request.
+#[derive(Debug, Clone)]
+pub struct HqApi {
+    /// `http://127.0.0.1:N`
+    pub base: String,
+    pub token: String,
+    pub client: reqwest::Client,
+}
+
+impl HqApi {
+    /// With an all-scopes token ([`hq_token`]).
+    pub async fn admin(hq: &kassa_hq::RunningHq) -> HqApi {
+        HqApi::with_token(hq, hq_token(hq).await)
+    }
+
+    pub fn with_token(hq: &kassa_hq::RunningHq, token: String) -> HqApi {
+        HqApi { base: format!("http://{}", hq.http_addr), token, client: reqwest::Client::new() }
+    }
+
+    /// `GET path`: the status and the body as JSON (`Null` if it is not JSON).
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    /// `method path` with `body` as JSON.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = self.client.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        self.answer(req).await
+    }
+
+    /// `method path` with a raw body (a CSV, rules as text).
+    pub async fn send_text(&self, method: reqwest::Method, path: &str, body: &str) -> (u16, serde_json::Value) {
+        let req =
+            self.client.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token).body(body.to_owned());
+        self.answer(req).await
+    }
+
+    async fn answer(&self, req: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
+        let resp = req.send().await.expect("HQ answers");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("HQ's answer");
+        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+    }
 }

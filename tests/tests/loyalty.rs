@@ -58,11 +58,12 @@ async fn two_offline_stores_cannot_spend_one_balance_twice() {
     a.agent.till.add_sku(Sku(MILK.into()), 50, "a-add-1").await.unwrap();
     a.agent.till.pay(&a.cashier, vec![cash(534_500)], None, "a-pay-1".into()).await.unwrap();
     // Online, store 1 hands its spare rights to HQ: HQ can grant them anywhere.
-    let http = format!("http://{}/api/loyalty/{card}", hq.http_addr);
+    let api = kassa_tests::HqApi::admin(&hq).await;
+    let http = format!("/api/loyalty/{card}");
     eventually(Duration::from_secs(10), "HQ to hold the points", || {
-        let http = http.clone();
+        let (api, http) = (api.clone(), http.clone());
         async move {
-            let v: serde_json::Value = reqwest::get(http).await.ok()?.json().await.ok()?;
+            let (_, v) = api.get(&http).await;
             (v["balance"] == 534 && v["rights"][0]["actor"] == "0000/1").then_some(())
         }
     })
@@ -117,10 +118,10 @@ async fn two_offline_stores_cannot_spend_one_balance_twice() {
     a.relay.cut.store(false, Ordering::Relaxed);
     b.relay.cut.store(false, Ordering::Relaxed);
     let v: serde_json::Value = eventually(Duration::from_secs(40), "HQ to converge", || {
-        let http = http.clone();
+        let (api, http) = (api.clone(), http.clone());
         let (ja, jb) = (a.agent.journal.clone(), b.agent.journal.clone());
         async move {
-            let v: serde_json::Value = reqwest::get(http).await.ok()?.json().await.ok()?;
+            let (_, v) = api.get(&http).await;
             let drained =
                 ja.acked_seq().ok()? == ja.outbox_head().ok()? && jb.acked_seq().ok()? == jb.outbox_head().ok()?;
             (drained && v["spent"] == 513).then_some(v)
@@ -141,28 +142,21 @@ async fn two_offline_stores_cannot_spend_one_balance_twice() {
     assert_eq!((rl.take_back, rl.shortfall, rl.deducted), (107, 0, Kopecks(0)), "{rl:?}");
     assert_eq!(ret.refunds.iter().map(|t| t.amount.0).sum::<i64>(), 106_900);
     eventually(Duration::from_secs(20), "HQ to take the points back", || {
-        let http = http.clone();
+        let (api, http) = (api.clone(), http.clone());
         async move {
-            let v: serde_json::Value = reqwest::get(http).await.ok()?.json().await.ok()?;
+            let (_, v) = api.get(&http).await;
             (v["balance"].as_i64()? == balance - 107).then_some(())
         }
     })
     .await;
     // HQ publishes new rules; every store takes them (the same rules code computes the
     // points everywhere), and a bad rule set is refused whole.
-    let client = reqwest::Client::new();
-    let rules_url = format!("http://{}/api/loyalty/rules", hq.http_addr);
-    let bad = client
-        .put(&rules_url)
-        .body(
-            r#"{"earn_kopecks_per_point":0,"excluded_categories":[],"max_share_percent":50,"point_value_kopecks":100}"#,
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bad.status(), 422);
+    let bad =
+        r#"{"earn_kopecks_per_point":0,"excluded_categories":[],"max_share_percent":50,"point_value_kopecks":100}"#;
+    let (status, _) = api.send_text(reqwest::Method::PUT, "/api/loyalty/rules", bad).await;
+    assert_eq!(status, 422);
     let good = r#"{"earn_kopecks_per_point":500,"excluded_categories":["Табак"],"max_share_percent":30,"point_value_kopecks":100}"#;
-    let published: serde_json::Value = client.put(&rules_url).body(good).send().await.unwrap().json().await.unwrap();
+    let (_, published) = api.send_text(reqwest::Method::PUT, "/api/loyalty/rules", good).await;
     assert_eq!(published["version"], 1);
     for s in [a, b] {
         let journal = s.agent.journal.clone();

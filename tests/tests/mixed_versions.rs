@@ -190,7 +190,13 @@ async fn a_store_newer_than_its_hq_says_so_and_sells_offline_until_hq_is_upgrade
     assert_eq!(refused.hq.error_code, Some("hq_older"), "{:?}", refused.hq);
     assert_eq!(
         refused.hq.last_error.as_deref(),
-        Some("HQ does not speak kassa-sync/3 (it is older than this store): upgrade HQ; selling offline")
+        Some(
+            format!(
+                "HQ does not speak kassa-sync/{} (it is older than this store): upgrade HQ; selling offline",
+                kassa_protocol::wire::PROTOCOL_VERSION
+            )
+            .as_str()
+        )
     );
     assert!(!refused.hq.online);
     assert!(hq.shared.db.stores().unwrap().iter().all(|s| s.store != STORE), "HQ heard nothing of the store");

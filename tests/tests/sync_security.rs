@@ -87,6 +87,7 @@ fn hello(store: u32) -> Vec<u8> {
         version: PROTOCOL_VERSION,
         actor: ActorId { store: StoreId(store), epoch: 1 },
         catalog_version: 0,
+        promotions_version: 0,
         head: 0,
         software_version: Some("0.2.0".into()),
     })
@@ -99,6 +100,8 @@ fn encode(msg: &StoreMessage) -> Vec<u8> {
 
 fn sale_entry(store: u32, counter_location: u32) -> OutboxEntry {
     let line = kassa_protocol::basket::BasketLine {
+        category: String::new(),
+        promotions: Vec::new(),
         sku: Sku("100001".into()),
         name: "Молоко".into(),
         unit: kassa_protocol::catalog::Unit::Piece,
@@ -247,8 +250,7 @@ async fn unappliable_records_are_parked_without_blocking_the_rest() {
     assert!(parked[0].reason.contains("add up"), "{}", parked[0].reason);
     let sales = hq.shared.db.sales(StoreId(1), 0, 10).unwrap();
     assert_eq!(sales.iter().map(|s| s.seq).collect::<Vec<_>>(), vec![2]);
-    let http = format!("http://{}/api/parked", hq.http_addr);
-    let listed: serde_json::Value = reqwest::get(http).await.unwrap().json().await.unwrap();
+    let (_, listed) = kassa_tests::HqApi::admin(&hq).await.get("/api/parked").await;
     assert_eq!(listed["parked"][0]["seq"], 1);
     cancel.cancel();
     hq.wait().await;

@@ -103,8 +103,9 @@ fn next_receipt(events: &std::sync::mpsc::Receiver<PrinterEvent>) -> String {
 }
 
 /// HQ's sales of store 1, all pages.
-async fn hq_sales(client: &reqwest::Client, hq: &str) -> Vec<Value> {
-    get(client, format!("{hq}/api/stores/1/sales?limit=500"), None).await["sales"].as_array().unwrap().clone()
+async fn hq_sales(client: &reqwest::Client, hq: &str, hq_token: &str) -> Vec<Value> {
+    let sales = get(client, format!("{hq}/api/stores/1/sales?limit=500"), Some(hq_token)).await;
+    sales["sales"].as_array().unwrap().clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,6 +121,7 @@ async fn the_previous_releases_data_directory_upgrades() {
     let client = reqwest::Client::new();
     let agent = format!("http://{}", stack.agent.http_addr);
     let hq = format!("http://{}", stack.hq.http_addr);
+    let hq_token = stack.hq_token.clone();
 
     // Every file was migrated, each after a copy was kept beside it.
     let journal_file = data.join("store-1/journal.sqlite");
@@ -193,7 +195,7 @@ async fn the_previous_releases_data_directory_upgrades() {
     // Stock at the store and at HQ, as the previous release left it.
     for (sku, want) in expected["stock"].as_object().unwrap() {
         assert_eq!(journal.stock(&Sku(sku.clone())).unwrap(), want["store"].as_i64().unwrap(), "store stock of {sku}");
-        let at_hq = get(&client, format!("{hq}/api/stock/{sku}"), None).await;
+        let at_hq = get(&client, format!("{hq}/api/stock/{sku}"), Some(&stack.hq_token)).await;
         assert_eq!(at_hq["stores"], json!([{ "store": 1, "quantity": want["hq"] }]), "HQ stock of {sku}");
     }
 
@@ -202,7 +204,7 @@ async fn the_previous_releases_data_directory_upgrades() {
     let card = customer["card"].as_str().unwrap();
     let id = kassa_protocol::loyalty::CustomerId::parse(card).unwrap();
     assert_eq!(journal.loyalty_account(&id).unwrap().balance(), customer["balance"].as_i64().unwrap());
-    let at_hq = get(&client, format!("{hq}/api/loyalty/{card}"), None).await;
+    let at_hq = get(&client, format!("{hq}/api/loyalty/{card}"), Some(&stack.hq_token)).await;
     assert_eq!(at_hq["balance"], customer["hq_balance"]);
     assert_eq!((&at_hq["earned"], &at_hq["spent"]), (&customer["hq_earned"], &customer["hq_spent"]));
 
@@ -214,7 +216,7 @@ async fn the_previous_releases_data_directory_upgrades() {
     assert_eq!(kept, 1);
 
     // HQ, on its migrated database, still serves the old sales.
-    let sales = hq_sales(&client, &hq).await;
+    let sales = hq_sales(&client, &hq, &hq_token).await;
     assert_eq!(sales.len(), docs.len(), "{sales:?}");
     for d in docs {
         let s = sales.iter().find(|s| s["receipt_no"] == d["receipt_no"]).expect("HQ has the document");
@@ -273,9 +275,9 @@ async fn the_previous_releases_data_directory_upgrades() {
 
     // Both reach HQ, exactly once, after the old documents.
     let sales = eventually(Duration::from_secs(20), "HQ to have the new sale and the return", || {
-        let (client, hq, j) = (client.clone(), hq.clone(), journal.clone());
+        let (client, hq, j, hq_token) = (client.clone(), hq.clone(), journal.clone(), hq_token.clone());
         async move {
-            let sales = hq_sales(&client, &hq).await;
+            let sales = hq_sales(&client, &hq, &hq_token).await;
             let drained = j.acked_seq().ok()? == j.outbox_head().ok()?;
             (drained && sales.len() == docs.len() + 2).then_some(sales)
         }
@@ -286,7 +288,7 @@ async fn the_previous_releases_data_directory_upgrades() {
         assert_eq!(found.len(), 1, "{no} at HQ: {sales:?}");
         assert_eq!((found[0]["kind"].as_str(), found[0]["total_kopecks"].as_i64()), (Some(kind), Some(total)));
     }
-    let stores = get(&client, format!("{hq}/api/stores"), None).await;
+    let stores = get(&client, format!("{hq}/api/stores"), Some(&stack.hq_token)).await;
     assert_eq!(stores["stores"][0]["acked_seq"].as_u64(), Some(journal.outbox_head().unwrap()), "{stores}");
     assert_eq!(stores["stores"][0]["backlog"], 0, "{stores}");
 
@@ -296,9 +298,9 @@ async fn the_previous_releases_data_directory_upgrades() {
         assert_eq!(journal.stock(&Sku(sku.into())).unwrap(), want, "store stock of {sku}");
         let (client, url) = (client.clone(), format!("{hq}/api/stock/{sku}"));
         eventually(Duration::from_secs(20), "HQ's stock to follow", || {
-            let (client, url) = (client.clone(), url.clone());
+            let (client, url, hq_token) = (client.clone(), url.clone(), hq_token.clone());
             async move {
-                let v = get(&client, url, None).await;
+                let v = get(&client, url, Some(&hq_token)).await;
                 (v["stores"] == json!([{ "store": 1, "quantity": want }])).then_some(())
             }
         })

@@ -17,8 +17,9 @@ const MILK_GTIN: &str = "4650001209603";
 const MILK_SKU: &str = "100001";
 const MILK_PRICE: i64 = 10690;
 
-async fn get(client: &reqwest::Client, url: String) -> Value {
-    client.get(&url).send().await.unwrap().json().await.unwrap()
+/// `GET url` of HQ's API with its token.
+async fn get(client: &reqwest::Client, url: String, token: &str) -> Value {
+    client.get(url).bearer_auth(token).send().await.unwrap().json().await.unwrap()
 }
 
 /// Reads the page's server-sent event stream until an event matches `pred`.
@@ -185,18 +186,18 @@ async fn scan_pay_print_and_sync_to_hq() {
     assert_eq!(store_stock["quantity"], DEMO_STOCK_PIECES - 1);
     // ...and HQ has the sale and the new stock level within seconds.
     eventually(Duration::from_secs(10), "HQ to have the sale and stock", || {
-        let (client, hq) = (client.clone(), hq.clone());
+        let (client, hq, token) = (client.clone(), hq.clone(), stack.hq_token.clone());
         async move {
-            let stock = get(&client, format!("{hq}/api/stock/{MILK_SKU}")).await;
+            let stock = get(&client, format!("{hq}/api/stock/{MILK_SKU}"), &token).await;
             (stock["stores"] == json!([{ "store": 1, "quantity": DEMO_STOCK_PIECES - 1 }])).then_some(())
         }
     })
     .await;
-    let sales = get(&client, format!("{hq}/api/stores/1/sales")).await;
+    let sales = get(&client, format!("{hq}/api/stores/1/sales"), &stack.hq_token).await;
     assert_eq!(sales["sales"].as_array().unwrap().len(), 1, "{sales}");
     assert_eq!(sales["sales"][0]["receipt_no"], "0001-01-000001");
     assert_eq!(sales["sales"][0]["total_kopecks"], MILK_PRICE);
-    let stores = get(&client, format!("{hq}/api/stores")).await;
+    let stores = get(&client, format!("{hq}/api/stores"), &stack.hq_token).await;
     assert_eq!(stores["stores"][0]["acked_seq"], 1);
     assert_eq!(stores["stores"][0]["backlog"], 0);
     // Operators' metrics on both sides.
@@ -215,7 +216,7 @@ async fn scan_pay_print_and_sync_to_hq() {
     assert!(stack.agent.journal.verify().unwrap().ok());
     assert_eq!(stack.agent.journal.stock(&kassa_protocol::Sku(MILK_SKU.into())).unwrap(), DEMO_STOCK_PIECES - 1);
     let hq = format!("http://{}", stack.hq.http_addr);
-    let stock = get(&client, format!("{hq}/api/stock/{MILK_SKU}")).await;
+    let stock = get(&client, format!("{hq}/api/stock/{MILK_SKU}"), &stack.hq_token).await;
     assert_eq!(stock["stores"], json!([{ "store": 1, "quantity": DEMO_STOCK_PIECES - 1 }]));
     stack.stop().await;
 }

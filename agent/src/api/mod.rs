@@ -96,6 +96,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/basket/lines/{line}/remove", post(remove_line))
         .route("/api/basket/lines/{line}/price", post(override_price))
         .route("/api/basket/discount", post(discount))
+        .route("/api/basket/coupons", post(add_coupon))
         .route("/api/basket/void", post(void))
         .route("/api/pay", post(pay))
         .route("/api/customer", post(set_customer))
@@ -512,6 +513,15 @@ struct ScanRequest {
 /// A code typed by the cashier, handled like a scan.
 async fn scan(State(s): State<AppState>, _c: Cashier, ApiJson(req): ApiJson<ScanRequest>) -> ApiResult<EventView> {
     Ok(event(s.till.enter_code(&req.code, &req.idempotency_key).await?))
+}
+
+/// A coupon code the customer presented: `{"code": "ЙОГУРТ", "idempotency_key": "…"}`.
+async fn add_coupon(
+    State(s): State<AppState>,
+    _c: Cashier,
+    ApiJson(req): ApiJson<ScanRequest>,
+) -> ApiResult<EventView> {
+    Ok(event(s.till.add_coupon(req.code, &req.idempotency_key).await?))
 }
 
 #[derive(Deserialize)]

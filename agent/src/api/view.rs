@@ -18,7 +18,7 @@
 //!   until someone decides whether the page gets it. The status board is read field by
 //!   field: a field added to `crate::status` reaches the page once it is added here.
 
-use kassa_protocol::basket::{Basket, BasketDiscount, BasketLine, Totals, VatTotal};
+use kassa_protocol::basket::{Basket, BasketDiscount, BasketLine, LinePromotion, Totals, VatTotal};
 use kassa_protocol::catalog::CatalogItem;
 use kassa_protocol::loyalty::{LinePoints, ReturnLoyalty, SaleLoyalty};
 use kassa_protocol::returns::{Return, ReturnKind, ReturnLine};
@@ -78,17 +78,48 @@ pub struct LineView {
     /// The price charged: the list price or a manager's override.
     pub price_kopecks: i64,
     pub vat: &'static str,
-    /// Price × quantity, before the basket discount.
+    /// Price × quantity, before any discount.
     pub amount_kopecks: i64,
-    /// This line's share of the basket discount.
+    /// Everything off the line: its promotions and its share of the basket discount.
     pub discount_kopecks: i64,
+    /// The promotions that gave part of the discount.
+    pub promotions: Vec<LinePromotionView>,
     /// The marking code of a marked unit, as scanned.
     pub marking: Option<String>,
 }
 
+/// What one promotion gave one line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LinePromotionView {
+    pub id: u32,
+    pub version: u32,
+    pub name: String,
+    pub amount_kopecks: i64,
+}
+
+impl From<&LinePromotion> for LinePromotionView {
+    fn from(p: &LinePromotion) -> Self {
+        let LinePromotion { promotion, version, name, amount } = p;
+        LinePromotionView { id: *promotion, version: *version, name: name.clone(), amount_kopecks: amount.0 }
+    }
+}
+
 impl From<&BasketLine> for LineView {
     fn from(l: &BasketLine) -> Self {
-        let BasketLine { sku, name, unit, quantity, list_price, price, vat, amount, discount, marking } = l;
+        let BasketLine {
+            sku,
+            name,
+            category: _,
+            unit,
+            quantity,
+            list_price,
+            price,
+            vat,
+            amount,
+            discount,
+            promotions,
+            marking,
+        } = l;
         LineView {
             sku: sku.0.clone(),
             name: name.clone(),
@@ -99,6 +130,7 @@ impl From<&BasketLine> for LineView {
             vat: vat.code(),
             amount_kopecks: amount.0,
             discount_kopecks: discount.0,
+            promotions: promotions.iter().map(Into::into).collect(),
             marking: marking.clone(),
         }
     }
@@ -128,12 +160,23 @@ pub struct BasketView {
     pub id: u64,
     pub lines: Vec<LineView>,
     pub discount: Option<DiscountView>,
+    /// Coupon codes the customer presented.
+    pub coupons: Vec<String>,
+    /// What promotions took off the basket ("Ваша выгода", without the manager's
+    /// discount).
+    pub promotions_saved_kopecks: i64,
 }
 
 impl From<&Basket> for BasketView {
     fn from(b: &Basket) -> Self {
-        let Basket { lines, discount, id } = b;
-        BasketView { id: *id, lines: lines.iter().map(LineView::from).collect(), discount: discount.map(Into::into) }
+        let Basket { lines, discount, coupons, id } = b;
+        BasketView {
+            id: *id,
+            lines: lines.iter().map(LineView::from).collect(),
+            discount: discount.map(Into::into),
+            coupons: coupons.clone(),
+            promotions_saved_kopecks: b.promotions_saved().0,
+        }
     }
 }
 
@@ -602,6 +645,8 @@ pub struct HqStatusView {
     pub backlog: u64,
     pub last_contact_ms: Option<i64>,
     pub catalog_version: u64,
+    /// The version of the promotions the till prices with (0: none yet).
+    pub promotions_version: u64,
     pub last_error: Option<String>,
     /// What kind of trouble `last_error` is, as a code the page translates
     /// (`unreachable`, `disk_full`, `journal`, `not_enrolled`, `hq_older`, `hq_protocol`).
@@ -621,6 +666,7 @@ impl From<&HqStatus> for HqStatusView {
             backlog: h.backlog,
             last_contact_ms: h.last_contact_ms,
             catalog_version: h.catalog_version,
+            promotions_version: h.promotions_version,
             last_error: h.last_error.clone(),
             error_code: h.error_code,
             protocol_version: h.protocol_version,
@@ -843,15 +889,17 @@ mod tests {
                         {
                             "sku": "100478", "name": "item 100478", "unit": "kg", "quantity": 1500,
                             "list_price_kopecks": 14900, "price_kopecks": 14900, "vat": "10",
-                            "amount_kopecks": 22350, "discount_kopecks": 2235, "marking": null
+                            "amount_kopecks": 22350, "discount_kopecks": 2235, "promotions": [], "marking": null
                         },
                         {
                             "sku": "100001", "name": "item 100001", "unit": "pcs", "quantity": 2,
                             "list_price_kopecks": 10690, "price_kopecks": 10690, "vat": "20",
-                            "amount_kopecks": 21380, "discount_kopecks": 2138, "marking": null
+                            "amount_kopecks": 21380, "discount_kopecks": 2138, "promotions": [], "marking": null
                         }
                     ],
-                    "discount": { "percent": 10 }
+                    "discount": { "percent": 10 },
+                    "coupons": [],
+                    "promotions_saved_kopecks": 0
                 },
                 "totals": {
                     "total_kopecks": 39357,

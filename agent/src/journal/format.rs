@@ -7,7 +7,9 @@
 //! now. A record's format is part of its hash (when not `NULL`), so it cannot be
 //! changed without breaking the chain.
 //!
-//! A change to what is stored is a new format: a `v2` module beside [`v1`] with
+//! Format 2 ([`v2`], from schema 4) stores sales with their lines' promotions.
+//!
+//! A change to what is stored is a new format: a module beside [`v1`] and [`v2`] with
 //! conversions, a schema migration (see `journal::MIGRATIONS`) and a fixture; readers
 //! keep every older version. Old records must verify, reprint and be returned against
 //! for as long as the store keeps its journal.
@@ -16,21 +18,22 @@ use kassa_protocol::format::{v1 as data, FormatError};
 
 use super::JournalError;
 
-/// The format new rows are written in.
-pub const RECORD_FORMAT: u32 = 1;
-pub const OUTBOX_FORMAT: u32 = 1;
+/// The format new rows are written in. Records and outbox entries are in format 2 from
+/// schema 4 on (sale lines with their promotions, [`kassa_protocol::format::v2`]).
+pub const RECORD_FORMAT: u32 = 2;
+pub const OUTBOX_FORMAT: u32 = 2;
 pub const PRINT_JOB_FORMAT: u32 = 1;
 
 fn corrupt(what: String) -> impl FnOnce(FormatError) -> JournalError {
     move |e| JournalError::Corrupt(format!("{what}: {e}"))
 }
 
-/// The format of a row: `NULL` is format 1.
-fn version(format: Option<u32>, what: &str) -> Result<u32, JournalError> {
+/// The format of a row: `NULL` is format 1; `known` is the newest this kind of row has.
+fn version(format: Option<u32>, known: u32, what: &str) -> Result<u32, JournalError> {
     match format.unwrap_or(1) {
-        1 => Ok(1),
+        v if (1..=known).contains(&v) => Ok(v),
         other => Err(JournalError::Corrupt(format!(
-            "{what} is in format {other}, which this program does not know (it knows 1)"
+            "{what} is in format {other}, which this program does not know (it knows 1 to {known})"
         ))),
     }
 }
@@ -107,6 +110,30 @@ pub mod v1 {
     pub enum PrintDoc {
         Doc { seq: u64 },
         Report { report: Box<ShiftReport>, closing: bool },
+    }
+}
+
+pub mod v2 {
+    //! Format 2 of the journal's records: format 1 with sales in data format 2 (each
+    //! line says which promotions gave its discount). Frozen once released. Variants
+    //! and their order are format 1's.
+
+    use kassa_protocol::format::{v1 as data1, v2 as data};
+    use kassa_protocol::Kopecks;
+    use serde::{Deserialize, Serialize};
+
+    use super::v1;
+
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum Record {
+        Sale { sale: data::Sale, shift: i64 },
+        Return { ret: data1::Return, shift: i64 },
+        Void { shift: i64, lines: u32, total: Kopecks },
+        ShiftOpen { shift: i64, float: Kopecks },
+        CashMove { shift: i64, amount: Kopecks, reason: String },
+        ShiftClose { shift: i64, report: v1::ShiftReport },
+        UserAdded { id: String, name: String, role: v1::Role },
+        DrawerOverride { shift: i64, manager: String, in_drawer: Kopecks, amount: Kopecks },
     }
 }
 
@@ -255,27 +282,72 @@ impl From<v1::Record> for Record {
     }
 }
 
-/// A record's body in the current format.
+impl From<&Record> for v2::Record {
+    fn from(r: &Record) -> Self {
+        match r {
+            Record::Sale { sale, shift } => v2::Record::Sale { sale: sale.into(), shift: *shift },
+            other => match v1::Record::from(other) {
+                v1::Record::Sale { .. } => unreachable!("sales are format 2's own"),
+                v1::Record::Return { ret, shift } => v2::Record::Return { ret, shift },
+                v1::Record::Void { shift, lines, total } => v2::Record::Void { shift, lines, total },
+                v1::Record::ShiftOpen { shift, float } => v2::Record::ShiftOpen { shift, float },
+                v1::Record::CashMove { shift, amount, reason } => v2::Record::CashMove { shift, amount, reason },
+                v1::Record::ShiftClose { shift, report } => v2::Record::ShiftClose { shift, report },
+                v1::Record::UserAdded { id, name, role } => v2::Record::UserAdded { id, name, role },
+                v1::Record::DrawerOverride { shift, manager, in_drawer, amount } => {
+                    v2::Record::DrawerOverride { shift, manager, in_drawer, amount }
+                }
+            },
+        }
+    }
+}
+
+impl From<v2::Record> for Record {
+    fn from(r: v2::Record) -> Self {
+        let as_v1 = match r {
+            v2::Record::Sale { sale, shift } => return Record::Sale { sale: sale.into(), shift },
+            v2::Record::Return { ret, shift } => v1::Record::Return { ret, shift },
+            v2::Record::Void { shift, lines, total } => v1::Record::Void { shift, lines, total },
+            v2::Record::ShiftOpen { shift, float } => v1::Record::ShiftOpen { shift, float },
+            v2::Record::CashMove { shift, amount, reason } => v1::Record::CashMove { shift, amount, reason },
+            v2::Record::ShiftClose { shift, report } => v1::Record::ShiftClose { shift, report },
+            v2::Record::UserAdded { id, name, role } => v1::Record::UserAdded { id, name, role },
+            v2::Record::DrawerOverride { shift, manager, in_drawer, amount } => {
+                v1::Record::DrawerOverride { shift, manager, in_drawer, amount }
+            }
+        };
+        as_v1.into()
+    }
+}
+
+/// A record's body in the current format ([`RECORD_FORMAT`]).
 pub fn encode_record(record: &Record) -> Vec<u8> {
-    data::encode(&v1::Record::from(record))
+    data::encode(&v2::Record::from(record))
 }
 
 /// A record's body in its stored `format`.
 pub fn decode_record(body: &[u8], format: Option<u32>, seq: i64) -> Result<Record, JournalError> {
     let what = format!("record {seq}");
-    version(format, &what)?;
-    Ok(data::decode::<v1::Record>(body, "record").map_err(corrupt(what))?.into())
+    Ok(match version(format, RECORD_FORMAT, &what)? {
+        1 => data::decode::<v1::Record>(body, "record").map_err(corrupt(what))?.into(),
+        _ => data::decode::<v2::Record>(body, "record").map_err(corrupt(what))?.into(),
+    })
 }
 
-/// An outbox entry in the current format.
+/// An outbox entry in the current format ([`OUTBOX_FORMAT`]).
 pub fn encode_outbox(entry: &kassa_protocol::wire::OutboxEntry) -> Vec<u8> {
-    data::encode(&data::OutboxEntry::from(entry))
+    data::encode(&kassa_protocol::format::v2::OutboxEntry::from(entry))
 }
 
 /// An outbox entry in its stored `format`.
 pub fn decode_outbox(blob: &[u8], format: Option<u32>) -> Result<kassa_protocol::wire::OutboxEntry, JournalError> {
-    version(format, "an outbox entry")?;
-    Ok(data::decode::<data::OutboxEntry>(blob, "outbox entry").map_err(corrupt("outbox".into()))?.into())
+    let what = "outbox entry";
+    Ok(match version(format, OUTBOX_FORMAT, what)? {
+        1 => data::decode::<data::OutboxEntry>(blob, what).map_err(corrupt("outbox".into()))?.into(),
+        _ => data::decode::<kassa_protocol::format::v2::OutboxEntry>(blob, what)
+            .map_err(corrupt("outbox".into()))?
+            .into(),
+    })
 }
 
 /// A print job's document in the current format.
@@ -292,7 +364,7 @@ pub fn encode_print_doc(doc: &PrintDoc) -> Vec<u8> {
 /// A print job's document in its stored `format`.
 pub fn decode_print_doc(blob: &[u8], format: Option<u32>, id: i64) -> Result<PrintDoc, JournalError> {
     let what = format!("print job {id}");
-    version(format, &what)?;
+    version(format, PRINT_JOB_FORMAT, &what)?;
     Ok(match data::decode::<v1::PrintDoc>(blob, "print job").map_err(corrupt(what))? {
         v1::PrintDoc::Doc { seq } => PrintDoc::Doc { seq },
         v1::PrintDoc::Report { report, closing } => PrintDoc::Report { report: Box::new((*report).into()), closing },

@@ -13,7 +13,8 @@
 //! - `chain`: the append-only, hash-chained `records` table and `verify`.
 //! - `outbox`: changes for HQ, in sequence order. `print_queue`: jobs for the spooler.
 //! - `users`: cashiers and managers, PINs hashed with Argon2id, lockouts per source.
-//! - `loyalty`: customers, points and rules at the store.
+//! - `loyalty`: customers, points and rules at the store. `promotions`: the set HQ
+//!   published, kept whole by version.
 //! - `shifts`: shifts, cash in/out, X and Z reports, the drawer check.
 //! - `sales`: sales, returns, cancellations, voids, and the stock counters they move.
 //! - `handle`: the async road to all of it ([`JournalHandle`]); `open_basket`: the open
@@ -29,6 +30,7 @@ mod loyalty;
 mod open_basket;
 mod outbox;
 mod print_queue;
+mod promotions;
 mod sales;
 mod shifts;
 mod types;
@@ -443,7 +445,7 @@ DROP INDEX IF EXISTS print_jobs_pending;
 /// The journal's schema version, kept in `PRAGMA user_version`. Version 1 is [`SCHEMA`]
 /// as first released (`user_version` 0 in files of that release); each later version
 /// is one step of [`MIGRATIONS`].
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Steps from version `n - 1` to `n`, run at start in one transaction after a copy of
 /// the file is kept beside it (`journal.sqlite.v{old}.bak`).
@@ -470,6 +472,14 @@ const MIGRATIONS: &[(u32, &str)] = &[
         "ALTER TABLE records ADD COLUMN format INTEGER;
          ALTER TABLE outbox ADD COLUMN format INTEGER;
          ALTER TABLE print_jobs ADD COLUMN format INTEGER;",
+    ),
+    (
+        4,
+        // HQ's promotions, kept by the store (definition format 1, JSON). Records and
+        // outbox entries are written in format 2 from here (sale lines with their
+        // promotions): an older binary refuses the file rather than meet rows it cannot
+        // read.
+        "CREATE TABLE promotions (id INTEGER PRIMARY KEY, definition TEXT NOT NULL) STRICT;",
     ),
 ];
 

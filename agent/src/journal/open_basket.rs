@@ -17,6 +17,12 @@
 //! so in the log ("the basket saved by an older release was not restored"); the copy
 //! beside the file keeps it. A basket that does not decode for any other reason is
 //! dropped too, with a warning.
+//!
+//! Version 3 stores the basket in a frozen format of its own, named in the row's
+//! `format` column ([`stored`]): format 1 (`NULL`) is the encoding schema 2 wrote, read
+//! as it was; format 2 adds each line's category and promotions and the basket's
+//! coupons. A basket saved by schema 2 is therefore restored after the upgrade, and
+//! priced under the promotions at its next change.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -33,12 +39,102 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS open_baskets (
 
 /// Steps from version `n - 1` to `n`, run at start in one transaction after a copy of
 /// the file is kept beside it.
-const MIGRATIONS: &[(u32, &str)] = &[(
-    2,
-    // Baskets carry their id (the journal records the basket each sale paid); a basket
-    // in the older encoding is not restored (see the module's documentation).
-    "DELETE FROM open_baskets;",
-)];
+const MIGRATIONS: &[(u32, &str)] = &[
+    (
+        2,
+        // Baskets carry their id (the journal records the basket each sale paid); a basket
+        // in the older encoding is not restored (see the module's documentation).
+        "DELETE FROM open_baskets;",
+    ),
+    (
+        3,
+        // The stored basket's format (see `stored`); rows written before are format 1.
+        "ALTER TABLE open_baskets ADD COLUMN format INTEGER;",
+    ),
+];
+
+pub mod stored {
+    //! The open basket as stored, by format. Frozen: field and variant order are the
+    //! encoding.
+
+    use kassa_protocol::basket::{Basket, BasketDiscount};
+    use kassa_protocol::format::{v1, v2};
+    use kassa_protocol::Kopecks;
+    use serde::{Deserialize, Serialize};
+
+    /// The format [`super::BasketStore::save`] writes.
+    pub const FORMAT: u32 = 2;
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum Discount {
+        Percent(u8),
+        Amount(Kopecks),
+    }
+
+    /// Format 1: what schema 2 wrote (the domain basket of that release).
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct BasketV1 {
+        pub lines: Vec<v1::BasketLine>,
+        pub discount: Option<Discount>,
+        pub id: u64,
+    }
+
+    /// Format 2: lines with their category and promotions; the coupons presented.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct BasketV2 {
+        pub lines: Vec<v2::BasketLine>,
+        pub discount: Option<Discount>,
+        pub coupons: Vec<String>,
+        pub id: u64,
+    }
+
+    fn discount_to(d: Option<BasketDiscount>) -> Option<Discount> {
+        d.map(|d| match d {
+            BasketDiscount::Percent(p) => Discount::Percent(p),
+            BasketDiscount::Amount(a) => Discount::Amount(a),
+        })
+    }
+
+    fn discount_from(d: Option<Discount>) -> Option<BasketDiscount> {
+        d.map(|d| match d {
+            Discount::Percent(p) => BasketDiscount::Percent(p),
+            Discount::Amount(a) => BasketDiscount::Amount(a),
+        })
+    }
+
+    impl From<&Basket> for BasketV2 {
+        fn from(b: &Basket) -> Self {
+            BasketV2 {
+                lines: b.lines.iter().map(Into::into).collect(),
+                discount: discount_to(b.discount),
+                coupons: b.coupons.clone(),
+                id: b.id,
+            }
+        }
+    }
+
+    impl From<BasketV2> for Basket {
+        fn from(b: BasketV2) -> Self {
+            Basket {
+                lines: b.lines.into_iter().map(Into::into).collect(),
+                discount: discount_from(b.discount),
+                coupons: b.coupons,
+                id: b.id,
+            }
+        }
+    }
+
+    impl From<BasketV1> for Basket {
+        fn from(b: BasketV1) -> Self {
+            Basket {
+                lines: b.lines.into_iter().map(Into::into).collect(),
+                discount: discount_from(b.discount),
+                coupons: Vec::new(),
+                id: b.id,
+            }
+        }
+    }
+}
 
 #[derive(Debug)]
 pub struct BasketStore {
@@ -48,7 +144,7 @@ pub struct BasketStore {
 impl BasketStore {
     /// The basket file's schema version, kept in `PRAGMA user_version`. Version 1 is the
     /// file as first released (`user_version` 0 in files of that release).
-    pub const SCHEMA_VERSION: u32 = 2;
+    pub const SCHEMA_VERSION: u32 = 3;
 
     /// Opens (or creates) the basket file, migrating an older one; a file newer than
     /// this binary is refused untouched ([`JournalError::TooNew`]).
@@ -71,11 +167,11 @@ impl BasketStore {
     }
 
     pub fn save(&self, terminal: u16, basket: &Basket, customer: Option<&str>) -> Result<(), JournalError> {
-        let blob = super::encode(basket)?;
+        let blob = super::encode(&stored::BasketV2::from(basket))?;
         self.conn.lock().unwrap_or_else(|p| p.into_inner()).execute(
-            "INSERT INTO open_baskets (terminal, basket, customer) VALUES (?1, ?2, ?3)
-             ON CONFLICT DO UPDATE SET basket = excluded.basket, customer = excluded.customer",
-            params![terminal, blob, customer],
+            "INSERT INTO open_baskets (terminal, basket, customer, format) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT DO UPDATE SET basket = excluded.basket, customer = excluded.customer, format = excluded.format",
+            params![terminal, blob, customer, stored::FORMAT],
         )?;
         Ok(())
     }
@@ -83,21 +179,30 @@ impl BasketStore {
     /// The basket left open on `terminal`, if any. One that does not decode is dropped,
     /// with a warning: it was never a sale.
     pub fn load(&self, terminal: u16) -> Result<Option<(Basket, Option<String>)>, JournalError> {
-        let row: Option<(Vec<u8>, Option<String>)> = self
+        let row: Option<(Vec<u8>, Option<String>, Option<u32>)> = self
             .conn
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .query_row("SELECT basket, customer FROM open_baskets WHERE terminal = ?1", [terminal], |r| {
-                Ok((r.get(0)?, r.get(1)?))
+            .query_row("SELECT basket, customer, format FROM open_baskets WHERE terminal = ?1", [terminal], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })
             .optional()?;
-        Ok(row.and_then(|(blob, customer)| match postcard::from_bytes(&blob) {
+        Ok(row.and_then(|(blob, customer, format)| match decode(&blob, format) {
             Ok(basket) => Some((basket, customer)),
             Err(e) => {
                 tracing::warn!(terminal, error = %e, "the saved basket does not decode: not restored");
                 None
             }
         }))
+    }
+}
+
+/// A stored basket of `format` (`NULL`: 1).
+fn decode(blob: &[u8], format: Option<u32>) -> Result<Basket, String> {
+    match format.unwrap_or(1) {
+        1 => postcard::from_bytes::<stored::BasketV1>(blob).map(Into::into).map_err(|e| e.to_string()),
+        2 => postcard::from_bytes::<stored::BasketV2>(blob).map(Into::into).map_err(|e| e.to_string()),
+        other => Err(format!("format {other}, which this program does not know")),
     }
 }
 

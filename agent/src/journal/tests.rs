@@ -302,7 +302,12 @@ fn a_key_stored_with_the_whole_sale_as_json_still_answers() {
     let stored: String =
         conn.query_row("SELECT response FROM idempotency WHERE key = 'pay'", [], |r| r.get(0)).unwrap();
     assert_eq!(stored, format!("{{\"doc\":{}}}", sale.id.seq));
-    for (key, json) in [("pay", serde_json::to_string(&sale).unwrap()), ("ret", serde_json::to_string(&ret).unwrap())] {
+    // As the first release wrote them: data format 1, whose lines have no category.
+    let old_sale = serde_json::to_string(&kassa_protocol::format::v1::Sale::from(&sale)).unwrap();
+    let old_ret = serde_json::to_string(&kassa_protocol::format::v1::Return::from(&ret)).unwrap();
+    let mut sale = sale;
+    sale.lines.iter_mut().for_each(|l| l.category.clear());
+    for (key, json) in [("pay", old_sale), ("ret", old_ret)] {
         conn.execute("UPDATE idempotency SET response = ?2 WHERE key = ?1", params![key, json]).unwrap();
     }
     drop(conn);
@@ -714,10 +719,15 @@ fn every_stored_blob_says_its_format_and_the_format_is_in_the_chain() {
     let (sale, _) = j.commit_sale(1, "anna", &basket(&j, &[("100001", 1)]), &cash(20000), None, "pay", 2).unwrap();
     drop(j);
     let conn = rusqlite::Connection::open(dir.path().join("j.sqlite")).unwrap();
-    for table in ["records", "outbox", "print_jobs"] {
-        let unversioned: i64 =
-            conn.query_row(&format!("SELECT COUNT(*) FROM {table} WHERE format IS NOT 1"), [], |r| r.get(0)).unwrap();
-        assert_eq!(unversioned, 0, "{table}: every new row is written in format 1");
+    for (table, current) in [
+        ("records", format::RECORD_FORMAT),
+        ("outbox", format::OUTBOX_FORMAT),
+        ("print_jobs", format::PRINT_JOB_FORMAT),
+    ] {
+        let other: i64 = conn
+            .query_row(&format!("SELECT COUNT(*) FROM {table} WHERE format IS NOT ?1"), [current], |r| r.get(0))
+            .unwrap();
+        assert_eq!(other, 0, "{table}: every new row is written in format {current}");
     }
     // Rows written before formats were versioned (format NULL, hashed without it) are
     // format 1: such a row, appended the old way, verifies and decodes.
@@ -725,7 +735,7 @@ fn every_stored_blob_says_its_format_and_the_format_is_in_the_chain() {
         .query_row("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap();
     let record = Record::CashMove { shift: 1, amount: Kopecks(500), reason: "размен".into() };
-    let body = format::encode_record(&record);
+    let body = kassa_protocol::format::v1::encode(&format::v1::Record::from(&record));
     let seq = prev_seq + 1;
     let hash = {
         use sha2::Digest as _;
@@ -757,11 +767,53 @@ fn every_stored_blob_says_its_format_and_the_format_is_in_the_chain() {
     assert_eq!(j.sale(sale.id.seq).unwrap().unwrap(), sale);
 
     // The format is part of the hash: changing it breaks the chain.
-    j.conn().execute("UPDATE records SET format = 2 WHERE seq = 1", []).unwrap();
+    j.conn().execute("UPDATE records SET format = 1 WHERE seq = 1", []).unwrap();
     let report = j.verify().unwrap();
     assert!(report.first_broken.unwrap().starts_with("record 1 "), "the edit is found");
     // A format this program does not know is named as such, not misread.
     j.conn().execute("UPDATE outbox SET format = 9", []).unwrap();
     let err = j.outbox_after(0, 10).unwrap_err().to_string();
     assert!(err.contains("format 9") && err.contains("does not know"), "{err}");
+}
+
+#[test]
+fn a_sale_keeps_its_promotions_in_the_journal_and_the_outbox() {
+    let (_dir, j) = journal();
+    j.open_shift(1, "anna", Kopecks(0), "open", 1).unwrap();
+    let mut b = basket(&j, &[("100001", 3)]);
+    let def: kassa_protocol::promotions::definition::Definition = serde_json::from_value(serde_json::json!({
+        "id": 12, "version": 3, "name": "3 по цене 2",
+        "kind": { "type": "n_for_m", "skus": ["100001"], "n": 3, "m": 2 },
+        "from": "2020-01-01", "to": "2100-12-31", "stores": "all", "channels": ["store"], "audience": "everyone"
+    }))
+    .unwrap();
+    let active = crate::promotions::build(1, std::slice::from_ref(&def)).unwrap();
+    let none = std::collections::BTreeSet::new();
+    let cx = kassa_protocol::promotions::Context {
+        store: StoreId(1),
+        channel: kassa_protocol::promotions::Channel::Store,
+        at: kassa_protocol::promotions::LocalTime::from_unix_ms(1_790_000_000_000, 180),
+        customer: None,
+        coupons: &[],
+        used_coupons: &none,
+    };
+    b.apply_promotions(&active.set, &cx);
+    let free = b.lines[0].price;
+    assert_eq!(b.promotions_saved(), free);
+    let (sale, _) = j.commit_sale(1, "anna", &b, &cash(50_000), None, "pay", 2).unwrap();
+    assert_eq!(sale.lines[0].promotions[0].name, "3 по цене 2");
+    assert_eq!(j.sale(sale.id.seq).unwrap().unwrap(), sale, "the record keeps the promotions");
+    let entries = j.outbox_after(0, 10).unwrap();
+    use kassa_protocol::wire::Change;
+    let Some(Change::Sale { sale: sent, .. }) =
+        entries.iter().map(|e| &e.change).find(|c| matches!(c, Change::Sale { .. }))
+    else {
+        panic!("no sale in the outbox")
+    };
+    assert_eq!(sent, &sale, "the outbox keeps them for HQ");
+    assert!(j.verify().unwrap().ok());
+    // Promotions are kept whole and only if newer.
+    assert!(j.set_promotions(3, std::slice::from_ref(&def)).unwrap());
+    assert!(!j.set_promotions(2, &[]).unwrap(), "an older set is not kept");
+    assert_eq!(j.promotions().unwrap(), (3, vec![def]));
 }

@@ -482,6 +482,8 @@ fn rules_are_validated_wherever_they_come_from() {
 
 fn line(sku: &str, net: i64) -> BasketLine {
     BasketLine {
+        category: String::new(),
+        promotions: Vec::new(),
         sku: Sku(sku.into()),
         name: sku.into(),
         unit: Unit::Piece,

@@ -291,9 +291,111 @@ impl Definition {
     }
 }
 
+fn target_def(t: &Target) -> TargetDef {
+    match t {
+        Target::Items(skus) => TargetDef { skus: skus.iter().map(|s| s.0.clone()).collect(), categories: Vec::new() },
+        Target::Categories(cs) => TargetDef { skus: Vec::new(), categories: cs.iter().cloned().collect() },
+    }
+}
+
+fn minute_text(m: u16) -> String {
+    format!("{:02}:{:02}", m / 60, m % 60)
+}
+
+impl Definition {
+    /// The definition of a promotion: what HQ stores and sends for it;
+    /// [`Definition::to_promotion`] gives the promotion back.
+    pub fn of(p: &Promotion) -> Definition {
+        let kind = match &p.kind {
+            Kind::PercentOff { target, percent } => {
+                KindDef::PercentOff { target: target_def(target), percent: *percent }
+            }
+            Kind::AmountOff { target, amount } => {
+                KindDef::AmountOff { target: target_def(target), amount_kopecks: amount.0 }
+            }
+            Kind::FixedPrice { target, price } => {
+                KindDef::FixedPrice { target: target_def(target), price_kopecks: price.0 }
+            }
+            Kind::NForM { target, n, m } => KindDef::NForM { target: target_def(target), n: *n, m: *m },
+            Kind::NForPrice { target, n, price } => {
+                KindDef::NForPrice { target: target_def(target), n: *n, price_kopecks: price.0 }
+            }
+            Kind::BuyGet { buy, buy_qty, get, get_qty, percent } => KindDef::BuyGet {
+                buy: target_def(buy),
+                buy_qty: *buy_qty,
+                get: target_def(get),
+                get_qty: *get_qty,
+                percent: *percent,
+            },
+            Kind::Bundle { components, price } => {
+                KindDef::Bundle { components: components.iter().map(target_def).collect(), price_kopecks: price.0 }
+            }
+            Kind::BasketPercent { threshold, percent } => {
+                KindDef::BasketPercent { threshold_kopecks: threshold.0, percent: *percent }
+            }
+            Kind::BasketAmount { threshold, amount } => {
+                KindDef::BasketAmount { threshold_kopecks: threshold.0, amount_kopecks: amount.0 }
+            }
+        };
+        let w = &p.window;
+        Definition {
+            id: p.id,
+            version: p.version,
+            name: p.name.clone(),
+            kind,
+            priority: p.priority,
+            exclusive_group: p.exclusive_group.clone(),
+            from: format_day(w.from_day),
+            to: format_day(w.to_day),
+            days: (w.weekdays != Window::ALL_WEEK)
+                .then(|| (0..7).filter(|i| w.weekdays & 1 << i != 0).map(|i| WEEKDAYS[i].to_owned()).collect()),
+            hours: (w.from_minute != 0 || w.to_minute != 24 * 60)
+                .then(|| format!("{}-{}", minute_text(w.from_minute), minute_text(w.to_minute))),
+            stores: match &p.stores {
+                None => StoresDef::All,
+                Some(list) => StoresDef::List(list.iter().map(|s| s.0).collect()),
+            },
+            channels: p
+                .channels
+                .iter()
+                .map(|c| match c {
+                    Channel::Store => "store".to_owned(),
+                    Channel::Online => "online".to_owned(),
+                })
+                .collect(),
+            audience: match &p.audience {
+                Audience::Everyone => AudienceDef::Everyone,
+                Audience::LoyaltyMembers => AudienceDef::LoyaltyMembers,
+                Audience::Customer(c) => AudienceDef::Customer(c.as_str().to_owned()),
+            },
+            coupon: p.coupon.as_ref().map(|c| CouponDef { code: c.code.clone(), single_use: c.single_use }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_promotion_and_its_definition_round_trip() {
+        let json = serde_json::json!({ "id": 14, "version": 3, "name": "3 по цене 2: йогурты",
+            "kind": { "type": "buy_get", "buy": { "categories": ["Йогурты"] }, "buy_qty": 2,
+                      "get": { "skus": ["100001", "100002"] }, "get_qty": 1, "percent": 50 },
+            "priority": 5, "exclusive_group": "йогурты",
+            "from": "2026-12-01", "to": "2026-12-31", "days": ["sat", "sun"], "hours": "09:00-21:30",
+            "stores": { "list": [7, 12] }, "channels": ["store"], "audience": "loyalty_members",
+            "coupon": { "code": "ЙОГУРТ", "single_use": true } });
+        let def: Definition = serde_json::from_value(json).unwrap();
+        let p = def.to_promotion().unwrap();
+        assert_eq!(Definition::of(&p), def);
+        let all_day: Definition = serde_json::from_value(serde_json::json!({ "id": 1, "name": "x",
+            "kind": { "type": "basket_amount", "threshold_kopecks": 200000, "amount_kopecks": 20000 },
+            "from": "2026-01-01", "to": "2026-01-31", "stores": "all", "channels": ["store", "online"],
+            "audience": "everyone" }))
+        .unwrap();
+        assert_eq!(Definition::of(&all_day.to_promotion().unwrap()), all_day);
+    }
 
     #[test]
     fn dates_round_trip_and_weekdays_agree() {

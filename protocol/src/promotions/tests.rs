@@ -474,3 +474,172 @@ fn a_large_set_only_looks_at_what_the_basket_holds() {
     let priced = set.price(&b.lines(), &cx(None, &[], &BTreeSet::new()));
     assert_eq!(priced.lines[0].applied, vec![Applied { promotion: 10_000, version: 1, amount: Kopecks(10_69) }]);
 }
+
+// ---- the till's basket under promotions ----
+
+fn item(s: &str) -> crate::catalog::CatalogItem {
+    let (sku_, category, unit, price) = *ITEMS.iter().find(|i| i.0 == s).expect("known");
+    crate::catalog::CatalogItem {
+        sku: sku(sku_),
+        gtin: None,
+        name: sku_.to_owned(),
+        category: category.to_owned(),
+        price: Kopecks(price),
+        vat: VatRate::Vat10,
+        unit,
+        plu: None,
+    }
+}
+
+fn till_basket(lines: &[(&str, i64)]) -> crate::basket::Basket {
+    let mut b = crate::basket::Basket::new(1);
+    for (s, q) in lines {
+        b.add(&item(s), *q).unwrap();
+    }
+    b
+}
+
+#[test]
+fn a_basket_records_each_promotion_by_name_and_the_manual_discount_comes_after() {
+    let set =
+        PromotionSet::new(vec![promo(7, Kind::NForM { target: category("dairy"), n: 3, m: 2 })], &TestCatalog).unwrap();
+    let none = BTreeSet::new();
+    let mut b = till_basket(&[("milk", 2), ("kefir", 1), ("bread", 1)]);
+    b.apply_promotions(&set, &cx(None, &[], &none));
+    // 3 for 2 on dairy: the cheapest of the three (kefir, 89,90) is free.
+    assert_eq!(b.lines[1].promotions.len(), 1);
+    assert_eq!(b.lines[1].promotions[0].name, "Акция 7");
+    assert_eq!((b.lines[1].promotions[0].promotion, b.lines[1].promotions[0].amount), (7, Kopecks(89_90)));
+    assert_eq!(b.promotions_saved(), Kopecks(89_90));
+    assert_eq!(b.totals().unwrap().total, Kopecks(2 * 106_90 + 50_00));
+    // A manager's 10 % on top applies to what is left to pay: 263,80 → 26,38.
+    b.set_discount(Some(crate::basket::BasketDiscount::Percent(10))).unwrap();
+    b.apply_promotions(&set, &cx(None, &[], &none));
+    let t = b.totals().unwrap();
+    assert_eq!(t.discount, Kopecks(89_90 + 26_38));
+    assert_eq!(t.total, Kopecks(2 * 106_90 + 50_00 - 26_38));
+    assert_eq!(b.lines[1].net(), Kopecks::ZERO, "a free unit stays free: the manual share goes elsewhere");
+    assert_eq!(b.promotions_saved(), Kopecks(89_90), "the manager's part is not a promotion's");
+    // A line whose price a manager overrode takes no promotion.
+    b.override_price(0, Kopecks(100_00)).unwrap();
+    b.apply_promotions(&set, &cx(None, &[], &none));
+    assert!(b.lines[0].promotions.is_empty());
+    assert!(b.lines.iter().all(|l| l.promotions.is_empty()), "two dairy units left: no group of three");
+    // Removing the kefir: the promotion goes, and a fixed discount that no longer fits is dropped.
+    let mut b = till_basket(&[("milk", 2), ("kefir", 1)]);
+    b.apply_promotions(&set, &cx(None, &[], &none));
+    b.set_discount(Some(crate::basket::BasketDiscount::Amount(Kopecks(200_00)))).unwrap();
+    b.remove(1).unwrap();
+    b.apply_promotions(&set, &cx(None, &[], &none));
+    assert_eq!(b.promotions_saved(), Kopecks::ZERO);
+    assert_eq!(b.totals().unwrap().total, Kopecks(13_80), "213,80 − 200,00");
+}
+
+#[test]
+fn a_coupon_is_kept_in_capitals_once_and_bounded() {
+    let mut p = promo(3, Kind::PercentOff { target: items(&["cheese"]), percent: 20 });
+    p.coupon = Some(Coupon { code: "SYR20".into(), single_use: false });
+    let set = PromotionSet::new(vec![p], &TestCatalog).unwrap();
+    let none = BTreeSet::new();
+    let mut b = till_basket(&[("cheese", 1)]);
+    b.apply_promotions(&set, &cx(None, &b.coupons.clone(), &none));
+    assert_eq!(b.promotions_saved(), Kopecks::ZERO, "no coupon, no discount");
+    b.add_coupon(" syr20 ").unwrap();
+    b.add_coupon("SYR20").unwrap();
+    assert_eq!(b.coupons, vec!["SYR20".to_owned()]);
+    let coupons = b.coupons.clone();
+    b.apply_promotions(&set, &cx(None, &coupons, &none));
+    assert_eq!(b.promotions_saved(), Kopecks(90_00));
+    assert_eq!(b.add_coupon(""), Err(crate::basket::BasketError::Coupon));
+    assert_eq!(b.add_coupon("a b"), Err(crate::basket::BasketError::Coupon));
+    for i in 0..crate::basket::COUPONS_MAX - 1 {
+        b.add_coupon(&format!("C{i}")).unwrap();
+    }
+    assert_eq!(b.add_coupon("ONE-TOO-MANY"), Err(crate::basket::BasketError::Coupon));
+}
+
+proptest! {
+    /// A basket priced by the till: whatever promotions and manual discount, lines never
+    /// go below zero, each line's promotions are part of its discount, the totals add
+    /// up, and a committed sale of it validates.
+    #[test]
+    fn a_priced_basket_adds_up((promotions, rows, _order) in arb_case(), manual in 0u8..=50) {
+        let set = PromotionSet::new(promotions, &TestCatalog).unwrap();
+        let mut b = crate::basket::Basket::new(1);
+        for &(i, q) in &rows {
+            b.add(&item(ITEMS[i].0), q).unwrap();
+        }
+        if manual > 0 {
+            b.set_discount(Some(crate::basket::BasketDiscount::Percent(manual))).unwrap();
+        }
+        let none = BTreeSet::new();
+        b.apply_promotions(&set, &cx(None, &[], &none));
+        let t = b.totals().unwrap();
+        prop_assert_eq!(t.total.0, b.lines.iter().map(|l| l.net().0).sum::<i64>());
+        for l in &b.lines {
+            prop_assert!(l.net().0 >= 0 && l.promotion_discount() <= l.discount);
+        }
+        let sale = crate::sale::Sale {
+            id: crate::SaleId { store: StoreId(1), seq: 1 },
+            receipt_no: "0001-01-000001".into(),
+            terminal: 1,
+            cashier: "u".into(),
+            created_at_ms: 0,
+            lines: b.lines.clone(),
+            tenders: vec![crate::sale::Tender { kind: crate::sale::TenderKind::Card, amount: t.total }],
+            total: t.total,
+            change: Kopecks::ZERO,
+            loyalty: None,
+        };
+        if t.total.0 > 0 {
+            prop_assert_eq!(sale.validate(), Ok(()));
+        }
+    }
+}
+
+/// A sale of a priced basket (paid by card, exactly).
+fn sale_of(b: &crate::basket::Basket) -> crate::sale::Sale {
+    let total = b.totals().unwrap().total;
+    crate::sale::Sale {
+        id: crate::SaleId { store: StoreId(1), seq: 1 },
+        receipt_no: "0001-01-000001".into(),
+        terminal: 1,
+        cashier: "u".into(),
+        created_at_ms: 0,
+        lines: b.lines.clone(),
+        tenders: vec![crate::sale::Tender { kind: crate::sale::TenderKind::Card, amount: total }],
+        total,
+        change: Kopecks::ZERO,
+        loyalty: None,
+    }
+}
+
+/// Returning part of a "3 for 2" refunds what was paid for the units returned: a line's
+/// paid amount shared among its units, the group not worked out again. Three of one
+/// item on one line: each unit refunds a third of what the three cost. Across lines:
+/// the free unit refunds nothing, a paid one what it cost. Either way all the returns
+/// together refund exactly what was paid, never more.
+#[test]
+fn returning_part_of_three_for_two_refunds_what_was_paid_never_more() {
+    use crate::returns::plan;
+    let set =
+        PromotionSet::new(vec![promo(7, Kind::NForM { target: category("dairy"), n: 3, m: 2 })], &TestCatalog).unwrap();
+    let none = BTreeSet::new();
+    // One line of three milks: paid 213,80 for 320,70.
+    let mut b = till_basket(&[("milk", 3)]);
+    b.apply_promotions(&set, &cx(None, &[], &none));
+    let sale = sale_of(&b);
+    assert_eq!(sale.total, Kopecks(2 * 106_90));
+    let one = plan(&sale, &vec![], &[(0, 1)]).unwrap();
+    assert_eq!(one[0].amount, Kopecks(71_27), "a third of 213,80, rounded");
+    let rest = plan(&sale, &vec![(1, one[0].amount)], &[(0, 2)]).unwrap();
+    assert_eq!(one[0].amount.0 + rest[0].amount.0, sale.total.0, "all three refund exactly what was paid");
+    // Three dairy lines: the cheapest (kefir) was free.
+    let mut b = till_basket(&[("cheese", 1), ("milk", 1), ("kefir", 1)]);
+    b.apply_promotions(&set, &cx(None, &[], &none));
+    let sale = sale_of(&b);
+    let kefir = plan(&sale, &vec![], &[(2, 1)]).unwrap();
+    assert_eq!(kefir[0].amount, Kopecks::ZERO, "the free unit refunds nothing");
+    let all = plan(&sale, &vec![], &[(0, 1), (1, 1), (2, 1)]).unwrap();
+    assert_eq!(all.iter().map(|l| l.amount.0).sum::<i64>(), sale.total.0);
+}

@@ -30,6 +30,7 @@ use crate::loyalty::{
     answer_rights_request, CustomerId, EntryKind, LoyaltyAccount, LoyaltyEntry, RightsAnswer, RightsRequest,
 };
 use crate::money::Kopecks;
+use crate::promotions::definition::Definition;
 use crate::sale::{Sale, Tender, TenderKind};
 use crate::{SaleId, Sku};
 
@@ -65,6 +66,8 @@ struct StoreDurable {
     counters: BTreeMap<CounterKey, (i64, i64)>,
     /// The loyalty customer's account as this store knows it.
     points: LoyaltyAccount,
+    /// The promotions version it keeps, and the set.
+    promotions: (u64, Vec<Definition>),
 }
 
 struct Store {
@@ -82,6 +85,24 @@ struct HqDurable {
     progress: BTreeMap<StoreId, u64>,
     counters: BTreeMap<CounterKey, (i64, i64)>,
     points: LoyaltyAccount,
+    /// The promotions version HQ last published (0: none yet).
+    promotions_version: u64,
+}
+
+/// The set of promotions HQ publishes as version `version` (a few, named after it, so
+/// that a store holding a mix of two versions would show).
+fn promotions_of(version: u64) -> Vec<Definition> {
+    (1..=1 + version % 3)
+        .map(|id| {
+            serde_json::from_value(serde_json::json!({
+                "id": id, "version": version, "name": format!("v{version} #{id}"),
+                "kind": { "type": "percent_off", "skus": ["1"], "percent": 5 },
+                "from": "2026-01-01", "to": "2026-12-31", "stores": "all",
+                "channels": ["store"], "audience": "everyone"
+            }))
+            .expect("a valid definition")
+        })
+        .collect()
 }
 
 /// One stream pair between a store and HQ.
@@ -245,6 +266,7 @@ impl World {
                         acked: 0,
                         counters: BTreeMap::new(),
                         points: LoyaltyAccount::new(customer()),
+                        promotions: (0, Vec::new()),
                     },
                     session: None,
                     partitioned_until: 0,
@@ -255,6 +277,7 @@ impl World {
                 progress: BTreeMap::new(),
                 counters: BTreeMap::new(),
                 points: LoyaltyAccount::new(customer()),
+                promotions_version: 0,
             },
             points_spent: 0,
             lost_counters: false,
@@ -278,6 +301,8 @@ impl World {
         let counter = CounterEntry { location: s.id, sku: sku.clone(), actor: s.actor, p: c.0, n: c.1 };
         let amount = Kopecks(100 * quantity);
         let line = BasketLine {
+            category: String::new(),
+            promotions: Vec::new(),
             sku: sku.clone(),
             name: "x".into(),
             unit: Unit::Piece,
@@ -369,7 +394,8 @@ impl World {
             return;
         }
         let s = &mut self.stores[i];
-        s.session = Some(StoreSync::new(s.actor, 0, s.durable.outbox.len() as u64));
+        s.session =
+            Some(StoreSync::new(s.actor, 0, s.durable.outbox.len() as u64).holding_promotions(s.durable.promotions.0));
         let link = Link { tampered: false, lost: false, last_heard: self.now };
         let conn = Conn {
             hq_side: HqSync::new(s.id),
@@ -409,6 +435,13 @@ impl World {
                     }
                 }
                 StoreEvent::Catalog { version, .. } => session.handle_catalog_applied(version),
+                StoreEvent::Promotions { version, definitions } => {
+                    // Whole sets, newer only (an LWW register by version), exactly HQ's.
+                    assert!(version > s.durable.promotions.0, "store {} was offered older promotions", s.id);
+                    assert_eq!(definitions, promotions_of(version), "store {} got a mangled set", s.id);
+                    s.durable.promotions = (version, definitions);
+                    session.handle_promotions_applied(version);
+                }
                 StoreEvent::Rights(RightsAnswer::Grant(g)) => {
                     for e in &g.entries {
                         s.durable.points.merge_entry(e).expect("valid entries");
@@ -478,11 +511,17 @@ impl World {
                         conn.hq_side.accept(*self.hq.progress.get(&actor.store).unwrap_or(&0));
                         let offer = entries(&self.hq.counters, |k| k.0 == actor.store && k.2 != actor);
                         conn.hq_side.offer_counters(&offer);
+                        let version = self.hq.promotions_version;
+                        conn.hq_side.offer_promotions(version, &promotions_of(version));
                     }
                     HqEvent::CompareDigests { actor, theirs } => {
                         let ours = crate::stock::digests(&entries(&self.hq.counters, |k| k.0 == actor.store));
                         let find = |d: &[crate::stock::ActorDigest], a| d.iter().find(|x| x.actor == a).cloned();
                         conn.hq_side.digests_compared(find(&ours, actor) != find(&theirs, actor));
+                        // The store said which promotions it holds: a set lost on the way
+                        // goes again.
+                        let version = self.hq.promotions_version;
+                        conn.hq_side.offer_promotions(version, &promotions_of(version));
                         if find(&ours, ActorId::HQ) != find(&theirs, ActorId::HQ) {
                             let offer = entries(&self.hq.counters, |k| k.0 == actor.store && k.2 != actor);
                             conn.hq_side.offer_counters(&offer);
@@ -597,6 +636,15 @@ impl World {
                 self.hq.counters.retain(|k, _| !(k.0 == id && k.2 == actor));
                 self.lost_counters = true;
             }
+            94 => {
+                // HQ publishes a new set of promotions; connected stores are offered it.
+                self.hq.promotions_version += 1;
+                let version = self.hq.promotions_version;
+                for conn in self.conns.values_mut() {
+                    conn.hq_side.offer_promotions(version, &promotions_of(version));
+                    conn.to_store.extend(std::iter::from_fn(|| conn.hq_side.poll_transmit()));
+                }
+            }
             93 => {
                 // HQ crashes: every session is gone, its database stays.
                 for j in 0..self.stores.len() {
@@ -639,6 +687,9 @@ impl World {
             }
         }
         assert!(self.hq.sales.values().all(|&n| n == 1), "a sale applied twice");
+        for s in &self.stores {
+            assert!(s.durable.promotions.0 <= self.hq.promotions_version, "store {} is ahead of HQ's promotions", s.id);
+        }
         // Escrow: in every replica's view no actor holds negative rights and the balance
         // is never below zero; and all the spending there ever was is covered by earning.
         let earned_everywhere: i64 =
@@ -669,6 +720,7 @@ impl World {
                     && s.durable.acked == s.durable.outbox.len() as u64
                     && entries(&self.hq.counters, |k| k.0 == s.id && k.2 == HQ_ACTOR)
                         == entries(&s.durable.counters, |k| k.2 == HQ_ACTOR)
+                    && s.durable.promotions.0 == self.hq.promotions_version
             });
             if done {
                 break;
@@ -690,6 +742,7 @@ impl World {
         }
         for s in &self.stores {
             assert_eq!(s.durable.acked, s.durable.outbox.len() as u64, "store {} did not drain its outbox", s.id);
+            assert_eq!(s.durable.promotions.0, self.hq.promotions_version, "store {} lacks HQ's promotions", s.id);
             assert_eq!(self.hq.progress.get(&s.id).copied().unwrap_or(0), s.durable.outbox.len() as u64);
             // Every replica's counters are equal.
             assert_eq!(

@@ -19,6 +19,8 @@ const ACTOR: ActorId = ActorId { store: STORE, epoch: 1 };
 
 fn entry(seq: u64) -> OutboxEntry {
     let line = BasketLine {
+        category: String::new(),
+        promotions: Vec::new(),
         sku: Sku("100001".into()),
         name: "Молоко".into(),
         unit: Unit::Piece,
@@ -153,7 +155,7 @@ fn every_sale_reaches_hq_exactly_once_through_a_lossy_network() {
 
 fn hello(version: u32) -> StoreMessage {
     let software_version = Some("0.2.0".into());
-    StoreMessage::Hello { version, actor: ACTOR, catalog_version: 0, head: 0, software_version }
+    StoreMessage::Hello { version, actor: ACTOR, catalog_version: 0, promotions_version: 0, head: 0, software_version }
 }
 
 fn welcome(acked_seq: u64) -> HqMessage {
@@ -180,18 +182,23 @@ fn each_side_holds_the_peer_to_the_connections_version_and_learns_its_software()
     store.handle_message(Instant::now(), through_hq_codec(2, &w)).unwrap();
     assert_eq!(store.hq_software_version(), None, "protocol 2 does not say");
 
-    // Protocol 3: both say their software version.
-    let mut hq = HqSync::new(STORE);
-    hq.handle_message(through_store_codec(3, &hello(3))).unwrap();
-    assert!(matches!(hq.poll_event(), Some(HqEvent::Hello { software_version: Some(v), .. }) if v == "0.2.0"));
-    hq.accept(0);
-    let w = hq.poll_transmit().unwrap();
-    let mut store = StoreSync::new(ACTOR, 0, 0);
-    store.handle_message(Instant::now(), through_hq_codec(3, &w)).unwrap();
-    assert_eq!(store.hq_software_version(), Some(env!("CARGO_PKG_VERSION")));
+    // Protocols 3 and 4: both say their software version.
+    for version in [3, 4] {
+        let mut hq = HqSync::speaking(STORE, version, env!("CARGO_PKG_VERSION"));
+        hq.handle_message(through_store_codec(version, &hello(version))).unwrap();
+        assert!(matches!(hq.poll_event(), Some(HqEvent::Hello { software_version: Some(v), .. }) if v == "0.2.0"));
+        hq.accept(0);
+        let w = hq.poll_transmit().unwrap();
+        let mut store = StoreSync::speaking(version, "0.2.0", ACTOR, 0, 0);
+        store.handle_message(Instant::now(), through_hq_codec(version, &w)).unwrap();
+        assert_eq!(store.hq_software_version(), Some(env!("CARGO_PKG_VERSION")));
+    }
     let mut store = StoreSync::new(ACTOR, 0, 0);
     let old = HqMessage::Welcome { version: 2, store: STORE, acked_seq: 0, software_version: None };
-    assert_eq!(store.handle_message(Instant::now(), old), Err(SyncError::Version { theirs: 2, ours: 3 }));
+    assert_eq!(
+        store.handle_message(Instant::now(), old),
+        Err(SyncError::Version { theirs: 2, ours: PROTOCOL_VERSION })
+    );
 }
 
 #[test]
@@ -201,6 +208,7 @@ fn hq_refuses_another_stores_actor_and_writes_nothing() {
         version: PROTOCOL_VERSION,
         actor: ActorId { store: StoreId(2), epoch: 1 },
         catalog_version: 0,
+        promotions_version: 0,
         head: 0,
         software_version: Some("0.2.0".into()),
     };
@@ -294,4 +302,97 @@ fn a_run_of_large_entries_goes_as_several_batches_each_within_the_frame_cap() {
         }
     }
     assert_eq!(seqs, (1..=6).collect::<Vec<_>>());
+}
+
+fn definitions(n: u32, version: u64) -> Vec<crate::promotions::definition::Definition> {
+    (1..=n)
+        .map(|id| {
+            serde_json::from_value(serde_json::json!({
+                "id": id, "version": version, "name": format!("Акция {id}"),
+                "kind": { "type": "percent_off", "skus": ["100001"], "percent": 5 },
+                "from": "2026-01-01", "to": "2026-12-31", "stores": "all",
+                "channels": ["store"], "audience": "everyone"
+            }))
+            .unwrap()
+        })
+        .collect()
+}
+
+/// A store and HQ past the handshake, in protocol `version`; the store holds promotions
+/// of `held`.
+fn connected(version: u32, held: u64) -> (StoreSync, HqSync) {
+    let mut store = StoreSync::speaking(version, "0.2.0", ACTOR, 0, 0).holding_promotions(held);
+    let mut hq = HqSync::speaking(STORE, version, "0.2.0");
+    let hello = store.poll_transmit().unwrap();
+    hq.handle_message(through_store_codec(version, &hello)).unwrap();
+    hq.accept(0);
+    let welcome = hq.poll_transmit().unwrap();
+    store.handle_message(Instant::now(), through_hq_codec(version, &welcome)).unwrap();
+    while store.poll_event().is_some() {}
+    while hq.poll_event().is_some() {}
+    (store, hq)
+}
+
+#[test]
+fn promotions_go_in_pages_to_a_store_that_holds_an_older_set_and_arrive_whole() {
+    let (mut store, mut hq) = connected(PROTOCOL_VERSION, 2);
+    let set = definitions(1200, 3);
+    assert!(!hq.needs_promotions(2), "the store said it holds version 2");
+    hq.offer_promotions(2, &definitions(3, 2));
+    assert!(hq.poll_transmit().is_none(), "nothing for a store that has it");
+    assert!(hq.needs_promotions(3));
+    hq.offer_promotions(3, &set);
+    let pages: Vec<_> = std::iter::from_fn(|| hq.poll_transmit()).collect();
+    assert_eq!(pages.len(), 3, "{} pages of at most {}", pages.len(), crate::wire::PROMOTIONS_PAGE_MAX);
+    for p in &pages {
+        store.handle_message(Instant::now(), through_hq_codec(PROTOCOL_VERSION, p)).unwrap();
+    }
+    let events: Vec<_> = std::iter::from_fn(|| store.poll_event()).collect();
+    assert!(
+        matches!(&events[..], [StoreEvent::Promotions { version: 3, definitions }] if *definitions == set),
+        "{events:?}"
+    );
+    // The same pages again (resent after a digest): nothing more for the shell.
+    for p in &pages {
+        store.handle_message(Instant::now(), p.clone()).unwrap();
+    }
+    assert_eq!(store.poll_event(), None);
+    store.handle_promotions_applied(3);
+    assert!(!hq.needs_promotions(3));
+}
+
+#[test]
+fn a_set_missing_a_page_is_dropped_and_sent_again_after_the_next_digest() {
+    let (mut store, mut hq) = connected(PROTOCOL_VERSION, 0);
+    let set = definitions(1100, 1);
+    hq.offer_promotions(1, &set);
+    let pages: Vec<_> = std::iter::from_fn(|| hq.poll_transmit()).collect();
+    assert_eq!(pages.len(), 3);
+    // The middle page is lost.
+    store.handle_message(Instant::now(), pages[0].clone()).unwrap();
+    store.handle_message(Instant::now(), pages[2].clone()).unwrap();
+    assert_eq!(store.poll_event(), None, "never a set with a hole in it");
+    assert!(!hq.needs_promotions(1), "HQ thinks it sent them");
+    // The store's next digest says what it holds; HQ sends the set again.
+    store.handle_digests(Vec::new());
+    let digest =
+        std::iter::from_fn(|| store.poll_transmit()).find(|m| matches!(m, StoreMessage::Digest { .. })).unwrap();
+    assert!(matches!(digest, StoreMessage::Digest { promotions_version: 0, .. }));
+    hq.handle_message(through_store_codec(PROTOCOL_VERSION, &digest)).unwrap();
+    assert!(hq.needs_promotions(1));
+    hq.offer_promotions(1, &set);
+    for p in std::iter::from_fn(|| hq.poll_transmit()).filter(|m| matches!(m, HqMessage::PromotionsPage { .. })) {
+        store.handle_message(Instant::now(), p).unwrap();
+    }
+    assert!(
+        matches!(store.poll_event(), Some(StoreEvent::Promotions { version: 1, definitions }) if definitions.len() == 1100)
+    );
+}
+
+#[test]
+fn a_store_of_protocol_3_is_never_sent_promotions() {
+    let (_store, mut hq) = connected(3, 0);
+    assert!(!hq.needs_promotions(5));
+    hq.offer_promotions(5, &definitions(2, 5));
+    assert!(hq.poll_transmit().is_none());
 }

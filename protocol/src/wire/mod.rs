@@ -4,13 +4,17 @@
 //! [`StoreMessage`] and [`HqMessage`] are what the sync state machines reason with; they
 //! are not a wire format. What goes on the wire is one of the frozen boundary types of a
 //! *protocol version*, chosen per connection by TLS's ALPN (`kassa-sync/N`):
-//! - [`v3`] (`kassa-sync/3`, [`PROTOCOL_VERSION`]): the current protocol. `Hello` and
-//!   `Welcome` carry each side's software version, so that HQ can show which stores still
-//!   run an old release during a rolling upgrade.
-//! - [`v2`] (`kassa-sync/2`): as release 0.1.0 speaks it. HQ serves it for stores that are
-//!   not upgraded yet; it has no software version.
+//! - [`v4`] (`kassa-sync/4`, [`PROTOCOL_VERSION`]): the current protocol. Sales in data
+//!   format 2 (lines with their promotions), the store's promotions version in `Hello`,
+//!   and HQ's promotions in `PromotionsPage`s.
+//! - [`v3`] (`kassa-sync/3`): `Hello` and `Welcome` carry each side's software version,
+//!   so that HQ can show which stores still run an old release during a rolling upgrade.
+//!   Sales in data format 1 ([`crate::format::v1`]: a line's promotions are left out,
+//!   its discount stays); no promotions are sent to such a store.
+//! - [`v2`] (`kassa-sync/2`): as release 0.1.0 speaks it; no software version.
 //!
-//! Both carry the data in [`crate::format::v1`]. The codec ([`encode_store`],
+//! A store is upgraded before HQ drops its version; HQ serves the current and the two
+//! before it. The codec ([`encode_store`],
 //! [`decode_store`], [`FrameDecoder::next_store`] and the `hq` counterparts) takes the
 //! negotiated version and converts between the domain and that version's types; a value
 //! the domain refuses (a GTIN with a wrong check digit, insane loyalty rules) is a
@@ -39,27 +43,34 @@ use crate::catalog::CatalogItem;
 use crate::format::FormatError;
 use crate::ids::{ActorId, StoreId};
 use crate::loyalty::{Customer, LoyaltyEntry, LoyaltyRules, RightsAnswer, RightsRequest};
+use crate::promotions::definition::Definition;
 use crate::returns::Return;
 use crate::sale::Sale;
 use crate::stock::{ActorDigest, CounterEntry};
 
 pub mod v2;
 pub mod v3;
+pub mod v4;
 
 /// The protocol this code speaks by default. History:
 /// 2: frames carry an encoding byte (zstd compression). Release 0.1.0.
 /// 3: `Hello` and `Welcome` carry the sender's software version.
-pub const PROTOCOL_VERSION: u32 = 3;
-/// The versions HQ serves, preferred first: the current one and the previous one (a
-/// store is upgraded before HQ drops its version; see ARCHITECTURE.md).
-pub const SUPPORTED_VERSIONS: [u32; 2] = [3, 2];
+/// 4: promotions (sales in data format 2, the promotions version in `Hello`,
+///    `PromotionsPage`).
+pub const PROTOCOL_VERSION: u32 = 4;
+/// The versions HQ serves, preferred first: the current one and the ones before it
+/// that stores in the field may still speak (a store is upgraded before HQ drops its
+/// version; see ARCHITECTURE.md).
+pub const SUPPORTED_VERSIONS: [u32; 3] = [4, 3, 2];
+/// ALPN name of protocol 4.
+pub const ALPN_V4: &[u8] = b"kassa-sync/4";
 /// ALPN name of protocol 3.
 pub const ALPN_V3: &[u8] = b"kassa-sync/3";
 /// ALPN name of protocol 2.
 pub const ALPN_V2: &[u8] = b"kassa-sync/2";
 /// ALPN name of [`PROTOCOL_VERSION`]; a peer speaking none of the offered versions
 /// fails the TLS handshake ("no application protocol").
-pub const ALPN: &[u8] = ALPN_V3;
+pub const ALPN: &[u8] = ALPN_V4;
 /// Longest software version a `Hello` or `Welcome` may carry, in bytes.
 pub const SOFTWARE_VERSION_BYTES_MAX: usize = 64;
 /// Largest message either side accepts, encoded and (if compressed) decompressed.
@@ -82,12 +93,19 @@ pub const ENCODING_PLAIN: u8 = 0;
 pub const ENCODING_ZSTD: u8 = 1;
 /// Catalog items per page (a catalog item is ~150 bytes encoded).
 pub const CATALOG_PAGE_ITEMS_MAX: usize = 1024;
+/// Promotion definitions per page. A definition is ~300 bytes of JSON; a page is also
+/// closed before its definitions pass [`PROMOTIONS_PAGE_BYTES_MAX`] (one may list
+/// thousands of SKUs).
+pub const PROMOTIONS_PAGE_MAX: usize = 512;
+/// Bytes of definitions' JSON per page.
+pub const PROMOTIONS_PAGE_BYTES_MAX: usize = 512 * 1024;
 /// Counter entries per message.
 pub const COUNTERS_PAGE_MAX: usize = 2048;
 
 /// The ALPN name of a protocol version, `None` for a version this code does not speak.
 pub fn alpn(version: u32) -> Option<&'static [u8]> {
     match version {
+        4 => Some(ALPN_V4),
         3 => Some(ALPN_V3),
         2 => Some(ALPN_V2),
         _ => None,
@@ -97,6 +115,11 @@ pub fn alpn(version: u32) -> Option<&'static [u8]> {
 /// The protocol version an ALPN name stands for, `None` for one this code does not speak.
 pub fn version_of_alpn(name: &[u8]) -> Option<u32> {
     SUPPORTED_VERSIONS.into_iter().find(|&v| alpn(v) == Some(name))
+}
+
+/// The error for a message that protocol `version` has no form for.
+fn not_in_version(version: u32, what: &str) -> FormatError {
+    FormatError::Invalid { what: "message", reason: format!("protocol {version} does not carry {what}") }
 }
 
 /// A software version as `Hello` and `Welcome` carry it: 1 to
@@ -122,16 +145,26 @@ pub enum StoreMessage {
     /// First message on a connection: the protocol version (the negotiated one), the
     /// store's actor and catalog version; `head` is the highest sequence in the store's
     /// outbox (HQ shows the backlog); the store's software version (`None` from a
-    /// protocol-2 store, which does not say; a protocol-2 frame leaves it out).
-    Hello { version: u32, actor: ActorId, catalog_version: u64, head: u64, software_version: Option<String> },
+    /// protocol-2 store, which does not say; a protocol-2 frame leaves it out); the
+    /// version of the promotions it holds (0 from a store before protocol 4).
+    Hello {
+        version: u32,
+        actor: ActorId,
+        catalog_version: u64,
+        promotions_version: u64,
+        head: u64,
+        software_version: Option<String>,
+    },
     /// Outbox entries in increasing sequence order, and the outbox head.
     Batch { entries: Vec<OutboxEntry>, head: u64 },
     /// The till wants to spend more of a customer's points than the store holds rights
     /// for; HQ answers with [`HqMessage::Rights`].
     RightsRequest(RightsRequest),
     /// Anti-entropy: digests of the counters the store holds for its own stock, per actor
-    /// (its own and HQ's). Sent now and then once the outbox is drained.
-    Digest { digests: Vec<ActorDigest> },
+    /// (its own and HQ's), and the promotions version it holds (protocol 4 on; 0
+    /// before), so that HQ sends again a set that did not arrive whole. Sent now and
+    /// then once the outbox is drained.
+    Digest { digests: Vec<ActorDigest>, promotions_version: u64 },
     /// All of the store's own counter entries, asked for by [`HqMessage::SendCounters`].
     Counters { entries: Vec<CounterEntry> },
 }
@@ -162,6 +195,10 @@ pub enum HqMessage {
     Loyalty { customers: Vec<Customer>, entries: Vec<LoyaltyEntry> },
     /// HQ closes the connection and says why.
     Refused { reason: String },
+    /// A set of promotions, split into pages; `first` is the index of the page's first
+    /// definition in the set. The store applies the set when `last` arrives whole (every
+    /// page in order) and newer than its own (protocol 4 on).
+    PromotionsPage { version: u64, first: u32, definitions: Vec<Definition>, last: bool },
 }
 
 // The three types below are domain types too; their boundary forms are in
@@ -216,6 +253,7 @@ pub enum CodecError {
 /// Encodes what a store sends as a length-prefixed frame of protocol `version`.
 pub fn encode_store(version: u32, msg: &StoreMessage) -> Result<Vec<u8>, CodecError> {
     match version {
+        4 => encode_frame(&v4::StoreMessage::try_from(msg)?),
         3 => encode_frame(&v3::StoreMessage::try_from(msg)?),
         2 => encode_frame(&v2::StoreMessage::from(msg)),
         other => Err(CodecError::Version(other)),
@@ -225,8 +263,9 @@ pub fn encode_store(version: u32, msg: &StoreMessage) -> Result<Vec<u8>, CodecEr
 /// Encodes what HQ sends as a length-prefixed frame of protocol `version`.
 pub fn encode_hq(version: u32, msg: &HqMessage) -> Result<Vec<u8>, CodecError> {
     match version {
+        4 => encode_frame(&v4::HqMessage::try_from(msg)?),
         3 => encode_frame(&v3::HqMessage::try_from(msg)?),
-        2 => encode_frame(&v2::HqMessage::from(msg)),
+        2 => encode_frame(&v2::HqMessage::try_from(msg)?),
         other => Err(CodecError::Version(other)),
     }
 }
@@ -235,6 +274,7 @@ pub fn encode_hq(version: u32, msg: &HqMessage) -> Result<Vec<u8>, CodecError> {
 /// `version`.
 pub fn decode_store(version: u32, body: &[u8]) -> Result<StoreMessage, CodecError> {
     match version {
+        4 => Ok(decode_body::<v4::StoreMessage>(body)?.try_into()?),
         3 => Ok(decode_body::<v3::StoreMessage>(body)?.try_into()?),
         2 => Ok(decode_body::<v2::StoreMessage>(body)?.try_into()?),
         other => Err(CodecError::Version(other)),
@@ -245,6 +285,7 @@ pub fn decode_store(version: u32, body: &[u8]) -> Result<StoreMessage, CodecErro
 /// `version`.
 pub fn decode_hq(version: u32, body: &[u8]) -> Result<HqMessage, CodecError> {
     match version {
+        4 => Ok(decode_body::<v4::HqMessage>(body)?.try_into()?),
         3 => Ok(decode_body::<v3::HqMessage>(body)?.try_into()?),
         2 => Ok(decode_body::<v2::HqMessage>(body)?.try_into()?),
         other => Err(CodecError::Version(other)),

@@ -36,7 +36,7 @@ fn alpn_names_and_versions_match() {
     assert_eq!(version_of_alpn(b"kassa-sync/1"), None);
     assert_eq!(alpn(1), None);
     assert!(matches!(encode_hq(1, &HqMessage::Ack { upto: 1 }), Err(CodecError::Version(1))));
-    assert!(matches!(decode_store(4, &[0, 0]), Err(CodecError::Version(4))));
+    assert!(matches!(decode_store(5, &[0, 0]), Err(CodecError::Version(5))));
 }
 
 #[test]
@@ -45,6 +45,7 @@ fn protocol_2_has_no_software_version_and_3_requires_a_sane_one() {
         version: 3,
         actor: ActorId { store: StoreId(1), epoch: 1 },
         catalog_version: 0,
+        promotions_version: 0,
         head: 0,
         software_version: software_version.map(str::to_owned),
     };

@@ -50,12 +50,12 @@ impl From<&super::StoreMessage> for StoreMessage {
     fn from(m: &super::StoreMessage) -> Self {
         use super::StoreMessage as D;
         match m {
-            D::Hello { version, actor, catalog_version, head, software_version: _ } => {
+            D::Hello { version, actor, catalog_version, promotions_version: _, head, software_version: _ } => {
                 StoreMessage::Hello { version: *version, actor: *actor, catalog_version: *catalog_version, head: *head }
             }
             D::Batch { entries, head } => StoreMessage::Batch { entries: to(entries), head: *head },
             D::RightsRequest(r) => StoreMessage::RightsRequest(r.into()),
-            D::Digest { digests } => StoreMessage::Digest { digests: to(digests) },
+            D::Digest { digests, promotions_version: _ } => StoreMessage::Digest { digests: to(digests) },
             D::Counters { entries } => StoreMessage::Counters { entries: to(entries) },
         }
     }
@@ -68,20 +68,22 @@ impl TryFrom<StoreMessage> for super::StoreMessage {
         use super::StoreMessage as D;
         Ok(match m {
             StoreMessage::Hello { version, actor, catalog_version, head } => {
-                D::Hello { version, actor, catalog_version, head, software_version: None }
+                D::Hello { version, actor, catalog_version, promotions_version: 0, head, software_version: None }
             }
             StoreMessage::Batch { entries, head } => D::Batch { entries: from(entries), head },
             StoreMessage::RightsRequest(r) => D::RightsRequest(r.into()),
-            StoreMessage::Digest { digests } => D::Digest { digests: from(digests) },
+            StoreMessage::Digest { digests } => D::Digest { digests: from(digests), promotions_version: 0 },
             StoreMessage::Counters { entries } => D::Counters { entries: from(entries) },
         })
     }
 }
 
-impl From<&super::HqMessage> for HqMessage {
-    fn from(m: &super::HqMessage) -> Self {
+impl TryFrom<&super::HqMessage> for HqMessage {
+    type Error = FormatError;
+
+    fn try_from(m: &super::HqMessage) -> Result<Self, FormatError> {
         use super::HqMessage as D;
-        match m {
+        Ok(match m {
             D::Welcome { version, store, acked_seq, software_version: _ } => {
                 HqMessage::Welcome { version: *version, store: *store, acked_seq: *acked_seq }
             }
@@ -98,7 +100,8 @@ impl From<&super::HqMessage> for HqMessage {
             D::Rights(a) => HqMessage::Rights(a.into()),
             D::Loyalty { customers, entries } => HqMessage::Loyalty { customers: to(customers), entries: to(entries) },
             D::Refused { reason } => HqMessage::Refused { reason: reason.clone() },
-        }
+            D::PromotionsPage { .. } => return Err(super::not_in_version(2, "promotions")),
+        })
     }
 }
 

@@ -65,16 +65,18 @@ impl TryFrom<&super::StoreMessage> for StoreMessage {
     fn try_from(m: &super::StoreMessage) -> Result<Self, FormatError> {
         use super::StoreMessage as D;
         Ok(match m {
-            D::Hello { version, actor, catalog_version, head, software_version } => StoreMessage::Hello {
-                version: *version,
-                actor: *actor,
-                catalog_version: *catalog_version,
-                head: *head,
-                software_version: software(software_version)?,
-            },
+            D::Hello { version, actor, catalog_version, promotions_version: _, head, software_version } => {
+                StoreMessage::Hello {
+                    version: *version,
+                    actor: *actor,
+                    catalog_version: *catalog_version,
+                    head: *head,
+                    software_version: software(software_version)?,
+                }
+            }
             D::Batch { entries, head } => StoreMessage::Batch { entries: to(entries), head: *head },
             D::RightsRequest(r) => StoreMessage::RightsRequest(r.into()),
-            D::Digest { digests } => StoreMessage::Digest { digests: to(digests) },
+            D::Digest { digests, promotions_version: _ } => StoreMessage::Digest { digests: to(digests) },
             D::Counters { entries } => StoreMessage::Counters { entries: to(entries) },
         })
     }
@@ -88,11 +90,18 @@ impl TryFrom<StoreMessage> for super::StoreMessage {
         Ok(match m {
             StoreMessage::Hello { version, actor, catalog_version, head, software_version } => {
                 check_software_version(&software_version)?;
-                D::Hello { version, actor, catalog_version, head, software_version: Some(software_version) }
+                D::Hello {
+                    version,
+                    actor,
+                    catalog_version,
+                    promotions_version: 0,
+                    head,
+                    software_version: Some(software_version),
+                }
             }
             StoreMessage::Batch { entries, head } => D::Batch { entries: from(entries), head },
             StoreMessage::RightsRequest(r) => D::RightsRequest(r.into()),
-            StoreMessage::Digest { digests } => D::Digest { digests: from(digests) },
+            StoreMessage::Digest { digests } => D::Digest { digests: from(digests), promotions_version: 0 },
             StoreMessage::Counters { entries } => D::Counters { entries: from(entries) },
         })
     }
@@ -123,6 +132,7 @@ impl TryFrom<&super::HqMessage> for HqMessage {
             D::Rights(a) => HqMessage::Rights(a.into()),
             D::Loyalty { customers, entries } => HqMessage::Loyalty { customers: to(customers), entries: to(entries) },
             D::Refused { reason } => HqMessage::Refused { reason: reason.clone() },
+            D::PromotionsPage { .. } => return Err(super::not_in_version(3, "promotions")),
         })
     }
 }

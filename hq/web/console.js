@@ -1,0 +1,570 @@
+// HQ's console: plain JS, no build step (embedded in kassa-hq). It logs in with
+// POST /api/login (a session cookie the page never sees, and a CSRF token it sends with
+// every write) and then speaks HQ's JSON API like any integration. Everything the
+// server says is written as text (never as HTML). Money is integer kopecks in the API.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+
+// ---- words ----
+const WORDS = {
+  ru: {
+    console_title: "Kassa HQ — консоль", login: "Логин", password: "Пароль", log_in: "Войти", log_out: "Выход",
+    tab_stores: "Магазины", tab_stock: "Остатки", tab_sales: "Продажи", tab_parked: "Отложенные", tab_customers: "Клиенты",
+    tab_catalog: "Каталог", tab_loyalty: "Лояльность", tab_promotions: "Акции", tab_audit: "Журнал", tab_operators: "Операторы",
+    tab_tokens: "Токены API", refresh: "Обновить", store: "Магазин", link: "Связь", last_contact: "Последняя связь",
+    backlog: "Очередь", acked: "Принято", sales: "Продажи", protocol: "Протокол", software: "Версия", show: "Показать",
+    quantity: "Количество", receipt: "Чек", time: "Время", kind: "Вид", total: "Сумма", lines: "Строки", seq: "Номер",
+    reason: "Причина", find: "Найти", upload_title: "Загрузить файл CSV", publish: "Опубликовать", price_title: "Изменить цену",
+    sku: "Артикул", new_price: "Новая цена, ₽", publish_price: "Опубликовать цену", items_title: "Товары", name: "Название",
+    price: "Цена", loyalty_rules: "Правила лояльности", from: "С", to: "По", channels: "Каналы", who: "Кто", action: "Действие",
+    what: "Что", more: "Ещё", role: "Роль", state: "Состояние", add_operator: "Добавить оператора", add: "Добавить",
+    scopes: "Права", issue_token: "Выпустить токен", issue: "Выпустить", sku_ph: "Артикул", store_ph: "Номер магазина",
+    card_ph: "Номер карты", items_ph: "Артикул, штрихкод или название", password_opt: "Пароль (необязательно)",
+    days_opt: "Дней (необязательно)",
+    upload_hint: "Сначала будет показано, что изменится; ничего не публикуется без подтверждения.",
+    online: "на связи", offline: "нет связи", behind: "отстаёт", ago_s: "{n} с назад", ago_m: "{n} мин назад", ago_h: "{n} ч назад",
+    ago_d: "{n} дн назад", never: "никогда", stores_behind: "Отстают магазины: {list}. Проверьте связь с ними.",
+    sale: "продажа", return: "возврат", no_rows: "Нет данных", balance: "Баланс", earned: "Начислено", spent: "Списано",
+    rights: "Права списания", history: "По магазинам", phone: "Телефон", customer: "Клиент",
+    version: "версия {v}", items_n: "{n} товаров", bad_lines: "Файл не принят, ничего не опубликовано. Исправьте строки:",
+    identical: "Файл совпадает с действующим каталогом — публиковать нечего.",
+    preview_counts: "Будет добавлено: {a}, изменено: {c}, удалено: {r}.", added: "Добавляются", changed: "Меняются",
+    removed: "Удаляются", confirm_removals: "Я подтверждаю удаление {n} товаров из всех магазинов",
+    must_confirm: "Файл удаляет товары: отметьте подтверждение.", published: "Опубликована версия каталога {v}.",
+    price_published: "Цена {sku} опубликована: {p} ₽ (версия каталога {v}).", bad_price: "Цена — число рублей, например 119,90",
+    earn: "Рублей за балл", point_value: "Цена балла, ₽", max_share: "Доля чека баллами, %", excluded: "Не начисляются",
+    none: "нет", active: "активен", disabled: "отключён", revoked: "отозван", expired: "истёк", disable: "Отключить",
+    enable: "Включить", revoke: "Отозвать", password_once: "Пароль (показан один раз): {p}",
+    token_once: "Токен (показан один раз, сохраните его): {t}", operator_added: "Оператор {l} добавлен.",
+    token_issued: "Токен {n} выпущен.", confirm_revoke: "Отозвать токен {n}?", session_ended: "Сеанс завершён, войдите снова.",
+    network: "Нет связи с HQ: {e}", change_price: "Цена", no_such_item: "Нет такого товара", role_administrator: "администратор",
+    role_merchandiser: "товаровед", role_operations: "операционист", role_support: "поддержка", role_read_only: "только чтение",
+    err_bad_credentials: "Неверный логин или пароль.", err_locked: "Слишком много неверных паролей: вход закрыт на {n} с.",
+    err_operator_disabled: "Этот оператор отключён; обратитесь к администратору.",
+    err_forbidden: "Вашей роли это не разрешено.", err_csrf: "Страница устарела: обновите её.",
+    err_session_expired: "Сеанс завершён, войдите снова.", attempts_left: "Осталось попыток: {n}.",
+  },
+  en: {
+    console_title: "Kassa HQ — console", login: "Login", password: "Password", log_in: "Log in", log_out: "Log out",
+    tab_stores: "Stores", tab_stock: "Stock", tab_sales: "Sales", tab_parked: "Parked", tab_customers: "Customers",
+    tab_catalog: "Catalog", tab_loyalty: "Loyalty", tab_promotions: "Promotions", tab_audit: "Audit log", tab_operators: "Operators",
+    tab_tokens: "API tokens", refresh: "Refresh", store: "Store", link: "Link", last_contact: "Last contact",
+    backlog: "Backlog", acked: "Acked", sales: "Sales", protocol: "Protocol", software: "Version", show: "Show",
+    quantity: "Quantity", receipt: "Receipt", time: "Time", kind: "Kind", total: "Total", lines: "Lines", seq: "Seq",
+    reason: "Reason", find: "Find", upload_title: "Upload a CSV file", publish: "Publish", price_title: "Change a price",
+    sku: "SKU", new_price: "New price, ₽", publish_price: "Publish the price", items_title: "Items", name: "Name",
+    price: "Price", loyalty_rules: "Loyalty rules", from: "From", to: "To", channels: "Channels", who: "Who", action: "Action",
+    what: "What", more: "More", role: "Role", state: "State", add_operator: "Add an operator", add: "Add",
+    scopes: "Scopes", issue_token: "Issue a token", issue: "Issue", sku_ph: "SKU", store_ph: "Store number",
+    card_ph: "Card number", items_ph: "SKU, barcode or name", password_opt: "Password (optional)",
+    days_opt: "Days (optional)",
+    upload_hint: "You will see what changes first; nothing is published without your confirmation.",
+    online: "online", offline: "offline", behind: "behind", ago_s: "{n} s ago", ago_m: "{n} min ago", ago_h: "{n} h ago",
+    ago_d: "{n} d ago", never: "never", stores_behind: "Stores behind: {list}. Check their link to HQ.",
+    sale: "sale", return: "return", no_rows: "Nothing here", balance: "Balance", earned: "Earned", spent: "Spent",
+    rights: "Spending rights", history: "Per store", phone: "Phone", customer: "Customer",
+    version: "version {v}", items_n: "{n} items", bad_lines: "File refused, nothing published. Fix these lines:",
+    identical: "The file is identical to the catalog in force: nothing to publish.",
+    preview_counts: "Added: {a}, changed: {c}, removed: {r}.", added: "Added", changed: "Changed",
+    removed: "Removed", confirm_removals: "I confirm removing {n} items from every store",
+    must_confirm: "The file removes items: tick the confirmation.", published: "Published catalog version {v}.",
+    price_published: "Price of {sku} published: {p} ₽ (catalog version {v}).", bad_price: "A price is a number of roubles, e.g. 119.90",
+    earn: "Roubles per point", point_value: "Point value, ₽", max_share: "Share payable in points, %", excluded: "Earn nothing",
+    none: "none", active: "active", disabled: "disabled", revoked: "revoked", expired: "expired", disable: "Disable",
+    enable: "Enable", revoke: "Revoke", password_once: "Password (shown once): {p}",
+    token_once: "Token (shown once, keep it): {t}", operator_added: "Operator {l} added.",
+    token_issued: "Token {n} issued.", confirm_revoke: "Revoke token {n}?", session_ended: "Your session has ended; log in again.",
+    network: "Cannot reach HQ: {e}", change_price: "Price", no_such_item: "No such item", role_administrator: "administrator",
+    role_merchandiser: "merchandiser", role_operations: "operations", role_support: "support", role_read_only: "read only",
+    err_bad_credentials: "Wrong login or password.", err_locked: "Too many wrong passwords: locked for {n} s.",
+    err_operator_disabled: "This operator is disabled; ask an administrator.",
+    err_forbidden: "Your role may not do this.", err_csrf: "The page is out of date: reload it.",
+    err_session_expired: "Your session has ended; log in again.", attempts_left: "Attempts left: {n}.",
+  },
+};
+
+let lang = localStorage.getItem("kassa-hq-lang") === "en" ? "en" : "ru";
+const t = (key, vars = {}) => (WORDS[lang][key] ?? key).replace(/\{(\w+)\}/g, (_, k) => String(vars[k] ?? ""));
+
+function applyWords() {
+  document.documentElement.lang = lang;
+  for (const e of document.querySelectorAll("[data-t]")) e.textContent = t(e.dataset.t);
+  for (const e of document.querySelectorAll("[data-tp]")) e.placeholder = t(e.dataset.tp);
+  for (const b of document.querySelectorAll("button.lang")) b.textContent = lang === "ru" ? "EN" : "RU";
+}
+
+// ---- helpers ----
+/** An element with attributes and children (strings become text, never HTML). */
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") e.className = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v);
+  }
+  for (const c of children.flat()) e.append(c instanceof Node ? c : document.createTextNode(String(c ?? "")));
+  return e;
+}
+
+function fill(tbody, rows, cols) {
+  tbody.replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: String(cols) }, t("no_rows")))]));
+}
+
+const money = (k) => {
+  const sign = k < 0 ? "-" : "";
+  const a = Math.abs(k);
+  return `${sign}${Math.trunc(a / 100)}${lang === "ru" ? "," : "."}${String(a % 100).padStart(2, "0")}`;
+};
+
+/** Roubles as typed ("119,90", "119.9", "120") to kopecks, or null. No floats. */
+function kopecks(text) {
+  const m = /^\s*(\d{1,7})(?:[.,](\d{1,2}))?\s*$/.exec(text);
+  if (!m) return null;
+  return Number(m[1]) * 100 + Number((m[2] ?? "0").padEnd(2, "0"));
+}
+
+const when = (ms) => (ms ? new Date(ms).toLocaleString(lang === "ru" ? "ru-RU" : "en-GB") : t("never"));
+
+function ago(ms) {
+  if (!ms) return t("never");
+  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  if (s < 120) return t("ago_s", { n: s });
+  if (s < 7200) return t("ago_m", { n: Math.round(s / 60) });
+  if (s < 172800) return t("ago_h", { n: Math.round(s / 3600) });
+  return t("ago_d", { n: Math.round(s / 86400) });
+}
+
+function say(text, kind = "ok") {
+  const m = $("message");
+  m.className = kind;
+  m.textContent = text;
+}
+
+// ---- the API ----
+let session = null; // { who, permissions, csrf }
+
+/** A refusal in the page's language: known codes are translated (with the number the
+ *  server's message carries, if any); others are shown as HQ words them. */
+function explain(status, body) {
+  const words = WORDS[lang]["err_" + body?.error];
+  if (!words) return body?.message || `HTTP ${status}`;
+  const n = /(\d+)/.exec(body.message || "")?.[1];
+  let text = t("err_" + body.error, { n });
+  if (body.error === "bad_credentials" && n) text += " " + t("attempts_left", { n });
+  return text;
+}
+
+class Refusal extends Error {
+  constructor(status, body) {
+    super(explain(status, body));
+    this.status = status;
+    this.body = body || {};
+  }
+}
+
+/** A JSON request; a write carries the CSRF token. Refusals throw a Refusal. */
+async function api(method, path, body, contentType = "application/json") {
+  const headers = {};
+  if (method !== "GET") {
+    if (session?.csrf) headers["X-CSRF-Token"] = session.csrf;
+    if (body !== undefined) headers["Content-Type"] = contentType;
+  }
+  let resp;
+  try {
+    resp = await fetch(path, {
+      method, headers, credentials: "same-origin",
+      body: body === undefined ? undefined : (typeof body === "string" ? body : JSON.stringify(body)),
+    });
+  } catch (e) {
+    throw new Refusal(0, { error: "network", message: t("network", { e: e.message }) });
+  }
+  const answer = await resp.json().catch(() => ({}));
+  if (resp.status === 401 && session && !path.startsWith("/api/login")) {
+    session = null;
+    showLogin(t("session_ended"));
+  }
+  if (!resp.ok) throw new Refusal(resp.status, answer);
+  return answer;
+}
+
+/** Runs an action, showing a refusal in words instead of throwing. */
+async function attempt(f) {
+  try {
+    await f();
+  } catch (e) {
+    if (e instanceof Refusal) say(e.message, "error");
+    else throw e;
+  }
+}
+
+const may = (p) => !!session && session.permissions.includes(p);
+
+// ---- login ----
+function showLogin(error = "") {
+  $("app").classList.add("hidden");
+  $("login").classList.remove("hidden");
+  $("login-error").textContent = error;
+  $("login-user").focus();
+}
+
+function showApp() {
+  $("login").classList.add("hidden");
+  $("app").classList.remove("hidden");
+  const w = session.who;
+  $("who").textContent = w.kind === "operator" ? `${w.login} (${t("role_" + w.role)})` : w.name;
+  for (const b of document.querySelectorAll("#tabs button")) b.classList.toggle("hidden", !may(b.dataset.need));
+  const first = [...document.querySelectorAll("#tabs button")].find((b) => !b.classList.contains("hidden"));
+  openTab(location.hash.slice(1) || first?.dataset.tab || "stores");
+}
+
+$("login-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  try {
+    session = await api("POST", "/api/login", { login: $("login-user").value.trim(), password: $("login-password").value });
+    $("login-password").value = "";
+    say("");
+    showApp();
+  } catch (e) {
+    if (!(e instanceof Refusal)) throw e;
+    $("login-error").textContent = e.message;
+  }
+});
+
+$("btn-logout").addEventListener("click", async () => {
+  await api("POST", "/api/logout", {}).catch(() => {});
+  session = null;
+  showLogin();
+});
+
+for (const b of document.querySelectorAll("button.lang")) {
+  b.addEventListener("click", () => {
+    lang = lang === "ru" ? "en" : "ru";
+    localStorage.setItem("kassa-hq-lang", lang);
+    applyWords();
+    if (session) showApp();
+  });
+}
+
+// ---- tabs ----
+const LOADERS = {
+  stores: loadStores, parked: loadParked, catalog: loadCatalog, loyalty: loadLoyalty, promotions: loadPromotions,
+  audit: () => loadAudit(false), operators: loadOperators, tokens: loadTokens,
+};
+let current = null;
+
+function openTab(name) {
+  const button = document.querySelector(`#tabs button[data-tab="${CSS.escape(name)}"]`);
+  if (!button || button.classList.contains("hidden")) return;
+  current = name;
+  history.replaceState(null, "", "#" + name);
+  for (const b of document.querySelectorAll("#tabs button")) b.classList.toggle("active", b === button);
+  for (const s of document.querySelectorAll("main > section")) s.classList.toggle("hidden", s.id !== "tab-" + name);
+  say("");
+  if (LOADERS[name]) attempt(LOADERS[name]);
+}
+
+for (const b of document.querySelectorAll("#tabs button")) b.addEventListener("click", () => openTab(b.dataset.tab));
+
+// ---- stores ----
+/** A store is behind when it holds entries HQ has not, and HQ has not heard from it lately. */
+const BEHIND_AFTER_MS = 5 * 60 * 1000;
+
+async function loadStores() {
+  const { stores } = await api("GET", "/api/stores");
+  const behind = [];
+  const rows = stores.map((s) => {
+    const late = !s.connected && Date.now() - s.last_contact_ms > BEHIND_AFTER_MS;
+    const isBehind = s.backlog > 0 && (late || !s.connected);
+    if (isBehind) behind.push(s.store);
+    return el("tr", { class: isBehind ? "behind" : "" },
+      el("td", {}, String(s.store), isBehind ? [" ", el("span", { class: "badge bad" }, t("behind"))] : []),
+      el("td", {}, el("span", { class: s.connected ? "badge good" : "badge" }, t(s.connected ? "online" : "offline"))),
+      el("td", { title: when(s.last_contact_ms) }, ago(s.last_contact_ms)),
+      el("td", { class: "num" }, String(s.backlog)),
+      el("td", { class: "num" }, `${s.acked_seq} / ${s.head}`),
+      el("td", { class: "num" }, String(s.sales)),
+      el("td", {}, s.protocol_version == null ? "—" : `kassa-sync/${s.protocol_version}`),
+      el("td", {}, s.software_version));
+  });
+  fill($("stores-rows"), rows, 8);
+  $("stores-alert").textContent = t("stores_behind", { list: behind.join(", ") });
+  $("stores-alert").classList.toggle("hidden", behind.length === 0);
+}
+$("stores-refresh").addEventListener("click", () => attempt(loadStores));
+setInterval(() => { if (session && current === "stores") attempt(loadStores); }, 10000);
+
+// ---- stock, sales, parked, customers ----
+$("stock-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  attempt(async () => {
+    const sku = $("stock-sku").value.trim();
+    const { stores } = await api("GET", `/api/stock/${encodeURIComponent(sku)}`);
+    fill($("stock-rows"), stores.map((s) => el("tr", {}, el("td", {}, String(s.store)), el("td", { class: "num" }, String(s.quantity)))), 2);
+  });
+});
+
+$("sales-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  attempt(async () => {
+    const store = $("sales-store").value.trim();
+    const { sales } = await api("GET", `/api/stores/${encodeURIComponent(store)}/sales?limit=200`);
+    fill($("sales-rows"), sales.map((s) => el("tr", {},
+      el("td", {}, s.receipt_no), el("td", {}, when(s.created_at_ms)), el("td", {}, t(s.kind)),
+      el("td", { class: "num" }, money(s.total_kopecks)),
+      el("td", { class: "wrap" }, s.lines.map((l) => `${l.name} × ${l.quantity} = ${money(l.amount_kopecks)}`).join("; ")))), 5);
+  });
+});
+
+async function loadParked() {
+  const { parked } = await api("GET", "/api/parked");
+  fill($("parked-rows"), parked.map((p) => el("tr", {},
+    el("td", {}, String(p.id)), el("td", {}, String(p.store)), el("td", {}, String(p.seq)),
+    el("td", { class: "wrap" }, p.reason), el("td", {}, when(p.parked_at_ms)))), 5);
+}
+$("parked-refresh").addEventListener("click", () => attempt(loadParked));
+
+$("customer-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  attempt(async () => {
+    $("customer-view").replaceChildren();
+    const card = $("customer-card").value.replace(/\s/g, "");
+    const c = await api("GET", `/api/loyalty/${encodeURIComponent(card)}`);
+    const list = (items) => el("ul", {}, items.length ? items : [el("li", {}, t("none"))]);
+    $("customer-view").replaceChildren(
+      el("p", {}, `${t("customer")}: ${c.customer.card} — ${c.customer.name ?? ""} (${t("phone")}: ${c.customer.phone})`),
+      el("p", {}, `${t("balance")}: ${c.balance} · ${t("earned")}: ${c.earned} · ${t("spent")}: ${c.spent}`),
+      el("h3", {}, t("rights")), list(c.rights.map((r) => el("li", {}, `${r.actor}: ${r.rights}`))),
+      el("h3", {}, t("history")),
+      list(c.history.map((h) => el("li", {}, `${h.actor}: ${h.earned != null ? "+" + h.earned : "−" + h.spent}`))));
+  });
+});
+
+// ---- catalog ----
+let pendingCsv = null; // the file previewed, until it is published or replaced
+
+async function loadCatalog() {
+  const c = await api("GET", "/api/catalog");
+  $("catalog-version").textContent = `${t("version", { v: c.version })} · ${t("items_n", { n: c.items })}`;
+  for (const id of ["catalog-publish", "price-save"]) $(id).disabled = !may("catalog:write");
+  await searchItems();
+}
+
+function resetPreview() {
+  pendingCsv = null;
+  $("catalog-errors").replaceChildren();
+  $("catalog-preview").replaceChildren();
+  $("confirm-label").classList.add("hidden");
+  $("confirm-removals").checked = false;
+  $("catalog-publish").classList.add("hidden");
+}
+
+function showCsvErrors(e) {
+  const errors = e.body.errors || [];
+  $("catalog-errors").replaceChildren(
+    el("p", {}, errors.length ? t("bad_lines") : e.message),
+    el("ul", {}, errors.map((r) => el("li", {}, `${lang === "ru" ? "строка" : "line"} ${r.line}: ${r.reason}`))));
+}
+
+function showPreview(p) {
+  const item = (i) => el("li", {}, `${i.sku} — ${i.name}${i.price_kopecks != null ? ", " + money(i.price_kopecks) : ""}`);
+  const change = (c) => el("li", {}, `${c.sku} — ${c.name}: ` + Object.entries(c.fields).map(([k, v]) =>
+    k === "price_kopecks" ? `${money(v.from)} → ${money(v.to)}` : `${k}: ${v.from ?? "—"} → ${v.to ?? "—"}`).join(", "));
+  const part = (title, list, render) => list.length ? [el("h3", {}, title), el("ul", {}, list.map(render))] : [];
+  $("catalog-preview").replaceChildren(
+    el("p", { id: "preview-counts" }, t("preview_counts", { a: p.added_count, c: p.changed_count, r: p.removed_count })),
+    el("div", { id: "preview-lists" }, part(t("added"), p.added, item), part(t("changed"), p.changed, change), part(t("removed"), p.removed, item)));
+  if (p.removed_count > 0) {
+    $("confirm-text").textContent = t("confirm_removals", { n: p.removed_count });
+    $("confirm-label").classList.remove("hidden");
+  }
+}
+
+$("csv-file").addEventListener("change", () => attempt(async () => {
+  resetPreview();
+  say("");
+  const file = $("csv-file").files[0];
+  if (!file) return;
+  const text = await file.text();
+  try {
+    const answer = await api("POST", "/api/catalog/preview", text, "text/csv");
+    if (answer.identical) {
+      $("catalog-preview").replaceChildren(el("p", {}, t("identical")));
+      return;
+    }
+    pendingCsv = text;
+    showPreview(answer.preview);
+    $("catalog-publish").classList.remove("hidden");
+  } catch (e) {
+    if (e instanceof Refusal && e.status === 422) showCsvErrors(e);
+    else throw e;
+  }
+}));
+
+$("catalog-publish").addEventListener("click", () => attempt(async () => {
+  if (pendingCsv == null) return;
+  const confirm = $("confirm-removals").checked;
+  if (!$("confirm-label").classList.contains("hidden") && !confirm) {
+    say(t("must_confirm"), "error");
+    return;
+  }
+  $("catalog-publish").disabled = true;
+  try {
+    const answer = await api("POST", "/api/catalog" + (confirm ? "?confirm_removals=true" : ""), pendingCsv, "text/csv");
+    resetPreview();
+    $("csv-file").value = "";
+    say(answer.published ? t("published", { v: answer.version }) : t("identical"));
+    await loadCatalog();
+  } finally {
+    $("catalog-publish").disabled = !may("catalog:write");
+  }
+}));
+
+async function searchItems() {
+  const q = $("items-q").value.trim();
+  const { items } = await api("GET", `/api/catalog/items?limit=100&q=${encodeURIComponent(q)}`);
+  fill($("items-rows"), items.map((i) => el("tr", {},
+    el("td", {}, i.sku), el("td", {}, i.name), el("td", { class: "num" }, money(i.price_kopecks) + (i.unit === "kg" ? "/kg" : "")),
+    el("td", {}, el("button", { type: "button", class: "small", onclick: () => pickItem(i) }, t("change_price"))))), 4);
+}
+$("items-form").addEventListener("submit", (ev) => { ev.preventDefault(); attempt(searchItems); });
+
+function pickItem(i) {
+  $("price-sku").value = i.sku;
+  $("price-item").textContent = `${i.name}: ${money(i.price_kopecks)} ₽`;
+  $("price-new").value = "";
+  $("price-new").focus();
+}
+
+$("price-sku").addEventListener("change", () => attempt(async () => {
+  const sku = $("price-sku").value.trim();
+  $("price-item").textContent = "";
+  if (!sku) return;
+  const { items } = await api("GET", `/api/catalog/items?limit=500&q=${encodeURIComponent(sku)}`);
+  const found = items.find((i) => i.sku === sku);
+  $("price-item").textContent = found ? `${found.name}: ${money(found.price_kopecks)} ₽` : t("no_such_item");
+}));
+
+$("price-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  attempt(async () => {
+    const sku = $("price-sku").value.trim();
+    const k = kopecks($("price-new").value);
+    if (k == null) { say(t("bad_price"), "error"); return; }
+    const answer = await api("PATCH", `/api/catalog/items/${encodeURIComponent(sku)}`, { price_kopecks: k });
+    say(t("price_published", { sku, p: money(k), v: answer.version }));
+    $("price-new").value = "";
+    await loadCatalog();
+  });
+});
+
+// ---- loyalty, promotions ----
+async function loadLoyalty() {
+  const { version, rules } = await api("GET", "/api/loyalty/rules");
+  const row = (k, v) => el("tr", {}, el("th", {}, k), el("td", {}, v));
+  $("loyalty-view").replaceChildren(el("p", {}, t("version", { v: version })), el("table", {}, el("tbody", {},
+    row(t("earn"), money(rules.earn_kopecks_per_point)), row(t("point_value"), money(rules.point_value_kopecks)),
+    row(t("max_share"), String(rules.max_share_percent)),
+    row(t("excluded"), (rules.excluded_categories || []).join(", ") || t("none")))));
+}
+
+async function loadPromotions() {
+  const { version, promotions } = await api("GET", "/api/promotions");
+  $("promotions-version").textContent = t("version", { v: version });
+  fill($("promotions-rows"), promotions.map((p) => el("tr", {},
+    el("td", {}, String(p.id)), el("td", {}, p.name), el("td", {}, p.kind?.type ?? ""), el("td", {}, p.from ?? ""),
+    el("td", {}, p.to ?? ""), el("td", {}, (p.channels || []).join(", ")))), 6);
+}
+
+// ---- audit ----
+let auditOldest = null;
+
+async function loadAudit(more) {
+  const before = more && auditOldest != null ? `&before=${auditOldest}` : "";
+  const { entries } = await api("GET", `/api/audit?limit=100${before}`);
+  const rows = entries.map((e) => el("tr", {},
+    el("td", {}, when(e.at_ms)), el("td", {}, e.actor), el("td", {}, e.action), el("td", { class: "wrap" }, JSON.stringify(e.summary))));
+  if (more) $("audit-rows").append(...rows);
+  else fill($("audit-rows"), rows, 4);
+  if (entries.length) auditOldest = entries[entries.length - 1].id;
+  $("audit-more").classList.toggle("hidden", entries.length < 100);
+}
+$("audit-refresh").addEventListener("click", () => attempt(() => loadAudit(false)));
+$("audit-more").addEventListener("click", () => attempt(() => loadAudit(true)));
+
+// ---- operators and tokens ----
+const ROLES = ["administrator", "merchandiser", "operations", "support", "read_only"];
+
+function roleOptions(select) {
+  select.replaceChildren(...ROLES.map((r) => el("option", { value: r }, t("role_" + r))));
+}
+
+async function loadOperators() {
+  roleOptions($("op-role"));
+  const { operators } = await api("GET", "/api/operators");
+  fill($("operators-rows"), operators.map((o) => el("tr", {},
+    el("td", {}, o.login), el("td", {}, o.name), el("td", {}, t("role_" + o.role)), el("td", {}, t(o.disabled ? "disabled" : "active")),
+    el("td", {}, el("button", {
+      type: "button", class: o.disabled ? "small" : "small danger",
+      onclick: () => attempt(async () => {
+        await api("PATCH", `/api/operators/${encodeURIComponent(o.login)}`, { disabled: !o.disabled });
+        await loadOperators();
+      }),
+    }, t(o.disabled ? "enable" : "disable"))))), 5);
+}
+
+$("operator-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  attempt(async () => {
+    $("op-result").textContent = "";
+    const body = { login: $("op-login").value.trim(), name: $("op-name").value.trim(), role: $("op-role").value };
+    if ($("op-password").value) body.password = $("op-password").value;
+    const answer = await api("POST", "/api/operators", body);
+    say(t("operator_added", { l: answer.operator.login }));
+    if (answer.password) $("op-result").textContent = t("password_once", { p: answer.password });
+    for (const id of ["op-login", "op-name", "op-password"]) $(id).value = "";
+    await loadOperators();
+  });
+});
+
+function tokenState(k) {
+  if (k.revoked_at_ms) return t("revoked");
+  if (k.expires_at_ms && k.expires_at_ms <= Date.now()) return t("expired");
+  return t("active");
+}
+
+async function loadTokens() {
+  roleOptions($("tok-role"));
+  const { tokens } = await api("GET", "/api/tokens");
+  fill($("tokens-rows"), tokens.map((k) => el("tr", {},
+    el("td", {}, String(k.id)), el("td", {}, `${k.name} (${k.prefix}…)`), el("td", { class: "wrap" }, k.scopes.join(" ")),
+    el("td", {}, tokenState(k)),
+    el("td", {}, k.revoked_at_ms ? "" : el("button", {
+      type: "button", class: "small danger",
+      onclick: () => attempt(async () => {
+        if (!window.confirm(t("confirm_revoke", { n: k.name }))) return;
+        await api("DELETE", `/api/tokens/${k.id}`);
+        await loadTokens();
+      }),
+    }, t("revoke"))))), 5);
+}
+
+$("token-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  attempt(async () => {
+    $("tok-result").textContent = "";
+    const body = { name: $("tok-name").value.trim(), role: $("tok-role").value };
+    const days = $("tok-days").value.trim();
+    if (days) body.days = Number(days);
+    const answer = await api("POST", "/api/tokens", body);
+    say(t("token_issued", { n: answer.name }));
+    $("tok-result").textContent = t("token_once", { t: answer.token });
+    $("tok-name").value = "";
+    $("tok-days").value = "";
+    await loadTokens();
+  });
+});
+
+// ---- start: carry on a live session, or log in ----
+applyWords();
+api("GET", "/api/session").then((s) => { session = s; showApp(); }).catch(() => showLogin());

@@ -1,0 +1,3 @@
+//! Harnesses shared by the tests in this directory.
+
+pub mod browser;
