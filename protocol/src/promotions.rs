@@ -34,7 +34,7 @@
 //! larger basket (a wholesale order, not a till's) gets only per-unit and basket
 //! promotions.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::catalog::Unit;
 use crate::ids::{Sku, StoreId};
@@ -88,6 +88,18 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Kinds with one target: every line the index found for such a promotion matches it.
+    fn single_target(&self) -> bool {
+        matches!(
+            self,
+            Kind::PercentOff { .. }
+                | Kind::AmountOff { .. }
+                | Kind::FixedPrice { .. }
+                | Kind::NForM { .. }
+                | Kind::NForPrice { .. }
+        )
+    }
+
     fn is_basket(&self) -> bool {
         matches!(self, Kind::BasketPercent { .. } | Kind::BasketAmount { .. })
     }
@@ -388,8 +400,9 @@ pub struct PromotionSet {
     /// (id, index) by id.
     by_id: Vec<(u32, usize)>,
     /// Promotion indexes by SKU and by category they target.
-    by_sku: BTreeMap<Sku, Vec<usize>>,
-    by_category: BTreeMap<String, Vec<usize>>,
+    /// (Hashed: a basket's lines look them up on every reprice.)
+    by_sku: HashMap<Sku, Vec<usize>>,
+    by_category: HashMap<String, Vec<usize>>,
     basket: Vec<usize>,
     /// Each promotion's exclusive group, as a number (`u32::MAX`: none).
     group_of: Vec<u32>,
@@ -487,7 +500,9 @@ impl PromotionSet {
     pub fn price(&self, lines: &[PriceLine<'_>], cx: &Context<'_>) -> Priced {
         // The promotions that can touch this basket, each with the lines it can touch:
         // (promotion, line) pairs from the indexes, grouped by promotion.
-        let mut pairs: Vec<(u32, u32)> = Vec::with_capacity(lines.len() * 8);
+        // As one number each, promotion in the high half: sorting them groups by
+        // promotion in its turn, lines in order.
+        let mut keys: Vec<u64> = Vec::with_capacity(lines.len() * 8);
         for (i, l) in lines.iter().enumerate() {
             let hits = self
                 .by_sku
@@ -495,10 +510,11 @@ impl PromotionSet {
                 .into_iter()
                 .flatten()
                 .chain(self.by_category.get(l.category).into_iter().flatten());
-            pairs.extend(hits.map(|&p| (p as u32, i as u32)));
+            keys.extend(hits.map(|&p| (p as u64) << 32 | i as u64));
         }
-        pairs.sort_unstable();
-        pairs.dedup();
+        keys.sort_unstable();
+        keys.dedup();
+        let pairs: Vec<(u32, u32)> = keys.iter().map(|&k| ((k >> 32) as u32, k as u32)).collect();
         let touched_lines: Vec<usize> = pairs.iter().map(|&(_, l)| l as usize).collect();
         let all_lines: Vec<usize> = (0..lines.len()).collect();
         let mut active: Vec<(usize, &[usize])> = Vec::new();
@@ -513,6 +529,25 @@ impl PromotionSet {
         // index entries) go after them, in their turn too.
         active.extend(self.basket.iter().map(|&p| (p, all_lines.as_slice())));
         active.retain(|&(p, _)| self.active(&self.promotions[p], cx));
+        // Each exclusive group's members, as positions in `active` in their turn: group
+        // g's are `members[starts[g]..starts[g + 1]]` (a counting sort).
+        let mut starts = vec![0usize; self.groups + 1];
+        for &(p, _) in &active {
+            if let Some(s) = starts.get_mut(self.group_of[p] as usize + 1) {
+                *s += 1;
+            }
+        }
+        for g in 0..self.groups {
+            starts[g + 1] += starts[g];
+        }
+        let mut members = vec![0usize; starts[self.groups]];
+        let mut next = starts.clone();
+        for (k, &(p, _)) in active.iter().enumerate() {
+            if let Some(slot) = next.get_mut(self.group_of[p] as usize) {
+                members[*slot] = k;
+                *slot += 1;
+            }
+        }
         let mut state = State::new(lines);
         // Exclusive groups that had their turn, per stage.
         let mut done = vec![false; self.groups];
@@ -535,9 +570,10 @@ impl PromotionSet {
                 // one that saves the most applied.
                 let (mut best, mut best_saved) = (None, 0);
                 state.recording = true;
-                for &(m, touched) in &active[k..] {
+                let group_members = &members[starts[group as usize]..starts[group as usize + 1]];
+                for &(m, touched) in group_members.iter().filter(|&&j| j >= k).map(|&j| &active[j]) {
                     let member = &self.promotions[m];
-                    if self.group_of[m] != group || member.kind.is_basket() != basket_stage {
+                    if member.kind.is_basket() != basket_stage {
                         continue;
                     }
                     let saved = state.apply(member, touched);
@@ -595,6 +631,8 @@ struct State<'l> {
     discount: Vec<i64>,
     /// (line, what a promotion gave it), in the order given.
     applied: Vec<(usize, Applied)>,
+    /// Where the promotion being applied began adding to `applied`.
+    applying_since: usize,
     /// While `recording`, every change, so that [`State::undo_all`] can take it back.
     recording: bool,
     undo: Vec<Undo>,
@@ -645,6 +683,7 @@ impl<'l> State<'l> {
             free: lines.iter().map(|l| if l.unit == Unit::Piece { l.quantity.max(0) } else { 1 }).collect(),
             discount: vec![0; lines.len()],
             applied: Vec::new(),
+            applying_since: 0,
             recording: false,
             undo: Vec::new(),
         }
@@ -687,7 +726,9 @@ impl<'l> State<'l> {
         if amount > 0 {
             self.record(Undo::Discount(line as u32, self.discount[line]));
             self.discount[line] += amount;
-            match self.applied.iter().rposition(|(l, a)| *l == line && a.promotion == p.id) {
+            // Only `p`'s own entries can match, all made since its `apply` began.
+            let since = self.applying_since;
+            match self.applied[since..].iter().position(|(l, a)| *l == line && a.promotion == p.id).map(|i| i + since) {
                 Some(i) => {
                     self.record(Undo::Amount(i as u32, self.applied[i].1.amount.0));
                     self.applied[i].1.amount.0 += amount;
@@ -749,10 +790,13 @@ impl<'l> State<'l> {
     }
 
     /// Free pieces of the lines in `touched` that `target` matches, in canonical order.
-    fn free_pieces(&self, target: &Target, touched: &[usize]) -> Vec<usize> {
+    fn free_pieces(&self, target: &Target, touched: &[usize], all_match: bool) -> Vec<usize> {
         // A promotion touches a few lines; their pieces, in the canonical order.
-        let mut ok: Vec<usize> =
-            touched.iter().copied().filter(|&i| self.free[i] > 0 && matches(target, &self.lines[i])).collect();
+        let mut ok: Vec<usize> = touched
+            .iter()
+            .copied()
+            .filter(|&i| self.free[i] > 0 && (all_match || matches(target, &self.lines[i])))
+            .collect();
         ok.sort_unstable_by_key(|&i| self.first_piece[i]);
         ok.into_iter().flat_map(|line| self.pieces_of(line)).filter(|&i| !self.pieces[i].used).collect()
     }
@@ -761,11 +805,14 @@ impl<'l> State<'l> {
     fn apply(&mut self, p: &Promotion, touched: &[usize]) -> i64 {
         let lines = self.lines;
         let mut saved = 0;
+        self.applying_since = self.applied.len();
+        // The index found exactly the lines a single-target promotion matches.
+        let single = p.kind.single_target();
         match &p.kind {
             Kind::PercentOff { target, percent } => {
                 for &i in touched {
                     let l = &lines[i];
-                    if !matches(target, l) || self.free[i] <= 0 {
+                    if !(single || matches(target, l)) || self.free[i] <= 0 {
                         continue;
                     }
                     let base = match l.unit {
@@ -781,7 +828,7 @@ impl<'l> State<'l> {
                 let fixed = matches!(p.kind, Kind::FixedPrice { .. });
                 for &i in touched {
                     let l = &lines[i];
-                    if !matches(target, l) || self.free[i] <= 0 {
+                    if !(single || matches(target, l)) || self.free[i] <= 0 {
                         continue;
                     }
                     let per_unit = if fixed { (l.price.0 - amount.0).max(0) } else { amount.0.min(l.price.0) };
@@ -799,7 +846,7 @@ impl<'l> State<'l> {
                 }
             }
             Kind::NForM { target, n, m } => {
-                let free = self.free_pieces(target, touched);
+                let free = self.free_pieces(target, touched, single);
                 for group in free.chunks_exact(*n as usize) {
                     // The cheapest of the group (canonical order: dearest first) are free.
                     for &i in group {
@@ -812,7 +859,7 @@ impl<'l> State<'l> {
                 }
             }
             Kind::NForPrice { target, n, price } => {
-                let free = self.free_pieces(target, touched);
+                let free = self.free_pieces(target, touched, single);
                 for group in free.chunks_exact(*n as usize) {
                     let sum: i64 = group.iter().map(|&i| self.pieces[i].price).sum();
                     if sum > price.0 {
@@ -821,13 +868,14 @@ impl<'l> State<'l> {
                 }
             }
             Kind::BuyGet { buy, buy_qty, get, get_qty, percent } => loop {
-                let bought: Vec<usize> = self.free_pieces(buy, touched).into_iter().take(*buy_qty as usize).collect();
+                let bought: Vec<usize> =
+                    self.free_pieces(buy, touched, false).into_iter().take(*buy_qty as usize).collect();
                 if bought.len() < *buy_qty as usize {
                     break;
                 }
                 // The cheapest eligible pieces are the ones discounted.
                 let got: Vec<usize> = self
-                    .free_pieces(get, touched)
+                    .free_pieces(get, touched, false)
                     .into_iter()
                     .rev()
                     .filter(|i| !bought.contains(i))
@@ -848,7 +896,7 @@ impl<'l> State<'l> {
             Kind::Bundle { components, price } => loop {
                 let mut set: Vec<usize> = Vec::with_capacity(components.len());
                 for c in components {
-                    match self.free_pieces(c, touched).into_iter().find(|i| !set.contains(i)) {
+                    match self.free_pieces(c, touched, false).into_iter().find(|i| !set.contains(i)) {
                         Some(i) => set.push(i),
                         None => break,
                     }

@@ -36,8 +36,10 @@ pub(crate) fn percentile(sorted: &[Duration], p: usize) -> Duration {
 
 /// `kassa-sim bench scan`: `scans` frames through a pty into a running agent; the latency
 /// from the moment the frame's last byte is written to the basket event the cashier
-/// page receives, beside the serial wire time of the same frame at 9600 8N1.
-pub async fn scan(scans: usize) -> anyhow::Result<()> {
+/// page receives, beside the serial wire time of the same frame at 9600 8N1. With
+/// `promotions` published at HQ first (the mix of `bench promotions` over the demo
+/// catalog), every scan reprices the basket under them, as at a real till.
+pub async fn scan(scans: usize, promotions: usize) -> anyhow::Result<()> {
     anyhow::ensure!(scans > 0, "at least one scan");
     if cfg!(debug_assertions) {
         eprintln!("warning: a debug build; benchmark figures mean something only with --release");
@@ -45,6 +47,16 @@ pub async fn scan(scans: usize) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let stack = stack::start(StackOptions::ephemeral(dir.path())).await?;
     anyhow::ensure!(stack.catalog_ready, "the store did not get its catalog from HQ");
+    if promotions > 0 {
+        let version = publish_promotions(&stack, promotions).await?;
+        let till = stack.agent.till.clone();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while till.promotions_version() != version {
+            anyhow::ensure!(Instant::now() < deadline, "the promotions did not reach the till");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        eprintln!("  {promotions} promotions at the till (version {version})");
+    }
     let mut status = stack.agent.status.subscribe();
     tokio::time::timeout(SCAN_TIMEOUT, status.wait_for(|s| s.scanner.state == kassa_agent::status::DeviceState::Idle))
         .await??;
@@ -84,8 +96,31 @@ pub async fn scan(scans: usize) -> anyhow::Result<()> {
     println!("{:<28} {:>10}", "agent p99", us(percentile(&latencies, 99)));
     println!("{:<28} {:>10}", "agent max", us(*latencies.last().expect("scans > 0")));
     println!("{:<28} {:>10}", format!("wire, {frame_bytes} bytes at 9600 8N1"), us(wire));
-    println!("scan: p99 {} us agent, {} us wire", us(percentile(&latencies, 99)), us(wire));
+    println!("scan: p99 {} us agent, {} us wire, {promotions} promotions", us(percentile(&latencies, 99)), us(wire));
     Ok(())
+}
+
+/// Publishes `n` promotions at the stack's HQ (the same mix as `bench promotions`, over
+/// the demo catalog, running today in every store); returns their version.
+async fn publish_promotions(stack: &stack::Stack, n: usize) -> anyhow::Result<u64> {
+    use kassa_protocol::promotions::definition::Definition;
+    let catalog = stack.hq.shared.db.catalog()?;
+    let skus: Vec<kassa_protocol::Sku> = catalog.iter().map(|i| i.sku.clone()).collect();
+    let mut categories: Vec<String> = catalog.iter().map(|i| i.category.clone()).collect();
+    categories.sort();
+    categories.dedup();
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
+    let today = kassa_protocol::promotions::LocalTime::from_unix_ms(now_ms, 180).day;
+    let mut rng = kassa_protocol::seeded::SeededRng::new(0x9a55_a000);
+    let promotions = crate::bench_promotions::mix(
+        n,
+        &mut rng,
+        |rng| skus[rng.below(skus.len() as u64) as usize].clone(),
+        |rng| categories[rng.below(categories.len() as u64) as usize].clone(),
+        today,
+    );
+    let definitions: Vec<Definition> = promotions.iter().map(Definition::of).collect();
+    Ok(kassa_hq::promotions::publish(&stack.hq.shared, definitions).await?)
 }
 
 /// Points HQ holds for the loyalty benchmark's customer: one per redemption and more.

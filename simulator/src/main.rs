@@ -101,6 +101,10 @@ enum BenchKind {
     Scan {
         #[arg(long, default_value_t = 10_000)]
         scans: usize,
+        /// Promotions published at HQ (and so at the till) first: the mix of `bench
+        /// promotions`, over the demo catalog.
+        #[arg(long, default_value_t = 10_000)]
+        promotions: usize,
     },
     /// Sales committed through the journal vs a raw durable SQLite insert.
     Journal {
@@ -143,7 +147,9 @@ async fn main() -> anyhow::Result<()> {
             demo::run(DemoOptions { data_dir: cli.data_dir, http, hq_http, hq_quic, model }).await
         }
         Command::Run { scenarios, printer, receipts } => run_scenarios(&scenarios, printer.model(), receipts).await,
-        Command::Bench { what: BenchKind::Scan { scans } } => kassa_sim::bench::scan(scans).await,
+        Command::Bench { what: BenchKind::Scan { scans, promotions } } => {
+            kassa_sim::bench::scan(scans, promotions).await
+        }
         Command::Bench { what: BenchKind::Journal { sales } } => {
             tokio::task::spawn_blocking(move || kassa_sim::bench::journal(sales)).await?
         }

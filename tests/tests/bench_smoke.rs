@@ -3,7 +3,7 @@
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scan_bench_runs() {
-    kassa_sim::bench::scan(50).await.unwrap();
+    kassa_sim::bench::scan(50, 2_000).await.unwrap();
 }
 
 #[test]
@@ -22,4 +22,9 @@ async fn sync_bench_runs_and_converges() {
     let report = kassa_sim::bench_sync::sync(300).await.unwrap();
     assert_eq!(report.deltas, 1_500);
     assert!(report.wire_sent_bytes > 0 && report.raw > std::time::Duration::ZERO);
+}
+
+#[test]
+fn promotions_bench_runs() {
+    kassa_sim::bench_promotions::promotions_bench(500).unwrap();
 }
