@@ -18,7 +18,7 @@ use kassa_hardware::status::{query_status, PrinterState, StatusTracker};
 use tokio::sync::mpsc;
 
 use crate::config::{PrinterConfig, ScannerConfig};
-use crate::journal::Journal;
+use crate::journal::{Journal, PrintJob};
 use crate::status::{DeviceState, StatusBoard, Words};
 
 /// Frames waiting for the till; a scanner cannot produce more than a few per second,
@@ -140,54 +140,23 @@ impl Spooler {
         let mut backoff_ms = 100;
         while !self.stop.load(Ordering::Relaxed) {
             let Some(p) = port.as_mut() else {
-                match self.cfg.serial.open(&self.cfg.path, READ_TICK) {
-                    Ok(p) => {
-                        tracing::info!(path = %self.cfg.path, "printer port open");
-                        port = Some(p);
-                        backoff_ms = 100;
-                        tracker = StatusTracker::new(SILENCES_TO_DISCONNECT);
-                    }
-                    Err(e) => {
-                        self.set(DeviceState::Error, Some(e.to_string()), Some(disconnected_words()));
-                        self.sleep(Duration::from_millis(backoff_ms));
-                        backoff_ms = (backoff_ms * 2).min(PRINTER_BACKOFF_MS_MAX);
-                    }
+                port = self.open_port(&mut backoff_ms);
+                if port.is_some() {
+                    tracker = StatusTracker::new(SILENCES_TO_DISCONNECT);
                 }
                 continue;
             };
             // Status only between jobs, never inside a command.
             let state = tracker.record(&query_status(p, STATUS_REPLY_TIMEOUT));
-            let ready = match state {
-                PrinterState::Known(st) if st.ready() => {
-                    self.set(DeviceState::Idle, None, None);
-                    true
-                }
-                PrinterState::Known(st) => {
-                    let words = Words { ru: st.describe_ru(), en: st.describe_en() };
-                    self.set(DeviceState::Error, Some(words.en.clone()), Some(words));
-                    false
-                }
-                PrinterState::Unknown => {
-                    let words = Words { ru: state.describe_ru(), en: state.describe_en() };
-                    self.set(DeviceState::Error, Some(words.en.clone()), Some(words));
-                    false
-                }
-                PrinterState::Disconnected => {
-                    tracing::warn!(path = %self.cfg.path, "printer silent; reopening the port");
-                    self.set(DeviceState::Error, Some("printer not responding".into()), Some(disconnected_words()));
-                    port = None;
-                    self.sleep(NOT_READY_RETRY);
-                    continue;
-                }
-            };
-            let job = match self.journal.next_print_job() {
-                Ok(job) => job,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot read print jobs");
-                    None
-                }
-            };
-            let Some(job) = job else {
+            if state == PrinterState::Disconnected {
+                tracing::warn!(path = %self.cfg.path, "printer silent; reopening the port");
+                self.set(DeviceState::Error, Some("printer not responding".into()), Some(disconnected_words()));
+                port = None;
+                self.sleep(NOT_READY_RETRY);
+                continue;
+            }
+            let ready = self.show_state(&state);
+            let Some(job) = self.next_job() else {
                 self.sleep(IDLE_STATUS_POLL);
                 continue;
             };
@@ -196,36 +165,94 @@ impl Spooler {
                 self.sleep(NOT_READY_RETRY);
                 continue;
             }
-            self.status.send_modify(|s| s.printer.state = DeviceState::Busy);
-            let bytes = crate::receipt::render_printable(&job.printable, profile, job.copy, self.utc_offset_minutes);
-            match print(p, &bytes) {
-                Ok(Printed::Done) => {
-                    tracing::info!(job = job.id, copy = job.copy, bytes = bytes.len(), "printed");
-                    if let Err(e) = self.journal.print_job_done(job.id, crate::clock::now_ms()) {
-                        tracing::error!(error = %e, "cannot mark print job done");
-                    }
-                    self.status.send_modify(|s| {
-                        s.printer.state = DeviceState::Idle;
-                        s.printer.count += 1;
-                    });
+            if !self.print_job(p, &job, profile) {
+                port = None;
+            }
+        }
+    }
+
+    /// Opens the printer's port; on failure, says so and waits (backing off, capped).
+    fn open_port(&self, backoff_ms: &mut u64) -> Option<serialport::TTYPort> {
+        match self.cfg.serial.open(&self.cfg.path, READ_TICK) {
+            Ok(p) => {
+                tracing::info!(path = %self.cfg.path, "printer port open");
+                *backoff_ms = 100;
+                Some(p)
+            }
+            Err(e) => {
+                self.set(DeviceState::Error, Some(e.to_string()), Some(disconnected_words()));
+                self.sleep(Duration::from_millis(*backoff_ms));
+                *backoff_ms = (*backoff_ms * 2).min(PRINTER_BACKOFF_MS_MAX);
+                None
+            }
+        }
+    }
+
+    /// Shows the printer's state (not `Disconnected`) on the status board; whether it
+    /// can print.
+    fn show_state(&self, state: &PrinterState) -> bool {
+        match state {
+            PrinterState::Known(st) if st.ready() => {
+                self.set(DeviceState::Idle, None, None);
+                true
+            }
+            PrinterState::Known(st) => {
+                let words = Words { ru: st.describe_ru(), en: st.describe_en() };
+                self.set(DeviceState::Error, Some(words.en.clone()), Some(words));
+                false
+            }
+            PrinterState::Unknown | PrinterState::Disconnected => {
+                let words = Words { ru: state.describe_ru(), en: state.describe_en() };
+                self.set(DeviceState::Error, Some(words.en.clone()), Some(words));
+                false
+            }
+        }
+    }
+
+    /// The oldest job waiting to print, if any (an unreadable queue counts as empty).
+    fn next_job(&self) -> Option<PrintJob> {
+        match self.journal.next_print_job() {
+            Ok(job) => job,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read print jobs");
+                None
+            }
+        }
+    }
+
+    /// Prints one job and records how it went; `false` when the port must be reopened.
+    fn print_job(&self, p: &mut serialport::TTYPort, job: &PrintJob, profile: escpos::PrinterProfile) -> bool {
+        self.status.send_modify(|s| s.printer.state = DeviceState::Busy);
+        let bytes = crate::receipt::render_printable(&job.printable, profile, job.copy, self.utc_offset_minutes);
+        match print(p, &bytes) {
+            Ok(Printed::Done) => {
+                tracing::info!(job = job.id, copy = job.copy, bytes = bytes.len(), "printed");
+                if let Err(e) = self.journal.print_job_done(job.id, crate::clock::now_ms()) {
+                    tracing::error!(error = %e, "cannot mark print job done");
                 }
-                Ok(Printed::CutShort(why)) => {
-                    // What is left in the printer's buffer is thrown away, and the whole
-                    // receipt is printed again, marked as a copy, once the printer is back.
-                    tracing::warn!(job = job.id, %why, "receipt cut short; it will be reprinted whole as a copy");
-                    // DLE ENQ 2 acts at once, even offline; the cut waits in the buffer and
-                    // separates the stub from the copy once paper is back.
-                    let _ = p.write_all(&[0x10, 0x05, 0x02, 0x1D, 0x56, 0x42, 0x03]).and_then(|()| p.flush());
-                    if let Err(e) = self.journal.print_job_cut_short(job.id) {
-                        tracing::error!(error = %e, "cannot mark print job for reprint");
-                    }
+                self.status.send_modify(|s| {
+                    s.printer.state = DeviceState::Idle;
+                    s.printer.count += 1;
+                });
+                true
+            }
+            Ok(Printed::CutShort(why)) => {
+                // What is left in the printer's buffer is thrown away, and the whole
+                // receipt is printed again, marked as a copy, once the printer is back.
+                tracing::warn!(job = job.id, %why, "receipt cut short; it will be reprinted whole as a copy");
+                // DLE ENQ 2 acts at once, even offline; the cut waits in the buffer and
+                // separates the stub from the copy once paper is back.
+                let _ = p.write_all(&[0x10, 0x05, 0x02, 0x1D, 0x56, 0x42, 0x03]).and_then(|()| p.flush());
+                if let Err(e) = self.journal.print_job_cut_short(job.id) {
+                    tracing::error!(error = %e, "cannot mark print job for reprint");
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "printer write failed; reopening, the receipt will be reprinted as a copy");
-                    let _ = self.journal.print_job_cut_short(job.id);
-                    self.set(DeviceState::Error, Some(e.to_string()), Some(disconnected_words()));
-                    port = None;
-                }
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "printer write failed; reopening, the receipt will be reprinted as a copy");
+                let _ = self.journal.print_job_cut_short(job.id);
+                self.set(DeviceState::Error, Some(e.to_string()), Some(disconnected_words()));
+                false
             }
         }
     }

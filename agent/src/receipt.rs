@@ -87,6 +87,16 @@ pub fn render(sale: &Sale, profile: PrinterProfile, copy: bool, utc_offset_minut
     if sale.change.0 > 0 {
         e.columns("Сдача", &format!("={}", sale.change));
     }
+    if let Some(l) = &sale.loyalty {
+        // The card (its number, read back by the till's scanner) and what the sale did
+        // to its points.
+        e.line(&format!("Карта: {}", l.customer.as_str()));
+        let earned: i64 = l.lines.iter().map(|p| p.earned_points).sum();
+        e.columns("Начислено баллов", &earned.to_string());
+        if l.redeemed_points > 0 {
+            e.columns("Списано баллов", &l.redeemed_points.to_string());
+        }
+    }
     if let Some(totals) = basket::totals(sale.lines.iter()) {
         for v in totals.vat {
             if v.rate.percent().is_some_and(|p| p > 0) {
@@ -274,5 +284,65 @@ mod tests {
         let out = text(&render_report(&r, true, EPSON, 0));
         assert!(out.contains("Z-ОТЧЁТ") && out.contains("voucher: продажи"), "{out}");
         assert!(!out.contains("Наличными"), "{out}");
+    }
+}
+
+#[cfg(test)]
+mod sale_tests {
+    use kassa_hardware::escpos::EPSON;
+    use kassa_protocol::basket::{BasketLine, LinePromotion};
+    use kassa_protocol::catalog::{Unit, VatRate};
+    use kassa_protocol::loyalty::{CustomerId, LinePoints, SaleLoyalty};
+    use kassa_protocol::sale::{Sale, Tender, TenderKind};
+    use kassa_protocol::{Kopecks, SaleId, Sku, StoreId};
+
+    use super::render;
+
+    #[test]
+    fn a_receipt_names_each_promotion_the_saving_and_the_cards_points() {
+        let line = BasketLine {
+            sku: Sku("100001".into()),
+            name: "Молоко".into(),
+            category: "Молочные продукты".into(),
+            unit: Unit::Piece,
+            quantity: 3,
+            list_price: Kopecks(10_690),
+            price: Kopecks(10_690),
+            vat: VatRate::Vat10,
+            amount: Kopecks(32_070),
+            discount: Kopecks(12_690),
+            promotions: vec![LinePromotion {
+                promotion: 7,
+                version: 2,
+                name: "3 по цене 2".into(),
+                amount: Kopecks(10_690),
+            }],
+            marking: None,
+        };
+        let card = CustomerId::parse("00001000000001").unwrap();
+        let sale = Sale {
+            id: SaleId { store: StoreId(1), seq: 5 },
+            receipt_no: "0001-01-000005".into(),
+            terminal: 1,
+            cashier: "anna".into(),
+            created_at_ms: 0,
+            lines: vec![line],
+            tenders: vec![Tender { kind: TenderKind::Cash, amount: Kopecks(20_000) }],
+            total: Kopecks(19_380),
+            change: Kopecks(620),
+            loyalty: Some(SaleLoyalty {
+                customer: card.clone(),
+                point_value_kopecks: 100,
+                redeemed_points: 0,
+                lines: vec![LinePoints { paid_in_points: Kopecks(0), earned_points: 19 }],
+            }),
+        };
+        let text = EPSON.encoding.decode_without_bom_handling(&render(&sale, EPSON, false, 180)).0.into_owned();
+        assert!(text.contains("Акция: 3 по цене 2"), "{text}");
+        assert!(text.contains("-106,90"), "the promotion's amount: {text}");
+        assert!(text.contains("скидка") && text.contains("-20,00"), "the manager's part apart: {text}");
+        assert!(text.contains("Ваша выгода") && text.contains("=126,90"), "{text}");
+        assert!(text.contains(&format!("Карта: {}", card.as_str())) && text.contains("Начислено баллов"), "{text}");
+        assert!(!text.contains("Списано баллов"), "nothing spent, nothing said: {text}");
     }
 }

@@ -18,6 +18,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::collections::HashMap;
 
 use kassa_protocol::loyalty::{RightsAnswer, RightsRequest};
+use kassa_protocol::promotions::definition::Definition;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -311,6 +312,7 @@ async fn sleep_until(deadline: Option<std::time::Instant>) {
     }
 }
 
+/// Does what the sync core asks, event by event, until it asks nothing more.
 async fn drive(
     sync: &mut StoreSync,
     store: &Store,
@@ -319,41 +321,8 @@ async fn drive(
     let (journal, status) = (&store.journal, &store.status);
     while let Some(ev) = sync.poll_event() {
         match ev {
-            StoreEvent::Connected { acked_seq } => {
-                blocking(journal, move |j| j.set_acked(acked_seq)).await?;
-                let hq_software = sync.hq_software_version().map(str::to_owned);
-                tracing::info!(
-                    acked_seq,
-                    backlog = sync.backlog(),
-                    protocol = sync.protocol(),
-                    hq_software = hq_software.as_deref().unwrap_or("unknown"),
-                    "connected to HQ"
-                );
-                status.send_modify(|s| {
-                    s.hq.online = true;
-                    s.hq.last_error = None;
-                    s.hq.error_code = None;
-                    s.hq.hq_software_version = hq_software;
-                    s.hq.last_contact_ms = Some(crate::clock::now_ms());
-                });
-            }
-            StoreEvent::ReadOutbox { after, max } => {
-                let entries = blocking(journal, move |j| j.outbox_after(after, max)).await?;
-                if let (Some(first), Some(last)) = (entries.first(), entries.last()) {
-                    // After an outage, a line per batch shows the catch-up's progress.
-                    if sync.backlog() > entries.len() as u64 {
-                        tracing::info!(
-                            from = first.seq,
-                            to = last.seq,
-                            backlog = sync.backlog(),
-                            "catching up with HQ"
-                        );
-                    } else {
-                        tracing::debug!(from = first.seq, to = last.seq, "sending batch");
-                    }
-                }
-                sync.handle_outbox(Instant::now().into_std(), entries);
-            }
+            StoreEvent::Connected { acked_seq } => connected(sync, store, acked_seq).await?,
+            StoreEvent::ReadOutbox { after, max } => send_outbox(sync, journal, after, max).await?,
             StoreEvent::Acked { upto } => {
                 blocking(journal, move |j| j.set_acked(upto)).await?;
                 status.send_modify(|s| s.hq.last_contact_ms = Some(crate::clock::now_ms()));
@@ -387,46 +356,101 @@ async fn drive(
                 }
             }
             StoreEvent::Promotions { version, definitions } => {
-                // Checked before it is kept: a set the engine refuses is not stored (HQ
-                // sends it again after the next digest, and the log says why).
-                let active = match crate::promotions::build(version, &definitions) {
-                    Ok(active) => active,
-                    Err(e) => {
-                        tracing::error!(version, error = %e, "HQ's promotions do not validate here: not applied");
-                        continue;
-                    }
-                };
-                let n = definitions.len();
-                if blocking(journal, move |j| j.set_promotions(version, &definitions)).await? {
-                    store.promotions.send_replace(Arc::new(active));
-                    tracing::info!(version, promotions = n, "promotions from HQ applied");
-                }
-                sync.handle_promotions_applied(version);
-                status.send_modify(|s| s.hq.promotions_version = version);
+                apply_promotions(sync, store, version, definitions).await?
             }
             StoreEvent::Loyalty { customers, entries } => {
                 blocking(journal, move |j| j.merge_loyalty(&customers, &entries)).await?;
             }
-            StoreEvent::Rights(answer) => {
-                if let RightsAnswer::Grant(g) = &answer {
-                    let entries = g.entries.clone();
-                    blocking(journal, move |j| j.merge_loyalty(&[], &entries)).await?;
-                }
-                let id = match &answer {
-                    RightsAnswer::Grant(g) => g.request_id,
-                    RightsAnswer::UnknownCustomer { request_id, .. } => *request_id,
-                };
-                // A late answer to an abandoned request: its rights are kept all the same.
-                if let Some(waiter) = waiting.remove(&id) {
-                    let _ = waiter.send(answer);
-                }
-            }
+            StoreEvent::Rights(answer) => answer_rights(journal, waiting, answer).await?,
             StoreEvent::Counters { entries } => {
                 let n = entries.len();
                 blocking(journal, move |j| j.merge_counters(&entries)).await?;
                 tracing::debug!(entries = n, "stock counters from HQ merged");
             }
         }
+    }
+    Ok(())
+}
+
+/// HQ said hello: its acknowledgement moves the cursor, and the status board says online.
+async fn connected(sync: &StoreSync, store: &Store, acked_seq: u64) -> Result<(), SessionError> {
+    blocking(&store.journal, move |j| j.set_acked(acked_seq)).await?;
+    let hq_software = sync.hq_software_version().map(str::to_owned);
+    tracing::info!(
+        acked_seq,
+        backlog = sync.backlog(),
+        protocol = sync.protocol(),
+        hq_software = hq_software.as_deref().unwrap_or("unknown"),
+        "connected to HQ"
+    );
+    store.status.send_modify(|s| {
+        s.hq.online = true;
+        s.hq.last_error = None;
+        s.hq.error_code = None;
+        s.hq.hq_software_version = hq_software;
+        s.hq.last_contact_ms = Some(crate::clock::now_ms());
+    });
+    Ok(())
+}
+
+/// Reads the next batch of the outbox for the sync core to send.
+async fn send_outbox(sync: &mut StoreSync, journal: &Arc<Journal>, after: u64, max: usize) -> Result<(), SessionError> {
+    let entries = blocking(journal, move |j| j.outbox_after(after, max)).await?;
+    if let (Some(first), Some(last)) = (entries.first(), entries.last()) {
+        // After an outage, a line per batch shows the catch-up's progress.
+        if sync.backlog() > entries.len() as u64 {
+            tracing::info!(from = first.seq, to = last.seq, backlog = sync.backlog(), "catching up with HQ");
+        } else {
+            tracing::debug!(from = first.seq, to = last.seq, "sending batch");
+        }
+    }
+    sync.handle_outbox(Instant::now().into_std(), entries);
+    Ok(())
+}
+
+/// Keeps a promotions set from HQ (if newer than the one held) and prices with it.
+async fn apply_promotions(
+    sync: &mut StoreSync,
+    store: &Store,
+    version: u64,
+    definitions: Vec<Definition>,
+) -> Result<(), SessionError> {
+    // Checked before it is kept: a set the engine refuses is not stored (HQ
+    // sends it again after the next digest, and the log says why).
+    let active = match crate::promotions::build(version, &definitions) {
+        Ok(active) => active,
+        Err(e) => {
+            tracing::error!(version, error = %e, "HQ's promotions do not validate here: not applied");
+            return Ok(());
+        }
+    };
+    let n = definitions.len();
+    if blocking(&store.journal, move |j| j.set_promotions(version, &definitions)).await? {
+        store.promotions.send_replace(Arc::new(active));
+        tracing::info!(version, promotions = n, "promotions from HQ applied");
+    }
+    sync.handle_promotions_applied(version);
+    store.status.send_modify(|s| s.hq.promotions_version = version);
+    Ok(())
+}
+
+/// HQ's answer to a rights request: a grant is merged, and the till waiting for it told.
+async fn answer_rights(
+    journal: &Arc<Journal>,
+    waiting: &mut HashMap<u64, oneshot::Sender<RightsAnswer>>,
+    answer: RightsAnswer,
+) -> Result<(), SessionError> {
+    if let RightsAnswer::Grant(g) = &answer {
+        let entries = g.entries.clone();
+        blocking(journal, move |j| j.merge_loyalty(&[], &entries)).await?;
+    }
+    let id = match &answer {
+        RightsAnswer::Grant(g) => g.request_id,
+        RightsAnswer::UnknownCustomer { request_id, .. } => *request_id,
+    };
+    // A late answer to an abandoned request: its rights are kept all the same.
+    if let Some(waiter) = waiting.remove(&id) {
+        let _ = waiter.send(answer);
     }
     Ok(())
 }

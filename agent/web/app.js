@@ -12,8 +12,8 @@ const WORDS = {
   ru: {
     title: "Касса", shift: "Смена", returns: "Возврат", logout: "Выход", item: "Товар", qty: "Кол-во",
     price: "Цена", sum: "Сумма", total: "Итого", cash_given: "Наличные, ₽", pay_cash: "Оплатить наличными (F9)",
-    pay_card: "Картой (F10)", pay_mixed: "Смешанная", discount: "Скидка", void: "Отменить чек",
-    coupon: "Купон", coupon_code: "Код купона", saved: "Ваша выгода", promo: "Акция",
+    pay_card: "Картой (F10)", pay_mixed: "Смешанная", discount: "Скидка (F4)", void: "Отменить чек (F8)",
+    coupon: "Купон (F6)", coupon_code: "Код купона", saved: "Ваша выгода", promo: "Акция",
     code_ph: "Штрихкод, PLU или название — Enter", login_title: "Вход на кассу", login: "Войти", pin: "PIN",
     ok: "OK", cancel: "Отмена", no_shift: "Смена закрыта", shift_open: "Смена", hq_on: "HQ: на связи",
     hq_off: "HQ: нет связи", backlog: "к отправке", scanner: "Сканер", printer: "Принтер",
@@ -28,7 +28,7 @@ const WORDS = {
     cancel_sale: "Аннулировать чек", left: "можно вернуть", expected: "Ожидается в кассе", sales: "Продажи",
     refunds: "Возвраты", stock: "Остаток в магазине", change_qty: "Количество", z_done: "Смена закрыта. Разница: {d} ₽",
     cash: "наличными", card: "на карту", points_refund: "баллами", no_vat: "без НДС",
-    customer: "Клиент", pay_points: "Баллами", card_or_phone: "Карта или телефон", new_card: "Новая карта: телефон",
+    customer: "Клиент (F2)", pay_points: "Баллами (F7)", card_or_phone: "Карта или телефон", new_card: "Новая карта: телефон",
     name: "Имя (необязательно)", points: "Баллов", balance: "баллов", spendable: "можно списать сейчас",
     user_id: "Логин", drawer_override: "Разрешение управляющего: выдать больше, чем в кассе",
     remove_line: "Удалить строку", weight_kg: "Вес, кг (например 1,5)", receipt_paid: "Чек {r}: {t} ₽.",
@@ -44,8 +44,8 @@ const WORDS = {
   en: {
     title: "Till", shift: "Shift", returns: "Return", logout: "Log out", item: "Item", qty: "Qty",
     price: "Price", sum: "Amount", total: "Total", cash_given: "Cash given, ₽", pay_cash: "Pay cash (F9)",
-    pay_card: "Card (F10)", pay_mixed: "Mixed", discount: "Discount", void: "Void basket",
-    coupon: "Coupon", coupon_code: "Coupon code", saved: "You save", promo: "Offer",
+    pay_card: "Card (F10)", pay_mixed: "Mixed", discount: "Discount (F4)", void: "Void basket (F8)",
+    coupon: "Coupon (F6)", coupon_code: "Coupon code", saved: "You save", promo: "Offer",
     code_ph: "Barcode, PLU or name — Enter", login_title: "Log in", login: "Log in", pin: "PIN",
     ok: "OK", cancel: "Cancel", no_shift: "No shift open", shift_open: "Shift", hq_on: "HQ: online",
     hq_off: "HQ: offline", backlog: "to send", scanner: "Scanner", printer: "Printer",
@@ -60,7 +60,7 @@ const WORDS = {
     cancel_sale: "Cancel sale", left: "returnable", expected: "Expected in drawer", sales: "Sales",
     refunds: "Refunds", stock: "Stock in store", change_qty: "Quantity", z_done: "Shift closed. Difference: {d} ₽",
     cash: "in cash", card: "to card", points_refund: "as points", no_vat: "no VAT",
-    customer: "Customer", pay_points: "Points", card_or_phone: "Card or phone", new_card: "New card: phone",
+    customer: "Customer (F2)", pay_points: "Points (F7)", card_or_phone: "Card or phone", new_card: "New card: phone",
     name: "Name (optional)", points: "Points", balance: "points", spendable: "spendable now",
     user_id: "Login", drawer_override: "Manager's approval: pay out more than the drawer holds",
     remove_line: "Remove line", weight_kg: "Weight, kg (e.g. 1.5)", receipt_paid: "Receipt {r}: {t} ₽.",
@@ -122,7 +122,7 @@ const ERRORS = {
     overflow: "Слишком большая сумма: проверьте количество и цену.",
     bad_price: "Новая цена должна быть больше нуля и не выше цены каталога.",
     bad_discount: "Скидка: от 1 до 50 % или сумма меньше итога.",
-    bad_coupon: "Код купона: буквы и цифры, до 32 знаков; не больше 8 купонов на чек.",
+    bad_coupon: "Код купона: латинские буквы, цифры и «-», до 32 знаков; не больше 8 купонов на чек.",
     duplicate_marking: "Этот маркированный товар уже в чеке: отсканируйте следующую единицу.",
     marked_quantity: "Маркированный товар продаётся поштучно: сканируйте каждую единицу.",
     basket_changed: "Чек изменился: проверьте его и оплатите снова.",
@@ -223,7 +223,7 @@ const ERRORS = {
     overflow: "The amount is too large: check the quantity and the price.",
     bad_price: "The new price must be above zero and at most the catalog price.",
     bad_discount: "Discount: 1 to 50 % or an amount below the total.",
-    bad_coupon: "A coupon code is letters and digits, up to 32; at most 8 coupons per basket.",
+    bad_coupon: "A coupon code is Latin letters, digits and -, up to 32; at most 8 coupons per basket.",
     duplicate_marking: "This marked item is already in the basket: scan the next unit.",
     marked_quantity: "Marked goods are sold one by one: scan each unit.",
     basket_changed: "The basket changed: check it and pay again.",
@@ -318,10 +318,13 @@ function applyLang() {
 }
 
 // ---- money ----
+// Roubles with a comma and thousands apart ("10 690,00"): a narrow no-break space
+// between the groups, so an amount never breaks across lines.
 const rub = (k) => {
   const sign = k < 0 ? "-" : "";
   const a = Math.abs(k);
-  return `${sign}${Math.floor(a / 100)},${String(a % 100).padStart(2, "0")}`;
+  const whole = String(Math.floor(a / 100)).replace(/\B(?=(\d{3})+(?!\d))/g, "\u202f");
+  return `${sign}${whole},${String(a % 100).padStart(2, "0")}`;
 };
 function kopecks(text) {
   const m = String(text).trim().replace(",", ".").match(/^(-?)(\d+)(?:\.(\d{1,2}))?$/);
@@ -429,6 +432,8 @@ async function act(fn) {
 }
 
 // ---- dialogs ----
+// A button's words without its shortcut, for the dialog it opens ("Скидка (F4)" → "Скидка").
+const plain = (key) => t(key).replace(/ \(F\d+\)$/, "");
 // Asks for `fields` ([{name, label, type, value}]); resolves to the values or null.
 function ask(title, fields, extra) {
   const dlg = $("dlg");
@@ -751,13 +756,13 @@ async function enterCode(code) {
 }
 
 async function coupon() {
-  const v = await ask(t("coupon"), [{ name: "code", label: t("coupon_code") }]);
+  const v = await ask(plain("coupon"), [{ name: "code", label: t("coupon_code") }]);
   if (!v) return;
   await act(() => api("POST", "/api/basket/coupons", { code: v.code, idempotency_key: newKey() }));
 }
 
 async function discount() {
-  const v = await ask(t("discount"), [{ name: "percent", label: t("percent"), value: "10" }, ...managerFields()]);
+  const v = await ask(plain("discount"), [{ name: "percent", label: t("percent"), value: "10" }, ...managerFields()]);
   if (!v) return;
   await act(() => api("POST", "/api/basket/discount", { percent: Number(v.percent), manager: approval(v), idempotency_key: newKey() }));
 }
@@ -914,7 +919,7 @@ $("coupon").onclick = coupon;
 $("void").onclick = () => act(() => api("POST", "/api/basket/void", { idempotency_key: newKey() })).then((d) => d && show(t("voided"), "ok"));
 $("btn-shift").onclick = shiftDialog;
 $("customer").onclick = async () => {
-  const v = await ask(t("customer"), [
+  const v = await ask(plain("customer"), [
     { name: "code", label: t("card_or_phone"), value: "" },
     { name: "phone", label: t("new_card"), value: "" },
     { name: "name", label: t("name"), value: "" },
@@ -930,7 +935,7 @@ $("pay-points").onclick = async () => {
   if (paying) return;
   const c = state.customer;
   if (!c) return showError("no_such_customer");
-  const v = await ask(t("pay_points"), [{ name: "points", label: `${t("points")} (≤ ${c.allowed})`, value: String(c.spendable_now || c.allowed) }]);
+  const v = await ask(plain("pay_points"), [{ name: "points", label: `${t("points")} (≤ ${c.allowed})`, value: String(c.spendable_now || c.allowed) }]);
   if (!v) return;
   const byPoints = Number(v.points) * c.point_value_kopecks;
   const total = state.totals ? state.totals.total_kopecks : 0;
@@ -949,9 +954,24 @@ $("btn-lang").onclick = () => {
   localStorage.setItem("kassa.lang", lang);
   applyLang();
 };
+// Keyboard first: every frequent action has a key, shown on its button; the code field
+// takes what is typed otherwise. Function keys are ignored while a dialog is open
+// (Enter and Escape answer it).
+const SHORTCUTS = {
+  F2: () => $("customer").click(),
+  F4: () => $("discount").click(),
+  F6: () => $("coupon").click(),
+  F7: () => $("pay-points").click(),
+  F8: () => $("void").click(),
+  F9: () => pay("cash"),
+  F10: () => pay("card"),
+};
 document.addEventListener("keydown", (e) => {
-  if (e.key === "F9") { e.preventDefault(); if (!e.repeat) pay("cash"); }
-  if (e.key === "F10") { e.preventDefault(); if (!e.repeat) pay("card"); }
+  const action = SHORTCUTS[e.key];
+  if (!action) return;
+  e.preventDefault();
+  if (e.repeat || document.querySelector("dialog[open]")) return;
+  action();
 });
 
 // The till's live events; a browser's EventSource sends no headers, so the session

@@ -1034,8 +1034,8 @@ fn set_meta(conn: &Connection, key: &str, value: u64) -> Result<(), DbError> {
 mod tests {
     use super::*;
     use kassa_protocol::basket::BasketLine;
-    use kassa_protocol::sale::{Sale, Tender, TenderKind};
-    use kassa_protocol::SaleId;
+    use kassa_protocol::sale::Sale;
+    use kassa_protocol::testing;
 
     const STORE: StoreId = StoreId(1);
     const ACTOR: ActorId = ActorId { store: STORE, epoch: 1 };
@@ -1051,21 +1051,9 @@ mod tests {
         let lines: Vec<BasketLine> = skus
             .iter()
             .map(|sku| BasketLine {
-                category: String::new(),
-                promotions: Vec::new(),
-                sku: Sku((*sku).into()),
-                name: "Хлеб".into(),
-                unit: Unit::Piece,
-                quantity: 1,
-                list_price: Kopecks(5_000),
-                price: Kopecks(5_000),
-                vat: VatRate::Vat10,
-                amount: Kopecks(5_000),
-                discount: Kopecks(0),
-                marking: None,
+                name: "Хлеб".into(), vat: VatRate::Vat10, ..testing::line(sku, Kopecks(5_000))
             })
             .collect();
-        let total = Kopecks(5_000 * lines.len() as i64);
         let counters = skus
             .iter()
             .map(|sku| {
@@ -1074,18 +1062,7 @@ mod tests {
                 CounterEntry { location: STORE, sku: Sku((*sku).into()), actor: ACTOR, p: 0, n: *n }
             })
             .collect();
-        let sale = Sale {
-            id: SaleId { store: STORE, seq },
-            receipt_no: kassa_protocol::sale::receipt_no(STORE, 1, seq),
-            terminal: 1,
-            cashier: "k".into(),
-            created_at_ms: 0,
-            lines,
-            tenders: vec![Tender { kind: TenderKind::Cash, amount: total }],
-            total,
-            change: Kopecks(0),
-            loyalty: None,
-        };
+        let sale = Sale { cashier: "k".into(), ..testing::sale(STORE, seq, lines) };
         OutboxEntry { seq, change: Change::Sale { sale, counters } }
     }
 

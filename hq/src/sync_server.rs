@@ -280,32 +280,10 @@ async fn session(
                         if c.error_code == quinn::VarInt::from_u32(0) => break Ok(()),
                     Err(e) => break Err(e.into()),
                 };
-                decoder.push(&buf[..n]);
-                let mut failed = None;
-                loop {
-                    match decoder.next_store(protocol) {
-                        Ok(Some(msg)) => {
-                            if let Err(e) = session.handle_message(msg) {
-                                failed = Some(e.to_string());
-                                break;
-                            }
-                            drive(&mut session, &shared, &peer).await?;
-                        }
-                        Ok(None) => break,
-                        Err(e) => {
-                            failed = Some(e.to_string());
-                            break;
-                        }
-                    }
-                }
+                let failed = take_messages(&mut session, &mut decoder, &buf[..n], &shared, &peer).await?;
                 flush(&mut session, &mut send).await?;
                 if let Some(reason) = failed {
-                    // Refused: nothing of the offending message reached the database.
-                    tracing::warn!(%reason, "closing store connection");
-                    let _ = send.finish();
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    conn.close(2u32.into(), reason.as_bytes());
-                    return Err(ConnError::Protocol(reason));
+                    return refuse(&conn, &mut send, reason).await;
                 }
             }
             Ok(()) = catalog.changed() => {
@@ -327,6 +305,40 @@ async fn session(
     };
     tracing::info!("store disconnected");
     result
+}
+
+/// Feeds the bytes read to the decoder and every whole message to the sync core, doing
+/// what each asks; stops at the first message refused, and returns why.
+async fn take_messages(
+    session: &mut HqSync,
+    decoder: &mut FrameDecoder,
+    bytes: &[u8],
+    shared: &Shared,
+    peer: &PeerGuard,
+) -> Result<Option<String>, ConnError> {
+    decoder.push(bytes);
+    loop {
+        match decoder.next_store(session.protocol()) {
+            Ok(Some(msg)) => {
+                if let Err(e) = session.handle_message(msg) {
+                    return Ok(Some(e.to_string()));
+                }
+                drive(session, shared, peer).await?;
+            }
+            Ok(None) => return Ok(None),
+            Err(e) => return Ok(Some(e.to_string())),
+        }
+    }
+}
+
+/// Closes a connection whose store sent what HQ refuses. Nothing of the offending
+/// message reached the database.
+async fn refuse(conn: &quinn::Connection, send: &mut quinn::SendStream, reason: String) -> Result<(), ConnError> {
+    tracing::warn!(%reason, "closing store connection");
+    let _ = send.finish();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    conn.close(2u32.into(), reason.as_bytes());
+    Err(ConnError::Protocol(reason))
 }
 
 async fn offer_nearby(session: &mut HqSync, shared: &Shared) -> Result<(), ConnError> {

@@ -122,7 +122,9 @@ pub enum BasketError {
     DuplicateMarking,
     #[error("a marked item is sold one by one: scan each unit")]
     MarkedQuantity,
-    #[error("a coupon code is 1 to {COUPON_LEN_MAX_CHARS} letters and digits, at most {COUPONS_MAX} per basket")]
+    #[error(
+        "a coupon code is 1 to {COUPON_LEN_MAX_CHARS} Latin letters, digits or -, at most {COUPONS_MAX} per basket"
+    )]
     Coupon,
 }
 
@@ -363,11 +365,8 @@ impl Basket {
 
     /// Adds a coupon code the customer presented (kept in capitals; once).
     pub fn add_coupon(&mut self, code: &str) -> Result<(), BasketError> {
-        let code = code.trim().to_uppercase();
-        let ok = !code.is_empty()
-            && code.chars().count() <= COUPON_LEN_MAX_CHARS
-            && code.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '_');
-        if !ok {
+        let code = code.trim().to_ascii_uppercase();
+        if !is_coupon_code(&code) {
             return Err(BasketError::Coupon);
         }
         if !self.coupons.contains(&code) {
@@ -383,6 +382,13 @@ impl Basket {
     pub fn promotions_saved(&self) -> Kopecks {
         Kopecks(self.lines.iter().map(|l| l.promotion_discount().0).sum())
     }
+}
+
+/// A coupon code as promotions define it and tills take it: 1 to
+/// [`COUPON_LEN_MAX_CHARS`] Latin letters, digits or `-` (what any keyboard and any
+/// printed coupon has).
+pub fn is_coupon_code(code: &str) -> bool {
+    (1..=COUPON_LEN_MAX_CHARS).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 /// Sums lines into a total and VAT per rate (VAT per line on its net amount, summed).

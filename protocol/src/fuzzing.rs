@@ -82,63 +82,13 @@ struct Connection {
 }
 
 impl Connection {
+    /// Does what HQ's sync core asks, as the real shell would (now and then failing to
+    /// apply), then checks what it sends.
     fn drive(&mut self, hq: &mut HqSync) {
         while let Some(ev) = hq.poll_event() {
             match ev {
-                HqEvent::Hello { actor, .. } => {
-                    assert_eq!(actor.store, STORE, "a Hello for another store's actor is refused");
-                    assert!(self.actor.is_none(), "one Hello per connection");
-                    self.actor = Some(actor);
-                    // HQ held some of the store's outbox already, or none.
-                    let held = u64::from(self.shell % 4);
-                    self.committed = held;
-                    self.next = held + 1;
-                    hq.accept(held);
-                    // What the real shell offers next.
-                    hq.offer_rules(1, &LoyaltyRules::default());
-                    let sku = crate::ids::Sku("1".into());
-                    let item = CatalogItem {
-                        sku: sku.clone(),
-                        gtin: None,
-                        name: "Хлеб".into(),
-                        category: String::new(),
-                        price: crate::money::Kopecks(4999),
-                        vat: crate::catalog::VatRate::Vat10,
-                        unit: Unit::Piece,
-                        plu: None,
-                    };
-                    hq.offer_catalog(u64::from(self.shell), &[item]);
-                    hq.offer_nearby_stock(0, &[NearbyStock { store: StoreId(2), sku: sku.clone(), quantity: 1 }]);
-                    hq.offer_counters(&[CounterEntry { location: STORE, sku, actor: ActorId::HQ, p: 1, n: 0 }]);
-                }
-                HqEvent::Apply { actor: a, entries, upto, .. } => {
-                    assert_eq!(Some(a), self.actor, "only after Hello, as the store's actor");
-                    assert!(!entries.is_empty() && entries.len() <= BATCH_ENTRIES_MAX);
-                    for (i, e) in entries.iter().enumerate() {
-                        assert_eq!(e.seq, self.next + i as u64, "a contiguous run after what HQ holds");
-                        match &e.change {
-                            Change::Sale { sale: crate::sale::Sale { id, .. }, counters }
-                            | Change::Return { ret: crate::returns::Return { id, .. }, counters } => {
-                                assert_eq!(id.store, STORE, "only the store's own records");
-                                assert!(counters.iter().all(|c| c.actor == a && c.location == STORE && c.is_valid()));
-                            }
-                            Change::Loyalty { entries, .. } => {
-                                assert!(entries.iter().all(|l| l.writer() == a && l.check().is_ok()));
-                            }
-                        }
-                    }
-                    assert_eq!(entries.last().map(|e| e.seq), Some(upto));
-                    self.applies += 1;
-                    if self.shell & 0x10 != 0 && self.applies % 3 == 0 {
-                        // The database failed: nothing committed, the store resends.
-                        hq.handle_apply_failed();
-                        self.next = self.committed + 1;
-                    } else {
-                        self.committed = upto;
-                        self.next = upto + 1;
-                        hq.handle_applied(upto);
-                    }
-                }
+                HqEvent::Hello { actor, .. } => self.hello(hq, actor),
+                HqEvent::Apply { actor: a, entries, upto, .. } => self.apply(hq, a, &entries, upto),
                 HqEvent::CompareDigests { actor: a, theirs } => {
                     assert!(Some(a) == self.actor && theirs.len() <= DIGESTS_MAX);
                     hq.digests_compared(self.shell & 0x20 != 0);
@@ -156,6 +106,72 @@ impl Connection {
                 }
             }
         }
+        self.check_transmits(hq);
+    }
+
+    /// The store said hello: HQ holds some of its outbox already (or none), and offers
+    /// what the real shell offers next.
+    fn hello(&mut self, hq: &mut HqSync, actor: ActorId) {
+        assert_eq!(actor.store, STORE, "a Hello for another store's actor is refused");
+        assert!(self.actor.is_none(), "one Hello per connection");
+        self.actor = Some(actor);
+        // HQ held some of the store's outbox already, or none.
+        let held = u64::from(self.shell % 4);
+        self.committed = held;
+        self.next = held + 1;
+        hq.accept(held);
+        // What the real shell offers next.
+        hq.offer_rules(1, &LoyaltyRules::default());
+        let sku = crate::ids::Sku("1".into());
+        let item = CatalogItem {
+            sku: sku.clone(),
+            gtin: None,
+            name: "Хлеб".into(),
+            category: String::new(),
+            price: crate::money::Kopecks(4999),
+            vat: crate::catalog::VatRate::Vat10,
+            unit: Unit::Piece,
+            plu: None,
+        };
+        hq.offer_catalog(u64::from(self.shell), &[item]);
+        hq.offer_nearby_stock(0, &[NearbyStock { store: StoreId(2), sku: sku.clone(), quantity: 1 }]);
+        hq.offer_counters(&[CounterEntry { location: STORE, sku, actor: ActorId::HQ, p: 1, n: 0 }]);
+    }
+
+    /// A run of the store's outbox to apply: contiguous, the store's own; now and then
+    /// the database fails.
+    fn apply(&mut self, hq: &mut HqSync, a: ActorId, entries: &[wire::OutboxEntry], upto: u64) {
+        assert_eq!(Some(a), self.actor, "only after Hello, as the store's actor");
+        assert!(!entries.is_empty() && entries.len() <= BATCH_ENTRIES_MAX);
+        for (i, e) in entries.iter().enumerate() {
+            assert_eq!(e.seq, self.next + i as u64, "a contiguous run after what HQ holds");
+            match &e.change {
+                Change::Sale { sale: crate::sale::Sale { id, .. }, counters }
+                | Change::Return { ret: crate::returns::Return { id, .. }, counters } => {
+                    assert_eq!(id.store, STORE, "only the store's own records");
+                    assert!(counters.iter().all(|c| c.actor == a && c.location == STORE && c.is_valid()));
+                }
+                Change::Loyalty { entries, .. } => {
+                    assert!(entries.iter().all(|l| l.writer() == a && l.check().is_ok()));
+                }
+            }
+        }
+        assert_eq!(entries.last().map(|e| e.seq), Some(upto));
+        self.applies += 1;
+        if self.shell & 0x10 != 0 && self.applies % 3 == 0 {
+            // The database failed: nothing committed, the store resends.
+            hq.handle_apply_failed();
+            self.next = self.committed + 1;
+        } else {
+            self.committed = upto;
+            self.next = upto + 1;
+            hq.handle_applied(upto);
+        }
+    }
+
+    /// What HQ sends encodes and decodes back the same; acknowledgements never go back
+    /// and never run ahead of what was committed.
+    fn check_transmits(&mut self, hq: &mut HqSync) {
         while let Some(msg) = hq.poll_transmit() {
             let frame = wire::encode_hq(self.version, &msg).expect("what HQ sends always encodes");
             let mut back = FrameDecoder::default();
@@ -243,12 +259,13 @@ mod tests {
     use super::*;
     use crate::basket::BasketLine;
     use crate::catalog::VatRate;
-    use crate::ids::{SaleId, Sku};
+    use crate::ids::Sku;
     use crate::loyalty::{CustomerId, LoyaltyAccount, RightsRequest};
     use crate::money::Kopecks;
-    use crate::sale::{Sale, Tender, TenderKind};
+    use crate::sale::Sale;
     use crate::seeded::SeededRng;
     use crate::stock::ActorDigest;
+    use crate::testing;
     use crate::wire::{OutboxEntry, StoreMessage};
 
     const ACTOR: ActorId = ActorId { store: STORE, epoch: 1 };
@@ -258,32 +275,9 @@ mod tests {
 
     fn sale(seq: u64, store: StoreId) -> OutboxEntry {
         let sku = Sku("100001".into());
-        let line = BasketLine {
-            category: String::new(),
-            promotions: Vec::new(),
-            sku: sku.clone(),
-            name: "Молоко".into(),
-            unit: Unit::Piece,
-            quantity: 1,
-            list_price: Kopecks(100),
-            price: Kopecks(100),
-            vat: VatRate::Vat10,
-            amount: Kopecks(100),
-            discount: Kopecks(0),
-            marking: None,
-        };
-        let sale = Sale {
-            id: SaleId { store, seq },
-            receipt_no: crate::sale::receipt_no(store, 1, seq),
-            terminal: 1,
-            cashier: "kassir".into(),
-            created_at_ms: 0,
-            lines: vec![line],
-            tenders: vec![Tender { kind: TenderKind::Cash, amount: Kopecks(100) }],
-            total: Kopecks(100),
-            change: Kopecks(0),
-            loyalty: None,
-        };
+        let line =
+            BasketLine { name: "Молоко".into(), vat: VatRate::Vat10, ..testing::line(&sku.0, Kopecks(100)) };
+        let sale = Sale { cashier: "kassir".into(), ..testing::sale(store, seq, vec![line]) };
         let counters = vec![CounterEntry { location: STORE, sku, actor: ACTOR, p: 0, n: seq as i64 }];
         OutboxEntry { seq, change: Change::Sale { sale, counters } }
     }

@@ -20,6 +20,8 @@
 //! - [`sync`]: the sans-IO sync state machines of a store and of HQ.
 //! - `fuzzing` (hidden): the bodies of the fuzz targets in `protocol/fuzz`, run by the
 //!   unit tests too.
+//! - `testing` (hidden): fixtures for tests — a basket line, a sale — with defaults to
+//!   override.
 //!
 //! **Architecture invariant:** nothing here reads a clock, a socket or a file. Time is
 //! passed in as [`std::time::Instant`] by the caller, which makes the sync core
@@ -42,7 +44,8 @@ pub mod sale;
 pub mod seeded;
 pub mod stock;
 pub mod sync;
+#[doc(hidden)]
+pub mod testing;
 pub mod wire;
-
 pub use ids::{ActorId, SaleId, Sku, StoreId};
 pub use money::Kopecks;

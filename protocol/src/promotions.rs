@@ -230,6 +230,13 @@ impl Promotion {
 
     /// Checks the definition against its own rules and the catalog.
     pub fn validate(&self, catalog: &impl Catalog) -> Result<(), PromotionError> {
+        self.validate_scope()?;
+        self.validate_kind()?;
+        self.validate_targets(catalog)
+    }
+
+    /// Its name, and where, when and to whom it applies.
+    fn validate_scope(&self) -> Result<(), PromotionError> {
         let name = self.name.trim();
         if name.is_empty() || name.chars().count() > NAME_LEN_MAX_CHARS || name.chars().any(char::is_control) {
             return Err(self.refuse("name", format!("1 to {NAME_LEN_MAX_CHARS} printable characters")));
@@ -251,11 +258,15 @@ impl Promotion {
             return Err(self.refuse("stores", "all stores, or a list of at least one"));
         }
         if let Some(c) = &self.coupon {
-            let ok = (1..=32).contains(&c.code.len()) && c.code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-            if !ok {
-                return Err(self.refuse("coupon.code", "1 to 32 letters, digits or -"));
+            if !crate::basket::is_coupon_code(&c.code) {
+                return Err(self.refuse("coupon.code", "1 to 32 Latin letters, digits or -"));
             }
         }
+        Ok(())
+    }
+
+    /// The amounts, percents and group sizes of its kind.
+    fn validate_kind(&self) -> Result<(), PromotionError> {
         let positive = |field: &'static str, k: Kopecks| {
             if k.0 <= 0 || k > crate::catalog::PRICE_KOPECKS_MAX {
                 Err(self.refuse(field, format!("more than 0 and at most {}", crate::catalog::PRICE_KOPECKS_MAX)))
@@ -317,6 +328,11 @@ impl Promotion {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// What it applies to is in the catalog.
+    fn validate_targets(&self, catalog: &impl Catalog) -> Result<(), PromotionError> {
         for target in self.kind.targets() {
             match target {
                 Target::Items(skus) => {
@@ -803,129 +819,208 @@ impl<'l> State<'l> {
 
     /// Applies `p` to what is left of the lines in `touched`; returns what it saved.
     fn apply(&mut self, p: &Promotion, touched: &[usize]) -> i64 {
-        let lines = self.lines;
-        let mut saved = 0;
         self.applying_since = self.applied.len();
         // The index found exactly the lines a single-target promotion matches.
         let single = p.kind.single_target();
         match &p.kind {
-            Kind::PercentOff { target, percent } => {
-                for &i in touched {
-                    let l = &lines[i];
-                    if !(single || matches(target, l)) || self.free[i] <= 0 {
-                        continue;
-                    }
-                    let base = match l.unit {
-                        Unit::Piece => l.price.0.saturating_mul(self.free[i]),
-                        Unit::Kilogram => l.amount.0,
-                    };
-                    saved += self.give(i, p, percent_of(base, *percent));
-                    let n = self.free[i];
-                    self.use_pieces(i, n);
-                }
-            }
+            Kind::PercentOff { target, percent } => self.apply_percent_off(p, target, *percent, touched, single),
             Kind::AmountOff { target, amount } | Kind::FixedPrice { target, price: amount } => {
-                let fixed = matches!(p.kind, Kind::FixedPrice { .. });
-                for &i in touched {
-                    let l = &lines[i];
-                    if !(single || matches(target, l)) || self.free[i] <= 0 {
-                        continue;
-                    }
-                    let per_unit = if fixed { (l.price.0 - amount.0).max(0) } else { amount.0.min(l.price.0) };
-                    let off = match l.unit {
-                        Unit::Piece => per_unit.saturating_mul(self.free[i]),
-                        Unit::Kilogram => {
-                            pricing::line_amount(Kopecks(per_unit), Unit::Kilogram, l.quantity).map_or(0, |k| k.0)
-                        }
-                    };
-                    if off > 0 {
-                        saved += self.give(i, p, off);
-                        let n = self.free[i];
-                        self.use_pieces(i, n);
-                    }
-                }
+                self.apply_amount_off(p, target, *amount, touched, single)
             }
-            Kind::NForM { target, n, m } => {
-                let free = self.free_pieces(target, touched, single);
-                for group in free.chunks_exact(*n as usize) {
-                    // The cheapest of the group (canonical order: dearest first) are free.
-                    for &i in group {
-                        self.take(i);
-                    }
-                    for &i in &group[*m as usize..] {
-                        let (line, price) = (self.pieces[i].line as usize, self.pieces[i].price);
-                        saved += self.give(line, p, price);
-                    }
-                }
+            Kind::NForM { target, n, m } => self.apply_n_for_m(p, target, (*n, *m), touched, single),
+            Kind::NForPrice { target, n, price } => self.apply_n_for_price(p, target, (*n, *price), touched, single),
+            Kind::BuyGet { buy, buy_qty, get, get_qty, percent } => {
+                self.apply_buy_get(p, (buy, *buy_qty), (get, *get_qty), *percent, touched)
             }
-            Kind::NForPrice { target, n, price } => {
-                let free = self.free_pieces(target, touched, single);
-                for group in free.chunks_exact(*n as usize) {
-                    let sum: i64 = group.iter().map(|&i| self.pieces[i].price).sum();
-                    if sum > price.0 {
-                        saved += self.give_over(group, p, sum - price.0);
-                    }
-                }
-            }
-            Kind::BuyGet { buy, buy_qty, get, get_qty, percent } => loop {
-                let bought: Vec<usize> =
-                    self.free_pieces(buy, touched, false).into_iter().take(*buy_qty as usize).collect();
-                if bought.len() < *buy_qty as usize {
-                    break;
-                }
-                // The cheapest eligible pieces are the ones discounted.
-                let got: Vec<usize> = self
-                    .free_pieces(get, touched, false)
-                    .into_iter()
-                    .rev()
-                    .filter(|i| !bought.contains(i))
-                    .take(*get_qty as usize)
-                    .collect();
-                if got.len() < *get_qty as usize {
-                    break;
-                }
-                for &i in &bought {
-                    self.take(i);
-                }
-                for &i in &got {
-                    self.take(i);
-                    let (line, price) = (self.pieces[i].line as usize, self.pieces[i].price);
-                    saved += self.give(line, p, percent_of(price, *percent));
-                }
-            },
-            Kind::Bundle { components, price } => loop {
-                let mut set: Vec<usize> = Vec::with_capacity(components.len());
-                for c in components {
-                    match self.free_pieces(c, touched, false).into_iter().find(|i| !set.contains(i)) {
-                        Some(i) => set.push(i),
-                        None => break,
-                    }
-                }
-                let sum: i64 = set.iter().map(|&i| self.pieces[i].price).sum();
-                if set.len() < components.len() || sum <= price.0 {
-                    break;
-                }
-                saved += self.give_over(&set, p, sum - price.0);
-            },
+            Kind::Bundle { components, price } => self.apply_bundle(p, components, *price, touched),
             Kind::BasketPercent { threshold, .. } | Kind::BasketAmount { threshold, .. } => {
-                // Spread in the canonical order of lines, so that ties in the spread do not
-                // depend on the order of scanning.
-                let order = std::rc::Rc::clone(&self.order);
-                let left: Vec<i64> = order.iter().map(|&i| self.left_to_pay(i).max(0)).collect();
-                let total: i64 = left.iter().sum();
-                if total < threshold.0 {
-                    return 0;
+                self.apply_to_basket(p, *threshold)
+            }
+        }
+    }
+
+    /// `percent` off every free unit of the target's lines.
+    fn apply_percent_off(
+        &mut self,
+        p: &Promotion,
+        target: &Target,
+        percent: u8,
+        touched: &[usize],
+        single: bool,
+    ) -> i64 {
+        let lines = self.lines;
+        let mut saved = 0;
+        for &i in touched {
+            let l = &lines[i];
+            if !(single || matches(target, l)) || self.free[i] <= 0 {
+                continue;
+            }
+            let base = match l.unit {
+                Unit::Piece => l.price.0.saturating_mul(self.free[i]),
+                Unit::Kilogram => l.amount.0,
+            };
+            saved += self.give(i, p, percent_of(base, percent));
+            let n = self.free[i];
+            self.use_pieces(i, n);
+        }
+        saved
+    }
+
+    /// An amount off, or a promotional price, for every free unit of the target's lines.
+    fn apply_amount_off(
+        &mut self,
+        p: &Promotion,
+        target: &Target,
+        amount: Kopecks,
+        touched: &[usize],
+        single: bool,
+    ) -> i64 {
+        let lines = self.lines;
+        let mut saved = 0;
+        let fixed = matches!(p.kind, Kind::FixedPrice { .. });
+        for &i in touched {
+            let l = &lines[i];
+            if !(single || matches(target, l)) || self.free[i] <= 0 {
+                continue;
+            }
+            let per_unit = if fixed { (l.price.0 - amount.0).max(0) } else { amount.0.min(l.price.0) };
+            let off = match l.unit {
+                Unit::Piece => per_unit.saturating_mul(self.free[i]),
+                Unit::Kilogram => {
+                    pricing::line_amount(Kopecks(per_unit), Unit::Kilogram, l.quantity).map_or(0, |k| k.0)
                 }
-                let off = match &p.kind {
-                    Kind::BasketPercent { percent, .. } => percent_of(total, *percent),
-                    Kind::BasketAmount { amount, .. } => amount.0.min(total),
-                    _ => unreachable!("basket kinds only"),
-                };
-                if let Some(shares) = pricing::spread(off, &left) {
-                    for (k, share) in shares.into_iter().enumerate() {
-                        saved += self.give(order[k], p, share);
-                    }
+            };
+            if off > 0 {
+                saved += self.give(i, p, off);
+                let n = self.free[i];
+                self.use_pieces(i, n);
+            }
+        }
+        saved
+    }
+
+    /// Groups of `n` free pieces, the cheapest `n - m` of each free.
+    fn apply_n_for_m(
+        &mut self,
+        p: &Promotion,
+        target: &Target,
+        (n, m): (u32, u32),
+        touched: &[usize],
+        single: bool,
+    ) -> i64 {
+        let mut saved = 0;
+        let free = self.free_pieces(target, touched, single);
+        for group in free.chunks_exact(n as usize) {
+            // The cheapest of the group (canonical order: dearest first) are free.
+            for &i in group {
+                self.take(i);
+            }
+            for &i in &group[m as usize..] {
+                let (line, price) = (self.pieces[i].line as usize, self.pieces[i].price);
+                saved += self.give(line, p, price);
+            }
+        }
+        saved
+    }
+
+    /// Groups of `n` free pieces at `price` the group.
+    fn apply_n_for_price(
+        &mut self,
+        p: &Promotion,
+        target: &Target,
+        (n, price): (u32, Kopecks),
+        touched: &[usize],
+        single: bool,
+    ) -> i64 {
+        let mut saved = 0;
+        let free = self.free_pieces(target, touched, single);
+        for group in free.chunks_exact(n as usize) {
+            let sum: i64 = group.iter().map(|&i| self.pieces[i].price).sum();
+            if sum > price.0 {
+                saved += self.give_over(group, p, sum - price.0);
+            }
+        }
+        saved
+    }
+
+    /// Buy `buy_qty` of one target, get `get_qty` of another `percent` off, as often as
+    /// the free pieces allow.
+    fn apply_buy_get(
+        &mut self,
+        p: &Promotion,
+        (buy, buy_qty): (&Target, u32),
+        (get, get_qty): (&Target, u32),
+        percent: u8,
+        touched: &[usize],
+    ) -> i64 {
+        let mut saved = 0;
+        loop {
+            let bought: Vec<usize> = self.free_pieces(buy, touched, false).into_iter().take(buy_qty as usize).collect();
+            if bought.len() < buy_qty as usize {
+                break;
+            }
+            // The cheapest eligible pieces are the ones discounted.
+            let got: Vec<usize> = self
+                .free_pieces(get, touched, false)
+                .into_iter()
+                .rev()
+                .filter(|i| !bought.contains(i))
+                .take(get_qty as usize)
+                .collect();
+            if got.len() < get_qty as usize {
+                break;
+            }
+            for &i in &bought {
+                self.take(i);
+            }
+            for &i in &got {
+                self.take(i);
+                let (line, price) = (self.pieces[i].line as usize, self.pieces[i].price);
+                saved += self.give(line, p, percent_of(price, percent));
+            }
+        }
+        saved
+    }
+
+    /// A set of one piece of each component at `price`, as often as the free pieces allow.
+    fn apply_bundle(&mut self, p: &Promotion, components: &[Target], price: Kopecks, touched: &[usize]) -> i64 {
+        let mut saved = 0;
+        loop {
+            let mut set: Vec<usize> = Vec::with_capacity(components.len());
+            for c in components {
+                match self.free_pieces(c, touched, false).into_iter().find(|i| !set.contains(i)) {
+                    Some(i) => set.push(i),
+                    None => break,
                 }
+            }
+            let sum: i64 = set.iter().map(|&i| self.pieces[i].price).sum();
+            if set.len() < components.len() || sum <= price.0 {
+                break;
+            }
+            saved += self.give_over(&set, p, sum - price.0);
+        }
+        saved
+    }
+
+    /// A basket promotion, on what is left to pay once it reaches `threshold`.
+    fn apply_to_basket(&mut self, p: &Promotion, threshold: Kopecks) -> i64 {
+        let mut saved = 0;
+        // Spread in the canonical order of lines, so that ties in the spread do not
+        // depend on the order of scanning.
+        let order = std::rc::Rc::clone(&self.order);
+        let left: Vec<i64> = order.iter().map(|&i| self.left_to_pay(i).max(0)).collect();
+        let total: i64 = left.iter().sum();
+        if total < threshold.0 {
+            return 0;
+        }
+        let off = match &p.kind {
+            Kind::BasketPercent { percent, .. } => percent_of(total, *percent),
+            Kind::BasketAmount { amount, .. } => amount.0.min(total),
+            _ => unreachable!("basket kinds only"),
+        };
+        if let Some(shares) = pricing::spread(off, &left) {
+            for (k, share) in shares.into_iter().enumerate() {
+                saved += self.give(order[k], p, share);
             }
         }
         saved

@@ -220,108 +220,45 @@ impl StoreSync {
         self.head.saturating_sub(self.acked)
     }
 
+    /// Asserts the sequence invariants: HQ acknowledged only what it was sent, and only
+    /// what is in the outbox (acknowledged ≤ sent ≤ head). The seeded simulation checks
+    /// them after every step, beside its own checks of the fleet.
+    pub fn check_invariants(&self) {
+        assert!(self.sent <= self.head, "sent {} beyond the outbox's head {}", self.sent, self.head);
+        assert!(self.acked <= self.sent, "acknowledged {} beyond what was sent ({})", self.acked, self.sent);
+    }
+
     pub fn handle_message(&mut self, now: Instant, msg: HqMessage) -> Result<(), SyncError> {
-        match (self.state, msg) {
+        // `false`: an old or repeated page, ignored; nothing follows from it.
+        let taken = match (self.state, msg) {
             (_, HqMessage::Refused { reason }) => return Err(SyncError::Refused(reason)),
             (StoreState::AwaitingWelcome, HqMessage::Welcome { version, store, acked_seq, software_version }) => {
-                if version != self.protocol {
-                    return Err(SyncError::Version { theirs: version, ours: self.protocol });
-                }
-                if store != self.actor.store {
-                    return Err(SyncError::Malformed(format!(
-                        "HQ calls us store {store}, we are {}",
-                        self.actor.store
-                    )));
-                }
-                // HQ holds entries this journal does not: the store was restored from an
-                // old backup (or its journal replaced). Its next entries would reuse
-                // numbers HQ already has and be ignored as duplicates — silently lost.
-                // Stop syncing and say so; the till keeps selling, nothing is dropped.
-                if acked_seq > self.head {
-                    return Err(SyncError::AheadOfJournal { hq: acked_seq, journal: self.head });
-                }
-                self.state = StoreState::Ready;
-                self.hq_software_version = software_version;
-                self.acked = acked_seq;
-                self.sent = acked_seq;
-                // The first comparison soon after connecting: a drift is repaired at
-                // once, not a whole interval later.
-                self.next_digest = Some(now + DIGEST_INTERVAL / 30);
-                self.events.push_back(StoreEvent::Connected { acked_seq });
+                self.handle_welcome(now, version, store, acked_seq, software_version)?;
+                true
             }
             (StoreState::AwaitingWelcome, _) => return Err(SyncError::Unexpected("a message before Welcome")),
             (StoreState::Ready, HqMessage::Welcome { .. }) => return Err(SyncError::Unexpected("a second Welcome")),
             (StoreState::Ready, HqMessage::Ack { upto }) => {
-                if upto > self.sent.max(self.head) {
-                    return Err(SyncError::Malformed(format!("ack of {upto}, beyond what we sent")));
-                }
-                if upto > self.acked {
-                    self.acked = upto;
-                    self.waiting_since = (self.sent > self.acked).then_some(now);
-                    self.events.push_back(StoreEvent::Acked { upto });
-                }
+                self.handle_ack(now, upto)?;
+                true
             }
             (StoreState::Ready, HqMessage::CatalogPage { version, items, last }) => {
-                if version <= self.catalog_version {
-                    return Ok(()); // an old or repeated snapshot: ignore
-                }
-                let pages = self.catalog_pages.get_or_insert_with(|| (version, Vec::new()));
-                if pages.0 != version {
-                    // A newer version started before the previous finished: restart.
-                    *pages = (version, Vec::new());
-                }
-                if pages.1.len() + items.len() > CATALOG_ITEMS_MAX {
-                    return Err(SyncError::Malformed("catalog too large".into()));
-                }
-                pages.1.extend(items);
-                if last {
-                    let (version, items) = self.catalog_pages.take().expect("just inserted");
-                    self.events.push_back(StoreEvent::Catalog { version, items });
-                }
+                self.handle_catalog_page(version, items, last)?
             }
             (StoreState::Ready, HqMessage::PromotionsPage { version, first, definitions, last }) => {
-                if version <= self.promotions_version.max(self.promotions_handed) {
-                    return Ok(()); // an old or repeated set: ignore
-                }
-                let pages = self.promotion_pages.get_or_insert_with(|| (version, Vec::new()));
-                if pages.0 != version || first == 0 {
-                    // A new set (or this one from its start again).
-                    *pages = (version, Vec::new());
-                }
-                if first as usize != pages.1.len() {
-                    // A page is missing: drop the set; the next digest says what we hold
-                    // and HQ sends it again.
-                    self.promotion_pages = None;
-                    return Ok(());
-                }
-                if pages.1.len() + definitions.len() > PROMOTIONS_MAX {
-                    return Err(SyncError::Malformed("too many promotions".into()));
-                }
-                pages.1.extend(definitions);
-                if last {
-                    let (version, definitions) = self.promotion_pages.take().expect("just inserted");
-                    self.promotions_handed = version;
-                    self.events.push_back(StoreEvent::Promotions { version, definitions });
-                }
+                self.handle_promotions_page(version, first, definitions, last)?
             }
             (StoreState::Ready, HqMessage::NearbyStock { as_of_ms, entries, last }) => {
-                if entries.iter().any(|e| e.store == self.actor.store) {
-                    return Err(SyncError::Malformed("our own stock as a nearby store's".into()));
-                }
-                if self.nearby_pages.len() + entries.len() > NEARBY_ENTRIES_MAX {
-                    return Err(SyncError::Malformed("nearby stock too large".into()));
-                }
-                self.nearby_pages.extend(entries);
-                if last {
-                    self.events.push_back(StoreEvent::NearbyStock {
-                        as_of_ms,
-                        entries: std::mem::take(&mut self.nearby_pages),
-                    });
-                }
+                self.handle_nearby_page(as_of_ms, entries, last)?;
+                true
             }
-            (StoreState::Ready, HqMessage::SendCounters) => self.events.push_back(StoreEvent::SendOwnCounters),
+            (StoreState::Ready, HqMessage::SendCounters) => {
+                self.events.push_back(StoreEvent::SendOwnCounters);
+                true
+            }
             (StoreState::Ready, HqMessage::Rules { version, rules }) => {
                 self.events.push_back(StoreEvent::Rules { version, rules });
+                true
             }
             (StoreState::Ready, HqMessage::Rights(answer)) => {
                 if let RightsAnswer::Grant(g) = &answer {
@@ -330,6 +267,7 @@ impl StoreSync {
                     }
                 }
                 self.events.push_back(StoreEvent::Rights(answer));
+                true
             }
             (StoreState::Ready, HqMessage::Loyalty { customers, entries }) => {
                 if let Some(bad) = entries.iter().find(|e| e.check().is_err()) {
@@ -339,15 +277,139 @@ impl StoreSync {
                     return Err(SyncError::Malformed("an invalid customer".into()));
                 }
                 self.events.push_back(StoreEvent::Loyalty { customers, entries });
+                true
             }
             (StoreState::Ready, HqMessage::Counters { entries }) => {
                 if let Some(bad) = entries.iter().find(|e| !e.is_valid() || e.location != self.actor.store) {
                     return Err(SyncError::Malformed(format!("counter entry {bad:?}")));
                 }
                 self.events.push_back(StoreEvent::Counters { entries });
+                true
             }
+        };
+        if taken {
+            self.request_outbox();
         }
-        self.request_outbox();
+        Ok(())
+    }
+
+    /// HQ's `Welcome`: the connection is ready, and HQ's acknowledgement is where sending
+    /// starts.
+    fn handle_welcome(
+        &mut self,
+        now: Instant,
+        version: u32,
+        store: StoreId,
+        acked_seq: u64,
+        software_version: Option<String>,
+    ) -> Result<(), SyncError> {
+        if version != self.protocol {
+            return Err(SyncError::Version { theirs: version, ours: self.protocol });
+        }
+        if store != self.actor.store {
+            return Err(SyncError::Malformed(format!("HQ calls us store {store}, we are {}", self.actor.store)));
+        }
+        // HQ holds entries this journal does not: the store was restored from an
+        // old backup (or its journal replaced). Its next entries would reuse
+        // numbers HQ already has and be ignored as duplicates — silently lost.
+        // Stop syncing and say so; the till keeps selling, nothing is dropped.
+        if acked_seq > self.head {
+            return Err(SyncError::AheadOfJournal { hq: acked_seq, journal: self.head });
+        }
+        self.state = StoreState::Ready;
+        self.hq_software_version = software_version;
+        self.acked = acked_seq;
+        self.sent = acked_seq;
+        // The first comparison soon after connecting: a drift is repaired at
+        // once, not a whole interval later.
+        self.next_digest = Some(now + DIGEST_INTERVAL / 30);
+        self.events.push_back(StoreEvent::Connected { acked_seq });
+        Ok(())
+    }
+
+    /// HQ durably holds every entry up to `upto`: the cursor moves (never back).
+    fn handle_ack(&mut self, now: Instant, upto: u64) -> Result<(), SyncError> {
+        if upto > self.sent.max(self.head) {
+            return Err(SyncError::Malformed(format!("ack of {upto}, beyond what we sent")));
+        }
+        if upto > self.acked {
+            self.acked = upto;
+            self.waiting_since = (self.sent > self.acked).then_some(now);
+            self.events.push_back(StoreEvent::Acked { upto });
+        }
+        Ok(())
+    }
+
+    /// A page of HQ's catalog; the whole catalog goes to the shell with its last page.
+    /// `false`: an old or repeated snapshot, ignored.
+    fn handle_catalog_page(&mut self, version: u64, items: Vec<CatalogItem>, last: bool) -> Result<bool, SyncError> {
+        if version <= self.catalog_version {
+            return Ok(false); // an old or repeated snapshot: ignore
+        }
+        let pages = self.catalog_pages.get_or_insert_with(|| (version, Vec::new()));
+        if pages.0 != version {
+            // A newer version started before the previous finished: restart.
+            *pages = (version, Vec::new());
+        }
+        if pages.1.len() + items.len() > CATALOG_ITEMS_MAX {
+            return Err(SyncError::Malformed("catalog too large".into()));
+        }
+        pages.1.extend(items);
+        if last {
+            let (version, items) = self.catalog_pages.take().expect("just inserted");
+            self.events.push_back(StoreEvent::Catalog { version, items });
+        }
+        Ok(true)
+    }
+
+    /// A page of HQ's promotions; the set goes to the shell only when every page came in
+    /// order. `false`: an old or repeated set, or a set with a hole (dropped), ignored.
+    fn handle_promotions_page(
+        &mut self,
+        version: u64,
+        first: u32,
+        definitions: Vec<Definition>,
+        last: bool,
+    ) -> Result<bool, SyncError> {
+        if version <= self.promotions_version.max(self.promotions_handed) {
+            return Ok(false); // an old or repeated set: ignore
+        }
+        let pages = self.promotion_pages.get_or_insert_with(|| (version, Vec::new()));
+        if pages.0 != version || first == 0 {
+            // A new set (or this one from its start again).
+            *pages = (version, Vec::new());
+        }
+        if first as usize != pages.1.len() {
+            // A page is missing: drop the set; the next digest says what we hold
+            // and HQ sends it again.
+            self.promotion_pages = None;
+            return Ok(false);
+        }
+        if pages.1.len() + definitions.len() > PROMOTIONS_MAX {
+            return Err(SyncError::Malformed("too many promotions".into()));
+        }
+        pages.1.extend(definitions);
+        if last {
+            let (version, definitions) = self.promotion_pages.take().expect("just inserted");
+            self.promotions_handed = version;
+            self.events.push_back(StoreEvent::Promotions { version, definitions });
+        }
+        Ok(true)
+    }
+
+    /// A page of nearby stores' stock; all of it goes to the shell with the last page.
+    fn handle_nearby_page(&mut self, as_of_ms: i64, entries: Vec<NearbyStock>, last: bool) -> Result<(), SyncError> {
+        if entries.iter().any(|e| e.store == self.actor.store) {
+            return Err(SyncError::Malformed("our own stock as a nearby store's".into()));
+        }
+        if self.nearby_pages.len() + entries.len() > NEARBY_ENTRIES_MAX {
+            return Err(SyncError::Malformed("nearby stock too large".into()));
+        }
+        self.nearby_pages.extend(entries);
+        if last {
+            self.events
+                .push_back(StoreEvent::NearbyStock { as_of_ms, entries: std::mem::take(&mut self.nearby_pages) });
+        }
         Ok(())
     }
 
@@ -714,6 +776,7 @@ impl HqSync {
     /// The shell committed entries up to `upto` with the store's progress.
     pub fn handle_applied(&mut self, upto: u64) {
         self.acked = self.acked.max(upto);
+        self.debug_check();
         self.transmits.push_back(HqMessage::Ack { upto: self.acked });
     }
 
@@ -721,6 +784,21 @@ impl HqSync {
     /// in-flight run so the store's resend is applied again.
     pub fn handle_apply_failed(&mut self) {
         self.applying = self.acked;
+        self.debug_check();
+    }
+
+    /// Asserts the sequence invariant: what the shell applied is never more than it was
+    /// handed to apply (applied ≤ received). Checked in debug builds where the shell
+    /// reports an apply (a shell applying more than it was handed is a programmer error),
+    /// and by the seeded simulation after every step.
+    pub fn check_invariants(&self) {
+        assert!(self.acked <= self.applying, "applied {} beyond what was received ({})", self.acked, self.applying);
+    }
+
+    fn debug_check(&self) {
+        if cfg!(debug_assertions) {
+            self.check_invariants();
+        }
     }
 
     /// Offers a catalog version; sent only if the store has an older one.

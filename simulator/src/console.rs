@@ -47,6 +47,9 @@ both:     devices                       state of each device (and what the agent
           log [<n>]                     the last n log entries (default 20)
           help | quit";
 
+/// A group of commands: the reply, or `Ok(None)` when the command is not one of the group's.
+type Group = fn(&Console, &str, &[&str]) -> Result<Option<String>, String>;
+
 /// The devices a console acts on, and its own small state.
 #[derive(Debug)]
 pub struct Console {
@@ -83,11 +86,48 @@ impl Console {
         let mut words = line.split_whitespace();
         let verb = words.next().unwrap_or("");
         let args: Vec<&str> = words.collect();
+        let groups: [Group; 3] = [Self::console_command, Self::scanner_command, Self::printer_command];
+        for group in groups {
+            if let Some(reply) = group(self, verb, &args)? {
+                return Ok(reply);
+            }
+        }
+        // A bare code typed at the console is a scan.
+        if args.is_empty() && verb.bytes().all(|b| b.is_ascii_digit()) {
+            return self.scan(verb);
+        }
+        Err(format!("unknown command or wrong arguments: `{line}`; try `help`"))
+    }
+
+    /// The console's own commands (help, the devices' state, the byte log); `Ok(None)`:
+    /// not one of them.
+    fn console_command(&self, verb: &str, args: &[&str]) -> Result<Option<String>, String> {
         let arg = |i: usize| args.get(i).copied().unwrap_or("");
-        match (verb, args.len()) {
+        let reply = match (verb, args.len()) {
             ("", _) => Ok(String::new()),
             ("help", _) => Ok(HELP.into()),
             ("devices", 0) => Ok(self.devices()),
+            ("log", 1) if matches!(arg(0), "on" | "off") => {
+                let on = arg(0) == "on";
+                *self.cursors.lock().unwrap_or_else(|p| p.into_inner()) =
+                    (self.scanner.log().next_seq(), self.printer.log().next_seq());
+                self.watching.store(on, Ordering::Relaxed);
+                Ok(format!("byte log {}", arg(0)))
+            }
+            ("log", 0 | 1) => {
+                let n = if args.is_empty() { Ok(20) } else { arg(0).parse::<usize>() };
+                let n = n.map_err(|_| "log on|off|<n>".to_owned())?.min(LOG_SHOW_ENTRIES_MAX);
+                Ok(self.last_log_entries(n))
+            }
+            _ => return Ok(None),
+        };
+        reply.map(Some)
+    }
+
+    /// The scanner's commands; `Ok(None)`: not one of them.
+    fn scanner_command(&self, verb: &str, args: &[&str]) -> Result<Option<String>, String> {
+        let arg = |i: usize| args.get(i).copied().unwrap_or("");
+        let reply = match (verb, args.len()) {
             ("scan", 1) => self.scan(arg(0)),
             ("weighed", 2) => {
                 let number = |s: &str| s.parse::<u32>().map_err(|_| format!("`{s}` is not a number"));
@@ -136,6 +176,15 @@ impl Console {
                 },
                 _ => Err("scanner unplug|replug".into()),
             },
+            _ => return Ok(None),
+        };
+        reply.map(Some)
+    }
+
+    /// The printer's commands; `Ok(None)`: not one of them.
+    fn printer_command(&self, verb: &str, args: &[&str]) -> Result<Option<String>, String> {
+        let arg = |i: usize| args.get(i).copied().unwrap_or("");
+        let reply = match (verb, args.len()) {
             ("printer", 1) => match arg(0) {
                 "unplug" => {
                     Ok(if self.printer.unplug() { "printer unplugged" } else { "printer was unplugged" }.into())
@@ -183,22 +232,9 @@ impl Console {
                 }
                 _ => Err("offline on|off".into()),
             },
-            ("log", 1) if matches!(arg(0), "on" | "off") => {
-                let on = arg(0) == "on";
-                *self.cursors.lock().unwrap_or_else(|p| p.into_inner()) =
-                    (self.scanner.log().next_seq(), self.printer.log().next_seq());
-                self.watching.store(on, Ordering::Relaxed);
-                Ok(format!("byte log {}", arg(0)))
-            }
-            ("log", 0 | 1) => {
-                let n = if args.is_empty() { Ok(20) } else { arg(0).parse::<usize>() };
-                let n = n.map_err(|_| "log on|off|<n>".to_owned())?.min(LOG_SHOW_ENTRIES_MAX);
-                Ok(self.last_log_entries(n))
-            }
-            // A bare code typed at the console is a scan.
-            (code, 0) if code.bytes().all(|b| b.is_ascii_digit()) => self.scan(code),
-            _ => Err(format!("unknown command or wrong arguments: `{line}`; try `help`")),
-        }
+            _ => return Ok(None),
+        };
+        reply.map(Some)
     }
 
     fn scan(&self, code: &str) -> Result<String, String> {

@@ -255,8 +255,13 @@ impl Page {
         self.wait(css, "appear", |_| true).await;
     }
 
+    /// Waits until `css` shows `needle`. Spaces compare as spaces whatever their kind:
+    /// the page groups thousands with a narrow no-break space, which WebDriver may give
+    /// back as it is or as a plain space.
     async fn wait_for_text(&self, css: &str, needle: &str) -> String {
-        self.wait(css, &format!("show {needle:?}"), |t| t.contains(needle)).await
+        let plain = |s: &str| s.replace(['\u{202f}', '\u{a0}'], " ");
+        let wanted = plain(needle);
+        self.wait(css, &format!("show {needle:?}"), |t| plain(t).contains(&wanted)).await
     }
 
     /// How many elements match `css`, once it is `n`.
@@ -616,7 +621,7 @@ async fn a_cashiers_day_on_the_tills_screen() {
     page.type_into("#dlg-amount", "1000").await;
     page.type_into("#dlg-reason", "размен").await;
     page.click("#dlg-ok").await;
-    page.wait_for_text("#message", "Внесено 1000,00 ₽. Ожидается в кассе: 1330,40 ₽").await;
+    page.wait_for_text("#message", "Внесено 1\u{202f}000,00 ₽. Ожидается в кассе: 1\u{202f}330,40 ₽").await;
 
     // Paper runs out during the next sale: an alert where the cashier looks, in words,
     // with what to do; the sale goes through, and the receipt prints once paper is back.
@@ -637,6 +642,57 @@ async fn a_cashiers_day_on_the_tills_screen() {
     let receipt = printed_receipt(&stack);
     assert!(receipt.contains("Молоко 3,2% 1 л") && receipt.contains("=106,90"), "{receipt}");
 
+    page.close().await;
+    stack.stop().await;
+}
+
+/// WebDriver's F6 key.
+const F6: &str = "\u{E036}";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promotions_on_the_tills_screen() {
+    init_logging();
+    let Some(page) = launch("promotions").await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let stack = stack::start(StackOptions::ephemeral(dir.path())).await.unwrap();
+    assert!(stack.catalog_ready, "the store must receive its catalog from HQ");
+    // One milk 10 % off for everyone; another 20,00 ₽ off with the coupon "SEVER".
+    let set = json!([
+        { "id": 1, "name": "Молоко -10%", "kind": { "type": "percent_off", "skus": ["100001"], "percent": 10 },
+          "from": "2020-01-01", "to": "2100-12-31", "stores": "all", "channels": ["store"], "audience": "everyone" },
+        { "id": 2, "name": "Купон: Северная марка", "kind": { "type": "amount_off", "skus": ["100002"], "amount_kopecks": 2000 },
+          "from": "2020-01-01", "to": "2100-12-31", "stores": "all", "channels": ["store"], "audience": "everyone",
+          "coupon": { "code": "SEVER" } }
+    ]);
+    let client = reqwest::Client::new();
+    let (status, answer) = stack.hq_send(&client, reqwest::Method::PUT, "/api/promotions", Some(&set)).await.unwrap();
+    assert_eq!(status, 200, "{answer}");
+    page.open(&stack).await;
+    page.log_in_and_open_shift().await;
+    page.wait_for_text("#hq", "HQ: на связи").await;
+
+    // Scanned: the line names its promotion and what it took off; the basket the saving.
+    stack.scanner.scan(MILK_GTIN.as_bytes()).unwrap();
+    page.wait_for_text("#basket", "Акция: Молоко -10% −10,69").await;
+    page.wait("#total", "show 96,21", |t| t == "96,21").await;
+    page.wait_for_text("#saved", "Ваша выгода: 10,69").await;
+    // A coupon, typed after F6: the other milk's offer needs it.
+    page.type_into("#code", &format!("4630015509388{ENTER}")).await;
+    page.wait_count("#basket tr", 2).await;
+    page.el("#code").await.send_keys(F6).await.unwrap();
+    page.wait_present("#dlg-code").await;
+    page.type_into("#dlg-code", "sever").await;
+    page.click("#dlg-ok").await;
+    page.wait_for_text("#basket", "Акция: Купон: Северная марка −20,00").await;
+    page.wait_for_text("#saved", "Ваша выгода: 30,69").await;
+    page.screenshot("basket").await;
+
+    page.type_into("#cash", "500").await;
+    page.click("#pay-cash").await;
+    page.wait_for_text("#message", "Сдача:").await;
+    let receipt = printed_receipt(&stack);
+    assert!(receipt.contains("Акция: Молоко -10%") && receipt.contains("Акция: Купон: Северная марка"), "{receipt}");
+    assert!(receipt.contains("Ваша выгода") && receipt.contains("=30,69"), "{receipt}");
     page.close().await;
     stack.stop().await;
 }

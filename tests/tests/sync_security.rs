@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use kassa_hq::{HqConfig, RunningHq};
 use kassa_protocol::stock::CounterEntry;
+use kassa_protocol::testing;
 use kassa_protocol::wire::{self, Change, FrameDecoder, HqMessage, OutboxEntry, StoreMessage, PROTOCOL_VERSION};
-use kassa_protocol::{ActorId, Kopecks, SaleId, Sku, StoreId};
+use kassa_protocol::{ActorId, Kopecks, Sku, StoreId};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_util::sync::CancellationToken;
@@ -100,33 +101,15 @@ fn encode(msg: &StoreMessage) -> Vec<u8> {
 
 fn sale_entry(store: u32, counter_location: u32) -> OutboxEntry {
     let line = kassa_protocol::basket::BasketLine {
-        category: String::new(),
-        promotions: Vec::new(),
-        sku: Sku("100001".into()),
         name: "Молоко".into(),
-        unit: kassa_protocol::catalog::Unit::Piece,
-        quantity: 1,
-        list_price: Kopecks(100),
-        price: Kopecks(100),
         vat: kassa_protocol::catalog::VatRate::Vat10,
-        amount: Kopecks(100),
-        discount: Kopecks(0),
-        marking: None,
+        ..testing::line("100001", Kopecks(100))
     };
+    // The receipt says store 2 whatever the sale's store (a store lying about itself).
     let sale = kassa_protocol::sale::Sale {
-        id: SaleId { store: StoreId(store), seq: 1 },
         receipt_no: "0002-01-000001".into(),
-        terminal: 1,
         cashier: "x".into(),
-        created_at_ms: 0,
-        lines: vec![line],
-        tenders: vec![kassa_protocol::sale::Tender {
-            kind: kassa_protocol::sale::TenderKind::Cash,
-            amount: Kopecks(100),
-        }],
-        total: Kopecks(100),
-        change: Kopecks(0),
-        loyalty: None,
+        ..testing::sale(StoreId(store), 1, vec![line])
     };
     let counter = CounterEntry {
         location: StoreId(counter_location),

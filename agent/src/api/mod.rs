@@ -822,6 +822,7 @@ async fn return_with_receipt(
 
 #[derive(Deserialize)]
 struct NoReceiptLine {
+    /// The item's SKU, or the barcode on the item itself (what a cashier has in hand).
     sku: String,
     quantity: i64,
 }
@@ -835,6 +836,18 @@ struct NoReceiptBody {
     idempotency_key: String,
 }
 
+/// The SKU a cashier means by `code`: a valid GTIN (EAN-13/8, UPC, GTIN-14) of a catalog
+/// item is that item's SKU; anything else is taken as a SKU.
+async fn item_sku(journal: &JournalHandle, code: &str) -> Result<Sku, ApiError> {
+    let code = code.trim().to_owned();
+    if let Ok(gtin) = kassa_protocol::gtin::Gtin::parse(&code) {
+        if let Some(item) = journal.run(move |j| j.item_by_gtin(&gtin)).await? {
+            return Ok(item.sku);
+        }
+    }
+    Ok(Sku::parse(&code).ok_or(TillError::UnknownSku(code))?)
+}
+
 async fn return_without_receipt(
     State(s): State<AppState>,
     Cashier(user): Cashier,
@@ -842,11 +855,10 @@ async fn return_without_receipt(
     ApiJson(req): ApiJson<NoReceiptBody>,
 ) -> ApiResult<ReturnedView> {
     let manager = s.till.manager(&user, Approval::pair(req.manager), src).await?;
-    let lines = req
-        .lines
-        .iter()
-        .map(|l| Ok((Sku::parse(&l.sku).ok_or_else(|| TillError::UnknownSku(l.sku.clone()))?, l.quantity)))
-        .collect::<Result<Vec<_>, ApiError>>()?;
+    let mut lines = Vec::with_capacity(req.lines.len());
+    for l in &req.lines {
+        lines.push((item_sku(&s.journal, &l.sku).await?, l.quantity));
+    }
     let request = ReturnRequest::WithoutReceipt { lines, approved_by: manager.id.clone() };
     let drawer = override_by(req.drawer_override, &manager);
     let (ret, replayed) = s.till.return_items(&user, request, drawer, req.idempotency_key).await?;

@@ -129,17 +129,46 @@ impl VerifyReport {
 /// Problems listed at most; a corrupted journal would otherwise flood the report.
 const PROBLEMS_MAX: usize = 50;
 
+/// Walks the chain, then checks the query tables against what it says.
 pub(super) fn verify(conn: &Connection, own_actor: kassa_protocol::ActorId) -> Result<VerifyReport, JournalError> {
     let mut report = VerifyReport::default();
+    let said = walk_chain(conn, &mut report)?;
+    if report.first_broken.is_some() {
+        return Ok(report);
+    }
+    check_docs(conn, &said.docs, &mut report)?;
+    check_receipt_numbers(conn, &mut report)?;
+    check_own_counters(conn, own_actor, said.stock, &mut report)?;
+    Ok(report)
+}
+
+impl VerifyReport {
+    fn problem(&mut self, p: String) {
+        if self.problems.len() < PROBLEMS_MAX {
+            self.problems.push(p);
+        }
+    }
+}
+
+/// What the chain says, for the query tables to agree with.
+#[derive(Default)]
+struct ChainSays {
+    /// Stock our own actor moved: SKU → (p, n).
+    stock: std::collections::BTreeMap<String, (i64, i64)>,
+    /// Sales and returns: (record, receipt number, total in kopecks).
+    docs: Vec<(i64, String, i64)>,
+}
+
+/// Checks every link of the chain in order, counting records, sales and returns; stops
+/// at the first broken link (`report.first_broken`).
+fn walk_chain(conn: &Connection, report: &mut VerifyReport) -> Result<ChainSays, JournalError> {
     let mut st = conn.prepare(
         "SELECT seq, kind, terminal, user_id, at_ms, body, prev_hash, hash, format FROM records ORDER BY seq",
     )?;
     let mut rows = st.query([])?;
     let mut expected_prev = GENESIS.to_vec();
     let mut expected_seq = 1i64;
-    // Stock the chain says our own actor moved: SKU → (p, n).
-    let mut stock: std::collections::BTreeMap<String, (i64, i64)> = Default::default();
-    let mut docs: Vec<(i64, String, i64)> = Vec::new();
+    let mut said = ChainSays::default();
     while let Some(row) = rows.next()? {
         let seq: i64 = row.get(0)?;
         let kind: String = row.get(1)?;
@@ -167,34 +196,37 @@ pub(super) fn verify(conn: &Connection, own_actor: kassa_protocol::ActorId) -> R
         expected_prev = hash;
         expected_seq += 1;
         let record = format::decode_record(&body, f, seq)?;
-        match &record {
+        said.count(seq, &record, report);
+    }
+    Ok(said)
+}
+
+impl ChainSays {
+    fn count(&mut self, seq: i64, record: &Record, report: &mut VerifyReport) {
+        match record {
             Record::Sale { sale, .. } => {
                 report.sales += 1;
-                docs.push((seq, sale.receipt_no.clone(), sale.total.0));
+                self.docs.push((seq, sale.receipt_no.clone(), sale.total.0));
                 for l in &sale.lines {
-                    stock.entry(l.sku.0.clone()).or_default().1 += l.quantity;
+                    self.stock.entry(l.sku.0.clone()).or_default().1 += l.quantity;
                 }
             }
             Record::Return { ret, .. } => {
                 report.returns += 1;
-                docs.push((seq, ret.receipt_no.clone(), ret.total.0));
+                self.docs.push((seq, ret.receipt_no.clone(), ret.total.0));
                 for l in &ret.lines {
-                    stock.entry(l.sku.0.clone()).or_default().0 += l.quantity;
+                    self.stock.entry(l.sku.0.clone()).or_default().0 += l.quantity;
                 }
             }
             _ => {}
         }
     }
-    if report.first_broken.is_some() {
-        return Ok(report);
-    }
-    let mut problem = |p: String| {
-        if report.problems.len() < PROBLEMS_MAX {
-            report.problems.push(p);
-        }
-    };
-    // The query tables must say what the chain says.
-    for (seq, receipt_no, total) in &docs {
+}
+
+/// The docs table says what the chain says: one row per sale and return, same receipt
+/// number and total.
+fn check_docs(conn: &Connection, docs: &[(i64, String, i64)], report: &mut VerifyReport) -> Result<(), JournalError> {
+    for (seq, receipt_no, total) in docs {
         let row: Option<(String, i64)> = conn
             .query_row("SELECT receipt_no, total_kopecks FROM docs WHERE record_seq = ?1", [seq], |r| {
                 Ok((r.get(0)?, r.get(1)?))
@@ -202,23 +234,38 @@ pub(super) fn verify(conn: &Connection, own_actor: kassa_protocol::ActorId) -> R
             .optional()?;
         match row {
             Some((r, t)) if &r == receipt_no && t == *total => {}
-            Some((r, t)) => problem(format!("record {seq}: docs table says {r} {t}, the chain {receipt_no} {total}")),
-            None => problem(format!("record {seq}: missing from the docs table")),
+            Some((r, t)) => {
+                report.problem(format!("record {seq}: docs table says {r} {t}, the chain {receipt_no} {total}"))
+            }
+            None => report.problem(format!("record {seq}: missing from the docs table")),
         }
     }
     let doc_rows: i64 = conn.query_row("SELECT COUNT(*) FROM docs", [], |r| r.get(0))?;
     if doc_rows as usize != docs.len() {
-        problem(format!("docs table has {doc_rows} rows, the chain {} sales and returns", docs.len()));
+        report.problem(format!("docs table has {doc_rows} rows, the chain {} sales and returns", docs.len()));
     }
-    // Receipt numbers per terminal: 1, 2, 3… without gaps.
+    Ok(())
+}
+
+/// Receipt numbers per terminal: 1, 2, 3… without gaps.
+fn check_receipt_numbers(conn: &Connection, report: &mut VerifyReport) -> Result<(), JournalError> {
     let mut st = conn.prepare("SELECT terminal, COUNT(*), MAX(receipt_number) FROM docs GROUP BY terminal")?;
     for row in st.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))? {
         let (terminal, count, max) = row?;
         if count != max {
-            problem(format!("terminal {terminal}: {count} receipts but numbers up to {max} (a gap)"));
+            report.problem(format!("terminal {terminal}: {count} receipts but numbers up to {max} (a gap)"));
         }
     }
-    // Our own stock counters are exactly the sum of sales and returns.
+    Ok(())
+}
+
+/// Our own stock counters are exactly the sum of sales and returns (`stock`).
+fn check_own_counters(
+    conn: &Connection,
+    own_actor: kassa_protocol::ActorId,
+    stock: std::collections::BTreeMap<String, (i64, i64)>,
+    report: &mut VerifyReport,
+) -> Result<(), JournalError> {
     let mut st = conn.prepare("SELECT sku, p, n FROM stock_counters WHERE actor_store = ?1 AND actor_epoch = ?2")?;
     let mut counters: std::collections::BTreeMap<String, (i64, i64)> = Default::default();
     for row in st.query_map(params![own_actor.store.0, own_actor.epoch], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))? {
@@ -228,7 +275,7 @@ pub(super) fn verify(conn: &Connection, own_actor: kassa_protocol::ActorId) -> R
     for (sku, expected) in &stock {
         let found = counters.remove(sku).unwrap_or_default();
         if found != *expected {
-            problem(format!(
+            report.problem(format!(
                 "SKU {sku}: counters say +{} −{}, sales and returns +{} −{}",
                 found.0, found.1, expected.0, expected.1
             ));
@@ -236,8 +283,8 @@ pub(super) fn verify(conn: &Connection, own_actor: kassa_protocol::ActorId) -> R
     }
     for (sku, found) in counters {
         if found != (0, 0) {
-            problem(format!("SKU {sku}: counters +{} −{} without any sale or return", found.0, found.1));
+            report.problem(format!("SKU {sku}: counters +{} −{} without any sale or return", found.0, found.1));
         }
     }
-    Ok(report)
+    Ok(())
 }

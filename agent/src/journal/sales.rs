@@ -286,59 +286,7 @@ impl Journal {
         idempotent(&conn, idempotency_key, "return", digest, |tx| {
             let heads = heads(tx, terminal)?;
             let shift = heads.shift.ok_or(WriteError::NoShift)?;
-            let (kind, lines, refunds, loyalty) = match request {
-                ReturnRequest::WithReceipt { sale_seq, lines } => {
-                    let (sale, returned, earlier) = sale_for_return(tx, *sale_seq)?;
-                    let lines = returns::plan(&sale, &returned, lines)?;
-                    let (refunds, loyalty) = self.refund(tx, &sale, &returned, &earlier, &lines)?;
-                    (ReturnKind::WithReceipt { sale: sale.id }, lines, refunds, loyalty)
-                }
-                ReturnRequest::Cancel { sale_seq, approved_by } => {
-                    let (sale, returned, earlier) = sale_for_return(tx, *sale_seq)?;
-                    let rest: Vec<(u32, i64)> = sale
-                        .lines
-                        .iter()
-                        .enumerate()
-                        .map(|(i, l)| (i as u32, l.quantity - returned.get(i).map_or(0, |r| r.0)))
-                        .filter(|(_, q)| *q > 0)
-                        .collect();
-                    if rest.is_empty() {
-                        return Err(WriteError::AlreadyCancelled(sale.receipt_no));
-                    }
-                    let lines = returns::plan(&sale, &returned, &rest)?;
-                    let (refunds, loyalty) = self.refund(tx, &sale, &returned, &earlier, &lines)?;
-                    let kind = ReturnKind::Cancellation { sale: sale.id, approved_by: approved_by.clone() };
-                    (kind, lines, refunds, loyalty)
-                }
-                ReturnRequest::WithoutReceipt { lines, approved_by } => {
-                    if lines.is_empty() || lines.len() > RETURN_LINES_MAX {
-                        return Err(returns::ReturnError::Empty.into());
-                    }
-                    let lines = lines
-                        .iter()
-                        .map(|(sku, quantity)| {
-                            let item = item(tx, sku)?.ok_or_else(|| WriteError::UnknownSku(sku.clone()))?;
-                            if !(1..=kassa_protocol::basket::LINE_QUANTITY_MAX).contains(quantity) {
-                                return Err(returns::ReturnError::Quantity.into());
-                            }
-                            let amount =
-                                pricing::line_amount(item.price, item.unit, *quantity).ok_or(WriteError::Overflow)?;
-                            Ok(ReturnLine {
-                                sale_line: None,
-                                sku: item.sku,
-                                name: item.name,
-                                unit: item.unit,
-                                quantity: *quantity,
-                                vat: item.vat,
-                                amount,
-                            })
-                        })
-                        .collect::<Result<Vec<_>, WriteError>>()?;
-                    let total = Kopecks(lines.iter().map(|l| l.amount.0).sum());
-                    let refunds = vec![Tender { kind: sale::TenderKind::Cash, amount: total }];
-                    (ReturnKind::WithoutReceipt { approved_by: approved_by.clone() }, lines, refunds, None)
-                }
-            };
+            let PlannedReturn { kind, lines, refunds, loyalty } = self.plan_return(tx, request)?;
             let seq = heads.doc_seq + 1;
             let receipt_number = heads.receipt_number + 1;
             let total = Kopecks(lines.iter().map(|l| l.amount.0).sum());
@@ -382,6 +330,43 @@ impl Journal {
             queue_print(tx, &PrintDoc::Doc { seq }, false, now_ms)?;
             Ok(ret)
         })
+    }
+
+    /// Works out a return from its request: which lines, what each refunds, how the
+    /// money goes back, and what it does to the customer's points.
+    fn plan_return(&self, tx: &Connection, request: &ReturnRequest) -> Result<PlannedReturn, WriteError> {
+        let (kind, lines, refunds, loyalty) = match request {
+            ReturnRequest::WithReceipt { sale_seq, lines } => {
+                let (sale, returned, earlier) = sale_for_return(tx, *sale_seq)?;
+                let lines = returns::plan(&sale, &returned, lines)?;
+                let (refunds, loyalty) = self.refund(tx, &sale, &returned, &earlier, &lines)?;
+                (ReturnKind::WithReceipt { sale: sale.id }, lines, refunds, loyalty)
+            }
+            ReturnRequest::Cancel { sale_seq, approved_by } => {
+                let (sale, returned, earlier) = sale_for_return(tx, *sale_seq)?;
+                let rest: Vec<(u32, i64)> = sale
+                    .lines
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| (i as u32, l.quantity - returned.get(i).map_or(0, |r| r.0)))
+                    .filter(|(_, q)| *q > 0)
+                    .collect();
+                if rest.is_empty() {
+                    return Err(WriteError::AlreadyCancelled(sale.receipt_no));
+                }
+                let lines = returns::plan(&sale, &returned, &rest)?;
+                let (refunds, loyalty) = self.refund(tx, &sale, &returned, &earlier, &lines)?;
+                let kind = ReturnKind::Cancellation { sale: sale.id, approved_by: approved_by.clone() };
+                (kind, lines, refunds, loyalty)
+            }
+            ReturnRequest::WithoutReceipt { lines, approved_by } => {
+                let lines = lines_without_receipt(tx, lines)?;
+                let total = Kopecks(lines.iter().map(|l| l.amount.0).sum());
+                let refunds = vec![Tender { kind: sale::TenderKind::Cash, amount: total }];
+                (ReturnKind::WithoutReceipt { approved_by: approved_by.clone() }, lines, refunds, None)
+            }
+        };
+        Ok(PlannedReturn { kind, lines, refunds, loyalty })
     }
 
     /// Records an abandoned basket. Nothing else changes: no stock moved. The basket has
@@ -656,6 +641,41 @@ fn returned_of(conn: &Connection, seq: u64) -> Result<Returned, JournalError> {
 }
 
 /// The sale, what was returned of it, and the refunds already given for it.
+/// A return without receipt: each line at the catalog's price, refunded in cash.
+fn lines_without_receipt(tx: &Connection, lines: &[(Sku, i64)]) -> Result<Vec<ReturnLine>, WriteError> {
+    if lines.is_empty() || lines.len() > RETURN_LINES_MAX {
+        return Err(returns::ReturnError::Empty.into());
+    }
+    lines
+        .iter()
+        .map(|(sku, quantity)| {
+            let item = item(tx, sku)?.ok_or_else(|| WriteError::UnknownSku(sku.clone()))?;
+            if !(1..=kassa_protocol::basket::LINE_QUANTITY_MAX).contains(quantity) {
+                return Err(returns::ReturnError::Quantity.into());
+            }
+            let amount = pricing::line_amount(item.price, item.unit, *quantity).ok_or(WriteError::Overflow)?;
+            Ok(ReturnLine {
+                sale_line: None,
+                sku: item.sku,
+                name: item.name,
+                unit: item.unit,
+                quantity: *quantity,
+                vat: item.vat,
+                amount,
+            })
+        })
+        .collect::<Result<Vec<_>, WriteError>>()
+}
+
+/// A return worked out before it is written.
+struct PlannedReturn {
+    kind: ReturnKind,
+    lines: Vec<ReturnLine>,
+    refunds: Vec<Tender>,
+    /// What the return does to the customer's points, and the entries it writes.
+    loyalty: Option<(kassa_protocol::loyalty::ReturnLoyalty, Vec<LoyaltyEntry>)>,
+}
+
 fn sale_for_return(conn: &Connection, seq: u64) -> Result<(Sale, Returned, Vec<Tender>), WriteError> {
     let Some(Record::Sale { sale, .. }) = doc(conn, seq)? else {
         return Err(WriteError::NoSuchSale(seq.to_string()));

@@ -203,28 +203,8 @@ fn report(conn: &Connection, terminal: u16) -> Result<Option<ShiftReport>, Journ
         count_and_sum(conn, "SELECT amount_kopecks FROM cash_moves WHERE shift_id = ?1 AND amount_kopecks < 0", id)?;
     let cash_out = -cash_out;
 
-    // Tendered per kind (sales, refunds); for sales, the change (always cash) comes off
-    // the cash taken.
-    let mut per_kind: Vec<(String, i128, i128)> = Vec::new();
-    let mut st = conn.prepare_cached(
-        "SELECT d.kind, t.kind, t.amount_kopecks FROM doc_tenders t JOIN docs d ON d.seq = t.seq
-         WHERE d.shift_id = ?1 ORDER BY t.kind",
-    )?;
-    for row in st.query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))? {
-        let (doc_kind, kind, amount) = row?;
-        let i = match per_kind.iter().position(|t| t.0 == kind) {
-            Some(i) => i,
-            None => {
-                per_kind.push((kind, 0, 0));
-                per_kind.len() - 1
-            }
-        };
-        if doc_kind == "sale" {
-            per_kind[i].1 += i128::from(amount);
-        } else {
-            per_kind[i].2 += i128::from(amount);
-        }
-    }
+    // For sales, the change (always cash) comes off the cash taken.
+    let mut per_kind = tendered_per_kind(conn, id)?;
     let tendered: i128 = per_kind.iter().map(|t| t.1).sum();
     let change = tendered - sales_total;
     if let Some(cash) = per_kind.iter_mut().find(|t| t.0 == "cash") {
@@ -237,37 +217,7 @@ fn report(conn: &Connection, terminal: u16) -> Result<Option<ShiftReport>, Journ
         .map(|(kind, sales, refunds)| TenderTotal { kind, sales: kopecks(sales), refunds: kopecks(refunds) })
         .collect();
 
-    // VAT per rate, per line, as on the receipts.
-    let mut per_rate: Vec<(VatRate, [i128; 4])> = Vec::new();
-    let mut st = conn.prepare_cached(
-        "SELECT d.kind, l.vat, l.amount_kopecks FROM doc_lines l JOIN docs d ON d.seq = l.seq WHERE d.shift_id = ?1",
-    )?;
-    for row in st.query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))? {
-        let (doc_kind, rate, amount) = row?;
-        let rate = VatRate::parse(&rate).ok_or_else(|| JournalError::Corrupt(format!("VAT rate {rate}")))?;
-        let line_vat = pricing::vat_included(Kopecks(amount), rate).0;
-        let i = match per_rate.iter().position(|v| v.0 == rate) {
-            Some(i) => i,
-            None => {
-                per_rate.push((rate, [0; 4]));
-                per_rate.len() - 1
-            }
-        };
-        let sums = &mut per_rate[i].1;
-        let at = if doc_kind == "sale" { 0 } else { 2 };
-        sums[at] += i128::from(amount);
-        sums[at + 1] += i128::from(line_vat);
-    }
-    let vat = per_rate
-        .into_iter()
-        .map(|(rate, [sales, sales_vat, returns, returns_vat])| VatLine {
-            rate,
-            sales: kopecks(sales),
-            sales_vat: kopecks(sales_vat),
-            returns: kopecks(returns),
-            returns_vat: kopecks(returns_vat),
-        })
-        .collect();
+    let vat = vat_per_rate(conn, id)?;
     let (sales_total, returns_total, voids_total) =
         (kopecks(sales_total), kopecks(returns_total), kopecks(voids_total));
     let (cash_in, cash_out, expected_cash) = (kopecks(cash_in), kopecks(cash_out), kopecks(expected_cash));
@@ -293,4 +243,63 @@ fn report(conn: &Connection, terminal: u16) -> Result<Option<ShiftReport>, Journ
         counted_cash: None,
         difference: None,
     }))
+}
+
+/// Tendered per kind in the shift: (kind, in sales, in refunds), sales before change.
+fn tendered_per_kind(conn: &Connection, id: i64) -> Result<Vec<(String, i128, i128)>, JournalError> {
+    let mut per_kind: Vec<(String, i128, i128)> = Vec::new();
+    let mut st = conn.prepare_cached(
+        "SELECT d.kind, t.kind, t.amount_kopecks FROM doc_tenders t JOIN docs d ON d.seq = t.seq
+         WHERE d.shift_id = ?1 ORDER BY t.kind",
+    )?;
+    for row in st.query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))? {
+        let (doc_kind, kind, amount) = row?;
+        let i = match per_kind.iter().position(|t| t.0 == kind) {
+            Some(i) => i,
+            None => {
+                per_kind.push((kind, 0, 0));
+                per_kind.len() - 1
+            }
+        };
+        if doc_kind == "sale" {
+            per_kind[i].1 += i128::from(amount);
+        } else {
+            per_kind[i].2 += i128::from(amount);
+        }
+    }
+    Ok(per_kind)
+}
+
+/// VAT per rate in the shift, per line, as on the receipts.
+fn vat_per_rate(conn: &Connection, id: i64) -> Result<Vec<VatLine>, JournalError> {
+    let mut per_rate: Vec<(VatRate, [i128; 4])> = Vec::new();
+    let mut st = conn.prepare_cached(
+        "SELECT d.kind, l.vat, l.amount_kopecks FROM doc_lines l JOIN docs d ON d.seq = l.seq WHERE d.shift_id = ?1",
+    )?;
+    for row in st.query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))? {
+        let (doc_kind, rate, amount) = row?;
+        let rate = VatRate::parse(&rate).ok_or_else(|| JournalError::Corrupt(format!("VAT rate {rate}")))?;
+        let line_vat = pricing::vat_included(Kopecks(amount), rate).0;
+        let i = match per_rate.iter().position(|v| v.0 == rate) {
+            Some(i) => i,
+            None => {
+                per_rate.push((rate, [0; 4]));
+                per_rate.len() - 1
+            }
+        };
+        let sums = &mut per_rate[i].1;
+        let at = if doc_kind == "sale" { 0 } else { 2 };
+        sums[at] += i128::from(amount);
+        sums[at + 1] += i128::from(line_vat);
+    }
+    Ok(per_rate
+        .into_iter()
+        .map(|(rate, [sales, sales_vat, returns, returns_vat])| VatLine {
+            rate,
+            sales: kopecks(sales),
+            sales_vat: kopecks(sales_vat),
+            returns: kopecks(returns),
+            returns_vat: kopecks(returns_vat),
+        })
+        .collect())
 }

@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::basket::{Basket, BasketDiscount, BasketLine};
 use crate::catalog::{CatalogItem, Unit, VatRate};
-use crate::ids::{ActorId, SaleId, Sku, StoreId};
+use crate::ids::{ActorId, Sku, StoreId};
 use crate::money::Kopecks;
 use crate::returns::{self, Returned};
 use crate::sale::{Sale, Tender, TenderKind};
@@ -481,20 +481,7 @@ fn rules_are_validated_wherever_they_come_from() {
 }
 
 fn line(sku: &str, net: i64) -> BasketLine {
-    BasketLine {
-        category: String::new(),
-        promotions: Vec::new(),
-        sku: Sku(sku.into()),
-        name: sku.into(),
-        unit: Unit::Piece,
-        quantity: 1,
-        list_price: Kopecks(net),
-        price: Kopecks(net),
-        vat: VatRate::Vat20,
-        amount: Kopecks(net),
-        discount: Kopecks::ZERO,
-        marking: None,
-    }
+    crate::testing::line(sku, Kopecks(net))
 }
 
 /// SKUs are named after their category here: `t1` is in category `t`; as with a
@@ -642,16 +629,9 @@ fn sale_with_points(
     let total = b.totals().unwrap().total;
     let money = Kopecks(total.0 - loyalty.paid_in_points().0);
     let sale = Sale {
-        id: SaleId { store: StoreId(1), seq: 1 },
-        receipt_no: "0001-01-000001".into(),
-        terminal: 1,
-        cashier: "c".into(),
-        created_at_ms: 0,
-        lines: b.lines,
         tenders: vec![Tender { kind: TenderKind::Cash, amount: money }],
         total,
-        change: Kopecks::ZERO,
-        loyalty: None,
+        ..crate::testing::sale(StoreId(1), 1, b.lines)
     };
     (sale, loyalty)
 }

@@ -552,6 +552,7 @@ fn a_coupon_is_kept_in_capitals_once_and_bounded() {
     assert_eq!(b.promotions_saved(), Kopecks(90_00));
     assert_eq!(b.add_coupon(""), Err(crate::basket::BasketError::Coupon));
     assert_eq!(b.add_coupon("a b"), Err(crate::basket::BasketError::Coupon));
+    assert_eq!(b.add_coupon("СЫР20"), Err(crate::basket::BasketError::Coupon), "Latin letters only");
     for i in 0..crate::basket::COUPONS_MAX - 1 {
         b.add_coupon(&format!("C{i}")).unwrap();
     }

@@ -25,14 +25,13 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::basket::BasketLine;
-use crate::catalog::{Unit, VatRate};
 use crate::loyalty::{
     answer_rights_request, CustomerId, EntryKind, LoyaltyAccount, LoyaltyEntry, RightsAnswer, RightsRequest,
 };
 use crate::money::Kopecks;
 use crate::promotions::definition::Definition;
-use crate::sale::{Sale, Tender, TenderKind};
-use crate::{SaleId, Sku};
+use crate::testing;
+use crate::Sku;
 
 use crate::seeded::SeededRng as Rng;
 
@@ -300,32 +299,9 @@ impl World {
         c.1 += quantity;
         let counter = CounterEntry { location: s.id, sku: sku.clone(), actor: s.actor, p: c.0, n: c.1 };
         let amount = Kopecks(100 * quantity);
-        let line = BasketLine {
-            category: String::new(),
-            promotions: Vec::new(),
-            sku: sku.clone(),
-            name: "x".into(),
-            unit: Unit::Piece,
-            quantity,
-            list_price: Kopecks(100),
-            price: Kopecks(100),
-            vat: VatRate::Vat20,
-            amount,
-            discount: Kopecks::ZERO,
-            marking: None,
-        };
-        let sale = Sale {
-            id: SaleId { store: s.id, seq },
-            receipt_no: crate::sale::receipt_no(s.id, 1, seq),
-            terminal: 1,
-            cashier: "c".into(),
-            created_at_ms: 0,
-            lines: vec![line],
-            tenders: vec![Tender { kind: TenderKind::Cash, amount }],
-            total: amount,
-            change: Kopecks::ZERO,
-            loyalty: None,
-        };
+        let line = BasketLine { name: "x".into(), ..testing::pieces(&sku.0, Kopecks(100), quantity) };
+        let sale = testing::sale(s.id, seq, vec![line]);
+        debug_assert_eq!(sale.total, amount);
         s.durable.outbox.push(OutboxEntry { seq, change: Change::Sale { sale, counters: vec![counter] } });
         *self.sold.entry((s.id, sku)).or_default() += quantity;
         if let Some(session) = s.session.as_mut() {
@@ -664,6 +640,15 @@ impl World {
     }
 
     fn check(&self) {
+        // The sync cores' own sequence invariants, paired with the fleet's below.
+        for s in &self.stores {
+            if let Some(session) = &s.session {
+                session.check_invariants();
+            }
+        }
+        for conn in self.conns.values() {
+            conn.hq_side.check_invariants();
+        }
         for s in &self.stores {
             let progress = *self.hq.progress.get(&s.id).unwrap_or(&0);
             assert!(progress <= s.durable.outbox.len() as u64, "HQ is ahead of store {}", s.id);

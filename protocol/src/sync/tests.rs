@@ -7,43 +7,20 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::basket::BasketLine;
-use crate::catalog::{Unit, VatRate};
+use crate::catalog::VatRate;
 use crate::money::Kopecks;
-use crate::sale::{Sale, Tender, TenderKind};
-use crate::{SaleId, Sku};
+use crate::sale::Sale;
+use crate::Sku;
 
 use crate::seeded::SeededRng as Rng;
+use crate::testing;
 
 const STORE: StoreId = StoreId(1);
 const ACTOR: ActorId = ActorId { store: STORE, epoch: 1 };
 
 fn entry(seq: u64) -> OutboxEntry {
-    let line = BasketLine {
-        category: String::new(),
-        promotions: Vec::new(),
-        sku: Sku("100001".into()),
-        name: "Молоко".into(),
-        unit: Unit::Piece,
-        quantity: 1,
-        list_price: Kopecks(100),
-        price: Kopecks(100),
-        vat: VatRate::Vat10,
-        amount: Kopecks(100),
-        discount: Kopecks(0),
-        marking: None,
-    };
-    let sale = Sale {
-        id: SaleId { store: STORE, seq },
-        receipt_no: crate::sale::receipt_no(STORE, 1, seq),
-        terminal: 1,
-        cashier: "cashier".into(),
-        created_at_ms: 0,
-        lines: vec![line],
-        tenders: vec![Tender { kind: TenderKind::Cash, amount: Kopecks(100) }],
-        total: Kopecks(100),
-        change: Kopecks(0),
-        loyalty: None,
-    };
+    let line = BasketLine { name: "Молоко".into(), vat: VatRate::Vat10, ..testing::line("100001", Kopecks(100)) };
+    let sale = Sale { cashier: "cashier".into(), ..testing::sale(STORE, seq, vec![line]) };
     let counters = vec![CounterEntry { location: STORE, sku: Sku("100001".into()), actor: ACTOR, p: 0, n: seq as i64 }];
     OutboxEntry { seq, change: Change::Sale { sale, counters } }
 }

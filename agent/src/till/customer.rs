@@ -1,0 +1,102 @@
+//! The loyalty customer on the basket: found by card or phone (asked of HQ when
+//! unknown here), issued at the till, and their points offer for the basket; and the
+//! spending rights asked of HQ over the sync connection.
+
+use kassa_protocol::basket::Basket;
+use kassa_protocol::loyalty::{self, Customer, CustomerId, LoyaltyRules};
+
+use super::basket::OpenBasket;
+use super::{CustomerView, Till, TillError, TillEvent};
+use crate::journal::JournalError;
+
+impl Till {
+    pub(super) async fn customer_view(&self, basket: &Basket, c: &Customer) -> Result<CustomerView, TillError> {
+        let rules = self.loyalty_rules().await?;
+        let point_value_kopecks = rules.point_value_kopecks();
+        let (card, lines) = (c.card.clone(), basket.lines.clone());
+        let actor = self.journal.actor();
+        let online = self.online();
+        let offer = self
+            .journal(move |j| {
+                let account = j.loyalty_account(&card)?;
+                let eligible = j.eligible_total(&rules, &lines)?;
+                Ok::<_, JournalError>(loyalty::offline_offer(&rules, &account, actor, eligible))
+            })
+            .await?;
+        Ok(CustomerView {
+            card: c.card.as_str().to_owned(),
+            name: c.name.clone(),
+            balance: offer.balance,
+            allowed: offer.allowed,
+            spendable_now: offer.spendable_now,
+            point_value_kopecks,
+            message: offer.message(!online),
+        })
+    }
+
+    pub(super) async fn loyalty_rules(&self) -> Result<LoyaltyRules, JournalError> {
+        self.journal(|j| j.loyalty_rules()).await
+    }
+
+    /// Asks HQ for rights to `points` of the customer's points (0: just tell us about the
+    /// customer); `false` when offline or HQ did not answer in time.
+    pub async fn ask_rights(&self, customer: &CustomerId, points: i64) -> bool {
+        let request_id = self.rights_request_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let request = loyalty::RightsRequest { request_id, customer: customer.clone(), points };
+        if self.rights.try_send((request, tx)).is_err() {
+            return false;
+        }
+        matches!(
+            tokio::time::timeout(loyalty::RIGHTS_REQUEST_TIMEOUT, rx).await,
+            Ok(Ok(loyalty::RightsAnswer::Grant(_)))
+        )
+    }
+
+    /// Puts a customer on the basket by card or phone number; an unknown card is asked
+    /// of HQ when online. A typo gives "no such customer", never a new one.
+    pub async fn set_customer(&self, code: &str) -> Result<TillEvent, TillError> {
+        let code = code.trim().to_owned();
+        let c = code.clone();
+        let mut found = self.journal(move |j| j.find_customer(&c)).await?;
+        if found.is_none() {
+            if let Ok(card) = CustomerId::parse(&code) {
+                if self.ask_rights(&card, 0).await {
+                    let c = code.clone();
+                    found = self.journal(move |j| j.find_customer(&c)).await?;
+                }
+            }
+        }
+        let customer = found.ok_or(TillError::NoSuchCustomer)?;
+        self.attach(customer).await
+    }
+
+    /// Issues a new card at the till and puts it on the basket.
+    pub async fn new_customer(&self, phone: String, name: Option<String>) -> Result<TillEvent, TillError> {
+        let customer = self.journal(move |j| j.issue_customer(&phone, name.as_deref())).await?;
+        tracing::info!(card = %customer.card, "loyalty card issued");
+        self.committed().await;
+        self.attach(customer).await
+    }
+
+    async fn attach(&self, customer: Customer) -> Result<TillEvent, TillError> {
+        let mut open = self.basket.lock().await;
+        open.customer = Some(customer);
+        let OpenBasket { basket, customer, .. } = &mut *open;
+        self.price(basket, customer.as_ref());
+        let ev = self.basket_ev(open.basket.clone(), open.customer.as_ref()).await;
+        drop(open);
+        self.publish(ev.clone());
+        Ok(ev)
+    }
+
+    pub async fn clear_customer(&self) -> TillEvent {
+        let mut open = self.basket.lock().await;
+        open.customer = None;
+        self.price(&mut open.basket, None);
+        let ev = self.basket_ev(open.basket.clone(), None).await;
+        drop(open);
+        self.publish(ev.clone());
+        ev
+    }
+}

@@ -1,0 +1,106 @@
+//! Money: paying the open basket (asking HQ for loyalty rights first when the points
+//! tendered exceed this store's), returns, and reprints.
+
+use kassa_protocol::returns::Return;
+use kassa_protocol::sale::{Sale, Tender, TenderKind};
+
+use super::{now_ms, Till, TillError, TillEvent};
+use crate::journal::{check_key, LoyaltyUse, ReturnRequest, User};
+
+impl Till {
+    /// Pays basket `seen_basket` (the one the cashier saw; `None`: the open one). The
+    /// basket stays locked until the sale is committed, so no scan slips in between
+    /// totals and commit. A retried key returns the same sale, and the basket it paid is
+    /// over: the sale records its id in the same commit, so even a crash right after it
+    /// cannot bring the paid lines back.
+    pub async fn pay(
+        &self,
+        user: &User,
+        tenders: Vec<Tender>,
+        seen_basket: Option<u64>,
+        key: String,
+    ) -> Result<(Sale, bool), TillError> {
+        check_key(&key)?;
+        let mut open = self.basket.lock().await;
+        let (terminal, snapshot, cashier) = (self.terminal, open.basket.clone(), user.id.clone());
+        let online = self.online();
+        // The rules HQ published (the same code computes the points at every store and HQ).
+        // The rules are read only for a sale with a customer: most sales have none.
+        let loyalty = match &open.customer {
+            Some(c) => Some(LoyaltyUse { customer: c.card.clone(), rules: self.loyalty_rules().await?, online }),
+            None => None,
+        };
+        // Points beyond the rights held here: ask HQ first (a round trip with a timeout);
+        // offline, the journal refuses with the offer that can be spent now.
+        let points_kopecks: i64 = tenders.iter().filter(|t| t.kind == TenderKind::Points).map(|t| t.amount.0).sum();
+        if let (Some(u), true, true) = (&loyalty, points_kopecks > 0, online) {
+            let points = points_kopecks / u.rules.point_value_kopecks();
+            let card = u.customer.clone();
+            let actor = self.journal.actor();
+            let held = self.journal(move |j| j.loyalty_account(&card).map(|a| a.rights(actor))).await?;
+            if points > held {
+                self.ask_rights(&u.customer, points - held).await;
+            }
+        }
+        let started = std::time::Instant::now();
+        let (sale, replayed) = self
+            .journal(move |j| {
+                j.commit_payment(terminal, &cashier, &snapshot, seen_basket, &tenders, loyalty.as_ref(), &key, now_ms())
+            })
+            .await?;
+        if !replayed {
+            self.sale_commit_seconds.observe(started.elapsed().as_secs_f64());
+            open.next();
+            open.keys.clear();
+            let next = open.basket.clone();
+            drop(open);
+            tracing::info!(sale = %sale.id, receipt = %sale.receipt_no, total = %sale.total, "sale committed");
+            self.committed().await;
+            self.publish(TillEvent::SaleCommitted { sale: sale.clone() });
+            self.publish(TillEvent::Basket { basket: next, totals: None, customer: None });
+        }
+        Ok((sale, replayed))
+    }
+
+    /// A return; cash is refunded only from what the drawer holds unless
+    /// `drawer_override` names the manager who allowed more.
+    pub async fn return_items(
+        &self,
+        user: &User,
+        request: ReturnRequest,
+        drawer_override: Option<User>,
+        key: String,
+    ) -> Result<(Return, bool), TillError> {
+        check_key(&key)?;
+        // The points the sale earned are taken back from this store's rights; online, ask
+        // HQ for enough first, so the customer's refund is not cut for points HQ holds.
+        if let (ReturnRequest::WithReceipt { sale_seq, .. } | ReturnRequest::Cancel { sale_seq, .. }, true) =
+            (&request, self.online())
+        {
+            let seq = *sale_seq;
+            if let Some(sl) = self.journal(move |j| j.sale(seq)).await?.and_then(|s| s.loyalty) {
+                let earned: i64 = sl.lines.iter().map(|l| l.earned_points).sum();
+                if earned > 0 {
+                    self.ask_rights(&sl.customer, earned).await;
+                }
+            }
+        }
+        let (terminal, cashier) = (self.terminal, user.id.clone());
+        let manager = drawer_override.map(|m| m.id);
+        let (ret, replayed) = self
+            .journal(move |j| j.commit_return(terminal, &cashier, &request, manager.as_deref(), &key, now_ms()))
+            .await?;
+        if !replayed {
+            tracing::info!(id = %ret.id, receipt = %ret.receipt_no, total = %ret.total, kind = ?ret.kind, "return committed");
+            self.committed().await;
+            self.publish(TillEvent::ReturnCommitted { ret: ret.clone() });
+        }
+        Ok((ret, replayed))
+    }
+
+    pub async fn reprint(&self, seq: u64) -> Result<bool, TillError> {
+        let queued = self.journal(move |j| j.reprint(seq, now_ms())).await?;
+        let _ = self.print_wake.try_send(());
+        Ok(queued)
+    }
+}

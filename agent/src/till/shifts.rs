@@ -1,0 +1,65 @@
+//! The shift: opening and closing it, cash in and out of the drawer, the X report,
+//! and its figures published to the page after every change.
+
+use kassa_protocol::Kopecks;
+
+use super::{now_ms, Till, TillError, TillEvent};
+use crate::journal::{ShiftReport, User};
+
+impl Till {
+    /// Publishes the shift's figures (read off the executor).
+    pub async fn publish_shift(&self) {
+        let terminal = self.terminal;
+        if let Ok(report) = self.journal(move |j| j.x_report(terminal)).await {
+            self.publish(TillEvent::Shift { report });
+        }
+    }
+
+    pub async fn open_shift(&self, user: &User, float: Kopecks, key: String) -> Result<ShiftReport, TillError> {
+        let (terminal, id) = (self.terminal, user.id.clone());
+        let (report, _) = self.journal(move |j| j.open_shift(terminal, &id, float, &key, now_ms())).await?;
+        self.publish_shift().await;
+        Ok(report)
+    }
+
+    /// Cash in or out; out only of what the drawer holds unless `drawer_override`
+    /// names the manager who allowed more.
+    pub async fn cash_move(
+        &self,
+        user: &User,
+        amount: Kopecks,
+        reason: String,
+        drawer_override: Option<User>,
+        key: String,
+    ) -> Result<ShiftReport, TillError> {
+        let (terminal, id) = (self.terminal, user.id.clone());
+        let manager = drawer_override.map(|m| m.id);
+        let (report, replayed) = self
+            .journal(move |j| j.cash_move(terminal, &id, amount, &reason, manager.as_deref(), &key, now_ms()))
+            .await?;
+        if !replayed && amount.0 > 0 {
+            let _ = self.print_wake.try_send(());
+        }
+        self.publish_shift().await;
+        Ok(report)
+    }
+
+    pub async fn x_report(&self, print: bool) -> Result<Option<ShiftReport>, TillError> {
+        let terminal = self.terminal;
+        let report = self.journal(move |j| j.x_report(terminal)).await?;
+        if let (true, Some(r)) = (print, &report) {
+            let r = r.clone();
+            self.journal(move |j| j.print_x_report(&r, now_ms())).await?;
+            let _ = self.print_wake.try_send(());
+        }
+        Ok(report)
+    }
+
+    pub async fn close_shift(&self, manager: &User, counted: Kopecks, key: String) -> Result<ShiftReport, TillError> {
+        let (terminal, id) = (self.terminal, manager.id.clone());
+        let (z, _) = self.journal(move |j| j.close_shift(terminal, &id, counted, &key, now_ms())).await?;
+        let _ = self.print_wake.try_send(());
+        self.publish(TillEvent::Shift { report: None });
+        Ok(z)
+    }
+}
