@@ -117,6 +117,27 @@ pub fn version_of_alpn(name: &[u8]) -> Option<u32> {
     SUPPORTED_VERSIONS.into_iter().find(|&v| alpn(v) == Some(name))
 }
 
+// Conversions the version modules share.
+
+fn to<'a, D: 'a, W: From<&'a D>>(items: &'a [D]) -> Vec<W> {
+    items.iter().map(Into::into).collect()
+}
+
+fn from<W, D: From<W>>(items: Vec<W>) -> Vec<D> {
+    items.into_iter().map(Into::into).collect()
+}
+
+/// The software version a `Hello` or `Welcome` of protocol `version` (3 on) must carry,
+/// checked.
+fn software(version: u32, software_version: &Option<String>) -> Result<String, FormatError> {
+    let v = software_version.as_deref().ok_or_else(|| FormatError::Invalid {
+        what: "software version",
+        reason: format!("protocol {version} says which software version sends a Hello or Welcome"),
+    })?;
+    check_software_version(v)?;
+    Ok(v.to_owned())
+}
+
 /// The error for a message that protocol `version` has no form for.
 fn not_in_version(version: u32, what: &str) -> FormatError {
     FormatError::Invalid { what: "message", reason: format!("protocol {version} does not carry {what}") }

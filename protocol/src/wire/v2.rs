@@ -10,6 +10,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::{from, to};
+
 use crate::format::{v1, FormatError};
 use crate::ids::{ActorId, StoreId};
 
@@ -36,14 +38,6 @@ pub enum HqMessage {
     Rights(v1::RightsAnswer),
     Loyalty { customers: Vec<v1::Customer>, entries: Vec<v1::LoyaltyEntry> },
     Refused { reason: String },
-}
-
-fn to<'a, D: 'a, W: From<&'a D>>(items: &'a [D]) -> Vec<W> {
-    items.iter().map(Into::into).collect()
-}
-
-fn from<W, D: From<W>>(items: Vec<W>) -> Vec<D> {
-    items.into_iter().map(Into::into).collect()
 }
 
 impl From<&super::StoreMessage> for StoreMessage {

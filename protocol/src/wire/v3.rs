@@ -1,4 +1,4 @@
-//! Protocol 3 (`kassa-sync/3`), the current protocol: protocol 2 with the sender's
+//! Protocol 3 (`kassa-sync/3`): protocol 2 with the sender's
 //! software version in `Hello` and `Welcome` (the last field of each), so that HQ can
 //! show which stores still run an old release during a rolling upgrade, and a store can
 //! say which HQ it talks to.
@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::check_software_version;
+use super::{check_software_version, from, software, to};
 use crate::format::{v1, FormatError};
 use crate::ids::{ActorId, StoreId};
 
@@ -41,24 +41,6 @@ pub enum HqMessage {
     Refused { reason: String },
 }
 
-fn to<'a, D: 'a, W: From<&'a D>>(items: &'a [D]) -> Vec<W> {
-    items.iter().map(Into::into).collect()
-}
-
-fn from<W, D: From<W>>(items: Vec<W>) -> Vec<D> {
-    items.into_iter().map(Into::into).collect()
-}
-
-/// The software version a message carries, checked.
-fn software(version: &Option<String>) -> Result<String, FormatError> {
-    let version = version.as_deref().ok_or_else(|| FormatError::Invalid {
-        what: "software version",
-        reason: "protocol 3 says which software version sends a Hello or Welcome".into(),
-    })?;
-    check_software_version(version)?;
-    Ok(version.to_owned())
-}
-
 impl TryFrom<&super::StoreMessage> for StoreMessage {
     type Error = FormatError;
 
@@ -71,7 +53,7 @@ impl TryFrom<&super::StoreMessage> for StoreMessage {
                     actor: *actor,
                     catalog_version: *catalog_version,
                     head: *head,
-                    software_version: software(software_version)?,
+                    software_version: software(3, software_version)?,
                 }
             }
             D::Batch { entries, head } => StoreMessage::Batch { entries: to(entries), head: *head },
@@ -117,7 +99,7 @@ impl TryFrom<&super::HqMessage> for HqMessage {
                 version: *version,
                 store: *store,
                 acked_seq: *acked_seq,
-                software_version: software(software_version)?,
+                software_version: software(3, software_version)?,
             },
             D::CatalogPage { version, items, last } => {
                 HqMessage::CatalogPage { version: *version, items: to(items), last: *last }

@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::check_software_version;
+use super::{check_software_version, from, software, to};
 use crate::format::{v1, v2, FormatError};
 use crate::ids::{ActorId, StoreId};
 use crate::promotions::definition::Definition;
@@ -58,23 +58,6 @@ pub enum HqMessage {
     PromotionsPage { version: u64, first: u32, definitions: Vec<String>, last: bool },
 }
 
-fn to<'a, D: 'a, W: From<&'a D>>(items: &'a [D]) -> Vec<W> {
-    items.iter().map(Into::into).collect()
-}
-
-fn from<W, D: From<W>>(items: Vec<W>) -> Vec<D> {
-    items.into_iter().map(Into::into).collect()
-}
-
-fn software(version: &Option<String>) -> Result<String, FormatError> {
-    let version = version.as_deref().ok_or_else(|| FormatError::Invalid {
-        what: "software version",
-        reason: "protocol 4 says which software version sends a Hello or Welcome".into(),
-    })?;
-    check_software_version(version)?;
-    Ok(version.to_owned())
-}
-
 fn definition_to_json(d: &Definition) -> String {
     serde_json::to_string(d).expect("a definition serialises")
 }
@@ -96,7 +79,7 @@ impl TryFrom<&super::StoreMessage> for StoreMessage {
                     catalog_version: *catalog_version,
                     promotions_version: *promotions_version,
                     head: *head,
-                    software_version: software(software_version)?,
+                    software_version: software(4, software_version)?,
                 }
             }
             D::Batch { entries, head } => StoreMessage::Batch { entries: to(entries), head: *head },
@@ -146,7 +129,7 @@ impl TryFrom<&super::HqMessage> for HqMessage {
                 version: *version,
                 store: *store,
                 acked_seq: *acked_seq,
-                software_version: software(software_version)?,
+                software_version: software(4, software_version)?,
             },
             D::CatalogPage { version, items, last } => {
                 HqMessage::CatalogPage { version: *version, items: to(items), last: *last }

@@ -1,7 +1,7 @@
 //! Headless Chromium over WebDriver (chromedriver), for tests of a page: start it (or
 //! skip outside CI when it is not installed), drive it, wait for what it shows, and save
-//! a screenshot when a wait fails. The same harness as `browser.rs`'s, with the viewport
-//! as a parameter.
+//! a screenshot when a wait fails. The cashier page's tests (`browser.rs`) and HQ's
+//! console's (`hq_console.rs`) both drive their pages with it.
 //!
 //! Needs Debian's `chromium` and `chromium-driver`, which `.ci/run` installs. Without
 //! them a test fails under `CI=true` (a skipped proof is no proof) and, elsewhere,
@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use fantoccini::actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -224,8 +225,64 @@ impl Page {
         }
     }
 
+    pub async fn wait_present(&self, css: &str) {
+        self.wait(css, "appear", |_| true).await;
+    }
+
+    /// Waits until `css` shows `needle`. Spaces compare as spaces whatever their kind:
+    /// the pages group thousands with a narrow no-break space, which WebDriver may give
+    /// back as it is or as a plain space.
     pub async fn wait_for_text(&self, css: &str, needle: &str) -> String {
-        self.wait(css, &format!("show {needle:?}"), |t| t.contains(needle)).await
+        let plain = |s: &str| s.replace(['\u{202f}', '\u{a0}'], " ");
+        let wanted = plain(needle);
+        self.wait(css, &format!("show {needle:?}"), |t| plain(t).contains(&wanted)).await
+    }
+
+    /// How many elements match `css`, once it is `n`.
+    pub async fn wait_count(&self, css: &str, n: usize) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let found = self.client.find_all(Locator::Css(css)).await.map(|v| v.len());
+            match found {
+                Ok(k) if k == n => return,
+                _ if Instant::now() >= deadline => {
+                    self.fail(format!("expected {n} of {css} within {WAIT:?}, found {found:?}")).await
+                }
+                _ => tokio::time::sleep(POLL).await,
+            }
+        }
+    }
+
+    /// The value of a field (what was typed, or what the page left there).
+    pub async fn value(&self, css: &str) -> String {
+        self.el(css).await.prop("value").await.unwrap().unwrap_or_default()
+    }
+
+    /// Runs `script` (a function body; `return` its answer) in the page.
+    pub async fn js(&self, script: &str) -> serde_json::Value {
+        match self.client.execute(script, vec![]).await {
+            Ok(v) => v,
+            Err(e) => self.fail(format!("script failed: {e}\n{script}")).await,
+        }
+    }
+
+    /// A real double-click, as a mouse makes it: two presses 40 ms apart.
+    pub async fn double_click(&self, css: &str) {
+        let element = self.el(css).await;
+        let press = |m: MouseActions| {
+            m.then(PointerAction::Down { button: MOUSE_BUTTON_LEFT })
+                .then(PointerAction::Up { button: MOUSE_BUTTON_LEFT })
+        };
+        let mouse = MouseActions::new("mouse".into()).then(PointerAction::MoveToElement {
+            element,
+            duration: None,
+            x: 0.0,
+            y: 0.0,
+        });
+        let mouse = press(press(mouse).then(PointerAction::Pause { duration: Duration::from_millis(40) }));
+        if let Err(e) = self.client.perform_actions(mouse).await {
+            self.fail(format!("cannot double-click {css}: {e}")).await;
+        }
     }
 
     pub async fn screenshot(&self, label: &str) -> PathBuf {
@@ -244,6 +301,7 @@ impl Page {
 
     pub async fn close(self) {
         let Page { client, _driver, .. } = self;
+        // Ending the session makes chromedriver quit Chromium; `_driver` then goes.
         let _ = tokio::time::timeout(WAIT, client.close()).await;
     }
 }
