@@ -367,6 +367,13 @@ async fn drive(
                 blocking(journal, move |j| j.merge_counters(&entries)).await?;
                 tracing::debug!(entries = n, "stock counters from HQ merged");
             }
+            StoreEvent::Inbound(doc) => {
+                let source = doc.source.key();
+                let lines = doc.lines.len();
+                if blocking(journal, move |j| j.keep_inbound(&doc, crate::clock::now_ms())).await? {
+                    tracing::info!(%source, lines, "a delivery or transfer to receive, from HQ");
+                }
+            }
         }
     }
     Ok(())

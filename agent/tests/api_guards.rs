@@ -148,6 +148,17 @@ const GUARDED: &[(&str, &str)] = &[
     ("POST", "/api/shift/x-report"),
     ("POST", "/api/shift/close"),
     ("GET", "/api/stock/100001"),
+    ("GET", "/api/stock"),
+    ("GET", "/api/stock/inbound"),
+    ("POST", "/api/stock/receive"),
+    ("POST", "/api/stock/write-off"),
+    ("POST", "/api/stock/transfer"),
+    ("GET", "/api/stock/movements"),
+    ("GET", "/api/stock/counts"),
+    ("POST", "/api/stock/counts"),
+    ("GET", "/api/stock/counts/1"),
+    ("POST", "/api/stock/counts/1/scan"),
+    ("POST", "/api/stock/counts/1/post"),
 ];
 
 /// The routes the router declares, read from its source: the lists above must name

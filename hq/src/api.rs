@@ -69,6 +69,7 @@ use crate::sync_server::{blocking, now_ms, Shared};
 
 mod access;
 mod catalog;
+mod stock;
 
 /// Sales per page of `GET /api/stores/{id}/sales`.
 const SALES_PAGE_MAX: usize = 500;
@@ -162,6 +163,10 @@ routes! {
     GET "/api/stores/{store}/neighbours" Needs(StoresRead) => neighbours;
     PUT "/api/stores/{store}/neighbours" Needs(StoresWrite) => set_neighbours;
     GET "/api/stock/{sku}" Needs(StockRead) => stock;
+    POST "/api/stores/{store}/deliveries" Needs(StockWrite) => stock::create_delivery;
+    GET "/api/stores/{store}/inbound" Needs(StockRead) => stock::store_inbound;
+    GET "/api/stores/{store}/movements" Needs(StockRead) => stock::movements;
+    GET "/api/transfers" Needs(StockRead) => stock::transfers;
     GET "/api/parked" Needs(ParkedRead) => parked;
     GET "/api/loyalty/rules" Needs(LoyaltyRead) => rules;
     PUT "/api/loyalty/rules" Needs(LoyaltyWrite) => publish_rules;

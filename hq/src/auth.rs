@@ -117,9 +117,15 @@ impl Role {
             Role::Merchandiser => {
                 Permissions::of(&[CatalogRead, CatalogWrite, PromotionsRead, PromotionsWrite, StockRead, LoyaltyRead])
             }
-            Role::Operations => {
-                Permissions::of(&[StoresRead, StoresWrite, StockRead, ParkedRead, CatalogRead, PromotionsRead])
-            }
+            Role::Operations => Permissions::of(&[
+                StoresRead,
+                StoresWrite,
+                StockRead,
+                StockWrite,
+                ParkedRead,
+                CatalogRead,
+                PromotionsRead,
+            ]),
             Role::Support => Permissions::of(&[CustomersRead, LoyaltyRead, LoyaltyWrite, CatalogRead]),
             Role::ReadOnly => Permissions::of(&[
                 CatalogRead,
@@ -189,10 +195,12 @@ pub enum Permission {
     Operators,
     /// `/metrics` when HQ is configured to require a token for it.
     Metrics,
+    /// Announce deliveries to stores (appended: a permission's bit is its position).
+    StockWrite,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 14] = [
+    pub const ALL: [Permission; 15] = [
         Permission::CatalogRead,
         Permission::CatalogWrite,
         Permission::PromotionsRead,
@@ -207,6 +215,7 @@ impl Permission {
         Permission::AuditRead,
         Permission::Operators,
         Permission::Metrics,
+        Permission::StockWrite,
     ];
 
     /// The scope's name, as tokens list it and as `--scope` takes it.
@@ -226,6 +235,7 @@ impl Permission {
             Permission::AuditRead => "audit:read",
             Permission::Operators => "operators",
             Permission::Metrics => "metrics",
+            Permission::StockWrite => "stock:write",
         }
     }
 

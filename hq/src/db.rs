@@ -10,11 +10,13 @@
 //! (`hq.sqlite.v{old}.bak`).
 
 mod access;
+mod stock;
 
 pub use access::{
     AddOperator, AuditEntry, NewAudit, Operator, OperatorChange, Token, AUDIT_PAGE_ENTRIES_MAX, AUDIT_ROWS_MAX,
     AUDIT_SUMMARY_BYTES_MAX,
 };
+pub use stock::{DeliveryError, InboundRow, MovementTotal, DELIVERIES_OPEN_MAX, MOVEMENTS_PAGE_MAX};
 
 use kassa_protocol::format::v1 as format;
 use std::collections::HashMap;
@@ -108,12 +110,14 @@ pub struct SaleLineSummary {
 }
 
 /// What one [`Db::apply`] did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Applied {
     /// Records parked instead of applied.
     pub parked: usize,
     /// Stock deltas (counter entries) the applied records carried.
     pub deltas: usize,
+    /// Stores that have a new document to receive (a transfer shipped to them).
+    pub inbound_for: Vec<StoreId>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -173,7 +177,7 @@ CREATE TABLE IF NOT EXISTS parked (
 /// The database's schema version, kept in `PRAGMA user_version`. Version 1 is [`SCHEMA`]
 /// as first released (`user_version` 0 in files of that release); each later version
 /// is one step of [`MIGRATIONS`].
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// Steps from version `n - 1` to `n`, run at start in one transaction after a copy of
 /// the file is kept beside it (`hq.sqlite.v{old}.bak`).
@@ -196,6 +200,14 @@ const MIGRATIONS: &[(u32, &str)] = &[
         // counts, the audit log (see `access`). The first administrator is created at start
         // (`crate::ensure_first_admin`), not here.
         access::SCHEMA_V4,
+    ),
+    (
+        5,
+        // Sales keep their lines' promotions: records from here are data format 2 (the
+        // `format` column; NULL is format 1), each line's promotions in their own table.
+        // Parked records say their format too (data format 3 from here). Stock
+        // movements and the deliveries and transfers stores are to receive (`stock`).
+        stock::SCHEMA_V5,
     ),
 ];
 
@@ -532,26 +544,37 @@ impl Db {
         // Batched max-merge: of the running totals a batch carries for one counter only
         // the largest of each matters (they only grow), so each counter row is written
         // once per batch, not once per sale that touched it.
-        let mut counters: HashMap<(StoreId, &Sku, ActorId), (i64, i64)> = HashMap::new();
+        let mut counters_merged: HashMap<(StoreId, &Sku, ActorId), (i64, i64)> = HashMap::new();
         for e in entries {
+            if let Change::Movement { movement, counters } = &e.change {
+                if let Some(to) = stock::apply_movement(&tx, movement, now_ms)? {
+                    applied.inbound_for.push(to);
+                }
+                applied.deltas += counters.len();
+                for c in counters {
+                    let slot = counters_merged.entry((c.location, &c.sku, c.actor)).or_insert((c.p, c.n));
+                    *slot = (slot.0.max(c.p), slot.1.max(c.n));
+                }
+                continue;
+            }
             match apply_entry(&tx, e) {
                 Ok(entry_counters) => {
                     applied.deltas += entry_counters.len();
                     for c in entry_counters {
-                        let slot = counters.entry((c.location, &c.sku, c.actor)).or_insert((c.p, c.n));
+                        let slot = counters_merged.entry((c.location, &c.sku, c.actor)).or_insert((c.p, c.n));
                         *slot = (slot.0.max(c.p), slot.1.max(c.n));
                     }
                 }
                 Err(ApplyError::Invalid(reason)) => {
                     tracing::warn!(store = %actor.store, seq = e.seq, %reason, "parked a record HQ cannot apply");
                     tx.prepare_cached(
-                        "INSERT INTO parked (store, seq, reason, record, parked_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                        "INSERT INTO parked (store, seq, reason, record, parked_at_ms, format) VALUES (?1, ?2, ?3, ?4, ?5, 3)",
                     )?
                     .execute(params![
                         actor.store.0,
                         e.seq as i64,
                         reason,
-                        format::encode(&format::OutboxEntry::from(e)),
+                        format::encode(&kassa_protocol::format::v3::OutboxEntry::from(e)),
                         now_ms
                     ])?;
                     applied.parked += 1;
@@ -559,7 +582,7 @@ impl Db {
                 Err(ApplyError::Db(e)) => return Err(e.into()),
             }
         }
-        for ((location, sku, actor), (p, n)) in counters {
+        for ((location, sku, actor), (p, n)) in counters_merged {
             merge_counter(&tx, &CounterEntry { location, sku: sku.clone(), actor, p, n })?;
         }
         tx.prepare_cached(
@@ -880,7 +903,7 @@ fn apply_entry<'e>(tx: &Transaction<'_>, e: &'e OutboxEntry) -> Result<&'e [Coun
                 &sale.receipt_no,
                 sale.created_at_ms,
                 sale.total.0,
-                stored(&format::Sale::from(sale)),
+                stored(&kassa_protocol::format::v2::Sale::from(sale)),
                 lines,
                 counters,
             )
@@ -900,13 +923,15 @@ fn apply_entry<'e>(tx: &Transaction<'_>, e: &'e OutboxEntry) -> Result<&'e [Coun
                 counters,
             )
         }
-        Change::Loyalty { .. } => unreachable!("applied above"),
+        Change::Loyalty { .. } | Change::Movement { .. } => unreachable!("applied by the caller or above"),
     };
+    // Sales in data format 2 (with their lines' promotions), returns in format 1.
+    let record_format = if kind == "sale" { 2 } else { 1 };
     let inserted = tx
         .prepare_cached(
-            "INSERT OR IGNORE INTO sales (store, seq, kind, receipt_no, created_at_ms, total_kopecks, record) VALUES (?1,?2,?3,?4,?5,?6,?7)",
+            "INSERT OR IGNORE INTO sales (store, seq, kind, receipt_no, created_at_ms, total_kopecks, record, format) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
         )?
-        .execute(params![id.store.0, id.seq as i64, kind, receipt_no, at, total, record])?;
+        .execute(params![id.store.0, id.seq as i64, kind, receipt_no, at, total, record, record_format])?;
     if inserted == 1 {
         let mut insert = tx.prepare_cached(
             "INSERT INTO sale_lines (store, seq, line_no, sku, name, quantity, amount_kopecks) VALUES (?1,?2,?3,?4,?5,?6,?7)",
@@ -914,12 +939,32 @@ fn apply_entry<'e>(tx: &Transaction<'_>, e: &'e OutboxEntry) -> Result<&'e [Coun
         for (i, (sku, name, quantity, amount)) in lines.iter().enumerate() {
             insert.execute(params![id.store.0, id.seq as i64, i as i64, sku.as_str(), name, quantity, amount])?;
         }
+        if let Change::Sale { sale, .. } = &e.change {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO sale_line_promotions (store, seq, line_no, promotion, version, name, amount_kopecks)
+                 VALUES (?1,?2,?3,?4,?5,?6,?7)",
+            )?;
+            for (i, l) in sale.lines.iter().enumerate() {
+                for p in &l.promotions {
+                    insert.execute(params![
+                        id.store.0,
+                        id.seq as i64,
+                        i as i64,
+                        p.promotion,
+                        p.version,
+                        p.name,
+                        p.amount.0
+                    ])?;
+                }
+            }
+        }
     }
     Ok(counters.as_slice())
 }
 
-/// A sale or return as HQ stores it: format 1 of `kassa_protocol::format` (the same
-/// bytes as the first release's), never the domain type.
+/// A sale or return as HQ stores it: a frozen format of `kassa_protocol::format` (sales
+/// in format 2 from schema 5, returns in format 1, as the `format` column says), never
+/// the domain type.
 fn stored<T: serde::Serialize>(v: &T) -> Vec<u8> {
     format::encode(v)
 }
@@ -1075,7 +1120,7 @@ mod tests {
         let (_d1, batched) = open();
         batched.hello(ACTOR, 40, 0).unwrap();
         let applied = batched.apply(ACTOR, &entries, 40, 40, 0).unwrap();
-        assert_eq!(applied, Applied { parked: 0, deltas: 80 });
+        assert_eq!(applied, Applied { parked: 0, deltas: 80, inbound_for: Vec::new() });
         let (_d2, one_by_one) = open();
         one_by_one.hello(ACTOR, 40, 0).unwrap();
         for e in &entries {

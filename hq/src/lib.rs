@@ -188,6 +188,7 @@ pub async fn start(config: HqConfig, cancel: CancellationToken) -> Result<Runnin
         db,
         catalog: watch::channel(version).0,
         promotions: watch::channel(promotions_version).0,
+        inbound: watch::channel(0).0,
         counters: watch::channel(0).0,
         nearby_interval: config.nearby_interval,
         metrics: Default::default(),

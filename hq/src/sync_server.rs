@@ -48,6 +48,9 @@ pub struct Shared {
     pub promotions: watch::Sender<u64>,
     /// Bumped whenever HQ books counter changes (deliveries) to offer stores.
     pub counters: watch::Sender<u64>,
+    /// Bumped whenever a store has a new document to receive (a delivery announced, a
+    /// transfer shipped to it): connections offer their store's open documents.
+    pub inbound: watch::Sender<u64>,
     pub nearby_interval: Duration,
     pub metrics: Arc<Metrics>,
     /// The stores connected now and what they speak.
@@ -256,6 +259,7 @@ async fn session(
     let mut catalog = shared.catalog.subscribe();
     let mut promotions = shared.promotions.subscribe();
     let mut counters = shared.counters.subscribe();
+    let mut inbound = shared.inbound.subscribe();
     // The first view goes out with the handshake; the next ones at the interval, give or
     // take a tenth, so that stores that connected together (after HQ restarts) do not
     // all ask at the same moment forever after.
@@ -299,6 +303,10 @@ async fn session(
             Ok(()) = counters.changed() => {
                 let entries = blocking(&shared.db, move |db| db.counters_for(store)).await?;
                 session.offer_counters(&entries);
+                flush(&mut session, &mut send).await?;
+            }
+            Ok(()) = inbound.changed() => {
+                offer_inbound(&mut session, &shared).await?;
                 flush(&mut session, &mut send).await?;
             }
         }
@@ -374,6 +382,18 @@ async fn offer_promotions(session: &mut HqSync, shared: &Shared) -> Result<(), C
     Ok(())
 }
 
+/// Offers the deliveries and transfers the store has yet to receive (protocol 5 on);
+/// the store keeps each once, so offering again is harmless.
+async fn offer_inbound(session: &mut HqSync, shared: &Shared) -> Result<(), ConnError> {
+    if session.protocol() < 5 {
+        return Ok(());
+    }
+    let store = session.store();
+    let documents = blocking(&shared.db, move |db| db.open_inbound(store)).await?;
+    session.offer_inbound(&documents);
+    Ok(())
+}
+
 async fn drive(session: &mut HqSync, shared: &Shared, peer: &PeerGuard) -> Result<(), ConnError> {
     while let Some(ev) = session.poll_event() {
         match ev {
@@ -398,11 +418,13 @@ async fn drive(session: &mut HqSync, shared: &Shared, peer: &PeerGuard) -> Resul
                 let (version, rules) = blocking(&shared.db, |db| db.rules()).await?;
                 session.offer_rules(version, &rules);
                 offer_promotions(session, shared).await?;
+                offer_inbound(session, shared).await?;
             }
             HqEvent::CompareDigests { actor, theirs } => {
                 // The store's digest says which promotions it holds: a set that did not
-                // arrive whole goes again.
+                // arrive whole goes again; so do documents it has not yet received.
                 offer_promotions(session, shared).await?;
+                offer_inbound(session, shared).await?;
                 let store = actor.store;
                 let ours =
                     kassa_protocol::stock::digests(&blocking(&shared.db, move |db| db.counters_at(store)).await?);
@@ -433,8 +455,12 @@ async fn drive(session: &mut HqSync, shared: &Shared, peer: &PeerGuard) -> Resul
                 let n = entries.len();
                 let started = std::time::Instant::now();
                 match blocking(&shared.db, move |db| db.apply(actor, &entries, upto, head, now_ms())).await {
-                    Ok(crate::db::Applied { parked, deltas }) => {
+                    Ok(crate::db::Applied { parked, deltas, inbound_for }) => {
                         shared.metrics.batch_applied(n, deltas, started.elapsed());
+                        if !inbound_for.is_empty() {
+                            tracing::info!(%actor, to = ?inbound_for, "transfer shipped; telling the receiving stores");
+                            shared.inbound.send_modify(|g| *g += 1);
+                        }
                         // Catch-up progress for operators: a line per batch while behind.
                         if head > upto {
                             tracing::info!(%actor, entries = n, upto, head, behind = head - upto, parked, "catching up");

@@ -16,6 +16,10 @@
 //!   discount (id, version, name, amount); the sale, the outbox change and the outbox
 //!   entry that carry them. Everything else is as in format 1. Journal records and
 //!   outbox entries from schema 4 on, and wire protocol 4, use it.
+//! - [`v3`]: stock movements (receipts, counts, write-offs, transfers) as an outbox
+//!   change, and the inbound documents HQ tells a store to expect. Everything else is
+//!   as in format 2. Journal records and outbox entries from schema 5 on, and wire
+//!   protocol 5, use it.
 //!
 //! The small identity types ([`crate::StoreId`], [`crate::ActorId`], [`crate::SaleId`],
 //! [`crate::Sku`], [`crate::Kopecks`], [`crate::loyalty::CustomerId`],
@@ -23,8 +27,9 @@
 //! a string, or a pair of numbers, frozen as such (the fixtures under
 //! `protocol/tests/fixtures/` would show any change).
 //!
-//! Conversions from the domain are total today (every domain value has a v1 form);
-//! conversions into the domain check what the domain checks and fail with a
+//! Conversions from the domain are total within a format's reach; a domain value an
+//! older format has no form for (a stock movement in format 1 or 2) is a
+//! [`FormatError`], never dropped silently. Conversions into the domain check what the domain checks and fail with a
 //! [`FormatError`] naming what was wrong.
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -762,9 +767,12 @@ pub mod v1 {
         }
     }
 
-    impl From<&wire::Change> for Change {
-        fn from(c: &wire::Change) -> Self {
-            match c {
+    /// A stock movement has no form in format 1 (it came with format 3).
+    impl TryFrom<&wire::Change> for Change {
+        type Error = FormatError;
+
+        fn try_from(c: &wire::Change) -> Result<Self, FormatError> {
+            Ok(match c {
                 wire::Change::Sale { sale, counters } => {
                     Change::Sale { sale: sale.into(), counters: counters.iter().map(Into::into).collect() }
                 }
@@ -775,7 +783,10 @@ pub mod v1 {
                     customer: customer.as_ref().map(Into::into),
                     entries: entries.iter().map(Into::into).collect(),
                 },
-            }
+                wire::Change::Movement { .. } => {
+                    return Err(super::invalid("outbox entry", "a stock movement needs data format 3 (protocol 5)"))
+                }
+            })
         }
     }
 
@@ -796,9 +807,11 @@ pub mod v1 {
         }
     }
 
-    impl From<&wire::OutboxEntry> for OutboxEntry {
-        fn from(e: &wire::OutboxEntry) -> Self {
-            OutboxEntry { seq: e.seq, change: (&e.change).into() }
+    impl TryFrom<&wire::OutboxEntry> for OutboxEntry {
+        type Error = FormatError;
+
+        fn try_from(e: &wire::OutboxEntry) -> Result<Self, FormatError> {
+            Ok(OutboxEntry { seq: e.seq, change: (&e.change).try_into()? })
         }
     }
 
@@ -825,7 +838,7 @@ pub mod v2 {
 
     use serde::{Deserialize, Serialize};
 
-    use super::v1;
+    use super::{v1, FormatError};
     use crate::{sale, wire};
     use crate::{Kopecks, SaleId, Sku};
 
@@ -970,9 +983,12 @@ pub mod v2 {
         }
     }
 
-    impl From<&wire::Change> for Change {
-        fn from(c: &wire::Change) -> Self {
-            match c {
+    /// A stock movement has no form in format 2 (it came with format 3).
+    impl TryFrom<&wire::Change> for Change {
+        type Error = FormatError;
+
+        fn try_from(c: &wire::Change) -> Result<Self, FormatError> {
+            Ok(match c {
                 wire::Change::Sale { sale, counters } => {
                     Change::Sale { sale: sale.into(), counters: counters.iter().map(Into::into).collect() }
                 }
@@ -983,7 +999,10 @@ pub mod v2 {
                     customer: customer.as_ref().map(Into::into),
                     entries: entries.iter().map(Into::into).collect(),
                 },
-            }
+                wire::Change::Movement { .. } => {
+                    return Err(super::invalid("outbox entry", "a stock movement needs data format 3 (protocol 5)"))
+                }
+            })
         }
     }
 
@@ -1004,15 +1023,302 @@ pub mod v2 {
         }
     }
 
-    impl From<&wire::OutboxEntry> for OutboxEntry {
-        fn from(e: &wire::OutboxEntry) -> Self {
-            OutboxEntry { seq: e.seq, change: (&e.change).into() }
+    impl TryFrom<&wire::OutboxEntry> for OutboxEntry {
+        type Error = FormatError;
+
+        fn try_from(e: &wire::OutboxEntry) -> Result<Self, FormatError> {
+            Ok(OutboxEntry { seq: e.seq, change: (&e.change).try_into()? })
         }
     }
 
     impl From<OutboxEntry> for wire::OutboxEntry {
         fn from(e: OutboxEntry) -> Self {
             wire::OutboxEntry { seq: e.seq, change: e.change.into() }
+        }
+    }
+}
+
+pub mod v3 {
+    //! Format 3: format 2 with stock movements. Frozen once released, like [`super::v1`];
+    //! types not listed here are format 2's or format 1's.
+
+    use serde::{Deserialize, Serialize};
+
+    use super::{invalid, v1, v2, FormatError};
+    use crate::movements as domain;
+    use crate::{wire, Sku, StoreId};
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct MovementId {
+        pub store: StoreId,
+        pub seq: u64,
+    }
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum WriteOffReason {
+        Damaged,
+        Expired,
+        Theft,
+        Other,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum MovementKind {
+        Receipt { delivery: Option<u64> },
+        WriteOff { reason: WriteOffReason },
+        Count { count: u64 },
+        TransferOut { to: StoreId },
+        TransferIn { transfer: MovementId },
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct MovementLine {
+        pub sku: Sku,
+        pub name: String,
+        pub quantity: i64,
+        pub expected: Option<i64>,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Movement {
+        pub id: MovementId,
+        pub kind: MovementKind,
+        pub lines: Vec<MovementLine>,
+        pub by: String,
+        pub approved_by: Option<String>,
+        pub note: String,
+        pub created_at_ms: i64,
+    }
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum InboundSource {
+        Delivery(u64),
+        Transfer(MovementId),
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct InboundLine {
+        pub sku: Sku,
+        pub name: String,
+        pub quantity: i64,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Inbound {
+        pub source: InboundSource,
+        pub store: StoreId,
+        pub lines: Vec<InboundLine>,
+        pub created_at_ms: i64,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum Change {
+        Sale { sale: v2::Sale, counters: Vec<v1::CounterEntry> },
+        Return { ret: v1::Return, counters: Vec<v1::CounterEntry> },
+        Loyalty { customer: Option<v1::Customer>, entries: Vec<v1::LoyaltyEntry> },
+        Movement { movement: Movement, counters: Vec<v1::CounterEntry> },
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct OutboxEntry {
+        pub seq: u64,
+        pub change: Change,
+    }
+
+    impl From<domain::MovementId> for MovementId {
+        fn from(i: domain::MovementId) -> Self {
+            MovementId { store: i.store, seq: i.seq }
+        }
+    }
+
+    impl From<MovementId> for domain::MovementId {
+        fn from(i: MovementId) -> Self {
+            domain::MovementId { store: i.store, seq: i.seq }
+        }
+    }
+
+    impl From<domain::WriteOffReason> for WriteOffReason {
+        fn from(r: domain::WriteOffReason) -> Self {
+            match r {
+                domain::WriteOffReason::Damaged => WriteOffReason::Damaged,
+                domain::WriteOffReason::Expired => WriteOffReason::Expired,
+                domain::WriteOffReason::Theft => WriteOffReason::Theft,
+                domain::WriteOffReason::Other => WriteOffReason::Other,
+            }
+        }
+    }
+
+    impl From<WriteOffReason> for domain::WriteOffReason {
+        fn from(r: WriteOffReason) -> Self {
+            match r {
+                WriteOffReason::Damaged => domain::WriteOffReason::Damaged,
+                WriteOffReason::Expired => domain::WriteOffReason::Expired,
+                WriteOffReason::Theft => domain::WriteOffReason::Theft,
+                WriteOffReason::Other => domain::WriteOffReason::Other,
+            }
+        }
+    }
+
+    impl From<&domain::MovementKind> for MovementKind {
+        fn from(k: &domain::MovementKind) -> Self {
+            match *k {
+                domain::MovementKind::Receipt { delivery } => MovementKind::Receipt { delivery },
+                domain::MovementKind::WriteOff { reason } => MovementKind::WriteOff { reason: reason.into() },
+                domain::MovementKind::Count { count } => MovementKind::Count { count },
+                domain::MovementKind::TransferOut { to } => MovementKind::TransferOut { to },
+                domain::MovementKind::TransferIn { transfer } => MovementKind::TransferIn { transfer: transfer.into() },
+            }
+        }
+    }
+
+    impl From<MovementKind> for domain::MovementKind {
+        fn from(k: MovementKind) -> Self {
+            match k {
+                MovementKind::Receipt { delivery } => domain::MovementKind::Receipt { delivery },
+                MovementKind::WriteOff { reason } => domain::MovementKind::WriteOff { reason: reason.into() },
+                MovementKind::Count { count } => domain::MovementKind::Count { count },
+                MovementKind::TransferOut { to } => domain::MovementKind::TransferOut { to },
+                MovementKind::TransferIn { transfer } => domain::MovementKind::TransferIn { transfer: transfer.into() },
+            }
+        }
+    }
+
+    impl From<&domain::Movement> for Movement {
+        fn from(m: &domain::Movement) -> Self {
+            Movement {
+                id: m.id.into(),
+                kind: (&m.kind).into(),
+                lines: m
+                    .lines
+                    .iter()
+                    .map(|l| MovementLine {
+                        sku: l.sku.clone(),
+                        name: l.name.clone(),
+                        quantity: l.quantity,
+                        expected: l.expected,
+                    })
+                    .collect(),
+                by: m.by.clone(),
+                approved_by: m.approved_by.clone(),
+                note: m.note.clone(),
+                created_at_ms: m.created_at_ms,
+            }
+        }
+    }
+
+    /// Checks what [`domain::Movement::validate`] checks.
+    impl TryFrom<Movement> for domain::Movement {
+        type Error = FormatError;
+
+        fn try_from(m: Movement) -> Result<Self, FormatError> {
+            let movement = domain::Movement {
+                id: m.id.into(),
+                kind: m.kind.into(),
+                lines: m
+                    .lines
+                    .into_iter()
+                    .map(|l| domain::MovementLine {
+                        sku: l.sku,
+                        name: l.name,
+                        quantity: l.quantity,
+                        expected: l.expected,
+                    })
+                    .collect(),
+                by: m.by,
+                approved_by: m.approved_by,
+                note: m.note,
+                created_at_ms: m.created_at_ms,
+            };
+            movement.validate().map_err(|e| invalid("stock movement", e))?;
+            Ok(movement)
+        }
+    }
+
+    impl From<&domain::Inbound> for Inbound {
+        fn from(d: &domain::Inbound) -> Self {
+            Inbound {
+                source: match d.source {
+                    domain::InboundSource::Delivery(n) => InboundSource::Delivery(n),
+                    domain::InboundSource::Transfer(id) => InboundSource::Transfer(id.into()),
+                },
+                store: d.store,
+                lines: d
+                    .lines
+                    .iter()
+                    .map(|l| InboundLine { sku: l.sku.clone(), name: l.name.clone(), quantity: l.quantity })
+                    .collect(),
+                created_at_ms: d.created_at_ms,
+            }
+        }
+    }
+
+    /// Checks what [`domain::Inbound::validate`] checks.
+    impl TryFrom<Inbound> for domain::Inbound {
+        type Error = FormatError;
+
+        fn try_from(d: Inbound) -> Result<Self, FormatError> {
+            let inbound = domain::Inbound {
+                source: match d.source {
+                    InboundSource::Delivery(n) => domain::InboundSource::Delivery(n),
+                    InboundSource::Transfer(id) => domain::InboundSource::Transfer(id.into()),
+                },
+                store: d.store,
+                lines: d
+                    .lines
+                    .into_iter()
+                    .map(|l| domain::InboundLine { sku: l.sku, name: l.name, quantity: l.quantity })
+                    .collect(),
+                created_at_ms: d.created_at_ms,
+            };
+            inbound.validate().map_err(|e| invalid("inbound document", e))?;
+            Ok(inbound)
+        }
+    }
+
+    impl From<&wire::Change> for Change {
+        fn from(c: &wire::Change) -> Self {
+            let counters = |c: &[crate::stock::CounterEntry]| c.iter().map(Into::into).collect();
+            match c {
+                wire::Change::Sale { sale, counters: c } => Change::Sale { sale: sale.into(), counters: counters(c) },
+                wire::Change::Return { ret, counters: c } => Change::Return { ret: ret.into(), counters: counters(c) },
+                wire::Change::Loyalty { customer, entries } => Change::Loyalty {
+                    customer: customer.as_ref().map(Into::into),
+                    entries: entries.iter().map(Into::into).collect(),
+                },
+                wire::Change::Movement { movement, counters: c } => {
+                    Change::Movement { movement: movement.into(), counters: counters(c) }
+                }
+            }
+        }
+    }
+
+    impl TryFrom<Change> for wire::Change {
+        type Error = FormatError;
+
+        fn try_from(c: Change) -> Result<Self, FormatError> {
+            Ok(match c {
+                Change::Movement { movement, counters } => wire::Change::Movement {
+                    movement: movement.try_into()?,
+                    counters: counters.into_iter().map(Into::into).collect(),
+                },
+                Change::Sale { sale, counters } => v2::Change::Sale { sale, counters }.into(),
+                Change::Return { ret, counters } => v2::Change::Return { ret, counters }.into(),
+                Change::Loyalty { customer, entries } => v2::Change::Loyalty { customer, entries }.into(),
+            })
+        }
+    }
+
+    impl From<&wire::OutboxEntry> for OutboxEntry {
+        fn from(e: &wire::OutboxEntry) -> Self {
+            OutboxEntry { seq: e.seq, change: (&e.change).into() }
+        }
+    }
+
+    impl TryFrom<OutboxEntry> for wire::OutboxEntry {
+        type Error = FormatError;
+
+        fn try_from(e: OutboxEntry) -> Result<Self, FormatError> {
+            Ok(wire::OutboxEntry { seq: e.seq, change: e.change.try_into()? })
         }
     }
 }

@@ -154,6 +154,11 @@ impl Connection {
                 Change::Loyalty { entries, .. } => {
                     assert!(entries.iter().all(|l| l.writer() == a && l.check().is_ok()));
                 }
+                Change::Movement { movement, counters } => {
+                    assert_eq!(movement.id.store, STORE, "only the store's own movements");
+                    assert!(movement.validate().is_ok(), "decoding checked the movement");
+                    assert!(counters.iter().all(|c| c.actor == a && c.location == STORE && c.is_valid()));
+                }
             }
         }
         assert_eq!(entries.last().map(|e| e.seq), Some(upto));

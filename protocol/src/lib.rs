@@ -37,6 +37,7 @@ pub mod ids;
 pub mod loyalty;
 pub mod lww;
 pub mod money;
+pub mod movements;
 pub mod pricing;
 pub mod promotions;
 pub mod returns;

@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use crate::catalog::CatalogItem;
 use crate::ids::{ActorId, StoreId};
 use crate::loyalty::{Customer, LoyaltyEntry, LoyaltyRules, RightsAnswer, RightsRequest};
+use crate::movements::Inbound;
 use crate::promotions::definition::Definition;
 use crate::promotions::PROMOTIONS_MAX;
 use crate::returns::Return;
@@ -107,6 +108,9 @@ pub enum StoreEvent {
     Rights(RightsAnswer),
     /// Customers and loyalty entries to store and max-merge.
     Loyalty { customers: Vec<Customer>, entries: Vec<LoyaltyEntry> },
+    /// A delivery or transfer to receive: keep it, once (HQ sends it again until the
+    /// store's receipt of it arrives).
+    Inbound(Inbound),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -286,6 +290,13 @@ impl StoreSync {
                 self.events.push_back(StoreEvent::Counters { entries });
                 true
             }
+            (StoreState::Ready, HqMessage::Inbound(doc)) => {
+                if doc.store != self.actor.store {
+                    return Err(SyncError::Malformed(format!("an inbound document for store {}", doc.store)));
+                }
+                self.events.push_back(StoreEvent::Inbound(doc));
+                false
+            }
         };
         if taken {
             self.request_outbox();
@@ -444,9 +455,9 @@ impl StoreSync {
         let mut batch = Vec::new();
         let mut batch_bytes = 0;
         for entry in entries {
-            // Its size in data format 2, the largest any protocol version sends.
+            // Its size in data format 3, the largest any protocol version sends.
             let bytes = postcard::serialize_with_flavor(
-                &crate::format::v2::OutboxEntry::from(&entry),
+                &crate::format::v3::OutboxEntry::from(&entry),
                 postcard::ser_flavors::Size::default(),
             )
             .unwrap_or(0);
@@ -745,14 +756,27 @@ impl HqSync {
                 if id.store != self.store {
                     return foreign(format!("record {id}"));
                 }
-                for c in counters {
-                    if c.actor != actor || c.location != self.store {
-                        return foreign(format!("counter of actor {} at store {}", c.actor, c.location));
-                    }
-                    if !c.is_valid() {
-                        return Err(SyncError::Malformed(format!("negative running total {c:?}")));
-                    }
+                self.check_counters(actor, counters)?;
+            }
+            Change::Movement { movement, counters } => {
+                if movement.id.store != self.store {
+                    return foreign(format!("movement {}", movement.id));
                 }
+                self.check_counters(actor, counters)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The counters a record carries are the store's own actor's, at the store.
+    fn check_counters(&self, actor: ActorId, counters: &[CounterEntry]) -> Result<(), SyncError> {
+        for c in counters {
+            if c.actor != actor || c.location != self.store {
+                let what = format!("counter of actor {} at store {}", c.actor, c.location);
+                return Err(SyncError::ForeignWrite { store: self.store, what });
+            }
+            if !c.is_valid() {
+                return Err(SyncError::Malformed(format!("negative running total {c:?}")));
             }
         }
         Ok(())
@@ -845,6 +869,17 @@ impl HqSync {
             page.push(d.clone());
         }
         self.transmits.push_back(HqMessage::PromotionsPage { version, first, definitions: page, last: true });
+    }
+
+    /// Offers the deliveries and transfers the store has yet to receive (protocol 5 on):
+    /// each goes as its own message; the store keeps each once.
+    pub fn offer_inbound(&mut self, documents: &[Inbound]) {
+        if !matches!(self.state, HqState::Ready(_)) || self.protocol < 5 {
+            return;
+        }
+        for d in documents.iter().filter(|d| d.store == self.store) {
+            self.transmits.push_back(HqMessage::Inbound(d.clone()));
+        }
     }
 
     /// Offers HQ's loyalty rules (version 0: none published yet, nothing is sent).

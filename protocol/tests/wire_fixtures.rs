@@ -19,6 +19,9 @@ use kassa_protocol::loyalty::{
     Customer, CustomerId, EntryKind, LinePoints, LoyaltyEntry, LoyaltyRules, Phone, ReturnLoyalty, RightsAnswer,
     RightsGrant, RightsRequest, SaleLoyalty,
 };
+use kassa_protocol::movements::{
+    Inbound, InboundLine, InboundSource, Movement, MovementId, MovementKind, MovementLine, WriteOffReason,
+};
 use kassa_protocol::returns::{Return, ReturnKind, ReturnLine};
 use kassa_protocol::sale::{Sale, Tender, TenderKind};
 use kassa_protocol::stock::{ActorDigest, CounterEntry};
@@ -190,8 +193,64 @@ fn software(version: u32) -> Option<String> {
     (version >= 3).then(|| "0.2.0".to_owned())
 }
 
+/// A movement of each kind that refers to something (protocol 5 on).
+fn movements() -> Vec<Movement> {
+    let line = |sku_: &str, quantity: i64, expected: Option<i64>| MovementLine {
+        sku: sku(sku_),
+        name: format!("Товар {sku_}"),
+        quantity,
+        expected,
+    };
+    let movement = |seq: u64, kind: MovementKind, lines: Vec<MovementLine>| Movement {
+        id: MovementId { store: STORE, seq },
+        kind,
+        lines,
+        by: "kassir1".into(),
+        approved_by: (seq == 2).then(|| "manager".into()),
+        note: if seq == 2 { "упаковка порвана".into() } else { String::new() },
+        created_at_ms: 1_764_000_000_000 + seq as i64,
+    };
+    vec![
+        movement(
+            1,
+            MovementKind::Receipt { delivery: Some(31) },
+            vec![line("100001", 23, Some(24)), line("300125", 0, Some(6))],
+        ),
+        movement(2, MovementKind::WriteOff { reason: WriteOffReason::Damaged }, vec![line("200417", -1_250, None)]),
+        movement(3, MovementKind::Count { count: 4 }, vec![line("100001", -2, None), line("300125", 1, None)]),
+        movement(4, MovementKind::TransferOut { to: StoreId(8) }, vec![line("100001", -5, None)]),
+        movement(
+            5,
+            MovementKind::TransferIn { transfer: MovementId { store: StoreId(8), seq: 17 } },
+            vec![line("300125", 3, Some(3))],
+        ),
+    ]
+}
+
 /// Every store message, named as its fixture file.
 fn store_messages(version: u32) -> Vec<(&'static str, StoreMessage)> {
+    let mut batch = vec![
+        OutboxEntry {
+            seq: 40,
+            change: Change::Sale {
+                sale: sale(version),
+                counters: vec![
+                    counter("100001", ACTOR, 0, 58),
+                    counter("200417", ACTOR, 0, 9_876),
+                    counter("300125", ACTOR, 0, 12),
+                ],
+            },
+        },
+        OutboxEntry { seq: 41, change: Change::Return { ret: ret(), counters: vec![counter("100001", ACTOR, 1, 58)] } },
+        OutboxEntry { seq: 42, change: Change::Loyalty { customer: Some(customer()), entries: loyalty_entries() } },
+    ];
+    if version >= 5 {
+        for (i, movement) in movements().into_iter().enumerate() {
+            let counters = movement.counter_moves().map(|(s, p, n)| counter(&s.0, ACTOR, 1 + p, 58 + n)).collect();
+            batch.push(OutboxEntry { seq: 43 + i as u64, change: Change::Movement { movement, counters } });
+        }
+    }
+    let head = batch.last().map_or(0, |e| e.seq);
     vec![
         (
             "store-hello",
@@ -200,37 +259,11 @@ fn store_messages(version: u32) -> Vec<(&'static str, StoreMessage)> {
                 actor: ACTOR,
                 catalog_version: 3,
                 promotions_version: if version >= 4 { 5 } else { 0 },
-                head: 42,
+                head: if version >= 5 { 47 } else { 42 },
                 software_version: software(version),
             },
         ),
-        (
-            "store-batch",
-            StoreMessage::Batch {
-                entries: vec![
-                    OutboxEntry {
-                        seq: 40,
-                        change: Change::Sale {
-                            sale: sale(version),
-                            counters: vec![
-                                counter("100001", ACTOR, 0, 58),
-                                counter("200417", ACTOR, 0, 9_876),
-                                counter("300125", ACTOR, 0, 12),
-                            ],
-                        },
-                    },
-                    OutboxEntry {
-                        seq: 41,
-                        change: Change::Return { ret: ret(), counters: vec![counter("100001", ACTOR, 1, 58)] },
-                    },
-                    OutboxEntry {
-                        seq: 42,
-                        change: Change::Loyalty { customer: Some(customer()), entries: loyalty_entries() },
-                    },
-                ],
-                head: 42,
-            },
-        ),
+        ("store-batch", StoreMessage::Batch { entries: batch, head }),
         (
             "store-rights-request",
             StoreMessage::RightsRequest(RightsRequest { request_id: 5, customer: card(), points: 300 }),
@@ -277,6 +310,24 @@ fn hq_messages(version: u32) -> Vec<(&'static str, HqMessage)> {
         let definitions = definitions.iter().map(|d| serde_json::from_str(d).unwrap()).collect();
         messages
             .push(("hq-promotions-page", HqMessage::PromotionsPage { version: 5, first: 0, definitions, last: true }));
+    }
+    if version >= 5 {
+        let line =
+            |sku_: &str, quantity: i64| InboundLine { sku: sku(sku_), name: format!("Товар {sku_}"), quantity };
+        for (name, source) in [
+            ("hq-inbound-delivery", InboundSource::Delivery(31)),
+            ("hq-inbound-transfer", InboundSource::Transfer(MovementId { store: StoreId(8), seq: 17 })),
+        ] {
+            messages.push((
+                name,
+                HqMessage::Inbound(Inbound {
+                    source,
+                    store: STORE,
+                    lines: vec![line("100001", 24), line("300125", 6)],
+                    created_at_ms: 1_764_000_000_000,
+                }),
+            ));
+        }
     }
     messages
 }
@@ -413,16 +464,18 @@ fn hq_variant(m: &HqMessage) -> &'static str {
         HqMessage::Loyalty { .. } => "hq-loyalty",
         HqMessage::Refused { .. } => "hq-refused",
         HqMessage::PromotionsPage { .. } => "hq-promotions-page",
+        HqMessage::Inbound(Inbound { source: InboundSource::Delivery(_), .. }) => "hq-inbound-delivery",
+        HqMessage::Inbound(Inbound { source: InboundSource::Transfer(_), .. }) => "hq-inbound-transfer",
     }
 }
 
 const ALL_STORE_VARIANTS: usize = 5;
 /// HQ's messages in protocol `version`.
 fn all_hq_variants(version: u32) -> usize {
-    if version >= 4 {
-        12
-    } else {
-        11
+    match version {
+        5.. => 14,
+        4 => 12,
+        _ => 11,
     }
 }
 
@@ -509,6 +562,27 @@ fn every_message_of_protocol_4() {
     let encodings = check(4);
     assert_eq!(encodings, BTreeSet::from([wire::ENCODING_PLAIN, wire::ENCODING_ZSTD]), "plain and compressed frames");
     assert!(sale(4).validate().is_ok(), "the fixture's sale adds up with its promotion");
+}
+
+#[test]
+fn every_message_of_protocol_5() {
+    let encodings = check(5);
+    assert_eq!(encodings, BTreeSet::from([wire::ENCODING_PLAIN, wire::ENCODING_ZSTD]), "plain and compressed frames");
+    assert!(movements().iter().all(|m| m.validate().is_ok()), "the fixture's movements are valid");
+}
+
+#[test]
+fn a_protocol_4_peer_gets_no_inbound_documents_and_a_movement_is_never_dropped() {
+    let inbound = hq_messages(5).into_iter().find(|(n, _)| *n == "hq-inbound-delivery").unwrap().1;
+    for old in [2, 3, 4] {
+        let e = wire::encode_hq(old, &inbound).unwrap_err();
+        assert!(e.to_string().contains("does not carry inbound"), "{e}");
+        // A batch holding a movement cannot be sent in an older protocol: an error, so
+        // that the store waits for HQ on 5 rather than lose a movement.
+        let batch = store_messages(5).into_iter().find(|(n, _)| *n == "store-batch").unwrap().1;
+        let e = wire::encode_store(old, &batch).unwrap_err();
+        assert!(e.to_string().contains("needs data format 3"), "{e}");
+    }
 }
 
 #[test]

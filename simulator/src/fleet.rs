@@ -441,7 +441,8 @@ impl SimStore {
                 | StoreEvent::Rules { .. }
                 | StoreEvent::Promotions { .. }
                 | StoreEvent::Rights(_)
-                | StoreEvent::Loyalty { .. } => {}
+                | StoreEvent::Loyalty { .. }
+                | StoreEvent::Inbound(_) => {}
             }
         }
         Ok(())

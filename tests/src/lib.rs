@@ -288,3 +288,44 @@ impl HqApi {
         (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
     }
 }
+
+/// A store's cashier API with a logged-in session on every request.
+#[derive(Debug, Clone)]
+pub struct AgentApi {
+    /// `http://127.0.0.1:N`
+    pub base: String,
+    pub token: String,
+    pub client: reqwest::Client,
+}
+
+impl AgentApi {
+    /// Logs `user` in with `pin` at `agent`'s page address.
+    pub async fn login(agent: &kassa_agent::RunningAgent, user: &str, pin: &str) -> AgentApi {
+        let base = format!("http://{}", agent.http_addr);
+        let client = reqwest::Client::new();
+        let resp = client
+            .post(format!("{base}/api/login"))
+            .json(&serde_json::json!({ "user": user, "pin": pin }))
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "login of {user}: {}", resp.status());
+        let body: serde_json::Value = resp.json().await.unwrap();
+        AgentApi { base, token: body["token"].as_str().expect("a session token").to_owned(), client }
+    }
+
+    /// `GET path`: the status and the body as JSON.
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let resp = self.client.get(format!("{}{path}", self.base)).bearer_auth(&self.token).send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// `POST path` with a JSON body: the status and the body as JSON.
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let resp =
+            self.client.post(format!("{}{path}", self.base)).bearer_auth(&self.token).json(&body).send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+    }
+}

@@ -21,6 +21,7 @@
 //! same way: a tender kind is `"cash"`, `"card"` or `"points"` ([`view::tender_kind`])
 //! and anything else is refused (`bad_tender`), never taken for cash.
 
+mod stock;
 pub mod view;
 
 use std::convert::Infallible;
@@ -114,6 +115,16 @@ pub fn router(state: AppState) -> Router {
         .route("/api/shift/x-report", post(x_report))
         .route("/api/shift/close", post(close_shift))
         .route("/api/stock/{sku}", get(stock))
+        .route("/api/stock", get(stock::levels))
+        .route("/api/stock/inbound", get(stock::inbound))
+        .route("/api/stock/receive", post(stock::receive))
+        .route("/api/stock/write-off", post(stock::write_off))
+        .route("/api/stock/transfer", post(stock::transfer))
+        .route("/api/stock/movements", get(stock::movements))
+        .route("/api/stock/counts", get(stock::open_counts).post(stock::start_count))
+        .route("/api/stock/counts/{id}", get(stock::count))
+        .route("/api/stock/counts/{id}/scan", post(stock::count_scan))
+        .route("/api/stock/counts/{id}/post", post(stock::post_count))
         .fallback(|| async { ApiError::refuse(ApiRefusal::NotFound, "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::refuse(ApiRefusal::MethodNotAllowed, "this route does not take that method")
@@ -287,7 +298,13 @@ fn write_status(w: &WriteError) -> StatusCode {
     use StatusCode as S;
     match w {
         WriteError::IdempotencyKey => S::BAD_REQUEST,
-        WriteError::NoSuchSale(_) | WriteError::UnknownSku(_) => S::NOT_FOUND,
+        WriteError::NoSuchSale(_)
+        | WriteError::UnknownSku(_)
+        | WriteError::NoSuchInbound(_)
+        | WriteError::NoSuchCount(_) => S::NOT_FOUND,
+        WriteError::NeedsManager(_) => S::FORBIDDEN,
+        WriteError::AlreadyReceived(_) | WriteError::CountPosted(_) => S::CONFLICT,
+        WriteError::Movement(_) => S::UNPROCESSABLE_ENTITY,
         WriteError::KeyReuse
         | WriteError::NoShift
         | WriteError::ShiftOpen

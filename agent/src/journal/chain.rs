@@ -218,6 +218,12 @@ impl ChainSays {
                     self.stock.entry(l.sku.0.clone()).or_default().0 += l.quantity;
                 }
             }
+            Record::Movement { movement } => {
+                for (sku, plus, minus) in movement.counter_moves() {
+                    let e = self.stock.entry(sku.0.clone()).or_default();
+                    (e.0, e.1) = (e.0 + plus, e.1 + minus);
+                }
+            }
             _ => {}
         }
     }
@@ -259,7 +265,7 @@ fn check_receipt_numbers(conn: &Connection, report: &mut VerifyReport) -> Result
     Ok(())
 }
 
-/// Our own stock counters are exactly the sum of sales and returns (`stock`).
+/// Our own stock counters are exactly the sum of sales, returns and movements (`stock`).
 fn check_own_counters(
     conn: &Connection,
     own_actor: kassa_protocol::ActorId,
@@ -276,14 +282,15 @@ fn check_own_counters(
         let found = counters.remove(sku).unwrap_or_default();
         if found != *expected {
             report.problem(format!(
-                "SKU {sku}: counters say +{} −{}, sales and returns +{} −{}",
+                "SKU {sku}: counters say +{} −{}, sales, returns and movements +{} −{}",
                 found.0, found.1, expected.0, expected.1
             ));
         }
     }
     for (sku, found) in counters {
         if found != (0, 0) {
-            report.problem(format!("SKU {sku}: counters +{} −{} without any sale or return", found.0, found.1));
+            report
+                .problem(format!("SKU {sku}: counters +{} −{} without any sale, return or movement", found.0, found.1));
         }
     }
     Ok(())

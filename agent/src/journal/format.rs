@@ -8,6 +8,8 @@
 //! changed without breaking the chain.
 //!
 //! Format 2 ([`v2`], from schema 4) stores sales with their lines' promotions.
+//! Format 3 ([`v3`], from schema 5) adds stock movements (receipts, counts, write-offs,
+//! transfers); outbox entries are data format 3.
 //!
 //! A change to what is stored is a new format: a module beside [`v1`] and [`v2`] with
 //! conversions, a schema migration (see `journal::MIGRATIONS`) and a fixture; readers
@@ -19,9 +21,12 @@ use kassa_protocol::format::{v1 as data, FormatError};
 use super::JournalError;
 
 /// The format new rows are written in. Records and outbox entries are in format 2 from
-/// schema 4 on (sale lines with their promotions, [`kassa_protocol::format::v2`]).
-pub const RECORD_FORMAT: u32 = 2;
-pub const OUTBOX_FORMAT: u32 = 2;
+/// schema 4 on (sale lines with their promotions, [`kassa_protocol::format::v2`]), and
+/// in format 3 from schema 5 on (stock movements, [`kassa_protocol::format::v3`]).
+pub const RECORD_FORMAT: u32 = 3;
+pub const OUTBOX_FORMAT: u32 = 3;
+/// Inbound documents (deliveries and transfers to receive) are stored in data format 3.
+pub const INBOUND_FORMAT: u32 = 3;
 pub const PRINT_JOB_FORMAT: u32 = 1;
 
 fn corrupt(what: String) -> impl FnOnce(FormatError) -> JournalError {
@@ -137,6 +142,30 @@ pub mod v2 {
     }
 }
 
+pub mod v3 {
+    //! Format 3 of the journal's records: format 2's, with stock movements appended.
+    //! Frozen once released.
+
+    use kassa_protocol::format::{v1 as data1, v2 as data2, v3 as data};
+    use kassa_protocol::Kopecks;
+    use serde::{Deserialize, Serialize};
+
+    use super::v1;
+
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum Record {
+        Sale { sale: data2::Sale, shift: i64 },
+        Return { ret: data1::Return, shift: i64 },
+        Void { shift: i64, lines: u32, total: Kopecks },
+        ShiftOpen { shift: i64, float: Kopecks },
+        CashMove { shift: i64, amount: Kopecks, reason: String },
+        ShiftClose { shift: i64, report: v1::ShiftReport },
+        UserAdded { id: String, name: String, role: v1::Role },
+        DrawerOverride { shift: i64, manager: String, in_drawer: Kopecks, amount: Kopecks },
+        Movement { movement: data::Movement },
+    }
+}
+
 // ---- conversions ----
 
 use super::types::{PrintDoc, Record, Role, ShiftReport, TenderTotal, VatLine};
@@ -245,6 +274,7 @@ impl From<&Record> for v1::Record {
     fn from(r: &Record) -> Self {
         match r {
             Record::Sale { sale, shift } => v1::Record::Sale { sale: sale.into(), shift: *shift },
+            Record::Movement { .. } => unreachable!("movements are written in format 3 only"),
             Record::Return { ret, shift } => v1::Record::Return { ret: ret.into(), shift: *shift },
             Record::Void { shift, lines, total } => v1::Record::Void { shift: *shift, lines: *lines, total: *total },
             Record::ShiftOpen { shift, float } => v1::Record::ShiftOpen { shift: *shift, float: *float },
@@ -286,6 +316,7 @@ impl From<&Record> for v2::Record {
     fn from(r: &Record) -> Self {
         match r {
             Record::Sale { sale, shift } => v2::Record::Sale { sale: sale.into(), shift: *shift },
+            Record::Movement { .. } => unreachable!("movements are written in format 3 only"),
             other => match v1::Record::from(other) {
                 v1::Record::Sale { .. } => unreachable!("sales are format 2's own"),
                 v1::Record::Return { ret, shift } => v2::Record::Return { ret, shift },
@@ -320,9 +351,50 @@ impl From<v2::Record> for Record {
     }
 }
 
+impl From<&Record> for v3::Record {
+    fn from(r: &Record) -> Self {
+        match r {
+            Record::Movement { movement } => v3::Record::Movement { movement: movement.into() },
+            other => match v2::Record::from(other) {
+                v2::Record::Sale { sale, shift } => v3::Record::Sale { sale, shift },
+                v2::Record::Return { ret, shift } => v3::Record::Return { ret, shift },
+                v2::Record::Void { shift, lines, total } => v3::Record::Void { shift, lines, total },
+                v2::Record::ShiftOpen { shift, float } => v3::Record::ShiftOpen { shift, float },
+                v2::Record::CashMove { shift, amount, reason } => v3::Record::CashMove { shift, amount, reason },
+                v2::Record::ShiftClose { shift, report } => v3::Record::ShiftClose { shift, report },
+                v2::Record::UserAdded { id, name, role } => v3::Record::UserAdded { id, name, role },
+                v2::Record::DrawerOverride { shift, manager, in_drawer, amount } => {
+                    v3::Record::DrawerOverride { shift, manager, in_drawer, amount }
+                }
+            },
+        }
+    }
+}
+
+impl TryFrom<v3::Record> for Record {
+    type Error = FormatError;
+
+    fn try_from(r: v3::Record) -> Result<Self, FormatError> {
+        let as_v2 = match r {
+            v3::Record::Movement { movement } => return Ok(Record::Movement { movement: movement.try_into()? }),
+            v3::Record::Sale { sale, shift } => v2::Record::Sale { sale, shift },
+            v3::Record::Return { ret, shift } => v2::Record::Return { ret, shift },
+            v3::Record::Void { shift, lines, total } => v2::Record::Void { shift, lines, total },
+            v3::Record::ShiftOpen { shift, float } => v2::Record::ShiftOpen { shift, float },
+            v3::Record::CashMove { shift, amount, reason } => v2::Record::CashMove { shift, amount, reason },
+            v3::Record::ShiftClose { shift, report } => v2::Record::ShiftClose { shift, report },
+            v3::Record::UserAdded { id, name, role } => v2::Record::UserAdded { id, name, role },
+            v3::Record::DrawerOverride { shift, manager, in_drawer, amount } => {
+                v2::Record::DrawerOverride { shift, manager, in_drawer, amount }
+            }
+        };
+        Ok(as_v2.into())
+    }
+}
+
 /// A record's body in the current format ([`RECORD_FORMAT`]).
 pub fn encode_record(record: &Record) -> Vec<u8> {
-    data::encode(&v2::Record::from(record))
+    data::encode(&v3::Record::from(record))
 }
 
 /// A record's body in its stored `format`.
@@ -330,13 +402,14 @@ pub fn decode_record(body: &[u8], format: Option<u32>, seq: i64) -> Result<Recor
     let what = format!("record {seq}");
     Ok(match version(format, RECORD_FORMAT, &what)? {
         1 => data::decode::<v1::Record>(body, "record").map_err(corrupt(what))?.into(),
-        _ => data::decode::<v2::Record>(body, "record").map_err(corrupt(what))?.into(),
+        2 => data::decode::<v2::Record>(body, "record").map_err(corrupt(what))?.into(),
+        _ => data::decode::<v3::Record>(body, "record").and_then(Record::try_from).map_err(corrupt(what))?,
     })
 }
 
 /// An outbox entry in the current format ([`OUTBOX_FORMAT`]).
 pub fn encode_outbox(entry: &kassa_protocol::wire::OutboxEntry) -> Vec<u8> {
-    data::encode(&kassa_protocol::format::v2::OutboxEntry::from(entry))
+    data::encode(&kassa_protocol::format::v3::OutboxEntry::from(entry))
 }
 
 /// An outbox entry in its stored `format`.
@@ -344,10 +417,28 @@ pub fn decode_outbox(blob: &[u8], format: Option<u32>) -> Result<kassa_protocol:
     let what = "outbox entry";
     Ok(match version(format, OUTBOX_FORMAT, what)? {
         1 => data::decode::<data::OutboxEntry>(blob, what).map_err(corrupt("outbox".into()))?.into(),
-        _ => data::decode::<kassa_protocol::format::v2::OutboxEntry>(blob, what)
+        2 => data::decode::<kassa_protocol::format::v2::OutboxEntry>(blob, what)
             .map_err(corrupt("outbox".into()))?
             .into(),
+        _ => data::decode::<kassa_protocol::format::v3::OutboxEntry>(blob, what)
+            .and_then(TryInto::try_into)
+            .map_err(corrupt("outbox".into()))?,
     })
+}
+
+/// An inbound document as the store keeps it (data format 3).
+pub fn encode_inbound(doc: &kassa_protocol::movements::Inbound) -> Vec<u8> {
+    data::encode(&kassa_protocol::format::v3::Inbound::from(doc))
+}
+
+pub fn decode_inbound(blob: &[u8], format: u32) -> Result<kassa_protocol::movements::Inbound, JournalError> {
+    let what = "inbound document";
+    if format != INBOUND_FORMAT {
+        return Err(JournalError::Corrupt(format!("{what} in data format {format}, not {INBOUND_FORMAT}")));
+    }
+    data::decode::<kassa_protocol::format::v3::Inbound>(blob, what)
+        .and_then(TryInto::try_into)
+        .map_err(corrupt(what.into()))
 }
 
 /// A print job's document in the current format.

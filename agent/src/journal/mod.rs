@@ -17,6 +17,8 @@
 //!   published, kept whole by version.
 //! - `shifts`: shifts, cash in/out, X and Z reports, the drawer check.
 //! - `sales`: sales, returns, cancellations, voids, and the stock counters they move.
+//! - `stock`: movements other than sales (receipts, counts, write-offs, transfers) and
+//!   the inbound documents HQ sends.
 //! - `handle`: the async road to all of it ([`JournalHandle`]); `open_basket`: the open
 //!   basket's own file.
 //!
@@ -33,6 +35,7 @@ mod print_queue;
 mod promotions;
 mod sales;
 mod shifts;
+mod stock;
 mod types;
 mod users;
 
@@ -42,6 +45,7 @@ use std::sync::Mutex;
 use kassa_protocol::catalog::{CatalogItem, Unit, VatRate};
 use kassa_protocol::gtin::Gtin;
 use kassa_protocol::loyalty::{AccountError, CustomerError, PointsError};
+use kassa_protocol::movements::MovementError;
 use kassa_protocol::returns::ReturnError;
 use kassa_protocol::sale::PaymentError;
 use kassa_protocol::{ActorId, Kopecks, Sku, StoreId};
@@ -52,6 +56,7 @@ pub use chain::VerifyReport;
 pub use handle::JournalHandle;
 pub use open_basket::BasketStore;
 pub use sales::{LoyaltyUse, ReturnRequest};
+pub use stock::{CountReport, CountReportLine, MovementRequest, StockLevel, WRITE_OFF_UNAPPROVED_MAX};
 pub use types::{PrintDoc, PrintJob, Printable, Record, Role, ShiftReport, TenderTotal, User, VatLine};
 pub use users::{lockout_ms, AuthError, LOCKOUT_MAX_MS, LOCKOUT_MS, PIN_ATTEMPTS_MAX};
 
@@ -168,6 +173,19 @@ pub enum WriteError {
     NoSuchSale(String),
     #[error("sale {0} was already cancelled")]
     AlreadyCancelled(String),
+    /// A write-off above the limit, or goods received that nobody announced.
+    #[error("a manager must approve {0}")]
+    NeedsManager(&'static str),
+    #[error(transparent)]
+    Movement(#[from] kassa_protocol::movements::MovementError),
+    #[error("no delivery or transfer {0} is expected here")]
+    NoSuchInbound(String),
+    #[error("{0} was already received")]
+    AlreadyReceived(String),
+    #[error("no stock count {0}")]
+    NoSuchCount(u64),
+    #[error("stock count {0} was already posted")]
+    CountPosted(u64),
     /// A return without a receipt names a SKU the catalog does not have.
     #[error("unknown SKU {0}")]
     UnknownSku(Sku),
@@ -219,6 +237,11 @@ refusal_codes! {
         WriteError::NegativeCounted => "negative_counted_cash",
         WriteError::NoSuchSale(_) => "no_such_sale",
         WriteError::AlreadyCancelled(_) => "already_cancelled",
+        WriteError::NeedsManager(_) => "needs_manager",
+        WriteError::NoSuchInbound(_) => "no_such_inbound",
+        WriteError::AlreadyReceived(_) => "already_received",
+        WriteError::NoSuchCount(_) => "no_such_count",
+        WriteError::CountPosted(_) => "count_posted",
         WriteError::UnknownSku(_) => "unknown_sku",
         WriteError::Points { .. } => "points_not_available",
         WriteError::PointsNeedCustomer => "points_need_customer",
@@ -236,7 +259,20 @@ refusal_codes! {
         WriteError::Return => ReturnError,
         WriteError::Loyalty => PointsError,
         WriteError::Customer => CustomerError,
+        WriteError::Movement => MovementError,
         WriteError::Journal => JournalError,
+    }
+}
+
+refusal_codes! {
+    MovementError {
+        MovementError::Empty | MovementError::NothingMoves => "movement_empty",
+        MovementError::TooManyLines => "movement_too_many_lines",
+        MovementError::DuplicateSku(_) => "movement_duplicate_sku",
+        MovementError::Quantity { .. } => "movement_quantity",
+        MovementError::Direction { .. } => "movement_direction",
+        MovementError::Note => "movement_note",
+        MovementError::TransferToSelf => "transfer_to_self",
     }
 }
 
@@ -445,7 +481,7 @@ DROP INDEX IF EXISTS print_jobs_pending;
 /// The journal's schema version, kept in `PRAGMA user_version`. Version 1 is [`SCHEMA`]
 /// as first released (`user_version` 0 in files of that release); each later version
 /// is one step of [`MIGRATIONS`].
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// Steps from version `n - 1` to `n`, run at start in one transaction after a copy of
 /// the file is kept beside it (`journal.sqlite.v{old}.bak`).
@@ -480,6 +516,37 @@ const MIGRATIONS: &[(u32, &str)] = &[
         // promotions): an older binary refuses the file rather than meet rows it cannot
         // read.
         "CREATE TABLE promotions (id INTEGER PRIMARY KEY, definition TEXT NOT NULL) STRICT;",
+    ),
+    (
+        5,
+        // Stock movements (see `stock`): each is a record in the chain (format 3 from
+        // here) with its query rows; `source` names what it received or posted
+        // (`delivery:N`, `transfer:SSSS-MN`, `count:N`), so an inbound document or a
+        // count is done when a movement names it. Inbound documents HQ sent, kept once
+        // (data format 3); stock counts, their scans (appended, never edited) and the
+        // book quantity of each SKU when it was first counted.
+        "CREATE TABLE movements (
+             seq INTEGER PRIMARY KEY, record_seq INTEGER NOT NULL UNIQUE REFERENCES records(seq),
+             reason TEXT NOT NULL, source TEXT UNIQUE, at_ms INTEGER NOT NULL
+         ) STRICT;
+         CREATE TABLE movement_lines (
+             seq INTEGER NOT NULL REFERENCES movements(seq), sku TEXT NOT NULL, quantity INTEGER NOT NULL,
+             expected INTEGER, PRIMARY KEY (seq, sku)
+         ) STRICT, WITHOUT ROWID;
+         CREATE TABLE inbound (
+             source TEXT PRIMARY KEY, doc BLOB NOT NULL, format INTEGER NOT NULL, arrived_at_ms INTEGER NOT NULL
+         ) STRICT;
+         CREATE TABLE counts (
+             id INTEGER PRIMARY KEY, started_by TEXT NOT NULL, started_at_ms INTEGER NOT NULL, categories TEXT
+         ) STRICT;
+         CREATE TABLE count_scans (
+             count_id INTEGER NOT NULL REFERENCES counts(id), idx INTEGER NOT NULL, sku TEXT NOT NULL,
+             quantity INTEGER NOT NULL, by_user TEXT NOT NULL, at_ms INTEGER NOT NULL, PRIMARY KEY (count_id, idx)
+         ) STRICT, WITHOUT ROWID;
+         CREATE TABLE count_book (
+             count_id INTEGER NOT NULL REFERENCES counts(id), sku TEXT NOT NULL, book INTEGER NOT NULL,
+             PRIMARY KEY (count_id, sku)
+         ) STRICT, WITHOUT ROWID;",
     ),
 ];
 

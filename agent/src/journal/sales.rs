@@ -391,7 +391,7 @@ impl Journal {
     }
 
     /// Adds to this store's own running totals; returns the new entry per SKU.
-    fn count<'a>(
+    pub(super) fn count<'a>(
         &self,
         tx: &Connection,
         moves: impl Iterator<Item = (&'a Sku, i64, i64)>,
@@ -610,7 +610,7 @@ impl Journal {
     }
 }
 
-fn item(conn: &Connection, sku: &Sku) -> Result<Option<kassa_protocol::catalog::CatalogItem>, JournalError> {
+pub(super) fn item(conn: &Connection, sku: &Sku) -> Result<Option<kassa_protocol::catalog::CatalogItem>, JournalError> {
     let sql = format!("SELECT {} FROM catalog WHERE sku = ?1", super::ITEM_COLUMNS);
     Ok(conn.query_row(&sql, [sku.as_str()], super::item_from_row).optional()?)
 }

@@ -52,6 +52,10 @@ pub enum Record {
         in_drawer: Kopecks,
         amount: Kopecks,
     },
+    /// Stock received, counted, written off or transferred (record format 3 on).
+    Movement {
+        movement: kassa_protocol::movements::Movement,
+    },
 }
 
 impl Record {
@@ -65,6 +69,7 @@ impl Record {
             Record::ShiftClose { .. } => "shift_close",
             Record::UserAdded { .. } => "user_added",
             Record::DrawerOverride { .. } => "drawer_override",
+            Record::Movement { .. } => "movement",
         }
     }
 }

@@ -30,6 +30,7 @@ mod payments;
 mod scan;
 mod sessions;
 mod shifts;
+mod stock;
 
 use std::sync::Arc;
 

@@ -29,6 +29,9 @@ use crate::loyalty::{
     answer_rights_request, CustomerId, EntryKind, LoyaltyAccount, LoyaltyEntry, RightsAnswer, RightsRequest,
 };
 use crate::money::Kopecks;
+use crate::movements::{
+    Inbound, InboundLine, InboundSource, Movement, MovementId, MovementKind, MovementLine, WriteOffReason,
+};
 use crate::promotions::definition::Definition;
 use crate::testing;
 use crate::Sku;
@@ -67,6 +70,11 @@ struct StoreDurable {
     points: LoyaltyAccount,
     /// The promotions version it keeps, and the set.
     promotions: (u64, Vec<Definition>),
+    /// Transfers HQ said are coming, kept once each, and those received.
+    inbound: BTreeMap<String, Inbound>,
+    received: std::collections::BTreeSet<String>,
+    /// Its movements' own sequence.
+    movements: u64,
 }
 
 struct Store {
@@ -86,6 +94,8 @@ struct HqDurable {
     points: LoyaltyAccount,
     /// The promotions version HQ last published (0: none yet).
     promotions_version: u64,
+    /// Transfers shipped to a store, by key: the document and whether it was received.
+    inbound: BTreeMap<String, (Inbound, bool)>,
 }
 
 /// The set of promotions HQ publishes as version `version` (a few, named after it, so
@@ -150,6 +160,9 @@ struct Stats {
     refused: u64,
     idle_cuts: u64,
     converge_rounds: u64,
+    /// Transfers between stores received at the other end, short ones among them.
+    transfers_received: u64,
+    transfers_short: u64,
 }
 
 impl Stats {
@@ -162,6 +175,8 @@ impl Stats {
         self.apply_failed += o.apply_failed;
         self.refused += o.refused;
         self.idle_cuts += o.idle_cuts;
+        self.transfers_received += o.transfers_received;
+        self.transfers_short += o.transfers_short;
         self.converge_rounds = self.converge_rounds.max(o.converge_rounds);
     }
 }
@@ -210,6 +225,9 @@ struct World {
     conns: BTreeMap<usize, Conn>,
     delivered: BTreeMap<(StoreId, Sku), i64>,
     sold: BTreeMap<(StoreId, Sku), i64>,
+    /// Stock moved by movements, per store: written off and shipped (negative), received
+    /// (positive), as each store recorded them.
+    moved: BTreeMap<(StoreId, Sku), i64>,
     /// Points spent, summed as each spend happened at a store.
     points_spent: i64,
     /// HQ lost counters at some point: its view may be behind a store's until digests
@@ -223,6 +241,44 @@ struct World {
 /// The one loyalty customer of the simulation: every store earns and spends for them.
 fn customer() -> CustomerId {
     CustomerId::parse("000010000000001").expect("a valid card")
+}
+
+/// HQ's database applies a batch (in one transaction with the store's progress, which
+/// the caller records): each entry counted, loyalty and counters merged; movements are
+/// handed back, for what they open or close.
+fn hq_apply(
+    sales: &mut BTreeMap<(StoreId, u64), u32>,
+    counters: &mut BTreeMap<CounterKey, (i64, i64)>,
+    points: &mut LoyaltyAccount,
+    store: StoreId,
+    batch: &[OutboxEntry],
+    movements: &mut Vec<Movement>,
+) {
+    for e in batch {
+        *sales.entry((store, e.seq)).or_default() += 1;
+        let entry_counters = match &e.change {
+            Change::Loyalty { entries, .. } => {
+                for l in entries {
+                    points.merge_entry(l).expect("valid entries");
+                }
+                continue;
+            }
+            Change::Sale { counters, .. } => counters,
+            Change::Movement { movement, counters } => {
+                movements.push(movement.clone());
+                counters
+            }
+            Change::Return { .. } => unreachable!("no returns here"),
+        };
+        for c in entry_counters {
+            merge(counters, c);
+        }
+    }
+}
+
+/// What HQ offers a store on connect and after a digest: its open documents.
+fn open_inbound(hq: &HqDurable, store: StoreId) -> Vec<Inbound> {
+    hq.inbound.values().filter(|(d, received)| d.store == store && !received).map(|(d, _)| d.clone()).collect()
 }
 
 fn merge(map: &mut BTreeMap<CounterKey, (i64, i64)>, e: &CounterEntry) {
@@ -266,6 +322,9 @@ impl World {
                         counters: BTreeMap::new(),
                         points: LoyaltyAccount::new(customer()),
                         promotions: (0, Vec::new()),
+                        inbound: BTreeMap::new(),
+                        received: Default::default(),
+                        movements: 0,
                     },
                     session: None,
                     partitioned_until: 0,
@@ -277,6 +336,7 @@ impl World {
                 counters: BTreeMap::new(),
                 points: LoyaltyAccount::new(customer()),
                 promotions_version: 0,
+                inbound: BTreeMap::new(),
             },
             points_spent: 0,
             lost_counters: false,
@@ -286,6 +346,7 @@ impl World {
             conns: BTreeMap::new(),
             delivered: BTreeMap::new(),
             sold: BTreeMap::new(),
+            moved: BTreeMap::new(),
         }
     }
 
@@ -306,6 +367,111 @@ impl World {
         *self.sold.entry((s.id, sku)).or_default() += quantity;
         if let Some(session) = s.session.as_mut() {
             session.handle_committed(seq);
+        }
+    }
+
+    /// Records a movement at store `i` (its counters moved, its outbox entry appended).
+    fn record_movement(&mut self, i: usize, kind: MovementKind, lines: Vec<MovementLine>) {
+        let s = &mut self.stores[i];
+        s.durable.movements += 1;
+        let movement = Movement {
+            id: MovementId { store: s.id, seq: s.durable.movements },
+            kind,
+            lines,
+            by: "sim".into(),
+            approved_by: None,
+            note: String::new(),
+            created_at_ms: 0,
+        };
+        movement.validate().expect("the simulation makes valid movements");
+        let mut counters = Vec::new();
+        for (sku, plus, minus) in movement.counter_moves() {
+            let c = s.durable.counters.entry((s.id, sku.clone(), s.actor)).or_insert((0, 0));
+            (c.0, c.1) = (c.0 + plus, c.1 + minus);
+            counters.push(CounterEntry { location: s.id, sku: sku.clone(), actor: s.actor, p: c.0, n: c.1 });
+            *self.moved.entry((s.id, sku.clone())).or_default() += plus - minus;
+        }
+        let seq = s.durable.outbox.len() as u64 + 1;
+        s.durable.outbox.push(OutboxEntry { seq, change: Change::Movement { movement, counters } });
+        if let Some(session) = s.session.as_mut() {
+            session.handle_committed(seq);
+        }
+    }
+
+    /// Store `i` writes off some of a SKU, or ships some to another store.
+    fn ship_or_write_off(&mut self, i: usize) {
+        let sku = Sku(format!("{}", self.rng.below(SKUS)));
+        let line = MovementLine { sku, name: "x".into(), quantity: -(1 + self.rng.below(5) as i64), expected: None };
+        let others = self.stores.len() as u64 - 1;
+        if others == 0 || self.rng.below(3) == 0 {
+            self.record_movement(i, MovementKind::WriteOff { reason: WriteOffReason::Damaged }, vec![line]);
+        } else {
+            let j = (i as u64 + 1 + self.rng.below(others)) % self.stores.len() as u64;
+            let to = self.stores[j as usize].id;
+            self.record_movement(i, MovementKind::TransferOut { to }, vec![line]);
+        }
+    }
+
+    /// Store `i` receives the transfers it was told of and has not received (now and
+    /// then one short by a piece: the difference is recorded, the stock is what came).
+    fn receive_transfers(&mut self, i: usize) {
+        let pending: Vec<Inbound> = {
+            let d = &self.stores[i].durable;
+            d.inbound.iter().filter(|(k, _)| !d.received.contains(*k)).map(|(_, doc)| doc.clone()).collect()
+        };
+        for doc in pending {
+            let InboundSource::Transfer(transfer) = doc.source else { unreachable!("only transfers here") };
+            let short = self.rng.below(4) == 0;
+            let lines = doc
+                .lines
+                .iter()
+                .map(|l| MovementLine {
+                    sku: l.sku.clone(),
+                    name: l.name.clone(),
+                    quantity: l.quantity - i64::from(short && l.quantity > 1),
+                    expected: Some(l.quantity),
+                })
+                .collect();
+            self.stores[i].durable.received.insert(doc.source.key());
+            self.record_movement(i, MovementKind::TransferIn { transfer }, lines);
+        }
+    }
+
+    /// HQ applies a movement: a transfer out opens a document for the receiving store
+    /// (offered at once if it is connected), a transfer in closes its document.
+    fn hq_applies_movement(&mut self, m: &Movement) {
+        match &m.kind {
+            MovementKind::TransferOut { to } => {
+                let doc = Inbound {
+                    source: InboundSource::Transfer(m.id),
+                    store: *to,
+                    lines: m
+                        .lines
+                        .iter()
+                        .map(|l| InboundLine { sku: l.sku.clone(), name: l.name.clone(), quantity: -l.quantity })
+                        .collect(),
+                    created_at_ms: 0,
+                };
+                let key = doc.source.key();
+                assert!(!self.hq.inbound.contains_key(&key), "transfer {key} opened twice");
+                self.hq.inbound.insert(key, (doc.clone(), false));
+                let j = (to.0 - 1) as usize;
+                if let Some(conn) = self.conns.get_mut(&j) {
+                    conn.hq_side.offer_inbound(&[doc]);
+                    conn.to_store.extend(std::iter::from_fn(|| conn.hq_side.poll_transmit()));
+                }
+            }
+            MovementKind::TransferIn { transfer } => {
+                let key = InboundSource::Transfer(*transfer).key();
+                let (doc, received) =
+                    self.hq.inbound.get_mut(&key).expect("a store received a transfer HQ never opened");
+                assert_eq!(doc.store, m.id.store, "transfer {key} received by the wrong store");
+                assert!(!*received, "transfer {key} received twice");
+                *received = true;
+                self.stats.transfers_received += 1;
+                self.stats.transfers_short += u64::from(m.lines.iter().any(|l| l.difference() != 0));
+            }
+            _ => {}
         }
     }
 
@@ -436,6 +602,10 @@ impl World {
                     let own = s.actor;
                     session.handle_own_counters(entries(&s.durable.counters, |k| k.2 == own));
                 }
+                StoreEvent::Inbound(doc) => {
+                    // Kept once: a resend (after a digest, on reconnect) changes nothing.
+                    s.durable.inbound.entry(doc.source.key()).or_insert(doc);
+                }
                 StoreEvent::NearbyStock { .. } | StoreEvent::Rights(_) | StoreEvent::Rules { .. } => {}
             }
         }
@@ -465,6 +635,8 @@ impl World {
     fn deliver_to_hq(&mut self, i: usize, n: usize) {
         let Some(conn) = self.conns.get_mut(&i) else { return };
         let mut refused = false;
+        // Movements applied, in order: what they open or close at HQ commits with them.
+        let mut applied_movements: Vec<Movement> = Vec::new();
         for _ in 0..n {
             let Some(arrival) = arrival(&mut self.rng, &self.faults, &mut self.stats, &mut conn.link, &mut conn.to_hq)
             else {
@@ -489,8 +661,10 @@ impl World {
                         conn.hq_side.offer_counters(&offer);
                         let version = self.hq.promotions_version;
                         conn.hq_side.offer_promotions(version, &promotions_of(version));
+                        conn.hq_side.offer_inbound(&open_inbound(&self.hq, actor.store));
                     }
                     HqEvent::CompareDigests { actor, theirs } => {
+                        conn.hq_side.offer_inbound(&open_inbound(&self.hq, actor.store));
                         let ours = crate::stock::digests(&entries(&self.hq.counters, |k| k.0 == actor.store));
                         let find = |d: &[crate::stock::ActorDigest], a| d.iter().find(|x| x.actor == a).cloned();
                         conn.hq_side.digests_compared(find(&ours, actor) != find(&theirs, actor));
@@ -524,25 +698,23 @@ impl World {
                             conn.hq_side.handle_apply_failed();
                             continue;
                         }
-                        for e in &batch {
-                            *self.hq.sales.entry((actor.store, e.seq)).or_default() += 1;
-                            if let Change::Loyalty { entries, .. } = &e.change {
-                                for l in entries {
-                                    self.hq.points.merge_entry(l).expect("valid entries");
-                                }
-                                continue;
-                            }
-                            let Change::Sale { counters, .. } = &e.change else { unreachable!("no returns here") };
-                            for c in counters {
-                                merge(&mut self.hq.counters, c);
-                            }
-                        }
+                        hq_apply(
+                            &mut self.hq.sales,
+                            &mut self.hq.counters,
+                            &mut self.hq.points,
+                            actor.store,
+                            &batch,
+                            &mut applied_movements,
+                        );
                         *progress = upto;
                         conn.hq_side.handle_applied(upto);
                     }
                 }
             }
             conn.to_store.extend(std::iter::from_fn(|| conn.hq_side.poll_transmit()));
+        }
+        for m in &applied_movements {
+            self.hq_applies_movement(m);
         }
         if refused {
             self.stats.refused += 1;
@@ -583,8 +755,10 @@ impl World {
         self.now += STEP;
         self.idle_timeouts();
         let i = self.rng.below(self.stores.len() as u64) as usize;
-        match self.rng.below(111) {
+        match self.rng.below(115) {
             0..=19 => self.sell(i),
+            111..=112 => self.ship_or_write_off(i),
+            113..=114 => self.receive_transfers(i),
             100..=104 => self.earn_points(i),
             105..=109 => self.spend_points(i),
             20..=24 => self.deliver_stock(i),
@@ -674,6 +848,19 @@ impl World {
         assert!(self.hq.sales.values().all(|&n| n == 1), "a sale applied twice");
         for s in &self.stores {
             assert!(s.durable.promotions.0 <= self.hq.promotions_version, "store {} is ahead of HQ's promotions", s.id);
+            // A store keeps only documents HQ opened for it, as HQ opened them, and
+            // receives each once.
+            for (key, doc) in &s.durable.inbound {
+                let (hq_doc, _) =
+                    self.hq.inbound.get(key).unwrap_or_else(|| panic!("store {} holds {key} HQ never opened", s.id));
+                assert_eq!(doc, hq_doc, "store {} holds a different {key}", s.id);
+                assert_eq!(doc.store, s.id, "store {} holds another store's {key}", s.id);
+            }
+            assert!(
+                s.durable.received.iter().all(|k| s.durable.inbound.contains_key(k)),
+                "store {} received unannounced goods",
+                s.id
+            );
         }
         // Escrow: in every replica's view no actor holds negative rights and the balance
         // is never below zero; and all the spending there ever was is covered by earning.
@@ -706,7 +893,7 @@ impl World {
                     && entries(&self.hq.counters, |k| k.0 == s.id && k.2 == HQ_ACTOR)
                         == entries(&s.durable.counters, |k| k.2 == HQ_ACTOR)
                     && s.durable.promotions.0 == self.hq.promotions_version
-            });
+            }) && self.hq.inbound.values().all(|(_, received)| *received);
             if done {
                 break;
             }
@@ -716,6 +903,7 @@ impl World {
             for i in 0..self.stores.len() {
                 self.connect(i);
                 self.drive_store(i);
+                self.receive_transfers(i);
                 self.deliver_to_hq(i, 16);
                 self.deliver_to_store(i, 16);
                 if let Some(s) = self.stores[i].session.as_mut() {
@@ -736,15 +924,22 @@ impl World {
                 "store {} and HQ disagree on its stock counters",
                 s.id
             );
-            // HQ's stock per store = delivered − sold.
+            // HQ's stock per store = delivered − sold + moved (received − shipped −
+            // written off).
             for sku in 0..SKUS {
                 let sku = Sku(sku.to_string());
                 let stock: i64 =
                     entries(&self.hq.counters, |k| k.0 == s.id && k.1 == sku).iter().map(|e| e.p - e.n).sum();
                 let expected = self.delivered.get(&(s.id, sku.clone())).unwrap_or(&0)
-                    - self.sold.get(&(s.id, sku.clone())).unwrap_or(&0);
+                    - self.sold.get(&(s.id, sku.clone())).unwrap_or(&0)
+                    + self.moved.get(&(s.id, sku.clone())).unwrap_or(&0);
                 assert_eq!(stock, expected, "store {} SKU {sku}", s.id);
             }
+            assert!(
+                s.durable.inbound.keys().all(|k| s.durable.received.contains(k)),
+                "store {} did not receive every transfer sent to it",
+                s.id
+            );
         }
         assert_eq!(self.hq.sales.len(), self.stores.iter().map(|s| s.durable.outbox.len()).sum::<usize>());
         // Loyalty converged at HQ: every store's own totals are there, and the balance is
@@ -755,6 +950,8 @@ impl World {
             }
         }
         assert_eq!(self.hq.points.spent_total(), self.points_spent);
+        // Every transfer shipped reached its store and was received once (HQ counts).
+        assert!(self.hq.inbound.values().all(|(_, received)| *received), "a transfer still in transit after healing");
         assert_eq!(self.hq.points.balance(), self.hq.points.earned_total() - self.points_spent);
     }
 }
@@ -820,6 +1017,8 @@ fn seeded_fleet_simulation_converges_exactly_once() {
         let Stats { lost, duplicated, reordered, apply_failed, refused, idle_cuts, .. } = total;
         assert!(lost > 0 && duplicated > 0 && reordered > 0 && apply_failed > 0, "{total:?}");
         assert!(refused > 0 && idle_cuts > 0, "{total:?}");
+        // Transfers shipped, carried while stores were offline, received, some short.
+        assert!(total.transfers_received > 0 && total.transfers_short > 0, "{total:?}");
     }
     // …and a few new ones each time (std's hasher keys come from the OS's randomness),
     // each printed first so that a failure can be replayed.

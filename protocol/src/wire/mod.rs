@@ -4,9 +4,12 @@
 //! [`StoreMessage`] and [`HqMessage`] are what the sync state machines reason with; they
 //! are not a wire format. What goes on the wire is one of the frozen boundary types of a
 //! *protocol version*, chosen per connection by TLS's ALPN (`kassa-sync/N`):
-//! - [`v4`] (`kassa-sync/4`, [`PROTOCOL_VERSION`]): the current protocol. Sales in data
-//!   format 2 (lines with their promotions), the store's promotions version in `Hello`,
-//!   and HQ's promotions in `PromotionsPage`s.
+//! - [`v5`] (`kassa-sync/5`, [`PROTOCOL_VERSION`]): the current protocol. Outbox
+//!   entries in data format 3 (stock movements: receipts, counts, write-offs,
+//!   transfers), and `Inbound`: a delivery or transfer HQ tells the store to expect.
+//! - [`v4`] (`kassa-sync/4`): sales in data format 2 (lines with their promotions), the
+//!   store's promotions version in `Hello`, and HQ's promotions in `PromotionsPage`s. A
+//!   stock movement has no form in it: a store that recorded one needs HQ on 5.
 //! - [`v3`] (`kassa-sync/3`): `Hello` and `Welcome` carry each side's software version,
 //!   so that HQ can show which stores still run an old release during a rolling upgrade.
 //!   Sales in data format 1 ([`crate::format::v1`]: a line's promotions are left out,
@@ -43,6 +46,7 @@ use crate::catalog::CatalogItem;
 use crate::format::FormatError;
 use crate::ids::{ActorId, StoreId};
 use crate::loyalty::{Customer, LoyaltyEntry, LoyaltyRules, RightsAnswer, RightsRequest};
+use crate::movements::{Inbound, Movement};
 use crate::promotions::definition::Definition;
 use crate::returns::Return;
 use crate::sale::Sale;
@@ -51,17 +55,21 @@ use crate::stock::{ActorDigest, CounterEntry};
 pub mod v2;
 pub mod v3;
 pub mod v4;
+pub mod v5;
 
 /// The protocol this code speaks by default. History:
 /// 2: frames carry an encoding byte (zstd compression). Release 0.1.0.
 /// 3: `Hello` and `Welcome` carry the sender's software version.
 /// 4: promotions (sales in data format 2, the promotions version in `Hello`,
 ///    `PromotionsPage`).
-pub const PROTOCOL_VERSION: u32 = 4;
+/// 5: stock movements (outbox entries in data format 3) and `Inbound` documents.
+pub const PROTOCOL_VERSION: u32 = 5;
 /// The versions HQ serves, preferred first: the current one and the ones before it
 /// that stores in the field may still speak (a store is upgraded before HQ drops its
 /// version; see ARCHITECTURE.md).
-pub const SUPPORTED_VERSIONS: [u32; 3] = [4, 3, 2];
+pub const SUPPORTED_VERSIONS: [u32; 4] = [5, 4, 3, 2];
+/// ALPN name of protocol 5.
+pub const ALPN_V5: &[u8] = b"kassa-sync/5";
 /// ALPN name of protocol 4.
 pub const ALPN_V4: &[u8] = b"kassa-sync/4";
 /// ALPN name of protocol 3.
@@ -70,7 +78,7 @@ pub const ALPN_V3: &[u8] = b"kassa-sync/3";
 pub const ALPN_V2: &[u8] = b"kassa-sync/2";
 /// ALPN name of [`PROTOCOL_VERSION`]; a peer speaking none of the offered versions
 /// fails the TLS handshake ("no application protocol").
-pub const ALPN: &[u8] = ALPN_V4;
+pub const ALPN: &[u8] = ALPN_V5;
 /// Longest software version a `Hello` or `Welcome` may carry, in bytes.
 pub const SOFTWARE_VERSION_BYTES_MAX: usize = 64;
 /// Largest message either side accepts, encoded and (if compressed) decompressed.
@@ -105,6 +113,7 @@ pub const COUNTERS_PAGE_MAX: usize = 2048;
 /// The ALPN name of a protocol version, `None` for a version this code does not speak.
 pub fn alpn(version: u32) -> Option<&'static [u8]> {
     match version {
+        5 => Some(ALPN_V5),
         4 => Some(ALPN_V4),
         3 => Some(ALPN_V3),
         2 => Some(ALPN_V2),
@@ -121,6 +130,11 @@ pub fn version_of_alpn(name: &[u8]) -> Option<u32> {
 
 fn to<'a, D: 'a, W: From<&'a D>>(items: &'a [D]) -> Vec<W> {
     items.iter().map(Into::into).collect()
+}
+
+/// [`to`] for values an older version may have no form for.
+fn try_to<'a, D: 'a, W: TryFrom<&'a D, Error = FormatError>>(items: &'a [D]) -> Result<Vec<W>, FormatError> {
+    items.iter().map(TryInto::try_into).collect()
 }
 
 fn from<W, D: From<W>>(items: Vec<W>) -> Vec<D> {
@@ -220,6 +234,10 @@ pub enum HqMessage {
     /// definition in the set. The store applies the set when `last` arrives whole (every
     /// page in order) and newer than its own (protocol 4 on).
     PromotionsPage { version: u64, first: u32, definitions: Vec<Definition>, last: bool },
+    /// A delivery or a transfer the store is to receive (protocol 5 on). HQ sends every
+    /// open one on connect, when one is created, and after each digest, until the
+    /// store's receipt of it arrives; the store keeps each once.
+    Inbound(Inbound),
 }
 
 // The three types below are domain types too; their boundary forms are in
@@ -249,6 +267,9 @@ pub enum Change {
     /// A customer issued at this store, and/or loyalty running totals this store wrote
     /// (earned, spent, rights handed over), committed with the sale that caused them.
     Loyalty { customer: Option<Customer>, entries: Vec<LoyaltyEntry> },
+    /// A stock movement (receipt, count, write-off, transfer) with the store's running
+    /// stock totals after it (protocol 5 on).
+    Movement { movement: Movement, counters: Vec<CounterEntry> },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -274,9 +295,10 @@ pub enum CodecError {
 /// Encodes what a store sends as a length-prefixed frame of protocol `version`.
 pub fn encode_store(version: u32, msg: &StoreMessage) -> Result<Vec<u8>, CodecError> {
     match version {
+        5 => encode_frame(&v5::StoreMessage::try_from(msg)?),
         4 => encode_frame(&v4::StoreMessage::try_from(msg)?),
         3 => encode_frame(&v3::StoreMessage::try_from(msg)?),
-        2 => encode_frame(&v2::StoreMessage::from(msg)),
+        2 => encode_frame(&v2::StoreMessage::try_from(msg)?),
         other => Err(CodecError::Version(other)),
     }
 }
@@ -284,6 +306,7 @@ pub fn encode_store(version: u32, msg: &StoreMessage) -> Result<Vec<u8>, CodecEr
 /// Encodes what HQ sends as a length-prefixed frame of protocol `version`.
 pub fn encode_hq(version: u32, msg: &HqMessage) -> Result<Vec<u8>, CodecError> {
     match version {
+        5 => encode_frame(&v5::HqMessage::try_from(msg)?),
         4 => encode_frame(&v4::HqMessage::try_from(msg)?),
         3 => encode_frame(&v3::HqMessage::try_from(msg)?),
         2 => encode_frame(&v2::HqMessage::try_from(msg)?),
@@ -295,6 +318,7 @@ pub fn encode_hq(version: u32, msg: &HqMessage) -> Result<Vec<u8>, CodecError> {
 /// `version`.
 pub fn decode_store(version: u32, body: &[u8]) -> Result<StoreMessage, CodecError> {
     match version {
+        5 => Ok(decode_body::<v5::StoreMessage>(body)?.try_into()?),
         4 => Ok(decode_body::<v4::StoreMessage>(body)?.try_into()?),
         3 => Ok(decode_body::<v3::StoreMessage>(body)?.try_into()?),
         2 => Ok(decode_body::<v2::StoreMessage>(body)?.try_into()?),
@@ -306,6 +330,7 @@ pub fn decode_store(version: u32, body: &[u8]) -> Result<StoreMessage, CodecErro
 /// `version`.
 pub fn decode_hq(version: u32, body: &[u8]) -> Result<HqMessage, CodecError> {
     match version {
+        5 => Ok(decode_body::<v5::HqMessage>(body)?.try_into()?),
         4 => Ok(decode_body::<v4::HqMessage>(body)?.try_into()?),
         3 => Ok(decode_body::<v3::HqMessage>(body)?.try_into()?),
         2 => Ok(decode_body::<v2::HqMessage>(body)?.try_into()?),

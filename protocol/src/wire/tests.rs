@@ -36,7 +36,7 @@ fn alpn_names_and_versions_match() {
     assert_eq!(version_of_alpn(b"kassa-sync/1"), None);
     assert_eq!(alpn(1), None);
     assert!(matches!(encode_hq(1, &HqMessage::Ack { upto: 1 }), Err(CodecError::Version(1))));
-    assert!(matches!(decode_store(5, &[0, 0]), Err(CodecError::Version(5))));
+    assert!(matches!(decode_store(6, &[0, 0]), Err(CodecError::Version(6))));
 }
 
 #[test]

@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{from, to};
+use super::{from, to, try_to};
 
 use crate::format::{v1, FormatError};
 use crate::ids::{ActorId, StoreId};
@@ -40,18 +40,20 @@ pub enum HqMessage {
     Refused { reason: String },
 }
 
-impl From<&super::StoreMessage> for StoreMessage {
-    fn from(m: &super::StoreMessage) -> Self {
+impl TryFrom<&super::StoreMessage> for StoreMessage {
+    type Error = FormatError;
+
+    fn try_from(m: &super::StoreMessage) -> Result<Self, FormatError> {
         use super::StoreMessage as D;
-        match m {
+        Ok(match m {
             D::Hello { version, actor, catalog_version, promotions_version: _, head, software_version: _ } => {
                 StoreMessage::Hello { version: *version, actor: *actor, catalog_version: *catalog_version, head: *head }
             }
-            D::Batch { entries, head } => StoreMessage::Batch { entries: to(entries), head: *head },
+            D::Batch { entries, head } => StoreMessage::Batch { entries: try_to(entries)?, head: *head },
             D::RightsRequest(r) => StoreMessage::RightsRequest(r.into()),
             D::Digest { digests, promotions_version: _ } => StoreMessage::Digest { digests: to(digests) },
             D::Counters { entries } => StoreMessage::Counters { entries: to(entries) },
-        }
+        })
     }
 }
 
@@ -94,6 +96,7 @@ impl TryFrom<&super::HqMessage> for HqMessage {
             D::Rights(a) => HqMessage::Rights(a.into()),
             D::Loyalty { customers, entries } => HqMessage::Loyalty { customers: to(customers), entries: to(entries) },
             D::Refused { reason } => HqMessage::Refused { reason: reason.clone() },
+            D::Inbound(_) => return Err(super::not_in_version(2, "inbound stock documents")),
             D::PromotionsPage { .. } => return Err(super::not_in_version(2, "promotions")),
         })
     }

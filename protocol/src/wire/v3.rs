@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{check_software_version, from, software, to};
+use super::{check_software_version, from, software, to, try_to};
 use crate::format::{v1, FormatError};
 use crate::ids::{ActorId, StoreId};
 
@@ -56,7 +56,7 @@ impl TryFrom<&super::StoreMessage> for StoreMessage {
                     software_version: software(3, software_version)?,
                 }
             }
-            D::Batch { entries, head } => StoreMessage::Batch { entries: to(entries), head: *head },
+            D::Batch { entries, head } => StoreMessage::Batch { entries: try_to(entries)?, head: *head },
             D::RightsRequest(r) => StoreMessage::RightsRequest(r.into()),
             D::Digest { digests, promotions_version: _ } => StoreMessage::Digest { digests: to(digests) },
             D::Counters { entries } => StoreMessage::Counters { entries: to(entries) },
@@ -114,6 +114,7 @@ impl TryFrom<&super::HqMessage> for HqMessage {
             D::Rights(a) => HqMessage::Rights(a.into()),
             D::Loyalty { customers, entries } => HqMessage::Loyalty { customers: to(customers), entries: to(entries) },
             D::Refused { reason } => HqMessage::Refused { reason: reason.clone() },
+            D::Inbound(_) => return Err(super::not_in_version(3, "inbound stock documents")),
             D::PromotionsPage { .. } => return Err(super::not_in_version(3, "promotions")),
         })
     }
