@@ -367,6 +367,15 @@ async fn drive(
                 blocking(journal, move |j| j.merge_counters(&entries)).await?;
                 tracing::debug!(entries = n, "stock counters from HQ merged");
             }
+            StoreEvent::PriceSchedule { version, changes } => {
+                let n = changes.len();
+                if blocking(journal, move |j| j.set_price_schedule(version, &changes)).await? {
+                    tracing::info!(version, changes = n, "price schedule from HQ kept");
+                }
+            }
+            StoreEvent::PromotionsUsed { customer, promotions } => {
+                blocking(journal, move |j| j.merge_promotions_used(&customer, &promotions)).await?;
+            }
             StoreEvent::Inbound(doc) => {
                 let source = doc.source.key();
                 let lines = doc.lines.len();

@@ -110,8 +110,16 @@ async fn get(client: &reqwest::Client, a: &Agent, token: &str, path: &str) -> (u
     send(client.get(format!("{}{path}", a.base)).bearer_auth(token)).await
 }
 
-/// Routes open to anyone: the page, its script, health and login.
-const OPEN: &[(&str, &str)] = &[("GET", "/"), ("GET", "/app.js"), ("GET", "/api/health"), ("POST", "/api/login")];
+/// Routes open to anyone: the pages (the till's and the back room's), their scripts,
+/// health and login.
+const OPEN: &[(&str, &str)] = &[
+    ("GET", "/"),
+    ("GET", "/app.js"),
+    ("GET", "/stock"),
+    ("GET", "/stock.js"),
+    ("GET", "/api/health"),
+    ("POST", "/api/login"),
+];
 
 /// Every other route, as a request a stranger might send.
 const GUARDED: &[(&str, &str)] = &[

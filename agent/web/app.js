@@ -10,7 +10,7 @@ const $ = (id) => document.getElementById(id);
 // ---- words ----
 const WORDS = {
   ru: {
-    title: "Касса", shift: "Смена", returns: "Возврат", logout: "Выход", item: "Товар", qty: "Кол-во",
+    title: "Касса", back_room: "Склад", shift: "Смена", returns: "Возврат", logout: "Выход", item: "Товар", qty: "Кол-во",
     price: "Цена", sum: "Сумма", total: "Итого", cash_given: "Наличные, ₽", pay_cash: "Оплатить наличными (F9)",
     pay_card: "Картой (F10)", pay_mixed: "Смешанная", discount: "Скидка (F4)", void: "Отменить чек (F8)",
     coupon: "Купон (F6)", coupon_code: "Код купона", saved: "Ваша выгода", promo: "Акция",
@@ -42,7 +42,7 @@ const WORDS = {
     alert_scanner_gone: "Сканер не подключён. Проверьте кабель сканера; пока можно вводить штрихкод вручную.",
   },
   en: {
-    title: "Till", shift: "Shift", returns: "Return", logout: "Log out", item: "Item", qty: "Qty",
+    title: "Till", back_room: "Stock", shift: "Shift", returns: "Return", logout: "Log out", item: "Item", qty: "Qty",
     price: "Price", sum: "Amount", total: "Total", cash_given: "Cash given, ₽", pay_cash: "Pay cash (F9)",
     pay_card: "Card (F10)", pay_mixed: "Mixed", discount: "Discount (F4)", void: "Void basket (F8)",
     coupon: "Coupon (F6)", coupon_code: "Coupon code", saved: "You save", promo: "Offer",
@@ -169,6 +169,8 @@ const ERRORS = {
     movement_direction: "Это количество не подходит для этой операции: проверьте знак.",
     movement_note: "Комментарий — не больше 200 символов.",
     transfer_to_self: "Перемещение — в другой магазин: проверьте номер магазина.",
+    too_many_counts: "Открыто слишком много инвентаризаций: проведите одну из них.",
+    count_out_of_scope: "Этот товар не входит в категории этой инвентаризации.",
     // The shift and the drawer.
     no_shift: "Смена не открыта. Откройте смену (кнопка «Смена»).",
     shift_open: "Смена уже открыта.",
@@ -282,6 +284,8 @@ const ERRORS = {
     movement_direction: "That quantity does not fit this operation: check its sign.",
     movement_note: "A note is at most 200 characters.",
     transfer_to_self: "A transfer goes to another store: check the store number.",
+    too_many_counts: "Too many stock counts are open: post one of them first.",
+    count_out_of_scope: "This item is not in the categories this count covers.",
     // The shift and the drawer.
     no_shift: "No shift open. Open one (the Shift button).",
     shift_open: "A shift is already open.",

@@ -164,6 +164,7 @@ routes! {
     PUT "/api/stores/{store}/neighbours" Needs(StoresWrite) => set_neighbours;
     GET "/api/stock/{sku}" Needs(StockRead) => stock;
     POST "/api/stores/{store}/deliveries" Needs(StockWrite) => stock::create_delivery;
+    POST "/api/stores/{store}/deliveries/csv" Needs(StockWrite) => stock::create_delivery_csv, limit stock::DELIVERY_CSV_BYTES_MAX;
     GET "/api/stores/{store}/inbound" Needs(StockRead) => stock::store_inbound;
     GET "/api/stores/{store}/movements" Needs(StockRead) => stock::movements;
     GET "/api/transfers" Needs(StockRead) => stock::transfers;
@@ -178,6 +179,8 @@ routes! {
     POST "/api/catalog" Needs(CatalogWrite) => catalog::import, limit CATALOG_UPLOAD_BYTES_MAX;
     POST "/api/catalog/preview" Needs(CatalogWrite) => catalog::preview, limit CATALOG_UPLOAD_BYTES_MAX;
     GET "/api/catalog/items" Needs(CatalogRead) => catalog::items;
+    GET "/api/catalog/schedule" Needs(CatalogRead) => catalog::schedule;
+    PUT "/api/catalog/schedule" Needs(CatalogWrite) => catalog::publish_schedule;
     POST "/api/catalog/items" Needs(CatalogWrite) => catalog::add_item;
     PATCH "/api/catalog/items/{sku}" Needs(CatalogWrite) => catalog::change_item;
     DELETE "/api/catalog/items/{sku}" Needs(CatalogWrite) => catalog::discontinue_item;

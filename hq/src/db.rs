@@ -10,6 +10,7 @@
 //! (`hq.sqlite.v{old}.bak`).
 
 mod access;
+mod schedule;
 mod stock;
 
 pub use access::{
@@ -177,7 +178,7 @@ CREATE TABLE IF NOT EXISTS parked (
 /// The database's schema version, kept in `PRAGMA user_version`. Version 1 is [`SCHEMA`]
 /// as first released (`user_version` 0 in files of that release); each later version
 /// is one step of [`MIGRATIONS`].
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// Steps from version `n - 1` to `n`, run at start in one transaction after a copy of
 /// the file is kept beside it (`hq.sqlite.v{old}.bak`).
@@ -209,6 +210,16 @@ const MIGRATIONS: &[(u32, &str)] = &[
         // movements and the deliveries and transfers stores are to receive (`stock`).
         stock::SCHEMA_V5,
     ),
+    (
+        6,
+        // The promotions each customer has had, from sales with a card (a grow-only set),
+        // so that a single-use coupon is honoured once per customer in every channel.
+        "CREATE TABLE customer_promotions (
+             card TEXT NOT NULL, promotion INTEGER NOT NULL, PRIMARY KEY (card, promotion)
+         ) STRICT, WITHOUT ROWID;",
+    ),
+    // Version 6 has a second step: the price changes scheduled ahead (`schedule`).
+    (6, schedule::SCHEMA_V6),
 ];
 
 /// The schema version of the file `conn` has open: 0 for a new (empty) file.
@@ -841,6 +852,16 @@ impl Db {
         Ok(Some((c, loyalty_account(&conn, card)?)))
     }
 
+    /// The promotions a customer has had in any store (single-use coupons are honoured
+    /// once per customer).
+    pub fn promotions_used(&self, card: &CustomerId) -> Result<Vec<u32>, DbError> {
+        let conn = self.conn();
+        let mut st =
+            conn.prepare_cached("SELECT promotion FROM customer_promotions WHERE card = ?1 ORDER BY promotion")?;
+        let rows = st.query_map([card.as_str()], |r| r.get::<_, u32>(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     pub fn customer_by_phone(&self, phone: &str) -> Result<Option<CustomerId>, DbError> {
         let card: Option<String> = self
             .conn()
@@ -955,6 +976,13 @@ fn apply_entry<'e>(tx: &Transaction<'_>, e: &'e OutboxEntry) -> Result<&'e [Coun
                         p.name,
                         p.amount.0
                     ])?;
+                }
+            }
+            if let Some(loyalty) = &sale.loyalty {
+                let mut used =
+                    tx.prepare_cached("INSERT OR IGNORE INTO customer_promotions (card, promotion) VALUES (?1, ?2)")?;
+                for p in sale.lines.iter().flat_map(|l| &l.promotions) {
+                    used.execute(params![loyalty.customer.as_str(), p.promotion])?;
                 }
             }
         }

@@ -184,11 +184,13 @@ pub async fn start(config: HqConfig, cancel: CancellationToken) -> Result<Runnin
     let data_dir = dir.clone();
     sync_server::blocking(&db, move |db| Ok(auth::ensure_first_admin(db, &data_dir, sync_server::now_ms()))).await??;
     let promotions_version = db.promotions()?.0;
+    let schedule_version = db.price_schedule()?.0;
     let shared = Shared {
         db,
         catalog: watch::channel(version).0,
         promotions: watch::channel(promotions_version).0,
         inbound: watch::channel(0).0,
+        price_schedule: watch::channel(schedule_version).0,
         counters: watch::channel(0).0,
         nearby_interval: config.nearby_interval,
         metrics: Default::default(),

@@ -160,8 +160,24 @@ pub async fn price(shared: &Shared, req: PriceRequest, now_ms: i64) -> Result<Pr
         }
     }
     let lookup = skus.clone();
-    let (items, (version, set)): (HashMap<Sku, CatalogItem>, _) =
-        blocking(&shared.db, move |db| Ok((db.items(&lookup)?, db.promotion_set()?))).await?;
+    let card = customer.clone();
+    let at = LocalTime::from_unix_ms(req.at_ms.unwrap_or(now_ms), req.utc_offset_minutes.unwrap_or(180));
+    let (items, (version, set), used): (HashMap<Sku, CatalogItem>, _, Vec<u32>) = blocking(&shared.db, move |db| {
+        let used = match &card {
+            Some(c) => db.promotions_used(c)?,
+            None => Vec::new(),
+        };
+        let mut items = db.items(&lookup)?;
+        // The price in force at the store's local time, as its till would take it.
+        let schedule = db.price_schedule_index()?;
+        for item in items.values_mut() {
+            if let Some(p) = schedule.price_at(&item.sku, at) {
+                item.price = p;
+            }
+        }
+        Ok((items, db.promotion_set()?, used))
+    })
+    .await?;
     // The basket as a till builds it (pieces of one item on one line), priced by the
     // same function the till calls after every scan.
     let mut basket = Basket::new(0);
@@ -172,11 +188,13 @@ pub async fn price(shared: &Shared, req: PriceRequest, now_ms: i64) -> Result<Pr
     for c in &req.coupons {
         basket.add_coupon(c).map_err(|e| invalid(format!("coupon `{c}`: {e}")))?;
     }
-    let used = BTreeSet::new();
+    // What the customer has had anywhere: a single-use coupon already used is not
+    // honoured online either.
+    let used: BTreeSet<u32> = used.into_iter().collect();
     let cx = Context {
         store: StoreId(req.store),
         channel,
-        at: LocalTime::from_unix_ms(req.at_ms.unwrap_or(now_ms), req.utc_offset_minutes.unwrap_or(180)),
+        at,
         customer: customer.as_ref(),
         coupons: &basket.coupons.clone(),
         used_coupons: &used,

@@ -46,6 +46,8 @@ pub struct Shared {
     pub catalog: watch::Sender<u64>,
     /// The published promotions version; connections offer each new set.
     pub promotions: watch::Sender<u64>,
+    /// The published price schedule's version; connections offer each new one.
+    pub price_schedule: watch::Sender<u64>,
     /// Bumped whenever HQ books counter changes (deliveries) to offer stores.
     pub counters: watch::Sender<u64>,
     /// Bumped whenever a store has a new document to receive (a delivery announced, a
@@ -258,6 +260,7 @@ async fn session(
     let mut buf = vec![0u8; READ_CHUNK_BYTES];
     let mut catalog = shared.catalog.subscribe();
     let mut promotions = shared.promotions.subscribe();
+    let mut schedule = shared.price_schedule.subscribe();
     let mut counters = shared.counters.subscribe();
     let mut inbound = shared.inbound.subscribe();
     // The first view goes out with the handshake; the next ones at the interval, give or
@@ -298,6 +301,10 @@ async fn session(
             }
             Ok(()) = promotions.changed() => {
                 offer_promotions(&mut session, &shared).await?;
+                flush(&mut session, &mut send).await?;
+            }
+            Ok(()) = schedule.changed() => {
+                offer_price_schedule(&mut session, &shared).await?;
                 flush(&mut session, &mut send).await?;
             }
             Ok(()) = counters.changed() => {
@@ -382,6 +389,16 @@ async fn offer_promotions(session: &mut HqSync, shared: &Shared) -> Result<(), C
     Ok(())
 }
 
+/// Offers HQ's price schedule (protocol 5 on); the store keeps it if newer.
+async fn offer_price_schedule(session: &mut HqSync, shared: &Shared) -> Result<(), ConnError> {
+    if session.protocol() < 5 || *shared.price_schedule.borrow() == 0 {
+        return Ok(());
+    }
+    let (version, changes) = blocking(&shared.db, |db| db.price_schedule()).await?;
+    session.offer_price_schedule(version, &changes);
+    Ok(())
+}
+
 /// Offers the deliveries and transfers the store has yet to receive (protocol 5 on);
 /// the store keeps each once, so offering again is harmless.
 async fn offer_inbound(session: &mut HqSync, shared: &Shared) -> Result<(), ConnError> {
@@ -418,6 +435,7 @@ async fn drive(session: &mut HqSync, shared: &Shared, peer: &PeerGuard) -> Resul
                 let (version, rules) = blocking(&shared.db, |db| db.rules()).await?;
                 session.offer_rules(version, &rules);
                 offer_promotions(session, shared).await?;
+                offer_price_schedule(session, shared).await?;
                 offer_inbound(session, shared).await?;
             }
             HqEvent::CompareDigests { actor, theirs } => {
@@ -445,6 +463,9 @@ async fn drive(session: &mut HqSync, shared: &Shared, peer: &PeerGuard) -> Resul
                 tracing::info!(entries = n, "store counters merged after a digest mismatch");
             }
             HqEvent::RightsRequest { actor, request } => {
+                let card = request.customer.clone();
+                let used = blocking(&shared.db, move |db| db.promotions_used(&card)).await?;
+                session.offer_promotions_used(&request.customer, used);
                 let (customer, answer) = blocking(&shared.db, move |db| db.grant_rights(actor, &request)).await?;
                 if let RightsAnswer::Grant(g) = &answer {
                     tracing::info!(%actor, customer = %g.customer, granted = g.granted, "rights granted");

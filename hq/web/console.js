@@ -44,6 +44,20 @@ const WORDS = {
     err_operator_disabled: "Этот оператор отключён; обратитесь к администратору.",
     err_forbidden: "Вашей роли это не разрешено.", err_csrf: "Страница устарела: обновите её.",
     err_session_expired: "Сеанс завершён, войдите снова.", attempts_left: "Осталось попыток: {n}.",
+    tab_stockops: "Склад", delivery_title: "Объявить поставку", add_line: "Добавить строку", announce: "Объявить поставку",
+    delivery_hint: "Строки: артикул и количество (штуки или граммы весового товара). Магазин получит поставку, как только будет на связи.",
+    remove_line: "Убрать строку", qty_ph: "Количество", in_transit: "Перемещения в пути", document: "Документ",
+    from_store: "Откуда", to_store: "Куда", shipped: "Отгружено", documents_title: "Документы к приёмке",
+    only_open: "Только не принятые", created: "Создан", differences: "Расхождения", movements_title: "Движения за период",
+    totals_title: "Итоги по причинам и товарам", movements_list: "Движения", note: "Примечание", net: "Итого",
+    awaited: "ожидается", received_at: "принят {t} (движение {n})", hq_delivery: "поставка HQ", store_n: "магазин {n}",
+    to_store_n: "→ магазин {n}", expected: "ожидалось {n}", approved: "утвердил {m}", pick_store: "Укажите магазин.",
+    delivery_announced: "Поставка {d} объявлена магазину {s}: строк {n}.", delivery_refused: "Поставка не объявлена: {m}",
+    bad_quantity: "строка {n}: количество — целое число штук или граммов.", bad_period: "Укажите период: даты «с» и «по».",
+    reason_receipt: "приёмка", reason_write_off_damaged: "списание: порча", reason_write_off_expired: "списание: срок годности",
+    reason_write_off_theft: "списание: кража", reason_write_off_other: "списание: прочее", reason_count: "инвентаризация",
+    reason_transfer_out: "перемещение: отгрузка", reason_transfer_in: "перемещение: приёмка", reason_sale: "продажа",
+    reason_return: "возврат",
   },
   en: {
     console_title: "Kassa HQ — console", login: "Login", password: "Password", log_in: "Log in", log_out: "Log out",
@@ -81,6 +95,20 @@ const WORDS = {
     err_operator_disabled: "This operator is disabled; ask an administrator.",
     err_forbidden: "Your role may not do this.", err_csrf: "The page is out of date: reload it.",
     err_session_expired: "Your session has ended; log in again.", attempts_left: "Attempts left: {n}.",
+    tab_stockops: "Stock operations", delivery_title: "Announce a delivery", add_line: "Add a line", announce: "Announce the delivery",
+    delivery_hint: "Lines: SKU and quantity (pieces, or grams of a weighed item). The store gets the delivery as soon as it is online.",
+    remove_line: "Remove the line", qty_ph: "Quantity", in_transit: "Transfers in transit", document: "Document",
+    from_store: "From", to_store: "To", shipped: "Shipped", documents_title: "Documents to receive",
+    only_open: "Only those not received", created: "Created", differences: "Differences", movements_title: "Movements over a period",
+    totals_title: "Totals per reason and SKU", movements_list: "Movements", note: "Note", net: "Net",
+    awaited: "awaited", received_at: "received {t} (movement {n})", hq_delivery: "HQ delivery", store_n: "store {n}",
+    to_store_n: "→ store {n}", expected: "expected {n}", approved: "approved by {m}", pick_store: "Enter a store.",
+    delivery_announced: "Delivery {d} announced to store {s}: {n} lines.", delivery_refused: "Delivery not announced: {m}",
+    bad_quantity: "line {n}: a quantity is a whole number of pieces or grams.", bad_period: "Enter a period: both dates.",
+    reason_receipt: "receipt", reason_write_off_damaged: "write-off: damaged", reason_write_off_expired: "write-off: expired",
+    reason_write_off_theft: "write-off: theft", reason_write_off_other: "write-off: other", reason_count: "stock count",
+    reason_transfer_out: "transfer out", reason_transfer_in: "transfer in", reason_sale: "sale",
+    reason_return: "return",
   },
 };
 
@@ -248,7 +276,7 @@ for (const b of document.querySelectorAll("button.lang")) {
 
 // ---- tabs ----
 const LOADERS = {
-  stores: loadStores, parked: loadParked, catalog: loadCatalog, loyalty: loadLoyalty, promotions: loadPromotions,
+  stores: loadStores, stockops: loadStockOps, parked: loadParked, catalog: loadCatalog, loyalty: loadLoyalty, promotions: loadPromotions,
   audit: () => loadAudit(false), operators: loadOperators, tokens: loadTokens,
 };
 let current = null;
@@ -339,6 +367,223 @@ $("customer-form").addEventListener("submit", (ev) => {
       list(c.history.map((h) => el("li", {}, `${h.actor}: ${h.earned != null ? "+" + h.earned : "−" + h.spent}`))));
   });
 });
+
+// ---- stock operations: deliveries, documents to receive, transfers, movements ----
+const REASONS = ["receipt", "transfer_in", "transfer_out", "count", "write_off_damaged", "write_off_expired",
+  "write_off_theft", "write_off_other", "sale", "return"];
+const reasonWord = (r) => WORDS[lang]["reason_" + r] ?? r;
+const reasonOrder = (r) => (REASONS.includes(r) ? REASONS.indexOf(r) : REASONS.length);
+const signed = (q) => (q > 0 ? `+${q}` : q < 0 ? `−${-q}` : "0");
+const linesText = (lines) => lines.map((l) => `${l.name} (${l.sku}) × ${l.quantity}`).join("; ");
+const opsStore = () => $("ops-store").value.trim();
+/** SKU → name, from the documents and movements seen (totals carry SKUs only). */
+const skuNames = new Map();
+
+async function loadStockOps() {
+  $("delivery-send").disabled = !may("stock:write");
+  if (!$("delivery-lines").children.length) addDeliveryLine();
+  if (!$("period-from").value || !$("period-to").value) lastDays(7);
+  await loadStoreChoices();
+  await Promise.all([loadTransfers(), loadStoreDocs()]);
+}
+
+const loadStoreDocs = () => Promise.all([loadInbound(), loadMovements()]);
+
+/** Offers the stores HQ knows (if the role may list them); picks the first if none is. */
+async function loadStoreChoices() {
+  if (!may("stores:read")) return;
+  const { stores } = await api("GET", "/api/stores");
+  $("ops-store-list").replaceChildren(...stores.map((s) => el("option", { value: String(s.store) })));
+  if (!opsStore() && stores.length) $("ops-store").value = String(stores[0].store);
+}
+
+$("ops-store-form").addEventListener("submit", (ev) => { ev.preventDefault(); attempt(loadStoreDocs); });
+$("ops-refresh").addEventListener("click", () => attempt(() => Promise.all([loadTransfers(), loadStoreDocs()])));
+$("inbound-open").addEventListener("change", () => attempt(loadInbound));
+setInterval(() => { if (session && current === "stockops") attempt(() => Promise.all([loadTransfers(), loadInbound()])); }, 10000);
+
+// Announcing a delivery: rows of SKU and quantity, numbered by CSS as HQ numbers them.
+function addDeliveryLine() {
+  const row = el("div", { class: "row line" },
+    el("input", { class: "dl-sku", "data-tp": "sku_ph", placeholder: t("sku_ph") }),
+    el("input", { class: "dl-qty", inputmode: "numeric", "data-tp": "qty_ph", placeholder: t("qty_ph") }),
+    el("button", { type: "button", class: "small", title: t("remove_line"), onclick: () => removeDeliveryLine(row) }, "×"));
+  $("delivery-lines").append(row);
+  return row;
+}
+
+function removeDeliveryLine(row) {
+  row.remove();
+  if (!$("delivery-lines").children.length) addDeliveryLine();
+}
+
+$("delivery-add").addEventListener("click", () => addDeliveryLine().querySelector(".dl-sku").focus());
+$("delivery-lines").addEventListener("input", (ev) => ev.target.closest(".line")?.classList.remove("bad"));
+
+/** Drops blank rows (keeping one), so that "line N" in HQ's answer is row N on screen. */
+function dropBlankLines() {
+  for (const row of [...$("delivery-lines").children]) {
+    const blank = [...row.querySelectorAll("input")].every((i) => !i.value.trim());
+    if (blank && $("delivery-lines").children.length > 1) row.remove();
+  }
+}
+
+/** The typed lines; a quantity that is not a whole number is refused here. */
+function typedLines() {
+  dropBlankLines();
+  return [...$("delivery-lines").children].map((row, i) => {
+    const quantity = row.querySelector(".dl-qty").value.trim();
+    if (!/^\d{1,15}$/.test(quantity)) {
+      row.classList.add("bad");
+      throw new Refusal(0, { error: "bad_quantity", message: t("bad_quantity", { n: i + 1 }) });
+    }
+    return { sku: row.querySelector(".dl-sku").value.trim(), quantity: Number(quantity) };
+  });
+}
+
+/** Marks the rows a refusal names: "line 2: …" (its row), or a SKU ("line 100001: …", "SKU … is on two lines"). */
+function markNamedLines(message) {
+  [...$("delivery-lines").children].forEach((row, i) => {
+    const sku = row.querySelector(".dl-sku").value.trim();
+    const bySku = sku !== "" && (message.includes(`line ${sku}:`) || message.includes(`SKU ${sku} `));
+    row.classList.toggle("bad", message.includes(`line ${i + 1}:`) || bySku);
+  });
+}
+
+async function announceDelivery() {
+  $("delivery-error").textContent = "";
+  const store = opsStore();
+  if (!store) { $("delivery-error").textContent = t("pick_store"); return; }
+  $("delivery-send").disabled = true;
+  let answer;
+  try {
+    answer = await api("POST", `/api/stores/${encodeURIComponent(store)}/deliveries`, { lines: typedLines() });
+  } catch (e) {
+    if (!(e instanceof Refusal)) throw e;
+    if (e.status) markNamedLines(e.body.message || "");
+    $("delivery-error").textContent = t("delivery_refused", { m: e.message });
+    return;
+  } finally {
+    $("delivery-send").disabled = !may("stock:write");
+  }
+  $("delivery-lines").replaceChildren();
+  addDeliveryLine();
+  say(t("delivery_announced", { d: answer.delivery, s: answer.store, n: answer.lines.length }));
+  await loadInbound();
+}
+
+$("delivery-form").addEventListener("submit", (ev) => { ev.preventDefault(); attempt(announceDelivery); });
+
+// The store's documents to receive, and the transfers in transit across the chain.
+function remember(lines) {
+  for (const l of lines) skuNames.set(l.sku, l.name);
+}
+
+const origin = (fromStore) => (fromStore == null ? t("hq_delivery") : t("store_n", { n: fromStore }));
+const diffText = (d) => `${d.name} (${d.sku}): ${signed(d.quantity)}`;
+
+function docState(d) {
+  if (d.received_seq == null) return el("span", { class: "badge" }, t("awaited"));
+  return el("span", { class: "badge good" }, t("received_at", { t: when(d.received_at_ms), n: d.received_seq }));
+}
+
+function docDifferences(d) {
+  if (d.received_seq == null) return "—";
+  if (!d.differences.length) return t("none");
+  return el("span", { class: "diff" }, d.differences.map(diffText).join("; "));
+}
+
+function inboundRow(d) {
+  remember(d.lines);
+  return el("tr", { class: d.differences.length ? "differs" : "", "data-source": d.source },
+    el("td", {}, d.source), el("td", {}, origin(d.from_store)), el("td", {}, when(d.created_at_ms)),
+    el("td", { class: "wrap" }, linesText(d.lines)), el("td", {}, docState(d)), el("td", { class: "wrap" }, docDifferences(d)));
+}
+
+async function loadInbound() {
+  const store = opsStore();
+  if (!store) { fill($("inbound-rows"), [], 6); return; }
+  const open = $("inbound-open").checked;
+  const { documents } = await api("GET", `/api/stores/${encodeURIComponent(store)}/inbound?open=${open}`);
+  fill($("inbound-rows"), documents.map(inboundRow), 6);
+}
+
+async function loadTransfers() {
+  const { transfers } = await api("GET", "/api/transfers?open=true");
+  fill($("transfers-rows"), transfers.map((d) => el("tr", { "data-source": d.source },
+    el("td", {}, d.source), el("td", {}, origin(d.from_store)), el("td", {}, t("store_n", { n: d.store })),
+    el("td", {}, when(d.created_at_ms)), el("td", { class: "wrap" }, linesText(d.lines)))), 5);
+}
+
+// The store's movements over a period (whole days, the browser's time), and totals.
+const isoDay = (d) => `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
+
+function lastDays(n) {
+  const from = new Date();
+  from.setDate(from.getDate() - (n - 1));
+  $("period-from").value = isoDay(from);
+  $("period-to").value = isoDay(new Date());
+}
+
+/** The period typed, from the first day's midnight to the midnight after the last; or null. */
+function period() {
+  const from = new Date(`${$("period-from").value}T00:00`);
+  const to = new Date(`${$("period-to").value}T00:00`);
+  if (Number.isNaN(from.getTime()) || Number.isNaN(to.getTime())) return null;
+  to.setDate(to.getDate() + 1);
+  return { from: from.getTime(), to: to.getTime() };
+}
+
+function refersTo(r) {
+  if (r.delivery != null) return `delivery:${r.delivery}`;
+  if (r.count != null) return `count:${r.count}`;
+  if (r.to_store != null) return t("to_store_n", { n: r.to_store });
+  return r.transfer ?? "";
+}
+
+function movementLine(l) {
+  const expected = l.expected != null && l.expected !== l.quantity ? ` (${t("expected", { n: l.expected })})` : "";
+  return `${l.name} (${l.sku}) ${signed(l.quantity)}${expected}`;
+}
+
+function movementRow(m) {
+  remember(m.lines);
+  return el("tr", { "data-seq": String(m.seq) },
+    el("td", {}, when(m.created_at_ms)), el("td", { class: "num" }, String(m.seq)), el("td", {}, reasonWord(m.reason)),
+    el("td", {}, refersTo(m.refers)), el("td", {}, m.approved_by ? `${m.by} (${t("approved", { m: m.approved_by })})` : m.by),
+    el("td", { class: "wrap" }, m.lines.map(movementLine).join("; ")), el("td", { class: "wrap" }, m.note));
+}
+
+/** Totals as a table: a row per SKU, a column per reason present, and the net change. */
+function showTotals(totals) {
+  const reasons = [...new Set(totals.map((x) => x.reason))].sort((a, b) => reasonOrder(a) - reasonOrder(b));
+  const skus = [...new Set(totals.map((x) => x.sku))].sort();
+  const cell = new Map(totals.map((x) => [`${x.reason} ${x.sku}`, x.quantity]));
+  $("totals-head").replaceChildren(el("tr", {}, el("th", {}, t("sku")), el("th", {}, t("name")),
+    reasons.map((r) => el("th", { class: "num" }, reasonWord(r))), el("th", { class: "num" }, t("net"))));
+  fill($("totals-rows"), skus.map((sku) => {
+    const qs = reasons.map((r) => cell.get(`${r} ${sku}`));
+    const net = qs.reduce((sum, q) => sum + (q ?? 0), 0);
+    return el("tr", { "data-sku": sku }, el("td", {}, sku), el("td", {}, skuNames.get(sku) ?? ""),
+      qs.map((q) => el("td", { class: "num" }, q == null ? "" : signed(q))), el("td", { class: "num" }, signed(net)));
+  }), reasons.length + 3);
+}
+
+async function loadMovements() {
+  const store = opsStore();
+  const p = period();
+  if (!store || !p) {
+    if (store) say(t("bad_period"), "error");
+    fill($("movements-rows"), [], 7);
+    showTotals([]);
+    return;
+  }
+  const m = await api("GET", `/api/stores/${encodeURIComponent(store)}/movements?from_ms=${p.from}&to_ms=${p.to}`);
+  fill($("movements-rows"), m.movements.map(movementRow), 7);
+  showTotals(m.totals);
+}
+
+$("period-form").addEventListener("submit", (ev) => { ev.preventDefault(); attempt(loadMovements); });
 
 // ---- catalog ----
 let pendingCsv = null; // the file previewed, until it is published or replaced

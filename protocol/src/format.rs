@@ -1119,6 +1119,35 @@ pub mod v3 {
         Movement { movement: Movement, counters: Vec<v1::CounterEntry> },
     }
 
+    /// A scheduled price change: from local day `day` (since 1970-01-01), minute `minute`.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ScheduledPrice {
+        pub sku: Sku,
+        pub day: i32,
+        pub minute: u16,
+        pub price: crate::Kopecks,
+    }
+
+    impl From<&crate::price_schedule::ScheduledPrice> for ScheduledPrice {
+        fn from(c: &crate::price_schedule::ScheduledPrice) -> Self {
+            ScheduledPrice { sku: c.sku.clone(), day: c.at.day, minute: c.at.minute, price: c.price }
+        }
+    }
+
+    /// A minute of the day is below 1440; the schedule's own rules are checked where the
+    /// whole schedule is built.
+    impl TryFrom<ScheduledPrice> for crate::price_schedule::ScheduledPrice {
+        type Error = FormatError;
+
+        fn try_from(c: ScheduledPrice) -> Result<Self, FormatError> {
+            if c.minute >= 1440 {
+                return Err(invalid("scheduled price", format!("minute {} of a day", c.minute)));
+            }
+            let at = crate::promotions::LocalTime { day: c.day, minute: c.minute };
+            Ok(crate::price_schedule::ScheduledPrice { sku: c.sku, at, price: c.price })
+        }
+    }
+
     #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
     pub struct OutboxEntry {
         pub seq: u64,

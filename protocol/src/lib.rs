@@ -38,6 +38,7 @@ pub mod loyalty;
 pub mod lww;
 pub mod money;
 pub mod movements;
+pub mod price_schedule;
 pub mod pricing;
 pub mod promotions;
 pub mod returns;

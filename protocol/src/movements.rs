@@ -169,8 +169,6 @@ pub enum MovementError {
     Note,
     #[error("a transfer goes to another store")]
     TransferToSelf,
-    #[error("nothing moves: every line is 0")]
-    NothingMoves,
 }
 
 impl Movement {
@@ -201,9 +199,6 @@ impl Movement {
             }
             self.check_line(l)?;
         }
-        if !is_count && self.lines.iter().all(|l| l.quantity == 0) {
-            return Err(MovementError::NothingMoves);
-        }
         Ok(())
     }
 
@@ -217,7 +212,9 @@ impl Movement {
                 return Err(quantity_error());
             }
         }
-        let zero_allowed = l.expected.is_some();
+        // A line of nothing says an announced item did not arrive (a receipt of a
+        // document where nothing came at all records the whole shortage).
+        let zero_allowed = l.expected.is_some_and(|e| e > 0);
         if l.quantity == 0 && !zero_allowed {
             return Err(quantity_error());
         }
@@ -419,7 +416,14 @@ mod tests {
         );
         let mut m = movement(MovementKind::Receipt { delivery: Some(1) }, vec![line("a", 0)]);
         m.lines[0].expected = Some(3);
-        assert_eq!(m.validate(), Err(MovementError::NothingMoves), "a receipt of nothing at all is no receipt");
+        assert_eq!(m.validate(), Ok(()), "nothing of a delivery came: the shortage is recorded");
+        assert_eq!(m.counter_moves().count(), 0, "and no stock moves");
+        m.lines[0].expected = Some(0);
+        assert_eq!(
+            m.validate(),
+            Err(MovementError::Quantity { sku: Sku("a".into()) }),
+            "nothing expected, nothing came"
+        );
     }
 
     #[test]

@@ -111,6 +111,10 @@ pub enum StoreEvent {
     /// A delivery or transfer to receive: keep it, once (HQ sends it again until the
     /// store's receipt of it arrives).
     Inbound(Inbound),
+    /// Promotions a customer has had anywhere: add them to what the store knows.
+    PromotionsUsed { customer: crate::loyalty::CustomerId, promotions: Vec<u32> },
+    /// HQ's price schedule, validated: keep it if newer than the store's.
+    PriceSchedule { version: u64, changes: Vec<crate::price_schedule::ScheduledPrice> },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -295,6 +299,19 @@ impl StoreSync {
                     return Err(SyncError::Malformed(format!("an inbound document for store {}", doc.store)));
                 }
                 self.events.push_back(StoreEvent::Inbound(doc));
+                false
+            }
+            (StoreState::Ready, HqMessage::PromotionsUsed { customer, promotions }) => {
+                if promotions.len() > PROMOTIONS_MAX {
+                    return Err(SyncError::Malformed(format!("{} promotions used", promotions.len())));
+                }
+                self.events.push_back(StoreEvent::PromotionsUsed { customer, promotions });
+                false
+            }
+            (StoreState::Ready, HqMessage::PriceSchedule { version, changes }) => {
+                crate::price_schedule::PriceSchedule::new(&changes)
+                    .map_err(|e| SyncError::Malformed(format!("price schedule {version}: {e}")))?;
+                self.events.push_back(StoreEvent::PriceSchedule { version, changes });
                 false
             }
         };
@@ -882,6 +899,15 @@ impl HqSync {
         }
     }
 
+    /// Offers HQ's price schedule (protocol 5 on; version 0: none published, nothing is
+    /// sent). The store keeps it only if newer than its own, so sending it on every
+    /// connect is harmless.
+    pub fn offer_price_schedule(&mut self, version: u64, changes: &[crate::price_schedule::ScheduledPrice]) {
+        if matches!(self.state, HqState::Ready(_)) && self.protocol >= 5 && version > 0 {
+            self.transmits.push_back(HqMessage::PriceSchedule { version, changes: changes.to_vec() });
+        }
+    }
+
     /// Offers HQ's loyalty rules (version 0: none published yet, nothing is sent).
     pub fn offer_rules(&mut self, version: u64, rules: &LoyaltyRules) {
         if matches!(self.state, HqState::Ready(_)) && version > 0 {
@@ -893,6 +919,15 @@ impl HqSync {
     pub fn digests_compared(&mut self, own_differs: bool) {
         if own_differs && matches!(self.state, HqState::Ready(_)) {
             self.transmits.push_back(HqMessage::SendCounters);
+        }
+    }
+
+    /// Tells the store which promotions a customer has had anywhere (protocol 5 on), ahead
+    /// of the answer to its lookup.
+    pub fn offer_promotions_used(&mut self, customer: &crate::loyalty::CustomerId, promotions: Vec<u32>) {
+        if matches!(self.state, HqState::Ready(_)) && self.protocol >= 5 && !promotions.is_empty() {
+            let promotions = promotions.into_iter().take(PROMOTIONS_MAX).collect();
+            self.transmits.push_back(HqMessage::PromotionsUsed { customer: customer.clone(), promotions });
         }
     }
 

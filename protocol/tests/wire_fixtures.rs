@@ -22,6 +22,7 @@ use kassa_protocol::loyalty::{
 use kassa_protocol::movements::{
     Inbound, InboundLine, InboundSource, Movement, MovementId, MovementKind, MovementLine, WriteOffReason,
 };
+use kassa_protocol::price_schedule::ScheduledPrice;
 use kassa_protocol::returns::{Return, ReturnKind, ReturnLine};
 use kassa_protocol::sale::{Sale, Tender, TenderKind};
 use kassa_protocol::stock::{ActorDigest, CounterEntry};
@@ -328,6 +329,13 @@ fn hq_messages(version: u32) -> Vec<(&'static str, HqMessage)> {
                 }),
             ));
         }
+        messages.push(("hq-promotions-used", HqMessage::PromotionsUsed { customer: card(), promotions: vec![12, 14] }));
+        let at = |s: &str| kassa_protocol::price_schedule::parse_local(s).unwrap();
+        let changes = vec![
+            ScheduledPrice { sku: sku("100001"), at: at("2026-12-10T09:00"), price: Kopecks(9_990) },
+            ScheduledPrice { sku: sku("300125"), at: at("2027-01-01T00:00"), price: Kopecks(15_900) },
+        ];
+        messages.push(("hq-price-schedule", HqMessage::PriceSchedule { version: 3, changes }));
     }
     messages
 }
@@ -466,6 +474,8 @@ fn hq_variant(m: &HqMessage) -> &'static str {
         HqMessage::PromotionsPage { .. } => "hq-promotions-page",
         HqMessage::Inbound(Inbound { source: InboundSource::Delivery(_), .. }) => "hq-inbound-delivery",
         HqMessage::Inbound(Inbound { source: InboundSource::Transfer(_), .. }) => "hq-inbound-transfer",
+        HqMessage::PromotionsUsed { .. } => "hq-promotions-used",
+        HqMessage::PriceSchedule { .. } => "hq-price-schedule",
     }
 }
 
@@ -473,7 +483,7 @@ const ALL_STORE_VARIANTS: usize = 5;
 /// HQ's messages in protocol `version`.
 fn all_hq_variants(version: u32) -> usize {
     match version {
-        5.. => 14,
+        5.. => 16,
         4 => 12,
         _ => 11,
     }

@@ -442,7 +442,9 @@ impl SimStore {
                 | StoreEvent::Promotions { .. }
                 | StoreEvent::Rights(_)
                 | StoreEvent::Loyalty { .. }
-                | StoreEvent::Inbound(_) => {}
+                | StoreEvent::Inbound(_)
+                | StoreEvent::PromotionsUsed { .. }
+                | StoreEvent::PriceSchedule { .. } => {}
             }
         }
         Ok(())

@@ -112,6 +112,17 @@ pub async fn start_relayed_store(
     id: u32,
     cancel: CancellationToken,
 ) -> RelayedStore {
+    start_relayed_store_in_zone(hq, dir, id, 180, cancel).await
+}
+
+/// [`start_relayed_store`] for a store whose clock is `utc_offset_minutes` from UTC.
+pub async fn start_relayed_store_in_zone(
+    hq: &kassa_hq::RunningHq,
+    dir: &std::path::Path,
+    id: u32,
+    utc_offset_minutes: i32,
+    cancel: CancellationToken,
+) -> RelayedStore {
     use kassa_agent::config::HqLink;
     use kassa_agent::journal::{Role, User};
     let store_dir = dir.join(format!("store-{id}"));
@@ -122,7 +133,7 @@ pub async fn start_relayed_store(
         terminal: 1,
         data_dir: store_dir.clone(),
         http_listen: "127.0.0.1:0".parse().unwrap(),
-        utc_offset_minutes: 180,
+        utc_offset_minutes,
         hq: HqLink {
             addr: relay.addr,
             server_name: kassa_hq::pki::HQ_SERVER_NAME.into(),

@@ -122,8 +122,13 @@ async fn a_promotion_published_at_hq_is_at_the_till_within_a_second_and_on_the_r
                       "lines": [{ "sku": MILK_SKU, "quantity": 2 }, { "sku": OTHER_SKU, "quantity": 1 }] });
     let (status, priced) = api.send(reqwest::Method::POST, "/api/price", Some(&ask)).await;
     assert_eq!(status, 200, "{priced}");
-    let at_hq: Vec<Value> = priced["lines"].as_array().unwrap().iter().map(line_terms).collect();
-    let at_till: Vec<Value> = lines.iter().map(line_terms).collect();
+    // Line by line, in SKU order: the scans (through the pty) and the typed item race, so
+    // the till's lines may be in either order; the prices do not depend on it.
+    let by_sku = |v: &mut Vec<Value>| v.sort_by_key(|l| l["sku"].as_str().unwrap_or_default().to_owned());
+    let mut at_hq: Vec<Value> = priced["lines"].as_array().unwrap().iter().map(line_terms).collect();
+    let mut at_till: Vec<Value> = lines.iter().map(line_terms).collect();
+    by_sku(&mut at_hq);
+    by_sku(&mut at_till);
     assert_eq!(at_hq, at_till, "HQ and the till price the basket alike");
     assert_eq!(priced["total_kopecks"], basket["totals"]["total_kopecks"]);
 
@@ -214,4 +219,84 @@ async fn a_store_offline_keeps_applying_what_it_has_and_catches_up_when_back() {
     cancel.cancel();
     store.agent.wait().await;
     hq.wait().await;
+}
+
+/// A single-use coupon: milk half price once per customer.
+fn single_use_coupon() -> Value {
+    json!([
+        { "id": 5, "version": 1, "name": "Молоко -50% по купону",
+          "kind": { "type": "percent_off", "skus": [MILK_SKU], "percent": 50 },
+          "from": local_date(-30), "to": local_date(30), "stores": "all",
+          "channels": ["store", "online"], "audience": "everyone",
+          "coupon": { "code": "ONCE-50", "single_use": true } }
+    ])
+}
+
+/// The coupon's promotion on a basket of one milk, for `customer`, with the coupon.
+async fn milk_with_coupon(till: &kassa_agent::Till, customer: &str, key: &str) -> Vec<(u32, String)> {
+    till.set_customer(customer).await.unwrap();
+    till.add_sku(kassa_protocol::Sku(MILK_SKU.into()), 1, &format!("{key}-milk")).await.unwrap();
+    till.add_coupon("ONCE-50".into(), &format!("{key}-coupon")).await.unwrap();
+    milk_promotions(till).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_use_coupon_is_honoured_once_per_customer_in_every_channel() {
+    init_logging();
+    let dir = tempfile::tempdir().unwrap();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let hq = kassa_tests::start_hq(dir.path(), Duration::from_secs(60), cancel.clone()).await;
+    let api = HqApi::admin(&hq).await;
+    let one = kassa_tests::start_relayed_store(&hq, dir.path(), 1, cancel.clone()).await;
+    let two = kassa_tests::start_relayed_store(&hq, dir.path(), 2, cancel.clone()).await;
+    let version = publish(&api, &single_use_coupon()).await;
+    for s in [&one, &two] {
+        let till = s.agent.till.clone();
+        eventually(Duration::from_secs(10), "the coupon at the store", || {
+            let till = till.clone();
+            async move { (till.promotions_version() == version).then_some(()) }
+        })
+        .await;
+    }
+    let coupon = vec![(5, "Молоко -50% по купону".to_owned())];
+
+    // A customer uses it at store 1.
+    one.agent.till.new_customer("79001234567".into(), Some("Анна".into())).await.unwrap();
+    let card = one.agent.journal.find_customer("79001234567").unwrap().unwrap().card.as_str().to_owned();
+    assert_eq!(milk_with_coupon(&one.agent.till, &card, "first").await, coupon);
+    kassa_tests::pay_exact(&one.agent.till, &one.cashier, "pay-first".into()).await;
+    // Not again at store 1, which saw it.
+    assert_eq!(milk_with_coupon(&one.agent.till, &card, "again").await, vec![], "used once here");
+    one.agent.till.void(&one.cashier, "void-again").await.unwrap();
+    let journal = one.agent.journal.clone();
+    eventually(Duration::from_secs(10), "the sale at HQ", || {
+        let journal = journal.clone();
+        async move { (journal.acked_seq().unwrap() == journal.outbox_head().unwrap()).then_some(()) }
+    })
+    .await;
+
+    // Not online either: HQ prices it without the coupon for this customer…
+    let ask = |customer: Option<&str>| {
+        json!({ "store": 2, "channel": "online", "customer": customer, "coupons": ["ONCE-50"],
+                "lines": [{ "sku": MILK_SKU, "quantity": 1 }] })
+    };
+    let (status, priced) = api.send(reqwest::Method::POST, "/api/price", Some(&ask(Some(&card)))).await;
+    assert_eq!(status, 200, "{priced}");
+    assert_eq!(priced["lines"][0]["promotions"], json!([]), "used at store 1: {priced}");
+    // A single-use coupon needs a customer to be used once by.
+    let (_, anonymous) = api.send(reqwest::Method::POST, "/api/price", Some(&ask(None))).await;
+    assert_eq!(anonymous["lines"][0]["promotions"], json!([]), "{anonymous}");
+
+    // Nor at store 2, which asks HQ about the card when the customer is identified.
+    assert_eq!(milk_with_coupon(&two.agent.till, &card, "elsewhere").await, vec![], "used at store 1");
+    let promotions_used =
+        two.agent.journal.promotions_used(&kassa_protocol::loyalty::CustomerId::parse(&card).unwrap());
+    assert!(promotions_used.unwrap().contains(&5), "store 2 learnt it from HQ");
+    two.agent.till.void(&two.cashier, "void-elsewhere").await.unwrap();
+    two.agent.till.new_customer("79007654321".into(), None).await.unwrap();
+    let other = two.agent.journal.find_customer("79007654321").unwrap().unwrap().card.as_str().to_owned();
+    assert_eq!(milk_with_coupon(&two.agent.till, &other, "other").await, coupon, "another customer's first use");
+    let (_, online) = api.send(reqwest::Method::POST, "/api/price", Some(&ask(Some(&other)))).await;
+    assert_eq!(online["lines"][0]["promotions"][0]["id"], 5, "and online: {online}");
+    cancel.cancel();
 }

@@ -140,7 +140,15 @@ fn a_stores_movements_of_schema_5_are_read_back_whole() {
         .collect();
     assert_eq!(formats, vec![Some(3)], "records of schema 5 are format 3");
     let version: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(version, 5);
+    assert_eq!(version, kassa_agent::journal::SCHEMA_VERSION, "migrated on open");
+    assert_eq!(fixture_version("journal.sqlite"), 5, "the fixture is of schema 5");
+}
+
+/// The schema version of a fixture as it is on disk (opened read-only, untouched).
+fn fixture_version(file: &str) -> u32 {
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+    let conn = rusqlite::Connection::open_with_flags(dir().join(file), flags).unwrap();
+    conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap()
 }
 
 #[test]
@@ -170,5 +178,6 @@ fn hqs_movements_transfers_and_promotions_of_schema_5_are_read_back_whole() {
     let sale: kassa_protocol::format::v2::Sale = kassa_protocol::format::v1::decode(&record, "sale").unwrap();
     assert_eq!(sale.lines[0].promotions[0].promotion, 7);
     let version: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(version, 5);
+    assert_eq!(version, kassa_hq::db::SCHEMA_VERSION, "migrated on open");
+    assert_eq!(fixture_version("hq.sqlite"), 5, "the fixture is of schema 5");
 }

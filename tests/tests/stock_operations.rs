@@ -100,6 +100,12 @@ async fn receipts_counts_write_offs_and_transfers_reach_hq_exactly_once() {
         .await;
     assert_eq!((status, refused["error"].as_str()), (422, Some("unknown_sku")), "{refused}");
     assert!(refused["message"].as_str().unwrap().contains("line 2"), "{refused}");
+    // A supplier's file with a bad line is refused with the file's line number.
+    let (status, refused) = hq_api
+        .send_text(reqwest::Method::POST, "/api/stores/1/deliveries/csv", "sku,quantity\n100001,3\n100002,три\n")
+        .await;
+    assert_eq!((status, refused["error"].as_str()), (422, Some("bad_delivery_file")), "{refused}");
+    assert!(refused["message"].as_str().unwrap().contains("line 3"), "{refused}");
 
     let inbound = eventually(WAIT, "store 1 to hear of the delivery", || async {
         let (_, body) = api1.get("/api/stock/inbound").await;
@@ -306,6 +312,17 @@ async fn receipts_counts_write_offs_and_transfers_reach_hq_exactly_once() {
     }
     assert_eq!(hq_stock(&hq, 1, &skus), BTreeMap::from([(a.0.clone(), 9)]));
     assert_eq!(hq_stock(&hq, 2, &skus), BTreeMap::from([(a.0.clone(), 4)]));
+    // A supplier's file announces the next delivery; store 1 hears of it.
+    let csv = format!("sku,quantity\n{},24\n{},6\n", a.0, c.0);
+    let (status, announced) = hq_api.send_text(reqwest::Method::POST, "/api/stores/1/deliveries/csv", &csv).await;
+    assert_eq!(status, 200, "{announced}");
+    let expected = announced["delivery"].clone();
+    eventually(WAIT, "store 1 to hear of the supplier's delivery", || async {
+        let (_, body) = api1.get("/api/stock/inbound").await;
+        let docs = body["documents"].as_array().cloned().unwrap_or_default();
+        docs.iter().any(|d| d["source"] == expected && d["lines"].as_array().map(Vec::len) == Some(2)).then_some(())
+    })
+    .await;
     for s in [&one, &two] {
         let v = s.agent.journal.verify().unwrap();
         assert!(v.ok(), "store {}: {v:?}", s.id);

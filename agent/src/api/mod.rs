@@ -80,6 +80,13 @@ pub fn router(state: AppState) -> Router {
                 ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], include_str!("../../web/app.js"))
             }),
         )
+        .route("/stock", get(|| async { Html(include_str!("../../web/stock.html")) }))
+        .route(
+            "/stock.js",
+            get(|| async {
+                ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], include_str!("../../web/stock.js"))
+            }),
+        )
         .route("/api/health", get(|| async { Json(json!({ "ok": true })) }))
         .route("/api/devices", get(devices))
         .route("/metrics", get(metrics))
@@ -303,7 +310,8 @@ fn write_status(w: &WriteError) -> StatusCode {
         | WriteError::NoSuchInbound(_)
         | WriteError::NoSuchCount(_) => S::NOT_FOUND,
         WriteError::NeedsManager(_) => S::FORBIDDEN,
-        WriteError::AlreadyReceived(_) | WriteError::CountPosted(_) => S::CONFLICT,
+        WriteError::AlreadyReceived(_) | WriteError::CountPosted(_) | WriteError::TooManyCounts => S::CONFLICT,
+        WriteError::OutOfCount(_) => S::UNPROCESSABLE_ENTITY,
         WriteError::Movement(_) => S::UNPROCESSABLE_ENTITY,
         WriteError::KeyReuse
         | WriteError::NoShift

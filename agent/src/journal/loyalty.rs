@@ -24,6 +24,37 @@ CREATE TABLE IF NOT EXISTS loyalty_entries (
 ) STRICT;
 ";
 
+/// Promotions a customer has had, kept per card so that a single-use coupon is honoured
+/// once per customer: a grow-only set (an `INSERT OR IGNORE` union), from this store's
+/// sales and from what HQ says of the others'. Every promotion on a sale with a card is
+/// kept; the engine consults the set only for single-use coupons.
+pub(super) fn record_promotions(conn: &Connection, card: &CustomerId, promotions: &[u32]) -> Result<(), JournalError> {
+    let mut st = conn.prepare_cached("INSERT OR IGNORE INTO customer_promotions (card, promotion) VALUES (?1, ?2)")?;
+    for p in promotions {
+        st.execute(params![card.as_str(), p])?;
+    }
+    Ok(())
+}
+
+impl Journal {
+    /// The promotions `card` has had here or (as HQ told us) anywhere.
+    pub fn promotions_used(&self, card: &CustomerId) -> Result<std::collections::BTreeSet<u32>, JournalError> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached("SELECT promotion FROM customer_promotions WHERE card = ?1")?;
+        let rows = st.query_map([card.as_str()], |r| r.get::<_, u32>(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Adds what HQ says `card` has had elsewhere (a union: nothing is ever removed).
+    pub fn merge_promotions_used(&self, card: &CustomerId, promotions: &[u32]) -> Result<(), JournalError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        record_promotions(&tx, card, promotions)?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
 /// The bounded counter's merge, in SQL: per running total, the larger wins.
 pub(super) fn merge_entry(conn: &Connection, e: &LoyaltyEntry) -> Result<(), JournalError> {
     e.check().map_err(|err| JournalError::Corrupt(format!("loyalty entry: {err}")))?;

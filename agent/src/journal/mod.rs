@@ -14,7 +14,7 @@
 //! - `outbox`: changes for HQ, in sequence order. `print_queue`: jobs for the spooler.
 //! - `users`: cashiers and managers, PINs hashed with Argon2id, lockouts per source.
 //! - `loyalty`: customers, points and rules at the store. `promotions`: the set HQ
-//!   published, kept whole by version.
+//!   published, kept whole by version, and HQ's price schedule, likewise.
 //! - `shifts`: shifts, cash in/out, X and Z reports, the drawer check.
 //! - `sales`: sales, returns, cancellations, voids, and the stock counters they move.
 //! - `stock`: movements other than sales (receipts, counts, write-offs, transfers) and
@@ -186,6 +186,11 @@ pub enum WriteError {
     NoSuchCount(u64),
     #[error("stock count {0} was already posted")]
     CountPosted(u64),
+    #[error("{max} stock counts are open: post or finish one first", max = stock::OPEN_COUNTS_MAX)]
+    TooManyCounts,
+    /// A SKU outside the categories a count covers.
+    #[error("{0} is not in the categories this count covers")]
+    OutOfCount(Sku),
     /// A return without a receipt names a SKU the catalog does not have.
     #[error("unknown SKU {0}")]
     UnknownSku(Sku),
@@ -242,6 +247,8 @@ refusal_codes! {
         WriteError::AlreadyReceived(_) => "already_received",
         WriteError::NoSuchCount(_) => "no_such_count",
         WriteError::CountPosted(_) => "count_posted",
+        WriteError::TooManyCounts => "too_many_counts",
+        WriteError::OutOfCount(_) => "count_out_of_scope",
         WriteError::UnknownSku(_) => "unknown_sku",
         WriteError::Points { .. } => "points_not_available",
         WriteError::PointsNeedCustomer => "points_need_customer",
@@ -266,7 +273,7 @@ refusal_codes! {
 
 refusal_codes! {
     MovementError {
-        MovementError::Empty | MovementError::NothingMoves => "movement_empty",
+        MovementError::Empty => "movement_empty",
         MovementError::TooManyLines => "movement_too_many_lines",
         MovementError::DuplicateSku(_) => "movement_duplicate_sku",
         MovementError::Quantity { .. } => "movement_quantity",
@@ -481,7 +488,7 @@ DROP INDEX IF EXISTS print_jobs_pending;
 /// The journal's schema version, kept in `PRAGMA user_version`. Version 1 is [`SCHEMA`]
 /// as first released (`user_version` 0 in files of that release); each later version
 /// is one step of [`MIGRATIONS`].
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// Steps from version `n - 1` to `n`, run at start in one transaction after a copy of
 /// the file is kept beside it (`journal.sqlite.v{old}.bak`).
@@ -546,6 +553,20 @@ const MIGRATIONS: &[(u32, &str)] = &[
          CREATE TABLE count_book (
              count_id INTEGER NOT NULL REFERENCES counts(id), sku TEXT NOT NULL, book INTEGER NOT NULL,
              PRIMARY KEY (count_id, sku)
+         ) STRICT, WITHOUT ROWID;",
+    ),
+    (
+        6,
+        // The promotions each customer has had (see `loyalty::record_promotions`), so
+        // that a single-use coupon is honoured once per customer.
+        // And HQ's price schedule (`promotions::set_price_schedule`): each change's local
+        // time as minutes since 1970-01-01 00:00, the version in `meta`.
+        "CREATE TABLE customer_promotions (
+             card TEXT NOT NULL, promotion INTEGER NOT NULL, PRIMARY KEY (card, promotion)
+         ) STRICT, WITHOUT ROWID;
+         CREATE TABLE price_schedule (
+             sku TEXT NOT NULL, at_minute INTEGER NOT NULL, price_kopecks INTEGER NOT NULL,
+             PRIMARY KEY (sku, at_minute)
          ) STRICT, WITHOUT ROWID;",
     ),
 ];

@@ -232,6 +232,9 @@ impl Journal {
         for e in &entries {
             super::loyalty::merge_entry(tx, e)?;
         }
+        let promotions: std::collections::BTreeSet<u32> =
+            basket.lines.iter().flat_map(|l| l.promotions.iter().map(|p| p.promotion)).collect();
+        super::loyalty::record_promotions(tx, &u.customer, &promotions.into_iter().collect::<Vec<_>>())?;
         Ok((plan, entries))
     }
 

@@ -255,7 +255,7 @@ impl Journal {
                 |r| r.get(0),
             )?;
             if open as usize >= OPEN_COUNTS_MAX {
-                return Err(WriteError::Inconsistent(format!("{OPEN_COUNTS_MAX} counts are open: post one first")));
+                return Err(WriteError::TooManyCounts);
             }
             let scope = categories.as_ref().map(|c| serde_json::to_string(c).expect("strings serialise"));
             exec(
@@ -289,6 +289,9 @@ impl Journal {
                 return Err(WriteError::CountPosted(count));
             }
             let item = item(tx, sku)?.ok_or_else(|| WriteError::UnknownSku(sku.clone()))?;
+            if report.categories.as_ref().is_some_and(|c| !c.contains(&item.category)) {
+                return Err(WriteError::OutOfCount(item.sku));
+            }
             let so_far = report.lines.iter().find(|l| &l.sku == sku && !l.uncounted).map_or(0, |l| l.counted);
             let total = so_far.checked_add(quantity).ok_or(WriteError::Overflow)?;
             if quantity == 0 || !(0..=MOVEMENT_QUANTITY_MAX).contains(&total) {

@@ -817,3 +817,36 @@ fn a_sale_keeps_its_promotions_in_the_journal_and_the_outbox() {
     assert!(!j.set_promotions(2, &[]).unwrap(), "an older set is not kept");
     assert_eq!(j.promotions().unwrap(), (3, vec![def]));
 }
+
+/// The promotions a customer has had are a grow-only set: the SQL union of what each
+/// store saw and what HQ relayed equals the `crdts` crate's `GSet` merged the same way,
+/// in any order, any number of times.
+#[test]
+fn promotions_used_merge_like_a_grow_only_set() {
+    use crdts::{CmRDT, CvRDT, GSet};
+    use kassa_protocol::loyalty::CustomerId;
+    let card = CustomerId::parse("000010000000001").unwrap();
+    let (_d1, one) = journal();
+    let (_d2, two) = journal();
+    let mut rng = kassa_protocol::seeded::SeededRng::new(7);
+    let (mut ref_one, mut ref_two) = (GSet::<u32>::new(), GSet::<u32>::new());
+    for _ in 0..50 {
+        let p = rng.below(12) as u32;
+        let (j, r) = if rng.below(2) == 0 { (&one, &mut ref_one) } else { (&two, &mut ref_two) };
+        j.merge_promotions_used(&card, &[p]).unwrap();
+        r.apply(p);
+        if rng.below(5) == 0 {
+            // Gossip one way, as HQ relays a lookup's answer; again, harmlessly.
+            let seen: Vec<u32> = one.promotions_used(&card).unwrap().into_iter().collect();
+            two.merge_promotions_used(&card, &seen).unwrap();
+            two.merge_promotions_used(&card, &seen).unwrap();
+            ref_two.merge(ref_one.clone());
+        }
+        assert_eq!(one.promotions_used(&card).unwrap(), ref_one.read());
+        assert_eq!(two.promotions_used(&card).unwrap(), ref_two.read());
+    }
+    let all: Vec<u32> = two.promotions_used(&card).unwrap().into_iter().collect();
+    one.merge_promotions_used(&card, &all).unwrap();
+    ref_one.merge(ref_two.clone());
+    assert_eq!(one.promotions_used(&card).unwrap(), ref_one.read());
+}

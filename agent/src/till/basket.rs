@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 
 use kassa_protocol::basket::{Basket, BasketDiscount, BasketError};
 use kassa_protocol::loyalty::Customer;
-use kassa_protocol::promotions::{Channel, Context, LocalTime};
+use kassa_protocol::promotions::{Channel, Context};
 use kassa_protocol::Kopecks;
 use serde::Serialize;
 
@@ -21,6 +21,8 @@ pub const BASKET_KEYS_MAX: usize = 256;
 pub(super) struct OpenBasket {
     pub(super) basket: Basket,
     pub(super) customer: Option<Customer>,
+    /// The promotions the customer has had (a single-use coupon is honoured once).
+    pub(super) used: std::collections::BTreeSet<u32>,
     /// Recent basket operations by idempotency key, with their request's digest and the
     /// event they answered.
     pub(super) keys: VecDeque<(String, RequestDigest, TillEvent)>,
@@ -31,6 +33,7 @@ impl OpenBasket {
     pub(super) fn next(&mut self) {
         self.basket = Basket::new(self.basket.id + 1);
         self.customer = None;
+        self.used.clear();
     }
 }
 
@@ -61,6 +64,13 @@ impl Till {
                     Some(card) => self.journal(move |j| j.find_customer(&card)).await.ok().flatten(),
                     None => None,
                 };
+                open.used = match &customer {
+                    Some(c) => {
+                        let card = c.card.clone();
+                        self.journal(move |j| j.promotions_used(&card)).await?
+                    }
+                    None => Default::default(),
+                };
                 open.basket = basket;
                 open.customer = customer;
                 Ok(true)
@@ -69,24 +79,31 @@ impl Till {
                 let newest_saved = saved.map_or(0, |(b, _)| b.id);
                 open.basket = Basket::new(ended.max(newest_saved) + 1);
                 open.customer = None;
+                open.used.clear();
                 Ok(false)
             }
         }
     }
 
     /// Prices `basket` under the promotions in force, at this store, now, for
-    /// `customer` — the engine HQ prices the online shop's baskets with.
-    pub(super) fn price(&self, basket: &mut Basket, customer: Option<&Customer>) {
+    /// `customer` (who has had the promotions `used`) — the engine HQ prices the online
+    /// shop's baskets with.
+    pub(super) fn price(
+        &self,
+        basket: &mut Basket,
+        customer: Option<&Customer>,
+        used: &std::collections::BTreeSet<u32>,
+    ) {
         let active = self.promotions.borrow().clone();
         if active.set.is_empty() && basket.promotions_saved() == Kopecks::ZERO {
             return;
         }
         let coupons = basket.coupons.clone();
-        let used_coupons = std::collections::BTreeSet::new();
+        let used_coupons = if customer.is_some() { used.clone() } else { Default::default() };
         let cx = Context {
             store: self.journal.actor().store,
             channel: Channel::Store,
-            at: LocalTime::from_unix_ms(now_ms(), self.utc_offset_minutes),
+            at: self.local_now(),
             customer: customer.map(|c| &c.card),
             coupons: &coupons,
             used_coupons: &used_coupons,
@@ -203,7 +220,7 @@ impl Till {
         }
         let mut next = open.basket.clone();
         f(&mut next)?;
-        self.price(&mut next, open.customer.as_ref());
+        self.price(&mut next, open.customer.as_ref(), &open.used);
         let ev = self.basket_ev(next.clone(), open.customer.as_ref()).await;
         open.basket = next;
         if let Some(k) = key {

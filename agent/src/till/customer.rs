@@ -59,12 +59,14 @@ impl Till {
         let code = code.trim().to_owned();
         let c = code.clone();
         let mut found = self.journal(move |j| j.find_customer(&c)).await?;
-        if found.is_none() {
-            if let Ok(card) = CustomerId::parse(&code) {
-                if self.ask_rights(&card, 0).await {
-                    let c = code.clone();
-                    found = self.journal(move |j| j.find_customer(&c)).await?;
-                }
+        // Online, HQ is asked about the card every time: an unknown one may be another
+        // store's, and a known one may have used a single-use coupon elsewhere (HQ's
+        // answer brings the promotions the customer has had).
+        let card = found.as_ref().map(|c| c.card.clone()).or_else(|| CustomerId::parse(&code).ok());
+        if let Some(card) = card.filter(|_| found.is_none() || self.online()) {
+            if self.ask_rights(&card, 0).await && found.is_none() {
+                let c = code.clone();
+                found = self.journal(move |j| j.find_customer(&c)).await?;
             }
         }
         let customer = found.ok_or(TillError::NoSuchCustomer)?;
@@ -80,10 +82,13 @@ impl Till {
     }
 
     async fn attach(&self, customer: Customer) -> Result<TillEvent, TillError> {
+        let card = customer.card.clone();
+        let used = self.journal(move |j| j.promotions_used(&card)).await?;
         let mut open = self.basket.lock().await;
         open.customer = Some(customer);
-        let OpenBasket { basket, customer, .. } = &mut *open;
-        self.price(basket, customer.as_ref());
+        open.used = used;
+        let OpenBasket { basket, customer, used, .. } = &mut *open;
+        self.price(basket, customer.as_ref(), used);
         let ev = self.basket_ev(open.basket.clone(), open.customer.as_ref()).await;
         drop(open);
         self.publish(ev.clone());
@@ -93,7 +98,8 @@ impl Till {
     pub async fn clear_customer(&self) -> TillEvent {
         let mut open = self.basket.lock().await;
         open.customer = None;
-        self.price(&mut open.basket, None);
+        open.used.clear();
+        self.price(&mut open.basket, None, &Default::default());
         let ev = self.basket_ev(open.basket.clone(), None).await;
         drop(open);
         self.publish(ev.clone());

@@ -271,6 +271,11 @@ impl Till {
         crate::blocking::run(move || f(&j)).await
     }
 
+    /// The store's local time now (promotions' windows and scheduled prices are in it).
+    fn local_now(&self) -> kassa_protocol::promotions::LocalTime {
+        kassa_protocol::promotions::LocalTime::from_unix_ms(now_ms(), self.utc_offset_minutes)
+    }
+
     /// Whether HQ is reachable now.
     fn online(&self) -> bool {
         self.status.borrow().hq.online

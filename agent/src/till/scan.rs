@@ -69,14 +69,18 @@ impl Till {
         if let Some(ev) = self.remembered(key).await? {
             return Ok(ev);
         }
-        let s = sku.clone();
-        let item = self.journal(move |j| j.item_by_sku(&s)).await?.ok_or(TillError::UnknownSku(sku.0))?;
+        let (s, at) = (sku.clone(), self.local_now());
+        let item = self
+            .journal(move |j| j.item_by_sku(&s)?.map(|i| j.priced_at(i, at)).transpose())
+            .await?
+            .ok_or(TillError::UnknownSku(sku.0))?;
         self.modify(Some(key), move |b| b.add(&item, quantity).map(|_| ())).await
     }
 
     async fn item_by_gtin(&self, gtin: &str) -> Result<CatalogItem, TillError> {
         let g = Gtin::parse(gtin).map_err(RejectReason::from)?;
-        match self.journal(move |j| j.item_by_gtin(&g)).await? {
+        let at = self.local_now();
+        match self.journal(move |j| j.item_by_gtin(&g)?.map(|i| j.priced_at(i, at)).transpose()).await? {
             Some(item) => Ok(item),
             None if self.journal(|j| j.catalog_len()).await? == 0 => Err(TillError::NoCatalog),
             None => Err(TillError::UnknownBarcode(g.short().to_owned())),
@@ -101,7 +105,8 @@ impl Till {
             Scan::Gs1 { gtin: None, .. } => return Err(TillError::NoProductNumber),
             Scan::Marking { gtin, code, .. } => Resolved::Marked(self.item_by_gtin(&gtin).await?, code),
             Scan::Weighted { plu, weight_grams } => {
-                let item = self.journal(move |j| j.item_by_plu(plu)).await?;
+                let at = self.local_now();
+                let item = self.journal(move |j| j.item_by_plu(plu)?.map(|i| j.priced_at(i, at)).transpose()).await?;
                 Resolved::Item(item.ok_or(TillError::UnknownPlu(plu))?, weight_grams)
             }
             Scan::Receipt(r) => {

@@ -6,6 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use kassa_protocol::catalog::{parse_csv, CatalogItem, ImportError, CSV_HEADER};
+use kassa_protocol::price_schedule::{format_local, parse_local, PriceSchedule, ScheduleError, ScheduledPrice};
 use kassa_protocol::{Kopecks, Sku};
 use serde::Deserialize;
 use serde_json::json;
@@ -242,4 +243,65 @@ pub(super) async fn discontinue_item(
     Checked(Path(text)): Checked<Path<String>>,
 ) -> Result<serde_json::Value> {
     publish_edit(&s, &caller, Edit::Discontinue(sku(&text)?)).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ScheduleRequest {
+    changes: Vec<ScheduleLine>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScheduleLine {
+    sku: String,
+    /// A local date and time, `YYYY-MM-DDTHH:MM`: each store applies it at its own clock.
+    at: String,
+    price_kopecks: i64,
+}
+
+fn schedule_json(version: u64, changes: &[ScheduledPrice]) -> serde_json::Value {
+    let list: Vec<_> =
+        changes.iter().map(|c| json!({ "sku": c.sku, "at": format_local(c.at), "price_kopecks": c.price.0 })).collect();
+    json!({ "version": version, "changes": list })
+}
+
+/// `GET /api/catalog/schedule`: the price changes scheduled ahead, and their version.
+pub(super) async fn schedule(State(s): AppState) -> Result<serde_json::Value> {
+    let (version, changes) = blocking(&s.db, |db| db.price_schedule()).await?;
+    Ok(Json(schedule_json(version, &changes)))
+}
+
+/// `PUT /api/catalog/schedule` with `{"changes": [{"sku", "at": "YYYY-MM-DDTHH:MM",
+/// "price_kopecks"}]}`: replaces the whole schedule as a new version (an empty list
+/// cancels every change not yet in force). Each store applies a change at its own local
+/// time, offline too; a line already in a basket keeps its price. A bad change is
+/// refused with its number, and nothing is published.
+pub(super) async fn publish_schedule(
+    State(s): AppState,
+    By(caller): By,
+    Checked(Json(req)): Checked<Json<ScheduleRequest>>,
+) -> Result<serde_json::Value> {
+    let mut changes = Vec::with_capacity(req.changes.len());
+    for (i, c) in req.changes.iter().enumerate() {
+        let at = parse_local(&c.at).ok_or_else(|| {
+            ApiError::invalid("bad_schedule", ScheduleError::Time { index: i + 1, at: c.at.clone() }.to_string())
+        })?;
+        let sku = Sku::parse(&c.sku)
+            .ok_or_else(|| ApiError::invalid("bad_schedule", format!("change {}: `{}` is not a SKU", i + 1, c.sku)))?;
+        changes.push(ScheduledPrice { sku, at, price: Kopecks(c.price_kopecks) });
+    }
+    PriceSchedule::new(&changes).map_err(|e| ApiError::invalid("bad_schedule", format!("{e}; nothing published")))?;
+    let skus: Vec<Sku> = changes.iter().map(|c| c.sku.clone()).collect();
+    let known = blocking(&s.db, move |db| db.items(&skus)).await?;
+    if let Some((i, c)) = changes.iter().enumerate().find(|(_, c)| !known.contains_key(&c.sku)) {
+        let message = format!("change {}: the catalog has no SKU {}; nothing published", i + 1, c.sku);
+        return Err(ApiError::invalid("unknown_sku", message));
+    }
+    let audit = caller.as_actor().audit(now_ms(), "catalog.schedule", json!({ "changes": changes.len() }));
+    let stored = changes.clone();
+    let version = blocking(&s.db, move |db| db.publish_price_schedule(&stored, &audit)).await?;
+    tracing::info!(version, changes = changes.len(), actor = %caller.actor(), "published price schedule");
+    s.price_schedule.send_replace(version);
+    Ok(Json(schedule_json(version, &changes)))
 }

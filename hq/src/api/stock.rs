@@ -34,14 +34,61 @@ pub(super) async fn create_delivery(
     Checked(Path(store)): Checked<Path<u32>>,
     Checked(Json(req)): Checked<Json<DeliveryRequest>>,
 ) -> Result<serde_json::Value> {
-    if store == 0 {
-        return Err(ApiError::invalid("bad_store", "store 0 is HQ itself"));
-    }
     let mut lines = Vec::with_capacity(req.lines.len());
     for (i, l) in req.lines.iter().enumerate() {
         let sku = Sku::parse(&l.sku)
             .ok_or_else(|| ApiError::invalid("bad_sku", format!("line {}: `{}` is not a SKU", i + 1, l.sku)))?;
         lines.push((sku, l.quantity));
+    }
+    announce(s, caller, store, lines).await
+}
+
+/// Lines of a supplier's delivery file, in bytes.
+pub(super) const DELIVERY_CSV_BYTES_MAX: usize = 1024 * 1024;
+
+/// `POST /api/stores/{store}/deliveries/csv`: a supplier's delivery note as CSV, a header
+/// `sku,quantity` and one line per item; a bad line is refused with its line number and
+/// nothing is announced.
+pub(super) async fn create_delivery_csv(
+    State(s): AppState,
+    By(caller): By,
+    Checked(Path(store)): Checked<Path<u32>>,
+    Checked(body): Checked<String>,
+) -> Result<serde_json::Value> {
+    let lines = parse_delivery_csv(&body)
+        .map_err(|m| ApiError::invalid("bad_delivery_file", format!("{m}; nothing announced")))?;
+    announce(s, caller, store, lines).await
+}
+
+/// `sku,quantity` rows after that header; the line numbers in errors are the file's.
+fn parse_delivery_csv(text: &str) -> std::result::Result<Vec<(Sku, i64)>, String> {
+    let mut rows = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+    match rows.next() {
+        Some((_, header)) if header.trim().trim_start_matches('\u{feff}').replace(' ', "") == "sku,quantity" => {}
+        _ => return Err("line 1: the header is `sku,quantity`".into()),
+    }
+    let mut out = Vec::new();
+    for (i, row) in rows {
+        let line = i + 1;
+        let (sku, quantity) = row.split_once(',').ok_or_else(|| format!("line {line}: `sku,quantity`"))?;
+        let sku = Sku::parse(sku.trim()).ok_or_else(|| format!("line {line}: `{}` is not a SKU", sku.trim()))?;
+        let quantity: i64 = quantity
+            .trim()
+            .parse()
+            .map_err(|_| format!("line {line}: `{}` is not a whole quantity", quantity.trim()))?;
+        out.push((sku, quantity));
+    }
+    Ok(out)
+}
+
+async fn announce(
+    s: std::sync::Arc<super::ApiState>,
+    caller: crate::auth::Caller,
+    store: u32,
+    lines: Vec<(Sku, i64)>,
+) -> Result<serde_json::Value> {
+    if store == 0 {
+        return Err(ApiError::invalid("bad_store", "store 0 is HQ itself"));
     }
     let audit = caller.as_actor().audit(now_ms(), "delivery.create", json!({}));
     let doc = blocking(&s.db, move |db| Ok(db.create_delivery(StoreId(store), &lines, &audit, now_ms())))
@@ -147,4 +194,21 @@ fn movement_json(m: &Movement) -> serde_json::Value {
             "sku": l.sku, "name": l.name, "quantity": l.quantity, "expected": l.expected,
         })).collect::<Vec<_>>(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_suppliers_delivery_file_is_read_or_refused_by_line() {
+        let ok = parse_delivery_csv("\u{feff}sku, quantity\n100001,24\n\n100002, 6\n").unwrap();
+        assert_eq!(ok, vec![(Sku("100001".into()), 24), (Sku("100002".into()), 6)]);
+        assert_eq!(parse_delivery_csv("sku;quantity\n").unwrap_err(), "line 1: the header is `sku,quantity`");
+        assert_eq!(
+            parse_delivery_csv("sku,quantity\n100001,2\n100002,two\n").unwrap_err(),
+            "line 3: `two` is not a whole quantity"
+        );
+        assert_eq!(parse_delivery_csv("sku,quantity\nмолоко,2\n").unwrap_err(), "line 2: `молоко` is not a SKU");
+    }
 }

@@ -606,7 +606,11 @@ impl World {
                     // Kept once: a resend (after a digest, on reconnect) changes nothing.
                     s.durable.inbound.entry(doc.source.key()).or_insert(doc);
                 }
-                StoreEvent::NearbyStock { .. } | StoreEvent::Rights(_) | StoreEvent::Rules { .. } => {}
+                StoreEvent::NearbyStock { .. }
+                | StoreEvent::Rights(_)
+                | StoreEvent::Rules { .. }
+                | StoreEvent::PromotionsUsed { .. }
+                | StoreEvent::PriceSchedule { .. } => {}
             }
         }
         if let Some(conn) = self.conns.get_mut(&i) {

@@ -6,7 +6,9 @@
 //! *protocol version*, chosen per connection by TLS's ALPN (`kassa-sync/N`):
 //! - [`v5`] (`kassa-sync/5`, [`PROTOCOL_VERSION`]): the current protocol. Outbox
 //!   entries in data format 3 (stock movements: receipts, counts, write-offs,
-//!   transfers), and `Inbound`: a delivery or transfer HQ tells the store to expect.
+//!   transfers), `Inbound`: a delivery or transfer HQ tells the store to expect, and
+//!   `PromotionsUsed`: the promotions a customer has had (single-use coupons), and
+//!   `PriceSchedule`: price changes that take effect at a local date and time.
 //! - [`v4`] (`kassa-sync/4`): sales in data format 2 (lines with their promotions), the
 //!   store's promotions version in `Hello`, and HQ's promotions in `PromotionsPage`s. A
 //!   stock movement has no form in it: a store that recorded one needs HQ on 5.
@@ -45,7 +47,7 @@ use serde::Serialize;
 use crate::catalog::CatalogItem;
 use crate::format::FormatError;
 use crate::ids::{ActorId, StoreId};
-use crate::loyalty::{Customer, LoyaltyEntry, LoyaltyRules, RightsAnswer, RightsRequest};
+use crate::loyalty::{Customer, CustomerId, LoyaltyEntry, LoyaltyRules, RightsAnswer, RightsRequest};
 use crate::movements::{Inbound, Movement};
 use crate::promotions::definition::Definition;
 use crate::returns::Return;
@@ -238,6 +240,13 @@ pub enum HqMessage {
     /// open one on connect, when one is created, and after each digest, until the
     /// store's receipt of it arrives; the store keeps each once.
     Inbound(Inbound),
+    /// The promotions a customer has had anywhere (protocol 5 on), sent with HQ's answer
+    /// to a lookup, so that a single-use coupon is honoured once per customer across
+    /// stores; the store adds them to what it knows (a grow-only set).
+    PromotionsUsed { customer: CustomerId, promotions: Vec<u32> },
+    /// The price changes HQ scheduled (protocol 5 on), whole, versioned: the store keeps
+    /// the highest version. Sent on connect and when HQ publishes a new one.
+    PriceSchedule { version: u64, changes: Vec<crate::price_schedule::ScheduledPrice> },
 }
 
 // The three types below are domain types too; their boundary forms are in

@@ -115,6 +115,8 @@ impl TryFrom<&super::HqMessage> for HqMessage {
             D::Loyalty { customers, entries } => HqMessage::Loyalty { customers: to(customers), entries: to(entries) },
             D::Refused { reason } => HqMessage::Refused { reason: reason.clone() },
             D::Inbound(_) => return Err(super::not_in_version(3, "inbound stock documents")),
+            D::PromotionsUsed { .. } => return Err(super::not_in_version(3, "the promotions a customer has had")),
+            D::PriceSchedule { .. } => return Err(super::not_in_version(3, "scheduled price changes")),
             D::PromotionsPage { .. } => return Err(super::not_in_version(3, "promotions")),
         })
     }

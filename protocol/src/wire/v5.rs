@@ -3,7 +3,9 @@
 //!   stock movement (receipt, count adjustments, write-off, transfer out or in) with the
 //!   store's running totals after it.
 //! - HQ sends `Inbound` (appended to HQ's messages): a delivery or transfer the store
-//!   is to receive, one document per message.
+//!   is to receive, one document per message; and `PromotionsUsed`: the promotions a
+//!   customer has had, with the answer to a lookup (single-use coupons); and
+//!   `PriceSchedule`: the price changes HQ scheduled, whole and versioned.
 //!
 //! **Frozen once released.** Variant order, field order and field types are the
 //! encoding; `protocol/tests/fixtures/wire-v5/` holds a frame of every message. A change
@@ -14,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::{check_software_version, from, software, to};
 use crate::format::{v1, v3, FormatError};
 use crate::ids::{ActorId, StoreId};
+use crate::loyalty::CustomerId;
 use crate::promotions::definition::Definition;
 
 /// What a store sends, in protocol 5.
@@ -56,6 +59,8 @@ pub enum HqMessage {
     Refused { reason: String },
     PromotionsPage { version: u64, first: u32, definitions: Vec<String>, last: bool },
     Inbound(v3::Inbound),
+    PromotionsUsed { customer: CustomerId, promotions: Vec<u32> },
+    PriceSchedule { version: u64, changes: Vec<v3::ScheduledPrice> },
 }
 
 fn definition_to_json(d: &Definition) -> String {
@@ -147,6 +152,12 @@ impl TryFrom<&super::HqMessage> for HqMessage {
             D::Loyalty { customers, entries } => HqMessage::Loyalty { customers: to(customers), entries: to(entries) },
             D::Refused { reason } => HqMessage::Refused { reason: reason.clone() },
             D::Inbound(d) => HqMessage::Inbound(d.into()),
+            D::PromotionsUsed { customer, promotions } => {
+                HqMessage::PromotionsUsed { customer: customer.clone(), promotions: promotions.clone() }
+            }
+            D::PriceSchedule { version, changes } => {
+                HqMessage::PriceSchedule { version: *version, changes: to(changes) }
+            }
             D::PromotionsPage { version, first, definitions, last } => HqMessage::PromotionsPage {
                 version: *version,
                 first: *first,
@@ -185,6 +196,11 @@ impl TryFrom<HqMessage> for super::HqMessage {
             }
             HqMessage::Refused { reason } => D::Refused { reason },
             HqMessage::Inbound(d) => D::Inbound(d.try_into()?),
+            HqMessage::PromotionsUsed { customer, promotions } => D::PromotionsUsed { customer, promotions },
+            HqMessage::PriceSchedule { version, changes } => D::PriceSchedule {
+                version,
+                changes: changes.into_iter().map(TryInto::try_into).collect::<Result<_, _>>()?,
+            },
             HqMessage::PromotionsPage { version, first, definitions, last } => D::PromotionsPage {
                 version,
                 first,
