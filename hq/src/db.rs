@@ -88,6 +88,12 @@ pub struct StoreStatus {
     pub backlog: u64,
     pub last_contact_ms: i64,
     pub sales: u64,
+    /// The catalog version the store said it holds when it last connected.
+    pub catalog_confirmed: u64,
+    /// The newest catalog version HQ has since handed to the store's live connection (a
+    /// reliable stream: the store applies a whole version on arrival unless the link dies
+    /// first, and then its next connect says what it holds).
+    pub catalog_sent: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -178,7 +184,7 @@ CREATE TABLE IF NOT EXISTS parked (
 /// The database's schema version, kept in `PRAGMA user_version`. Version 1 is [`SCHEMA`]
 /// as first released (`user_version` 0 in files of that release); each later version
 /// is one step of [`MIGRATIONS`].
-pub const SCHEMA_VERSION: u32 = 6;
+pub const SCHEMA_VERSION: u32 = 7;
 
 /// Steps from version `n - 1` to `n`, run at start in one transaction after a copy of
 /// the file is kept beside it (`hq.sqlite.v{old}.bak`).
@@ -220,6 +226,13 @@ const MIGRATIONS: &[(u32, &str)] = &[
     ),
     // Version 6 has a second step: the price changes scheduled ahead (`schedule`).
     (6, schedule::SCHEMA_V6),
+    (
+        7,
+        // Which catalog version each store holds, for the console: as it said at its last
+        // connect, and what HQ has since handed to its connection.
+        "ALTER TABLE stores ADD COLUMN catalog_confirmed INTEGER NOT NULL DEFAULT 0;
+         ALTER TABLE stores ADD COLUMN catalog_sent INTEGER NOT NULL DEFAULT 0;",
+    ),
 ];
 
 /// The schema version of the file `conn` has open: 0 for a new (empty) file.
@@ -526,17 +539,29 @@ impl Db {
         Ok(!done)
     }
 
-    /// The store's acknowledged progress; registers a store on first contact.
-    pub fn hello(&self, actor: ActorId, head: u64, now_ms: i64) -> Result<u64, DbError> {
+    /// The store's acknowledged progress; registers a store on first contact and records
+    /// the catalog version it says it holds.
+    pub fn hello(&self, actor: ActorId, head: u64, catalog_version: u64, now_ms: i64) -> Result<u64, DbError> {
         let conn = self.conn();
         conn.execute(
-            "INSERT INTO stores (store, epoch, acked_seq, last_contact_ms, head) VALUES (?1, ?2, 0, ?3, ?4)
-             ON CONFLICT DO UPDATE SET last_contact_ms = excluded.last_contact_ms, head = excluded.head",
-            params![actor.store.0, actor.epoch, now_ms, head as i64],
+            "INSERT INTO stores (store, epoch, acked_seq, last_contact_ms, head, catalog_confirmed, catalog_sent)
+             VALUES (?1, ?2, 0, ?3, ?4, ?5, ?5)
+             ON CONFLICT DO UPDATE SET last_contact_ms = excluded.last_contact_ms, head = excluded.head,
+                 catalog_confirmed = excluded.catalog_confirmed, catalog_sent = excluded.catalog_sent",
+            params![actor.store.0, actor.epoch, now_ms, head as i64, catalog_version as i64],
         )?;
         let acked: i64 =
             conn.query_row("SELECT acked_seq FROM stores WHERE store = ?1", [actor.store.0], |r| r.get(0))?;
         Ok(acked as u64)
+    }
+
+    /// HQ handed catalog `version` whole to `store`'s live connection.
+    pub fn catalog_sent(&self, store: StoreId, version: u64) -> Result<(), DbError> {
+        self.conn().execute(
+            "UPDATE stores SET catalog_sent = MAX(catalog_sent, ?2) WHERE store = ?1",
+            params![store.0, version as i64],
+        )?;
+        Ok(())
     }
 
     /// Applies a contiguous run of a store's outbox and records its progress, in one
@@ -639,7 +664,8 @@ impl Db {
     pub fn stores(&self) -> Result<Vec<StoreStatus>, DbError> {
         let conn = self.conn();
         let mut st = conn.prepare(
-            "SELECT s.store, s.epoch, s.acked_seq, s.last_contact_ms, (SELECT COUNT(*) FROM sales WHERE store = s.store AND kind = 'sale'), s.head
+            "SELECT s.store, s.epoch, s.acked_seq, s.last_contact_ms, (SELECT COUNT(*) FROM sales WHERE store = s.store AND kind = 'sale'), s.head,
+                    s.catalog_confirmed, s.catalog_sent
              FROM stores s ORDER BY s.store",
         )?;
         let rows = st.query_map([], |r| {
@@ -653,6 +679,8 @@ impl Db {
                 backlog: head.saturating_sub(acked_seq),
                 last_contact_ms: r.get(3)?,
                 sales: r.get::<_, i64>(4)? as u64,
+                catalog_confirmed: r.get::<_, i64>(6)? as u64,
+                catalog_sent: r.get::<_, i64>(7)? as u64,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -1146,11 +1174,11 @@ mod tests {
             .map(|seq| sale(seq, &[["1", "2", "3"][seq as usize % 3], ["4", "5"][seq as usize % 2]], &mut sold))
             .collect();
         let (_d1, batched) = open();
-        batched.hello(ACTOR, 40, 0).unwrap();
+        batched.hello(ACTOR, 40, 1, 0).unwrap();
         let applied = batched.apply(ACTOR, &entries, 40, 40, 0).unwrap();
         assert_eq!(applied, Applied { parked: 0, deltas: 80, inbound_for: Vec::new() });
         let (_d2, one_by_one) = open();
-        one_by_one.hello(ACTOR, 40, 0).unwrap();
+        one_by_one.hello(ACTOR, 40, 1, 0).unwrap();
         for e in &entries {
             one_by_one.apply(ACTOR, std::slice::from_ref(e), e.seq, 40, 0).unwrap();
         }

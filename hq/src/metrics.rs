@@ -167,8 +167,17 @@ mod tests {
     fn shows_stores_counters_and_the_batch_histogram() {
         let metrics = Metrics::default();
         metrics.batch_applied(3, 5, Duration::from_millis(4));
-        let store =
-            StoreStatus { store: 1, epoch: 1, acked_seq: 3, head: 3, backlog: 0, last_contact_ms: 1_000, sales: 3 };
+        let store = StoreStatus {
+            store: 1,
+            epoch: 1,
+            acked_seq: 3,
+            head: 3,
+            backlog: 0,
+            last_contact_ms: 1_000,
+            sales: 3,
+            catalog_confirmed: 2,
+            catalog_sent: 2,
+        };
         let readings = Readings {
             stores: &[store],
             peers: &BTreeMap::new(),

@@ -374,7 +374,14 @@ fn jittered(interval: Duration, store: StoreId, tick: u64) -> Duration {
 
 async fn offer_catalog(session: &mut HqSync, shared: &Shared) -> Result<(), ConnError> {
     let (version, items) = blocking(&shared.db, |db| Ok((db.catalog_version()?, db.catalog()?))).await?;
+    let before = session.catalog_version();
     session.offer_catalog(version, &items);
+    if session.catalog_version() > before {
+        // Queued on the connection's stream, which carries it whole or fails: recorded as
+        // the store's (its next Hello says so too).
+        let (store, sent) = (session.store(), session.catalog_version());
+        blocking(&shared.db, move |db| db.catalog_sent(store, sent)).await?;
+    }
     Ok(())
 }
 
@@ -415,7 +422,7 @@ async fn drive(session: &mut HqSync, shared: &Shared, peer: &PeerGuard) -> Resul
     while let Some(ev) = session.poll_event() {
         match ev {
             HqEvent::Hello { actor, catalog_version, head, software_version } => {
-                let acked = blocking(&shared.db, move |db| db.hello(actor, head, now_ms())).await?;
+                let acked = blocking(&shared.db, move |db| db.hello(actor, head, catalog_version, now_ms())).await?;
                 tracing::info!(
                     %actor,
                     acked,

@@ -842,6 +842,11 @@ impl HqSync {
         }
     }
 
+    /// The catalog version the store holds: from its `Hello`, then what was sent.
+    pub fn catalog_version(&self) -> u64 {
+        self.catalog_version
+    }
+
     /// Offers a catalog version; sent only if the store has an older one.
     pub fn offer_catalog(&mut self, version: u64, items: &[CatalogItem]) {
         if !matches!(self.state, HqState::Ready(_)) || version <= self.catalog_version {

@@ -85,6 +85,29 @@ async fn a_scheduled_price_takes_effect_at_each_stores_own_clock() {
         assert_eq!(status, 200, "{priced}");
         assert_eq!(priced["lines"][0]["price_kopecks"], expected, "store {store}: {priced}");
     }
+    // A catalog edit now: HQ says which stores it has handed the new version to, and which
+    // version each said it held when it last connected. New York applies it at once;
+    // Moscow, cut off, does not have it.
+    let (status, edited) = api
+        .send(reqwest::Method::PATCH, &format!("/api/catalog/items/{BREAD}"), Some(&json!({ "price_kopecks": 10_490 })))
+        .await;
+    assert_eq!(status, 200, "{edited}");
+    let catalog = edited["version"].as_u64().expect("the new catalog version");
+    eventually(Duration::from_secs(10), "New York to be sent the new catalog", || async {
+        let row = kassa_tests::hq_store_row(&hq, 2).await?;
+        (row["catalog_sent"] == catalog).then_some(())
+    })
+    .await;
+    let journal = new_york.agent.journal.clone();
+    eventually(Duration::from_secs(10), "New York to apply it", || {
+        let journal = journal.clone();
+        async move { (journal.catalog_version().unwrap() == catalog).then_some(()) }
+    })
+    .await;
+    let moscow_row = kassa_tests::hq_store_row(&hq, 1).await.unwrap();
+    assert!(moscow_row["catalog_confirmed"].as_u64().unwrap() < catalog, "Moscow is cut off: {moscow_row}");
+    assert!(moscow.agent.journal.catalog_version().unwrap() < catalog, "and does not have it");
+
     // The audit log says who scheduled it.
     let (_, audit) = api.get("/api/audit").await;
     assert!(audit.to_string().contains("catalog.schedule"), "{audit}");

@@ -81,7 +81,7 @@ fn write_fixtures_with_stock() {
     entries.push(sale_with_promotion(entries.len() as u64 + 1));
     let head = entries.len() as u64;
     let actor = ActorId { store: STORE, epoch: 1 };
-    db.hello(actor, head, 20).unwrap();
+    db.hello(actor, head, 1, 20).unwrap();
     db.apply(actor, &entries, head, head, 21).unwrap();
     drop(db);
     for f in ["journal.sqlite", "hq.sqlite"] {
