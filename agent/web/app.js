@@ -170,7 +170,8 @@ const ERRORS = {
     movement_note: "Комментарий — не больше 200 символов.",
     transfer_to_self: "Перемещение — в другой магазин: проверьте номер магазина.",
     too_many_counts: "Открыто слишком много инвентаризаций: проведите одну из них.",
-    count_out_of_scope: "Этот товар не входит в категории этой инвентаризации.",
+    count_out_of_scope: "Этот товар не входит в эту инвентаризацию.",
+    bad_count_scope: "Инвентаризация — по категориям или по списку товаров, не по обоим сразу.",
     // The shift and the drawer.
     no_shift: "Смена не открыта. Откройте смену (кнопка «Смена»).",
     shift_open: "Смена уже открыта.",
@@ -285,7 +286,8 @@ const ERRORS = {
     movement_note: "A note is at most 200 characters.",
     transfer_to_self: "A transfer goes to another store: check the store number.",
     too_many_counts: "Too many stock counts are open: post one of them first.",
-    count_out_of_scope: "This item is not in the categories this count covers.",
+    count_out_of_scope: "This item is not among what this count covers.",
+    bad_count_scope: "A count covers some categories or a list of items, not both.",
     // The shift and the drawer.
     no_shift: "No shift open. Open one (the Shift button).",
     shift_open: "A shift is already open.",

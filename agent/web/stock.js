@@ -128,7 +128,8 @@ const ERRORS = {
     movement_note: "Комментарий — не больше 200 символов.",
     transfer_to_self: "Перемещение — в другой магазин: проверьте номер магазина.",
     too_many_counts: "Открыто слишком много инвентаризаций: проведите одну из них.",
-    count_out_of_scope: "Этот товар не входит в категории этой инвентаризации.",
+    count_out_of_scope: "Этот товар не входит в эту инвентаризацию.",
+    bad_count_scope: "Инвентаризация — по категориям или по списку товаров, не по обоим сразу.",
     overflow: "Слишком большая сумма: проверьте количество и цену.",
     // Requests and the till server.
     key_reuse: "Повторите операцию.",
@@ -168,7 +169,8 @@ const ERRORS = {
     movement_note: "A note is at most 200 characters.",
     transfer_to_self: "A transfer goes to another store: check the store number.",
     too_many_counts: "Too many stock counts are open: post one of them first.",
-    count_out_of_scope: "This item is not in the categories this count covers.",
+    count_out_of_scope: "This item is not among what this count covers.",
+    bad_count_scope: "A count covers some categories or a list of items, not both.",
     overflow: "The amount is too large: check the quantity and the price.",
     // Requests and the till server.
     key_reuse: "Repeat the operation.",

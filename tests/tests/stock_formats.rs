@@ -68,7 +68,7 @@ fn write_fixtures_with_stock() {
     j.record_movement(1, "kassir", &receive, None, "", "rcv-1", 10).unwrap();
     let write_off = MovementRequest::WriteOff { reason: WriteOffReason::Damaged, lines: vec![(sku("100001"), 1)] };
     j.record_movement(1, "kassir", &write_off, None, "упаковка", "wo-1", 11).unwrap();
-    j.start_count("kassir", None, "cnt-1", 12).unwrap();
+    j.start_count("kassir", kassa_agent::journal::CountScope::Everything, "cnt-1", 12).unwrap();
     j.count_scan(1, "kassir", &sku("100001"), 8, "scan-1", 13).unwrap();
     j.post_count(1, 1, "boss", "post-1", 14).unwrap();
     let transfer = MovementRequest::TransferOut { to: StoreId(2), lines: vec![(sku("100001"), 2)] };

@@ -201,6 +201,26 @@ async fn receipts_counts_write_offs_and_transfers_reach_hq_exactly_once() {
     assert_eq!(status, 409, "a posted count takes no more scans");
     // A: counted 18 (book 20 then) − 3 sold after = 15; B as booked; C none.
     assert_eq!(store_stock(&api1).await, BTreeMap::from([(a.0.clone(), 15), (b.0.clone(), 11)]));
+    // A shelf list: only its items are counted; a count that finds the book right posts
+    // no adjustment.
+    let (status, refused) = api1
+        .post("/api/stock/counts", json!({ "categories": ["x"], "skus": [b.0], "idempotency_key": "count-bad" }))
+        .await;
+    assert_eq!((status, refused["error"].as_str()), (422, Some("bad_count_scope")), "{refused}");
+    let (status, shelf) = api1.post("/api/stock/counts", json!({ "skus": [b.0], "idempotency_key": "count-2" })).await;
+    assert_eq!((status, shelf["skus"].clone()), (200, json!([b.0])), "{shelf}");
+    let shelf_id = shelf["id"].as_u64().unwrap();
+    let scan = |code: &str, key: &str| json!({ "code": code, "quantity": 11, "idempotency_key": key });
+    let (status, refused) = api1.post(&format!("/api/stock/counts/{shelf_id}/scan"), scan(&a.0, "shelf-a")).await;
+    assert_eq!((status, refused["error"].as_str()), (422, Some("count_out_of_scope")), "{refused}");
+    let (status, _) = api1.post(&format!("/api/stock/counts/{shelf_id}/scan"), scan(&b.0, "shelf-b")).await;
+    assert_eq!(status, 200);
+    let (status, posted) = api1
+        .post(&format!("/api/stock/counts/{shelf_id}/post"), json!({ "manager": manager, "idempotency_key": "post-2" }))
+        .await;
+    assert_eq!(status, 200, "{posted}");
+    assert!(posted["lines"].as_array().unwrap().iter().all(|l| l["difference"] == 0), "{posted}");
+    assert_eq!(store_stock(&api1).await, BTreeMap::from([(a.0.clone(), 15), (b.0.clone(), 11)]));
 
     // --- Write-offs: small by the cashier, large only with a manager. ---
     let (status, body) = api1

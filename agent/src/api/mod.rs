@@ -230,6 +230,7 @@ enum ApiRefusal {
     BadDiscount,
     BadTender,
     BadReturn,
+    BadCountScope,
 }
 
 refusal_codes! {
@@ -242,6 +243,7 @@ refusal_codes! {
         ApiRefusal::BadDiscount => "bad_discount",
         ApiRefusal::BadTender => "bad_tender",
         ApiRefusal::BadReturn => "bad_return",
+        ApiRefusal::BadCountScope => "bad_count_scope",
     }
 }
 
@@ -254,7 +256,9 @@ impl ApiRefusal {
             ApiRefusal::ContentType => S::UNSUPPORTED_MEDIA_TYPE,
             ApiRefusal::TooLarge => S::PAYLOAD_TOO_LARGE,
             ApiRefusal::BadRequest => S::BAD_REQUEST,
-            ApiRefusal::BadDiscount | ApiRefusal::BadTender | ApiRefusal::BadReturn => S::UNPROCESSABLE_ENTITY,
+            ApiRefusal::BadDiscount | ApiRefusal::BadTender | ApiRefusal::BadReturn | ApiRefusal::BadCountScope => {
+                S::UNPROCESSABLE_ENTITY
+            }
         }
     }
 }

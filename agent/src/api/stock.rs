@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{ApiJson, ApiResult, AppState, Approval, Cashier, Source};
-use crate::journal::{JournalError, MovementRequest};
+use crate::journal::{CountScope, JournalError, MovementRequest};
 use crate::till::TillError;
 
 /// One line as the page sends it: a SKU or a product's barcode, and a quantity in pieces
@@ -200,8 +200,10 @@ pub(super) async fn movements(State(s): State<AppState>, _c: Cashier, Query(q): 
 
 #[derive(Deserialize)]
 pub(super) struct StartCountRequest {
-    /// The categories to count; none: everything.
+    /// The categories to count; or `skus`, a shelf list (SKUs or barcodes); neither:
+    /// everything.
     categories: Option<Vec<String>>,
+    skus: Option<Vec<String>>,
     idempotency_key: String,
 }
 
@@ -211,7 +213,24 @@ pub(super) async fn start_count(
     Cashier(user): Cashier,
     ApiJson(req): ApiJson<StartCountRequest>,
 ) -> ApiResult {
-    let (report, _) = s.till.start_count(&user, req.categories, req.idempotency_key).await?;
+    let scope = match (req.categories, req.skus) {
+        (Some(_), Some(_)) => {
+            return Err(super::ApiError::refuse(
+                super::ApiRefusal::BadCountScope,
+                "count some categories or a shelf list, not both",
+            ))
+        }
+        (Some(c), None) => CountScope::Categories(c),
+        (None, Some(codes)) => {
+            let mut skus = Vec::with_capacity(codes.len());
+            for code in codes.iter().take(kassa_protocol::movements::MOVEMENT_LINES_MAX + 1) {
+                skus.push(resolve(&s, code).await?);
+            }
+            CountScope::Shelf(skus)
+        }
+        (None, None) => CountScope::Everything,
+    };
+    let (report, _) = s.till.start_count(&user, scope, req.idempotency_key).await?;
     Ok(Json(json!(report)))
 }
 

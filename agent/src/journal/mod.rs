@@ -56,7 +56,7 @@ pub use chain::VerifyReport;
 pub use handle::JournalHandle;
 pub use open_basket::BasketStore;
 pub use sales::{LoyaltyUse, ReturnRequest};
-pub use stock::{CountReport, CountReportLine, MovementRequest, StockLevel, WRITE_OFF_UNAPPROVED_MAX};
+pub use stock::{CountReport, CountReportLine, CountScope, MovementRequest, StockLevel, WRITE_OFF_UNAPPROVED_MAX};
 pub use types::{PrintDoc, PrintJob, Printable, Record, Role, ShiftReport, TenderTotal, User, VatLine};
 pub use users::{lockout_ms, AuthError, LOCKOUT_MAX_MS, LOCKOUT_MS, PIN_ATTEMPTS_MAX};
 
@@ -189,7 +189,7 @@ pub enum WriteError {
     #[error("{max} stock counts are open: post or finish one first", max = stock::OPEN_COUNTS_MAX)]
     TooManyCounts,
     /// A SKU outside the categories a count covers.
-    #[error("{0} is not in the categories this count covers")]
+    #[error("{0} is not among what this count covers")]
     OutOfCount(Sku),
     /// A return without a receipt names a SKU the catalog does not have.
     #[error("unknown SKU {0}")]

@@ -56,6 +56,56 @@ fn count_key(id: u64) -> String {
     format!("count:{id}")
 }
 
+/// What a count covers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CountScope {
+    /// Every SKU with stock.
+    Everything,
+    /// Every SKU of these categories.
+    Categories(Vec<String>),
+    /// A shelf list: these SKUs.
+    Shelf(Vec<Sku>),
+}
+
+/// How a scope is kept in `counts.categories`: NULL for everything, a JSON array of
+/// categories (as the first journals of schema 5 wrote it), or `{"skus": [...]}`.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum StoredScope {
+    Categories(Vec<String>),
+    Shelf { skus: Vec<Sku> },
+}
+
+impl CountScope {
+    fn to_stored(&self) -> Option<String> {
+        let stored = match self {
+            CountScope::Everything => return None,
+            CountScope::Categories(c) => StoredScope::Categories(c.clone()),
+            CountScope::Shelf(skus) => StoredScope::Shelf { skus: skus.clone() },
+        };
+        Some(serde_json::to_string(&stored).expect("strings serialise"))
+    }
+
+    fn from_stored(id: u64, column: Option<String>) -> Result<CountScope, JournalError> {
+        let Some(text) = column else { return Ok(CountScope::Everything) };
+        match serde_json::from_str(&text) {
+            Ok(StoredScope::Categories(c)) => Ok(CountScope::Categories(c)),
+            Ok(StoredScope::Shelf { skus }) => Ok(CountScope::Shelf(skus)),
+            Err(e) => Err(JournalError::Corrupt(format!("count {id}'s scope: {e}"))),
+        }
+    }
+
+    /// Whether an item of `sku` and `category` is in the count.
+    fn covers(&self, sku: &Sku, category: &str) -> bool {
+        match self {
+            CountScope::Everything => true,
+            CountScope::Categories(c) => c.iter().any(|x| x == category),
+            CountScope::Shelf(skus) => skus.contains(sku),
+        }
+    }
+}
+
 /// One SKU of a count's report.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct CountReportLine {
@@ -74,8 +124,10 @@ pub struct CountReport {
     pub id: u64,
     pub started_by: String,
     pub started_at_ms: i64,
-    /// `None`: a full count; else the categories counted.
+    /// `None`: a full count (or a shelf list); else the categories counted.
     pub categories: Option<Vec<String>>,
+    /// A shelf list: only these SKUs are counted.
+    pub skus: Option<Vec<Sku>>,
     pub lines: Vec<CountReportLine>,
     /// The movement that posted it (its sequence at the store), once posted.
     pub posted: Option<u64>,
@@ -236,15 +288,15 @@ impl Journal {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Starts a stock count: of everything (`categories` `None`) or of some categories.
+    /// Starts a stock count of everything, of some categories, or of a shelf list.
     pub fn start_count(
         &self,
         user: &str,
-        categories: Option<Vec<String>>,
+        scope: CountScope,
         key: &str,
         now_ms: i64,
     ) -> Result<(CountReport, bool), WriteError> {
-        let digest = RequestDigest::of("count_start", &categories);
+        let digest = RequestDigest::of("count_start", &scope);
         let conn = self.conn();
         idempotent(&conn, key, "count_start", digest, |tx| {
             let open: i64 = query_row(
@@ -257,7 +309,12 @@ impl Journal {
             if open as usize >= OPEN_COUNTS_MAX {
                 return Err(WriteError::TooManyCounts);
             }
-            let scope = categories.as_ref().map(|c| serde_json::to_string(c).expect("strings serialise"));
+            if let CountScope::Shelf(skus) = &scope {
+                if skus.is_empty() || skus.len() > MOVEMENT_LINES_MAX {
+                    return Err(MovementError::TooManyLines.into());
+                }
+            }
+            let scope = scope.to_stored();
             exec(
                 tx,
                 "INSERT INTO counts (started_by, started_at_ms, categories) VALUES (?1, ?2, ?3)",
@@ -289,7 +346,7 @@ impl Journal {
                 return Err(WriteError::CountPosted(count));
             }
             let item = item(tx, sku)?.ok_or_else(|| WriteError::UnknownSku(sku.clone()))?;
-            if report.categories.as_ref().is_some_and(|c| !c.contains(&item.category)) {
+            if !report.scope().covers(&item.sku, &item.category) {
                 return Err(WriteError::OutOfCount(item.sku));
             }
             let so_far = report.lines.iter().find(|l| &l.sku == sku && !l.uncounted).map_or(0, |l| l.counted);
@@ -491,10 +548,8 @@ fn count_report(conn: &Connection, id: u64) -> Result<Option<CountReport>, Journ
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })
         .optional()?;
-    let Some((started_by, started_at_ms, categories)) = head else { return Ok(None) };
-    let categories: Option<Vec<String>> = categories
-        .map(|c| serde_json::from_str(&c).map_err(|e| JournalError::Corrupt(format!("count {id}'s scope: {e}"))))
-        .transpose()?;
+    let Some((started_by, started_at_ms, scope)) = head else { return Ok(None) };
+    let scope = CountScope::from_stored(id, scope)?;
     let posted: Option<i64> =
         query_row(conn, "SELECT seq FROM movements WHERE source = ?1", [count_key(id)], |r| r.get(0)).optional()?;
     let mut lines: Vec<CountReportLine> = conn
@@ -516,15 +571,39 @@ fn count_report(conn: &Connection, id: u64) -> Result<Option<CountReport>, Journ
         })?
         .collect::<Result<_, _>>()?;
     if posted.is_none() {
-        lines.extend(uncounted(conn, id, categories.as_deref())?);
+        lines.extend(uncounted(conn, id, &scope)?);
     }
-    Ok(Some(CountReport { id, started_by, started_at_ms, categories, lines, posted: posted.map(|seq| seq as u64) }))
+    let (categories, skus) = match scope {
+        CountScope::Everything => (None, None),
+        CountScope::Categories(c) => (Some(c), None),
+        CountScope::Shelf(s) => (None, Some(s)),
+    };
+    Ok(Some(CountReport {
+        id,
+        started_by,
+        started_at_ms,
+        categories,
+        skus,
+        lines,
+        posted: posted.map(|seq| seq as u64),
+    }))
+}
+
+impl CountReport {
+    /// What the count covers.
+    pub fn scope(&self) -> CountScope {
+        match (&self.categories, &self.skus) {
+            (Some(c), _) => CountScope::Categories(c.clone()),
+            (None, Some(s)) => CountScope::Shelf(s.clone()),
+            (None, None) => CountScope::Everything,
+        }
+    }
 }
 
 /// SKUs in a count's scope that nobody has counted and the book says are there (or
 /// short): a full count's scope is every SKU with stock, a partial one's every SKU of
-/// its categories.
-fn uncounted(conn: &Connection, id: u64, categories: Option<&[String]>) -> Result<Vec<CountReportLine>, JournalError> {
+/// its categories or of its shelf list.
+fn uncounted(conn: &Connection, id: u64, scope: &CountScope) -> Result<Vec<CountReportLine>, JournalError> {
     let mut st = conn.prepare_cached(
         "SELECT t.sku, COALESCE(c.name, ''), t.book, COALESCE(c.category, '') FROM
            (SELECT sku, SUM(p - n) AS book FROM stock_counters GROUP BY sku) t
@@ -537,7 +616,7 @@ fn uncounted(conn: &Connection, id: u64, categories: Option<&[String]>) -> Resul
     let mut out = Vec::new();
     for row in rows {
         let (sku, name, book, category) = row?;
-        if categories.is_some_and(|cs| !cs.contains(&category)) {
+        if !scope.covers(&sku, &category) {
             continue;
         }
         out.push(CountReportLine { sku, name, book, counted: 0, difference: -book, uncounted: true });

@@ -4,7 +4,7 @@
 use kassa_protocol::movements::Movement;
 
 use super::{now_ms, Till, TillError};
-use crate::journal::{CountReport, MovementRequest, User};
+use crate::journal::{CountReport, CountScope, MovementRequest, User};
 
 impl Till {
     /// Records a receipt, write-off or transfer out, approved by `manager` where the
@@ -32,11 +32,11 @@ impl Till {
     pub async fn start_count(
         &self,
         user: &User,
-        categories: Option<Vec<String>>,
+        scope: CountScope,
         key: String,
     ) -> Result<(CountReport, bool), TillError> {
         let id = user.id.clone();
-        Ok(self.journal(move |j| j.start_count(&id, categories, &key, now_ms())).await?)
+        Ok(self.journal(move |j| j.start_count(&id, scope, &key, now_ms())).await?)
     }
 
     pub async fn count_scan(
