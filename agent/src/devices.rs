@@ -223,7 +223,7 @@ impl Spooler {
     /// Prints one job and records how it went; `false` when the port must be reopened.
     fn print_job(&self, p: &mut serialport::TTYPort, job: &PrintJob, profile: escpos::PrinterProfile) -> bool {
         self.status.send_modify(|s| s.printer.state = DeviceState::Busy);
-        let bytes = crate::receipt::render_printable(&job.printable, profile, job.copy, self.utc_offset_minutes);
+        let bytes = crate::receipt::render_job(job, profile, self.utc_offset_minutes);
         match print(p, &bytes) {
             Ok(Printed::Done) => {
                 tracing::info!(job = job.id, copy = job.copy, bytes = bytes.len(), "printed");

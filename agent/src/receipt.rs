@@ -7,15 +7,21 @@ use kassa_protocol::returns::{Return, ReturnKind};
 use kassa_protocol::sale::{Sale, TenderKind};
 use kassa_protocol::Kopecks;
 
-use crate::journal::{Printable, ShiftReport};
+use crate::journal::{PrintExtras, PrintJob, Printable, ShiftReport};
 
-/// Renders what a print job holds.
-pub fn render_printable(p: &Printable, profile: PrinterProfile, copy: bool, utc_offset_minutes: i32) -> Vec<u8> {
-    match p {
-        Printable::Sale(sale) => render(sale, profile, copy, utc_offset_minutes),
-        Printable::Return(ret) => render_return(ret, profile, copy, utc_offset_minutes),
+/// Renders a print job: its document, with what the journal added to it.
+pub fn render_job(job: &PrintJob, profile: PrinterProfile, utc_offset_minutes: i32) -> Vec<u8> {
+    let (copy, x) = (job.copy, &job.extras);
+    match &job.printable {
+        Printable::Sale(sale) => render_with(sale, x, profile, copy, utc_offset_minutes),
+        Printable::Return(ret) => render_return(ret, x, profile, copy, utc_offset_minutes),
         Printable::Report { report, closing } => render_report(report, *closing, profile, utc_offset_minutes),
     }
+}
+
+/// The cashier as a receipt names them: their name, else the login.
+fn cashier<'a>(login: &'a str, x: &'a PrintExtras) -> &'a str {
+    x.cashier_name.as_deref().unwrap_or(login)
 }
 
 fn header(e: &mut Encoder, store: kassa_protocol::StoreId, title: &str, copy: bool) {
@@ -55,10 +61,14 @@ fn tender_name(kind: TenderKind) -> &'static str {
 /// Renders `sale` for `profile`. A copy is marked "КОПИЯ" at the top and bottom. The
 /// drawer opens on the original of a sale paid (partly) in cash, never on a copy.
 pub fn render(sale: &Sale, profile: PrinterProfile, copy: bool, utc_offset_minutes: i32) -> Vec<u8> {
+    render_with(sale, &PrintExtras::default(), profile, copy, utc_offset_minutes)
+}
+
+fn render_with(sale: &Sale, x: &PrintExtras, profile: PrinterProfile, copy: bool, utc_offset_minutes: i32) -> Vec<u8> {
     let mut e = Encoder::new(profile);
     header(&mut e, sale.id.store, "", copy);
     e.columns(&format!("Чек {}", sale.receipt_no), &format_time(sale.created_at_ms, utc_offset_minutes));
-    e.line(&format!("Кассир: {}", sale.cashier));
+    e.line(&format!("Кассир: {}", cashier(&sale.cashier, x)));
     e.line(&"-".repeat(profile.columns));
     for l in &sale.lines {
         e.line(&l.name);
@@ -96,6 +106,9 @@ pub fn render(sale: &Sale, profile: PrinterProfile, copy: bool, utc_offset_minut
         if l.redeemed_points > 0 {
             e.columns("Списано баллов", &l.redeemed_points.to_string());
         }
+        if let Some(balance) = x.points_balance {
+            e.columns("Баланс баллов", &balance.to_string());
+        }
     }
     if let Some(totals) = basket::totals(sale.lines.iter()) {
         for v in totals.vat {
@@ -115,7 +128,13 @@ pub fn render(sale: &Sale, profile: PrinterProfile, copy: bool, utc_offset_minut
     e.finish()
 }
 
-fn render_return(ret: &Return, profile: PrinterProfile, copy: bool, utc_offset_minutes: i32) -> Vec<u8> {
+fn render_return(
+    ret: &Return,
+    x: &PrintExtras,
+    profile: PrinterProfile,
+    copy: bool,
+    utc_offset_minutes: i32,
+) -> Vec<u8> {
     let mut e = Encoder::new(profile);
     let title = match &ret.kind {
         ReturnKind::WithReceipt { .. } => "ВОЗВРАТ".to_owned(),
@@ -124,10 +143,12 @@ fn render_return(ret: &Return, profile: PrinterProfile, copy: bool, utc_offset_m
     };
     header(&mut e, ret.id.store, &title, copy);
     e.columns(&format!("Чек {}", ret.receipt_no), &format_time(ret.created_at_ms, utc_offset_minutes));
-    if let Some(sale) = ret.kind.sale() {
-        e.line(&format!("К продаже {sale}"));
-    }
-    e.line(&format!("Кассир: {}", ret.cashier));
+    match (&x.original_receipt, ret.kind.sale()) {
+        (Some(receipt), _) => e.line(&format!("К чеку {receipt}")),
+        (None, Some(sale)) => e.line(&format!("К продаже {sale}")),
+        (None, None) => &mut e,
+    };
+    e.line(&format!("Кассир: {}", cashier(&ret.cashier, x)));
     e.line(&"-".repeat(profile.columns));
     for l in &ret.lines {
         e.line(&l.name);
@@ -289,14 +310,16 @@ mod tests {
 
 #[cfg(test)]
 mod sale_tests {
+    use crate::journal::{PrintExtras, PrintJob, Printable};
     use kassa_hardware::escpos::EPSON;
+    use kassa_protocol::returns::{Return, ReturnKind};
     use kassa_protocol::basket::{BasketLine, LinePromotion};
     use kassa_protocol::catalog::{Unit, VatRate};
     use kassa_protocol::loyalty::{CustomerId, LinePoints, SaleLoyalty};
     use kassa_protocol::sale::{Sale, Tender, TenderKind};
     use kassa_protocol::{Kopecks, SaleId, Sku, StoreId};
 
-    use super::render;
+    use super::{render, render_job};
 
     #[test]
     fn a_receipt_names_each_promotion_the_saving_and_the_cards_points() {
@@ -344,5 +367,38 @@ mod sale_tests {
         assert!(text.contains("Ваша выгода") && text.contains("=126,90"), "{text}");
         assert!(text.contains(&format!("Карта: {}", card.as_str())) && text.contains("Начислено баллов"), "{text}");
         assert!(!text.contains("Списано баллов"), "nothing spent, nothing said: {text}");
+
+        // Printed from a job: the cashier by name, the balance after the sale.
+        let extras = PrintExtras {
+            cashier_name: Some("Анна Петрова".into()),
+            original_receipt: None,
+            points_balance: Some(119),
+        };
+        let job = PrintJob { id: 1, printable: Printable::Sale(sale.clone()), copy: false, extras };
+        let text = EPSON.encoding.decode_without_bom_handling(&render_job(&job, EPSON, 180)).0.into_owned();
+        assert!(text.contains("Кассир: Анна Петрова") && !text.contains("Кассир: anna"), "{text}");
+        assert!(text.contains("Баланс баллов") && text.contains("119"), "{text}");
+
+        // A return of it names the sale's receipt number.
+        let ret = Return {
+            id: SaleId { store: StoreId(1), seq: 6 },
+            receipt_no: "0001-01-000006".into(),
+            terminal: 1,
+            cashier: "anna".into(),
+            created_at_ms: 0,
+            kind: ReturnKind::WithReceipt { sale: sale.id },
+            lines: Vec::new(),
+            refunds: Vec::new(),
+            total: Kopecks(0),
+            loyalty: None,
+        };
+        let extras = PrintExtras {
+            cashier_name: Some("Анна Петрова".into()),
+            original_receipt: Some(sale.receipt_no.clone()),
+            points_balance: None,
+        };
+        let job = PrintJob { id: 2, printable: Printable::Return(ret), copy: false, extras };
+        let text = EPSON.encoding.decode_without_bom_handling(&render_job(&job, EPSON, 180)).0.into_owned();
+        assert!(text.contains("К чеку 0001-01-000005") && text.contains("Кассир: Анна Петрова"), "{text}");
     }
 }

@@ -57,7 +57,7 @@ pub use handle::JournalHandle;
 pub use open_basket::BasketStore;
 pub use sales::{LoyaltyUse, ReturnRequest};
 pub use stock::{CountReport, CountReportLine, CountScope, MovementRequest, StockLevel, WRITE_OFF_UNAPPROVED_MAX};
-pub use types::{PrintDoc, PrintJob, Printable, Record, Role, ShiftReport, TenderTotal, User, VatLine};
+pub use types::{PrintDoc, PrintExtras, PrintJob, Printable, Record, Role, ShiftReport, TenderTotal, User, VatLine};
 pub use users::{lockout_ms, AuthError, LOCKOUT_MAX_MS, LOCKOUT_MS, PIN_ATTEMPTS_MAX};
 
 #[derive(Debug, thiserror::Error)]

@@ -18,7 +18,7 @@ use super::chain;
 use super::outbox::push_outbox_after;
 use super::print_queue::{queue_print, queue_report};
 use super::types::Record;
-use super::types::{PrintDoc, PrintJob, Printable, ShiftReport};
+use super::types::{PrintDoc, PrintExtras, PrintJob, Printable, ShiftReport};
 use super::{
     exec, idempotent, multi_row_sql, query_row, Journal, JournalError, RequestDigest, WriteError, ROWS_PER_INSERT,
 };
@@ -562,7 +562,8 @@ impl Journal {
                 _ => return Err(JournalError::Corrupt(format!("print job {id}: no document {seq}"))),
             },
         };
-        Ok(Some(PrintJob { id, printable, copy }))
+        let extras = print_extras(&conn, &printable)?;
+        Ok(Some(PrintJob { id, printable, copy, extras }))
     }
 
     pub fn print_job_done(&self, id: i64, now_ms: i64) -> Result<(), JournalError> {
@@ -616,6 +617,36 @@ impl Journal {
 pub(super) fn item(conn: &Connection, sku: &Sku) -> Result<Option<kassa_protocol::catalog::CatalogItem>, JournalError> {
     let sql = format!("SELECT {} FROM catalog WHERE sku = ?1", super::ITEM_COLUMNS);
     Ok(conn.query_row(&sql, [sku.as_str()], super::item_from_row).optional()?)
+}
+
+/// The cashier's name, the returned sale's receipt number and the customer's balance, as
+/// the journal knows them when the receipt prints.
+fn print_extras(conn: &Connection, printable: &Printable) -> Result<PrintExtras, JournalError> {
+    let name = |login: &str| -> Result<Option<String>, JournalError> {
+        Ok(query_row(conn, "SELECT name FROM users WHERE id = ?1", [login], |r| r.get(0)).optional()?)
+    };
+    Ok(match printable {
+        Printable::Sale(sale) => PrintExtras {
+            cashier_name: name(&sale.cashier)?,
+            original_receipt: None,
+            points_balance: match &sale.loyalty {
+                Some(l) => Some(super::loyalty::account(conn, &l.customer)?.balance()),
+                None => None,
+            },
+        },
+        Printable::Return(ret) => PrintExtras {
+            cashier_name: name(&ret.cashier)?,
+            original_receipt: match ret.kind.sale() {
+                Some(id) => {
+                    query_row(conn, "SELECT receipt_no FROM docs WHERE seq = ?1", [id.seq as i64], |r| r.get(0))
+                        .optional()?
+                }
+                None => None,
+            },
+            points_balance: None,
+        },
+        Printable::Report { .. } => PrintExtras::default(),
+    })
 }
 
 /// The record of a sale or return by its sequence.

@@ -171,4 +171,16 @@ pub struct PrintJob {
     pub printable: Printable,
     /// Reprints and receipts cut short are marked as copies.
     pub copy: bool,
+    /// What the receipt says beside the document, read when it is printed.
+    pub extras: PrintExtras,
+}
+
+/// What a receipt prints that its document does not hold: the cashier's name (the
+/// document keeps the login), the receipt number of the sale a return returns, and the
+/// customer's points balance after a sale.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PrintExtras {
+    pub cashier_name: Option<String>,
+    pub original_receipt: Option<String>,
+    pub points_balance: Option<i64>,
 }
