@@ -32,6 +32,25 @@ pub struct AgentConfig {
     /// session can read it.
     #[serde(default)]
     pub metrics_token: Option<String>,
+    /// What a cashier may do without a manager's PIN.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// Limits a store's manager sets (`[limits]` in agent.toml) on what a cashier does alone.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// A basket worth more than this (kopecks) is voided only with a manager's PIN.
+    pub void_unapproved_max_kopecks: i64,
+    /// Cash taken out of the drawer needs a manager's PIN.
+    pub cash_out_needs_manager: bool,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { void_unapproved_max_kopecks: 50_000, cash_out_needs_manager: true }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -117,6 +117,7 @@ pub async fn start(config: AgentConfig, cancel: CancellationToken) -> Result<Run
             terminal: config.terminal,
             scan_rules: config.scan_rules.clone(),
             utc_offset_minutes: config.utc_offset_minutes,
+            limits: config.limits,
         },
         journal.clone(),
         till::TillLinks {

@@ -312,10 +312,10 @@ mod tests {
 mod sale_tests {
     use crate::journal::{PrintExtras, PrintJob, Printable};
     use kassa_hardware::escpos::EPSON;
-    use kassa_protocol::returns::{Return, ReturnKind};
     use kassa_protocol::basket::{BasketLine, LinePromotion};
     use kassa_protocol::catalog::{Unit, VatRate};
     use kassa_protocol::loyalty::{CustomerId, LinePoints, SaleLoyalty};
+    use kassa_protocol::returns::{Return, ReturnKind};
     use kassa_protocol::sale::{Sale, Tender, TenderKind};
     use kassa_protocol::{Kopecks, SaleId, Sku, StoreId};
 

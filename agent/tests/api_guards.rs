@@ -54,6 +54,7 @@ async fn start() -> Agent {
         scanner: None,
         printer: None,
         metrics_token: Some("metrics-token-for-the-monitoring-system".into()),
+        limits: Default::default(),
     };
     let cancel = CancellationToken::new();
     let agent = kassa_agent::start(config, cancel.clone()).await.unwrap();
@@ -270,7 +271,10 @@ async fn absurd_amounts_are_refused_and_the_shift_still_closes() {
     let max = kassa_agent::journal::limits::CASH_AMOUNT_MAX.0;
     for (path, body) in [
         ("/api/shift/cash", json!({ "amount_kopecks": max + 1, "reason": "x", "idempotency_key": "c1" })),
-        ("/api/shift/cash", json!({ "amount_kopecks": i64::MIN, "reason": "x", "idempotency_key": "c2" })),
+        (
+            "/api/shift/cash",
+            json!({ "amount_kopecks": i64::MIN, "reason": "x", "manager": { "user": "boss", "pin": "9999" }, "idempotency_key": "c2" }),
+        ),
         (
             "/api/shift/close",
             json!({ "counted_kopecks": i64::MAX, "manager": { "user": "boss", "pin": "9999" }, "idempotency_key": "z0" }),
@@ -344,6 +348,35 @@ async fn a_key_names_one_request() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_void_needs_a_manager() {
+    let a = start().await;
+    let (client, token) = cashier(&a, 0).await;
+    // Six milks: 641,40 ₽, above the default limit of 500 ₽.
+    for k in 0..6 {
+        let scan = json!({ "code": MILK, "idempotency_key": format!("s{k}") });
+        assert_eq!(post(&client, &a, &token, "/api/basket/scan", scan).await.0, 200);
+    }
+    let (status, body) = post(&client, &a, &token, "/api/basket/void", json!({ "idempotency_key": "v1" })).await;
+    assert_eq!((status, body["error"].as_str()), (403, Some("needs_manager")), "{body}");
+    let (_, basket) = get(&client, &a, &token, "/api/basket").await;
+    assert_eq!(basket["basket"]["lines"][0]["quantity"], 6, "nothing voided: {basket}");
+    let wrong = json!({ "manager": { "user": "boss", "pin": "0000" }, "idempotency_key": "v2" });
+    assert_eq!(post(&client, &a, &token, "/api/basket/void", wrong).await.0, 401);
+    let approved = json!({ "manager": { "user": "boss", "pin": "9999" }, "idempotency_key": "v3" });
+    let (status, body) = post(&client, &a, &token, "/api/basket/void", approved).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, basket) = get(&client, &a, &token, "/api/basket").await;
+    assert_eq!(basket["basket"]["lines"], json!([]), "{basket}");
+    // A small basket is voided by the cashier alone.
+    assert_eq!(
+        post(&client, &a, &token, "/api/basket/scan", json!({ "code": MILK, "idempotency_key": "s9" })).await.0,
+        200
+    );
+    assert_eq!(post(&client, &a, &token, "/api/basket/void", json!({ "idempotency_key": "v4" })).await.0, 200);
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cash_refunds_stay_within_the_drawer_unless_a_manager_overrides() {
     let a = start().await;
     let (client, token) = cashier(&a, 812_00).await;
@@ -360,8 +393,13 @@ async fn cash_refunds_stay_within_the_drawer_unless_a_manager_overrides() {
     assert_eq!((status, body["error"].as_str()), (409, Some("drawer_short")), "{body}");
     assert!(body["message"].as_str().unwrap().contains("812,00"), "{body}");
     assert_eq!(a.agent.journal.docs_count().unwrap(), (0, 0));
-    // Cash out beyond the drawer likewise.
-    let out = json!({ "amount_kopecks": -900_00, "reason": "инкассация", "idempotency_key": "o1" });
+    // Cash out needs a manager at all (the store's limits), and beyond the drawer is
+    // refused even with one, unless they override.
+    let out = json!({ "amount_kopecks": -100_00, "reason": "инкассация", "idempotency_key": "o0" });
+    let (status, body) = post(&client, &a, &token, "/api/shift/cash", out).await;
+    assert_eq!((status, body["error"].as_str()), (403, Some("needs_manager")), "{body}");
+    let boss = json!({ "user": "boss", "pin": "9999" });
+    let out = json!({ "amount_kopecks": -900_00, "reason": "инкассация", "manager": boss, "idempotency_key": "o1" });
     let (status, body) = post(&client, &a, &token, "/api/shift/cash", out).await;
     assert_eq!((status, body["error"].as_str()), (409, Some("drawer_short")), "{body}");
     // A cashier cannot override on their own: the override needs a manager's PIN.

@@ -27,6 +27,7 @@ fn config(dir: &std::path::Path) -> AgentConfig {
         scanner: None,
         printer: None,
         metrics_token: None,
+        limits: Default::default(),
     }
 }
 

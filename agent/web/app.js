@@ -10,7 +10,7 @@ const $ = (id) => document.getElementById(id);
 // ---- words ----
 const WORDS = {
   ru: {
-    title: "Касса", back_room: "Склад", shift: "Смена", returns: "Возврат", logout: "Выход", item: "Товар", qty: "Кол-во",
+    title: "Касса", back_room: "Склад", void_needs_manager: "Отменить чек на такую сумму может только управляющий", shift: "Смена", returns: "Возврат", logout: "Выход", item: "Товар", qty: "Кол-во",
     price: "Цена", sum: "Сумма", total: "Итого", cash_given: "Наличные, ₽", pay_cash: "Оплатить наличными (F9)",
     pay_card: "Картой (F10)", pay_mixed: "Смешанная", discount: "Скидка (F4)", void: "Отменить чек (F8)",
     coupon: "Купон (F6)", coupon_code: "Код купона", saved: "Ваша выгода", promo: "Акция",
@@ -42,7 +42,7 @@ const WORDS = {
     alert_scanner_gone: "Сканер не подключён. Проверьте кабель сканера; пока можно вводить штрихкод вручную.",
   },
   en: {
-    title: "Till", back_room: "Stock", shift: "Shift", returns: "Return", logout: "Log out", item: "Item", qty: "Qty",
+    title: "Till", back_room: "Stock", void_needs_manager: "Only a manager may void a basket this large", shift: "Shift", returns: "Return", logout: "Log out", item: "Item", qty: "Qty",
     price: "Price", sum: "Amount", total: "Total", cash_given: "Cash given, ₽", pay_cash: "Pay cash (F9)",
     pay_card: "Card (F10)", pay_mixed: "Mixed", discount: "Discount (F4)", void: "Void basket (F8)",
     coupon: "Coupon (F6)", coupon_code: "Coupon code", saved: "You save", promo: "Offer",
@@ -848,7 +848,8 @@ async function shiftDialog() {
     return;
   }
   const signed = v.action === "out" ? -amount : amount;
-  const data = await withDrawerOverride((extra) => api("POST", "/api/shift/cash", { amount_kopecks: signed, reason: v.reason, ...extra, idempotency_key: newKey() }));
+  // Cash out needs the manager's PIN typed in the same dialog (the store's limits).
+  const data = await withDrawerOverride((extra) => api("POST", "/api/shift/cash", { amount_kopecks: signed, reason: v.reason, manager: approval(v), ...extra, idempotency_key: newKey() }));
   if (data && data.report) {
     const words = v.action === "out" ? "cash_out_done" : "cash_in_done";
     show(t(words, { a: rub(amount), e: rub(data.report.expected_cash_kopecks) }), "ok");
@@ -946,7 +947,22 @@ $("pay-card").onclick = () => pay("card");
 $("pay-mixed").onclick = () => pay("mixed");
 $("discount").onclick = discount;
 $("coupon").onclick = coupon;
-$("void").onclick = () => act(() => api("POST", "/api/basket/void", { idempotency_key: newKey() })).then((d) => d && show(t("voided"), "ok"));
+// A basket above the store's limit is voided only with a manager's PIN: asked for when
+// the till says so, then sent again with it (a new request, a new key).
+async function voidBasket() {
+  try {
+    return await api("POST", "/api/basket/void", { idempotency_key: newKey() });
+  } catch (e) {
+    if (e.code !== "needs_manager") {
+      if (e.code) showError(e.code, e.message2);
+      return null;
+    }
+    const v = await ask(t("void_needs_manager"), managerFields());
+    if (!v) return null;
+    return act(() => api("POST", "/api/basket/void", { manager: approval(v), idempotency_key: newKey() }));
+  }
+}
+$("void").onclick = () => voidBasket().then((d) => d && show(t("voided"), "ok"));
 $("btn-shift").onclick = shiftDialog;
 $("customer").onclick = async () => {
   const v = await ask(plain("customer"), [

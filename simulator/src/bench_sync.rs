@@ -100,6 +100,7 @@ pub async fn sync(sales: usize) -> anyhow::Result<SyncReport> {
         scanner: None,
         printer: None,
         metrics_token: None,
+        limits: Default::default(),
     };
     let started = Instant::now();
     let agent = kassa_agent::start(config, cancel.clone()).await?;

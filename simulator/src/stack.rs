@@ -150,6 +150,7 @@ pub async fn start(opts: StackOptions) -> Result<Stack, StackError> {
             model: model.into(),
         }),
         metrics_token: None,
+        limits: Default::default(),
     };
     let agent = kassa_agent::start(config, cancel.clone()).await?;
     if agent.journal.users()?.is_empty() {

@@ -144,6 +144,7 @@ pub async fn start_relayed_store_in_zone(
         scanner: None,
         printer: None,
         metrics_token: None,
+        limits: Default::default(),
     };
     let agent = kassa_agent::start(config, cancel).await.unwrap();
     let cashier = User { id: "kassir".into(), name: "К".into(), role: Role::Cashier };
@@ -230,6 +231,7 @@ pub async fn start_store_speaking(
         scanner: None,
         printer: None,
         metrics_token: None,
+        limits: Default::default(),
     };
     kassa_agent::start(config, cancel).await.unwrap()
 }

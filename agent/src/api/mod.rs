@@ -636,12 +636,24 @@ async fn discount(
     Ok(event(s.till.set_discount(discount, &manager, &req.idempotency_key).await?))
 }
 
+#[derive(Deserialize)]
+struct VoidRequest {
+    /// A manager's approval, for a basket above the store's limit.
+    manager: Option<Approval>,
+    idempotency_key: String,
+}
+
 async fn void(
     State(s): State<AppState>,
     Cashier(user): Cashier,
-    ApiJson(req): ApiJson<KeyOnly>,
+    Source(src): Source,
+    ApiJson(req): ApiJson<VoidRequest>,
 ) -> ApiResult<EventView> {
-    Ok(event(s.till.void(&user, &req.idempotency_key).await?))
+    let manager = match req.manager {
+        Some(a) => Some(s.till.manager(&user, Approval::pair(Some(a)), src).await?),
+        None => None,
+    };
+    Ok(event(s.till.void_approved(&user, manager.as_ref(), &req.idempotency_key).await?))
 }
 
 #[derive(Deserialize)]
@@ -929,9 +941,15 @@ async fn cash_move(
     Source(src): Source,
     ApiJson(req): ApiJson<CashMove>,
 ) -> ApiResult<ShiftView> {
-    let drawer = drawer_override(&s, &user, req.drawer_override, req.manager, src).await?;
+    // Cash out needs a manager where the store's limits say so, and an override always.
+    let cash_out = req.amount_kopecks < 0 && s.till.limits().cash_out_needs_manager;
+    let manager = match (req.manager, cash_out || req.drawer_override) {
+        (Some(a), _) => Some(s.till.manager(&user, Approval::pair(Some(a)), src).await?),
+        (None, true) => Some(s.till.manager(&user, None, src).await?),
+        (None, false) => None,
+    };
     let amount = Kopecks(req.amount_kopecks);
-    let report = s.till.cash_move(&user, amount, req.reason, drawer, req.idempotency_key).await?;
+    let report = s.till.cash_move(&user, amount, req.reason, manager, req.drawer_override, req.idempotency_key).await?;
     Ok(Json(ShiftView::of(Some(&report))))
 }
 

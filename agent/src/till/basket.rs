@@ -150,8 +150,17 @@ impl Till {
         self.modify(Some(key), move |b| b.set_quantity(line, quantity)).await
     }
 
+    /// Removes a line; logged with what it held (a removal after a scan is what a
+    /// manager reviews).
     pub async fn remove_line(&self, line: usize, key: &str) -> Result<TillEvent, TillError> {
-        self.modify(Some(OpKey::new(key, "remove_line", &line)), move |b| b.remove(line).map(|_| ())).await
+        let terminal = self.terminal;
+        self.modify(Some(OpKey::new(key, "remove_line", &line)), move |b| {
+            if let Some(l) = b.lines.get(line) {
+                tracing::info!(terminal, basket = b.id, sku = %l.sku.0, quantity = l.quantity, amount = %l.amount, "line removed");
+            }
+            b.remove(line).map(|_| ())
+        })
+        .await
     }
 
     /// A manager's price override on one line.
@@ -180,11 +189,25 @@ impl Till {
 
     /// Abandons the open basket; the void is recorded in the journal.
     pub async fn void(&self, user: &User, key: &str) -> Result<TillEvent, TillError> {
+        self.void_approved(user, None, key).await
+    }
+
+    /// Abandons the open basket; one worth more than the store's limit needs a manager
+    /// (the user, or `manager`).
+    pub async fn void_approved(&self, user: &User, manager: Option<&User>, key: &str) -> Result<TillEvent, TillError> {
         let key = OpKey::new(key, "void", &());
         check_key(key.key)?;
         let mut open = self.basket.lock().await;
         if let Some(ev) = remembered(&open, key)? {
             return Ok(ev);
+        }
+        let total = open.basket.totals().map_or(0, |t| t.total.0);
+        let approved = user.role == crate::journal::Role::Manager || manager.is_some();
+        if total > self.limits.void_unapproved_max_kopecks && !approved {
+            return Err(TillError::NeedsManager);
+        }
+        if let Some(m) = manager {
+            tracing::info!(manager = %m.id, total, "void approved");
         }
         if !open.basket.is_empty() {
             let (terminal, basket, user) = (self.terminal, open.basket.clone(), user.id.clone());

@@ -192,6 +192,8 @@ pub struct TillConfig {
     pub scan_rules: ScanRules,
     /// The store's offset from UTC: promotions' hours and days are the store's.
     pub utc_offset_minutes: i32,
+    /// What a cashier does alone, and what needs a manager.
+    pub limits: crate::config::Limits,
 }
 
 /// The till's connections to the rest of the agent.
@@ -215,6 +217,7 @@ pub struct Till {
     journal: Arc<Journal>,
     rules: ScanRules,
     utc_offset_minutes: i32,
+    limits: crate::config::Limits,
     promotions: crate::promotions::Receiver,
     basket: Mutex<OpenBasket>,
     sessions: Sessions,
@@ -234,12 +237,13 @@ pub struct Till {
 
 impl Till {
     pub fn new(config: TillConfig, journal: Arc<Journal>, links: TillLinks) -> Self {
-        let TillConfig { terminal, scan_rules: rules, utc_offset_minutes } = config;
+        let TillConfig { terminal, scan_rules: rules, utc_offset_minutes, limits } = config;
         let TillLinks { outbox_changed, print_wake, rights, status, promotions } = links;
         Till {
             terminal,
             rules,
             utc_offset_minutes,
+            limits,
             promotions,
             journal,
             // Numbered from 1 (`restore` continues after the journal's last one).
@@ -269,6 +273,11 @@ impl Till {
     ) -> Result<T, E> {
         let j = self.journal.clone();
         crate::blocking::run(move || f(&j)).await
+    }
+
+    /// What a cashier does alone, and what needs a manager.
+    pub fn limits(&self) -> crate::config::Limits {
+        self.limits
     }
 
     /// The store's local time now (promotions' windows and scheduled prices are in it).

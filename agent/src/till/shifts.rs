@@ -22,18 +22,25 @@ impl Till {
         Ok(report)
     }
 
-    /// Cash in or out; out only of what the drawer holds unless `drawer_override`
-    /// names the manager who allowed more.
+    /// Cash in or out. Out needs a manager (the user, or `manager`) where the store's
+    /// limits say so, and only of what the drawer holds unless `drawer_override` (the
+    /// manager allowed more).
     pub async fn cash_move(
         &self,
         user: &User,
         amount: Kopecks,
         reason: String,
-        drawer_override: Option<User>,
+        manager: Option<User>,
+        drawer_override: bool,
         key: String,
     ) -> Result<ShiftReport, TillError> {
+        let is_manager = user.role == crate::journal::Role::Manager;
+        let manager = manager.or_else(|| is_manager.then(|| user.clone()));
+        if amount.0 < 0 && self.limits.cash_out_needs_manager && manager.is_none() {
+            return Err(TillError::NeedsManager);
+        }
         let (terminal, id) = (self.terminal, user.id.clone());
-        let manager = drawer_override.map(|m| m.id);
+        let manager = if drawer_override { Some(manager.ok_or(TillError::NeedsManager)?.id) } else { None };
         let (report, replayed) = self
             .journal(move |j| j.cash_move(terminal, &id, amount, &reason, manager.as_deref(), &key, now_ms()))
             .await?;
