@@ -419,3 +419,34 @@ async fn promotions_on_the_tills_screen() {
     page.close().await;
     stack.stop().await;
 }
+
+/// A basket above the store's limit (500 ₽ by default) is voided only with a manager's
+/// PIN: the page asks for it, a wrong one is refused in words, the right one voids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_void_asks_for_the_managers_pin() {
+    init_logging();
+    let Some(page) = launch("void-limit").await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let stack = stack::start(StackOptions::ephemeral(dir.path())).await.unwrap();
+    page.open(&stack).await;
+    page.log_in_and_open_shift().await;
+    for _ in 0..6 {
+        stack.scanner.scan(MILK_GTIN.as_bytes()).unwrap();
+    }
+    page.wait("#total", "six milks", |t| t == "641,40").await;
+    page.click("#void").await;
+    page.wait_present("#dlg-manager_pin").await;
+    page.type_into("#dlg-manager_pin", "0000").await;
+    page.click("#dlg-ok").await;
+    page.wait_for_text("#message", "PIN").await;
+    assert_eq!(page.el("#total").await.text().await.unwrap(), "641,40", "a wrong PIN voids nothing");
+    page.click("#void").await;
+    page.wait_present("#dlg-manager_pin").await;
+    page.type_into("#dlg-manager_pin", "9999").await;
+    page.click("#dlg-ok").await;
+    page.wait_for_text("#message", "Чек отменён").await;
+    page.wait_count("#basket tr", 0).await;
+    page.screenshot("voided").await;
+    page.close().await;
+    stack.stop().await;
+}
