@@ -140,6 +140,7 @@ const GUARDED: &[(&str, &str)] = &[
     ("POST", "/api/basket/lines/0/price"),
     ("POST", "/api/basket/discount"),
     ("POST", "/api/basket/coupons"),
+    ("POST", "/api/basket/multiplier"),
     ("POST", "/api/basket/void"),
     ("POST", "/api/pay"),
     ("POST", "/api/customer"),

@@ -10,7 +10,7 @@ const $ = (id) => document.getElementById(id);
 // ---- words ----
 const WORDS = {
   ru: {
-    title: "Касса", back_room: "Склад", void_needs_manager: "Отменить чек на такую сумму может только управляющий", shift: "Смена", returns: "Возврат", logout: "Выход", item: "Товар", qty: "Кол-во",
+    title: "Касса", back_room: "Склад", multiplier_set: "× {n}: отсканируйте товар", void_needs_manager: "Отменить чек на такую сумму может только управляющий", shift: "Смена", returns: "Возврат", logout: "Выход", item: "Товар", qty: "Кол-во",
     price: "Цена", sum: "Сумма", total: "Итого", cash_given: "Наличные, ₽", pay_cash: "Оплатить наличными (F9)",
     pay_card: "Картой (F10)", pay_mixed: "Смешанная", discount: "Скидка (F4)", void: "Отменить чек (F8)",
     coupon: "Купон (F6)", coupon_code: "Код купона", saved: "Ваша выгода", promo: "Акция",
@@ -42,7 +42,7 @@ const WORDS = {
     alert_scanner_gone: "Сканер не подключён. Проверьте кабель сканера; пока можно вводить штрихкод вручную.",
   },
   en: {
-    title: "Till", back_room: "Stock", void_needs_manager: "Only a manager may void a basket this large", shift: "Shift", returns: "Return", logout: "Log out", item: "Item", qty: "Qty",
+    title: "Till", back_room: "Stock", multiplier_set: "× {n}: scan the item", void_needs_manager: "Only a manager may void a basket this large", shift: "Shift", returns: "Return", logout: "Log out", item: "Item", qty: "Qty",
     price: "Price", sum: "Amount", total: "Total", cash_given: "Cash given, ₽", pay_cash: "Pay cash (F9)",
     pay_card: "Card (F10)", pay_mixed: "Mixed", discount: "Discount (F4)", void: "Void basket (F8)",
     coupon: "Coupon (F6)", coupon_code: "Coupon code", saved: "You save", promo: "Offer",
@@ -936,11 +936,21 @@ $("login-form").onsubmit = async (e) => {
 };
 
 // ---- wiring ----
+// "3*" (or "3 *", or "3*" and a code) sets how many of the next item go in: the next
+// scan or typed code adds that many pieces.
 $("scan-form").onsubmit = async (e) => {
   e.preventDefault();
-  const code = $("code").value.trim();
+  const text = $("code").value.trim();
   $("code").value = "";
-  if (code) await enterCode(code);
+  const times = /^(\d{1,6})\s*[*×xх]\s*(.*)$/.exec(text);
+  if (times) {
+    const data = await act(() => api("POST", "/api/basket/multiplier", { quantity: Number(times[1]) }));
+    if (!data) return;
+    show(t("multiplier_set", { n: data.multiplier }), "ok");
+    if (times[2]) await enterCode(times[2]);
+    return;
+  }
+  if (text) await enterCode(text);
 };
 $("pay-cash").onclick = () => pay("cash");
 $("pay-card").onclick = () => pay("card");

@@ -58,6 +58,23 @@ const WORDS = {
     reason_write_off_theft: "списание: кража", reason_write_off_other: "списание: прочее", reason_count: "инвентаризация",
     reason_transfer_out: "перемещение: отгрузка", reason_transfer_in: "перемещение: приёмка", reason_sale: "продажа",
     reason_return: "возврат",
+    catalog_col: "Каталог", catalog_sent_v: "{c} (отправлена {v})", catalog_lacks: "нет версии {v}",
+    catalog_title: "При последнем подключении магазин сообщил о версии {c}; HQ передал ему версию {v}",
+    catalog_lacks_title: "HQ ещё не передал магазину версию каталога {v}",
+    received_n: "Версию {v} получили: {n} из {m} {w}", stores_1: "магазина", stores_n: "магазинов",
+    confirmed_n: "(подтвердили при подключении: {n}).", not_received: "Не получили: {list}.",
+    store_has: "магазин {s} — версия {has}", no_stores: "Магазинов пока нет.",
+    schedule_title: "Запланированные цены", schedule_at: "Дата и время (местное время магазина)",
+    schedule_hint: "Новая цена действует с указанных даты и времени по местному времени каждого магазина (в каждом часовом поясе — по его часам), и без связи с HQ тоже. Публикуется всё расписание целиком.",
+    schedule_empty: "Ничего не запланировано.", schedule_add: "Добавить изменение", schedule_revert: "Отменить правки",
+    schedule_publish: "Опубликовать расписание", schedule_draft: "Есть неопубликованные правки.",
+    schedule_version: "версия расписания {v}", schedule_refused: "Расписание не опубликовано: {m}",
+    schedule_published: "Опубликована версия расписания цен {v}: изменений {n}.",
+    schedule_clear: "Отменить все запланированные изменения цен?", schedule_nothing: "Расписание пусто: публиковать нечего.",
+    remove_change: "Убрать изменение",
+    price_ph: "99,90", sched_no_sku: "изменение {n}: укажите артикул.",
+    sched_no_time: "изменение {n}: укажите дату и время.",
+    sched_bad_price: "изменение {n}: цена — число рублей больше нуля, например 99,90.",
   },
   en: {
     console_title: "Kassa HQ — console", login: "Login", password: "Password", log_in: "Log in", log_out: "Log out",
@@ -109,6 +126,23 @@ const WORDS = {
     reason_write_off_theft: "write-off: theft", reason_write_off_other: "write-off: other", reason_count: "stock count",
     reason_transfer_out: "transfer out", reason_transfer_in: "transfer in", reason_sale: "sale",
     reason_return: "return",
+    catalog_col: "Catalog", catalog_sent_v: "{c} (sent {v})", catalog_lacks: "lacks version {v}",
+    catalog_title: "At its last connect the store said it holds version {c}; HQ has handed it version {v}",
+    catalog_lacks_title: "HQ has not yet handed catalog version {v} to this store",
+    received_n: "Version {v} received by {n} of {m} {w}", stores_1: "store", stores_n: "stores",
+    confirmed_n: "(confirmed at their last connect: {n}).", not_received: "Not received: {list}.",
+    store_has: "store {s} — version {has}", no_stores: "No stores yet.",
+    schedule_title: "Scheduled prices", schedule_at: "Date and time (the store's local time)",
+    schedule_hint: "A new price applies from that date and time in each store's own local time (each time zone by its own clock), offline too. The whole schedule is published at once.",
+    schedule_empty: "Nothing scheduled.", schedule_add: "Add a change", schedule_revert: "Discard edits",
+    schedule_publish: "Publish the schedule", schedule_draft: "There are unpublished edits.",
+    schedule_version: "schedule version {v}", schedule_refused: "Schedule not published: {m}",
+    schedule_published: "Published price schedule version {v}: {n} changes.",
+    schedule_clear: "Cancel every scheduled price change?", schedule_nothing: "The schedule is empty: nothing to publish.",
+    remove_change: "Remove the change",
+    price_ph: "99.90", sched_no_sku: "change {n}: enter a SKU.",
+    sched_no_time: "change {n}: enter a date and time.",
+    sched_bad_price: "change {n}: a price is a number of roubles above zero, e.g. 99.90.",
   },
 };
 
@@ -298,24 +332,63 @@ for (const b of document.querySelectorAll("#tabs button")) b.addEventListener("c
 /** A store is behind when it holds entries HQ has not, and HQ has not heard from it lately. */
 const BEHIND_AFTER_MS = 5 * 60 * 1000;
 
+/** HQ's catalog version, if the role may read the catalog (else null). */
+async function currentCatalogVersion() {
+  return may("catalog:read") ? (await api("GET", "/api/catalog")).version : null;
+}
+
+/** The catalog version the store said it holds when it last connected, and the one HQ
+ *  has since handed its connection if newer: "0 (sent 2)". */
+const catalogText = (s) => (s.catalog_sent > s.catalog_confirmed
+  ? t("catalog_sent_v", { c: s.catalog_confirmed, v: s.catalog_sent }) : String(s.catalog_confirmed));
+
+/** The store's catalog, flagged when HQ has not yet handed it the version in force. */
+function catalogCell(s, version) {
+  const text = catalogText(s);
+  const lacks = version != null && Math.max(s.catalog_sent, s.catalog_confirmed) < version;
+  const title = t("catalog_title", { c: s.catalog_confirmed, v: Math.max(s.catalog_sent, s.catalog_confirmed) });
+  const flag = lacks
+    ? [" ", el("span", { class: "badge bad", title: t("catalog_lacks_title", { v: version }) }, t("catalog_lacks", { v: version }))]
+    : [];
+  return el("td", { class: lacks ? "catalog lacks" : "catalog", title }, el("span", { class: "nowrap" }, text), flag);
+}
+
+const storesWord = (m) => t(lang === "ru" ? (m % 10 === 1 && m % 100 !== 11 ? "stores_1" : "stores_n") : (m === 1 ? "stores_1" : "stores_n"));
+
+/** Which stores have catalog `version`: HQ handed it to their connection (received), and
+ *  which said so themselves when they last connected; those without it, listed. */
+function catalogReceipt(stores, version) {
+  if (version == null) return [];
+  if (!stores.length) return [t("no_stores")];
+  const received = stores.filter((s) => Math.max(s.catalog_sent, s.catalog_confirmed) >= version);
+  const confirmed = stores.filter((s) => s.catalog_confirmed >= version).length;
+  const missing = stores.filter((s) => Math.max(s.catalog_sent, s.catalog_confirmed) < version);
+  const counts = t("received_n", { v: version, n: received.length, m: stores.length, w: storesWord(stores.length) });
+  return [el("span", { class: missing.length ? "badge bad" : "badge good" }, counts), " ", t("confirmed_n", { n: confirmed }),
+    missing.length ? [" ", el("span", { class: "missing" },
+      t("not_received", { list: missing.map((s) => t("store_has", { s: s.store, has: catalogText(s) })).join(", ") }))] : []];
+}
+
 async function loadStores() {
-  const { stores } = await api("GET", "/api/stores");
+  const [{ stores }, version] = await Promise.all([api("GET", "/api/stores"), currentCatalogVersion()]);
   const behind = [];
   const rows = stores.map((s) => {
     const late = !s.connected && Date.now() - s.last_contact_ms > BEHIND_AFTER_MS;
     const isBehind = s.backlog > 0 && (late || !s.connected);
     if (isBehind) behind.push(s.store);
-    return el("tr", { class: isBehind ? "behind" : "" },
+    return el("tr", { class: isBehind ? "behind" : "", "data-store": String(s.store) },
       el("td", {}, String(s.store), isBehind ? [" ", el("span", { class: "badge bad" }, t("behind"))] : []),
       el("td", {}, el("span", { class: s.connected ? "badge good" : "badge" }, t(s.connected ? "online" : "offline"))),
       el("td", { title: when(s.last_contact_ms) }, ago(s.last_contact_ms)),
+      catalogCell(s, version),
       el("td", { class: "num" }, String(s.backlog)),
       el("td", { class: "num" }, `${s.acked_seq} / ${s.head}`),
       el("td", { class: "num" }, String(s.sales)),
       el("td", {}, s.protocol_version == null ? "—" : `kassa-sync/${s.protocol_version}`),
       el("td", {}, s.software_version));
   });
-  fill($("stores-rows"), rows, 8);
+  fill($("stores-rows"), rows, 9);
+  $("stores-catalog").replaceChildren(...catalogReceipt(stores, version).flat());
   $("stores-alert").textContent = t("stores_behind", { list: behind.join(", ") });
   $("stores-alert").classList.toggle("hidden", behind.length === 0);
 }
@@ -588,12 +661,32 @@ $("period-form").addEventListener("submit", (ev) => { ev.preventDefault(); attem
 // ---- catalog ----
 let pendingCsv = null; // the file previewed, until it is published or replaced
 
-async function loadCatalog() {
+let catalogVersion = null;
+
+/** The catalog's version and size, and which stores have received that version. */
+async function loadCatalogSummary() {
   const c = await api("GET", "/api/catalog");
+  if (catalogVersion != null && c.version !== catalogVersion) itemNames.clear(); // renamed items, perhaps
+  catalogVersion = c.version;
   $("catalog-version").textContent = `${t("version", { v: c.version })} · ${t("items_n", { n: c.items })}`;
-  for (const id of ["catalog-publish", "price-save"]) $(id).disabled = !may("catalog:write");
-  await searchItems();
+  if (!may("stores:read")) { $("catalog-receipt").replaceChildren(); return; }
+  const { stores } = await api("GET", "/api/stores");
+  $("catalog-receipt").replaceChildren(...catalogReceipt(stores, c.version).flat());
 }
+
+async function loadCatalog() {
+  for (const id of ["catalog-publish", "price-save", "schedule-publish", "schedule-add"]) $(id).disabled = !may("catalog:write");
+  await Promise.all([loadCatalogSummary(), searchItems(), scheduleDirty ? null : loadSchedule()]);
+}
+
+/** After a publish: now, and again once HQ has had a moment to hand it to the stores. */
+async function catalogPublished() {
+  await loadCatalogSummary();
+  setTimeout(() => { if (session && current === "catalog") attempt(loadCatalogSummary); }, 3000);
+}
+
+$("catalog-refresh").addEventListener("click", () => attempt(loadCatalogSummary));
+setInterval(() => { if (session && current === "catalog") attempt(loadCatalogSummary); }, 10000);
 
 function resetPreview() {
   pendingCsv = null;
@@ -659,7 +752,7 @@ $("catalog-publish").addEventListener("click", () => attempt(async () => {
     resetPreview();
     $("csv-file").value = "";
     say(answer.published ? t("published", { v: answer.version }) : t("identical"));
-    await loadCatalog();
+    await Promise.all([catalogPublished(), searchItems()]);
   } finally {
     $("catalog-publish").disabled = !may("catalog:write");
   }
@@ -668,6 +761,7 @@ $("catalog-publish").addEventListener("click", () => attempt(async () => {
 async function searchItems() {
   const q = $("items-q").value.trim();
   const { items } = await api("GET", `/api/catalog/items?limit=100&q=${encodeURIComponent(q)}`);
+  for (const i of items) itemNames.set(i.sku, i.name);
   fill($("items-rows"), items.map((i) => el("tr", {},
     el("td", {}, i.sku), el("td", {}, i.name), el("td", { class: "num" }, money(i.price_kopecks) + (i.unit === "kg" ? "/kg" : "")),
     el("td", {}, el("button", { type: "button", class: "small", onclick: () => pickItem(i) }, t("change_price"))))), 4);
@@ -699,8 +793,172 @@ $("price-form").addEventListener("submit", (ev) => {
     const answer = await api("PATCH", `/api/catalog/items/${encodeURIComponent(sku)}`, { price_kopecks: k });
     say(t("price_published", { sku, p: money(k), v: answer.version }));
     $("price-new").value = "";
-    await loadCatalog();
+    await Promise.all([catalogPublished(), searchItems()]);
   });
+});
+
+// ---- scheduled prices ----
+// The whole schedule is edited here as rows, published with PUT (it replaces the one in
+// force) and numbered as HQ numbers them in a refusal ("change 2: …"). Times are local
+// date and time: each store applies a change at its own clock.
+/** SKU → item name, from the catalog lists seen (cleared when the catalog changes). */
+const itemNames = new Map();
+let scheduleDirty = false;
+let scheduleCount = 0; // changes in the schedule as HQ last said
+const LOCAL_TIME = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2})(?::\d{2}(?:\.\d+)?)?$/;
+
+function setScheduleDirty(dirty) {
+  scheduleDirty = dirty;
+  $("schedule-draft").classList.toggle("hidden", !dirty);
+  $("schedule-revert").classList.toggle("hidden", !dirty);
+  if (dirty) $("schedule-status").textContent = "";
+}
+
+const scheduleRows = () => [...$("schedule-rows").children];
+const showScheduleEmpty = () => $("schedule-empty").classList.toggle("hidden", scheduleRows().length > 0);
+
+/** A row of the schedule, filled from `change` (as HQ gives it) or blank. */
+function scheduleRow(change) {
+  const write = may("catalog:write");
+  const input = (cls, attrs) => el("input", { class: cls, ...attrs, ...(write ? {} : { disabled: "" }) });
+  const row = el("tr", { class: "change" },
+    el("td", { class: "n" }),
+    el("td", {}, input("sc-sku", { "data-tp": "sku_ph", placeholder: t("sku_ph"), "aria-label": t("sku") })),
+    el("td", { class: "sc-name" }),
+    el("td", {}, input("sc-at", { type: "datetime-local", step: "60", "aria-label": t("schedule_at") })),
+    el("td", {}, input("sc-price", { inputmode: "decimal", "data-tp": "price_ph", placeholder: t("price_ph"), "aria-label": t("new_price") })),
+    el("td", {}, write ? el("button", { type: "button", class: "small sc-remove", title: t("remove_change"),
+      "aria-label": t("remove_change"), onclick: () => removeScheduleRow(row) }, "×") : ""));
+  if (change) {
+    row.querySelector(".sc-sku").value = change.sku;
+    row.querySelector(".sc-at").value = change.at;
+    row.querySelector(".sc-price").value = money(change.price_kopecks);
+    row.querySelector(".sc-name").textContent = itemNames.get(change.sku) ?? "";
+  }
+  return row;
+}
+
+function addScheduleRow() {
+  const row = scheduleRow();
+  $("schedule-rows").append(row);
+  showScheduleEmpty();
+  setScheduleDirty(true);
+  row.querySelector(".sc-sku").focus();
+}
+
+function removeScheduleRow(row) {
+  row.remove();
+  showScheduleEmpty();
+  setScheduleDirty(true);
+}
+
+/** The item's name: from the lists seen, else HQ's list searched for the SKU; null if none. */
+async function lookUpName(sku) {
+  if (!itemNames.has(sku)) {
+    const { items } = await api("GET", `/api/catalog/items?limit=500&q=${encodeURIComponent(sku)}`);
+    for (const i of items) itemNames.set(i.sku, i.name);
+  }
+  return itemNames.get(sku) ?? null;
+}
+
+/** Learns the names of `skus`: the catalog's first page, then each SKU still unknown (a few). */
+async function learnNames(skus) {
+  const unknown = () => [...new Set(skus)].filter((s) => !itemNames.has(s));
+  if (!unknown().length) return;
+  const { items } = await api("GET", "/api/catalog/items?limit=500");
+  for (const i of items) itemNames.set(i.sku, i.name);
+  await Promise.all(unknown().slice(0, 20).map(lookUpName));
+}
+
+/** The row's item name, once known (the old one stays until then: no jump under a finger). */
+async function showName(row) {
+  const sku = row.querySelector(".sc-sku").value.trim();
+  const name = sku ? await lookUpName(sku) : "";
+  if (row.querySelector(".sc-sku").value.trim() !== sku) return; // typed on meanwhile
+  const cell = row.querySelector(".sc-name");
+  cell.textContent = name ?? t("no_such_item");
+  cell.classList.toggle("missing", name == null);
+}
+
+function showSchedule({ version, changes }) {
+  scheduleCount = changes.length;
+  $("schedule-version").textContent = t("schedule_version", { v: version });
+  $("schedule-error").textContent = "";
+  $("schedule-rows").replaceChildren(...changes.map(scheduleRow));
+  showScheduleEmpty();
+  setScheduleDirty(false);
+}
+
+async function loadSchedule() {
+  const schedule = await api("GET", "/api/catalog/schedule");
+  await learnNames(schedule.changes.map((c) => c.sku));
+  showSchedule(schedule);
+}
+
+/** The rows as HQ takes them (blank rows dropped, so that "change N" is row N on screen);
+ *  a row without a SKU, a time or a price in roubles is refused here, and marked. */
+function typedSchedule() {
+  for (const row of scheduleRows()) {
+    if ([...row.querySelectorAll("input")].every((i) => !i.value.trim())) row.remove();
+  }
+  showScheduleEmpty();
+  return scheduleRows().map((row, i) => {
+    const refuse = (key) => {
+      row.classList.add("bad");
+      return new Refusal(0, { error: key, message: t(key, { n: i + 1 }) });
+    };
+    const sku = row.querySelector(".sc-sku").value.trim();
+    const at = LOCAL_TIME.exec(row.querySelector(".sc-at").value)?.[1];
+    const price = kopecks(row.querySelector(".sc-price").value);
+    if (!sku) throw refuse("sched_no_sku");
+    if (!at) throw refuse("sched_no_time");
+    if (price == null || price < 1) throw refuse("sched_bad_price");
+    return { sku, at, price_kopecks: price };
+  });
+}
+
+/** Marks the row HQ's refusal names ("change 2: …"). */
+function markNamedChange(message) {
+  const n = Number(/\bchange (\d+)\b/.exec(message)?.[1] ?? 0);
+  scheduleRows().forEach((row, i) => row.classList.toggle("bad", i + 1 === n));
+}
+
+async function publishSchedule() {
+  $("schedule-error").textContent = "";
+  $("schedule-status").textContent = "";
+  for (const row of scheduleRows()) row.classList.remove("bad");
+  $("schedule-publish").disabled = true;
+  let answer;
+  try {
+    const changes = typedSchedule();
+    if (!changes.length && scheduleCount === 0) { $("schedule-error").textContent = t("schedule_nothing"); return; }
+    if (!changes.length && !window.confirm(t("schedule_clear"))) return;
+    answer = await api("PUT", "/api/catalog/schedule", { changes });
+  } catch (e) {
+    if (!(e instanceof Refusal)) throw e;
+    if (e.status) markNamedChange(e.body.message || "");
+    $("schedule-error").textContent = t("schedule_refused", { m: e.message });
+    return;
+  } finally {
+    $("schedule-publish").disabled = !may("catalog:write");
+  }
+  await learnNames(answer.changes.map((c) => c.sku));
+  showSchedule(answer);
+  const done = t("schedule_published", { v: answer.version, n: answer.changes.length });
+  $("schedule-status").textContent = done;
+  say(done);
+}
+
+$("schedule-add").addEventListener("click", addScheduleRow);
+$("schedule-publish").addEventListener("click", () => attempt(publishSchedule));
+$("schedule-revert").addEventListener("click", () => attempt(loadSchedule));
+$("schedule-rows").addEventListener("input", (ev) => {
+  ev.target.closest("tr")?.classList.remove("bad");
+  setScheduleDirty(true);
+});
+$("schedule-rows").addEventListener("change", (ev) => {
+  const row = ev.target.closest("tr");
+  if (row && ev.target.classList.contains("sc-sku")) attempt(() => showName(row));
 });
 
 // ---- loyalty, promotions ----

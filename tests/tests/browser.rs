@@ -450,3 +450,27 @@ async fn a_large_void_asks_for_the_managers_pin() {
     page.close().await;
     stack.stop().await;
 }
+
+/// "3 *" typed before a scan: the scanned item goes in three times, once; a typed
+/// "2*" and a barcode together work the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quantity_typed_before_a_scan_multiplies_it() {
+    init_logging();
+    let Some(page) = launch("multiplier").await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let stack = stack::start(StackOptions::ephemeral(dir.path())).await.unwrap();
+    page.open(&stack).await;
+    page.log_in_and_open_shift().await;
+    page.type_into("#code", &format!("3 *{ENTER}")).await;
+    page.wait_for_text("#message", "× 3").await;
+    stack.scanner.scan(MILK_GTIN.as_bytes()).unwrap();
+    page.wait("#total", "three milks", |t| t == "320,70").await;
+    // It applied once: the next scan adds one.
+    stack.scanner.scan(MILK_GTIN.as_bytes()).unwrap();
+    page.wait("#total", "four milks", |t| t == "427,60").await;
+    page.type_into("#code", &format!("2*{MILK_GTIN}{ENTER}")).await;
+    page.wait("#total", "six milks", |t| t == "641,40").await;
+    page.screenshot("multiplied").await;
+    page.close().await;
+    stack.stop().await;
+}

@@ -5,7 +5,10 @@
 //! audit log then shows who did it. And stock operations: an administrator announces a
 //! delivery to store 1 in the console (after a refusal naming its line), the store hears
 //! of it, the console lists it as awaited, the store receives it one piece short, and the
-//! console shows it received with the difference.
+//! console shows it received with the difference. And on a portrait tablet (800 px): each
+//! store's catalog version on the stores tab and which stores have the version in force;
+//! a price schedule published after a refusal naming its bad change; and no page wider
+//! than the screen on any tab.
 //!
 //! Skipped with a note when Chromium is missing, except under `CI=true` (see
 //! `support/browser.rs`).
@@ -14,10 +17,13 @@ mod support;
 
 use std::time::Duration;
 
+use kassa_protocol::price_schedule::format_local;
+use kassa_protocol::promotions::LocalTime;
 use kassa_sim::stack::{self, StackOptions};
-use kassa_tests::{eventually, init_logging, AgentApi};
-use serde_json::json;
+use kassa_tests::{eventually, init_logging, AgentApi, HqApi};
+use serde_json::{json, Value};
 use support::browser::{launch, Page};
+use tokio_util::sync::CancellationToken;
 
 /// HQ's console at an office screen's width.
 const VIEWPORT: (u64, u64) = (1280, 800);
@@ -239,6 +245,202 @@ async fn a_delivery_announced_in_the_console_is_received_short_and_the_console_s
     page.click("#app button.lang").await;
     page.wait_for_text("#tab-stockops h2", "Stock operations").await;
     page.wait_for_text("#movements-rows", "receipt").await;
+    page.close().await;
+    stack.stop().await;
+}
+
+/// HQ's console on a tablet held upright.
+const TABLET: (u64, u64) = (800, 1280);
+/// Every tab an administrator sees.
+const TABS: [&str; 12] = [
+    "stores",
+    "stock",
+    "stockops",
+    "sales",
+    "parked",
+    "customers",
+    "catalog",
+    "loyalty",
+    "promotions",
+    "audit",
+    "operators",
+    "tokens",
+];
+
+/// Fails (with a screenshot) if the page is wider than the window: it must never scroll
+/// sideways, only tables inside their box.
+async fn assert_no_sideways_scroll(page: &Page, at: &str) {
+    let sizes = page.js("return [document.documentElement.scrollWidth, window.innerWidth]").await;
+    let (width, window) = (sizes[0].as_u64().unwrap(), sizes[1].as_u64().unwrap());
+    if width > window {
+        page.fail(format!("{at}: the page is {width} px wide in a window of {window} px")).await;
+    }
+}
+
+/// Fills row `n` of the price schedule. A date-and-time field is set as its picker sets
+/// it (what typing into it takes depends on the browser's locale).
+async fn type_change(page: &Page, n: usize, sku: &str, at: &str, price: &str) {
+    let row = format!("#schedule-rows tr:nth-child({n})");
+    page.type_into(&format!("{row} .sc-sku"), sku).await;
+    let set = "const e = document.querySelector(arguments[0]); e.value = arguments[1]; \
+               e.dispatchEvent(new Event('input', { bubbles: true })); \
+               e.dispatchEvent(new Event('change', { bubbles: true })); return e.value;";
+    let css = format!("{row} .sc-at");
+    match page.client.execute(set, vec![json!(css), json!(at)]).await {
+        Ok(v) if v == at => {}
+        other => page.fail(format!("cannot set {css} to {at}: {other:?}")).await,
+    }
+    page.type_into(&format!("{row} .sc-price"), price).await;
+}
+
+/// The schedule's rows as the console shows them: SKU, item name, local time, price.
+async fn schedule_rows(page: &Page) -> Value {
+    page.js(
+        "return [...document.querySelectorAll('#schedule-rows tr')].map((r) => [r.querySelector('.sc-sku').value, \
+         r.querySelector('.sc-name').textContent, r.querySelector('.sc-at').value, r.querySelector('.sc-price').value])",
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_tablet_the_console_schedules_prices_and_shows_which_stores_have_the_catalog() {
+    init_logging();
+    let Some(page) = launch("hq-console-tablet", TABLET).await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let stack = stack::start(StackOptions::ephemeral(dir.path())).await.unwrap();
+    assert!(stack.catalog_ready, "the store must receive its catalog from HQ");
+    let password = stack::initial_admin_password(dir.path()).expect("the first administrator's password");
+    let console = format!("http://{}/", stack.hq.http_addr);
+    let hq = HqApi::with_token(&stack.hq, stack.hq_token.clone());
+    log_in_to_the_console(&page, &console, &password).await;
+
+    // The stores tab: the demo store holds catalog version 1 (as it said when it
+    // connected, or as HQ then handed it), and is not flagged.
+    page.wait_for_text("#stores-rows tr[data-store='1']", "на связи").await;
+    let version = page
+        .wait("#stores-rows tr[data-store='1'] td.catalog", "show catalog version 1", |t| {
+            t == "1" || t == "0 (отправлена 1)"
+        })
+        .await;
+    assert!(!version.contains("нет версии"), "{version}");
+    page.wait_for_text("#stores-catalog", "Версию 1 получили: 1 из 1 магазина").await;
+    page.screenshot("stores").await;
+
+    // No tab makes the page scroll sideways at 800 px: wide tables scroll in their box.
+    for tab in TABS {
+        page.click(&format!("#tabs button[data-tab={tab}]")).await;
+        page.wait_present(&format!("#tab-{tab}:not(.hidden)")).await;
+        tokio::time::sleep(Duration::from_millis(400)).await; // its rows, once loaded
+        assert_no_sideways_scroll(&page, &format!("the {tab} tab")).await;
+    }
+
+    // The catalog tab: the version, and which stores have received it.
+    page.click("#tabs button[data-tab=catalog]").await;
+    page.wait_for_text("#catalog-version", "версия 1").await;
+    page.wait_for_text("#catalog-receipt", "Версию 1 получили: 1 из 1 магазина").await;
+    page.wait_for_text("#schedule", "по местному времени каждого магазина").await;
+    page.wait_for_text("#schedule-empty", "Ничего не запланировано.").await;
+
+    // A schedule whose second change is of an unknown SKU: HQ's refusal as it words it,
+    // that row marked, nothing published.
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+    let later = format_local(LocalTime::from_unix_ms(i64::try_from(now_ms).unwrap() + 30 * 86_400_000, 0));
+    page.click("#schedule-add").await;
+    type_change(&page, 1, MILK_SKU, &later, "99,90").await;
+    page.click("#schedule-add").await;
+    type_change(&page, 2, "999999", &later, "10").await;
+    page.click("#schedule-publish").await;
+    page.wait_for_text(
+        "#schedule-error",
+        "Расписание не опубликовано: change 2: the catalog has no SKU 999999; nothing published",
+    )
+    .await;
+    page.wait_count("#schedule-rows tr.bad", 1).await;
+    page.wait_present("#schedule-rows tr:nth-child(2).bad").await;
+    page.screenshot("schedule-refused").await;
+    let (status, none) = hq.get("/api/catalog/schedule").await;
+    assert_eq!((status, none["version"].as_u64()), (200, Some(0)), "a refused schedule publishes nothing: {none}");
+
+    // Fixed: published as version 1, and listed with the items' names.
+    page.type_into("#schedule-rows tr:nth-child(2) .sc-sku", BREAD_SKU).await;
+    page.wait_count("#schedule-rows tr.bad", 0).await;
+    page.click("#schedule-rows tr:nth-child(2) .sc-price").await;
+    page.wait_for_text("#schedule-rows tr:nth-child(2) .sc-name", "Батон нарезной").await;
+    page.click("#schedule-publish").await;
+    page.wait_for_text("#schedule-status", "Опубликована версия расписания цен 1: изменений 2.").await;
+    assert_eq!(page.el("#schedule-error").await.text().await.unwrap(), "");
+    let listed = json!([
+        [MILK_SKU, "Молоко 3,2% 1 л «Ладога»", later, "99,90"],
+        [BREAD_SKU, "Батон нарезной 400 г «Уют»", later, "10,00"],
+    ]);
+    assert_eq!(schedule_rows(&page).await, listed);
+    page.screenshot("schedule-published").await;
+    assert_no_sideways_scroll(&page, "the catalog tab with a schedule").await;
+
+    // HQ has it.
+    let (status, schedule) = hq.get("/api/catalog/schedule").await;
+    assert_eq!(status, 200, "{schedule}");
+    assert!(schedule["version"].as_u64().is_some_and(|v| v >= 1), "{schedule}");
+    let changes = schedule["changes"].as_array().expect("changes");
+    assert!(changes.contains(&json!({ "sku": MILK_SKU, "at": later, "price_kopecks": 9990 })), "{schedule}");
+    assert!(changes.contains(&json!({ "sku": BREAD_SKU, "at": later, "price_kopecks": 1000 })), "{schedule}");
+
+    // Opened afresh, the console lists the schedule as HQ keeps it.
+    page.goto(&format!("{console}#catalog")).await;
+    page.wait_for_text("#schedule-version", "версия расписания 1").await;
+    page.wait_count("#schedule-rows tr", 2).await;
+    let mut rows: Vec<Value> = schedule_rows(&page).await.as_array().unwrap().clone();
+    rows.sort_by_key(|r| r[0].as_str().unwrap().to_owned());
+    assert_eq!(Value::Array(rows), listed);
+
+    // A second store took version 1 and went offline: a price published now (version 2)
+    // reaches store 1 only, and the console names store 2 as without it.
+    let second_dir = tempfile::tempdir().unwrap();
+    let second_cancel = CancellationToken::new();
+    let second = kassa_tests::start_store_speaking(&stack.hq, second_dir.path(), 2, None, second_cancel.clone()).await;
+    let store_2 = || async {
+        let (_, body) = hq.get("/api/stores").await;
+        body["stores"].as_array().and_then(|s| s.iter().find(|s| s["store"] == 2).cloned())
+    };
+    eventually(Duration::from_secs(20), "HQ to hand store 2 catalog version 1", || async {
+        store_2().await.filter(|s| s["catalog_sent"] == 1 && s["connected"] == true).map(|_| ())
+    })
+    .await;
+    second_cancel.cancel();
+    second.wait().await;
+    eventually(Duration::from_secs(20), "HQ to see store 2 go", || async {
+        store_2().await.filter(|s| s["connected"] == false).map(|_| ())
+    })
+    .await;
+    page.type_into("#price-sku", BREAD_SKU).await;
+    page.type_into("#price-new", "89,90").await;
+    page.click("#price-save").await;
+    page.wait_for_text("#message", "версия каталога 2").await;
+    page.wait_for_text("#catalog-receipt", "Версию 2 получили: 1 из 2 магазинов").await;
+    page.wait_for_text("#catalog-receipt", "Не получили: магазин 2 — версия 0 (отправлена 1).").await;
+    page.screenshot("catalog-receipt").await;
+    page.click("#tabs button[data-tab=stores]").await;
+    page.wait_for_text("#stores-rows tr[data-store='2'] td.catalog", "0 (отправлена 1) нет версии 2").await;
+    let first = page
+        .wait("#stores-rows tr[data-store='1'] td.catalog", "show catalog version 2", |t| {
+            t == "2" || t == "0 (отправлена 2)"
+        })
+        .await;
+    assert!(!first.contains("нет версии"), "{first}");
+    page.wait_for_text("#stores-catalog", "Не получили: магазин 2").await;
+    page.screenshot("stores-behind").await;
+    assert_no_sideways_scroll(&page, "the stores tab with a store behind").await;
+
+    // In English too: prices with a decimal point, the times still each store's own.
+    page.click("#tabs button[data-tab=catalog]").await;
+    page.click("#app button.lang").await;
+    page.wait_for_text("#schedule", "each store's own local time").await;
+    page.wait_for_text("#catalog-receipt", "Version 2 received by 1 of 2 stores").await;
+    page.wait_for_text("#schedule-rows tr:nth-child(1) .sc-name", "Молоко").await;
+    eventually(Duration::from_secs(15), "the price written the English way", || async {
+        (page.value("#schedule-rows tr:nth-child(1) .sc-price").await == "99.90").then_some(())
+    })
+    .await;
     page.close().await;
     stack.stop().await;
 }

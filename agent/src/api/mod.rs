@@ -105,6 +105,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/basket/lines/{line}/price", post(override_price))
         .route("/api/basket/discount", post(discount))
         .route("/api/basket/coupons", post(add_coupon))
+        .route("/api/basket/multiplier", post(set_multiplier))
         .route("/api/basket/void", post(void))
         .route("/api/pay", post(pay))
         .route("/api/customer", post(set_customer))
@@ -583,6 +584,19 @@ async fn set_quantity(
 #[derive(Deserialize)]
 struct KeyOnly {
     idempotency_key: String,
+}
+
+#[derive(Deserialize)]
+struct Multiplier {
+    /// Pieces of the next item scanned or typed (`3 *`); `null` clears it.
+    quantity: Option<i64>,
+}
+
+/// `POST /api/basket/multiplier`: the quantity of the next item (sold by the piece)
+/// scanned or typed. Setting it again replaces it; it applies once.
+async fn set_multiplier(State(s): State<AppState>, _c: Cashier, ApiJson(req): ApiJson<Multiplier>) -> ApiResult {
+    let quantity = s.till.set_multiplier(req.quantity).await?;
+    Ok(Json(json!({ "multiplier": quantity })))
 }
 
 async fn remove_line(

@@ -23,6 +23,9 @@ pub(super) struct OpenBasket {
     pub(super) customer: Option<Customer>,
     /// The promotions the customer has had (a single-use coupon is honoured once).
     pub(super) used: std::collections::BTreeSet<u32>,
+    /// A quantity typed before a scan (`3 *`): the next item sold by the piece is added
+    /// that many times.
+    pub(super) multiplier: Option<i64>,
     /// Recent basket operations by idempotency key, with their request's digest and the
     /// event they answered.
     pub(super) keys: VecDeque<(String, RequestDigest, TillEvent)>,
@@ -185,6 +188,28 @@ impl Till {
         tracing::info!(?discount, manager = %manager.id, "basket discount");
         let key = OpKey::new(key, "discount", &(discount, &manager.id));
         self.modify(Some(key), move |b| b.set_discount(discount)).await
+    }
+
+    /// Sets the quantity of the next item scanned or typed (sold by the piece); `None`
+    /// clears it.
+    pub async fn set_multiplier(&self, quantity: Option<i64>) -> Result<Option<i64>, TillError> {
+        if let Some(q) = quantity {
+            if !(1..=kassa_protocol::basket::LINE_QUANTITY_MAX).contains(&q) {
+                return Err(TillError::Basket(kassa_protocol::basket::BasketError::Quantity));
+            }
+        }
+        self.basket.lock().await.multiplier = quantity;
+        Ok(quantity)
+    }
+
+    /// The multiplier for an item being added, taken (it applies once): pieces only; a
+    /// weighed item's quantity is its weight.
+    pub(super) async fn take_multiplier(&self, unit: kassa_protocol::catalog::Unit, quantity: i64) -> i64 {
+        let mut open = self.basket.lock().await;
+        match (unit, open.multiplier.take()) {
+            (kassa_protocol::catalog::Unit::Piece, Some(m)) => m,
+            _ => quantity,
+        }
     }
 
     /// Abandons the open basket; the void is recorded in the journal.

@@ -34,7 +34,10 @@ impl Till {
 
     async fn scan_inner(&self, raw: &[u8]) -> Result<TillEvent, TillError> {
         match self.resolve(raw).await? {
-            Resolved::Item(item, quantity) => self.modify(None, move |b| b.add(&item, quantity).map(|_| ())).await,
+            Resolved::Item(item, quantity) => {
+                let quantity = self.take_multiplier(item.unit, quantity).await;
+                self.modify(None, move |b| b.add(&item, quantity).map(|_| ())).await
+            }
             Resolved::Marked(item, code) => self.modify(None, move |b| b.add_marked(&item, &code).map(|_| ())).await,
             Resolved::Receipt(seq) => {
                 let ev = TillEvent::ReceiptScanned { seq };
@@ -54,7 +57,10 @@ impl Till {
             return Ok(ev);
         }
         match self.resolve(code.trim().as_bytes()).await? {
-            Resolved::Item(item, quantity) => self.modify(Some(key), move |b| b.add(&item, quantity).map(|_| ())).await,
+            Resolved::Item(item, quantity) => {
+                let quantity = self.take_multiplier(item.unit, quantity).await;
+                self.modify(Some(key), move |b| b.add(&item, quantity).map(|_| ())).await
+            }
             Resolved::Marked(item, code) => {
                 self.modify(Some(key), move |b| b.add_marked(&item, &code).map(|_| ())).await
             }
