@@ -850,3 +850,85 @@ fn promotions_used_merge_like_a_grow_only_set() {
     ref_one.merge(ref_two.clone());
     assert_eq!(one.promotions_used(&card).unwrap(), ref_one.read());
 }
+
+mod count_property {
+    use super::*;
+    use crate::journal::{CountScope, MovementRequest};
+    use proptest::prelude::*;
+
+    /// What happens to the milk at the store while a count runs.
+    #[derive(Debug, Clone)]
+    enum Op {
+        Sell(i64),
+        Receive(i64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![(1i64..4).prop_map(Op::Sell), (1i64..6).prop_map(Op::Receive)]
+    }
+
+    fn milk() -> Sku {
+        Sku("100001".into())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        /// A count's adjustment is what was counted minus the book quantity when the SKU
+        /// was first counted, whatever sales and receipts interleave before and after;
+        /// the stock after posting is that count plus everything that moved since.
+        #[test]
+        fn a_counts_adjustment_is_counted_minus_the_book_when_counted(
+            initial in 0i64..20,
+            before in proptest::collection::vec(op(), 0..6),
+            after in proptest::collection::vec(op(), 0..6),
+            counted in 0i64..30,
+        ) {
+            let (_d, j) = journal();
+            j.open_shift(1, "anna", Kopecks(0), "open", 1).unwrap();
+            let mut n = 0u64;
+            let mut apply = |j: &Journal, op: &Op| {
+                n += 1;
+                match op {
+                    Op::Sell(q) => {
+                        let mut b = Basket::new(n);
+                        b.add(&j.item_by_sku(&milk()).unwrap().unwrap(), *q).unwrap();
+                        let total = b.totals().unwrap().total.0;
+                        j.commit_sale(1, "anna", &b, &cash(total), None, &format!("sale-{n}"), 10).unwrap();
+                    }
+                    Op::Receive(q) => {
+                        let r = MovementRequest::Receive { source: None, lines: vec![(milk(), *q)] };
+                        j.record_movement(1, "anna", &r, Some("boss"), "", &format!("rcv-{n}"), 10).unwrap();
+                    }
+                }
+            };
+            if initial > 0 {
+                apply(&j, &Op::Receive(initial));
+            }
+            let (report, _) = j.start_count("anna", CountScope::Everything, "count", 11).unwrap();
+            for o in &before {
+                apply(&j, o);
+            }
+            let book_when_counted = j.stock(&milk()).unwrap();
+            if counted > 0 {
+                j.count_scan(report.id, "anna", &milk(), counted, "scan", 12).unwrap();
+            }
+            let moved_after: i64 = after.iter().map(|o| match o { Op::Sell(q) => -q, Op::Receive(q) => *q }).sum();
+            for o in &after {
+                apply(&j, o);
+            }
+            let (posted, _) = j.post_count(1, report.id, "boss", "post", 13).unwrap();
+            let movement = j.movements(0, i64::MAX).unwrap().into_iter().find(|m| Some(m.id.seq) == posted.posted).unwrap();
+            let adjustment: i64 = movement.lines.iter().filter(|l| l.sku == milk()).map(|l| l.quantity).sum();
+            if counted > 0 {
+                prop_assert_eq!(adjustment, counted - book_when_counted);
+                prop_assert_eq!(j.stock(&milk()).unwrap(), counted + moved_after);
+            } else {
+                // Nobody counted the milk: a full count takes it as none, against the
+                // book when posted.
+                prop_assert_eq!(j.stock(&milk()).unwrap(), 0);
+            }
+            prop_assert!(j.verify().unwrap().ok());
+        }
+    }
+}
