@@ -530,7 +530,8 @@ function managerFields() {
     { name: "manager_pin", label: t("manager_pin"), type: "password" },
   ];
 }
-const approval = (v) => (v.manager_user ? { user: v.manager_user, pin: v.manager_pin } : undefined);
+// A manager's approval only when their PIN was typed (an empty field asks for nothing).
+const approval = (v) => (v.manager_user && v.manager_pin ? { user: v.manager_user, pin: v.manager_pin } : undefined);
 
 // ---- rendering ----
 function renderBasket() {
