@@ -147,6 +147,7 @@ const GUARDED: &[(&str, &str)] = &[
     ("POST", "/api/customer/new"),
     ("POST", "/api/customer/clear"),
     ("GET", "/api/sales/lookup?code=KASSA:1:1"),
+    ("GET", "/api/sales/shift"),
     ("GET", "/api/sales/1"),
     ("POST", "/api/sales/1/reprint"),
     ("POST", "/api/sales/1/cancel"),

@@ -10,7 +10,7 @@ const $ = (id) => document.getElementById(id);
 // ---- words ----
 const WORDS = {
   ru: {
-    title: "Касса", back_room: "Склад", multiplier_set: "× {n}: отсканируйте товар", void_needs_manager: "Отменить чек на такую сумму может только управляющий", shift: "Смена", returns: "Возврат", logout: "Выход", item: "Товар", qty: "Кол-во",
+    title: "Касса", back_room: "Склад", receipts: "Чеки", sale_word: "продажа", return_word: "возврат", reprint: "Повтор", reprinted: "Копия чека {r} печатается", no_receipts: "В этой смене чеков ещё нет", multiplier_set: "× {n}: отсканируйте товар", void_needs_manager: "Отменить чек на такую сумму может только управляющий", shift: "Смена", returns: "Возврат", logout: "Выход", item: "Товар", qty: "Кол-во",
     price: "Цена", sum: "Сумма", total: "Итого", cash_given: "Наличные, ₽", pay_cash: "Оплатить наличными (F9)",
     pay_card: "Картой (F10)", pay_mixed: "Смешанная", discount: "Скидка (F4)", void: "Отменить чек (F8)",
     coupon: "Купон (F6)", coupon_code: "Код купона", saved: "Ваша выгода", promo: "Акция",
@@ -42,7 +42,7 @@ const WORDS = {
     alert_scanner_gone: "Сканер не подключён. Проверьте кабель сканера; пока можно вводить штрихкод вручную.",
   },
   en: {
-    title: "Till", back_room: "Stock", multiplier_set: "× {n}: scan the item", void_needs_manager: "Only a manager may void a basket this large", shift: "Shift", returns: "Return", logout: "Log out", item: "Item", qty: "Qty",
+    title: "Till", back_room: "Stock", receipts: "Receipts", sale_word: "sale", return_word: "return", reprint: "Reprint", reprinted: "A copy of {r} is printing", no_receipts: "No receipts in this shift yet", multiplier_set: "× {n}: scan the item", void_needs_manager: "Only a manager may void a basket this large", shift: "Shift", returns: "Return", logout: "Log out", item: "Item", qty: "Qty",
     price: "Price", sum: "Amount", total: "Total", cash_given: "Cash given, ₽", pay_cash: "Pay cash (F9)",
     pay_card: "Card (F10)", pay_mixed: "Mixed", discount: "Discount (F4)", void: "Void basket (F8)",
     coupon: "Coupon (F6)", coupon_code: "Coupon code", saved: "You save", promo: "Offer",
@@ -891,6 +891,48 @@ async function returnDialog(code) {
   done(await withDrawerOverride((extra) => api("POST", "/api/returns", { sale_seq: found.sale.id.seq, lines, ...extra, idempotency_key: newKey() })));
 }
 
+// This terminal's receipts of the shift: a reprint or a return from the list.
+async function receiptsDialog() {
+  const data = await act(() => api("GET", "/api/sales/shift"));
+  if (!data) return;
+  const table = document.createElement("table");
+  table.id = "receipts";
+  for (const d of data.docs) {
+    const tr = document.createElement("tr");
+    const when = new Date(d.at_ms).toLocaleTimeString(lang === "ru" ? "ru-RU" : "en-GB", { hour: "2-digit", minute: "2-digit" });
+    for (const text of [d.receipt_no, when, d.kind === "sale" ? t("sale_word") : t("return_word"), rub(d.total_kopecks)]) {
+      const td = document.createElement("td");
+      td.textContent = text;
+      tr.appendChild(td);
+    }
+    const actions = document.createElement("td");
+    const reprint = document.createElement("button");
+    reprint.type = "button";
+    reprint.className = "small reprint";
+    reprint.textContent = t("reprint");
+    reprint.onclick = () => act(() => api("POST", `/api/sales/${d.seq}/reprint`)).then((r) => r && show(t("reprinted", { r: d.receipt_no }), "ok"));
+    actions.appendChild(reprint);
+    if (d.kind === "sale") {
+      const ret = document.createElement("button");
+      ret.type = "button";
+      ret.className = "small return";
+      ret.textContent = t("returns");
+      // The list's dialog closes first (its close event settles it), then the return's
+      // opens in the same place.
+      ret.onclick = () => {
+        const dlg = $("dlg");
+        dlg.addEventListener("close", () => setTimeout(() => returnDialog(d.receipt_no)), { once: true });
+        dlg.close("cancel");
+      };
+      actions.appendChild(ret);
+    }
+    tr.appendChild(actions);
+    table.appendChild(tr);
+  }
+  if (!data.docs.length) table.textContent = t("no_receipts");
+  await ask(t("receipts"), [], table);
+}
+
 // ---- login ----
 async function showLogin() {
   state.token = null;
@@ -1001,6 +1043,7 @@ $("pay-points").onclick = async () => {
   await submitPayment(tenders);
 };
 $("btn-return").onclick = returnDialog;
+$("btn-receipts").onclick = receiptsDialog;
 $("btn-logout").onclick = async () => {
   await api("POST", "/api/logout").catch(() => null);
   state.user = null;

@@ -474,3 +474,36 @@ async fn a_quantity_typed_before_a_scan_multiplies_it() {
     page.close().await;
     stack.stop().await;
 }
+
+/// The shift's receipts on this terminal: a copy reprinted from the list, and a return
+/// started from it with the receipt filled in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shifts_receipts_reprint_and_return_from_the_list() {
+    init_logging();
+    let Some(page) = launch("receipts").await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let stack = stack::start(StackOptions::ephemeral(dir.path())).await.unwrap();
+    page.open(&stack).await;
+    page.log_in_and_open_shift().await;
+    stack.scanner.scan(MILK_GTIN.as_bytes()).unwrap();
+    page.wait("#total", "a milk", |t| t == "106,90").await;
+    page.type_into("#cash", "200").await;
+    page.click("#pay-cash").await;
+    page.wait_for_text("#message", "93,10").await;
+    assert!(printed_receipt(&stack).contains("106,90"));
+
+    page.click("#btn-receipts").await;
+    page.wait_for_text("#receipts", "0001-01-000001").await;
+    let row = page.el("#receipts tr").await.text().await.unwrap();
+    assert!(row.contains("продажа") && row.contains("106,90"), "{row}");
+    page.click("#receipts .reprint").await;
+    page.wait_for_text("#message", "Копия чека 0001-01-000001").await;
+    let copy = printed_receipt(&stack);
+    assert!(copy.contains("КОПИЯ") && copy.contains("0001-01-000001"), "{copy}");
+    page.click("#receipts .return").await;
+    page.wait_present("#dlg-code").await;
+    assert_eq!(page.value("#dlg-code").await, "0001-01-000001", "the return starts with the receipt");
+    page.screenshot("return-from-list").await;
+    page.close().await;
+    stack.stop().await;
+}

@@ -112,6 +112,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/customer/new", post(new_customer))
         .route("/api/customer/clear", post(clear_customer))
         .route("/api/sales/lookup", get(lookup))
+        .route("/api/sales/shift", get(shift_sales))
         .route("/api/sales/{seq}", get(sale))
         .route("/api/sales/{seq}/reprint", post(reprint))
         .route("/api/sales/{seq}/cancel", post(cancel))
@@ -771,6 +772,14 @@ async fn lookup(State(s): State<AppState>, _c: Cashier, Query(q): Query<LookupQu
 /// No sale by that sequence, receipt number or receipt code.
 fn no_such_sale(what: String) -> ApiError {
     TillError::Write(WriteError::NoSuchSale(what)).into()
+}
+
+/// `GET /api/sales/shift`: this terminal's receipts of the open shift (or the last one),
+/// newest first — for a reprint or a return from the list.
+async fn shift_sales(State(s): State<AppState>, _c: Cashier) -> ApiResult {
+    let terminal = s.till.terminal;
+    let docs = s.journal.run(move |j| j.shift_docs(terminal)).await?;
+    Ok(Json(json!({ "terminal": terminal, "docs": docs })))
 }
 
 async fn sale(State(s): State<AppState>, _c: Cashier, Path(seq): Path<u64>) -> ApiResult<view::SaleView> {

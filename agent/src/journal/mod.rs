@@ -55,7 +55,7 @@ use serde::Serialize;
 pub use chain::VerifyReport;
 pub use handle::JournalHandle;
 pub use open_basket::BasketStore;
-pub use sales::{LoyaltyUse, ReturnRequest};
+pub use sales::{DocSummary, LoyaltyUse, ReturnRequest, SHIFT_DOCS_MAX};
 pub use stock::{CountReport, CountReportLine, CountScope, MovementRequest, StockLevel, WRITE_OFF_UNAPPROVED_MAX};
 pub use types::{PrintDoc, PrintExtras, PrintJob, Printable, Record, Role, ShiftReport, TenderTotal, User, VatLine};
 pub use users::{lockout_ms, AuthError, LOCKOUT_MAX_MS, LOCKOUT_MS, PIN_ATTEMPTS_MAX};

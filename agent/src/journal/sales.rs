@@ -101,6 +101,24 @@ impl super::Response for Return {
     }
 }
 
+/// Documents a terminal's list of receipts shows at most (a busy shift's worth).
+pub const SHIFT_DOCS_MAX: usize = 500;
+
+/// A sale or return as the till's list of receipts shows it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DocSummary {
+    pub seq: u64,
+    pub receipt_no: String,
+    /// `sale` or `return`.
+    pub kind: String,
+    pub total_kopecks: i64,
+    pub at_ms: i64,
+    /// The sale a return returns.
+    pub sale_seq: Option<u64>,
+    /// A return that cancelled the whole sale.
+    pub cancels: bool,
+}
+
 /// Lines in a return without receipt; the same bound as a basket.
 const RETURN_LINES_MAX: usize = kassa_protocol::basket::BASKET_LINES_MAX;
 
@@ -526,6 +544,30 @@ impl Journal {
         let left =
             sale.lines.iter().enumerate().map(|(i, l)| l.quantity - returned.get(i).map_or(0, |r| r.0)).collect();
         Ok(Some((sale, left)))
+    }
+
+    /// The sales and returns of `terminal`'s open shift (or, with none open, its last
+    /// one), newest first, at most [`SHIFT_DOCS_MAX`].
+    pub fn shift_docs(&self, terminal: u16) -> Result<Vec<DocSummary>, JournalError> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached(
+            "SELECT d.seq, d.receipt_no, d.kind, d.total_kopecks, r.at_ms, d.sale_seq, d.cancels FROM docs d
+               JOIN records r ON r.seq = d.record_seq
+             WHERE d.terminal = ?1 AND d.shift_id = (SELECT MAX(id) FROM shifts WHERE terminal = ?1)
+             ORDER BY d.seq DESC LIMIT ?2",
+        )?;
+        let rows = st.query_map(params![terminal, SHIFT_DOCS_MAX as i64], |r| {
+            Ok(DocSummary {
+                seq: r.get::<_, i64>(0)? as u64,
+                receipt_no: r.get(1)?,
+                kind: r.get(2)?,
+                total_kopecks: r.get(3)?,
+                at_ms: r.get(4)?,
+                sale_seq: r.get::<_, Option<i64>>(5)?.map(|s| s as u64),
+                cancels: r.get::<_, i64>(6)? != 0,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     pub fn docs_count(&self) -> Result<(u64, u64), JournalError> {
