@@ -261,8 +261,18 @@ async fn page_shows_refusals_in_words() {
 /// double-click on pay, cash in, and paper running out during a sale.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cashiers_day_on_the_tills_screen() {
+    a_cashiers_day("day", VIEWPORT).await;
+}
+
+/// The same day on a 1280×800 screen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cashiers_day_on_a_wider_screen() {
+    a_cashiers_day("day-1280", (1280, 800)).await;
+}
+
+async fn a_cashiers_day(name: &'static str, viewport: (u64, u64)) {
     init_logging();
-    let Some(page) = launch("day").await else { return };
+    let Some(page) = support::browser::launch(name, viewport).await else { return };
     let dir = tempfile::tempdir().unwrap();
     let stack = stack::start(StackOptions::ephemeral(dir.path())).await.unwrap();
     assert!(stack.catalog_ready, "the store must receive its catalog from HQ");
@@ -314,10 +324,10 @@ async fn a_cashiers_day_on_the_tills_screen() {
         .await;
     let g: Vec<f64> = geometry.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
     let [left, top, right, bottom, width, height, scroll_width, client_width] = g[..] else { panic!("{geometry}") };
-    assert_eq!((width, height), (1024.0, 768.0));
+    assert_eq!((width, height), (viewport.0 as f64, viewport.1 as f64));
     assert!(left >= 0.0 && top >= 0.0 && right <= width && bottom <= height, "✕ off screen: {geometry}");
     assert!(scroll_width <= client_width, "the basket scrolls sideways: {geometry}");
-    page.screenshot("basket-1024x768").await;
+    page.screenshot(&format!("basket-{}x{}", viewport.0, viewport.1)).await;
 
     // A double-click on pay: one sale, and the change stays shown, large.
     page.type_into("#cash", "500").await;
