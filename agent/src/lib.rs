@@ -112,6 +112,9 @@ pub async fn start(config: AgentConfig, cancel: CancellationToken) -> Result<Run
     let (print_wake, print_rx) = std::sync::mpsc::sync_channel(1);
     // A till asks one rights request at a time; a few queued cover several terminals.
     let (rights_tx, rights_rx) = mpsc::channel(8);
+    // The open basket survives a restart: restored below, saved after every change by a
+    // task of its own (never on the scan path); parked baskets live in the same file.
+    let baskets = Arc::new(journal::BasketStore::open(&dir.join("basket.sqlite"))?);
     let till = Arc::new(Till::new(
         till::TillConfig {
             terminal: config.terminal,
@@ -126,15 +129,13 @@ pub async fn start(config: AgentConfig, cancel: CancellationToken) -> Result<Run
             rights: rights_tx,
             status: status.subscribe(),
             promotions: promotions_rx,
+            baskets: baskets.clone(),
         },
     ));
     let metrics = Arc::new(metrics::Metrics::new(till.sale_commit_seconds.clone()));
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = tokio::task::JoinSet::new();
 
-    // The open basket survives a restart: restored now, saved after every change by a
-    // task of its own (never on the scan path).
-    let baskets = Arc::new(journal::BasketStore::open(&dir.join("basket.sqlite"))?);
     restore_basket(&till, &baskets, config.terminal).await?;
     tasks.spawn(save_baskets(till.subscribe(), baskets, config.terminal, cancel.clone()));
 

@@ -10,7 +10,7 @@ const $ = (id) => document.getElementById(id);
 // ---- words ----
 const WORDS = {
   ru: {
-    title: "Касса", back_room: "Склад", receipts: "Чеки", sale_word: "продажа", return_word: "возврат", reprint: "Повтор", reprinted: "Копия чека {r} печатается", no_receipts: "В этой смене чеков ещё нет", multiplier_set: "× {n}: отсканируйте товар", void_needs_manager: "Отменить чек на такую сумму может только управляющий", shift: "Смена", returns: "Возврат", logout: "Выход", item: "Товар", qty: "Кол-во",
+    title: "Касса", back_room: "Склад", park: "Отложить", parked: "Отложенные", recall: "Вернуть", parked_done: "Чек отложен", no_parked: "Отложенных чеков нет", receipts: "Чеки", sale_word: "продажа", return_word: "возврат", reprint: "Повтор", reprinted: "Копия чека {r} печатается", no_receipts: "В этой смене чеков ещё нет", multiplier_set: "× {n}: отсканируйте товар", void_needs_manager: "Отменить чек на такую сумму может только управляющий", shift: "Смена", returns: "Возврат", logout: "Выход", item: "Товар", qty: "Кол-во",
     price: "Цена", sum: "Сумма", total: "Итого", cash_given: "Наличные, ₽", pay_cash: "Оплатить наличными (F9)",
     pay_card: "Картой (F10)", pay_mixed: "Смешанная", discount: "Скидка (F4)", void: "Отменить чек (F8)",
     coupon: "Купон (F6)", coupon_code: "Код купона", saved: "Ваша выгода", promo: "Акция",
@@ -42,7 +42,7 @@ const WORDS = {
     alert_scanner_gone: "Сканер не подключён. Проверьте кабель сканера; пока можно вводить штрихкод вручную.",
   },
   en: {
-    title: "Till", back_room: "Stock", receipts: "Receipts", sale_word: "sale", return_word: "return", reprint: "Reprint", reprinted: "A copy of {r} is printing", no_receipts: "No receipts in this shift yet", multiplier_set: "× {n}: scan the item", void_needs_manager: "Only a manager may void a basket this large", shift: "Shift", returns: "Return", logout: "Log out", item: "Item", qty: "Qty",
+    title: "Till", back_room: "Stock", park: "Park", parked: "Parked", recall: "Recall", parked_done: "Basket parked", no_parked: "No parked baskets", receipts: "Receipts", sale_word: "sale", return_word: "return", reprint: "Reprint", reprinted: "A copy of {r} is printing", no_receipts: "No receipts in this shift yet", multiplier_set: "× {n}: scan the item", void_needs_manager: "Only a manager may void a basket this large", shift: "Shift", returns: "Return", logout: "Log out", item: "Item", qty: "Qty",
     price: "Price", sum: "Amount", total: "Total", cash_given: "Cash given, ₽", pay_cash: "Pay cash (F9)",
     pay_card: "Card (F10)", pay_mixed: "Mixed", discount: "Discount (F4)", void: "Void basket (F8)",
     coupon: "Coupon (F6)", coupon_code: "Coupon code", saved: "You save", promo: "Offer",
@@ -157,6 +157,9 @@ const ERRORS = {
     return_duplicate_line: "Строка чека указана дважды: укажите каждую один раз.",
     bad_return: "Укажите чек для возврата: номер чека или QR-код.",
     drawer_short: "В кассе нет столько наличных. Нужно разрешение управляющего.",
+    too_many_parked: "Отложено уже 5 чеков: верните один из них.",
+    no_such_parked: "Такого отложенного чека нет: обновите список.",
+    basket_not_empty: "Сначала оплатите или отложите текущий чек.",
     // Stock: receiving, counts, write-offs, transfers.
     no_such_inbound: "Такой поставки или перемещения нет: обновите список ожидаемых.",
     already_received: "Эта поставка уже принята.",
@@ -273,6 +276,9 @@ const ERRORS = {
     return_duplicate_line: "A line of the receipt is named twice: name each once.",
     bad_return: "Name the receipt to return: its number or QR code.",
     drawer_short: "The drawer does not hold that much cash. A manager must approve.",
+    too_many_parked: "Five baskets are parked already: recall one first.",
+    no_such_parked: "No such parked basket: refresh the list.",
+    basket_not_empty: "Pay or park the basket on the till first.",
     // Stock: receiving, counts, write-offs, transfers.
     no_such_inbound: "No such delivery or transfer: refresh the list of what is expected.",
     already_received: "This delivery was already received.",
@@ -891,6 +897,37 @@ async function returnDialog(code) {
   done(await withDrawerOverride((extra) => api("POST", "/api/returns", { sale_seq: found.sale.id.seq, lines, ...extra, idempotency_key: newKey() })));
 }
 
+// Parked baskets: set one aside for the next customer, and recall it from the list.
+async function parkedDialog() {
+  const data = await act(() => api("GET", "/api/basket/parked"));
+  if (!data) return;
+  const table = document.createElement("table");
+  table.id = "parked";
+  for (const p of data.parked) {
+    const tr = document.createElement("tr");
+    const when = new Date(p.parked_at_ms).toLocaleTimeString(lang === "ru" ? "ru-RU" : "en-GB", { hour: "2-digit", minute: "2-digit" });
+    for (const text of [when, p.first_item || "", `${p.lines} × `, rub(p.total_kopecks)]) {
+      const td = document.createElement("td");
+      td.textContent = text;
+      tr.appendChild(td);
+    }
+    const td = document.createElement("td");
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "small recall";
+    b.textContent = t("recall");
+    b.onclick = () => {
+      $("dlg").close("cancel");
+      act(() => api("POST", `/api/basket/parked/${p.slot}/recall`, { idempotency_key: newKey() }));
+    };
+    td.appendChild(b);
+    tr.appendChild(td);
+    table.appendChild(tr);
+  }
+  if (!data.parked.length) table.textContent = t("no_parked");
+  await ask(t("parked"), [], table);
+}
+
 // This terminal's receipts of the shift: a reprint or a return from the list.
 async function receiptsDialog() {
   const data = await act(() => api("GET", "/api/sales/shift"));
@@ -1044,6 +1081,8 @@ $("pay-points").onclick = async () => {
 };
 $("btn-return").onclick = returnDialog;
 $("btn-receipts").onclick = receiptsDialog;
+$("park").onclick = () => act(() => api("POST", "/api/basket/park", { idempotency_key: newKey() })).then((d) => d && show(t("parked_done"), "ok"));
+$("btn-parked").onclick = parkedDialog;
 $("btn-logout").onclick = async () => {
   await api("POST", "/api/logout").catch(() => null);
   state.user = null;

@@ -517,3 +517,44 @@ async fn the_shifts_receipts_reprint_and_return_from_the_list() {
     page.close().await;
     stack.stop().await;
 }
+
+/// A basket parked for the next customer, who pays; then the first recalled from the
+/// list and paid (a restart keeps parked baskets: `agent/tests/basket_restart.rs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_basket_is_parked_for_the_next_customer_and_recalled() {
+    init_logging();
+    let Some(page) = launch("park").await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let stack = stack::start(StackOptions::ephemeral(dir.path())).await.unwrap();
+    page.open(&stack).await;
+    page.log_in_and_open_shift().await;
+    stack.scanner.scan(MILK_GTIN.as_bytes()).unwrap();
+    page.wait("#total", "a milk", |t| t == "106,90").await;
+    page.click("#park").await;
+    page.wait_for_text("#message", "Чек отложен").await;
+    page.wait_count("#basket tr", 0).await;
+    // The next customer: two milks, paid.
+    page.type_into("#code", &format!("2*{MILK_GTIN}{ENTER}")).await;
+    page.wait("#total", "two milks", |t| t == "213,80").await;
+    // Recalling onto a basket in progress is refused in words.
+    page.click("#btn-parked").await;
+    page.wait_present("#parked .recall").await;
+    page.click("#parked .recall").await;
+    page.wait_for_text("#message", "Сначала оплатите или отложите").await;
+    page.type_into("#cash", "300").await;
+    page.click("#pay-cash").await;
+    page.wait_for_text("#message", "Сдача: 86,20").await;
+    // The parked basket comes back, with its line.
+    page.click("#btn-parked").await;
+    page.wait_for_text("#parked", "106,90").await;
+    page.click("#parked .recall").await;
+    page.wait("#total", "the parked milk", |t| t == "106,90").await;
+    page.type_into("#cash", "200").await;
+    page.click("#pay-cash").await;
+    page.wait_for_text("#message", "Сдача: 93,10").await;
+    page.click("#btn-parked").await;
+    page.wait_for_text("#dlg-form", "Отложенных чеков нет").await;
+    page.screenshot("parked").await;
+    page.close().await;
+    stack.stop().await;
+}

@@ -106,6 +106,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/basket/discount", post(discount))
         .route("/api/basket/coupons", post(add_coupon))
         .route("/api/basket/multiplier", post(set_multiplier))
+        .route("/api/basket/park", post(park))
+        .route("/api/basket/parked", get(parked))
+        .route("/api/basket/parked/{slot}/recall", post(recall))
         .route("/api/basket/void", post(void))
         .route("/api/pay", post(pay))
         .route("/api/customer", post(set_customer))
@@ -294,7 +297,8 @@ fn till_status(e: &TillError) -> StatusCode {
     use StatusCode as S;
     match e {
         TillError::UnknownBarcode(_) | TillError::UnknownPlu(_) | TillError::UnknownSku(_) => S::NOT_FOUND,
-        TillError::NoSuchCustomer => S::NOT_FOUND,
+        TillError::NoSuchCustomer | TillError::NoSuchParked(_) => S::NOT_FOUND,
+        TillError::TooManyParked | TillError::BasketNotEmpty => S::CONFLICT,
         TillError::Scan(_) | TillError::NoWeight | TillError::NoProductNumber => S::UNPROCESSABLE_ENTITY,
         TillError::Basket(_) => S::UNPROCESSABLE_ENTITY,
         TillError::NoCatalog => S::SERVICE_UNAVAILABLE,
@@ -591,6 +595,42 @@ struct KeyOnly {
 struct Multiplier {
     /// Pieces of the next item scanned or typed (`3 *`); `null` clears it.
     quantity: Option<i64>,
+}
+
+/// `POST /api/basket/park`: sets the open basket aside (kept across restarts) and starts
+/// a new one for the next customer.
+async fn park(State(s): State<AppState>, _c: Cashier, ApiJson(req): ApiJson<KeyOnly>) -> ApiResult<EventView> {
+    Ok(event(s.till.park(&req.idempotency_key).await?))
+}
+
+/// `GET /api/basket/parked`: this terminal's parked baskets, oldest first.
+async fn parked(State(s): State<AppState>, _c: Cashier) -> ApiResult {
+    let list: Vec<Value> = s
+        .till
+        .parked()
+        .await?
+        .iter()
+        .map(|p| {
+            let total = p.basket.totals().map_or(0, |t| t.total.0);
+            json!({
+                "slot": p.slot, "lines": p.basket.lines.len(), "total_kopecks": total,
+                "customer": p.customer, "parked_at_ms": p.parked_at_ms,
+                "first_item": p.basket.lines.first().map(|l| l.name.clone()),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "parked": list })))
+}
+
+/// `POST /api/basket/parked/{slot}/recall`: puts a parked basket back on the (empty)
+/// counter.
+async fn recall(
+    State(s): State<AppState>,
+    _c: Cashier,
+    Path(slot): Path<u32>,
+    ApiJson(req): ApiJson<KeyOnly>,
+) -> ApiResult<EventView> {
+    Ok(event(s.till.recall(slot, &req.idempotency_key).await?))
 }
 
 /// `POST /api/basket/multiplier`: the quantity of the next item (sold by the piece)

@@ -54,7 +54,7 @@ use serde::Serialize;
 
 pub use chain::VerifyReport;
 pub use handle::JournalHandle;
-pub use open_basket::BasketStore;
+pub use open_basket::{BasketStore, ParkedBasket, PARKED_BASKETS_MAX};
 pub use sales::{DocSummary, LoyaltyUse, ReturnRequest, SHIFT_DOCS_MAX};
 pub use stock::{CountReport, CountReportLine, CountScope, MovementRequest, StockLevel, WRITE_OFF_UNAPPROVED_MAX};
 pub use types::{PrintDoc, PrintExtras, PrintJob, Printable, Record, Role, ShiftReport, TenderTotal, User, VatLine};

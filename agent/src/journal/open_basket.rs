@@ -51,7 +51,29 @@ const MIGRATIONS: &[(u32, &str)] = &[
         // The stored basket's format (see `stored`); rows written before are format 1.
         "ALTER TABLE open_baskets ADD COLUMN format INTEGER;",
     ),
+    (
+        4,
+        // Baskets parked to serve the next customer, recalled later (stored like the open
+        // one, in its format).
+        "CREATE TABLE parked_baskets (
+             terminal INTEGER NOT NULL, slot INTEGER NOT NULL, basket BLOB NOT NULL, customer TEXT,
+             format INTEGER NOT NULL, parked_at_ms INTEGER NOT NULL, PRIMARY KEY (terminal, slot)
+         ) STRICT;",
+    ),
 ];
+
+/// Baskets a terminal keeps parked at once: enough for a queue at the till, few enough
+/// to find the customer's on a small list.
+pub const PARKED_BASKETS_MAX: usize = 5;
+
+/// A parked basket as listed.
+#[derive(Debug, Clone)]
+pub struct ParkedBasket {
+    pub slot: u32,
+    pub basket: Basket,
+    pub customer: Option<String>,
+    pub parked_at_ms: i64,
+}
 
 pub mod stored {
     //! The open basket as stored, by format. Frozen: field and variant order are the
@@ -144,7 +166,7 @@ pub struct BasketStore {
 impl BasketStore {
     /// The basket file's schema version, kept in `PRAGMA user_version`. Version 1 is the
     /// file as first released (`user_version` 0 in files of that release).
-    pub const SCHEMA_VERSION: u32 = 3;
+    pub const SCHEMA_VERSION: u32 = 4;
 
     /// Opens (or creates) the basket file, migrating an older one; a file newer than
     /// this binary is refused untouched ([`JournalError::TooNew`]).
@@ -174,6 +196,67 @@ impl BasketStore {
             params![terminal, blob, customer, stored::FORMAT],
         )?;
         Ok(())
+    }
+
+    /// Parks `basket`; returns its slot, or `None` if [`PARKED_BASKETS_MAX`] are parked.
+    pub fn park(
+        &self,
+        terminal: u16,
+        basket: &Basket,
+        customer: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Option<u32>, JournalError> {
+        let blob = super::encode(&stored::BasketV2::from(basket))?;
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn.transaction()?;
+        let (count, last): (i64, i64) = tx.query_row(
+            "SELECT COUNT(*), COALESCE(MAX(slot), 0) FROM parked_baskets WHERE terminal = ?1",
+            [terminal],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        if count as usize >= PARKED_BASKETS_MAX {
+            return Ok(None);
+        }
+        let slot = last + 1;
+        tx.execute(
+            "INSERT INTO parked_baskets (terminal, slot, basket, customer, format, parked_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![terminal, slot, blob, customer, stored::FORMAT, now_ms],
+        )?;
+        tx.commit()?;
+        Ok(Some(slot as u32))
+    }
+
+    /// The baskets parked on `terminal`, oldest first (one that does not decode is
+    /// skipped with a warning: it was never a sale).
+    pub fn parked(&self, terminal: u16) -> Result<Vec<ParkedBasket>, JournalError> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let mut st = conn.prepare(
+            "SELECT slot, basket, customer, format, parked_at_ms FROM parked_baskets WHERE terminal = ?1 ORDER BY slot",
+        )?;
+        let rows = st.query_map([terminal], |r| {
+            Ok((r.get::<_, u32>(0)?, r.get::<_, Vec<u8>>(1)?, r.get(2)?, r.get::<_, u32>(3)?, r.get(4)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (slot, blob, customer, format, parked_at_ms) = row?;
+            match decode(&blob, Some(format)) {
+                Ok(basket) => out.push(ParkedBasket { slot, basket, customer, parked_at_ms }),
+                Err(e) => tracing::warn!(terminal, slot, error = %e, "a parked basket does not decode: skipped"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Takes parked basket `slot` off the list (the till puts it back on the counter).
+    pub fn unpark(&self, terminal: u16, slot: u32) -> Result<Option<ParkedBasket>, JournalError> {
+        let found = self.parked(terminal)?.into_iter().find(|p| p.slot == slot);
+        if found.is_some() {
+            self.conn
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .execute("DELETE FROM parked_baskets WHERE terminal = ?1 AND slot = ?2", params![terminal, slot])?;
+        }
+        Ok(found)
     }
 
     /// The basket left open on `terminal`, if any. One that does not decode is dropped,

@@ -281,7 +281,7 @@ impl Till {
 }
 
 /// The answer given before under `key`; the same key with another request is refused.
-fn remembered(open: &OpenBasket, key: OpKey<'_>) -> Result<Option<TillEvent>, WriteError> {
+pub(super) fn remembered(open: &OpenBasket, key: OpKey<'_>) -> Result<Option<TillEvent>, WriteError> {
     match open.keys.iter().find(|(k, _, _)| k == key.key) {
         Some((_, digest, _)) if *digest != key.digest => Err(WriteError::KeyReuse),
         Some((_, _, ev)) => Ok(Some(ev.clone())),
@@ -289,7 +289,7 @@ fn remembered(open: &OpenBasket, key: OpKey<'_>) -> Result<Option<TillEvent>, Wr
     }
 }
 
-fn remember(open: &mut OpenBasket, key: OpKey<'_>, ev: &TillEvent) {
+pub(super) fn remember(open: &mut OpenBasket, key: OpKey<'_>, ev: &TillEvent) {
     if open.keys.len() >= BASKET_KEYS_MAX {
         open.keys.pop_front();
     }

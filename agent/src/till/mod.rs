@@ -26,6 +26,7 @@
 
 mod basket;
 mod customer;
+mod parked;
 mod payments;
 mod scan;
 mod sessions;
@@ -129,6 +130,13 @@ pub enum TillError {
     NeedsManager,
     #[error("no such customer: check the card or phone number")]
     NoSuchCustomer,
+    #[error("{max} baskets are parked already: recall one first", max = crate::journal::PARKED_BASKETS_MAX)]
+    TooManyParked,
+    #[error("no parked basket {0}")]
+    NoSuchParked(u32),
+    /// A parked basket is recalled onto an empty counter only.
+    #[error("finish or park the basket on the till first")]
+    BasketNotEmpty,
     #[error(transparent)]
     Auth(#[from] AuthError),
     #[error(transparent)]
@@ -150,6 +158,9 @@ refusal_codes! {
         TillError::NotLoggedIn => "not_logged_in",
         TillError::NeedsManager => "needs_manager",
         TillError::NoSuchCustomer => "no_such_customer",
+        TillError::TooManyParked => "too_many_parked",
+        TillError::NoSuchParked(_) => "no_such_parked",
+        TillError::BasketNotEmpty => "basket_not_empty",
     }
     delegate {
         TillError::Scan => RejectReason,
@@ -209,6 +220,8 @@ pub struct TillLinks {
     pub status: watch::Receiver<crate::status::Status>,
     /// The promotions in force (the sync client sends each new set).
     pub promotions: crate::promotions::Receiver,
+    /// The basket file, where parked baskets wait.
+    pub baskets: Arc<crate::journal::BasketStore>,
 }
 
 #[derive(Debug)]
@@ -219,6 +232,7 @@ pub struct Till {
     utc_offset_minutes: i32,
     limits: crate::config::Limits,
     promotions: crate::promotions::Receiver,
+    baskets: Arc<crate::journal::BasketStore>,
     basket: Mutex<OpenBasket>,
     sessions: Sessions,
     events: broadcast::Sender<TillEvent>,
@@ -238,13 +252,14 @@ pub struct Till {
 impl Till {
     pub fn new(config: TillConfig, journal: Arc<Journal>, links: TillLinks) -> Self {
         let TillConfig { terminal, scan_rules: rules, utc_offset_minutes, limits } = config;
-        let TillLinks { outbox_changed, print_wake, rights, status, promotions } = links;
+        let TillLinks { outbox_changed, print_wake, rights, status, promotions, baskets } = links;
         Till {
             terminal,
             rules,
             utc_offset_minutes,
             limits,
             promotions,
+            baskets,
             journal,
             // Numbered from 1 (`restore` continues after the journal's last one).
             basket: Mutex::new(OpenBasket { basket: Basket::new(1), ..OpenBasket::default() }),
