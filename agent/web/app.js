@@ -10,7 +10,7 @@ const $ = (id) => document.getElementById(id);
 // ---- words ----
 const WORDS = {
   ru: {
-    title: "Касса", back_room: "Склад", park: "Отложить", parked: "Отложенные", recall: "Вернуть", parked_done: "Чек отложен", no_parked: "Отложенных чеков нет", receipts: "Чеки", sale_word: "продажа", return_word: "возврат", reprint: "Повтор", reprinted: "Копия чека {r} печатается", no_receipts: "В этой смене чеков ещё нет", multiplier_set: "× {n}: отсканируйте товар", void_needs_manager: "Отменить чек на такую сумму может только управляющий", shift: "Смена", returns: "Возврат", logout: "Выход", item: "Товар", qty: "Кол-во",
+    title: "Касса", back_room: "Склад", park: "Отложить (F3)", parked_key: "Вернуть (F3)", parked: "Отложенные", recall: "Вернуть", parked_done: "Чек отложен", no_parked: "Отложенных чеков нет", receipts: "Чеки", sale_word: "продажа", return_word: "возврат", reprint: "Повтор", reprinted: "Копия чека {r} печатается", no_receipts: "В этой смене чеков ещё нет", multiplier_set: "× {n}: отсканируйте товар", void_needs_manager: "Отменить чек на такую сумму может только управляющий", shift: "Смена", returns: "Возврат", logout: "Выход", item: "Товар", qty: "Кол-во",
     price: "Цена", sum: "Сумма", total: "Итого", cash_given: "Наличные, ₽", pay_cash: "Оплатить наличными (F9)",
     pay_card: "Картой (F10)", pay_mixed: "Смешанная", discount: "Скидка (F4)", void: "Отменить чек (F8)",
     coupon: "Купон (F6)", coupon_code: "Код купона", saved: "Ваша выгода", promo: "Акция",
@@ -42,7 +42,7 @@ const WORDS = {
     alert_scanner_gone: "Сканер не подключён. Проверьте кабель сканера; пока можно вводить штрихкод вручную.",
   },
   en: {
-    title: "Till", back_room: "Stock", park: "Park", parked: "Parked", recall: "Recall", parked_done: "Basket parked", no_parked: "No parked baskets", receipts: "Receipts", sale_word: "sale", return_word: "return", reprint: "Reprint", reprinted: "A copy of {r} is printing", no_receipts: "No receipts in this shift yet", multiplier_set: "× {n}: scan the item", void_needs_manager: "Only a manager may void a basket this large", shift: "Shift", returns: "Return", logout: "Log out", item: "Item", qty: "Qty",
+    title: "Till", back_room: "Stock", park: "Park (F3)", parked_key: "Recall (F3)", parked: "Parked", recall: "Recall", parked_done: "Basket parked", no_parked: "No parked baskets", receipts: "Receipts", sale_word: "sale", return_word: "return", reprint: "Reprint", reprinted: "A copy of {r} is printing", no_receipts: "No receipts in this shift yet", multiplier_set: "× {n}: scan the item", void_needs_manager: "Only a manager may void a basket this large", shift: "Shift", returns: "Return", logout: "Log out", item: "Item", qty: "Qty",
     price: "Price", sum: "Amount", total: "Total", cash_given: "Cash given, ₽", pay_cash: "Pay cash (F9)",
     pay_card: "Card (F10)", pay_mixed: "Mixed", discount: "Discount (F4)", void: "Void basket (F8)",
     coupon: "Coupon (F6)", coupon_code: "Coupon code", saved: "You save", promo: "Offer",
@@ -543,6 +543,9 @@ const approval = (v) => (v.manager_user && v.manager_pin ? { user: v.manager_use
 function renderBasket() {
   const body = $("basket");
   body.replaceChildren();
+  // The park key parks a basket, or lists the parked ones when the till is empty.
+  $("park").dataset.t = state.basket.lines.length ? "park" : "parked_key";
+  $("park").textContent = t($("park").dataset.t);
   state.basket.lines.forEach((l, i) => {
     const tr = document.createElement("tr");
     const qty = quantityText(l, l.quantity);
@@ -1081,8 +1084,12 @@ $("pay-points").onclick = async () => {
 };
 $("btn-return").onclick = returnDialog;
 $("btn-receipts").onclick = receiptsDialog;
-$("park").onclick = () => act(() => api("POST", "/api/basket/park", { idempotency_key: newKey() })).then((d) => d && show(t("parked_done"), "ok"));
-$("btn-parked").onclick = parkedDialog;
+// One key for both: a basket on the till is parked; on an empty till the parked ones are
+// listed, to recall one.
+$("park").onclick = () => {
+  if (!state.basket.lines.length) return parkedDialog();
+  return act(() => api("POST", "/api/basket/park", { idempotency_key: newKey() })).then((d) => d && show(t("parked_done"), "ok"));
+};
 $("btn-logout").onclick = async () => {
   await api("POST", "/api/logout").catch(() => null);
   state.user = null;
@@ -1098,6 +1105,7 @@ $("btn-lang").onclick = () => {
 // (Enter and Escape answer it).
 const SHORTCUTS = {
   F2: () => $("customer").click(),
+  F3: () => $("park").click(),
   F4: () => $("discount").click(),
   F6: () => $("coupon").click(),
   F7: () => $("pay-points").click(),
