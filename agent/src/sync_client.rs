@@ -248,10 +248,13 @@ async fn session(
             }
         })?;
     let (mut send, mut recv) = conn.open_bi().await?;
-    let (catalog_version, promotions_version, head) =
-        blocking(journal, |j| Ok((j.catalog_version()?, j.promotions_version()?, j.outbox_head()?))).await?;
+    let (catalog_version, promotions_version, schedule_version, head) = blocking(journal, |j| {
+        Ok((j.catalog_version()?, j.promotions_version()?, j.price_schedule_version()?, j.outbox_head()?))
+    })
+    .await?;
     let mut sync = StoreSync::speaking(protocol, SOFTWARE_VERSION, journal.actor(), catalog_version, head)
-        .holding_promotions(promotions_version);
+        .holding_promotions(promotions_version)
+        .holding_price_schedule(schedule_version);
     let mut decoder = FrameDecoder::default();
     let mut buf = vec![0u8; READ_CHUNK_BYTES];
     outbox_changed.mark_unchanged();
@@ -372,6 +375,7 @@ async fn drive(
                 if blocking(journal, move |j| j.set_price_schedule(version, &changes)).await? {
                     tracing::info!(version, changes = n, "price schedule from HQ kept");
                 }
+                sync.handle_price_schedule_applied(version);
             }
             StoreEvent::PromotionsUsed { customer, promotions } => {
                 blocking(journal, move |j| j.merge_promotions_used(&customer, &promotions)).await?;

@@ -67,6 +67,8 @@ pub struct Db {
     /// The published promotions, indexed for pricing, and their version; built from the
     /// table on first use and replaced on every publication.
     promotion_set: Mutex<Option<(u64, Arc<PromotionSet>)>>,
+    /// The price schedule, indexed for pricing, with its version (`schedule`).
+    schedule_index: Mutex<Option<(u64, Arc<kassa_protocol::price_schedule::PriceSchedule>)>>,
 }
 
 type StockView = (i64, Arc<Vec<(Sku, i64)>>);
@@ -363,7 +365,12 @@ impl Db {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrate(&conn, path)?;
-        Ok(Db { conn: Mutex::new(conn), views: Mutex::new(HashMap::new()), promotion_set: Mutex::new(None) })
+        Ok(Db {
+            conn: Mutex::new(conn),
+            views: Mutex::new(HashMap::new()),
+            promotion_set: Mutex::new(None),
+            schedule_index: Mutex::new(None),
+        })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {

@@ -396,10 +396,10 @@ async fn offer_promotions(session: &mut HqSync, shared: &Shared) -> Result<(), C
     Ok(())
 }
 
-/// Offers HQ's price schedule (protocol 5 on); the store keeps it if newer.
+/// Offers HQ's price schedule to a store that lacks it (as its last digest said).
 async fn offer_price_schedule(session: &mut HqSync, shared: &Shared) -> Result<(), ConnError> {
-    if session.protocol() < 5 || *shared.price_schedule.borrow() == 0 {
-        return Ok(());
+    if !session.needs_price_schedule(*shared.price_schedule.borrow()) {
+        return Ok(()); // the common case: the store has it (no database read)
     }
     let (version, changes) = blocking(&shared.db, |db| db.price_schedule()).await?;
     session.offer_price_schedule(version, &changes);
@@ -442,13 +442,13 @@ async fn drive(session: &mut HqSync, shared: &Shared, peer: &PeerGuard) -> Resul
                 let (version, rules) = blocking(&shared.db, |db| db.rules()).await?;
                 session.offer_rules(version, &rules);
                 offer_promotions(session, shared).await?;
-                offer_price_schedule(session, shared).await?;
                 offer_inbound(session, shared).await?;
             }
             HqEvent::CompareDigests { actor, theirs } => {
                 // The store's digest says which promotions it holds: a set that did not
                 // arrive whole goes again; so do documents it has not yet received.
                 offer_promotions(session, shared).await?;
+                offer_price_schedule(session, shared).await?;
                 offer_inbound(session, shared).await?;
                 let store = actor.store;
                 let ours =

@@ -319,7 +319,7 @@ mod tests {
             batch(&[2, 3, 4, 5]),
             batch(&[7, 8]),
             batch(&(6..60).collect::<Vec<_>>()),
-            StoreMessage::Digest { digests: vec![digest], promotions_version: 0 },
+            StoreMessage::Digest { digests: vec![digest], promotions_version: 0, price_schedule_version: 0 },
             StoreMessage::Counters { entries: vec![counter.clone()] },
             StoreMessage::RightsRequest(rights),
             batch(&[60, 61]),

@@ -108,6 +108,33 @@ impl MovementKind {
         }
     }
 
+    /// The movement that receives document `doc`.
+    pub fn receiving(doc: InboundSource) -> MovementKind {
+        match doc {
+            InboundSource::Delivery(n) => MovementKind::Receipt { delivery: Some(n) },
+            InboundSource::Transfer(id) => MovementKind::TransferIn { transfer: id },
+        }
+    }
+
+    /// The inbound document it receives, if any (its receipt closes the document).
+    pub fn received(&self) -> Option<InboundSource> {
+        match *self {
+            MovementKind::Receipt { delivery: Some(n) } => Some(InboundSource::Delivery(n)),
+            MovementKind::TransferIn { transfer } => Some(InboundSource::Transfer(transfer)),
+            _ => None,
+        }
+    }
+
+    /// What it names as its source — the document it received (`delivery:N`,
+    /// `transfer:S-M`) or the count it posted (`count:N`) — as the journal, HQ and the
+    /// APIs key it; `None` for a receipt without a document, a write-off, a transfer out.
+    pub fn source_key(&self) -> Option<String> {
+        match self {
+            MovementKind::Count { count } => Some(count_key(*count)),
+            other => other.received().map(InboundSource::key),
+        }
+    }
+
     /// Which way its lines may go: `Some(true)` only into stock, `Some(false)` only out,
     /// `None` either (a count).
     fn direction(&self) -> Option<bool> {
@@ -262,6 +289,11 @@ impl InboundSource {
             InboundSource::Transfer(id) => format!("transfer:{}-{}", id.store.0, id.seq),
         }
     }
+}
+
+/// How a stock count is named as a movement's source.
+pub fn count_key(count: u64) -> String {
+    format!("count:{count}")
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -150,6 +150,8 @@ pub struct StoreSync {
     /// The newest set handed to the shell (a repeated page must not hand it twice).
     promotions_handed: u64,
     promotion_pages: Option<(u64, Vec<Definition>)>,
+    /// The price schedule version the store holds (said in every `Digest`).
+    price_schedule_version: u64,
     nearby_pages: Vec<NearbyStock>,
     transmits: VecDeque<StoreMessage>,
     events: VecDeque<StoreEvent>,
@@ -183,6 +185,7 @@ impl StoreSync {
             promotions_version: 0,
             promotions_handed: 0,
             promotion_pages: None,
+            price_schedule_version: 0,
             nearby_pages: Vec::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -207,6 +210,17 @@ impl StoreSync {
             *promotions_version = version;
         }
         self
+    }
+
+    /// Says in every `Digest` that the store holds the price schedule of `version`.
+    pub fn holding_price_schedule(mut self, version: u64) -> Self {
+        self.price_schedule_version = version;
+        self
+    }
+
+    /// The shell kept (or already held) the price schedule of `version`.
+    pub fn handle_price_schedule_applied(&mut self, version: u64) {
+        self.price_schedule_version = self.price_schedule_version.max(version);
     }
 
     /// The protocol version of this connection.
@@ -530,8 +544,8 @@ impl StoreSync {
     /// The answer to [`StoreEvent::ComputeDigests`].
     pub fn handle_digests(&mut self, digests: Vec<ActorDigest>) {
         if self.state == StoreState::Ready {
-            let promotions_version = self.promotions_version;
-            self.transmits.push_back(StoreMessage::Digest { digests, promotions_version });
+            let (promotions_version, price_schedule_version) = (self.promotions_version, self.price_schedule_version);
+            self.transmits.push_back(StoreMessage::Digest { digests, promotions_version, price_schedule_version });
         }
     }
 
@@ -607,6 +621,9 @@ pub struct HqSync {
     catalog_version: u64,
     /// The promotions version the store holds (from its `Hello`, then what was sent).
     promotions_version: u64,
+    /// The price schedule version the store holds: unknown until its first `Digest`
+    /// (protocol 5 on), then what it said or was sent.
+    price_schedule_version: Option<u64>,
     transmits: VecDeque<HqMessage>,
     events: VecDeque<HqEvent>,
 }
@@ -630,6 +647,7 @@ impl HqSync {
             applying: 0,
             catalog_version: 0,
             promotions_version: 0,
+            price_schedule_version: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -683,10 +701,11 @@ impl HqSync {
                 Ok(())
             }
             (_, StoreMessage::RightsRequest(_)) => Err(SyncError::Unexpected("a rights request before Welcome")),
-            (HqState::Ready(actor), StoreMessage::Digest { digests, promotions_version }) => {
-                // What the store holds now: a set that did not arrive whole is offered
-                // again by the shell's next `offer_promotions`.
+            (HqState::Ready(actor), StoreMessage::Digest { digests, promotions_version, price_schedule_version }) => {
+                // What the store holds now: a set or schedule that did not arrive is
+                // offered again by the shell's next `offer_promotions`/`offer_price_schedule`.
                 self.promotions_version = promotions_version;
+                self.price_schedule_version = Some(price_schedule_version);
                 if digests.len() > DIGESTS_MAX {
                     return Err(SyncError::Malformed(format!("{} digests", digests.len())));
                 }
@@ -904,11 +923,21 @@ impl HqSync {
         }
     }
 
-    /// Offers HQ's price schedule (protocol 5 on; version 0: none published, nothing is
-    /// sent). The store keeps it only if newer than its own, so sending it on every
-    /// connect is harmless.
+    /// Whether the store would be sent the price schedule of `version` (the shell then
+    /// reads it): the connection carries schedules (protocol 5 on), one is published, and
+    /// the store holds an older one or has not said yet.
+    pub fn needs_price_schedule(&self, version: u64) -> bool {
+        matches!(self.state, HqState::Ready(_))
+            && self.protocol >= 5
+            && version > 0
+            && self.price_schedule_version.is_none_or(|held| version > held)
+    }
+
+    /// Offers HQ's price schedule; sent only if [`Self::needs_price_schedule`]. The store
+    /// says in its next `Digest` what it holds, so one that did not arrive goes again.
     pub fn offer_price_schedule(&mut self, version: u64, changes: &[crate::price_schedule::ScheduledPrice]) {
-        if matches!(self.state, HqState::Ready(_)) && self.protocol >= 5 && version > 0 {
+        if self.needs_price_schedule(version) {
+            self.price_schedule_version = Some(version);
             self.transmits.push_back(HqMessage::PriceSchedule { version, changes: changes.to_vec() });
         }
     }

@@ -277,6 +277,7 @@ fn store_messages(version: u32) -> Vec<(&'static str, StoreMessage)> {
                     ActorDigest { actor: ACTOR, entries: 3, p: 1, n: 9_946 },
                 ],
                 promotions_version: if version >= 4 { 5 } else { 0 },
+                price_schedule_version: if version >= 5 { 3 } else { 0 },
             },
         ),
         (

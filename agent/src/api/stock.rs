@@ -77,15 +77,11 @@ fn inbound_json(d: &Inbound) -> Value {
 }
 
 fn movement_json(m: &Movement, replayed: bool) -> Value {
-    let (to_store, source) = match &m.kind {
-        MovementKind::TransferOut { to } => (Some(to.0), None),
-        MovementKind::Receipt { delivery: Some(n) } => (None, Some(format!("delivery:{n}"))),
-        MovementKind::TransferIn { transfer } => {
-            (None, Some(kassa_protocol::movements::InboundSource::Transfer(*transfer).key()))
-        }
-        MovementKind::Count { count } => (None, Some(format!("count:{count}"))),
-        _ => (None, None),
+    let to_store = match m.kind {
+        MovementKind::TransferOut { to } => Some(to.0),
+        _ => None,
     };
+    let source = m.kind.source_key();
     json!({
         "id": m.id.to_string(),
         "seq": m.id.seq,

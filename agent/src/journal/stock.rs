@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use kassa_protocol::catalog::{CatalogItem, Unit};
 use kassa_protocol::movements::{
-    count_adjustments, CountedSku, Inbound, InboundSource, Movement, MovementError, MovementId, MovementKind,
-    MovementLine, WriteOffReason, MOVEMENT_LINES_MAX, MOVEMENT_QUANTITY_MAX,
+    count_adjustments, count_key, CountedSku, Inbound, Movement, MovementError, MovementId, MovementKind, MovementLine,
+    WriteOffReason, MOVEMENT_LINES_MAX, MOVEMENT_QUANTITY_MAX,
 };
 use kassa_protocol::wire::Change;
 use kassa_protocol::{Kopecks, Sku, StoreId};
@@ -46,14 +46,6 @@ pub enum MovementRequest {
         to: StoreId,
         lines: Vec<(Sku, i64)>,
     },
-}
-
-fn source_key(source: InboundSource) -> String {
-    source.key()
-}
-
-fn count_key(id: u64) -> String {
-    format!("count:{id}")
 }
 
 /// What a count covers.
@@ -193,7 +185,7 @@ impl Journal {
         let digest = RequestDigest::of("movement", &(request, approved_by, note));
         let conn = self.conn();
         idempotent(&conn, key, "movement", digest, |tx| {
-            let (kind, lines, source) = plan_movement(tx, request, approved_by)?;
+            let (kind, lines) = plan_movement(tx, request, approved_by)?;
             let movement = Movement {
                 id: MovementId { store: self.store, seq: next_movement_seq(tx)? },
                 kind,
@@ -203,25 +195,25 @@ impl Journal {
                 note: note.to_owned(),
                 created_at_ms: now_ms,
             };
-            self.commit_movement(tx, terminal, movement, source)
+            self.commit_movement(tx, terminal, movement)
         })
     }
 
     /// Writes a planned movement: record, query rows, counters, outbox entry.
-    fn commit_movement(
-        &self,
-        tx: &Connection,
-        terminal: u16,
-        movement: Movement,
-        source: Option<String>,
-    ) -> Result<Movement, WriteError> {
+    fn commit_movement(&self, tx: &Connection, terminal: u16, movement: Movement) -> Result<Movement, WriteError> {
         movement.validate()?;
         let record = Record::Movement { movement: movement.clone() };
         let record_seq = chain::append(tx, terminal, &movement.by, movement.created_at_ms, &record)?;
         exec(
             tx,
             "INSERT INTO movements (seq, record_seq, reason, source, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![movement.id.seq as i64, record_seq, movement.kind.reason(), source, movement.created_at_ms],
+            params![
+                movement.id.seq as i64,
+                record_seq,
+                movement.kind.reason(),
+                movement.kind.source_key(),
+                movement.created_at_ms
+            ],
         )?;
         for l in &movement.lines {
             exec(
@@ -239,7 +231,7 @@ impl Journal {
     pub fn keep_inbound(&self, doc: &Inbound, now_ms: i64) -> Result<bool, JournalError> {
         let n = self.conn().execute(
             "INSERT OR IGNORE INTO inbound (source, doc, format, arrived_at_ms) VALUES (?1, ?2, ?3, ?4)",
-            params![source_key(doc.source), format::encode_inbound(doc), format::INBOUND_FORMAT, now_ms],
+            params![doc.source.key(), format::encode_inbound(doc), format::INBOUND_FORMAT, now_ms],
         )?;
         Ok(n == 1)
     }
@@ -434,7 +426,7 @@ impl Journal {
                 note: String::new(),
                 created_at_ms: now_ms,
             };
-            self.commit_movement(tx, terminal, movement, Some(count_key(count)))?;
+            self.commit_movement(tx, terminal, movement)?;
             Ok(count_report(tx, count)?.expect("exists"))
         })
     }
@@ -444,13 +436,13 @@ fn next_movement_seq(tx: &Connection) -> Result<u64, JournalError> {
     Ok(query_row(tx, "SELECT COALESCE(MAX(seq), 0) + 1 FROM movements", [], |r| r.get::<_, i64>(0))? as u64)
 }
 
-/// What a request moves: its kind, its lines (signed, named), and the source it
-/// receives, checked against the catalog, the inbound documents and the approval rules.
+/// What a request moves: its kind and its lines (signed, named), checked against the
+/// catalog, the inbound documents and the approval rules.
 fn plan_movement(
     tx: &Connection,
     request: &MovementRequest,
     approved_by: Option<&str>,
-) -> Result<(MovementKind, Vec<MovementLine>, Option<String>), WriteError> {
+) -> Result<(MovementKind, Vec<MovementLine>), WriteError> {
     let items = |lines: &[(Sku, i64)]| -> Result<Vec<(CatalogItem, i64)>, WriteError> {
         if lines.len() > MOVEMENT_LINES_MAX {
             return Err(MovementError::TooManyLines.into());
@@ -478,25 +470,19 @@ fn plan_movement(
             if received(tx, key)? {
                 return Err(WriteError::AlreadyReceived(key.clone()));
             }
-            let arrived: BTreeMap<Sku, (String, i64)> =
-                items(lines)?.into_iter().map(|(i, q)| (i.sku, (i.name, q))).collect();
-            if arrived.len() != lines.len() {
-                let dup = lines.iter().find(|(s, _)| lines.iter().filter(|(t, _)| t == s).count() > 1);
-                return Err(
-                    MovementError::DuplicateSku(dup.map(|(s, _)| s.clone()).unwrap_or(Sku(String::new()))).into()
-                );
+            let mut arrived: BTreeMap<Sku, (String, i64)> = BTreeMap::new();
+            for (i, q) in items(lines)? {
+                if arrived.insert(i.sku.clone(), (i.name, q)).is_some() {
+                    return Err(MovementError::DuplicateSku(i.sku).into());
+                }
             }
-            let kind = match doc.source {
-                InboundSource::Delivery(n) => MovementKind::Receipt { delivery: Some(n) },
-                InboundSource::Transfer(id) => MovementKind::TransferIn { transfer: id },
-            };
-            Ok((kind, doc.receipt_lines(&arrived), Some(key.clone())))
+            Ok((MovementKind::receiving(doc.source), doc.receipt_lines(&arrived)))
         }
         MovementRequest::Receive { source: None, lines } => {
             if approved_by.is_none() {
                 return Err(WriteError::NeedsManager("goods received without a delivery"));
             }
-            Ok((MovementKind::Receipt { delivery: None }, signed(items(lines)?, 1), None))
+            Ok((MovementKind::Receipt { delivery: None }, signed(items(lines)?, 1)))
         }
         MovementRequest::WriteOff { reason, lines } => {
             let items = items(lines)?;
@@ -504,10 +490,10 @@ fn plan_movement(
             if value.is_none_or(|v| v > WRITE_OFF_UNAPPROVED_MAX.0) && approved_by.is_none() {
                 return Err(WriteError::NeedsManager("a write-off of this value"));
             }
-            Ok((MovementKind::WriteOff { reason: *reason }, signed(items, -1), None))
+            Ok((MovementKind::WriteOff { reason: *reason }, signed(items, -1)))
         }
         MovementRequest::TransferOut { to, lines } => {
-            Ok((MovementKind::TransferOut { to: *to }, signed(items(lines)?, -1), None))
+            Ok((MovementKind::TransferOut { to: *to }, signed(items(lines)?, -1)))
         }
     }
 }

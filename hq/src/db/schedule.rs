@@ -5,6 +5,7 @@ use kassa_protocol::price_schedule::{PriceSchedule, ScheduledPrice};
 use kassa_protocol::promotions::LocalTime;
 use kassa_protocol::{Kopecks, Sku};
 use rusqlite::params;
+use std::sync::Arc;
 
 use super::access::audit_in;
 use super::{meta, set_meta, Db, DbError, NewAudit};
@@ -54,9 +55,21 @@ impl Db {
         Ok((version, rows.collect::<Result<_, _>>()?))
     }
 
-    /// The schedule, indexed for pricing.
-    pub fn price_schedule_index(&self) -> Result<PriceSchedule, DbError> {
-        let (_, changes) = self.price_schedule()?;
-        PriceSchedule::new(&changes).map_err(|e| DbError::Corrupt(format!("stored price schedule: {e}")))
+    /// The schedule, indexed for pricing: built once per published version (a point read
+    /// of the version per basket priced, not the whole table).
+    pub fn price_schedule_index(&self) -> Result<Arc<PriceSchedule>, DbError> {
+        let current = meta(&self.conn(), "price_schedule_version")?;
+        let mut cache = self.schedule_index.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((version, index)) = cache.as_ref() {
+            if *version == current {
+                return Ok(index.clone());
+            }
+        }
+        let (version, changes) = self.price_schedule()?;
+        let index = Arc::new(
+            PriceSchedule::new(&changes).map_err(|e| DbError::Corrupt(format!("stored price schedule: {e}")))?,
+        );
+        *cache = Some((version, index.clone()));
+        Ok(index)
     }
 }

@@ -48,10 +48,6 @@ CREATE TABLE inbound (
 CREATE INDEX inbound_open ON inbound (store) WHERE received_seq IS NULL;
 ";
 
-fn source_key(source: InboundSource) -> String {
-    source.key()
-}
-
 /// A document as HQ lists it: what it is, where it goes, and whether it arrived.
 #[derive(Debug, Clone, Serialize)]
 pub struct InboundRow {
@@ -86,12 +82,7 @@ pub struct MovementTotal {
 /// Applies one movement of a store's batch (once: a resend changes nothing); returns
 /// the store that now has a transfer to receive, if it was a transfer out.
 pub(super) fn apply_movement(tx: &Transaction<'_>, m: &Movement, now_ms: i64) -> Result<Option<StoreId>, DbError> {
-    let source = match &m.kind {
-        MovementKind::Receipt { delivery: Some(n) } => Some(source_key(InboundSource::Delivery(*n))),
-        MovementKind::TransferIn { transfer } => Some(source_key(InboundSource::Transfer(*transfer))),
-        MovementKind::Count { count } => Some(format!("count:{count}")),
-        _ => None,
-    };
+    let source = m.kind.source_key();
     let inserted = tx
         .prepare_cached(
             "INSERT OR IGNORE INTO movements (store, seq, reason, source, by_user, approved_by, note, at_ms, applied_at_ms, record, format)
@@ -118,7 +109,8 @@ pub(super) fn apply_movement(tx: &Transaction<'_>, m: &Movement, now_ms: i64) ->
     for l in &m.lines {
         insert.execute(params![m.id.store.0, m.id.seq as i64, l.sku.as_str(), l.name, l.quantity, l.expected])?;
     }
-    if let Some(source) = source.filter(|s| !s.starts_with("count:")) {
+    if let Some(doc) = m.kind.received() {
+        let source = doc.key();
         tx.prepare_cached(
             "UPDATE inbound SET received_seq = ?3, received_at_ms = ?4 WHERE store = ?1 AND source = ?2 AND received_seq IS NULL",
         )?
@@ -147,7 +139,7 @@ fn insert_inbound(conn: &Connection, doc: &Inbound) -> Result<(), DbError> {
     )?
     .execute(params![
         doc.store.0,
-        source_key(doc.source),
+        doc.source.key(),
         super::format::encode(&data::Inbound::from(doc)),
         doc.created_at_ms
     ])?;
@@ -249,7 +241,7 @@ impl Db {
                     None => Vec::new(),
                 };
                 Ok(InboundRow {
-                    source: source_key(doc.source),
+                    source: doc.source.key(),
                     store: doc.store.0,
                     from_store: match doc.source {
                         InboundSource::Transfer(id) => Some(id.store.0),

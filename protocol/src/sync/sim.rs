@@ -75,6 +75,8 @@ struct StoreDurable {
     received: std::collections::BTreeSet<String>,
     /// Its movements' own sequence.
     movements: u64,
+    /// The price schedule version it keeps (an HQ-published register, like promotions).
+    schedule: u64,
 }
 
 struct Store {
@@ -96,6 +98,8 @@ struct HqDurable {
     promotions_version: u64,
     /// Transfers shipped to a store, by key: the document and whether it was received.
     inbound: BTreeMap<String, (Inbound, bool)>,
+    /// The price schedule version HQ last published (0: none yet).
+    schedule_version: u64,
 }
 
 /// The set of promotions HQ publishes as version `version` (a few, named after it, so
@@ -110,6 +114,18 @@ fn promotions_of(version: u64) -> Vec<Definition> {
                 "channels": ["store"], "audience": "everyone"
             }))
             .expect("a valid definition")
+        })
+        .collect()
+}
+
+/// The price schedule HQ publishes as version `version`: a change per version, so that
+/// a store holding a mix of two versions would show.
+fn schedule_of(version: u64) -> Vec<crate::price_schedule::ScheduledPrice> {
+    (1..=version % 3)
+        .map(|i| crate::price_schedule::ScheduledPrice {
+            sku: Sku(i.to_string()),
+            at: crate::promotions::LocalTime { day: 20_000 + version as i32, minute: 60 * i as u16 },
+            price: Kopecks(100 * version as i64 + i as i64),
         })
         .collect()
 }
@@ -325,6 +341,7 @@ impl World {
                         inbound: BTreeMap::new(),
                         received: Default::default(),
                         movements: 0,
+                        schedule: 0,
                     },
                     session: None,
                     partitioned_until: 0,
@@ -337,6 +354,7 @@ impl World {
                 points: LoyaltyAccount::new(customer()),
                 promotions_version: 0,
                 inbound: BTreeMap::new(),
+                schedule_version: 0,
             },
             points_spent: 0,
             lost_counters: false,
@@ -536,8 +554,11 @@ impl World {
             return;
         }
         let s = &mut self.stores[i];
-        s.session =
-            Some(StoreSync::new(s.actor, 0, s.durable.outbox.len() as u64).holding_promotions(s.durable.promotions.0));
+        s.session = Some(
+            StoreSync::new(s.actor, 0, s.durable.outbox.len() as u64)
+                .holding_promotions(s.durable.promotions.0)
+                .holding_price_schedule(s.durable.schedule),
+        );
         let link = Link { tampered: false, lost: false, last_heard: self.now };
         let conn = Conn {
             hq_side: HqSync::new(s.id),
@@ -606,11 +627,16 @@ impl World {
                     // Kept once: a resend (after a digest, on reconnect) changes nothing.
                     s.durable.inbound.entry(doc.source.key()).or_insert(doc);
                 }
+                StoreEvent::PriceSchedule { version, changes } => {
+                    // Sent whole on every connect: kept only if newer, exactly HQ's.
+                    assert_eq!(changes, schedule_of(version), "store {} got a mangled schedule", s.id);
+                    s.durable.schedule = s.durable.schedule.max(version);
+                    session.handle_price_schedule_applied(version);
+                }
                 StoreEvent::NearbyStock { .. }
                 | StoreEvent::Rights(_)
                 | StoreEvent::Rules { .. }
-                | StoreEvent::PromotionsUsed { .. }
-                | StoreEvent::PriceSchedule { .. } => {}
+                | StoreEvent::PromotionsUsed { .. } => {}
             }
         }
         if let Some(conn) = self.conns.get_mut(&i) {
@@ -669,6 +695,9 @@ impl World {
                     }
                     HqEvent::CompareDigests { actor, theirs } => {
                         conn.hq_side.offer_inbound(&open_inbound(&self.hq, actor.store));
+                        // The digest said which schedule the store holds: sent if it lacks it.
+                        let schedule = self.hq.schedule_version;
+                        conn.hq_side.offer_price_schedule(schedule, &schedule_of(schedule));
                         let ours = crate::stock::digests(&entries(&self.hq.counters, |k| k.0 == actor.store));
                         let find = |d: &[crate::stock::ActorDigest], a| d.iter().find(|x| x.actor == a).cloned();
                         conn.hq_side.digests_compared(find(&ours, actor) != find(&theirs, actor));
@@ -790,6 +819,15 @@ impl World {
                 self.hq.counters.retain(|k, _| !(k.0 == id && k.2 == actor));
                 self.lost_counters = true;
             }
+            95 => {
+                // HQ publishes a new price schedule; connected stores are offered it.
+                self.hq.schedule_version += 1;
+                let version = self.hq.schedule_version;
+                for conn in self.conns.values_mut() {
+                    conn.hq_side.offer_price_schedule(version, &schedule_of(version));
+                    conn.to_store.extend(std::iter::from_fn(|| conn.hq_side.poll_transmit()));
+                }
+            }
             94 => {
                 // HQ publishes a new set of promotions; connected stores are offered it.
                 self.hq.promotions_version += 1;
@@ -852,6 +890,7 @@ impl World {
         assert!(self.hq.sales.values().all(|&n| n == 1), "a sale applied twice");
         for s in &self.stores {
             assert!(s.durable.promotions.0 <= self.hq.promotions_version, "store {} is ahead of HQ's promotions", s.id);
+            assert!(s.durable.schedule <= self.hq.schedule_version, "store {} is ahead of HQ's schedule", s.id);
             // A store keeps only documents HQ opened for it, as HQ opened them, and
             // receives each once.
             for (key, doc) in &s.durable.inbound {
@@ -897,6 +936,7 @@ impl World {
                     && entries(&self.hq.counters, |k| k.0 == s.id && k.2 == HQ_ACTOR)
                         == entries(&s.durable.counters, |k| k.2 == HQ_ACTOR)
                     && s.durable.promotions.0 == self.hq.promotions_version
+                    && s.durable.schedule == self.hq.schedule_version
             }) && self.hq.inbound.values().all(|(_, received)| *received);
             if done {
                 break;
@@ -920,6 +960,7 @@ impl World {
         for s in &self.stores {
             assert_eq!(s.durable.acked, s.durable.outbox.len() as u64, "store {} did not drain its outbox", s.id);
             assert_eq!(s.durable.promotions.0, self.hq.promotions_version, "store {} lacks HQ's promotions", s.id);
+            assert_eq!(s.durable.schedule, self.hq.schedule_version, "store {} lacks HQ's price schedule", s.id);
             assert_eq!(self.hq.progress.get(&s.id).copied().unwrap_or(0), s.durable.outbox.len() as u64);
             // Every replica's counters are equal.
             assert_eq!(

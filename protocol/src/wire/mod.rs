@@ -201,7 +201,9 @@ pub enum StoreMessage {
     /// (its own and HQ's), and the promotions version it holds (protocol 4 on; 0
     /// before), so that HQ sends again a set that did not arrive whole. Sent now and
     /// then once the outbox is drained.
-    Digest { digests: Vec<ActorDigest>, promotions_version: u64 },
+    /// From protocol 5 the digest also says the price schedule version the store holds
+    /// (0 before), so that HQ sends a schedule only to a store that lacks it.
+    Digest { digests: Vec<ActorDigest>, promotions_version: u64, price_schedule_version: u64 },
     /// All of the store's own counter entries, asked for by [`HqMessage::SendCounters`].
     Counters { entries: Vec<CounterEntry> },
 }

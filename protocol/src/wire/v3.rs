@@ -58,7 +58,7 @@ impl TryFrom<&super::StoreMessage> for StoreMessage {
             }
             D::Batch { entries, head } => StoreMessage::Batch { entries: try_to(entries)?, head: *head },
             D::RightsRequest(r) => StoreMessage::RightsRequest(r.into()),
-            D::Digest { digests, promotions_version: _ } => StoreMessage::Digest { digests: to(digests) },
+            D::Digest { digests, .. } => StoreMessage::Digest { digests: to(digests) },
             D::Counters { entries } => StoreMessage::Counters { entries: to(entries) },
         })
     }
@@ -83,7 +83,9 @@ impl TryFrom<StoreMessage> for super::StoreMessage {
             }
             StoreMessage::Batch { entries, head } => D::Batch { entries: from(entries), head },
             StoreMessage::RightsRequest(r) => D::RightsRequest(r.into()),
-            StoreMessage::Digest { digests } => D::Digest { digests: from(digests), promotions_version: 0 },
+            StoreMessage::Digest { digests } => {
+                D::Digest { digests: from(digests), promotions_version: 0, price_schedule_version: 0 }
+            }
             StoreMessage::Counters { entries } => D::Counters { entries: from(entries) },
         })
     }

@@ -84,7 +84,7 @@ impl TryFrom<&super::StoreMessage> for StoreMessage {
             }
             D::Batch { entries, head } => StoreMessage::Batch { entries: try_to(entries)?, head: *head },
             D::RightsRequest(r) => StoreMessage::RightsRequest(r.into()),
-            D::Digest { digests, promotions_version } => {
+            D::Digest { digests, promotions_version, .. } => {
                 StoreMessage::Digest { digests: to(digests), promotions_version: *promotions_version }
             }
             D::Counters { entries } => StoreMessage::Counters { entries: to(entries) },
@@ -112,7 +112,7 @@ impl TryFrom<StoreMessage> for super::StoreMessage {
             StoreMessage::Batch { entries, head } => D::Batch { entries: from(entries), head },
             StoreMessage::RightsRequest(r) => D::RightsRequest(r.into()),
             StoreMessage::Digest { digests, promotions_version } => {
-                D::Digest { digests: from(digests), promotions_version }
+                D::Digest { digests: from(digests), promotions_version, price_schedule_version: 0 }
             }
             StoreMessage::Counters { entries } => D::Counters { entries: from(entries) },
         })

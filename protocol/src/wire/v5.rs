@@ -1,4 +1,5 @@
 //! Protocol 5 (`kassa-sync/5`), the current protocol: protocol 4 with stock movements.
+//! - `Digest` also says the version of the price schedule the store holds.
 //! - Outbox entries travel in data format 3 ([`crate::format::v3`]): a change may be a
 //!   stock movement (receipt, count adjustments, write-off, transfer out or in) with the
 //!   store's running totals after it.
@@ -38,6 +39,7 @@ pub enum StoreMessage {
     Digest {
         digests: Vec<v1::ActorDigest>,
         promotions_version: u64,
+        price_schedule_version: u64,
     },
     Counters {
         entries: Vec<v1::CounterEntry>,
@@ -89,9 +91,11 @@ impl TryFrom<&super::StoreMessage> for StoreMessage {
             }
             D::Batch { entries, head } => StoreMessage::Batch { entries: to(entries), head: *head },
             D::RightsRequest(r) => StoreMessage::RightsRequest(r.into()),
-            D::Digest { digests, promotions_version } => {
-                StoreMessage::Digest { digests: to(digests), promotions_version: *promotions_version }
-            }
+            D::Digest { digests, promotions_version, price_schedule_version } => StoreMessage::Digest {
+                digests: to(digests),
+                promotions_version: *promotions_version,
+                price_schedule_version: *price_schedule_version,
+            },
             D::Counters { entries } => StoreMessage::Counters { entries: to(entries) },
         })
     }
@@ -118,8 +122,8 @@ impl TryFrom<StoreMessage> for super::StoreMessage {
                 D::Batch { entries: entries.into_iter().map(TryInto::try_into).collect::<Result<_, _>>()?, head }
             }
             StoreMessage::RightsRequest(r) => D::RightsRequest(r.into()),
-            StoreMessage::Digest { digests, promotions_version } => {
-                D::Digest { digests: from(digests), promotions_version }
+            StoreMessage::Digest { digests, promotions_version, price_schedule_version } => {
+                D::Digest { digests: from(digests), promotions_version, price_schedule_version }
             }
             StoreMessage::Counters { entries } => D::Counters { entries: from(entries) },
         })
