@@ -160,6 +160,7 @@ pub async fn start(config: AgentConfig, cancel: CancellationToken) -> Result<Run
     // as HQ acknowledges): a store offline for hours shows what waits.
     let handle = journal::JournalHandle::new(journal.clone());
     tasks.spawn(count_unsent(outbox_rx.clone(), status.clone(), handle, cancel.clone()));
+    tasks.spawn(expire_orders(till.clone(), cancel.clone()));
 
     if let Some(tls) = tls {
         let store = sync_client::Store { journal: journal.clone(), status: status.clone(), promotions: promotions_tx };
@@ -275,6 +276,22 @@ async fn handle_scans(
 }
 
 /// Sets the status board's unsent count after every commit that wrote to the outbox.
+/// How often the agent expires the orders whose pickup time is up (the Orders list also
+/// does before it shows them).
+const ORDER_EXPIRY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+async fn expire_orders(till: Arc<Till>, cancel: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep(ORDER_EXPIRY_INTERVAL) => {}
+        }
+        if let Err(e) = till.expire_orders(crate::clock::now_ms()).await {
+            tracing::warn!(error = %e, "cannot expire orders");
+        }
+    }
+}
+
 async fn count_unsent(
     mut changed: watch::Receiver<u64>,
     status: status::StatusBoard,

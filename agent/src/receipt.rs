@@ -16,7 +16,57 @@ pub fn render_job(job: &PrintJob, profile: PrinterProfile, utc_offset_minutes: i
         Printable::Sale(sale) => render_with(sale, x, profile, copy, utc_offset_minutes),
         Printable::Return(ret) => render_return(ret, x, profile, copy, utc_offset_minutes),
         Printable::Report { report, closing } => render_report(report, *closing, profile, utc_offset_minutes),
+        Printable::Order { order, taken } => render_order(order, taken.as_deref(), profile, utc_offset_minutes),
     }
+}
+
+/// An order's picking list (`taken == None`: every line, with a box to tick, and the
+/// pickup code to stick on the bag), or the slip of its handover (what the customer
+/// took; a prepaid order's only paper — an order paid at pickup gets its sale receipt).
+fn render_order(
+    order: &kassa_protocol::orders::Order,
+    taken: Option<&[i64]>,
+    profile: PrinterProfile,
+    utc_offset_minutes: i32,
+) -> Vec<u8> {
+    use kassa_protocol::orders::Payment;
+    let mut e = Encoder::new(profile);
+    let title = if taken.is_some() { "ВЫДАЧА ЗАКАЗА" } else { "СБОРКА ЗАКАЗА" };
+    header(&mut e, order.store, title, false);
+    e.columns(&format!("Заказ № {}", order.id), &format_time(order.created_at_ms, utc_offset_minutes));
+    e.columns("Хранить до", &format_time(order.expires_at_ms, utc_offset_minutes));
+    if !order.note.is_empty() {
+        e.line(&order.note);
+    }
+    if let Some(p) = &order.phone {
+        e.line(&format!("Телефон: +{}", p.digits()));
+    }
+    e.line(&"-".repeat(profile.columns));
+    for (i, l) in order.lines.iter().enumerate() {
+        match taken {
+            None => {
+                e.line(&format!("[ ] {}", l.name));
+                e.columns(&format!("    {}", l.sku), &quantity_text(l.unit, l.quantity));
+            }
+            Some(t) => {
+                let q = t.get(i).copied().unwrap_or(0);
+                e.line(&l.name);
+                let what = if q == 0 { "отказ".to_owned() } else { quantity_text(l.unit, q) };
+                e.columns(&format!("  заказано {}", quantity_text(l.unit, l.quantity)), &what);
+            }
+        }
+    }
+    e.line(&"-".repeat(profile.columns));
+    let paid = match order.payment {
+        Payment::Prepaid => "Оплачен онлайн",
+        Payment::AtPickup => "Оплата при получении",
+    };
+    e.bold(true).columns(paid, &format!("={}", order.total())).bold(false);
+    e.align(Align::Centre);
+    e.qr(order.code().as_bytes(), 5).newline();
+    e.line(&order.code());
+    footer(&mut e, false);
+    e.finish()
 }
 
 /// The cashier as a receipt names them: their name, else the login.

@@ -380,6 +380,29 @@ async fn drive(
             StoreEvent::PromotionsUsed { customer, promotions } => {
                 blocking(journal, move |j| j.merge_promotions_used(&customer, &promotions)).await?;
             }
+            StoreEvent::Order(order) => {
+                let (id, lines) = (order.id, order.lines.len());
+                if blocking(journal, move |j| j.keep_order(&order, crate::clock::now_ms())).await? {
+                    tracing::info!(order = %id, lines, "an order for pickup here, from HQ: reserved and accepted");
+                    // Its acceptance is in the outbox: send it now.
+                    let head = blocking(journal, |j| j.outbox_head()).await?;
+                    sync.handle_committed(head);
+                }
+            }
+            StoreEvent::OrderCancel(id) => {
+                let state = blocking(journal, move |j| j.cancel_order_from_hq(id, crate::clock::now_ms())).await?;
+                match state {
+                    Some(kassa_protocol::orders::OrderState::Cancelled) => {
+                        tracing::info!(order = %id, "order cancelled by HQ; its stock released");
+                        let head = blocking(journal, |j| j.outbox_head()).await?;
+                        sync.handle_committed(head);
+                    }
+                    Some(s) => {
+                        tracing::info!(order = %id, state = s.code(), "HQ's cancellation came after the order ended here")
+                    }
+                    None => tracing::warn!(order = %id, "HQ cancelled an order this store never received"),
+                }
+            }
             StoreEvent::Inbound(doc) => {
                 let source = doc.source.key();
                 let lines = doc.lines.len();

@@ -173,6 +173,11 @@ const GUARDED: &[(&str, &str)] = &[
     ("GET", "/api/stock/counts/1"),
     ("POST", "/api/stock/counts/1/scan"),
     ("POST", "/api/stock/counts/1/post"),
+    ("GET", "/api/orders"),
+    ("GET", "/api/orders/find?code=Z10454"),
+    ("GET", "/api/orders/1"),
+    ("POST", "/api/orders/1/collect"),
+    ("POST", "/api/orders/1/ready"),
 ];
 
 /// The routes the router declares, read from its source: the lists above must name

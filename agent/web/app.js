@@ -10,6 +10,7 @@ const $ = (id) => document.getElementById(id);
 // ---- words ----
 const WORDS = {
   ru: {
+    orders: "Заказы (F1)", order_new: "новый", order_accepted: "принят", order_picking: "собирается", order_ready: "готов к выдаче", order_collected: "выдан", order_expired: "истёк", order_cancelled: "отменён", overdue: "просрочен", prepaid: "оплачен онлайн", at_pickup: "оплата при получении", until: "до", no_orders: "Заказов нет", order_pick: "Собрать", order_ready_btn: "Готов", order_hand_over: "Выдать", order_print: "Лист сборки", order_cancel: "Отказ", order_find_ph: "Код заказа, номер или телефон — Enter", order_moved: "Заказ № {n}: {s}", order_pay_by: "Оплата", order_closed: "Заказ уже {s}.", order_hand_over_title: "Выдача заказа № {n}", order_collected: "Заказ № {n} выдан", order_collected_paid: "Заказ № {n} выдан, чек {r}. Сдача: {c} ₽", reserved_short: "{name}: {r} зарезервировано для заказов, свободно {a} — продажа берёт товар заказа", stock_reserved: "в резерве",
     title: "Касса", back_room: "Склад", park: "Отложить (F3)", parked_key: "Вернуть (F3)", parked: "Отложенные", recall: "Вернуть", parked_done: "Чек отложен", no_parked: "Отложенных чеков нет", receipts: "Чеки", sale_word: "продажа", return_word: "возврат", reprint: "Повтор", reprinted: "Копия чека {r} печатается", no_receipts: "В этой смене чеков ещё нет", multiplier_set: "× {n}: отсканируйте товар", void_needs_manager: "Отменить чек на такую сумму может только управляющий", shift: "Смена", returns: "Возврат", logout: "Выход", item: "Товар", qty: "Кол-во",
     price: "Цена", sum: "Сумма", total: "Итого", cash_given: "Наличные, ₽", pay_cash: "Оплатить наличными (F9)",
     pay_card: "Картой (F10)", pay_mixed: "Смешанная", discount: "Скидка (F4)", void: "Отменить чек (F8)",
@@ -42,6 +43,7 @@ const WORDS = {
     alert_scanner_gone: "Сканер не подключён. Проверьте кабель сканера; пока можно вводить штрихкод вручную.",
   },
   en: {
+    orders: "Orders (F1)", order_new: "new", order_accepted: "accepted", order_picking: "picking", order_ready: "ready for pickup", order_collected: "collected", order_expired: "expired", order_cancelled: "cancelled", overdue: "overdue", prepaid: "paid online", at_pickup: "pay at pickup", until: "until", no_orders: "No orders", order_pick: "Pick", order_ready_btn: "Ready", order_hand_over: "Hand over", order_print: "Picking list", order_cancel: "Refused", order_find_ph: "Order code, number or phone — Enter", order_moved: "Order no. {n}: {s}", order_pay_by: "Payment", order_closed: "This order is already {s}.", order_hand_over_title: "Hand over order no. {n}", order_collected: "Order no. {n} handed over", order_collected_paid: "Order no. {n} handed over, receipt {r}. Change: {c} ₽", reserved_short: "{name}: {r} reserved for orders, {a} free — this sale takes an order's goods", stock_reserved: "reserved",
     title: "Till", back_room: "Stock", park: "Park (F3)", parked_key: "Recall (F3)", parked: "Parked", recall: "Recall", parked_done: "Basket parked", no_parked: "No parked baskets", receipts: "Receipts", sale_word: "sale", return_word: "return", reprint: "Reprint", reprinted: "A copy of {r} is printing", no_receipts: "No receipts in this shift yet", multiplier_set: "× {n}: scan the item", void_needs_manager: "Only a manager may void a basket this large", shift: "Shift", returns: "Return", logout: "Log out", item: "Item", qty: "Qty",
     price: "Price", sum: "Amount", total: "Total", cash_given: "Cash given, ₽", pay_cash: "Pay cash (F9)",
     pay_card: "Card (F10)", pay_mixed: "Mixed", discount: "Discount (F4)", void: "Void basket (F8)",
@@ -173,6 +175,17 @@ const ERRORS = {
     movement_note: "Комментарий — не больше 200 символов.",
     transfer_to_self: "Перемещение — в другой магазин: проверьте номер магазина.",
     too_many_counts: "Открыто слишком много инвентаризаций: проведите одну из них.",
+    // Orders for pickup.
+    no_such_order: "Заказ не найден: проверьте номер, код или телефон.",
+    order_prepaid: "Заказ оплачен онлайн: выдайте его без оплаты.",
+    order_final: "Заказ уже завершён (выдан, отменён или истёк): обновите список.",
+    order_backwards: "Заказ уже дальше этого шага: обновите список.",
+    order_expired: "Срок хранения заказа истёк: товар возвращается в продажу.",
+    handover_lines: "Выдача не совпадает со строками заказа: откройте заказ заново.",
+    handover_quantity: "Выдать можно от 0 до заказанного количества.",
+    handover_nothing: "Покупатель ничего не берёт: отмените заказ.",
+    bad_order_step: "Такого действия с заказом нет: обновите страницу.",
+    scan_order_code: "Код заказа не прочитан: отсканируйте ещё раз или введите номер заказа.",
     count_out_of_scope: "Этот товар не входит в эту инвентаризацию.",
     bad_count_scope: "Инвентаризация — по категориям или по списку товаров, не по обоим сразу.",
     // The shift and the drawer.
@@ -292,6 +305,17 @@ const ERRORS = {
     movement_note: "A note is at most 200 characters.",
     transfer_to_self: "A transfer goes to another store: check the store number.",
     too_many_counts: "Too many stock counts are open: post one of them first.",
+    // Orders for pickup.
+    no_such_order: "No such order: check the number, code or phone.",
+    order_prepaid: "This order was paid online: hand it over without payment.",
+    order_final: "This order has already ended (collected, cancelled or expired): refresh the list.",
+    order_backwards: "This order is already past that step: refresh the list.",
+    order_expired: "This order's pickup time is over: its goods go back on sale.",
+    handover_lines: "The handover does not match the order's lines: open the order again.",
+    handover_quantity: "Hand over 0 up to the quantity ordered.",
+    handover_nothing: "The customer takes nothing: cancel the order instead.",
+    bad_order_step: "No such action on an order: reload the page.",
+    scan_order_code: "The order code was misread: scan it again or type the order number.",
     count_out_of_scope: "This item is not among what this count covers.",
     bad_count_scope: "A count covers some categories or a list of items, not both.",
     // The shift and the drawer.
@@ -690,6 +714,12 @@ async function showStock() {
   // A basket that changed meanwhile (paid, voided) has asked for its own answer.
   if (!s || state.basket !== basket) return;
   let text = `${last.name}: ${t("stock")} ${quantityText(last, s.quantity)}`;
+  if (s.reserved > 0) text += ` (${t("stock_reserved")} ${quantityText(last, s.reserved)})`;
+  // A walk-in sale may take stock held for orders, never silently.
+  const inBasket = state.basket.lines.filter((l) => l.sku === last.sku).reduce((n, l) => n + l.quantity, 0);
+  if (s.reserved > 0 && inBasket > s.available) {
+    show(t("reserved_short", { name: last.name, r: quantityText(last, s.reserved), a: quantityText(last, Math.max(s.available, 0)) }), "error", "reserved_short");
+  }
   for (const n of s.nearby || []) {
     const age = n.age_ms === null ? "" : ` (${Math.round(n.age_ms / 60000)} min)`;
     text += ` · #${n.store}: ${quantityText(last, n.quantity)}${age}`;
@@ -973,11 +1003,189 @@ async function receiptsDialog() {
   await ask(t("receipts"), [], table);
 }
 
+// ---- orders for pickup ----
+// The Orders view: the open orders and what ended today, overdue ones highlighted, each
+// moved on by its button; the handover dialog takes what the customer takes of each
+// line and, for an order paid at pickup, the payment. The list refreshes every few
+// seconds, and the header's button shows how many orders are open.
+const ORDER_STATES = ["new", "accepted", "picking", "ready", "collected", "expired", "cancelled"];
+const orderState = (s) => (ORDER_STATES.includes(s) ? t(`order_${s}`) : s);
+const ORDERS_POLL_MS = 4000;
+let ordersTimer = null;
+function renderOrdersBadge(data) {
+  const b = $("btn-orders");
+  b.textContent = data && data.open ? `${t("orders")} · ${data.open}` : t("orders");
+  b.classList.toggle("overdue", !!(data && data.overdue));
+  b.title = t("orders");
+}
+async function pollOrders() {
+  clearTimeout(ordersTimer);
+  if (!state.token) return;
+  const data = await api("GET", "/api/orders").catch(() => null);
+  if (data) {
+    state.orders = data;
+    renderOrdersBadge(data);
+    if ($("orders-list")) renderOrdersTable($("orders-list"), data.orders);
+  }
+  ordersTimer = setTimeout(pollOrders, ORDERS_POLL_MS);
+}
+const when = (ms) =>
+  new Date(ms).toLocaleString(lang === "ru" ? "ru-RU" : "en-GB", { day: "2-digit", month: "2-digit", hour: "2-digit", minute: "2-digit" });
+function orderButton(text, cls, onclick) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.className = `small ${cls}`;
+  b.textContent = text;
+  b.onclick = onclick;
+  return b;
+}
+// Closes the dialog open now, then runs `next` (another dialog opens in its place).
+function thenDialog(next) {
+  const dlg = $("dlg");
+  dlg.addEventListener("close", () => setTimeout(next), { once: true });
+  dlg.close("cancel");
+}
+async function orderStep(o, step) {
+  const r = await act(() => api("POST", `/api/orders/${o.id}/${step}`));
+  if (r) show(t("order_moved", { n: o.id, s: orderState(r.state) }), "ok");
+  pollOrders();
+}
+function renderOrdersTable(table, orders) {
+  table.replaceChildren();
+  if (!orders.length) {
+    table.textContent = t("no_orders");
+    return;
+  }
+  for (const o of orders) {
+    const tr = document.createElement("tr");
+    tr.dataset.order = o.id;
+    tr.className = `order state-${o.state}${o.overdue ? " overdue" : ""}`;
+    const who = [o.note, o.phone].filter(Boolean).join(", ");
+    const cells = [`№ ${o.id}`, orderState(o.state) + (o.overdue ? ` · ${t("overdue")}` : ""), who, `${rub(o.total_kopecks)} ₽`, o.payment === "prepaid" ? t("prepaid") : t("at_pickup"), `${t("until")} ${when(o.expires_at_ms)}`];
+    for (const text of cells) {
+      const td = document.createElement("td");
+      td.textContent = text;
+      tr.appendChild(td);
+    }
+    const actions = document.createElement("td");
+    actions.className = "actions";
+    if (o.state === "accepted" || o.state === "new") actions.appendChild(orderButton(t("order_pick"), "pick", () => orderStep(o, "picking")));
+    if (o.state === "accepted" || o.state === "picking") actions.appendChild(orderButton(t("order_ready_btn"), "ready", () => orderStep(o, "ready")));
+    if (["accepted", "picking", "ready"].includes(o.state)) {
+      actions.appendChild(orderButton(t("order_hand_over"), "hand-over", () => thenDialog(() => handOverDialog(o.id))));
+      actions.appendChild(orderButton(t("order_print"), "print", () => orderStep(o, "print")));
+      actions.appendChild(orderButton(t("order_cancel"), "remove cancel-order", () => orderStep(o, "cancel")));
+    }
+    tr.appendChild(actions);
+    table.appendChild(tr);
+  }
+}
+async function ordersDialog() {
+  const data = await act(() => api("GET", "/api/orders"));
+  if (!data) return;
+  renderOrdersBadge(data);
+  const box = document.createElement("div");
+  const find = document.createElement("input");
+  find.id = "order-find";
+  find.placeholder = t("order_find_ph");
+  find.autocomplete = "off";
+  find.onkeydown = (e) => {
+    if (e.key !== "Enter") return;
+    e.preventDefault();
+    const code = find.value.trim();
+    if (!code) return;
+    act(() => api("GET", `/api/orders/find?code=${encodeURIComponent(code)}`)).then((r) => {
+      if (r && r.orders.length) thenDialog(() => handOverDialog(r.orders[0].id));
+    });
+  };
+  const table = document.createElement("table");
+  table.id = "orders-list";
+  renderOrdersTable(table, data.orders);
+  box.append(find, table);
+  await ask(t("orders"), [], box);
+}
+// One order: its lines with what the customer takes of each (all, unless changed), and
+// for an order paid at pickup, how it is paid.
+async function handOverDialog(id) {
+  const o = await act(() => api("GET", `/api/orders/${id}`));
+  if (!o) return;
+  const box = document.createElement("div");
+  box.id = "order-detail";
+  const head = document.createElement("div");
+  head.textContent = `№ ${o.id} · ${o.code} · ${orderState(o.state)} · ${o.payment === "prepaid" ? t("prepaid") : t("at_pickup")}`;
+  box.appendChild(head);
+  const table = document.createElement("table");
+  o.lines.forEach((l, i) => {
+    const tr = document.createElement("tr");
+    const name = document.createElement("td");
+    name.textContent = l.name;
+    const ordered = document.createElement("td");
+    ordered.className = "num";
+    ordered.textContent = `${quantityText(l, l.quantity)} × ${rub(l.price_kopecks)}`;
+    const take = document.createElement("td");
+    const input = document.createElement("input");
+    input.name = `take-${i}`;
+    input.id = `dlg-take-${i}`;
+    input.inputMode = "decimal";
+    input.size = 6;
+    input.value = isWeighed(l) ? (l.quantity / 1000).toFixed(3).replace(".", ",") : String(l.quantity);
+    take.appendChild(input);
+    const pay = document.createElement("td");
+    pay.className = "num";
+    pay.textContent = rub(l.to_pay_kopecks);
+    tr.append(name, ordered, take, pay);
+    table.appendChild(tr);
+  });
+  box.appendChild(table);
+  const total = document.createElement("div");
+  total.textContent = `${t("total")}: ${rub(o.total_kopecks)} ₽`;
+  box.appendChild(total);
+  const open = ["accepted", "picking", "ready"].includes(o.state);
+  const fields = open && o.payment === "at_pickup"
+    ? [
+        { name: "method", label: t("order_pay_by"), type: "select", options: [["cash", t("cash")], ["card", t("card")]] },
+        { name: "cash", label: t("cash_given"), value: rub(o.total_kopecks) },
+      ]
+    : [];
+  if (!open) {
+    const note = document.createElement("div");
+    note.textContent = t("order_closed", { s: orderState(o.state) });
+    box.appendChild(note);
+  }
+  const v = await ask(t("order_hand_over_title", { n: o.id }), fields, box);
+  if (!v || !open) return;
+  const taken = [];
+  for (let i = 0; i < o.lines.length; i++) {
+    const l = o.lines[i];
+    const text = document.getElementById(`dlg-take-${i}`) ? document.getElementById(`dlg-take-${i}`).value : String(l.quantity);
+    const q = isWeighed(l) ? grams(text) : /^\d+$/.test(text.trim()) ? Number(text.trim()) : null;
+    if (q === null) return showError("handover_quantity");
+    taken.push(q);
+  }
+  const body = { taken, idempotency_key: newKey() };
+  if (o.payment === "at_pickup") {
+    // The till works out what is due for what is taken (a partly taken line pays its
+    // share); cash says what was handed over.
+    body.pay = v.method;
+    if (v.method === "cash") {
+      const cash = kopecks(v.cash);
+      if (cash === null) return showError("bad_tender");
+      body.cash_kopecks = cash;
+    }
+  }
+  const r = await act(() => api("POST", `/api/orders/${o.id}/collect`, body));
+  if (!r) return;
+  const c = r.collected || {};
+  show(c.receipt_no ? t("order_collected_paid", { n: o.id, r: c.receipt_no, c: rub(c.change_kopecks || 0) }) : t("order_collected", { n: o.id }), "ok");
+  pollOrders();
+}
+
 // ---- login ----
 async function showLogin() {
   state.token = null;
   sessionStorage.removeItem("kassa.token");
   closeEvents();
+  clearTimeout(ordersTimer);
   $("login").classList.remove("hidden");
   $("login-pin").value = "";
   ($("login-user").value ? $("login-pin") : $("login-user")).focus();
@@ -992,6 +1200,7 @@ async function loggedIn() {
   }
   openEvents();
   renderAll();
+  pollOrders();
 }
 
 $("login-form").onsubmit = async (e) => {
@@ -1084,6 +1293,7 @@ $("pay-points").onclick = async () => {
 };
 $("btn-return").onclick = returnDialog;
 $("btn-receipts").onclick = receiptsDialog;
+$("btn-orders").onclick = ordersDialog;
 // One key for both: a basket on the till is parked; on an empty till the parked ones are
 // listed, to recall one.
 $("park").onclick = () => {
@@ -1104,6 +1314,7 @@ $("btn-lang").onclick = () => {
 // takes what is typed otherwise. Function keys are ignored while a dialog is open
 // (Enter and Escape answer it).
 const SHORTCUTS = {
+  F1: () => ordersDialog(),
   F2: () => $("customer").click(),
   F3: () => $("park").click(),
   F4: () => $("discount").click(),
@@ -1146,6 +1357,10 @@ function onEvent(m) {
     clearFixed();
     // Also when the basket empties: the last item's stock must not outlive its sale.
     showStock();
+  } else if (ev.type === "order_scanned") {
+    const dlg = $("dlg");
+    if (dlg.open) thenDialog(() => handOverDialog(ev.order));
+    else handOverDialog(ev.order);
   } else if (ev.type === "receipt_scanned") {
     returnDialog(`KASSA:${state.store}:${ev.seq}`);
   } else if (ev.type === "scan_rejected") {

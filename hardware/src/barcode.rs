@@ -76,6 +76,9 @@ pub enum Scan {
     Loyalty { card: String },
     /// A receipt, for a return or a reprint.
     Receipt(ReceiptRef),
+    /// An order's pickup code (`Z`, its number and a check digit; see
+    /// `kassa_protocol::orders::pickup_code`): the till opens the order.
+    Order { order: u64 },
     /// Not a code we accept, and why — shown to the cashier and counted. Serialises as
     /// `reason_code` ([`RejectReason::code`]) and `error` (its English message).
     Rejected(RejectReason),
@@ -338,6 +341,8 @@ pub enum RejectReason {
     ReceiptCode(String, String),
     #[error("loyalty card code {0:?} is malformed: expected the prefix and 4 to 32 letters or digits")]
     LoyaltyCode(String),
+    #[error("order pickup code {0:?} fails its check digit: scan it again or type the order number")]
+    OrderCode(String),
     #[error("GS separators in a code that is not GS1 (it should start with AI 01)")]
     StrayGs,
     #[error("not a product, loyalty card or receipt code")]
@@ -391,6 +396,7 @@ reject_codes! {
     RejectReason::ZeroWeight => "scan_zero_weight",
     RejectReason::ReceiptCode(..) => "scan_receipt_code",
     RejectReason::LoyaltyCode(_) => "scan_loyalty_code",
+    RejectReason::OrderCode(_) => "scan_order_code",
     RejectReason::StrayGs => "scan_stray_gs",
     RejectReason::Unknown => "scan_unknown_format",
 }
@@ -531,6 +537,14 @@ fn classify_body(aim: Option<&str>, body: &[u8], rules: &ScanRules) -> Result<Sc
     }
     if let Some(receipt_no) = receipt_number(text) {
         return Ok(Scan::Receipt(ReceiptRef::Number { receipt_no }));
+    }
+    if let Some(digits) = text.strip_prefix('Z') {
+        if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+            return match kassa_protocol::orders::parse_pickup_code(text) {
+                Some(id) => Ok(Scan::Order { order: id.0 }),
+                None => Err(RejectReason::OrderCode(text.to_owned())),
+            };
+        }
     }
     let letter_prefix = rules.loyalty_prefix.bytes().next().is_some_and(|b| b.is_ascii_alphabetic());
     if letter_prefix {

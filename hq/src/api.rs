@@ -69,6 +69,7 @@ use crate::sync_server::{blocking, now_ms, Shared};
 
 mod access;
 mod catalog;
+mod orders;
 mod stock;
 
 /// Sales per page of `GET /api/stores/{id}/sales`.
@@ -168,6 +169,12 @@ routes! {
     GET "/api/stores/{store}/inbound" Needs(StockRead) => stock::store_inbound;
     GET "/api/stores/{store}/movements" Needs(StockRead) => stock::movements;
     GET "/api/transfers" Needs(StockRead) => stock::transfers;
+    GET "/api/availability" Needs(OrdersRead) => orders::availability;
+    GET "/api/orders" Needs(OrdersRead) => orders::list;
+    POST "/api/orders" Needs(OrdersWrite) => orders::place;
+    GET "/api/orders/feed" Needs(OrdersRead) => orders::feed;
+    GET "/api/orders/{id}" Needs(OrdersRead) => orders::get;
+    POST "/api/orders/{id}/cancel" Needs(OrdersWrite) => orders::cancel;
     GET "/api/parked" Needs(ParkedRead) => parked;
     GET "/api/loyalty/rules" Needs(LoyaltyRead) => rules;
     PUT "/api/loyalty/rules" Needs(LoyaltyWrite) => publish_rules;

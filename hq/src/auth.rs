@@ -125,8 +125,10 @@ impl Role {
                 ParkedRead,
                 CatalogRead,
                 PromotionsRead,
+                OrdersRead,
+                OrdersWrite,
             ]),
-            Role::Support => Permissions::of(&[CustomersRead, LoyaltyRead, LoyaltyWrite, CatalogRead]),
+            Role::Support => Permissions::of(&[CustomersRead, LoyaltyRead, LoyaltyWrite, CatalogRead, OrdersRead]),
             Role::ReadOnly => Permissions::of(&[
                 CatalogRead,
                 PromotionsRead,
@@ -136,6 +138,7 @@ impl Role {
                 StockRead,
                 ParkedRead,
                 AuditRead,
+                OrdersRead,
             ]),
         }
     }
@@ -197,10 +200,14 @@ pub enum Permission {
     Metrics,
     /// Announce deliveries to stores (appended: a permission's bit is its position).
     StockWrite,
+    /// Orders for pickup: read them and where items are available (appended).
+    OrdersRead,
+    /// Place and cancel orders for pickup: the online shop's token (appended).
+    OrdersWrite,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 15] = [
+    pub const ALL: [Permission; 17] = [
         Permission::CatalogRead,
         Permission::CatalogWrite,
         Permission::PromotionsRead,
@@ -216,6 +223,8 @@ impl Permission {
         Permission::Operators,
         Permission::Metrics,
         Permission::StockWrite,
+        Permission::OrdersRead,
+        Permission::OrdersWrite,
     ];
 
     /// The scope's name, as tokens list it and as `--scope` takes it.
@@ -236,6 +245,8 @@ impl Permission {
             Permission::Operators => "operators",
             Permission::Metrics => "metrics",
             Permission::StockWrite => "stock:write",
+            Permission::OrdersRead => "orders:read",
+            Permission::OrdersWrite => "orders:write",
         }
     }
 

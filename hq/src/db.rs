@@ -10,6 +10,7 @@
 //! (`hq.sqlite.v{old}.bak`).
 
 mod access;
+mod orders;
 mod schedule;
 mod stock;
 
@@ -17,6 +18,7 @@ pub use access::{
     AddOperator, AuditEntry, NewAudit, Operator, OperatorChange, Token, AUDIT_PAGE_ENTRIES_MAX, AUDIT_ROWS_MAX,
     AUDIT_SUMMARY_BYTES_MAX,
 };
+pub use orders::{Availability, CancelOutcome, OrderFeedEntry, OrderRow, ORDERS_PAGE_MAX};
 pub use stock::{DeliveryError, InboundRow, MovementTotal, DELIVERIES_OPEN_MAX, MOVEMENTS_PAGE_MAX};
 
 use kassa_protocol::format::v1 as format;
@@ -77,6 +79,8 @@ type StockView = (i64, Arc<Vec<(Sku, i64)>>);
 pub struct StockAt {
     pub store: u32,
     pub quantity: i64,
+    /// Held for open orders for pickup there.
+    pub reserved: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -186,7 +190,7 @@ CREATE TABLE IF NOT EXISTS parked (
 /// The database's schema version, kept in `PRAGMA user_version`. Version 1 is [`SCHEMA`]
 /// as first released (`user_version` 0 in files of that release); each later version
 /// is one step of [`MIGRATIONS`].
-pub const SCHEMA_VERSION: u32 = 7;
+pub const SCHEMA_VERSION: u32 = 8;
 
 /// Steps from version `n - 1` to `n`, run at start in one transaction after a copy of
 /// the file is kept beside it (`hq.sqlite.v{old}.bak`).
@@ -234,6 +238,12 @@ const MIGRATIONS: &[(u32, &str)] = &[
         // connect, and what HQ has since handed to its connection.
         "ALTER TABLE stores ADD COLUMN catalog_confirmed INTEGER NOT NULL DEFAULT 0;
          ALTER TABLE stores ADD COLUMN catalog_sent INTEGER NOT NULL DEFAULT 0;",
+    ),
+    (
+        8,
+        // Orders for pickup (`orders`): each as placed (data format 3), its lines for
+        // reservations, its state at HQ and its store's, and the feed of what happened.
+        orders::SCHEMA_V8,
     ),
 ];
 
@@ -600,7 +610,7 @@ impl Db {
                 }
                 continue;
             }
-            match apply_entry(&tx, e) {
+            match apply_entry(&tx, e, now_ms) {
                 Ok(entry_counters) => {
                     applied.deltas += entry_counters.len();
                     for c in entry_counters {
@@ -664,8 +674,13 @@ impl Db {
         let mut st = conn.prepare(
             "SELECT location, SUM(p - n) FROM stock_counters WHERE sku = ?1 GROUP BY location ORDER BY location",
         )?;
-        let rows = st.query_map([sku.as_str()], |r| Ok(StockAt { store: r.get(0)?, quantity: r.get(1)? }))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let rows =
+            st.query_map([sku.as_str()], |r| Ok(StockAt { store: r.get(0)?, quantity: r.get(1)?, reserved: 0 }))?;
+        let mut out: Vec<StockAt> = rows.collect::<Result<_, _>>()?;
+        for s in &mut out {
+            s.reserved = orders::reserved(&conn, StoreId(s.store), sku)?;
+        }
+        Ok(out)
     }
 
     pub fn stores(&self) -> Result<Vec<StoreStatus>, DbError> {
@@ -934,7 +949,15 @@ impl From<rusqlite::Error> for ApplyError {
 
 /// Applies one outbox entry's record; returns the stock counters it carries, for the
 /// caller to max-merge with the rest of the batch.
-fn apply_entry<'e>(tx: &Transaction<'_>, e: &'e OutboxEntry) -> Result<&'e [CounterEntry], ApplyError> {
+fn apply_entry<'e>(tx: &Transaction<'_>, e: &'e OutboxEntry, now_ms: i64) -> Result<&'e [CounterEntry], ApplyError> {
+    if let Change::Order { update, counters } = &e.change {
+        return match orders::apply_update(tx, update, now_ms) {
+            Ok(Ok(())) => Ok(counters),
+            Ok(Err(reason)) => Err(ApplyError::Invalid(reason)),
+            Err(DbError::Sqlite(e)) => Err(ApplyError::Db(e)),
+            Err(e) => Err(ApplyError::Invalid(e.to_string())),
+        };
+    }
     if let Change::Loyalty { customer, entries } = &e.change {
         if let Some(c) = customer {
             tx.prepare_cached(
@@ -979,7 +1002,9 @@ fn apply_entry<'e>(tx: &Transaction<'_>, e: &'e OutboxEntry) -> Result<&'e [Coun
                 counters,
             )
         }
-        Change::Loyalty { .. } | Change::Movement { .. } => unreachable!("applied by the caller or above"),
+        Change::Loyalty { .. } | Change::Movement { .. } | Change::Order { .. } => {
+            unreachable!("applied by the caller or above")
+        }
     };
     // Sales in data format 2 (with their lines' promotions), returns in format 1.
     let record_format = if kind == "sale" { 2 } else { 1 };

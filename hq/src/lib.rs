@@ -190,6 +190,7 @@ pub async fn start(config: HqConfig, cancel: CancellationToken) -> Result<Runnin
         catalog: watch::channel(version).0,
         promotions: watch::channel(promotions_version).0,
         inbound: watch::channel(0).0,
+        orders: watch::channel(0).0,
         price_schedule: watch::channel(schedule_version).0,
         counters: watch::channel(0).0,
         nearby_interval: config.nearby_interval,

@@ -141,6 +141,46 @@ pub enum PriceError {
 
 /// Prices a basket for a store and channel with the published promotions.
 pub async fn price(shared: &Shared, req: PriceRequest, now_ms: i64) -> Result<PriceAnswer, PriceError> {
+    let (version, basket) = price_basket(shared, req, now_ms).await?;
+    let out: Vec<PricedLine> = basket
+        .lines
+        .iter()
+        .map(|l| PricedLine {
+            sku: l.sku.0.clone(),
+            name: l.name.clone(),
+            unit: l.unit.code(),
+            quantity: l.quantity,
+            price_kopecks: l.price.0,
+            amount_kopecks: l.amount.0,
+            discount_kopecks: l.discount.0,
+            to_pay_kopecks: l.net().0,
+            vat: l.vat.code(),
+            vat_kopecks: pricing::vat_included(l.net(), l.vat).0,
+            promotions: l
+                .promotions
+                .iter()
+                .map(|p| PricedPromotion {
+                    id: p.promotion,
+                    version: p.version,
+                    name: p.name.clone(),
+                    amount_kopecks: p.amount.0,
+                })
+                .collect(),
+        })
+        .collect();
+    let total = out.iter().map(|l| l.to_pay_kopecks).sum();
+    Ok(PriceAnswer {
+        promotions_version: version,
+        lines: out,
+        total_kopecks: total,
+        discount_kopecks: basket.promotions_saved().0,
+    })
+}
+
+/// The basket a till would build of `req`'s lines, priced by the same function the till
+/// calls after every scan, with the promotions version it was priced with. Orders lock
+/// these lines' prices.
+pub async fn price_basket(shared: &Shared, req: PriceRequest, now_ms: i64) -> Result<(u64, Basket), PriceError> {
     let invalid = |m: String| PriceError::Invalid(m);
     if req.lines.is_empty() || req.lines.len() > PRICE_LINES_MAX {
         return Err(invalid(format!("1 to {PRICE_LINES_MAX} lines")));
@@ -200,37 +240,5 @@ pub async fn price(shared: &Shared, req: PriceRequest, now_ms: i64) -> Result<Pr
         used_coupons: &used,
     };
     basket.apply_promotions(&set, &cx);
-    let out: Vec<PricedLine> = basket
-        .lines
-        .iter()
-        .map(|l| PricedLine {
-            sku: l.sku.0.clone(),
-            name: l.name.clone(),
-            unit: l.unit.code(),
-            quantity: l.quantity,
-            price_kopecks: l.price.0,
-            amount_kopecks: l.amount.0,
-            discount_kopecks: l.discount.0,
-            to_pay_kopecks: l.net().0,
-            vat: l.vat.code(),
-            vat_kopecks: pricing::vat_included(l.net(), l.vat).0,
-            promotions: l
-                .promotions
-                .iter()
-                .map(|p| PricedPromotion {
-                    id: p.promotion,
-                    version: p.version,
-                    name: p.name.clone(),
-                    amount_kopecks: p.amount.0,
-                })
-                .collect(),
-        })
-        .collect();
-    let total = out.iter().map(|l| l.to_pay_kopecks).sum();
-    Ok(PriceAnswer {
-        promotions_version: version,
-        lines: out,
-        total_kopecks: total,
-        discount_kopecks: basket.promotions_saved().0,
-    })
+    Ok((version, basket))
 }

@@ -53,6 +53,9 @@ pub struct Shared {
     /// Bumped whenever a store has a new document to receive (a delivery announced, a
     /// transfer shipped to it): connections offer their store's open documents.
     pub inbound: watch::Sender<u64>,
+    /// Bumped whenever an order is placed or HQ cancels one: connections offer their
+    /// store's new orders and pending cancellations.
+    pub orders: watch::Sender<u64>,
     pub nearby_interval: Duration,
     pub metrics: Arc<Metrics>,
     /// The stores connected now and what they speak.
@@ -115,6 +118,8 @@ struct PeerGuard {
     peers: Arc<Peers>,
     store: StoreId,
     connection: u64,
+    /// The highest order number this connection has offered its store.
+    orders_offered: AtomicU64,
 }
 
 impl Drop for PeerGuard {
@@ -255,7 +260,12 @@ async fn session(
         s = conn.accept_bi() => s?,
     };
     let mut session = HqSync::speaking(store, protocol, SOFTWARE_VERSION);
-    let peer = PeerGuard { peers: shared.peers.clone(), store, connection: shared.peers.new_connection() };
+    let peer = PeerGuard {
+        peers: shared.peers.clone(),
+        store,
+        connection: shared.peers.new_connection(),
+        orders_offered: AtomicU64::new(0),
+    };
     let mut decoder = FrameDecoder::default();
     let mut buf = vec![0u8; READ_CHUNK_BYTES];
     let mut catalog = shared.catalog.subscribe();
@@ -263,6 +273,7 @@ async fn session(
     let mut schedule = shared.price_schedule.subscribe();
     let mut counters = shared.counters.subscribe();
     let mut inbound = shared.inbound.subscribe();
+    let mut orders = shared.orders.subscribe();
     // The first view goes out with the handshake; the next ones at the interval, give or
     // take a tenth, so that stores that connected together (after HQ restarts) do not
     // all ask at the same moment forever after.
@@ -314,6 +325,10 @@ async fn session(
             }
             Ok(()) = inbound.changed() => {
                 offer_inbound(&mut session, &shared).await?;
+                flush(&mut session, &mut send).await?;
+            }
+            Ok(()) = orders.changed() => {
+                offer_orders(&mut session, &shared, &peer, false).await?;
                 flush(&mut session, &mut send).await?;
             }
         }
@@ -406,6 +421,24 @@ async fn offer_price_schedule(session: &mut HqSync, shared: &Shared) -> Result<(
     Ok(())
 }
 
+/// Offers the orders for pickup the store has not yet accepted — all of them (`all`, on
+/// hello and after a digest: one lost on the way goes again), or only those placed
+/// since this connection last offered — and HQ's pending cancellations (protocol 5 on).
+/// The store keeps each order once, so offering again is harmless.
+async fn offer_orders(session: &mut HqSync, shared: &Shared, peer: &PeerGuard, all: bool) -> Result<(), ConnError> {
+    if session.protocol() < 5 || session.store() != peer.store {
+        return Ok(());
+    }
+    let store = session.store();
+    let after = if all { 0 } else { peer.orders_offered.load(std::sync::atomic::Ordering::Relaxed) };
+    let (orders, cancels) = blocking(&shared.db, move |db| db.orders_to_offer(store, after)).await?;
+    if let Some(last) = orders.iter().map(|o| o.id.0).max() {
+        peer.orders_offered.fetch_max(last, std::sync::atomic::Ordering::Relaxed);
+    }
+    session.offer_orders(&orders, &cancels);
+    Ok(())
+}
+
 /// Offers the deliveries and transfers the store has yet to receive (protocol 5 on);
 /// the store keeps each once, so offering again is harmless.
 async fn offer_inbound(session: &mut HqSync, shared: &Shared) -> Result<(), ConnError> {
@@ -443,6 +476,7 @@ async fn drive(session: &mut HqSync, shared: &Shared, peer: &PeerGuard) -> Resul
                 session.offer_rules(version, &rules);
                 offer_promotions(session, shared).await?;
                 offer_inbound(session, shared).await?;
+                offer_orders(session, shared, peer, true).await?;
             }
             HqEvent::CompareDigests { actor, theirs } => {
                 // The store's digest says which promotions it holds: a set that did not
@@ -450,6 +484,7 @@ async fn drive(session: &mut HqSync, shared: &Shared, peer: &PeerGuard) -> Resul
                 offer_promotions(session, shared).await?;
                 offer_price_schedule(session, shared).await?;
                 offer_inbound(session, shared).await?;
+                offer_orders(session, shared, peer, true).await?;
                 let store = actor.store;
                 let ours =
                     kassa_protocol::stock::digests(&blocking(&shared.db, move |db| db.counters_at(store)).await?);

@@ -19,7 +19,8 @@
 //! - [`v3`]: stock movements (receipts, counts, write-offs, transfers) as an outbox
 //!   change, and the inbound documents HQ tells a store to expect. Everything else is
 //!   as in format 2. Journal records and outbox entries from schema 5 on, and wire
-//!   protocol 5, use it.
+//!   protocol 5, use it. Orders for pickup (an order as HQ sends it, and what the store
+//!   tells HQ about it) were appended to format 3 before its release.
 //!
 //! The small identity types ([`crate::StoreId`], [`crate::ActorId`], [`crate::SaleId`],
 //! [`crate::Sku`], [`crate::Kopecks`], [`crate::loyalty::CustomerId`],
@@ -783,6 +784,9 @@ pub mod v1 {
                     customer: customer.as_ref().map(Into::into),
                     entries: entries.iter().map(Into::into).collect(),
                 },
+                wire::Change::Order { .. } => {
+                    return Err(super::invalid("outbox entry", "an order's update needs data format 3 (protocol 5)"))
+                }
                 wire::Change::Movement { .. } => {
                     return Err(super::invalid("outbox entry", "a stock movement needs data format 3 (protocol 5)"))
                 }
@@ -999,6 +1003,9 @@ pub mod v2 {
                     customer: customer.as_ref().map(Into::into),
                     entries: entries.iter().map(Into::into).collect(),
                 },
+                wire::Change::Order { .. } => {
+                    return Err(super::invalid("outbox entry", "an order's update needs data format 3 (protocol 5)"))
+                }
                 wire::Change::Movement { .. } => {
                     return Err(super::invalid("outbox entry", "a stock movement needs data format 3 (protocol 5)"))
                 }
@@ -1045,8 +1052,10 @@ pub mod v3 {
     use serde::{Deserialize, Serialize};
 
     use super::{invalid, v1, v2, FormatError};
+    use crate::loyalty::{CustomerId, Phone};
     use crate::movements as domain;
-    use crate::{wire, Sku, StoreId};
+    use crate::orders as order;
+    use crate::{wire, SaleId, Sku, StoreId};
 
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
     pub struct MovementId {
@@ -1117,6 +1126,54 @@ pub mod v3 {
         Return { ret: v1::Return, counters: Vec<v1::CounterEntry> },
         Loyalty { customer: Option<v1::Customer>, entries: Vec<v1::LoyaltyEntry> },
         Movement { movement: Movement, counters: Vec<v1::CounterEntry> },
+        Order { update: OrderUpdate, counters: Vec<v1::CounterEntry> },
+    }
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum OrderChannel {
+        Online,
+        Store(StoreId),
+    }
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum Payment {
+        Prepaid,
+        AtPickup,
+    }
+
+    /// An order for pickup, as HQ sends it to its store.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Order {
+        pub id: u64,
+        pub store: StoreId,
+        pub channel: OrderChannel,
+        pub customer: Option<CustomerId>,
+        pub phone: Option<Phone>,
+        pub note: String,
+        pub lines: Vec<v2::BasketLine>,
+        pub payment: Payment,
+        pub created_at_ms: i64,
+        pub expires_at_ms: i64,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum OrderEvent {
+        Accepted,
+        Picking,
+        Ready,
+        Collected { taken: Vec<i64>, sale: Option<SaleId> },
+        Expired,
+        Cancelled,
+    }
+
+    /// What a store tells HQ about one of its orders.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct OrderUpdate {
+        pub order: u64,
+        pub store: StoreId,
+        pub event: OrderEvent,
+        pub at_ms: i64,
+        pub by: String,
     }
 
     /// A scheduled price change: from local day `day` (since 1970-01-01), minute `minute`.
@@ -1317,6 +1374,9 @@ pub mod v3 {
                 wire::Change::Movement { movement, counters: c } => {
                     Change::Movement { movement: movement.into(), counters: counters(c) }
                 }
+                wire::Change::Order { update, counters: c } => {
+                    Change::Order { update: update.into(), counters: counters(c) }
+                }
             }
         }
     }
@@ -1330,6 +1390,10 @@ pub mod v3 {
                     movement: movement.try_into()?,
                     counters: counters.into_iter().map(Into::into).collect(),
                 },
+                Change::Order { update, counters } => wire::Change::Order {
+                    update: update.into(),
+                    counters: counters.into_iter().map(Into::into).collect(),
+                },
                 Change::Sale { sale, counters } => v2::Change::Sale { sale, counters }.into(),
                 Change::Return { ret, counters } => v2::Change::Return { ret, counters }.into(),
                 Change::Loyalty { customer, entries } => v2::Change::Loyalty { customer, entries }.into(),
@@ -1340,6 +1404,97 @@ pub mod v3 {
     impl From<&wire::OutboxEntry> for OutboxEntry {
         fn from(e: &wire::OutboxEntry) -> Self {
             OutboxEntry { seq: e.seq, change: (&e.change).into() }
+        }
+    }
+
+    impl From<&order::Order> for Order {
+        fn from(o: &order::Order) -> Self {
+            Order {
+                id: o.id.0,
+                store: o.store,
+                channel: match o.channel {
+                    order::OrderChannel::Online => OrderChannel::Online,
+                    order::OrderChannel::Store(s) => OrderChannel::Store(s),
+                },
+                customer: o.customer.clone(),
+                phone: o.phone.clone(),
+                note: o.note.clone(),
+                lines: o.lines.iter().map(Into::into).collect(),
+                payment: match o.payment {
+                    order::Payment::Prepaid => Payment::Prepaid,
+                    order::Payment::AtPickup => Payment::AtPickup,
+                },
+                created_at_ms: o.created_at_ms,
+                expires_at_ms: o.expires_at_ms,
+            }
+        }
+    }
+
+    /// Checks what [`order::Order::validate`] checks.
+    impl TryFrom<Order> for order::Order {
+        type Error = FormatError;
+
+        fn try_from(o: Order) -> Result<Self, FormatError> {
+            let out = order::Order {
+                id: order::OrderId(o.id),
+                store: o.store,
+                channel: match o.channel {
+                    OrderChannel::Online => order::OrderChannel::Online,
+                    OrderChannel::Store(s) => order::OrderChannel::Store(s),
+                },
+                customer: o.customer,
+                phone: o.phone,
+                note: o.note,
+                lines: o.lines.into_iter().map(Into::into).collect(),
+                payment: match o.payment {
+                    Payment::Prepaid => order::Payment::Prepaid,
+                    Payment::AtPickup => order::Payment::AtPickup,
+                },
+                created_at_ms: o.created_at_ms,
+                expires_at_ms: o.expires_at_ms,
+            };
+            out.validate().map_err(|e| invalid("order", format!("order {}: {e}", o.id)))?;
+            Ok(out)
+        }
+    }
+
+    impl From<&order::OrderUpdate> for OrderUpdate {
+        fn from(u: &order::OrderUpdate) -> Self {
+            OrderUpdate {
+                order: u.order.0,
+                store: u.store,
+                event: match &u.event {
+                    order::OrderEvent::Accepted => OrderEvent::Accepted,
+                    order::OrderEvent::Picking => OrderEvent::Picking,
+                    order::OrderEvent::Ready => OrderEvent::Ready,
+                    order::OrderEvent::Collected { taken, sale } => {
+                        OrderEvent::Collected { taken: taken.clone(), sale: *sale }
+                    }
+                    order::OrderEvent::Expired => OrderEvent::Expired,
+                    order::OrderEvent::Cancelled => OrderEvent::Cancelled,
+                },
+                at_ms: u.at_ms,
+                by: u.by.clone(),
+            }
+        }
+    }
+
+    impl From<OrderUpdate> for order::OrderUpdate {
+        fn from(u: OrderUpdate) -> Self {
+            order::OrderUpdate {
+                order: order::OrderId(u.order),
+                store: u.store,
+                event: match u.event {
+                    OrderEvent::Accepted => order::OrderEvent::Accepted,
+                    OrderEvent::Picking => order::OrderEvent::Picking,
+                    OrderEvent::Ready => order::OrderEvent::Ready,
+                    OrderEvent::Collected { taken, sale } => order::OrderEvent::Collected { taken, sale },
+                    OrderEvent::Expired => order::OrderEvent::Expired,
+                    OrderEvent::Cancelled => order::OrderEvent::Cancelled,
+                },
+                at_ms: u.at_ms,
+                by: u.by,
+            }
         }
     }
 

@@ -159,6 +159,10 @@ impl Connection {
                     assert!(movement.validate().is_ok(), "decoding checked the movement");
                     assert!(counters.iter().all(|c| c.actor == a && c.location == STORE && c.is_valid()));
                 }
+                Change::Order { update, counters } => {
+                    assert_eq!(update.store, STORE, "only the store's own orders");
+                    assert!(counters.iter().all(|c| c.actor == a && c.location == STORE && c.is_valid()));
+                }
             }
         }
         assert_eq!(entries.last().map(|e| e.seq), Some(upto));

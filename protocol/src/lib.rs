@@ -10,6 +10,7 @@
 //! - [`promotions`]: the promotion engine every channel prices baskets with.
 //! - [`basket`]: an open basket at the till.
 //! - [`sale`]: committed sales — immutable records replicated to HQ.
+//! - [`orders`]: orders for pickup at a store: their states, merge, reservations and handover.
 //! - [`returns`]: returns, and the rules that keep them within what was sold.
 //! - [`seeded`]: a deterministic generator for simulations and tests.
 //! - [`stock`]: stock as a PN-counter of per-actor running totals.
@@ -38,6 +39,7 @@ pub mod loyalty;
 pub mod lww;
 pub mod money;
 pub mod movements;
+pub mod orders;
 pub mod price_schedule;
 pub mod pricing;
 pub mod promotions;

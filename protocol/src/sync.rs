@@ -115,6 +115,12 @@ pub enum StoreEvent {
     PromotionsUsed { customer: crate::loyalty::CustomerId, promotions: Vec<u32> },
     /// HQ's price schedule, validated: keep it if newer than the store's.
     PriceSchedule { version: u64, changes: Vec<crate::price_schedule::ScheduledPrice> },
+    /// An order for pickup here, validated: keep it once (by id), reserve its lines and
+    /// accept it through the outbox (HQ sends it again until the acceptance arrives).
+    Order(crate::orders::Order),
+    /// HQ cancels an order: cancel it unless it is already final here (a handover
+    /// stands), and tell HQ the order's final state through the outbox.
+    OrderCancel(crate::orders::OrderId),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -320,6 +326,17 @@ impl StoreSync {
                     return Err(SyncError::Malformed(format!("{} promotions used", promotions.len())));
                 }
                 self.events.push_back(StoreEvent::PromotionsUsed { customer, promotions });
+                false
+            }
+            (StoreState::Ready, HqMessage::Order(order)) => {
+                if order.store != self.actor.store {
+                    return Err(SyncError::Malformed(format!("order {} for store {}", order.id, order.store)));
+                }
+                self.events.push_back(StoreEvent::Order(order));
+                false
+            }
+            (StoreState::Ready, HqMessage::OrderCancel { order }) => {
+                self.events.push_back(StoreEvent::OrderCancel(order));
                 false
             }
             (StoreState::Ready, HqMessage::PriceSchedule { version, changes }) => {
@@ -800,6 +817,12 @@ impl HqSync {
                 }
                 self.check_counters(actor, counters)?;
             }
+            Change::Order { update, counters } => {
+                if update.store != self.store {
+                    return foreign(format!("an update of order {} of store {}", update.order, update.store));
+                }
+                self.check_counters(actor, counters)?;
+            }
         }
         Ok(())
     }
@@ -920,6 +943,22 @@ impl HqSync {
         }
         for d in documents.iter().filter(|d| d.store == self.store) {
             self.transmits.push_back(HqMessage::Inbound(d.clone()));
+        }
+    }
+
+    /// Offers the orders for pickup at this store that it has not yet accepted, and HQ's
+    /// cancellations of orders whose final state the store has not yet told (protocol 5
+    /// on): the store keeps each order once and ignores a cancellation of an order it
+    /// already ended, so offering again is harmless.
+    pub fn offer_orders(&mut self, orders: &[crate::orders::Order], cancels: &[crate::orders::OrderId]) {
+        if !matches!(self.state, HqState::Ready(_)) || self.protocol < 5 {
+            return;
+        }
+        for o in orders.iter().filter(|o| o.store == self.store) {
+            self.transmits.push_back(HqMessage::Order(o.clone()));
+        }
+        for &order in cancels {
+            self.transmits.push_back(HqMessage::OrderCancel { order });
         }
     }
 

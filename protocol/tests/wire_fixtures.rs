@@ -22,6 +22,7 @@ use kassa_protocol::loyalty::{
 use kassa_protocol::movements::{
     Inbound, InboundLine, InboundSource, Movement, MovementId, MovementKind, MovementLine, WriteOffReason,
 };
+use kassa_protocol::orders::{Order, OrderChannel, OrderEvent, OrderId, OrderUpdate, Payment};
 use kassa_protocol::price_schedule::ScheduledPrice;
 use kassa_protocol::returns::{Return, ReturnKind, ReturnLine};
 use kassa_protocol::sale::{Sale, Tender, TenderKind};
@@ -229,6 +230,30 @@ fn movements() -> Vec<Movement> {
 }
 
 /// Every store message, named as its fixture file.
+/// An order for pickup, priced with a promotion, paid at pickup, with a phone.
+fn order() -> Order {
+    let mut milk = kassa_protocol::testing::pieces("100001", Kopecks(8_990), 3);
+    milk.name = "Молоко 3,2 % 1 л".into();
+    milk.category = "Молоко".into();
+    milk.discount = Kopecks(8_990);
+    milk.promotions =
+        vec![LinePromotion { promotion: 14, version: 1, name: "3 по цене 2".into(), amount: Kopecks(8_990) }];
+    let mut gouda = kassa_protocol::testing::pieces("200417", Kopecks(129_900), 1);
+    (gouda.unit, gouda.quantity, gouda.amount, gouda.name) = (Unit::Kilogram, 350, Kopecks(45_465), "Гауда".into());
+    Order {
+        id: OrderId(1_045),
+        store: STORE,
+        channel: OrderChannel::Online,
+        customer: Some(card()),
+        phone: Some(Phone::parse("+7 912 345-67-89").unwrap()),
+        note: "Анна, после 18:00".into(),
+        lines: vec![milk, gouda],
+        payment: Payment::AtPickup,
+        created_at_ms: 1_764_000_000_000,
+        expires_at_ms: 1_764_000_000_000 + 3 * 86_400_000,
+    }
+}
+
 fn store_messages(version: u32) -> Vec<(&'static str, StoreMessage)> {
     let mut batch = vec![
         OutboxEntry {
@@ -250,6 +275,26 @@ fn store_messages(version: u32) -> Vec<(&'static str, StoreMessage)> {
             let counters = movement.counter_moves().map(|(s, p, n)| counter(&s.0, ACTOR, 1 + p, 58 + n)).collect();
             batch.push(OutboxEntry { seq: 43 + i as u64, change: Change::Movement { movement, counters } });
         }
+        let update = |event: OrderEvent| OrderUpdate {
+            order: OrderId(1_045),
+            store: STORE,
+            at_ms: 1_764_000_900_000,
+            by: if matches!(event, OrderEvent::Accepted) { String::new() } else { "anna".into() },
+            event,
+        };
+        batch.push(OutboxEntry {
+            seq: 48,
+            change: Change::Order { update: update(OrderEvent::Accepted), counters: vec![] },
+        });
+        let collected = OrderEvent::Collected { taken: vec![2, 0], sale: Some(SaleId { store: STORE, seq: 913 }) };
+        batch.push(OutboxEntry { seq: 49, change: Change::Order { update: update(collected), counters: vec![] } });
+        batch.push(OutboxEntry {
+            seq: 50,
+            change: Change::Order {
+                update: update(OrderEvent::Collected { taken: vec![1], sale: None }),
+                counters: vec![counter("100001", ACTOR, 1, 61)],
+            },
+        });
     }
     let head = batch.last().map_or(0, |e| e.seq);
     vec![
@@ -337,6 +382,8 @@ fn hq_messages(version: u32) -> Vec<(&'static str, HqMessage)> {
             ScheduledPrice { sku: sku("300125"), at: at("2027-01-01T00:00"), price: Kopecks(15_900) },
         ];
         messages.push(("hq-price-schedule", HqMessage::PriceSchedule { version: 3, changes }));
+        messages.push(("hq-order", HqMessage::Order(order())));
+        messages.push(("hq-order-cancel", HqMessage::OrderCancel { order: OrderId(1_045) }));
     }
     messages
 }
@@ -477,6 +524,8 @@ fn hq_variant(m: &HqMessage) -> &'static str {
         HqMessage::Inbound(Inbound { source: InboundSource::Transfer(_), .. }) => "hq-inbound-transfer",
         HqMessage::PromotionsUsed { .. } => "hq-promotions-used",
         HqMessage::PriceSchedule { .. } => "hq-price-schedule",
+        HqMessage::Order(_) => "hq-order",
+        HqMessage::OrderCancel { .. } => "hq-order-cancel",
     }
 }
 
@@ -484,7 +533,7 @@ const ALL_STORE_VARIANTS: usize = 5;
 /// HQ's messages in protocol `version`.
 fn all_hq_variants(version: u32) -> usize {
     match version {
-        5.. => 16,
+        5.. => 18,
         4 => 12,
         _ => 11,
     }

@@ -444,7 +444,9 @@ impl SimStore {
                 | StoreEvent::Loyalty { .. }
                 | StoreEvent::Inbound(_)
                 | StoreEvent::PromotionsUsed { .. }
-                | StoreEvent::PriceSchedule { .. } => {}
+                | StoreEvent::PriceSchedule { .. }
+                | StoreEvent::Order(_)
+                | StoreEvent::OrderCancel(_) => {}
             }
         }
         Ok(())

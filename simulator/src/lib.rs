@@ -15,6 +15,7 @@
 //! - [`fleet`]: `kassa-sim fleet`, many stores on one HQ (run as a child process).
 
 pub mod bench;
+pub mod bench_orders;
 pub mod bench_promotions;
 pub mod bench_sync;
 pub mod bytelog;

@@ -88,7 +88,8 @@ enum Command {
         #[arg(long)]
         http: SocketAddr,
     },
-    /// Benchmarks (build with --release): `scan`, `journal`, `loyalty`, `sync`, `promotions`.
+    /// Benchmarks (build with --release): `scan`, `journal`, `loyalty`, `sync`, `promotions`,
+    /// `orders`.
     Bench {
         #[command(subcommand)]
         what: BenchKind,
@@ -126,6 +127,11 @@ enum BenchKind {
         #[arg(long, default_value_t = 10_000)]
         active: usize,
     },
+    /// Orders placed at HQ's API for a connected store: how soon the till has them.
+    Orders {
+        #[arg(long, default_value_t = 1_000)]
+        orders: usize,
+    },
 }
 
 fn init_logging(format: LogFormat) {
@@ -155,6 +161,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Bench { what: BenchKind::Loyalty { redemptions } } => kassa_sim::bench::loyalty(redemptions).await,
         Command::Bench { what: BenchKind::Sync { sales } } => kassa_sim::bench_sync::sync(sales).await.map(drop),
+        Command::Bench { what: BenchKind::Orders { orders } } => {
+            kassa_sim::bench_orders::orders(orders).await.map(drop)
+        }
         Command::Bench { what: BenchKind::Promotions { active } } => {
             kassa_sim::bench_promotions::promotions_bench(active)
         }

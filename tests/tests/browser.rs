@@ -559,3 +559,58 @@ async fn a_basket_is_parked_for_the_next_customer_and_recalled() {
     page.close().await;
     stack.stop().await;
 }
+
+/// Orders for pickup at the till: an order placed online appears in the Orders view by
+/// itself, is marked ready, and is handed over by scanning its pickup code — the
+/// handover slip comes out of the printer and HQ hears the order collected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_online_order_appears_is_readied_and_handed_over_by_its_code() {
+    init_logging();
+    let Some(page) = launch("orders").await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let stack = stack::start(StackOptions::ephemeral(dir.path())).await.unwrap();
+    let milk = kassa_protocol::Sku("100001".into());
+    stack.hq.shared.db.deliver(kassa_protocol::StoreId(1), &[(milk.clone(), 20)]).unwrap();
+    stack.hq.shared.counters.send_modify(|g| *g += 1);
+    page.open(&stack).await;
+    page.log_in_and_open_shift().await;
+    page.click("#btn-orders").await;
+    page.wait_for_text("#orders-list", "Заказов нет").await;
+
+    // The online shop places an order; the open Orders view shows it by itself.
+    let client = reqwest::Client::new();
+    let order = json!({ "store": 1, "payment": "prepaid", "phone": "+79120001122", "note": "Анна",
+                        "lines": [{ "sku": milk.0, "quantity": 2 }] });
+    let (status, placed) = stack.hq_send(&client, reqwest::Method::POST, "/api/orders", Some(&order)).await.unwrap();
+    assert_eq!(status, 200, "{placed}");
+    let (id, code) = (placed["id"].as_u64().unwrap(), placed["code"].as_str().unwrap().to_owned());
+    let row = format!("#orders-list tr[data-order='{id}']");
+    page.wait_for_text(&row, "принят").await;
+    page.wait_for_text("#btn-orders", "· 1").await;
+    page.click(&format!("{row} .pick")).await;
+    let list = printed_receipt(&stack);
+    assert!(list.contains("СБОРКА ЗАКАЗА") && list.contains(&code), "the picking list: {list}");
+    page.wait_for_text(&row, "собирается").await;
+    page.click(&format!("{row} .ready")).await;
+    page.wait_for_text(&row, "готов к выдаче").await;
+    page.screenshot("orders-ready").await;
+    page.click("#dlg-ok").await;
+
+    // The customer shows the code: scanning it opens the order; it is handed over.
+    stack.scanner.scan(code.as_bytes()).unwrap();
+    page.wait_for_text("#order-detail", &format!("№ {id}")).await;
+    page.screenshot("orders-hand-over").await;
+    page.click("#dlg-ok").await;
+    page.wait_for_text("#message", &format!("Заказ № {id} выдан")).await;
+    let slip = printed_receipt(&stack);
+    assert!(slip.contains("ВЫДАЧА ЗАКАЗА") && slip.contains("Оплачен онлайн"), "the handover slip: {slip}");
+    let hq_state = kassa_tests::eventually(WAIT, "HQ to hear the order collected", || async {
+        let (_, o) = stack.hq_get(&client, &format!("/api/orders/{id}")).await.unwrap();
+        (o["state"] == "collected").then_some(o)
+    })
+    .await;
+    assert_eq!(hq_state["taken"], json!([2]));
+    page.wait("#btn-orders", "no open orders", |t| !t.contains('·')).await;
+    page.close().await;
+    stack.stop().await;
+}

@@ -196,7 +196,11 @@ async fn the_previous_releases_data_directory_upgrades() {
     for (sku, want) in expected["stock"].as_object().unwrap() {
         assert_eq!(journal.stock(&Sku(sku.clone())).unwrap(), want["store"].as_i64().unwrap(), "store stock of {sku}");
         let at_hq = get(&client, format!("{hq}/api/stock/{sku}"), Some(&stack.hq_token)).await;
-        assert_eq!(at_hq["stores"], json!([{ "store": 1, "quantity": want["hq"] }]), "HQ stock of {sku}");
+        assert_eq!(
+            at_hq["stores"],
+            json!([{ "store": 1, "quantity": want["hq"], "reserved": 0 }]),
+            "HQ stock of {sku}"
+        );
     }
 
     // The loyalty customer and their balance, at the store and at HQ.
@@ -301,7 +305,7 @@ async fn the_previous_releases_data_directory_upgrades() {
             let (client, url, hq_token) = (client.clone(), url.clone(), hq_token.clone());
             async move {
                 let v = get(&client, url, Some(&hq_token)).await;
-                (v["stores"] == json!([{ "store": 1, "quantity": want }])).then_some(())
+                (v["stores"] == json!([{ "store": 1, "quantity": want, "reserved": 0 }])).then_some(())
             }
         })
         .await;

@@ -189,7 +189,7 @@ async fn scan_pay_print_and_sync_to_hq() {
         let (client, hq, token) = (client.clone(), hq.clone(), stack.hq_token.clone());
         async move {
             let stock = get(&client, format!("{hq}/api/stock/{MILK_SKU}"), &token).await;
-            (stock["stores"] == json!([{ "store": 1, "quantity": DEMO_STOCK_PIECES - 1 }])).then_some(())
+            (stock["stores"] == json!([{ "store": 1, "quantity": DEMO_STOCK_PIECES - 1, "reserved": 0 }])).then_some(())
         }
     })
     .await;
@@ -217,6 +217,6 @@ async fn scan_pay_print_and_sync_to_hq() {
     assert_eq!(stack.agent.journal.stock(&kassa_protocol::Sku(MILK_SKU.into())).unwrap(), DEMO_STOCK_PIECES - 1);
     let hq = format!("http://{}", stack.hq.http_addr);
     let stock = get(&client, format!("{hq}/api/stock/{MILK_SKU}"), &stack.hq_token).await;
-    assert_eq!(stock["stores"], json!([{ "store": 1, "quantity": DEMO_STOCK_PIECES - 1 }]));
+    assert_eq!(stock["stores"], json!([{ "store": 1, "quantity": DEMO_STOCK_PIECES - 1, "reserved": 0 }]));
     stack.stop().await;
 }

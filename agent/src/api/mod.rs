@@ -21,6 +21,7 @@
 //! same way: a tender kind is `"cash"`, `"card"` or `"points"` ([`view::tender_kind`])
 //! and anything else is refused (`bad_tender`), never taken for cash.
 
+mod orders;
 mod stock;
 pub mod view;
 
@@ -126,6 +127,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/shift/cash", post(cash_move))
         .route("/api/shift/x-report", post(x_report))
         .route("/api/shift/close", post(close_shift))
+        .route("/api/orders", get(orders::list))
+        .route("/api/orders/find", get(orders::find))
+        .route("/api/orders/{id}", get(orders::get))
+        .route("/api/orders/{id}/collect", post(orders::collect))
+        .route("/api/orders/{id}/{step}", post(orders::step))
         .route("/api/stock/{sku}", get(stock))
         .route("/api/stock", get(stock::levels))
         .route("/api/stock/inbound", get(stock::inbound))
@@ -236,6 +242,7 @@ enum ApiRefusal {
     BadTender,
     BadReturn,
     BadCountScope,
+    BadOrderStep,
 }
 
 refusal_codes! {
@@ -249,6 +256,7 @@ refusal_codes! {
         ApiRefusal::BadTender => "bad_tender",
         ApiRefusal::BadReturn => "bad_return",
         ApiRefusal::BadCountScope => "bad_count_scope",
+        ApiRefusal::BadOrderStep => "bad_order_step",
     }
 }
 
@@ -261,9 +269,11 @@ impl ApiRefusal {
             ApiRefusal::ContentType => S::UNSUPPORTED_MEDIA_TYPE,
             ApiRefusal::TooLarge => S::PAYLOAD_TOO_LARGE,
             ApiRefusal::BadRequest => S::BAD_REQUEST,
-            ApiRefusal::BadDiscount | ApiRefusal::BadTender | ApiRefusal::BadReturn | ApiRefusal::BadCountScope => {
-                S::UNPROCESSABLE_ENTITY
-            }
+            ApiRefusal::BadDiscount
+            | ApiRefusal::BadTender
+            | ApiRefusal::BadReturn
+            | ApiRefusal::BadCountScope
+            | ApiRefusal::BadOrderStep => S::UNPROCESSABLE_ENTITY,
         }
     }
 }
@@ -318,7 +328,9 @@ fn write_status(w: &WriteError) -> StatusCode {
         WriteError::NoSuchSale(_)
         | WriteError::UnknownSku(_)
         | WriteError::NoSuchInbound(_)
-        | WriteError::NoSuchCount(_) => S::NOT_FOUND,
+        | WriteError::NoSuchCount(_)
+        | WriteError::NoSuchOrder(_) => S::NOT_FOUND,
+        WriteError::OrderStep(_) | WriteError::Handover(_) | WriteError::OrderPrepaid(_) => S::CONFLICT,
         WriteError::NeedsManager(_) => S::FORBIDDEN,
         WriteError::AlreadyReceived(_) | WriteError::CountPosted(_) | WriteError::TooManyCounts => S::CONFLICT,
         WriteError::OutOfCount(_) => S::UNPROCESSABLE_ENTITY,
@@ -1046,11 +1058,15 @@ async fn stock(State(s): State<AppState>, _c: Cashier, Path(sku): Path<String>) 
     let sku = Sku::parse(&sku).ok_or_else(|| TillError::UnknownSku(sku.clone()))?;
     let j = s.journal.clone();
     let sku2 = sku.clone();
-    let (quantity, (nearby, as_of_ms)) =
-        j.run(move |j| Ok::<_, crate::journal::JournalError>((j.stock(&sku2)?, j.nearby_stock(&sku2)?))).await?;
+    let (quantity, reserved, (nearby, as_of_ms)) = j
+        .run(move |j| {
+            Ok::<_, crate::journal::JournalError>((j.stock(&sku2)?, j.reserved(&sku2)?, j.nearby_stock(&sku2)?))
+        })
+        .await?;
     // The age is by the store's clock against HQ's: good to the minute, which is what a
     // cashier needs ("as of 3 minutes ago").
     let age_ms = (as_of_ms > 0).then(|| (crate::clock::now_ms() - as_of_ms).max(0));
     let nearby = nearby.into_iter().map(|(store, quantity)| NearbyStockView { store, quantity, age_ms }).collect();
-    Ok(Json(StockView { sku: sku.0, store: s.journal.store().0, quantity, nearby }))
+    let available = quantity - reserved;
+    Ok(Json(StockView { sku: sku.0, store: s.journal.store().0, quantity, reserved, available, nearby }))
 }

@@ -707,6 +707,9 @@ pub enum EventView {
     /// A receipt's code was scanned: the page offers a return of sale `seq`.
     #[serde(rename = "receipt_scanned")]
     ReceiptScanned { seq: u64 },
+    /// An order's pickup code was scanned: the page opens order `order`.
+    #[serde(rename = "order_scanned")]
+    OrderScanned { order: u64 },
     #[serde(rename = "sale_committed")]
     SaleCommitted { sale: SaleView },
     #[serde(rename = "return_committed")]
@@ -733,6 +736,7 @@ impl From<&TillEvent> for EventView {
                 EventView::ScanRejected { code: code.clone(), reason_code, reason: reason.clone() }
             }
             TillEvent::ReceiptScanned { seq } => EventView::ReceiptScanned { seq: *seq },
+            TillEvent::OrderScanned { order } => EventView::OrderScanned { order: *order },
             TillEvent::SaleCommitted { sale } => EventView::SaleCommitted { sale: sale.into() },
             TillEvent::ReturnCommitted { ret } => EventView::ReturnCommitted { ret: ret.into() },
             TillEvent::Shift { report } => EventView::Shift { report: report.as_ref().map(Into::into) },
@@ -824,8 +828,13 @@ pub struct NearbyStockView {
 pub struct StockView {
     pub sku: String,
     pub store: u32,
-    /// Pieces, or grams for an item sold by weight.
+    /// On hand: pieces, or grams for an item sold by weight.
     pub quantity: i64,
+    /// Held for open orders for pickup here.
+    pub reserved: i64,
+    /// On hand minus reserved: what a walk-in customer may take without touching an
+    /// order's stock.
+    pub available: i64,
     pub nearby: Vec<NearbyStockView>,
 }
 

@@ -224,6 +224,11 @@ impl ChainSays {
                     (e.0, e.1) = (e.0 + plus, e.1 + minus);
                 }
             }
+            Record::Handover { lines, .. } => {
+                for (sku, quantity) in lines {
+                    self.stock.entry(sku.0.clone()).or_default().1 += quantity;
+                }
+            }
             _ => {}
         }
     }

@@ -113,8 +113,18 @@ pub mod v1 {
 
     #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
     pub enum PrintDoc {
-        Doc { seq: u64 },
-        Report { report: Box<ShiftReport>, closing: bool },
+        Doc {
+            seq: u64,
+        },
+        Report {
+            report: Box<ShiftReport>,
+            closing: bool,
+        },
+        /// Appended in schema 7: an order's picking list, or its handover slip.
+        Order {
+            order: u64,
+            handover: bool,
+        },
     }
 }
 
@@ -154,15 +164,51 @@ pub mod v3 {
 
     #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
     pub enum Record {
-        Sale { sale: data2::Sale, shift: i64 },
-        Return { ret: data1::Return, shift: i64 },
-        Void { shift: i64, lines: u32, total: Kopecks },
-        ShiftOpen { shift: i64, float: Kopecks },
-        CashMove { shift: i64, amount: Kopecks, reason: String },
-        ShiftClose { shift: i64, report: v1::ShiftReport },
-        UserAdded { id: String, name: String, role: v1::Role },
-        DrawerOverride { shift: i64, manager: String, in_drawer: Kopecks, amount: Kopecks },
-        Movement { movement: data::Movement },
+        Sale {
+            sale: data2::Sale,
+            shift: i64,
+        },
+        Return {
+            ret: data1::Return,
+            shift: i64,
+        },
+        Void {
+            shift: i64,
+            lines: u32,
+            total: Kopecks,
+        },
+        ShiftOpen {
+            shift: i64,
+            float: Kopecks,
+        },
+        CashMove {
+            shift: i64,
+            amount: Kopecks,
+            reason: String,
+        },
+        ShiftClose {
+            shift: i64,
+            report: v1::ShiftReport,
+        },
+        UserAdded {
+            id: String,
+            name: String,
+            role: v1::Role,
+        },
+        DrawerOverride {
+            shift: i64,
+            manager: String,
+            in_drawer: Kopecks,
+            amount: Kopecks,
+        },
+        Movement {
+            movement: data::Movement,
+        },
+        /// Appended in schema 7: a prepaid order handed over, per SKU what left the stock.
+        Handover {
+            order: u64,
+            lines: Vec<(kassa_protocol::Sku, i64)>,
+        },
     }
 }
 
@@ -274,7 +320,9 @@ impl From<&Record> for v1::Record {
     fn from(r: &Record) -> Self {
         match r {
             Record::Sale { sale, shift } => v1::Record::Sale { sale: sale.into(), shift: *shift },
-            Record::Movement { .. } => unreachable!("movements are written in format 3 only"),
+            Record::Movement { .. } | Record::Handover { .. } => {
+                unreachable!("movements and handovers are written in format 3 only")
+            }
             Record::Return { ret, shift } => v1::Record::Return { ret: ret.into(), shift: *shift },
             Record::Void { shift, lines, total } => v1::Record::Void { shift: *shift, lines: *lines, total: *total },
             Record::ShiftOpen { shift, float } => v1::Record::ShiftOpen { shift: *shift, float: *float },
@@ -316,7 +364,9 @@ impl From<&Record> for v2::Record {
     fn from(r: &Record) -> Self {
         match r {
             Record::Sale { sale, shift } => v2::Record::Sale { sale: sale.into(), shift: *shift },
-            Record::Movement { .. } => unreachable!("movements are written in format 3 only"),
+            Record::Movement { .. } | Record::Handover { .. } => {
+                unreachable!("movements and handovers are written in format 3 only")
+            }
             other => match v1::Record::from(other) {
                 v1::Record::Sale { .. } => unreachable!("sales are format 2's own"),
                 v1::Record::Return { ret, shift } => v2::Record::Return { ret, shift },
@@ -355,6 +405,7 @@ impl From<&Record> for v3::Record {
     fn from(r: &Record) -> Self {
         match r {
             Record::Movement { movement } => v3::Record::Movement { movement: movement.into() },
+            Record::Handover { order, lines } => v3::Record::Handover { order: order.0, lines: lines.clone() },
             other => match v2::Record::from(other) {
                 v2::Record::Sale { sale, shift } => v3::Record::Sale { sale, shift },
                 v2::Record::Return { ret, shift } => v3::Record::Return { ret, shift },
@@ -377,6 +428,9 @@ impl TryFrom<v3::Record> for Record {
     fn try_from(r: v3::Record) -> Result<Self, FormatError> {
         let as_v2 = match r {
             v3::Record::Movement { movement } => return Ok(Record::Movement { movement: movement.try_into()? }),
+            v3::Record::Handover { order, lines } => {
+                return Ok(Record::Handover { order: kassa_protocol::orders::OrderId(order), lines })
+            }
             v3::Record::Sale { sale, shift } => v2::Record::Sale { sale, shift },
             v3::Record::Return { ret, shift } => v2::Record::Return { ret, shift },
             v3::Record::Void { shift, lines, total } => v2::Record::Void { shift, lines, total },
@@ -441,6 +495,23 @@ pub fn decode_inbound(blob: &[u8], format: u32) -> Result<kassa_protocol::moveme
         .map_err(corrupt(what.into()))
 }
 
+/// An order as the store keeps it (data format 3, as HQ sent it).
+pub const ORDER_FORMAT: u32 = 3;
+
+pub fn encode_order(order: &kassa_protocol::orders::Order) -> Vec<u8> {
+    data::encode(&kassa_protocol::format::v3::Order::from(order))
+}
+
+pub fn decode_order(blob: &[u8], format: u32) -> Result<kassa_protocol::orders::Order, JournalError> {
+    let what = "order";
+    if format != ORDER_FORMAT {
+        return Err(JournalError::Corrupt(format!("{what} in data format {format}, not {ORDER_FORMAT}")));
+    }
+    data::decode::<kassa_protocol::format::v3::Order>(blob, what)
+        .and_then(TryInto::try_into)
+        .map_err(corrupt(what.into()))
+}
+
 /// A print job's document in the current format.
 pub fn encode_print_doc(doc: &PrintDoc) -> Vec<u8> {
     let stored = match doc {
@@ -448,6 +519,7 @@ pub fn encode_print_doc(doc: &PrintDoc) -> Vec<u8> {
         PrintDoc::Report { report, closing } => {
             v1::PrintDoc::Report { report: Box::new(report.as_ref().into()), closing: *closing }
         }
+        PrintDoc::Order { order, handover } => v1::PrintDoc::Order { order: order.0, handover: *handover },
     };
     data::encode(&stored)
 }
@@ -459,6 +531,9 @@ pub fn decode_print_doc(blob: &[u8], format: Option<u32>, id: i64) -> Result<Pri
     Ok(match data::decode::<v1::PrintDoc>(blob, "print job").map_err(corrupt(what))? {
         v1::PrintDoc::Doc { seq } => PrintDoc::Doc { seq },
         v1::PrintDoc::Report { report, closing } => PrintDoc::Report { report: Box::new((*report).into()), closing },
+        v1::PrintDoc::Order { order, handover } => {
+            PrintDoc::Order { order: kassa_protocol::orders::OrderId(order), handover }
+        }
     })
 }
 

@@ -19,6 +19,8 @@
 //! - `sales`: sales, returns, cancellations, voids, and the stock counters they move.
 //! - `stock`: movements other than sales (receipts, counts, write-offs, transfers) and
 //!   the inbound documents HQ sends.
+//! - `orders`: orders for pickup here — kept, reserved, picked, handed over (a sale
+//!   when paid at pickup), expired or cancelled.
 //! - `handle`: the async road to all of it ([`JournalHandle`]); `open_basket`: the open
 //!   basket's own file.
 //!
@@ -30,6 +32,7 @@ pub mod format;
 mod handle;
 mod loyalty;
 mod open_basket;
+mod orders;
 mod outbox;
 mod print_queue;
 mod promotions;
@@ -55,6 +58,7 @@ use serde::Serialize;
 pub use chain::VerifyReport;
 pub use handle::JournalHandle;
 pub use open_basket::{BasketStore, ParkedBasket, PARKED_BASKETS_MAX};
+pub use orders::{Collected, OrderView};
 pub use sales::{DocSummary, LoyaltyUse, ReturnRequest, SHIFT_DOCS_MAX};
 pub use stock::{CountReport, CountReportLine, CountScope, MovementRequest, StockLevel, WRITE_OFF_UNAPPROVED_MAX};
 pub use types::{PrintDoc, PrintExtras, PrintJob, Printable, Record, Role, ShiftReport, TenderTotal, User, VatLine};
@@ -209,6 +213,14 @@ pub enum WriteError {
     Customer(#[from] CustomerError),
     #[error("this phone already has card {card}")]
     PhoneTaken { card: String },
+    #[error("no order {0} is held at this store")]
+    NoSuchOrder(kassa_protocol::orders::OrderId),
+    #[error(transparent)]
+    OrderStep(#[from] kassa_protocol::orders::StepError),
+    #[error(transparent)]
+    Handover(#[from] kassa_protocol::orders::HandoverError),
+    #[error("order {0} was paid online: hand it over without taking money")]
+    OrderPrepaid(kassa_protocol::orders::OrderId),
     #[error("a user id is 1 to 32 letters, digits, - or _")]
     BadUserId,
     #[error("a name is 1 to 64 characters")]
@@ -255,6 +267,8 @@ refusal_codes! {
         WriteError::PointsStep { .. } => "points_step",
         WriteError::LoyaltyAccount(_) => "points_account",
         WriteError::PhoneTaken { .. } => "phone_has_card",
+        WriteError::NoSuchOrder(_) => "no_such_order",
+        WriteError::OrderPrepaid(_) => "order_prepaid",
         WriteError::BadUserId => "bad_user_id",
         WriteError::BadUserName => "bad_user_name",
         WriteError::BadPin => "bad_pin_format",
@@ -267,6 +281,8 @@ refusal_codes! {
         WriteError::Loyalty => PointsError,
         WriteError::Customer => CustomerError,
         WriteError::Movement => MovementError,
+        WriteError::OrderStep => kassa_protocol::orders::StepError,
+        WriteError::Handover => kassa_protocol::orders::HandoverError,
         WriteError::Journal => JournalError,
     }
 }
@@ -280,6 +296,23 @@ refusal_codes! {
         MovementError::Direction { .. } => "movement_direction",
         MovementError::Note => "movement_note",
         MovementError::TransferToSelf => "transfer_to_self",
+    }
+}
+
+refusal_codes! {
+    kassa_protocol::orders::StepError {
+        kassa_protocol::orders::StepError::Final { .. } => "order_final",
+        kassa_protocol::orders::StepError::Backwards { .. } => "order_backwards",
+        kassa_protocol::orders::StepError::Expired { .. } => "order_expired",
+    }
+}
+
+refusal_codes! {
+    kassa_protocol::orders::HandoverError {
+        kassa_protocol::orders::HandoverError::Final { .. } => "order_final",
+        kassa_protocol::orders::HandoverError::Lines { .. } => "handover_lines",
+        kassa_protocol::orders::HandoverError::Quantity { .. } => "handover_quantity",
+        kassa_protocol::orders::HandoverError::Nothing => "handover_nothing",
     }
 }
 
@@ -488,7 +521,7 @@ DROP INDEX IF EXISTS print_jobs_pending;
 /// The journal's schema version, kept in `PRAGMA user_version`. Version 1 is [`SCHEMA`]
 /// as first released (`user_version` 0 in files of that release); each later version
 /// is one step of [`MIGRATIONS`].
-pub const SCHEMA_VERSION: u32 = 6;
+pub const SCHEMA_VERSION: u32 = 7;
 
 /// Steps from version `n - 1` to `n`, run at start in one transaction after a copy of
 /// the file is kept beside it (`journal.sqlite.v{old}.bak`).
@@ -567,6 +600,28 @@ const MIGRATIONS: &[(u32, &str)] = &[
          CREATE TABLE price_schedule (
              sku TEXT NOT NULL, at_minute INTEGER NOT NULL, price_kopecks INTEGER NOT NULL,
              PRIMARY KEY (sku, at_minute)
+         ) STRICT, WITHOUT ROWID;",
+    ),
+    (
+        7,
+        // Orders for pickup here (`orders`): each kept once as HQ sent it (data format 3),
+        // its lines by SKU for reservations, and what happened to it as events appended
+        // in order — its state is the highest event (`rank` is `OrderState`'s order), so
+        // nothing is updated in place; at most one handover per order.
+        "CREATE TABLE orders (
+             id INTEGER PRIMARY KEY, body BLOB NOT NULL, format INTEGER NOT NULL, phone TEXT,
+             expires_at_ms INTEGER NOT NULL, received_at_ms INTEGER NOT NULL
+         ) STRICT;
+         CREATE INDEX orders_phone ON orders(phone) WHERE phone IS NOT NULL;
+         CREATE TABLE order_lines (
+             order_id INTEGER NOT NULL REFERENCES orders(id), line INTEGER NOT NULL, sku TEXT NOT NULL,
+             quantity INTEGER NOT NULL, PRIMARY KEY (order_id, line)
+         ) STRICT, WITHOUT ROWID;
+         CREATE INDEX order_lines_sku ON order_lines(sku);
+         CREATE TABLE order_events (
+             order_id INTEGER NOT NULL REFERENCES orders(id), rank INTEGER NOT NULL, state TEXT NOT NULL,
+             at_ms INTEGER NOT NULL, by_user TEXT NOT NULL, taken TEXT, sale_seq INTEGER,
+             PRIMARY KEY (order_id, rank)
          ) STRICT, WITHOUT ROWID;",
     ),
 ];
@@ -960,6 +1015,32 @@ impl Drop for Immediate<'_> {
 
 /// `execute` through the statement cache: the sale's transaction runs the same few
 /// dozen statements every time, and preparing them anew each time was half its cost.
+/// An order, and what its handover took of each line (once handed over).
+type OrderAndTaken = (kassa_protocol::orders::Order, Option<Vec<i64>>);
+
+/// Order `id` as the store keeps it, and what its handover took (if it was handed
+/// over); read here because print jobs (in `sales`) and `orders` both need it.
+fn order_and_handover(
+    conn: &Connection,
+    id: kassa_protocol::orders::OrderId,
+) -> Result<Option<OrderAndTaken>, JournalError> {
+    let row: Option<(Vec<u8>, u32, Option<String>)> = query_row(
+        conn,
+        "SELECT o.body, o.format, e.taken FROM orders o
+         LEFT JOIN order_events e ON e.order_id = o.id AND e.state = 'collected' WHERE o.id = ?1",
+        [id.0 as i64],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
+    .optional()?;
+    let Some((body, f, taken)) = row else { return Ok(None) };
+    let order = format::decode_order(&body, f)?;
+    let taken = taken
+        .map(|t| serde_json::from_str(&t))
+        .transpose()
+        .map_err(|e| JournalError::Corrupt(format!("handover of order {id}: {e}")))?;
+    Ok(Some((order, taken)))
+}
+
 fn exec<P: rusqlite::Params>(conn: &Connection, sql: &str, params: P) -> rusqlite::Result<usize> {
     conn.prepare_cached(sql)?.execute(params)
 }

@@ -163,49 +163,68 @@ impl Journal {
             if seen_basket.is_some_and(|seen| seen != basket.id) {
                 return Err(WriteError::BasketChanged);
             }
-            let heads = heads(tx, terminal)?;
-            let shift = heads.shift.ok_or(WriteError::NoShift)?;
-            let (totals, change) = sale::settle(basket, tenders)?;
-            let paid_in_points: i64 =
-                tenders.iter().filter(|t| t.kind == sale::TenderKind::Points).map(|t| t.amount.0).sum();
-            let (plan, loyalty_entries) = match loyalty {
-                None if paid_in_points > 0 => return Err(WriteError::PointsNeedCustomer),
-                None => (None, Vec::new()),
-                Some(u) => {
-                    let (plan, entries) = self.loyalty_for_sale(tx, u, basket, paid_in_points)?;
-                    (Some(plan), entries)
-                }
-            };
-            let seq = heads.doc_seq + 1;
-            let receipt_number = heads.receipt_number + 1;
-            let sale = Sale {
-                id: SaleId { store: self.store, seq },
-                receipt_no: sale::receipt_no(self.store, terminal, receipt_number as u64),
-                terminal,
-                cashier: cashier.to_owned(),
-                created_at_ms: now_ms,
-                lines: basket.lines.clone(),
-                tenders: tenders.to_vec(),
-                total: totals.total,
-                change,
-                loyalty: plan,
-            };
-            debug_assert_eq!(sale.validate(), Ok(()));
-            let record = Record::Sale { sale: sale.clone(), shift };
-            let record_seq = chain::append_after(tx, heads.chain, terminal, cashier, now_ms, &record)?;
-            let doc = DocRow { seq, record_seq, receipt_no: &sale.receipt_no, terminal, receipt_number, shift };
-            insert_doc(tx, &doc, "sale", sale.total, None, Some(basket.id))?;
-            let lines: Vec<_> = sale.lines.iter().map(|l| (None, &l.sku, l.quantity, l.net(), l.vat)).collect();
-            insert_lines(tx, seq, &lines)?;
-            insert_tenders(tx, seq, &sale.tenders)?;
-            let counters = self.count(tx, sale.lines.iter().map(|l| (&l.sku, 0, l.quantity)))?;
-            let outbox = push_outbox_after(tx, heads.outbox, Change::Sale { sale: sale.clone(), counters })?;
-            if !loyalty_entries.is_empty() {
-                push_outbox_after(tx, outbox, Change::Loyalty { customer: None, entries: loyalty_entries })?;
-            }
-            queue_print(tx, &PrintDoc::Doc { seq }, false, now_ms)?;
-            Ok(sale)
+            self.pay_in(tx, terminal, cashier, basket, Some(basket.id), tenders, loyalty, now_ms)
         })
+    }
+
+    /// Records `basket` paid with `tenders` as a sale, in the caller's transaction: the
+    /// sale, its record, its stock counters, its outbox entries and its receipt. The sale
+    /// remembers `basket_id` (the till's open basket it ended), or none (an order's lines
+    /// paid at pickup).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn pay_in(
+        &self,
+        tx: &Connection,
+        terminal: u16,
+        cashier: &str,
+        basket: &Basket,
+        basket_id: Option<u64>,
+        tenders: &[Tender],
+        loyalty: Option<&LoyaltyUse>,
+        now_ms: i64,
+    ) -> Result<Sale, WriteError> {
+        let heads = heads(tx, terminal)?;
+        let shift = heads.shift.ok_or(WriteError::NoShift)?;
+        let (totals, change) = sale::settle(basket, tenders)?;
+        let paid_in_points: i64 =
+            tenders.iter().filter(|t| t.kind == sale::TenderKind::Points).map(|t| t.amount.0).sum();
+        let (plan, loyalty_entries) = match loyalty {
+            None if paid_in_points > 0 => return Err(WriteError::PointsNeedCustomer),
+            None => (None, Vec::new()),
+            Some(u) => {
+                let (plan, entries) = self.loyalty_for_sale(tx, u, basket, paid_in_points)?;
+                (Some(plan), entries)
+            }
+        };
+        let seq = heads.doc_seq + 1;
+        let receipt_number = heads.receipt_number + 1;
+        let sale = Sale {
+            id: SaleId { store: self.store, seq },
+            receipt_no: sale::receipt_no(self.store, terminal, receipt_number as u64),
+            terminal,
+            cashier: cashier.to_owned(),
+            created_at_ms: now_ms,
+            lines: basket.lines.clone(),
+            tenders: tenders.to_vec(),
+            total: totals.total,
+            change,
+            loyalty: plan,
+        };
+        debug_assert_eq!(sale.validate(), Ok(()));
+        let record = Record::Sale { sale: sale.clone(), shift };
+        let record_seq = chain::append_after(tx, heads.chain, terminal, cashier, now_ms, &record)?;
+        let doc = DocRow { seq, record_seq, receipt_no: &sale.receipt_no, terminal, receipt_number, shift };
+        insert_doc(tx, &doc, "sale", sale.total, None, basket_id)?;
+        let lines: Vec<_> = sale.lines.iter().map(|l| (None, &l.sku, l.quantity, l.net(), l.vat)).collect();
+        insert_lines(tx, seq, &lines)?;
+        insert_tenders(tx, seq, &sale.tenders)?;
+        let counters = self.count(tx, sale.lines.iter().map(|l| (&l.sku, 0, l.quantity)))?;
+        let outbox = push_outbox_after(tx, heads.outbox, Change::Sale { sale: sale.clone(), counters })?;
+        if !loyalty_entries.is_empty() {
+            push_outbox_after(tx, outbox, Change::Loyalty { customer: None, entries: loyalty_entries })?;
+        }
+        queue_print(tx, &PrintDoc::Doc { seq }, false, now_ms)?;
+        Ok(sale)
     }
 
     /// Earns and spends a sale's points: refuses (writing nothing) to spend beyond the
@@ -598,6 +617,11 @@ impl Journal {
         let print_doc = super::format::decode_print_doc(&doc_blob, f, id)?;
         let printable = match print_doc {
             PrintDoc::Report { report, closing } => Printable::Report { report, closing },
+            PrintDoc::Order { order, handover } => {
+                let (order, taken) = super::order_and_handover(&conn, order)?
+                    .ok_or_else(|| JournalError::Corrupt(format!("print job {id}: no order {order}")))?;
+                Printable::Order { order: Box::new(order), taken: if handover { taken } else { None } }
+            }
             PrintDoc::Doc { seq } => match doc(&conn, seq)? {
                 Some(Record::Sale { sale, .. }) => Printable::Sale(sale),
                 Some(Record::Return { ret, .. }) => Printable::Return(ret),
@@ -687,7 +711,7 @@ fn print_extras(conn: &Connection, printable: &Printable) -> Result<PrintExtras,
             },
             points_balance: None,
         },
-        Printable::Report { .. } => PrintExtras::default(),
+        Printable::Report { .. } | Printable::Order { .. } => PrintExtras::default(),
     })
 }
 

@@ -56,6 +56,12 @@ pub enum Record {
     Movement {
         movement: kassa_protocol::movements::Movement,
     },
+    /// A prepaid order handed over: what left the stock, per SKU (record format 3 on; an
+    /// order paid at pickup is a `Sale`).
+    Handover {
+        order: kassa_protocol::orders::OrderId,
+        lines: Vec<(kassa_protocol::Sku, i64)>,
+    },
 }
 
 impl Record {
@@ -70,6 +76,7 @@ impl Record {
             Record::UserAdded { .. } => "user_added",
             Record::DrawerOverride { .. } => "drawer_override",
             Record::Movement { .. } => "movement",
+            Record::Handover { .. } => "handover",
         }
     }
 }
@@ -155,6 +162,8 @@ pub enum PrintDoc {
     Doc { seq: u64 },
     /// An X (`closing == false`) or Z report.
     Report { report: Box<ShiftReport>, closing: bool },
+    /// An order's picking list, or (`handover`) the slip of its handover.
+    Order { order: kassa_protocol::orders::OrderId, handover: bool },
 }
 
 /// What the spooler renders.
@@ -162,7 +171,16 @@ pub enum PrintDoc {
 pub enum Printable {
     Sale(Sale),
     Return(Return),
-    Report { report: Box<ShiftReport>, closing: bool },
+    Report {
+        report: Box<ShiftReport>,
+        closing: bool,
+    },
+    /// A picking list (`taken == None`) or the slip of a handover: what was taken of
+    /// each line.
+    Order {
+        order: Box<kassa_protocol::orders::Order>,
+        taken: Option<Vec<i64>>,
+    },
 }
 
 #[derive(Debug, Clone)]

@@ -21,11 +21,14 @@
 //!   asked of HQ;
 //! - `payments`: paying the basket, returns, reprints;
 //! - `shifts`: opening and closing a shift, cash moves, the X report.
+//! - `stock`: receipts, write-offs, transfers and counts; `orders`: orders for pickup —
+//!   moving one on and handing it over.
 //!
 //! The parts use this file and `basket`; none uses another part's types otherwise.
 
 mod basket;
 mod customer;
+mod orders;
 mod parked;
 mod payments;
 mod scan;
@@ -73,6 +76,10 @@ pub enum TillEvent {
     /// A receipt's code was scanned: the page offers a return of that sale.
     ReceiptScanned {
         seq: u64,
+    },
+    /// An order's pickup code was scanned (or typed): the page opens the order.
+    OrderScanned {
+        order: u64,
     },
     SaleCommitted {
         sale: Sale,

@@ -17,6 +17,7 @@ enum Resolved {
     Marked(CatalogItem, String),
     Receipt(u64),
     Loyalty(String),
+    Order(u64),
 }
 
 impl Till {
@@ -44,6 +45,11 @@ impl Till {
                 self.publish(ev.clone());
                 Ok(ev)
             }
+            Resolved::Order(order) => {
+                let ev = TillEvent::OrderScanned { order };
+                self.publish(ev.clone());
+                Ok(ev)
+            }
             // A card scanned at the till puts its customer on the basket.
             Resolved::Loyalty(card) => self.set_customer(&card).await,
         }
@@ -65,6 +71,7 @@ impl Till {
                 self.modify(Some(key), move |b| b.add_marked(&item, &code).map(|_| ())).await
             }
             Resolved::Receipt(seq) => Ok(TillEvent::ReceiptScanned { seq }),
+            Resolved::Order(order) => Ok(TillEvent::OrderScanned { order }),
             Resolved::Loyalty(card) => self.set_customer(&card).await,
         }
     }
@@ -125,6 +132,7 @@ impl Till {
                 Resolved::Receipt(seq.ok_or(TillError::Write(WriteError::NoSuchSale(code)))?)
             }
             Scan::Loyalty { card } => Resolved::Loyalty(card),
+            Scan::Order { order } => Resolved::Order(order),
             Scan::Rejected(reason) => return Err(reason.into()),
         })
     }

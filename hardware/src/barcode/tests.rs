@@ -211,6 +211,9 @@ fn loyalty_cards_and_receipts() {
     assert!(matches!(parse_with(b"2990000123459", &lc), Scan::Rejected(_)));
 
     assert_eq!(parse(b"KASSA:7:42"), Scan::Receipt(ReceiptRef::Sale { store: 7, seq: 42 }));
+    let code = kassa_protocol::orders::pickup_code(kassa_protocol::orders::OrderId(1045));
+    assert_eq!(parse(code.as_bytes()), Scan::Order { order: 1045 });
+    assert_eq!(parse(format!("]Q1{code}").as_bytes()), Scan::Order { order: 1045 });
     assert_eq!(parse(b"]Q1KASSA:7:42"), Scan::Receipt(ReceiptRef::Sale { store: 7, seq: 42 }));
     assert!(rejected(b"KASSA:7").contains("receipt code"));
     assert!(rejected(b"KASSA:0:1").contains("receipt code"));
@@ -286,6 +289,7 @@ fn rejections_carry_stable_codes() {
         (reason(b"2100001012359"), "scan_weighed_template"),
         (reason(zero.as_bytes()), "scan_zero_weight"),
         (reason(b"KASSA:7"), "scan_receipt_code"),
+        (reason(b"Z10450"), "scan_order_code"),
         (
             match parse_with(b"LC1", &lc) {
                 Scan::Rejected(r) => r,

@@ -10,7 +10,11 @@
 //! `sync_server` does. Stores sell and HQ delivers stock at any time, online or not;
 //! stores are partitioned for stretches of steps; either side crashes and restarts,
 //! losing everything volatile. The invariants (every outbox entry applied exactly once
-//! at HQ, counters monotone, loyalty within its escrow) are checked after every step.
+//! at HQ, counters monotone, loyalty within its escrow, orders never handed over twice and
+//! a store's reservations exactly what its open orders hold) are checked after every step.
+//! HQ places orders for pickup and cancels some; stores accept, pick, ready, hand over
+//! (wholly or in part) and expire them at their own clock, so cancellations and
+//! handovers cross in every interleaving the seeds find.
 //! Then the network heals: no more cuts or partitions at once, no more losses,
 //! duplicates or reorders after another 30 s (HQ's database still fails now and then),
 //! and everything must converge.
@@ -32,6 +36,7 @@ use crate::money::Kopecks;
 use crate::movements::{
     Inbound, InboundLine, InboundSource, Movement, MovementId, MovementKind, MovementLine, WriteOffReason,
 };
+use crate::orders::{Handover, Order, OrderChannel, OrderEvent, OrderId, OrderState, OrderUpdate, Payment};
 use crate::promotions::definition::Definition;
 use crate::testing;
 use crate::Sku;
@@ -77,6 +82,11 @@ struct StoreDurable {
     movements: u64,
     /// The price schedule version it keeps (an HQ-published register, like promotions).
     schedule: u64,
+    /// Orders for pickup it holds, kept once each, with their state here.
+    orders: BTreeMap<OrderId, (Order, OrderState)>,
+    /// What it reserved for orders, kept by the simulation as each order opened and ended
+    /// (the journal derives it from the open orders; the two must agree).
+    reserved: BTreeMap<Sku, i64>,
 }
 
 struct Store {
@@ -100,6 +110,19 @@ struct HqDurable {
     inbound: BTreeMap<String, (Inbound, bool)>,
     /// The price schedule version HQ last published (0: none yet).
     schedule_version: u64,
+    /// Orders HQ placed: the order, its state at HQ (the join of everything HQ heard
+    /// and did), the highest state its store reported (`None`: not yet accepted), and
+    /// whether HQ asked to cancel it.
+    orders: BTreeMap<OrderId, HqOrder>,
+}
+
+struct HqOrder {
+    order: Order,
+    state: OrderState,
+    reported: Option<OrderState>,
+    cancel_requested: bool,
+    /// Handover updates applied: must never exceed one.
+    collected: u32,
 }
 
 /// The set of promotions HQ publishes as version `version` (a few, named after it, so
@@ -179,6 +202,13 @@ struct Stats {
     /// Transfers between stores received at the other end, short ones among them.
     transfers_received: u64,
     transfers_short: u64,
+    /// Orders ended, by how: handed over (some in part), expired, cancelled; and
+    /// cancellations HQ accepted that a handover at the store then overruled.
+    orders_collected: u64,
+    orders_partly_collected: u64,
+    orders_expired: u64,
+    orders_cancelled: u64,
+    cancels_overruled: u64,
 }
 
 impl Stats {
@@ -193,6 +223,11 @@ impl Stats {
         self.idle_cuts += o.idle_cuts;
         self.transfers_received += o.transfers_received;
         self.transfers_short += o.transfers_short;
+        self.orders_collected += o.orders_collected;
+        self.orders_partly_collected += o.orders_partly_collected;
+        self.orders_expired += o.orders_expired;
+        self.orders_cancelled += o.orders_cancelled;
+        self.cancels_overruled += o.cancels_overruled;
         self.converge_rounds = self.converge_rounds.max(o.converge_rounds);
     }
 }
@@ -250,6 +285,9 @@ struct World {
     /// repair it (the monotonicity checks below still hold).
     lost_counters: bool,
     request_id: u64,
+    /// Handovers each order had at any store: never more than one.
+    handovers: BTreeMap<OrderId, u32>,
+    next_order: u64,
     faults: Faults,
     stats: Stats,
 }
@@ -269,6 +307,7 @@ fn hq_apply(
     store: StoreId,
     batch: &[OutboxEntry],
     movements: &mut Vec<Movement>,
+    orders: &mut Vec<OrderUpdate>,
 ) {
     for e in batch {
         *sales.entry((store, e.seq)).or_default() += 1;
@@ -284,6 +323,10 @@ fn hq_apply(
                 movements.push(movement.clone());
                 counters
             }
+            Change::Order { update, counters } => {
+                orders.push(update.clone());
+                counters
+            }
             Change::Return { .. } => unreachable!("no returns here"),
         };
         for c in entry_counters {
@@ -295,6 +338,31 @@ fn hq_apply(
 /// What HQ offers a store on connect and after a digest: its open documents.
 fn open_inbound(hq: &HqDurable, store: StoreId) -> Vec<Inbound> {
     hq.inbound.values().filter(|(d, received)| d.store == store && !received).map(|(d, _)| d.clone()).collect()
+}
+
+/// What HQ offers a store on connect and after a digest, until the store's answer comes:
+/// its open documents, the orders it has not accepted and the cancellations pending.
+fn offer_documents(hq: &HqDurable, side: &mut HqSync, store: StoreId) {
+    side.offer_inbound(&open_inbound(hq, store));
+    side.offer_orders(&hq_orders_to_offer(hq, store), &hq_cancels(hq, store));
+}
+
+/// The orders HQ offers a store: those it has not accepted, unless cancelled first.
+fn hq_orders_to_offer(hq: &HqDurable, store: StoreId) -> Vec<Order> {
+    hq.orders
+        .values()
+        .filter(|o| o.order.store == store && o.reported.is_none() && !o.state.is_final())
+        .map(|o| o.order.clone())
+        .collect()
+}
+
+/// The cancellations HQ offers a store: of orders it accepted and has not yet ended.
+fn hq_cancels(hq: &HqDurable, store: StoreId) -> Vec<OrderId> {
+    hq.orders
+        .values()
+        .filter(|o| o.order.store == store && o.cancel_requested && o.reported.is_some_and(|r| !r.is_final()))
+        .map(|o| o.order.id)
+        .collect()
 }
 
 fn merge(map: &mut BTreeMap<CounterKey, (i64, i64)>, e: &CounterEntry) {
@@ -342,6 +410,8 @@ impl World {
                         received: Default::default(),
                         movements: 0,
                         schedule: 0,
+                        orders: BTreeMap::new(),
+                        reserved: BTreeMap::new(),
                     },
                     session: None,
                     partitioned_until: 0,
@@ -355,7 +425,10 @@ impl World {
                 promotions_version: 0,
                 inbound: BTreeMap::new(),
                 schedule_version: 0,
+                orders: BTreeMap::new(),
             },
+            handovers: BTreeMap::new(),
+            next_order: 0,
             points_spent: 0,
             lost_counters: false,
             request_id: 0,
@@ -493,6 +566,176 @@ impl World {
         }
     }
 
+    /// The store's clock, in milliseconds (orders expire by it).
+    fn now_ms(&self) -> i64 {
+        (self.step * STEP.as_millis() as u64) as i64
+    }
+
+    /// HQ places an order for pickup at store `i` (offered at once if it is connected).
+    fn place_order(&mut self, i: usize) {
+        self.next_order += 1;
+        let id = OrderId(self.next_order);
+        let lines = (0..1 + self.rng.below(2))
+            .map(|k| {
+                let sku = (self.rng.below(SKUS) + k) % SKUS;
+                BasketLine {
+                    name: "x".into(),
+                    ..testing::pieces(&sku.to_string(), Kopecks(100), 1 + self.rng.below(3) as i64)
+                }
+            })
+            .collect();
+        let now_ms = self.now_ms();
+        let order = Order {
+            id,
+            store: self.stores[i].id,
+            channel: OrderChannel::Online,
+            customer: None,
+            phone: None,
+            note: String::new(),
+            lines,
+            payment: if self.rng.chance(50) { Payment::Prepaid } else { Payment::AtPickup },
+            created_at_ms: now_ms,
+            expires_at_ms: now_ms + 10_000 + self.rng.below(50_000) as i64,
+        };
+        order.validate().expect("the simulation places valid orders");
+        let state = OrderState::New;
+        self.hq
+            .orders
+            .insert(id, HqOrder { order: order.clone(), state, reported: None, cancel_requested: false, collected: 0 });
+        if let Some(conn) = self.conns.get_mut(&i) {
+            conn.hq_side.offer_orders(&[order], &[]);
+            conn.to_store.extend(std::iter::from_fn(|| conn.hq_side.poll_transmit()));
+        }
+    }
+
+    /// HQ cancels one of its orders not known to be final (the customer asked): at HQ at
+    /// once; the store is told, and a handover there overrules it.
+    fn cancel_order(&mut self) {
+        let open: Vec<OrderId> =
+            self.hq.orders.iter().filter(|(_, o)| !o.state.is_final()).map(|(id, _)| *id).collect();
+        let Some(&id) = open.get(self.rng.below(open.len().max(1) as u64) as usize) else { return };
+        let o = self.hq.orders.get_mut(&id).expect("listed");
+        o.cancel_requested = true;
+        o.state = o.state.join(OrderState::Cancelled);
+        let store = o.order.store;
+        let i = (store.0 - 1) as usize;
+        let cancels = hq_cancels(&self.hq, store);
+        if let Some(conn) = self.conns.get_mut(&i) {
+            conn.hq_side.offer_orders(&[], &cancels);
+            conn.to_store.extend(std::iter::from_fn(|| conn.hq_side.poll_transmit()));
+        }
+    }
+
+    /// Store `i` moves order `id` to `event`'s state (checked: never back, never out of a
+    /// final state): its reservations follow, a handover moves its stock like a sale, and
+    /// the update goes to its outbox.
+    fn store_order_event(&mut self, i: usize, id: OrderId, event: OrderEvent) {
+        let now_ms = self.now_ms();
+        let s = &mut self.stores[i];
+        let (order, state) = s.durable.orders.get_mut(&id).expect("the store holds the order");
+        let to = event.state();
+        assert!(!state.is_final(), "store {} moved order {id} out of {state:?}", s.id);
+        assert!(to >= *state, "store {} moved order {id} back from {state:?} to {to:?}", s.id);
+        let opens = *state == OrderState::New && !to.is_final();
+        let closes = !state.is_final() && to.is_final();
+        *state = to;
+        if opens {
+            for (sku, q) in order.quantities() {
+                *s.durable.reserved.entry(sku.clone()).or_default() += q;
+            }
+        }
+        if closes {
+            for (sku, q) in order.quantities() {
+                *s.durable.reserved.entry(sku.clone()).or_default() -= q;
+            }
+        }
+        let mut counters = Vec::new();
+        if let OrderEvent::Collected { taken, .. } = &event {
+            *self.handovers.entry(id).or_default() += 1;
+            for (line, &q) in order.lines.iter().zip(taken) {
+                if q == 0 {
+                    continue;
+                }
+                let c = s.durable.counters.entry((s.id, line.sku.clone(), s.actor)).or_insert((0, 0));
+                c.1 += q;
+                counters.push(CounterEntry { location: s.id, sku: line.sku.clone(), actor: s.actor, p: c.0, n: c.1 });
+                *self.sold.entry((s.id, line.sku.clone())).or_default() += q;
+            }
+        }
+        let update = OrderUpdate { order: id, store: s.id, event, at_ms: now_ms, by: "sim".into() };
+        let seq = s.durable.outbox.len() as u64 + 1;
+        s.durable.outbox.push(OutboxEntry { seq, change: Change::Order { update, counters } });
+        if let Some(session) = s.session.as_mut() {
+            session.handle_committed(seq);
+        }
+    }
+
+    /// Store `i` works on one of its open orders: picks it, readies it, hands it over
+    /// (now and then only in part) or cancels it at the customer's word.
+    fn work_on_order(&mut self, i: usize) {
+        let open: Vec<OrderId> =
+            self.stores[i].durable.orders.iter().filter(|(_, (_, st))| !st.is_final()).map(|(id, _)| *id).collect();
+        let Some(&id) = open.get(self.rng.below(open.len().max(1) as u64) as usize) else { return };
+        let (order, state) = self.stores[i].durable.orders[&id].clone();
+        let now_ms = self.now_ms();
+        let event = match self.rng.below(10) {
+            0..=2 if state < OrderState::Picking => OrderEvent::Picking,
+            0..=4 if state < OrderState::Ready => OrderEvent::Ready,
+            9 => OrderEvent::Cancelled,
+            _ => {
+                let mut handover = Handover::all(&order);
+                if self.rng.chance(30) {
+                    let k = self.rng.below(order.lines.len() as u64) as usize;
+                    handover.taken[k] = self.rng.below(handover.taken[k] as u64) as i64;
+                    if handover.taken.iter().all(|t| *t == 0) {
+                        handover.taken[k] = 1;
+                    }
+                }
+                handover.validate(&order, state).expect("an open order, within what was ordered");
+                OrderEvent::Collected { taken: handover.taken, sale: None }
+            }
+        };
+        if matches!(event, OrderEvent::Picking | OrderEvent::Ready) && crate::orders::expires(&order, state, now_ms) {
+            return; // the till refuses; the expiry runs instead
+        }
+        self.store_order_event(i, id, event);
+    }
+
+    /// Store `i` runs its expiry at its own clock.
+    fn expire_orders(&mut self, i: usize, now_ms: i64) {
+        let due: Vec<OrderId> = self.stores[i]
+            .durable
+            .orders
+            .iter()
+            .filter(|(_, (o, st))| crate::orders::expires(o, *st, now_ms))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            self.store_order_event(i, id, OrderEvent::Expired);
+        }
+    }
+
+    /// HQ applies an order's update from its store: the state joins, and a handover that
+    /// crossed a cancellation overrules it.
+    fn hq_applies_order(&mut self, u: &OrderUpdate) {
+        let o = self.hq.orders.get_mut(&u.order).expect("an update of an order HQ never placed");
+        assert_eq!(o.order.store, u.store, "order {} updated by the wrong store", u.order);
+        let to = u.event.state();
+        o.reported = Some(o.reported.map_or(to, |r| r.join(to)));
+        o.state = o.state.join(to);
+        if let OrderEvent::Collected { taken, .. } = &u.event {
+            o.collected += 1;
+            Handover { taken: taken.clone() }
+                .validate(&o.order, OrderState::Ready)
+                .expect("HQ got a handover beyond the order");
+            self.stats.orders_collected += 1;
+            self.stats.orders_partly_collected += u64::from(*taken != Handover::all(&o.order).taken);
+            self.stats.cancels_overruled += u64::from(o.cancel_requested);
+        }
+        self.stats.orders_expired += u64::from(to == OrderState::Expired);
+        self.stats.orders_cancelled += u64::from(to == OrderState::Cancelled);
+    }
+
     /// Appends loyalty entries to store `i`'s outbox.
     fn push_points(&mut self, i: usize, entries: Vec<LoyaltyEntry>) {
         let s = &mut self.stores[i];
@@ -581,6 +824,7 @@ impl World {
         let s = &mut self.stores[i];
         let Some(session) = s.session.as_mut() else { return };
         let mut welcomed = false;
+        let mut orders = Vec::new();
         while let Some(ev) = session.poll_event() {
             match ev {
                 StoreEvent::Connected { acked_seq } | StoreEvent::Acked { upto: acked_seq } => {
@@ -633,6 +877,8 @@ impl World {
                     s.durable.schedule = s.durable.schedule.max(version);
                     session.handle_price_schedule_applied(version);
                 }
+                StoreEvent::Order(order) => orders.push((order.id, Some(order))),
+                StoreEvent::OrderCancel(id) => orders.push((id, None)),
                 StoreEvent::NearbyStock { .. }
                 | StoreEvent::Rights(_)
                 | StoreEvent::Rules { .. }
@@ -642,6 +888,20 @@ impl World {
         if let Some(conn) = self.conns.get_mut(&i) {
             conn.welcomed |= welcomed;
             conn.to_hq.extend(std::iter::from_fn(|| session.poll_transmit()));
+        }
+        for (id, order) in orders {
+            let held = self.stores[i].durable.orders.get(&id).map(|(_, st)| *st);
+            match (order, held) {
+                // Kept once: a resend changes nothing (its acceptance is in the outbox).
+                (Some(order), None) => {
+                    self.stores[i].durable.orders.insert(id, (order, OrderState::New));
+                    self.store_order_event(i, id, OrderEvent::Accepted);
+                }
+                // HQ cancels: done unless it already ended here (a handover stands; its
+                // update is on its way to HQ).
+                (None, Some(st)) if !st.is_final() => self.store_order_event(i, id, OrderEvent::Cancelled),
+                _ => {}
+            }
         }
     }
 
@@ -667,6 +927,7 @@ impl World {
         let mut refused = false;
         // Movements applied, in order: what they open or close at HQ commits with them.
         let mut applied_movements: Vec<Movement> = Vec::new();
+        let mut applied_orders: Vec<OrderUpdate> = Vec::new();
         for _ in 0..n {
             let Some(arrival) = arrival(&mut self.rng, &self.faults, &mut self.stats, &mut conn.link, &mut conn.to_hq)
             else {
@@ -691,10 +952,10 @@ impl World {
                         conn.hq_side.offer_counters(&offer);
                         let version = self.hq.promotions_version;
                         conn.hq_side.offer_promotions(version, &promotions_of(version));
-                        conn.hq_side.offer_inbound(&open_inbound(&self.hq, actor.store));
+                        offer_documents(&self.hq, &mut conn.hq_side, actor.store);
                     }
                     HqEvent::CompareDigests { actor, theirs } => {
-                        conn.hq_side.offer_inbound(&open_inbound(&self.hq, actor.store));
+                        offer_documents(&self.hq, &mut conn.hq_side, actor.store);
                         // The digest said which schedule the store holds: sent if it lacks it.
                         let schedule = self.hq.schedule_version;
                         conn.hq_side.offer_price_schedule(schedule, &schedule_of(schedule));
@@ -738,6 +999,7 @@ impl World {
                             actor.store,
                             &batch,
                             &mut applied_movements,
+                            &mut applied_orders,
                         );
                         *progress = upto;
                         conn.hq_side.handle_applied(upto);
@@ -748,6 +1010,9 @@ impl World {
         }
         for m in &applied_movements {
             self.hq_applies_movement(m);
+        }
+        for u in &applied_orders {
+            self.hq_applies_order(u);
         }
         if refused {
             self.stats.refused += 1;
@@ -788,7 +1053,10 @@ impl World {
         self.now += STEP;
         self.idle_timeouts();
         let i = self.rng.below(self.stores.len() as u64) as usize;
-        match self.rng.below(115) {
+        match self.rng.below(122) {
+            115..=116 => self.place_order(i),
+            117 => self.cancel_order(),
+            118..=121 => self.work_on_order(i),
             0..=19 => self.sell(i),
             111..=112 => self.ship_or_write_off(i),
             113..=114 => self.receive_transfers(i),
@@ -849,7 +1117,9 @@ impl World {
                 }
             }
         }
+        let now_ms = self.now_ms();
         for j in 0..self.stores.len() {
+            self.expire_orders(j, now_ms);
             self.drive_store(j);
         }
         self.check();
@@ -905,6 +1175,32 @@ impl World {
                 s.id
             );
         }
+        // Orders: handed over at most once anywhere, and HQ applied at most one handover;
+        // a store's reservations are exactly what its open orders hold; HQ's state is at
+        // least what the store reported, and a reported handover is HQ's state.
+        assert!(self.handovers.values().all(|&n| n == 1), "an order handed over twice");
+        for s in &self.stores {
+            let open = s.durable.orders.values().filter(|(_, st)| !st.is_final()).map(|(o, _)| o);
+            let derived = crate::orders::reserved(open);
+            let kept: BTreeMap<Sku, i64> =
+                s.durable.reserved.iter().filter(|(_, q)| **q != 0).map(|(k, q)| (k.clone(), *q)).collect();
+            assert_eq!(derived, kept, "store {}'s reservations are not what its open orders hold", s.id);
+            for (id, (order, _)) in &s.durable.orders {
+                let hq =
+                    self.hq.orders.get(id).unwrap_or_else(|| panic!("store {} holds order {id} HQ never placed", s.id));
+                assert_eq!(order, &hq.order, "store {} holds a different order {id}", s.id);
+            }
+        }
+        for (id, o) in &self.hq.orders {
+            assert!(o.collected <= 1, "HQ applied order {id}'s handover twice");
+            if let Some(r) = o.reported {
+                assert!(o.state >= r, "HQ's state of order {id} is below the store's");
+                assert!(
+                    r != OrderState::Collected || o.state == OrderState::Collected,
+                    "order {id}'s handover was undone"
+                );
+            }
+        }
         // Escrow: in every replica's view no actor holds negative rights and the balance
         // is never below zero; and all the spending there ever was is covered by earning.
         let earned_everywhere: i64 =
@@ -914,6 +1210,23 @@ impl World {
             assert!(view.balance() >= 0, "a balance below zero: {}", view.balance());
             assert!(view.overdrawn().is_empty(), "an actor beyond its rights: {:?}", view.overdrawn());
         }
+    }
+
+    /// Whether everyone agrees: counters, outboxes drained, HQ's registers held, every
+    /// transfer received and every order ended at its store.
+    fn converged(&self) -> bool {
+        self.stores.iter().all(|s| {
+            entries(&self.hq.counters, |k| k.0 == s.id) == entries(&s.durable.counters, |_| true)
+                && s.durable.acked == s.durable.outbox.len() as u64
+                && entries(&self.hq.counters, |k| k.0 == s.id && k.2 == HQ_ACTOR)
+                    == entries(&s.durable.counters, |k| k.2 == HQ_ACTOR)
+                && s.durable.promotions.0 == self.hq.promotions_version
+                && s.durable.schedule == self.hq.schedule_version
+        }) && self.hq.inbound.values().all(|(_, received)| *received)
+            && self.hq.orders.values().all(|o| match o.reported {
+                Some(r) => r.is_final(),
+                None => o.state.is_final(),
+            })
     }
 
     /// Heals every partition and runs the network until everyone agrees.
@@ -930,23 +1243,18 @@ impl World {
             if round == FAULTY_ROUNDS {
                 self.faults = Faults { lose: 0, duplicate: 0, reorder: 0, ..faults };
             }
-            let done = self.stores.iter().all(|s| {
-                entries(&self.hq.counters, |k| k.0 == s.id) == entries(&s.durable.counters, |_| true)
-                    && s.durable.acked == s.durable.outbox.len() as u64
-                    && entries(&self.hq.counters, |k| k.0 == s.id && k.2 == HQ_ACTOR)
-                        == entries(&s.durable.counters, |k| k.2 == HQ_ACTOR)
-                    && s.durable.promotions.0 == self.hq.promotions_version
-                    && s.durable.schedule == self.hq.schedule_version
-            }) && self.hq.inbound.values().all(|(_, received)| *received);
-            if done {
+            if self.converged() {
                 break;
             }
             self.stats.converge_rounds = round + 1;
             self.now += STEP;
             self.idle_timeouts();
+            // Every order still open expires (the customers never came).
+            let late_ms = self.now_ms() + 86_400_000 * crate::orders::PICKUP_DAYS_MAX;
             for i in 0..self.stores.len() {
                 self.connect(i);
                 self.drive_store(i);
+                self.expire_orders(i, late_ms);
                 self.receive_transfers(i);
                 self.deliver_to_hq(i, 16);
                 self.deliver_to_store(i, 16);
@@ -998,6 +1306,20 @@ impl World {
         // Every transfer shipped reached its store and was received once (HQ counts).
         assert!(self.hq.inbound.values().all(|(_, received)| *received), "a transfer still in transit after healing");
         assert_eq!(self.hq.points.balance(), self.hq.points.earned_total() - self.points_spent);
+        // Every order ended in one final state, the same at HQ and at its store; one
+        // cancelled before it reached the store never reached it.
+        for (id, o) in &self.hq.orders {
+            let i = (o.order.store.0 - 1) as usize;
+            match self.stores[i].durable.orders.get(id) {
+                Some((_, st)) => {
+                    assert!(st.is_final(), "order {id} still open at its store");
+                    assert_eq!(*st, o.state, "order {id}: store and HQ end in different states");
+                }
+                None => assert_eq!(o.state, OrderState::Cancelled, "order {id} never reached its store"),
+            }
+            assert_eq!(o.collected, u32::from(o.state == OrderState::Collected), "order {id}");
+        }
+        assert!(self.stores.iter().all(|s| s.durable.reserved.values().all(|q| *q == 0)), "stock still reserved");
     }
 }
 
@@ -1064,6 +1386,11 @@ fn seeded_fleet_simulation_converges_exactly_once() {
         assert!(refused > 0 && idle_cuts > 0, "{total:?}");
         // Transfers shipped, carried while stores were offline, received, some short.
         assert!(total.transfers_received > 0 && total.transfers_short > 0, "{total:?}");
+        // Orders ended every way, some handed over in part, and handovers overruled
+        // cancellations they crossed.
+        let Stats { orders_collected, orders_partly_collected, orders_expired, orders_cancelled, .. } = total;
+        assert!(orders_collected > 0 && orders_partly_collected > 0, "{total:?}");
+        assert!(orders_expired > 0 && orders_cancelled > 0 && total.cancels_overruled > 0, "{total:?}");
     }
     // …and a few new ones each time (std's hasher keys come from the OS's randomness),
     // each printed first so that a failure can be replayed.

@@ -8,7 +8,8 @@
 //!   entries in data format 3 (stock movements: receipts, counts, write-offs,
 //!   transfers), `Inbound`: a delivery or transfer HQ tells the store to expect, and
 //!   `PromotionsUsed`: the promotions a customer has had (single-use coupons), and
-//!   `PriceSchedule`: price changes that take effect at a local date and time.
+//!   `PriceSchedule`: price changes that take effect at a local date and time; `Order`
+//!   and `OrderCancel`: orders for pickup at the store, and what the store did with them.
 //! - [`v4`] (`kassa-sync/4`): sales in data format 2 (lines with their promotions), the
 //!   store's promotions version in `Hello`, and HQ's promotions in `PromotionsPage`s. A
 //!   stock movement has no form in it: a store that recorded one needs HQ on 5.
@@ -249,6 +250,14 @@ pub enum HqMessage {
     /// The price changes HQ scheduled (protocol 5 on), whole, versioned: the store keeps
     /// the highest version. Sent on connect and when HQ publishes a new one.
     PriceSchedule { version: u64, changes: Vec<crate::price_schedule::ScheduledPrice> },
+    /// An order for pickup at the store (protocol 5 on). HQ sends every order the store
+    /// has not yet accepted on connect, when one is placed and after each digest; the
+    /// store keeps each once (by its id) and accepts it through its outbox.
+    Order(crate::orders::Order),
+    /// HQ cancels an order (protocol 5 on); sent until the store's final state for it
+    /// arrives. A store that already handed the order over ignores it (the handover
+    /// stands; see [`crate::orders`]).
+    OrderCancel { order: crate::orders::OrderId },
 }
 
 // The three types below are domain types too; their boundary forms are in
@@ -281,6 +290,10 @@ pub enum Change {
     /// A stock movement (receipt, count, write-off, transfer) with the store's running
     /// stock totals after it (protocol 5 on).
     Movement { movement: Movement, counters: Vec<CounterEntry> },
+    /// What happened to an order at its pickup store: accepted, picked, ready, handed
+    /// over (with the store's running stock totals after it), expired or cancelled
+    /// (protocol 5 on).
+    Order { update: crate::orders::OrderUpdate, counters: Vec<CounterEntry> },
 }
 
 #[derive(Debug, thiserror::Error)]

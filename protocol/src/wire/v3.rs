@@ -119,6 +119,7 @@ impl TryFrom<&super::HqMessage> for HqMessage {
             D::Inbound(_) => return Err(super::not_in_version(3, "inbound stock documents")),
             D::PromotionsUsed { .. } => return Err(super::not_in_version(3, "the promotions a customer has had")),
             D::PriceSchedule { .. } => return Err(super::not_in_version(3, "scheduled price changes")),
+            D::Order(_) | D::OrderCancel { .. } => return Err(super::not_in_version(3, "orders for pickup")),
             D::PromotionsPage { .. } => return Err(super::not_in_version(3, "promotions")),
         })
     }

@@ -147,6 +147,7 @@ impl TryFrom<&super::HqMessage> for HqMessage {
             D::Inbound(_) => return Err(super::not_in_version(4, "inbound stock documents")),
             D::PromotionsUsed { .. } => return Err(super::not_in_version(4, "the promotions a customer has had")),
             D::PriceSchedule { .. } => return Err(super::not_in_version(4, "scheduled price changes")),
+            D::Order(_) | D::OrderCancel { .. } => return Err(super::not_in_version(4, "orders for pickup")),
             D::PromotionsPage { version, first, definitions, last } => HqMessage::PromotionsPage {
                 version: *version,
                 first: *first,

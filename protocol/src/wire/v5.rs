@@ -6,7 +6,10 @@
 //! - HQ sends `Inbound` (appended to HQ's messages): a delivery or transfer the store
 //!   is to receive, one document per message; and `PromotionsUsed`: the promotions a
 //!   customer has had, with the answer to a lookup (single-use coupons); and
-//!   `PriceSchedule`: the price changes HQ scheduled, whole and versioned.
+//!   `PriceSchedule`: the price changes HQ scheduled, whole and versioned; `Order`: an
+//!   order for pickup at the store; `OrderCancel`: HQ cancels one.
+//! - Outbox entries may carry what happened to an order at the store (data format 3's
+//!   `Change::Order`).
 //!
 //! **Frozen once released.** Variant order, field order and field types are the
 //! encoding; `protocol/tests/fixtures/wire-v5/` holds a frame of every message. A change
@@ -63,6 +66,8 @@ pub enum HqMessage {
     Inbound(v3::Inbound),
     PromotionsUsed { customer: CustomerId, promotions: Vec<u32> },
     PriceSchedule { version: u64, changes: Vec<v3::ScheduledPrice> },
+    Order(v3::Order),
+    OrderCancel { order: u64 },
 }
 
 fn definition_to_json(d: &Definition) -> String {
@@ -162,6 +167,8 @@ impl TryFrom<&super::HqMessage> for HqMessage {
             D::PriceSchedule { version, changes } => {
                 HqMessage::PriceSchedule { version: *version, changes: to(changes) }
             }
+            D::Order(o) => HqMessage::Order(o.into()),
+            D::OrderCancel { order } => HqMessage::OrderCancel { order: order.0 },
             D::PromotionsPage { version, first, definitions, last } => HqMessage::PromotionsPage {
                 version: *version,
                 first: *first,
@@ -201,6 +208,8 @@ impl TryFrom<HqMessage> for super::HqMessage {
             HqMessage::Refused { reason } => D::Refused { reason },
             HqMessage::Inbound(d) => D::Inbound(d.try_into()?),
             HqMessage::PromotionsUsed { customer, promotions } => D::PromotionsUsed { customer, promotions },
+            HqMessage::Order(o) => D::Order(o.try_into()?),
+            HqMessage::OrderCancel { order } => D::OrderCancel { order: crate::orders::OrderId(order) },
             HqMessage::PriceSchedule { version, changes } => D::PriceSchedule {
                 version,
                 changes: changes.into_iter().map(TryInto::try_into).collect::<Result<_, _>>()?,

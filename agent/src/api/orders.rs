@@ -1,0 +1,199 @@
+//! Orders for pickup at this store, as the till's Orders view uses them: the list (new,
+//! picking, ready, and what ended lately; overdue ones flagged), one order by its
+//! number, pickup code or the customer's phone, moving one on, its picking list, and
+//! the handover. Every call needs a session; the handover an idempotency key.
+
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use kassa_protocol::orders::{self, Handover, OrderId, Payment, StoreStep};
+use kassa_protocol::sale::{Tender, TenderKind};
+use kassa_protocol::Kopecks;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{tenders, ApiError, ApiJson, ApiRefusal, ApiResult, AppState, Cashier, TenderRequest};
+use crate::journal::OrderView;
+use crate::till::TillError;
+
+/// Orders one list shows at most (the open ones and what ended in the last day).
+const ORDERS_LISTED_MAX: usize = 500;
+/// How far back the list shows orders that ended.
+const ENDED_SHOWN_MS: i64 = 24 * 3_600_000;
+
+fn order_json(v: &OrderView, now_ms: i64) -> Value {
+    let o = &v.order;
+    json!({
+        "id": o.id.0,
+        "code": o.code(),
+        "state": v.state.code(),
+        "overdue": orders::is_overdue(o, v.state, v.received_at_ms, now_ms),
+        "channel": match o.channel {
+            orders::OrderChannel::Online => "online".to_owned(),
+            orders::OrderChannel::Store(s) => format!("store:{}", s.0),
+        },
+        "payment": o.payment.code(),
+        "customer": o.customer.as_ref().map(|c| c.as_str().to_owned()),
+        "phone": o.phone.as_ref().map(|p| format!("+{}", p.digits())),
+        "note": o.note,
+        "total_kopecks": o.total().0,
+        "created_at_ms": o.created_at_ms,
+        "received_at_ms": v.received_at_ms,
+        "expires_at_ms": o.expires_at_ms,
+        "taken": v.taken,
+        "sale_seq": v.sale_seq,
+        "lines": o.lines.iter().map(|l| json!({
+            "sku": l.sku.0,
+            "name": l.name,
+            "unit": l.unit.code(),
+            "quantity": l.quantity,
+            "price_kopecks": l.price.0,
+            "amount_kopecks": l.amount.0,
+            "discount_kopecks": l.discount.0,
+            "to_pay_kopecks": l.net().0,
+            "promotions": l.promotions.iter().map(|p| json!({ "name": p.name, "amount_kopecks": p.amount.0 })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Runs the expiry at the store's clock first, so a list never shows as open an order
+/// whose time is up.
+async fn expire(s: &AppState) -> Result<i64, TillError> {
+    let now = crate::clock::now_ms();
+    s.till.expire_orders(now).await?;
+    Ok(now)
+}
+
+/// `GET /api/orders`: open orders and those that ended in the last day, newest first.
+pub(super) async fn list(State(s): State<AppState>, _c: Cashier) -> ApiResult {
+    let now = expire(&s).await?;
+    let list = s.journal.run(move |j| j.orders(now - ENDED_SHOWN_MS, ORDERS_LISTED_MAX)).await?;
+    let open = list.iter().filter(|v| !v.state.is_final()).count();
+    let overdue = list.iter().filter(|v| orders::is_overdue(&v.order, v.state, v.received_at_ms, now)).count();
+    Ok(Json(json!({
+        "open": open,
+        "overdue": overdue,
+        "orders": list.iter().map(|v| order_json(v, now)).collect::<Vec<_>>(),
+    })))
+}
+
+#[derive(Deserialize)]
+pub(super) struct FindQuery {
+    /// A pickup code (`Z…`), an order number, or the customer's phone.
+    code: String,
+}
+
+/// `GET /api/orders/find?code=`: the orders a pickup code, an order number or a phone
+/// names.
+pub(super) async fn find(State(s): State<AppState>, _c: Cashier, Query(q): Query<FindQuery>) -> ApiResult {
+    let now = expire(&s).await?;
+    let code = q.code.trim().to_owned();
+    let id = orders::parse_pickup_code(&code).or_else(|| code.parse::<u64>().ok().filter(|n| *n > 0).map(OrderId));
+    let phone = kassa_protocol::loyalty::Phone::parse(&code).ok();
+    let found = s
+        .journal
+        .run(move |j| {
+            let mut out: Vec<OrderView> = id.map(|id| j.order(id)).transpose()?.flatten().into_iter().collect();
+            if let Some(p) = phone {
+                out.extend(j.orders_by_phone(p.digits(), 20)?.into_iter().filter(|v| Some(v.order.id) != id));
+            }
+            Ok::<_, crate::journal::JournalError>(out)
+        })
+        .await?;
+    if found.is_empty() {
+        return Err(TillError::Write(crate::journal::WriteError::NoSuchOrder(id.unwrap_or(OrderId(0)))).into());
+    }
+    Ok(Json(json!({ "orders": found.iter().map(|v| order_json(v, now)).collect::<Vec<_>>() })))
+}
+
+async fn one(s: &AppState, id: u64) -> Result<Value, ApiError> {
+    let now = expire(s).await?;
+    let id = OrderId(id);
+    let v = s.journal.run(move |j| j.order(id)).await?;
+    let v = v.ok_or(TillError::Write(crate::journal::WriteError::NoSuchOrder(id)))?;
+    Ok(order_json(&v, now))
+}
+
+/// `GET /api/orders/{id}`.
+pub(super) async fn get(State(s): State<AppState>, _c: Cashier, Path(id): Path<u64>) -> ApiResult {
+    Ok(Json(one(&s, id).await?))
+}
+
+/// `POST /api/orders/{id}/{step}`: `picking` (prints the picking list), `ready`,
+/// `cancel` (the customer does not want it), or `print` (the picking list again).
+pub(super) async fn step(
+    State(s): State<AppState>,
+    Cashier(user): Cashier,
+    Path((id, step)): Path<(u64, String)>,
+) -> ApiResult {
+    expire(&s).await?;
+    let step = match step.as_str() {
+        "picking" => StoreStep::Picking,
+        "ready" => StoreStep::Ready,
+        "cancel" => StoreStep::Cancel,
+        "print" => {
+            s.till.print_picking_list(OrderId(id)).await?;
+            return Ok(Json(one(&s, id).await?));
+        }
+        other => {
+            return Err(ApiError::refuse(
+                ApiRefusal::BadOrderStep,
+                format!("`{other}` is not a step of an order: picking, ready, cancel or print"),
+            ))
+        }
+    };
+    s.till.order_step(&user, OrderId(id), step).await?;
+    Ok(Json(one(&s, id).await?))
+}
+
+#[derive(Deserialize)]
+pub(super) struct CollectRequest {
+    /// What the customer takes of each line; none: everything.
+    taken: Option<Vec<i64>>,
+    /// How a pay-at-pickup order is paid: `tenders` as for a basket, or `pay` (`cash` or
+    /// `card`) for one tender of what is due for the lines taken, with `cash_kopecks`
+    /// handed over (cash; what is due if absent). Neither for a prepaid order.
+    #[serde(default)]
+    tenders: Vec<TenderRequest>,
+    pay: Option<String>,
+    cash_kopecks: Option<i64>,
+    idempotency_key: String,
+}
+
+/// `POST /api/orders/{id}/collect`: hands the order over. A prepaid order takes no
+/// money; an order paid at pickup becomes a sale of what is taken, at its locked prices.
+pub(super) async fn collect(
+    State(s): State<AppState>,
+    Cashier(user): Cashier,
+    Path(id): Path<u64>,
+    ApiJson(req): ApiJson<CollectRequest>,
+) -> ApiResult {
+    let id = OrderId(id);
+    let order = s.journal.run(move |j| j.order(id)).await?;
+    let order = order.ok_or(TillError::Write(crate::journal::WriteError::NoSuchOrder(id)))?.order;
+    let handover = match req.taken {
+        Some(taken) => Handover { taken },
+        None => Handover::all(&order),
+    };
+    let tenders = match (order.payment, req.pay.as_deref()) {
+        (Payment::Prepaid, None) if req.tenders.is_empty() => Vec::new(),
+        (_, None) => tenders(&req.tenders)?,
+        (_, Some(kind)) => {
+            let due = Kopecks(orders::taken_lines(&order, &handover).iter().map(|l| l.net().0).sum());
+            let (kind, amount) = match kind {
+                "card" => (TenderKind::Card, due),
+                "cash" => (TenderKind::Cash, req.cash_kopecks.map_or(due, Kopecks)),
+                other => return Err(ApiError::refuse(ApiRefusal::BadTender, format!("pay `{other}`: cash or card"))),
+            };
+            vec![Tender { kind, amount }]
+        }
+    };
+    let (done, replayed) = s.till.collect_order(&user, id, handover, tenders, req.idempotency_key).await?;
+    let mut out = one(&s, id.0).await?;
+    out["collected"] = json!({
+        "sale_seq": done.sale_seq,
+        "receipt_no": done.receipt_no,
+        "change_kopecks": done.change_kopecks,
+        "replayed": replayed,
+    });
+    Ok(Json(out))
+}

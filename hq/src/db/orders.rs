@@ -1,0 +1,351 @@
+//! The SQL of orders for pickup at HQ (schema version 8): orders HQ placed (numbered by
+//! `orders.id`), their lines by SKU for reservations, and a feed of what happened to
+//! each (`order_events`, numbered: the online shop reads it from where it stopped).
+//!
+//! An order's state at HQ is the join of HQ's own cancellation and what its store
+//! reported (`kassa_protocol::orders`): `rank` is the join, `reported_rank` the store's
+//! highest. HQ offers an order to its store until the store accepts it, and a
+//! cancellation until the store's final word arrives.
+
+use kassa_protocol::format::v3 as data;
+use kassa_protocol::orders::{Handover, Order, OrderEvent, OrderId, OrderState, OrderUpdate};
+use kassa_protocol::{Sku, StoreId};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use serde::Serialize;
+
+use super::{Db, DbError};
+
+/// Orders one listing returns, and events one read of the feed.
+pub const ORDERS_PAGE_MAX: usize = 500;
+
+pub(super) const SCHEMA_V8: &str = "
+CREATE TABLE orders (
+    id INTEGER PRIMARY KEY, store INTEGER NOT NULL, body BLOB NOT NULL, format INTEGER NOT NULL,
+    rank INTEGER NOT NULL, reported_rank INTEGER, cancel_requested_at_ms INTEGER,
+    taken TEXT, sale_seq INTEGER, created_at_ms INTEGER NOT NULL, updated_at_ms INTEGER NOT NULL,
+    request_key TEXT UNIQUE
+) STRICT;
+CREATE INDEX orders_by_store ON orders (store, rank);
+CREATE TABLE order_lines (
+    order_id INTEGER NOT NULL REFERENCES orders(id), line INTEGER NOT NULL, sku TEXT NOT NULL,
+    quantity INTEGER NOT NULL, PRIMARY KEY (order_id, line)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX order_lines_sku ON order_lines (sku);
+CREATE TABLE order_events (
+    seq INTEGER PRIMARY KEY, order_id INTEGER NOT NULL REFERENCES orders(id), state TEXT NOT NULL,
+    source TEXT NOT NULL, at_ms INTEGER NOT NULL
+) STRICT;
+";
+
+fn rank(s: OrderState) -> i64 {
+    OrderState::ALL.iter().position(|x| *x == s).expect("every state is in ALL") as i64
+}
+
+fn state(rank: i64) -> Result<OrderState, DbError> {
+    OrderState::ALL.get(rank as usize).copied().ok_or_else(|| DbError::Corrupt(format!("order state rank {rank}")))
+}
+
+fn open_below() -> i64 {
+    rank(OrderState::Cancelled)
+}
+
+/// An order as HQ reports it to the online shop and the console.
+#[derive(Debug, Clone)]
+pub struct OrderRow {
+    pub order: Order,
+    pub state: OrderState,
+    /// The highest state the store reported; `None` until it accepted the order.
+    pub reported: Option<OrderState>,
+    pub cancel_requested_at_ms: Option<i64>,
+    pub taken: Option<Vec<i64>>,
+    pub sale_seq: Option<u64>,
+    pub updated_at_ms: i64,
+}
+
+/// What one store has of a SKU for orders.
+#[derive(Debug, Clone, Copy)]
+pub struct Availability {
+    pub store: StoreId,
+    pub on_hand: i64,
+    /// Held by HQ's open orders for the store.
+    pub reserved: i64,
+    /// When HQ last heard from the store: the age of `on_hand`.
+    pub heard_at_ms: Option<i64>,
+}
+
+impl Availability {
+    pub fn available(&self) -> i64 {
+        (self.on_hand - self.reserved).max(0)
+    }
+}
+
+/// One entry of the orders feed.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderFeedEntry {
+    pub seq: i64,
+    pub order: u64,
+    pub state: &'static str,
+    /// `hq` (placed, cancellation asked) or `store`.
+    pub source: String,
+    pub at_ms: i64,
+}
+
+/// What a cancellation asked at HQ did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// Cancelled at HQ; the store is told (its stock released when it hears).
+    Cancelled,
+    /// The order had already ended, this way: nothing changes.
+    AlreadyEnded(OrderState),
+}
+
+fn event(tx: &Connection, id: OrderId, s: OrderState, source: &str, now_ms: i64) -> rusqlite::Result<()> {
+    tx.prepare_cached("INSERT INTO order_events (order_id, state, source, at_ms) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![id.0 as i64, s.code(), source, now_ms])?;
+    Ok(())
+}
+
+fn row(conn: &Connection, id: OrderId) -> Result<Option<OrderRow>, DbError> {
+    type Raw = (Vec<u8>, u32, i64, Option<i64>, Option<i64>, Option<String>, Option<i64>, i64);
+    let raw: Option<Raw> = conn
+        .prepare_cached(
+            "SELECT body, format, rank, reported_rank, cancel_requested_at_ms, taken, sale_seq, updated_at_ms
+             FROM orders WHERE id = ?1",
+        )?
+        .query_row([id.0 as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
+        })
+        .optional()?;
+    let Some((body, f, rank, reported, cancel, taken, sale, updated)) = raw else { return Ok(None) };
+    if f != 3 {
+        return Err(DbError::Corrupt(format!("order {id} in data format {f}")));
+    }
+    let order = super::format::decode::<data::Order>(&body, "order")
+        .and_then(TryInto::try_into)
+        .map_err(|e| DbError::Corrupt(format!("order {id}: {e}")))?;
+    Ok(Some(OrderRow {
+        order,
+        state: state(rank)?,
+        reported: reported.map(state).transpose()?,
+        cancel_requested_at_ms: cancel,
+        taken: taken.map(|t| serde_json::from_str(&t)).transpose().map_err(|e| DbError::Corrupt(e.to_string()))?,
+        sale_seq: sale.map(|s| s as u64),
+        updated_at_ms: updated,
+    }))
+}
+
+/// Applies a store's update of one of its orders, in the batch's transaction: the
+/// state joins; a handover is checked against the order. `Err(reason)` parks the entry.
+pub(super) fn apply_update(tx: &Transaction<'_>, u: &OrderUpdate, now_ms: i64) -> Result<Result<(), String>, DbError> {
+    let Some(o) = row(tx, u.order)? else { return Ok(Err(format!("order {} was never placed here", u.order))) };
+    if o.order.store != u.store {
+        return Ok(Err(format!("order {} is for store {}, not {}", u.order, o.order.store, u.store)));
+    }
+    let to = u.event.state();
+    if let OrderEvent::Collected { taken, sale } = &u.event {
+        if let Err(e) = (Handover { taken: taken.clone() }).validate(&o.order, OrderState::Ready) {
+            return Ok(Err(format!("a handover beyond order {}: {e}", u.order)));
+        }
+        tx.prepare_cached("UPDATE orders SET taken = ?2, sale_seq = ?3 WHERE id = ?1 AND taken IS NULL")?.execute(
+            params![u.order.0 as i64, serde_json::to_string(taken).expect("numbers"), sale.map(|s| s.seq as i64)],
+        )?;
+    }
+    let joined = o.state.join(to);
+    let reported = o.reported.map_or(to, |r| r.join(to));
+    tx.prepare_cached("UPDATE orders SET rank = ?2, reported_rank = ?3, updated_at_ms = ?4 WHERE id = ?1")?
+        .execute(params![u.order.0 as i64, rank(joined), rank(reported), now_ms])?;
+    event(tx, u.order, to, "store", now_ms)?;
+    if to == OrderState::Collected && o.cancel_requested_at_ms.is_some() {
+        tracing::warn!(order = %u.order, "a handover at the store overruled HQ's cancellation");
+    }
+    Ok(Ok(()))
+}
+
+impl Db {
+    /// Places `order` (its id is set here, HQ's next number): checks, inside the
+    /// transaction, that the store still has it available (`available` is asked per SKU
+    /// with this transaction's view); a request key seen before answers the order it
+    /// placed. Returns the order and whether it was placed now.
+    pub fn place_order(
+        &self,
+        mut order: Order,
+        request_key: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Result<(Order, bool), Vec<kassa_protocol::orders::Shortfall>>, DbError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        if let Some(key) = request_key {
+            let seen: Option<i64> =
+                tx.query_row("SELECT id FROM orders WHERE request_key = ?1", [key], |r| r.get(0)).optional()?;
+            if let Some(id) = seen {
+                let o = row(&tx, OrderId(id as u64))?.ok_or_else(|| DbError::Corrupt(format!("order {id}")))?;
+                return Ok(Ok((o.order, false)));
+            }
+        }
+        let wanted: Vec<(&Sku, i64)> = order.lines.iter().map(|l| (&l.sku, l.quantity)).collect();
+        let mut failed = None;
+        let short = kassa_protocol::orders::shortfalls(wanted, |sku| match available(&tx, order.store, sku) {
+            Ok(n) => n,
+            Err(e) => {
+                failed = Some(e);
+                0
+            }
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        if !short.is_empty() {
+            return Ok(Err(short));
+        }
+        let id: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM orders", [], |r| r.get(0))?;
+        order.id = OrderId(id as u64);
+        tx.execute(
+            "INSERT INTO orders (id, store, body, format, rank, created_at_ms, updated_at_ms, request_key)
+             VALUES (?1, ?2, ?3, 3, ?4, ?5, ?5, ?6)",
+            params![
+                id,
+                order.store.0,
+                super::format::encode(&data::Order::from(&order)),
+                rank(OrderState::New),
+                now_ms,
+                request_key
+            ],
+        )?;
+        for (i, l) in order.lines.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO order_lines (order_id, line, sku, quantity) VALUES (?1, ?2, ?3, ?4)",
+                params![id, i as i64, l.sku.as_str(), l.quantity],
+            )?;
+        }
+        event(&tx, order.id, OrderState::New, "hq", now_ms)?;
+        tx.commit()?;
+        Ok(Ok((order, true)))
+    }
+
+    /// Order `id` as HQ knows it.
+    pub fn order(&self, id: OrderId) -> Result<Option<OrderRow>, DbError> {
+        row(&self.conn(), id)
+    }
+
+    /// Orders of `store` (or every store), newest first; only open ones if `open`.
+    pub fn orders(&self, store: Option<StoreId>, open: bool, max: usize) -> Result<Vec<OrderRow>, DbError> {
+        let conn = self.conn();
+        let ids: Vec<i64> = conn
+            .prepare_cached(
+                "SELECT id FROM orders WHERE (?1 IS NULL OR store = ?1) AND (?2 = 0 OR rank < ?3)
+                 ORDER BY id DESC LIMIT ?4",
+            )?
+            .query_map(params![store.map(|s| s.0), open, open_below(), max.min(ORDERS_PAGE_MAX) as i64], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        ids.into_iter().filter_map(|id| row(&conn, OrderId(id as u64)).transpose()).collect()
+    }
+
+    /// HQ cancels order `id` (the customer asked): at once at HQ, unless it already ended.
+    pub fn cancel_order(&self, id: OrderId, now_ms: i64) -> Result<Option<CancelOutcome>, DbError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let Some(o) = row(&tx, id)? else { return Ok(None) };
+        if o.state.is_final() {
+            return Ok(Some(CancelOutcome::AlreadyEnded(o.state)));
+        }
+        tx.execute(
+            "UPDATE orders SET rank = ?2, cancel_requested_at_ms = ?3, updated_at_ms = ?3 WHERE id = ?1",
+            params![id.0 as i64, rank(o.state.join(OrderState::Cancelled)), now_ms],
+        )?;
+        event(&tx, id, OrderState::Cancelled, "hq", now_ms)?;
+        tx.commit()?;
+        Ok(Some(CancelOutcome::Cancelled))
+    }
+
+    /// What HQ offers `store`: orders above number `after` it has not accepted (unless
+    /// HQ cancelled them first), and cancellations of orders it accepted and has not
+    /// ended.
+    pub fn orders_to_offer(&self, store: StoreId, after: u64) -> Result<(Vec<Order>, Vec<OrderId>), DbError> {
+        let conn = self.conn();
+        let ids: Vec<i64> = conn
+            .prepare_cached(
+                "SELECT id FROM orders WHERE store = ?1 AND reported_rank IS NULL AND rank < ?2 AND id > ?4
+                 ORDER BY id LIMIT ?3",
+            )?
+            .query_map(params![store.0, open_below(), ORDERS_PAGE_MAX as i64, after as i64], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut orders = Vec::with_capacity(ids.len());
+        for id in ids {
+            orders.extend(row(&conn, OrderId(id as u64))?.map(|r| r.order));
+        }
+        let cancels: Vec<OrderId> = conn
+            .prepare_cached(
+                "SELECT id FROM orders WHERE store = ?1 AND cancel_requested_at_ms IS NOT NULL
+                 AND reported_rank IS NOT NULL AND reported_rank < ?2 ORDER BY id LIMIT ?3",
+            )?
+            .query_map(params![store.0, open_below(), ORDERS_PAGE_MAX as i64], |r| {
+                Ok(OrderId(r.get::<_, i64>(0)? as u64))
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok((orders, cancels))
+    }
+
+    /// The orders feed after `after`, oldest first.
+    pub fn order_feed(&self, after: i64, max: usize) -> Result<Vec<OrderFeedEntry>, DbError> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached(
+            "SELECT seq, order_id, state, source, at_ms FROM order_events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let rows = st.query_map(params![after, max.min(ORDERS_PAGE_MAX) as i64], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get(3)?, r.get(4)?))
+        })?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (seq, order, s, source, at_ms) = r?;
+            let state = OrderState::from_code(&s).ok_or_else(|| DbError::Corrupt(format!("order state `{s}`")))?;
+            out.push(OrderFeedEntry { seq, order: order as u64, state: state.code(), source, at_ms });
+        }
+        Ok(out)
+    }
+
+    /// What `store` has of `sku` for a new order: on hand minus what HQ's open orders
+    /// for it hold.
+    pub fn available(&self, store: StoreId, sku: &Sku) -> Result<(i64, i64), DbError> {
+        let conn = self.conn();
+        Ok((on_hand(&conn, store, sku)?, reserved(&conn, store, sku)?))
+    }
+
+    /// Per store that has any of `sku`: on hand, reserved for orders, and when HQ last
+    /// heard from it (the age of these figures).
+    pub fn availability(&self, sku: &Sku) -> Result<Vec<Availability>, DbError> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached(
+            "SELECT c.location, SUM(c.p - c.n), (SELECT last_contact_ms FROM stores WHERE store = c.location)
+             FROM stock_counters c WHERE c.sku = ?1 GROUP BY c.location ORDER BY c.location",
+        )?;
+        let rows: Vec<(u32, i64, Option<i64>)> =
+            st.query_map([sku.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (store, on_hand, seen) in rows {
+            let reserved = reserved(&conn, StoreId(store), sku)?;
+            out.push(Availability { store: StoreId(store), on_hand, reserved, heard_at_ms: seen });
+        }
+        Ok(out)
+    }
+}
+
+fn on_hand(conn: &Connection, store: StoreId, sku: &Sku) -> Result<i64, DbError> {
+    Ok(conn.query_row(
+        "SELECT COALESCE(SUM(p - n), 0) FROM stock_counters WHERE location = ?1 AND sku = ?2",
+        params![store.0, sku.as_str()],
+        |r| r.get(0),
+    )?)
+}
+
+pub(super) fn reserved(conn: &Connection, store: StoreId, sku: &Sku) -> Result<i64, DbError> {
+    Ok(conn.query_row(
+        "SELECT COALESCE(SUM(l.quantity), 0) FROM order_lines l JOIN orders o ON o.id = l.order_id
+         WHERE o.store = ?1 AND l.sku = ?2 AND o.rank < ?3",
+        params![store.0, sku.as_str(), open_below()],
+        |r| r.get(0),
+    )?)
+}
+
+fn available(conn: &Connection, store: StoreId, sku: &Sku) -> Result<i64, DbError> {
+    Ok(on_hand(conn, store, sku)? - reserved(conn, store, sku)?)
+}
