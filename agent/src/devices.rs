@@ -107,7 +107,7 @@ const READ_TICK: Duration = Duration::from_millis(20);
 /// Longest a single write may block (flow control can hold a busy printer back).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often an idle spooler asks the printer how it is, for the status bar.
-const IDLE_STATUS_POLL: Duration = Duration::from_secs(3);
+const IDLE_STATUS_POLL: Duration = Duration::from_secs(1);
 /// While a job waits for the printer (paper out, cover open), how often to look again.
 const NOT_READY_RETRY: Duration = Duration::from_secs(1);
 /// How long printing may take beyond the bytes' wire time before `GS r 1` is overdue.

@@ -18,6 +18,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::collections::HashMap;
 
 use kassa_protocol::loyalty::{RightsAnswer, RightsRequest};
+use kassa_protocol::orders::{OrderAnswer, OrderRequest};
 use kassa_protocol::promotions::definition::Definition;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -27,12 +28,45 @@ use crate::config::HqLink;
 use crate::journal::{Journal, JournalError};
 use crate::status::StatusBoard;
 
-/// A till's request for spending rights, and where to send HQ's answer.
-pub type RightsRequestFromTill = (RightsRequest, oneshot::Sender<RightsAnswer>);
-pub type RightsSender = mpsc::Sender<RightsRequestFromTill>;
-pub type RightsReceiver = mpsc::Receiver<RightsRequestFromTill>;
-/// Rights requests in flight per connection; a till asks one at a time.
-const RIGHTS_WAITING_MAX: usize = 64;
+/// What a till asks of HQ over the sync connection, and where HQ's answer goes: spending
+/// rights, or an order for pickup (the endless aisle).
+#[derive(Debug)]
+pub enum HqRequest {
+    Rights(RightsRequest, oneshot::Sender<RightsAnswer>),
+    Order(OrderRequest, oneshot::Sender<OrderAnswer>),
+}
+pub type HqRequestSender = mpsc::Sender<HqRequest>;
+pub type HqRequestReceiver = mpsc::Receiver<HqRequest>;
+/// Requests of each kind in flight per connection; a till asks one at a time.
+const REQUESTS_WAITING_MAX: usize = 64;
+
+/// The tills waiting for HQ's answers on this connection, by request id.
+#[derive(Default)]
+struct Waiting {
+    rights: HashMap<u64, oneshot::Sender<RightsAnswer>>,
+    orders: HashMap<u64, oneshot::Sender<OrderAnswer>>,
+}
+
+impl Waiting {
+    /// Sends a till's request to HQ if connected and not too many wait; otherwise drops
+    /// its answer channel (the till hears "no answer" at once).
+    fn ask(&mut self, sync: &mut StoreSync, request: HqRequest) {
+        self.rights.retain(|_, w| !w.is_closed());
+        self.orders.retain(|_, w| !w.is_closed());
+        match request {
+            HqRequest::Rights(request, reply) => {
+                if self.rights.len() < REQUESTS_WAITING_MAX && sync.request_rights(request.clone()) {
+                    self.rights.insert(request.request_id, reply);
+                }
+            }
+            HqRequest::Order(request, reply) => {
+                if self.orders.len() < REQUESTS_WAITING_MAX && sync.place_order(request.clone()) {
+                    self.orders.insert(request.request_id, reply);
+                }
+            }
+        }
+    }
+}
 
 /// Reconnect backoff: 250 ms doubling to 30 s. A store offline for days retries twice
 /// a minute; a blip is bridged in a fraction of a second.
@@ -152,7 +186,7 @@ pub async fn run(
     tls: quinn::ClientConfig,
     store: Store,
     mut outbox_changed: watch::Receiver<u64>,
-    mut rights: RightsReceiver,
+    mut rights: HqRequestReceiver,
     cancel: CancellationToken,
 ) {
     let status = &store.status;
@@ -210,8 +244,8 @@ pub async fn run(
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = &mut pause => break,
-                // Offline: a rights request is answered "no" at once (its sender is
-                // dropped), and the till makes its offline offer.
+                // Offline: a request is answered "no" at once (its sender is dropped):
+                // the till makes its offline offer, or says an order needs HQ.
                 Some(_) = rights.recv() => {}
             }
         }
@@ -233,7 +267,7 @@ async fn session(
     link: &HqLink,
     store: &Store,
     outbox_changed: &mut watch::Receiver<u64>,
-    rights: &mut RightsReceiver,
+    rights: &mut HqRequestReceiver,
     cancel: &CancellationToken,
 ) -> Result<(), SessionError> {
     let (journal, status) = (&store.journal, &store.status);
@@ -258,7 +292,7 @@ async fn session(
     let mut decoder = FrameDecoder::default();
     let mut buf = vec![0u8; READ_CHUNK_BYTES];
     outbox_changed.mark_unchanged();
-    let mut waiting: HashMap<u64, oneshot::Sender<RightsAnswer>> = HashMap::new();
+    let mut waiting = Waiting::default();
     // The traffic of earlier connections; this one's is added as it goes.
     let (sent_before, received_before) = {
         let s = status.borrow();
@@ -280,12 +314,7 @@ async fn session(
                     drive(&mut sync, store, &mut waiting).await?;
                 }
             }
-            Some((request, reply)) = rights.recv() => {
-                waiting.retain(|_, w| !w.is_closed());
-                if waiting.len() < RIGHTS_WAITING_MAX && sync.request_rights(request.clone()) {
-                    waiting.insert(request.request_id, reply);
-                }
-            }
+            Some(request) = rights.recv() => waiting.ask(&mut sync, request),
             Ok(()) = outbox_changed.changed() => {
                 let head = blocking(journal, |j| j.outbox_head()).await?;
                 sync.handle_committed(head);
@@ -316,11 +345,7 @@ async fn sleep_until(deadline: Option<std::time::Instant>) {
 }
 
 /// Does what the sync core asks, event by event, until it asks nothing more.
-async fn drive(
-    sync: &mut StoreSync,
-    store: &Store,
-    waiting: &mut HashMap<u64, oneshot::Sender<RightsAnswer>>,
-) -> Result<(), SessionError> {
+async fn drive(sync: &mut StoreSync, store: &Store, waiting: &mut Waiting) -> Result<(), SessionError> {
     let (journal, status) = (&store.journal, &store.status);
     while let Some(ev) = sync.poll_event() {
         match ev {
@@ -364,7 +389,12 @@ async fn drive(
             StoreEvent::Loyalty { customers, entries } => {
                 blocking(journal, move |j| j.merge_loyalty(&customers, &entries)).await?;
             }
-            StoreEvent::Rights(answer) => answer_rights(journal, waiting, answer).await?,
+            StoreEvent::Rights(answer) => answer_rights(journal, &mut waiting.rights, answer).await?,
+            StoreEvent::OrderPlaced { request_id, answer } => {
+                if let Some(waiter) = waiting.orders.remove(&request_id) {
+                    let _ = waiter.send(answer);
+                }
+            }
             StoreEvent::Counters { entries } => {
                 let n = entries.len();
                 blocking(journal, move |j| j.merge_counters(&entries)).await?;
@@ -380,29 +410,8 @@ async fn drive(
             StoreEvent::PromotionsUsed { customer, promotions } => {
                 blocking(journal, move |j| j.merge_promotions_used(&customer, &promotions)).await?;
             }
-            StoreEvent::Order(order) => {
-                let (id, lines) = (order.id, order.lines.len());
-                if blocking(journal, move |j| j.keep_order(&order, crate::clock::now_ms())).await? {
-                    tracing::info!(order = %id, lines, "an order for pickup here, from HQ: reserved and accepted");
-                    // Its acceptance is in the outbox: send it now.
-                    let head = blocking(journal, |j| j.outbox_head()).await?;
-                    sync.handle_committed(head);
-                }
-            }
-            StoreEvent::OrderCancel(id) => {
-                let state = blocking(journal, move |j| j.cancel_order_from_hq(id, crate::clock::now_ms())).await?;
-                match state {
-                    Some(kassa_protocol::orders::OrderState::Cancelled) => {
-                        tracing::info!(order = %id, "order cancelled by HQ; its stock released");
-                        let head = blocking(journal, |j| j.outbox_head()).await?;
-                        sync.handle_committed(head);
-                    }
-                    Some(s) => {
-                        tracing::info!(order = %id, state = s.code(), "HQ's cancellation came after the order ended here")
-                    }
-                    None => tracing::warn!(order = %id, "HQ cancelled an order this store never received"),
-                }
-            }
+            StoreEvent::Order(order) => keep_order(sync, journal, order).await?,
+            StoreEvent::OrderCancel(id) => cancel_order(sync, journal, id).await?,
             StoreEvent::Inbound(doc) => {
                 let source = doc.source.key();
                 let lines = doc.lines.len();
@@ -411,6 +420,41 @@ async fn drive(
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// An order for pickup here, from HQ: kept once and reserved; its acceptance, in the
+/// outbox, goes at once.
+async fn keep_order(
+    sync: &mut StoreSync,
+    journal: &Arc<Journal>,
+    order: kassa_protocol::orders::Order,
+) -> Result<(), SessionError> {
+    let (id, lines) = (order.id, order.lines.len());
+    if blocking(journal, move |j| j.keep_order(&order, crate::clock::now_ms())).await? {
+        tracing::info!(order = %id, lines, "an order for pickup here, from HQ: reserved and accepted");
+        let head = blocking(journal, |j| j.outbox_head()).await?;
+        sync.handle_committed(head);
+    }
+    Ok(())
+}
+
+/// HQ cancels an order: done unless it already ended here (a handover stands).
+async fn cancel_order(
+    sync: &mut StoreSync,
+    journal: &Arc<Journal>,
+    id: kassa_protocol::orders::OrderId,
+) -> Result<(), SessionError> {
+    let state = blocking(journal, move |j| j.cancel_order_from_hq(id, crate::clock::now_ms())).await?;
+    match state {
+        Some(kassa_protocol::orders::OrderState::Cancelled) => {
+            tracing::info!(order = %id, "order cancelled by HQ; its stock released");
+            let head = blocking(journal, |j| j.outbox_head()).await?;
+            sync.handle_committed(head);
+        }
+        Some(s) => tracing::info!(order = %id, state = s.code(), "HQ's cancellation came after the order ended here"),
+        None => tracing::warn!(order = %id, "HQ cancelled an order this store never received"),
     }
     Ok(())
 }

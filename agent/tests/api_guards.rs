@@ -177,6 +177,7 @@ const GUARDED: &[(&str, &str)] = &[
     ("GET", "/api/orders/find?code=Z10454"),
     ("GET", "/api/orders/1"),
     ("POST", "/api/orders/1/collect"),
+    ("POST", "/api/orders/aisle"),
     ("POST", "/api/orders/1/ready"),
 ];
 

@@ -10,7 +10,7 @@ const $ = (id) => document.getElementById(id);
 // ---- words ----
 const WORDS = {
   ru: {
-    orders: "Заказы (F1)", order_new: "новый", order_accepted: "принят", order_picking: "собирается", order_ready: "готов к выдаче", order_collected: "выдан", order_expired: "истёк", order_cancelled: "отменён", overdue: "просрочен", prepaid: "оплачен онлайн", at_pickup: "оплата при получении", until: "до", no_orders: "Заказов нет", order_pick: "Собрать", order_ready_btn: "Готов", order_hand_over: "Выдать", order_print: "Лист сборки", order_cancel: "Отказ", order_find_ph: "Код заказа, номер или телефон — Enter", order_moved: "Заказ № {n}: {s}", order_pay_by: "Оплата", order_closed: "Заказ уже {s}.", order_hand_over_title: "Выдача заказа № {n}", order_collected: "Заказ № {n} выдан", order_collected_paid: "Заказ № {n} выдан, чек {r}. Сдача: {c} ₽", reserved_short: "{name}: {r} зарезервировано для заказов, свободно {a} — продажа берёт товар заказа", stock_reserved: "в резерве",
+    orders: "Заказы (F1)", order_elsewhere: "Заказать", this_store: "этот магазин (№ {n})", pickup_store: "Магазин выдачи", customer_phone: "Телефон покупателя", order_note: "Комментарий (имя)", aisle_placed: "Заказ № {n} оформлен: магазин № {s}, код {c}, к оплате при получении {t} ₽", order_new: "новый", order_accepted: "принят", order_picking: "собирается", order_ready: "готов к выдаче", order_collected: "выдан", order_expired: "истёк", order_cancelled: "отменён", overdue: "просрочен", prepaid: "оплачен онлайн", at_pickup: "оплата при получении", until: "до", no_orders: "Заказов нет", order_pick: "Собрать", order_ready_btn: "Готов", order_hand_over: "Выдать", order_print: "Лист сборки", order_cancel: "Отказ", order_find_ph: "Код заказа, номер или телефон — Enter", order_moved: "Заказ № {n}: {s}", order_pay_by: "Оплата", order_closed: "Заказ уже {s}.", order_hand_over_title: "Выдача заказа № {n}", order_collected: "Заказ № {n} выдан", order_collected_paid: "Заказ № {n} выдан, чек {r}. Сдача: {c} ₽", reserved_short: "{name}: {r} зарезервировано для заказов, свободно {a} — продажа берёт товар заказа", stock_reserved: "в резерве",
     title: "Касса", back_room: "Склад", park: "Отложить (F3)", parked_key: "Вернуть (F3)", parked: "Отложенные", recall: "Вернуть", parked_done: "Чек отложен", no_parked: "Отложенных чеков нет", receipts: "Чеки", sale_word: "продажа", return_word: "возврат", reprint: "Повтор", reprinted: "Копия чека {r} печатается", no_receipts: "В этой смене чеков ещё нет", multiplier_set: "× {n}: отсканируйте товар", void_needs_manager: "Отменить чек на такую сумму может только управляющий", shift: "Смена", returns: "Возврат", logout: "Выход", item: "Товар", qty: "Кол-во",
     price: "Цена", sum: "Сумма", total: "Итого", cash_given: "Наличные, ₽", pay_cash: "Оплатить наличными (F9)",
     pay_card: "Картой (F10)", pay_mixed: "Смешанная", discount: "Скидка (F4)", void: "Отменить чек (F8)",
@@ -43,7 +43,7 @@ const WORDS = {
     alert_scanner_gone: "Сканер не подключён. Проверьте кабель сканера; пока можно вводить штрихкод вручную.",
   },
   en: {
-    orders: "Orders (F1)", order_new: "new", order_accepted: "accepted", order_picking: "picking", order_ready: "ready for pickup", order_collected: "collected", order_expired: "expired", order_cancelled: "cancelled", overdue: "overdue", prepaid: "paid online", at_pickup: "pay at pickup", until: "until", no_orders: "No orders", order_pick: "Pick", order_ready_btn: "Ready", order_hand_over: "Hand over", order_print: "Picking list", order_cancel: "Refused", order_find_ph: "Order code, number or phone — Enter", order_moved: "Order no. {n}: {s}", order_pay_by: "Payment", order_closed: "This order is already {s}.", order_hand_over_title: "Hand over order no. {n}", order_collected: "Order no. {n} handed over", order_collected_paid: "Order no. {n} handed over, receipt {r}. Change: {c} ₽", reserved_short: "{name}: {r} reserved for orders, {a} free — this sale takes an order's goods", stock_reserved: "reserved",
+    orders: "Orders (F1)", order_elsewhere: "Order", this_store: "this store (no. {n})", pickup_store: "Pickup store", customer_phone: "Customer's phone", order_note: "Note (name)", aisle_placed: "Order no. {n} placed: store no. {s}, code {c}, {t} ₽ to pay at pickup", order_new: "new", order_accepted: "accepted", order_picking: "picking", order_ready: "ready for pickup", order_collected: "collected", order_expired: "expired", order_cancelled: "cancelled", overdue: "overdue", prepaid: "paid online", at_pickup: "pay at pickup", until: "until", no_orders: "No orders", order_pick: "Pick", order_ready_btn: "Ready", order_hand_over: "Hand over", order_print: "Picking list", order_cancel: "Refused", order_find_ph: "Order code, number or phone — Enter", order_moved: "Order no. {n}: {s}", order_pay_by: "Payment", order_closed: "This order is already {s}.", order_hand_over_title: "Hand over order no. {n}", order_collected: "Order no. {n} handed over", order_collected_paid: "Order no. {n} handed over, receipt {r}. Change: {c} ₽", reserved_short: "{name}: {r} reserved for orders, {a} free — this sale takes an order's goods", stock_reserved: "reserved",
     title: "Till", back_room: "Stock", park: "Park (F3)", parked_key: "Recall (F3)", parked: "Parked", recall: "Recall", parked_done: "Basket parked", no_parked: "No parked baskets", receipts: "Receipts", sale_word: "sale", return_word: "return", reprint: "Reprint", reprinted: "A copy of {r} is printing", no_receipts: "No receipts in this shift yet", multiplier_set: "× {n}: scan the item", void_needs_manager: "Only a manager may void a basket this large", shift: "Shift", returns: "Return", logout: "Log out", item: "Item", qty: "Qty",
     price: "Price", sum: "Amount", total: "Total", cash_given: "Cash given, ₽", pay_cash: "Pay cash (F9)",
     pay_card: "Card (F10)", pay_mixed: "Mixed", discount: "Discount (F4)", void: "Void basket (F8)",
@@ -186,6 +186,10 @@ const ERRORS = {
     handover_nothing: "Покупатель ничего не берёт: отмените заказ.",
     bad_order_step: "Такого действия с заказом нет: обновите страницу.",
     scan_order_code: "Код заказа не прочитан: отсканируйте ещё раз или введите номер заказа.",
+    order_needs_hq: "Нет связи с HQ: заказ в другой магазин оформить сейчас нельзя. Попробуйте, когда связь вернётся.",
+    order_not_available: "В этом магазине столько нет (с учётом заказов): выберите другой магазин или меньше.",
+    order_refused: "HQ не принял заказ: проверьте товар и количество.",
+    bad_order: "Заказ: от 1 строки, количество больше нуля, срок хранения до 30 дней.",
     count_out_of_scope: "Этот товар не входит в эту инвентаризацию.",
     bad_count_scope: "Инвентаризация — по категориям или по списку товаров, не по обоим сразу.",
     // The shift and the drawer.
@@ -316,6 +320,10 @@ const ERRORS = {
     handover_nothing: "The customer takes nothing: cancel the order instead.",
     bad_order_step: "No such action on an order: reload the page.",
     scan_order_code: "The order code was misread: scan it again or type the order number.",
+    order_needs_hq: "HQ is not reachable: an order for another store cannot be placed now. Try again once the link is back.",
+    order_not_available: "That store does not have that many (counting its orders): choose another store or fewer.",
+    order_refused: "HQ did not accept the order: check the item and the quantity.",
+    bad_order: "An order: at least one line, quantities above zero, kept up to 30 days.",
     count_out_of_scope: "This item is not among what this count covers.",
     bad_count_scope: "A count covers some categories or a list of items, not both.",
     // The shift and the drawer.
@@ -725,6 +733,36 @@ async function showStock() {
     text += ` · #${n.store}: ${quantityText(last, n.quantity)}${age}`;
   }
   $("stock").textContent = text;
+  // The endless aisle: what is not here (or not enough) can be ordered for pickup here
+  // or where it is — HQ places it, so the till must be online.
+  const elsewhere = (s.nearby || []).filter((n) => n.quantity > 0);
+  if (elsewhere.length || s.available < inBasket) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.id = "order-elsewhere";
+    b.className = "small";
+    b.textContent = t("order_elsewhere");
+    b.onclick = () => aisleDialog(last, s);
+    $("stock").append(" ", b);
+  }
+}
+
+// Orders `line`'s item for pickup at a store that has it (or here, to come later).
+async function aisleDialog(line, s) {
+  const stores = [[String(state.store), t("this_store", { n: state.store })]];
+  for (const n of s.nearby || []) if (n.quantity > 0) stores.push([String(n.store), `№ ${n.store}: ${quantityText(line, n.quantity)}`]);
+  const v = await ask(t("order_elsewhere"), [
+    { name: "store", label: t("pickup_store"), type: "select", options: stores },
+    { name: "quantity", label: t("qty"), value: isWeighed(line) ? quantityText(line, line.quantity) : String(line.quantity) },
+    { name: "phone", label: t("customer_phone") },
+    { name: "note", label: t("order_note") },
+  ]);
+  if (!v) return;
+  const quantity = isWeighed(line) ? grams(v.quantity) : /^\d+$/.test(v.quantity.trim()) ? Number(v.quantity.trim()) : null;
+  if (!quantity) return showError("quantity");
+  const body = { store: Number(v.store), lines: [{ code: line.sku, quantity }], phone: v.phone || null, note: v.note };
+  const r = await act(() => api("POST", "/api/orders/aisle", body));
+  if (r) show(t("aisle_placed", { n: r.id, s: r.store, c: r.code, t: rub(r.total_kopecks) }), "ok");
 }
 
 // ---- actions ----

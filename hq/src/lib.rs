@@ -24,6 +24,7 @@ pub mod catalog;
 pub mod console;
 pub mod db;
 pub mod metrics;
+pub mod orders;
 pub mod pki;
 pub mod promotions;
 pub mod sync_server;

@@ -504,6 +504,11 @@ async fn drive(session: &mut HqSync, shared: &Shared, peer: &PeerGuard) -> Resul
                 blocking(&shared.db, move |db| db.merge_counters(&entries)).await?;
                 tracing::info!(entries = n, "store counters merged after a digest mismatch");
             }
+            HqEvent::PlaceOrder { actor, request } => {
+                let request_id = request.request_id;
+                let answer = place_for_till(shared, actor, request).await?;
+                session.answer_order(request_id, answer);
+            }
             HqEvent::RightsRequest { actor, request } => {
                 let card = request.customer.clone();
                 let used = blocking(&shared.db, move |db| db.promotions_used(&card)).await?;
@@ -541,6 +546,45 @@ async fn drive(session: &mut HqSync, shared: &Shared, peer: &PeerGuard) -> Resul
         }
     }
     Ok(())
+}
+
+/// A till's endless-aisle order, placed as the online shop's would be; a refusal goes
+/// back with its code and words, a database failure ends the connection (the till hears
+/// nothing and says HQ did not answer).
+async fn place_for_till(
+    shared: &Shared,
+    actor: ActorId,
+    request: kassa_protocol::orders::OrderRequest,
+) -> Result<kassa_protocol::orders::OrderAnswer, ConnError> {
+    use crate::orders::{PlaceError, PlaceInput};
+    use kassa_protocol::orders::{OrderAnswer, OrderChannel};
+    let input = PlaceInput {
+        store: request.store.0,
+        lines: request
+            .lines
+            .iter()
+            .map(|(sku, quantity)| crate::promotions::PriceRequestLine { sku: sku.0.clone(), quantity: *quantity })
+            .collect(),
+        payment: request.payment,
+        customer: request.customer,
+        phone: request.phone,
+        note: request.note,
+        coupons: Vec::new(),
+        pickup_hours: i64::from(request.pickup_hours),
+        channel: OrderChannel::Store(actor.store),
+        request_key: Some(format!("till:{}:{}:{}", actor.store, actor.epoch, request.request_id)),
+    };
+    match crate::orders::place(shared, input, now_ms()).await {
+        Ok((order, _)) => {
+            tracing::info!(%actor, order = %order.id, to = order.store.0, "a till's order placed");
+            Ok(OrderAnswer::Placed(order))
+        }
+        Err(PlaceError::Db(e)) => Err(e.into()),
+        Err(e) => {
+            tracing::info!(%actor, code = e.code(), reason = %e, "a till's order refused");
+            Ok(OrderAnswer::Refused { code: e.code().to_owned(), message: e.to_string() })
+        }
+    }
 }
 
 async fn flush(session: &mut HqSync, send: &mut quinn::SendStream) -> Result<(), ConnError> {

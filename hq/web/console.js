@@ -14,7 +14,7 @@ const WORDS = {
     tab_catalog: "Каталог", tab_loyalty: "Лояльность", tab_promotions: "Акции", tab_audit: "Журнал", tab_operators: "Операторы",
     tab_tokens: "Токены API", refresh: "Обновить", store: "Магазин", link: "Связь", last_contact: "Последняя связь",
     backlog: "Очередь", acked: "Принято", sales: "Продажи", protocol: "Протокол", software: "Версия", show: "Показать",
-    quantity: "Количество", receipt: "Чек", time: "Время", kind: "Вид", total: "Сумма", lines: "Строки", seq: "Номер",
+    quantity: "Количество", reserved: "В резерве", available: "Доступно", receipt: "Чек", time: "Время", kind: "Вид", total: "Сумма", lines: "Строки", seq: "Номер",
     reason: "Причина", find: "Найти", upload_title: "Загрузить файл CSV", publish: "Опубликовать", price_title: "Изменить цену",
     sku: "Артикул", new_price: "Новая цена, ₽", publish_price: "Опубликовать цену", items_title: "Товары", name: "Название",
     price: "Цена", loyalty_rules: "Правила лояльности", from: "С", to: "По", channels: "Каналы", who: "Кто", action: "Действие",
@@ -82,7 +82,7 @@ const WORDS = {
     tab_catalog: "Catalog", tab_loyalty: "Loyalty", tab_promotions: "Promotions", tab_audit: "Audit log", tab_operators: "Operators",
     tab_tokens: "API tokens", refresh: "Refresh", store: "Store", link: "Link", last_contact: "Last contact",
     backlog: "Backlog", acked: "Acked", sales: "Sales", protocol: "Protocol", software: "Version", show: "Show",
-    quantity: "Quantity", receipt: "Receipt", time: "Time", kind: "Kind", total: "Total", lines: "Lines", seq: "Seq",
+    quantity: "Quantity", reserved: "Reserved", available: "Available", receipt: "Receipt", time: "Time", kind: "Kind", total: "Total", lines: "Lines", seq: "Seq",
     reason: "Reason", find: "Find", upload_title: "Upload a CSV file", publish: "Publish", price_title: "Change a price",
     sku: "SKU", new_price: "New price, ₽", publish_price: "Publish the price", items_title: "Items", name: "Name",
     price: "Price", loyalty_rules: "Loyalty rules", from: "From", to: "To", channels: "Channels", who: "Who", action: "Action",
@@ -401,7 +401,11 @@ $("stock-form").addEventListener("submit", (ev) => {
   attempt(async () => {
     const sku = $("stock-sku").value.trim();
     const { stores } = await api("GET", `/api/stock/${encodeURIComponent(sku)}`);
-    fill($("stock-rows"), stores.map((s) => el("tr", {}, el("td", {}, String(s.store)), el("td", { class: "num" }, String(s.quantity)))), 2);
+    fill($("stock-rows"), stores.map((s) => el("tr", {},
+      el("td", {}, String(s.store)),
+      el("td", { class: "num" }, String(s.quantity)),
+      el("td", { class: "num" }, String(s.reserved || 0)),
+      el("td", { class: "num" }, String(s.quantity - (s.reserved || 0))))), 4);
   });
 });
 

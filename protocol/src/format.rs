@@ -1166,6 +1166,25 @@ pub mod v3 {
         Cancelled,
     }
 
+    /// A till's order for a store (the endless aisle), as the store sends it.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct OrderRequest {
+        pub request_id: u64,
+        pub store: StoreId,
+        pub lines: Vec<(Sku, i64)>,
+        pub payment: Payment,
+        pub customer: Option<CustomerId>,
+        pub phone: Option<Phone>,
+        pub note: String,
+        pub pickup_hours: u32,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum OrderAnswer {
+        Placed(Order),
+        Refused { code: String, message: String },
+    }
+
     /// What a store tells HQ about one of its orders.
     #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
     pub struct OrderUpdate {
@@ -1455,6 +1474,77 @@ pub mod v3 {
             };
             out.validate().map_err(|e| invalid("order", format!("order {}: {e}", o.id)))?;
             Ok(out)
+        }
+    }
+
+    fn payment_to(p: order::Payment) -> Payment {
+        match p {
+            order::Payment::Prepaid => Payment::Prepaid,
+            order::Payment::AtPickup => Payment::AtPickup,
+        }
+    }
+
+    fn payment_from(p: Payment) -> order::Payment {
+        match p {
+            Payment::Prepaid => order::Payment::Prepaid,
+            Payment::AtPickup => order::Payment::AtPickup,
+        }
+    }
+
+    impl From<&order::OrderRequest> for OrderRequest {
+        fn from(r: &order::OrderRequest) -> Self {
+            OrderRequest {
+                request_id: r.request_id,
+                store: r.store,
+                lines: r.lines.clone(),
+                payment: payment_to(r.payment),
+                customer: r.customer.clone(),
+                phone: r.phone.clone(),
+                note: r.note.clone(),
+                pickup_hours: r.pickup_hours,
+            }
+        }
+    }
+
+    /// Checks what [`order::OrderRequest::validate`] checks.
+    impl TryFrom<OrderRequest> for order::OrderRequest {
+        type Error = FormatError;
+
+        fn try_from(r: OrderRequest) -> Result<Self, FormatError> {
+            let out = order::OrderRequest {
+                request_id: r.request_id,
+                store: r.store,
+                lines: r.lines,
+                payment: payment_from(r.payment),
+                customer: r.customer,
+                phone: r.phone,
+                note: r.note,
+                pickup_hours: r.pickup_hours,
+            };
+            out.validate().map_err(|e| invalid("order request", e))?;
+            Ok(out)
+        }
+    }
+
+    impl From<&order::OrderAnswer> for OrderAnswer {
+        fn from(a: &order::OrderAnswer) -> Self {
+            match a {
+                order::OrderAnswer::Placed(o) => OrderAnswer::Placed(o.into()),
+                order::OrderAnswer::Refused { code, message } => {
+                    OrderAnswer::Refused { code: code.clone(), message: message.clone() }
+                }
+            }
+        }
+    }
+
+    impl TryFrom<OrderAnswer> for order::OrderAnswer {
+        type Error = FormatError;
+
+        fn try_from(a: OrderAnswer) -> Result<Self, FormatError> {
+            Ok(match a {
+                OrderAnswer::Placed(o) => order::OrderAnswer::Placed(o.try_into()?),
+                OrderAnswer::Refused { code, message } => order::OrderAnswer::Refused { code, message },
+            })
         }
     }
 

@@ -104,6 +104,13 @@ impl Connection {
                         RightsAnswer::UnknownCustomer { request_id: request.request_id, customer: request.customer };
                     hq.answer_rights(None, answer);
                 }
+                HqEvent::PlaceOrder { actor: a, request } => {
+                    assert_eq!(Some(a), self.actor);
+                    assert!(request.validate().is_ok(), "decoding checked the request");
+                    let answer =
+                        crate::orders::OrderAnswer::Refused { code: "not_available".into(), message: "none".into() };
+                    hq.answer_order(request.request_id, answer);
+                }
             }
         }
         self.check_transmits(hq);
@@ -317,7 +324,7 @@ mod tests {
         let digest = ActorDigest { actor: ACTOR, entries: 1, p: 3, n: 1 };
         let rights =
             RightsRequest { request_id: 7, customer: CustomerId::parse("00001000000001").unwrap(), points: 40 };
-        let good = vec![
+        let mut good = vec![
             hello.clone(),
             batch(&[1, 2, 3]),
             batch(&[2, 3, 4, 5]),
@@ -328,6 +335,18 @@ mod tests {
             StoreMessage::RightsRequest(rights),
             batch(&[60, 61]),
         ];
+        if version >= 5 {
+            good.push(StoreMessage::PlaceOrder(crate::orders::OrderRequest {
+                request_id: 3,
+                store: StoreId(2),
+                lines: vec![(Sku("100001".into()), 2)],
+                payment: crate::orders::Payment::AtPickup,
+                customer: None,
+                phone: None,
+                note: String::new(),
+                pickup_hours: 72,
+            }));
+        }
         let foreign = StoreMessage::Batch { entries: vec![sale(1, StoreId(2))], head: 1 };
         let foreign_counter = StoreMessage::Counters { entries: vec![CounterEntry { actor: ActorId::HQ, ..counter }] };
         let mut out = vec![good.clone(), vec![hello.clone(), foreign], vec![hello.clone(), foreign_counter]];

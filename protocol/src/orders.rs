@@ -468,6 +468,55 @@ impl OrderEvent {
     }
 }
 
+/// A till's order for a store (the endless aisle): what the store asks HQ to place, over
+/// sync. HQ prices and places it as the online shop's (the channel says which store
+/// ordered) and answers with the order, or why not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrderRequest {
+    /// The till's own number for the request, to match the answer.
+    pub request_id: u64,
+    /// The pickup store (the ordering store itself, or another).
+    pub store: StoreId,
+    /// SKU and quantity (pieces, or grams of a weighed item) per line.
+    pub lines: Vec<(Sku, i64)>,
+    pub payment: Payment,
+    pub customer: Option<CustomerId>,
+    pub phone: Option<Phone>,
+    pub note: String,
+    /// How long the pickup store keeps it.
+    pub pickup_hours: u32,
+}
+
+impl OrderRequest {
+    pub fn validate(&self) -> Result<(), OrderError> {
+        if self.lines.is_empty() || self.lines.len() > ORDER_LINES_MAX {
+            return Err(OrderError::Lines);
+        }
+        if let Some(line) = self.lines.iter().position(|(_, q)| !(1..=LINE_QUANTITY_MAX).contains(q)) {
+            return Err(OrderError::Quantity { line });
+        }
+        if self.note.chars().count() > NOTE_CHARS_MAX {
+            return Err(OrderError::Note);
+        }
+        if self.pickup_hours == 0 || i64::from(self.pickup_hours) >= PICKUP_DAYS_MAX * 24 {
+            return Err(OrderError::Expiry);
+        }
+        Ok(())
+    }
+}
+
+/// HQ's answer to an [`OrderRequest`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OrderAnswer {
+    Placed(Order),
+    /// Not placed: `code` is stable (`not_available`, `unknown_sku`, `bad_order`,
+    /// `internal`), `message` says why in words (English, for logs and technicians).
+    Refused {
+        code: String,
+        message: String,
+    },
+}
+
 /// A line of an order the pickup store cannot cover.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Shortfall {

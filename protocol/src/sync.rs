@@ -121,6 +121,8 @@ pub enum StoreEvent {
     /// HQ cancels an order: cancel it unless it is already final here (a handover
     /// stands), and tell HQ the order's final state through the outbox.
     OrderCancel(crate::orders::OrderId),
+    /// HQ answered a till's order (the endless aisle): wake the waiting till.
+    OrderPlaced { request_id: u64, answer: crate::orders::OrderAnswer },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -339,6 +341,10 @@ impl StoreSync {
                 self.events.push_back(StoreEvent::OrderCancel(order));
                 false
             }
+            (StoreState::Ready, HqMessage::OrderPlaced { request_id, answer }) => {
+                self.events.push_back(StoreEvent::OrderPlaced { request_id, answer });
+                false
+            }
             (StoreState::Ready, HqMessage::PriceSchedule { version, changes }) => {
                 crate::price_schedule::PriceSchedule::new(&changes)
                     .map_err(|e| SyncError::Malformed(format!("price schedule {version}: {e}")))?;
@@ -482,6 +488,16 @@ impl StoreSync {
         true
     }
 
+    /// Asks HQ to place a till's order (protocol 5 on); `false` when not connected or the
+    /// connection is older (the till says plainly that it needs HQ).
+    pub fn place_order(&mut self, request: crate::orders::OrderRequest) -> bool {
+        if self.state != StoreState::Ready || self.protocol < 5 {
+            return false;
+        }
+        self.transmits.push_back(StoreMessage::PlaceOrder(request));
+        true
+    }
+
     /// The shell committed entries up to `head` to the local outbox.
     pub fn handle_committed(&mut self, head: u64) {
         self.head = self.head.max(head);
@@ -613,6 +629,9 @@ pub enum HqEvent {
     /// The store asks for spending rights: grant what HQ holds in one transaction, then
     /// call [`HqSync::answer_rights`].
     RightsRequest { actor: ActorId, request: RightsRequest },
+    /// A till of the store orders for pickup (the endless aisle): place it as the online
+    /// shop's would be, then call [`HqSync::answer_order`].
+    PlaceOrder { actor: ActorId, request: crate::orders::OrderRequest },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -718,6 +737,12 @@ impl HqSync {
                 Ok(())
             }
             (_, StoreMessage::RightsRequest(_)) => Err(SyncError::Unexpected("a rights request before Welcome")),
+            (HqState::Ready(actor), StoreMessage::PlaceOrder(request)) => {
+                request.validate().map_err(|e| SyncError::Malformed(format!("order request: {e}")))?;
+                self.events.push_back(HqEvent::PlaceOrder { actor, request });
+                Ok(())
+            }
+            (_, StoreMessage::PlaceOrder(_)) => Err(SyncError::Unexpected("an order request before Welcome")),
             (HqState::Ready(actor), StoreMessage::Digest { digests, promotions_version, price_schedule_version }) => {
                 // What the store holds now: a set or schedule that did not arrive is
                 // offered again by the shell's next `offer_promotions`/`offer_price_schedule`.
@@ -753,41 +778,43 @@ impl HqSync {
             (HqState::AwaitingAccept(_), StoreMessage::Batch { .. }) => {
                 Err(SyncError::Unexpected("a batch before Welcome"))
             }
-            (HqState::Ready(actor), StoreMessage::Batch { entries, head }) => {
-                if entries.len() > BATCH_ENTRIES_MAX {
-                    return Err(SyncError::Malformed(format!("{} entries in one batch", entries.len())));
-                }
-                if !entries.windows(2).all(|w| w[0].seq < w[1].seq) {
-                    return Err(SyncError::Malformed("batch out of sequence order".into()));
-                }
-                for e in &entries {
-                    self.check_ownership(actor, e)?;
-                }
-                let mut next = self.applying + 1;
-                let mut run: Vec<OutboxEntry> = Vec::new();
-                for e in entries {
-                    if e.seq == next {
-                        next += 1;
-                        run.push(e);
-                    } else if e.seq > next {
-                        break; // a gap: the store resends from our acknowledgement
-                    }
-                }
-                match run.last().map(|e| e.seq) {
-                    Some(upto) => {
-                        self.applying = upto;
-                        self.events.push_back(HqEvent::Apply { actor, entries: run, upto, head });
-                    }
-                    // Nothing new (a resend, or a gap): repeat where we stand so the
-                    // store resends from there.
-                    None if self.applying == self.acked => {
-                        self.transmits.push_back(HqMessage::Ack { upto: self.acked })
-                    }
-                    None => {}
-                }
-                Ok(())
+            (HqState::Ready(actor), StoreMessage::Batch { entries, head }) => self.take_batch(actor, entries, head),
+        }
+    }
+
+    /// A batch of the store's outbox: checked whole, then the run that continues what HQ
+    /// holds is handed to the shell to apply.
+    fn take_batch(&mut self, actor: ActorId, entries: Vec<OutboxEntry>, head: u64) -> Result<(), SyncError> {
+        if entries.len() > BATCH_ENTRIES_MAX {
+            return Err(SyncError::Malformed(format!("{} entries in one batch", entries.len())));
+        }
+        if !entries.windows(2).all(|w| w[0].seq < w[1].seq) {
+            return Err(SyncError::Malformed("batch out of sequence order".into()));
+        }
+        for e in &entries {
+            self.check_ownership(actor, e)?;
+        }
+        let mut next = self.applying + 1;
+        let mut run: Vec<OutboxEntry> = Vec::new();
+        for e in entries {
+            if e.seq == next {
+                next += 1;
+                run.push(e);
+            } else if e.seq > next {
+                break; // a gap: the store resends from our acknowledgement
             }
         }
+        match run.last().map(|e| e.seq) {
+            Some(upto) => {
+                self.applying = upto;
+                self.events.push_back(HqEvent::Apply { actor, entries: run, upto, head });
+            }
+            // Nothing new (a resend, or a gap): repeat where we stand so the
+            // store resends from there.
+            None if self.applying == self.acked => self.transmits.push_back(HqMessage::Ack { upto: self.acked }),
+            None => {}
+        }
+        Ok(())
     }
 
     /// A store may write only its own records and its own actor's counters.
@@ -1010,6 +1037,11 @@ impl HqSync {
             self.transmits.push_back(HqMessage::Loyalty { customers: vec![c], entries: Vec::new() });
         }
         self.transmits.push_back(HqMessage::Rights(answer));
+    }
+
+    /// Answers a till's order request.
+    pub fn answer_order(&mut self, request_id: u64, answer: crate::orders::OrderAnswer) {
+        self.transmits.push_back(HqMessage::OrderPlaced { request_id, answer });
     }
 
     /// Offers a view of the nearby stores' stock (excluding this store's own).

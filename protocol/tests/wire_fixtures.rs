@@ -22,7 +22,9 @@ use kassa_protocol::loyalty::{
 use kassa_protocol::movements::{
     Inbound, InboundLine, InboundSource, Movement, MovementId, MovementKind, MovementLine, WriteOffReason,
 };
-use kassa_protocol::orders::{Order, OrderChannel, OrderEvent, OrderId, OrderUpdate, Payment};
+use kassa_protocol::orders::{
+    Order, OrderAnswer, OrderChannel, OrderEvent, OrderId, OrderRequest, OrderUpdate, Payment,
+};
 use kassa_protocol::price_schedule::ScheduledPrice;
 use kassa_protocol::returns::{Return, ReturnKind, ReturnLine};
 use kassa_protocol::sale::{Sale, Tender, TenderKind};
@@ -297,7 +299,7 @@ fn store_messages(version: u32) -> Vec<(&'static str, StoreMessage)> {
         });
     }
     let head = batch.last().map_or(0, |e| e.seq);
-    vec![
+    let mut messages = vec![
         (
             "store-hello",
             StoreMessage::Hello {
@@ -335,7 +337,25 @@ fn store_messages(version: u32) -> Vec<(&'static str, StoreMessage)> {
                 ],
             },
         ),
-    ]
+    ];
+    if version >= 5 {
+        messages.push(("store-place-order", StoreMessage::PlaceOrder(order_request())));
+    }
+    messages
+}
+
+/// A till's order for pickup at another store (the endless aisle).
+fn order_request() -> OrderRequest {
+    OrderRequest {
+        request_id: 12,
+        store: StoreId(8),
+        lines: vec![(sku("100001"), 2), (sku("200417"), 350)],
+        payment: Payment::AtPickup,
+        customer: Some(card()),
+        phone: Some(Phone::parse("+7 912 345-67-89").unwrap()),
+        note: "Анна".into(),
+        pickup_hours: 48,
+    }
 }
 
 /// Every HQ message, named as its fixture file.
@@ -384,6 +404,13 @@ fn hq_messages(version: u32) -> Vec<(&'static str, HqMessage)> {
         messages.push(("hq-price-schedule", HqMessage::PriceSchedule { version: 3, changes }));
         messages.push(("hq-order", HqMessage::Order(order())));
         messages.push(("hq-order-cancel", HqMessage::OrderCancel { order: OrderId(1_045) }));
+        messages
+            .push(("hq-order-placed", HqMessage::OrderPlaced { request_id: 12, answer: OrderAnswer::Placed(order()) }));
+        let refused = OrderAnswer::Refused {
+            code: "not_available".into(),
+            message: "store 8 cannot cover this order: 100001: 2 wanted, 1 available".into(),
+        };
+        messages.push(("hq-order-refused", HqMessage::OrderPlaced { request_id: 13, answer: refused }));
     }
     messages
 }
@@ -502,6 +529,7 @@ fn store_variant(m: &StoreMessage) -> &'static str {
         StoreMessage::RightsRequest(_) => "store-rights-request",
         StoreMessage::Digest { .. } => "store-digest",
         StoreMessage::Counters { .. } => "store-counters",
+        StoreMessage::PlaceOrder(_) => "store-place-order",
     }
 }
 
@@ -526,14 +554,23 @@ fn hq_variant(m: &HqMessage) -> &'static str {
         HqMessage::PriceSchedule { .. } => "hq-price-schedule",
         HqMessage::Order(_) => "hq-order",
         HqMessage::OrderCancel { .. } => "hq-order-cancel",
+        HqMessage::OrderPlaced { answer: OrderAnswer::Placed(_), .. } => "hq-order-placed",
+        HqMessage::OrderPlaced { answer: OrderAnswer::Refused { .. }, .. } => "hq-order-refused",
     }
 }
 
-const ALL_STORE_VARIANTS: usize = 5;
+/// The store's messages in protocol `version`.
+fn all_store_variants(version: u32) -> usize {
+    if version >= 5 {
+        6
+    } else {
+        5
+    }
+}
 /// HQ's messages in protocol `version`.
 fn all_hq_variants(version: u32) -> usize {
     match version {
-        5.. => 18,
+        5.. => 20,
         4 => 12,
         _ => 11,
     }
@@ -562,7 +599,7 @@ fn write_missing(version: u32, frames: &[(&str, Vec<u8>)]) {
 fn check(version: u32) -> BTreeSet<u8> {
     let store = store_messages(version);
     let hq = hq_messages(version);
-    assert_eq!(store.iter().map(|(_, m)| store_variant(m)).collect::<BTreeSet<_>>().len(), ALL_STORE_VARIANTS);
+    assert_eq!(store.iter().map(|(_, m)| store_variant(m)).collect::<BTreeSet<_>>().len(), all_store_variants(version));
     assert_eq!(hq.iter().map(|(_, m)| hq_variant(m)).collect::<BTreeSet<_>>().len(), all_hq_variants(version));
     assert!(store.iter().all(|(name, m)| *name == store_variant(m)));
     assert!(hq.iter().all(|(name, m)| *name == hq_variant(m)));

@@ -446,7 +446,8 @@ impl SimStore {
                 | StoreEvent::PromotionsUsed { .. }
                 | StoreEvent::PriceSchedule { .. }
                 | StoreEvent::Order(_)
-                | StoreEvent::OrderCancel(_) => {}
+                | StoreEvent::OrderCancel(_)
+                | StoreEvent::OrderPlaced { .. } => {}
             }
         }
         Ok(())

@@ -239,3 +239,56 @@ async fn an_online_order_is_reserved_readied_and_collected_offline_exactly_once(
     drop(two);
     cancel.cancel();
 }
+
+/// The endless aisle: store 2's till orders what it lacks for pickup at store 1, which
+/// has it — HQ places it and it reaches store 1's Orders view; more than store 1 can
+/// cover is refused with the reason; with HQ cut off the till says plainly that an order
+/// needs HQ.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_till_orders_what_its_store_lacks_for_pickup_at_another_store() {
+    init_logging();
+    let dir = tempfile::tempdir().unwrap();
+    let cancel = CancellationToken::new();
+    let hq = kassa_tests::start_hq(dir.path(), Duration::from_millis(300), cancel.clone()).await;
+    let catalog = hq.shared.db.catalog().unwrap();
+    let a = catalog.iter().find(|i| i.unit == Unit::Piece).unwrap().clone();
+    let one = kassa_tests::start_relayed_store(&hq, dir.path(), 1, cancel.clone()).await;
+    let two = kassa_tests::start_relayed_store(&hq, dir.path(), 2, cancel.clone()).await;
+    hq.shared.db.deliver(StoreId(1), &[(a.sku.clone(), 6)]).unwrap();
+    hq.shared.counters.send_modify(|g| *g += 1);
+    let api1 = AgentApi::login(&one.agent, "kassir", "1111").await;
+    let api2 = AgentApi::login(&two.agent, "kassir", "1111").await;
+    // Store 2's till sees store 1's stock (replicated, with its age).
+    let nearby = eventually(WAIT, "store 2 to see store 1's stock", || async {
+        let (_, s) = api2.get(&format!("/api/stock/{}", a.sku.0)).await;
+        let n = s["nearby"].as_array().and_then(|n| n.iter().find(|n| n["store"] == 1).cloned());
+        n.filter(|n| n["quantity"] == 6)
+    })
+    .await;
+    assert!(nearby["age_ms"].as_i64().is_some(), "{nearby}");
+
+    let order =
+        json!({ "store": 1, "lines": [{ "code": a.sku.0, "quantity": 2 }], "phone": "+79120003344", "note": "Ольга" });
+    let (status, placed) = api2.post("/api/orders/aisle", order).await;
+    assert_eq!(status, 200, "{placed}");
+    let id = placed["id"].as_u64().unwrap();
+    assert_eq!((placed["store"].as_u64(), placed["total_kopecks"].as_i64()), (Some(1), Some(a.price.0 * 2)));
+    let at_one = eventually(WAIT, "the order at store 1", || async {
+        let (_, body) = api1.get("/api/orders").await;
+        body["orders"].as_array().and_then(|o| o.iter().find(|o| o["id"] == id).cloned())
+    })
+    .await;
+    assert_eq!((at_one["channel"].as_str(), at_one["payment"].as_str()), (Some("store:2"), Some("at_pickup")));
+    assert_eq!(at_one["phone"], "+79120003344");
+
+    let (status, refused) =
+        api2.post("/api/orders/aisle", json!({ "store": 1, "lines": [{ "code": a.sku.0, "quantity": 5 }] })).await;
+    assert_eq!((status, refused["error"].as_str()), (409, Some("order_not_available")), "4 left: {refused}");
+
+    two.relay.cut.store(true, Ordering::Relaxed);
+    eventually(WAIT, "store 2 to see HQ gone", || async { (!two.agent.status.borrow().hq.online).then_some(()) }).await;
+    let (status, offline) =
+        api2.post("/api/orders/aisle", json!({ "store": 1, "lines": [{ "code": a.sku.0, "quantity": 1 }] })).await;
+    assert_eq!((status, offline["error"].as_str()), (503, Some("order_needs_hq")), "{offline}");
+    cancel.cancel();
+}

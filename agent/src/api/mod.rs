@@ -129,6 +129,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/shift/close", post(close_shift))
         .route("/api/orders", get(orders::list))
         .route("/api/orders/find", get(orders::find))
+        .route("/api/orders/aisle", post(orders::aisle))
         .route("/api/orders/{id}", get(orders::get))
         .route("/api/orders/{id}/collect", post(orders::collect))
         .route("/api/orders/{id}/{step}", post(orders::step))
@@ -308,6 +309,9 @@ fn till_status(e: &TillError) -> StatusCode {
     match e {
         TillError::UnknownBarcode(_) | TillError::UnknownPlu(_) | TillError::UnknownSku(_) => S::NOT_FOUND,
         TillError::NoSuchCustomer | TillError::NoSuchParked(_) => S::NOT_FOUND,
+        TillError::OrderNeedsHq => S::SERVICE_UNAVAILABLE,
+        TillError::OrderNotAvailable(_) => S::CONFLICT,
+        TillError::OrderRefused(_) | TillError::Order(_) => S::UNPROCESSABLE_ENTITY,
         TillError::TooManyParked | TillError::BasketNotEmpty => S::CONFLICT,
         TillError::Scan(_) | TillError::NoWeight | TillError::NoProductNumber => S::UNPROCESSABLE_ENTITY,
         TillError::Basket(_) => S::UNPROCESSABLE_ENTITY,

@@ -146,6 +146,53 @@ pub(super) async fn step(
 }
 
 #[derive(Deserialize)]
+pub(super) struct AisleRequest {
+    /// The pickup store: this one, or another that has the goods.
+    store: u32,
+    lines: Vec<super::stock::LineRequest>,
+    /// The customer's phone, to find the order by at pickup.
+    phone: Option<String>,
+    #[serde(default)]
+    note: String,
+    pickup_hours: Option<u32>,
+}
+
+/// `POST /api/orders/aisle`: the endless aisle — orders what this store lacks for pickup
+/// here or at another store, paid at pickup. Needs HQ online; says so plainly otherwise.
+pub(super) async fn aisle(
+    State(s): State<AppState>,
+    Cashier(user): Cashier,
+    ApiJson(req): ApiJson<AisleRequest>,
+) -> ApiResult {
+    let lines = super::stock::resolve_lines(&s, &req.lines).await?;
+    let phone = req
+        .phone
+        .as_deref()
+        .filter(|p| !p.trim().is_empty())
+        .map(kassa_protocol::loyalty::Phone::parse)
+        .transpose()
+        .map_err(|e| TillError::Write(crate::journal::WriteError::Customer(e)))?;
+    let request = orders::OrderRequest {
+        request_id: 0,
+        store: kassa_protocol::StoreId(req.store),
+        lines,
+        payment: Payment::AtPickup,
+        customer: None,
+        phone,
+        note: req.note,
+        pickup_hours: req.pickup_hours.unwrap_or(72),
+    };
+    let order = s.till.place_order(&user, request).await?;
+    Ok(Json(json!({
+        "id": order.id.0,
+        "code": order.code(),
+        "store": order.store.0,
+        "total_kopecks": order.total().0,
+        "expires_at_ms": order.expires_at_ms,
+    })))
+}
+
+#[derive(Deserialize)]
 pub(super) struct CollectRequest {
     /// What the customer takes of each line; none: everything.
     taken: Option<Vec<i64>>,

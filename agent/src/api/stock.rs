@@ -18,8 +18,8 @@ use crate::till::TillError;
 /// or grams.
 #[derive(Deserialize)]
 pub(super) struct LineRequest {
-    code: String,
-    quantity: i64,
+    pub(super) code: String,
+    pub(super) quantity: i64,
 }
 
 /// The SKU a typed or scanned code names: a SKU of the catalog, else a GTIN barcode.
@@ -43,7 +43,7 @@ async fn resolve(s: &AppState, code: &str) -> Result<Sku, TillError> {
     found.ok_or_else(|| TillError::UnknownSku(code.trim().to_owned()))
 }
 
-async fn resolve_lines(s: &AppState, lines: &[LineRequest]) -> Result<Vec<(Sku, i64)>, TillError> {
+pub(super) async fn resolve_lines(s: &AppState, lines: &[LineRequest]) -> Result<Vec<(Sku, i64)>, TillError> {
     let mut out = Vec::with_capacity(lines.len());
     for l in lines.iter().take(kassa_protocol::movements::MOVEMENT_LINES_MAX + 1) {
         out.push((resolve(s, &l.code).await?, l.quantity));

@@ -44,7 +44,7 @@ impl Till {
         let request_id = self.rights_request_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (tx, rx) = tokio::sync::oneshot::channel();
         let request = loyalty::RightsRequest { request_id, customer: customer.clone(), points };
-        if self.rights.try_send((request, tx)).is_err() {
+        if self.rights.try_send(crate::sync_client::HqRequest::Rights(request, tx)).is_err() {
             return false;
         }
         matches!(

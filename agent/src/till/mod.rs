@@ -144,6 +144,17 @@ pub enum TillError {
     /// A parked basket is recalled onto an empty counter only.
     #[error("finish or park the basket on the till first")]
     BasketNotEmpty,
+    /// Ordering for another store (or this one) needs HQ, which is not reachable now.
+    #[error("HQ is not reachable: an order can be placed only while the store is online")]
+    OrderNeedsHq,
+    /// HQ refused the till's order: it cannot be covered.
+    #[error("{0}")]
+    OrderNotAvailable(String),
+    /// HQ refused the till's order for another reason (its words).
+    #[error("{0}")]
+    OrderRefused(String),
+    #[error(transparent)]
+    Order(#[from] kassa_protocol::orders::OrderError),
     #[error(transparent)]
     Auth(#[from] AuthError),
     #[error(transparent)]
@@ -168,6 +179,10 @@ refusal_codes! {
         TillError::TooManyParked => "too_many_parked",
         TillError::NoSuchParked(_) => "no_such_parked",
         TillError::BasketNotEmpty => "basket_not_empty",
+        TillError::OrderNeedsHq => "order_needs_hq",
+        TillError::OrderNotAvailable(_) => "order_not_available",
+        TillError::OrderRefused(_) => "order_refused",
+        TillError::Order(_) => "bad_order",
     }
     delegate {
         TillError::Scan => RejectReason,
@@ -222,7 +237,7 @@ pub struct TillLinks {
     /// Wakes the print spooler.
     pub print_wake: std::sync::mpsc::SyncSender<()>,
     /// Asks HQ for spending rights through the sync connection.
-    pub rights: crate::sync_client::RightsSender,
+    pub rights: crate::sync_client::HqRequestSender,
     /// Whether HQ is reachable (the sync client keeps the status board).
     pub status: watch::Receiver<crate::status::Status>,
     /// The promotions in force (the sync client sends each new set).
@@ -248,7 +263,7 @@ pub struct Till {
     /// Wakes the print spooler.
     print_wake: std::sync::mpsc::SyncSender<()>,
     /// Asks HQ for spending rights through the sync connection.
-    rights: crate::sync_client::RightsSender,
+    rights: crate::sync_client::HqRequestSender,
     rights_request_id: std::sync::atomic::AtomicU64,
     /// Whether HQ is reachable (the sync client keeps the status board).
     status: watch::Receiver<crate::status::Status>,

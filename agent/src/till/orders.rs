@@ -2,10 +2,13 @@
 //! customer's word) and handing it over — a prepaid order as it is, an order paid at
 //! pickup as a sale of what the customer takes. None touches the open basket.
 
-use kassa_protocol::orders::{Handover, OrderId, OrderState, StoreStep};
+use kassa_protocol::orders::{Handover, Order, OrderAnswer, OrderId, OrderRequest, OrderState, StoreStep};
 use kassa_protocol::sale::Tender;
 
 use super::{now_ms, Till, TillError};
+
+/// How long the till waits for HQ to place an order before it says HQ did not answer.
+pub const ORDER_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 use crate::journal::{Collected, User};
 
 impl Till {
@@ -17,6 +20,34 @@ impl Till {
         self.outbox_changed.send_modify(|g| *g += 1);
         let _ = self.print_wake.try_send(());
         Ok(state)
+    }
+
+    /// The endless aisle: asks HQ (over the sync connection) to place `request` — an
+    /// order for pickup here or at another store — and waits for its answer. Needs HQ:
+    /// offline, or without an answer in time, it is refused plainly.
+    pub async fn place_order(&self, user: &User, mut request: OrderRequest) -> Result<Order, TillError> {
+        // Unique across restarts: HQ keeps a till's request id as the order's request key.
+        let seq = self.rights_request_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        request.request_id = (now_ms() as u64).saturating_mul(1000) + seq % 1000;
+        request.validate()?;
+        if !self.online() {
+            return Err(TillError::OrderNeedsHq);
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.rights.try_send(crate::sync_client::HqRequest::Order(request, tx)).is_err() {
+            return Err(TillError::OrderNeedsHq);
+        }
+        match tokio::time::timeout(ORDER_REQUEST_TIMEOUT, rx).await {
+            Ok(Ok(OrderAnswer::Placed(order))) => {
+                tracing::info!(order = %order.id, to = order.store.0, by = %user.id, "the till ordered for pickup");
+                Ok(order)
+            }
+            Ok(Ok(OrderAnswer::Refused { code, message })) if code == "not_available" => {
+                Err(TillError::OrderNotAvailable(message))
+            }
+            Ok(Ok(OrderAnswer::Refused { message, .. })) => Err(TillError::OrderRefused(message)),
+            Ok(Err(_)) | Err(_) => Err(TillError::OrderNeedsHq),
+        }
     }
 
     /// Expires the open orders whose time is up at `now_ms` (the store's clock; the

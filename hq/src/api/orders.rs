@@ -12,17 +12,15 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use kassa_protocol::loyalty::{CustomerId, Phone};
-use kassa_protocol::orders::{self, Order, OrderChannel, OrderId, Payment, PICKUP_DAYS_MAX};
+use kassa_protocol::orders::{self, OrderChannel, OrderId, Payment};
 use kassa_protocol::{Sku, StoreId};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{blocking, now_ms, ApiError, AppState, By, Checked, Result};
 use crate::db::{CancelOutcome, OrderRow};
-use crate::promotions::{PriceError, PriceRequest, PriceRequestLine};
-
-/// How long an order waits for pickup unless the request says.
-const PICKUP_HOURS_DEFAULT: i64 = 72;
+use crate::orders::{PlaceError, PlaceInput, PICKUP_HOURS_DEFAULT};
+use crate::promotions::PriceRequestLine;
 
 fn order_json(r: &OrderRow) -> Value {
     let o = &r.order;
@@ -127,9 +125,6 @@ pub(super) async fn place(
     By(caller): By,
     Checked(Json(req)): Checked<Json<PlaceRequest>>,
 ) -> Result<Value> {
-    if req.store == 0 {
-        return Err(ApiError::invalid("bad_store", "store 0 is HQ itself"));
-    }
     let payment = Payment::from_code(&req.payment)
         .ok_or_else(|| ApiError::invalid("bad_payment", format!("payment `{}`: prepaid or at_pickup", req.payment)))?;
     let customer = req
@@ -144,75 +139,41 @@ pub(super) async fn place(
         .map(Phone::parse)
         .transpose()
         .map_err(|e| ApiError::invalid("bad_phone", e.to_string()))?;
-    let hours = req.pickup_hours.unwrap_or(PICKUP_HOURS_DEFAULT);
-    if !(1..PICKUP_DAYS_MAX * 24).contains(&hours) {
-        return Err(ApiError::invalid("bad_pickup_hours", format!("pickup_hours: 1 to {}", PICKUP_DAYS_MAX * 24 - 1)));
-    }
-    let channel = match req.from_store {
-        None | Some(0) => OrderChannel::Online,
-        Some(s) => OrderChannel::Store(StoreId(s)),
-    };
-    let now = now_ms();
-    let price = PriceRequest {
+    let input = PlaceInput {
         store: req.store,
-        channel: "online".into(),
-        customer: req.customer.clone(),
-        coupons: req.coupons.clone(),
-        at_ms: Some(now),
-        utc_offset_minutes: None,
         lines: req.lines,
-    };
-    let (_, basket) = crate::promotions::price_basket(&s, price, now).await.map_err(|e| match e {
-        PriceError::Invalid(m) => ApiError::invalid("bad_order", m),
-        e @ PriceError::UnknownSku(_) => ApiError::new(StatusCode::NOT_FOUND, "unknown_sku", e.to_string()),
-        PriceError::Db(e) => e.into(),
-    })?;
-    let order = Order {
-        id: OrderId(0),
-        store: StoreId(req.store),
-        channel,
+        payment,
         customer,
         phone,
         note: req.note,
-        lines: basket.lines,
-        payment,
-        created_at_ms: now,
-        expires_at_ms: now + hours * 3_600_000,
+        coupons: req.coupons,
+        pickup_hours: req.pickup_hours.unwrap_or(PICKUP_HOURS_DEFAULT),
+        channel: match req.from_store {
+            None | Some(0) => OrderChannel::Online,
+            Some(s) => OrderChannel::Store(StoreId(s)),
+        },
+        request_key: req.idempotency_key,
     };
-    order.validate().map_err(|e| ApiError::invalid("bad_order", e.to_string()))?;
-    let key = req.idempotency_key;
-    let placed = blocking(&s.db, move |db| db.place_order(order, key.as_deref(), now)).await?;
-    let (order, new) = match placed {
-        Ok(done) => done,
-        Err(short) => {
-            let skus: Vec<Sku> = short.iter().map(|x| x.sku.clone()).collect();
-            let elsewhere = blocking(&s.db, move |db| {
-                let mut out = Vec::new();
-                for sku in &skus {
-                    out.push((sku.clone(), db.availability(sku)?));
-                }
-                Ok(out)
-            })
-            .await?;
-            let lines = short.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "not_available",
-                format!("store {} cannot cover this order: {lines}", req.store),
+    let (order, new) = crate::orders::place(&s, input, now_ms()).await.map_err(|e| match e {
+        PlaceError::Db(e) => e.into(),
+        e @ PlaceError::UnknownSku(_) => ApiError::new(StatusCode::NOT_FOUND, e.code(), e.to_string()),
+        e @ PlaceError::Invalid(..) => ApiError::invalid(e.code(), e.to_string()),
+        ref e @ PlaceError::NotAvailable { store, ref short, ref elsewhere } => {
+            ApiError::new(StatusCode::CONFLICT, e.code(), e.to_string()).with(
+                "details",
+                json!({
+                    "short": short.iter().map(|x| json!({ "sku": x.sku.0, "wanted": x.wanted, "available": x.available.max(0) })).collect::<Vec<_>>(),
+                    "elsewhere": elsewhere.iter().map(|(sku, stores)| json!({
+                        "sku": sku.0,
+                        "stores": stores.iter().filter(|a| a.store.0 != store && a.available() > 0)
+                            .map(|a| json!({ "store": a.store.0, "available": a.available() })).collect::<Vec<_>>(),
+                    })).collect::<Vec<_>>(),
+                }),
             )
-            .with("details", json!({
-                "short": short.iter().map(|x| json!({ "sku": x.sku.0, "wanted": x.wanted, "available": x.available.max(0) })).collect::<Vec<_>>(),
-                "elsewhere": elsewhere.iter().map(|(sku, stores)| json!({
-                    "sku": sku.0,
-                    "stores": stores.iter().filter(|a| a.store.0 != req.store && a.available() > 0)
-                        .map(|a| json!({ "store": a.store.0, "available": a.available() })).collect::<Vec<_>>(),
-                })).collect::<Vec<_>>(),
-            })));
         }
-    };
+    })?;
     if new {
-        tracing::info!(order = %order.id, store = order.store.0, actor = %caller.actor(), total = %order.total(), "order placed");
-        s.orders.send_modify(|g| *g += 1);
+        tracing::info!(order = %order.id, actor = %caller.actor(), "order placed through the API");
     }
     let id = order.id;
     let row = blocking(&s.db, move |db| db.order(id))

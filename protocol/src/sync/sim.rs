@@ -879,6 +879,7 @@ impl World {
                 }
                 StoreEvent::Order(order) => orders.push((order.id, Some(order))),
                 StoreEvent::OrderCancel(id) => orders.push((id, None)),
+                StoreEvent::OrderPlaced { .. } => unreachable!("the simulated tills order nothing from HQ"),
                 StoreEvent::NearbyStock { .. }
                 | StoreEvent::Rights(_)
                 | StoreEvent::Rules { .. }
@@ -976,6 +977,7 @@ impl World {
                             merge(&mut self.hq.counters, c);
                         }
                     }
+                    HqEvent::PlaceOrder { .. } => unreachable!("the simulated tills order nothing from HQ"),
                     HqEvent::RightsRequest { actor, request } => {
                         let answer = answer_rights_request(&mut self.hq.points, ActorId::HQ, actor, &request);
                         conn.hq_side.answer_rights(None, answer);

@@ -90,6 +90,7 @@ fn run(seed: u64, sales: u64) -> HqDb {
                             hq.accept(db.progress);
                         }
                         HqEvent::RightsRequest { .. } => unreachable!("this test asks for no rights"),
+                        HqEvent::PlaceOrder { .. } => unreachable!("this test places no orders"),
                         // This test checks sales only; digests agree or are repaired in sim.rs.
                         HqEvent::CompareDigests { .. } => hq.digests_compared(false),
                         HqEvent::MergeCounters { .. } => {}

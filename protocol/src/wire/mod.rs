@@ -207,6 +207,9 @@ pub enum StoreMessage {
     Digest { digests: Vec<ActorDigest>, promotions_version: u64, price_schedule_version: u64 },
     /// All of the store's own counter entries, asked for by [`HqMessage::SendCounters`].
     Counters { entries: Vec<CounterEntry> },
+    /// A till orders for pickup what its store lacks (the endless aisle, protocol 5 on);
+    /// HQ answers with [`HqMessage::OrderPlaced`].
+    PlaceOrder(crate::orders::OrderRequest),
 }
 
 /// What HQ sends.
@@ -258,6 +261,8 @@ pub enum HqMessage {
     /// arrives. A store that already handed the order over ignores it (the handover
     /// stands; see [`crate::orders`]).
     OrderCancel { order: crate::orders::OrderId },
+    /// HQ's answer to a till's order (protocol 5 on): the order placed, or why not.
+    OrderPlaced { request_id: u64, answer: crate::orders::OrderAnswer },
 }
 
 // The three types below are domain types too; their boundary forms are in

@@ -53,6 +53,7 @@ impl TryFrom<&super::StoreMessage> for StoreMessage {
             D::RightsRequest(r) => StoreMessage::RightsRequest(r.into()),
             D::Digest { digests, .. } => StoreMessage::Digest { digests: to(digests) },
             D::Counters { entries } => StoreMessage::Counters { entries: to(entries) },
+            D::PlaceOrder(_) => return Err(super::not_in_version(2, "orders for pickup")),
         })
     }
 }
@@ -101,7 +102,9 @@ impl TryFrom<&super::HqMessage> for HqMessage {
             D::Inbound(_) => return Err(super::not_in_version(2, "inbound stock documents")),
             D::PromotionsUsed { .. } => return Err(super::not_in_version(2, "the promotions a customer has had")),
             D::PriceSchedule { .. } => return Err(super::not_in_version(2, "scheduled price changes")),
-            D::Order(_) | D::OrderCancel { .. } => return Err(super::not_in_version(2, "orders for pickup")),
+            D::Order(_) | D::OrderCancel { .. } | D::OrderPlaced { .. } => {
+                return Err(super::not_in_version(2, "orders for pickup"))
+            }
             D::PromotionsPage { .. } => return Err(super::not_in_version(2, "promotions")),
         })
     }

@@ -88,6 +88,7 @@ impl TryFrom<&super::StoreMessage> for StoreMessage {
                 StoreMessage::Digest { digests: to(digests), promotions_version: *promotions_version }
             }
             D::Counters { entries } => StoreMessage::Counters { entries: to(entries) },
+            D::PlaceOrder(_) => return Err(super::not_in_version(4, "orders for pickup")),
         })
     }
 }
@@ -147,7 +148,9 @@ impl TryFrom<&super::HqMessage> for HqMessage {
             D::Inbound(_) => return Err(super::not_in_version(4, "inbound stock documents")),
             D::PromotionsUsed { .. } => return Err(super::not_in_version(4, "the promotions a customer has had")),
             D::PriceSchedule { .. } => return Err(super::not_in_version(4, "scheduled price changes")),
-            D::Order(_) | D::OrderCancel { .. } => return Err(super::not_in_version(4, "orders for pickup")),
+            D::Order(_) | D::OrderCancel { .. } | D::OrderPlaced { .. } => {
+                return Err(super::not_in_version(4, "orders for pickup"))
+            }
             D::PromotionsPage { version, first, definitions, last } => HqMessage::PromotionsPage {
                 version: *version,
                 first: *first,

@@ -7,7 +7,10 @@
 //!   is to receive, one document per message; and `PromotionsUsed`: the promotions a
 //!   customer has had, with the answer to a lookup (single-use coupons); and
 //!   `PriceSchedule`: the price changes HQ scheduled, whole and versioned; `Order`: an
-//!   order for pickup at the store; `OrderCancel`: HQ cancels one.
+//!   order for pickup at the store; `OrderCancel`: HQ cancels one; `OrderPlaced`: HQ's
+//!   answer to a till's order.
+//! - The store sends `PlaceOrder` (appended to the store's messages): a till orders for
+//!   pickup what its store lacks (the endless aisle).
 //! - Outbox entries may carry what happened to an order at the store (data format 3's
 //!   `Change::Order`).
 //!
@@ -47,6 +50,7 @@ pub enum StoreMessage {
     Counters {
         entries: Vec<v1::CounterEntry>,
     },
+    PlaceOrder(v3::OrderRequest),
 }
 
 /// What HQ sends, in protocol 5.
@@ -68,6 +72,7 @@ pub enum HqMessage {
     PriceSchedule { version: u64, changes: Vec<v3::ScheduledPrice> },
     Order(v3::Order),
     OrderCancel { order: u64 },
+    OrderPlaced { request_id: u64, answer: v3::OrderAnswer },
 }
 
 fn definition_to_json(d: &Definition) -> String {
@@ -102,6 +107,7 @@ impl TryFrom<&super::StoreMessage> for StoreMessage {
                 price_schedule_version: *price_schedule_version,
             },
             D::Counters { entries } => StoreMessage::Counters { entries: to(entries) },
+            D::PlaceOrder(r) => StoreMessage::PlaceOrder(r.into()),
         })
     }
 }
@@ -131,6 +137,7 @@ impl TryFrom<StoreMessage> for super::StoreMessage {
                 D::Digest { digests: from(digests), promotions_version, price_schedule_version }
             }
             StoreMessage::Counters { entries } => D::Counters { entries: from(entries) },
+            StoreMessage::PlaceOrder(r) => D::PlaceOrder(r.try_into()?),
         })
     }
 }
@@ -169,6 +176,9 @@ impl TryFrom<&super::HqMessage> for HqMessage {
             }
             D::Order(o) => HqMessage::Order(o.into()),
             D::OrderCancel { order } => HqMessage::OrderCancel { order: order.0 },
+            D::OrderPlaced { request_id, answer } => {
+                HqMessage::OrderPlaced { request_id: *request_id, answer: answer.into() }
+            }
             D::PromotionsPage { version, first, definitions, last } => HqMessage::PromotionsPage {
                 version: *version,
                 first: *first,
@@ -210,6 +220,7 @@ impl TryFrom<HqMessage> for super::HqMessage {
             HqMessage::PromotionsUsed { customer, promotions } => D::PromotionsUsed { customer, promotions },
             HqMessage::Order(o) => D::Order(o.try_into()?),
             HqMessage::OrderCancel { order } => D::OrderCancel { order: crate::orders::OrderId(order) },
+            HqMessage::OrderPlaced { request_id, answer } => D::OrderPlaced { request_id, answer: answer.try_into()? },
             HqMessage::PriceSchedule { version, changes } => D::PriceSchedule {
                 version,
                 changes: changes.into_iter().map(TryInto::try_into).collect::<Result<_, _>>()?,
