@@ -151,6 +151,10 @@ fn render_with(sale: &Sale, x: &PrintExtras, profile: PrinterProfile, copy: bool
         // The card (its number, read back by the till's scanner) and what the sale did
         // to its points.
         e.line(&format!("Карта: {}", l.customer.as_str()));
+        // Its code, for the next visit: the till's scanner reads it back as the card.
+        e.align(Align::Centre);
+        e.qr(kassa_hardware::barcode::card_code(l.customer.as_str()).as_bytes(), 3).newline();
+        e.align(Align::Left);
         let earned: i64 = l.lines.iter().map(|p| p.earned_points).sum();
         e.columns("Начислено баллов", &earned.to_string());
         if l.redeemed_points > 0 {
@@ -416,6 +420,8 @@ mod sale_tests {
         assert!(text.contains("скидка") && text.contains("-20,00"), "the manager's part apart: {text}");
         assert!(text.contains("Ваша выгода") && text.contains("=126,90"), "{text}");
         assert!(text.contains(&format!("Карта: {}", card.as_str())) && text.contains("Начислено баллов"), "{text}");
+        // The card's code, which the till's scanner reads back (`tests/tests/loyalty.rs`).
+        assert!(text.contains(&kassa_hardware::barcode::card_code(card.as_str())), "{text}");
         assert!(!text.contains("Списано баллов"), "nothing spent, nothing said: {text}");
 
         // Printed from a job: the cashier by name, the balance after the sale.

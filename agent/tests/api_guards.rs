@@ -418,10 +418,21 @@ async fn cash_refunds_stay_within_the_drawer_unless_a_manager_overrides() {
         json!({ "amount_kopecks": -900_00, "reason": "инкассация", "drawer_override": true, "idempotency_key": "o2" });
     let (status, body) = post(&client, &a, &token, "/api/shift/cash", out).await;
     assert_eq!((status, body["error"].as_str()), (403, Some("needs_manager")), "{body}");
-    // With the manager's override the refund goes through, and the override is recorded.
+    // The customer may take it back to a card instead: the drawer is not touched, so no
+    // override is needed; points are not a way back without a receipt.
+    let mut to_card = ret("r-card", false);
+    to_card["refund"] = json!("card");
+    let (status, body) = post(&client, &a, &token, "/api/returns/without-receipt", to_card).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["return"]["refunds"][0]["kind"], "card", "{body}");
+    let mut to_points = ret("r-points", false);
+    to_points["refund"] = json!("points");
+    let (status, body) = post(&client, &a, &token, "/api/returns/without-receipt", to_points).await;
+    assert_eq!((status, body["error"].as_str()), (422, Some("bad_refund_method")), "{body}");
+    // With the manager's override the cash refund goes through, and the override is recorded.
     let (status, body) = post(&client, &a, &token, "/api/returns/without-receipt", ret("r2", true)).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(a.agent.journal.docs_count().unwrap(), (0, 1));
+    assert_eq!(a.agent.journal.docs_count().unwrap(), (0, 2));
     assert!(a.agent.journal.verify().unwrap().ok());
     a.stop().await;
 }

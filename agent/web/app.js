@@ -10,7 +10,7 @@ const $ = (id) => document.getElementById(id);
 // ---- words ----
 const WORDS = {
   ru: {
-    orders: "Заказы (F1)", order_elsewhere: "Заказать", this_store: "этот магазин (№ {n})", pickup_store: "Магазин выдачи", customer_phone: "Телефон покупателя", order_note: "Комментарий (имя)", aisle_placed: "Заказ № {n} оформлен: магазин № {s}, код {c}, к оплате при получении {t} ₽", order_new: "новый", order_accepted: "принят", order_picking: "собирается", order_ready: "готов к выдаче", order_collected: "выдан", order_expired: "истёк", order_cancelled: "отменён", overdue: "просрочен", prepaid: "оплачен онлайн", at_pickup: "оплата при получении", until: "до", no_orders: "Заказов нет", order_pick: "Собрать", order_ready_btn: "Готов", order_hand_over: "Выдать", order_print: "Лист сборки", order_cancel: "Отказ", order_find_ph: "Код заказа, номер или телефон — Enter", order_moved: "Заказ № {n}: {s}", order_pay_by: "Оплата", order_closed: "Заказ уже {s}.", order_hand_over_title: "Выдача заказа № {n}", order_collected: "Заказ № {n} выдан", order_collected_paid: "Заказ № {n} выдан, чек {r}. Сдача: {c} ₽", reserved_short: "{name}: {r} зарезервировано для заказов, свободно {a} — продажа берёт товар заказа", stock_reserved: "в резерве",
+    refund_method: "Возврат денег (без чека)", orders: "Заказы (F1)", order_elsewhere: "Заказать", this_store: "этот магазин (№ {n})", pickup_store: "Магазин выдачи", customer_phone: "Телефон покупателя", order_note: "Комментарий (имя)", aisle_placed: "Заказ № {n} оформлен: магазин № {s}, код {c}, к оплате при получении {t} ₽", order_new: "новый", order_accepted: "принят", order_picking: "собирается", order_ready: "готов к выдаче", order_collected: "выдан", order_expired: "истёк", order_cancelled: "отменён", overdue: "просрочен", prepaid: "оплачен онлайн", at_pickup: "оплата при получении", until: "до", no_orders: "Заказов нет", order_pick: "Собрать", order_ready_btn: "Готов", order_hand_over: "Выдать", order_print: "Лист сборки", order_cancel: "Отказ", order_find_ph: "Код заказа, номер или телефон — Enter", order_moved: "Заказ № {n}: {s}", order_pay_by: "Оплата", order_closed: "Заказ уже {s}.", order_hand_over_title: "Выдача заказа № {n}", order_collected: "Заказ № {n} выдан", order_collected_paid: "Заказ № {n} выдан, чек {r}. Сдача: {c} ₽", reserved_short: "{name}: {r} зарезервировано для заказов, свободно {a} — продажа берёт товар заказа", stock_reserved: "в резерве",
     title: "Касса", back_room: "Склад", park: "Отложить (F3)", parked_key: "Вернуть (F3)", parked: "Отложенные", recall: "Вернуть", parked_done: "Чек отложен", no_parked: "Отложенных чеков нет", receipts: "Чеки", sale_word: "продажа", return_word: "возврат", reprint: "Повтор", reprinted: "Копия чека {r} печатается", no_receipts: "В этой смене чеков ещё нет", multiplier_set: "× {n}: отсканируйте товар", void_needs_manager: "Отменить чек на такую сумму может только управляющий", shift: "Смена", returns: "Возврат", logout: "Выход", item: "Товар", qty: "Кол-во",
     price: "Цена", sum: "Сумма", total: "Итого", cash_given: "Наличные, ₽", pay_cash: "Оплатить наличными (F9)",
     pay_card: "Картой (F10)", pay_mixed: "Смешанная", discount: "Скидка (F4)", void: "Отменить чек (F8)",
@@ -43,7 +43,7 @@ const WORDS = {
     alert_scanner_gone: "Сканер не подключён. Проверьте кабель сканера; пока можно вводить штрихкод вручную.",
   },
   en: {
-    orders: "Orders (F1)", order_elsewhere: "Order", this_store: "this store (no. {n})", pickup_store: "Pickup store", customer_phone: "Customer's phone", order_note: "Note (name)", aisle_placed: "Order no. {n} placed: store no. {s}, code {c}, {t} ₽ to pay at pickup", order_new: "new", order_accepted: "accepted", order_picking: "picking", order_ready: "ready for pickup", order_collected: "collected", order_expired: "expired", order_cancelled: "cancelled", overdue: "overdue", prepaid: "paid online", at_pickup: "pay at pickup", until: "until", no_orders: "No orders", order_pick: "Pick", order_ready_btn: "Ready", order_hand_over: "Hand over", order_print: "Picking list", order_cancel: "Refused", order_find_ph: "Order code, number or phone — Enter", order_moved: "Order no. {n}: {s}", order_pay_by: "Payment", order_closed: "This order is already {s}.", order_hand_over_title: "Hand over order no. {n}", order_collected: "Order no. {n} handed over", order_collected_paid: "Order no. {n} handed over, receipt {r}. Change: {c} ₽", reserved_short: "{name}: {r} reserved for orders, {a} free — this sale takes an order's goods", stock_reserved: "reserved",
+    refund_method: "Refund (without receipt)", orders: "Orders (F1)", order_elsewhere: "Order", this_store: "this store (no. {n})", pickup_store: "Pickup store", customer_phone: "Customer's phone", order_note: "Note (name)", aisle_placed: "Order no. {n} placed: store no. {s}, code {c}, {t} ₽ to pay at pickup", order_new: "new", order_accepted: "accepted", order_picking: "picking", order_ready: "ready for pickup", order_collected: "collected", order_expired: "expired", order_cancelled: "cancelled", overdue: "overdue", prepaid: "paid online", at_pickup: "pay at pickup", until: "until", no_orders: "No orders", order_pick: "Pick", order_ready_btn: "Ready", order_hand_over: "Hand over", order_print: "Picking list", order_cancel: "Refused", order_find_ph: "Order code, number or phone — Enter", order_moved: "Order no. {n}: {s}", order_pay_by: "Payment", order_closed: "This order is already {s}.", order_hand_over_title: "Hand over order no. {n}", order_collected: "Order no. {n} handed over", order_collected_paid: "Order no. {n} handed over, receipt {r}. Change: {c} ₽", reserved_short: "{name}: {r} reserved for orders, {a} free — this sale takes an order's goods", stock_reserved: "reserved",
     title: "Till", back_room: "Stock", park: "Park (F3)", parked_key: "Recall (F3)", parked: "Parked", recall: "Recall", parked_done: "Basket parked", no_parked: "No parked baskets", receipts: "Receipts", sale_word: "sale", return_word: "return", reprint: "Reprint", reprinted: "A copy of {r} is printing", no_receipts: "No receipts in this shift yet", multiplier_set: "× {n}: scan the item", void_needs_manager: "Only a manager may void a basket this large", shift: "Shift", returns: "Return", logout: "Log out", item: "Item", qty: "Qty",
     price: "Price", sum: "Amount", total: "Total", cash_given: "Cash given, ₽", pay_cash: "Pay cash (F9)",
     pay_card: "Card (F10)", pay_mixed: "Mixed", discount: "Discount (F4)", void: "Void basket (F8)",
@@ -186,6 +186,7 @@ const ERRORS = {
     handover_nothing: "Покупатель ничего не берёт: отмените заказ.",
     bad_order_step: "Такого действия с заказом нет: обновите страницу.",
     scan_order_code: "Код заказа не прочитан: отсканируйте ещё раз или введите номер заказа.",
+    bad_refund_method: "Без чека деньги возвращаются наличными или на карту.",
     order_needs_hq: "Нет связи с HQ: заказ в другой магазин оформить сейчас нельзя. Попробуйте, когда связь вернётся.",
     order_not_available: "В этом магазине столько нет (с учётом заказов): выберите другой магазин или меньше.",
     order_refused: "HQ не принял заказ: проверьте товар и количество.",
@@ -320,6 +321,7 @@ const ERRORS = {
     handover_nothing: "The customer takes nothing: cancel the order instead.",
     bad_order_step: "No such action on an order: reload the page.",
     scan_order_code: "The order code was misread: scan it again or type the order number.",
+    bad_refund_method: "Without a receipt the money goes back in cash or to a card.",
     order_needs_hq: "HQ is not reachable: an order for another store cannot be placed now. Try again once the link is back.",
     order_not_available: "That store does not have that many (counting its orders): choose another store or fewer.",
     order_refused: "HQ did not accept the order: check the item and the quantity.",
@@ -939,6 +941,8 @@ async function returnDialog(code) {
     { name: "mode", label: t("returns"), type: "select", options: [["receipt", t("receipt_code")], ["cancel", t("cancel_sale")], ["none", t("no_receipt")]] },
     { name: "code", label: `${t("receipt_code")} / ${t("sku")}`, value: typeof code === "string" ? code : "" },
     { name: "qty", label: t("qty"), value: "1" },
+    // With no receipt there is no payment to follow: the customer chooses.
+    { name: "refund", label: t("refund_method"), type: "select", options: [["cash", t("cash")], ["card", t("card")]] },
     ...managerFields(),
   ]);
   if (!v) return;
@@ -950,7 +954,7 @@ async function returnDialog(code) {
   };
   if (v.mode === "none") {
     const lines = [{ sku: v.code.trim(), quantity: Number(v.qty) }];
-    done(await withDrawerOverride((extra) => api("POST", "/api/returns/without-receipt", { lines, manager: approval(v), ...extra, idempotency_key: newKey() })));
+    done(await withDrawerOverride((extra) => api("POST", "/api/returns/without-receipt", { lines, refund: v.refund, manager: approval(v), ...extra, idempotency_key: newKey() })));
     return;
   }
   const found = await act(() => api("GET", `/api/sales/lookup?code=${encodeURIComponent(v.code.trim())}`));

@@ -531,6 +531,16 @@ fn classify_body(aim: Option<&str>, body: &[u8], rules: &ScanRules) -> Result<Sc
     if text.contains('\u{1d}') {
         return Err(RejectReason::StrayGs);
     }
+    // The card code Kassa prints on receipts (`KASSA:CARD:` and the card's number): a
+    // card issued at a till has no check digit of its own to scan as an EAN.
+    if let Some(card) = text.strip_prefix(CARD_CODE_PREFIX) {
+        let ok = (6..=20).contains(&card.len()) && card.bytes().all(|b| b.is_ascii_digit());
+        return if ok {
+            Ok(Scan::Loyalty { card: card.to_owned() })
+        } else {
+            Err(RejectReason::LoyaltyCode(text.into()))
+        };
+    }
     if let Some(rest) = text.strip_prefix(rules.receipt_prefix.as_str()) {
         return receipt_code(rest)
             .ok_or_else(|| RejectReason::ReceiptCode(text.to_owned(), rules.receipt_prefix.clone()));
@@ -561,6 +571,14 @@ fn classify_body(aim: Option<&str>, body: &[u8], rules: &ScanRules) -> Result<Sc
         return digits(text, rules);
     }
     Err(RejectReason::Unknown)
+}
+
+/// What a loyalty card's code on a Kassa receipt starts with; the card's number follows.
+pub const CARD_CODE_PREFIX: &str = "KASSA:CARD:";
+
+/// The code printed for loyalty card `number` (a QR the till's scanner reads back).
+pub fn card_code(number: &str) -> String {
+    format!("{CARD_CODE_PREFIX}{number}")
 }
 
 /// `01` + 14 digits, and a GS or more after them (see the module documentation).

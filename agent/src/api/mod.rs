@@ -40,7 +40,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::stream::Stream;
 use kassa_protocol::basket::BasketDiscount;
-use kassa_protocol::sale::Tender;
+use kassa_protocol::sale::{Tender, TenderKind};
 use kassa_protocol::{Kopecks, Sku};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -338,7 +338,7 @@ fn write_status(w: &WriteError) -> StatusCode {
         WriteError::NeedsManager(_) => S::FORBIDDEN,
         WriteError::AlreadyReceived(_) | WriteError::CountPosted(_) | WriteError::TooManyCounts => S::CONFLICT,
         WriteError::OutOfCount(_) => S::UNPROCESSABLE_ENTITY,
-        WriteError::Movement(_) => S::UNPROCESSABLE_ENTITY,
+        WriteError::Movement(_) | WriteError::RefundMethod => S::UNPROCESSABLE_ENTITY,
         WriteError::KeyReuse
         | WriteError::NoShift
         | WriteError::ShiftOpen
@@ -950,6 +950,8 @@ struct NoReceiptLine {
 #[derive(Deserialize)]
 struct NoReceiptBody {
     lines: Vec<NoReceiptLine>,
+    /// How the money goes back: `cash` (the default) or `card`.
+    refund: Option<String>,
     manager: Option<Approval>,
     #[serde(default)]
     drawer_override: bool,
@@ -979,7 +981,12 @@ async fn return_without_receipt(
     for l in &req.lines {
         lines.push((item_sku(&s.journal, &l.sku).await?, l.quantity));
     }
-    let request = ReturnRequest::WithoutReceipt { lines, approved_by: manager.id.clone() };
+    let refund = match req.refund.as_deref() {
+        None => TenderKind::Cash,
+        Some(code) => view::tender_kind(code)
+            .ok_or_else(|| ApiError::refuse(ApiRefusal::BadTender, format!("refund `{code}`: cash or card")))?,
+    };
+    let request = ReturnRequest::WithoutReceipt { lines, approved_by: manager.id.clone(), refund };
     let drawer = override_by(req.drawer_override, &manager);
     let (ret, replayed) = s.till.return_items(&user, request, drawer, req.idempotency_key).await?;
     Ok(Json(ReturnedView { ret: (&ret).into(), replayed }))

@@ -213,6 +213,9 @@ pub enum WriteError {
     Customer(#[from] CustomerError),
     #[error("this phone already has card {card}")]
     PhoneTaken { card: String },
+    /// A refund without a receipt goes back in cash or to a card, never in points.
+    #[error("a refund without a receipt goes back in cash or to a card")]
+    RefundMethod,
     #[error("no order {0} is held at this store")]
     NoSuchOrder(kassa_protocol::orders::OrderId),
     #[error(transparent)]
@@ -268,6 +271,7 @@ refusal_codes! {
         WriteError::LoyaltyAccount(_) => "points_account",
         WriteError::PhoneTaken { .. } => "phone_has_card",
         WriteError::NoSuchOrder(_) => "no_such_order",
+        WriteError::RefundMethod => "bad_refund_method",
         WriteError::OrderPrepaid(_) => "order_prepaid",
         WriteError::BadUserId => "bad_user_id",
         WriteError::BadUserName => "bad_user_name",

@@ -37,8 +37,10 @@ pub struct LoyaltyUse {
 pub enum ReturnRequest {
     /// Lines (sale line number, quantity) of a sale of this store.
     WithReceipt { sale_seq: u64, lines: Vec<(u32, i64)> },
-    /// Items by SKU, refunded at today's price in cash; a manager approved it.
-    WithoutReceipt { lines: Vec<(Sku, i64)>, approved_by: String },
+    /// Items by SKU, refunded at today's price in cash or to a card (`refund`, the
+    /// customer's choice: with no receipt there is no payment to follow); a manager
+    /// approved it.
+    WithoutReceipt { lines: Vec<(Sku, i64)>, approved_by: String, refund: sale::TenderKind },
     /// Everything not yet returned of a sale, reversed; a manager approved it.
     Cancel { sale_seq: u64, approved_by: String },
 }
@@ -399,10 +401,13 @@ impl Journal {
                 let kind = ReturnKind::Cancellation { sale: sale.id, approved_by: approved_by.clone() };
                 (kind, lines, refunds, loyalty)
             }
-            ReturnRequest::WithoutReceipt { lines, approved_by } => {
+            ReturnRequest::WithoutReceipt { lines, approved_by, refund } => {
+                if *refund == sale::TenderKind::Points {
+                    return Err(WriteError::RefundMethod);
+                }
                 let lines = lines_without_receipt(tx, lines)?;
                 let total = Kopecks(lines.iter().map(|l| l.amount.0).sum());
-                let refunds = vec![Tender { kind: sale::TenderKind::Cash, amount: total }];
+                let refunds = vec![Tender { kind: *refund, amount: total }];
                 (ReturnKind::WithoutReceipt { approved_by: approved_by.clone() }, lines, refunds, None)
             }
         };

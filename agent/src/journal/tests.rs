@@ -269,6 +269,7 @@ fn counters_of_a_long_basket_and_of_repeated_skus_are_exact() {
     let req = ReturnRequest::WithoutReceipt {
         lines: vec![(sku.clone(), 2), (items[5].sku.clone(), 1), (sku.clone(), 3)],
         approved_by: "boss".into(),
+        refund: kassa_protocol::sale::TenderKind::Cash,
     };
     let (ret, _) = j.commit_return(1, "boss", &req, None, "ret", 4).unwrap();
     assert_eq!(ret.lines.len(), 3);
@@ -610,7 +611,11 @@ fn each_refusal_of_a_write_has_its_own_variant_and_code() {
     assert_eq!(code(e), "bad_phone");
 
     // A return without a receipt of a SKU the catalog does not have.
-    let request = ReturnRequest::WithoutReceipt { lines: vec![(Sku("999999".into()), 1)], approved_by: "boss".into() };
+    let request = ReturnRequest::WithoutReceipt {
+        lines: vec![(Sku("999999".into()), 1)],
+        approved_by: "boss".into(),
+        refund: kassa_protocol::sale::TenderKind::Cash,
+    };
     let e = j.commit_return(1, "anna", &request, None, "r", 4).unwrap_err();
     assert!(matches!(&e, WriteError::UnknownSku(sku) if sku.as_str() == "999999"), "{e:?}");
     assert_eq!(code(e), "unknown_sku");
@@ -623,7 +628,11 @@ fn cash_leaves_the_drawer_only_as_far_as_it_holds_or_a_manager_overrides() {
     j.open_shift(1, "anna", Kopecks(10_00), "open", 1).unwrap();
     // A return without receipt of 3 apples (1 kg each) at 189 ₽/kg: 567 ₽ from a 10 ₽ drawer.
     let lines = vec![(Sku("100477".into()), 3000)];
-    let request = ReturnRequest::WithoutReceipt { lines, approved_by: "boss".into() };
+    let request = ReturnRequest::WithoutReceipt {
+        lines,
+        approved_by: "boss".into(),
+        refund: kassa_protocol::sale::TenderKind::Cash,
+    };
     match j.commit_return(1, "anna", &request, None, "r1", 2) {
         Err(WriteError::DrawerShort { in_drawer, needed }) => {
             assert_eq!((in_drawer, needed), (Kopecks(10_00), Kopecks(567_00)));

@@ -211,6 +211,11 @@ fn loyalty_cards_and_receipts() {
     assert!(matches!(parse_with(b"2990000123459", &lc), Scan::Rejected(_)));
 
     assert_eq!(parse(b"KASSA:7:42"), Scan::Receipt(ReceiptRef::Sale { store: 7, seq: 42 }));
+    // A card issued at a till (14 digits, no check digit) reads back from its receipt code.
+    let card = crate::barcode::card_code("00001000000017");
+    assert_eq!(parse(card.as_bytes()), Scan::Loyalty { card: "00001000000017".into() });
+    assert_eq!(parse(format!("]Q1{card}").as_bytes()), Scan::Loyalty { card: "00001000000017".into() });
+    assert!(matches!(parse(b"KASSA:CARD:12a"), Scan::Rejected(RejectReason::LoyaltyCode(_))));
     let code = kassa_protocol::orders::pickup_code(kassa_protocol::orders::OrderId(1045));
     assert_eq!(parse(code.as_bytes()), Scan::Order { order: 1045 });
     assert_eq!(parse(format!("]Q1{code}").as_bytes()), Scan::Order { order: 1045 });
