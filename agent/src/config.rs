@@ -128,6 +128,26 @@ pub enum ConfigError {
 pub const METRICS_TOKEN_LEN_MIN: usize = 24;
 
 impl AgentConfig {
+    /// Store `store` at terminal 1 with its data in `data_dir`, linked to HQ by `hq`,
+    /// its page on a port the OS chooses on loopback, in Moscow time, with no devices and
+    /// every other setting at its default: what tests, benchmarks and the simulator start
+    /// from (and override).
+    pub fn on_loopback(store: u32, data_dir: PathBuf, hq: HqLink) -> AgentConfig {
+        AgentConfig {
+            store,
+            terminal: 1,
+            data_dir,
+            http_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            utc_offset_minutes: 180,
+            hq,
+            scan_rules: ScanRules::default(),
+            scanner: None,
+            printer: None,
+            metrics_token: None,
+            limits: Limits::default(),
+        }
+    }
+
     pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
         let config: AgentConfig =

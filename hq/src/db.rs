@@ -18,7 +18,7 @@ pub use access::{
     AddOperator, AuditEntry, NewAudit, Operator, OperatorChange, Token, AUDIT_PAGE_ENTRIES_MAX, AUDIT_ROWS_MAX,
     AUDIT_SUMMARY_BYTES_MAX,
 };
-pub use orders::{Availability, CancelOutcome, OrderFeedEntry, OrderRow, ORDERS_PAGE_MAX};
+pub use orders::{Availability, CancelOutcome, OrderFeedEntry, OrderRow, PlaceRefusal, ORDERS_PAGE_MAX};
 pub use stock::{DeliveryError, InboundRow, MovementTotal, DELIVERIES_OPEN_MAX, MOVEMENTS_PAGE_MAX};
 
 use kassa_protocol::format::v1 as format;

@@ -8,7 +8,7 @@ use kassa_protocol::loyalty::{CustomerId, Phone};
 use kassa_protocol::orders::{Order, OrderChannel, OrderId, Payment, Shortfall, PICKUP_DAYS_MAX};
 use kassa_protocol::{Sku, StoreId};
 
-use crate::db::{Availability, DbError};
+use crate::db::{Availability, DbError, PlaceRefusal};
 use crate::promotions::{PriceError, PriceRequest, PriceRequestLine};
 use crate::sync_server::{blocking, Shared};
 
@@ -98,7 +98,15 @@ pub async fn place(shared: &Shared, input: PlaceInput, now_ms: i64) -> Result<(O
     let placed = blocking(&shared.db, move |db| db.place_order(order, key.as_deref(), now_ms)).await?;
     let (order, new) = match placed {
         Ok(done) => done,
-        Err(short) => {
+        Err(PlaceRefusal::TooManyOpen) => {
+            let message = format!(
+                "store {} holds {} open orders already: let some be collected or expire first",
+                input.store,
+                kassa_protocol::orders::OPEN_ORDERS_PER_STORE_MAX
+            );
+            return Err(PlaceError::Invalid("too_many_orders", message));
+        }
+        Err(PlaceRefusal::Short(short)) => {
             let skus: Vec<Sku> = short.iter().map(|x| x.sku.clone()).collect();
             let elsewhere = blocking(&shared.db, move |db| {
                 skus.iter().map(|sku| Ok((sku.clone(), db.availability(sku)?))).collect::<Result<Vec<_>, DbError>>()

@@ -69,24 +69,13 @@ pub async fn orders(orders: usize) -> anyhow::Result<OrdersReport> {
     let store_dir = dir.path().join("store-1");
     let pki_dir = store_dir.join("pki");
     hq.pki.enroll(STORE, &pki_dir)?;
-    let config = kassa_agent::AgentConfig {
-        store: STORE.0,
-        terminal: 1,
-        data_dir: store_dir,
-        http_listen: any,
-        utc_offset_minutes: 180,
-        hq: HqLink {
-            addr: hq.quic_addr,
-            server_name: kassa_hq::pki::HQ_SERVER_NAME.into(),
-            pki_dir,
-            protocol_version: None,
-        },
-        scan_rules: Default::default(),
-        scanner: None,
-        printer: None,
-        metrics_token: None,
-        limits: Default::default(),
+    let link = HqLink {
+        addr: hq.quic_addr,
+        server_name: kassa_hq::pki::HQ_SERVER_NAME.into(),
+        pki_dir,
+        protocol_version: None,
     };
+    let config = kassa_agent::AgentConfig::on_loopback(STORE.0, store_dir, link);
     let agent = kassa_agent::start(config, cancel.clone()).await?;
     // Connected, with HQ's catalog and the stock booked.
     let started = Instant::now();

@@ -84,24 +84,13 @@ pub async fn sync(sales: usize) -> anyhow::Result<SyncReport> {
     let fill_dir = store_dir.clone();
     let deltas = tokio::task::spawn_blocking(move || fill_journal(&fill_dir, catalog_version, sales)).await??;
 
-    let config = kassa_agent::AgentConfig {
-        store: STORE.0,
-        terminal: 1,
-        data_dir: store_dir,
-        http_listen: any,
-        utc_offset_minutes: 180,
-        hq: HqLink {
-            addr: hq.quic_addr,
-            server_name: kassa_hq::pki::HQ_SERVER_NAME.into(),
-            pki_dir,
-            protocol_version: None,
-        },
-        scan_rules: Default::default(),
-        scanner: None,
-        printer: None,
-        metrics_token: None,
-        limits: Default::default(),
+    let link = HqLink {
+        addr: hq.quic_addr,
+        server_name: kassa_hq::pki::HQ_SERVER_NAME.into(),
+        pki_dir,
+        protocol_version: None,
     };
+    let config = kassa_agent::AgentConfig::on_loopback(STORE.0, store_dir, link);
     let started = Instant::now();
     let agent = kassa_agent::start(config, cancel.clone()).await?;
     let head = agent.journal.outbox_head()?;

@@ -128,23 +128,15 @@ pub async fn start_relayed_store_in_zone(
     let store_dir = dir.join(format!("store-{id}"));
     hq.pki.enroll(kassa_protocol::StoreId(id), &store_dir.join("pki")).unwrap();
     let relay = relay(hq.quic_addr, cancel.clone()).await;
+    let link = HqLink {
+        addr: relay.addr,
+        server_name: kassa_hq::pki::HQ_SERVER_NAME.into(),
+        pki_dir: store_dir.join("pki"),
+        protocol_version: None,
+    };
     let config = kassa_agent::AgentConfig {
-        store: id,
-        terminal: 1,
-        data_dir: store_dir.clone(),
-        http_listen: "127.0.0.1:0".parse().unwrap(),
         utc_offset_minutes,
-        hq: HqLink {
-            addr: relay.addr,
-            server_name: kassa_hq::pki::HQ_SERVER_NAME.into(),
-            pki_dir: store_dir.join("pki"),
-            protocol_version: None,
-        },
-        scan_rules: Default::default(),
-        scanner: None,
-        printer: None,
-        metrics_token: None,
-        limits: Default::default(),
+        ..kassa_agent::AgentConfig::on_loopback(id, store_dir.clone(), link)
     };
     let agent = kassa_agent::start(config, cancel).await.unwrap();
     let cashier = User { id: "kassir".into(), name: "К".into(), role: Role::Cashier };
@@ -341,4 +333,22 @@ impl AgentApi {
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(serde_json::Value::Null))
     }
+}
+
+/// Copies the fixture files `files` of directory `dir` into a new temporary directory: a
+/// test opens the copies, never the fixtures (they are never written after their commit).
+pub fn copy_fixtures(dir: &std::path::Path, files: &[&str]) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    for f in files {
+        std::fs::copy(dir.join(f), tmp.path().join(f)).unwrap_or_else(|e| panic!("fixture {f}: {e}"));
+    }
+    tmp
+}
+
+/// The schema version (`PRAGMA user_version`) of a fixture as it is on disk, opened
+/// read-only and left untouched.
+pub fn fixture_version(path: &std::path::Path) -> u32 {
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+    let conn = rusqlite::Connection::open_with_flags(path, flags).unwrap();
+    conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap()
 }

@@ -80,18 +80,12 @@ fn write_fixtures_with_schedule() {
 }
 
 fn copy() -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().unwrap();
-    for f in ["journal.sqlite", "basket.sqlite", "hq.sqlite"] {
-        std::fs::copy(dir().join(f), tmp.path().join(f)).unwrap_or_else(|e| panic!("fixture {f}: {e}"));
-    }
-    tmp
+    kassa_tests::copy_fixtures(&dir(), &["journal.sqlite", "basket.sqlite", "hq.sqlite"])
 }
 
-/// The schema version of a fixture as it is on disk (opened read-only, untouched).
+/// The schema version of a fixture as it is on disk.
 fn fixture_version(file: &str) -> u32 {
-    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
-    let conn = rusqlite::Connection::open_with_flags(dir().join(file), flags).unwrap();
-    conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap()
+    kassa_tests::fixture_version(&dir().join(file))
 }
 
 #[test]

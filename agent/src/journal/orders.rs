@@ -189,15 +189,13 @@ impl Journal {
     /// stock is released. Returns the orders expired.
     pub fn expire_orders(&self, now_ms: i64) -> Result<Vec<OrderId>, JournalError> {
         let conn = self.conn();
+        // Read first: the Orders view asks every few seconds, and nothing is usually due;
+        // the write lock is taken only when something is.
+        if due_orders(&conn, now_ms)?.is_empty() {
+            return Ok(Vec::new());
+        }
         let tx = Immediate::begin(&conn)?;
-        let due: Vec<i64> = {
-            let mut st = tx.prepare_cached(
-                "SELECT o.id FROM orders o WHERE o.expires_at_ms <= ?1
-                 AND (SELECT MAX(rank) FROM order_events e WHERE e.order_id = o.id) < ?2 ORDER BY o.id",
-            )?;
-            let rows = st.query_map(params![now_ms, open_below()], |r| r.get(0))?;
-            rows.collect::<Result<_, _>>()?
-        };
+        let due = due_orders(&tx, now_ms)?;
         for id in &due {
             self.order_event(&tx, OrderId(*id as u64), OrderEvent::Expired, "", now_ms, Vec::new())?;
         }
@@ -308,6 +306,16 @@ impl Journal {
         let conn = self.conn();
         reserved(&conn, sku)
     }
+}
+
+/// Open orders whose time is up at `now_ms`, by number.
+fn due_orders(conn: &Connection, now_ms: i64) -> Result<Vec<i64>, JournalError> {
+    let mut st = conn.prepare_cached(
+        "SELECT o.id FROM orders o WHERE o.expires_at_ms <= ?1
+         AND (SELECT MAX(rank) FROM order_events e WHERE e.order_id = o.id) < ?2 ORDER BY o.id",
+    )?;
+    let rows = st.query_map(params![now_ms, open_below()], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 pub(super) fn reserved(conn: &Connection, sku: &Sku) -> Result<i64, JournalError> {

@@ -90,6 +90,15 @@ pub struct OrderFeedEntry {
     pub at_ms: i64,
 }
 
+/// Why an order was not placed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlaceRefusal {
+    /// The store cannot cover these SKUs.
+    Short(Vec<kassa_protocol::orders::Shortfall>),
+    /// The store holds as many open orders as it may.
+    TooManyOpen,
+}
+
 /// What a cancellation asked at HQ did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CancelOutcome {
@@ -164,14 +173,15 @@ pub(super) fn apply_update(tx: &Transaction<'_>, u: &OrderUpdate, now_ms: i64) -
 impl Db {
     /// Places `order` (its id is set here, HQ's next number): checks, inside the
     /// transaction, that the store still has it available (`available` is asked per SKU
-    /// with this transaction's view); a request key seen before answers the order it
-    /// placed. Returns the order and whether it was placed now.
+    /// with this transaction's view) and holds fewer than `OPEN_ORDERS_PER_STORE_MAX`
+    /// open orders; a request key seen before answers the order it placed. Returns the
+    /// order and whether it was placed now.
     pub fn place_order(
         &self,
         mut order: Order,
         request_key: Option<&str>,
         now_ms: i64,
-    ) -> Result<Result<(Order, bool), Vec<kassa_protocol::orders::Shortfall>>, DbError> {
+    ) -> Result<Result<(Order, bool), PlaceRefusal>, DbError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         if let Some(key) = request_key {
@@ -195,7 +205,15 @@ impl Db {
             return Err(e);
         }
         if !short.is_empty() {
-            return Ok(Err(short));
+            return Ok(Err(PlaceRefusal::Short(short)));
+        }
+        let open: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM orders WHERE store = ?1 AND rank < ?2",
+            params![order.store.0, open_below()],
+            |r| r.get(0),
+        )?;
+        if open as usize >= kassa_protocol::orders::OPEN_ORDERS_PER_STORE_MAX {
+            return Ok(Err(PlaceRefusal::TooManyOpen));
         }
         let id: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM orders", [], |r| r.get(0))?;
         order.id = OrderId(id as u64);
