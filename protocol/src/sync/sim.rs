@@ -12,6 +12,9 @@
 //! losing everything volatile. The invariants (every outbox entry applied exactly once
 //! at HQ, counters monotone, loyalty within its escrow, orders never handed over twice and
 //! a store's reservations exactly what its open orders hold) are checked after every step.
+//! Stores honour single-use coupons for the one customer (a coupon its own records or
+//! HQ's answer to a lookup, `PromotionsUsed`, show as used is refused), and HQ's set of
+//! what the customer has had is checked against every use made.
 //! HQ places orders for pickup and cancels some; stores accept, pick, ready, hand over
 //! (wholly or in part) and expire them at their own clock, so cancellations and
 //! handovers cross in every interleaving the seeds find.
@@ -84,6 +87,9 @@ struct StoreDurable {
     schedule: u64,
     /// Orders for pickup it holds, kept once each, with their state here.
     orders: BTreeMap<OrderId, (Order, OrderState)>,
+    /// The single-use coupons (promotion ids) the customer has had, as this store knows:
+    /// its own sales' and what HQ told it (a grow-only set).
+    coupons_used: std::collections::BTreeSet<u32>,
     /// What it reserved for orders, kept by the simulation as each order opened and ended
     /// (the journal derives it from the open orders; the two must agree).
     reserved: BTreeMap<Sku, i64>,
@@ -114,6 +120,8 @@ struct HqDurable {
     /// and did), the highest state its store reported (`None`: not yet accepted), and
     /// whether HQ asked to cancel it.
     orders: BTreeMap<OrderId, HqOrder>,
+    /// The promotions the customer has had, from the sales applied (a grow-only set).
+    coupons_used: std::collections::BTreeSet<u32>,
 }
 
 struct HqOrder {
@@ -209,6 +217,10 @@ struct Stats {
     orders_expired: u64,
     orders_cancelled: u64,
     cancels_overruled: u64,
+    /// Coupons a store refused because HQ's answer to a lookup said they were used, and
+    /// coupons used twice by stores that could not know (offline: the documented limit).
+    coupons_refused_after_lookup: u64,
+    coupons_used_twice: u64,
 }
 
 impl Stats {
@@ -228,6 +240,8 @@ impl Stats {
         self.orders_expired += o.orders_expired;
         self.orders_cancelled += o.orders_cancelled;
         self.cancels_overruled += o.cancels_overruled;
+        self.coupons_refused_after_lookup += o.coupons_refused_after_lookup;
+        self.coupons_used_twice += o.coupons_used_twice;
         self.converge_rounds = self.converge_rounds.max(o.converge_rounds);
     }
 }
@@ -287,6 +301,9 @@ struct World {
     request_id: u64,
     /// Handovers each order had at any store: never more than one.
     handovers: BTreeMap<OrderId, u32>,
+    /// Every use of a single-use coupon: (store, coupon) → times. A store honours a
+    /// coupon at most once; only stores that could not know may both honour it.
+    coupon_uses: BTreeMap<(StoreId, u32), u32>,
     next_order: u64,
     faults: Faults,
     stats: Stats,
@@ -297,18 +314,19 @@ fn customer() -> CustomerId {
     CustomerId::parse("000010000000001").expect("a valid card")
 }
 
+/// What applying a batch hands back to the caller: movements and order updates, for what
+/// they open or close at HQ.
+#[derive(Default)]
+struct AppliedDocuments {
+    movements: Vec<Movement>,
+    orders: Vec<OrderUpdate>,
+}
+
 /// HQ's database applies a batch (in one transaction with the store's progress, which
-/// the caller records): each entry counted, loyalty and counters merged; movements are
-/// handed back, for what they open or close.
-fn hq_apply(
-    sales: &mut BTreeMap<(StoreId, u64), u32>,
-    counters: &mut BTreeMap<CounterKey, (i64, i64)>,
-    points: &mut LoyaltyAccount,
-    store: StoreId,
-    batch: &[OutboxEntry],
-    movements: &mut Vec<Movement>,
-    orders: &mut Vec<OrderUpdate>,
-) {
+/// the caller records): each entry counted, loyalty, counters and coupons merged.
+fn hq_apply(hq: &mut HqDurable, store: StoreId, batch: &[OutboxEntry], applied: &mut AppliedDocuments) {
+    let HqDurable { sales, counters, points, coupons_used, .. } = hq;
+    let (movements, orders) = (&mut applied.movements, &mut applied.orders);
     for e in batch {
         *sales.entry((store, e.seq)).or_default() += 1;
         let entry_counters = match &e.change {
@@ -318,7 +336,10 @@ fn hq_apply(
                 }
                 continue;
             }
-            Change::Sale { counters, .. } => counters,
+            Change::Sale { sale, counters } => {
+                coupons_used.extend(sale.lines.iter().flat_map(|l| l.promotions.iter().map(|p| p.promotion)));
+                counters
+            }
             Change::Movement { movement, counters } => {
                 movements.push(movement.clone());
                 counters
@@ -412,6 +433,7 @@ impl World {
                         schedule: 0,
                         orders: BTreeMap::new(),
                         reserved: BTreeMap::new(),
+                        coupons_used: Default::default(),
                     },
                     session: None,
                     partitioned_until: 0,
@@ -426,8 +448,10 @@ impl World {
                 inbound: BTreeMap::new(),
                 schedule_version: 0,
                 orders: BTreeMap::new(),
+                coupons_used: Default::default(),
             },
             handovers: BTreeMap::new(),
+            coupon_uses: BTreeMap::new(),
             next_order: 0,
             points_spent: 0,
             lost_counters: false,
@@ -451,7 +475,23 @@ impl World {
         c.1 += quantity;
         let counter = CounterEntry { location: s.id, sku: sku.clone(), actor: s.actor, p: c.0, n: c.1 };
         let amount = Kopecks(100 * quantity);
-        let line = BasketLine { name: "x".into(), ..testing::pieces(&sku.0, Kopecks(100), quantity) };
+        let mut line = BasketLine { name: "x".into(), ..testing::pieces(&sku.0, Kopecks(100), quantity) };
+        // Now and then the customer presents a single-use coupon (of four): honoured,
+        // for nothing off here, unless this store knows it used.
+        if self.rng.chance(20) {
+            let coupon = 1 + self.rng.below(4) as u32;
+            if s.durable.coupons_used.insert(coupon) {
+                line.promotions.push(crate::basket::LinePromotion {
+                    promotion: coupon,
+                    version: 1,
+                    name: "купон".into(),
+                    amount: Kopecks::ZERO,
+                });
+                *self.coupon_uses.entry((s.id, coupon)).or_default() += 1;
+            } else if !self.coupon_uses.contains_key(&(s.id, coupon)) {
+                self.stats.coupons_refused_after_lookup += 1;
+            }
+        }
         let sale = testing::sale(s.id, seq, vec![line]);
         debug_assert_eq!(sale.total, amount);
         s.durable.outbox.push(OutboxEntry { seq, change: Change::Sale { sale, counters: vec![counter] } });
@@ -880,10 +920,11 @@ impl World {
                 StoreEvent::Order(order) => orders.push((order.id, Some(order))),
                 StoreEvent::OrderCancel(id) => orders.push((id, None)),
                 StoreEvent::OrderPlaced { .. } => unreachable!("the simulated tills order nothing from HQ"),
-                StoreEvent::NearbyStock { .. }
-                | StoreEvent::Rights(_)
-                | StoreEvent::Rules { .. }
-                | StoreEvent::PromotionsUsed { .. } => {}
+                StoreEvent::PromotionsUsed { customer: c, promotions } => {
+                    assert_eq!(c, customer(), "HQ told of another customer");
+                    s.durable.coupons_used.extend(promotions);
+                }
+                StoreEvent::NearbyStock { .. } | StoreEvent::Rights(_) | StoreEvent::Rules { .. } => {}
             }
         }
         if let Some(conn) = self.conns.get_mut(&i) {
@@ -926,9 +967,9 @@ impl World {
     fn deliver_to_hq(&mut self, i: usize, n: usize) {
         let Some(conn) = self.conns.get_mut(&i) else { return };
         let mut refused = false;
-        // Movements applied, in order: what they open or close at HQ commits with them.
-        let mut applied_movements: Vec<Movement> = Vec::new();
-        let mut applied_orders: Vec<OrderUpdate> = Vec::new();
+        // Movements and order updates applied, in order: what they open or close at HQ
+        // commits with them.
+        let mut applied = AppliedDocuments::default();
         for _ in 0..n {
             let Some(arrival) = arrival(&mut self.rng, &self.faults, &mut self.stats, &mut conn.link, &mut conn.to_hq)
             else {
@@ -979,12 +1020,15 @@ impl World {
                     }
                     HqEvent::PlaceOrder { .. } => unreachable!("the simulated tills order nothing from HQ"),
                     HqEvent::RightsRequest { actor, request } => {
+                        // As `sync_server`: what the customer has had goes ahead of the answer.
+                        let used = self.hq.coupons_used.iter().copied().collect();
+                        conn.hq_side.offer_promotions_used(&request.customer, used);
                         let answer = answer_rights_request(&mut self.hq.points, ActorId::HQ, actor, &request);
                         conn.hq_side.answer_rights(None, answer);
                     }
                     HqEvent::Apply { actor, entries: batch, upto, .. } => {
-                        let progress = self.hq.progress.entry(actor.store).or_default();
-                        assert_eq!(batch.first().map(|e| e.seq), Some(*progress + 1), "HQ was handed a gap");
+                        let progress = self.hq.progress.get(&actor.store).copied().unwrap_or(0);
+                        assert_eq!(batch.first().map(|e| e.seq), Some(progress + 1), "HQ was handed a gap");
                         self.stats.applies += 1;
                         if self.rng.below(1000) < self.faults.apply_fails {
                             // The database failed: the transaction rolled back, nothing is
@@ -994,26 +1038,18 @@ impl World {
                             conn.hq_side.handle_apply_failed();
                             continue;
                         }
-                        hq_apply(
-                            &mut self.hq.sales,
-                            &mut self.hq.counters,
-                            &mut self.hq.points,
-                            actor.store,
-                            &batch,
-                            &mut applied_movements,
-                            &mut applied_orders,
-                        );
-                        *progress = upto;
+                        hq_apply(&mut self.hq, actor.store, &batch, &mut applied);
+                        self.hq.progress.insert(actor.store, upto);
                         conn.hq_side.handle_applied(upto);
                     }
                 }
             }
             conn.to_store.extend(std::iter::from_fn(|| conn.hq_side.poll_transmit()));
         }
-        for m in &applied_movements {
+        for m in &applied.movements {
             self.hq_applies_movement(m);
         }
-        for u in &applied_orders {
+        for u in &applied.orders {
             self.hq_applies_order(u);
         }
         if refused {
@@ -1177,6 +1213,14 @@ impl World {
                 s.id
             );
         }
+        // Coupons: a store honours one at most once, and knows of no use that never was.
+        assert!(self.coupon_uses.values().all(|&n| n == 1), "a store honoured a single-use coupon twice");
+        for s in &self.stores {
+            for c in &s.durable.coupons_used {
+                let anywhere = self.coupon_uses.keys().any(|(_, x)| x == c);
+                assert!(anywhere, "store {} knows coupon {c} used, and nobody used it", s.id);
+            }
+        }
         // Orders: handed over at most once anywhere, and HQ applied at most one handover;
         // a store's reservations are exactly what its open orders hold; HQ's state is at
         // least what the store reported, and a reported handover is HQ's state.
@@ -1322,6 +1366,9 @@ impl World {
             assert_eq!(o.collected, u32::from(o.state == OrderState::Collected), "order {id}");
         }
         assert!(self.stores.iter().all(|s| s.durable.reserved.values().all(|q| *q == 0)), "stock still reserved");
+        // HQ holds every coupon use (a grow-only set, merged from every sale).
+        let used: std::collections::BTreeSet<u32> = self.coupon_uses.keys().map(|(_, c)| *c).collect();
+        assert_eq!(self.hq.coupons_used, used, "HQ lacks a coupon use");
     }
 }
 
@@ -1334,6 +1381,11 @@ fn run(seed: u64) -> Stats {
     }
     let faults = world.faults;
     world.converge();
+    let mut by_coupon: BTreeMap<u32, u32> = BTreeMap::new();
+    for (_, c) in world.coupon_uses.keys() {
+        *by_coupon.entry(*c).or_default() += 1;
+    }
+    world.stats.coupons_used_twice = by_coupon.values().filter(|&&n| n > 1).count() as u64;
     if std::env::var("KASSA_SIM_VERBOSE").is_ok() {
         let granted: i64 = world.hq.points.holders().iter().map(|(_, r)| r).sum();
         eprintln!(
@@ -1393,6 +1445,9 @@ fn seeded_fleet_simulation_converges_exactly_once() {
         let Stats { orders_collected, orders_partly_collected, orders_expired, orders_cancelled, .. } = total;
         assert!(orders_collected > 0 && orders_partly_collected > 0, "{total:?}");
         assert!(orders_expired > 0 && orders_cancelled > 0 && total.cancels_overruled > 0, "{total:?}");
+        // Single-use coupons: refused where HQ's lookup told the store, and — the
+        // documented limit — honoured twice by stores that could not know.
+        assert!(total.coupons_refused_after_lookup > 0 && total.coupons_used_twice > 0, "{total:?}");
     }
     // …and a few new ones each time (std's hasher keys come from the OS's randomness),
     // each printed first so that a failure can be replayed.
