@@ -258,7 +258,9 @@ async fn page_shows_refusals_in_words() {
 /// The page as a cashier meets it on the till's 1024×768 screen: a wrong PIN first (then
 /// the right one typed straight after it), a sale tried before the shift is open, a
 /// weighed item typed in kilograms with a comma, the basket's ✕ on screen, a
-/// double-click on pay, cash in, and paper running out during a sale.
+/// double-click on pay, cash in, paper running out during a sale, a quantity typed before
+/// a scan, a basket parked and recalled, the receipts list from the keyboard, the X report
+/// and the shift closed with Z (the drawer adding up to the kopeck).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cashiers_day_on_the_tills_screen() {
     a_cashiers_day("day", VIEWPORT).await;
@@ -375,9 +377,54 @@ async fn a_cashiers_day(name: &'static str, viewport: (u64, u64)) {
     let receipt = printed_receipt(&stack);
     assert!(receipt.contains("Молоко 3,2% 1 л") && receipt.contains("=106,90"), "{receipt}");
 
+    // A quantity typed before the scan; the basket parked (F3) for the next customer and
+    // recalled from the list; paid.
+    page.type_into("#code", &format!("2*{MILK_GTIN}{ENTER}")).await;
+    page.wait("#total", "two milks", |t| t == "213,80").await;
+    page.type_into("#code", F3).await;
+    page.wait_for_text("#message", "Чек отложен").await;
+    page.wait_count("#basket tr", 0).await;
+    page.click("#park").await;
+    page.wait_for_text("#parked", "213,80").await;
+    page.click("#parked .recall").await;
+    page.wait("#total", "the parked milks", |t| t == "213,80").await;
+    page.type_into("#cash", "300").await;
+    page.click("#pay-cash").await;
+    page.wait_for_text("#message", "Сдача: 86,20").await;
+    assert!(printed_receipt(&stack).contains("=213,80"));
+
+    // The shift's receipts, from the keyboard (F5).
+    page.type_into("#code", F5).await;
+    page.wait_for_text("#receipts", "0001-01-000003").await;
+    page.click("#dlg-ok").await;
+
+    // The X report, then the shift closed with the Z report: the drawer adds up.
+    page.click("#btn-shift").await;
+    page.wait_present("#dlg-action").await;
+    page.el("#dlg-action").await.select_by_value("x").await.unwrap();
+    page.click("#dlg-ok").await;
+    let x = printed_receipt(&stack);
+    assert!(x.contains("X-ОТЧЁТ") && x.contains("Наличных в кассе") && x.contains("=1544,20"), "{x}");
+    page.click("#btn-shift").await;
+    page.wait_present("#dlg-action").await;
+    page.el("#dlg-action").await.select_by_value("close").await.unwrap();
+    page.type_into("#dlg-amount", "1544,20").await;
+    // Closing the shift is the manager's (the demo's one manager is preselected).
+    page.type_into("#dlg-manager_pin", "9999").await;
+    page.click("#dlg-ok").await;
+    page.wait_for_text("#message", "Разница: 0,00").await;
+    let z = printed_receipt(&stack);
+    assert!(z.contains("Z-ОТЧЁТ"), "{z}");
+    page.wait_for_text("#shift-state", "Смена закрыта").await;
+    page.screenshot("closed").await;
+
     page.close().await;
     stack.stop().await;
 }
+
+/// WebDriver's F3 and F5 keys.
+const F3: &str = "\u{E033}";
+const F5: &str = "\u{E035}";
 
 /// WebDriver's F6 key.
 const F6: &str = "\u{E036}";
