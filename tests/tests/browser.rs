@@ -661,3 +661,56 @@ async fn an_online_order_appears_is_readied_and_handed_over_by_its_code() {
     page.close().await;
     stack.stop().await;
 }
+
+/// A refund partly in points reads as points, not as a second cash: a new card, points
+/// earned on one sale, spent on the next, and that sale returned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_partly_in_points_is_shown_as_points() {
+    init_logging();
+    let Some(page) = launch("points-refund").await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let stack = stack::start(StackOptions::ephemeral(dir.path())).await.unwrap();
+    page.open(&stack).await;
+    page.log_in_and_open_shift().await;
+    // A new card, and ten milks on it: 1 069,00 ₽ earns points.
+    page.click("#customer").await;
+    page.wait_present("#dlg-phone").await;
+    page.type_into("#dlg-phone", "+79120005566").await;
+    page.type_into("#dlg-name", "Вера").await;
+    page.click("#dlg-ok").await;
+    page.wait_for_text("#customer-info", "Вера").await;
+    page.type_into("#code", &format!("10*{MILK_GTIN}{ENTER}")).await;
+    page.wait("#total", "ten milks", |t| t == "1\u{202f}069,00").await;
+    page.type_into("#cash", "1100").await;
+    page.click("#pay-cash").await;
+    page.wait_for_text("#message", "Сдача: 31,00").await;
+    printed_receipt(&stack);
+    // The next visit: the card by phone, two milks, paid partly in points.
+    page.click("#customer").await;
+    page.wait_present("#dlg-code").await;
+    page.type_into("#dlg-code", "+79120005566").await;
+    page.click("#dlg-ok").await;
+    let info = page.wait_for_text("#customer-info", "Вера").await;
+    assert!(!info.contains(": 0 "), "the points earned are there: {info}");
+    page.type_into("#code", &format!("2*{MILK_GTIN}{ENTER}")).await;
+    page.wait("#total", "two milks", |t| t == "213,80").await;
+    page.click("#pay-points").await;
+    page.wait_present("#dlg-points").await;
+    page.click("#dlg-ok").await;
+    let paid = page.wait_for_text("#message", "0001-01-000002").await;
+    printed_receipt(&stack);
+    // Returned whole: the refund says how much went back as points.
+    page.click("#btn-return").await;
+    page.wait_present("#dlg-code").await;
+    page.type_into("#dlg-code", "0001-01-000002").await;
+    page.click("#dlg-ok").await;
+    page.wait_present("#dlg-l0").await;
+    page.type_into("#dlg-l0", "\u{E003}2").await; // backspace, then 2
+    page.click("#dlg-ok").await;
+    let refund = page.wait_for_text("#message", "Возврат").await;
+    assert!(refund.contains("баллами"), "points come back as points: {refund} (paid: {paid})");
+    assert_eq!(refund.matches("наличными").count(), 1, "one cash part, not two: {refund}");
+    page.screenshot("points-refund").await;
+    page.close().await;
+    stack.stop().await;
+}
