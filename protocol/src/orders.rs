@@ -260,6 +260,18 @@ impl OrderState {
         OrderState::Collected,
     ];
 
+    /// The state's place in the order above (0 for `New`), as databases keep it: the
+    /// highest rank stored for an order is its state, and an order whose rank is below
+    /// [`OrderState::Cancelled`]'s is open.
+    pub fn rank(self) -> i64 {
+        OrderState::ALL.iter().position(|x| *x == self).expect("every state is in ALL") as i64
+    }
+
+    /// The state of a stored rank; `None` for a number that is none.
+    pub fn from_rank(rank: i64) -> Option<OrderState> {
+        usize::try_from(rank).ok().and_then(|r| OrderState::ALL.get(r).copied())
+    }
+
     /// The merge of two replicas' states: the higher one.
     pub fn join(self, other: OrderState) -> OrderState {
         self.max(other)

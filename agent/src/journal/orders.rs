@@ -24,14 +24,9 @@ use super::types::{PrintDoc, Record};
 use super::{exec, format, idempotent, order_and_handover, query_row, Immediate, Journal, JournalError};
 use super::{RequestDigest, WriteError};
 
-/// The rank of `OrderState`s as stored (`order_events.rank`): their order.
-fn rank(s: OrderState) -> i64 {
-    OrderState::ALL.iter().position(|x| *x == s).expect("every state is in ALL") as i64
-}
-
 /// The first final state's rank: an order whose highest event is below it is open.
 fn open_below() -> i64 {
-    rank(OrderState::Cancelled)
+    OrderState::Cancelled.rank()
 }
 
 /// An order as the till lists and shows it.
@@ -74,7 +69,7 @@ fn state_of(conn: &Connection, id: OrderId) -> Result<Option<OrderState>, Journa
         |r| r.get(0),
     )
     .optional()?;
-    Ok(r.and_then(|r| OrderState::ALL.get(r as usize).copied()))
+    Ok(r.and_then(OrderState::from_rank))
 }
 
 impl Journal {
@@ -133,7 +128,7 @@ impl Journal {
             tx,
             "INSERT INTO order_events (order_id, rank, state, at_ms, by_user, taken, sale_seq)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![id.0 as i64, rank(state), state.code(), now_ms, by, taken, sale],
+            params![id.0 as i64, state.rank(), state.code(), now_ms, by, taken, sale],
         )?;
         let update = OrderUpdate { order: id, store: self.store, event, at_ms: now_ms, by: by.to_owned() };
         push_outbox(tx, Change::Order { update, counters })

@@ -37,16 +37,12 @@ CREATE TABLE order_events (
 ) STRICT;
 ";
 
-fn rank(s: OrderState) -> i64 {
-    OrderState::ALL.iter().position(|x| *x == s).expect("every state is in ALL") as i64
-}
-
 fn state(rank: i64) -> Result<OrderState, DbError> {
-    OrderState::ALL.get(rank as usize).copied().ok_or_else(|| DbError::Corrupt(format!("order state rank {rank}")))
+    OrderState::from_rank(rank).ok_or_else(|| DbError::Corrupt(format!("order state rank {rank}")))
 }
 
 fn open_below() -> i64 {
-    rank(OrderState::Cancelled)
+    OrderState::Cancelled.rank()
 }
 
 /// An order as HQ reports it to the online shop and the console.
@@ -162,7 +158,7 @@ pub(super) fn apply_update(tx: &Transaction<'_>, u: &OrderUpdate, now_ms: i64) -
     let joined = o.state.join(to);
     let reported = o.reported.map_or(to, |r| r.join(to));
     tx.prepare_cached("UPDATE orders SET rank = ?2, reported_rank = ?3, updated_at_ms = ?4 WHERE id = ?1")?
-        .execute(params![u.order.0 as i64, rank(joined), rank(reported), now_ms])?;
+        .execute(params![u.order.0 as i64, joined.rank(), reported.rank(), now_ms])?;
     event(tx, u.order, to, "store", now_ms)?;
     if to == OrderState::Collected && o.cancel_requested_at_ms.is_some() {
         tracing::warn!(order = %u.order, "a handover at the store overruled HQ's cancellation");
@@ -224,7 +220,7 @@ impl Db {
                 id,
                 order.store.0,
                 super::format::encode(&data::Order::from(&order)),
-                rank(OrderState::New),
+                OrderState::New.rank(),
                 now_ms,
                 request_key
             ],
@@ -268,7 +264,7 @@ impl Db {
         }
         tx.execute(
             "UPDATE orders SET rank = ?2, cancel_requested_at_ms = ?3, updated_at_ms = ?3 WHERE id = ?1",
-            params![id.0 as i64, rank(o.state.join(OrderState::Cancelled)), now_ms],
+            params![id.0 as i64, o.state.join(OrderState::Cancelled).rank(), now_ms],
         )?;
         event(&tx, id, OrderState::Cancelled, "hq", now_ms)?;
         tx.commit()?;

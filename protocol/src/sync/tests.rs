@@ -374,3 +374,44 @@ fn a_store_of_protocol_3_is_never_sent_promotions() {
     hq.offer_promotions(5, &definitions(2, 5));
     assert!(hq.poll_transmit().is_none());
 }
+
+fn order_request(request_id: u64, quantity: i64) -> crate::orders::OrderRequest {
+    crate::orders::OrderRequest {
+        request_id,
+        store: StoreId(2),
+        lines: vec![(Sku("100001".into()), quantity)],
+        payment: crate::orders::Payment::AtPickup,
+        customer: None,
+        phone: None,
+        note: String::new(),
+        pickup_hours: 72,
+    }
+}
+
+/// A till's order goes to HQ only on a connection that carries orders (protocol 5) and
+/// once welcomed; HQ hands a valid one to its shell and answers it by request id, and a
+/// malformed one ends the connection before the shell sees it.
+#[test]
+fn a_tills_order_goes_only_where_orders_are_spoken_and_comes_back_by_its_id() {
+    let mut before = StoreSync::speaking(5, "0.2.0", ACTOR, 0, 0);
+    assert!(!before.place_order(order_request(1, 2)), "not before Welcome");
+    let (mut old, _) = connected(4, 0);
+    assert!(!old.place_order(order_request(1, 2)), "protocol 4 carries no orders");
+
+    let (mut store, mut hq) = connected(5, 0);
+    assert!(store.place_order(order_request(7, 2)));
+    let sent = store.poll_transmit().expect("the request");
+    hq.handle_message(through_store_codec(5, &sent)).unwrap();
+    let Some(HqEvent::PlaceOrder { actor, request }) = hq.poll_event() else { panic!("no order for the shell") };
+    assert_eq!((actor, request.request_id), (ACTOR, 7));
+    let answer = crate::orders::OrderAnswer::Refused { code: "not_available".into(), message: "none left".into() };
+    hq.answer_order(7, answer.clone());
+    let reply = hq.poll_transmit().expect("the answer");
+    store.handle_message(Instant::now(), through_hq_codec(5, &reply)).unwrap();
+    assert_eq!(store.poll_event(), Some(StoreEvent::OrderPlaced { request_id: 7, answer }));
+
+    // A request HQ's own rules refuse (a zero quantity) never reaches its shell.
+    let bad = StoreMessage::PlaceOrder(order_request(8, 0));
+    assert!(matches!(hq.handle_message(bad), Err(SyncError::Malformed(_))));
+    assert!(hq.poll_event().is_none());
+}
