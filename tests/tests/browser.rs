@@ -658,6 +658,19 @@ async fn an_online_order_appears_is_readied_and_handed_over_by_its_code() {
     .await;
     assert_eq!(hq_state["taken"], json!([2]));
     page.wait("#btn-orders", "no open orders", |t| !t.contains('·')).await;
+
+    // An order that holds all the milk but one: a walk-in customer's two milks take an
+    // order's goods, and the cashier is told so, not silently.
+    let on_hand = stack.agent.journal.stock(&milk).unwrap();
+    let order = json!({ "store": 1, "payment": "prepaid", "lines": [{ "sku": milk.0, "quantity": on_hand - 1 }] });
+    let (status, placed) = stack.hq_send(&client, reqwest::Method::POST, "/api/orders", Some(&order)).await.unwrap();
+    assert_eq!(status, 200, "{placed}");
+    page.wait_for_text("#btn-orders", "· 1").await;
+    page.type_into("#code", &format!("2*{MILK_GTIN}{ENTER}")).await;
+    let warning = page.wait_for_text("#message", "В резерве для заказов").await;
+    assert!(warning.contains("свободно 1"), "{warning}");
+    page.wait_for_text("#stock", "в резерве").await;
+    page.screenshot("orders-reserved-warning").await;
     page.close().await;
     stack.stop().await;
 }
