@@ -260,33 +260,24 @@ impl Journal {
     /// Order `id` as the till shows it.
     pub fn order(&self, id: OrderId) -> Result<Option<OrderView>, JournalError> {
         let conn = self.conn();
-        view(&conn, id)
+        Ok(views(&conn, "o.id = ?1", params![id.0 as i64])?.pop())
     }
 
     /// The order a phone number has, newest first, at most `max`.
     pub fn orders_by_phone(&self, phone: &str, max: usize) -> Result<Vec<OrderView>, JournalError> {
         let conn = self.conn();
-        let ids: Vec<i64> = {
-            let mut st = conn.prepare_cached("SELECT id FROM orders WHERE phone = ?1 ORDER BY id DESC LIMIT ?2")?;
-            let rows = st.query_map(params![phone, max as i64], |r| r.get(0))?;
-            rows.collect::<Result<_, _>>()?
-        };
-        ids.into_iter().filter_map(|id| view(&conn, OrderId(id as u64)).transpose()).collect()
+        views(&conn, "o.phone = ?1 ORDER BY o.id DESC LIMIT ?2", params![phone, max as i64])
     }
 
     /// Orders received from `since_ms` on or still open, newest first, at most `max`.
     pub fn orders(&self, since_ms: i64, max: usize) -> Result<Vec<OrderView>, JournalError> {
         let conn = self.conn();
-        let ids: Vec<i64> = {
-            let mut st = conn.prepare_cached(
-                "SELECT o.id FROM orders o WHERE o.received_at_ms >= ?1
-                 OR (SELECT MAX(rank) FROM order_events e WHERE e.order_id = o.id) < ?2
-                 ORDER BY o.id DESC LIMIT ?3",
-            )?;
-            let rows = st.query_map(params![since_ms, open_below(), max as i64], |r| r.get(0))?;
-            rows.collect::<Result<_, _>>()?
-        };
-        ids.into_iter().filter_map(|id| view(&conn, OrderId(id as u64)).transpose()).collect()
+        views(
+            &conn,
+            "o.received_at_ms >= ?1 OR (SELECT MAX(rank) FROM order_events e WHERE e.order_id = o.id) < ?2
+             ORDER BY o.id DESC LIMIT ?3",
+            params![since_ms, open_below(), max as i64],
+        )
     }
 
     /// The highest order number the store holds (0: none): HQ sends orders in their
@@ -323,15 +314,35 @@ pub(super) fn reserved(conn: &Connection, sku: &Sku) -> Result<i64, JournalError
     )?)
 }
 
-fn view(conn: &Connection, id: OrderId) -> Result<Option<OrderView>, JournalError> {
-    let Some((order, taken)) = order_and_handover(conn, id)? else { return Ok(None) };
-    let state = state_of(conn, id)?.unwrap_or(OrderState::New);
-    let (received_at_ms, sale_seq): (i64, Option<i64>) = query_row(
-        conn,
-        "SELECT o.received_at_ms, (SELECT sale_seq FROM order_events WHERE order_id = o.id AND state = 'collected')
-         FROM orders o WHERE o.id = ?1",
-        [id.0 as i64],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    Ok(Some(OrderView { order, state, received_at_ms, taken, sale_seq: sale_seq.map(|s| s as u64) }))
+/// The orders `filter` (an SQL condition on `orders o`, with its order and limit) selects,
+/// each with its state and handover, in one statement: the Orders view asks every few
+/// seconds, under the journal's lock.
+fn views<P: rusqlite::Params>(conn: &Connection, filter: &str, params: P) -> Result<Vec<OrderView>, JournalError> {
+    let sql = format!(
+        "SELECT o.id, o.body, o.format, o.received_at_ms,
+                (SELECT MAX(rank) FROM order_events e WHERE e.order_id = o.id), c.taken, c.sale_seq
+         FROM orders o LEFT JOIN order_events c ON c.order_id = o.id AND c.state = 'collected'
+         WHERE {filter}"
+    );
+    type Raw = (i64, Vec<u8>, u32, i64, Option<i64>, Option<String>, Option<i64>);
+    let mut st = conn.prepare_cached(&sql)?;
+    let rows: Vec<Raw> = st
+        .query_map(params, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))?
+        .collect::<Result<_, _>>()?;
+    rows.into_iter()
+        .map(|(id, body, f, received_at_ms, rank, taken, sale_seq)| {
+            let order = format::decode_order(&body, f)?;
+            let taken = taken
+                .map(|t| serde_json::from_str(&t))
+                .transpose()
+                .map_err(|e| JournalError::Corrupt(format!("handover of order {id}: {e}")))?;
+            Ok(OrderView {
+                order,
+                state: rank.and_then(OrderState::from_rank).unwrap_or(OrderState::New),
+                received_at_ms,
+                taken,
+                sale_seq: sale_seq.map(|s| s as u64),
+            })
+        })
+        .collect()
 }
