@@ -8,7 +8,7 @@ use kassa_protocol::loyalty::{CustomerId, Phone};
 use kassa_protocol::orders::{Order, OrderChannel, OrderId, Payment, Shortfall, PICKUP_DAYS_MAX};
 use kassa_protocol::{Sku, StoreId};
 
-use crate::db::{Availability, DbError, PlaceRefusal};
+use crate::db::{Availability, DbError, NewAudit, PlaceRefusal};
 use crate::promotions::{PriceError, PriceRequest, PriceRequestLine};
 use crate::sync_server::{blocking, Shared};
 
@@ -29,6 +29,8 @@ pub struct PlaceInput {
     pub channel: OrderChannel,
     /// Placing the same key again answers the order it placed.
     pub request_key: Option<String>,
+    /// Who places it, for the audit log (its summary is the order's, filled in).
+    pub audit: NewAudit,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,8 +96,8 @@ pub async fn place(shared: &Shared, input: PlaceInput, now_ms: i64) -> Result<(O
         expires_at_ms: now_ms + input.pickup_hours * 3_600_000,
     };
     order.validate().map_err(|e| PlaceError::Invalid("bad_order", e.to_string()))?;
-    let key = input.request_key;
-    let placed = blocking(&shared.db, move |db| db.place_order(order, key.as_deref(), now_ms)).await?;
+    let (key, audit) = (input.request_key, input.audit);
+    let placed = blocking(&shared.db, move |db| db.place_order(order, key.as_deref(), &audit, now_ms)).await?;
     let (order, new) = match placed {
         Ok(done) => done,
         Err(PlaceRefusal::TooManyOpen) => {

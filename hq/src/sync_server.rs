@@ -573,6 +573,13 @@ async fn place_for_till(
         pickup_hours: i64::from(request.pickup_hours),
         channel: OrderChannel::Store(actor.store),
         request_key: Some(format!("till:{}:{}:{}", actor.store, actor.epoch, request.request_id)),
+        audit: crate::db::NewAudit {
+            at_ms: now_ms(),
+            actor_kind: "store",
+            actor: format!("store {}", actor.store),
+            action: "order.place",
+            summary: serde_json::Value::Null,
+        },
     };
     match crate::orders::place(shared, input, now_ms()).await {
         Ok((order, _)) => {

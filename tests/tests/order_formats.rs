@@ -72,8 +72,15 @@ fn write_fixtures_with_orders() {
     db.deliver(STORE, &[(Sku("100001".into()), 10)]).unwrap();
     let mut placed = order(0, 2, Payment::Prepaid);
     placed.created_at_ms = T0;
-    db.place_order(placed, Some("shop-1"), T0).unwrap().unwrap();
-    db.place_order(order(0, 1, Payment::AtPickup), None, T0 + 1).unwrap().unwrap();
+    let audit = kassa_hq::db::NewAudit {
+        at_ms: T0,
+        actor_kind: "system",
+        actor: "fixtures".into(),
+        action: "order.place",
+        summary: serde_json::Value::Null,
+    };
+    db.place_order(placed, Some("shop-1"), &audit, T0).unwrap().unwrap();
+    db.place_order(order(0, 1, Payment::AtPickup), None, &audit, T0 + 1).unwrap().unwrap();
     let actor = ActorId { store: STORE, epoch: 1 };
     db.hello(actor, 0, 1, T0 + 2).unwrap();
     let update = |event| OrderUpdate { order: OrderId(1), store: STORE, event, at_ms: T0 + 3, by: String::new() };

@@ -234,6 +234,18 @@ async fn an_online_order_is_reserved_readied_and_collected_offline_exactly_once(
     })
     .await;
     assert!(hq.shared.db.parked().unwrap().is_empty(), "{:?}", hq.shared.db.parked().unwrap());
+    // The shop's writes are in HQ's audit log, by its token.
+    let (_, audit) = HqApi::admin(&hq).await.get("/api/audit").await;
+    let actions: Vec<(&str, &str)> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"].as_str().unwrap().starts_with("order."))
+        .map(|e| (e["action"].as_str().unwrap(), e["actor"].as_str().unwrap()))
+        .collect();
+    assert_eq!(actions.iter().filter(|(a, _)| *a == "order.place").count(), 3, "{audit}");
+    assert_eq!(actions.iter().filter(|(a, _)| *a == "order.cancel").count(), 1, "{audit}");
+    assert!(actions.iter().all(|(_, who)| who.contains("shop")), "{audit}");
     let report = one.agent.journal.verify().unwrap();
     assert!(report.ok(), "store 1's journal verifies: {report:?}");
     drop(two);

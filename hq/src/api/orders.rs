@@ -153,6 +153,7 @@ pub(super) async fn place(
             Some(s) => OrderChannel::Store(StoreId(s)),
         },
         request_key: req.idempotency_key,
+        audit: caller.as_actor().audit(now_ms(), "order.place", json!({})),
     };
     let (order, new) = crate::orders::place(&s, input, now_ms()).await.map_err(|e| match e {
         PlaceError::Db(e) => e.into(),
@@ -209,7 +210,8 @@ pub(super) async fn list(State(s): AppState, Checked(Query(q)): Checked<Query<Li
 /// the store; if the store hands the order over before it hears (offline), the handover
 /// stands and the cancellation shows as refused. An order that already ended is refused.
 pub(super) async fn cancel(State(s): AppState, By(caller): By, Checked(Path(id)): Checked<Path<u64>>) -> Result<Value> {
-    let outcome = blocking(&s.db, move |db| db.cancel_order(OrderId(id), now_ms())).await?;
+    let audit = caller.as_actor().audit(now_ms(), "order.cancel", json!({ "order": id }));
+    let outcome = blocking(&s.db, move |db| db.cancel_order(OrderId(id), &audit, now_ms())).await?;
     match outcome {
         None => Err(ApiError::new(StatusCode::NOT_FOUND, "no_such_order", format!("no order {id}"))),
         Some(CancelOutcome::AlreadyEnded(state)) => Err(ApiError::new(

@@ -44,7 +44,8 @@ pub struct Token {
 #[derive(Debug, Clone)]
 pub struct NewAudit {
     pub at_ms: i64,
-    /// `operator`, `token` or `system` (the CLI on HQ's machine).
+    /// `operator`, `token`, `system` (the CLI on HQ's machine) or `store` (a till's
+    /// order over sync).
     pub actor_kind: &'static str,
     pub actor: String,
     /// What was done, a word such as `catalog.publish`.

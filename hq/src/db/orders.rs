@@ -13,7 +13,8 @@ use kassa_protocol::{Sku, StoreId};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::Serialize;
 
-use super::{Db, DbError};
+use super::access::audit_in;
+use super::{Db, DbError, NewAudit};
 
 /// Orders one listing returns, and events one read of the feed.
 pub const ORDERS_PAGE_MAX: usize = 500;
@@ -176,6 +177,7 @@ impl Db {
         &self,
         mut order: Order,
         request_key: Option<&str>,
+        audit: &NewAudit,
         now_ms: i64,
     ) -> Result<Result<(Order, bool), PlaceRefusal>, DbError> {
         let mut conn = self.conn();
@@ -232,6 +234,11 @@ impl Db {
             )?;
         }
         event(&tx, order.id, OrderState::New, "hq", now_ms)?;
+        let mut audit = audit.clone();
+        audit.summary = serde_json::json!({
+            "order": id, "store": order.store.0, "lines": order.lines.len(), "total_kopecks": order.total().0,
+        });
+        audit_in(&tx, &audit)?;
         tx.commit()?;
         Ok(Ok((order, true)))
     }
@@ -255,7 +262,7 @@ impl Db {
     }
 
     /// HQ cancels order `id` (the customer asked): at once at HQ, unless it already ended.
-    pub fn cancel_order(&self, id: OrderId, now_ms: i64) -> Result<Option<CancelOutcome>, DbError> {
+    pub fn cancel_order(&self, id: OrderId, audit: &NewAudit, now_ms: i64) -> Result<Option<CancelOutcome>, DbError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let Some(o) = row(&tx, id)? else { return Ok(None) };
@@ -267,6 +274,7 @@ impl Db {
             params![id.0 as i64, o.state.join(OrderState::Cancelled).rank(), now_ms],
         )?;
         event(&tx, id, OrderState::Cancelled, "hq", now_ms)?;
+        audit_in(&tx, audit)?;
         tx.commit()?;
         Ok(Some(CancelOutcome::Cancelled))
     }
