@@ -7,7 +7,7 @@ use kassa_protocol::returns::{Return, ReturnKind};
 use kassa_protocol::sale::{Sale, TenderKind};
 use kassa_protocol::Kopecks;
 
-use crate::journal::{PrintExtras, PrintJob, Printable, ShiftReport};
+use crate::journal::{Prepaid, PrintExtras, PrintJob, Printable, ShiftReport};
 
 /// Renders a print job: its document, with what the journal added to it.
 pub fn render_job(job: &PrintJob, profile: PrinterProfile, utc_offset_minutes: i32) -> Vec<u8> {
@@ -17,7 +17,60 @@ pub fn render_job(job: &PrintJob, profile: PrinterProfile, utc_offset_minutes: i
         Printable::Return(ret) => render_return(ret, x, profile, copy, utc_offset_minutes),
         Printable::Report { report, closing } => render_report(report, *closing, profile, utc_offset_minutes),
         Printable::Order { order, taken } => render_order(order, taken.as_deref(), profile, utc_offset_minutes),
+        Printable::Prepayment(p) => render_prepayment(p, x, profile, copy, utc_offset_minutes),
     }
+}
+
+/// The receipt of an order paid now at this till: the money taken in advance for goods
+/// the customer collects at the pickup store (its number, its code to show there).
+fn render_prepayment(
+    p: &Prepaid,
+    x: &PrintExtras,
+    profile: PrinterProfile,
+    copy: bool,
+    utc_offset_minutes: i32,
+) -> Vec<u8> {
+    use kassa_protocol::orders::OrderChannel;
+    let order = &p.order;
+    let here = match order.channel {
+        OrderChannel::Store(s) => s,
+        OrderChannel::Online => order.store,
+    };
+    let mut e = Encoder::new(profile);
+    header(&mut e, here, "ПРЕДОПЛАТА 100%", copy);
+    e.columns(&format!("Чек предоплаты {}", p.record), &format_time(p.at_ms, utc_offset_minutes));
+    e.line(&format!("Кассир: {}", cashier(&p.cashier, x)));
+    e.columns(&format!("Заказ № {}", order.id), &format!("магазин {}", order.store));
+    e.columns("Хранится до", &format_time(order.expires_at_ms, utc_offset_minutes));
+    e.line(&"-".repeat(profile.columns));
+    for l in &order.lines {
+        e.line(&l.name);
+        e.columns(&format!("  {} × {}", quantity_text(l.unit, l.quantity), l.price), &format!("={}", l.net()));
+    }
+    e.line(&"-".repeat(profile.columns));
+    e.bold(true).size(1, 2).columns("ИТОГО", &format!("={}", order.total())).size(1, 1).bold(false);
+    for t in &p.tenders {
+        e.columns(tender_name(t.kind), &format!("={}", t.amount));
+    }
+    if p.change.0 > 0 {
+        e.columns("Сдача", &format!("={}", p.change));
+    }
+    if let Some(totals) = basket::totals(order.lines.iter()) {
+        for v in totals.vat {
+            if v.rate.percent().is_some_and(|r| r > 0) {
+                e.columns(&format!("в т.ч. {}", v.rate.label()), &format!("={}", v.vat));
+            }
+        }
+    }
+    e.align(Align::Centre);
+    e.line(&format!("Получение: магазин {}", order.store));
+    e.qr(order.code().as_bytes(), 5).newline();
+    e.line(&order.code());
+    footer(&mut e, copy);
+    if !copy && p.tenders.iter().any(|t| t.kind == TenderKind::Cash) {
+        e.drawer_kick();
+    }
+    e.finish()
 }
 
 /// An order's picking list (`taken == None`: every line, with a box to tick, and the

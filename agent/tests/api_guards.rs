@@ -178,6 +178,8 @@ const GUARDED: &[(&str, &str)] = &[
     ("GET", "/api/orders/1"),
     ("POST", "/api/orders/1/collect"),
     ("POST", "/api/orders/aisle"),
+    ("POST", "/api/orders/aisle/1/pay"),
+    ("POST", "/api/orders/aisle/1/abandon"),
     ("POST", "/api/orders/1/ready"),
 ];
 

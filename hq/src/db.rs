@@ -18,7 +18,9 @@ pub use access::{
     AddOperator, AuditEntry, NewAudit, Operator, OperatorChange, Token, AUDIT_PAGE_ENTRIES_MAX, AUDIT_ROWS_MAX,
     AUDIT_SUMMARY_BYTES_MAX,
 };
-pub use orders::{Availability, CancelOutcome, OrderFeedEntry, OrderRow, PlaceRefusal, ORDERS_PAGE_MAX};
+pub use orders::{
+    Availability, CancelOutcome, OrderFeedEntry, OrderRow, PlaceRefusal, TillPaymentRow, ORDERS_PAGE_MAX,
+};
 pub use stock::{DeliveryError, InboundRow, MovementTotal, DELIVERIES_OPEN_MAX, MOVEMENTS_PAGE_MAX};
 
 use kassa_protocol::format::v1 as format;
@@ -131,6 +133,8 @@ pub struct Applied {
     pub deltas: usize,
     /// Stores that have a new document to receive (a transfer shipped to them).
     pub inbound_for: Vec<StoreId>,
+    /// Orders a till paid for, now to be offered to their pickup stores: (store, order).
+    pub orders_paid: Vec<(StoreId, kassa_protocol::orders::OrderId)>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -190,7 +194,7 @@ CREATE TABLE IF NOT EXISTS parked (
 /// The database's schema version, kept in `PRAGMA user_version`. Version 1 is [`SCHEMA`]
 /// as first released (`user_version` 0 in files of that release); each later version
 /// is one step of [`MIGRATIONS`].
-pub const SCHEMA_VERSION: u32 = 8;
+pub const SCHEMA_VERSION: u32 = 9;
 
 /// Steps from version `n - 1` to `n`, run at start in one transaction after a copy of
 /// the file is kept beside it (`hq.sqlite.v{old}.bak`).
@@ -244,6 +248,12 @@ const MIGRATIONS: &[(u32, &str)] = &[
         // Orders for pickup (`orders`): each as placed (data format 3), its lines for
         // reservations, its state at HQ and its store's, and the feed of what happened.
         orders::SCHEMA_V8,
+    ),
+    (
+        9,
+        // Orders a till placed to be paid there (the endless aisle's "paid now"): the
+        // store whose payment HQ awaits, and what it said (`orders`).
+        orders::SCHEMA_V9,
     ),
 ];
 
@@ -610,6 +620,16 @@ impl Db {
                 }
                 continue;
             }
+            if let Change::OrderPayment { payment } = &e.change {
+                match orders::apply_payment(&tx, payment, now_ms)? {
+                    Ok(paid) => applied.orders_paid.extend(paid),
+                    Err(reason) => {
+                        park(&tx, actor, e, &reason, now_ms)?;
+                        applied.parked += 1;
+                    }
+                }
+                continue;
+            }
             match apply_entry(&tx, e, now_ms) {
                 Ok(entry_counters) => {
                     applied.deltas += entry_counters.len();
@@ -619,17 +639,7 @@ impl Db {
                     }
                 }
                 Err(ApplyError::Invalid(reason)) => {
-                    tracing::warn!(store = %actor.store, seq = e.seq, %reason, "parked a record HQ cannot apply");
-                    tx.prepare_cached(
-                        "INSERT INTO parked (store, seq, reason, record, parked_at_ms, format) VALUES (?1, ?2, ?3, ?4, ?5, 3)",
-                    )?
-                    .execute(params![
-                        actor.store.0,
-                        e.seq as i64,
-                        reason,
-                        format::encode(&kassa_protocol::format::v3::OutboxEntry::from(e)),
-                        now_ms
-                    ])?;
+                    park(&tx, actor, e, &reason, now_ms)?;
                     applied.parked += 1;
                 }
                 Err(ApplyError::Db(e)) => return Err(e.into()),
@@ -936,6 +946,22 @@ impl Db {
     }
 }
 
+/// Keeps an entry HQ cannot apply, with why, for an operator (`GET /api/parked`).
+fn park(tx: &Transaction<'_>, actor: ActorId, e: &OutboxEntry, reason: &str, now_ms: i64) -> rusqlite::Result<()> {
+    tracing::warn!(store = %actor.store, seq = e.seq, %reason, "parked a record HQ cannot apply");
+    tx.prepare_cached(
+        "INSERT INTO parked (store, seq, reason, record, parked_at_ms, format) VALUES (?1, ?2, ?3, ?4, ?5, 3)",
+    )?
+    .execute(params![
+        actor.store.0,
+        e.seq as i64,
+        reason,
+        format::encode(&kassa_protocol::format::v3::OutboxEntry::from(e)),
+        now_ms
+    ])?;
+    Ok(())
+}
+
 enum ApplyError {
     Invalid(String),
     Db(rusqlite::Error),
@@ -1002,7 +1028,7 @@ fn apply_entry<'e>(tx: &Transaction<'_>, e: &'e OutboxEntry, now_ms: i64) -> Res
                 counters,
             )
         }
-        Change::Loyalty { .. } | Change::Movement { .. } | Change::Order { .. } => {
+        Change::Loyalty { .. } | Change::Movement { .. } | Change::Order { .. } | Change::OrderPayment { .. } => {
             unreachable!("applied by the caller or above")
         }
     };
@@ -1167,6 +1193,7 @@ fn set_meta(conn: &Connection, key: &str, value: u64) -> Result<(), DbError> {
 mod tests {
     use super::*;
     use kassa_protocol::basket::BasketLine;
+    use kassa_protocol::orders::{OrderPayment, TillPayment};
     use kassa_protocol::sale::Sale;
     use kassa_protocol::testing;
 
@@ -1208,7 +1235,7 @@ mod tests {
         let (_d1, batched) = open();
         batched.hello(ACTOR, 40, 1, 0).unwrap();
         let applied = batched.apply(ACTOR, &entries, 40, 40, 0).unwrap();
-        assert_eq!(applied, Applied { parked: 0, deltas: 80, inbound_for: Vec::new() });
+        assert_eq!(applied, Applied { parked: 0, deltas: 80, inbound_for: Vec::new(), orders_paid: Vec::new() });
         let (_d2, one_by_one) = open();
         one_by_one.hello(ACTOR, 40, 1, 0).unwrap();
         for e in &entries {
@@ -1221,6 +1248,78 @@ mod tests {
         batched.apply(ACTOR, &entries, 40, 40, 0).unwrap();
         assert_eq!(batched.counters_at(STORE).unwrap(), one_by_one.counters_at(STORE).unwrap());
         assert_eq!(batched.stores().unwrap()[0].sales, 40);
+    }
+
+    /// An order store 1's till placed for pickup at store 2, to be paid at the till.
+    fn till_order(total: i64, at_ms: i64) -> kassa_protocol::orders::Order {
+        use kassa_protocol::orders::{Order, OrderChannel, OrderId, Payment};
+        Order {
+            id: OrderId(0),
+            store: StoreId(2),
+            channel: OrderChannel::Store(STORE),
+            customer: None,
+            phone: None,
+            note: String::new(),
+            lines: vec![BasketLine { name: "Хлеб".into(), ..testing::line("7", Kopecks(total)) }],
+            payment: Payment::Prepaid,
+            created_at_ms: at_ms,
+            expires_at_ms: at_ms + 86_400_000,
+        }
+    }
+
+    fn word(seq: u64, order: kassa_protocol::orders::OrderId, outcome: TillPayment) -> OutboxEntry {
+        let payment = OrderPayment { order, store: STORE, outcome, at_ms: 0 };
+        OutboxEntry { seq, change: Change::OrderPayment { payment } }
+    }
+
+    /// An order a till placed to be paid there reaches its pickup store only once paid;
+    /// one never paid is cancelled after HQ's wait, and a payment after that is kept as
+    /// money owed back; an abandoned one is cancelled; a wrong word is parked.
+    #[test]
+    fn a_till_order_waits_for_its_payment_before_it_goes_to_its_store() {
+        use kassa_protocol::orders::{OrderState, TILL_PAYMENT_WAIT_MS};
+        let (_d, db) = open();
+        db.deliver(StoreId(2), &[(Sku("7".into()), 10)]).unwrap();
+        db.hello(ACTOR, 5, 1, 0).unwrap();
+        let audit = NewAudit {
+            at_ms: 0,
+            actor_kind: "store",
+            actor: "1".into(),
+            action: "order.place",
+            summary: serde_json::Value::Null,
+        };
+        let place = |total, at| db.place_order(till_order(total, at), None, &audit, at).unwrap().unwrap().0;
+        let (paid, late, abandoned) = (place(50_000, 1_000), place(30_000, 2_000), place(10_000, 3_000));
+        assert_eq!(db.available(StoreId(2), &Sku("7".into())).unwrap(), (10, 3), "reserved while awaiting");
+        assert!(db.orders_to_offer(StoreId(2), 0).unwrap().0.is_empty(), "nothing goes to store 2 unpaid");
+        let applied =
+            db.apply(ACTOR, &[word(1, paid.id, TillPayment::Paid { amount: Kopecks(50_000) })], 1, 5, 4_000).unwrap();
+        assert_eq!(applied.orders_paid, vec![(StoreId(2), paid.id)]);
+        let offered: Vec<_> = db.orders_to_offer(StoreId(2), 0).unwrap().0.into_iter().map(|o| o.id).collect();
+        assert_eq!(offered, vec![paid.id]);
+        // HQ's wait: not a millisecond early.
+        assert!(db.cancel_unpaid_orders(2_000 + TILL_PAYMENT_WAIT_MS - 1).unwrap().is_empty());
+        assert_eq!(db.cancel_unpaid_orders(2_000 + TILL_PAYMENT_WAIT_MS).unwrap(), vec![late.id]);
+        let applied = db
+            .apply(ACTOR, &[word(2, late.id, TillPayment::Paid { amount: Kopecks(30_000) })], 2, 5, 9_000_000)
+            .unwrap();
+        assert!(applied.orders_paid.is_empty(), "a cancelled order is not revived");
+        let row = db.order(late.id).unwrap().unwrap();
+        assert_eq!(
+            (row.state, row.till_payment.unwrap().paid.map(|p| p.0)),
+            (OrderState::Cancelled, Some(Kopecks(30_000)))
+        );
+        // Abandoned: cancelled; a wrong amount, a second word: parked, nothing changed.
+        let entries = [
+            word(3, abandoned.id, TillPayment::Paid { amount: Kopecks(1) }),
+            word(4, abandoned.id, TillPayment::Abandoned),
+            word(5, abandoned.id, TillPayment::Paid { amount: Kopecks(10_000) }),
+        ];
+        let applied = db.apply(ACTOR, &entries, 5, 5, 9_000_001).unwrap();
+        assert_eq!((applied.parked, applied.orders_paid.len()), (2, 0));
+        let row = db.order(abandoned.id).unwrap().unwrap();
+        assert_eq!((row.state, row.till_payment.unwrap().code()), (OrderState::Cancelled, "abandoned"));
+        assert_eq!(db.available(StoreId(2), &Sku("7".into())).unwrap(), (10, 1), "only the paid order holds stock");
     }
 
     /// A file as the first release left it: its schema, `user_version` 0, some rows.

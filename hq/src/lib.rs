@@ -210,6 +210,7 @@ pub async fn start(config: HqConfig, cancel: CancellationToken) -> Result<Runnin
 
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(sync_server::accept_loop(endpoint, shared.clone(), cancel.clone()));
+    tasks.spawn(orders::cancel_unpaid(shared.clone(), cancel.clone()));
     let access = api::Access {
         metrics_require_token: config.metrics_require_token,
         secure_cookies: config.secure_cookies,

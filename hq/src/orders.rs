@@ -123,3 +123,28 @@ pub async fn place(shared: &Shared, input: PlaceInput, now_ms: i64) -> Result<(O
     }
     Ok((order, new))
 }
+
+/// How often HQ looks for orders whose till never said it was paid.
+pub const UNPAID_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Cancels, every [`UNPAID_CHECK_INTERVAL`], the orders still awaiting their till's
+/// payment after `kassa_protocol::orders::TILL_PAYMENT_WAIT_MS` (never offered to their
+/// pickup store, so only HQ's reservation is released).
+pub async fn cancel_unpaid(shared: Shared, cancel: tokio_util::sync::CancellationToken) {
+    let mut tick = tokio::time::interval(UNPAID_CHECK_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = crate::sync_server::now_ms();
+        match blocking(&shared.db, move |db| db.cancel_unpaid_orders(now)).await {
+            Ok(ids) if !ids.is_empty() => {
+                tracing::info!(orders = ?ids, "orders never paid at their till cancelled; stock released");
+                shared.orders.send_modify(|g| *g += 1);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "could not cancel unpaid orders; trying again later"),
+        }
+    }
+}

@@ -71,6 +71,9 @@ pub struct Shared {
 pub struct Peers {
     by_store: Mutex<BTreeMap<StoreId, Peer>>,
     next_connection: AtomicU64,
+    /// Per store, the lowest order that became offerable out of number order (paid at
+    /// another store's till after later orders went): its connection offers from there.
+    orders_rewound: Mutex<BTreeMap<StoreId, u64>>,
 }
 
 /// A connected store, as of its `Hello`.
@@ -91,6 +94,17 @@ impl Peers {
 
     pub fn get(&self, store: StoreId) -> Option<Peer> {
         self.by_store.lock().expect("peers lock").get(&store).cloned()
+    }
+
+    /// Order `id` of `store` may now be offered although later ones were.
+    pub(crate) fn rewind_orders(&self, store: StoreId, id: u64) {
+        let mut r = self.orders_rewound.lock().expect("peers lock");
+        let at = r.entry(store).or_insert(id);
+        *at = (*at).min(id);
+    }
+
+    fn take_rewind(&self, store: StoreId) -> Option<u64> {
+        self.orders_rewound.lock().expect("peers lock").remove(&store)
     }
 
     fn new_connection(&self) -> u64 {
@@ -430,7 +444,9 @@ async fn offer_orders(session: &mut HqSync, shared: &Shared, peer: &PeerGuard, a
         return Ok(());
     }
     let store = session.store();
+    let rewound = shared.peers.take_rewind(store).map(|id| id.saturating_sub(1));
     let after = if all { 0 } else { peer.orders_offered.load(std::sync::atomic::Ordering::Relaxed) };
+    let after = rewound.map_or(after, |r| r.min(after));
     let (orders, cancels) = blocking(&shared.db, move |db| db.orders_to_offer(store, after)).await?;
     if let Some(last) = orders.iter().map(|o| o.id.0).max() {
         peer.orders_offered.fetch_max(last, std::sync::atomic::Ordering::Relaxed);
@@ -520,32 +536,52 @@ async fn drive(session: &mut HqSync, shared: &Shared, peer: &PeerGuard) -> Resul
                 session.answer_rights(customer, answer);
             }
             HqEvent::Apply { actor, entries, upto, head } => {
-                let n = entries.len();
-                let started = std::time::Instant::now();
-                match blocking(&shared.db, move |db| db.apply(actor, &entries, upto, head, now_ms())).await {
-                    Ok(crate::db::Applied { parked, deltas, inbound_for }) => {
-                        shared.metrics.batch_applied(n, deltas, started.elapsed());
-                        if !inbound_for.is_empty() {
-                            tracing::info!(%actor, to = ?inbound_for, "transfer shipped; telling the receiving stores");
-                            shared.inbound.send_modify(|g| *g += 1);
-                        }
-                        // Catch-up progress for operators: a line per batch while behind.
-                        if head > upto {
-                            tracing::info!(%actor, entries = n, upto, head, behind = head - upto, parked, "catching up");
-                        } else {
-                            tracing::debug!(%actor, entries = n, upto, parked, "applied batch");
-                        }
-                        session.handle_applied(upto);
-                    }
-                    Err(e) => {
-                        tracing::error!(%actor, error = %e, "could not apply a batch; the store will resend");
-                        session.handle_apply_failed();
-                    }
-                }
+                apply_batch(session, shared, actor, entries, upto, head).await
             }
         }
     }
     Ok(())
+}
+
+/// Applies a store's batch in one transaction with its progress and acknowledges it;
+/// tells the other stores' connections what it made theirs (a transfer shipped to them,
+/// an order paid at another store's till); a failure is answered so the store resends.
+async fn apply_batch(
+    session: &mut HqSync,
+    shared: &Shared,
+    actor: ActorId,
+    entries: Vec<kassa_protocol::wire::OutboxEntry>,
+    upto: u64,
+    head: u64,
+) {
+    let n = entries.len();
+    let started = std::time::Instant::now();
+    match blocking(&shared.db, move |db| db.apply(actor, &entries, upto, head, now_ms())).await {
+        Ok(crate::db::Applied { parked, deltas, inbound_for, orders_paid }) => {
+            shared.metrics.batch_applied(n, deltas, started.elapsed());
+            if !orders_paid.is_empty() {
+                for (store, order) in &orders_paid {
+                    shared.peers.rewind_orders(*store, order.0);
+                }
+                shared.orders.send_modify(|g| *g += 1);
+            }
+            if !inbound_for.is_empty() {
+                tracing::info!(%actor, to = ?inbound_for, "transfer shipped; telling the receiving stores");
+                shared.inbound.send_modify(|g| *g += 1);
+            }
+            // Catch-up progress for operators: a line per batch while behind.
+            if head > upto {
+                tracing::info!(%actor, entries = n, upto, head, behind = head - upto, parked, "catching up");
+            } else {
+                tracing::debug!(%actor, entries = n, upto, parked, "applied batch");
+            }
+            session.handle_applied(upto);
+        }
+        Err(e) => {
+            tracing::error!(%actor, error = %e, "could not apply a batch; the store will resend");
+            session.handle_apply_failed();
+        }
+    }
 }
 
 /// A till's endless-aisle order, placed as the online shop's would be; a refusal goes

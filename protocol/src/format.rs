@@ -784,7 +784,7 @@ pub mod v1 {
                     customer: customer.as_ref().map(Into::into),
                     entries: entries.iter().map(Into::into).collect(),
                 },
-                wire::Change::Order { .. } => {
+                wire::Change::Order { .. } | wire::Change::OrderPayment { .. } => {
                     return Err(super::invalid("outbox entry", "an order's update needs data format 3 (protocol 5)"))
                 }
                 wire::Change::Movement { .. } => {
@@ -1003,7 +1003,7 @@ pub mod v2 {
                     customer: customer.as_ref().map(Into::into),
                     entries: entries.iter().map(Into::into).collect(),
                 },
-                wire::Change::Order { .. } => {
+                wire::Change::Order { .. } | wire::Change::OrderPayment { .. } => {
                     return Err(super::invalid("outbox entry", "an order's update needs data format 3 (protocol 5)"))
                 }
                 wire::Change::Movement { .. } => {
@@ -1055,7 +1055,7 @@ pub mod v3 {
     use crate::loyalty::{CustomerId, Phone};
     use crate::movements as domain;
     use crate::orders as order;
-    use crate::{wire, SaleId, Sku, StoreId};
+    use crate::{wire, Kopecks, SaleId, Sku, StoreId};
 
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
     pub struct MovementId {
@@ -1122,11 +1122,30 @@ pub mod v3 {
 
     #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
     pub enum Change {
-        Sale { sale: v2::Sale, counters: Vec<v1::CounterEntry> },
-        Return { ret: v1::Return, counters: Vec<v1::CounterEntry> },
-        Loyalty { customer: Option<v1::Customer>, entries: Vec<v1::LoyaltyEntry> },
-        Movement { movement: Movement, counters: Vec<v1::CounterEntry> },
-        Order { update: OrderUpdate, counters: Vec<v1::CounterEntry> },
+        Sale {
+            sale: v2::Sale,
+            counters: Vec<v1::CounterEntry>,
+        },
+        Return {
+            ret: v1::Return,
+            counters: Vec<v1::CounterEntry>,
+        },
+        Loyalty {
+            customer: Option<v1::Customer>,
+            entries: Vec<v1::LoyaltyEntry>,
+        },
+        Movement {
+            movement: Movement,
+            counters: Vec<v1::CounterEntry>,
+        },
+        Order {
+            update: OrderUpdate,
+            counters: Vec<v1::CounterEntry>,
+        },
+        /// The ordering till's word on an order it placed to be paid there.
+        OrderPayment {
+            payment: OrderPayment,
+        },
     }
 
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -1193,6 +1212,21 @@ pub mod v3 {
         pub event: OrderEvent,
         pub at_ms: i64,
         pub by: String,
+    }
+
+    /// What a store says of an order its till placed to be paid there.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct OrderPayment {
+        pub order: u64,
+        pub store: StoreId,
+        pub outcome: TillPayment,
+        pub at_ms: i64,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum TillPayment {
+        Paid { amount: Kopecks },
+        Abandoned,
     }
 
     /// A scheduled price change: from local day `day` (since 1970-01-01), minute `minute`.
@@ -1396,6 +1430,17 @@ pub mod v3 {
                 wire::Change::Order { update, counters: c } => {
                     Change::Order { update: update.into(), counters: counters(c) }
                 }
+                wire::Change::OrderPayment { payment: p } => Change::OrderPayment {
+                    payment: OrderPayment {
+                        order: p.order.0,
+                        store: p.store,
+                        outcome: match p.outcome {
+                            order::TillPayment::Paid { amount } => TillPayment::Paid { amount },
+                            order::TillPayment::Abandoned => TillPayment::Abandoned,
+                        },
+                        at_ms: p.at_ms,
+                    },
+                },
             }
         }
     }
@@ -1412,6 +1457,17 @@ pub mod v3 {
                 Change::Order { update, counters } => wire::Change::Order {
                     update: update.into(),
                     counters: counters.into_iter().map(Into::into).collect(),
+                },
+                Change::OrderPayment { payment: p } => wire::Change::OrderPayment {
+                    payment: order::OrderPayment {
+                        order: order::OrderId(p.order),
+                        store: p.store,
+                        outcome: match p.outcome {
+                            TillPayment::Paid { amount } => order::TillPayment::Paid { amount },
+                            TillPayment::Abandoned => order::TillPayment::Abandoned,
+                        },
+                        at_ms: p.at_ms,
+                    },
                 },
                 Change::Sale { sale, counters } => v2::Change::Sale { sale, counters }.into(),
                 Change::Return { ret, counters } => v2::Change::Return { ret, counters }.into(),

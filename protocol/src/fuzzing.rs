@@ -170,6 +170,7 @@ impl Connection {
                     assert_eq!(update.store, STORE, "only the store's own orders");
                     assert!(counters.iter().all(|c| c.actor == a && c.location == STORE && c.is_valid()));
                 }
+                Change::OrderPayment { payment } => assert_eq!(payment.store, STORE, "only the store's own payments"),
             }
         }
         assert_eq!(entries.last().map(|e| e.seq), Some(upto));

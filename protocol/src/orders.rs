@@ -40,6 +40,22 @@
 //! own; a pay-at-pickup order's is a sale of the taken lines at the order's locked prices
 //! ([`taken_lines`]): a partly taken line pays its share of the line's discount, rounded
 //! in the customer's favour.
+//!
+//! # Paid now, at another till (the endless aisle)
+//! A till may order for pickup and take the money at once. HQ places such an order
+//! *awaiting its till's payment*: it reserves the lines at the pickup store but does not
+//! offer the order to that store yet. The ordering till then takes the payment (a
+//! prepayment record in its journal, on its receipt and in its X/Z) and tells HQ, through
+//! its outbox, exactly once, [`TillPayment::Paid`] — or [`TillPayment::Abandoned`] when
+//! the customer did not pay. Only a paid order reaches the pickup store (prepaid); an
+//! abandoned one is cancelled. The rule for failure:
+//! - no money is taken before HQ placed the order (a refusal or no answer takes nothing);
+//! - a till takes the payment only within [`TILL_PAYMENT_TAKE_MS`] of HQ's answer, and HQ
+//!   cancels an order still awaiting its payment after [`TILL_PAYMENT_WAIT_MS`] (a till
+//!   that crashed or walked away releases the stock by itself);
+//! - a payment HQ hears of after it cancelled the order (the till was cut off for longer
+//!   than the difference) never revives it: HQ keeps the payment on the order as money
+//!   owed back to the customer, and lists it.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -60,6 +76,12 @@ pub const OPEN_ORDERS_PER_STORE_MAX: usize = 10_000;
 /// How long a store has to make an order ready after it arrives before the till flags
 /// it overdue.
 pub const READY_WITHIN_MS: i64 = 2 * 3_600_000;
+
+/// How long after HQ's answer a till may take the payment of an order placed to be paid
+/// there.
+pub const TILL_PAYMENT_TAKE_MS: i64 = 10 * 60_000;
+/// How long HQ holds an order awaiting its till's payment before it cancels it.
+pub const TILL_PAYMENT_WAIT_MS: i64 = 30 * 60_000;
 
 /// An order's number, HQ's own sequence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
@@ -480,6 +502,35 @@ impl OrderEvent {
     }
 }
 
+/// The ordering store's word on an order it placed to be paid at its till (see the
+/// module): sent once, through its outbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrderPayment {
+    pub order: OrderId,
+    /// The store whose till placed the order (not the pickup store).
+    pub store: StoreId,
+    pub outcome: TillPayment,
+    /// Store clock, informational.
+    pub at_ms: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TillPayment {
+    /// The till took the order's total.
+    Paid { amount: Kopecks },
+    /// The customer did not pay: HQ cancels the order.
+    Abandoned,
+}
+
+impl TillPayment {
+    pub fn code(&self) -> &'static str {
+        match self {
+            TillPayment::Paid { .. } => "paid",
+            TillPayment::Abandoned => "abandoned",
+        }
+    }
+}
+
 /// A till's order for a store (the endless aisle): what the store asks HQ to place, over
 /// sync. HQ prices and places it as the online shop's (the channel says which store
 /// ordered) and answers with the order, or why not.
@@ -491,6 +542,7 @@ pub struct OrderRequest {
     pub store: StoreId,
     /// SKU and quantity (pieces, or grams of a weighed item) per line.
     pub lines: Vec<(Sku, i64)>,
+    /// `Prepaid`: paid now, at the ordering till — HQ places it awaiting that payment.
     pub payment: Payment,
     pub customer: Option<CustomerId>,
     pub phone: Option<Phone>,

@@ -850,6 +850,16 @@ impl HqSync {
                 }
                 self.check_counters(actor, counters)?;
             }
+            Change::OrderPayment { payment } => {
+                if payment.store != self.store {
+                    return foreign(format!("the payment of order {} by store {}", payment.order, payment.store));
+                }
+                if let crate::orders::TillPayment::Paid { amount } = payment.outcome {
+                    if amount.0 <= 0 {
+                        return Err(SyncError::Malformed(format!("order {} paid {amount}", payment.order)));
+                    }
+                }
+            }
         }
         Ok(())
     }

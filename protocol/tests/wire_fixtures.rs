@@ -23,7 +23,8 @@ use kassa_protocol::movements::{
     Inbound, InboundLine, InboundSource, Movement, MovementId, MovementKind, MovementLine, WriteOffReason,
 };
 use kassa_protocol::orders::{
-    Order, OrderAnswer, OrderChannel, OrderEvent, OrderId, OrderRequest, OrderUpdate, Payment,
+    Order, OrderAnswer, OrderChannel, OrderEvent, OrderId, OrderPayment, OrderRequest, OrderUpdate, Payment,
+    TillPayment,
 };
 use kassa_protocol::price_schedule::ScheduledPrice;
 use kassa_protocol::returns::{Return, ReturnKind, ReturnLine};
@@ -297,6 +298,13 @@ fn store_messages(version: u32) -> Vec<(&'static str, StoreMessage)> {
                 counters: vec![counter("100001", ACTOR, 1, 61)],
             },
         });
+        // The till's word on orders it placed to be paid there: paid, and abandoned.
+        for (seq, order, outcome) in
+            [(51, 1_046, TillPayment::Paid { amount: Kopecks(123_450) }), (52, 1_047, TillPayment::Abandoned)]
+        {
+            let payment = OrderPayment { order: OrderId(order), store: STORE, outcome, at_ms: 1_764_000_960_000 };
+            batch.push(OutboxEntry { seq, change: Change::OrderPayment { payment } });
+        }
     }
     let head = batch.last().map_or(0, |e| e.seq);
     let mut messages = vec![

@@ -609,7 +609,9 @@ async fn a_basket_is_parked_for_the_next_customer_and_recalled() {
 
 /// Orders for pickup at the till: an order placed online appears in the Orders view by
 /// itself, is marked ready, and is handed over by scanning its pickup code — the
-/// handover slip comes out of the printer and HQ hears the order collected.
+/// handover slip comes out of the printer and HQ hears the order collected. A walk-in
+/// sale that takes an order's goods is warned of; the cashier orders the last one for
+/// pickup, paid now: a prepayment receipt prints and the order arrives once paid.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_online_order_appears_is_readied_and_handed_over_by_its_code() {
     init_logging();
@@ -671,6 +673,30 @@ async fn an_online_order_appears_is_readied_and_handed_over_by_its_code() {
     assert!(warning.contains("свободно 1"), "{warning}");
     page.wait_for_text("#stock", "в резерве").await;
     page.screenshot("orders-reserved-warning").await;
+
+    // The endless aisle, paid now: the last milk is ordered for pickup here and paid at
+    // once; the prepayment receipt prints, and the order arrives once HQ has the payment.
+    page.click("#order-elsewhere").await;
+    page.wait_present("#dlg-payment").await;
+    page.type_into("#dlg-quantity", "1").await;
+    page.el("#dlg-payment").await.select_by_value("now").await.unwrap();
+    page.screenshot("orders-aisle-paid-now").await;
+    page.click("#dlg-ok").await;
+    page.wait_present("#dlg-method").await;
+    page.wait_for_text("#dlg-form", "Оплата заказа").await;
+    page.click("#dlg-ok").await;
+    let paid = page.wait_for_text("#message", "оплачен, чек предоплаты").await;
+    let aisle_id: u64 = paid.split("Заказ № ").nth(1).and_then(|s| s.split(' ').next()).unwrap().parse().unwrap();
+    let receipt = loop {
+        let r = printed_receipt(&stack);
+        if r.contains("ПРЕДОПЛАТА") {
+            break r;
+        }
+    };
+    assert!(receipt.contains(&format!("Заказ № {aisle_id}")), "{receipt}");
+    page.wait_for_text("#btn-orders", "· 2").await;
+    let (_, o) = stack.hq_get(&client, &format!("/api/orders/{aisle_id}")).await.unwrap();
+    assert_eq!(o["till_payment"]["state"], "paid", "{o}");
     page.close().await;
     stack.stop().await;
 }

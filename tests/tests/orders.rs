@@ -304,3 +304,95 @@ async fn a_till_orders_what_its_store_lacks_for_pickup_at_another_store() {
     assert_eq!((status, offline["error"].as_str()), (503, Some("order_needs_hq")), "{offline}");
     cancel.cancel();
 }
+
+/// The endless aisle, paid now: store 2's till orders for pickup at store 1 and takes the
+/// money. HQ holds the order awaiting that payment and does not send it to store 1 (an
+/// order placed after it arrives there first); the prepayment (cash, with change) is on
+/// store 2's X report as a receipt, and once it reaches HQ the order goes to store 1 as
+/// prepaid. A second such order, whose customer does not pay, is cancelled at HQ and
+/// never reaches store 1; points cannot pay it; an order is paid once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_till_order_paid_now_reaches_its_store_only_once_paid() {
+    init_logging();
+    let dir = tempfile::tempdir().unwrap();
+    let cancel = CancellationToken::new();
+    let hq = kassa_tests::start_hq(dir.path(), Duration::from_millis(300), cancel.clone()).await;
+    let a = hq.shared.db.catalog().unwrap().into_iter().find(|i| i.unit == Unit::Piece).unwrap();
+    let one = kassa_tests::start_relayed_store(&hq, dir.path(), 1, cancel.clone()).await;
+    let two = kassa_tests::start_relayed_store(&hq, dir.path(), 2, cancel.clone()).await;
+    hq.shared.db.deliver(StoreId(1), &[(a.sku.clone(), 6)]).unwrap();
+    hq.shared.counters.send_modify(|g| *g += 1);
+    let api1 = AgentApi::login(&one.agent, "kassir", "1111").await;
+    let api2 = AgentApi::login(&two.agent, "kassir", "1111").await;
+    eventually(WAIT, "HQ to know store 1's stock", || async { (hq_on_hand(&hq, 1, &a.sku) == 6).then_some(()) }).await;
+    let at_one = |id: u64| {
+        let api1 = &api1;
+        async move {
+            let (_, body) = api1.get("/api/orders").await;
+            body["orders"].as_array().and_then(|o| o.iter().find(|o| o["id"] == id).cloned())
+        }
+    };
+    let aisle = |quantity: i64, payment: &str| json!({ "store": 1, "lines": [{ "code": a.sku.0, "quantity": quantity }], "payment": payment });
+
+    let (status, placed) = api2.post("/api/orders/aisle", aisle(2, "now")).await;
+    assert_eq!((status, placed["payment"].as_str()), (200, Some("prepaid")), "{placed}");
+    let (id, total) = (placed["id"].as_u64().unwrap(), placed["total_kopecks"].as_i64().unwrap());
+    assert_eq!(total, a.price.0 * 2);
+    let shop = HqApi::admin(&hq).await;
+    let o = hq_order(&shop, id).await;
+    assert_eq!((o["till_payment"]["state"].as_str(), o["till_payment"]["store"].as_u64()), (Some("awaiting"), Some(2)));
+    // HQ reserves it (4 of 6 left for anyone else) but store 1 does not get it unpaid:
+    // an order placed after it, paid at pickup, arrives there and it does not.
+    let (_, later) = api2.post("/api/orders/aisle", aisle(1, "at_pickup")).await;
+    eventually(WAIT, "the later order at store 1", || at_one(later["id"].as_u64().unwrap())).await;
+    assert!(at_one(id).await.is_none(), "an unpaid order reached its pickup store");
+
+    let pay = json!({ "pay": "cash", "cash_kopecks": total + 10_000, "idempotency_key": "prepay-1" });
+    let (status, paid) = api2.post(&format!("/api/orders/aisle/{id}/pay"), pay.clone()).await;
+    assert_eq!(status, 200, "{paid}");
+    assert_eq!((paid["total_kopecks"].as_i64(), paid["change_kopecks"].as_i64()), (Some(total), Some(10_000)));
+    let (_, replay) = api2.post(&format!("/api/orders/aisle/{id}/pay"), pay).await;
+    assert_eq!((replay["replayed"].as_bool(), replay["receipt"].clone()), (Some(true), paid["receipt"].clone()));
+    let again = json!({ "pay": "card", "idempotency_key": "prepay-2" });
+    let (status, twice) = api2.post(&format!("/api/orders/aisle/{id}/pay"), again).await;
+    assert_eq!((status, twice["error"].as_str()), (409, Some("order_paid")), "{twice}");
+    // Store 2's shift took the money: one receipt, cash net of change, in the drawer.
+    let (_, shift) = api2.get("/api/shift").await;
+    let report = &shift["report"];
+    assert_eq!((report["sales_count"].as_u64(), report["sales_total_kopecks"].as_i64()), (Some(1), Some(total)));
+    assert_eq!(report["expected_cash_kopecks"].as_i64(), Some(total), "{report}");
+
+    let delivered = eventually(WAIT, "the paid order at store 1", || at_one(id)).await;
+    assert_eq!((delivered["payment"].as_str(), delivered["channel"].as_str()), (Some("prepaid"), Some("store:2")));
+    let o = hq_order(&shop, id).await;
+    assert_eq!(
+        (o["till_payment"]["state"].as_str(), o["till_payment"]["paid_kopecks"].as_i64()),
+        (Some("paid"), Some(total))
+    );
+    assert_eq!(o["till_payment"]["refund_owed_kopecks"], Value::Null);
+
+    // The next customer does not pay: points are refused, then the order is given up.
+    let (_, placed) = api2.post("/api/orders/aisle", aisle(1, "now")).await;
+    let unpaid = placed["id"].as_u64().unwrap();
+    let points =
+        json!({ "tenders": [{ "kind": "points", "amount_kopecks": a.price.0 }], "idempotency_key": "prepay-3" });
+    let (status, refused) = api2.post(&format!("/api/orders/aisle/{unpaid}/pay"), points).await;
+    assert_eq!((status, refused["error"].as_str()), (422, Some("prepayment_in_points")), "{refused}");
+    let (status, _) = api2.post(&format!("/api/orders/aisle/{unpaid}/abandon"), json!({})).await;
+    assert_eq!(status, 200);
+    let o = wait_hq_state(&shop, unpaid, "cancelled").await;
+    assert_eq!(o["till_payment"]["state"], "abandoned");
+    let (status, late) = api2
+        .post(&format!("/api/orders/aisle/{unpaid}/pay"), json!({ "pay": "card", "idempotency_key": "prepay-4" }))
+        .await;
+    assert_eq!((status, late["error"].as_str()), (409, Some("order_not_awaiting_payment")), "{late}");
+    // Store 1 hears of the orders after it, never of this one.
+    let (_, last) = api2.post("/api/orders/aisle", aisle(1, "at_pickup")).await;
+    eventually(WAIT, "the last order at store 1", || at_one(last["id"].as_u64().unwrap())).await;
+    assert!(at_one(unpaid).await.is_none(), "an abandoned order reached its pickup store");
+    let (_, shift) = api2.get("/api/shift").await;
+    assert_eq!(shift["report"]["sales_count"].as_u64(), Some(1), "the abandoned order took no money");
+    let report = two.agent.journal.verify().unwrap();
+    assert!(report.ok(), "store 2's journal verifies: {report:?}");
+    cancel.cancel();
+}

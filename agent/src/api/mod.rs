@@ -130,6 +130,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/orders", get(orders::list))
         .route("/api/orders/find", get(orders::find))
         .route("/api/orders/aisle", post(orders::aisle))
+        .route("/api/orders/aisle/{id}/pay", post(orders::aisle_pay))
+        .route("/api/orders/aisle/{id}/abandon", post(orders::aisle_abandon))
         .route("/api/orders/{id}", get(orders::get))
         .route("/api/orders/{id}/collect", post(orders::collect))
         .route("/api/orders/{id}/{step}", post(orders::step))
@@ -310,7 +312,9 @@ fn till_status(e: &TillError) -> StatusCode {
         TillError::UnknownBarcode(_) | TillError::UnknownPlu(_) | TillError::UnknownSku(_) => S::NOT_FOUND,
         TillError::NoSuchCustomer | TillError::NoSuchParked(_) => S::NOT_FOUND,
         TillError::OrderNeedsHq => S::SERVICE_UNAVAILABLE,
-        TillError::OrderNotAvailable(_) => S::CONFLICT,
+        TillError::OrderNotAvailable(_) | TillError::NotAwaitingPayment(_) | TillError::PaymentTooLate(_) => {
+            S::CONFLICT
+        }
         TillError::OrderRefused(_) | TillError::Order(_) => S::UNPROCESSABLE_ENTITY,
         TillError::TooManyParked | TillError::BasketNotEmpty => S::CONFLICT,
         TillError::Scan(_) | TillError::NoWeight | TillError::NoProductNumber => S::UNPROCESSABLE_ENTITY,
@@ -334,7 +338,12 @@ fn write_status(w: &WriteError) -> StatusCode {
         | WriteError::NoSuchInbound(_)
         | WriteError::NoSuchCount(_)
         | WriteError::NoSuchOrder(_) => S::NOT_FOUND,
-        WriteError::OrderStep(_) | WriteError::Handover(_) | WriteError::OrderPrepaid(_) => S::CONFLICT,
+        WriteError::OrderStep(_)
+        | WriteError::Handover(_)
+        | WriteError::OrderPrepaid(_)
+        | WriteError::OrderPaid(_)
+        | WriteError::OrderAbandoned(_) => S::CONFLICT,
+        WriteError::PrepaymentInPoints => S::UNPROCESSABLE_ENTITY,
         WriteError::NeedsManager(_) => S::FORBIDDEN,
         WriteError::AlreadyReceived(_) | WriteError::CountPosted(_) | WriteError::TooManyCounts => S::CONFLICT,
         WriteError::OutOfCount(_) => S::UNPROCESSABLE_ENTITY,

@@ -155,10 +155,14 @@ pub(super) struct AisleRequest {
     #[serde(default)]
     note: String,
     pickup_hours: Option<u32>,
+    /// `at_pickup` (the default), or `now`: paid at this till once HQ placed it
+    /// (`POST /api/orders/aisle/{id}/pay`, or `…/abandon` if the customer does not pay).
+    payment: Option<String>,
 }
 
 /// `POST /api/orders/aisle`: the endless aisle — orders what this store lacks for pickup
-/// here or at another store, paid at pickup. Needs HQ online; says so plainly otherwise.
+/// here or at another store, paid at pickup or now. Needs HQ online; says so plainly
+/// otherwise. An order paid now is placed first and then paid (`aisle_pay`).
 pub(super) async fn aisle(
     State(s): State<AppState>,
     Cashier(user): Cashier,
@@ -172,11 +176,18 @@ pub(super) async fn aisle(
         .map(kassa_protocol::loyalty::Phone::parse)
         .transpose()
         .map_err(|e| TillError::Write(crate::journal::WriteError::Customer(e)))?;
+    let payment = match req.payment.as_deref() {
+        None | Some("at_pickup") => Payment::AtPickup,
+        Some("now") => Payment::Prepaid,
+        Some(other) => {
+            return Err(ApiError::refuse(ApiRefusal::BadTender, format!("payment `{other}`: at_pickup or now")))
+        }
+    };
     let request = orders::OrderRequest {
         request_id: 0,
         store: kassa_protocol::StoreId(req.store),
         lines,
-        payment: Payment::AtPickup,
+        payment,
         customer: None,
         phone,
         note: req.note,
@@ -189,7 +200,57 @@ pub(super) async fn aisle(
         "store": order.store.0,
         "total_kopecks": order.total().0,
         "expires_at_ms": order.expires_at_ms,
+        "payment": order.payment.code(),
     })))
+}
+
+#[derive(Deserialize)]
+pub(super) struct AislePayRequest {
+    /// `tenders` as for a basket, or `pay` (`cash` or `card`) for the order's total, with
+    /// `cash_kopecks` handed over (cash; the total if absent).
+    #[serde(default)]
+    tenders: Vec<TenderRequest>,
+    pay: Option<String>,
+    cash_kopecks: Option<i64>,
+    idempotency_key: String,
+}
+
+/// `POST /api/orders/aisle/{id}/pay`: takes the money for an order this till placed to
+/// be paid now: a prepayment receipt; the order then goes to its pickup store as prepaid.
+pub(super) async fn aisle_pay(
+    State(s): State<AppState>,
+    Cashier(user): Cashier,
+    Path(id): Path<u64>,
+    ApiJson(req): ApiJson<AislePayRequest>,
+) -> ApiResult {
+    let id = OrderId(id);
+    let tenders = match req.pay.as_deref() {
+        None => tenders(&req.tenders)?,
+        Some(kind) => {
+            let due = s.till.unpaid_order(id).ok_or(TillError::NotAwaitingPayment(id))?.total();
+            let (kind, amount) = match kind {
+                "card" => (TenderKind::Card, due),
+                "cash" => (TenderKind::Cash, req.cash_kopecks.map_or(due, Kopecks)),
+                other => return Err(ApiError::refuse(ApiRefusal::BadTender, format!("pay `{other}`: cash or card"))),
+            };
+            vec![Tender { kind, amount }]
+        }
+    };
+    let (done, replayed) = s.till.prepay_order(&user, id, tenders, req.idempotency_key).await?;
+    Ok(Json(json!({
+        "order": done.order,
+        "receipt": done.record,
+        "total_kopecks": done.total_kopecks,
+        "change_kopecks": done.change_kopecks,
+        "replayed": replayed,
+    })))
+}
+
+/// `POST /api/orders/aisle/{id}/abandon`: the customer does not pay an order placed here
+/// to be paid now: HQ cancels it.
+pub(super) async fn aisle_abandon(State(s): State<AppState>, Cashier(user): Cashier, Path(id): Path<u64>) -> ApiResult {
+    s.till.abandon_order(&user, OrderId(id)).await?;
+    Ok(Json(json!({ "order": id, "abandoned": true })))
 }
 
 #[derive(Deserialize)]

@@ -125,6 +125,10 @@ pub mod v1 {
             order: u64,
             handover: bool,
         },
+        /// Appended in schema 8: the receipt of an order's prepayment, by its record.
+        Prepayment {
+            record: u64,
+        },
     }
 }
 
@@ -208,6 +212,13 @@ pub mod v3 {
         Handover {
             order: u64,
             lines: Vec<(kassa_protocol::Sku, i64)>,
+        },
+        /// Appended in schema 8: an order placed at this till and paid now.
+        Prepayment {
+            shift: i64,
+            order: data::Order,
+            tenders: Vec<data1::Tender>,
+            change: Kopecks,
         },
     }
 }
@@ -320,8 +331,8 @@ impl From<&Record> for v1::Record {
     fn from(r: &Record) -> Self {
         match r {
             Record::Sale { sale, shift } => v1::Record::Sale { sale: sale.into(), shift: *shift },
-            Record::Movement { .. } | Record::Handover { .. } => {
-                unreachable!("movements and handovers are written in format 3 only")
+            Record::Movement { .. } | Record::Handover { .. } | Record::Prepayment { .. } => {
+                unreachable!("movements, handovers and prepayments are written in format 3 only")
             }
             Record::Return { ret, shift } => v1::Record::Return { ret: ret.into(), shift: *shift },
             Record::Void { shift, lines, total } => v1::Record::Void { shift: *shift, lines: *lines, total: *total },
@@ -364,8 +375,8 @@ impl From<&Record> for v2::Record {
     fn from(r: &Record) -> Self {
         match r {
             Record::Sale { sale, shift } => v2::Record::Sale { sale: sale.into(), shift: *shift },
-            Record::Movement { .. } | Record::Handover { .. } => {
-                unreachable!("movements and handovers are written in format 3 only")
+            Record::Movement { .. } | Record::Handover { .. } | Record::Prepayment { .. } => {
+                unreachable!("movements, handovers and prepayments are written in format 3 only")
             }
             other => match v1::Record::from(other) {
                 v1::Record::Sale { .. } => unreachable!("sales are format 2's own"),
@@ -406,6 +417,12 @@ impl From<&Record> for v3::Record {
         match r {
             Record::Movement { movement } => v3::Record::Movement { movement: movement.into() },
             Record::Handover { order, lines } => v3::Record::Handover { order: order.0, lines: lines.clone() },
+            Record::Prepayment { shift, order, tenders, change } => v3::Record::Prepayment {
+                shift: *shift,
+                order: order.as_ref().into(),
+                tenders: tenders.iter().map(Into::into).collect(),
+                change: *change,
+            },
             other => match v2::Record::from(other) {
                 v2::Record::Sale { sale, shift } => v3::Record::Sale { sale, shift },
                 v2::Record::Return { ret, shift } => v3::Record::Return { ret, shift },
@@ -430,6 +447,14 @@ impl TryFrom<v3::Record> for Record {
             v3::Record::Movement { movement } => return Ok(Record::Movement { movement: movement.try_into()? }),
             v3::Record::Handover { order, lines } => {
                 return Ok(Record::Handover { order: kassa_protocol::orders::OrderId(order), lines })
+            }
+            v3::Record::Prepayment { shift, order, tenders, change } => {
+                return Ok(Record::Prepayment {
+                    shift,
+                    order: Box::new(order.try_into()?),
+                    tenders: tenders.into_iter().map(Into::into).collect(),
+                    change,
+                })
             }
             v3::Record::Sale { sale, shift } => v2::Record::Sale { sale, shift },
             v3::Record::Return { ret, shift } => v2::Record::Return { ret, shift },
@@ -520,6 +545,7 @@ pub fn encode_print_doc(doc: &PrintDoc) -> Vec<u8> {
             v1::PrintDoc::Report { report: Box::new(report.as_ref().into()), closing: *closing }
         }
         PrintDoc::Order { order, handover } => v1::PrintDoc::Order { order: order.0, handover: *handover },
+        PrintDoc::Prepayment { record } => v1::PrintDoc::Prepayment { record: *record },
     };
     data::encode(&stored)
 }
@@ -531,6 +557,7 @@ pub fn decode_print_doc(blob: &[u8], format: Option<u32>, id: i64) -> Result<Pri
     Ok(match data::decode::<v1::PrintDoc>(blob, "print job").map_err(corrupt(what))? {
         v1::PrintDoc::Doc { seq } => PrintDoc::Doc { seq },
         v1::PrintDoc::Report { report, closing } => PrintDoc::Report { report: Box::new((*report).into()), closing },
+        v1::PrintDoc::Prepayment { record } => PrintDoc::Prepayment { record },
         v1::PrintDoc::Order { order, handover } => {
             PrintDoc::Order { order: kassa_protocol::orders::OrderId(order), handover }
         }

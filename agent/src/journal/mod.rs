@@ -21,12 +21,15 @@
 //!   the inbound documents HQ sends.
 //! - `orders`: orders for pickup here — kept, reserved, picked, handed over (a sale
 //!   when paid at pickup), expired or cancelled.
+//! - `aisle`: orders this till placed for pickup and paid now — the prepayment (money
+//!   in, no stock moved) or the customer's refusal, each told to HQ.
 //! - `handle`: the async road to all of it ([`JournalHandle`]); `open_basket`: the open
 //!   basket's own file.
 //!
 //! Every refusal is a variant with a stable code ([`Refusal`]): [`WriteError`],
 //! [`AuthError`], [`JournalError`], and the protocol's errors they carry.
 
+mod aisle;
 mod chain;
 pub mod format;
 mod handle;
@@ -55,13 +58,16 @@ use kassa_protocol::{ActorId, Kopecks, Sku, StoreId};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
+pub use aisle::Prepayment;
 pub use chain::VerifyReport;
 pub use handle::JournalHandle;
 pub use open_basket::{BasketStore, ParkedBasket, PARKED_BASKETS_MAX};
 pub use orders::{Collected, OrderView};
 pub use sales::{DocSummary, LoyaltyUse, ReturnRequest, SHIFT_DOCS_MAX};
 pub use stock::{CountReport, CountReportLine, CountScope, MovementRequest, StockLevel, WRITE_OFF_UNAPPROVED_MAX};
-pub use types::{PrintDoc, PrintExtras, PrintJob, Printable, Record, Role, ShiftReport, TenderTotal, User, VatLine};
+pub use types::{
+    Prepaid, PrintDoc, PrintExtras, PrintJob, Printable, Record, Role, ShiftReport, TenderTotal, User, VatLine,
+};
 pub use users::{lockout_ms, AuthError, LOCKOUT_MAX_MS, LOCKOUT_MS, PIN_ATTEMPTS_MAX};
 
 #[derive(Debug, thiserror::Error)]
@@ -224,6 +230,15 @@ pub enum WriteError {
     Handover(#[from] kassa_protocol::orders::HandoverError),
     #[error("order {0} was paid online: hand it over without taking money")]
     OrderPrepaid(kassa_protocol::orders::OrderId),
+    /// An order placed at this till was paid here already.
+    #[error("order {0} is paid already")]
+    OrderPaid(kassa_protocol::orders::OrderId),
+    /// The customer refused to pay order {0}: HQ cancels it.
+    #[error("order {0} was refused by its customer and is cancelled")]
+    OrderAbandoned(kassa_protocol::orders::OrderId),
+    /// Points pay a sale of their customer, not an order's prepayment.
+    #[error("an order paid now takes cash or a card, not points")]
+    PrepaymentInPoints,
     #[error("a user id is 1 to 32 letters, digits, - or _")]
     BadUserId,
     #[error("a name is 1 to 64 characters")]
@@ -273,6 +288,9 @@ refusal_codes! {
         WriteError::NoSuchOrder(_) => "no_such_order",
         WriteError::RefundMethod => "bad_refund_method",
         WriteError::OrderPrepaid(_) => "order_prepaid",
+        WriteError::OrderPaid(_) => "order_paid",
+        WriteError::OrderAbandoned(_) => "order_abandoned",
+        WriteError::PrepaymentInPoints => "prepayment_in_points",
         WriteError::BadUserId => "bad_user_id",
         WriteError::BadUserName => "bad_user_name",
         WriteError::BadPin => "bad_pin_format",
@@ -525,7 +543,7 @@ DROP INDEX IF EXISTS print_jobs_pending;
 /// The journal's schema version, kept in `PRAGMA user_version`. Version 1 is [`SCHEMA`]
 /// as first released (`user_version` 0 in files of that release); each later version
 /// is one step of [`MIGRATIONS`].
-pub const SCHEMA_VERSION: u32 = 7;
+pub const SCHEMA_VERSION: u32 = 8;
 
 /// Steps from version `n - 1` to `n`, run at start in one transaction after a copy of
 /// the file is kept beside it (`journal.sqlite.v{old}.bak`).
@@ -627,6 +645,13 @@ const MIGRATIONS: &[(u32, &str)] = &[
              at_ms INTEGER NOT NULL, by_user TEXT NOT NULL, taken TEXT, sale_seq INTEGER,
              PRIMARY KEY (order_id, rank)
          ) STRICT, WITHOUT ROWID;",
+    ),
+    (
+        8,
+        // Orders this till placed for pickup and took the money for now (`aisle`):
+        // prepayments with their tenders and VAT for the shift's reports, and the orders
+        // whose customer did not pay.
+        aisle::SCHEMA_V8,
     ),
 ];
 

@@ -627,6 +627,10 @@ impl Journal {
                     .ok_or_else(|| JournalError::Corrupt(format!("print job {id}: no order {order}")))?;
                 Printable::Order { order: Box::new(order), taken: if handover { taken } else { None } }
             }
+            PrintDoc::Prepayment { record } => Printable::Prepayment(Box::new(
+                prepaid(&conn, record)?
+                    .ok_or_else(|| JournalError::Corrupt(format!("print job {id}: no prepayment {record}")))?,
+            )),
             PrintDoc::Doc { seq } => match doc(&conn, seq)? {
                 Some(Record::Sale { sale, .. }) => Printable::Sale(sale),
                 Some(Record::Return { ret, .. }) => Printable::Return(ret),
@@ -716,11 +720,28 @@ fn print_extras(conn: &Connection, printable: &Printable) -> Result<PrintExtras,
             },
             points_balance: None,
         },
+        Printable::Prepayment(p) => PrintExtras { cashier_name: name(&p.cashier)?, ..PrintExtras::default() },
         Printable::Report { .. } | Printable::Order { .. } => PrintExtras::default(),
     })
 }
 
 /// The record of a sale or return by its sequence.
+/// The prepayment in chain record `record`, as its receipt shows it.
+fn prepaid(conn: &Connection, record: u64) -> Result<Option<super::types::Prepaid>, JournalError> {
+    let row: Option<(u16, String, i64)> =
+        query_row(conn, "SELECT terminal, user_id, at_ms FROM records WHERE seq = ?1", [record as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?;
+    let Some((terminal, cashier, at_ms)) = row else { return Ok(None) };
+    Ok(match chain::record(conn, record as i64)? {
+        Record::Prepayment { order, tenders, change, .. } => {
+            Some(super::types::Prepaid { record, order: *order, tenders, change, terminal, cashier, at_ms })
+        }
+        _ => None,
+    })
+}
+
 fn doc(conn: &Connection, seq: u64) -> Result<Option<Record>, JournalError> {
     let record_seq: Option<i64> =
         query_row(conn, "SELECT record_seq FROM docs WHERE seq = ?1", [seq as i64], |r| r.get(0)).optional()?;

@@ -192,8 +192,13 @@ fn count_and_sum(conn: &Connection, sql: &str, shift: i64) -> Result<(u64, i128)
 fn report(conn: &Connection, terminal: u16) -> Result<Option<ShiftReport>, JournalError> {
     let Some(shift) = open_shift(conn, terminal)? else { return Ok(None) };
     let id = shift.id;
-    let (sales_count, sales_total) =
-        count_and_sum(conn, "SELECT total_kopecks FROM docs WHERE shift_id = ?1 AND kind = 'sale'", id)?;
+    // An order paid now at this till (`aisle`) is money in, a receipt among the sales.
+    let (sales_count, sales_total) = count_and_sum(
+        conn,
+        "SELECT total_kopecks FROM docs WHERE shift_id = ?1 AND kind = 'sale'
+         UNION ALL SELECT total_kopecks FROM prepayments WHERE shift_id = ?1",
+        id,
+    )?;
     let (returns_count, returns_total) =
         count_and_sum(conn, "SELECT total_kopecks FROM docs WHERE shift_id = ?1 AND kind = 'return'", id)?;
     let (voids_count, voids_total) = count_and_sum(conn, "SELECT total_kopecks FROM voids WHERE shift_id = ?1", id)?;
@@ -250,7 +255,10 @@ fn tendered_per_kind(conn: &Connection, id: i64) -> Result<Vec<(String, i128, i1
     let mut per_kind: Vec<(String, i128, i128)> = Vec::new();
     let mut st = conn.prepare_cached(
         "SELECT d.kind, t.kind, t.amount_kopecks FROM doc_tenders t JOIN docs d ON d.seq = t.seq
-         WHERE d.shift_id = ?1 ORDER BY t.kind",
+         WHERE d.shift_id = ?1
+         UNION ALL SELECT 'sale', t.kind, t.amount_kopecks FROM prepayment_tenders t
+         JOIN prepayments p ON p.record_seq = t.record_seq WHERE p.shift_id = ?1
+         ORDER BY 2",
     )?;
     for row in st.query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))? {
         let (doc_kind, kind, amount) = row?;
@@ -274,7 +282,9 @@ fn tendered_per_kind(conn: &Connection, id: i64) -> Result<Vec<(String, i128, i1
 fn vat_per_rate(conn: &Connection, id: i64) -> Result<Vec<VatLine>, JournalError> {
     let mut per_rate: Vec<(VatRate, [i128; 4])> = Vec::new();
     let mut st = conn.prepare_cached(
-        "SELECT d.kind, l.vat, l.amount_kopecks FROM doc_lines l JOIN docs d ON d.seq = l.seq WHERE d.shift_id = ?1",
+        "SELECT d.kind, l.vat, l.amount_kopecks FROM doc_lines l JOIN docs d ON d.seq = l.seq WHERE d.shift_id = ?1
+         UNION ALL SELECT 'sale', l.vat, l.amount_kopecks FROM prepayment_lines l
+         JOIN prepayments p ON p.record_seq = l.record_seq WHERE p.shift_id = ?1",
     )?;
     for row in st.query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))? {
         let (doc_kind, rate, amount) = row?;

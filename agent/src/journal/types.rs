@@ -62,6 +62,15 @@ pub enum Record {
         order: kassa_protocol::orders::OrderId,
         lines: Vec<(kassa_protocol::Sku, i64)>,
     },
+    /// An order this till placed for pickup (here or at another store), paid now: money
+    /// taken, no stock moved (the pickup store hands it over as prepaid). Record format 3
+    /// on, journal schema 8.
+    Prepayment {
+        shift: i64,
+        order: Box<kassa_protocol::orders::Order>,
+        tenders: Vec<kassa_protocol::sale::Tender>,
+        change: Kopecks,
+    },
 }
 
 impl Record {
@@ -77,6 +86,7 @@ impl Record {
             Record::DrawerOverride { .. } => "drawer_override",
             Record::Movement { .. } => "movement",
             Record::Handover { .. } => "handover",
+            Record::Prepayment { .. } => "prepayment",
         }
     }
 }
@@ -164,6 +174,8 @@ pub enum PrintDoc {
     Report { report: Box<ShiftReport>, closing: bool },
     /// An order's picking list, or (`handover`) the slip of its handover.
     Order { order: kassa_protocol::orders::OrderId, handover: bool },
+    /// The receipt of an order's prepayment, by its record.
+    Prepayment { record: u64 },
 }
 
 /// What the spooler renders.
@@ -181,6 +193,20 @@ pub enum Printable {
         order: Box<kassa_protocol::orders::Order>,
         taken: Option<Vec<i64>>,
     },
+    /// The receipt of an order paid now at this till: its number is the record's.
+    Prepayment(Box<Prepaid>),
+}
+
+/// An order's prepayment as its receipt shows it.
+#[derive(Debug, Clone)]
+pub struct Prepaid {
+    pub record: u64,
+    pub order: kassa_protocol::orders::Order,
+    pub tenders: Vec<kassa_protocol::sale::Tender>,
+    pub change: Kopecks,
+    pub terminal: u16,
+    pub cashier: String,
+    pub at_ms: i64,
 }
 
 #[derive(Debug, Clone)]

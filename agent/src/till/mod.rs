@@ -153,6 +153,14 @@ pub enum TillError {
     /// HQ refused the till's order for another reason (its words).
     #[error("{0}")]
     OrderRefused(String),
+    /// No order placed at this till awaits its payment by this number (never placed
+    /// here, paid, refused, or placed before a restart).
+    #[error("order {0} does not await a payment at this till")]
+    NotAwaitingPayment(kassa_protocol::orders::OrderId),
+    /// The payment of an order placed here is taken soon after HQ placed it, or not at
+    /// all (HQ cancels an order whose payment does not come).
+    #[error("order {0} waited too long for its payment: place it again")]
+    PaymentTooLate(kassa_protocol::orders::OrderId),
     #[error(transparent)]
     Order(#[from] kassa_protocol::orders::OrderError),
     #[error(transparent)]
@@ -182,6 +190,8 @@ refusal_codes! {
         TillError::OrderNeedsHq => "order_needs_hq",
         TillError::OrderNotAvailable(_) => "order_not_available",
         TillError::OrderRefused(_) => "order_refused",
+        TillError::NotAwaitingPayment(_) => "order_not_awaiting_payment",
+        TillError::PaymentTooLate(_) => "order_payment_too_late",
         TillError::Order(_) => "bad_order",
     }
     delegate {
@@ -229,6 +239,13 @@ pub struct TillConfig {
     pub limits: crate::config::Limits,
 }
 
+/// Orders placed at the till to be paid now, by number: the order, when HQ placed it, and
+/// whether it was paid.
+type UnpaidOrders = std::collections::BTreeMap<
+    kassa_protocol::orders::OrderId,
+    (kassa_protocol::orders::Order, std::time::Instant, bool),
+>;
+
 /// The till's connections to the rest of the agent.
 #[derive(Debug)]
 pub struct TillLinks {
@@ -265,6 +282,9 @@ pub struct Till {
     /// Asks HQ for spending rights through the sync connection.
     rights: crate::sync_client::HqRequestSender,
     rights_request_id: std::sync::atomic::AtomicU64,
+    /// Orders this till placed to be paid now, awaiting the payment: each with when HQ
+    /// placed it (memory: after a restart HQ's wait cancels them).
+    unpaid_orders: std::sync::Mutex<UnpaidOrders>,
     /// Whether HQ is reachable (the sync client keeps the status board).
     status: watch::Receiver<crate::status::Status>,
     /// Sale commits, timed in [`Till::pay`] (shown by `/metrics`).
@@ -291,6 +311,7 @@ impl Till {
             print_wake,
             rights,
             rights_request_id: std::sync::atomic::AtomicU64::new(1),
+            unpaid_orders: std::sync::Mutex::default(),
             status,
             sale_commit_seconds: crate::metrics::sale_commit_histogram(),
         }

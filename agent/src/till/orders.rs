@@ -2,14 +2,20 @@
 //! customer's word) and handing it over — a prepaid order as it is, an order paid at
 //! pickup as a sale of what the customer takes. None touches the open basket.
 
-use kassa_protocol::orders::{Handover, Order, OrderAnswer, OrderId, OrderRequest, OrderState, StoreStep};
+use kassa_protocol::orders::{
+    Handover, Order, OrderAnswer, OrderId, OrderRequest, OrderState, Payment, StoreStep, TILL_PAYMENT_TAKE_MS,
+};
 use kassa_protocol::sale::Tender;
 
 use super::{now_ms, Till, TillError};
 
+/// How long the till keeps an order placed to be paid now in memory (beyond the payment
+/// window, to answer a retried payment).
+const UNPAID_KEPT: std::time::Duration = std::time::Duration::from_secs(3_600);
+
 /// How long the till waits for HQ to place an order before it says HQ did not answer.
 pub const ORDER_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-use crate::journal::{Collected, User};
+use crate::journal::{Collected, Prepayment, User};
 
 impl Till {
     /// Moves order `id` on; picking prints its picking list.
@@ -39,7 +45,13 @@ impl Till {
         }
         match tokio::time::timeout(ORDER_REQUEST_TIMEOUT, rx).await {
             Ok(Ok(OrderAnswer::Placed(order))) => {
-                tracing::info!(order = %order.id, to = order.store.0, by = %user.id, "the till ordered for pickup");
+                tracing::info!(order = %order.id, to = order.store.0, by = %user.id, payment = order.payment.code(), "the till ordered for pickup");
+                if order.payment == Payment::Prepaid {
+                    let mut unpaid = self.unpaid_orders.lock().expect("unpaid orders lock");
+                    // Kept a while after the payment window, to answer a retried payment.
+                    unpaid.retain(|_, (_, placed, _)| placed.elapsed() < UNPAID_KEPT);
+                    unpaid.insert(order.id, (order.clone(), std::time::Instant::now(), false));
+                }
                 Ok(order)
             }
             Ok(Ok(OrderAnswer::Refused { code, message })) if code == "not_available" => {
@@ -48,6 +60,56 @@ impl Till {
             Ok(Ok(OrderAnswer::Refused { message, .. })) => Err(TillError::OrderRefused(message)),
             Ok(Err(_)) | Err(_) => Err(TillError::OrderNeedsHq),
         }
+    }
+
+    /// Takes the payment of order `id`, placed at this till to be paid now (see
+    /// `kassa_protocol::orders`, "Paid now"): within `TILL_PAYMENT_TAKE_MS` of HQ's
+    /// answer, once.
+    pub async fn prepay_order(
+        &self,
+        user: &User,
+        id: OrderId,
+        tenders: Vec<Tender>,
+        key: String,
+    ) -> Result<(Prepayment, bool), TillError> {
+        let order = {
+            let unpaid = self.unpaid_orders.lock().expect("unpaid orders lock");
+            let (order, placed, paid) = unpaid.get(&id).ok_or(TillError::NotAwaitingPayment(id))?;
+            // A paid one goes on to the journal: a retry answers the payment, another is refused.
+            if !paid && placed.elapsed().as_millis() > TILL_PAYMENT_TAKE_MS as u128 {
+                return Err(TillError::PaymentTooLate(id));
+            }
+            order.clone()
+        };
+        let (terminal, by) = (self.terminal, user.id.clone());
+        let done = self.journal(move |j| j.prepay_order(terminal, &by, &order, &tenders, &key, now_ms())).await?;
+        if let Some(entry) = self.unpaid_orders.lock().expect("unpaid orders lock").get_mut(&id) {
+            entry.2 = true;
+        }
+        if !done.1 {
+            tracing::info!(order = %id, total = done.0.total_kopecks, by = %user.id, "order paid now at the till");
+            self.committed().await;
+        }
+        Ok(done)
+    }
+
+    /// Order `id`, if it was placed at this till and awaits its payment.
+    pub fn unpaid_order(&self, id: OrderId) -> Option<Order> {
+        self.unpaid_orders.lock().expect("unpaid orders lock").get(&id).map(|(o, ..)| o.clone())
+    }
+
+    /// The customer did not pay order `id` (placed at this till to be paid now): HQ
+    /// cancels it and releases its stock.
+    pub async fn abandon_order(&self, user: &User, id: OrderId) -> Result<(), TillError> {
+        if !self.unpaid_orders.lock().expect("unpaid orders lock").contains_key(&id) {
+            return Err(TillError::NotAwaitingPayment(id));
+        }
+        // The journal refuses it after a payment; once given up, it awaits nothing.
+        self.journal(move |j| j.abandon_order(id, now_ms())).await?;
+        self.unpaid_orders.lock().expect("unpaid orders lock").remove(&id);
+        tracing::info!(order = %id, by = %user.id, "the customer did not pay the order; HQ cancels it");
+        self.outbox_changed.send_modify(|g| *g += 1);
+        Ok(())
     }
 
     /// Expires the open orders whose time is up at `now_ms` (the store's clock; the

@@ -51,6 +51,15 @@ fn order_json(r: &OrderRow) -> Value {
         "updated_at_ms": r.updated_at_ms,
         "taken": r.taken,
         "sale_seq": r.sale_seq,
+        // An order a till placed to be paid there: `awaiting` its payment (not yet at
+        // its pickup store), `paid`, or `abandoned`; `refund_owed_kopecks` when the
+        // payment came after HQ cancelled the order.
+        "till_payment": r.till_payment.map(|t| json!({
+            "store": t.store.0,
+            "state": t.code(),
+            "paid_kopecks": t.paid.map(|p| p.0 .0),
+            "refund_owed_kopecks": t.paid.filter(|_| r.state == orders::OrderState::Cancelled).map(|p| p.0 .0),
+        })),
         "lines": o.lines.iter().map(|l| json!({
             "sku": l.sku.0, "name": l.name, "unit": l.unit.code(), "quantity": l.quantity,
             "price_kopecks": l.price.0, "amount_kopecks": l.amount.0, "discount_kopecks": l.discount.0,

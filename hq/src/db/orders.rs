@@ -8,8 +8,11 @@
 //! cancellation until the store's final word arrives.
 
 use kassa_protocol::format::v3 as data;
-use kassa_protocol::orders::{Handover, Order, OrderEvent, OrderId, OrderState, OrderUpdate};
-use kassa_protocol::{Sku, StoreId};
+use kassa_protocol::orders::{
+    Handover, Order, OrderChannel, OrderEvent, OrderId, OrderPayment, OrderState, OrderUpdate, Payment, TillPayment,
+    TILL_PAYMENT_WAIT_MS,
+};
+use kassa_protocol::{Kopecks, Sku, StoreId};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::Serialize;
 
@@ -38,6 +41,20 @@ CREATE TABLE order_events (
 ) STRICT;
 ";
 
+/// Schema 9: an order a till placed to be paid there waits for that store's word
+/// (`awaiting_payment_from`); `paid_kopecks` is what its till took, `abandoned_at_ms` when
+/// it said the customer did not pay. HQ offers the order to its pickup store only once
+/// paid. A payment of an order HQ had cancelled meanwhile stays on it: money owed back.
+pub(super) const SCHEMA_V9: &str = "
+ALTER TABLE orders ADD COLUMN awaiting_payment_from INTEGER;
+ALTER TABLE orders ADD COLUMN paid_kopecks INTEGER;
+ALTER TABLE orders ADD COLUMN paid_at_ms INTEGER;
+ALTER TABLE orders ADD COLUMN abandoned_at_ms INTEGER;
+";
+
+/// SQL: the order may be offered to its store (not awaiting a till's payment).
+const OFFERABLE: &str = "(awaiting_payment_from IS NULL OR paid_kopecks IS NOT NULL)";
+
 fn state(rank: i64) -> Result<OrderState, DbError> {
     OrderState::from_rank(rank).ok_or_else(|| DbError::Corrupt(format!("order state rank {rank}")))
 }
@@ -57,6 +74,27 @@ pub struct OrderRow {
     pub taken: Option<Vec<i64>>,
     pub sale_seq: Option<u64>,
     pub updated_at_ms: i64,
+    /// Placed to be paid at this store's till: what it said so far.
+    pub till_payment: Option<TillPaymentRow>,
+}
+
+/// The payment of an order a till placed to be paid there, as HQ knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TillPaymentRow {
+    pub store: StoreId,
+    pub paid: Option<(Kopecks, i64)>,
+    pub abandoned_at_ms: Option<i64>,
+}
+
+impl TillPaymentRow {
+    /// `awaiting`, `paid`, `abandoned`.
+    pub fn code(&self) -> &'static str {
+        match (self.paid, self.abandoned_at_ms) {
+            (Some(_), _) => "paid",
+            (None, Some(_)) => "abandoned",
+            (None, None) => "awaiting",
+        }
+    }
 }
 
 /// What one store has of a SKU for orders.
@@ -113,12 +151,19 @@ fn event(tx: &Connection, id: OrderId, s: OrderState, source: &str, now_ms: i64)
 
 fn row(conn: &Connection, id: OrderId) -> Result<Option<OrderRow>, DbError> {
     type Raw = (Vec<u8>, u32, i64, Option<i64>, Option<i64>, Option<String>, Option<i64>, i64);
+    let mut payment = None;
     let raw: Option<Raw> = conn
         .prepare_cached(
-            "SELECT body, format, rank, reported_rank, cancel_requested_at_ms, taken, sale_seq, updated_at_ms
+            "SELECT body, format, rank, reported_rank, cancel_requested_at_ms, taken, sale_seq, updated_at_ms,
+                    awaiting_payment_from, paid_kopecks, paid_at_ms, abandoned_at_ms
              FROM orders WHERE id = ?1",
         )?
         .query_row([id.0 as i64], |r| {
+            if let Some(store) = r.get::<_, Option<u32>>(8)? {
+                let paid = r.get::<_, Option<i64>>(9)?.zip(r.get::<_, Option<i64>>(10)?);
+                let paid = paid.map(|(k, at)| (Kopecks(k), at));
+                payment = Some(TillPaymentRow { store: StoreId(store), paid, abandoned_at_ms: r.get(11)? });
+            }
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
         })
         .optional()?;
@@ -137,6 +182,7 @@ fn row(conn: &Connection, id: OrderId) -> Result<Option<OrderRow>, DbError> {
         taken: taken.map(|t| serde_json::from_str(&t)).transpose().map_err(|e| DbError::Corrupt(e.to_string()))?,
         sale_seq: sale.map(|s| s as u64),
         updated_at_ms: updated,
+        till_payment: payment,
     }))
 }
 
@@ -167,7 +213,75 @@ pub(super) fn apply_update(tx: &Transaction<'_>, u: &OrderUpdate, now_ms: i64) -
     Ok(Ok(()))
 }
 
+/// Applies what a till said of an order it placed to be paid there, in the batch's
+/// transaction: paid — the order may now go to its pickup store (returned: store, order);
+/// abandoned — HQ cancels it. `Err(reason)` parks the entry.
+pub(super) fn apply_payment(
+    tx: &Transaction<'_>,
+    p: &OrderPayment,
+    now_ms: i64,
+) -> Result<Result<Option<(StoreId, OrderId)>, String>, DbError> {
+    let Some(o) = row(tx, p.order)? else { return Ok(Err(format!("order {} was never placed here", p.order))) };
+    match o.till_payment {
+        Some(t) if t.store == p.store && t.paid.is_none() && t.abandoned_at_ms.is_none() => {}
+        Some(t) if t.store == p.store => return Ok(Err(format!("order {} had its till's word already", p.order))),
+        _ => return Ok(Err(format!("order {} was not placed to be paid at store {}", p.order, p.store))),
+    }
+    let open = !o.state.is_final();
+    match p.outcome {
+        TillPayment::Paid { amount } => {
+            if amount != o.order.total() {
+                return Ok(Err(format!("order {} costs {}, its till took {amount}", p.order, o.order.total())));
+            }
+            tx.prepare_cached(
+                "UPDATE orders SET paid_kopecks = ?2, paid_at_ms = ?3, updated_at_ms = ?3 WHERE id = ?1",
+            )?
+            .execute(params![p.order.0 as i64, amount.0, now_ms])?;
+            if !open {
+                tracing::warn!(order = %p.order, %amount, store = %p.store,
+                    "a till's payment arrived after HQ cancelled the order: the money is owed back to the customer");
+                return Ok(Ok(None));
+            }
+            tracing::info!(order = %p.order, %amount, store = %p.store, "order paid at the ordering till");
+            Ok(Ok(Some((o.order.store, p.order))))
+        }
+        TillPayment::Abandoned => {
+            tx.prepare_cached("UPDATE orders SET abandoned_at_ms = ?2, updated_at_ms = ?2 WHERE id = ?1")?
+                .execute(params![p.order.0 as i64, now_ms])?;
+            if open {
+                tx.prepare_cached("UPDATE orders SET rank = ?2 WHERE id = ?1")?
+                    .execute(params![p.order.0 as i64, o.state.join(OrderState::Cancelled).rank()])?;
+                event(tx, p.order, OrderState::Cancelled, &format!("store {}", p.store), now_ms)?;
+            }
+            Ok(Ok(None))
+        }
+    }
+}
+
 impl Db {
+    /// Cancels the orders still awaiting their till's payment [`TILL_PAYMENT_WAIT_MS`]
+    /// after they were placed (see `kassa_protocol::orders`): their stock is released.
+    pub fn cancel_unpaid_orders(&self, now_ms: i64) -> Result<Vec<OrderId>, DbError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let ids: Vec<i64> = tx
+            .prepare_cached(
+                "SELECT id FROM orders WHERE awaiting_payment_from IS NOT NULL AND paid_kopecks IS NULL
+                 AND abandoned_at_ms IS NULL AND rank < ?1 AND created_at_ms <= ?2 ORDER BY id LIMIT ?3",
+            )?
+            .query_map(params![open_below(), now_ms - TILL_PAYMENT_WAIT_MS, ORDERS_PAGE_MAX as i64], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for &id in &ids {
+            tx.prepare_cached(
+                "UPDATE orders SET rank = ?2, cancel_requested_at_ms = ?3, updated_at_ms = ?3 WHERE id = ?1",
+            )?
+            .execute(params![id, open_below(), now_ms])?;
+            event(&tx, OrderId(id as u64), OrderState::Cancelled, "hq", now_ms)?;
+        }
+        tx.commit()?;
+        Ok(ids.into_iter().map(|id| OrderId(id as u64)).collect())
+    }
+
     /// Places `order` (its id is set here, HQ's next number): checks, inside the
     /// transaction, that the store still has it available (`available` is asked per SKU
     /// with this transaction's view) and holds fewer than `OPEN_ORDERS_PER_STORE_MAX`
@@ -215,16 +329,23 @@ impl Db {
         }
         let id: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM orders", [], |r| r.get(0))?;
         order.id = OrderId(id as u64);
+        // A till's prepaid order is paid at that till, after HQ placed it.
+        let awaiting = match (order.payment, order.channel) {
+            (Payment::Prepaid, OrderChannel::Store(s)) => Some(s.0),
+            _ => None,
+        };
         tx.execute(
-            "INSERT INTO orders (id, store, body, format, rank, created_at_ms, updated_at_ms, request_key)
-             VALUES (?1, ?2, ?3, 3, ?4, ?5, ?5, ?6)",
+            "INSERT INTO orders (id, store, body, format, rank, created_at_ms, updated_at_ms, request_key,
+                                 awaiting_payment_from)
+             VALUES (?1, ?2, ?3, 3, ?4, ?5, ?5, ?6, ?7)",
             params![
                 id,
                 order.store.0,
                 super::format::encode(&data::Order::from(&order)),
                 OrderState::New.rank(),
                 now_ms,
-                request_key
+                request_key,
+                awaiting
             ],
         )?;
         for (i, l) in order.lines.iter().enumerate() {
@@ -285,10 +406,10 @@ impl Db {
     pub fn orders_to_offer(&self, store: StoreId, after: u64) -> Result<(Vec<Order>, Vec<OrderId>), DbError> {
         let conn = self.conn();
         let ids: Vec<i64> = conn
-            .prepare_cached(
+            .prepare_cached(&format!(
                 "SELECT id FROM orders WHERE store = ?1 AND reported_rank IS NULL AND rank < ?2 AND id > ?4
-                 ORDER BY id LIMIT ?3",
-            )?
+                     AND {OFFERABLE} ORDER BY id LIMIT ?3"
+            ))?
             .query_map(params![store.0, open_below(), ORDERS_PAGE_MAX as i64, after as i64], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         let mut orders = Vec::with_capacity(ids.len());

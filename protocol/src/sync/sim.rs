@@ -39,7 +39,9 @@ use crate::money::Kopecks;
 use crate::movements::{
     Inbound, InboundLine, InboundSource, Movement, MovementId, MovementKind, MovementLine, WriteOffReason,
 };
-use crate::orders::{Handover, Order, OrderChannel, OrderEvent, OrderId, OrderState, OrderUpdate, Payment};
+use crate::orders::{
+    Handover, Order, OrderChannel, OrderEvent, OrderId, OrderPayment, OrderState, OrderUpdate, Payment, TillPayment,
+};
 use crate::promotions::definition::Definition;
 use crate::testing;
 use crate::Sku;
@@ -93,12 +95,17 @@ struct StoreDurable {
     /// What it reserved for orders, kept by the simulation as each order opened and ended
     /// (the journal derives it from the open orders; the two must agree).
     reserved: BTreeMap<Sku, i64>,
+    /// Orders its till placed to be paid now that it paid or gave up (said once each).
+    till_words: BTreeMap<OrderId, bool>,
 }
 
 struct Store {
     id: StoreId,
     actor: ActorId,
     durable: StoreDurable,
+    /// Orders its till placed to be paid now, awaiting the payment, with when HQ placed
+    /// them (the till's memory: a crash forgets them, and HQ's wait cancels them).
+    unpaid: Vec<(OrderId, Instant)>,
     session: Option<StoreSync>,
     partitioned_until: u64,
 }
@@ -131,7 +138,22 @@ struct HqOrder {
     cancel_requested: bool,
     /// Handover updates applied: must never exceed one.
     collected: u32,
+    /// Placed by a store's till to be paid there: that store, when, and its word.
+    till: Option<TillWait>,
 }
+
+struct TillWait {
+    store: StoreId,
+    placed: Instant,
+    /// `Some(true)`: paid, `Some(false)`: abandoned; applied once at most.
+    word: Option<bool>,
+    words: u32,
+}
+
+/// How long a simulated till takes a payment after HQ placed the order, and how long HQ
+/// waits for it (`orders::TILL_PAYMENT_TAKE_MS` and `TILL_PAYMENT_WAIT_MS`, scaled).
+const TILL_TAKE: Duration = Duration::from_secs(100);
+const TILL_WAIT: Duration = Duration::from_secs(300);
 
 /// The set of promotions HQ publishes as version `version` (a few, named after it, so
 /// that a store holding a mix of two versions would show).
@@ -217,6 +239,12 @@ struct Stats {
     orders_expired: u64,
     orders_cancelled: u64,
     cancels_overruled: u64,
+    /// Orders placed at a till to be paid now: paid (reaching their store), abandoned,
+    /// cancelled by HQ's wait, and paid only after HQ's wait had cancelled them.
+    till_orders_paid: u64,
+    till_orders_abandoned: u64,
+    till_orders_unpaid: u64,
+    till_payments_late: u64,
     /// Coupons a store refused because HQ's answer to a lookup said they were used, and
     /// coupons used twice by stores that could not know (offline: the documented limit).
     coupons_refused_after_lookup: u64,
@@ -240,6 +268,10 @@ impl Stats {
         self.orders_expired += o.orders_expired;
         self.orders_cancelled += o.orders_cancelled;
         self.cancels_overruled += o.cancels_overruled;
+        self.till_orders_paid += o.till_orders_paid;
+        self.till_orders_abandoned += o.till_orders_abandoned;
+        self.till_orders_unpaid += o.till_orders_unpaid;
+        self.till_payments_late += o.till_payments_late;
         self.coupons_refused_after_lookup += o.coupons_refused_after_lookup;
         self.coupons_used_twice += o.coupons_used_twice;
         self.converge_rounds = self.converge_rounds.max(o.converge_rounds);
@@ -320,13 +352,14 @@ fn customer() -> CustomerId {
 struct AppliedDocuments {
     movements: Vec<Movement>,
     orders: Vec<OrderUpdate>,
+    payments: Vec<OrderPayment>,
 }
 
 /// HQ's database applies a batch (in one transaction with the store's progress, which
 /// the caller records): each entry counted, loyalty, counters and coupons merged.
 fn hq_apply(hq: &mut HqDurable, store: StoreId, batch: &[OutboxEntry], applied: &mut AppliedDocuments) {
     let HqDurable { sales, counters, points, coupons_used, .. } = hq;
-    let (movements, orders) = (&mut applied.movements, &mut applied.orders);
+    let AppliedDocuments { movements, orders, .. } = applied;
     for e in batch {
         *sales.entry((store, e.seq)).or_default() += 1;
         let entry_counters = match &e.change {
@@ -347,6 +380,10 @@ fn hq_apply(hq: &mut HqDurable, store: StoreId, batch: &[OutboxEntry], applied: 
             Change::Order { update, counters } => {
                 orders.push(update.clone());
                 counters
+            }
+            Change::OrderPayment { payment } => {
+                applied.payments.push(payment.clone());
+                continue;
             }
             Change::Return { .. } => unreachable!("no returns here"),
         };
@@ -373,6 +410,8 @@ fn hq_orders_to_offer(hq: &HqDurable, store: StoreId) -> Vec<Order> {
     hq.orders
         .values()
         .filter(|o| o.order.store == store && o.reported.is_none() && !o.state.is_final())
+        // One placed at a till to be paid there goes once paid.
+        .filter(|o| o.till.as_ref().is_none_or(|t| t.word == Some(true)))
         .map(|o| o.order.clone())
         .collect()
 }
@@ -434,7 +473,9 @@ impl World {
                         orders: BTreeMap::new(),
                         reserved: BTreeMap::new(),
                         coupons_used: Default::default(),
+                        till_words: BTreeMap::new(),
                     },
+                    unpaid: Vec::new(),
                     session: None,
                     partitioned_until: 0,
                 })
@@ -613,6 +654,16 @@ impl World {
 
     /// HQ places an order for pickup at store `i` (offered at once if it is connected).
     fn place_order(&mut self, i: usize) {
+        let order = self.new_order(i, None);
+        if let Some(conn) = self.conns.get_mut(&i) {
+            conn.hq_side.offer_orders(&[order], &[]);
+            conn.to_store.extend(std::iter::from_fn(|| conn.hq_side.poll_transmit()));
+        }
+    }
+
+    /// HQ places an order for pickup at store `i`: the online shop's, or (`till`) one that
+    /// store's till placed to be paid there.
+    fn new_order(&mut self, i: usize, till: Option<StoreId>) -> Order {
         self.next_order += 1;
         let id = OrderId(self.next_order);
         let lines = (0..1 + self.rng.below(2))
@@ -628,23 +679,98 @@ impl World {
         let order = Order {
             id,
             store: self.stores[i].id,
-            channel: OrderChannel::Online,
+            channel: till.map_or(OrderChannel::Online, OrderChannel::Store),
             customer: None,
             phone: None,
             note: String::new(),
             lines,
-            payment: if self.rng.chance(50) { Payment::Prepaid } else { Payment::AtPickup },
+            payment: if till.is_some() || self.rng.chance(50) { Payment::Prepaid } else { Payment::AtPickup },
             created_at_ms: now_ms,
             expires_at_ms: now_ms + 10_000 + self.rng.below(50_000) as i64,
         };
         order.validate().expect("the simulation places valid orders");
         let state = OrderState::New;
-        self.hq
-            .orders
-            .insert(id, HqOrder { order: order.clone(), state, reported: None, cancel_requested: false, collected: 0 });
-        if let Some(conn) = self.conns.get_mut(&i) {
-            conn.hq_side.offer_orders(&[order], &[]);
-            conn.to_store.extend(std::iter::from_fn(|| conn.hq_side.poll_transmit()));
+        let till = till.map(|store| TillWait { store, placed: self.now, word: None, words: 0 });
+        let row = HqOrder { order: order.clone(), state, reported: None, cancel_requested: false, collected: 0, till };
+        self.hq.orders.insert(id, row);
+        order
+    }
+
+    /// Store `i`'s till orders for pickup at some store, to be paid now: HQ places it
+    /// (the till is online: the request needs HQ) awaiting the payment, and offers it to
+    /// no one yet.
+    fn place_till_order(&mut self, i: usize) {
+        if !self.conns.get(&i).is_some_and(|c| c.welcomed) {
+            return;
+        }
+        let pickup = self.rng.below(self.stores.len() as u64) as usize;
+        let id = self.new_order(pickup, Some(self.stores[i].id)).id;
+        self.stores[i].unpaid.push((id, self.now));
+    }
+
+    /// Store `i`'s till takes the payment of an order it placed (or the customer walks
+    /// away) — within [`TILL_TAKE`] of placing it, else it says nothing (HQ's wait ends
+    /// it) — and tells HQ through its outbox.
+    fn till_pays(&mut self, i: usize) {
+        let now = self.now;
+        let s = &mut self.stores[i];
+        let Some((id, placed)) = s.unpaid.pop() else { return };
+        if now.duration_since(placed) > TILL_TAKE {
+            return;
+        }
+        let paid = self.rng.chance(75);
+        assert!(s.durable.till_words.insert(id, paid).is_none(), "store {} paid order {id} twice", s.id);
+        let total = self.hq.orders[&id].order.total();
+        let outcome = if paid { TillPayment::Paid { amount: total } } else { TillPayment::Abandoned };
+        let payment = OrderPayment { order: id, store: s.id, outcome, at_ms: 0 };
+        let seq = s.durable.outbox.len() as u64 + 1;
+        s.durable.outbox.push(OutboxEntry { seq, change: Change::OrderPayment { payment } });
+        if let Some(session) = s.session.as_mut() {
+            session.handle_committed(seq);
+        }
+    }
+
+    /// HQ applies a till's word on an order it placed to be paid there: once; paid, the
+    /// order goes to its pickup store — unless HQ's wait cancelled it meanwhile (then the
+    /// money is owed back); abandoned, HQ cancels it.
+    fn hq_applies_payment(&mut self, p: &OrderPayment) {
+        let o = self.hq.orders.get_mut(&p.order).expect("a payment of an order HQ never placed");
+        let t = o.till.as_mut().expect("a payment of an order not placed to be paid at a till");
+        assert_eq!(t.store, p.store, "order {} paid by the wrong store", p.order);
+        t.words += 1;
+        assert_eq!(t.words, 1, "order {}: its payment applied twice", p.order);
+        match p.outcome {
+            TillPayment::Paid { amount } => {
+                assert_eq!(amount, o.order.total(), "order {} paid the wrong amount", p.order);
+                t.word = Some(true);
+                if o.state.is_final() {
+                    self.stats.till_payments_late += 1;
+                    return;
+                }
+                self.stats.till_orders_paid += 1;
+                let (order, store) = (o.order.clone(), (o.order.store.0 - 1) as usize);
+                if let Some(conn) = self.conns.get_mut(&store) {
+                    conn.hq_side.offer_orders(&[order], &[]);
+                    conn.to_store.extend(std::iter::from_fn(|| conn.hq_side.poll_transmit()));
+                }
+            }
+            TillPayment::Abandoned => {
+                t.word = Some(false);
+                self.stats.till_orders_abandoned += 1;
+                o.state = o.state.join(OrderState::Cancelled);
+            }
+        }
+    }
+
+    /// HQ cancels the orders still awaiting their till's payment after [`TILL_WAIT`].
+    fn hq_cancels_unpaid(&mut self) {
+        let now = self.now;
+        for o in self.hq.orders.values_mut() {
+            let Some(t) = &o.till else { continue };
+            if t.word.is_none() && !o.state.is_final() && now.duration_since(t.placed) > TILL_WAIT {
+                o.state = o.state.join(OrderState::Cancelled);
+                self.stats.till_orders_unpaid += 1;
+            }
         }
     }
 
@@ -936,6 +1062,8 @@ impl World {
             match (order, held) {
                 // Kept once: a resend changes nothing (its acceptance is in the outbox).
                 (Some(order), None) => {
+                    let till = self.hq.orders.get(&id).and_then(|o| o.till.as_ref());
+                    assert!(till.is_none_or(|t| t.word == Some(true)), "order {id} reached its store unpaid");
                     self.stores[i].durable.orders.insert(id, (order, OrderState::New));
                     self.store_order_event(i, id, OrderEvent::Accepted);
                 }
@@ -1052,6 +1180,9 @@ impl World {
         for u in &applied.orders {
             self.hq_applies_order(u);
         }
+        for p in &applied.payments {
+            self.hq_applies_payment(p);
+        }
         if refused {
             self.stats.refused += 1;
             self.disconnect(i);
@@ -1091,7 +1222,9 @@ impl World {
         self.now += STEP;
         self.idle_timeouts();
         let i = self.rng.below(self.stores.len() as u64) as usize;
-        match self.rng.below(122) {
+        match self.rng.below(127) {
+            122..=123 => self.place_till_order(i),
+            124..=126 => self.till_pays(i),
             115..=116 => self.place_order(i),
             117 => self.cancel_order(),
             118..=121 => self.work_on_order(i),
@@ -1116,7 +1249,11 @@ impl World {
                 self.disconnect(i);
                 self.stores[i].partitioned_until = self.step + 20 + self.rng.below(200);
             }
-            91..=92 => self.disconnect(i), // the store crashes: its session is gone
+            91..=92 => {
+                // The store crashes: its session is gone, and its till's memory.
+                self.disconnect(i);
+                self.stores[i].unpaid.clear();
+            }
             110 => {
                 // HQ restored from an old backup of its counters (its progress and sales
                 // kept): only the digest comparison can find what went missing.
@@ -1156,6 +1293,7 @@ impl World {
             }
         }
         let now_ms = self.now_ms();
+        self.hq_cancels_unpaid();
         for j in 0..self.stores.len() {
             self.expire_orders(j, now_ms);
             self.drive_store(j);
@@ -1295,6 +1433,7 @@ impl World {
             self.stats.converge_rounds = round + 1;
             self.now += STEP;
             self.idle_timeouts();
+            self.hq_cancels_unpaid();
             // Every order still open expires (the customers never came).
             let late_ms = self.now_ms() + 86_400_000 * crate::orders::PICKUP_DAYS_MAX;
             for i in 0..self.stores.len() {
@@ -1311,6 +1450,12 @@ impl World {
             }
             self.check();
         }
+        self.check_converged();
+    }
+
+    /// After healing: every replica agrees, every record and word applied once, every
+    /// order ended the same way everywhere.
+    fn check_converged(&self) {
         for s in &self.stores {
             assert_eq!(s.durable.acked, s.durable.outbox.len() as u64, "store {} did not drain its outbox", s.id);
             assert_eq!(s.durable.promotions.0, self.hq.promotions_version, "store {} lacks HQ's promotions", s.id);
@@ -1364,6 +1509,16 @@ impl World {
                 None => assert_eq!(o.state, OrderState::Cancelled, "order {id} never reached its store"),
             }
             assert_eq!(o.collected, u32::from(o.state == OrderState::Collected), "order {id}");
+            // A till's word on an order placed to be paid there: once, and every word
+            // the till said reached HQ.
+            if let Some(t) = &o.till {
+                let said = self.stores[(t.store.0 - 1) as usize].durable.till_words.get(id).copied();
+                assert_eq!(t.word, said, "order {id}: HQ and the ordering till disagree on its payment");
+                assert!(t.words <= 1, "order {id}: its payment applied {} times", t.words);
+                if t.word != Some(true) {
+                    assert_eq!(o.state, OrderState::Cancelled, "order {id} unpaid but not cancelled");
+                }
+            }
         }
         assert!(self.stores.iter().all(|s| s.durable.reserved.values().all(|q| *q == 0)), "stock still reserved");
         // HQ holds every coupon use (a grow-only set, merged from every sale).
@@ -1445,6 +1600,10 @@ fn seeded_fleet_simulation_converges_exactly_once() {
         let Stats { orders_collected, orders_partly_collected, orders_expired, orders_cancelled, .. } = total;
         assert!(orders_collected > 0 && orders_partly_collected > 0, "{total:?}");
         assert!(orders_expired > 0 && orders_cancelled > 0 && total.cancels_overruled > 0, "{total:?}");
+        // Orders placed at a till to be paid now: paid and delivered, abandoned, and
+        // cancelled by HQ's wait when the till's word never came.
+        let Stats { till_orders_paid, till_orders_abandoned, till_orders_unpaid, .. } = total;
+        assert!(till_orders_paid > 0 && till_orders_abandoned > 0 && till_orders_unpaid > 0, "{total:?}");
         // Single-use coupons: refused where HQ's lookup told the store, and — the
         // documented limit — honoured twice by stores that could not know.
         assert!(total.coupons_refused_after_lookup > 0 && total.coupons_used_twice > 0, "{total:?}");

@@ -299,6 +299,9 @@ pub enum Change {
     /// over (with the store's running stock totals after it), expired or cancelled
     /// (protocol 5 on).
     Order { update: crate::orders::OrderUpdate, counters: Vec<CounterEntry> },
+    /// The ordering till's word on an order it placed to be paid there: paid (the order
+    /// then reaches its pickup store) or abandoned (protocol 5 on).
+    OrderPayment { payment: crate::orders::OrderPayment },
 }
 
 #[derive(Debug, thiserror::Error)]
