@@ -32,7 +32,7 @@ const WORDS = {
     customer: "Клиент (F2)", pay_points: "Баллами (F7)", card_or_phone: "Карта или телефон", new_card: "Новая карта: телефон",
     name: "Имя (необязательно)", points: "Баллов", balance: "баллов", spendable: "можно списать сейчас",
     user_id: "Логин", drawer_override: "Разрешение управляющего: выдать больше, чем в кассе",
-    remove_line: "Удалить строку", weight_kg: "Вес, кг (например 1,5)", receipt_paid: "Чек {r}: {t} ₽.",
+    remove_line: "Удалить строку", kg: "кг", weight_kg: "Вес, кг (например 1,5)", receipt_paid: "Чек {r}: {t} ₽.",
     change_due: "Сдача: {c} ₽", attempts_left: "Осталось попыток: {n}.",
     cash_in_done: "Внесено {a} ₽. Ожидается в кассе: {e} ₽", cash_out_done: "Изъято {a} ₽. Ожидается в кассе: {e} ₽",
     shift_opened: "Смена {s} открыта. Размен: {f} ₽",
@@ -65,7 +65,7 @@ const WORDS = {
     customer: "Customer (F2)", pay_points: "Points (F7)", card_or_phone: "Card or phone", new_card: "New card: phone",
     name: "Name (optional)", points: "Points", balance: "points", spendable: "spendable now",
     user_id: "Login", drawer_override: "Manager's approval: pay out more than the drawer holds",
-    remove_line: "Remove line", weight_kg: "Weight, kg (e.g. 1.5)", receipt_paid: "Receipt {r}: {t} ₽.",
+    remove_line: "Remove line", kg: "kg", weight_kg: "Weight, kg (e.g. 1.5)", receipt_paid: "Receipt {r}: {t} ₽.",
     change_due: "Change: {c} ₽", attempts_left: "Attempts left: {n}.",
     cash_in_done: "Paid in {a} ₽. Expected in drawer: {e} ₽", cash_out_done: "Paid out {a} ₽. Expected in drawer: {e} ₽",
     shift_opened: "Shift {s} open. Float: {f} ₽",
@@ -388,11 +388,19 @@ const t = (k, vars) => {
   for (const [name, v] of Object.entries(vars || {})) s = s.replace(`{${name}}`, v);
   return s;
 };
+// A header action's label with its key under it ("Чеки (F5)" shows as "Чеки" over "F5").
+function keyed(el, label) {
+  const kbd = document.createElement("kbd");
+  kbd.textContent = el.dataset.key;
+  el.replaceChildren(label.replace(/ \(F\d+\)$/, ""), kbd);
+  el.title = `${el.textContent.slice(0, -el.dataset.key.length)} (${el.dataset.key})`;
+}
 function applyLang() {
   document.documentElement.lang = lang;
   document.querySelectorAll("[data-t]").forEach((el) => (el.textContent = t(el.dataset.t)));
   document.querySelectorAll("[data-tp]").forEach((el) => (el.placeholder = t(el.dataset.tp)));
   $("btn-lang").textContent = lang === "ru" ? "EN" : "RU";
+  document.querySelectorAll("header [data-key]").forEach((el) => keyed(el, el.textContent));
   renderAll();
   showStock();
 }
@@ -427,7 +435,9 @@ function grams(text) {
 }
 // Quantities are pieces, or grams when the unit is "kg".
 const isWeighed = (x) => x.unit === "kg";
-const quantityText = (x, q) => (isWeighed(x) ? `${(q / 1000).toFixed(3)} кг` : `${q}`);
+// A weight in kilograms with a comma (as the scale and the cashier write it), its unit
+// in the page's language.
+const quantityText = (x, q) => (isWeighed(x) ? `${(q / 1000).toFixed(3).replace(".", ",")} ${t("kg")}` : `${q}`);
 // A VAT rate's code: "20", "10", "0" or "none".
 const vatRate = (code) => (code === "none" ? t("no_vat") : `${code}%`);
 // How a refund went back, by its tender's code; a code this page does not know is shown
@@ -593,7 +603,7 @@ function renderBasket() {
   state.basket.lines.forEach((l, i) => {
     const tr = document.createElement("tr");
     const qty = quantityText(l, l.quantity);
-    const perKg = isWeighed(l) ? "/кг" : "";
+    const perKg = isWeighed(l) ? `/${t("kg")}` : "";
     // Figures as parts that never break inside; the list price or the discount may go
     // under the figure on a narrow screen.
     const price = l.price_kopecks !== l.list_price_kopecks
@@ -602,7 +612,7 @@ function renderBasket() {
     const amount = l.discount_kopecks
       ? [rub(l.amount_kopecks - l.discount_kopecks), `(−${rub(l.discount_kopecks)})`]
       : [rub(l.amount_kopecks)];
-    for (const [text, cls] of [[i + 1, ""], [l.name, "name"], [[qty], "num"], [price, "num"], [amount, "num"]]) {
+    for (const [text, cls] of [[i + 1, ""], [l.name, "name"], [[qty], "num q"], [price, "num"], [amount, "num"]]) {
       const td = document.createElement("td");
       if (Array.isArray(text)) {
         text.forEach((part, k) => {
@@ -614,6 +624,16 @@ function renderBasket() {
         });
       } else {
         td.textContent = text;
+      }
+      if (cls === "num q") {
+        // The quantity is a button: typed directly (pieces, or kilograms with a comma).
+        td.replaceChildren();
+        const b = document.createElement("button");
+        b.className = "qty fig";
+        b.textContent = qty;
+        b.title = t("change_qty");
+        b.onclick = () => editQuantity(i, l);
+        td.appendChild(b);
       }
       if (cls === "name") {
         // Each promotion under the item, with what it took off.
@@ -812,6 +832,16 @@ async function aislePay(r) {
 }
 
 // ---- actions ----
+async function editQuantity(i, line) {
+  const weighed = isWeighed(line);
+  const v = await ask(t("change_qty"), [
+    { name: "quantity", label: weighed ? t("weight_kg") : t("qty"), value: weighed ? quantityText(line, line.quantity).split(" ")[0] : String(line.quantity) },
+  ]);
+  if (!v) return;
+  const q = weighed ? grams(v.quantity) : /^\d+$/.test(v.quantity.trim()) ? Number(v.quantity.trim()) : null;
+  if (!q) return showError("quantity");
+  return setQuantity(i, q);
+}
 const setQuantity = (i, q) =>
   q > 0 && act(() => api("POST", `/api/basket/lines/${i}/quantity`, { quantity: q, idempotency_key: newKey() }));
 
@@ -893,7 +923,7 @@ async function enterCode(code) {
   if (!data) return;
   for (const item of data.items) {
     const b = document.createElement("button");
-    b.textContent = `${item.name} — ${rub(item.price_kopecks)}${isWeighed(item) ? "/кг" : ""}`;
+    b.textContent = `${item.name} — ${rub(item.price_kopecks)}${isWeighed(item) ? `/${t("kg")}` : ""}`;
     b.onclick = async () => {
       let quantity = 1;
       if (isWeighed(item)) {
@@ -1100,9 +1130,9 @@ const ORDERS_POLL_MS = 4000;
 let ordersTimer = null;
 function renderOrdersBadge(data) {
   const b = $("btn-orders");
-  b.textContent = data && data.open ? `${t("orders")} · ${data.open}` : t("orders");
+  const label = plain("orders");
+  keyed(b, data && data.open ? `${label} · ${data.open}` : label);
   b.classList.toggle("overdue", !!(data && data.overdue));
-  b.title = t("orders");
 }
 async function pollOrders() {
   clearTimeout(ordersTimer);
@@ -1412,8 +1442,16 @@ const SHORTCUTS = {
   F9: () => pay("cash"),
   F10: () => pay("card"),
 };
+// The header's actions, on Alt and a letter (by the key's place, whatever the layout).
+const ALT_SHORTCUTS = {
+  KeyS: () => $("btn-shift").click(),
+  KeyR: () => $("btn-return").click(),
+  KeyW: () => $("to-stock").click(),
+  KeyL: () => $("btn-lang").click(),
+  KeyQ: () => $("btn-logout").click(),
+};
 document.addEventListener("keydown", (e) => {
-  const action = SHORTCUTS[e.key];
+  const action = e.altKey ? ALT_SHORTCUTS[e.code] : SHORTCUTS[e.key];
   if (!action) return;
   e.preventDefault();
   if (e.repeat || document.querySelector("dialog[open]")) return;

@@ -151,7 +151,7 @@ async fn sale_through_the_page() {
     page.type_into("#dlg-grams", "1500").await;
     page.click("#dlg-ok").await;
     page.wait_for_text("#basket", BANANAS_NAME).await;
-    let row = page.wait_for_text("#basket tr", "1.500 кг").await;
+    let row = page.wait_for_text("#basket tr", "1,500 кг").await;
     assert!(row.contains("149,00/кг") && row.contains("223,50"), "{row}");
     page.wait("#total", "show 223,50", |t| t == "223,50").await;
     page.click("#pay-card").await;
@@ -259,8 +259,9 @@ async fn page_shows_refusals_in_words() {
 /// the right one typed straight after it), a sale tried before the shift is open, a
 /// weighed item typed in kilograms with a comma, the basket's ✕ on screen, a
 /// double-click on pay, cash in, paper running out during a sale, a quantity typed before
-/// a scan, a basket parked and recalled, the receipts list from the keyboard, the X report
-/// and the shift closed with Z (the drawer adding up to the kopeck).
+/// a scan, a basket parked and recalled, a refund partly in points (shown as points), the
+/// receipts list from the keyboard, the X report and the shift closed with Z (the drawer
+/// adding up to the kopeck). The header fits one row and shows each action's key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cashiers_day_on_the_tills_screen() {
     a_cashiers_day("day", VIEWPORT).await;
@@ -299,6 +300,17 @@ async fn a_cashiers_day(name: &'static str, viewport: (u64, u64)) {
     page.wait_for_text("#message", "Смена не открыта").await;
     page.open_shift().await;
     page.wait("#message", "forget the closed shift", |t| !t.contains("Смена не открыта")).await;
+    // The header: every action shows its key, and all fit one row on this screen.
+    let header = page
+        .js("const h = document.querySelector('header').getBoundingClientRect();
+             const b = document.getElementById('btn-shift').getBoundingClientRect();
+             return [Math.round(h.height), Math.round(b.height), document.querySelectorAll('header [data-key] kbd').length,
+                     document.querySelectorAll('header button, header a').length];")
+        .await;
+    let h: Vec<i64> = header.as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+    assert!(h[0] * 10 < 18 * h[1], "the header takes more than one row: {header}");
+    assert_eq!(h[2], h[3], "a header action without its key: {header}");
+    assert_eq!(page.el("#btn-shift").await.text().await.unwrap().replace('\n', " "), "Смена Alt+S");
 
     // A weighed item in kilograms with a comma, as the scale shows it.
     page.type_into("#code", &format!("{BANANAS_SEARCH}{ENTER}")).await;
@@ -307,8 +319,10 @@ async fn a_cashiers_day(name: &'static str, viewport: (u64, u64)) {
     page.wait_present("#dlg-grams").await;
     page.type_into("#dlg-grams", "1,5").await;
     page.click("#dlg-ok").await;
-    let row = page.wait_for_text("#basket tr:nth-child(2)", "1.500 кг").await;
+    let row = page.wait_for_text("#basket tr:nth-child(2)", "1,500 кг").await;
     assert!(row.contains(BANANAS_NAME) && row.contains("223,50"), "{row}");
+    // Weights with a comma and their unit everywhere: the stock line too.
+    page.wait_for_text("#stock", "50,000 кг").await;
     page.wait("#total", "show 330,40", |t| t == "330,40").await;
     // The next scan took the shift's confirmation away; nothing was refused.
     page.wait("#message", "be cleared", str::is_empty).await;
@@ -349,8 +363,9 @@ async fn a_cashiers_day(name: &'static str, viewport: (u64, u64)) {
     let receipt = printed_receipt(&stack);
     assert!(receipt.contains("Бананы") && receipt.contains("=169,60"), "{receipt}");
 
-    // Cash in: confirmed with what the drawer should now hold.
-    page.click("#btn-shift").await;
+    // Cash in (the shift's actions by their key, Alt+S): confirmed with what the drawer
+    // should now hold.
+    page.type_into("#code", ALT_S).await;
     page.wait_present("#dlg-action").await;
     page.el("#dlg-action").await.select_by_value("in").await.unwrap();
     page.type_into("#dlg-amount", "1000").await;
@@ -393,6 +408,47 @@ async fn a_cashiers_day(name: &'static str, viewport: (u64, u64)) {
     page.wait_for_text("#message", "Сдача: 86,20").await;
     assert!(printed_receipt(&stack).contains("=213,80"));
 
+    // A new loyalty card: ten milks earn points; on the next visit two milks are paid
+    // partly in points, and returned whole — the refund says what went back as points.
+    page.click("#customer").await;
+    page.wait_present("#dlg-phone").await;
+    page.type_into("#dlg-phone", "+79120005566").await;
+    page.type_into("#dlg-name", "Вера").await;
+    page.click("#dlg-ok").await;
+    page.wait_for_text("#customer-info", "Вера").await;
+    page.type_into("#code", &format!("10*{MILK_GTIN}{ENTER}")).await;
+    page.wait("#total", "ten milks", |t| t == "1\u{202f}069,00").await;
+    page.type_into("#cash", "1100").await;
+    page.click("#pay-cash").await;
+    page.wait_for_text("#message", "Сдача: 31,00").await;
+    assert!(printed_receipt(&stack).contains("Начислено баллов"));
+    page.click("#customer").await;
+    page.wait_present("#dlg-code").await;
+    page.type_into("#dlg-code", "+79120005566").await;
+    page.click("#dlg-ok").await;
+    let info = page.wait_for_text("#customer-info", "Вера").await;
+    assert!(!info.contains(": 0 "), "the points earned are there: {info}");
+    page.type_into("#code", &format!("2*{MILK_GTIN}{ENTER}")).await;
+    page.wait("#total", "two milks", |t| t == "213,80").await;
+    page.click("#pay-points").await;
+    page.wait_present("#dlg-points").await;
+    page.click("#dlg-ok").await;
+    let paid = page.wait_for_text("#message", "0001-01-000005").await;
+    assert!(printed_receipt(&stack).contains("Списано баллов"));
+    page.click("#btn-return").await;
+    page.wait_present("#dlg-code").await;
+    page.type_into("#dlg-code", "0001-01-000005").await;
+    page.click("#dlg-ok").await;
+    page.wait_present("#dlg-l0").await;
+    page.type_into("#dlg-l0", "\u{E003}2").await; // backspace, then 2
+    page.click("#dlg-ok").await;
+    let refund = page.wait_for_text("#message", "Возврат").await;
+    assert!(refund.contains("баллами"), "points come back as points: {refund} (paid: {paid})");
+    assert_eq!(refund.matches("наличными").count(), 1, "one cash part, not two: {refund}");
+    page.screenshot("points-refund").await;
+    let receipt = printed_receipt(&stack);
+    assert!(receipt.contains("ВОЗВРАТ") && receipt.contains("0001-01-000005"), "{receipt}");
+
     // The shift's receipts, from the keyboard (F5).
     page.type_into("#code", F5).await;
     page.wait_for_text("#receipts", "0001-01-000003").await;
@@ -404,11 +460,11 @@ async fn a_cashiers_day(name: &'static str, viewport: (u64, u64)) {
     page.el("#dlg-action").await.select_by_value("x").await.unwrap();
     page.click("#dlg-ok").await;
     let x = printed_receipt(&stack);
-    assert!(x.contains("X-ОТЧЁТ") && x.contains("Наличных в кассе") && x.contains("=1544,20"), "{x}");
+    assert!(x.contains("X-ОТЧЁТ") && x.contains("Наличных в кассе") && x.contains("=2613,20"), "{x}");
     page.click("#btn-shift").await;
     page.wait_present("#dlg-action").await;
     page.el("#dlg-action").await.select_by_value("close").await.unwrap();
-    page.type_into("#dlg-amount", "1544,20").await;
+    page.type_into("#dlg-amount", "2613,20").await;
     // Closing the shift is the manager's (the demo's one manager is preselected).
     page.type_into("#dlg-manager_pin", "9999").await;
     page.click("#dlg-ok").await;
@@ -421,6 +477,9 @@ async fn a_cashiers_day(name: &'static str, viewport: (u64, u64)) {
     page.close().await;
     stack.stop().await;
 }
+
+/// WebDriver's Alt held, S, and every key released: the shift's actions.
+const ALT_S: &str = "\u{E00A}s\u{E000}";
 
 /// WebDriver's F3 and F5 keys.
 const F3: &str = "\u{E033}";
@@ -511,7 +570,7 @@ async fn a_large_void_asks_for_the_managers_pin() {
 /// "3 *" typed before a scan: the scanned item goes in three times, once; a typed
 /// "2*" and a barcode together work the same way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_quantity_typed_before_a_scan_multiplies_it() {
+async fn a_quantity_typed_before_a_scan_multiplies_it_or_edits_a_line() {
     init_logging();
     let Some(page) = launch("multiplier").await else { return };
     let dir = tempfile::tempdir().unwrap();
@@ -527,6 +586,12 @@ async fn a_quantity_typed_before_a_scan_multiplies_it() {
     page.wait("#total", "four milks", |t| t == "427,60").await;
     page.type_into("#code", &format!("2*{MILK_GTIN}{ENTER}")).await;
     page.wait("#total", "six milks", |t| t == "641,40").await;
+    // The line's quantity typed directly.
+    page.click("#basket tr button.qty").await;
+    page.wait_present("#dlg-quantity").await;
+    page.type_into("#dlg-quantity", "2").await;
+    page.click("#dlg-ok").await;
+    page.wait("#total", "two milks", |t| t == "213,80").await;
     page.screenshot("multiplied").await;
     page.close().await;
     stack.stop().await;
@@ -697,59 +762,6 @@ async fn an_online_order_appears_is_readied_and_handed_over_by_its_code() {
     page.wait_for_text("#btn-orders", "· 2").await;
     let (_, o) = stack.hq_get(&client, &format!("/api/orders/{aisle_id}")).await.unwrap();
     assert_eq!(o["till_payment"]["state"], "paid", "{o}");
-    page.close().await;
-    stack.stop().await;
-}
-
-/// A refund partly in points reads as points, not as a second cash: a new card, points
-/// earned on one sale, spent on the next, and that sale returned.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refund_partly_in_points_is_shown_as_points() {
-    init_logging();
-    let Some(page) = launch("points-refund").await else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let stack = stack::start(StackOptions::ephemeral(dir.path())).await.unwrap();
-    page.open(&stack).await;
-    page.log_in_and_open_shift().await;
-    // A new card, and ten milks on it: 1 069,00 ₽ earns points.
-    page.click("#customer").await;
-    page.wait_present("#dlg-phone").await;
-    page.type_into("#dlg-phone", "+79120005566").await;
-    page.type_into("#dlg-name", "Вера").await;
-    page.click("#dlg-ok").await;
-    page.wait_for_text("#customer-info", "Вера").await;
-    page.type_into("#code", &format!("10*{MILK_GTIN}{ENTER}")).await;
-    page.wait("#total", "ten milks", |t| t == "1\u{202f}069,00").await;
-    page.type_into("#cash", "1100").await;
-    page.click("#pay-cash").await;
-    page.wait_for_text("#message", "Сдача: 31,00").await;
-    printed_receipt(&stack);
-    // The next visit: the card by phone, two milks, paid partly in points.
-    page.click("#customer").await;
-    page.wait_present("#dlg-code").await;
-    page.type_into("#dlg-code", "+79120005566").await;
-    page.click("#dlg-ok").await;
-    let info = page.wait_for_text("#customer-info", "Вера").await;
-    assert!(!info.contains(": 0 "), "the points earned are there: {info}");
-    page.type_into("#code", &format!("2*{MILK_GTIN}{ENTER}")).await;
-    page.wait("#total", "two milks", |t| t == "213,80").await;
-    page.click("#pay-points").await;
-    page.wait_present("#dlg-points").await;
-    page.click("#dlg-ok").await;
-    let paid = page.wait_for_text("#message", "0001-01-000002").await;
-    printed_receipt(&stack);
-    // Returned whole: the refund says how much went back as points.
-    page.click("#btn-return").await;
-    page.wait_present("#dlg-code").await;
-    page.type_into("#dlg-code", "0001-01-000002").await;
-    page.click("#dlg-ok").await;
-    page.wait_present("#dlg-l0").await;
-    page.type_into("#dlg-l0", "\u{E003}2").await; // backspace, then 2
-    page.click("#dlg-ok").await;
-    let refund = page.wait_for_text("#message", "Возврат").await;
-    assert!(refund.contains("баллами"), "points come back as points: {refund} (paid: {paid})");
-    assert_eq!(refund.matches("наличными").count(), 1, "one cash part, not two: {refund}");
-    page.screenshot("points-refund").await;
     page.close().await;
     stack.stop().await;
 }
