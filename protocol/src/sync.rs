@@ -1091,6 +1091,8 @@ impl HqSync {
 }
 
 #[cfg(test)]
+mod harness;
+#[cfg(test)]
 mod sim;
 #[cfg(test)]
 mod tests;

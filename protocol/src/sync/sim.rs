@@ -46,6 +46,7 @@ use crate::promotions::definition::Definition;
 use crate::testing;
 use crate::Sku;
 
+use super::harness::Wire;
 use crate::seeded::SeededRng as Rng;
 
 const SKUS: u64 = 4;
@@ -186,8 +187,7 @@ fn schedule_of(version: u64) -> Vec<crate::price_schedule::ScheduledPrice> {
 /// One stream pair between a store and HQ.
 struct Conn {
     hq_side: HqSync,
-    to_hq: VecDeque<StoreMessage>,
-    to_store: VecDeque<HqMessage>,
+    wire: Wire,
     link: Link,
     /// The store has its `Welcome`.
     welcomed: bool,
@@ -630,7 +630,7 @@ impl World {
                 let j = (to.0 - 1) as usize;
                 if let Some(conn) = self.conns.get_mut(&j) {
                     conn.hq_side.offer_inbound(&[doc]);
-                    conn.to_store.extend(std::iter::from_fn(|| conn.hq_side.poll_transmit()));
+                    conn.wire.send_from_hq(&mut conn.hq_side);
                 }
             }
             MovementKind::TransferIn { transfer } => {
@@ -657,7 +657,7 @@ impl World {
         let order = self.new_order(i, None);
         if let Some(conn) = self.conns.get_mut(&i) {
             conn.hq_side.offer_orders(&[order], &[]);
-            conn.to_store.extend(std::iter::from_fn(|| conn.hq_side.poll_transmit()));
+            conn.wire.send_from_hq(&mut conn.hq_side);
         }
     }
 
@@ -751,7 +751,7 @@ impl World {
                 let (order, store) = (o.order.clone(), (o.order.store.0 - 1) as usize);
                 if let Some(conn) = self.conns.get_mut(&store) {
                     conn.hq_side.offer_orders(&[order], &[]);
-                    conn.to_store.extend(std::iter::from_fn(|| conn.hq_side.poll_transmit()));
+                    conn.wire.send_from_hq(&mut conn.hq_side);
                 }
             }
             TillPayment::Abandoned => {
@@ -788,7 +788,7 @@ impl World {
         let cancels = hq_cancels(&self.hq, store);
         if let Some(conn) = self.conns.get_mut(&i) {
             conn.hq_side.offer_orders(&[], &cancels);
-            conn.to_store.extend(std::iter::from_fn(|| conn.hq_side.poll_transmit()));
+            conn.wire.send_from_hq(&mut conn.hq_side);
         }
     }
 
@@ -954,7 +954,7 @@ impl World {
         if let Some(conn) = self.conns.get_mut(&i) {
             let offer = entries(&self.hq.counters, |k| k.0 == store && k.2 == HQ_ACTOR);
             conn.hq_side.offer_counters(&offer);
-            conn.to_store.extend(std::iter::from_fn(|| conn.hq_side.poll_transmit()));
+            conn.wire.send_from_hq(&mut conn.hq_side);
         }
     }
 
@@ -969,13 +969,8 @@ impl World {
                 .holding_price_schedule(s.durable.schedule),
         );
         let link = Link { tampered: false, lost: false, last_heard: self.now };
-        let conn = Conn {
-            hq_side: HqSync::new(s.id),
-            to_hq: VecDeque::new(),
-            to_store: VecDeque::new(),
-            link,
-            welcomed: false,
-        };
+        let conn =
+            Conn { hq_side: HqSync::new(s.id), wire: Wire::new(crate::wire::PROTOCOL_VERSION), link, welcomed: false };
         self.conns.insert(i, conn);
     }
 
@@ -1055,7 +1050,7 @@ impl World {
         }
         if let Some(conn) = self.conns.get_mut(&i) {
             conn.welcomed |= welcomed;
-            conn.to_hq.extend(std::iter::from_fn(|| session.poll_transmit()));
+            conn.wire.send_from_store(session);
         }
         for (id, order) in orders {
             let held = self.stores[i].durable.orders.get(&id).map(|(_, st)| *st);
@@ -1099,7 +1094,8 @@ impl World {
         // commits with them.
         let mut applied = AppliedDocuments::default();
         for _ in 0..n {
-            let Some(arrival) = arrival(&mut self.rng, &self.faults, &mut self.stats, &mut conn.link, &mut conn.to_hq)
+            let Some(arrival) =
+                arrival(&mut self.rng, &self.faults, &mut self.stats, &mut conn.link, &mut conn.wire.to_hq)
             else {
                 break;
             };
@@ -1172,7 +1168,7 @@ impl World {
                     }
                 }
             }
-            conn.to_store.extend(std::iter::from_fn(|| conn.hq_side.poll_transmit()));
+            conn.wire.send_from_hq(&mut conn.hq_side);
         }
         for m in &applied.movements {
             self.hq_applies_movement(m);
@@ -1196,7 +1192,7 @@ impl World {
         let mut refused = false;
         for _ in 0..n {
             let Some(arrival) =
-                arrival(&mut self.rng, &self.faults, &mut self.stats, &mut conn.link, &mut conn.to_store)
+                arrival(&mut self.rng, &self.faults, &mut self.stats, &mut conn.link, &mut conn.wire.to_store)
             else {
                 break;
             };
@@ -1268,7 +1264,7 @@ impl World {
                 let version = self.hq.schedule_version;
                 for conn in self.conns.values_mut() {
                     conn.hq_side.offer_price_schedule(version, &schedule_of(version));
-                    conn.to_store.extend(std::iter::from_fn(|| conn.hq_side.poll_transmit()));
+                    conn.wire.send_from_hq(&mut conn.hq_side);
                 }
             }
             94 => {
@@ -1277,7 +1273,7 @@ impl World {
                 let version = self.hq.promotions_version;
                 for conn in self.conns.values_mut() {
                     conn.hq_side.offer_promotions(version, &promotions_of(version));
-                    conn.to_store.extend(std::iter::from_fn(|| conn.hq_side.poll_transmit()));
+                    conn.wire.send_from_hq(&mut conn.hq_side);
                 }
             }
             93 => {

@@ -1,4 +1,5 @@
-//! A store and HQ wired back to back through in-memory queues. Within a connection the
+//! A store and HQ wired back to back through the in-memory connection of
+//! [`super::harness`]. Within a connection the
 //! stream is reliable and ordered (QUIC's promise), but messages take a random number
 //! of steps to arrive and a connection may drop at any step, losing whatever was in
 //! flight; the next connection resends. The outbox and HQ's tables are collections.
@@ -12,6 +13,7 @@ use crate::money::Kopecks;
 use crate::sale::Sale;
 use crate::Sku;
 
+use super::harness::{through_hq_codec, through_store_codec, Pair, Wire};
 use crate::seeded::SeededRng as Rng;
 use crate::testing;
 
@@ -32,20 +34,6 @@ struct HqDb {
     progress: u64,
 }
 
-/// What the other side receives of `msg` sent in protocol `version`: encoded, framed and
-/// decoded, as the shells do.
-fn through_store_codec(version: u32, msg: &StoreMessage) -> StoreMessage {
-    let mut d = crate::wire::FrameDecoder::default();
-    d.push(&crate::wire::encode_store(version, msg).expect("encodes"));
-    d.next_store(version).expect("decodes").expect("a whole frame")
-}
-
-fn through_hq_codec(version: u32, msg: &HqMessage) -> HqMessage {
-    let mut d = crate::wire::FrameDecoder::default();
-    d.push(&crate::wire::encode_hq(version, msg).expect("encodes"));
-    d.next_hq(version).expect("decodes").expect("a whole frame")
-}
-
 /// Runs one connection after another (each "reconnect" loses all in-flight messages)
 /// until HQ holds every sale; returns HQ's state. Each connection speaks a protocol
 /// version of its own (a store upgraded, or rolled back, between two connections), and
@@ -60,8 +48,7 @@ fn run(seed: u64, sales: u64) -> HqDb {
         let version = crate::wire::SUPPORTED_VERSIONS[rng.below(2) as usize];
         let mut store = StoreSync::speaking(version, "0.2.0", ACTOR, 0, sales);
         let mut hq = HqSync::speaking(STORE, version, "0.2.1");
-        let mut to_hq: Vec<StoreMessage> = Vec::new();
-        let mut to_store: Vec<HqMessage> = Vec::new();
+        let mut wire = Wire::new(version);
         for _step in 0..200 {
             now += Duration::from_millis(500);
             store.handle_timeout(now);
@@ -78,10 +65,10 @@ fn run(seed: u64, sales: u64) -> HqDb {
                     _ => {}
                 }
             }
-            to_hq.extend(std::iter::from_fn(|| store.poll_transmit()));
-            let deliver = (rng.next_u64() % (to_hq.len() as u64 + 1)) as usize;
-            for m in to_hq.drain(..deliver) {
-                hq.handle_message(through_store_codec(version, &m)).expect("the store speaks correctly");
+            wire.send_from_store(&mut store);
+            let deliver = (rng.next_u64() % (wire.to_hq.len() as u64 + 1)) as usize;
+            for m in wire.to_hq.drain(..deliver) {
+                hq.handle_message(m).expect("the store speaks correctly");
                 while let Some(ev) = hq.poll_event() {
                     match ev {
                         HqEvent::Hello { software_version, .. } => {
@@ -105,10 +92,10 @@ fn run(seed: u64, sales: u64) -> HqDb {
                     }
                 }
             }
-            to_store.extend(std::iter::from_fn(|| hq.poll_transmit()));
-            let deliver = (rng.next_u64() % (to_store.len() as u64 + 1)) as usize;
-            for m in to_store.drain(..deliver) {
-                store.handle_message(now, through_hq_codec(version, &m)).expect("HQ speaks correctly");
+            wire.send_from_hq(&mut hq);
+            let deliver = (rng.next_u64() % (wire.to_store.len() as u64 + 1)) as usize;
+            for m in wire.to_store.drain(..deliver) {
+                store.handle_message(now, m).expect("HQ speaks correctly");
             }
             if store_acked == sales {
                 return db;
@@ -298,81 +285,72 @@ fn definitions(n: u32, version: u64) -> Vec<crate::promotions::definition::Defin
 
 /// A store and HQ past the handshake, in protocol `version`; the store holds promotions
 /// of `held`.
-fn connected(version: u32, held: u64) -> (StoreSync, HqSync) {
-    let mut store = StoreSync::speaking(version, "0.2.0", ACTOR, 0, 0).holding_promotions(held);
-    let mut hq = HqSync::speaking(STORE, version, "0.2.0");
-    let hello = store.poll_transmit().unwrap();
-    hq.handle_message(through_store_codec(version, &hello)).unwrap();
-    hq.accept(0);
-    let welcome = hq.poll_transmit().unwrap();
-    store.handle_message(Instant::now(), through_hq_codec(version, &welcome)).unwrap();
-    while store.poll_event().is_some() {}
-    while hq.poll_event().is_some() {}
-    (store, hq)
+fn connected(version: u32, held: u64) -> Pair {
+    let store = StoreSync::speaking(version, "0.2.0", ACTOR, 0, 0).holding_promotions(held);
+    Pair::connected(store, HqSync::speaking(STORE, version, "0.2.0"), version, 0)
 }
 
 #[test]
 fn promotions_go_in_pages_to_a_store_that_holds_an_older_set_and_arrive_whole() {
-    let (mut store, mut hq) = connected(PROTOCOL_VERSION, 2);
+    let mut p = connected(PROTOCOL_VERSION, 2);
     let set = definitions(1200, 3);
-    assert!(!hq.needs_promotions(2), "the store said it holds version 2");
-    hq.offer_promotions(2, &definitions(3, 2));
-    assert!(hq.poll_transmit().is_none(), "nothing for a store that has it");
-    assert!(hq.needs_promotions(3));
-    hq.offer_promotions(3, &set);
-    let pages: Vec<_> = std::iter::from_fn(|| hq.poll_transmit()).collect();
+    assert!(!p.hq.needs_promotions(2), "the store said it holds version 2");
+    p.hq.offer_promotions(2, &definitions(3, 2));
+    assert!(p.hq.poll_transmit().is_none(), "nothing for a store that has it");
+    assert!(p.hq.needs_promotions(3));
+    p.hq.offer_promotions(3, &set);
+    p.wire.send_from_hq(&mut p.hq);
+    let pages: Vec<_> = p.wire.to_store.iter().cloned().collect();
     assert_eq!(pages.len(), 3, "{} pages of at most {}", pages.len(), crate::wire::PROMOTIONS_PAGE_MAX);
-    for p in &pages {
-        store.handle_message(Instant::now(), through_hq_codec(PROTOCOL_VERSION, p)).unwrap();
-    }
-    let events: Vec<_> = std::iter::from_fn(|| store.poll_event()).collect();
+    p.deliver_to_store(Instant::now()).unwrap();
+    let events: Vec<_> = std::iter::from_fn(|| p.store.poll_event()).collect();
     assert!(
         matches!(&events[..], [StoreEvent::Promotions { version: 3, definitions }] if *definitions == set),
         "{events:?}"
     );
     // The same pages again (resent after a digest): nothing more for the shell.
-    for p in &pages {
-        store.handle_message(Instant::now(), p.clone()).unwrap();
-    }
-    assert_eq!(store.poll_event(), None);
-    store.handle_promotions_applied(3);
-    assert!(!hq.needs_promotions(3));
+    p.wire.to_store.extend(pages);
+    p.deliver_to_store(Instant::now()).unwrap();
+    assert_eq!(p.store.poll_event(), None);
+    p.store.handle_promotions_applied(3);
+    assert!(!p.hq.needs_promotions(3));
 }
 
 #[test]
 fn a_set_missing_a_page_is_dropped_and_sent_again_after_the_next_digest() {
-    let (mut store, mut hq) = connected(PROTOCOL_VERSION, 0);
+    let mut p = connected(PROTOCOL_VERSION, 0);
     let set = definitions(1100, 1);
-    hq.offer_promotions(1, &set);
-    let pages: Vec<_> = std::iter::from_fn(|| hq.poll_transmit()).collect();
-    assert_eq!(pages.len(), 3);
+    p.hq.offer_promotions(1, &set);
+    p.wire.send_from_hq(&mut p.hq);
+    assert_eq!(p.wire.to_store.len(), 3);
     // The middle page is lost.
-    store.handle_message(Instant::now(), pages[0].clone()).unwrap();
-    store.handle_message(Instant::now(), pages[2].clone()).unwrap();
-    assert_eq!(store.poll_event(), None, "never a set with a hole in it");
-    assert!(!hq.needs_promotions(1), "HQ thinks it sent them");
+    p.wire.to_store.remove(1);
+    p.deliver_to_store(Instant::now()).unwrap();
+    assert_eq!(p.store.poll_event(), None, "never a set with a hole in it");
+    assert!(!p.hq.needs_promotions(1), "HQ thinks it sent them");
     // The store's next digest says what it holds; HQ sends the set again.
-    store.handle_digests(Vec::new());
-    let digest =
-        std::iter::from_fn(|| store.poll_transmit()).find(|m| matches!(m, StoreMessage::Digest { .. })).unwrap();
+    p.store.handle_digests(Vec::new());
+    p.wire.send_from_store(&mut p.store);
+    let digest = p.wire.to_hq.iter().find(|m| matches!(m, StoreMessage::Digest { .. })).unwrap();
     assert!(matches!(digest, StoreMessage::Digest { promotions_version: 0, .. }));
-    hq.handle_message(through_store_codec(PROTOCOL_VERSION, &digest)).unwrap();
-    assert!(hq.needs_promotions(1));
-    hq.offer_promotions(1, &set);
-    for p in std::iter::from_fn(|| hq.poll_transmit()).filter(|m| matches!(m, HqMessage::PromotionsPage { .. })) {
-        store.handle_message(Instant::now(), p).unwrap();
-    }
+    p.wire.to_hq.retain(|m| matches!(m, StoreMessage::Digest { .. }));
+    p.deliver_to_hq().unwrap();
+    assert!(p.hq.needs_promotions(1));
+    p.hq.offer_promotions(1, &set);
+    p.wire.send_from_hq(&mut p.hq);
+    p.wire.to_store.retain(|m| matches!(m, HqMessage::PromotionsPage { .. }));
+    p.deliver_to_store(Instant::now()).unwrap();
     assert!(
-        matches!(store.poll_event(), Some(StoreEvent::Promotions { version: 1, definitions }) if definitions.len() == 1100)
+        matches!(p.store.poll_event(), Some(StoreEvent::Promotions { version: 1, definitions }) if definitions.len() == 1100)
     );
 }
 
 #[test]
 fn a_store_of_protocol_3_is_never_sent_promotions() {
-    let (_store, mut hq) = connected(3, 0);
-    assert!(!hq.needs_promotions(5));
-    hq.offer_promotions(5, &definitions(2, 5));
-    assert!(hq.poll_transmit().is_none());
+    let mut p = connected(3, 0);
+    assert!(!p.hq.needs_promotions(5));
+    p.hq.offer_promotions(5, &definitions(2, 5));
+    assert!(p.hq.poll_transmit().is_none());
 }
 
 fn order_request(request_id: u64, quantity: i64) -> crate::orders::OrderRequest {
@@ -395,23 +373,21 @@ fn order_request(request_id: u64, quantity: i64) -> crate::orders::OrderRequest 
 fn a_tills_order_goes_only_where_orders_are_spoken_and_comes_back_by_its_id() {
     let mut before = StoreSync::speaking(5, "0.2.0", ACTOR, 0, 0);
     assert!(!before.place_order(order_request(1, 2)), "not before Welcome");
-    let (mut old, _) = connected(4, 0);
-    assert!(!old.place_order(order_request(1, 2)), "protocol 4 carries no orders");
+    let mut old = connected(4, 0);
+    assert!(!old.store.place_order(order_request(1, 2)), "protocol 4 carries no orders");
 
-    let (mut store, mut hq) = connected(5, 0);
-    assert!(store.place_order(order_request(7, 2)));
-    let sent = store.poll_transmit().expect("the request");
-    hq.handle_message(through_store_codec(5, &sent)).unwrap();
-    let Some(HqEvent::PlaceOrder { actor, request }) = hq.poll_event() else { panic!("no order for the shell") };
+    let mut p = connected(5, 0);
+    assert!(p.store.place_order(order_request(7, 2)));
+    p.deliver_to_hq().unwrap();
+    let Some(HqEvent::PlaceOrder { actor, request }) = p.hq.poll_event() else { panic!("no order for the shell") };
     assert_eq!((actor, request.request_id), (ACTOR, 7));
     let answer = crate::orders::OrderAnswer::Refused { code: "not_available".into(), message: "none left".into() };
-    hq.answer_order(7, answer.clone());
-    let reply = hq.poll_transmit().expect("the answer");
-    store.handle_message(Instant::now(), through_hq_codec(5, &reply)).unwrap();
-    assert_eq!(store.poll_event(), Some(StoreEvent::OrderPlaced { request_id: 7, answer }));
+    p.hq.answer_order(7, answer.clone());
+    p.deliver_to_store(Instant::now()).unwrap();
+    assert_eq!(p.store.poll_event(), Some(StoreEvent::OrderPlaced { request_id: 7, answer }));
 
     // A request HQ's own rules refuse (a zero quantity) never reaches its shell.
     let bad = StoreMessage::PlaceOrder(order_request(8, 0));
-    assert!(matches!(hq.handle_message(bad), Err(SyncError::Malformed(_))));
-    assert!(hq.poll_event().is_none());
+    assert!(matches!(p.hq.handle_message(bad), Err(SyncError::Malformed(_))));
+    assert!(p.hq.poll_event().is_none());
 }
