@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use kassa_protocol::loyalty::{RightsAnswer, RightsRequest};
 use kassa_protocol::orders::{OrderAnswer, OrderRequest};
 use kassa_protocol::promotions::definition::Definition;
+use kassa_protocol::returns::{SaleAnswer, SaleLookup};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -29,11 +30,12 @@ use crate::journal::{Journal, JournalError};
 use crate::status::StatusBoard;
 
 /// What a till asks of HQ over the sync connection, and where HQ's answer goes: spending
-/// rights, or an order for pickup (the endless aisle).
+/// rights, an order for pickup (the endless aisle), or a sale of any store to return.
 #[derive(Debug)]
 pub enum HqRequest {
     Rights(RightsRequest, oneshot::Sender<RightsAnswer>),
     Order(OrderRequest, oneshot::Sender<OrderAnswer>),
+    Sale(SaleLookup, oneshot::Sender<SaleAnswer>),
 }
 pub type HqRequestSender = mpsc::Sender<HqRequest>;
 pub type HqRequestReceiver = mpsc::Receiver<HqRequest>;
@@ -45,6 +47,7 @@ const REQUESTS_WAITING_MAX: usize = 64;
 struct Waiting {
     rights: HashMap<u64, oneshot::Sender<RightsAnswer>>,
     orders: HashMap<u64, oneshot::Sender<OrderAnswer>>,
+    sales: HashMap<u64, oneshot::Sender<SaleAnswer>>,
 }
 
 impl Waiting {
@@ -53,6 +56,7 @@ impl Waiting {
     fn ask(&mut self, sync: &mut StoreSync, request: HqRequest) {
         self.rights.retain(|_, w| !w.is_closed());
         self.orders.retain(|_, w| !w.is_closed());
+        self.sales.retain(|_, w| !w.is_closed());
         match request {
             HqRequest::Rights(request, reply) => {
                 if self.rights.len() < REQUESTS_WAITING_MAX && sync.request_rights(request.clone()) {
@@ -62,6 +66,11 @@ impl Waiting {
             HqRequest::Order(request, reply) => {
                 if self.orders.len() < REQUESTS_WAITING_MAX && sync.place_order(request.clone()) {
                     self.orders.insert(request.request_id, reply);
+                }
+            }
+            HqRequest::Sale(lookup, reply) => {
+                if self.sales.len() < REQUESTS_WAITING_MAX && sync.find_sale(lookup.clone()) {
+                    self.sales.insert(lookup.request_id, reply);
                 }
             }
         }
@@ -392,6 +401,11 @@ async fn drive(sync: &mut StoreSync, store: &Store, waiting: &mut Waiting) -> Re
             StoreEvent::Rights(answer) => answer_rights(journal, &mut waiting.rights, answer).await?,
             StoreEvent::OrderPlaced { request_id, answer } => {
                 if let Some(waiter) = waiting.orders.remove(&request_id) {
+                    let _ = waiter.send(answer);
+                }
+            }
+            StoreEvent::SaleFound { request_id, answer } => {
+                if let Some(waiter) = waiting.sales.remove(&request_id) {
                     let _ = waiter.send(answer);
                 }
             }

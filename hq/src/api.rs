@@ -176,6 +176,7 @@ routes! {
     GET "/api/orders/{id}" Needs(OrdersRead) => orders::get;
     POST "/api/orders/{id}/cancel" Needs(OrdersWrite) => orders::cancel;
     GET "/api/parked" Needs(ParkedRead) => parked;
+    GET "/api/returns/over" Needs(ParkedRead) => over_returns;
     GET "/api/loyalty/rules" Needs(LoyaltyRead) => rules;
     PUT "/api/loyalty/rules" Needs(LoyaltyWrite) => publish_rules;
     GET "/api/loyalty/{card}" Needs(CustomersRead) => loyalty;
@@ -632,6 +633,13 @@ async fn loyalty(State(s): AppState, Checked(Path(card)): Checked<Path<String>>)
 async fn parked(State(s): AppState) -> Result<serde_json::Value> {
     let parked = blocking(&s.db, |db| db.parked()).await?;
     Ok(Json(json!({ "parked": parked })))
+}
+
+/// Lines returned beyond what was sold — stores that could not see each other's returns
+/// (offline) took back the same goods — with the returns that did it, for a manager.
+async fn over_returns(State(s): AppState) -> Result<serde_json::Value> {
+    let over = blocking(&s.db, |db| db.over_returns()).await?;
+    Ok(Json(json!({ "over_returns": over })))
 }
 
 /// The published promotions and their version.

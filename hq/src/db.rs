@@ -11,6 +11,7 @@
 
 mod access;
 mod orders;
+mod returns;
 mod schedule;
 mod stock;
 
@@ -21,6 +22,7 @@ pub use access::{
 pub use orders::{
     Availability, CancelOutcome, OrderFeedEntry, OrderRow, PlaceRefusal, TillPaymentRow, ORDERS_PAGE_MAX,
 };
+pub use returns::OverReturn;
 pub use stock::{DeliveryError, InboundRow, MovementTotal, DELIVERIES_OPEN_MAX, MOVEMENTS_PAGE_MAX};
 
 use kassa_protocol::format::v1 as format;
@@ -194,7 +196,7 @@ CREATE TABLE IF NOT EXISTS parked (
 /// The database's schema version, kept in `PRAGMA user_version`. Version 1 is [`SCHEMA`]
 /// as first released (`user_version` 0 in files of that release); each later version
 /// is one step of [`MIGRATIONS`].
-pub const SCHEMA_VERSION: u32 = 9;
+pub const SCHEMA_VERSION: u32 = 10;
 
 /// Steps from version `n - 1` to `n`, run at start in one transaction after a copy of
 /// the file is kept beside it (`hq.sqlite.v{old}.bak`).
@@ -255,6 +257,13 @@ const MIGRATIONS: &[(u32, &str)] = &[
         // store whose payment HQ awaits, and what it said (`orders`).
         orders::SCHEMA_V9,
     ),
+    (
+        10,
+        // Returns anywhere: which returns took back lines of which sale, and the lines
+        // returned beyond what was sold (`returns`). Its own step fills the first from
+        // the returns already held.
+        returns::SCHEMA_V10,
+    ),
 ];
 
 /// The schema version of the file `conn` has open: 0 for a new (empty) file.
@@ -284,6 +293,9 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), DbError> {
         conn.execute_batch(SCHEMA)?;
         for (to, sql) in MIGRATIONS.iter().filter(|(to, _)| *to > from) {
             conn.execute_batch(sql)?;
+            if *to == 10 && tables > 0 {
+                returns::backfill(conn)?;
+            }
             conn.pragma_update(None, "user_version", to)?;
         }
         conn.execute_batch("COMMIT")
@@ -1040,40 +1052,60 @@ fn apply_entry<'e>(tx: &Transaction<'_>, e: &'e OutboxEntry, now_ms: i64) -> Res
         )?
         .execute(params![id.store.0, id.seq as i64, kind, receipt_no, at, total, record, record_format])?;
     if inserted == 1 {
+        let anywhere = match &e.change {
+            Change::Return { ret, .. } => returns::returned_now(tx, ret, now_ms),
+            _ => returns::sold_now(tx, id, now_ms),
+        };
+        anywhere.map_err(|e| match e {
+            DbError::Sqlite(e) => ApplyError::Db(e),
+            e => ApplyError::Invalid(e.to_string()),
+        })?;
+        record_lines(tx, e, id, &lines)?;
+    }
+    Ok(counters.as_slice())
+}
+
+/// A sale's or return's lines by SKU (for stock views and reports), a sale's line
+/// promotions, and the promotions a customer has had.
+fn record_lines(
+    tx: &Transaction<'_>,
+    e: &OutboxEntry,
+    id: kassa_protocol::SaleId,
+    lines: &[(Sku, String, i64, i64)],
+) -> rusqlite::Result<()> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO sale_lines (store, seq, line_no, sku, name, quantity, amount_kopecks) VALUES (?1,?2,?3,?4,?5,?6,?7)",
+    )?;
+    for (i, (sku, name, quantity, amount)) in lines.iter().enumerate() {
+        insert.execute(params![id.store.0, id.seq as i64, i as i64, sku.as_str(), name, quantity, amount])?;
+    }
+    if let Change::Sale { sale, .. } = &e.change {
         let mut insert = tx.prepare_cached(
-            "INSERT INTO sale_lines (store, seq, line_no, sku, name, quantity, amount_kopecks) VALUES (?1,?2,?3,?4,?5,?6,?7)",
+            "INSERT INTO sale_line_promotions (store, seq, line_no, promotion, version, name, amount_kopecks)
+             VALUES (?1,?2,?3,?4,?5,?6,?7)",
         )?;
-        for (i, (sku, name, quantity, amount)) in lines.iter().enumerate() {
-            insert.execute(params![id.store.0, id.seq as i64, i as i64, sku.as_str(), name, quantity, amount])?;
-        }
-        if let Change::Sale { sale, .. } = &e.change {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO sale_line_promotions (store, seq, line_no, promotion, version, name, amount_kopecks)
-                 VALUES (?1,?2,?3,?4,?5,?6,?7)",
-            )?;
-            for (i, l) in sale.lines.iter().enumerate() {
-                for p in &l.promotions {
-                    insert.execute(params![
-                        id.store.0,
-                        id.seq as i64,
-                        i as i64,
-                        p.promotion,
-                        p.version,
-                        p.name,
-                        p.amount.0
-                    ])?;
-                }
+        for (i, l) in sale.lines.iter().enumerate() {
+            for p in &l.promotions {
+                insert.execute(params![
+                    id.store.0,
+                    id.seq as i64,
+                    i as i64,
+                    p.promotion,
+                    p.version,
+                    p.name,
+                    p.amount.0
+                ])?;
             }
-            if let Some(loyalty) = &sale.loyalty {
-                let mut used =
-                    tx.prepare_cached("INSERT OR IGNORE INTO customer_promotions (card, promotion) VALUES (?1, ?2)")?;
-                for p in sale.lines.iter().flat_map(|l| &l.promotions) {
-                    used.execute(params![loyalty.customer.as_str(), p.promotion])?;
-                }
+        }
+        if let Some(loyalty) = &sale.loyalty {
+            let mut used =
+                tx.prepare_cached("INSERT OR IGNORE INTO customer_promotions (card, promotion) VALUES (?1, ?2)")?;
+            for p in sale.lines.iter().flat_map(|l| &l.promotions) {
+                used.execute(params![loyalty.customer.as_str(), p.promotion])?;
             }
         }
     }
-    Ok(counters.as_slice())
+    Ok(())
 }
 
 /// A sale or return as HQ stores it: a frozen format of `kassa_protocol::format` (sales
@@ -1320,6 +1352,74 @@ mod tests {
         let row = db.order(abandoned.id).unwrap().unwrap();
         assert_eq!((row.state, row.till_payment.unwrap().code()), (OrderState::Cancelled, "abandoned"));
         assert_eq!(db.available(StoreId(2), &Sku("7".into())).unwrap(), (10, 1), "only the paid order holds stock");
+    }
+
+    /// A return at `store` of `quantity` of line 0 of sale `sale` (1 ₽ each).
+    fn ret(store: u32, seq: u64, sale: kassa_protocol::SaleId, quantity: i64) -> OutboxEntry {
+        use kassa_protocol::returns::{Return, ReturnKind, ReturnLine};
+        let amount = Kopecks(100 * quantity);
+        let ret = Return {
+            id: kassa_protocol::SaleId { store: StoreId(store), seq },
+            receipt_no: kassa_protocol::sale::receipt_no(StoreId(store), 1, seq),
+            terminal: 1,
+            cashier: "k".into(),
+            created_at_ms: seq as i64,
+            kind: ReturnKind::WithReceipt { sale },
+            lines: vec![ReturnLine {
+                sale_line: Some(0),
+                sku: Sku("1".into()),
+                name: "Хлеб".into(),
+                unit: Unit::Piece,
+                quantity,
+                vat: VatRate::Vat10,
+                amount,
+            }],
+            refunds: vec![kassa_protocol::sale::Tender { kind: kassa_protocol::sale::TenderKind::Cash, amount }],
+            total: amount,
+            loyalty: None,
+        };
+        OutboxEntry { seq, change: Change::Return { ret, counters: Vec::new() } }
+    }
+
+    /// Returns anywhere at HQ: a till of any store is told what every store already took
+    /// back of a sale; two stores that took back the same goods (offline) are listed.
+    #[test]
+    fn every_stores_returns_of_a_sale_are_known_and_an_over_return_is_listed() {
+        use kassa_protocol::returns::SaleAnswer;
+        let (_d, db) = open();
+        let two = ActorId { store: StoreId(2), epoch: 1 };
+        db.hello(ACTOR, 1, 1, 0).unwrap();
+        db.hello(two, 2, 1, 0).unwrap();
+        let bread = BasketLine { name: "Хлеб".into(), ..testing::pieces("1", Kopecks(100), 3) };
+        let sale = Sale { cashier: "k".into(), ..testing::sale(STORE, 1, vec![bread]) };
+        db.apply(
+            ACTOR,
+            &[OutboxEntry { seq: 1, change: Change::Sale { sale: sale.clone(), counters: vec![] } }],
+            1,
+            1,
+            0,
+        )
+        .unwrap();
+        let by_id = kassa_protocol::returns::SaleRef::Id;
+        let elsewhere = by_id(kassa_protocol::SaleId { store: StoreId(9), seq: 1 });
+        assert_eq!(db.sale_for_return(&elsewhere).unwrap(), SaleAnswer::NotFound);
+        db.apply(two, &[ret(2, 1, sale.id, 2)], 1, 2, 10).unwrap();
+        let by_no = kassa_protocol::returns::SaleRef::ReceiptNo(sale.receipt_no.clone());
+        assert_eq!(db.sale_for_return(&by_no).unwrap(), db.sale_for_return(&by_id(sale.id)).unwrap());
+        let SaleAnswer::Found { sale: found, returned, refunds } = db.sale_for_return(&by_id(sale.id)).unwrap() else {
+            panic!("the sale")
+        };
+        assert_eq!((*found, returned, refunds.len()), (sale.clone(), vec![(2, Kopecks(200))], 1));
+        assert!(db.over_returns().unwrap().is_empty());
+        // Store 1, which could not see store 2's return, takes back two more: 4 of 3.
+        db.apply(ACTOR, &[ret(1, 2, sale.id, 2)], 2, 2, 20).unwrap();
+        let over = db.over_returns().unwrap();
+        assert_eq!(over.len(), 1, "{over:?}");
+        assert_eq!((over[0].sold, over[0].returned, over[0].sku.as_str()), (3, 4, "1"));
+        assert_eq!(over[0].returns.iter().map(|r| r.0).collect::<Vec<_>>(), vec![2, 1]);
+        // The same batch again changes nothing.
+        db.apply(two, &[ret(2, 1, sale.id, 2)], 1, 2, 30).unwrap();
+        assert_eq!(db.over_returns().unwrap()[0].returned, 4);
     }
 
     /// A file as the first release left it: its schema, `user_version` 0, some rows.

@@ -520,6 +520,12 @@ async fn drive(session: &mut HqSync, shared: &Shared, peer: &PeerGuard) -> Resul
                 blocking(&shared.db, move |db| db.merge_counters(&entries)).await?;
                 tracing::info!(entries = n, "store counters merged after a digest mismatch");
             }
+            HqEvent::FindSale { actor, lookup } => {
+                let by = lookup.sale.clone();
+                let answer = blocking(&shared.db, move |db| db.sale_for_return(&by)).await?;
+                tracing::info!(%actor, sale = ?lookup.sale, found = matches!(answer, kassa_protocol::returns::SaleAnswer::Found { .. }), "a till looked up a sale to return");
+                session.answer_sale(lookup.request_id, answer);
+            }
             HqEvent::PlaceOrder { actor, request } => {
                 let request_id = request.request_id;
                 let answer = place_for_till(shared, actor, request).await?;

@@ -1214,6 +1214,72 @@ pub mod v3 {
         pub by: String,
     }
 
+    /// A till's question for a sale of any store.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct SaleLookup {
+        pub request_id: u64,
+        pub sale: SaleRef,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum SaleRef {
+        Id(SaleId),
+        ReceiptNo(String),
+    }
+
+    /// HQ's answer: the sale, what was returned of each line, what those returns refunded.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum SaleAnswer {
+        Found { sale: Box<v2::Sale>, returned: Vec<(i64, Kopecks)>, refunds: Vec<v1::Tender> },
+        NotFound,
+    }
+
+    impl From<&crate::returns::SaleLookup> for SaleLookup {
+        fn from(l: &crate::returns::SaleLookup) -> Self {
+            let sale = match &l.sale {
+                crate::returns::SaleRef::Id(id) => SaleRef::Id(*id),
+                crate::returns::SaleRef::ReceiptNo(no) => SaleRef::ReceiptNo(no.clone()),
+            };
+            SaleLookup { request_id: l.request_id, sale }
+        }
+    }
+
+    impl From<SaleLookup> for crate::returns::SaleLookup {
+        fn from(l: SaleLookup) -> Self {
+            let sale = match l.sale {
+                SaleRef::Id(id) => crate::returns::SaleRef::Id(id),
+                SaleRef::ReceiptNo(no) => crate::returns::SaleRef::ReceiptNo(no),
+            };
+            crate::returns::SaleLookup { request_id: l.request_id, sale }
+        }
+    }
+
+    impl From<&crate::returns::SaleAnswer> for SaleAnswer {
+        fn from(a: &crate::returns::SaleAnswer) -> Self {
+            match a {
+                crate::returns::SaleAnswer::Found { sale, returned, refunds } => SaleAnswer::Found {
+                    sale: Box::new(sale.as_ref().into()),
+                    returned: returned.clone(),
+                    refunds: refunds.iter().map(Into::into).collect(),
+                },
+                crate::returns::SaleAnswer::NotFound => SaleAnswer::NotFound,
+            }
+        }
+    }
+
+    impl From<SaleAnswer> for crate::returns::SaleAnswer {
+        fn from(a: SaleAnswer) -> Self {
+            match a {
+                SaleAnswer::Found { sale, returned, refunds } => crate::returns::SaleAnswer::Found {
+                    sale: Box::new((*sale).into()),
+                    returned,
+                    refunds: refunds.into_iter().map(Into::into).collect(),
+                },
+                SaleAnswer::NotFound => crate::returns::SaleAnswer::NotFound,
+            }
+        }
+    }
+
     /// What a store says of an order its till placed to be paid there.
     #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
     pub struct OrderPayment {

@@ -104,6 +104,10 @@ impl Connection {
                         RightsAnswer::UnknownCustomer { request_id: request.request_id, customer: request.customer };
                     hq.answer_rights(None, answer);
                 }
+                HqEvent::FindSale { actor: a, lookup } => {
+                    assert_eq!(Some(a), self.actor);
+                    hq.answer_sale(lookup.request_id, crate::returns::SaleAnswer::NotFound);
+                }
                 HqEvent::PlaceOrder { actor: a, request } => {
                     assert_eq!(Some(a), self.actor);
                     assert!(request.validate().is_ok(), "decoding checked the request");

@@ -75,6 +75,70 @@ pub struct ReturnLine {
 /// How much of each line of a sale was already returned (quantity, refunded amount).
 pub type Returned = Vec<(i64, Kopecks)>;
 
+/// Returns per sale a store holds, at most, in one answer of HQ's.
+pub const RETURNS_PER_SALE_MAX: usize = 1_000;
+
+/// A till asks HQ for a sale of any store, to take a return of it (return anywhere):
+/// over sync, answered by [`SaleAnswer`] with the same `request_id`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SaleLookup {
+    pub request_id: u64,
+    pub sale: SaleRef,
+}
+
+/// How a receipt names its sale: by id (the receipt's QR code) or by its printed number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SaleRef {
+    Id(SaleId),
+    /// `SSSS-TT-NNNNNN`.
+    ReceiptNo(String),
+}
+
+impl SaleRef {
+    /// The store that made the sale.
+    pub fn store(&self) -> Option<crate::StoreId> {
+        match self {
+            SaleRef::Id(id) => Some(id.store),
+            SaleRef::ReceiptNo(no) => crate::sale::parse_receipt_no(no).map(|(store, _, _)| store),
+        }
+    }
+}
+
+/// HQ's answer to a [`SaleLookup`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SaleAnswer {
+    /// The sale as its store recorded it, what every store's returns HQ has applied took
+    /// back of each line, and what those returns refunded (by tender), for the refund to
+    /// follow the original tenders.
+    Found { sale: Box<Sale>, returned: Returned, refunds: Vec<Tender> },
+    /// HQ holds no such sale (not yet synced from its store, or never made).
+    NotFound,
+}
+
+/// Adds `ret`'s lines and refunds to what was already returned of `sale`: the one
+/// accumulation the journal (its own returns) and HQ (every store's) both use.
+pub fn add_returned(sale: &Sale, returned: &mut Returned, refunds: &mut Vec<Tender>, ret: &Return) {
+    returned.resize(sale.lines.len().max(returned.len()), (0, Kopecks::ZERO));
+    for l in &ret.lines {
+        if let Some(slot) = l.sale_line.and_then(|i| returned.get_mut(i as usize)) {
+            *slot = (slot.0 + l.quantity, Kopecks(slot.1 .0 + l.amount.0));
+        }
+    }
+    refunds.extend(ret.refunds.iter().cloned());
+}
+
+/// Lines returned beyond what was sold (line, sold, returned): what HQ lists for a
+/// manager when stores that could not see each other's returns took back the same goods.
+pub fn over_returned(sale: &Sale, returned: &Returned) -> Vec<(u32, i64, i64)> {
+    sale.lines
+        .iter()
+        .zip(returned)
+        .enumerate()
+        .filter(|(_, (l, r))| r.0 > l.quantity)
+        .map(|(i, (l, r))| (i as u32, l.quantity, r.0))
+        .collect()
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReturnError {
     #[error("the sale has no line {0}")]

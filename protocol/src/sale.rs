@@ -153,6 +153,34 @@ pub fn receipt_no(store: crate::StoreId, terminal: u16, number: u64) -> String {
     format!("{:04}-{:02}-{:06}", store.0, terminal, number)
 }
 
+/// A receipt number `SSSS-TT-NNNNNN` read back: (store, terminal, number); `None` for
+/// anything else.
+pub fn parse_receipt_no(code: &str) -> Option<(crate::StoreId, u16, u64)> {
+    let mut parts = code.trim().split('-');
+    let (Some(store), Some(terminal), Some(number), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !(all_digits(store) && all_digits(terminal) && all_digits(number)) {
+        return None;
+    }
+    Some((crate::StoreId(store.parse().ok()?), terminal.parse().ok()?, number.parse().ok()?))
+}
+
+/// What a code the cashier scans or types says of a sale: the receipt's QR code
+/// (`KASSA:<store>:<seq>`) or its printed number. `None` for anything else.
+pub fn sale_ref(code: &str) -> Option<crate::returns::SaleRef> {
+    let code = code.trim();
+    if let Some(rest) = code.strip_prefix("KASSA:") {
+        let mut parts = rest.split(':');
+        let (Some(store), Some(seq), None) = (parts.next(), parts.next(), parts.next()) else { return None };
+        let id = SaleId { store: crate::StoreId(store.parse().ok()?), seq: seq.parse().ok()? };
+        return Some(crate::returns::SaleRef::Id(id));
+    }
+    parse_receipt_no(code).map(|_| crate::returns::SaleRef::ReceiptNo(code.to_owned()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -123,6 +123,8 @@ pub enum StoreEvent {
     OrderCancel(crate::orders::OrderId),
     /// HQ answered a till's order (the endless aisle): wake the waiting till.
     OrderPlaced { request_id: u64, answer: crate::orders::OrderAnswer },
+    /// HQ answered a till's question for a sale (return anywhere): wake the waiting till.
+    SaleFound { request_id: u64, answer: crate::returns::SaleAnswer },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -316,44 +318,60 @@ impl StoreSync {
                 self.events.push_back(StoreEvent::Counters { entries });
                 true
             }
-            (StoreState::Ready, HqMessage::Inbound(doc)) => {
-                if doc.store != self.actor.store {
-                    return Err(SyncError::Malformed(format!("an inbound document for store {}", doc.store)));
-                }
-                self.events.push_back(StoreEvent::Inbound(doc));
-                false
-            }
-            (StoreState::Ready, HqMessage::PromotionsUsed { customer, promotions }) => {
-                if promotions.len() > PROMOTIONS_MAX {
-                    return Err(SyncError::Malformed(format!("{} promotions used", promotions.len())));
-                }
-                self.events.push_back(StoreEvent::PromotionsUsed { customer, promotions });
-                false
-            }
-            (StoreState::Ready, HqMessage::Order(order)) => {
-                if order.store != self.actor.store {
-                    return Err(SyncError::Malformed(format!("order {} for store {}", order.id, order.store)));
-                }
-                self.events.push_back(StoreEvent::Order(order));
-                false
-            }
-            (StoreState::Ready, HqMessage::OrderCancel { order }) => {
-                self.events.push_back(StoreEvent::OrderCancel(order));
-                false
-            }
-            (StoreState::Ready, HqMessage::OrderPlaced { request_id, answer }) => {
-                self.events.push_back(StoreEvent::OrderPlaced { request_id, answer });
-                false
-            }
-            (StoreState::Ready, HqMessage::PriceSchedule { version, changes }) => {
-                crate::price_schedule::PriceSchedule::new(&changes)
-                    .map_err(|e| SyncError::Malformed(format!("price schedule {version}: {e}")))?;
-                self.events.push_back(StoreEvent::PriceSchedule { version, changes });
+            (StoreState::Ready, msg) => {
+                self.handle_document(msg)?;
                 false
             }
         };
         if taken {
             self.request_outbox();
+        }
+        Ok(())
+    }
+
+    /// What HQ sends the store outside the outbox's flow once connected: documents to
+    /// keep, answers to a till's requests, registers. None of them asks for the outbox.
+    fn handle_document(&mut self, msg: HqMessage) -> Result<(), SyncError> {
+        match msg {
+            HqMessage::Inbound(doc) => {
+                if doc.store != self.actor.store {
+                    return Err(SyncError::Malformed(format!("an inbound document for store {}", doc.store)));
+                }
+                self.events.push_back(StoreEvent::Inbound(doc));
+            }
+            HqMessage::PromotionsUsed { customer, promotions } => {
+                if promotions.len() > PROMOTIONS_MAX {
+                    return Err(SyncError::Malformed(format!("{} promotions used", promotions.len())));
+                }
+                self.events.push_back(StoreEvent::PromotionsUsed { customer, promotions });
+            }
+            HqMessage::Order(order) => {
+                if order.store != self.actor.store {
+                    return Err(SyncError::Malformed(format!("order {} for store {}", order.id, order.store)));
+                }
+                self.events.push_back(StoreEvent::Order(order));
+            }
+            HqMessage::OrderCancel { order } => {
+                self.events.push_back(StoreEvent::OrderCancel(order));
+            }
+            HqMessage::OrderPlaced { request_id, answer } => {
+                self.events.push_back(StoreEvent::OrderPlaced { request_id, answer });
+            }
+            HqMessage::SaleFound { request_id, answer } => {
+                if let crate::returns::SaleAnswer::Found { sale, returned, .. } = &answer {
+                    sale.validate().map_err(|e| SyncError::Malformed(format!("sale {}: {e}", sale.id)))?;
+                    if returned.len() > sale.lines.len() {
+                        return Err(SyncError::Malformed(format!("sale {}: returns of lines it lacks", sale.id)));
+                    }
+                }
+                self.events.push_back(StoreEvent::SaleFound { request_id, answer });
+            }
+            HqMessage::PriceSchedule { version, changes } => {
+                crate::price_schedule::PriceSchedule::new(&changes)
+                    .map_err(|e| SyncError::Malformed(format!("price schedule {version}: {e}")))?;
+                self.events.push_back(StoreEvent::PriceSchedule { version, changes });
+            }
+            other => unreachable!("handle_message takes {other:?} itself"),
         }
         Ok(())
     }
@@ -485,6 +503,16 @@ impl StoreSync {
             return false;
         }
         self.transmits.push_back(StoreMessage::RightsRequest(request));
+        true
+    }
+
+    /// Asks HQ for a sale of any store (protocol 5 on); `false` when not connected or the
+    /// connection is older.
+    pub fn find_sale(&mut self, lookup: crate::returns::SaleLookup) -> bool {
+        if self.state != StoreState::Ready || self.protocol < 5 {
+            return false;
+        }
+        self.transmits.push_back(StoreMessage::FindSale(lookup));
         true
     }
 
@@ -632,6 +660,9 @@ pub enum HqEvent {
     /// A till of the store orders for pickup (the endless aisle): place it as the online
     /// shop's would be, then call [`HqSync::answer_order`].
     PlaceOrder { actor: ActorId, request: crate::orders::OrderRequest },
+    /// A till of the store asks for a sale of any store (return anywhere): look it up
+    /// with every store's returns of it, then call [`HqSync::answer_sale`].
+    FindSale { actor: ActorId, lookup: crate::returns::SaleLookup },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -743,6 +774,11 @@ impl HqSync {
                 Ok(())
             }
             (_, StoreMessage::PlaceOrder(_)) => Err(SyncError::Unexpected("an order request before Welcome")),
+            (HqState::Ready(actor), StoreMessage::FindSale(lookup)) => {
+                self.events.push_back(HqEvent::FindSale { actor, lookup });
+                Ok(())
+            }
+            (_, StoreMessage::FindSale(_)) => Err(SyncError::Unexpected("a sale lookup before Welcome")),
             (HqState::Ready(actor), StoreMessage::Digest { digests, promotions_version, price_schedule_version }) => {
                 // What the store holds now: a set or schedule that did not arrive is
                 // offered again by the shell's next `offer_promotions`/`offer_price_schedule`.
@@ -1052,6 +1088,11 @@ impl HqSync {
     /// Answers a till's order request.
     pub fn answer_order(&mut self, request_id: u64, answer: crate::orders::OrderAnswer) {
         self.transmits.push_back(HqMessage::OrderPlaced { request_id, answer });
+    }
+
+    /// Answers a till's sale lookup.
+    pub fn answer_sale(&mut self, request_id: u64, answer: crate::returns::SaleAnswer) {
+        self.transmits.push_back(HqMessage::SaleFound { request_id, answer });
     }
 
     /// Offers a view of the nearby stores' stock (excluding this store's own).

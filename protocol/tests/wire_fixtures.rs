@@ -27,7 +27,7 @@ use kassa_protocol::orders::{
     TillPayment,
 };
 use kassa_protocol::price_schedule::ScheduledPrice;
-use kassa_protocol::returns::{Return, ReturnKind, ReturnLine};
+use kassa_protocol::returns::{Return, ReturnKind, ReturnLine, SaleAnswer, SaleLookup, SaleRef};
 use kassa_protocol::sale::{Sale, Tender, TenderKind};
 use kassa_protocol::stock::{ActorDigest, CounterEntry};
 use kassa_protocol::wire::{self, Change, FrameDecoder, HqMessage, NearbyStock, OutboxEntry, StoreMessage};
@@ -348,6 +348,8 @@ fn store_messages(version: u32) -> Vec<(&'static str, StoreMessage)> {
     ];
     if version >= 5 {
         messages.push(("store-place-order", StoreMessage::PlaceOrder(order_request())));
+        let lookup = SaleLookup { request_id: 21, sale: SaleRef::ReceiptNo("0002-01-000913".into()) };
+        messages.push(("store-find-sale", StoreMessage::FindSale(lookup)));
     }
     messages
 }
@@ -419,6 +421,14 @@ fn hq_messages(version: u32) -> Vec<(&'static str, HqMessage)> {
             message: "store 8 cannot cover this order: 100001: 2 wanted, 1 available".into(),
         };
         messages.push(("hq-order-refused", HqMessage::OrderPlaced { request_id: 13, answer: refused }));
+        // Another store's sale, one milk of it returned at some store, refunded in cash.
+        let answer = SaleAnswer::Found {
+            sale: Box::new(sale(version)),
+            returned: vec![(1, Kopecks(8_990)), (0, Kopecks::ZERO), (0, Kopecks::ZERO)],
+            refunds: vec![Tender { kind: TenderKind::Cash, amount: Kopecks(8_990) }],
+        };
+        messages.push(("hq-sale-found", HqMessage::SaleFound { request_id: 21, answer }));
+        messages.push(("hq-sale-not-found", HqMessage::SaleFound { request_id: 22, answer: SaleAnswer::NotFound }));
     }
     messages
 }
@@ -538,6 +548,7 @@ fn store_variant(m: &StoreMessage) -> &'static str {
         StoreMessage::Digest { .. } => "store-digest",
         StoreMessage::Counters { .. } => "store-counters",
         StoreMessage::PlaceOrder(_) => "store-place-order",
+        StoreMessage::FindSale(_) => "store-find-sale",
     }
 }
 
@@ -564,13 +575,15 @@ fn hq_variant(m: &HqMessage) -> &'static str {
         HqMessage::OrderCancel { .. } => "hq-order-cancel",
         HqMessage::OrderPlaced { answer: OrderAnswer::Placed(_), .. } => "hq-order-placed",
         HqMessage::OrderPlaced { answer: OrderAnswer::Refused { .. }, .. } => "hq-order-refused",
+        HqMessage::SaleFound { answer: SaleAnswer::Found { .. }, .. } => "hq-sale-found",
+        HqMessage::SaleFound { answer: SaleAnswer::NotFound, .. } => "hq-sale-not-found",
     }
 }
 
 /// The store's messages in protocol `version`.
 fn all_store_variants(version: u32) -> usize {
     if version >= 5 {
-        6
+        7
     } else {
         5
     }
@@ -578,7 +591,7 @@ fn all_store_variants(version: u32) -> usize {
 /// HQ's messages in protocol `version`.
 fn all_hq_variants(version: u32) -> usize {
     match version {
-        5.. => 20,
+        5.. => 22,
         4 => 12,
         _ => 11,
     }

@@ -447,7 +447,8 @@ impl SimStore {
                 | StoreEvent::PriceSchedule { .. }
                 | StoreEvent::Order(_)
                 | StoreEvent::OrderCancel(_)
-                | StoreEvent::OrderPlaced { .. } => {}
+                | StoreEvent::OrderPlaced { .. }
+                | StoreEvent::SaleFound { .. } => {}
             }
         }
         Ok(())

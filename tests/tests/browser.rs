@@ -765,3 +765,65 @@ async fn an_online_order_appears_is_readied_and_handed_over_by_its_code() {
     page.close().await;
     stack.stop().await;
 }
+
+/// Return anywhere at the till: another store's receipt (its sale at HQ, as that store
+/// synced it) shows its lines with what is left to return, and one comes back, refunded
+/// to the card that paid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_stores_receipt_is_returned_at_this_till() {
+    init_logging();
+    let Some(page) = launch("return-anywhere").await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let stack = stack::start(StackOptions::ephemeral(dir.path())).await.unwrap();
+    // Store 2 sold three milks by card and synced; one of them came back there already.
+    let items = stack.hq.shared.db.catalog().unwrap();
+    let milk = items.iter().find(|i| i.gtin.as_ref().is_some_and(|g| g.to_string() == MILK_GTIN)).unwrap();
+    let mut basket = kassa_protocol::basket::Basket::new(0);
+    basket.add(milk, 3).unwrap();
+    let total = basket.totals().unwrap().total;
+    let store2 = kassa_protocol::StoreId(2);
+    let sale = kassa_protocol::sale::Sale {
+        id: kassa_protocol::SaleId { store: store2, seq: 41 },
+        receipt_no: kassa_protocol::sale::receipt_no(store2, 1, 41),
+        terminal: 1,
+        cashier: "olga".into(),
+        created_at_ms: 0,
+        lines: basket.lines,
+        tenders: vec![kassa_protocol::sale::Tender { kind: kassa_protocol::sale::TenderKind::Card, amount: total }],
+        total,
+        change: kassa_protocol::Kopecks::ZERO,
+        loyalty: None,
+    };
+    let actor = kassa_protocol::ActorId { store: store2, epoch: 1 };
+    let entry = kassa_protocol::wire::OutboxEntry {
+        seq: 1,
+        change: kassa_protocol::wire::Change::Sale { sale: sale.clone(), counters: vec![] },
+    };
+    stack.hq.shared.db.hello(actor, 1, 1, 0).unwrap();
+    stack.hq.shared.db.apply(actor, &[entry], 1, 1, 0).unwrap();
+    page.open(&stack).await;
+    page.log_in_and_open_shift().await;
+
+    page.type_into("#code", "\u{E00A}r\u{E000}").await; // Alt+R: a return
+    page.wait_present("#dlg-code").await;
+    page.type_into("#dlg-code", &sale.receipt_no).await;
+    page.click("#dlg-ok").await;
+    let lines = page.wait_for_text("#dlg-form", &sale.receipt_no).await;
+    assert!(lines.contains("можно вернуть: 3"), "what is left of each line: {lines}");
+    assert!(lines.contains("продажа в магазине № 2"), "{lines}");
+    page.screenshot("return-anywhere-lines").await;
+    page.type_into("#dlg-l0", "1").await;
+    page.click("#dlg-ok").await;
+    let message = page.wait_for_text("#message", "на карту").await;
+    assert!(message.contains("106,90 на карту"), "{message}");
+    page.screenshot("return-anywhere-done").await;
+    let receipt = loop {
+        let r = printed_receipt(&stack);
+        if r.contains("ВОЗВРАТ") {
+            break r;
+        }
+    };
+    assert!(receipt.contains(&sale.receipt_no), "the return receipt names store 2's receipt: {receipt}");
+    page.close().await;
+    stack.stop().await;
+}

@@ -311,7 +311,7 @@ fn till_status(e: &TillError) -> StatusCode {
     match e {
         TillError::UnknownBarcode(_) | TillError::UnknownPlu(_) | TillError::UnknownSku(_) => S::NOT_FOUND,
         TillError::NoSuchCustomer | TillError::NoSuchParked(_) => S::NOT_FOUND,
-        TillError::OrderNeedsHq => S::SERVICE_UNAVAILABLE,
+        TillError::OrderNeedsHq | TillError::ReturnNeedsHq => S::SERVICE_UNAVAILABLE,
         TillError::OrderNotAvailable(_) | TillError::NotAwaitingPayment(_) | TillError::PaymentTooLate(_) => {
             S::CONFLICT
         }
@@ -343,7 +343,7 @@ fn write_status(w: &WriteError) -> StatusCode {
         | WriteError::OrderPrepaid(_)
         | WriteError::OrderPaid(_)
         | WriteError::OrderAbandoned(_) => S::CONFLICT,
-        WriteError::PrepaymentInPoints => S::UNPROCESSABLE_ENTITY,
+        WriteError::PrepaymentInPoints | WriteError::ReturnElsewhereLoyalty => S::UNPROCESSABLE_ENTITY,
         WriteError::NeedsManager(_) => S::FORBIDDEN,
         WriteError::AlreadyReceived(_) | WriteError::CountPosted(_) | WriteError::TooManyCounts => S::CONFLICT,
         WriteError::OutOfCount(_) => S::UNPROCESSABLE_ENTITY,
@@ -829,9 +829,30 @@ async fn lookup(State(s): State<AppState>, _c: Cashier, Query(q): Query<LookupQu
         })
         .await?;
     match found {
-        Some((sale, returnable)) => Ok(Json(LookupView { sale: (&sale).into(), returnable })),
-        None => Err(no_such_sale(code)),
+        Some((sale, returnable)) => Ok(Json(LookupView { sale: (&sale).into(), returnable, elsewhere: false })),
+        None => match elsewhere(&s, &code) {
+            // Another store's receipt: HQ says what is left of it (return anywhere).
+            Some(by) => match s.till.sale_from_hq(by).await {
+                None => Err(TillError::ReturnNeedsHq.into()),
+                Some(kassa_protocol::returns::SaleAnswer::NotFound) => Err(no_such_sale(code)),
+                Some(kassa_protocol::returns::SaleAnswer::Found { sale, returned, .. }) => {
+                    let returnable = sale
+                        .lines
+                        .iter()
+                        .zip(returned.iter().chain(std::iter::repeat(&(0, Kopecks::ZERO))))
+                        .map(|(l, r)| l.quantity - r.0)
+                        .collect();
+                    Ok(Json(LookupView { sale: sale.as_ref().into(), returnable, elsewhere: true }))
+                }
+            },
+            None => Err(no_such_sale(code)),
+        },
     }
+}
+
+/// The sale `code` names when it is another store's (its receipt's QR code or number).
+fn elsewhere(s: &AppState, code: &str) -> Option<kassa_protocol::returns::SaleRef> {
+    kassa_protocol::sale::sale_ref(code).filter(|by| by.store().is_some_and(|st| st != s.journal.store()))
 }
 
 /// No sale by that sequence, receipt number or receipt code.
@@ -933,17 +954,25 @@ async fn return_with_receipt(
     ApiJson(req): ApiJson<ReturnRequestBody>,
 ) -> ApiResult<ReturnedView> {
     let drawer = drawer_override(&s, &user, req.drawer_override, req.manager, src).await?;
+    let lines: Vec<(u32, i64)> = req.lines.iter().map(|l| (l.line, l.quantity)).collect();
     let sale_seq = match (req.sale_seq, req.code) {
         (Some(seq), _) => seq,
         (None, Some(code)) => {
             let j = s.journal.clone();
             let code = code.trim().to_owned();
             let c = code.clone();
-            j.run(move |j| j.find_doc(&c)).await?.ok_or_else(|| no_such_sale(code))?
+            match (j.run(move |j| j.find_doc(&c)).await?, elsewhere(&s, &code)) {
+                (Some(seq), _) => seq,
+                (None, Some(by)) => {
+                    let (ret, replayed) =
+                        s.till.return_elsewhere(&user, by, lines, drawer, req.idempotency_key).await?;
+                    return Ok(Json(ReturnedView { ret: (&ret).into(), replayed }));
+                }
+                (None, None) => return Err(no_such_sale(code)),
+            }
         }
         (None, None) => return Err(ApiError::refuse(ApiRefusal::BadReturn, "name the sale: sale_seq or code")),
     };
-    let lines = req.lines.iter().map(|l| (l.line, l.quantity)).collect();
     let request = ReturnRequest::WithReceipt { sale_seq, lines };
     let (ret, replayed) = s.till.return_items(&user, request, drawer, req.idempotency_key).await?;
     Ok(Json(ReturnedView { ret: (&ret).into(), replayed }))

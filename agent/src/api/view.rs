@@ -802,6 +802,8 @@ pub struct ReturnedView {
 pub struct LookupView {
     pub sale: SaleView,
     pub returnable: Vec<i64>,
+    /// Another store's sale, as HQ knows it (returned by its `code`, online).
+    pub elsewhere: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

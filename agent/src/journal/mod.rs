@@ -236,6 +236,10 @@ pub enum WriteError {
     /// The customer refused to pay order {0}: HQ cancels it.
     #[error("order {0} was refused by its customer and is cancelled")]
     OrderAbandoned(kassa_protocol::orders::OrderId),
+    /// A sale with a loyalty card is returned at the store that sold it (its points are
+    /// that store's to take back).
+    #[error("a sale with a loyalty card is returned at the store that sold it")]
+    ReturnElsewhereLoyalty,
     /// Points pay a sale of their customer, not an order's prepayment.
     #[error("an order paid now takes cash or a card, not points")]
     PrepaymentInPoints,
@@ -291,6 +295,7 @@ refusal_codes! {
         WriteError::OrderPaid(_) => "order_paid",
         WriteError::OrderAbandoned(_) => "order_abandoned",
         WriteError::PrepaymentInPoints => "prepayment_in_points",
+        WriteError::ReturnElsewhereLoyalty => "return_elsewhere_loyalty",
         WriteError::BadUserId => "bad_user_id",
         WriteError::BadUserName => "bad_user_name",
         WriteError::BadPin => "bad_pin_format",
@@ -543,7 +548,7 @@ DROP INDEX IF EXISTS print_jobs_pending;
 /// The journal's schema version, kept in `PRAGMA user_version`. Version 1 is [`SCHEMA`]
 /// as first released (`user_version` 0 in files of that release); each later version
 /// is one step of [`MIGRATIONS`].
-pub const SCHEMA_VERSION: u32 = 8;
+pub const SCHEMA_VERSION: u32 = 9;
 
 /// Steps from version `n - 1` to `n`, run at start in one transaction after a copy of
 /// the file is kept beside it (`journal.sqlite.v{old}.bak`).
@@ -652,6 +657,18 @@ const MIGRATIONS: &[(u32, &str)] = &[
         // prepayments with their tenders and VAT for the shift's reports, and the orders
         // whose customer did not pay.
         aisle::SCHEMA_V8,
+    ),
+    (
+        9,
+        // Returns anywhere: each return with a receipt names its sale by store (a sale
+        // of another store too), with the receipt's number and the outbox entry that
+        // carries the return to HQ — so that the till adds its own returns HQ has not yet
+        // acknowledged to what HQ says was returned of a sale.
+        "CREATE TABLE return_refs (
+             doc_seq INTEGER PRIMARY KEY REFERENCES docs(seq), sale_store INTEGER NOT NULL,
+             sale_seq INTEGER NOT NULL, sale_receipt_no TEXT NOT NULL, outbox_seq INTEGER NOT NULL
+         ) STRICT;
+         CREATE INDEX return_refs_by_sale ON return_refs (sale_store, sale_seq);",
     ),
 ];
 

@@ -43,6 +43,10 @@ pub enum ReturnRequest {
     WithoutReceipt { lines: Vec<(Sku, i64)>, approved_by: String, refund: sale::TenderKind },
     /// Everything not yet returned of a sale, reversed; a manager approved it.
     Cancel { sale_seq: u64, approved_by: String },
+    /// Lines of a sale of any store as HQ answered a lookup (return anywhere, online):
+    /// what was returned of it is HQ's figures (every store's returns it applied) plus
+    /// this store's returns HQ has not yet acknowledged.
+    Anywhere { sale: Box<Sale>, returned: Returned, refunds: Vec<Tender>, lines: Vec<(u32, i64)> },
 }
 
 /// What a sale's or return's idempotency key keeps: the document's sequence. The record
@@ -323,12 +327,19 @@ impl Journal {
         idempotency_key: &str,
         now_ms: i64,
     ) -> Result<(Return, bool), WriteError> {
-        let digest = RequestDigest::of("return", &(request, drawer_override));
+        // A retry asks HQ again, whose figures may have moved: the sale and the lines
+        // say what was asked.
+        let digest = match request {
+            ReturnRequest::Anywhere { sale, lines, .. } => {
+                RequestDigest::of("return", &(sale.id, lines, drawer_override))
+            }
+            _ => RequestDigest::of("return", &(request, drawer_override)),
+        };
         let conn = self.conn();
         idempotent(&conn, idempotency_key, "return", digest, |tx| {
             let heads = heads(tx, terminal)?;
             let shift = heads.shift.ok_or(WriteError::NoShift)?;
-            let PlannedReturn { kind, lines, refunds, loyalty } = self.plan_return(tx, request)?;
+            let PlannedReturn { kind, lines, refunds, loyalty, sale_receipt } = self.plan_return(tx, request)?;
             let seq = heads.doc_seq + 1;
             let receipt_number = heads.receipt_number + 1;
             let total = Kopecks(lines.iter().map(|l| l.amount.0).sum());
@@ -352,7 +363,9 @@ impl Journal {
             if let Some(o) = overridden {
                 chain::append(tx, terminal, cashier, now_ms, &o)?;
             }
-            let sale_seq = ret.kind.sale().map(|s| s.seq);
+            // A sale of this store is a document here; another store's is named in
+            // `return_refs` only.
+            let sale_seq = ret.kind.sale().filter(|s| s.store == self.store).map(|s| s.seq);
             let doc = DocRow { seq, record_seq, receipt_no: &ret.receipt_no, terminal, receipt_number, shift };
             insert_doc(tx, &doc, "return", ret.total, sale_seq, None)?;
             if matches!(ret.kind, ReturnKind::Cancellation { .. }) {
@@ -363,6 +376,15 @@ impl Journal {
             insert_tenders(tx, seq, &ret.refunds)?;
             let counters = self.count(tx, ret.lines.iter().map(|l| (&l.sku, l.quantity, 0)))?;
             let outbox = push_outbox_after(tx, heads.outbox, Change::Return { ret: ret.clone(), counters })?;
+            if let Some(sale) = ret.kind.sale() {
+                let receipt = sale_receipt.unwrap_or_default();
+                exec(
+                    tx,
+                    "INSERT INTO return_refs (doc_seq, sale_store, sale_seq, sale_receipt_no, outbox_seq)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![seq as i64, sale.store.0, sale.seq as i64, receipt, outbox as i64],
+                )?;
+            }
             if let Some((_, entries)) = loyalty.filter(|(_, e)| !e.is_empty()) {
                 for e in &entries {
                     super::loyalty::merge_entry(tx, e)?;
@@ -377,12 +399,25 @@ impl Journal {
     /// Works out a return from its request: which lines, what each refunds, how the
     /// money goes back, and what it does to the customer's points.
     fn plan_return(&self, tx: &Connection, request: &ReturnRequest) -> Result<PlannedReturn, WriteError> {
+        let mut sale_receipt = None;
         let (kind, lines, refunds, loyalty) = match request {
             ReturnRequest::WithReceipt { sale_seq, lines } => {
                 let (sale, returned, earlier) = sale_for_return(tx, *sale_seq)?;
                 let lines = returns::plan(&sale, &returned, lines)?;
                 let (refunds, loyalty) = self.refund(tx, &sale, &returned, &earlier, &lines)?;
+                sale_receipt = Some(sale.receipt_no.clone());
                 (ReturnKind::WithReceipt { sale: sale.id }, lines, refunds, loyalty)
+            }
+            ReturnRequest::Anywhere { sale, returned, refunds, lines } => {
+                if sale.loyalty.is_some() {
+                    return Err(WriteError::ReturnElsewhereLoyalty);
+                }
+                let (returned, earlier) = with_unacknowledged(tx, sale, returned.clone(), refunds.clone())?;
+                let lines = returns::plan(sale, &returned, lines)?;
+                let total = Kopecks(lines.iter().map(|l| l.amount.0).sum());
+                sale_receipt = Some(sale.receipt_no.clone());
+                let refunds = returns::refund_tenders(sale, &earlier, total);
+                (ReturnKind::WithReceipt { sale: sale.id }, lines, refunds, None)
             }
             ReturnRequest::Cancel { sale_seq, approved_by } => {
                 let (sale, returned, earlier) = sale_for_return(tx, *sale_seq)?;
@@ -399,6 +434,7 @@ impl Journal {
                 let lines = returns::plan(&sale, &returned, &rest)?;
                 let (refunds, loyalty) = self.refund(tx, &sale, &returned, &earlier, &lines)?;
                 let kind = ReturnKind::Cancellation { sale: sale.id, approved_by: approved_by.clone() };
+                sale_receipt = Some(sale.receipt_no.clone());
                 (kind, lines, refunds, loyalty)
             }
             ReturnRequest::WithoutReceipt { lines, approved_by, refund } => {
@@ -411,7 +447,7 @@ impl Journal {
                 (ReturnKind::WithoutReceipt { approved_by: approved_by.clone() }, lines, refunds, None)
             }
         };
-        Ok(PlannedReturn { kind, lines, refunds, loyalty })
+        Ok(PlannedReturn { kind, lines, refunds, loyalty, sale_receipt })
     }
 
     /// Records an abandoned basket. Nothing else changes: no stock moved. The basket has
@@ -712,10 +748,18 @@ fn print_extras(conn: &Connection, printable: &Printable) -> Result<PrintExtras,
         Printable::Return(ret) => PrintExtras {
             cashier_name: name(&ret.cashier)?,
             original_receipt: match ret.kind.sale() {
-                Some(id) => {
+                Some(id) if id.store == ret.id.store => {
                     query_row(conn, "SELECT receipt_no FROM docs WHERE seq = ?1", [id.seq as i64], |r| r.get(0))
                         .optional()?
                 }
+                // Another store's sale: its number as the return named it.
+                Some(_) => query_row(
+                    conn,
+                    "SELECT r.sale_receipt_no FROM return_refs r JOIN docs d ON d.seq = r.doc_seq WHERE d.receipt_no = ?1",
+                    [&ret.receipt_no],
+                    |r| r.get(0),
+                )
+                .optional()?,
                 None => None,
             },
             points_balance: None,
@@ -800,6 +844,8 @@ struct PlannedReturn {
     refunds: Vec<Tender>,
     /// What the return does to the customer's points, and the entries it writes.
     loyalty: Option<(kassa_protocol::loyalty::ReturnLoyalty, Vec<LoyaltyEntry>)>,
+    /// The returned sale's receipt number, kept with the return.
+    sale_receipt: Option<String>,
 }
 
 fn sale_for_return(conn: &Connection, seq: u64) -> Result<(Sale, Returned, Vec<Tender>), WriteError> {
@@ -820,6 +866,32 @@ fn sale_for_return(conn: &Connection, seq: u64) -> Result<(Sale, Returned, Vec<T
         })
         .collect::<Result<Vec<_>, JournalError>>()?;
     Ok((sale, returned, earlier))
+}
+
+/// What HQ says was returned of `sale`, plus this store's returns of it HQ has not yet
+/// acknowledged (their outbox entries are beyond HQ's acknowledgement): every return
+/// counted once, or — an entry applied but its acknowledgement not yet back — counted
+/// twice, which only ever refuses too much, never allows it.
+fn with_unacknowledged(
+    conn: &Connection,
+    sale: &Sale,
+    mut returned: Returned,
+    mut refunds: Vec<Tender>,
+) -> Result<(Returned, Vec<Tender>), WriteError> {
+    let acked = super::meta(conn, "acked_seq")?;
+    let mut st = conn.prepare_cached(
+        "SELECT doc_seq FROM return_refs WHERE sale_store = ?1 AND sale_seq = ?2 AND outbox_seq > ?3 ORDER BY doc_seq",
+    )?;
+    let docs: Vec<i64> = st
+        .query_map(params![sale.id.store.0, sale.id.seq as i64, acked as i64], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for seq in docs {
+        if let Some(Record::Return { ret, .. }) = doc(conn, seq as u64)? {
+            returns::add_returned(sale, &mut returned, &mut refunds, &ret);
+        }
+    }
+    returned.resize(sale.lines.len().max(returned.len()), (0, Kopecks::ZERO));
+    Ok((returned, refunds))
 }
 
 /// The latest return of sale `seq`, if any (its loyalty carries what is still owed).

@@ -153,6 +153,10 @@ pub enum TillError {
     /// HQ refused the till's order for another reason (its words).
     #[error("{0}")]
     OrderRefused(String),
+    /// A receipt of another store is returned only while HQ is reachable (it knows what
+    /// every store already returned of the sale).
+    #[error("HQ is not reachable: a receipt of another store can be returned only while the store is online")]
+    ReturnNeedsHq,
     /// No order placed at this till awaits its payment by this number (never placed
     /// here, paid, refused, or placed before a restart).
     #[error("order {0} does not await a payment at this till")]
@@ -190,6 +194,7 @@ refusal_codes! {
         TillError::OrderNeedsHq => "order_needs_hq",
         TillError::OrderNotAvailable(_) => "order_not_available",
         TillError::OrderRefused(_) => "order_refused",
+        TillError::ReturnNeedsHq => "return_needs_hq",
         TillError::NotAwaitingPayment(_) => "order_not_awaiting_payment",
         TillError::PaymentTooLate(_) => "order_payment_too_late",
         TillError::Order(_) => "bad_order",

@@ -1,11 +1,15 @@
 //! Money: paying the open basket (asking HQ for loyalty rights first when the points
 //! tendered exceed this store's), returns, and reprints.
 
-use kassa_protocol::returns::Return;
+use kassa_protocol::returns::{Return, SaleAnswer, SaleRef};
 use kassa_protocol::sale::{Sale, Tender, TenderKind};
 
 use super::{now_ms, Till, TillError, TillEvent};
 use crate::journal::{check_key, LoyaltyUse, ReturnRequest, User};
+
+/// How long the till waits for HQ's answer to a sale lookup before it says HQ did not
+/// answer.
+pub const SALE_LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Till {
     /// Pays basket `seen_basket` (the one the cashier saw; `None`: the open one). The
@@ -72,16 +76,29 @@ impl Till {
         key: String,
     ) -> Result<(Return, bool), TillError> {
         check_key(&key)?;
+        let mut request = request;
         // The points the sale earned are taken back from this store's rights; online, ask
         // HQ for enough first, so the customer's refund is not cut for points HQ holds.
-        if let (ReturnRequest::WithReceipt { sale_seq, .. } | ReturnRequest::Cancel { sale_seq, .. }, true) =
-            (&request, self.online())
-        {
+        // A sale without a card may have been returned in part at other stores: online,
+        // HQ's figures count those too (return anywhere).
+        if let (ReturnRequest::WithReceipt { sale_seq, lines }, true) = (&request, self.online()) {
             let seq = *sale_seq;
-            if let Some(sl) = self.journal(move |j| j.sale(seq)).await?.and_then(|s| s.loyalty) {
-                let earned: i64 = sl.lines.iter().map(|l| l.earned_points).sum();
-                if earned > 0 {
-                    self.ask_rights(&sl.customer, earned).await;
+            let sale = self.journal(move |j| j.sale(seq)).await?;
+            match sale.as_ref().and_then(|s| s.loyalty.as_ref()) {
+                Some(sl) => {
+                    let earned: i64 = sl.lines.iter().map(|l| l.earned_points).sum();
+                    if earned > 0 {
+                        self.ask_rights(&sl.customer, earned).await;
+                    }
+                }
+                None => {
+                    let by = kassa_protocol::returns::SaleRef::Id(kassa_protocol::SaleId {
+                        store: self.journal.store(),
+                        seq,
+                    });
+                    if let Some(SaleAnswer::Found { sale, returned, refunds }) = self.sale_from_hq(by).await {
+                        request = ReturnRequest::Anywhere { sale, returned, refunds, lines: lines.clone() };
+                    }
                 }
             }
         }
@@ -96,6 +113,40 @@ impl Till {
             self.publish(TillEvent::ReturnCommitted { ret: ret.clone() });
         }
         Ok((ret, replayed))
+    }
+
+    /// Asks HQ for a sale of any store with every store's returns of it (return
+    /// anywhere); `None` when HQ is not reachable or does not answer in time.
+    pub async fn sale_from_hq(&self, by: SaleRef) -> Option<SaleAnswer> {
+        if !self.online() {
+            return None;
+        }
+        let seq = self.rights_request_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let lookup = kassa_protocol::returns::SaleLookup { request_id: seq, sale: by };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.rights.try_send(crate::sync_client::HqRequest::Sale(lookup, tx)).ok()?;
+        tokio::time::timeout(SALE_LOOKUP_TIMEOUT, rx).await.ok()?.ok()
+    }
+
+    /// A return of lines of another store's sale, named by `code` (its receipt's number
+    /// or QR code): online only for now — HQ says what every store returned of it.
+    pub async fn return_elsewhere(
+        &self,
+        user: &User,
+        by: SaleRef,
+        lines: Vec<(u32, i64)>,
+        drawer_override: Option<User>,
+        key: String,
+    ) -> Result<(Return, bool), TillError> {
+        let what = format!("{by:?}");
+        match self.sale_from_hq(by).await {
+            None => Err(TillError::ReturnNeedsHq),
+            Some(SaleAnswer::NotFound) => Err(TillError::Write(crate::journal::WriteError::NoSuchSale(what))),
+            Some(SaleAnswer::Found { sale, returned, refunds }) => {
+                let request = ReturnRequest::Anywhere { sale, returned, refunds, lines };
+                self.return_items(user, request, drawer_override, key).await
+            }
+        }
     }
 
     pub async fn reprint(&self, seq: u64) -> Result<bool, TillError> {

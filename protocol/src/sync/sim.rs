@@ -1041,6 +1041,7 @@ impl World {
                 StoreEvent::Order(order) => orders.push((order.id, Some(order))),
                 StoreEvent::OrderCancel(id) => orders.push((id, None)),
                 StoreEvent::OrderPlaced { .. } => unreachable!("the simulated tills order nothing from HQ"),
+                StoreEvent::SaleFound { .. } => unreachable!("the simulated tills look up no sales"),
                 StoreEvent::PromotionsUsed { customer: c, promotions } => {
                     assert_eq!(c, customer(), "HQ told of another customer");
                     s.durable.coupons_used.extend(promotions);
@@ -1143,6 +1144,7 @@ impl World {
                         }
                     }
                     HqEvent::PlaceOrder { .. } => unreachable!("the simulated tills order nothing from HQ"),
+                    HqEvent::FindSale { .. } => unreachable!("the simulated tills look up no sales"),
                     HqEvent::RightsRequest { actor, request } => {
                         // As `sync_server`: what the customer has had goes ahead of the answer.
                         let used = self.hq.coupons_used.iter().copied().collect();

@@ -77,7 +77,9 @@ fn run(seed: u64, sales: u64) -> HqDb {
                             hq.accept(db.progress);
                         }
                         HqEvent::RightsRequest { .. } => unreachable!("this test asks for no rights"),
-                        HqEvent::PlaceOrder { .. } => unreachable!("this test places no orders"),
+                        HqEvent::PlaceOrder { .. } | HqEvent::FindSale { .. } => {
+                            unreachable!("this test places no orders and looks up no sales")
+                        }
                         // This test checks sales only; digests agree or are repaired in sim.rs.
                         HqEvent::CompareDigests { .. } => hq.digests_compared(false),
                         HqEvent::MergeCounters { .. } => {}
@@ -390,4 +392,43 @@ fn a_tills_order_goes_only_where_orders_are_spoken_and_comes_back_by_its_id() {
     let bad = StoreMessage::PlaceOrder(order_request(8, 0));
     assert!(matches!(p.hq.handle_message(bad), Err(SyncError::Malformed(_))));
     assert!(p.hq.poll_event().is_none());
+}
+
+/// A till's question for another store's sale goes to HQ only on a protocol-5
+/// connection once welcomed, and comes back by its id; an answer whose sale does not
+/// add up ends the connection before the till sees it.
+#[test]
+fn a_sale_lookup_goes_only_where_it_is_spoken_and_a_bad_answer_is_refused() {
+    let lookup = |request_id| crate::returns::SaleLookup {
+        request_id,
+        sale: crate::returns::SaleRef::Id(crate::SaleId { store: StoreId(2), seq: 9 }),
+    };
+    let mut old = connected(4, 0);
+    assert!(!old.store.find_sale(lookup(1)), "protocol 4 carries no lookups");
+    let mut p = connected(5, 0);
+    assert!(p.store.find_sale(lookup(3)));
+    p.deliver_to_hq().unwrap();
+    let Some(HqEvent::FindSale { actor, lookup: asked }) = p.hq.poll_event() else { panic!("no lookup for the shell") };
+    assert_eq!((actor, asked), (ACTOR, lookup(3)));
+    let sale = match entry(9).change {
+        Change::Sale { sale, .. } => sale,
+        _ => unreachable!(),
+    };
+    let answer = crate::returns::SaleAnswer::Found {
+        sale: Box::new(sale.clone()),
+        returned: vec![(1, sale.total)],
+        refunds: vec![],
+    };
+    p.hq.answer_sale(3, answer.clone());
+    p.deliver_to_store(Instant::now()).unwrap();
+    assert_eq!(p.store.poll_event(), Some(StoreEvent::SaleFound { request_id: 3, answer }));
+    // Returns of more lines than the sale has: refused.
+    let bad = crate::returns::SaleAnswer::Found {
+        sale: Box::new(sale),
+        returned: vec![(0, Kopecks::ZERO); 2],
+        refunds: vec![],
+    };
+    p.hq.answer_sale(4, bad);
+    assert!(matches!(p.deliver_to_store(Instant::now()), Err(SyncError::Malformed(_))));
+    assert_eq!(p.store.poll_event(), None);
 }

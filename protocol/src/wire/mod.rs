@@ -210,6 +210,9 @@ pub enum StoreMessage {
     /// A till orders for pickup what its store lacks (the endless aisle, protocol 5 on);
     /// HQ answers with [`HqMessage::OrderPlaced`].
     PlaceOrder(crate::orders::OrderRequest),
+    /// A till asks for a sale of any store, to take a return of it (return anywhere,
+    /// protocol 5 on); HQ answers with [`HqMessage::SaleFound`].
+    FindSale(crate::returns::SaleLookup),
 }
 
 /// What HQ sends.
@@ -263,6 +266,8 @@ pub enum HqMessage {
     OrderCancel { order: crate::orders::OrderId },
     /// HQ's answer to a till's order (protocol 5 on): the order placed, or why not.
     OrderPlaced { request_id: u64, answer: crate::orders::OrderAnswer },
+    /// HQ's answer to a till's [`StoreMessage::FindSale`] (protocol 5 on).
+    SaleFound { request_id: u64, answer: crate::returns::SaleAnswer },
 }
 
 // The three types below are domain types too; their boundary forms are in

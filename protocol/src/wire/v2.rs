@@ -54,6 +54,7 @@ impl TryFrom<&super::StoreMessage> for StoreMessage {
             D::Digest { digests, .. } => StoreMessage::Digest { digests: to(digests) },
             D::Counters { entries } => StoreMessage::Counters { entries: to(entries) },
             D::PlaceOrder(_) => return Err(super::not_in_version(2, "orders for pickup")),
+            D::FindSale(_) => return Err(super::not_in_version(2, "sales of other stores")),
         })
     }
 }
@@ -102,6 +103,7 @@ impl TryFrom<&super::HqMessage> for HqMessage {
             D::Inbound(_) => return Err(super::not_in_version(2, "inbound stock documents")),
             D::PromotionsUsed { .. } => return Err(super::not_in_version(2, "the promotions a customer has had")),
             D::PriceSchedule { .. } => return Err(super::not_in_version(2, "scheduled price changes")),
+            D::SaleFound { .. } => return Err(super::not_in_version(2, "sales of other stores")),
             D::Order(_) | D::OrderCancel { .. } | D::OrderPlaced { .. } => {
                 return Err(super::not_in_version(2, "orders for pickup"))
             }

@@ -89,6 +89,7 @@ impl TryFrom<&super::StoreMessage> for StoreMessage {
             }
             D::Counters { entries } => StoreMessage::Counters { entries: to(entries) },
             D::PlaceOrder(_) => return Err(super::not_in_version(4, "orders for pickup")),
+            D::FindSale(_) => return Err(super::not_in_version(4, "sales of other stores")),
         })
     }
 }
@@ -148,6 +149,7 @@ impl TryFrom<&super::HqMessage> for HqMessage {
             D::Inbound(_) => return Err(super::not_in_version(4, "inbound stock documents")),
             D::PromotionsUsed { .. } => return Err(super::not_in_version(4, "the promotions a customer has had")),
             D::PriceSchedule { .. } => return Err(super::not_in_version(4, "scheduled price changes")),
+            D::SaleFound { .. } => return Err(super::not_in_version(4, "sales of other stores")),
             D::Order(_) | D::OrderCancel { .. } | D::OrderPlaced { .. } => {
                 return Err(super::not_in_version(4, "orders for pickup"))
             }

@@ -10,7 +10,8 @@
 //!   order for pickup at the store; `OrderCancel`: HQ cancels one; `OrderPlaced`: HQ's
 //!   answer to a till's order.
 //! - The store sends `PlaceOrder` (appended to the store's messages): a till orders for
-//!   pickup what its store lacks (the endless aisle).
+//!   pickup what its store lacks (the endless aisle); and `FindSale`: a till asks for a
+//!   sale of any store to take a return of it, which HQ answers with `SaleFound`.
 //! - Outbox entries may carry what happened to an order at the store (data format 3's
 //!   `Change::Order`).
 //!
@@ -51,6 +52,7 @@ pub enum StoreMessage {
         entries: Vec<v1::CounterEntry>,
     },
     PlaceOrder(v3::OrderRequest),
+    FindSale(v3::SaleLookup),
 }
 
 /// What HQ sends, in protocol 5.
@@ -73,6 +75,7 @@ pub enum HqMessage {
     Order(v3::Order),
     OrderCancel { order: u64 },
     OrderPlaced { request_id: u64, answer: v3::OrderAnswer },
+    SaleFound { request_id: u64, answer: v3::SaleAnswer },
 }
 
 fn definition_to_json(d: &Definition) -> String {
@@ -108,6 +111,7 @@ impl TryFrom<&super::StoreMessage> for StoreMessage {
             },
             D::Counters { entries } => StoreMessage::Counters { entries: to(entries) },
             D::PlaceOrder(r) => StoreMessage::PlaceOrder(r.into()),
+            D::FindSale(l) => StoreMessage::FindSale(l.into()),
         })
     }
 }
@@ -138,6 +142,7 @@ impl TryFrom<StoreMessage> for super::StoreMessage {
             }
             StoreMessage::Counters { entries } => D::Counters { entries: from(entries) },
             StoreMessage::PlaceOrder(r) => D::PlaceOrder(r.try_into()?),
+            StoreMessage::FindSale(l) => D::FindSale(l.into()),
         })
     }
 }
@@ -178,6 +183,9 @@ impl TryFrom<&super::HqMessage> for HqMessage {
             D::OrderCancel { order } => HqMessage::OrderCancel { order: order.0 },
             D::OrderPlaced { request_id, answer } => {
                 HqMessage::OrderPlaced { request_id: *request_id, answer: answer.into() }
+            }
+            D::SaleFound { request_id, answer } => {
+                HqMessage::SaleFound { request_id: *request_id, answer: answer.into() }
             }
             D::PromotionsPage { version, first, definitions, last } => HqMessage::PromotionsPage {
                 version: *version,
@@ -221,6 +229,7 @@ impl TryFrom<HqMessage> for super::HqMessage {
             HqMessage::Order(o) => D::Order(o.try_into()?),
             HqMessage::OrderCancel { order } => D::OrderCancel { order: crate::orders::OrderId(order) },
             HqMessage::OrderPlaced { request_id, answer } => D::OrderPlaced { request_id, answer: answer.try_into()? },
+            HqMessage::SaleFound { request_id, answer } => D::SaleFound { request_id, answer: answer.into() },
             HqMessage::PriceSchedule { version, changes } => D::PriceSchedule {
                 version,
                 changes: changes.into_iter().map(TryInto::try_into).collect::<Result<_, _>>()?,

@@ -1,0 +1,197 @@
+//! Returns anywhere at HQ (schema 10): which returns, made at any store, took back lines
+//! of which sale (`returns_by_sale`), so that a till of any store can be told what is
+//! left to return of a sale (`Db::sale_for_return`); and the lines returned beyond what
+//! was sold (`over_returns`) — stores that could not see each other's returns took back
+//! the same goods — kept for a manager with the returns that did it.
+
+use kassa_protocol::format::{v1, v2};
+use kassa_protocol::returns::{self, Return, Returned, SaleAnswer, SaleRef, RETURNS_PER_SALE_MAX};
+use kassa_protocol::sale::{Sale, Tender};
+use kassa_protocol::SaleId;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+use super::{format, Db, DbError};
+
+pub(super) const SCHEMA_V10: &str = "
+CREATE INDEX sales_by_receipt_no ON sales (receipt_no);
+CREATE TABLE returns_by_sale (
+    sale_store INTEGER NOT NULL, sale_seq INTEGER NOT NULL, return_store INTEGER NOT NULL,
+    return_seq INTEGER NOT NULL, PRIMARY KEY (sale_store, sale_seq, return_store, return_seq)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE over_returns (
+    sale_store INTEGER NOT NULL, sale_seq INTEGER NOT NULL, line INTEGER NOT NULL, sold INTEGER NOT NULL,
+    returned INTEGER NOT NULL, detected_at_ms INTEGER NOT NULL, PRIMARY KEY (sale_store, sale_seq, line)
+) STRICT, WITHOUT ROWID;
+";
+
+/// A line returned beyond what was sold, as HQ lists it for a manager.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OverReturn {
+    pub sale_store: u32,
+    pub sale_seq: u64,
+    pub receipt_no: String,
+    pub line: u32,
+    pub sku: String,
+    pub sold: i64,
+    pub returned: i64,
+    /// The returns of the sale: (store, receipt number).
+    pub returns: Vec<(u32, String)>,
+    pub detected_at_ms: i64,
+}
+
+fn decode_sale(body: &[u8], f: Option<u32>) -> Result<Sale, DbError> {
+    let sale = match f.unwrap_or(1) {
+        1 => format::decode::<v1::Sale>(body, "sale").map(Into::into),
+        _ => format::decode::<v2::Sale>(body, "sale").map(Into::into),
+    };
+    sale.map_err(|e| DbError::Corrupt(e.to_string()))
+}
+
+fn decode_return(body: &[u8]) -> Result<Return, DbError> {
+    format::decode::<v1::Return>(body, "return").map(Into::into).map_err(|e| DbError::Corrupt(e.to_string()))
+}
+
+fn sale(conn: &Connection, id: SaleId) -> Result<Option<Sale>, DbError> {
+    let row: Option<(Vec<u8>, Option<u32>)> = conn
+        .prepare_cached("SELECT record, format FROM sales WHERE store = ?1 AND seq = ?2 AND kind = 'sale'")?
+        .query_row(params![id.store.0, id.seq as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    row.map(|(body, f)| decode_sale(&body, f)).transpose()
+}
+
+/// Every return HQ holds of sale `id`, oldest first (bounded).
+fn returns_of(conn: &Connection, id: SaleId) -> Result<Vec<Return>, DbError> {
+    let mut st = conn.prepare_cached(
+        "SELECT s.record FROM returns_by_sale r JOIN sales s ON s.store = r.return_store AND s.seq = r.return_seq
+         WHERE r.sale_store = ?1 AND r.sale_seq = ?2 ORDER BY s.created_at_ms, s.store, s.seq LIMIT ?3",
+    )?;
+    let rows =
+        st.query_map(params![id.store.0, id.seq as i64, RETURNS_PER_SALE_MAX as i64], |r| r.get::<_, Vec<u8>>(0))?;
+    rows.map(|body| decode_return(&body?)).collect()
+}
+
+/// What every store's returns took back of each line of `sale`, and refunded.
+fn returned(conn: &Connection, sale: &Sale) -> Result<(Returned, Vec<Tender>), DbError> {
+    let (mut returned, mut refunds) = (Vec::new(), Vec::new());
+    for r in returns_of(conn, sale.id)? {
+        returns::add_returned(sale, &mut returned, &mut refunds, &r);
+    }
+    returned.resize(sale.lines.len(), (0, kassa_protocol::Kopecks::ZERO));
+    Ok((returned, refunds))
+}
+
+/// Lists the lines of sale `id` returned beyond what was sold (if HQ holds the sale).
+fn check_over_return(conn: &Connection, id: SaleId, now_ms: i64) -> Result<(), DbError> {
+    let Some(sale) = sale(conn, id)? else { return Ok(()) };
+    let (returned, _) = returned(conn, &sale)?;
+    for (line, sold, back) in returns::over_returned(&sale, &returned) {
+        tracing::warn!(sale = %id, line, sold, returned = back, "a line was returned beyond what was sold");
+        conn.prepare_cached(
+            "INSERT INTO over_returns (sale_store, sale_seq, line, sold, returned, detected_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO UPDATE SET returned = excluded.returned",
+        )?
+        .execute(params![id.store.0, id.seq as i64, line, sold, back, now_ms])?;
+    }
+    Ok(())
+}
+
+/// In the batch's transaction, after a return was stored: which sale it returns, and
+/// whether that sale's lines are now returned beyond what was sold.
+pub(super) fn returned_now(conn: &Connection, ret: &Return, now_ms: i64) -> Result<(), DbError> {
+    let Some(sale_id) = ret.kind.sale() else { return Ok(()) };
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO returns_by_sale (sale_store, sale_seq, return_store, return_seq) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![sale_id.store.0, sale_id.seq as i64, ret.id.store.0, ret.id.seq as i64])?;
+    check_over_return(conn, sale_id, now_ms)
+}
+
+/// In the batch's transaction, after a sale was stored: returns of it may have come first
+/// (from a store that took them offline).
+pub(super) fn sold_now(conn: &Connection, id: SaleId, now_ms: i64) -> Result<(), DbError> {
+    check_over_return(conn, id, now_ms)
+}
+
+/// Schema 10's own step: the returns HQ already holds, by the sale they return (a record
+/// that does not decode stops the migration, which then leaves the file as it was).
+pub(super) fn backfill(conn: &Connection) -> rusqlite::Result<()> {
+    let mut st = conn.prepare("SELECT record FROM sales WHERE kind = 'return'")?;
+    let bodies: Vec<Vec<u8>> = st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    for body in bodies {
+        let ret = format::decode::<v1::Return>(&body, "return")
+            .map(Return::from)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, Box::new(e)))?;
+        if let Some(sale_id) = ret.kind.sale() {
+            conn.execute(
+                "INSERT OR IGNORE INTO returns_by_sale (sale_store, sale_seq, return_store, return_seq)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![sale_id.store.0, sale_id.seq as i64, ret.id.store.0, ret.id.seq as i64],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+impl Db {
+    /// Sale `id` of any store for a till that takes a return of it: the sale, and what
+    /// every store's returns HQ holds took back and refunded.
+    pub fn sale_for_return(&self, by: &SaleRef) -> Result<SaleAnswer, DbError> {
+        let conn = self.conn();
+        let id = match by {
+            SaleRef::Id(id) => Some(*id),
+            SaleRef::ReceiptNo(no) => conn
+                .prepare_cached("SELECT store, seq FROM sales WHERE receipt_no = ?1 AND kind = 'sale'")?
+                .query_row([no], |r| {
+                    Ok(SaleId { store: kassa_protocol::StoreId(r.get(0)?), seq: r.get::<_, i64>(1)? as u64 })
+                })
+                .optional()?,
+        };
+        let Some(sale) = id.map(|id| sale(&conn, id)).transpose()?.flatten() else { return Ok(SaleAnswer::NotFound) };
+        let (returned, refunds) = returned(&conn, &sale)?;
+        Ok(SaleAnswer::Found { sale: Box::new(sale), returned, refunds })
+    }
+
+    /// The lines returned beyond what was sold, newest first.
+    pub fn over_returns(&self) -> Result<Vec<OverReturn>, DbError> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT o.sale_store, o.sale_seq, o.line, o.sold, o.returned, o.detected_at_ms,
+                    COALESCE(s.receipt_no, ''), COALESCE(l.sku, '')
+             FROM over_returns o
+             LEFT JOIN sales s ON s.store = o.sale_store AND s.seq = o.sale_seq
+             LEFT JOIN sale_lines l ON l.store = o.sale_store AND l.seq = o.sale_seq AND l.line_no = o.line
+             ORDER BY o.detected_at_ms DESC LIMIT 500",
+        )?;
+        type Row = (u32, i64, u32, i64, i64, i64, String, String);
+        let rows: Vec<Row> = st
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (sale_store, sale_seq, line, sold, returned, detected_at_ms, receipt_no, sku) in rows {
+            let mut by = conn.prepare_cached(
+                "SELECT s.store, s.receipt_no FROM returns_by_sale r
+                 JOIN sales s ON s.store = r.return_store AND s.seq = r.return_seq
+                 WHERE r.sale_store = ?1 AND r.sale_seq = ?2 ORDER BY s.created_at_ms",
+            )?;
+            let returns = by
+                .query_map(params![sale_store, sale_seq], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            let sale_seq = sale_seq as u64;
+            out.push(OverReturn {
+                sale_store,
+                sale_seq,
+                receipt_no,
+                line,
+                sku,
+                sold,
+                returned,
+                returns,
+                detected_at_ms,
+            });
+        }
+        Ok(out)
+    }
+}
