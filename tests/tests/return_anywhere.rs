@@ -103,6 +103,9 @@ async fn a_sale_is_returned_at_another_store_within_what_is_left() {
     hq_has(&hq, &receipt2).await;
     one.relay.cut.store(true, Ordering::Relaxed);
     eventually(WAIT, "store 1 to see HQ gone", || async { (!one.agent.status.borrow().hq.online).then_some(()) }).await;
+    // A retry of store 1's earlier return, made online, is the same return offline.
+    let (status, replay) = api1.post("/api/returns", own(2, "ret-1b")).await;
+    assert_eq!((status, replay["replayed"].as_bool()), (200, Some(true)), "{replay}");
     let both = |key: &str| json!({ "code": receipt2, "lines": [{ "line": 0, "quantity": 2 }], "idempotency_key": key });
     let (status, ret) = api2.post("/api/returns", both("ret-2c")).await;
     assert_eq!(status, 200, "{ret}");

@@ -329,7 +329,13 @@ impl Journal {
     ) -> Result<(Return, bool), WriteError> {
         // A retry asks HQ again, whose figures may have moved: the sale and the lines
         // say what was asked.
+        // This store's own sale digests as the plain return it is offline, so that a
+        // retry made once HQ answers — or no longer does — is the same request.
         let digest = match request {
+            ReturnRequest::Anywhere { sale, lines, .. } if sale.id.store == self.store => {
+                let plain = ReturnRequest::WithReceipt { sale_seq: sale.id.seq, lines: lines.clone() };
+                RequestDigest::of("return", &(&plain, drawer_override))
+            }
             ReturnRequest::Anywhere { sale, lines, .. } => {
                 RequestDigest::of("return", &(sale.id, lines, drawer_override))
             }
