@@ -345,6 +345,32 @@ pub fn copy_fixtures(dir: &std::path::Path, files: &[&str]) -> tempfile::TempDir
     tmp
 }
 
+/// Leaves the fixture files in `dir` whole on their own: the write-ahead log folded in
+/// and switched off, so that each file is one file a later release opens.
+pub fn seal_fixtures(dir: &std::path::Path, files: &[&str]) {
+    for f in files {
+        let conn = rusqlite::Connection::open(dir.join(f)).unwrap();
+        conn.pragma_update(None, "wal_checkpoint", "TRUNCATE").unwrap();
+        conn.pragma_update(None, "journal_mode", "DELETE").unwrap();
+    }
+}
+
+/// A journal for a fixture at `path`: the demo catalog, a cashier `kassir` (PIN 1111)
+/// and terminal 1's shift open with no float, at `at_ms`.
+pub fn fixture_journal(path: &std::path::Path, store: kassa_protocol::StoreId, at_ms: i64) -> kassa_agent::Journal {
+    let items = kassa_protocol::catalog::parse_csv(include_str!("../../data/catalog.csv")).unwrap();
+    let j = kassa_agent::Journal::open(path, store).unwrap();
+    j.apply_catalog(1, &items).unwrap();
+    let cashier = kassa_agent::journal::User {
+        id: "kassir".into(),
+        name: "Касса".into(),
+        role: kassa_agent::journal::Role::Cashier,
+    };
+    j.add_user(&cashier, "1111", at_ms).unwrap();
+    j.open_shift(1, "kassir", kassa_protocol::Kopecks(0), "shift", at_ms).unwrap();
+    j
+}
+
 /// The schema version (`PRAGMA user_version`) of a fixture as it is on disk, opened
 /// read-only and left untouched.
 pub fn fixture_version(path: &std::path::Path) -> u32 {

@@ -90,11 +90,7 @@ fn write_fixtures_with_orders() {
     ];
     db.apply(actor, &entries, 2, 2, T0 + 4).unwrap();
     drop(db);
-    for f in ["journal.sqlite", "hq.sqlite"] {
-        let conn = rusqlite::Connection::open(dir().join(f)).unwrap();
-        conn.pragma_update(None, "wal_checkpoint", "TRUNCATE").unwrap();
-        conn.pragma_update(None, "journal_mode", "DELETE").unwrap();
-    }
+    kassa_tests::seal_fixtures(&dir(), &["journal.sqlite", "hq.sqlite"]);
 }
 
 fn copy() -> tempfile::TempDir {

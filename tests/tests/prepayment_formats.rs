@@ -61,15 +61,7 @@ fn write_fixtures_with_prepayments() {
     }
     std::fs::create_dir_all(dir()).unwrap();
     let items = kassa_protocol::catalog::parse_csv(CATALOG).unwrap();
-    let j = Journal::open(&dir().join("journal.sqlite"), STORE).unwrap();
-    j.apply_catalog(1, &items).unwrap();
-    let cashier = kassa_agent::journal::User {
-        id: "kassir".into(),
-        name: "Касса".into(),
-        role: kassa_agent::journal::Role::Cashier,
-    };
-    j.add_user(&cashier, "1111", T0).unwrap();
-    j.open_shift(1, "kassir", Kopecks(0), "shift", T0).unwrap();
+    let j = kassa_tests::fixture_journal(&dir().join("journal.sqlite"), STORE, T0);
     let one = order(1, 2);
     j.prepay_order(1, "kassir", &one, &cash(&one), "prepay-1", T0 + 10).unwrap();
     j.abandon_order(OrderId(2), T0 + 20).unwrap();
@@ -97,11 +89,7 @@ fn write_fixtures_with_prepayments() {
     };
     db.apply(actor, &[OutboxEntry { seq: 1, change: Change::OrderPayment { payment } }], 1, 1, T0 + 4).unwrap();
     drop(db);
-    for f in ["journal.sqlite", "hq.sqlite"] {
-        let conn = rusqlite::Connection::open(dir().join(f)).unwrap();
-        conn.pragma_update(None, "wal_checkpoint", "TRUNCATE").unwrap();
-        conn.pragma_update(None, "journal_mode", "DELETE").unwrap();
-    }
+    kassa_tests::seal_fixtures(&dir(), &["journal.sqlite", "hq.sqlite"]);
 }
 
 fn copy() -> tempfile::TempDir {

@@ -84,15 +84,7 @@ fn write_fixtures_with_returns() {
     }
     std::fs::create_dir_all(dir()).unwrap();
     let items = kassa_protocol::catalog::parse_csv(CATALOG).unwrap();
-    let j = Journal::open(&dir().join("journal.sqlite"), RETURNED_AT).unwrap();
-    j.apply_catalog(1, &items).unwrap();
-    let cashier = kassa_agent::journal::User {
-        id: "kassir".into(),
-        name: "Касса".into(),
-        role: kassa_agent::journal::Role::Cashier,
-    };
-    j.add_user(&cashier, "1111", T0).unwrap();
-    j.open_shift(1, "kassir", Kopecks(0), "shift", T0).unwrap();
+    let j = kassa_tests::fixture_journal(&dir().join("journal.sqlite"), RETURNED_AT, T0);
     let request = ReturnRequest::Anywhere {
         sale: Box::new(sale()),
         returned: vec![(0, Kopecks::ZERO)],
@@ -114,11 +106,7 @@ fn write_fixtures_with_returns() {
     let back_at_one = OutboxEntry { seq: 1, change: Change::Return { ret: ret(RETURNED_AT, 1, 2), counters: vec![] } };
     db.apply(one, &[back_at_one], 1, 1, T0 + 3).unwrap();
     drop(db);
-    for f in ["journal.sqlite", "hq.sqlite"] {
-        let conn = rusqlite::Connection::open(dir().join(f)).unwrap();
-        conn.pragma_update(None, "wal_checkpoint", "TRUNCATE").unwrap();
-        conn.pragma_update(None, "journal_mode", "DELETE").unwrap();
-    }
+    kassa_tests::seal_fixtures(&dir(), &["journal.sqlite", "hq.sqlite"]);
 }
 
 fn copy() -> tempfile::TempDir {

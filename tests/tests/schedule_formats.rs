@@ -72,11 +72,7 @@ fn write_fixtures_with_schedule() {
     };
     assert_eq!(db.publish_price_schedule(&schedule(), &audit).unwrap(), 1);
     drop(db);
-    for f in ["journal.sqlite", "basket.sqlite", "hq.sqlite"] {
-        let conn = rusqlite::Connection::open(dir().join(f)).unwrap();
-        conn.pragma_update(None, "wal_checkpoint", "TRUNCATE").unwrap();
-        conn.pragma_update(None, "journal_mode", "DELETE").unwrap();
-    }
+    kassa_tests::seal_fixtures(&dir(), &["journal.sqlite", "basket.sqlite", "hq.sqlite"]);
 }
 
 fn copy() -> tempfile::TempDir {

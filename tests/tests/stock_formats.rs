@@ -84,11 +84,7 @@ fn write_fixtures_with_stock() {
     db.hello(actor, head, 1, 20).unwrap();
     db.apply(actor, &entries, head, head, 21).unwrap();
     drop(db);
-    for f in ["journal.sqlite", "hq.sqlite"] {
-        let conn = rusqlite::Connection::open(dir().join(f)).unwrap();
-        conn.pragma_update(None, "wal_checkpoint", "TRUNCATE").unwrap();
-        conn.pragma_update(None, "journal_mode", "DELETE").unwrap();
-    }
+    kassa_tests::seal_fixtures(&dir(), &["journal.sqlite", "hq.sqlite"]);
 }
 
 fn copy() -> tempfile::TempDir {

@@ -228,12 +228,7 @@ pub(super) async fn aisle_pay(
         None => tenders(&req.tenders)?,
         Some(kind) => {
             let due = s.till.unpaid_order(id).ok_or(TillError::NotAwaitingPayment(id))?.total();
-            let (kind, amount) = match kind {
-                "card" => (TenderKind::Card, due),
-                "cash" => (TenderKind::Cash, req.cash_kopecks.map_or(due, Kopecks)),
-                other => return Err(ApiError::refuse(ApiRefusal::BadTender, format!("pay `{other}`: cash or card"))),
-            };
-            vec![Tender { kind, amount }]
+            one_tender(kind, due, req.cash_kopecks)?
         }
     };
     let (done, replayed) = s.till.prepay_order(&user, id, tenders, req.idempotency_key).await?;
@@ -251,6 +246,17 @@ pub(super) async fn aisle_pay(
 pub(super) async fn aisle_abandon(State(s): State<AppState>, Cashier(user): Cashier, Path(id): Path<u64>) -> ApiResult {
     s.till.abandon_order(&user, OrderId(id)).await?;
     Ok(Json(json!({ "order": id, "abandoned": true })))
+}
+
+/// One tender for what is `due`: `card` for all of it, or `cash` with what was handed
+/// over (`cash_kopecks`; what is due if absent).
+fn one_tender(kind: &str, due: Kopecks, cash_kopecks: Option<i64>) -> Result<Vec<Tender>, ApiError> {
+    let (kind, amount) = match kind {
+        "card" => (TenderKind::Card, due),
+        "cash" => (TenderKind::Cash, cash_kopecks.map_or(due, Kopecks)),
+        other => return Err(ApiError::refuse(ApiRefusal::BadTender, format!("pay `{other}`: cash or card"))),
+    };
+    Ok(vec![Tender { kind, amount }])
 }
 
 #[derive(Deserialize)]
@@ -287,12 +293,7 @@ pub(super) async fn collect(
         (_, None) => tenders(&req.tenders)?,
         (_, Some(kind)) => {
             let due = Kopecks(orders::taken_lines(&order, &handover).iter().map(|l| l.net().0).sum());
-            let (kind, amount) = match kind {
-                "card" => (TenderKind::Card, due),
-                "cash" => (TenderKind::Cash, req.cash_kopecks.map_or(due, Kopecks)),
-                other => return Err(ApiError::refuse(ApiRefusal::BadTender, format!("pay `{other}`: cash or card"))),
-            };
-            vec![Tender { kind, amount }]
+            one_tender(kind, due, req.cash_kopecks)?
         }
     };
     let (done, replayed) = s.till.collect_order(&user, id, handover, tenders, req.idempotency_key).await?;
