@@ -43,8 +43,9 @@ use crate::orders::{
     Handover, Order, OrderChannel, OrderEvent, OrderId, OrderPayment, OrderState, OrderUpdate, Payment, TillPayment,
 };
 use crate::promotions::definition::Definition;
+use crate::sale::Sale;
 use crate::testing;
-use crate::Sku;
+use crate::{SaleId, Sku};
 
 use super::harness::Wire;
 use crate::seeded::SeededRng as Rng;
@@ -98,6 +99,8 @@ struct StoreDurable {
     reserved: BTreeMap<Sku, i64>,
     /// Orders its till placed to be paid now that it paid or gave up (said once each).
     till_words: BTreeMap<OrderId, bool>,
+    /// Its returns of each sale (its own or another store's): outbox sequence, quantity.
+    returns_of: BTreeMap<SaleId, Vec<(u64, i64)>>,
 }
 
 struct Store {
@@ -130,6 +133,12 @@ struct HqDurable {
     orders: BTreeMap<OrderId, HqOrder>,
     /// The promotions the customer has had, from the sales applied (a grow-only set).
     coupons_used: std::collections::BTreeSet<u32>,
+    /// Sales applied, for a till's lookup (return anywhere), and what every store's
+    /// returns applied took back of each; the sales listed as returned beyond what was
+    /// sold.
+    sold_sales: BTreeMap<SaleId, Sale>,
+    returned: BTreeMap<SaleId, i64>,
+    over_returned: std::collections::BTreeSet<SaleId>,
 }
 
 struct HqOrder {
@@ -245,6 +254,12 @@ struct Stats {
     till_orders_abandoned: u64,
     till_orders_unpaid: u64,
     till_payments_late: u64,
+    /// Returns taken online (of any store's sale, HQ's figures and the till's own
+    /// unacknowledged returns counted), offline (own sales, by what the store knows), and
+    /// sales HQ listed as returned beyond what was sold.
+    returns_online: u64,
+    returns_offline: u64,
+    over_returns: u64,
     /// Coupons a store refused because HQ's answer to a lookup said they were used, and
     /// coupons used twice by stores that could not know (offline: the documented limit).
     coupons_refused_after_lookup: u64,
@@ -272,6 +287,9 @@ impl Stats {
         self.till_orders_abandoned += o.till_orders_abandoned;
         self.till_orders_unpaid += o.till_orders_unpaid;
         self.till_payments_late += o.till_payments_late;
+        self.returns_online += o.returns_online;
+        self.returns_offline += o.returns_offline;
+        self.over_returns += o.over_returns;
         self.coupons_refused_after_lookup += o.coupons_refused_after_lookup;
         self.coupons_used_twice += o.coupons_used_twice;
         self.converge_rounds = self.converge_rounds.max(o.converge_rounds);
@@ -337,6 +355,13 @@ struct World {
     /// coupon at most once; only stores that could not know may both honour it.
     coupon_uses: BTreeMap<(StoreId, u32), u32>,
     next_order: u64,
+    /// Sales some store took a return of while it could not reach HQ: the only ones HQ
+    /// may ever find returned beyond what was sold.
+    offline_returns: std::collections::BTreeSet<SaleId>,
+    /// Sales a store returned online while another store's return of them had not yet
+    /// reached HQ: the documented limit of returns anywhere as built (HQ grants no
+    /// return rights yet), which HQ's list catches.
+    raced_returns: std::collections::BTreeSet<SaleId>,
     faults: Faults,
     stats: Stats,
 }
@@ -355,10 +380,22 @@ struct AppliedDocuments {
     payments: Vec<OrderPayment>,
 }
 
+/// What HQ's database does with a return it applies: counts it against its sale, and
+/// lists the sale if its line is now returned beyond what was sold.
+fn hq_returned(hq: &mut HqDurable, ret: &crate::returns::Return) {
+    let Some(sale) = ret.kind.sale() else { return };
+    let back = hq.returned.entry(sale).or_default();
+    *back += ret.lines.iter().map(|l| l.quantity).sum::<i64>();
+    let sold = hq.sold_sales.get(&sale).map_or(0, |s| s.lines[0].quantity);
+    if *back > sold {
+        hq.over_returned.insert(sale);
+    }
+}
+
 /// HQ's database applies a batch (in one transaction with the store's progress, which
 /// the caller records): each entry counted, loyalty, counters and coupons merged.
 fn hq_apply(hq: &mut HqDurable, store: StoreId, batch: &[OutboxEntry], applied: &mut AppliedDocuments) {
-    let HqDurable { sales, counters, points, coupons_used, .. } = hq;
+    let HqDurable { sales, counters, points, coupons_used, sold_sales, .. } = hq;
     let AppliedDocuments { movements, orders, .. } = applied;
     for e in batch {
         *sales.entry((store, e.seq)).or_default() += 1;
@@ -371,6 +408,7 @@ fn hq_apply(hq: &mut HqDurable, store: StoreId, batch: &[OutboxEntry], applied: 
             }
             Change::Sale { sale, counters } => {
                 coupons_used.extend(sale.lines.iter().flat_map(|l| l.promotions.iter().map(|p| p.promotion)));
+                sold_sales.insert(sale.id, sale.clone());
                 counters
             }
             Change::Movement { movement, counters } => {
@@ -385,10 +423,15 @@ fn hq_apply(hq: &mut HqDurable, store: StoreId, batch: &[OutboxEntry], applied: 
                 applied.payments.push(payment.clone());
                 continue;
             }
-            Change::Return { .. } => unreachable!("no returns here"),
+            Change::Return { counters, .. } => counters,
         };
         for c in entry_counters {
             merge(counters, c);
+        }
+    }
+    for e in batch {
+        if let Change::Return { ret, .. } = &e.change {
+            hq_returned(hq, ret);
         }
     }
 }
@@ -474,6 +517,7 @@ impl World {
                         reserved: BTreeMap::new(),
                         coupons_used: Default::default(),
                         till_words: BTreeMap::new(),
+                        returns_of: BTreeMap::new(),
                     },
                     unpaid: Vec::new(),
                     session: None,
@@ -490,10 +534,15 @@ impl World {
                 schedule_version: 0,
                 orders: BTreeMap::new(),
                 coupons_used: Default::default(),
+                sold_sales: BTreeMap::new(),
+                returned: BTreeMap::new(),
+                over_returned: Default::default(),
             },
             handovers: BTreeMap::new(),
             coupon_uses: BTreeMap::new(),
             next_order: 0,
+            offline_returns: Default::default(),
+            raced_returns: Default::default(),
             points_spent: 0,
             lost_counters: false,
             request_id: 0,
@@ -539,6 +588,90 @@ impl World {
         *self.sold.entry((s.id, sku)).or_default() += quantity;
         if let Some(session) = s.session.as_mut() {
             session.handle_committed(seq);
+        }
+    }
+
+    /// Store `i` takes back goods of a sale. Online, of any store's sale HQ holds, within
+    /// what is left by HQ's figures plus its own returns HQ has not acknowledged (the
+    /// till's rule); offline, of one of its own sales, within what it knows it returned.
+    fn return_sale(&mut self, i: usize) {
+        let online = self.conns.get(&i).is_some_and(|c| c.welcomed);
+        let s = &self.stores[i];
+        let sale = if online {
+            let all: Vec<&Sale> = self.hq.sold_sales.values().collect();
+            all.get(self.rng.below(all.len().max(1) as u64) as usize).map(|s| (*s).clone())
+        } else {
+            let own: Vec<&Sale> = s
+                .durable
+                .outbox
+                .iter()
+                .filter_map(|e| match &e.change {
+                    Change::Sale { sale, .. } => Some(sale),
+                    _ => None,
+                })
+                .collect();
+            own.get(self.rng.below(own.len().max(1) as u64) as usize).map(|s| (*s).clone())
+        };
+        let Some(sale) = sale else { return };
+        let mine = s.durable.returns_of.get(&sale.id).map_or(&[][..], Vec::as_slice);
+        let known = if online {
+            let unacked: i64 = mine.iter().filter(|(seq, _)| *seq > s.durable.acked).map(|(_, q)| q).sum();
+            self.hq.returned.get(&sale.id).copied().unwrap_or(0) + unacked
+        } else {
+            mine.iter().map(|(_, q)| q).sum()
+        };
+        let line = &sale.lines[0];
+        let left = line.quantity - known;
+        if left <= 0 {
+            return;
+        }
+        let quantity = 1 + self.rng.below(left as u64) as i64;
+        let s = &mut self.stores[i];
+        let seq = s.durable.outbox.len() as u64 + 1;
+        let c = s.durable.counters.entry((s.id, line.sku.clone(), s.actor)).or_insert((0, 0));
+        c.0 += quantity;
+        let counter = CounterEntry { location: s.id, sku: line.sku.clone(), actor: s.actor, p: c.0, n: c.1 };
+        let amount = Kopecks(100 * quantity);
+        let ret = crate::returns::Return {
+            id: SaleId { store: s.id, seq },
+            receipt_no: crate::sale::receipt_no(s.id, 1, seq),
+            terminal: 1,
+            cashier: "sim".into(),
+            created_at_ms: 0,
+            kind: crate::returns::ReturnKind::WithReceipt { sale: sale.id },
+            lines: vec![crate::returns::ReturnLine {
+                sale_line: Some(0),
+                sku: line.sku.clone(),
+                name: line.name.clone(),
+                unit: line.unit,
+                quantity,
+                vat: line.vat,
+                amount,
+            }],
+            refunds: vec![crate::sale::Tender { kind: crate::sale::TenderKind::Cash, amount }],
+            total: amount,
+            loyalty: None,
+        };
+        debug_assert_eq!(ret.validate(), Ok(()));
+        s.durable.outbox.push(OutboxEntry { seq, change: Change::Return { ret, counters: vec![counter] } });
+        s.durable.returns_of.entry(sale.id).or_default().push((seq, quantity));
+        *self.sold.entry((s.id, line.sku.clone())).or_default() -= quantity;
+        if let Some(session) = s.session.as_mut() {
+            session.handle_committed(seq);
+        }
+        if online {
+            self.stats.returns_online += 1;
+            let (me, hq) = (self.stores[i].id, &self.hq);
+            let in_flight = self.stores.iter().filter(|o| o.id != me).any(|o| {
+                let applied = hq.progress.get(&o.id).copied().unwrap_or(0);
+                o.durable.returns_of.get(&sale.id).is_some_and(|rs| rs.iter().any(|(seq, _)| *seq > applied))
+            });
+            if in_flight {
+                self.raced_returns.insert(sale.id);
+            }
+        } else {
+            self.stats.returns_offline += 1;
+            self.offline_returns.insert(sale.id);
         }
     }
 
@@ -1220,7 +1353,8 @@ impl World {
         self.now += STEP;
         self.idle_timeouts();
         let i = self.rng.below(self.stores.len() as u64) as usize;
-        match self.rng.below(127) {
+        match self.rng.below(130) {
+            127..=129 => self.return_sale(i),
             122..=123 => self.place_till_order(i),
             124..=126 => self.till_pays(i),
             115..=116 => self.place_order(i),
@@ -1300,6 +1434,7 @@ impl World {
     }
 
     fn check(&self) {
+        self.check_returns();
         // The sync cores' own sequence invariants, paired with the fleet's below.
         for s in &self.stores {
             if let Some(session) = &s.session {
@@ -1451,6 +1586,16 @@ impl World {
         self.check_converged();
     }
 
+    /// Online, never more than sold: only a sale some store returned offline, or two
+    /// stores returned while one's return was still on its way to HQ, may be returned
+    /// beyond what was sold.
+    fn check_returns(&self) {
+        for id in &self.hq.over_returned {
+            let explained = self.offline_returns.contains(id) || self.raced_returns.contains(id);
+            assert!(explained, "sale {id} returned beyond what was sold, online and one after the other");
+        }
+    }
+
     /// After healing: every replica agrees, every record and word applied once, every
     /// order ended the same way everywhere.
     fn check_converged(&self) {
@@ -1519,6 +1664,20 @@ impl World {
             }
         }
         assert!(self.stores.iter().all(|s| s.durable.reserved.values().all(|q| *q == 0)), "stock still reserved");
+        // Every line returned beyond what was sold, by every store's returns together, is
+        // listed at HQ, and nothing else.
+        let mut returned: BTreeMap<SaleId, i64> = BTreeMap::new();
+        for s in &self.stores {
+            for (sale, rs) in &s.durable.returns_of {
+                *returned.entry(*sale).or_default() += rs.iter().map(|(_, q)| q).sum::<i64>();
+            }
+        }
+        let over: std::collections::BTreeSet<SaleId> = returned
+            .iter()
+            .filter(|(id, q)| **q > self.hq.sold_sales.get(id).map_or(0, |s| s.lines[0].quantity))
+            .map(|(id, _)| *id)
+            .collect();
+        assert_eq!(self.hq.over_returned, over, "HQ's over-return list is not what the stores did");
         // HQ holds every coupon use (a grow-only set, merged from every sale).
         let used: std::collections::BTreeSet<u32> = self.coupon_uses.keys().map(|(_, c)| *c).collect();
         assert_eq!(self.hq.coupons_used, used, "HQ lacks a coupon use");
@@ -1539,6 +1698,7 @@ fn run(seed: u64) -> Stats {
         *by_coupon.entry(*c).or_default() += 1;
     }
     world.stats.coupons_used_twice = by_coupon.values().filter(|&&n| n > 1).count() as u64;
+    world.stats.over_returns = world.hq.over_returned.len() as u64;
     if std::env::var("KASSA_SIM_VERBOSE").is_ok() {
         let granted: i64 = world.hq.points.holders().iter().map(|(_, r)| r).sum();
         eprintln!(
@@ -1602,6 +1762,9 @@ fn seeded_fleet_simulation_converges_exactly_once() {
         // cancelled by HQ's wait when the till's word never came.
         let Stats { till_orders_paid, till_orders_abandoned, till_orders_unpaid, .. } = total;
         assert!(till_orders_paid > 0 && till_orders_abandoned > 0 && till_orders_unpaid > 0, "{total:?}");
+        // Returns taken online and offline, and lines returned twice by stores that could
+        // not see each other, listed at HQ.
+        assert!(total.returns_online > 0 && total.returns_offline > 0 && total.over_returns > 0, "{total:?}");
         // Single-use coupons: refused where HQ's lookup told the store, and — the
         // documented limit — honoured twice by stores that could not know.
         assert!(total.coupons_refused_after_lookup > 0 && total.coupons_used_twice > 0, "{total:?}");
