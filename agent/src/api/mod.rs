@@ -836,12 +836,8 @@ async fn lookup(State(s): State<AppState>, _c: Cashier, Query(q): Query<LookupQu
                 None => Err(TillError::ReturnNeedsHq.into()),
                 Some(kassa_protocol::returns::SaleAnswer::NotFound) => Err(no_such_sale(code)),
                 Some(kassa_protocol::returns::SaleAnswer::Found { sale, returned, .. }) => {
-                    let returnable = sale
-                        .lines
-                        .iter()
-                        .zip(returned.iter().chain(std::iter::repeat(&(0, Kopecks::ZERO))))
-                        .map(|(l, r)| l.quantity - r.0)
-                        .collect();
+                    let back = |i: usize| returned.get(i).map_or(0, |r| r.0);
+                    let returnable = sale.lines.iter().enumerate().map(|(i, l)| l.quantity - back(i)).collect();
                     Ok(Json(LookupView { sale: sale.as_ref().into(), returnable, elsewhere: true }))
                 }
             },

@@ -204,14 +204,40 @@ pub(super) async fn aisle(
     })))
 }
 
+/// How an order's money is paid at the till: `tenders` as for a basket, or `pay` (`cash`
+/// or `card`) for one tender of what is due, with `cash_kopecks` handed over (cash; what
+/// is due if absent).
 #[derive(Deserialize)]
-pub(super) struct AislePayRequest {
-    /// `tenders` as for a basket, or `pay` (`cash` or `card`) for the order's total, with
-    /// `cash_kopecks` handed over (cash; the total if absent).
+pub(super) struct PayBody {
     #[serde(default)]
     tenders: Vec<TenderRequest>,
     pay: Option<String>,
     cash_kopecks: Option<i64>,
+}
+
+impl PayBody {
+    fn is_empty(&self) -> bool {
+        self.tenders.is_empty() && self.pay.is_none()
+    }
+
+    /// The tenders; `due` is asked only for `pay`.
+    fn tenders(&self, due: impl FnOnce() -> Result<Kopecks, ApiError>) -> Result<Vec<Tender>, ApiError> {
+        let Some(kind) = self.pay.as_deref() else { return tenders(&self.tenders) };
+        let due = due()?;
+        let (kind, amount) = match kind {
+            "card" => (TenderKind::Card, due),
+            "cash" => (TenderKind::Cash, self.cash_kopecks.map_or(due, Kopecks)),
+            other => return Err(ApiError::refuse(ApiRefusal::BadTender, format!("pay `{other}`: cash or card"))),
+        };
+        Ok(vec![Tender { kind, amount }])
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct AislePayRequest {
+    /// The order's total is what is due.
+    #[serde(flatten)]
+    payment: PayBody,
     idempotency_key: String,
 }
 
@@ -224,13 +250,8 @@ pub(super) async fn aisle_pay(
     ApiJson(req): ApiJson<AislePayRequest>,
 ) -> ApiResult {
     let id = OrderId(id);
-    let tenders = match req.pay.as_deref() {
-        None => tenders(&req.tenders)?,
-        Some(kind) => {
-            let due = s.till.unpaid_order(id).ok_or(TillError::NotAwaitingPayment(id))?.total();
-            one_tender(kind, due, req.cash_kopecks)?
-        }
-    };
+    let tenders =
+        req.payment.tenders(|| Ok(s.till.unpaid_order(id).ok_or(TillError::NotAwaitingPayment(id))?.total()))?;
     let (done, replayed) = s.till.prepay_order(&user, id, tenders, req.idempotency_key).await?;
     Ok(Json(json!({
         "order": done.order,
@@ -248,28 +269,14 @@ pub(super) async fn aisle_abandon(State(s): State<AppState>, Cashier(user): Cash
     Ok(Json(json!({ "order": id, "abandoned": true })))
 }
 
-/// One tender for what is `due`: `card` for all of it, or `cash` with what was handed
-/// over (`cash_kopecks`; what is due if absent).
-fn one_tender(kind: &str, due: Kopecks, cash_kopecks: Option<i64>) -> Result<Vec<Tender>, ApiError> {
-    let (kind, amount) = match kind {
-        "card" => (TenderKind::Card, due),
-        "cash" => (TenderKind::Cash, cash_kopecks.map_or(due, Kopecks)),
-        other => return Err(ApiError::refuse(ApiRefusal::BadTender, format!("pay `{other}`: cash or card"))),
-    };
-    Ok(vec![Tender { kind, amount }])
-}
-
 #[derive(Deserialize)]
 pub(super) struct CollectRequest {
     /// What the customer takes of each line; none: everything.
     taken: Option<Vec<i64>>,
-    /// How a pay-at-pickup order is paid: `tenders` as for a basket, or `pay` (`cash` or
-    /// `card`) for one tender of what is due for the lines taken, with `cash_kopecks`
-    /// handed over (cash; what is due if absent). Neither for a prepaid order.
-    #[serde(default)]
-    tenders: Vec<TenderRequest>,
-    pay: Option<String>,
-    cash_kopecks: Option<i64>,
+    /// How a pay-at-pickup order is paid (what is due for the lines taken); nothing for a
+    /// prepaid order.
+    #[serde(flatten)]
+    payment: PayBody,
     idempotency_key: String,
 }
 
@@ -288,13 +295,10 @@ pub(super) async fn collect(
         Some(taken) => Handover { taken },
         None => Handover::all(&order),
     };
-    let tenders = match (order.payment, req.pay.as_deref()) {
-        (Payment::Prepaid, None) if req.tenders.is_empty() => Vec::new(),
-        (_, None) => tenders(&req.tenders)?,
-        (_, Some(kind)) => {
-            let due = Kopecks(orders::taken_lines(&order, &handover).iter().map(|l| l.net().0).sum());
-            one_tender(kind, due, req.cash_kopecks)?
-        }
+    let tenders = if order.payment == Payment::Prepaid && req.payment.is_empty() {
+        Vec::new()
+    } else {
+        req.payment.tenders(|| Ok(Kopecks(orders::taken_lines(&order, &handover).iter().map(|l| l.net().0).sum())))?
     };
     let (done, replayed) = s.till.collect_order(&user, id, handover, tenders, req.idempotency_key).await?;
     let mut out = one(&s, id.0).await?;

@@ -127,8 +127,7 @@ pub(super) fn backfill(conn: &Connection) -> rusqlite::Result<()> {
     let mut st = conn.prepare("SELECT record FROM sales WHERE kind = 'return'")?;
     let bodies: Vec<Vec<u8>> = st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
     for body in bodies {
-        let ret = format::decode::<v1::Return>(&body, "return")
-            .map(Return::from)
+        let ret = decode_return(&body)
             .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, Box::new(e)))?;
         if let Some(sale_id) = ret.kind.sale() {
             conn.execute(
