@@ -6,6 +6,7 @@
 //! ```
 //! Serial I/O blocks, so it never runs on the async executor.
 
+use kassa_protocol::receipt_proof::ReceiptSigner;
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -84,6 +85,7 @@ pub fn spawn_scanner(
 pub fn spawn_spooler(
     cfg: PrinterConfig,
     utc_offset_minutes: i32,
+    signer: Option<Arc<ReceiptSigner>>,
     journal: Arc<Journal>,
     status: StatusBoard,
     wake: Receiver<()>,
@@ -95,7 +97,7 @@ pub fn spawn_spooler(
     });
     std::thread::Builder::new()
         .name("spooler".into())
-        .spawn(move || Spooler { cfg, utc_offset_minutes, journal, status, wake, stop }.run())
+        .spawn(move || Spooler { cfg, utc_offset_minutes, signer, journal, status, wake, stop }.run())
         .expect("spawn spooler thread")
 }
 
@@ -120,6 +122,8 @@ const SILENCES_TO_DISCONNECT: u32 = 3;
 struct Spooler {
     cfg: PrinterConfig,
     utc_offset_minutes: i32,
+    /// Signs each sale's receipt code (the store's key), when the store is enrolled.
+    signer: Option<Arc<ReceiptSigner>>,
     journal: Arc<Journal>,
     status: StatusBoard,
     wake: Receiver<()>,
@@ -223,6 +227,16 @@ impl Spooler {
     /// Prints one job and records how it went; `false` when the port must be reopened.
     fn print_job(&self, p: &mut serialport::TTYPort, job: &PrintJob, profile: escpos::PrinterProfile) -> bool {
         self.status.send_modify(|s| s.printer.state = DeviceState::Busy);
+        let signed;
+        let job = match (&job.printable, &self.signer) {
+            (crate::journal::Printable::Sale(sale), Some(signer)) => {
+                let mut j = job.clone();
+                j.extras.receipt_code = Some(signer.code(sale));
+                signed = j;
+                &signed
+            }
+            _ => job,
+        };
         let bytes = crate::receipt::render_job(job, profile, self.utc_offset_minutes);
         match print(p, &bytes) {
             Ok(Printed::Done) => {

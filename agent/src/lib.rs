@@ -149,6 +149,7 @@ pub async fn start(config: AgentConfig, cancel: CancellationToken) -> Result<Run
         threads.push(devices::spawn_spooler(
             printer,
             config.utc_offset_minutes,
+            tls.as_ref().and_then(|_| sync_client::receipt_signer(&config.hq)).map(Arc::new),
             journal.clone(),
             status.clone(),
             print_rx,

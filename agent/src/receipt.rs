@@ -161,6 +161,18 @@ fn tender_name(kind: TenderKind) -> &'static str {
     }
 }
 
+/// The module size (dots) that keeps a QR code of `chars` characters (QR's alphanumeric
+/// mode, level M) within 300 dots, inside a 58 mm roll's 384: 311 characters fit
+/// version 10 (57 modules × 5), 1,249 version 20 (97 × 3); a signed receipt of 30
+/// lines stays under that.
+fn qr_module_dots(chars: usize) -> u8 {
+    match chars {
+        0..=311 => 5,
+        312..=1_249 => 3,
+        _ => 2,
+    }
+}
+
 /// Renders `sale` for `profile`. A copy is marked "КОПИЯ" at the top and bottom. The
 /// drawer opens on the original of a sale paid (partly) in cash, never on a copy.
 pub fn render(sale: &Sale, profile: PrinterProfile, copy: bool, utc_offset_minutes: i32) -> Vec<u8> {
@@ -225,8 +237,10 @@ fn render_with(sale: &Sale, x: &PrintExtras, profile: PrinterProfile, copy: bool
         }
     }
     e.align(Align::Centre);
-    // The receipt's QR code carries the sale id: scanning it at the till starts a return.
-    e.qr(format!("KASSA:{}:{}", sale.id.store.0, sale.id.seq).as_bytes(), 5).newline();
+    // The receipt's QR code carries the sale id — scanning it at the till starts a
+    // return — and, signed, what another store's till needs to take it back offline.
+    let code = x.receipt_code.clone().unwrap_or_else(|| kassa_protocol::receipt_proof::code(sale.id, None));
+    e.qr(code.as_bytes(), qr_module_dots(code.len())).newline();
     e.line("Спасибо за покупку!");
     footer(&mut e, copy);
     if !copy && sale.tenders.iter().any(|t| t.kind == TenderKind::Cash) {
@@ -482,10 +496,15 @@ mod sale_tests {
             cashier_name: Some("Анна Петрова".into()),
             original_receipt: None,
             points_balance: Some(119),
+            receipt_code: Some(kassa_protocol::receipt_proof::ReceiptSigner::generate().code(&sale)),
         };
+        let code = extras.receipt_code.clone().unwrap();
         let job = PrintJob { id: 1, printable: Printable::Sale(sale.clone()), copy: false, extras };
-        let text = EPSON.encoding.decode_without_bom_handling(&render_job(&job, EPSON, 180)).0.into_owned();
+        let bytes = render_job(&job, EPSON, 180);
+        let text = EPSON.encoding.decode_without_bom_handling(&bytes).0.into_owned();
         assert!(text.contains("Кассир: Анна Петрова") && !text.contains("Кассир: anna"), "{text}");
+        // The QR carries the signed code, whole.
+        assert!(code.starts_with("KASSA:1:5:") && text.contains(&code), "{code} not in {text}");
         assert!(text.contains("Баланс баллов") && text.contains("119"), "{text}");
 
         // A return of it names the sale's receipt number.
@@ -505,6 +524,7 @@ mod sale_tests {
             cashier_name: Some("Анна Петрова".into()),
             original_receipt: Some(sale.receipt_no.clone()),
             points_balance: None,
+            receipt_code: None,
         };
         let job = PrintJob { id: 2, printable: Printable::Return(ret), copy: false, extras };
         let text = EPSON.encoding.decode_without_bom_handling(&render_job(&job, EPSON, 180)).0.into_owned();

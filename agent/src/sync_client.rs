@@ -98,6 +98,21 @@ pub enum TlsSetupError {
     Protocol(u32),
 }
 
+/// The store's receipt signer: its certificate key (`store.key`, PKCS#8 P-256, as
+/// enrolment writes it). `None` (said in the log) when it cannot be read: receipts then
+/// carry the plain code, returned elsewhere only online.
+pub fn receipt_signer(link: &HqLink) -> Option<kassa_protocol::receipt_proof::ReceiptSigner> {
+    let path = link.pki_dir.join("store.key");
+    let signer = match PrivateKeyDer::from_pem_file(&path) {
+        Ok(PrivateKeyDer::Pkcs8(der)) => {
+            kassa_protocol::receipt_proof::ReceiptSigner::from_pkcs8(der.secret_pkcs8_der())
+        }
+        Ok(_) => Err("not a PKCS#8 key".to_owned()),
+        Err(e) => Err(e.to_string()),
+    };
+    signer.inspect_err(|e| tracing::warn!(path = %path.display(), error = %e, "receipts are not signed")).ok()
+}
+
 /// The client TLS configuration: TLS 1.3 only, HQ verified against our CA, our own
 /// certificate presented (HQ derives our store id from it), ALPN offering the one
 /// protocol version this store speaks ([`HqLink::protocol`]).
@@ -295,9 +310,11 @@ async fn session(
         Ok((j.catalog_version()?, j.promotions_version()?, j.price_schedule_version()?, j.outbox_head()?))
     })
     .await?;
+    let (limits_version, keys_upto) = blocking(journal, |j| j.return_terms_held()).await?;
     let mut sync = StoreSync::speaking(protocol, SOFTWARE_VERSION, journal.actor(), catalog_version, head)
         .holding_promotions(promotions_version)
-        .holding_price_schedule(schedule_version);
+        .holding_price_schedule(schedule_version)
+        .holding_return_terms(limits_version, keys_upto);
     let mut decoder = FrameDecoder::default();
     let mut buf = vec![0u8; READ_CHUNK_BYTES];
     outbox_changed.mark_unchanged();
@@ -403,6 +420,12 @@ async fn drive(sync: &mut StoreSync, store: &Store, waiting: &mut Waiting) -> Re
                 if let Some(waiter) = waiting.orders.remove(&request_id) {
                     let _ = waiter.send(answer);
                 }
+            }
+            StoreEvent::ReturnTerms(terms) => {
+                let (keys, limits_version) = (terms.keys.len(), terms.limits_version);
+                let (limits, upto) = blocking(journal, move |j| j.apply_return_terms(&terms)).await?;
+                sync.handle_return_terms_applied(limits, upto);
+                tracing::info!(keys, limits_version, keys_upto = upto, "return terms from HQ kept");
             }
             StoreEvent::SaleFound { request_id, answer } => {
                 if let Some(waiter) = waiting.sales.remove(&request_id) {

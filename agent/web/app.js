@@ -10,7 +10,7 @@ const $ = (id) => document.getElementById(id);
 // ---- words ----
 const WORDS = {
   ru: {
-    refund_method: "Возврат денег (без чека)", orders: "Заказы (F1)", order_elsewhere: "Заказать", this_store: "этот магазин (№ {n})", pickup_store: "Магазин выдачи", customer_phone: "Телефон покупателя", order_note: "Комментарий (имя)", aisle_placed: "Заказ № {n} оформлен: магазин № {s}, код {c}, к оплате при получении {t} ₽", pay_now: "оплата сейчас", sold_at: "продажа в магазине № {n}", aisle_pay_title: "Оплата заказа № {n}: {t} ₽", aisle_paid: "Заказ № {n} оплачен, чек предоплаты {r}: магазин № {s}, код {c}. Сдача: {ch} ₽", aisle_abandoned: "Заказ № {n} не оплачен и отменён", order_new: "новый", order_accepted: "принят", order_picking: "собирается", order_ready: "готов к выдаче", order_collected: "выдан", order_expired: "истёк", order_cancelled: "отменён", overdue: "просрочен", prepaid: "оплачен онлайн", at_pickup: "оплата при получении", until: "до", no_orders: "Заказов нет", order_pick: "Собрать", order_ready_btn: "Готов", order_hand_over: "Выдать", order_print: "Лист сборки", order_cancel: "Отказ", order_find_ph: "Код заказа, номер или телефон — Enter", order_moved: "Заказ № {n}: {s}", order_pay_by: "Оплата", order_closed: "Заказ уже {s}.", order_hand_over_title: "Выдача заказа № {n}", order_collected: "Заказ № {n} выдан", order_collected_paid: "Заказ № {n} выдан, чек {r}. Сдача: {c} ₽", reserved_short: "В резерве для заказов {r}, свободно {a}: чек берёт товар заказа", stock_reserved: "в резерве",
+    refund_method: "Возврат денег (без чека)", orders: "Заказы (F1)", order_elsewhere: "Заказать", this_store: "этот магазин (№ {n})", pickup_store: "Магазин выдачи", customer_phone: "Телефон покупателя", order_note: "Комментарий (имя)", aisle_placed: "Заказ № {n} оформлен: магазин № {s}, код {c}, к оплате при получении {t} ₽", pay_now: "оплата сейчас", sold_at: "продажа в магазине № {n}", offline_left: "нет связи с HQ: по чеку подписи, возврат до {r} ₽ (за смену ещё {s} ₽)", aisle_pay_title: "Оплата заказа № {n}: {t} ₽", aisle_paid: "Заказ № {n} оплачен, чек предоплаты {r}: магазин № {s}, код {c}. Сдача: {ch} ₽", aisle_abandoned: "Заказ № {n} не оплачен и отменён", order_new: "новый", order_accepted: "принят", order_picking: "собирается", order_ready: "готов к выдаче", order_collected: "выдан", order_expired: "истёк", order_cancelled: "отменён", overdue: "просрочен", prepaid: "оплачен онлайн", at_pickup: "оплата при получении", until: "до", no_orders: "Заказов нет", order_pick: "Собрать", order_ready_btn: "Готов", order_hand_over: "Выдать", order_print: "Лист сборки", order_cancel: "Отказ", order_find_ph: "Код заказа, номер или телефон — Enter", order_moved: "Заказ № {n}: {s}", order_pay_by: "Оплата", order_closed: "Заказ уже {s}.", order_hand_over_title: "Выдача заказа № {n}", order_collected: "Заказ № {n} выдан", order_collected_paid: "Заказ № {n} выдан, чек {r}. Сдача: {c} ₽", reserved_short: "В резерве для заказов {r}, свободно {a}: чек берёт товар заказа", stock_reserved: "в резерве",
     title: "Касса", back_room: "Склад", park: "Отложить (F3)", parked_key: "Вернуть (F3)", parked: "Отложенные", recall: "Вернуть", parked_done: "Чек отложен", no_parked: "Отложенных чеков нет", receipts: "Чеки (F5)", sale_word: "продажа", return_word: "возврат", reprint: "Повтор", reprinted: "Копия чека {r} печатается", no_receipts: "В этой смене чеков ещё нет", multiplier_set: "× {n}: отсканируйте товар", void_needs_manager: "Отменить чек на такую сумму может только управляющий", shift: "Смена", returns: "Возврат", logout: "Выход", item: "Товар", qty: "Кол-во",
     price: "Цена", sum: "Сумма", total: "Итого", cash_given: "Наличные, ₽", pay_cash: "Оплатить наличными (F9)",
     pay_card: "Картой (F10)", pay_mixed: "Смешанная", discount: "Скидка (F4)", void: "Отменить чек (F8)",
@@ -43,7 +43,7 @@ const WORDS = {
     alert_scanner_gone: "Сканер не подключён. Проверьте кабель сканера; пока можно вводить штрихкод вручную.",
   },
   en: {
-    refund_method: "Refund (without receipt)", orders: "Orders (F1)", order_elsewhere: "Order", this_store: "this store (no. {n})", pickup_store: "Pickup store", customer_phone: "Customer's phone", order_note: "Note (name)", aisle_placed: "Order no. {n} placed: store no. {s}, code {c}, {t} ₽ to pay at pickup", pay_now: "pay now", sold_at: "sold at store no. {n}", aisle_pay_title: "Payment for order no. {n}: {t} ₽", aisle_paid: "Order no. {n} paid, prepayment receipt {r}: store no. {s}, code {c}. Change: {ch} ₽", aisle_abandoned: "Order no. {n} not paid and cancelled", order_new: "new", order_accepted: "accepted", order_picking: "picking", order_ready: "ready for pickup", order_collected: "collected", order_expired: "expired", order_cancelled: "cancelled", overdue: "overdue", prepaid: "paid online", at_pickup: "pay at pickup", until: "until", no_orders: "No orders", order_pick: "Pick", order_ready_btn: "Ready", order_hand_over: "Hand over", order_print: "Picking list", order_cancel: "Refused", order_find_ph: "Order code, number or phone — Enter", order_moved: "Order no. {n}: {s}", order_pay_by: "Payment", order_closed: "This order is already {s}.", order_hand_over_title: "Hand over order no. {n}", order_collected: "Order no. {n} handed over", order_collected_paid: "Order no. {n} handed over, receipt {r}. Change: {c} ₽", reserved_short: "{r} reserved for orders, {a} free: this sale takes an order's goods", stock_reserved: "reserved",
+    refund_method: "Refund (without receipt)", orders: "Orders (F1)", order_elsewhere: "Order", this_store: "this store (no. {n})", pickup_store: "Pickup store", customer_phone: "Customer's phone", order_note: "Note (name)", aisle_placed: "Order no. {n} placed: store no. {s}, code {c}, {t} ₽ to pay at pickup", pay_now: "pay now", sold_at: "sold at store no. {n}", offline_left: "HQ not reachable: by the receipt's signature, up to {r} ₽ (this shift {s} ₽ more)", aisle_pay_title: "Payment for order no. {n}: {t} ₽", aisle_paid: "Order no. {n} paid, prepayment receipt {r}: store no. {s}, code {c}. Change: {ch} ₽", aisle_abandoned: "Order no. {n} not paid and cancelled", order_new: "new", order_accepted: "accepted", order_picking: "picking", order_ready: "ready for pickup", order_collected: "collected", order_expired: "expired", order_cancelled: "cancelled", overdue: "overdue", prepaid: "paid online", at_pickup: "pay at pickup", until: "until", no_orders: "No orders", order_pick: "Pick", order_ready_btn: "Ready", order_hand_over: "Hand over", order_print: "Picking list", order_cancel: "Refused", order_find_ph: "Order code, number or phone — Enter", order_moved: "Order no. {n}: {s}", order_pay_by: "Payment", order_closed: "This order is already {s}.", order_hand_over_title: "Hand over order no. {n}", order_collected: "Order no. {n} handed over", order_collected_paid: "Order no. {n} handed over, receipt {r}. Change: {c} ₽", reserved_short: "{r} reserved for orders, {a} free: this sale takes an order's goods", stock_reserved: "reserved",
     title: "Till", back_room: "Stock", park: "Park (F3)", parked_key: "Recall (F3)", parked: "Parked", recall: "Recall", parked_done: "Basket parked", no_parked: "No parked baskets", receipts: "Receipts (F5)", sale_word: "sale", return_word: "return", reprint: "Reprint", reprinted: "A copy of {r} is printing", no_receipts: "No receipts in this shift yet", multiplier_set: "× {n}: scan the item", void_needs_manager: "Only a manager may void a basket this large", shift: "Shift", returns: "Return", logout: "Log out", item: "Item", qty: "Qty",
     price: "Price", sum: "Amount", total: "Total", cash_given: "Cash given, ₽", pay_cash: "Pay cash (F9)",
     pay_card: "Card (F10)", pay_mixed: "Mixed", discount: "Discount (F4)", void: "Void basket (F8)",
@@ -181,6 +181,12 @@ const ERRORS = {
     order_paid: "Этот заказ уже оплачен.",
     return_needs_hq: "Нет связи с HQ: чек другого магазина можно вернуть, только когда связь есть.",
     return_elsewhere_loyalty: "Покупка с картой лояльности возвращается в магазине, где её сделали.",
+    receipt_forged: "Подпись чека не сходится: чек подделан или изменён. Возврат по нему не принимается.",
+    receipt_damaged: "Код чека повреждён: отсканируйте его ещё раз или введите номер чека.",
+    receipt_store_unknown: "Касса ещё не знает ключ магазина, продавшего товар: возврат по этому чеку — когда будет связь с HQ.",
+    offline_limit_receipt: "Без связи с HQ по чеку другого магазина возвращается не больше лимита на чек.",
+    offline_limit_shift: "Без связи с HQ лимит возвратов по чекам других магазинов за смену исчерпан.",
+    marked_offline: "Маркированный товар другого магазина возвращается, только когда есть связь с HQ.",
     order_abandoned: "Покупатель отказался от оплаты: заказ отменён. Оформите новый.",
     prepayment_in_points: "Заказ оплачивается наличными или картой, не баллами.",
     order_not_awaiting_payment: "Этот заказ не ждёт оплаты на этой кассе. Оформите новый.",
@@ -323,6 +329,12 @@ const ERRORS = {
     order_paid: "This order is paid already.",
     return_needs_hq: "HQ is not reachable: another store's receipt can be returned only while the link is up.",
     return_elsewhere_loyalty: "A purchase with a loyalty card is returned at the store where it was made.",
+    receipt_forged: "The receipt's signature does not match: the receipt is forged or altered. No return on it.",
+    receipt_damaged: "The receipt's code is damaged: scan it again or type the receipt number.",
+    receipt_store_unknown: "This till does not yet know the selling store's key: return this receipt once HQ is reachable.",
+    offline_limit_receipt: "Without HQ, another store's receipt is refunded only up to the limit per receipt.",
+    offline_limit_shift: "Without HQ, this shift's limit for other stores' receipts is used up.",
+    marked_offline: "Another store's marked goods are returned only while HQ is reachable.",
     order_abandoned: "The customer refused to pay: the order is cancelled. Place a new one.",
     prepayment_in_points: "An order is paid in cash or by card, not in points.",
     order_not_awaiting_payment: "This order does not await a payment at this till. Place a new one.",
@@ -1044,7 +1056,8 @@ async function returnDialog(code) {
   const fields = found.sale.lines
     .map((l, i) => ({ name: `l${i}`, label: `${l.name} (${t("left")}: ${quantityText(l, found.returnable[i])})`, value: "0", left: found.returnable[i] }))
     .filter((f) => f.left > 0);
-  const where = found.elsewhere ? ` (${t("sold_at", { n: found.sale.id.store })})` : "";
+  const offline = found.offline ? `; ${t("offline_left", { r: rub(found.offline.receipt_left_kopecks), s: rub(found.offline.shift_left_kopecks) })}` : "";
+  const where = found.elsewhere ? ` (${t("sold_at", { n: found.sale.id.store })}${offline})` : "";
   const q = await ask(`${t("returns")} ${found.sale.receipt_no}${where}`, fields);
   if (!q) return;
   // A weighed line's quantity is typed in kilograms with a comma, like the left shown.
@@ -1498,6 +1511,7 @@ function onEvent(m) {
     else handOverDialog(ev.order);
   } else if (ev.type === "receipt_scanned") {
     returnDialog(`KASSA:${state.store}:${ev.seq}`);
+
   } else if (ev.type === "scan_rejected") {
     // The words for the refusal's code, with what to do next; the English reason only
     // for a code this page does not know.

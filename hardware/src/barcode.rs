@@ -34,9 +34,10 @@ use std::sync::LazyLock;
 use kassa_protocol::gtin::{check_digit, Gtin, GtinError};
 use serde::{Deserialize, Serialize};
 
-/// Longest frame worth parsing; real codes (even marking codes, ~130 bytes) are far
-/// shorter, and the scanner framer caps frames at the same size.
-pub const CODE_BYTES_MAX: usize = 512;
+/// Longest frame worth parsing: a signed receipt's QR code (up to ~1,200 characters
+/// for 30 lines) is the longest real one; marking codes are ~130 bytes. The scanner
+/// framer caps frames at the same size.
+pub const CODE_BYTES_MAX: usize = 2_048;
 
 /// The GS byte (ASCII group separator): FNC1 inside a GS1 element string.
 pub const GS: u8 = 0x1D;
@@ -590,9 +591,16 @@ fn looks_like_gs1(text: &str) -> bool {
         && (b.len() > 16 || b.contains(&GS))
 }
 
-/// `<store>:<seq>` after the receipt prefix.
+/// `<store>:<seq>` after the receipt prefix, and the signed proof after them when the
+/// receipt carries one (`kassa_protocol::receipt_proof`; the till reads it from the raw
+/// frame).
 fn receipt_code(rest: &str) -> Option<Scan> {
     let (store, seq) = rest.split_once(':')?;
+    let seq = match seq.split_once(':') {
+        Some((seq, proof)) if !proof.is_empty() && proof.len() <= 2_000 => seq,
+        Some(_) => return None,
+        None => seq,
+    };
     let number = |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
     if !number(store) || !number(seq) {
         return None;

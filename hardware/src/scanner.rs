@@ -39,7 +39,12 @@ impl Default for FramerConfig {
     fn default() -> Self {
         // 50 ms is ~48 byte times at 9600 baud: no scanner pauses that long inside a
         // frame, and a cashier never scans twice that fast.
-        FramerConfig { prefix: String::new(), terminator: Terminator::Cr, idle_gap_ms: 50, frame_bytes_max: 512 }
+        FramerConfig {
+            prefix: String::new(),
+            terminator: Terminator::Cr,
+            idle_gap_ms: 50,
+            frame_bytes_max: crate::barcode::CODE_BYTES_MAX,
+        }
     }
 }
 

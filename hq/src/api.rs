@@ -177,6 +177,8 @@ routes! {
     POST "/api/orders/{id}/cancel" Needs(OrdersWrite) => orders::cancel;
     GET "/api/parked" Needs(ParkedRead) => parked;
     GET "/api/returns/over" Needs(ParkedRead) => over_returns;
+    GET "/api/returns/limits" Needs(StoresRead) => return_limits;
+    PUT "/api/returns/limits" Needs(StoresWrite) => set_return_limits;
     GET "/api/loyalty/rules" Needs(LoyaltyRead) => rules;
     PUT "/api/loyalty/rules" Needs(LoyaltyWrite) => publish_rules;
     GET "/api/loyalty/{card}" Needs(CustomersRead) => loyalty;
@@ -640,6 +642,33 @@ async fn parked(State(s): AppState) -> Result<serde_json::Value> {
 async fn over_returns(State(s): AppState) -> Result<serde_json::Value> {
     let over = blocking(&s.db, |db| db.over_returns()).await?;
     Ok(Json(json!({ "over_returns": over })))
+}
+
+/// What a till may refund offline for other stores' receipts, and its version.
+async fn return_limits(State(s): AppState) -> Result<serde_json::Value> {
+    let (version, limits) = blocking(&s.db, |db| db.return_limits()).await?;
+    Ok(Json(json!({ "version": version, "limits": crate::db::LimitsRecord::from(limits) })))
+}
+
+/// `PUT /api/returns/limits` with `{"per_receipt_kopecks": …, "per_shift_kopecks": …}`:
+/// checked, versioned, audited and sent to every store (0 turns offline returns of
+/// other stores' receipts off).
+async fn set_return_limits(
+    State(s): AppState,
+    By(caller): By,
+    Checked(body): Checked<String>,
+) -> Result<serde_json::Value> {
+    let record: crate::db::LimitsRecord = serde_json::from_str(&body).map_err(|e| {
+        let status = if e.is_data() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::BAD_REQUEST };
+        ApiError::new(status, "bad_json", format!("return limits: {e}"))
+    })?;
+    let limits = kassa_protocol::returns::ReturnLimits::from(record);
+    limits.validate().map_err(|e| ApiError::invalid("return_limits", format!("{e}; nothing changed")))?;
+    let audit = caller.as_actor().audit(now_ms(), "return_limits.set", json!({ "limits": record }));
+    let version = blocking(&s.db, move |db| db.set_return_limits(limits, Some(&audit))).await?;
+    tracing::info!(version, per_receipt = %limits.per_receipt, per_shift = %limits.per_shift, "return limits set");
+    s.return_terms.send_modify(|t| t.0 = t.0.max(version));
+    Ok(Json(json!({ "version": version })))
 }
 
 /// The published promotions and their version.

@@ -11,6 +11,7 @@
 
 mod access;
 mod orders;
+mod return_terms;
 mod returns;
 mod schedule;
 mod stock;
@@ -22,6 +23,7 @@ pub use access::{
 pub use orders::{
     Availability, CancelOutcome, OrderFeedEntry, OrderRow, PlaceRefusal, TillPaymentRow, ORDERS_PAGE_MAX,
 };
+pub use return_terms::LimitsRecord;
 pub use returns::OverReturn;
 pub use stock::{DeliveryError, InboundRow, MovementTotal, DELIVERIES_OPEN_MAX, MOVEMENTS_PAGE_MAX};
 
@@ -196,7 +198,7 @@ CREATE TABLE IF NOT EXISTS parked (
 /// The database's schema version, kept in `PRAGMA user_version`. Version 1 is [`SCHEMA`]
 /// as first released (`user_version` 0 in files of that release); each later version
 /// is one step of [`MIGRATIONS`].
-pub const SCHEMA_VERSION: u32 = 10;
+pub const SCHEMA_VERSION: u32 = 11;
 
 /// Steps from version `n - 1` to `n`, run at start in one transaction after a copy of
 /// the file is kept beside it (`hq.sqlite.v{old}.bak`).
@@ -263,6 +265,13 @@ const MIGRATIONS: &[(u32, &str)] = &[
         // returned beyond what was sold (`returns`). Its own step fills the first from
         // the returns already held.
         returns::SCHEMA_V10,
+    ),
+    (
+        11,
+        // Signed receipts: each store's receipt key, numbered as HQ first saw it, for
+        // every store to verify another's receipt offline (`return_terms`; the limits on
+        // such returns are a setting).
+        return_terms::SCHEMA_V11,
     ),
 ];
 

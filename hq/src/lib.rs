@@ -186,12 +186,14 @@ pub async fn start(config: HqConfig, cancel: CancellationToken) -> Result<Runnin
     sync_server::blocking(&db, move |db| Ok(auth::ensure_first_admin(db, &data_dir, sync_server::now_ms()))).await??;
     let promotions_version = db.promotions()?.0;
     let schedule_version = db.price_schedule()?.0;
+    let return_terms = (db.return_limits()?.0, db.store_keys_head()?);
     let shared = Shared {
         db,
         catalog: watch::channel(version).0,
         promotions: watch::channel(promotions_version).0,
         inbound: watch::channel(0).0,
         orders: watch::channel(0).0,
+        return_terms: watch::channel(return_terms).0,
         price_schedule: watch::channel(schedule_version).0,
         counters: watch::channel(0).0,
         nearby_interval: config.nearby_interval,

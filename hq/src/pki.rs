@@ -162,6 +162,13 @@ pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, PkiError> {
     PrivateKeyDer::from_pem_file(path).map_err(|_| PkiError::Pem { path: path.to_owned() })
 }
 
+/// The public key of a verified client certificate (for a store's: the key its
+/// receipts are signed with, an uncompressed P-256 point).
+pub fn public_key_of_certificate(cert: &CertificateDer<'_>) -> Option<Vec<u8>> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert).ok()?;
+    Some(parsed.public_key().subject_public_key.data.to_vec())
+}
+
 /// The store a verified client certificate names, if it names one.
 pub fn store_of_certificate(cert: &CertificateDer<'_>) -> Option<StoreId> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert).ok()?;

@@ -56,6 +56,11 @@ pub struct Shared {
     /// Bumped whenever an order is placed or HQ cancels one: connections offer their
     /// store's new orders and pending cancellations.
     pub orders: watch::Sender<u64>,
+    /// HQ's return limits version and its highest store key number: connections offer
+    /// a store what it lacks of them after its digests and with each view of nearby
+    /// stock, and new limits at once (a new key does not wake every connection:
+    /// thousands of stores connecting together would each wake thousands).
+    pub return_terms: watch::Sender<(u64, u64)>,
     pub nearby_interval: Duration,
     pub metrics: Arc<Metrics>,
     /// The stores connected now and what they speak.
@@ -235,9 +240,29 @@ impl ConnError {
 }
 
 fn peer_store(conn: &quinn::Connection) -> Option<StoreId> {
+    store_of_certificate(&peer_certificate(conn)?)
+}
+
+fn peer_certificate(conn: &quinn::Connection) -> Option<rustls::pki_types::CertificateDer<'static>> {
     let identity = conn.peer_identity()?;
     let certs = identity.downcast_ref::<Vec<rustls::pki_types::CertificateDer<'static>>>()?;
-    store_of_certificate(certs.first()?)
+    certs.first().cloned()
+}
+
+/// Records the key of the certificate a store connected with — the key its receipts
+/// are signed with — and tells every connection when it is new.
+async fn record_store_key(conn: &quinn::Connection, store: StoreId, shared: &Shared) -> Result<(), ConnError> {
+    let Some(key) = peer_certificate(conn).as_ref().and_then(crate::pki::public_key_of_certificate) else {
+        return Ok(());
+    };
+    if let Some(seq) = blocking(&shared.db, move |db| db.record_store_key(store, &key, now_ms())).await? {
+        tracing::info!(%store, seq, "a store's receipt key, new to HQ");
+        shared.return_terms.send_if_modified(|t| {
+            t.1 = t.1.max(seq);
+            false // offered with each store's next digest or nearby view
+        });
+    }
+    Ok(())
 }
 
 /// The protocol version TLS negotiated for `conn` (its ALPN).
@@ -258,6 +283,7 @@ async fn serve(incoming: quinn::Incoming, shared: Shared, cancel: CancellationTo
         return Err(ConnError::NoProtocol);
     };
     let span = tracing::info_span!("store", %store, protocol, remote = %conn.remote_address());
+    record_store_key(&conn, store, &shared).instrument(span.clone()).await?;
     session(conn, store, protocol, shared, cancel).instrument(span).await
 }
 
@@ -288,6 +314,7 @@ async fn session(
     let mut counters = shared.counters.subscribe();
     let mut inbound = shared.inbound.subscribe();
     let mut orders = shared.orders.subscribe();
+    let mut return_terms = shared.return_terms.subscribe();
     // The first view goes out with the handshake; the next ones at the interval, give or
     // take a tenth, so that stores that connected together (after HQ restarts) do not
     // all ask at the same moment forever after.
@@ -300,6 +327,8 @@ async fn session(
                 nearby_ticks += 1;
                 nearby.as_mut().reset(tokio::time::Instant::now() + jittered(shared.nearby_interval, store, nearby_ticks));
                 offer_nearby(&mut session, &shared).await?;
+                // Keys of stores that connected since: at most one page a tick.
+                offer_return_terms(&mut session, &shared).await?;
                 flush(&mut session, &mut send).await?;
             }
             _ = cancel.cancelled() => break Ok(()),
@@ -343,6 +372,10 @@ async fn session(
             }
             Ok(()) = orders.changed() => {
                 offer_orders(&mut session, &shared, &peer, false).await?;
+                flush(&mut session, &mut send).await?;
+            }
+            Ok(()) = return_terms.changed() => {
+                offer_return_terms(&mut session, &shared).await?;
                 flush(&mut session, &mut send).await?;
             }
         }
@@ -435,6 +468,18 @@ async fn offer_price_schedule(session: &mut HqSync, shared: &Shared) -> Result<(
     Ok(())
 }
 
+/// Offers the return limits and store keys the store lacks (as its last digest said):
+/// one message of at most [`kassa_protocol::returns::STORE_KEYS_PER_MESSAGE_MAX`] keys;
+/// a store further behind gets the next ones after its next digest.
+async fn offer_return_terms(session: &mut HqSync, shared: &Shared) -> Result<(), ConnError> {
+    let (limits_version, keys_head) = *shared.return_terms.borrow();
+    if let Some(after) = session.needs_return_terms(limits_version, keys_head) {
+        let terms = blocking(&shared.db, move |db| db.return_terms(after)).await?;
+        session.offer_return_terms(terms);
+    }
+    Ok(())
+}
+
 /// Offers the orders for pickup the store has not yet accepted — all of them (`all`, on
 /// hello and after a digest: one lost on the way goes again), or only those placed
 /// since this connection last offered — and HQ's pending cancellations (protocol 5 on).
@@ -499,6 +544,7 @@ async fn drive(session: &mut HqSync, shared: &Shared, peer: &PeerGuard) -> Resul
                 // arrive whole goes again; so do documents it has not yet received.
                 offer_promotions(session, shared).await?;
                 offer_price_schedule(session, shared).await?;
+                offer_return_terms(session, shared).await?;
                 offer_inbound(session, shared).await?;
                 offer_orders(session, shared, peer, true).await?;
                 let store = actor.store;

@@ -11,6 +11,7 @@
 //! - [`basket`]: an open basket at the till.
 //! - [`sale`]: committed sales — immutable records replicated to HQ.
 //! - [`orders`]: orders for pickup at a store: their states, merge, reservations and handover.
+//! - [`receipt_proof`]: the signed code on a receipt that another store's till verifies offline.
 //! - [`returns`]: returns, and the rules that keep them within what was sold.
 //! - [`seeded`]: a deterministic generator for simulations and tests.
 //! - [`stock`]: stock as a PN-counter of per-actor running totals.
@@ -43,6 +44,7 @@ pub mod orders;
 pub mod price_schedule;
 pub mod pricing;
 pub mod promotions;
+pub mod receipt_proof;
 pub mod returns;
 pub mod sale;
 pub mod seeded;

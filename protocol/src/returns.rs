@@ -139,6 +139,106 @@ pub fn over_returned(sale: &Sale, returned: &Returned) -> Vec<(u32, i64, i64)> {
         .collect()
 }
 
+/// What a till may refund offline for receipts of other stores (it cannot see their
+/// returns then): HQ publishes it; a store keeps the newest version. Offline, a return
+/// of another store's signed receipt refunds at most `per_receipt` over all of this
+/// store's returns of that receipt, and at most `per_shift` over the shift's such
+/// returns; HQ lists whatever this lets through beyond what was sold
+/// ([`over_returned`]). Before HQ has said anything, nothing is allowed ([`Self::NONE`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReturnLimits {
+    pub per_receipt: Kopecks,
+    pub per_shift: Kopecks,
+}
+
+impl ReturnLimits {
+    /// No offline returns of other stores' receipts.
+    pub const NONE: ReturnLimits = ReturnLimits { per_receipt: Kopecks::ZERO, per_shift: Kopecks::ZERO };
+    /// HQ's limits until an operator sets others: 3,000 ₽ a receipt, 10,000 ₽ a shift.
+    pub const DEFAULT: ReturnLimits = ReturnLimits { per_receipt: Kopecks(300_000), per_shift: Kopecks(1_000_000) };
+    /// The most an operator may set (either limit): 1,000,000 ₽.
+    pub const MAX: Kopecks = Kopecks(100_000_000);
+
+    /// Checks limits an operator asks for.
+    pub fn validate(&self) -> Result<(), String> {
+        for (what, k) in [("per receipt", self.per_receipt), ("per shift", self.per_shift)] {
+            if k.0 < 0 || k > Self::MAX {
+                return Err(format!("the limit {what} must be between 0 and {}", Self::MAX));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a refund of `amount` may be given offline for another store's receipt,
+    /// after `receipt_so_far` refunded offline here for it and `shift_so_far` in the
+    /// shift.
+    pub fn allow(&self, receipt_so_far: Kopecks, shift_so_far: Kopecks, amount: Kopecks) -> Result<(), OfflineLimit> {
+        let receipt_left = Kopecks((self.per_receipt.0 - receipt_so_far.0).max(0));
+        let shift_left = Kopecks((self.per_shift.0 - shift_so_far.0).max(0));
+        if amount > receipt_left {
+            return Err(OfflineLimit::Receipt { left: receipt_left, limit: self.per_receipt });
+        }
+        if amount > shift_left {
+            return Err(OfflineLimit::Shift { left: shift_left, limit: self.per_shift });
+        }
+        Ok(())
+    }
+}
+
+/// A refund offline beyond HQ's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum OfflineLimit {
+    #[error("offline, at most {limit} is refunded for another store's receipt; {left} is left for this one")]
+    Receipt { left: Kopecks, limit: Kopecks },
+    #[error("offline, at most {limit} a shift is refunded for other stores' receipts; {left} is left")]
+    Shift { left: Kopecks, limit: Kopecks },
+}
+
+/// A store's receipt-signing public key (its certificate key, an uncompressed P-256
+/// point), numbered by HQ in the order it first saw it (`seq`, from 1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreKey {
+    pub seq: u64,
+    pub store: crate::StoreId,
+    pub public_key: Vec<u8>,
+}
+
+/// Longest public key kept (an uncompressed P-256 point is 65 bytes).
+pub const STORE_KEY_BYTES_MAX: usize = 133;
+/// Store keys in one [`ReturnTerms`] message (~15 KB); a store further behind gets the
+/// next ones after its next digest or nearby-stock view (HQ sends one every 15 s by
+/// default): a new store of a 10,000-store chain knows every key within 13 minutes,
+/// and a chain's stores all starting at once cost HQ one such message per store per
+/// interval, not the square of the chain at once.
+pub const STORE_KEYS_PER_MESSAGE_MAX: usize = 200;
+
+/// What HQ publishes for returns of other stores' receipts (protocol 5 on): its limits
+/// (a register, versioned) and the stores' keys after the highest the store said it
+/// holds (a grow-only set, numbered), up to `keys_upto`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReturnTerms {
+    pub limits_version: u64,
+    pub limits: ReturnLimits,
+    pub keys: Vec<StoreKey>,
+    /// The keys are every key HQ numbered in `keys_after + 1 ..= keys_upto`.
+    pub keys_after: u64,
+    pub keys_upto: u64,
+}
+
+impl ReturnTerms {
+    /// The highest key number a store holds every key up to, after keeping these keys
+    /// when it held every key up to `held`: a message that starts beyond what the store
+    /// holds (one before it was lost) adds its keys but leaves a hole, so the store goes
+    /// on saying `held` and HQ sends from there again.
+    pub fn keys_held_after(&self, held: u64) -> u64 {
+        if self.keys_after <= held {
+            held.max(self.keys_upto)
+        } else {
+            held
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReturnError {
     #[error("the sale has no line {0}")]

@@ -169,14 +169,13 @@ pub fn parse_receipt_no(code: &str) -> Option<(crate::StoreId, u16, u64)> {
 }
 
 /// What a code the cashier scans or types says of a sale: the receipt's QR code
-/// (`KASSA:<store>:<seq>`) or its printed number. `None` for anything else.
+/// (`KASSA:<store>:<seq>`, signed or not, see [`crate::receipt_proof`]) or its printed
+/// number. `None` for anything else.
 pub fn sale_ref(code: &str) -> Option<crate::returns::SaleRef> {
     let code = code.trim();
-    if let Some(rest) = code.strip_prefix("KASSA:") {
-        let mut parts = rest.split(':');
-        let (Some(store), Some(seq), None) = (parts.next(), parts.next(), parts.next()) else { return None };
-        let id = SaleId { store: crate::StoreId(store.parse().ok()?), seq: seq.parse().ok()? };
-        return Some(crate::returns::SaleRef::Id(id));
+    if code.starts_with("KASSA:") {
+        let c = crate::receipt_proof::parse_code(code)?.ok()?;
+        return Some(crate::returns::SaleRef::Id(c.sale));
     }
     parse_receipt_no(code).map(|_| crate::returns::SaleRef::ReceiptNo(code.to_owned()))
 }

@@ -125,6 +125,9 @@ pub enum StoreEvent {
     OrderPlaced { request_id: u64, answer: crate::orders::OrderAnswer },
     /// HQ answered a till's question for a sale (return anywhere): wake the waiting till.
     SaleFound { request_id: u64, answer: crate::returns::SaleAnswer },
+    /// HQ's return limits and store keys, validated: keep the limits if newer, add the
+    /// keys (a grow-only set), then call [`StoreSync::handle_return_terms_applied`].
+    ReturnTerms(crate::returns::ReturnTerms),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,6 +165,9 @@ pub struct StoreSync {
     promotion_pages: Option<(u64, Vec<Definition>)>,
     /// The price schedule version the store holds (said in every `Digest`).
     price_schedule_version: u64,
+    /// HQ's return limits version and the highest store key number the store holds
+    /// (said in every `Digest`).
+    return_terms_held: (u64, u64),
     nearby_pages: Vec<NearbyStock>,
     transmits: VecDeque<StoreMessage>,
     events: VecDeque<StoreEvent>,
@@ -196,6 +202,7 @@ impl StoreSync {
             promotions_handed: 0,
             promotion_pages: None,
             price_schedule_version: 0,
+            return_terms_held: (0, 0),
             nearby_pages: Vec::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -226,6 +233,21 @@ impl StoreSync {
     pub fn holding_price_schedule(mut self, version: u64) -> Self {
         self.price_schedule_version = version;
         self
+    }
+
+    /// Says in every `Digest` that the store holds HQ's return limits of
+    /// `limits_version` and every store key up to number `keys_upto`.
+    pub fn holding_return_terms(mut self, limits_version: u64, keys_upto: u64) -> Self {
+        self.return_terms_held = (limits_version, keys_upto);
+        self
+    }
+
+    /// The shell kept HQ's return terms: it now holds limits of `limits_version` (or
+    /// newer) and every key up to `keys_upto` (see
+    /// [`crate::returns::ReturnTerms::keys_held_after`]).
+    pub fn handle_return_terms_applied(&mut self, limits_version: u64, keys_upto: u64) {
+        let held = &mut self.return_terms_held;
+        *held = (held.0.max(limits_version), held.1.max(keys_upto));
     }
 
     /// The shell kept (or already held) the price schedule of `version`.
@@ -366,6 +388,8 @@ impl StoreSync {
                 }
                 self.events.push_back(StoreEvent::SaleFound { request_id, answer });
             }
+            // Kept idempotently by the shell (limits by version, keys as a set).
+            HqMessage::ReturnTerms(terms) => self.events.push_back(StoreEvent::ReturnTerms(terms)),
             HqMessage::PriceSchedule { version, changes } => {
                 crate::price_schedule::PriceSchedule::new(&changes)
                     .map_err(|e| SyncError::Malformed(format!("price schedule {version}: {e}")))?;
@@ -606,7 +630,14 @@ impl StoreSync {
     pub fn handle_digests(&mut self, digests: Vec<ActorDigest>) {
         if self.state == StoreState::Ready {
             let (promotions_version, price_schedule_version) = (self.promotions_version, self.price_schedule_version);
-            self.transmits.push_back(StoreMessage::Digest { digests, promotions_version, price_schedule_version });
+            let (return_limits_version, store_keys_upto) = self.return_terms_held;
+            self.transmits.push_back(StoreMessage::Digest {
+                digests,
+                promotions_version,
+                price_schedule_version,
+                return_limits_version,
+                store_keys_upto,
+            });
         }
     }
 
@@ -691,6 +722,9 @@ pub struct HqSync {
     /// The price schedule version the store holds: unknown until its first `Digest`
     /// (protocol 5 on), then what it said or was sent.
     price_schedule_version: Option<u64>,
+    /// The return limits version and highest store key the store holds: unknown until
+    /// its first `Digest` (protocol 5 on).
+    return_terms_held: Option<(u64, u64)>,
     transmits: VecDeque<HqMessage>,
     events: VecDeque<HqEvent>,
 }
@@ -715,6 +749,7 @@ impl HqSync {
             catalog_version: 0,
             promotions_version: 0,
             price_schedule_version: None,
+            return_terms_held: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -779,11 +814,21 @@ impl HqSync {
                 Ok(())
             }
             (_, StoreMessage::FindSale(_)) => Err(SyncError::Unexpected("a sale lookup before Welcome")),
-            (HqState::Ready(actor), StoreMessage::Digest { digests, promotions_version, price_schedule_version }) => {
+            (
+                HqState::Ready(actor),
+                StoreMessage::Digest {
+                    digests,
+                    promotions_version,
+                    price_schedule_version,
+                    return_limits_version,
+                    store_keys_upto,
+                },
+            ) => {
                 // What the store holds now: a set or schedule that did not arrive is
                 // offered again by the shell's next `offer_promotions`/`offer_price_schedule`.
                 self.promotions_version = promotions_version;
                 self.price_schedule_version = Some(price_schedule_version);
+                self.return_terms_held = Some((return_limits_version, store_keys_upto));
                 if digests.len() > DIGESTS_MAX {
                     return Err(SyncError::Malformed(format!("{} digests", digests.len())));
                 }
@@ -1088,6 +1133,29 @@ impl HqSync {
     /// Answers a till's order request.
     pub fn answer_order(&mut self, request_id: u64, answer: crate::orders::OrderAnswer) {
         self.transmits.push_back(HqMessage::OrderPlaced { request_id, answer });
+    }
+
+    /// What of HQ's return terms the store lacks, given HQ's limits version and its
+    /// highest store key number: `Some(keys after)` when it lacks something — known
+    /// only from its digests (protocol 5 on).
+    pub fn needs_return_terms(&self, limits_version: u64, keys_head: u64) -> Option<u64> {
+        if !matches!(self.state, HqState::Ready(_)) || self.protocol < 5 {
+            return None;
+        }
+        let (limits, keys) = self.return_terms_held?;
+        (limits_version > limits || keys_head > keys).then_some(keys)
+    }
+
+    /// Sends HQ's return terms (the shell read the keys after what
+    /// [`Self::needs_return_terms`] said, in `keys_after`); counted as held, so the next
+    /// offer sends only what is newer still, until the store's next digest says
+    /// otherwise.
+    pub fn offer_return_terms(&mut self, terms: crate::returns::ReturnTerms) {
+        if self.needs_return_terms(terms.limits_version, terms.keys_upto).is_none() {
+            return;
+        }
+        self.return_terms_held = Some((terms.limits_version, terms.keys_upto));
+        self.transmits.push_back(HqMessage::ReturnTerms(terms));
     }
 
     /// Answers a till's sale lookup.

@@ -27,7 +27,9 @@ use kassa_protocol::orders::{
     TillPayment,
 };
 use kassa_protocol::price_schedule::ScheduledPrice;
-use kassa_protocol::returns::{Return, ReturnKind, ReturnLine, SaleAnswer, SaleLookup, SaleRef};
+use kassa_protocol::returns::{
+    Return, ReturnKind, ReturnLimits, ReturnLine, ReturnTerms, SaleAnswer, SaleLookup, SaleRef, StoreKey,
+};
 use kassa_protocol::sale::{Sale, Tender, TenderKind};
 use kassa_protocol::stock::{ActorDigest, CounterEntry};
 use kassa_protocol::wire::{self, Change, FrameDecoder, HqMessage, NearbyStock, OutboxEntry, StoreMessage};
@@ -333,6 +335,8 @@ fn store_messages(version: u32) -> Vec<(&'static str, StoreMessage)> {
                 ],
                 promotions_version: if version >= 4 { 5 } else { 0 },
                 price_schedule_version: if version >= 5 { 3 } else { 0 },
+                return_limits_version: if version >= 5 { 2 } else { 0 },
+                store_keys_upto: if version >= 5 { 7 } else { 0 },
             },
         ),
         (
@@ -429,6 +433,20 @@ fn hq_messages(version: u32) -> Vec<(&'static str, HqMessage)> {
         };
         messages.push(("hq-sale-found", HqMessage::SaleFound { request_id: 21, answer }));
         messages.push(("hq-sale-not-found", HqMessage::SaleFound { request_id: 22, answer: SaleAnswer::NotFound }));
+        // A P-256 public key's shape (65 bytes, 0x04 first); the bytes are the fixture's.
+        let key = |store: u32| StoreKey {
+            seq: u64::from(store) + 7,
+            store: StoreId(store),
+            public_key: std::iter::once(4).chain((0..64).map(|i| i as u8 ^ store as u8)).collect(),
+        };
+        let terms = ReturnTerms {
+            limits_version: 3,
+            limits: ReturnLimits { per_receipt: Kopecks(300_000), per_shift: Kopecks(1_000_000) },
+            keys: vec![key(1), key(2)],
+            keys_after: 7,
+            keys_upto: 9,
+        };
+        messages.push(("hq-return-terms", HqMessage::ReturnTerms(terms)));
     }
     messages
 }
@@ -577,6 +595,7 @@ fn hq_variant(m: &HqMessage) -> &'static str {
         HqMessage::OrderPlaced { answer: OrderAnswer::Refused { .. }, .. } => "hq-order-refused",
         HqMessage::SaleFound { answer: SaleAnswer::Found { .. }, .. } => "hq-sale-found",
         HqMessage::SaleFound { answer: SaleAnswer::NotFound, .. } => "hq-sale-not-found",
+        HqMessage::ReturnTerms(_) => "hq-return-terms",
     }
 }
 
@@ -591,7 +610,7 @@ fn all_store_variants(version: u32) -> usize {
 /// HQ's messages in protocol `version`.
 fn all_hq_variants(version: u32) -> usize {
     match version {
-        5.. => 22,
+        5.. => 23,
         4 => 12,
         _ => 11,
     }

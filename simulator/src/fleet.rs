@@ -280,6 +280,8 @@ struct Books {
     sold: HashMap<Sku, i64>,
     /// Counter entries of other actors (HQ) for this store's stock.
     others: HashMap<(Sku, ActorId), CounterEntry>,
+    /// Every store key up to this number was received (their bytes are not kept).
+    keys_upto: u64,
     outcome: StoreOutcome,
 }
 
@@ -291,6 +293,7 @@ impl SimStore {
             committed_at: VecDeque::new(),
             head: 0,
             acked: 0,
+            keys_upto: 0,
             sold: HashMap::new(),
             others: HashMap::new(),
             outcome: StoreOutcome::default(),
@@ -321,7 +324,8 @@ impl SimStore {
             self.endpoint.connect_with(self.config.clone(), self.hq, kassa_hq::pki::HQ_SERVER_NAME)?.await?
         };
         let (mut send, mut recv) = conn.open_bi().await?;
-        let mut sync = StoreSync::new(self.actor, self.catalog_version, books.head);
+        let mut sync =
+            StoreSync::new(self.actor, self.catalog_version, books.head).holding_return_terms(0, books.keys_upto);
         let mut decoder = FrameDecoder::default();
         let mut buf = vec![0u8; 16 * 1024];
         // Sales spread over the period, not all stores in step.
@@ -436,6 +440,12 @@ impl SimStore {
                     sync.handle_digests(kassa_protocol::stock::digests(all));
                 }
                 StoreEvent::SendOwnCounters => sync.handle_own_counters(own_counters(self.actor, books)),
+                // Kept as a till keeps them (what it holds said in the next digest), so
+                // HQ sends each store each key once.
+                StoreEvent::ReturnTerms(terms) => {
+                    books.keys_upto = terms.keys_held_after(books.keys_upto);
+                    sync.handle_return_terms_applied(terms.limits_version, books.keys_upto);
+                }
                 // What a till would show or use; the fleet only sells for cash.
                 StoreEvent::NearbyStock { .. }
                 | StoreEvent::Rules { .. }

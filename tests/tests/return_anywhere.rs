@@ -4,7 +4,10 @@
 //! store 2's return (online, HQ's figures) and cannot take back more than is left. Two
 //! stores that could not see each other's returns (store 1 cut off) take back the same
 //! goods: HQ lists the line returned beyond what was sold, with both returns. Offline,
-//! another store's receipt is refused plainly; a receipt no store made is not found.
+//! another store's receipt is taken back only if it proves itself (signed by its
+//! store's key, which stores learn from HQ) and within HQ's limits per receipt and per
+//! shift; forged or altered receipts are refused online and offline; a receipt without
+//! a proof needs HQ; a receipt no store made is not found.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -133,4 +136,150 @@ async fn a_sale_is_returned_at_another_store_within_what_is_left() {
         assert!(report.ok(), "store {}'s journal verifies: {report:?}", store.id);
     }
     cancel.cancel();
+}
+
+/// The code store `store`'s receipt of sale `seq` carries: signed with its key, as its
+/// spooler prints it (`agent::devices`).
+fn printed_code(dir: &std::path::Path, store: &kassa_tests::RelayedStore, seq: u64) -> String {
+    let link = kassa_agent::config::HqLink {
+        addr: "127.0.0.1:1".parse().unwrap(),
+        server_name: kassa_hq::pki::HQ_SERVER_NAME.into(),
+        pki_dir: dir.join(format!("store-{}/pki", store.id.0)),
+        protocol_version: None,
+    };
+    let signer = kassa_agent::sync_client::receipt_signer(&link).expect("an enrolled store signs its receipts");
+    signer.code(&store.agent.journal.sale(seq).unwrap().expect("the sale"))
+}
+
+/// `code` with one bit of its signed proof flipped (still well-formed Base45).
+fn altered(code: &str) -> String {
+    use kassa_protocol::receipt_proof::base45;
+    // `KASSA:<store>:<seq>:` then the proof (whose Base45 may hold `:` too).
+    let head_len = code.match_indices(':').nth(2).unwrap().0 + 1;
+    let (head, body) = code.split_at(head_len);
+    let mut bytes = base45::decode(body.strip_suffix('.').unwrap()).unwrap();
+    bytes[10] ^= 1; // inside the proof: a line's or the sale's figures
+    format!("{head}{}.", base45::encode(&bytes))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_receipt_is_returned_offline_within_hqs_limits_and_a_forged_one_is_refused() {
+    init_logging();
+    let dir = tempfile::tempdir().unwrap();
+    let cancel = CancellationToken::new();
+    let hq = kassa_tests::start_hq(dir.path(), Duration::from_millis(300), cancel.clone()).await;
+    let item = hq.shared.db.catalog().unwrap().into_iter().find(|i| i.unit == Unit::Piece).unwrap();
+    let price = item.price.0;
+    // HQ's limits: two pieces a receipt, three a shift.
+    let limits = json!({ "per_receipt_kopecks": 2 * price, "per_shift_kopecks": 3 * price });
+    let (status, set) =
+        kassa_tests::HqApi::admin(&hq).await.send(reqwest::Method::PUT, "/api/returns/limits", Some(&limits)).await;
+    assert_eq!(status, 200, "{set}");
+    let bad = json!({ "per_receipt_kopecks": -1, "per_shift_kopecks": 0 });
+    let (status, refused) =
+        kassa_tests::HqApi::admin(&hq).await.send(reqwest::Method::PUT, "/api/returns/limits", Some(&bad)).await;
+    assert_eq!((status, refused["error"].as_str()), (422, Some("return_limits")), "{refused}");
+    let one = kassa_tests::start_relayed_store(&hq, dir.path(), 1, cancel.clone()).await;
+    let two = kassa_tests::start_relayed_store(&hq, dir.path(), 2, cancel.clone()).await;
+    let api1 = AgentApi::login(&one.agent, "kassir", "1111").await;
+    let api2 = AgentApi::login(&two.agent, "kassir", "1111").await;
+    // Store 2 learns store 1's key (HQ recorded it from store 1's certificate) and HQ's
+    // limits, over sync.
+    eventually(WAIT, "store 2 to hold store 1's key and HQ's limits", || async {
+        let j = &two.agent.journal;
+        let known = !j.store_keys(kassa_protocol::StoreId(1)).unwrap().is_empty();
+        (known && j.return_limits().unwrap().per_receipt.0 == 2 * price).then_some(())
+    })
+    .await;
+
+    let sale_a = sell_by_card(&api1, &item.sku.0, 3, "sale-a").await;
+    let sale_b = sell_by_card(&api1, &item.sku.0, 2, "sale-b").await;
+    let seq = |s: &Value| s["id"]["seq"].as_u64().unwrap();
+    let (code_a, code_b) = (printed_code(dir.path(), &one, seq(&sale_a)), printed_code(dir.path(), &one, seq(&sale_b)));
+    let url = |code: &str| format!("/api/sales/lookup?code={}", urlencode(code));
+
+    // Store 2 is cut off from HQ: store 1's receipt proves itself.
+    two.relay.cut.store(true, Ordering::Relaxed);
+    eventually(WAIT, "store 2 to see HQ gone", || async { (!two.agent.status.borrow().hq.online).then_some(()) }).await;
+    let (status, found) = api2.get(&url(&code_a)).await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!((found["elsewhere"].as_bool(), found["returnable"].clone()), (Some(true), json!([3])), "{found}");
+    assert_eq!(found["offline"], json!({ "receipt_left_kopecks": 2 * price, "shift_left_kopecks": 3 * price }));
+    assert_eq!(found["sale"]["receipt_no"], sale_a["receipt_no"]);
+    let back = |code: &str, n: i64, key: &str| json!({ "code": code, "lines": [{ "line": 0, "quantity": n }], "idempotency_key": key });
+    // Three pieces are more than HQ allows a receipt offline; two are not.
+    let (status, over) = api2.post("/api/returns", back(&code_a, 3, "off-1")).await;
+    assert_eq!((status, over["error"].as_str()), (422, Some("offline_limit_receipt")), "{over}");
+    let (status, ret) = api2.post("/api/returns", back(&code_a, 2, "off-2")).await;
+    assert_eq!(status, 200, "{ret}");
+    assert_eq!(ret["return"]["refunds"], json!([{ "kind": "card", "amount_kopecks": 2 * price }]), "{ret}");
+    let (status, over) = api2.post("/api/returns", back(&code_a, 1, "off-3")).await;
+    assert_eq!((status, over["error"].as_str()), (422, Some("offline_limit_receipt")), "{over}");
+    // Another receipt: one piece within the shift's limit, the next beyond it.
+    let (status, ret) = api2.post("/api/returns", back(&code_b, 1, "off-4")).await;
+    assert_eq!(status, 200, "{ret}");
+    let (status, over) = api2.post("/api/returns", back(&code_b, 1, "off-5")).await;
+    assert_eq!((status, over["error"].as_str()), (422, Some("offline_limit_shift")), "{over}");
+    // Forged or altered receipts are refused; a receipt printed before signatures (the
+    // plain code, or its number) needs HQ.
+    let stranger = kassa_protocol::receipt_proof::ReceiptSigner::generate();
+    let forged = stranger.code(&one.agent.journal.sale(seq(&sale_a)).unwrap().unwrap());
+    for code in [
+        forged.clone(),
+        altered(&code_a),
+        code_b.replacen(&format!(":{}:", seq(&sale_b)), &format!(":{}:", seq(&sale_a)), 1),
+    ] {
+        let (status, refused) = api2.get(&url(&code)).await;
+        assert_eq!((status, refused["error"].as_str()), (422, Some("receipt_forged")), "{code}: {refused}");
+        let (status, refused) = api2.post("/api/returns", back(&code, 1, "off-forged")).await;
+        assert_eq!(refused["error"].as_str(), Some("receipt_forged"), "{status} {refused}");
+    }
+    let plain = format!("KASSA:1:{}", seq(&sale_a));
+    for code in [plain.as_str(), sale_a["receipt_no"].as_str().unwrap()] {
+        let (status, refused) = api2.get(&url(code)).await;
+        assert_eq!((status, refused["error"].as_str()), (503, Some("return_needs_hq")), "{refused}");
+    }
+
+    // Store 1, cut off too, takes back all of sale A itself: with store 2's two pieces
+    // that is more than was sold, which HQ lists once both are back.
+    one.relay.cut.store(true, Ordering::Relaxed);
+    eventually(WAIT, "store 1 to see HQ gone", || async { (!one.agent.status.borrow().hq.online).then_some(()) }).await;
+    let (status, ret) = api1.post("/api/returns", back(&code_a, 3, "own-1")).await;
+    assert_eq!(status, 200, "{ret}");
+    one.relay.cut.store(false, Ordering::Relaxed);
+    two.relay.cut.store(false, Ordering::Relaxed);
+    let receipt_a = sale_a["receipt_no"].as_str().unwrap().to_owned();
+    let over = eventually(WAIT, "HQ to list sale A's over-return", || async {
+        let over = hq.shared.db.over_returns().unwrap();
+        over.into_iter().find(|o| o.receipt_no == receipt_a)
+    })
+    .await;
+    assert_eq!((over.sold, over.returned, over.returns.len()), (3, 5, 2), "{over:?}");
+    eventually(WAIT, "HQ to hold every return", || async {
+        (returned_at_hq(&hq, sale_b["receipt_no"].as_str().unwrap()) == 1).then_some(())
+    })
+    .await;
+
+    // Online again, store 2 goes by HQ's figures (no offline limits), and a forged code
+    // is still refused.
+    eventually(WAIT, "store 2 back online", || async { two.agent.status.borrow().hq.online.then_some(()) }).await;
+    let (status, found) = api2.get(&url(&code_b)).await;
+    assert_eq!((status, found["returnable"].clone(), found.get("offline")), (200, json!([1]), None), "{found}");
+    let (status, refused) = api2.get(&url(&forged)).await;
+    assert_eq!((status, refused["error"].as_str()), (422, Some("receipt_forged")), "{refused}");
+    for store in [&one, &two] {
+        let report = store.agent.journal.verify().unwrap();
+        assert!(report.ok(), "store {}'s journal verifies: {report:?}", store.id);
+    }
+    cancel.cancel();
+}
+
+/// `s` for a URL's query (a signed code has spaces, `%`, `+`, `/` and `:`).
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

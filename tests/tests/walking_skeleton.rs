@@ -170,7 +170,16 @@ async fn scan_pay_print_and_sync_to_hq() {
     assert!(text.contains("ИТОГО") && text.contains("=106,90"), "{text}");
     assert!(text.contains("Сдача") && text.contains("=93,10"), "{text}");
     assert!(text.contains("0001-01-000001"), "{text}");
-    assert!(text.contains("[QR: KASSA:1:1]"), "{text}");
+    // Its QR code names the sale and proves it: signed with store 1's key, which HQ
+    // recorded from the store's certificate when it connected (and publishes to every
+    // store for returns taken offline).
+    let code = text.split("[QR: ").nth(1).and_then(|r| r.split(']').next()).expect("the receipt's QR code");
+    assert!(code.starts_with("KASSA:1:1:"), "{code}");
+    let parsed = kassa_protocol::receipt_proof::parse_code(code).unwrap().unwrap();
+    let keys: Vec<Vec<u8>> =
+        stack.hq.shared.db.return_terms(0).unwrap().keys.into_iter().map(|k| k.public_key).collect();
+    let proof = kassa_protocol::receipt_proof::verify(&parsed, &keys).expect("the receipt verifies with HQ's keys");
+    assert_eq!((proof.receipt_no(), proof.total().0), ("0001-01-000001".to_owned(), MILK_PRICE));
     assert!(drawer, "a cash sale opens the drawer");
 
     // Stock went down at the store...

@@ -49,7 +49,7 @@ use tokio_stream::StreamExt;
 
 use crate::journal::{refusal_codes, AuthError, JournalError, JournalHandle, Refusal, ReturnRequest, User, WriteError};
 use crate::status::StatusBoard;
-use crate::till::{Till, TillError, TillEvent};
+use crate::till::{ElsewhereSale, Till, TillError, TillEvent};
 use view::{
     DevicesView, EventView, LoginView, LookupView, MeView, NearbyStockView, PaidView, ReturnedView, SearchView,
     ShiftView, StatusView, StockView, UserView, UsersView,
@@ -312,6 +312,8 @@ fn till_status(e: &TillError) -> StatusCode {
         TillError::UnknownBarcode(_) | TillError::UnknownPlu(_) | TillError::UnknownSku(_) => S::NOT_FOUND,
         TillError::NoSuchCustomer | TillError::NoSuchParked(_) => S::NOT_FOUND,
         TillError::OrderNeedsHq | TillError::ReturnNeedsHq => S::SERVICE_UNAVAILABLE,
+        TillError::Receipt(kassa_protocol::receipt_proof::ProofError::Unsigned) => S::SERVICE_UNAVAILABLE,
+        TillError::Receipt(_) => S::UNPROCESSABLE_ENTITY,
         TillError::OrderNotAvailable(_) | TillError::NotAwaitingPayment(_) | TillError::PaymentTooLate(_) => {
             S::CONFLICT
         }
@@ -343,7 +345,10 @@ fn write_status(w: &WriteError) -> StatusCode {
         | WriteError::OrderPrepaid(_)
         | WriteError::OrderPaid(_)
         | WriteError::OrderAbandoned(_) => S::CONFLICT,
-        WriteError::PrepaymentInPoints | WriteError::ReturnElsewhereLoyalty => S::UNPROCESSABLE_ENTITY,
+        WriteError::PrepaymentInPoints
+        | WriteError::ReturnElsewhereLoyalty
+        | WriteError::OfflineLimit(_)
+        | WriteError::MarkedOffline(_) => S::UNPROCESSABLE_ENTITY,
         WriteError::NeedsManager(_) => S::FORBIDDEN,
         WriteError::AlreadyReceived(_) | WriteError::CountPosted(_) | WriteError::TooManyCounts => S::CONFLICT,
         WriteError::OutOfCount(_) => S::UNPROCESSABLE_ENTITY,
@@ -829,20 +834,28 @@ async fn lookup(State(s): State<AppState>, _c: Cashier, Query(q): Query<LookupQu
         })
         .await?;
     match found {
-        Some((sale, returnable)) => Ok(Json(LookupView { sale: (&sale).into(), returnable, elsewhere: false })),
-        None => match elsewhere(&s, &code) {
-            // Another store's receipt: HQ says what is left of it (return anywhere).
-            Some(by) => match s.till.sale_from_hq(by).await {
-                None => Err(TillError::ReturnNeedsHq.into()),
-                Some(kassa_protocol::returns::SaleAnswer::NotFound) => Err(no_such_sale(code)),
-                Some(kassa_protocol::returns::SaleAnswer::Found { sale, returned, .. }) => {
-                    let back = |i: usize| returned.get(i).map_or(0, |r| r.0);
-                    let returnable = sale.lines.iter().enumerate().map(|(i, l)| l.quantity - back(i)).collect();
-                    Ok(Json(LookupView { sale: sale.as_ref().into(), returnable, elsewhere: true }))
-                }
-            },
-            None => Err(no_such_sale(code)),
+        Some((sale, returnable)) => {
+            Ok(Json(LookupView { sale: (&sale).into(), returnable, elsewhere: false, offline: None }))
+        }
+        // Another store's receipt: HQ says what is left of it (return anywhere), or,
+        // with HQ out of reach, its signed code does.
+        None if elsewhere(&s, &code).is_some() => match s.till.sale_elsewhere(&code).await? {
+            ElsewhereSale::Online { sale, returned, .. } => {
+                let back = |i: usize| returned.get(i).map_or(0, |r| r.0);
+                let returnable = sale.lines.iter().enumerate().map(|(i, l)| l.quantity - back(i)).collect();
+                Ok(Json(LookupView { sale: sale.as_ref().into(), returnable, elsewhere: true, offline: None }))
+            }
+            ElsewhereSale::Offline { view: v, .. } => Ok(Json(LookupView {
+                sale: (&v.sale).into(),
+                returnable: v.returnable,
+                elsewhere: true,
+                offline: Some(view::OfflineLimitsView {
+                    receipt_left_kopecks: v.receipt_left.0,
+                    shift_left_kopecks: v.shift_left.0,
+                }),
+            })),
         },
+        None => Err(no_such_sale(code)),
     }
 }
 
@@ -959,9 +972,9 @@ async fn return_with_receipt(
             let c = code.clone();
             match (j.run(move |j| j.find_doc(&c)).await?, elsewhere(&s, &code)) {
                 (Some(seq), _) => seq,
-                (None, Some(by)) => {
+                (None, Some(_)) => {
                     let (ret, replayed) =
-                        s.till.return_elsewhere(&user, by, lines, drawer, req.idempotency_key).await?;
+                        s.till.return_elsewhere(&user, &code, lines, drawer, req.idempotency_key).await?;
                     return Ok(Json(ReturnedView { ret: (&ret).into(), replayed }));
                 }
                 (None, None) => return Err(no_such_sale(code)),

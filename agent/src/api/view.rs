@@ -802,8 +802,19 @@ pub struct ReturnedView {
 pub struct LookupView {
     pub sale: SaleView,
     pub returnable: Vec<i64>,
-    /// Another store's sale, as HQ knows it (returned by its `code`, online).
+    /// Another store's sale (returned by its `code`): as HQ knows it, or — `offline` —
+    /// as its signed receipt proves it.
     pub elsewhere: bool,
+    /// HQ is out of reach: this store's own returns only, and what HQ's limits leave
+    /// to refund for this receipt and in the shift.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offline: Option<OfflineLimitsView>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct OfflineLimitsView {
+    pub receipt_left_kopecks: i64,
+    pub shift_left_kopecks: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -15,6 +15,8 @@
 //! - `users`: cashiers and managers, PINs hashed with Argon2id, lockouts per source.
 //! - `loyalty`: customers, points and rules at the store. `promotions`: the set HQ
 //!   published, kept whole by version, and HQ's price schedule, likewise.
+//!   `return_terms`: the stores' receipt keys and HQ's limits on offline returns of
+//!   other stores' receipts.
 //! - `shifts`: shifts, cash in/out, X and Z reports, the drawer check.
 //! - `sales`: sales, returns, cancellations, voids, and the stock counters they move.
 //! - `stock`: movements other than sales (receipts, counts, write-offs, transfers) and
@@ -39,6 +41,7 @@ mod orders;
 mod outbox;
 mod print_queue;
 mod promotions;
+mod return_terms;
 mod sales;
 mod shifts;
 mod stock;
@@ -63,7 +66,7 @@ pub use chain::VerifyReport;
 pub use handle::JournalHandle;
 pub use open_basket::{BasketStore, ParkedBasket, PARKED_BASKETS_MAX};
 pub use orders::{Collected, OrderView};
-pub use sales::{DocSummary, LoyaltyUse, ReturnRequest, SHIFT_DOCS_MAX};
+pub use sales::{DocSummary, LoyaltyUse, OfflineSale, ReturnRequest, SHIFT_DOCS_MAX};
 pub use stock::{CountReport, CountReportLine, CountScope, MovementRequest, StockLevel, WRITE_OFF_UNAPPROVED_MAX};
 pub use types::{
     Prepaid, PrintDoc, PrintExtras, PrintJob, Printable, Record, Role, ShiftReport, TenderTotal, User, VatLine,
@@ -240,6 +243,13 @@ pub enum WriteError {
     /// that store's to take back).
     #[error("a sale with a loyalty card is returned at the store that sold it")]
     ReturnElsewhereLoyalty,
+    /// Offline, another store's receipt is refunded only within HQ's limits.
+    #[error(transparent)]
+    OfflineLimit(#[from] kassa_protocol::returns::OfflineLimit),
+    /// A marked unit's code is not on the receipt's proof: offline, another store's
+    /// marked goods are not taken back.
+    #[error("line {0} is a marked unit: another store's marked goods are returned when HQ is reachable")]
+    MarkedOffline(u32),
     /// Points pay a sale of their customer, not an order's prepayment.
     #[error("an order paid now takes cash or a card, not points")]
     PrepaymentInPoints,
@@ -296,6 +306,9 @@ refusal_codes! {
         WriteError::OrderAbandoned(_) => "order_abandoned",
         WriteError::PrepaymentInPoints => "prepayment_in_points",
         WriteError::ReturnElsewhereLoyalty => "return_elsewhere_loyalty",
+        WriteError::OfflineLimit(kassa_protocol::returns::OfflineLimit::Receipt { .. }) => "offline_limit_receipt",
+        WriteError::OfflineLimit(kassa_protocol::returns::OfflineLimit::Shift { .. }) => "offline_limit_shift",
+        WriteError::MarkedOffline(_) => "marked_offline",
         WriteError::BadUserId => "bad_user_id",
         WriteError::BadUserName => "bad_user_name",
         WriteError::BadPin => "bad_pin_format",
@@ -548,7 +561,7 @@ DROP INDEX IF EXISTS print_jobs_pending;
 /// The journal's schema version, kept in `PRAGMA user_version`. Version 1 is [`SCHEMA`]
 /// as first released (`user_version` 0 in files of that release); each later version
 /// is one step of [`MIGRATIONS`].
-pub const SCHEMA_VERSION: u32 = 9;
+pub const SCHEMA_VERSION: u32 = 10;
 
 /// Steps from version `n - 1` to `n`, run at start in one transaction after a copy of
 /// the file is kept beside it (`journal.sqlite.v{old}.bak`).
@@ -669,6 +682,12 @@ const MIGRATIONS: &[(u32, &str)] = &[
              sale_seq INTEGER NOT NULL, sale_receipt_no TEXT NOT NULL, outbox_seq INTEGER NOT NULL
          ) STRICT;
          CREATE INDEX return_refs_by_sale ON return_refs (sale_store, sale_seq);",
+    ),
+    (
+        10,
+        // Signed receipts: the stores' receipt keys HQ publishes, and what each return
+        // of another store's receipt refunded offline (`return_terms`).
+        return_terms::SCHEMA_V10,
     ),
 ];
 

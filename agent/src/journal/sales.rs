@@ -47,6 +47,10 @@ pub enum ReturnRequest {
     /// what was returned of it is HQ's figures (every store's returns it applied) plus
     /// this store's returns HQ has not yet acknowledged.
     Anywhere { sale: Box<Sale>, returned: Returned, refunds: Vec<Tender>, lines: Vec<(u32, i64)> },
+    /// Lines of another store's sale as its signed receipt proves it, taken back with HQ
+    /// out of reach: what was returned of it is this store's own returns only, and the
+    /// refund is within HQ's limits (per receipt, per shift).
+    Offline { proof: Box<kassa_protocol::receipt_proof::ReceiptProof>, lines: Vec<(u32, i64)> },
 }
 
 /// What a sale's or return's idempotency key keeps: the document's sequence. The record
@@ -339,6 +343,10 @@ impl Journal {
             ReturnRequest::Anywhere { sale, lines, .. } => {
                 RequestDigest::of("return", &(sale.id, lines, drawer_override))
             }
+            // The same request as the online one: a retry made once HQ answers is it.
+            ReturnRequest::Offline { proof, lines } => {
+                RequestDigest::of("return", &(proof.sale, lines, drawer_override))
+            }
             _ => RequestDigest::of("return", &(request, drawer_override)),
         };
         let conn = self.conn();
@@ -346,6 +354,15 @@ impl Journal {
             let heads = heads(tx, terminal)?;
             let shift = heads.shift.ok_or(WriteError::NoShift)?;
             let PlannedReturn { kind, lines, refunds, loyalty, sale_receipt } = self.plan_return(tx, request)?;
+            let offline = match request {
+                ReturnRequest::Offline { proof, .. } => {
+                    let refund = Kopecks(lines.iter().map(|l| l.amount.0).sum());
+                    let (receipt, in_shift) = super::return_terms::offline_refunded(tx, proof.sale, shift)?;
+                    super::return_terms::return_limits(tx)?.allow(receipt, in_shift, refund)?;
+                    refund
+                }
+                _ => Kopecks::ZERO,
+            };
             let seq = heads.doc_seq + 1;
             let receipt_number = heads.receipt_number + 1;
             let total = Kopecks(lines.iter().map(|l| l.amount.0).sum());
@@ -386,9 +403,9 @@ impl Journal {
                 let receipt = sale_receipt.unwrap_or_default();
                 exec(
                     tx,
-                    "INSERT INTO return_refs (doc_seq, sale_store, sale_seq, sale_receipt_no, outbox_seq)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![seq as i64, sale.store.0, sale.seq as i64, receipt, outbox as i64],
+                    "INSERT INTO return_refs (doc_seq, sale_store, sale_seq, sale_receipt_no, outbox_seq, offline_kopecks)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![seq as i64, sale.store.0, sale.seq as i64, receipt, outbox as i64, offline.0],
                 )?;
             }
             if let Some((_, entries)) = loyalty.filter(|(_, e)| !e.is_empty()) {
@@ -423,6 +440,24 @@ impl Journal {
                 let total = Kopecks(lines.iter().map(|l| l.amount.0).sum());
                 sale_receipt = Some(sale.receipt_no.clone());
                 let refunds = returns::refund_tenders(sale, &earlier, total);
+                (ReturnKind::WithReceipt { sale: sale.id }, lines, refunds, None)
+            }
+            ReturnRequest::Offline { proof, lines } => {
+                if proof.loyalty {
+                    return Err(WriteError::ReturnElsewhereLoyalty);
+                }
+                if let Some(&(line, _)) =
+                    lines.iter().find(|(i, _)| proof.lines.get(*i as usize).is_some_and(|l| l.marked))
+                {
+                    return Err(WriteError::MarkedOffline(line));
+                }
+                let sale = proof.to_sale(|sku| item(tx, sku).ok().flatten().map(|i| (i.name, i.category)));
+                // Offline, what this store returned of it is all it can see.
+                let (returned, earlier) = own_returns_after(tx, &sale, 0, Vec::new(), Vec::new())?;
+                let lines = returns::plan(&sale, &returned, lines)?;
+                let total = Kopecks(lines.iter().map(|l| l.amount.0).sum());
+                sale_receipt = Some(sale.receipt_no.clone());
+                let refunds = returns::refund_tenders(&sale, &earlier, total);
                 (ReturnKind::WithReceipt { sale: sale.id }, lines, refunds, None)
             }
             ReturnRequest::Cancel { sale_seq, approved_by } => {
@@ -572,15 +607,13 @@ impl Journal {
     }
 
     /// The sequence of a sale or return by its receipt number (`0001-01-000007`) or by
-    /// the code its receipt's QR carries (`KASSA:1:7`).
+    /// the code its receipt's QR carries (`KASSA:1:7`, signed or not).
     pub fn find_doc(&self, code: &str) -> Result<Option<u64>, JournalError> {
-        if let Some(rest) = code.strip_prefix("KASSA:") {
-            let mut parts = rest.split(':');
-            let (Some(store), Some(seq), None) = (parts.next(), parts.next(), parts.next()) else { return Ok(None) };
-            if store.parse() != Ok(self.store.0) {
-                return Ok(None);
-            }
-            return Ok(seq.parse().ok());
+        if code.trim().starts_with("KASSA:") {
+            return Ok(match kassa_protocol::receipt_proof::parse_code(code) {
+                Some(Ok(c)) if c.sale.store == self.store => Some(c.sale.seq),
+                _ => None,
+            });
         }
         // `SSSS-TT-NNNNNN`: looked up by terminal and number, whose key is unique; the
         // text must still match exactly.
@@ -610,6 +643,35 @@ impl Journal {
         let left =
             sale.lines.iter().enumerate().map(|(i, l)| l.quantity - returned.get(i).map_or(0, |r| r.0)).collect();
         Ok(Some((sale, left)))
+    }
+
+    /// Another store's sale as its signed receipt proves it, for a return taken with HQ
+    /// out of reach: the sale (named from this store's catalog), what this store itself
+    /// returned of each line, and what HQ's limits leave to refund for this receipt and
+    /// in `terminal`'s open shift (nothing without one).
+    pub fn sale_offline(
+        &self,
+        proof: &kassa_protocol::receipt_proof::ReceiptProof,
+        terminal: u16,
+    ) -> Result<OfflineSale, WriteError> {
+        let conn = self.conn();
+        let sale = proof.to_sale(|sku| item(&conn, sku).ok().flatten().map(|i| (i.name, i.category)));
+        let (returned, _) = own_returns_after(&conn, &sale, 0, Vec::new(), Vec::new())?;
+        let limits = super::return_terms::return_limits(&conn)?;
+        let shift = super::shifts::open_shift(&conn, terminal)?.map_or(0, |s| s.id);
+        let (receipt, in_shift) = super::return_terms::offline_refunded(&conn, sale.id, shift)?;
+        let left = |limit: Kopecks, used: Kopecks| Kopecks((limit.0 - used.0).max(0));
+        Ok(OfflineSale {
+            returnable: sale
+                .lines
+                .iter()
+                .enumerate()
+                .map(|(i, l)| l.quantity - returned.get(i).map_or(0, |r| r.0))
+                .collect(),
+            sale,
+            receipt_left: left(limits.per_receipt, receipt),
+            shift_left: if shift == 0 { Kopecks::ZERO } else { left(limits.per_shift, in_shift) },
+        })
     }
 
     /// The sales and returns of `terminal`'s open shift (or, with none open, its last
@@ -750,6 +812,7 @@ fn print_extras(conn: &Connection, printable: &Printable) -> Result<PrintExtras,
                 Some(l) => Some(super::loyalty::account(conn, &l.customer)?.balance()),
                 None => None,
             },
+            receipt_code: None,
         },
         Printable::Return(ret) => PrintExtras {
             cashier_name: name(&ret.cashier)?,
@@ -769,6 +832,7 @@ fn print_extras(conn: &Connection, printable: &Printable) -> Result<PrintExtras,
                 None => None,
             },
             points_balance: None,
+            receipt_code: None,
         },
         Printable::Prepayment(p) => PrintExtras { cashier_name: name(&p.cashier)?, ..PrintExtras::default() },
         Printable::Report { .. } | Printable::Order { .. } => PrintExtras::default(),
@@ -843,6 +907,17 @@ fn lines_without_receipt(tx: &Connection, lines: &[(Sku, i64)]) -> Result<Vec<Re
         .collect::<Result<Vec<_>, WriteError>>()
 }
 
+/// Another store's sale read from its receipt with HQ out of reach ([`Journal::sale_offline`]).
+#[derive(Debug, Clone)]
+pub struct OfflineSale {
+    pub sale: Sale,
+    /// Per line, what is left to return as far as this store can see.
+    pub returnable: Vec<i64>,
+    /// What HQ's limits leave to refund for this receipt, and in the shift.
+    pub receipt_left: Kopecks,
+    pub shift_left: Kopecks,
+}
+
 /// A return worked out before it is written.
 struct PlannedReturn {
     kind: ReturnKind,
@@ -881,10 +956,22 @@ fn sale_for_return(conn: &Connection, seq: u64) -> Result<(Sale, Returned, Vec<T
 fn with_unacknowledged(
     conn: &Connection,
     sale: &Sale,
+    returned: Returned,
+    refunds: Vec<Tender>,
+) -> Result<(Returned, Vec<Tender>), WriteError> {
+    let acked = super::meta(conn, "acked_seq")?;
+    own_returns_after(conn, sale, acked, returned, refunds)
+}
+
+/// Adds this store's returns of `sale` whose outbox entries are after `acked` to
+/// `returned` and `refunds`.
+fn own_returns_after(
+    conn: &Connection,
+    sale: &Sale,
+    acked: u64,
     mut returned: Returned,
     mut refunds: Vec<Tender>,
 ) -> Result<(Returned, Vec<Tender>), WriteError> {
-    let acked = super::meta(conn, "acked_seq")?;
     let mut st = conn.prepare_cached(
         "SELECT doc_seq FROM return_refs WHERE sale_store = ?1 AND sale_seq = ?2 AND outbox_seq > ?3 ORDER BY doc_seq",
     )?;

@@ -227,4 +227,7 @@ pub struct PrintExtras {
     pub cashier_name: Option<String>,
     pub original_receipt: Option<String>,
     pub points_balance: Option<i64>,
+    /// The code a sale's receipt carries, signed by the store's key (the spooler
+    /// sets it; `None`: the plain `KASSA:<store>:<seq>`).
+    pub receipt_code: Option<String>,
 }

@@ -31,6 +31,7 @@ mod customer;
 mod orders;
 mod parked;
 mod payments;
+pub use payments::ElsewhereSale;
 mod scan;
 mod sessions;
 mod shifts;
@@ -155,8 +156,11 @@ pub enum TillError {
     OrderRefused(String),
     /// A receipt of another store is returned only while HQ is reachable (it knows what
     /// every store already returned of the sale).
-    #[error("HQ is not reachable: a receipt of another store can be returned only while the store is online")]
+    #[error("HQ is not reachable: this receipt of another store can be returned only while the store is online")]
     ReturnNeedsHq,
+    /// Another store's receipt that does not prove itself (offline) or is forged.
+    #[error(transparent)]
+    Receipt(#[from] kassa_protocol::receipt_proof::ProofError),
     /// No order placed at this till awaits its payment by this number (never placed
     /// here, paid, refused, or placed before a restart).
     #[error("order {0} does not await a payment at this till")]
@@ -195,6 +199,10 @@ refusal_codes! {
         TillError::OrderNotAvailable(_) => "order_not_available",
         TillError::OrderRefused(_) => "order_refused",
         TillError::ReturnNeedsHq => "return_needs_hq",
+        TillError::Receipt(kassa_protocol::receipt_proof::ProofError::Unsigned) => "return_needs_hq",
+        TillError::Receipt(kassa_protocol::receipt_proof::ProofError::Malformed(_)) => "receipt_damaged",
+        TillError::Receipt(kassa_protocol::receipt_proof::ProofError::UnknownStore(_)) => "receipt_store_unknown",
+        TillError::Receipt(kassa_protocol::receipt_proof::ProofError::Forged) => "receipt_forged",
         TillError::NotAwaitingPayment(_) => "order_not_awaiting_payment",
         TillError::PaymentTooLate(_) => "order_payment_too_late",
         TillError::Order(_) => "bad_order",

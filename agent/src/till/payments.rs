@@ -1,6 +1,7 @@
 //! Money: paying the open basket (asking HQ for loyalty rights first when the points
 //! tendered exceed this store's), returns, and reprints.
 
+use kassa_protocol::receipt_proof;
 use kassa_protocol::returns::{Return, SaleAnswer, SaleRef};
 use kassa_protocol::sale::{Sale, Tender, TenderKind};
 
@@ -128,25 +129,65 @@ impl Till {
         tokio::time::timeout(SALE_LOOKUP_TIMEOUT, rx).await.ok()?.ok()
     }
 
-    /// A return of lines of another store's sale, named by `code` (its receipt's number
-    /// or QR code): online only for now — HQ says what every store returned of it.
+    /// Another store's sale named by `code` (its receipt's QR code or number): HQ's
+    /// answer while it is reachable; otherwise what the receipt's signed code proves,
+    /// verified with the keys this store holds. A signed code that does not verify is
+    /// refused either way: the receipt was forged or altered.
+    pub async fn sale_elsewhere(&self, code: &str) -> Result<ElsewhereSale, TillError> {
+        let signed = match receipt_proof::parse_code(code) {
+            Some(Ok(c)) if c.signed.is_some() => {
+                let store = c.sale.store;
+                let keys = self.journal(move |j| j.store_keys(store)).await?;
+                match receipt_proof::verify(&c, &keys) {
+                    Ok(proof) => Some(proof),
+                    Err(receipt_proof::ProofError::UnknownStore(_)) => None,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Some(Err(e)) => return Err(e.into()),
+            _ => None,
+        };
+        let by = kassa_protocol::sale::sale_ref(code).ok_or_else(|| no_such_sale(code))?;
+        match self.sale_from_hq(by).await {
+            Some(SaleAnswer::Found { sale, returned, refunds }) => {
+                Ok(ElsewhereSale::Online { sale, returned, refunds })
+            }
+            Some(SaleAnswer::NotFound) => Err(no_such_sale(code)),
+            None => {
+                // HQ out of reach: the receipt must prove itself.
+                let proof = match (signed, receipt_proof::parse_code(code)) {
+                    (Some(proof), _) => proof,
+                    (None, Some(Ok(c))) if c.signed.is_some() => {
+                        return Err(receipt_proof::ProofError::UnknownStore(c.sale.store).into())
+                    }
+                    _ => return Err(TillError::ReturnNeedsHq),
+                };
+                let terminal = self.terminal;
+                let p = proof.clone();
+                let view = self.journal(move |j| j.sale_offline(&p, terminal)).await?;
+                Ok(ElsewhereSale::Offline { proof: Box::new(proof), view: Box::new(view) })
+            }
+        }
+    }
+
+    /// A return of lines of another store's sale, named by `code` (its receipt's QR code
+    /// or number): online, within what every store returned of it (HQ's figures); with
+    /// HQ out of reach, of a signed receipt only, within HQ's limits.
     pub async fn return_elsewhere(
         &self,
         user: &User,
-        by: SaleRef,
+        code: &str,
         lines: Vec<(u32, i64)>,
         drawer_override: Option<User>,
         key: String,
     ) -> Result<(Return, bool), TillError> {
-        let what = format!("{by:?}");
-        match self.sale_from_hq(by).await {
-            None => Err(TillError::ReturnNeedsHq),
-            Some(SaleAnswer::NotFound) => Err(TillError::Write(crate::journal::WriteError::NoSuchSale(what))),
-            Some(SaleAnswer::Found { sale, returned, refunds }) => {
-                let request = ReturnRequest::Anywhere { sale, returned, refunds, lines };
-                self.return_items(user, request, drawer_override, key).await
+        let request = match self.sale_elsewhere(code).await? {
+            ElsewhereSale::Online { sale, returned, refunds } => {
+                ReturnRequest::Anywhere { sale, returned, refunds, lines }
             }
-        }
+            ElsewhereSale::Offline { proof, .. } => ReturnRequest::Offline { proof, lines },
+        };
+        self.return_items(user, request, drawer_override, key).await
     }
 
     pub async fn reprint(&self, seq: u64) -> Result<bool, TillError> {
@@ -154,4 +195,22 @@ impl Till {
         let _ = self.print_wake.try_send(());
         Ok(queued)
     }
+}
+
+/// Another store's sale, as the till can know it ([`Till::sale_elsewhere`]).
+#[derive(Debug)]
+pub enum ElsewhereSale {
+    /// HQ's answer: the sale and what every store's returns HQ holds took back of it.
+    Online {
+        sale: Box<kassa_protocol::sale::Sale>,
+        returned: kassa_protocol::returns::Returned,
+        refunds: Vec<kassa_protocol::sale::Tender>,
+    },
+    /// HQ out of reach: what the receipt's signed code proves, with this store's own
+    /// returns of it and what HQ's limits leave.
+    Offline { proof: Box<receipt_proof::ReceiptProof>, view: Box<crate::journal::OfflineSale> },
+}
+
+fn no_such_sale(code: &str) -> TillError {
+    TillError::Write(crate::journal::WriteError::NoSuchSale(code.to_owned()))
 }

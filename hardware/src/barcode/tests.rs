@@ -188,7 +188,7 @@ fn garbage_and_layout_mangling_are_rejected_with_reasons() {
     assert!(rejected(b"\x024650001209603").contains("control byte 0x02"));
     assert!(rejected(b"").contains("empty"));
     assert!(rejected(b"  \r").contains("empty"));
-    assert!(rejected(&[b'1'; 600]).contains("too long"));
+    assert!(rejected(&[b'1'; CODE_BYTES_MAX + 1]).contains("too long"));
     assert!(rejected(b"hello").contains("not a product"));
     let e = rejected("ДС12345678".as_bytes());
     assert!(e.contains("Russian keyboard layout") && e.contains("'Д' is the key 'L'"), "{e}");
@@ -220,6 +220,9 @@ fn loyalty_cards_and_receipts() {
     assert_eq!(parse(code.as_bytes()), Scan::Order { order: 1045 });
     assert_eq!(parse(format!("]Q1{code}").as_bytes()), Scan::Order { order: 1045 });
     assert_eq!(parse(b"]Q1KASSA:7:42"), Scan::Receipt(ReceiptRef::Sale { store: 7, seq: 42 }));
+    // A signed receipt's code names its sale the same way (the proof is the till's).
+    assert_eq!(parse(b"KASSA:7:42:ABC123."), Scan::Receipt(ReceiptRef::Sale { store: 7, seq: 42 }));
+    assert!(rejected(b"KASSA:7:42:").contains("receipt code"));
     assert!(rejected(b"KASSA:7").contains("receipt code"));
     assert!(rejected(b"KASSA:0:1").contains("receipt code"));
     assert_eq!(parse(b"0001-02-000123"), Scan::Receipt(ReceiptRef::Number { receipt_no: "0001-02-000123".into() }));
@@ -279,7 +282,7 @@ fn rejections_carry_stable_codes() {
     let zero = format!("{zero}{}", check_digit(zero.as_bytes()));
     let cases: Vec<(RejectReason, &str)> = vec![
         (reason(b""), "scan_empty"),
-        (reason(&[b'1'; 600]), "scan_too_long"),
+        (reason(&[b'1'; CODE_BYTES_MAX + 1]), "scan_too_long"),
         (reason("ДС12345678".as_bytes()), "scan_russian_layout"),
         (reason(b"\xff\xfe"), "scan_garbage"),
         (reason("4650001209603€".as_bytes()), "scan_not_ascii"),

@@ -101,6 +101,12 @@ struct StoreDurable {
     till_words: BTreeMap<OrderId, bool>,
     /// Its returns of each sale (its own or another store's): outbox sequence, quantity.
     returns_of: BTreeMap<SaleId, Vec<(u64, i64)>>,
+    /// The stores' receipt keys it holds, (number, store): a grow-only set, as the
+    /// journal's table is; every key up to `keys_upto` is in it.
+    keys: crdts::GSet<(u64, u32)>,
+    keys_upto: u64,
+    /// HQ's return limits version it keeps (a register, newest wins).
+    return_limits: u64,
 }
 
 struct Store {
@@ -133,6 +139,10 @@ struct HqDurable {
     orders: BTreeMap<OrderId, HqOrder>,
     /// The promotions the customer has had, from the sales applied (a grow-only set).
     coupons_used: std::collections::BTreeSet<u32>,
+    /// Each store's receipt key, numbered as HQ first saw it on a connection.
+    keys: Vec<StoreId>,
+    /// The return limits version HQ last published (it starts with its defaults, 1).
+    return_limits: u64,
     /// Sales applied, for a till's lookup (return anywhere), and what every store's
     /// returns applied took back of each; the sales listed as returned beyond what was
     /// sold.
@@ -183,6 +193,47 @@ fn promotions_of(version: u64) -> Vec<Definition> {
 
 /// The price schedule HQ publishes as version `version`: a change per version, so that
 /// a store holding a mix of two versions would show.
+/// HQ's answer to a store's `Hello`: its key (from its certificate) recorded once, how
+/// far HQ holds its outbox, and what it lacks.
+fn hq_hello(hq: &mut HqDurable, session: &mut HqSync, actor: ActorId) {
+    if !hq.keys.contains(&actor.store) {
+        hq.keys.push(actor.store);
+    }
+    session.accept(*hq.progress.get(&actor.store).unwrap_or(&0));
+    session.offer_counters(&entries(&hq.counters, |k| k.0 == actor.store && k.2 != actor));
+    session.offer_promotions(hq.promotions_version, &promotions_of(hq.promotions_version));
+    offer_documents(hq, session, actor.store);
+}
+
+/// A store's receipt key in the simulation (its bytes only tell stores apart).
+fn key_of(store: StoreId) -> Vec<u8> {
+    std::iter::once(4).chain(store.0.to_le_bytes().into_iter().cycle().take(64)).collect()
+}
+
+/// Offers a store HQ's return limits and the keys after those it said it holds, a few
+/// at a time (so that a store far behind needs more than one digest).
+fn offer_return_terms(hq: &HqDurable, session: &mut HqSync) {
+    const PER_MESSAGE: usize = 2;
+    let Some(after) = session.needs_return_terms(hq.return_limits, hq.keys.len() as u64) else { return };
+    let keys: Vec<_> = hq
+        .keys
+        .iter()
+        .enumerate()
+        .map(|(i, &store)| crate::returns::StoreKey { seq: i as u64 + 1, store, public_key: key_of(store) })
+        .filter(|k| k.seq > after)
+        .take(PER_MESSAGE)
+        .collect();
+    let keys_upto = keys.last().map_or(after, |k| k.seq);
+    let limits = crate::returns::ReturnLimits::DEFAULT;
+    session.offer_return_terms(crate::returns::ReturnTerms {
+        limits_version: hq.return_limits,
+        limits,
+        keys,
+        keys_after: after,
+        keys_upto,
+    });
+}
+
 fn schedule_of(version: u64) -> Vec<crate::price_schedule::ScheduledPrice> {
     (1..=version % 3)
         .map(|i| crate::price_schedule::ScheduledPrice {
@@ -518,6 +569,9 @@ impl World {
                         coupons_used: Default::default(),
                         till_words: BTreeMap::new(),
                         returns_of: BTreeMap::new(),
+                        keys: crdts::GSet::new(),
+                        keys_upto: 0,
+                        return_limits: 0,
                     },
                     unpaid: Vec::new(),
                     session: None,
@@ -534,6 +588,8 @@ impl World {
                 schedule_version: 0,
                 orders: BTreeMap::new(),
                 coupons_used: Default::default(),
+                keys: Vec::new(),
+                return_limits: 1,
                 sold_sales: BTreeMap::new(),
                 returned: BTreeMap::new(),
                 over_returned: Default::default(),
@@ -1099,7 +1155,8 @@ impl World {
         s.session = Some(
             StoreSync::new(s.actor, 0, s.durable.outbox.len() as u64)
                 .holding_promotions(s.durable.promotions.0)
-                .holding_price_schedule(s.durable.schedule),
+                .holding_price_schedule(s.durable.schedule)
+                .holding_return_terms(s.durable.return_limits, s.durable.keys_upto),
         );
         let link = Link { tampered: false, lost: false, last_heard: self.now };
         let conn =
@@ -1173,6 +1230,15 @@ impl World {
                 }
                 StoreEvent::Order(order) => orders.push((order.id, Some(order))),
                 StoreEvent::OrderCancel(id) => orders.push((id, None)),
+                StoreEvent::ReturnTerms(terms) => {
+                    for k in &terms.keys {
+                        assert_eq!(k.public_key, key_of(k.store), "store {} got a mangled key", s.id);
+                        s.durable.keys.insert((k.seq, k.store.0));
+                    }
+                    s.durable.keys_upto = terms.keys_held_after(s.durable.keys_upto);
+                    s.durable.return_limits = s.durable.return_limits.max(terms.limits_version);
+                    session.handle_return_terms_applied(s.durable.return_limits, s.durable.keys_upto);
+                }
                 StoreEvent::OrderPlaced { .. } => unreachable!("the simulated tills order nothing from HQ"),
                 StoreEvent::SaleFound { .. } => unreachable!("the simulated tills look up no sales"),
                 StoreEvent::PromotionsUsed { customer: c, promotions } => {
@@ -1246,16 +1312,10 @@ impl World {
             }
             while let Some(ev) = conn.hq_side.poll_event() {
                 match ev {
-                    HqEvent::Hello { actor, .. } => {
-                        conn.hq_side.accept(*self.hq.progress.get(&actor.store).unwrap_or(&0));
-                        let offer = entries(&self.hq.counters, |k| k.0 == actor.store && k.2 != actor);
-                        conn.hq_side.offer_counters(&offer);
-                        let version = self.hq.promotions_version;
-                        conn.hq_side.offer_promotions(version, &promotions_of(version));
-                        offer_documents(&self.hq, &mut conn.hq_side, actor.store);
-                    }
+                    HqEvent::Hello { actor, .. } => hq_hello(&mut self.hq, &mut conn.hq_side, actor),
                     HqEvent::CompareDigests { actor, theirs } => {
                         offer_documents(&self.hq, &mut conn.hq_side, actor.store);
+                        offer_return_terms(&self.hq, &mut conn.hq_side);
                         // The digest said which schedule the store holds: sent if it lacks it.
                         let schedule = self.hq.schedule_version;
                         conn.hq_side.offer_price_schedule(schedule, &schedule_of(schedule));
@@ -1394,6 +1454,14 @@ impl World {
                 self.hq.counters.retain(|k, _| !(k.0 == id && k.2 == actor));
                 self.lost_counters = true;
             }
+            96 => {
+                // HQ publishes new return limits; connected stores are offered them.
+                self.hq.return_limits += 1;
+                for conn in self.conns.values_mut() {
+                    offer_return_terms(&self.hq, &mut conn.hq_side);
+                    conn.wire.send_from_hq(&mut conn.hq_side);
+                }
+            }
             95 => {
                 // HQ publishes a new price schedule; connected stores are offered it.
                 self.hq.schedule_version += 1;
@@ -1470,6 +1538,7 @@ impl World {
         for s in &self.stores {
             assert!(s.durable.promotions.0 <= self.hq.promotions_version, "store {} is ahead of HQ's promotions", s.id);
             assert!(s.durable.schedule <= self.hq.schedule_version, "store {} is ahead of HQ's schedule", s.id);
+            self.check_keys(s);
             // A store keeps only documents HQ opened for it, as HQ opened them, and
             // receives each once.
             for (key, doc) in &s.durable.inbound {
@@ -1529,6 +1598,18 @@ impl World {
         }
     }
 
+    /// A store holds keys only as HQ numbered them, every one up to what it says, and
+    /// limits no newer than HQ's.
+    fn check_keys(&self, s: &Store) {
+        let held = s.durable.keys.read();
+        for &(seq, store) in &held {
+            let hq = self.hq.keys.get(seq as usize - 1);
+            assert_eq!(hq, Some(&StoreId(store)), "store {} holds a key HQ never had", s.id);
+        }
+        assert!((1..=s.durable.keys_upto).all(|n| held.iter().any(|k| k.0 == n)), "store {} skipped a key", s.id);
+        assert!(s.durable.return_limits <= self.hq.return_limits, "store {} is ahead of HQ's limits", s.id);
+    }
+
     /// Whether everyone agrees: counters, outboxes drained, HQ's registers held, every
     /// transfer received and every order ended at its store.
     fn converged(&self) -> bool {
@@ -1539,6 +1620,8 @@ impl World {
                     == entries(&s.durable.counters, |k| k.2 == HQ_ACTOR)
                 && s.durable.promotions.0 == self.hq.promotions_version
                 && s.durable.schedule == self.hq.schedule_version
+                && s.durable.keys_upto == self.hq.keys.len() as u64
+                && s.durable.return_limits == self.hq.return_limits
         }) && self.hq.inbound.values().all(|(_, received)| *received)
             && self.hq.orders.values().all(|o| match o.reported {
                 Some(r) => r.is_final(),
@@ -1603,6 +1686,14 @@ impl World {
             assert_eq!(s.durable.acked, s.durable.outbox.len() as u64, "store {} did not drain its outbox", s.id);
             assert_eq!(s.durable.promotions.0, self.hq.promotions_version, "store {} lacks HQ's promotions", s.id);
             assert_eq!(s.durable.schedule, self.hq.schedule_version, "store {} lacks HQ's price schedule", s.id);
+            // Every store holds every store's key HQ has, and HQ's limits: the set is
+            // the grow-only set of HQ's keys (the model), whatever the order of arrival.
+            let mut all = crdts::GSet::new();
+            for (i, st) in self.hq.keys.iter().enumerate() {
+                all.insert((i as u64 + 1, st.0));
+            }
+            assert_eq!(s.durable.keys.read(), all.read(), "store {} lacks keys", s.id);
+            assert_eq!(s.durable.return_limits, self.hq.return_limits, "store {} lacks HQ's return limits", s.id);
             assert_eq!(self.hq.progress.get(&s.id).copied().unwrap_or(0), s.durable.outbox.len() as u64);
             // Every replica's counters are equal.
             assert_eq!(

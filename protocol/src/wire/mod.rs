@@ -204,7 +204,15 @@ pub enum StoreMessage {
     /// then once the outbox is drained.
     /// From protocol 5 the digest also says the price schedule version the store holds
     /// (0 before), so that HQ sends a schedule only to a store that lacks it.
-    Digest { digests: Vec<ActorDigest>, promotions_version: u64, price_schedule_version: u64 },
+    Digest {
+        digests: Vec<ActorDigest>,
+        promotions_version: u64,
+        price_schedule_version: u64,
+        /// The version of HQ's return limits the store holds, and the highest store key
+        /// number (protocol 5 on; 0 before).
+        return_limits_version: u64,
+        store_keys_upto: u64,
+    },
     /// All of the store's own counter entries, asked for by [`HqMessage::SendCounters`].
     Counters { entries: Vec<CounterEntry> },
     /// A till orders for pickup what its store lacks (the endless aisle, protocol 5 on);
@@ -268,6 +276,9 @@ pub enum HqMessage {
     OrderPlaced { request_id: u64, answer: crate::orders::OrderAnswer },
     /// HQ's answer to a till's [`StoreMessage::FindSale`] (protocol 5 on).
     SaleFound { request_id: u64, answer: crate::returns::SaleAnswer },
+    /// HQ's limits on offline returns of other stores' receipts, and the stores' keys
+    /// the store lacks (protocol 5 on), after a digest that says the store holds older.
+    ReturnTerms(crate::returns::ReturnTerms),
 }
 
 // The three types below are domain types too; their boundary forms are in

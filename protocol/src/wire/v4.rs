@@ -113,9 +113,13 @@ impl TryFrom<StoreMessage> for super::StoreMessage {
             }
             StoreMessage::Batch { entries, head } => D::Batch { entries: from(entries), head },
             StoreMessage::RightsRequest(r) => D::RightsRequest(r.into()),
-            StoreMessage::Digest { digests, promotions_version } => {
-                D::Digest { digests: from(digests), promotions_version, price_schedule_version: 0 }
-            }
+            StoreMessage::Digest { digests, promotions_version } => D::Digest {
+                digests: from(digests),
+                promotions_version,
+                price_schedule_version: 0,
+                return_limits_version: 0,
+                store_keys_upto: 0,
+            },
             StoreMessage::Counters { entries } => D::Counters { entries: from(entries) },
         })
     }
@@ -150,6 +154,7 @@ impl TryFrom<&super::HqMessage> for HqMessage {
             D::PromotionsUsed { .. } => return Err(super::not_in_version(4, "the promotions a customer has had")),
             D::PriceSchedule { .. } => return Err(super::not_in_version(4, "scheduled price changes")),
             D::SaleFound { .. } => return Err(super::not_in_version(4, "sales of other stores")),
+            D::ReturnTerms(_) => return Err(super::not_in_version(4, "return limits and store keys")),
             D::Order(_) | D::OrderCancel { .. } | D::OrderPlaced { .. } => {
                 return Err(super::not_in_version(4, "orders for pickup"))
             }

@@ -12,6 +12,9 @@
 //! - The store sends `PlaceOrder` (appended to the store's messages): a till orders for
 //!   pickup what its store lacks (the endless aisle); and `FindSale`: a till asks for a
 //!   sale of any store to take a return of it, which HQ answers with `SaleFound`.
+//! - `Digest` also says the version of HQ's return limits the store holds and the
+//!   highest store key it has; HQ answers an older one with `ReturnTerms`: the limits on
+//!   offline returns of other stores' receipts and the keys their signatures verify with.
 //! - Outbox entries may carry what happened to an order at the store (data format 3's
 //!   `Change::Order`).
 //!
@@ -47,6 +50,8 @@ pub enum StoreMessage {
         digests: Vec<v1::ActorDigest>,
         promotions_version: u64,
         price_schedule_version: u64,
+        return_limits_version: u64,
+        store_keys_upto: u64,
     },
     Counters {
         entries: Vec<v1::CounterEntry>,
@@ -76,6 +81,70 @@ pub enum HqMessage {
     OrderCancel { order: u64 },
     OrderPlaced { request_id: u64, answer: v3::OrderAnswer },
     SaleFound { request_id: u64, answer: v3::SaleAnswer },
+    ReturnTerms(ReturnTerms),
+}
+
+/// HQ's return limits and the stores' keys a store lacks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReturnTerms {
+    pub limits_version: u64,
+    pub per_receipt_kopecks: i64,
+    pub per_shift_kopecks: i64,
+    /// (number, store, public key)
+    pub keys: Vec<(u64, u32, Vec<u8>)>,
+    pub keys_after: u64,
+    pub keys_upto: u64,
+}
+
+impl From<&crate::returns::ReturnTerms> for ReturnTerms {
+    fn from(t: &crate::returns::ReturnTerms) -> Self {
+        ReturnTerms {
+            limits_version: t.limits_version,
+            per_receipt_kopecks: t.limits.per_receipt.0,
+            per_shift_kopecks: t.limits.per_shift.0,
+            keys: t.keys.iter().map(|k| (k.seq, k.store.0, k.public_key.clone())).collect(),
+            keys_after: t.keys_after,
+            keys_upto: t.keys_upto,
+        }
+    }
+}
+
+impl TryFrom<ReturnTerms> for crate::returns::ReturnTerms {
+    type Error = FormatError;
+
+    fn try_from(t: ReturnTerms) -> Result<Self, FormatError> {
+        use crate::returns::{ReturnLimits, StoreKey, STORE_KEYS_PER_MESSAGE_MAX, STORE_KEY_BYTES_MAX};
+        let invalid = |reason: String| FormatError::Invalid { what: "return terms", reason };
+        let limits = ReturnLimits {
+            per_receipt: crate::Kopecks(t.per_receipt_kopecks),
+            per_shift: crate::Kopecks(t.per_shift_kopecks),
+        };
+        limits.validate().map_err(invalid)?;
+        if t.keys.len() > STORE_KEYS_PER_MESSAGE_MAX {
+            return Err(invalid(format!("{} keys in one message", t.keys.len())));
+        }
+        let keys = t
+            .keys
+            .into_iter()
+            .map(|(seq, store, public_key)| {
+                if public_key.is_empty()
+                    || public_key.len() > STORE_KEY_BYTES_MAX
+                    || seq <= t.keys_after
+                    || seq > t.keys_upto
+                {
+                    return Err(invalid(format!("store {store}'s key {seq} is malformed")));
+                }
+                Ok(StoreKey { seq, store: StoreId(store), public_key })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(crate::returns::ReturnTerms {
+            limits_version: t.limits_version,
+            limits,
+            keys,
+            keys_after: t.keys_after,
+            keys_upto: t.keys_upto,
+        })
+    }
 }
 
 fn definition_to_json(d: &Definition) -> String {
@@ -104,10 +173,18 @@ impl TryFrom<&super::StoreMessage> for StoreMessage {
             }
             D::Batch { entries, head } => StoreMessage::Batch { entries: to(entries), head: *head },
             D::RightsRequest(r) => StoreMessage::RightsRequest(r.into()),
-            D::Digest { digests, promotions_version, price_schedule_version } => StoreMessage::Digest {
+            D::Digest {
+                digests,
+                promotions_version,
+                price_schedule_version,
+                return_limits_version,
+                store_keys_upto,
+            } => StoreMessage::Digest {
                 digests: to(digests),
                 promotions_version: *promotions_version,
                 price_schedule_version: *price_schedule_version,
+                return_limits_version: *return_limits_version,
+                store_keys_upto: *store_keys_upto,
             },
             D::Counters { entries } => StoreMessage::Counters { entries: to(entries) },
             D::PlaceOrder(r) => StoreMessage::PlaceOrder(r.into()),
@@ -137,9 +214,19 @@ impl TryFrom<StoreMessage> for super::StoreMessage {
                 D::Batch { entries: entries.into_iter().map(TryInto::try_into).collect::<Result<_, _>>()?, head }
             }
             StoreMessage::RightsRequest(r) => D::RightsRequest(r.into()),
-            StoreMessage::Digest { digests, promotions_version, price_schedule_version } => {
-                D::Digest { digests: from(digests), promotions_version, price_schedule_version }
-            }
+            StoreMessage::Digest {
+                digests,
+                promotions_version,
+                price_schedule_version,
+                return_limits_version,
+                store_keys_upto,
+            } => D::Digest {
+                digests: from(digests),
+                promotions_version,
+                price_schedule_version,
+                return_limits_version,
+                store_keys_upto,
+            },
             StoreMessage::Counters { entries } => D::Counters { entries: from(entries) },
             StoreMessage::PlaceOrder(r) => D::PlaceOrder(r.try_into()?),
             StoreMessage::FindSale(l) => D::FindSale(l.into()),
@@ -187,6 +274,7 @@ impl TryFrom<&super::HqMessage> for HqMessage {
             D::SaleFound { request_id, answer } => {
                 HqMessage::SaleFound { request_id: *request_id, answer: answer.into() }
             }
+            D::ReturnTerms(t) => HqMessage::ReturnTerms(t.into()),
             D::PromotionsPage { version, first, definitions, last } => HqMessage::PromotionsPage {
                 version: *version,
                 first: *first,
@@ -230,6 +318,7 @@ impl TryFrom<HqMessage> for super::HqMessage {
             HqMessage::OrderCancel { order } => D::OrderCancel { order: crate::orders::OrderId(order) },
             HqMessage::OrderPlaced { request_id, answer } => D::OrderPlaced { request_id, answer: answer.try_into()? },
             HqMessage::SaleFound { request_id, answer } => D::SaleFound { request_id, answer: answer.into() },
+            HqMessage::ReturnTerms(t) => D::ReturnTerms(t.try_into()?),
             HqMessage::PriceSchedule { version, changes } => D::PriceSchedule {
                 version,
                 changes: changes.into_iter().map(TryInto::try_into).collect::<Result<_, _>>()?,

@@ -1,0 +1,117 @@
+//! What HQ publishes for returns of other stores' receipts (schema 11): the stores'
+//! receipt keys — each store's certificate key, recorded the first time the store
+//! connects with it, numbered in that order — and the limits on what a till may refund
+//! offline for another store's receipt (`settings.return_limits`, versioned in `meta`).
+//! Stores hold both ([`kassa_protocol::returns::ReturnTerms`]).
+
+use kassa_protocol::returns::{ReturnLimits, ReturnTerms, StoreKey, STORE_KEYS_PER_MESSAGE_MAX, STORE_KEY_BYTES_MAX};
+use kassa_protocol::{Kopecks, StoreId};
+use rusqlite::{params, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+use super::access::{self, NewAudit};
+use super::{meta, set_meta, Db, DbError};
+
+pub(super) const SCHEMA_V11: &str = "
+CREATE TABLE store_keys (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, store INTEGER NOT NULL, public_key BLOB NOT NULL,
+    first_seen_ms INTEGER NOT NULL, UNIQUE (store, public_key)
+) STRICT;
+";
+
+/// The limits as stored and as HQ's API takes and shows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsRecord {
+    pub per_receipt_kopecks: i64,
+    pub per_shift_kopecks: i64,
+}
+
+impl From<LimitsRecord> for ReturnLimits {
+    fn from(r: LimitsRecord) -> Self {
+        ReturnLimits { per_receipt: Kopecks(r.per_receipt_kopecks), per_shift: Kopecks(r.per_shift_kopecks) }
+    }
+}
+
+impl From<ReturnLimits> for LimitsRecord {
+    fn from(l: ReturnLimits) -> Self {
+        LimitsRecord { per_receipt_kopecks: l.per_receipt.0, per_shift_kopecks: l.per_shift.0 }
+    }
+}
+
+impl Db {
+    /// Records `store`'s receipt key as seen on a connection; its number when it is new
+    /// (`None`: HQ had it). A key of the wrong size is not recorded.
+    pub fn record_store_key(&self, store: StoreId, public_key: &[u8], now_ms: i64) -> Result<Option<u64>, DbError> {
+        if public_key.is_empty() || public_key.len() > STORE_KEY_BYTES_MAX {
+            return Ok(None);
+        }
+        let conn = self.conn();
+        let added = conn.execute(
+            "INSERT INTO store_keys (store, public_key, first_seen_ms) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+            params![store.0, public_key, now_ms],
+        )?;
+        Ok((added == 1).then(|| conn.last_insert_rowid() as u64))
+    }
+
+    /// The highest store key number (0: none yet).
+    pub fn store_keys_head(&self) -> Result<u64, DbError> {
+        let head: Option<i64> = self.conn().query_row("SELECT MAX(seq) FROM store_keys", [], |r| r.get(0))?;
+        Ok(head.unwrap_or(0) as u64)
+    }
+
+    /// The return limits in force and their version: HQ's defaults (version 1) until an
+    /// operator sets others.
+    pub fn return_limits(&self) -> Result<(u64, ReturnLimits), DbError> {
+        let conn = self.conn();
+        let version = meta(&conn, "return_limits_version")?.max(1);
+        let json: Option<String> =
+            conn.query_row("SELECT value FROM settings WHERE key = 'return_limits'", [], |r| r.get(0)).optional()?;
+        let limits = match json {
+            Some(j) => serde_json::from_str::<LimitsRecord>(&j)
+                .map_err(|e| DbError::Corrupt(format!("return limits: {e}")))?
+                .into(),
+            None => ReturnLimits::DEFAULT,
+        };
+        Ok((version, limits))
+    }
+
+    /// Sets the limits (checked by the caller) with its audit entry, in one transaction;
+    /// returns their version.
+    pub fn set_return_limits(&self, limits: ReturnLimits, audit: Option<&NewAudit>) -> Result<u64, DbError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let version = meta(&tx, "return_limits_version")?.max(1) + 1;
+        if let Some(a) = audit {
+            let mut a = a.clone();
+            if let Some(s) = a.summary.as_object_mut() {
+                s.insert("version".into(), version.into());
+            }
+            access::audit_in(&tx, &a)?;
+        }
+        let json = serde_json::to_string(&LimitsRecord::from(limits)).map_err(|e| DbError::Corrupt(e.to_string()))?;
+        tx.execute(
+            "INSERT INTO settings (key, value) VALUES ('return_limits', ?1) ON CONFLICT DO UPDATE SET value = excluded.value",
+            [json],
+        )?;
+        set_meta(&tx, "return_limits_version", version)?;
+        tx.commit()?;
+        Ok(version)
+    }
+
+    /// The limits and the keys numbered after `keys_after`, at most
+    /// [`STORE_KEYS_PER_MESSAGE_MAX`] of them.
+    pub fn return_terms(&self, keys_after: u64) -> Result<ReturnTerms, DbError> {
+        let (limits_version, limits) = self.return_limits()?;
+        let conn = self.conn();
+        let mut st =
+            conn.prepare_cached("SELECT seq, store, public_key FROM store_keys WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
+        let keys: Vec<StoreKey> = st
+            .query_map(params![keys_after as i64, STORE_KEYS_PER_MESSAGE_MAX as i64], |r| {
+                Ok(StoreKey { seq: r.get::<_, i64>(0)? as u64, store: StoreId(r.get(1)?), public_key: r.get(2)? })
+            })?
+            .collect::<Result<_, _>>()?;
+        let keys_upto = keys.last().map_or(keys_after, |k| k.seq);
+        Ok(ReturnTerms { limits_version, limits, keys, keys_after, keys_upto })
+    }
+}
