@@ -1511,7 +1511,8 @@ function onEvent(m) {
     else handOverDialog(ev.order);
   } else if (ev.type === "receipt_scanned") {
     returnDialog(`KASSA:${state.store}:${ev.seq}`);
-
+  } else if (ev.type === "receipt_scanned_elsewhere") {
+    returnDialog(ev.code);
   } else if (ev.type === "scan_rejected") {
     // The words for the refusal's code, with what to do next; the English reason only
     // for a code this page does not know.

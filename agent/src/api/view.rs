@@ -707,6 +707,10 @@ pub enum EventView {
     /// A receipt's code was scanned: the page offers a return of sale `seq`.
     #[serde(rename = "receipt_scanned")]
     ReceiptScanned { seq: u64 },
+    /// Another store's receipt was scanned: the page offers a return of it by `code`
+    /// (as scanned: a signed code proves the sale when HQ is out of reach).
+    #[serde(rename = "receipt_scanned_elsewhere")]
+    ElsewhereReceiptScanned { code: String },
     /// An order's pickup code was scanned: the page opens order `order`.
     #[serde(rename = "order_scanned")]
     OrderScanned { order: u64 },
@@ -736,6 +740,7 @@ impl From<&TillEvent> for EventView {
                 EventView::ScanRejected { code: code.clone(), reason_code, reason: reason.clone() }
             }
             TillEvent::ReceiptScanned { seq } => EventView::ReceiptScanned { seq: *seq },
+            TillEvent::ElsewhereReceiptScanned { code } => EventView::ElsewhereReceiptScanned { code: code.clone() },
             TillEvent::OrderScanned { order } => EventView::OrderScanned { order: *order },
             TillEvent::SaleCommitted { sale } => EventView::SaleCommitted { sale: sale.into() },
             TillEvent::ReturnCommitted { ret } => EventView::ReturnCommitted { ret: ret.into() },

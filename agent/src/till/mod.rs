@@ -78,6 +78,10 @@ pub enum TillEvent {
     ReceiptScanned {
         seq: u64,
     },
+    /// Another store's receipt was scanned: the page offers a return of it by `code`.
+    ElsewhereReceiptScanned {
+        code: String,
+    },
     /// An order's pickup code was scanned (or typed): the page opens the order.
     OrderScanned {
         order: u64,

@@ -16,6 +16,8 @@ enum Resolved {
     Item(CatalogItem, i64),
     Marked(CatalogItem, String),
     Receipt(u64),
+    /// Another store's receipt, by its code as scanned (a signed one proves itself).
+    ElsewhereReceipt(String),
     Loyalty(String),
     Order(u64),
 }
@@ -45,6 +47,11 @@ impl Till {
                 self.publish(ev.clone());
                 Ok(ev)
             }
+            Resolved::ElsewhereReceipt(code) => {
+                let ev = TillEvent::ElsewhereReceiptScanned { code };
+                self.publish(ev.clone());
+                Ok(ev)
+            }
             Resolved::Order(order) => {
                 let ev = TillEvent::OrderScanned { order };
                 self.publish(ev.clone());
@@ -71,6 +78,7 @@ impl Till {
                 self.modify(Some(key), move |b| b.add_marked(&item, &code).map(|_| ())).await
             }
             Resolved::Receipt(seq) => Ok(TillEvent::ReceiptScanned { seq }),
+            Resolved::ElsewhereReceipt(code) => Ok(TillEvent::ElsewhereReceiptScanned { code }),
             Resolved::Order(order) => Ok(TillEvent::OrderScanned { order }),
             Resolved::Loyalty(card) => self.set_customer(&card).await,
         }
@@ -123,10 +131,19 @@ impl Till {
                 Resolved::Item(item.ok_or(TillError::UnknownPlu(plu))?, weight_grams)
             }
             Scan::Receipt(r) => {
-                let code = match r {
-                    ReceiptRef::Sale { store, seq } => format!("KASSA:{store}:{seq}"),
-                    ReceiptRef::Number { receipt_no } => receipt_no,
+                let here = self.journal.store().0;
+                let (store, code) = match r {
+                    ReceiptRef::Sale { store, seq } => (Some(store), format!("KASSA:{store}:{seq}")),
+                    ReceiptRef::Number { receipt_no } => {
+                        let store = kassa_protocol::sale::parse_receipt_no(&receipt_no).map(|(s, _, _)| s.0);
+                        (store, receipt_no)
+                    }
                 };
+                // Another store's receipt: the page takes it back by its code as
+                // scanned (HQ's figures, or its signed proof offline).
+                if store.is_some_and(|s| s != here) {
+                    return Ok(Resolved::ElsewhereReceipt(scanned_text(raw)));
+                }
                 let c = code.clone();
                 let seq = self.journal(move |j| j.find_doc(&c)).await?;
                 Resolved::Receipt(seq.ok_or(TillError::Write(WriteError::NoSuchSale(code)))?)
@@ -135,5 +152,15 @@ impl Till {
             Scan::Order { order } => Resolved::Order(order),
             Scan::Rejected(reason) => return Err(reason.into()),
         })
+    }
+}
+
+/// A scanned frame as text, without the AIM symbology prefix (`]Q1` for a QR code).
+fn scanned_text(raw: &[u8]) -> String {
+    let text = String::from_utf8_lossy(raw);
+    let text = text.trim();
+    match text.strip_prefix(']').and_then(|rest| rest.get(2..)) {
+        Some(code) => code.to_owned(),
+        None => text.to_owned(),
     }
 }
