@@ -371,6 +371,31 @@ pub fn fixture_journal(path: &std::path::Path, store: kassa_protocol::StoreId, a
     j
 }
 
+/// Sale `seq` of `store` at terminal 1 by `olga`, at `at_ms`: three milks (SKU 100001
+/// of the demo catalog) paid by card — the other store's sale the return fixtures take
+/// back.
+pub fn fixture_card_sale(store: kassa_protocol::StoreId, seq: u64, at_ms: i64) -> kassa_protocol::sale::Sale {
+    use kassa_protocol::sale::{Tender, TenderKind};
+    let items = kassa_protocol::catalog::parse_csv(include_str!("../../data/catalog.csv")).unwrap();
+    let milk = items.iter().find(|i| i.sku.0 == "100001").unwrap();
+    let mut basket = kassa_protocol::basket::Basket::new(0);
+    basket.add(milk, 3).unwrap();
+    let lines = basket.lines;
+    let total = kassa_protocol::Kopecks(lines.iter().map(|l| l.net().0).sum());
+    kassa_protocol::sale::Sale {
+        id: kassa_protocol::SaleId { store, seq },
+        receipt_no: kassa_protocol::sale::receipt_no(store, 1, seq),
+        terminal: 1,
+        cashier: "olga".into(),
+        created_at_ms: at_ms,
+        lines,
+        tenders: vec![Tender { kind: TenderKind::Card, amount: total }],
+        total,
+        change: kassa_protocol::Kopecks::ZERO,
+        loyalty: None,
+    }
+}
+
 /// The schema version (`PRAGMA user_version`) of a fixture as it is on disk, opened
 /// read-only and left untouched.
 pub fn fixture_version(path: &std::path::Path) -> u32 {

@@ -14,10 +14,9 @@ use kassa_agent::journal::{ReturnRequest, WriteError};
 use kassa_agent::Journal;
 use kassa_protocol::receipt_proof::{self, ReceiptProof, ReceiptSigner};
 use kassa_protocol::returns::{OfflineLimit, ReturnLimits, ReturnTerms, StoreKey};
-use kassa_protocol::sale::{Sale, Tender, TenderKind};
-use kassa_protocol::{Kopecks, SaleId, StoreId};
+use kassa_protocol::sale::Sale;
+use kassa_protocol::{Kopecks, StoreId};
 
-const CATALOG: &str = include_str!("../../data/catalog.csv");
 /// The store that sold, and the store that took a return of its receipt offline.
 const SOLD_AT: StoreId = StoreId(2);
 const RETURNED_AT: StoreId = StoreId(1);
@@ -30,24 +29,7 @@ fn dir() -> PathBuf {
 
 /// Store 2's sale of three milks, paid by card.
 fn sale() -> Sale {
-    let items = kassa_protocol::catalog::parse_csv(CATALOG).unwrap();
-    let milk = items.iter().find(|i| i.sku.0 == "100001").unwrap();
-    let mut basket = kassa_protocol::basket::Basket::new(0);
-    basket.add(milk, 3).unwrap();
-    let lines = basket.lines;
-    let total = Kopecks(lines.iter().map(|l| l.net().0).sum());
-    Sale {
-        id: SaleId { store: SOLD_AT, seq: 7 },
-        receipt_no: kassa_protocol::sale::receipt_no(SOLD_AT, 1, 7),
-        terminal: 1,
-        cashier: "olga".into(),
-        created_at_ms: T0,
-        lines,
-        tenders: vec![Tender { kind: TenderKind::Card, amount: total }],
-        total,
-        change: Kopecks::ZERO,
-        loyalty: None,
-    }
+    kassa_tests::fixture_card_sale(SOLD_AT, 7, T0)
 }
 
 fn hex(bytes: &[u8]) -> String {

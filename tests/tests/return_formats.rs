@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 
 use kassa_agent::journal::{Printable, ReturnRequest, WriteError};
 use kassa_agent::Journal;
-use kassa_protocol::basket::BasketLine;
 use kassa_protocol::returns::{Return, ReturnError, ReturnKind, ReturnLine, SaleAnswer, SaleRef};
 use kassa_protocol::sale::{Sale, Tender, TenderKind};
 use kassa_protocol::wire::{Change, OutboxEntry};
@@ -29,24 +28,7 @@ fn dir() -> PathBuf {
 
 /// Store 2's sale of three milks, paid by card.
 fn sale() -> Sale {
-    let items = kassa_protocol::catalog::parse_csv(CATALOG).unwrap();
-    let milk = items.iter().find(|i| i.sku.0 == "100001").unwrap();
-    let mut basket = kassa_protocol::basket::Basket::new(0);
-    basket.add(milk, 3).unwrap();
-    let lines: Vec<BasketLine> = basket.lines;
-    let total = Kopecks(lines.iter().map(|l| l.net().0).sum());
-    Sale {
-        id: SaleId { store: SOLD_AT, seq: 7 },
-        receipt_no: kassa_protocol::sale::receipt_no(SOLD_AT, 1, 7),
-        terminal: 1,
-        cashier: "olga".into(),
-        created_at_ms: T0,
-        lines,
-        tenders: vec![Tender { kind: TenderKind::Card, amount: total }],
-        total,
-        change: Kopecks::ZERO,
-        loyalty: None,
-    }
+    kassa_tests::fixture_card_sale(SOLD_AT, 7, T0)
 }
 
 /// A return at `store` of `quantity` milks of the sale, refunded to the card.
