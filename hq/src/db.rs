@@ -198,7 +198,7 @@ CREATE TABLE IF NOT EXISTS parked (
 /// The database's schema version, kept in `PRAGMA user_version`. Version 1 is [`SCHEMA`]
 /// as first released (`user_version` 0 in files of that release); each later version
 /// is one step of [`MIGRATIONS`].
-pub const SCHEMA_VERSION: u32 = 11;
+pub const SCHEMA_VERSION: u32 = 12;
 
 /// Steps from version `n - 1` to `n`, run at start in one transaction after a copy of
 /// the file is kept beside it (`hq.sqlite.v{old}.bak`).
@@ -272,6 +272,12 @@ const MIGRATIONS: &[(u32, &str)] = &[
         // every store to verify another's receipt offline (`return_terms`; the limits on
         // such returns are a setting).
         return_terms::SCHEMA_V11,
+    ),
+    (
+        12,
+        // Return rights: the lines HQ holds for a till about to refund them online
+        // (`returns`), so that two stores cannot both refund the same goods.
+        returns::SCHEMA_V12,
     ),
 ];
 
@@ -1429,6 +1435,42 @@ mod tests {
         // The same batch again changes nothing.
         db.apply(two, &[ret(2, 1, sale.id, 2)], 1, 2, 30).unwrap();
         assert_eq!(db.over_returns().unwrap()[0].returned, 4);
+    }
+
+    /// Return rights: a claim that fits is held for its store and counted as returned
+    /// for the others; one that does not is refused; a retry replaces its claim; the
+    /// store's return releases it; an old claim lapses.
+    #[test]
+    fn return_claims_hold_lines_for_one_store_until_its_return_arrives() {
+        use kassa_protocol::returns::{ReturnClaim, SaleAnswer, SaleLookup, SaleRef, RETURN_CLAIM_TTL_MS};
+        let (_d, db) = open();
+        let two = ActorId { store: StoreId(2), epoch: 1 };
+        db.hello(ACTOR, 1, 1, 0).unwrap();
+        db.hello(two, 2, 1, 0).unwrap();
+        let sale = Sale { cashier: "k".into(), ..testing::sale(STORE, 1, vec![testing::pieces("1", Kopecks(100), 3)]) };
+        let entry = OutboxEntry { seq: 1, change: Change::Sale { sale: sale.clone(), counters: vec![] } };
+        db.apply(ACTOR, &[entry], 1, 1, 0).unwrap();
+        let ask = |store: u32, key: &str, n: i64, now: i64| {
+            let claim = (n > 0).then(|| ReturnClaim { key: key.into(), lines: vec![(0, n)] });
+            let lookup = SaleLookup { request_id: 1, sale: SaleRef::Id(sale.id), claim };
+            match db.sale_for_return_by(&lookup, StoreId(store), now).unwrap() {
+                SaleAnswer::Found { returned, .. } => returned[0].0,
+                SaleAnswer::NotFound => panic!("the sale"),
+            }
+        };
+        assert_eq!(ask(2, "a", 2, 10), 0, "store 2 holds two; its own claim is not counted for it");
+        assert_eq!(ask(1, "", 0, 11), 2, "store 1 sees them as returned");
+        assert_eq!(ask(1, "b", 2, 12), 2, "two more do not fit: refused");
+        assert_eq!(ask(2, "a", 2, 13), 0, "a retry replaces its claim, not adds to it");
+        assert_eq!(ask(2, "c", 2, 14), 2, "a second claim of two does not fit: its own are counted");
+        // Store 2's return arrives: the claim is released, the return counts.
+        db.apply(two, &[ret(2, 1, sale.id, 2)], 1, 2, 20).unwrap();
+        assert_eq!(ask(1, "", 0, 21), 2);
+        assert_eq!(ask(1, "d", 1, 22), 2, "the last one fits");
+        // Store 1 never refunds it: after the claim's time it lapses.
+        assert_eq!(ask(2, "", 0, 23), 3);
+        assert_eq!(ask(2, "", 0, 22 + RETURN_CLAIM_TTL_MS + 1), 2);
+        assert!(db.over_returns().unwrap().is_empty());
     }
 
     /// A file as the first release left it: its schema, `user_version` 0, some rows.

@@ -567,8 +567,8 @@ async fn drive(session: &mut HqSync, shared: &Shared, peer: &PeerGuard) -> Resul
                 tracing::info!(entries = n, "store counters merged after a digest mismatch");
             }
             HqEvent::FindSale { actor, lookup } => {
-                let by = lookup.sale.clone();
-                let answer = blocking(&shared.db, move |db| db.sale_for_return(&by)).await?;
+                let (store, asked) = (actor.store, lookup.clone());
+                let answer = blocking(&shared.db, move |db| db.sale_for_return_by(&asked, store, now_ms())).await?;
                 tracing::info!(%actor, sale = ?lookup.sale, found = matches!(answer, kassa_protocol::returns::SaleAnswer::Found { .. }), "a till looked up a sale to return");
                 session.answer_sale(lookup.request_id, answer);
             }

@@ -1219,6 +1219,8 @@ pub mod v3 {
     pub struct SaleLookup {
         pub request_id: u64,
         pub sale: SaleRef,
+        /// (key, lines) of a return claim (see `returns::ReturnClaim`).
+        pub claim: Option<(String, Vec<(u32, i64)>)>,
     }
 
     #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -1240,7 +1242,8 @@ pub mod v3 {
                 crate::returns::SaleRef::Id(id) => SaleRef::Id(*id),
                 crate::returns::SaleRef::ReceiptNo(no) => SaleRef::ReceiptNo(no.clone()),
             };
-            SaleLookup { request_id: l.request_id, sale }
+            let claim = l.claim.as_ref().map(|c| (c.key.clone(), c.lines.clone()));
+            SaleLookup { request_id: l.request_id, sale, claim }
         }
     }
 
@@ -1250,7 +1253,8 @@ pub mod v3 {
                 SaleRef::Id(id) => crate::returns::SaleRef::Id(id),
                 SaleRef::ReceiptNo(no) => crate::returns::SaleRef::ReceiptNo(no),
             };
-            crate::returns::SaleLookup { request_id: l.request_id, sale }
+            let claim = l.claim.map(|(key, lines)| crate::returns::ReturnClaim { key, lines });
+            crate::returns::SaleLookup { request_id: l.request_id, sale, claim }
         }
     }
 

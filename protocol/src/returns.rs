@@ -79,11 +79,65 @@ pub type Returned = Vec<(i64, Kopecks)>;
 pub const RETURNS_PER_SALE_MAX: usize = 1_000;
 
 /// A till asks HQ for a sale of any store, to take a return of it (return anywhere):
-/// over sync, answered by [`SaleAnswer`] with the same `request_id`.
+/// over sync, answered by [`SaleAnswer`] with the same `request_id`. With a `claim`,
+/// the till is about to refund those lines: HQ holds them for it (see [`ReturnClaim`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SaleLookup {
     pub request_id: u64,
     pub sale: SaleRef,
+    pub claim: Option<ReturnClaim>,
+}
+
+/// Return rights, as the loyalty escrow's: before a till refunds lines of a sale
+/// online, HQ holds them for its store in one transaction, if what every store's
+/// applied returns took back, plus what every store's live claims hold, plus these,
+/// stays within what was sold. HQ's answer counts every live claim but this one as
+/// returned, so two stores returning the same goods within the sync delay cannot both
+/// refund them, and the till, planning with those figures (plus its own returns made
+/// without a claim, offline, that HQ has not yet acknowledged), refunds exactly when HQ
+/// held the lines. A claim ends when the store's return of it reaches HQ (its
+/// quantities are released), or after [`RETURN_CLAIM_TTL_MS`] (a till that never
+/// refunded). The same `key` (the return's idempotency key) claims once: a retry
+/// replaces its claim.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReturnClaim {
+    pub key: String,
+    /// (sale line, quantity)
+    pub lines: Vec<(u32, i64)>,
+}
+
+/// How long HQ holds a claim whose return has not arrived: a day, so that a store cut
+/// off right after a return does not lose its hold while its record waits; a till that
+/// crashed between claim and refund holds those goods from others that long.
+pub const RETURN_CLAIM_TTL_MS: i64 = 24 * 60 * 60 * 1000;
+/// Longest claim key (a till's idempotency key).
+pub const CLAIM_KEY_LEN_MAX: usize = 128;
+
+impl ReturnClaim {
+    /// Whether the claim fits `sale` given, per line, what is already taken back or
+    /// held (`taken`, applied returns and live claims of every store).
+    pub fn fits(&self, sale: &Sale, taken: &[i64]) -> bool {
+        !self.lines.is_empty()
+            && self.lines.iter().all(|&(line, q)| {
+                let sold = sale.lines.get(line as usize).map_or(0, |l| l.quantity);
+                q > 0 && taken.get(line as usize).copied().unwrap_or(0).saturating_add(q) <= sold
+            })
+    }
+
+    /// Checks a claim from outside: a key of sane length, lines named once.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.key.is_empty() || self.key.len() > CLAIM_KEY_LEN_MAX {
+            return Err(format!("a claim key is 1 to {CLAIM_KEY_LEN_MAX} bytes"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        if self.lines.is_empty()
+            || self.lines.len() > 1_000
+            || !self.lines.iter().all(|(l, q)| *q > 0 && seen.insert(*l))
+        {
+            return Err("a claim names each line once, with a positive quantity".into());
+        }
+        Ok(())
+    }
 }
 
 /// How a receipt names its sale: by id (the receipt's QR code) or by its printed number.
@@ -432,6 +486,74 @@ mod tests {
                         prop_assert_eq!(amount.0, s.lines[i].net().0);
                     }
                 }
+            }
+        }
+
+        /// Return anywhere, online: stores take back parts of one line in any order while
+        /// HQ applies their returns whenever it does (each store's in order). Each till
+        /// plans with HQ's figures — applied returns and every live claim but its own
+        /// request's — and refunds exactly when HQ held its claim; over every store's
+        /// partial returns a line is never returned beyond what was sold, refunds add up
+        /// to at most what was paid for it, and to exactly that once it is all back.
+        #[test]
+        fn every_stores_online_returns_of_a_line_refund_at_most_what_was_paid(
+            price in 1i64..100_000,
+            quantity in 1i64..20,
+            discount in proptest::option::of(1u8..=50),
+            steps in proptest::collection::vec((0usize..3, 0i64..6), 1..40),
+        ) {
+            let s = sale(&[(price, quantity, Unit::Piece)], discount);
+            let net = s.lines[0].net();
+            // HQ: the returns it applied; live claims by (store, key); per store, the
+            // returns made and not yet applied (key, return).
+            let mut applied: Vec<Return> = Vec::new();
+            let mut claims: std::collections::BTreeMap<(usize, u64), i64> = Default::default();
+            let mut pending: Vec<Vec<(u64, Return)>> = vec![Vec::new(); 3];
+            for (key, &(store, q)) in steps.iter().enumerate() {
+                let key = key as u64;
+                if q == 0 {
+                    // HQ applies the store's returns so far: their claims are released.
+                    for (k, r) in pending[store].drain(..) {
+                        claims.remove(&(store, k));
+                        applied.push(r);
+                    }
+                    continue;
+                }
+                let (mut returned, mut refunds) = (Vec::new(), Vec::new());
+                for r in &applied {
+                    add_returned(&s, &mut returned, &mut refunds, r);
+                }
+                returned.resize(1, (0, Kopecks::ZERO));
+                returned[0].0 += claims.values().sum::<i64>();
+                let claim = ReturnClaim { key: key.to_string(), lines: vec![(0, q)] };
+                let held = claim.fits(&s, &[returned[0].0]);
+                let planned = plan(&s, &returned, &claim.lines);
+                prop_assert_eq!(held, planned.is_ok(), "HQ holds a claim exactly when the till's plan passes");
+                if let Ok(lines) = planned {
+                    claims.insert((store, key), q);
+                    let total = Kopecks(lines.iter().map(|l| l.amount.0).sum());
+                    let r = Return {
+                        id: SaleId { store: StoreId(store as u32 + 1), seq: key },
+                        receipt_no: String::new(),
+                        terminal: 1,
+                        cashier: "c".into(),
+                        created_at_ms: 0,
+                        kind: ReturnKind::WithReceipt { sale: s.id },
+                        refunds: refund_tenders(&s, &refunds, total),
+                        lines,
+                        total,
+                        loyalty: None,
+                    };
+                    pending[store].push((key, r));
+                }
+            }
+            let all: Vec<&Return> = applied.iter().chain(pending.iter().flatten().map(|(_, r)| r)).collect();
+            let back: i64 = all.iter().flat_map(|r| &r.lines).map(|l| l.quantity).sum();
+            let refunded: i64 = all.iter().map(|r| r.total.0).sum();
+            prop_assert!(back <= quantity, "{back} of {quantity} returned");
+            prop_assert!(refunded <= net.0, "{refunded} refunded of {net} paid");
+            if back == quantity {
+                prop_assert_eq!(refunded, net.0);
             }
         }
     }

@@ -810,6 +810,9 @@ impl HqSync {
             }
             (_, StoreMessage::PlaceOrder(_)) => Err(SyncError::Unexpected("an order request before Welcome")),
             (HqState::Ready(actor), StoreMessage::FindSale(lookup)) => {
+                if let Some(c) = &lookup.claim {
+                    c.validate().map_err(|e| SyncError::Malformed(format!("return claim: {e}")))?;
+                }
                 self.events.push_back(HqEvent::FindSale { actor, lookup });
                 Ok(())
             }

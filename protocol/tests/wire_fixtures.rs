@@ -28,7 +28,7 @@ use kassa_protocol::orders::{
 };
 use kassa_protocol::price_schedule::ScheduledPrice;
 use kassa_protocol::returns::{
-    Return, ReturnKind, ReturnLimits, ReturnLine, ReturnTerms, SaleAnswer, SaleLookup, SaleRef, StoreKey,
+    Return, ReturnClaim, ReturnKind, ReturnLimits, ReturnLine, ReturnTerms, SaleAnswer, SaleLookup, SaleRef, StoreKey,
 };
 use kassa_protocol::sale::{Sale, Tender, TenderKind};
 use kassa_protocol::stock::{ActorDigest, CounterEntry};
@@ -352,7 +352,8 @@ fn store_messages(version: u32) -> Vec<(&'static str, StoreMessage)> {
     ];
     if version >= 5 {
         messages.push(("store-place-order", StoreMessage::PlaceOrder(order_request())));
-        let lookup = SaleLookup { request_id: 21, sale: SaleRef::ReceiptNo("0002-01-000913".into()) };
+        let claim = Some(ReturnClaim { key: "ret-0001-7".into(), lines: vec![(0, 1), (2, 1_500)] });
+        let lookup = SaleLookup { request_id: 21, sale: SaleRef::ReceiptNo("0002-01-000913".into()), claim };
         messages.push(("store-find-sale", StoreMessage::FindSale(lookup)));
     }
     messages

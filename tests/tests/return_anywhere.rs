@@ -283,3 +283,49 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+/// Return rights: store 2's till is about to take back two of three — HQ holds them for
+/// it as it asks (the claim a till makes as it commits a return; the return itself is
+/// then still on its way) — so store 1, online, cannot take back more than the one left;
+/// store 2's return then goes through, and nothing was returned twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_online_cannot_both_refund_the_same_goods() {
+    init_logging();
+    let dir = tempfile::tempdir().unwrap();
+    let cancel = CancellationToken::new();
+    let hq = kassa_tests::start_hq(dir.path(), Duration::from_millis(300), cancel.clone()).await;
+    let item = hq.shared.db.catalog().unwrap().into_iter().find(|i| i.unit == Unit::Piece).unwrap();
+    let one = kassa_tests::start_relayed_store(&hq, dir.path(), 1, cancel.clone()).await;
+    let two = kassa_tests::start_relayed_store(&hq, dir.path(), 2, cancel.clone()).await;
+    let api1 = AgentApi::login(&one.agent, "kassir", "1111").await;
+    let api2 = AgentApi::login(&two.agent, "kassir", "1111").await;
+    eventually(WAIT, "both stores online", || async {
+        (one.agent.status.borrow().hq.online && two.agent.status.borrow().hq.online).then_some(())
+    })
+    .await;
+    let sale = sell_by_card(&api1, &item.sku.0, 3, "sale-1").await;
+    let receipt = sale["receipt_no"].as_str().unwrap().to_owned();
+    hq_has(&hq, &receipt).await;
+    let back =
+        |n: i64, key: &str| json!({ "code": receipt, "lines": [{ "line": 0, "quantity": n }], "idempotency_key": key });
+
+    // Store 2's till claims two as it would commit its return of them.
+    let claim = kassa_protocol::returns::ReturnClaim { key: "ret-2".into(), lines: vec![(0, 2)] };
+    let found = two.agent.till.sale_elsewhere(&receipt, Some(claim)).await.unwrap();
+    assert!(matches!(found, kassa_agent::till::ElsewhereSale::Online { .. }), "{found:?}");
+    assert_eq!(returned_at_hq(&hq, &receipt), 0, "nothing returned yet, two held");
+    // Store 1, online, sees one left: two are refused, one is taken.
+    let (status, over) = api1.post("/api/returns", back(2, "ret-1a")).await;
+    assert_eq!((status, over["error"].as_str()), (422, Some("over_return")), "{over}");
+    let (status, ret) = api1.post("/api/returns", back(1, "ret-1b")).await;
+    assert_eq!(status, 200, "{ret}");
+    // Store 2's return of its two (the same key: its claim, not a second one).
+    let (status, ret) = api2.post("/api/returns", back(2, "ret-2")).await;
+    assert_eq!(status, 200, "{ret}");
+    // A third store's worth more is refused now: all three are back or held.
+    let (status, over) = api2.post("/api/returns", back(1, "ret-2b")).await;
+    assert_eq!((status, over["error"].as_str()), (422, Some("over_return")), "{over}");
+    eventually(WAIT, "HQ to hold both returns", || async { (returned_at_hq(&hq, &receipt) == 3).then_some(()) }).await;
+    assert!(hq.shared.db.over_returns().unwrap().is_empty(), "online, never more than sold");
+    cancel.cancel();
+}

@@ -72,6 +72,7 @@ fn write_fixtures_with_returns() {
         returned: vec![(0, Kopecks::ZERO)],
         refunds: vec![],
         lines: vec![(0, 2)],
+        claimed: false,
     };
     j.commit_return(1, "kassir", &request, None, "ret-1", T0 + 10).unwrap();
     drop(j);
@@ -124,6 +125,7 @@ fn the_stores_returns_of_other_stores_sales_are_read_back_whole() {
         returned: vec![(0, Kopecks::ZERO)],
         refunds: vec![],
         lines: vec![(0, 2)],
+        claimed: false,
     };
     let more = j.commit_return(1, "kassir", &request, None, "ret-2", T0 + 20);
     assert!(matches!(more, Err(WriteError::Return(ReturnError::OverReturn { line: 0, left: 1 }))), "{more:?}");

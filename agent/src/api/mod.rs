@@ -839,7 +839,7 @@ async fn lookup(State(s): State<AppState>, _c: Cashier, Query(q): Query<LookupQu
         }
         // Another store's receipt: HQ says what is left of it (return anywhere), or,
         // with HQ out of reach, its signed code does.
-        None if elsewhere(&s, &code).is_some() => match s.till.sale_elsewhere(&code).await? {
+        None if elsewhere(&s, &code).is_some() => match s.till.sale_elsewhere(&code, None).await? {
             ElsewhereSale::Online { sale, returned, .. } => {
                 let back = |i: usize| returned.get(i).map_or(0, |r| r.0);
                 let returnable = sale.lines.iter().enumerate().map(|(i, l)| l.quantity - back(i)).collect();

@@ -561,7 +561,7 @@ DROP INDEX IF EXISTS print_jobs_pending;
 /// The journal's schema version, kept in `PRAGMA user_version`. Version 1 is [`SCHEMA`]
 /// as first released (`user_version` 0 in files of that release); each later version
 /// is one step of [`MIGRATIONS`].
-pub const SCHEMA_VERSION: u32 = 10;
+pub const SCHEMA_VERSION: u32 = 11;
 
 /// Steps from version `n - 1` to `n`, run at start in one transaction after a copy of
 /// the file is kept beside it (`journal.sqlite.v{old}.bak`).
@@ -688,6 +688,12 @@ const MIGRATIONS: &[(u32, &str)] = &[
         // Signed receipts: the stores' receipt keys HQ publishes, and what each return
         // of another store's receipt refunded offline (`return_terms`).
         return_terms::SCHEMA_V10,
+    ),
+    (
+        11,
+        // Return rights: whether a return was made under a claim HQ holds (HQ's figures
+        // count it until it arrives, so the till does not count it again).
+        "ALTER TABLE return_refs ADD COLUMN claimed INTEGER NOT NULL DEFAULT 0;",
     ),
 ];
 

@@ -44,9 +44,12 @@ pub enum ReturnRequest {
     /// Everything not yet returned of a sale, reversed; a manager approved it.
     Cancel { sale_seq: u64, approved_by: String },
     /// Lines of a sale of any store as HQ answered a lookup (return anywhere, online):
-    /// what was returned of it is HQ's figures (every store's returns it applied) plus
-    /// this store's returns HQ has not yet acknowledged.
-    Anywhere { sale: Box<Sale>, returned: Returned, refunds: Vec<Tender>, lines: Vec<(u32, i64)> },
+    /// what was returned of it is HQ's figures (every store's returns it applied and
+    /// every live claim but this one) plus this store's returns made without a claim
+    /// that HQ has not yet acknowledged. `claimed`: HQ was asked to hold these lines
+    /// (`returns::ReturnClaim`), so HQ's figures will count this return until it
+    /// arrives.
+    Anywhere { sale: Box<Sale>, returned: Returned, refunds: Vec<Tender>, lines: Vec<(u32, i64)>, claimed: bool },
     /// Lines of another store's sale as its signed receipt proves it, taken back with HQ
     /// out of reach: what was returned of it is this store's own returns only, and the
     /// refund is within HQ's limits (per receipt, per shift).
@@ -354,6 +357,7 @@ impl Journal {
             let heads = heads(tx, terminal)?;
             let shift = heads.shift.ok_or(WriteError::NoShift)?;
             let PlannedReturn { kind, lines, refunds, loyalty, sale_receipt } = self.plan_return(tx, request)?;
+            let claimed = matches!(request, ReturnRequest::Anywhere { claimed: true, .. });
             let offline = match request {
                 ReturnRequest::Offline { proof, .. } => {
                     let refund = Kopecks(lines.iter().map(|l| l.amount.0).sum());
@@ -403,9 +407,9 @@ impl Journal {
                 let receipt = sale_receipt.unwrap_or_default();
                 exec(
                     tx,
-                    "INSERT INTO return_refs (doc_seq, sale_store, sale_seq, sale_receipt_no, outbox_seq, offline_kopecks)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![seq as i64, sale.store.0, sale.seq as i64, receipt, outbox as i64, offline.0],
+                    "INSERT INTO return_refs (doc_seq, sale_store, sale_seq, sale_receipt_no, outbox_seq, offline_kopecks, claimed)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![seq as i64, sale.store.0, sale.seq as i64, receipt, outbox as i64, offline.0, claimed],
                 )?;
             }
             if let Some((_, entries)) = loyalty.filter(|(_, e)| !e.is_empty()) {
@@ -417,6 +421,14 @@ impl Journal {
             queue_print(tx, &PrintDoc::Doc { seq }, false, now_ms)?;
             Ok(ret)
         })
+    }
+
+    /// Whether a write was already made under idempotency key `key` (its retry is
+    /// answered from the journal: a return's retry claims nothing again at HQ).
+    pub fn key_used(&self, key: &str) -> Result<bool, JournalError> {
+        let seen: Option<i64> =
+            query_row(&self.conn(), "SELECT 1 FROM idempotency WHERE key = ?1", [key], |r| r.get(0)).optional()?;
+        Ok(seen.is_some())
     }
 
     /// Works out a return from its request: which lines, what each refunds, how the
@@ -431,7 +443,7 @@ impl Journal {
                 sale_receipt = Some(sale.receipt_no.clone());
                 (ReturnKind::WithReceipt { sale: sale.id }, lines, refunds, loyalty)
             }
-            ReturnRequest::Anywhere { sale, returned, refunds, lines } => {
+            ReturnRequest::Anywhere { sale, returned, refunds, lines, .. } => {
                 if sale.loyalty.is_some() {
                     return Err(WriteError::ReturnElsewhereLoyalty);
                 }
@@ -453,7 +465,7 @@ impl Journal {
                 }
                 let sale = proof.to_sale(|sku| item(tx, sku).ok().flatten().map(|i| (i.name, i.category)));
                 // Offline, what this store returned of it is all it can see.
-                let (returned, earlier) = own_returns_after(tx, &sale, 0, Vec::new(), Vec::new())?;
+                let (returned, earlier) = own_returns_after(tx, &sale, 0, false, Vec::new(), Vec::new())?;
                 let lines = returns::plan(&sale, &returned, lines)?;
                 let total = Kopecks(lines.iter().map(|l| l.amount.0).sum());
                 sale_receipt = Some(sale.receipt_no.clone());
@@ -656,7 +668,7 @@ impl Journal {
     ) -> Result<OfflineSale, WriteError> {
         let conn = self.conn();
         let sale = proof.to_sale(|sku| item(&conn, sku).ok().flatten().map(|i| (i.name, i.category)));
-        let (returned, _) = own_returns_after(&conn, &sale, 0, Vec::new(), Vec::new())?;
+        let (returned, _) = own_returns_after(&conn, &sale, 0, false, Vec::new(), Vec::new())?;
         let limits = super::return_terms::return_limits(&conn)?;
         let shift = super::shifts::open_shift(&conn, terminal)?.map_or(0, |s| s.id);
         let (receipt, in_shift) = super::return_terms::offline_refunded(&conn, sale.id, shift)?;
@@ -960,23 +972,26 @@ fn with_unacknowledged(
     refunds: Vec<Tender>,
 ) -> Result<(Returned, Vec<Tender>), WriteError> {
     let acked = super::meta(conn, "acked_seq")?;
-    own_returns_after(conn, sale, acked, returned, refunds)
+    own_returns_after(conn, sale, acked, true, returned, refunds)
 }
 
-/// Adds this store's returns of `sale` whose outbox entries are after `acked` to
-/// `returned` and `refunds`.
+/// Adds this store's returns of `sale` whose outbox entries are after `acked` (only
+/// those made without a claim at HQ, when `unclaimed_only`: HQ's figures count the
+/// others) to `returned` and `refunds`.
 fn own_returns_after(
     conn: &Connection,
     sale: &Sale,
     acked: u64,
+    unclaimed_only: bool,
     mut returned: Returned,
     mut refunds: Vec<Tender>,
 ) -> Result<(Returned, Vec<Tender>), WriteError> {
     let mut st = conn.prepare_cached(
-        "SELECT doc_seq FROM return_refs WHERE sale_store = ?1 AND sale_seq = ?2 AND outbox_seq > ?3 ORDER BY doc_seq",
+        "SELECT doc_seq FROM return_refs WHERE sale_store = ?1 AND sale_seq = ?2 AND outbox_seq > ?3
+           AND (?4 = 0 OR claimed = 0) ORDER BY doc_seq",
     )?;
     let docs: Vec<i64> = st
-        .query_map(params![sale.id.store.0, sale.id.seq as i64, acked as i64], |r| r.get(0))?
+        .query_map(params![sale.id.store.0, sale.id.seq as i64, acked as i64, unclaimed_only], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     for seq in docs {
         if let Some(Record::Return { ret, .. }) = doc(conn, seq as u64)? {

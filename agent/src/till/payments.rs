@@ -2,6 +2,7 @@
 //! tendered exceed this store's), returns, and reprints.
 
 use kassa_protocol::receipt_proof;
+use kassa_protocol::returns::ReturnClaim;
 use kassa_protocol::returns::{Return, SaleAnswer, SaleRef};
 use kassa_protocol::sale::{Sale, Tender, TenderKind};
 
@@ -82,7 +83,10 @@ impl Till {
         // HQ for enough first, so the customer's refund is not cut for points HQ holds.
         // A sale without a card may have been returned in part at other stores: online,
         // HQ's figures count those too (return anywhere).
-        if let (ReturnRequest::WithReceipt { sale_seq, lines }, true) = (&request, self.online()) {
+        // A retry is answered from the journal: it asks HQ for nothing (no second claim).
+        let k = key.clone();
+        let replay = self.journal(move |j| j.key_used(&k)).await?;
+        if let (ReturnRequest::WithReceipt { sale_seq, lines }, true, false) = (&request, self.online(), replay) {
             let seq = *sale_seq;
             let sale = self.journal(move |j| j.sale(seq)).await?;
             match sale.as_ref().and_then(|s| s.loyalty.as_ref()) {
@@ -97,8 +101,13 @@ impl Till {
                         store: self.journal.store(),
                         seq,
                     });
-                    if let Some(SaleAnswer::Found { sale, returned, refunds }) = self.sale_from_hq(by).await {
-                        request = ReturnRequest::Anywhere { sale, returned, refunds, lines: lines.clone() };
+                    // HQ holds the lines for this store before it refunds them.
+                    let claim = ReturnClaim { key: key.clone(), lines: lines.clone() };
+                    let claimed = claim.validate().is_ok();
+                    if let Some(SaleAnswer::Found { sale, returned, refunds }) =
+                        self.sale_from_hq(by, Some(claim)).await
+                    {
+                        request = ReturnRequest::Anywhere { sale, returned, refunds, lines: lines.clone(), claimed };
                     }
                 }
             }
@@ -117,13 +126,17 @@ impl Till {
     }
 
     /// Asks HQ for a sale of any store with every store's returns of it (return
-    /// anywhere); `None` when HQ is not reachable or does not answer in time.
-    pub async fn sale_from_hq(&self, by: SaleRef) -> Option<SaleAnswer> {
+    /// anywhere), claiming the lines about to be refunded (`claim`); `None` when HQ is
+    /// not reachable or does not answer in time.
+    pub async fn sale_from_hq(&self, by: SaleRef, claim: Option<ReturnClaim>) -> Option<SaleAnswer> {
         if !self.online() {
             return None;
         }
         let seq = self.rights_request_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let lookup = kassa_protocol::returns::SaleLookup { request_id: seq, sale: by };
+        // A request HQ would refuse as malformed (a line twice, nothing) claims nothing:
+        // the journal refuses it with the cashier's words, and the link stays up.
+        let claim = claim.filter(|c| c.validate().is_ok());
+        let lookup = kassa_protocol::returns::SaleLookup { request_id: seq, sale: by, claim };
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.rights.try_send(crate::sync_client::HqRequest::Sale(lookup, tx)).ok()?;
         tokio::time::timeout(SALE_LOOKUP_TIMEOUT, rx).await.ok()?.ok()
@@ -132,8 +145,9 @@ impl Till {
     /// Another store's sale named by `code` (its receipt's QR code or number): HQ's
     /// answer while it is reachable; otherwise what the receipt's signed code proves,
     /// verified with the keys this store holds. A signed code that does not verify is
-    /// refused either way: the receipt was forged or altered.
-    pub async fn sale_elsewhere(&self, code: &str) -> Result<ElsewhereSale, TillError> {
+    /// refused either way: the receipt was forged or altered. With a `claim`, HQ holds
+    /// those lines for this store's return (online).
+    pub async fn sale_elsewhere(&self, code: &str, claim: Option<ReturnClaim>) -> Result<ElsewhereSale, TillError> {
         let signed = match receipt_proof::parse_code(code) {
             Some(Ok(c)) if c.signed.is_some() => {
                 let store = c.sale.store;
@@ -148,7 +162,7 @@ impl Till {
             _ => None,
         };
         let by = kassa_protocol::sale::sale_ref(code).ok_or_else(|| no_such_sale(code))?;
-        match self.sale_from_hq(by).await {
+        match self.sale_from_hq(by, claim).await {
             Some(SaleAnswer::Found { sale, returned, refunds }) => {
                 Ok(ElsewhereSale::Online { sale, returned, refunds })
             }
@@ -181,9 +195,14 @@ impl Till {
         drawer_override: Option<User>,
         key: String,
     ) -> Result<(Return, bool), TillError> {
-        let request = match self.sale_elsewhere(code).await? {
+        // A retry is answered from the journal: it claims nothing again at HQ.
+        let k = key.clone();
+        let replay = self.journal(move |j| j.key_used(&k)).await?;
+        let claim = (!replay).then(|| ReturnClaim { key: key.clone(), lines: lines.clone() });
+        let claimed = claim.as_ref().is_some_and(|c| c.validate().is_ok());
+        let request = match self.sale_elsewhere(code, claim).await? {
             ElsewhereSale::Online { sale, returned, refunds } => {
-                ReturnRequest::Anywhere { sale, returned, refunds, lines }
+                ReturnRequest::Anywhere { sale, returned, refunds, lines, claimed }
             }
             ElsewhereSale::Offline { proof, .. } => ReturnRequest::Offline { proof, lines },
         };

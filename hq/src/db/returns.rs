@@ -25,6 +25,16 @@ CREATE TABLE over_returns (
 ) STRICT, WITHOUT ROWID;
 ";
 
+/// Schema 12: the return rights HQ holds for tills about to refund lines of a sale
+/// (`kassa_protocol::returns::ReturnClaim`), per claiming store and key, per line.
+pub(super) const SCHEMA_V12: &str = "
+CREATE TABLE return_claims (
+    sale_store INTEGER NOT NULL, sale_seq INTEGER NOT NULL, store INTEGER NOT NULL, key TEXT NOT NULL,
+    line INTEGER NOT NULL, quantity INTEGER NOT NULL, claimed_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (sale_store, sale_seq, store, key, line)
+) STRICT, WITHOUT ROWID;
+";
+
 /// A line returned beyond what was sold, as HQ lists it for a manager.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OverReturn {
@@ -104,7 +114,79 @@ pub(super) fn returned_now(conn: &Connection, ret: &Return, now_ms: i64) -> Resu
         "INSERT OR IGNORE INTO returns_by_sale (sale_store, sale_seq, return_store, return_seq) VALUES (?1, ?2, ?3, ?4)",
     )?
     .execute(params![sale_id.store.0, sale_id.seq as i64, ret.id.store.0, ret.id.seq as i64])?;
+    release_claims(conn, sale_id, ret)?;
     check_over_return(conn, sale_id, now_ms)
+}
+
+/// The return arrived: what the returning store claimed of those lines is released,
+/// oldest claims first.
+fn release_claims(conn: &Connection, sale: SaleId, ret: &Return) -> Result<(), DbError> {
+    for l in &ret.lines {
+        let Some(line) = l.sale_line else { continue };
+        let mut left = l.quantity;
+        let mut st = conn.prepare_cached(
+            "SELECT key, quantity FROM return_claims WHERE sale_store = ?1 AND sale_seq = ?2 AND store = ?3 AND line = ?4
+             ORDER BY claimed_at_ms, key",
+        )?;
+        let claims: Vec<(String, i64)> = st
+            .query_map(params![sale.store.0, sale.seq as i64, ret.id.store.0, line], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        for (key, quantity) in claims {
+            if left <= 0 {
+                break;
+            }
+            let taken = quantity.min(left);
+            left -= taken;
+            let at = params![sale.store.0, sale.seq as i64, ret.id.store.0, key, line];
+            if taken == quantity {
+                conn.prepare_cached(
+                    "DELETE FROM return_claims WHERE sale_store = ?1 AND sale_seq = ?2 AND store = ?3 AND key = ?4 AND line = ?5",
+                )?
+                .execute(at)?;
+            } else {
+                conn.prepare_cached(
+                    "UPDATE return_claims SET quantity = quantity - ?6
+                     WHERE sale_store = ?1 AND sale_seq = ?2 AND store = ?3 AND key = ?4 AND line = ?5",
+                )?
+                .execute(params![sale.store.0, sale.seq as i64, ret.id.store.0, key, line, taken])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What live claims hold of each line of `sale`: (other stores', `store`'s own, not
+/// counting its claim `key`, which a retry replaces).
+fn claimed(
+    conn: &Connection,
+    sale: &Sale,
+    store: kassa_protocol::StoreId,
+    key: Option<&str>,
+    now_ms: i64,
+) -> Result<(Vec<i64>, Vec<i64>), DbError> {
+    let (mut others, mut own) = (vec![0; sale.lines.len()], vec![0; sale.lines.len()]);
+    let mut st = conn.prepare_cached(
+        "SELECT store, key, line, quantity FROM return_claims
+         WHERE sale_store = ?1 AND sale_seq = ?2 AND claimed_at_ms > ?3",
+    )?;
+    let since = now_ms - returns::RETURN_CLAIM_TTL_MS;
+    let rows = st.query_map(params![sale.id.store.0, sale.id.seq as i64, since], |r| {
+        Ok((r.get::<_, u32>(0)?, r.get::<_, String>(1)?, r.get::<_, u32>(2)?, r.get::<_, i64>(3)?))
+    })?;
+    for row in rows {
+        let (by, k, line, quantity) = row?;
+        let slot = if by != store.0 {
+            others.get_mut(line as usize)
+        } else if Some(k.as_str()) != key {
+            own.get_mut(line as usize)
+        } else {
+            None
+        };
+        if let Some(slot) = slot {
+            *slot += quantity;
+        }
+    }
+    Ok((others, own))
 }
 
 /// In the batch's transaction, after a sale was stored: returns of it may have come first
@@ -145,20 +227,75 @@ impl Db {
     /// every store's returns HQ holds took back and refunded.
     pub fn sale_for_return(&self, by: &SaleRef) -> Result<SaleAnswer, DbError> {
         let conn = self.conn();
-        let id = match by {
-            SaleRef::Id(id) => Some(*id),
-            SaleRef::ReceiptNo(no) => conn
-                .prepare_cached("SELECT store, seq FROM sales WHERE receipt_no = ?1 AND kind = 'sale'")?
-                .query_row([no], |r| {
-                    Ok(SaleId { store: kassa_protocol::StoreId(r.get(0)?), seq: r.get::<_, i64>(1)? as u64 })
-                })
-                .optional()?,
-        };
-        let Some(sale) = id.map(|id| sale(&conn, id)).transpose()?.flatten() else { return Ok(SaleAnswer::NotFound) };
+        let Some(sale) = find_sale(&conn, by)? else { return Ok(SaleAnswer::NotFound) };
         let (returned, refunds) = returned(&conn, &sale)?;
         Ok(SaleAnswer::Found { sale: Box::new(sale), returned, refunds })
     }
 
+    /// A till of `store` asks for a sale to return, maybe claiming lines of it (see
+    /// `kassa_protocol::returns::ReturnClaim`), in one transaction: the figures count
+    /// every live claim as returned but this one (a retry's earlier self), and a claim
+    /// that fits within them is held. The till plans with the same figures, so it
+    /// refunds exactly when HQ held the lines, and each return's share of the line's
+    /// money is a segment no other return's overlaps.
+    pub fn sale_for_return_by(
+        &self,
+        lookup: &kassa_protocol::returns::SaleLookup,
+        store: kassa_protocol::StoreId,
+        now_ms: i64,
+    ) -> Result<SaleAnswer, DbError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let Some(sale) = find_sale(&tx, &lookup.sale)? else { return Ok(SaleAnswer::NotFound) };
+        let (mut returned, refunds) = returned(&tx, &sale)?;
+        let key = lookup.claim.as_ref().map(|c| c.key.as_str());
+        let (others, own) = claimed(&tx, &sale, store, key, now_ms)?;
+        let add = |returned: &mut Returned, more: &[i64]| {
+            for (r, m) in returned.iter_mut().zip(more) {
+                r.0 += m;
+            }
+        };
+        add(&mut returned, &others);
+        add(&mut returned, &own);
+        if let Some(claim) = &lookup.claim {
+            let taken: Vec<i64> = returned.iter().map(|r| r.0).collect();
+            if claim.fits(&sale, &taken) {
+                tx.execute(
+                    "DELETE FROM return_claims WHERE sale_store = ?1 AND sale_seq = ?2 AND store = ?3 AND key = ?4",
+                    params![sale.id.store.0, sale.id.seq as i64, store.0, claim.key],
+                )?;
+                for &(line, quantity) in &claim.lines {
+                    tx.execute(
+                        "INSERT INTO return_claims (sale_store, sale_seq, store, key, line, quantity, claimed_at_ms)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                        params![sale.id.store.0, sale.id.seq as i64, store.0, claim.key, line, quantity, now_ms],
+                    )?;
+                }
+            } else {
+                tracing::info!(sale = %sale.id, %store, "a return claim beyond what is left: refused");
+            }
+        }
+        tx.execute("DELETE FROM return_claims WHERE claimed_at_ms <= ?1", [now_ms - returns::RETURN_CLAIM_TTL_MS])?;
+        tx.commit()?;
+        Ok(SaleAnswer::Found { sale: Box::new(sale), returned, refunds })
+    }
+}
+
+/// The sale a receipt names, if HQ holds it.
+fn find_sale(conn: &Connection, by: &SaleRef) -> Result<Option<Sale>, DbError> {
+    let id = match by {
+        SaleRef::Id(id) => Some(*id),
+        SaleRef::ReceiptNo(no) => conn
+            .prepare_cached("SELECT store, seq FROM sales WHERE receipt_no = ?1 AND kind = 'sale'")?
+            .query_row([no], |r| {
+                Ok(SaleId { store: kassa_protocol::StoreId(r.get(0)?), seq: r.get::<_, i64>(1)? as u64 })
+            })
+            .optional()?,
+    };
+    Ok(id.map(|id| sale(conn, id)).transpose()?.flatten())
+}
+
+impl Db {
     /// The lines returned beyond what was sold, newest first.
     pub fn over_returns(&self) -> Result<Vec<OverReturn>, DbError> {
         let conn = self.conn();

@@ -100,7 +100,8 @@ struct StoreDurable {
     /// Orders its till placed to be paid now that it paid or gave up (said once each).
     till_words: BTreeMap<OrderId, bool>,
     /// Its returns of each sale (its own or another store's): outbox sequence, quantity.
-    returns_of: BTreeMap<SaleId, Vec<(u64, i64)>>,
+    /// Whether each was made under a claim HQ held (online).
+    returns_of: BTreeMap<SaleId, Vec<(u64, i64, bool)>>,
     /// The stores' receipt keys it holds, (number, store): a grow-only set, as the
     /// journal's table is; every key up to `keys_upto` is in it.
     keys: crdts::GSet<(u64, u32)>,
@@ -148,6 +149,9 @@ struct HqDurable {
     /// sold.
     sold_sales: BTreeMap<SaleId, Sale>,
     returned: BTreeMap<SaleId, i64>,
+    /// Return rights HQ holds for stores about to refund (sale, store): quantity. A
+    /// store's return, once applied, releases what its store claimed of that sale.
+    claims: BTreeMap<(SaleId, StoreId), i64>,
     over_returned: std::collections::BTreeSet<SaleId>,
 }
 
@@ -409,10 +413,6 @@ struct World {
     /// Sales some store took a return of while it could not reach HQ: the only ones HQ
     /// may ever find returned beyond what was sold.
     offline_returns: std::collections::BTreeSet<SaleId>,
-    /// Sales a store returned online while another store's return of them had not yet
-    /// reached HQ: the documented limit of returns anywhere as built (HQ grants no
-    /// return rights yet), which HQ's list catches.
-    raced_returns: std::collections::BTreeSet<SaleId>,
     faults: Faults,
     stats: Stats,
 }
@@ -435,8 +435,12 @@ struct AppliedDocuments {
 /// lists the sale if its line is now returned beyond what was sold.
 fn hq_returned(hq: &mut HqDurable, ret: &crate::returns::Return) {
     let Some(sale) = ret.kind.sale() else { return };
+    let quantity = ret.lines.iter().map(|l| l.quantity).sum::<i64>();
+    if let Some(claim) = hq.claims.get_mut(&(sale, ret.id.store)) {
+        *claim = (*claim - quantity).max(0);
+    }
     let back = hq.returned.entry(sale).or_default();
-    *back += ret.lines.iter().map(|l| l.quantity).sum::<i64>();
+    *back += quantity;
     let sold = hq.sold_sales.get(&sale).map_or(0, |s| s.lines[0].quantity);
     if *back > sold {
         hq.over_returned.insert(sale);
@@ -592,13 +596,13 @@ impl World {
                 return_limits: 1,
                 sold_sales: BTreeMap::new(),
                 returned: BTreeMap::new(),
+                claims: BTreeMap::new(),
                 over_returned: Default::default(),
             },
             handovers: BTreeMap::new(),
             coupon_uses: BTreeMap::new(),
             next_order: 0,
             offline_returns: Default::default(),
-            raced_returns: Default::default(),
             points_spent: 0,
             lost_counters: false,
             request_id: 0,
@@ -671,10 +675,15 @@ impl World {
         let Some(sale) = sale else { return };
         let mine = s.durable.returns_of.get(&sale.id).map_or(&[][..], Vec::as_slice);
         let known = if online {
-            let unacked: i64 = mine.iter().filter(|(seq, _)| *seq > s.durable.acked).map(|(_, q)| q).sum();
-            self.hq.returned.get(&sale.id).copied().unwrap_or(0) + unacked
+            // HQ's figures count every live claim (return rights, `returns::ReturnClaim`),
+            // and HQ holds the line only if this one fits within them; the till adds its
+            // own returns made without a claim that HQ has not acknowledged.
+            let unclaimed: i64 =
+                mine.iter().filter(|(seq, _, claimed)| *seq > s.durable.acked && !claimed).map(|(_, q, _)| q).sum();
+            let claims: i64 = self.hq.claims.iter().filter(|((id, _), _)| *id == sale.id).map(|(_, q)| q).sum();
+            self.hq.returned.get(&sale.id).copied().unwrap_or(0) + claims + unclaimed
         } else {
-            mine.iter().map(|(_, q)| q).sum()
+            mine.iter().map(|(_, q, _)| q).sum()
         };
         let line = &sale.lines[0];
         let left = line.quantity - known;
@@ -682,6 +691,13 @@ impl World {
             return;
         }
         let quantity = 1 + self.rng.below(left as u64) as i64;
+        if online {
+            // What the till refunds, HQ holds (the production check).
+            let claim = crate::returns::ReturnClaim { key: format!("sim-{}", self.step), lines: vec![(0, quantity)] };
+            let claims: i64 = self.hq.claims.iter().filter(|((id, _), _)| *id == sale.id).map(|(_, q)| q).sum();
+            let taken = self.hq.returned.get(&sale.id).copied().unwrap_or(0) + claims;
+            assert!(claim.fits(&sale, &[taken]), "the till refunds what HQ would not hold");
+        }
         let s = &mut self.stores[i];
         let seq = s.durable.outbox.len() as u64 + 1;
         let c = s.durable.counters.entry((s.id, line.sku.clone(), s.actor)).or_insert((0, 0));
@@ -710,21 +726,15 @@ impl World {
         };
         debug_assert_eq!(ret.validate(), Ok(()));
         s.durable.outbox.push(OutboxEntry { seq, change: Change::Return { ret, counters: vec![counter] } });
-        s.durable.returns_of.entry(sale.id).or_default().push((seq, quantity));
+        s.durable.returns_of.entry(sale.id).or_default().push((seq, quantity, online));
         *self.sold.entry((s.id, line.sku.clone())).or_default() -= quantity;
         if let Some(session) = s.session.as_mut() {
             session.handle_committed(seq);
         }
         if online {
             self.stats.returns_online += 1;
-            let (me, hq) = (self.stores[i].id, &self.hq);
-            let in_flight = self.stores.iter().filter(|o| o.id != me).any(|o| {
-                let applied = hq.progress.get(&o.id).copied().unwrap_or(0);
-                o.durable.returns_of.get(&sale.id).is_some_and(|rs| rs.iter().any(|(seq, _)| *seq > applied))
-            });
-            if in_flight {
-                self.raced_returns.insert(sale.id);
-            }
+            // HQ held the lines for this store in the same transaction as it answered.
+            *self.hq.claims.entry((sale.id, self.stores[i].id)).or_default() += quantity;
         } else {
             self.stats.returns_offline += 1;
             self.offline_returns.insert(sale.id);
@@ -1669,13 +1679,12 @@ impl World {
         self.check_converged();
     }
 
-    /// Online, never more than sold: only a sale some store returned offline, or two
-    /// stores returned while one's return was still on its way to HQ, may be returned
-    /// beyond what was sold.
+    /// Online, never more than sold: only a sale some store returned offline may be
+    /// returned beyond what was sold — two stores returning it online within the sync
+    /// delay cannot, as HQ holds each one's lines (return rights).
     fn check_returns(&self) {
         for id in &self.hq.over_returned {
-            let explained = self.offline_returns.contains(id) || self.raced_returns.contains(id);
-            assert!(explained, "sale {id} returned beyond what was sold, online and one after the other");
+            assert!(self.offline_returns.contains(id), "sale {id} returned beyond what was sold, online only");
         }
     }
 
@@ -1760,7 +1769,7 @@ impl World {
         let mut returned: BTreeMap<SaleId, i64> = BTreeMap::new();
         for s in &self.stores {
             for (sale, rs) in &s.durable.returns_of {
-                *returned.entry(*sale).or_default() += rs.iter().map(|(_, q)| q).sum::<i64>();
+                *returned.entry(*sale).or_default() += rs.iter().map(|(_, q, _)| q).sum::<i64>();
             }
         }
         let over: std::collections::BTreeSet<SaleId> = returned

@@ -402,6 +402,7 @@ fn a_sale_lookup_goes_only_where_it_is_spoken_and_a_bad_answer_is_refused() {
     let lookup = |request_id| crate::returns::SaleLookup {
         request_id,
         sale: crate::returns::SaleRef::Id(crate::SaleId { store: StoreId(2), seq: 9 }),
+        claim: None,
     };
     let mut old = connected(4, 0);
     assert!(!old.store.find_sale(lookup(1)), "protocol 4 carries no lookups");
@@ -431,4 +432,13 @@ fn a_sale_lookup_goes_only_where_it_is_spoken_and_a_bad_answer_is_refused() {
     p.hq.answer_sale(4, bad);
     assert!(matches!(p.deliver_to_store(Instant::now()), Err(SyncError::Malformed(_))));
     assert_eq!(p.store.poll_event(), None);
+    // A claim naming a line twice, or with no key, is refused at HQ.
+    for claim in [
+        crate::returns::ReturnClaim { key: "k".into(), lines: vec![(0, 1), (0, 1)] },
+        crate::returns::ReturnClaim { key: String::new(), lines: vec![(0, 1)] },
+    ] {
+        let mut p = connected(5, 0);
+        assert!(p.store.find_sale(crate::returns::SaleLookup { claim: Some(claim), ..lookup(5) }));
+        assert!(matches!(p.deliver_to_hq(), Err(SyncError::Malformed(_))));
+    }
 }
