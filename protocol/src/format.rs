@@ -1227,6 +1227,7 @@ pub mod v3 {
     pub enum SaleRef {
         Id(SaleId),
         ReceiptNo(String),
+        Order(u64),
     }
 
     /// HQ's answer: the sale, what was returned of each line, what those returns refunded.
@@ -1241,6 +1242,7 @@ pub mod v3 {
             let sale = match &l.sale {
                 crate::returns::SaleRef::Id(id) => SaleRef::Id(*id),
                 crate::returns::SaleRef::ReceiptNo(no) => SaleRef::ReceiptNo(no.clone()),
+                crate::returns::SaleRef::Order(id) => SaleRef::Order(id.0),
             };
             let claim = l.claim.as_ref().map(|c| (c.key.clone(), c.lines.clone()));
             SaleLookup { request_id: l.request_id, sale, claim }
@@ -1252,6 +1254,7 @@ pub mod v3 {
             let sale = match l.sale {
                 SaleRef::Id(id) => crate::returns::SaleRef::Id(id),
                 SaleRef::ReceiptNo(no) => crate::returns::SaleRef::ReceiptNo(no),
+                SaleRef::Order(id) => crate::returns::SaleRef::Order(crate::orders::OrderId(id)),
             };
             let claim = l.claim.map(|(key, lines)| crate::returns::ReturnClaim { key, lines });
             crate::returns::SaleLookup { request_id: l.request_id, sale, claim }

@@ -140,20 +140,24 @@ impl ReturnClaim {
     }
 }
 
-/// How a receipt names its sale: by id (the receipt's QR code) or by its printed number.
+/// How a receipt names its sale: by id (the receipt's QR code) or by its printed number;
+/// or an order for pickup by its number, for the sale its handover made (an order paid
+/// at pickup: the online shop's and the endless aisle's).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SaleRef {
     Id(SaleId),
     /// `SSSS-TT-NNNNNN`.
     ReceiptNo(String),
+    Order(crate::orders::OrderId),
 }
 
 impl SaleRef {
-    /// The store that made the sale.
+    /// The store that made the sale (`None`: only HQ knows, for an order).
     pub fn store(&self) -> Option<crate::StoreId> {
         match self {
             SaleRef::Id(id) => Some(id.store),
             SaleRef::ReceiptNo(no) => crate::sale::parse_receipt_no(no).map(|(store, _, _)| store),
+            SaleRef::Order(_) => None,
         }
     }
 }

@@ -170,12 +170,19 @@ pub fn parse_receipt_no(code: &str) -> Option<(crate::StoreId, u16, u64)> {
 
 /// What a code the cashier scans or types says of a sale: the receipt's QR code
 /// (`KASSA:<store>:<seq>`, signed or not, see [`crate::receipt_proof`]) or its printed
-/// number. `None` for anything else.
+/// number; or an order's pickup code or number (`Z10452`, `1045`), for the sale its
+/// handover made. `None` for anything else.
 pub fn sale_ref(code: &str) -> Option<crate::returns::SaleRef> {
     let code = code.trim();
     if code.starts_with("KASSA:") {
         let c = crate::receipt_proof::parse_code(code)?.ok()?;
         return Some(crate::returns::SaleRef::Id(c.sale));
+    }
+    if let Some(order) = crate::orders::parse_pickup_code(code) {
+        return Some(crate::returns::SaleRef::Order(order));
+    }
+    if (1..=12).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_digit()) {
+        return code.parse().ok().filter(|n| *n > 0).map(|n| crate::returns::SaleRef::Order(crate::orders::OrderId(n)));
     }
     parse_receipt_no(code).map(|_| crate::returns::SaleRef::ReceiptNo(code.to_owned()))
 }

@@ -210,6 +210,28 @@ async fn an_online_order_is_reserved_readied_and_collected_offline_exactly_once(
     assert_eq!(store_stock(&api1, &b).await, (4, 0, 4), "the refused line released, not sold");
     let done2 = wait_hq_state(&shop, id2, "collected").await;
     assert_eq!((done2["taken"].clone(), done2["sale_seq"].as_u64()), (json!([1, 0]), Some(sale_seq)));
+    // Return anywhere: the online order comes back at store 2 by its number (HQ knows
+    // the sale its handover made), refunded the way it was paid.
+    let api2 = AgentApi::login(&two.agent, "kassir", "1111").await;
+    let found = eventually(WAIT, "store 2 to find order 2 by its number", || async {
+        let (status, found) = api2.get(&format!("/api/sales/lookup?code={id2}")).await;
+        (status == 200).then_some(found)
+    })
+    .await;
+    assert_eq!((found["elsewhere"].as_bool(), found["returnable"].clone()), (Some(true), json!([1])), "{found}");
+    assert_eq!(found["sale"]["id"]["seq"].as_u64(), Some(sale_seq), "{found}");
+    // Change for the drawer: the refund is in cash, as the order was paid.
+    let float = json!({ "amount_kopecks": 500_000, "reason": "размен", "idempotency_key": "float-2" });
+    let (status, moved) = api2.post("/api/shift/cash", float).await;
+    assert_eq!(status, 200, "{moved}");
+    let back =
+        json!({ "code": id2.to_string(), "lines": [{ "line": 0, "quantity": 1 }], "idempotency_key": "ret-order-2" });
+    let (status, ret) = api2.post("/api/returns", back).await;
+    assert_eq!(status, 200, "{ret}");
+    assert_eq!(ret["return"]["refunds"], json!([{ "kind": "cash", "amount_kopecks": price_a }]), "{ret}");
+    // A prepaid order was paid to the shop: no store's sale to return by its number.
+    let (status, none) = api2.get(&format!("/api/sales/lookup?code={code}")).await;
+    assert_eq!((status, none["error"].as_str()), (404, Some("no_such_sale")), "{none}");
 
     // --- An order that nobody collects expires at the store's clock. ---
     let place =

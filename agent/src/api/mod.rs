@@ -859,9 +859,10 @@ async fn lookup(State(s): State<AppState>, _c: Cashier, Query(q): Query<LookupQu
     }
 }
 
-/// The sale `code` names when it is another store's (its receipt's QR code or number).
+/// The sale `code` names when it is another store's (its receipt's QR code or number), or
+/// an order's (HQ knows which sale its handover made, at whichever store).
 fn elsewhere(s: &AppState, code: &str) -> Option<kassa_protocol::returns::SaleRef> {
-    kassa_protocol::sale::sale_ref(code).filter(|by| by.store().is_some_and(|st| st != s.journal.store()))
+    kassa_protocol::sale::sale_ref(code).filter(|by| by.store().is_none_or(|st| st != s.journal.store()))
 }
 
 /// No sale by that sequence, receipt number or receipt code.

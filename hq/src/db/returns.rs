@@ -291,6 +291,14 @@ fn find_sale(conn: &Connection, by: &SaleRef) -> Result<Option<Sale>, DbError> {
                 Ok(SaleId { store: kassa_protocol::StoreId(r.get(0)?), seq: r.get::<_, i64>(1)? as u64 })
             })
             .optional()?,
+        // The sale an order's handover made at its store (paid at pickup; a prepaid order
+        // was paid to the shop and has none).
+        SaleRef::Order(order) => conn
+            .prepare_cached("SELECT store, sale_seq FROM orders WHERE id = ?1 AND sale_seq IS NOT NULL")?
+            .query_row([order.0 as i64], |r| {
+                Ok(SaleId { store: kassa_protocol::StoreId(r.get(0)?), seq: r.get::<_, i64>(1)? as u64 })
+            })
+            .optional()?,
     };
     Ok(id.map(|id| sale(conn, id)).transpose()?.flatten())
 }
