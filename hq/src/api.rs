@@ -182,6 +182,7 @@ routes! {
     GET "/api/loyalty/rules" Needs(LoyaltyRead) => rules;
     PUT "/api/loyalty/rules" Needs(LoyaltyWrite) => publish_rules;
     GET "/api/loyalty/{card}" Needs(CustomersRead) => loyalty;
+    GET "/api/customers/{card}/history" Needs(CustomersRead) => customer_history;
     GET "/api/promotions" Needs(PromotionsRead) => promotions;
     PUT "/api/promotions" Needs(PromotionsWrite) => publish_promotions;
     POST "/api/price" Needs(PromotionsRead) => price;
@@ -600,6 +601,18 @@ async fn publish_rules(
     // Connected stores pick the rules up with the catalog notification.
     s.catalog.send_modify(|_| {});
     Ok(Json(json!({ "version": version })))
+}
+
+/// A customer's history in every channel: purchases and returns with the card at any
+/// store, orders placed with the customer's phone online or at any till, newest first.
+async fn customer_history(State(s): AppState, Checked(Path(card)): Checked<Path<String>>) -> Result<serde_json::Value> {
+    let card = kassa_protocol::loyalty::CustomerId::parse(&card)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_card", format!("`{card}`: {e}")))?;
+    let c2 = card.clone();
+    let Some(history) = blocking(&s.db, move |db| db.customer_history(&c2)).await? else {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "no_such_customer", format!("no customer {card}")));
+    };
+    Ok(Json(serde_json::to_value(history).unwrap_or_default()))
 }
 
 /// A customer's balance, the rights each store holds, and earned/spent per store.

@@ -10,6 +10,7 @@
 //! (`hq.sqlite.v{old}.bak`).
 
 mod access;
+mod customers;
 mod orders;
 mod return_terms;
 mod returns;
@@ -20,6 +21,7 @@ pub use access::{
     AddOperator, AuditEntry, NewAudit, Operator, OperatorChange, Token, AUDIT_PAGE_ENTRIES_MAX, AUDIT_ROWS_MAX,
     AUDIT_SUMMARY_BYTES_MAX,
 };
+pub use customers::{CustomerHistory, HISTORY_ENTRIES_MAX};
 pub use orders::{
     Availability, CancelOutcome, OrderFeedEntry, OrderRow, PlaceRefusal, TillPaymentRow, ORDERS_PAGE_MAX,
 };
@@ -198,7 +200,7 @@ CREATE TABLE IF NOT EXISTS parked (
 /// The database's schema version, kept in `PRAGMA user_version`. Version 1 is [`SCHEMA`]
 /// as first released (`user_version` 0 in files of that release); each later version
 /// is one step of [`MIGRATIONS`].
-pub const SCHEMA_VERSION: u32 = 12;
+pub const SCHEMA_VERSION: u32 = 13;
 
 /// Steps from version `n - 1` to `n`, run at start in one transaction after a copy of
 /// the file is kept beside it (`hq.sqlite.v{old}.bak`).
@@ -279,6 +281,12 @@ const MIGRATIONS: &[(u32, &str)] = &[
         // (`returns`), so that two stores cannot both refund the same goods.
         returns::SCHEMA_V12,
     ),
+    (
+        13,
+        // One customer in every channel: the sales and returns made with each card, the
+        // phone of each order (`customers`). Its own step fills both from what is held.
+        customers::SCHEMA_V13,
+    ),
 ];
 
 /// The schema version of the file `conn` has open: 0 for a new (empty) file.
@@ -310,6 +318,9 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), DbError> {
             conn.execute_batch(sql)?;
             if *to == 10 && tables > 0 {
                 returns::backfill(conn)?;
+            }
+            if *to == 13 && tables > 0 {
+                customers::backfill(conn)?;
             }
             conn.pragma_update(None, "user_version", to)?;
         }
@@ -1076,6 +1087,7 @@ fn apply_entry<'e>(tx: &Transaction<'_>, e: &'e OutboxEntry, now_ms: i64) -> Res
             e => ApplyError::Invalid(e.to_string()),
         })?;
         record_lines(tx, e, id, &lines)?;
+        customers::recorded(tx, &e.change)?;
     }
     Ok(counters.as_slice())
 }

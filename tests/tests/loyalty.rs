@@ -174,3 +174,61 @@ async fn two_offline_stores_cannot_spend_one_balance_twice() {
     }
     hq.wait().await;
 }
+
+/// One customer in every channel: purchases with the card at two stores and an order
+/// placed online with the customer's phone all show in HQ's history of the card, newest
+/// first; a card HQ does not know is not found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customers_history_spans_every_store_and_channel() {
+    init_logging();
+    let dir = tempfile::tempdir().unwrap();
+    let cancel = CancellationToken::new();
+    let hq = kassa_tests::start_hq(dir.path(), Duration::from_millis(300), cancel.clone()).await;
+    let mut stores = Vec::new();
+    for id in 1..=2u32 {
+        let store = kassa_tests::start_relayed_store(&hq, dir.path(), id, cancel.clone()).await;
+        let mut st = store.agent.status.subscribe();
+        tokio::time::timeout(Duration::from_secs(15), st.wait_for(|x| x.hq.online && x.hq.catalog_version > 0))
+            .await
+            .unwrap()
+            .unwrap();
+        stores.push(store);
+    }
+    let (a, b) = (&stores[0], &stores[1]);
+    a.agent.till.new_customer("+7 (912) 345-67-89".into(), Some("Мария".into())).await.unwrap();
+    let card = customer_of(&a.agent.till.basket_event().await).card.clone();
+    a.agent.till.add_sku(Sku(MILK.into()), 2, "h-add-1").await.unwrap();
+    a.agent.till.pay(&a.cashier, vec![cash(21_380)], None, "h-pay-1".into()).await.unwrap();
+    b.agent.till.scan(kassa_hardware::barcode::card_code(&card).as_bytes()).await.unwrap();
+    b.agent.till.add_sku(Sku(MILK.into()), 1, "h-add-2").await.unwrap();
+    b.agent.till.pay(&b.cashier, vec![cash(10_690)], None, "h-pay-2".into()).await.unwrap();
+    let api = kassa_tests::HqApi::admin(&hq).await;
+    hq.shared.db.deliver(kassa_protocol::StoreId(2), &[(Sku(MILK.into()), 10)]).unwrap();
+    let order = serde_json::json!({
+        "store": 2, "payment": "at_pickup", "phone": "8 912 345 67 89",
+        "lines": [{ "sku": MILK, "quantity": 1 }], "idempotency_key": "h-order",
+    });
+    let (status, placed) = api.send(reqwest::Method::POST, "/api/orders", Some(&order)).await;
+    assert_eq!(status, 200, "{placed}");
+
+    let history = eventually(Duration::from_secs(15), "HQ to hold both purchases", || {
+        let (api, path) = (api.clone(), format!("/api/customers/{card}/history"));
+        async move {
+            let (_, v) = api.get(&path).await;
+            (v["purchases"].as_array().map_or(0, Vec::len) == 2).then_some(v)
+        }
+    })
+    .await;
+    let stores_of = |v: &serde_json::Value| -> Vec<u64> {
+        v.as_array().unwrap().iter().map(|p| p["store"].as_u64().unwrap()).collect()
+    };
+    assert_eq!(stores_of(&history["purchases"]), vec![2, 1], "newest first: {history}");
+    assert_eq!(history["purchases"][1]["total_kopecks"], 21_380, "{history}");
+    assert_eq!(history["orders"].as_array().unwrap().len(), 1, "{history}");
+    assert_eq!(history["orders"][0]["channel"], "online", "{history}");
+    assert_eq!(history["orders"][0]["id"], placed["id"], "{history}");
+    assert_eq!(history["name"], "Мария");
+    let (status, missing) = api.get("/api/customers/0000100000000099/history").await;
+    assert_eq!((status, missing["error"].as_str()), (404, Some("no_such_customer")), "{missing}");
+    cancel.cancel();
+}

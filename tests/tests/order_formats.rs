@@ -164,4 +164,12 @@ fn hqs_orders_of_this_format_are_read_back_whole() {
     assert_eq!(feed, vec![(1, "new"), (2, "new"), (1, "accepted"), (1, "ready")]);
     let (offer, cancels) = db.orders_to_offer(STORE, 0).unwrap();
     assert_eq!((offer.iter().map(|o| o.id.0).collect::<Vec<_>>(), cancels.len()), (vec![2], 0));
+    // Schema 13's step found each order's phone: a customer with that phone has both
+    // orders in their history.
+    let card = kassa_protocol::loyalty::CustomerId::parse("00001000000042").unwrap();
+    let customer = kassa_protocol::loyalty::Customer::new(card.clone(), "+7 900 123-45-67", None).unwrap();
+    let entry = OutboxEntry { seq: 3, change: Change::Loyalty { customer: Some(customer), entries: vec![] } };
+    db.apply(ActorId { store: STORE, epoch: 1 }, &[entry], 3, 3, T0 + 5).unwrap();
+    let history = db.customer_history(&card).unwrap().expect("the customer");
+    assert_eq!(history.orders.iter().map(|o| o.id).collect::<Vec<_>>(), vec![2, 1], "{history:?}");
 }

@@ -211,6 +211,11 @@ async fn the_previous_releases_data_directory_upgrades() {
     let at_hq = get(&client, format!("{hq}/api/loyalty/{card}"), Some(&stack.hq_token)).await;
     assert_eq!(at_hq["balance"], customer["hq_balance"]);
     assert_eq!((&at_hq["earned"], &at_hq["spent"]), (&customer["hq_earned"], &customer["hq_spent"]));
+    // Their history at HQ: the old sales made with the card, found by schema 13's step.
+    let history = get(&client, format!("{hq}/api/customers/{card}/history"), Some(&stack.hq_token)).await;
+    let receipts: Vec<&str> =
+        history["purchases"].as_array().unwrap().iter().map(|p| p["receipt_no"].as_str().unwrap()).collect();
+    assert_eq!(receipts, ["0001-01-000009", "0001-01-000008"], "{history}");
 
     // The basket left open by the old release is not restored (its encoding had no
     // basket id; see `journal::open_basket`), but the copy of its file keeps it.

@@ -149,7 +149,7 @@ fn event(tx: &Connection, id: OrderId, s: OrderState, source: &str, now_ms: i64)
     Ok(())
 }
 
-fn row(conn: &Connection, id: OrderId) -> Result<Option<OrderRow>, DbError> {
+pub(super) fn row(conn: &Connection, id: OrderId) -> Result<Option<OrderRow>, DbError> {
     type Raw = (Vec<u8>, u32, i64, Option<i64>, Option<i64>, Option<String>, Option<i64>, i64);
     let mut payment = None;
     let raw: Option<Raw> = conn
@@ -336,8 +336,8 @@ impl Db {
         };
         tx.execute(
             "INSERT INTO orders (id, store, body, format, rank, created_at_ms, updated_at_ms, request_key,
-                                 awaiting_payment_from)
-             VALUES (?1, ?2, ?3, 3, ?4, ?5, ?5, ?6, ?7)",
+                                 awaiting_payment_from, phone)
+             VALUES (?1, ?2, ?3, 3, ?4, ?5, ?5, ?6, ?7, ?8)",
             params![
                 id,
                 order.store.0,
@@ -345,7 +345,8 @@ impl Db {
                 OrderState::New.rank(),
                 now_ms,
                 request_key,
-                awaiting
+                awaiting,
+                order.phone.as_ref().map(|p| p.digits())
             ],
         )?;
         for (i, l) in order.lines.iter().enumerate() {

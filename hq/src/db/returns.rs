@@ -50,7 +50,7 @@ pub struct OverReturn {
     pub detected_at_ms: i64,
 }
 
-fn decode_sale(body: &[u8], f: Option<u32>) -> Result<Sale, DbError> {
+pub(super) fn decode_sale(body: &[u8], f: Option<u32>) -> Result<Sale, DbError> {
     let sale = match f.unwrap_or(1) {
         1 => format::decode::<v1::Sale>(body, "sale").map(Into::into),
         _ => format::decode::<v2::Sale>(body, "sale").map(Into::into),
@@ -58,7 +58,7 @@ fn decode_sale(body: &[u8], f: Option<u32>) -> Result<Sale, DbError> {
     sale.map_err(|e| DbError::Corrupt(e.to_string()))
 }
 
-fn decode_return(body: &[u8]) -> Result<Return, DbError> {
+pub(super) fn decode_return(body: &[u8]) -> Result<Return, DbError> {
     format::decode::<v1::Return>(body, "return").map(Into::into).map_err(|e| DbError::Corrupt(e.to_string()))
 }
 
