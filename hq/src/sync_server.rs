@@ -283,7 +283,11 @@ async fn serve(incoming: quinn::Incoming, shared: Shared, cancel: CancellationTo
         return Err(ConnError::NoProtocol);
     };
     let span = tracing::info_span!("store", %store, protocol, remote = %conn.remote_address());
-    record_store_key(&conn, store, &shared).instrument(span.clone()).await?;
+    // A key not recorded now is recorded at the store's next connection: the store
+    // syncs either way.
+    if let Err(e) = record_store_key(&conn, store, &shared).instrument(span.clone()).await {
+        tracing::warn!(%store, error = %e, "could not record the store's receipt key");
+    }
     session(conn, store, protocol, shared, cancel).instrument(span).await
 }
 
