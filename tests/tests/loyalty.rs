@@ -31,15 +31,15 @@ fn customer_of(ev: &TillEvent) -> &kassa_agent::till::CustomerView {
 
 const MILK: &str = "100001"; // 106,90 ₽, "Молочные продукты": earns points
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_offline_stores_cannot_spend_one_balance_twice() {
-    init_logging();
-    let dir = tempfile::tempdir().unwrap();
-    let cancel = CancellationToken::new();
-    let hq = kassa_tests::start_hq(dir.path(), kassa_hq::sync_server::NEARBY_INTERVAL, cancel.clone()).await;
+/// Stores 1 and 2 behind cuttable relays, each online with HQ's catalog.
+async fn two_stores_online(
+    hq: &kassa_hq::RunningHq,
+    dir: &std::path::Path,
+    cancel: &CancellationToken,
+) -> Vec<kassa_tests::RelayedStore> {
     let mut stores = Vec::new();
     for id in 1..=2u32 {
-        let store = kassa_tests::start_relayed_store(&hq, dir.path(), id, cancel.clone()).await;
+        let store = kassa_tests::start_relayed_store(hq, dir, id, cancel.clone()).await;
         let mut st = store.agent.status.subscribe();
         tokio::time::timeout(Duration::from_secs(15), st.wait_for(|x| x.hq.online && x.hq.catalog_version > 0))
             .await
@@ -47,6 +47,16 @@ async fn two_offline_stores_cannot_spend_one_balance_twice() {
             .unwrap();
         stores.push(store);
     }
+    stores
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_offline_stores_cannot_spend_one_balance_twice() {
+    init_logging();
+    let dir = tempfile::tempdir().unwrap();
+    let cancel = CancellationToken::new();
+    let hq = kassa_tests::start_hq(dir.path(), kassa_hq::sync_server::NEARBY_INTERVAL, cancel.clone()).await;
+    let stores = two_stores_online(&hq, dir.path(), &cancel).await;
     let (a, b) = (&stores[0], &stores[1]);
 
     // Store 1 issues a card; a typo is "no such customer", never a new one.
@@ -184,16 +194,7 @@ async fn a_customers_history_spans_every_store_and_channel() {
     let dir = tempfile::tempdir().unwrap();
     let cancel = CancellationToken::new();
     let hq = kassa_tests::start_hq(dir.path(), Duration::from_millis(300), cancel.clone()).await;
-    let mut stores = Vec::new();
-    for id in 1..=2u32 {
-        let store = kassa_tests::start_relayed_store(&hq, dir.path(), id, cancel.clone()).await;
-        let mut st = store.agent.status.subscribe();
-        tokio::time::timeout(Duration::from_secs(15), st.wait_for(|x| x.hq.online && x.hq.catalog_version > 0))
-            .await
-            .unwrap()
-            .unwrap();
-        stores.push(store);
-    }
+    let stores = two_stores_online(&hq, dir.path(), &cancel).await;
     let (a, b) = (&stores[0], &stores[1]);
     a.agent.till.new_customer("+7 (912) 345-67-89".into(), Some("Мария".into())).await.unwrap();
     let card = customer_of(&a.agent.till.basket_event().await).card.clone();

@@ -34,6 +34,36 @@ async fn sell_by_card(api: &AgentApi, sku: &str, quantity: i64, key: &str) -> Va
     paid["sale"].clone()
 }
 
+/// HQ and stores 1 and 2 behind cuttable relays, both online, a cashier logged in at
+/// each; `item` is a piece item of the catalog.
+struct Chain {
+    dir: tempfile::TempDir,
+    cancel: CancellationToken,
+    hq: kassa_hq::RunningHq,
+    item: kassa_protocol::catalog::CatalogItem,
+    one: kassa_tests::RelayedStore,
+    two: kassa_tests::RelayedStore,
+    api1: AgentApi,
+    api2: AgentApi,
+}
+
+async fn chain() -> Chain {
+    init_logging();
+    let dir = tempfile::tempdir().unwrap();
+    let cancel = CancellationToken::new();
+    let hq = kassa_tests::start_hq(dir.path(), Duration::from_millis(300), cancel.clone()).await;
+    let item = hq.shared.db.catalog().unwrap().into_iter().find(|i| i.unit == Unit::Piece).unwrap();
+    let one = kassa_tests::start_relayed_store(&hq, dir.path(), 1, cancel.clone()).await;
+    let two = kassa_tests::start_relayed_store(&hq, dir.path(), 2, cancel.clone()).await;
+    let api1 = AgentApi::login(&one.agent, "kassir", "1111").await;
+    let api2 = AgentApi::login(&two.agent, "kassir", "1111").await;
+    eventually(WAIT, "both stores online", || async {
+        (one.agent.status.borrow().hq.online && two.agent.status.borrow().hq.online).then_some(())
+    })
+    .await;
+    Chain { dir, cancel, hq, item, one, two, api1, api2 }
+}
+
 async fn hq_has(hq: &kassa_hq::RunningHq, receipt: &str) {
     let by = SaleRef::ReceiptNo(receipt.to_owned());
     eventually(WAIT, &format!("HQ to hold sale {receipt}"), || async {
@@ -51,19 +81,7 @@ fn returned_at_hq(hq: &kassa_hq::RunningHq, receipt: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sale_is_returned_at_another_store_within_what_is_left() {
-    init_logging();
-    let dir = tempfile::tempdir().unwrap();
-    let cancel = CancellationToken::new();
-    let hq = kassa_tests::start_hq(dir.path(), Duration::from_millis(300), cancel.clone()).await;
-    let item = hq.shared.db.catalog().unwrap().into_iter().find(|i| i.unit == Unit::Piece).unwrap();
-    let one = kassa_tests::start_relayed_store(&hq, dir.path(), 1, cancel.clone()).await;
-    let two = kassa_tests::start_relayed_store(&hq, dir.path(), 2, cancel.clone()).await;
-    let api1 = AgentApi::login(&one.agent, "kassir", "1111").await;
-    let api2 = AgentApi::login(&two.agent, "kassir", "1111").await;
-    eventually(WAIT, "both stores online", || async {
-        (one.agent.status.borrow().hq.online && two.agent.status.borrow().hq.online).then_some(())
-    })
-    .await;
+    let Chain { dir: _dir, cancel, hq, item, one, two, api1, api2 } = chain().await;
 
     let sale = sell_by_card(&api1, &item.sku.0, 3, "sale-1").await;
     let receipt = sale["receipt_no"].as_str().unwrap().to_owned();
@@ -164,11 +182,7 @@ fn altered(code: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_receipt_is_returned_offline_within_hqs_limits_and_a_forged_one_is_refused() {
-    init_logging();
-    let dir = tempfile::tempdir().unwrap();
-    let cancel = CancellationToken::new();
-    let hq = kassa_tests::start_hq(dir.path(), Duration::from_millis(300), cancel.clone()).await;
-    let item = hq.shared.db.catalog().unwrap().into_iter().find(|i| i.unit == Unit::Piece).unwrap();
+    let Chain { dir, cancel, hq, item, one, two, api1, api2 } = chain().await;
     let price = item.price.0;
     // HQ's limits: two pieces a receipt, three a shift.
     let limits = json!({ "per_receipt_kopecks": 2 * price, "per_shift_kopecks": 3 * price });
@@ -179,10 +193,6 @@ async fn a_signed_receipt_is_returned_offline_within_hqs_limits_and_a_forged_one
     let (status, refused) =
         kassa_tests::HqApi::admin(&hq).await.send(reqwest::Method::PUT, "/api/returns/limits", Some(&bad)).await;
     assert_eq!((status, refused["error"].as_str()), (422, Some("return_limits")), "{refused}");
-    let one = kassa_tests::start_relayed_store(&hq, dir.path(), 1, cancel.clone()).await;
-    let two = kassa_tests::start_relayed_store(&hq, dir.path(), 2, cancel.clone()).await;
-    let api1 = AgentApi::login(&one.agent, "kassir", "1111").await;
-    let api2 = AgentApi::login(&two.agent, "kassir", "1111").await;
     // Store 2 learns store 1's key (HQ recorded it from store 1's certificate) and HQ's
     // limits, over sync.
     eventually(WAIT, "store 2 to hold store 1's key and HQ's limits", || async {
@@ -290,19 +300,7 @@ fn urlencode(s: &str) -> String {
 /// store 2's return then goes through, and nothing was returned twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_stores_online_cannot_both_refund_the_same_goods() {
-    init_logging();
-    let dir = tempfile::tempdir().unwrap();
-    let cancel = CancellationToken::new();
-    let hq = kassa_tests::start_hq(dir.path(), Duration::from_millis(300), cancel.clone()).await;
-    let item = hq.shared.db.catalog().unwrap().into_iter().find(|i| i.unit == Unit::Piece).unwrap();
-    let one = kassa_tests::start_relayed_store(&hq, dir.path(), 1, cancel.clone()).await;
-    let two = kassa_tests::start_relayed_store(&hq, dir.path(), 2, cancel.clone()).await;
-    let api1 = AgentApi::login(&one.agent, "kassir", "1111").await;
-    let api2 = AgentApi::login(&two.agent, "kassir", "1111").await;
-    eventually(WAIT, "both stores online", || async {
-        (one.agent.status.borrow().hq.online && two.agent.status.borrow().hq.online).then_some(())
-    })
-    .await;
+    let Chain { dir: _dir, cancel, hq, item, one: _one, two, api1, api2 } = chain().await;
     let sale = sell_by_card(&api1, &item.sku.0, 3, "sale-1").await;
     let receipt = sale["receipt_no"].as_str().unwrap().to_owned();
     hq_has(&hq, &receipt).await;
