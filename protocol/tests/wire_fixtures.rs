@@ -355,6 +355,9 @@ fn store_messages(version: u32) -> Vec<(&'static str, StoreMessage)> {
         let claim = Some(ReturnClaim { key: "ret-0001-7".into(), lines: vec![(0, 1), (2, 1_500)] });
         let lookup = SaleLookup { request_id: 21, sale: SaleRef::ReceiptNo("0002-01-000913".into()), claim };
         messages.push(("store-find-sale", StoreMessage::FindSale(lookup)));
+        // An order's sale, by the order's number, looked up without a claim.
+        let by_order = SaleLookup { request_id: 22, sale: SaleRef::Order(OrderId(1_045)), claim: None };
+        messages.push(("store-find-order-sale", StoreMessage::FindSale(by_order)));
     }
     messages
 }
@@ -567,6 +570,7 @@ fn store_variant(m: &StoreMessage) -> &'static str {
         StoreMessage::Digest { .. } => "store-digest",
         StoreMessage::Counters { .. } => "store-counters",
         StoreMessage::PlaceOrder(_) => "store-place-order",
+        StoreMessage::FindSale(SaleLookup { sale: SaleRef::Order(_), .. }) => "store-find-order-sale",
         StoreMessage::FindSale(_) => "store-find-sale",
     }
 }
@@ -603,7 +607,7 @@ fn hq_variant(m: &HqMessage) -> &'static str {
 /// The store's messages in protocol `version`.
 fn all_store_variants(version: u32) -> usize {
     if version >= 5 {
-        7
+        8
     } else {
         5
     }
