@@ -7,7 +7,8 @@
 //! an online till, or an older one, looks it up as before), then the proof in RFC 9285
 //! Base45 (QR's alphanumeric alphabet: a QR holds it about a third smaller than Base64
 //! would), then a `.` that ends the code (Base45's alphabet has a space, and codes are
-//! trimmed). A sale of more than [`PROOF_LINES_MAX`] lines gets the plain
+//! trimmed; `.` is a Base45 character too, so a code cut just after one reads as
+//! complete — its signature then fails: a cut code never verifies). A sale of more than [`PROOF_LINES_MAX`] lines gets the plain
 //! `KASSA:<store>:<seq>` code: online it is returned as before; offline elsewhere, not.
 //!
 //! # The proof
