@@ -887,9 +887,24 @@ impl Db {
     /// [`Db::publish_rules`] with its audit entry (the version is added to its summary),
     /// in one transaction.
     pub fn publish_rules_audited(&self, rules: &LoyaltyRules, audit: Option<&NewAudit>) -> Result<u64, DbError> {
+        let json = serde_json::to_string(rules).map_err(|e| DbError::Corrupt(e.to_string()))?;
+        self.publish_setting("loyalty_rules", "rules_version", 0, json, audit)
+    }
+
+    /// Stores `json` as setting `key` under the next version kept in meta `version_key`
+    /// (at least `floor` + 1), with its audit entry (the version added to its summary),
+    /// in one transaction; returns the version.
+    fn publish_setting(
+        &self,
+        key: &str,
+        version_key: &str,
+        floor: u64,
+        json: String,
+        audit: Option<&NewAudit>,
+    ) -> Result<u64, DbError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let version = meta(&tx, "rules_version")? + 1;
+        let version = meta(&tx, version_key)?.max(floor) + 1;
         if let Some(a) = audit {
             let mut a = a.clone();
             if let Some(s) = a.summary.as_object_mut() {
@@ -897,12 +912,11 @@ impl Db {
             }
             access::audit_in(&tx, &a)?;
         }
-        let json = serde_json::to_string(rules).map_err(|e| DbError::Corrupt(e.to_string()))?;
         tx.execute(
-            "INSERT INTO settings (key, value) VALUES ('loyalty_rules', ?1) ON CONFLICT DO UPDATE SET value = excluded.value",
-            [json],
+            "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT DO UPDATE SET value = excluded.value",
+            [key, &json],
         )?;
-        set_meta(&tx, "rules_version", version)?;
+        set_meta(&tx, version_key, version)?;
         tx.commit()?;
         Ok(version)
     }

@@ -173,6 +173,11 @@ pub enum SaleAnswer {
     NotFound,
 }
 
+/// What is left to return of each line of `sale` after `returned`.
+pub fn left_to_return(sale: &Sale, returned: &Returned) -> Vec<i64> {
+    sale.lines.iter().enumerate().map(|(i, l)| l.quantity - returned.get(i).map_or(0, |r| r.0)).collect()
+}
+
 /// Adds `ret`'s lines and refunds to what was already returned of `sale`: the one
 /// accumulation the journal (its own returns) and HQ (every store's) both use.
 pub fn add_returned(sale: &Sale, returned: &mut Returned, refunds: &mut Vec<Tender>, ret: &Return) {
@@ -227,12 +232,19 @@ impl ReturnLimits {
         Ok(())
     }
 
+    /// What is left to refund offline for another store's receipt, and in the shift,
+    /// after `receipt_so_far` refunded offline here for it and `shift_so_far` in the
+    /// shift.
+    pub fn left(&self, receipt_so_far: Kopecks, shift_so_far: Kopecks) -> (Kopecks, Kopecks) {
+        let left = |limit: Kopecks, used: Kopecks| Kopecks((limit.0 - used.0).max(0));
+        (left(self.per_receipt, receipt_so_far), left(self.per_shift, shift_so_far))
+    }
+
     /// Whether a refund of `amount` may be given offline for another store's receipt,
     /// after `receipt_so_far` refunded offline here for it and `shift_so_far` in the
     /// shift.
     pub fn allow(&self, receipt_so_far: Kopecks, shift_so_far: Kopecks, amount: Kopecks) -> Result<(), OfflineLimit> {
-        let receipt_left = Kopecks((self.per_receipt.0 - receipt_so_far.0).max(0));
-        let shift_left = Kopecks((self.per_shift.0 - shift_so_far.0).max(0));
+        let (receipt_left, shift_left) = self.left(receipt_so_far, shift_so_far);
         if amount > receipt_left {
             return Err(OfflineLimit::Receipt { left: receipt_left, limit: self.per_receipt });
         }

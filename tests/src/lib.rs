@@ -396,6 +396,35 @@ pub fn fixture_card_sale(store: kassa_protocol::StoreId, seq: u64, at_ms: i64) -
     }
 }
 
+/// An online order `id` of `quantity` milks (SKU 100001 of the demo catalog, as HQ
+/// prices it: no promotions) for pickup at `store` within three days of `at_ms`, placed
+/// with `phone` and `note`: the order the format fixtures keep.
+pub fn fixture_milk_order(
+    id: u64,
+    store: kassa_protocol::StoreId,
+    quantity: i64,
+    payment: kassa_protocol::orders::Payment,
+    (phone, note): (&str, &str),
+    at_ms: i64,
+) -> kassa_protocol::orders::Order {
+    let items = kassa_protocol::catalog::parse_csv(include_str!("../../data/catalog.csv")).unwrap();
+    let milk = items.iter().find(|i| i.sku.0 == "100001").unwrap();
+    let mut basket = kassa_protocol::basket::Basket::new(0);
+    basket.add(milk, quantity).unwrap();
+    kassa_protocol::orders::Order {
+        id: kassa_protocol::orders::OrderId(id),
+        store,
+        channel: kassa_protocol::orders::OrderChannel::Online,
+        customer: None,
+        phone: Some(kassa_protocol::loyalty::Phone::parse(phone).unwrap()),
+        note: note.into(),
+        lines: basket.lines,
+        payment,
+        created_at_ms: at_ms,
+        expires_at_ms: at_ms + 3 * 86_400_000,
+    }
+}
+
 /// The schema version (`PRAGMA user_version`) of a fixture as it is on disk, opened
 /// read-only and left untouched.
 pub fn fixture_version(path: &std::path::Path) -> u32 {

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use kassa_protocol::loyalty::{Customer, CustomerId, LinePoints, SaleLoyalty};
-use kassa_protocol::orders::{Order, OrderChannel, OrderId, Payment};
+use kassa_protocol::orders::{Order, Payment};
 use kassa_protocol::wire::{Change, OutboxEntry};
 use kassa_protocol::{ActorId, Kopecks, Sku, StoreId};
 
@@ -27,22 +27,7 @@ fn card() -> CustomerId {
 
 /// An online order of one milk for pickup at store 1, placed with the customer's phone.
 fn order() -> Order {
-    let items = kassa_protocol::catalog::parse_csv(include_str!("../../data/catalog.csv")).unwrap();
-    let milk = items.iter().find(|i| i.sku.0 == "100001").unwrap();
-    let mut basket = kassa_protocol::basket::Basket::new(0);
-    basket.add(milk, 1).unwrap();
-    Order {
-        id: OrderId(0),
-        store: STORE,
-        channel: OrderChannel::Online,
-        customer: None,
-        phone: Some(kassa_protocol::loyalty::Phone::parse(PHONE).unwrap()),
-        note: String::new(),
-        lines: basket.lines,
-        payment: Payment::AtPickup,
-        created_at_ms: T0,
-        expires_at_ms: T0 + 3 * 86_400_000,
-    }
+    kassa_tests::fixture_milk_order(0, STORE, 1, Payment::AtPickup, (PHONE, ""), T0)
 }
 
 /// Writes the fixtures (only when asked, only if missing).

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use kassa_agent::journal::Printable;
 use kassa_agent::Journal;
-use kassa_protocol::orders::{Handover, Order, OrderChannel, OrderEvent, OrderId, OrderState, OrderUpdate, Payment};
+use kassa_protocol::orders::{Handover, Order, OrderEvent, OrderId, OrderState, OrderUpdate, Payment};
 use kassa_protocol::wire::{Change, OutboxEntry};
 use kassa_protocol::{ActorId, Kopecks, Sku, StoreId};
 
@@ -25,22 +25,7 @@ fn dir() -> PathBuf {
 
 /// An order of `quantity` milks as HQ prices it (no promotions), for store 1.
 fn order(id: u64, quantity: i64, payment: Payment) -> Order {
-    let items = kassa_protocol::catalog::parse_csv(CATALOG).unwrap();
-    let milk = items.iter().find(|i| i.sku.0 == "100001").unwrap();
-    let mut basket = kassa_protocol::basket::Basket::new(0);
-    basket.add(milk, quantity).unwrap();
-    Order {
-        id: OrderId(id),
-        store: STORE,
-        channel: OrderChannel::Online,
-        customer: None,
-        phone: Some(kassa_protocol::loyalty::Phone::parse("+79001234567").unwrap()),
-        note: "Анна".into(),
-        lines: basket.lines,
-        payment,
-        created_at_ms: T0,
-        expires_at_ms: T0 + 3 * 86_400_000,
-    }
+    kassa_tests::fixture_milk_order(id, STORE, quantity, payment, ("+79001234567", "Анна"), T0)
 }
 
 /// Writes the fixtures (only when asked, only if missing).

@@ -841,8 +841,7 @@ async fn lookup(State(s): State<AppState>, _c: Cashier, Query(q): Query<LookupQu
         // with HQ out of reach, its signed code does.
         None if elsewhere(&s, &code).is_some() => match s.till.sale_elsewhere(&code, None).await? {
             ElsewhereSale::Online { sale, returned, .. } => {
-                let back = |i: usize| returned.get(i).map_or(0, |r| r.0);
-                let returnable = sale.lines.iter().enumerate().map(|(i, l)| l.quantity - back(i)).collect();
+                let returnable = kassa_protocol::returns::left_to_return(&sale, &returned);
                 Ok(Json(LookupView { sale: sale.as_ref().into(), returnable, elsewhere: true, offline: None }))
             }
             ElsewhereSale::Offline { view: v, .. } => Ok(Json(LookupView {

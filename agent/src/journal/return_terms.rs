@@ -7,7 +7,7 @@
 
 use kassa_protocol::returns::{ReturnLimits, ReturnTerms};
 use kassa_protocol::{Kopecks, StoreId};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 
 use super::{exec, meta, set_meta, Journal, JournalError};
 
@@ -92,14 +92,11 @@ pub(super) fn offline_refunded(
     sale: kassa_protocol::SaleId,
     shift: i64,
 ) -> Result<(Kopecks, Kopecks), JournalError> {
-    let receipt: Option<i64> = conn
-        .query_row(
-            "SELECT SUM(offline_kopecks) FROM return_refs WHERE sale_store = ?1 AND sale_seq = ?2",
-            params![sale.store.0, sale.seq as i64],
-            |r| r.get(0),
-        )
-        .optional()?
-        .flatten();
+    let receipt: Option<i64> = conn.query_row(
+        "SELECT SUM(offline_kopecks) FROM return_refs WHERE sale_store = ?1 AND sale_seq = ?2",
+        params![sale.store.0, sale.seq as i64],
+        |r| r.get(0),
+    )?;
     let in_shift: Option<i64> = conn.query_row(
         "SELECT SUM(r.offline_kopecks) FROM return_refs r JOIN docs d ON d.seq = r.doc_seq WHERE d.shift_id = ?1",
         [shift],

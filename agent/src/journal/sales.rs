@@ -448,11 +448,8 @@ impl Journal {
                     return Err(WriteError::ReturnElsewhereLoyalty);
                 }
                 let (returned, earlier) = with_unacknowledged(tx, sale, returned.clone(), refunds.clone())?;
-                let lines = returns::plan(sale, &returned, lines)?;
-                let total = Kopecks(lines.iter().map(|l| l.amount.0).sum());
                 sale_receipt = Some(sale.receipt_no.clone());
-                let refunds = returns::refund_tenders(sale, &earlier, total);
-                (ReturnKind::WithReceipt { sale: sale.id }, lines, refunds, None)
+                elsewhere_return(sale, &returned, &earlier, lines)?
             }
             ReturnRequest::Offline { proof, lines } => {
                 if proof.loyalty {
@@ -463,22 +460,16 @@ impl Journal {
                 {
                     return Err(WriteError::MarkedOffline(line));
                 }
-                let sale = proof.to_sale(|sku| item(tx, sku).ok().flatten().map(|i| (i.name, i.category)));
-                // Offline, what this store returned of it is all it can see.
-                let (returned, earlier) = own_returns_after(tx, &sale, 0, false, Vec::new(), Vec::new())?;
-                let lines = returns::plan(&sale, &returned, lines)?;
-                let total = Kopecks(lines.iter().map(|l| l.amount.0).sum());
+                let (sale, returned, earlier) = proven_sale(tx, proof)?;
                 sale_receipt = Some(sale.receipt_no.clone());
-                let refunds = returns::refund_tenders(&sale, &earlier, total);
-                (ReturnKind::WithReceipt { sale: sale.id }, lines, refunds, None)
+                elsewhere_return(&sale, &returned, &earlier, lines)?
             }
             ReturnRequest::Cancel { sale_seq, approved_by } => {
                 let (sale, returned, earlier) = sale_for_return(tx, *sale_seq)?;
-                let rest: Vec<(u32, i64)> = sale
-                    .lines
-                    .iter()
+                let rest: Vec<(u32, i64)> = returns::left_to_return(&sale, &returned)
+                    .into_iter()
                     .enumerate()
-                    .map(|(i, l)| (i as u32, l.quantity - returned.get(i).map_or(0, |r| r.0)))
+                    .map(|(i, q)| (i as u32, q))
                     .filter(|(_, q)| *q > 0)
                     .collect();
                 if rest.is_empty() {
@@ -651,9 +642,7 @@ impl Journal {
     pub fn returnable(&self, seq: u64) -> Result<Option<(Sale, Vec<i64>)>, JournalError> {
         let conn = self.conn();
         let Some(Record::Sale { sale, .. }) = doc(&conn, seq)? else { return Ok(None) };
-        let returned = returned_of(&conn, seq)?;
-        let left =
-            sale.lines.iter().enumerate().map(|(i, l)| l.quantity - returned.get(i).map_or(0, |r| r.0)).collect();
+        let left = returns::left_to_return(&sale, &returned_of(&conn, seq)?);
         Ok(Some((sale, left)))
     }
 
@@ -667,22 +656,15 @@ impl Journal {
         terminal: u16,
     ) -> Result<OfflineSale, WriteError> {
         let conn = self.conn();
-        let sale = proof.to_sale(|sku| item(&conn, sku).ok().flatten().map(|i| (i.name, i.category)));
-        let (returned, _) = own_returns_after(&conn, &sale, 0, false, Vec::new(), Vec::new())?;
-        let limits = super::return_terms::return_limits(&conn)?;
+        let (sale, returned, _) = proven_sale(&conn, proof)?;
         let shift = super::shifts::open_shift(&conn, terminal)?.map_or(0, |s| s.id);
         let (receipt, in_shift) = super::return_terms::offline_refunded(&conn, sale.id, shift)?;
-        let left = |limit: Kopecks, used: Kopecks| Kopecks((limit.0 - used.0).max(0));
+        let (receipt_left, shift_left) = super::return_terms::return_limits(&conn)?.left(receipt, in_shift);
         Ok(OfflineSale {
-            returnable: sale
-                .lines
-                .iter()
-                .enumerate()
-                .map(|(i, l)| l.quantity - returned.get(i).map_or(0, |r| r.0))
-                .collect(),
+            returnable: returns::left_to_return(&sale, &returned),
             sale,
-            receipt_left: left(limits.per_receipt, receipt),
-            shift_left: if shift == 0 { Kopecks::ZERO } else { left(limits.per_shift, in_shift) },
+            receipt_left,
+            shift_left: if shift == 0 { Kopecks::ZERO } else { shift_left },
         })
     }
 
@@ -928,6 +910,37 @@ pub struct OfflineSale {
     /// What HQ's limits leave to refund for this receipt, and in the shift.
     pub receipt_left: Kopecks,
     pub shift_left: Kopecks,
+}
+
+/// A return's kind, lines, refunds and points (none: another store's sale carries no
+/// card here).
+type ElsewherePlan =
+    (ReturnKind, Vec<ReturnLine>, Vec<Tender>, Option<(kassa_protocol::loyalty::ReturnLoyalty, Vec<LoyaltyEntry>)>);
+
+/// The lines, refunds and kind of a return of another store's sale, given what was
+/// returned of it and refunded before.
+fn elsewhere_return(
+    sale: &Sale,
+    returned: &Returned,
+    earlier: &[Tender],
+    lines: &[(u32, i64)],
+) -> Result<ElsewherePlan, WriteError> {
+    let lines = returns::plan(sale, returned, lines)?;
+    let total = Kopecks(lines.iter().map(|l| l.amount.0).sum());
+    let refunds = returns::refund_tenders(sale, earlier, total);
+    Ok((ReturnKind::WithReceipt { sale: sale.id }, lines, refunds, None))
+}
+
+/// Another store's sale as its signed receipt proves it (named from this store's
+/// catalog), with what this store itself returned of it and refunded: offline, all it
+/// can see.
+fn proven_sale(
+    conn: &Connection,
+    proof: &kassa_protocol::receipt_proof::ReceiptProof,
+) -> Result<(Sale, Returned, Vec<Tender>), WriteError> {
+    let sale = proof.to_sale(|sku| item(conn, sku).ok().flatten().map(|i| (i.name, i.category)));
+    let (returned, earlier) = own_returns_after(conn, &sale, 0, false, Vec::new(), Vec::new())?;
+    Ok((sale, returned, earlier))
 }
 
 /// A return worked out before it is written.

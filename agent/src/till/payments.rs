@@ -83,10 +83,7 @@ impl Till {
         // HQ for enough first, so the customer's refund is not cut for points HQ holds.
         // A sale without a card may have been returned in part at other stores: online,
         // HQ's figures count those too (return anywhere).
-        // A retry is answered from the journal: it asks HQ for nothing (no second claim).
-        let k = key.clone();
-        let replay = self.journal(move |j| j.key_used(&k)).await?;
-        if let (ReturnRequest::WithReceipt { sale_seq, lines }, true, false) = (&request, self.online(), replay) {
+        if let (ReturnRequest::WithReceipt { sale_seq, lines }, true) = (&request, self.online()) {
             let seq = *sale_seq;
             let sale = self.journal(move |j| j.sale(seq)).await?;
             match sale.as_ref().and_then(|s| s.loyalty.as_ref()) {
@@ -96,20 +93,20 @@ impl Till {
                         self.ask_rights(&sl.customer, earned).await;
                     }
                 }
-                None => {
+                // A retry is answered from the journal: it asks HQ for nothing.
+                None if !self.key_used(&key).await? => {
                     let by = kassa_protocol::returns::SaleRef::Id(kassa_protocol::SaleId {
                         store: self.journal.store(),
                         seq,
                     });
                     // HQ holds the lines for this store before it refunds them.
-                    let claim = ReturnClaim { key: key.clone(), lines: lines.clone() };
-                    let claimed = claim.validate().is_ok();
-                    if let Some(SaleAnswer::Found { sale, returned, refunds }) =
-                        self.sale_from_hq(by, Some(claim)).await
-                    {
+                    let claim = claim(&key, lines);
+                    let claimed = claim.is_some();
+                    if let Some(SaleAnswer::Found { sale, returned, refunds }) = self.sale_from_hq(by, claim).await {
                         request = ReturnRequest::Anywhere { sale, returned, refunds, lines: lines.clone(), claimed };
                     }
                 }
+                None => {}
             }
         }
         let (terminal, cashier) = (self.terminal, user.id.clone());
@@ -133,9 +130,6 @@ impl Till {
             return None;
         }
         let seq = self.rights_request_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        // A request HQ would refuse as malformed (a line twice, nothing) claims nothing:
-        // the journal refuses it with the cashier's words, and the link stays up.
-        let claim = claim.filter(|c| c.validate().is_ok());
         let lookup = kassa_protocol::returns::SaleLookup { request_id: seq, sale: by, claim };
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.rights.try_send(crate::sync_client::HqRequest::Sale(lookup, tx)).ok()?;
@@ -148,18 +142,18 @@ impl Till {
     /// refused either way: the receipt was forged or altered. With a `claim`, HQ holds
     /// those lines for this store's return (online).
     pub async fn sale_elsewhere(&self, code: &str, claim: Option<ReturnClaim>) -> Result<ElsewhereSale, TillError> {
-        let signed = match receipt_proof::parse_code(code) {
-            Some(Ok(c)) if c.signed.is_some() => {
+        let signed = receipt_proof::parse_code(code).transpose()?.filter(|c| c.signed.is_some());
+        let proof = match &signed {
+            Some(c) => {
                 let store = c.sale.store;
                 let keys = self.journal(move |j| j.store_keys(store)).await?;
-                match receipt_proof::verify(&c, &keys) {
+                match receipt_proof::verify(c, &keys) {
                     Ok(proof) => Some(proof),
                     Err(receipt_proof::ProofError::UnknownStore(_)) => None,
                     Err(e) => return Err(e.into()),
                 }
             }
-            Some(Err(e)) => return Err(e.into()),
-            _ => None,
+            None => None,
         };
         let by = kassa_protocol::sale::sale_ref(code).ok_or_else(|| no_such_sale(code))?;
         match self.sale_from_hq(by, claim).await {
@@ -169,12 +163,10 @@ impl Till {
             Some(SaleAnswer::NotFound) => Err(no_such_sale(code)),
             None => {
                 // HQ out of reach: the receipt must prove itself.
-                let proof = match (signed, receipt_proof::parse_code(code)) {
+                let proof = match (proof, signed) {
                     (Some(proof), _) => proof,
-                    (None, Some(Ok(c))) if c.signed.is_some() => {
-                        return Err(receipt_proof::ProofError::UnknownStore(c.sale.store).into())
-                    }
-                    _ => return Err(TillError::ReturnNeedsHq),
+                    (None, Some(c)) => return Err(receipt_proof::ProofError::UnknownStore(c.sale.store).into()),
+                    (None, None) => return Err(TillError::ReturnNeedsHq),
                 };
                 let terminal = self.terminal;
                 let p = proof.clone();
@@ -196,10 +188,8 @@ impl Till {
         key: String,
     ) -> Result<(Return, bool), TillError> {
         // A retry is answered from the journal: it claims nothing again at HQ.
-        let k = key.clone();
-        let replay = self.journal(move |j| j.key_used(&k)).await?;
-        let claim = (!replay).then(|| ReturnClaim { key: key.clone(), lines: lines.clone() });
-        let claimed = claim.as_ref().is_some_and(|c| c.validate().is_ok());
+        let claim = if self.key_used(&key).await? { None } else { claim(&key, &lines) };
+        let claimed = claim.is_some();
         let request = match self.sale_elsewhere(code, claim).await? {
             ElsewhereSale::Online { sale, returned, refunds } => {
                 ReturnRequest::Anywhere { sale, returned, refunds, lines, claimed }
@@ -207,6 +197,12 @@ impl Till {
             ElsewhereSale::Offline { proof, .. } => ReturnRequest::Offline { proof, lines },
         };
         self.return_items(user, request, drawer_override, key).await
+    }
+
+    /// Whether a write was already made under idempotency key `key`.
+    async fn key_used(&self, key: &str) -> Result<bool, TillError> {
+        let key = key.to_owned();
+        Ok(self.journal(move |j| j.key_used(&key)).await?)
     }
 
     pub async fn reprint(&self, seq: u64) -> Result<bool, TillError> {
@@ -228,6 +224,13 @@ pub enum ElsewhereSale {
     /// HQ out of reach: what the receipt's signed code proves, with this store's own
     /// returns of it and what HQ's limits leave.
     Offline { proof: Box<receipt_proof::ReceiptProof>, view: Box<crate::journal::OfflineSale> },
+}
+
+/// The claim of a return's lines for HQ to hold; none for a request HQ would refuse as
+/// malformed (a line twice, nothing): the journal refuses it with the cashier's words,
+/// and the link stays up.
+fn claim(key: &str, lines: &[(u32, i64)]) -> Option<ReturnClaim> {
+    Some(ReturnClaim { key: key.to_owned(), lines: lines.to_vec() }).filter(|c| c.validate().is_ok())
 }
 
 fn no_such_sale(code: &str) -> TillError {

@@ -9,8 +9,8 @@ use kassa_protocol::{Kopecks, StoreId};
 use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
-use super::access::{self, NewAudit};
-use super::{meta, set_meta, Db, DbError};
+use super::access::NewAudit;
+use super::{meta, Db, DbError};
 
 pub(super) const SCHEMA_V11: &str = "
 CREATE TABLE store_keys (
@@ -79,24 +79,9 @@ impl Db {
     /// Sets the limits (checked by the caller) with its audit entry, in one transaction;
     /// returns their version.
     pub fn set_return_limits(&self, limits: ReturnLimits, audit: Option<&NewAudit>) -> Result<u64, DbError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let version = meta(&tx, "return_limits_version")?.max(1) + 1;
-        if let Some(a) = audit {
-            let mut a = a.clone();
-            if let Some(s) = a.summary.as_object_mut() {
-                s.insert("version".into(), version.into());
-            }
-            access::audit_in(&tx, &a)?;
-        }
+        // Version 1 is HQ's defaults, never stored: the first limits set are version 2.
         let json = serde_json::to_string(&LimitsRecord::from(limits)).map_err(|e| DbError::Corrupt(e.to_string()))?;
-        tx.execute(
-            "INSERT INTO settings (key, value) VALUES ('return_limits', ?1) ON CONFLICT DO UPDATE SET value = excluded.value",
-            [json],
-        )?;
-        set_meta(&tx, "return_limits_version", version)?;
-        tx.commit()?;
-        Ok(version)
+        self.publish_setting("return_limits", "return_limits_version", 1, json, audit)
     }
 
     /// The limits and the keys numbered after `keys_after`, at most
