@@ -1447,10 +1447,13 @@ mod tests {
         db.apply(two, &[ret(2, 1, sale.id, 2)], 1, 2, 10).unwrap();
         let by_no = kassa_protocol::returns::SaleRef::ReceiptNo(sale.receipt_no.clone());
         assert_eq!(db.sale_for_return(&by_no).unwrap(), db.sale_for_return(&by_id(sale.id)).unwrap());
-        let SaleAnswer::Found { sale: found, returned, refunds } = db.sale_for_return(&by_id(sale.id)).unwrap() else {
+        let SaleAnswer::Found { sale: found, returned, refunds, loyalty_owed } =
+            db.sale_for_return(&by_id(sale.id)).unwrap()
+        else {
             panic!("the sale")
         };
         assert_eq!((*found, returned, refunds.len()), (sale.clone(), vec![(2, Kopecks(200))], 1));
+        assert_eq!(loyalty_owed, Kopecks::ZERO, "a sale without a card owes no points");
         assert!(db.over_returns().unwrap().is_empty());
         // Store 1, which could not see store 2's return, takes back two more: 4 of 3.
         db.apply(ACTOR, &[ret(1, 2, sale.id, 2)], 2, 2, 20).unwrap();

@@ -1233,7 +1233,7 @@ pub mod v3 {
     /// HQ's answer: the sale, what was returned of each line, what those returns refunded.
     #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
     pub enum SaleAnswer {
-        Found { sale: Box<v2::Sale>, returned: Vec<(i64, Kopecks)>, refunds: Vec<v1::Tender> },
+        Found { sale: Box<v2::Sale>, returned: Vec<(i64, Kopecks)>, refunds: Vec<v1::Tender>, loyalty_owed: Kopecks },
         NotFound,
     }
 
@@ -1264,10 +1264,11 @@ pub mod v3 {
     impl From<&crate::returns::SaleAnswer> for SaleAnswer {
         fn from(a: &crate::returns::SaleAnswer) -> Self {
             match a {
-                crate::returns::SaleAnswer::Found { sale, returned, refunds } => SaleAnswer::Found {
+                crate::returns::SaleAnswer::Found { sale, returned, refunds, loyalty_owed } => SaleAnswer::Found {
                     sale: Box::new(sale.as_ref().into()),
                     returned: returned.clone(),
                     refunds: refunds.iter().map(Into::into).collect(),
+                    loyalty_owed: *loyalty_owed,
                 },
                 crate::returns::SaleAnswer::NotFound => SaleAnswer::NotFound,
             }
@@ -1277,10 +1278,11 @@ pub mod v3 {
     impl From<SaleAnswer> for crate::returns::SaleAnswer {
         fn from(a: SaleAnswer) -> Self {
             match a {
-                SaleAnswer::Found { sale, returned, refunds } => crate::returns::SaleAnswer::Found {
+                SaleAnswer::Found { sale, returned, refunds, loyalty_owed } => crate::returns::SaleAnswer::Found {
                     sale: Box::new((*sale).into()),
                     returned,
                     refunds: refunds.into_iter().map(Into::into).collect(),
+                    loyalty_owed,
                 },
                 SaleAnswer::NotFound => crate::returns::SaleAnswer::NotFound,
             }

@@ -167,8 +167,10 @@ impl SaleRef {
 pub enum SaleAnswer {
     /// The sale as its store recorded it, what every store's returns HQ has applied took
     /// back of each line, and what those returns refunded (by tender), for the refund to
-    /// follow the original tenders.
-    Found { sale: Box<Sale>, returned: Returned, refunds: Vec<Tender> },
+    /// follow the original tenders. A sale with a loyalty card: `loyalty_owed` is what
+    /// its latest return left owed for points it could not take back
+    /// (`loyalty::ReturnLoyalty::owed`), for the next return, at any store, to deduct.
+    Found { sale: Box<Sale>, returned: Returned, refunds: Vec<Tender>, loyalty_owed: Kopecks },
     /// HQ holds no such sale (not yet synced from its store, or never made).
     NotFound,
 }

@@ -380,10 +380,13 @@ impl StoreSync {
                 self.events.push_back(StoreEvent::OrderPlaced { request_id, answer });
             }
             HqMessage::SaleFound { request_id, answer } => {
-                if let crate::returns::SaleAnswer::Found { sale, returned, .. } = &answer {
+                if let crate::returns::SaleAnswer::Found { sale, returned, loyalty_owed, .. } = &answer {
                     sale.validate().map_err(|e| SyncError::Malformed(format!("sale {}: {e}", sale.id)))?;
                     if returned.len() > sale.lines.len() {
                         return Err(SyncError::Malformed(format!("sale {}: returns of lines it lacks", sale.id)));
+                    }
+                    if loyalty_owed.0 < 0 || (loyalty_owed.0 > 0 && sale.loyalty.is_none()) {
+                        return Err(SyncError::Malformed(format!("sale {}: owes {loyalty_owed} of points", sale.id)));
                     }
                 }
                 self.events.push_back(StoreEvent::SaleFound { request_id, answer });

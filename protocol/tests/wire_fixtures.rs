@@ -434,6 +434,7 @@ fn hq_messages(version: u32) -> Vec<(&'static str, HqMessage)> {
             sale: Box::new(sale(version)),
             returned: vec![(1, Kopecks(8_990)), (0, Kopecks::ZERO), (0, Kopecks::ZERO)],
             refunds: vec![Tender { kind: TenderKind::Cash, amount: Kopecks(8_990) }],
+            loyalty_owed: Kopecks(120),
         };
         messages.push(("hq-sale-found", HqMessage::SaleFound { request_id: 21, answer }));
         messages.push(("hq-sale-not-found", HqMessage::SaleFound { request_id: 22, answer: SaleAnswer::NotFound }));

@@ -229,6 +229,14 @@ pub async fn start_store_speaking(
 }
 
 /// HQ's `GET /api/stores` row of store `id`, if HQ lists it.
+/// The loyalty customer a till's basket event shows (panics if none).
+pub fn customer_of(ev: &kassa_agent::till::TillEvent) -> &kassa_agent::till::CustomerView {
+    match ev {
+        kassa_agent::till::TillEvent::Basket { customer: Some(c), .. } => c,
+        other => panic!("no customer on the basket: {other:?}"),
+    }
+}
+
 pub async fn hq_store_row(hq: &kassa_hq::RunningHq, id: u32) -> Option<serde_json::Value> {
     let (status, body) = HqApi::admin(hq).await.get("/api/stores").await;
     assert_eq!(status, 200, "{body}");

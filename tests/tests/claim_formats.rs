@@ -57,8 +57,14 @@ fn write_fixtures_with_claims() {
     drop(db);
     // Store 1 takes them back under that claim.
     let j = kassa_tests::fixture_journal(&dir().join("journal.sqlite"), RETURNED_AT, T0);
-    let request =
-        ReturnRequest::Anywhere { sale: Box::new(sale()), returned, refunds, lines: vec![(0, 2)], claimed: true };
+    let request = ReturnRequest::Anywhere {
+        sale: Box::new(sale()),
+        returned,
+        refunds,
+        loyalty_owed: Kopecks::ZERO,
+        lines: vec![(0, 2)],
+        claimed: true,
+    };
     j.commit_return(1, "kassir", &request, None, "ret-1", T0 + 3).unwrap();
     drop(j);
     kassa_tests::seal_fixtures(&dir(), &["journal.sqlite", "hq.sqlite"]);
@@ -99,6 +105,7 @@ fn the_stores_claimed_return_is_not_counted_twice() {
         sale: Box::new(sale()),
         returned: figures.clone(),
         refunds: vec![],
+        loyalty_owed: Kopecks::ZERO,
         lines: vec![(0, n)],
         claimed: true,
     };

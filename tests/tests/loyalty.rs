@@ -7,10 +7,10 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use kassa_agent::till::{TillError, TillEvent};
+use kassa_agent::till::TillError;
 use kassa_protocol::sale::{Tender, TenderKind};
 use kassa_protocol::{Kopecks, Sku};
-use kassa_tests::{eventually, init_logging};
+use kassa_tests::{customer_of, eventually, init_logging};
 use tokio_util::sync::CancellationToken;
 
 fn cash(k: i64) -> Tender {
@@ -20,13 +20,6 @@ fn cash(k: i64) -> Tender {
 fn points(p: i64) -> Tender {
     // Default rules: one point is worth one rouble.
     Tender { kind: TenderKind::Points, amount: Kopecks(p * 100) }
-}
-
-fn customer_of(ev: &TillEvent) -> &kassa_agent::till::CustomerView {
-    match ev {
-        TillEvent::Basket { customer: Some(c), .. } => c,
-        other => panic!("no customer on the basket: {other:?}"),
-    }
 }
 
 const MILK: &str = "100001"; // 106,90 ₽, "Молочные продукты": earns points

@@ -7,7 +7,9 @@
 //! another store's receipt is taken back only if it proves itself (signed by its
 //! store's key, which stores learn from HQ) and within HQ's limits per receipt and per
 //! shift; forged or altered receipts are refused online and offline; a receipt without
-//! a proof needs HQ; a receipt no store made is not found.
+//! a proof needs HQ; a receipt no store made is not found. A sale with a loyalty card
+//! returned at another store takes its points back there, gives points back as points,
+//! and never takes the balance below zero.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -325,5 +327,107 @@ async fn two_stores_online_cannot_both_refund_the_same_goods() {
     assert_eq!((status, over["error"].as_str()), (422, Some("over_return")), "{over}");
     eventually(WAIT, "HQ to hold both returns", || async { (returned_at_hq(&hq, &receipt) == 3).then_some(()) }).await;
     assert!(hq.shared.db.over_returns().unwrap().is_empty(), "online, never more than sold");
+    cancel.cancel();
+}
+
+/// The customer's balance as HQ holds it, once it is `expected`.
+async fn hq_balance(hq: &kassa_hq::RunningHq, card: &str, expected: i64) {
+    let api = kassa_tests::HqApi::admin(hq).await;
+    let path = format!("/api/loyalty/{card}");
+    eventually(WAIT, &format!("HQ to hold a balance of {expected} points"), || {
+        let (api, path) = (api.clone(), path.clone());
+        async move { (api.get(&path).await.1["balance"] == expected).then_some(()) }
+    })
+    .await;
+}
+
+/// A sale with a loyalty card, returned at another store online: the points its lines
+/// earned are taken back there (store 2 asks HQ for the rights, under the bounded
+/// counter), points that paid go back as points and the money to the card. Once the
+/// customer has spent their points, what cannot be taken back is kept from the refund:
+/// the balance never goes below zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loyalty_sale_returned_elsewhere_settles_its_points() {
+    use kassa_agent::journal::WriteError;
+    use kassa_agent::till::TillError;
+    use kassa_protocol::sale::{Tender, TenderKind};
+    use kassa_protocol::{Kopecks, Sku};
+    let Chain { dir, cancel, hq, one, two, .. } = chain().await;
+    let tender = |kind: TenderKind, kopecks: i64| Tender { kind, amount: Kopecks(kopecks) };
+    let milk = || Sku("100001".into()); // 106,90 ₽, earns a point per 10 ₽
+    let till1 = &one.agent.till;
+    till1.new_customer("+7 (912) 345-67-89".into(), Some("Мария".into())).await.unwrap();
+    let card = kassa_tests::customer_of(&till1.basket_event().await).card.clone();
+    // Sale A: 50 milk by card, 534 points earned.
+    till1.add_sku(milk(), 50, "a-add").await.unwrap();
+    let (sale_a, _) =
+        till1.pay(&one.cashier, vec![tender(TenderKind::Card, 534_500)], None, "a-pay".into()).await.unwrap();
+    assert_eq!(sale_a.loyalty.as_ref().unwrap().earned_points(), 534);
+    // Sale B: 10 milk, 300 points and the rest by card.
+    till1.set_customer(&card).await.unwrap();
+    till1.add_sku(milk(), 10, "b-add").await.unwrap();
+    let tenders = vec![tender(TenderKind::Points, 30_000), tender(TenderKind::Card, 76_900)];
+    let (sale_b, _) = till1.pay(&one.cashier, tenders, None, "b-pay".into()).await.unwrap();
+    let earned_b = sale_b.loyalty.as_ref().unwrap().earned_points();
+    for receipt in [&sale_a.receipt_no, &sale_b.receipt_no] {
+        hq_has(&hq, receipt).await;
+    }
+    let mut balance = 534 - 300 + earned_b;
+    hq_balance(&hq, &card, balance).await;
+
+    // Store 2 takes back 10 of sale A: the 107 points they earned (⌈534 × 10 / 50⌉) come
+    // off the balance, the money goes back to the card whole.
+    let till2 = &two.agent.till;
+    let (ret, _) =
+        till2.return_elsewhere(&two.cashier, &sale_a.receipt_no, vec![(0, 10)], None, "r-1".into()).await.unwrap();
+    assert_eq!(ret.refunds, vec![tender(TenderKind::Card, 106_900)], "{ret:?}");
+    let points = ret.loyalty.clone().expect("the return settles the sale's points");
+    assert_eq!((points.take_back, points.shortfall, points.deducted), (107, 0, Kopecks::ZERO), "{points:?}");
+    balance -= 107;
+    hq_balance(&hq, &card, balance).await;
+    // All of sale B: its points go back as points, its card payment to the card.
+    let (ret, _) =
+        till2.return_elsewhere(&two.cashier, &sale_b.receipt_no, vec![(0, 10)], None, "r-2".into()).await.unwrap();
+    assert_eq!(ret.refunds, vec![tender(TenderKind::Card, 76_900), tender(TenderKind::Points, 30_000)], "{ret:?}");
+    let points = ret.loyalty.clone().unwrap();
+    assert_eq!((points.take_back, points.give_back, points.shortfall), (earned_b, 300, 0), "{points:?}");
+    balance += 300 - earned_b;
+    hq_balance(&hq, &card, balance).await;
+
+    // The customer spends what they have at store 1 (and earns a little on the rest).
+    till1.set_customer(&card).await.unwrap();
+    till1.add_sku(milk(), 10, "c-add").await.unwrap();
+    let tenders = vec![tender(TenderKind::Points, balance * 100), tender(TenderKind::Card, 106_900 - balance * 100)];
+    let (sale_c, _) = till1.pay(&one.cashier, tenders, None, "c-pay".into()).await.unwrap();
+    let left = sale_c.loyalty.as_ref().unwrap().earned_points();
+    hq_balance(&hq, &card, left).await;
+    // The other 40 of sale A earned 427 points, more than the customer has: store 2
+    // takes back what HQ grants it and keeps the rest's worth from the refund.
+    let (ret, _) =
+        till2.return_elsewhere(&two.cashier, &sale_a.receipt_no, vec![(0, 40)], None, "r-3".into()).await.unwrap();
+    let points = ret.loyalty.clone().unwrap();
+    assert_eq!(points.take_back, 427, "{points:?}");
+    assert!(points.shortfall >= 427 - left && points.spend <= left, "{points:?}");
+    assert_eq!(points.spend + points.shortfall, 427, "{points:?}");
+    assert_eq!(points.deducted, Kopecks(points.shortfall * 100), "{points:?}");
+    assert_eq!(ret.refunds, vec![tender(TenderKind::Card, 427_600 - points.shortfall * 100)], "{ret:?}");
+    hq_balance(&hq, &card, left - points.spend).await;
+    assert!(hq.shared.db.over_returns().unwrap().is_empty(), "online, never more than sold");
+
+    // Offline, the signed receipt of a sale with a card proves the card, not the points
+    // its lines earned: the cashier is told it needs HQ as the receipt is scanned.
+    eventually(WAIT, "store 2 to hold store 1's key", || async {
+        (!two.agent.journal.store_keys(kassa_protocol::StoreId(1)).unwrap().is_empty()).then_some(())
+    })
+    .await;
+    two.relay.cut.store(true, Ordering::Relaxed);
+    eventually(WAIT, "store 2 to see HQ gone", || async { (!two.agent.status.borrow().hq.online).then_some(()) }).await;
+    let code = printed_code(dir.path(), &one, sale_c.id.seq);
+    let refused = till2.sale_elsewhere(&code, None).await;
+    assert!(matches!(refused, Err(TillError::Write(WriteError::ReturnElsewhereLoyalty))), "{refused:?}");
+    for store in [&one, &two] {
+        let report = store.agent.journal.verify().unwrap();
+        assert!(report.ok(), "store {}'s journal verifies: {report:?}", store.id);
+    }
     cancel.cancel();
 }

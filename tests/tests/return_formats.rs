@@ -71,6 +71,7 @@ fn write_fixtures_with_returns() {
         sale: Box::new(sale()),
         returned: vec![(0, Kopecks::ZERO)],
         refunds: vec![],
+        loyalty_owed: Kopecks::ZERO,
         lines: vec![(0, 2)],
         claimed: false,
     };
@@ -124,6 +125,7 @@ fn the_stores_returns_of_other_stores_sales_are_read_back_whole() {
         sale: Box::new(sale()),
         returned: vec![(0, Kopecks::ZERO)],
         refunds: vec![],
+        loyalty_owed: Kopecks::ZERO,
         lines: vec![(0, 2)],
         claimed: false,
     };
@@ -136,7 +138,7 @@ fn hqs_returns_by_sale_of_this_format_are_read_back_whole() {
     assert_eq!(kassa_tests::fixture_version(&dir().join("hq.sqlite")), 10);
     let tmp = copy();
     let db = kassa_hq::Db::open(&tmp.path().join("hq.sqlite")).unwrap();
-    let SaleAnswer::Found { sale: found, returned, refunds } =
+    let SaleAnswer::Found { sale: found, returned, refunds, .. } =
         db.sale_for_return(&SaleRef::ReceiptNo(sale().receipt_no)).unwrap()
     else {
         panic!("the sale")

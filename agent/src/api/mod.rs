@@ -345,11 +345,11 @@ fn write_status(w: &WriteError) -> StatusCode {
         | WriteError::OrderPrepaid(_)
         | WriteError::OrderPaid(_)
         | WriteError::OrderAbandoned(_) => S::CONFLICT,
-        WriteError::PrepaymentInPoints
-        | WriteError::ReturnElsewhereLoyalty
-        | WriteError::OfflineLimit(_)
-        | WriteError::MarkedOffline(_) => S::UNPROCESSABLE_ENTITY,
+        WriteError::PrepaymentInPoints | WriteError::OfflineLimit(_) | WriteError::MarkedOffline(_) => {
+            S::UNPROCESSABLE_ENTITY
+        }
         WriteError::NeedsManager(_) => S::FORBIDDEN,
+        WriteError::ReturnElsewhereLoyalty => S::SERVICE_UNAVAILABLE,
         WriteError::AlreadyReceived(_) | WriteError::CountPosted(_) | WriteError::TooManyCounts => S::CONFLICT,
         WriteError::OutOfCount(_) => S::UNPROCESSABLE_ENTITY,
         WriteError::Movement(_) | WriteError::RefundMethod => S::UNPROCESSABLE_ENTITY,

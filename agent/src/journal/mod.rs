@@ -239,9 +239,9 @@ pub enum WriteError {
     /// The customer refused to pay order {0}: HQ cancels it.
     #[error("order {0} was refused by its customer and is cancelled")]
     OrderAbandoned(kassa_protocol::orders::OrderId),
-    /// A sale with a loyalty card is returned at the store that sold it (its points are
-    /// that store's to take back).
-    #[error("a sale with a loyalty card is returned at the store that sold it")]
+    /// Another store's sale with a loyalty card is returned while HQ is reachable: its
+    /// signed receipt proves that a card was used, not the points the lines earned.
+    #[error("another store's sale with a loyalty card is returned while HQ is reachable")]
     ReturnElsewhereLoyalty,
     /// Offline, another store's receipt is refunded only within HQ's limits.
     #[error(transparent)]

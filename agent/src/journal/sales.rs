@@ -48,8 +48,16 @@ pub enum ReturnRequest {
     /// every live claim but this one) plus this store's returns made without a claim
     /// that HQ has not yet acknowledged. `claimed`: HQ was asked to hold these lines
     /// (`returns::ReturnClaim`), so HQ's figures will count this return until it
-    /// arrives.
-    Anywhere { sale: Box<Sale>, returned: Returned, refunds: Vec<Tender>, lines: Vec<(u32, i64)>, claimed: bool },
+    /// arrives. A sale with a loyalty card: `loyalty_owed` is what its latest return HQ
+    /// holds left owed for the points (this store's later returns of it supersede it).
+    Anywhere {
+        sale: Box<Sale>,
+        returned: Returned,
+        refunds: Vec<Tender>,
+        loyalty_owed: Kopecks,
+        lines: Vec<(u32, i64)>,
+        claimed: bool,
+    },
     /// Lines of another store's sale as its signed receipt proves it, taken back with HQ
     /// out of reach: what was returned of it is this store's own returns only, and the
     /// refund is within HQ's limits (per receipt, per shift).
@@ -288,37 +296,45 @@ impl Journal {
         Ok((plan, entries))
     }
 
-    /// The refund of a return of `lines` of `sale`: money back the way it came, points
-    /// given back as points, and the points the returned lines earned taken back — from
-    /// this store's rights, or, where the customer already spent them (or, offline, they
-    /// are held elsewhere), their value kept back from the money refund. See
+    /// A return of `lines` of `sale` (of any store) after what came `before`: the lines,
+    /// and the refund — money back the way it came, points given back as points, and the
+    /// points the returned lines earned taken back — from this store's rights, or, where
+    /// the customer already spent them (or, offline, they are held elsewhere), their
+    /// value kept back from the money refund. Online, the store then hands the rights it
+    /// holds beyond that to HQ, as after a sale: the customer spends them anywhere. See
     /// `kassa_protocol::loyalty` for the rules and their rounding.
-    #[allow(clippy::type_complexity)]
-    fn refund(
+    fn with_receipt(
         &self,
         tx: &Connection,
         sale: &Sale,
-        returned: &returns::Returned,
-        earlier: &[Tender],
-        lines: &[kassa_protocol::returns::ReturnLine],
-    ) -> Result<(Vec<Tender>, Option<(kassa_protocol::loyalty::ReturnLoyalty, Vec<LoyaltyEntry>)>), WriteError> {
+        before: Before,
+        lines: &[(u32, i64)],
+    ) -> Result<ReturnPlan, WriteError> {
+        let Before { returned, earlier, owed, online } = before;
+        let lines = returns::plan(sale, &returned, lines)?;
+        let kind = ReturnKind::WithReceipt { sale: sale.id };
         let total = Kopecks(lines.iter().map(|l| l.amount.0).sum());
-        let Some(sl) = &sale.loyalty else { return Ok((returns::refund_tenders(sale, earlier, total), None)) };
-        let points = kassa_protocol::loyalty::plan_return(sl, &sale.lines, returned, lines)?;
-        let owed_before = previous_return(tx, sale.id.seq)?.and_then(|r| r.loyalty).map_or(Kopecks::ZERO, |l| l.owed);
+        let Some(sl) = &sale.loyalty else {
+            let refunds = returns::refund_tenders(sale, &earlier, total);
+            return Ok((kind, lines, refunds, None));
+        };
+        let points = kassa_protocol::loyalty::plan_return(sl, &sale.lines, &returned, &lines)?;
         let mut account = super::loyalty::account(tx, &sl.customer)?;
-        let settled = points.settle(total, account.rights(self.actor), owed_before);
-        let entries = account.apply_return(self.actor, &settled).map_err(WriteError::LoyaltyAccount)?;
+        let settled = points.settle(total, account.rights(self.actor), owed);
+        let mut entries = account.apply_return(self.actor, &settled).map_err(WriteError::LoyaltyAccount)?;
+        if online {
+            entries.extend(account.hand_over(self.actor, kassa_protocol::ActorId::HQ, 0));
+        }
         // Money refunds go the way the money came, never to points.
         let money_sale = Sale {
             tenders: sale.tenders.iter().filter(|t| t.kind != sale::TenderKind::Points).cloned().collect(),
             ..sale.clone()
         };
-        let mut refunds = returns::refund_tenders(&money_sale, earlier, settled.money_refund);
+        let mut refunds = returns::refund_tenders(&money_sale, &earlier, settled.money_refund);
         if points.paid_in_points.0 > 0 {
             refunds.push(Tender { kind: sale::TenderKind::Points, amount: points.paid_in_points });
         }
-        Ok((refunds, Some((settled, entries))))
+        Ok((kind, lines, refunds, Some((settled, entries))))
     }
 
     /// Commits a return (with or without receipt, or a cancellation). A key seen before
@@ -438,20 +454,21 @@ impl Journal {
         let (kind, lines, refunds, loyalty) = match request {
             ReturnRequest::WithReceipt { sale_seq, lines } => {
                 let (sale, returned, earlier) = sale_for_return(tx, *sale_seq)?;
-                let lines = returns::plan(&sale, &returned, lines)?;
-                let (refunds, loyalty) = self.refund(tx, &sale, &returned, &earlier, &lines)?;
                 sale_receipt = Some(sale.receipt_no.clone());
-                (ReturnKind::WithReceipt { sale: sale.id }, lines, refunds, loyalty)
+                let before = Before { returned, earlier, owed: owed_here(tx, sale.id.seq)?, online: false };
+                self.with_receipt(tx, &sale, before, lines)?
             }
-            ReturnRequest::Anywhere { sale, returned, refunds, lines, .. } => {
-                if sale.loyalty.is_some() {
-                    return Err(WriteError::ReturnElsewhereLoyalty);
-                }
-                let (returned, earlier) = with_unacknowledged(tx, sale, returned.clone(), refunds.clone())?;
+            ReturnRequest::Anywhere { sale, returned, refunds, loyalty_owed, lines, .. } => {
+                let acked = super::meta(tx, "acked_seq")?;
+                let (returned, earlier) = own_returns_after(tx, sale, acked, true, returned.clone(), refunds.clone())?;
                 sale_receipt = Some(sale.receipt_no.clone());
-                elsewhere_return(sale, &returned, &earlier, lines)?
+                // The points: HQ's latest return's figure, unless this store returned
+                // some of the sale since (HQ has not heard of that return yet).
+                let owed = last_owed(tx, sale, acked)?.unwrap_or(*loyalty_owed);
+                self.with_receipt(tx, sale, Before { returned, earlier, owed, online: true }, lines)?
             }
             ReturnRequest::Offline { proof, lines } => {
+                // The receipt proves that a card was used, not the points it earned.
                 if proof.loyalty {
                     return Err(WriteError::ReturnElsewhereLoyalty);
                 }
@@ -462,7 +479,8 @@ impl Journal {
                 }
                 let (sale, returned, earlier) = proven_sale(tx, proof)?;
                 sale_receipt = Some(sale.receipt_no.clone());
-                elsewhere_return(&sale, &returned, &earlier, lines)?
+                let before = Before { returned, earlier, owed: Kopecks::ZERO, online: false };
+                self.with_receipt(tx, &sale, before, lines)?
             }
             ReturnRequest::Cancel { sale_seq, approved_by } => {
                 let (sale, returned, earlier) = sale_for_return(tx, *sale_seq)?;
@@ -475,11 +493,10 @@ impl Journal {
                 if rest.is_empty() {
                     return Err(WriteError::AlreadyCancelled(sale.receipt_no));
                 }
-                let lines = returns::plan(&sale, &returned, &rest)?;
-                let (refunds, loyalty) = self.refund(tx, &sale, &returned, &earlier, &lines)?;
-                let kind = ReturnKind::Cancellation { sale: sale.id, approved_by: approved_by.clone() };
                 sale_receipt = Some(sale.receipt_no.clone());
-                (kind, lines, refunds, loyalty)
+                let before = Before { returned, earlier, owed: owed_here(tx, sale.id.seq)?, online: false };
+                let (_, lines, refunds, loyalty) = self.with_receipt(tx, &sale, before, &rest)?;
+                (ReturnKind::Cancellation { sale: sale.id, approved_by: approved_by.clone() }, lines, refunds, loyalty)
             }
             ReturnRequest::WithoutReceipt { lines, approved_by, refund } => {
                 if *refund == sale::TenderKind::Points {
@@ -655,6 +672,10 @@ impl Journal {
         proof: &kassa_protocol::receipt_proof::ReceiptProof,
         terminal: u16,
     ) -> Result<OfflineSale, WriteError> {
+        // The receipt proves that a card was used, not the points the lines earned.
+        if proof.loyalty {
+            return Err(WriteError::ReturnElsewhereLoyalty);
+        }
         let conn = self.conn();
         let (sale, returned, _) = proven_sale(&conn, proof)?;
         let shift = super::shifts::open_shift(&conn, terminal)?.map_or(0, |s| s.id);
@@ -914,22 +935,8 @@ pub struct OfflineSale {
 
 /// A return's kind, lines, refunds and points (none: another store's sale carries no
 /// card here).
-type ElsewherePlan =
+type ReturnPlan =
     (ReturnKind, Vec<ReturnLine>, Vec<Tender>, Option<(kassa_protocol::loyalty::ReturnLoyalty, Vec<LoyaltyEntry>)>);
-
-/// The lines, refunds and kind of a return of another store's sale, given what was
-/// returned of it and refunded before.
-fn elsewhere_return(
-    sale: &Sale,
-    returned: &Returned,
-    earlier: &[Tender],
-    lines: &[(u32, i64)],
-) -> Result<ElsewherePlan, WriteError> {
-    let lines = returns::plan(sale, returned, lines)?;
-    let total = Kopecks(lines.iter().map(|l| l.amount.0).sum());
-    let refunds = returns::refund_tenders(sale, earlier, total);
-    Ok((ReturnKind::WithReceipt { sale: sale.id }, lines, refunds, None))
-}
 
 /// Another store's sale as its signed receipt proves it (named from this store's
 /// catalog), with what this store itself returned of it and refunded: offline, all it
@@ -941,6 +948,16 @@ fn proven_sale(
     let sale = proof.to_sale(|sku| item(conn, sku).ok().flatten().map(|i| (i.name, i.category)));
     let (returned, earlier) = own_returns_after(conn, &sale, 0, false, Vec::new(), Vec::new())?;
     Ok((sale, returned, earlier))
+}
+
+/// What a return of a sale starts from: what was returned of it and refunded before,
+/// what its latest return left owed for the customer's points, and whether HQ is in
+/// reach (it answered the till's lookup).
+struct Before {
+    returned: Returned,
+    earlier: Vec<Tender>,
+    owed: Kopecks,
+    online: bool,
 }
 
 /// A return worked out before it is written.
@@ -978,16 +995,6 @@ fn sale_for_return(conn: &Connection, seq: u64) -> Result<(Sale, Returned, Vec<T
 /// acknowledged (their outbox entries are beyond HQ's acknowledgement): every return
 /// counted once, or — an entry applied but its acknowledgement not yet back — counted
 /// twice, which only ever refuses too much, never allows it.
-fn with_unacknowledged(
-    conn: &Connection,
-    sale: &Sale,
-    returned: Returned,
-    refunds: Vec<Tender>,
-) -> Result<(Returned, Vec<Tender>), WriteError> {
-    let acked = super::meta(conn, "acked_seq")?;
-    own_returns_after(conn, sale, acked, true, returned, refunds)
-}
-
 /// Adds this store's returns of `sale` whose outbox entries are after `acked` (only
 /// those made without a claim at HQ, when `unclaimed_only`: HQ's figures count the
 /// others) to `returned` and `refunds`.
@@ -1015,8 +1022,9 @@ fn own_returns_after(
     Ok((returned, refunds))
 }
 
-/// The latest return of sale `seq`, if any (its loyalty carries what is still owed).
-fn previous_return(conn: &Connection, seq: u64) -> Result<Option<Return>, JournalError> {
+/// What the latest return of this store's sale `seq` left owed for the customer's
+/// points (zero if none).
+fn owed_here(conn: &Connection, seq: u64) -> Result<Kopecks, JournalError> {
     let record_seq: Option<i64> = conn
         .query_row(
             "SELECT record_seq FROM docs WHERE kind = 'return' AND sale_seq = ?1 ORDER BY seq DESC LIMIT 1",
@@ -1024,9 +1032,27 @@ fn previous_return(conn: &Connection, seq: u64) -> Result<Option<Return>, Journa
             |r| r.get(0),
         )
         .optional()?;
-    match record_seq.map(|r| chain::record(conn, r)).transpose()? {
-        Some(Record::Return { ret, .. }) => Ok(Some(ret)),
-        _ => Ok(None),
+    Ok(owed_by(record_seq.map(|r| chain::record(conn, r)).transpose()?))
+}
+
+/// What this store's latest return of `sale` (of any store) that HQ has not
+/// acknowledged (outbox entry after `acked`) left owed for the customer's points;
+/// `None` if there is none.
+fn last_owed(conn: &Connection, sale: &Sale, acked: u64) -> Result<Option<Kopecks>, JournalError> {
+    let seq: Option<i64> = conn
+        .prepare_cached(
+            "SELECT doc_seq FROM return_refs WHERE sale_store = ?1 AND sale_seq = ?2 AND outbox_seq > ?3
+             ORDER BY doc_seq DESC LIMIT 1",
+        )?
+        .query_row(params![sale.id.store.0, sale.id.seq as i64, acked as i64], |r| r.get(0))
+        .optional()?;
+    seq.map(|seq| Ok(owed_by(doc(conn, seq as u64)?))).transpose()
+}
+
+fn owed_by(record: Option<Record>) -> Kopecks {
+    match record {
+        Some(Record::Return { ret, .. }) => ret.loyalty.map_or(Kopecks::ZERO, |l| l.owed),
+        _ => Kopecks::ZERO,
     }
 }
 

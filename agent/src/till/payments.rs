@@ -79,34 +79,39 @@ impl Till {
     ) -> Result<(Return, bool), TillError> {
         check_key(&key)?;
         let mut request = request;
+        // A sale of this store may have been returned in part at other stores: online,
+        // HQ's figures count those too (return anywhere). A retry is answered from the
+        // journal: it asks HQ for nothing.
+        if let (ReturnRequest::WithReceipt { sale_seq, lines }, true) = (&request, self.online()) {
+            if !self.key_used(&key).await? {
+                let by = SaleRef::Id(kassa_protocol::SaleId { store: self.journal.store(), seq: *sale_seq });
+                // HQ holds the lines for this store before it refunds them.
+                let claim = claim(&key, lines);
+                let claimed = claim.is_some();
+                if let Some(SaleAnswer::Found { sale, returned, refunds, loyalty_owed }) =
+                    self.sale_from_hq(by, claim).await
+                {
+                    let lines = lines.clone();
+                    request = ReturnRequest::Anywhere { sale, returned, refunds, loyalty_owed, lines, claimed };
+                }
+            }
+        }
         // The points the sale earned are taken back from this store's rights; online, ask
         // HQ for enough first, so the customer's refund is not cut for points HQ holds.
-        // A sale without a card may have been returned in part at other stores: online,
-        // HQ's figures count those too (return anywhere).
-        if let (ReturnRequest::WithReceipt { sale_seq, lines }, true) = (&request, self.online()) {
-            let seq = *sale_seq;
-            let sale = self.journal(move |j| j.sale(seq)).await?;
-            match sale.as_ref().and_then(|s| s.loyalty.as_ref()) {
-                Some(sl) => {
-                    let earned: i64 = sl.lines.iter().map(|l| l.earned_points).sum();
-                    if earned > 0 {
-                        self.ask_rights(&sl.customer, earned).await;
-                    }
+        if self.online() {
+            let sale = match &request {
+                ReturnRequest::WithReceipt { sale_seq, .. } => {
+                    let seq = *sale_seq;
+                    self.journal(move |j| j.sale(seq)).await?
                 }
-                // A retry is answered from the journal: it asks HQ for nothing.
-                None if !self.key_used(&key).await? => {
-                    let by = kassa_protocol::returns::SaleRef::Id(kassa_protocol::SaleId {
-                        store: self.journal.store(),
-                        seq,
-                    });
-                    // HQ holds the lines for this store before it refunds them.
-                    let claim = claim(&key, lines);
-                    let claimed = claim.is_some();
-                    if let Some(SaleAnswer::Found { sale, returned, refunds }) = self.sale_from_hq(by, claim).await {
-                        request = ReturnRequest::Anywhere { sale, returned, refunds, lines: lines.clone(), claimed };
-                    }
+                ReturnRequest::Anywhere { sale, .. } => Some(sale.as_ref().clone()),
+                _ => None,
+            };
+            if let Some(sl) = sale.as_ref().and_then(|s| s.loyalty.as_ref()) {
+                let earned: i64 = sl.lines.iter().map(|l| l.earned_points).sum();
+                if earned > 0 {
+                    self.ask_rights(&sl.customer, earned).await;
                 }
-                None => {}
             }
         }
         let (terminal, cashier) = (self.terminal, user.id.clone());
@@ -157,8 +162,8 @@ impl Till {
         };
         let by = kassa_protocol::sale::sale_ref(code).ok_or_else(|| no_such_sale(code))?;
         match self.sale_from_hq(by, claim).await {
-            Some(SaleAnswer::Found { sale, returned, refunds }) => {
-                Ok(ElsewhereSale::Online { sale, returned, refunds })
+            Some(SaleAnswer::Found { sale, returned, refunds, loyalty_owed }) => {
+                Ok(ElsewhereSale::Online { sale, returned, refunds, loyalty_owed })
             }
             Some(SaleAnswer::NotFound) => Err(no_such_sale(code)),
             None => {
@@ -191,8 +196,8 @@ impl Till {
         let claim = if self.key_used(&key).await? { None } else { claim(&key, &lines) };
         let claimed = claim.is_some();
         let request = match self.sale_elsewhere(code, claim).await? {
-            ElsewhereSale::Online { sale, returned, refunds } => {
-                ReturnRequest::Anywhere { sale, returned, refunds, lines, claimed }
+            ElsewhereSale::Online { sale, returned, refunds, loyalty_owed } => {
+                ReturnRequest::Anywhere { sale, returned, refunds, loyalty_owed, lines, claimed }
             }
             ElsewhereSale::Offline { proof, .. } => ReturnRequest::Offline { proof, lines },
         };
@@ -220,6 +225,8 @@ pub enum ElsewhereSale {
         sale: Box<kassa_protocol::sale::Sale>,
         returned: kassa_protocol::returns::Returned,
         refunds: Vec<kassa_protocol::sale::Tender>,
+        /// What the sale's latest return left owed for the customer's points.
+        loyalty_owed: kassa_protocol::Kopecks,
     },
     /// HQ out of reach: what the receipt's signed code proves, with this store's own
     /// returns of it and what HQ's limits leave.

@@ -7,7 +7,7 @@
 use kassa_protocol::format::{v1, v2};
 use kassa_protocol::returns::{self, Return, Returned, SaleAnswer, SaleRef, RETURNS_PER_SALE_MAX};
 use kassa_protocol::sale::{Sale, Tender};
-use kassa_protocol::SaleId;
+use kassa_protocol::{Kopecks, SaleId};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
@@ -81,20 +81,23 @@ fn returns_of(conn: &Connection, id: SaleId) -> Result<Vec<Return>, DbError> {
     rows.map(|body| decode_return(&body?)).collect()
 }
 
-/// What every store's returns took back of each line of `sale`, and refunded.
-fn returned(conn: &Connection, sale: &Sale) -> Result<(Returned, Vec<Tender>), DbError> {
+/// What every store's returns took back of each line of `sale` and refunded, and what
+/// the latest of them left owed for the customer's points.
+fn returned(conn: &Connection, sale: &Sale) -> Result<(Returned, Vec<Tender>, Kopecks), DbError> {
     let (mut returned, mut refunds) = (Vec::new(), Vec::new());
-    for r in returns_of(conn, sale.id)? {
-        returns::add_returned(sale, &mut returned, &mut refunds, &r);
+    let returns = returns_of(conn, sale.id)?;
+    for r in &returns {
+        returns::add_returned(sale, &mut returned, &mut refunds, r);
     }
-    returned.resize(sale.lines.len(), (0, kassa_protocol::Kopecks::ZERO));
-    Ok((returned, refunds))
+    returned.resize(sale.lines.len(), (0, Kopecks::ZERO));
+    let owed = returns.last().and_then(|r| r.loyalty.as_ref()).map_or(Kopecks::ZERO, |l| l.owed);
+    Ok((returned, refunds, owed))
 }
 
 /// Lists the lines of sale `id` returned beyond what was sold (if HQ holds the sale).
 fn check_over_return(conn: &Connection, id: SaleId, now_ms: i64) -> Result<(), DbError> {
     let Some(sale) = sale(conn, id)? else { return Ok(()) };
-    let (returned, _) = returned(conn, &sale)?;
+    let (returned, ..) = returned(conn, &sale)?;
     for (line, sold, back) in returns::over_returned(&sale, &returned) {
         tracing::warn!(sale = %id, line, sold, returned = back, "a line was returned beyond what was sold");
         conn.prepare_cached(
@@ -228,8 +231,8 @@ impl Db {
     pub fn sale_for_return(&self, by: &SaleRef) -> Result<SaleAnswer, DbError> {
         let conn = self.conn();
         let Some(sale) = find_sale(&conn, by)? else { return Ok(SaleAnswer::NotFound) };
-        let (returned, refunds) = returned(&conn, &sale)?;
-        Ok(SaleAnswer::Found { sale: Box::new(sale), returned, refunds })
+        let (returned, refunds, loyalty_owed) = returned(&conn, &sale)?;
+        Ok(SaleAnswer::Found { sale: Box::new(sale), returned, refunds, loyalty_owed })
     }
 
     /// A till of `store` asks for a sale to return, maybe claiming lines of it (see
@@ -247,7 +250,7 @@ impl Db {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let Some(sale) = find_sale(&tx, &lookup.sale)? else { return Ok(SaleAnswer::NotFound) };
-        let (mut returned, refunds) = returned(&tx, &sale)?;
+        let (mut returned, refunds, loyalty_owed) = returned(&tx, &sale)?;
         let key = lookup.claim.as_ref().map(|c| c.key.as_str());
         let (others, own) = claimed(&tx, &sale, store, key, now_ms)?;
         let add = |returned: &mut Returned, more: &[i64]| {
@@ -277,7 +280,7 @@ impl Db {
         }
         tx.execute("DELETE FROM return_claims WHERE claimed_at_ms <= ?1", [now_ms - returns::RETURN_CLAIM_TTL_MS])?;
         tx.commit()?;
-        Ok(SaleAnswer::Found { sale: Box::new(sale), returned, refunds })
+        Ok(SaleAnswer::Found { sale: Box::new(sale), returned, refunds, loyalty_owed })
     }
 }
 

@@ -315,6 +315,11 @@ struct Stats {
     returns_online: u64,
     returns_offline: u64,
     over_returns: u64,
+    /// Points returns took back from the returning store's rights, and points they
+    /// could not (the customer had spent them, or the rights were elsewhere), whose
+    /// worth was kept from the refund.
+    points_taken_back: i64,
+    points_short: i64,
     /// Coupons a store refused because HQ's answer to a lookup said they were used, and
     /// coupons used twice by stores that could not know (offline: the documented limit).
     coupons_refused_after_lookup: u64,
@@ -345,6 +350,8 @@ impl Stats {
         self.returns_online += o.returns_online;
         self.returns_offline += o.returns_offline;
         self.over_returns += o.over_returns;
+        self.points_taken_back += o.points_taken_back;
+        self.points_short += o.points_short;
         self.coupons_refused_after_lookup += o.coupons_refused_after_lookup;
         self.coupons_used_twice += o.coupons_used_twice;
         self.converge_rounds = self.converge_rounds.max(o.converge_rounds);
@@ -731,6 +738,7 @@ impl World {
         if let Some(session) = s.session.as_mut() {
             session.handle_committed(seq);
         }
+        self.take_points_back(i, quantity, amount);
         if online {
             self.stats.returns_online += 1;
             // HQ held the lines for this store in the same transaction as it answered.
@@ -738,6 +746,35 @@ impl World {
         } else {
             self.stats.returns_offline += 1;
             self.offline_returns.insert(sale.id);
+        }
+    }
+
+    /// The loyalty customer's sale earned a point a piece: the returning store `i` takes
+    /// back those of the returned pieces (`production ReturnPoints::settle`, at any store,
+    /// online or not) from the rights it holds; what it cannot is kept from the refund.
+    /// Connected, it hands its spare rights to HQ, as the till does.
+    fn take_points_back(&mut self, i: usize, pieces: i64, refund: Kopecks) {
+        let connected = self.conns.contains_key(&i);
+        let s = &mut self.stores[i];
+        let points = crate::loyalty::ReturnPoints {
+            customer: customer(),
+            point_value_kopecks: 1,
+            take_back: pieces,
+            give_back: 0,
+            paid_in_points: Kopecks::ZERO,
+        };
+        let settled = points.settle(refund, s.durable.points.rights(s.actor), Kopecks::ZERO);
+        assert!(settled.spend <= s.durable.points.rights(s.actor), "a return spent rights its store lacks");
+        assert_eq!(settled.money_refund.0 + settled.deducted.0, refund.0, "the refund and what it kept add up");
+        let mut entries = s.durable.points.apply_return(s.actor, &settled).expect("within the store's rights");
+        if connected {
+            entries.extend(s.durable.points.hand_over(s.actor, ActorId::HQ, 0));
+        }
+        self.points_spent += settled.spend;
+        self.stats.points_taken_back += settled.spend;
+        self.stats.points_short += settled.shortfall;
+        if !entries.is_empty() {
+            self.push_points(i, entries);
         }
     }
 
@@ -1865,6 +1902,9 @@ fn seeded_fleet_simulation_converges_exactly_once() {
         // Returns taken online and offline, and lines returned twice by stores that could
         // not see each other, listed at HQ.
         assert!(total.returns_online > 0 && total.returns_offline > 0 && total.over_returns > 0, "{total:?}");
+        // Returns took points back from the returning store's rights, and some could not
+        // (the customer had spent them): their worth was kept from the refund.
+        assert!(total.points_taken_back > 0 && total.points_short > 0, "{total:?}");
         // Single-use coupons: refused where HQ's lookup told the store, and — the
         // documented limit — honoured twice by stores that could not know.
         assert!(total.coupons_refused_after_lookup > 0 && total.coupons_used_twice > 0, "{total:?}");

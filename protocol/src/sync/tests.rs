@@ -419,6 +419,7 @@ fn a_sale_lookup_goes_only_where_it_is_spoken_and_a_bad_answer_is_refused() {
         sale: Box::new(sale.clone()),
         returned: vec![(1, sale.total)],
         refunds: vec![],
+        loyalty_owed: Kopecks::ZERO,
     };
     p.hq.answer_sale(3, answer.clone());
     p.deliver_to_store(Instant::now()).unwrap();
@@ -428,6 +429,7 @@ fn a_sale_lookup_goes_only_where_it_is_spoken_and_a_bad_answer_is_refused() {
         sale: Box::new(sale),
         returned: vec![(0, Kopecks::ZERO); 2],
         refunds: vec![],
+        loyalty_owed: Kopecks::ZERO,
     };
     p.hq.answer_sale(4, bad);
     assert!(matches!(p.deliver_to_store(Instant::now()), Err(SyncError::Malformed(_))));
