@@ -17,6 +17,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::collections::HashMap;
 
+use kassa_protocol::history::{CustomerHistory, HistoryRequest};
 use kassa_protocol::loyalty::{RightsAnswer, RightsRequest};
 use kassa_protocol::orders::{OrderAnswer, OrderRequest};
 use kassa_protocol::promotions::definition::Definition;
@@ -30,12 +31,14 @@ use crate::journal::{Journal, JournalError};
 use crate::status::StatusBoard;
 
 /// What a till asks of HQ over the sync connection, and where HQ's answer goes: spending
-/// rights, an order for pickup (the endless aisle), or a sale of any store to return.
+/// rights, an order for pickup (the endless aisle), a sale of any store to return, or a
+/// customer's history (`None`: HQ does not know the card).
 #[derive(Debug)]
 pub enum HqRequest {
     Rights(RightsRequest, oneshot::Sender<RightsAnswer>),
     Order(OrderRequest, oneshot::Sender<OrderAnswer>),
     Sale(SaleLookup, oneshot::Sender<SaleAnswer>),
+    History(HistoryRequest, oneshot::Sender<Option<CustomerHistory>>),
 }
 pub type HqRequestSender = mpsc::Sender<HqRequest>;
 pub type HqRequestReceiver = mpsc::Receiver<HqRequest>;
@@ -48,6 +51,7 @@ struct Waiting {
     rights: HashMap<u64, oneshot::Sender<RightsAnswer>>,
     orders: HashMap<u64, oneshot::Sender<OrderAnswer>>,
     sales: HashMap<u64, oneshot::Sender<SaleAnswer>>,
+    histories: HashMap<u64, oneshot::Sender<Option<CustomerHistory>>>,
 }
 
 impl Waiting {
@@ -57,6 +61,7 @@ impl Waiting {
         self.rights.retain(|_, w| !w.is_closed());
         self.orders.retain(|_, w| !w.is_closed());
         self.sales.retain(|_, w| !w.is_closed());
+        self.histories.retain(|_, w| !w.is_closed());
         match request {
             HqRequest::Rights(request, reply) => {
                 if self.rights.len() < REQUESTS_WAITING_MAX && sync.request_rights(request.clone()) {
@@ -71,6 +76,11 @@ impl Waiting {
             HqRequest::Sale(lookup, reply) => {
                 if self.sales.len() < REQUESTS_WAITING_MAX && sync.find_sale(lookup.clone()) {
                     self.sales.insert(lookup.request_id, reply);
+                }
+            }
+            HqRequest::History(request, reply) => {
+                if self.histories.len() < REQUESTS_WAITING_MAX && sync.find_history(request.clone()) {
+                    self.histories.insert(request.request_id, reply);
                 }
             }
         }
@@ -430,6 +440,11 @@ async fn drive(sync: &mut StoreSync, store: &Store, waiting: &mut Waiting) -> Re
             StoreEvent::SaleFound { request_id, answer } => {
                 if let Some(waiter) = waiting.sales.remove(&request_id) {
                     let _ = waiter.send(answer);
+                }
+            }
+            StoreEvent::History { request_id, history } => {
+                if let Some(waiter) = waiting.histories.remove(&request_id) {
+                    let _ = waiter.send(history);
                 }
             }
             StoreEvent::Counters { entries } => {

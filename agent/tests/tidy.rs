@@ -197,7 +197,7 @@ fn the_journals_modules_go_one_way() {
         "types" | "handle" | "open_basket" => 0,
         "format" => 1,
         "chain" | "outbox" | "print_queue" => 2,
-        "users" | "loyalty" | "shifts" | "return_terms" => 3,
+        "users" | "loyalty" | "shifts" | "return_terms" | "history" => 3,
         "sales" => 4,
         "stock" => 5,
         "orders" => 6,

@@ -609,10 +609,10 @@ async fn customer_history(State(s): AppState, Checked(Path(card)): Checked<Path<
     let card = kassa_protocol::loyalty::CustomerId::parse(&card)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_card", format!("`{card}`: {e}")))?;
     let c2 = card.clone();
-    let Some(history) = blocking(&s.db, move |db| db.customer_history(&c2)).await? else {
+    let Some((customer, history)) = blocking(&s.db, move |db| db.customer_history(&c2)).await? else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "no_such_customer", format!("no customer {card}")));
     };
-    Ok(Json(serde_json::to_value(history).unwrap_or_default()))
+    Ok(Json(serde_json::to_value(crate::db::HistoryView::new(&customer, &history)).unwrap_or_default()))
 }
 
 /// A customer's balance, the rights each store holds, and earned/spent per store.

@@ -21,7 +21,7 @@ pub use access::{
     AddOperator, AuditEntry, NewAudit, Operator, OperatorChange, Token, AUDIT_PAGE_ENTRIES_MAX, AUDIT_ROWS_MAX,
     AUDIT_SUMMARY_BYTES_MAX,
 };
-pub use customers::{CustomerHistory, HISTORY_ENTRIES_MAX};
+pub use customers::HistoryView;
 pub use orders::{
     Availability, CancelOutcome, OrderFeedEntry, OrderRow, PlaceRefusal, TillPaymentRow, ORDERS_PAGE_MAX,
 };

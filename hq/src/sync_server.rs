@@ -576,6 +576,12 @@ async fn drive(session: &mut HqSync, shared: &Shared, peer: &PeerGuard) -> Resul
                 tracing::info!(%actor, sale = ?lookup.sale, found = matches!(answer, kassa_protocol::returns::SaleAnswer::Found { .. }), "a till looked up a sale to return");
                 session.answer_sale(lookup.request_id, answer);
             }
+            HqEvent::FindHistory { actor, request } => {
+                let card = request.customer.clone();
+                let history = blocking(&shared.db, move |db| db.customer_history(&card)).await?.map(|(_, h)| h);
+                tracing::info!(%actor, customer = %request.customer, known = history.is_some(), "a till asked for a customer's history");
+                session.answer_history(request.request_id, history);
+            }
             HqEvent::PlaceOrder { actor, request } => {
                 let request_id = request.request_id;
                 let answer = place_for_till(shared, actor, request).await?;

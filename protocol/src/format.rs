@@ -1557,15 +1557,30 @@ pub mod v3 {
         }
     }
 
+    impl From<order::OrderChannel> for OrderChannel {
+        fn from(c: order::OrderChannel) -> Self {
+            match c {
+                order::OrderChannel::Online => OrderChannel::Online,
+                order::OrderChannel::Store(s) => OrderChannel::Store(s),
+            }
+        }
+    }
+
+    impl From<OrderChannel> for order::OrderChannel {
+        fn from(c: OrderChannel) -> Self {
+            match c {
+                OrderChannel::Online => order::OrderChannel::Online,
+                OrderChannel::Store(s) => order::OrderChannel::Store(s),
+            }
+        }
+    }
+
     impl From<&order::Order> for Order {
         fn from(o: &order::Order) -> Self {
             Order {
                 id: o.id.0,
                 store: o.store,
-                channel: match o.channel {
-                    order::OrderChannel::Online => OrderChannel::Online,
-                    order::OrderChannel::Store(s) => OrderChannel::Store(s),
-                },
+                channel: o.channel.into(),
                 customer: o.customer.clone(),
                 phone: o.phone.clone(),
                 note: o.note.clone(),
@@ -1588,10 +1603,7 @@ pub mod v3 {
             let out = order::Order {
                 id: order::OrderId(o.id),
                 store: o.store,
-                channel: match o.channel {
-                    OrderChannel::Online => order::OrderChannel::Online,
-                    OrderChannel::Store(s) => order::OrderChannel::Store(s),
-                },
+                channel: o.channel.into(),
                 customer: o.customer,
                 phone: o.phone,
                 note: o.note,

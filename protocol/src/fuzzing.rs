@@ -108,6 +108,10 @@ impl Connection {
                     assert_eq!(Some(a), self.actor);
                     hq.answer_sale(lookup.request_id, crate::returns::SaleAnswer::NotFound);
                 }
+                HqEvent::FindHistory { actor: a, request } => {
+                    assert_eq!(Some(a), self.actor);
+                    hq.answer_history(request.request_id, None);
+                }
                 HqEvent::PlaceOrder { actor: a, request } => {
                     assert_eq!(Some(a), self.actor);
                     assert!(request.validate().is_ok(), "decoding checked the request");

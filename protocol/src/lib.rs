@@ -35,6 +35,7 @@ pub mod format;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gtin;
+pub mod history;
 pub mod ids;
 pub mod loyalty;
 pub mod lww;

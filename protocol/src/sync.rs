@@ -125,6 +125,8 @@ pub enum StoreEvent {
     OrderPlaced { request_id: u64, answer: crate::orders::OrderAnswer },
     /// HQ answered a till's question for a sale (return anywhere): wake the waiting till.
     SaleFound { request_id: u64, answer: crate::returns::SaleAnswer },
+    /// HQ answered a till's question for a customer's history: wake the waiting till.
+    History { request_id: u64, history: Option<crate::history::CustomerHistory> },
     /// HQ's return limits and store keys, validated: keep the limits if newer, add the
     /// keys (a grow-only set), then call [`StoreSync::handle_return_terms_applied`].
     ReturnTerms(crate::returns::ReturnTerms),
@@ -391,6 +393,12 @@ impl StoreSync {
                 }
                 self.events.push_back(StoreEvent::SaleFound { request_id, answer });
             }
+            HqMessage::History { request_id, history } => {
+                if let Some(h) = &history {
+                    h.validate().map_err(|e| SyncError::Malformed(format!("customer history: {e}")))?;
+                }
+                self.events.push_back(StoreEvent::History { request_id, history });
+            }
             // Kept idempotently by the shell (limits by version, keys as a set).
             HqMessage::ReturnTerms(terms) => self.events.push_back(StoreEvent::ReturnTerms(terms)),
             HqMessage::PriceSchedule { version, changes } => {
@@ -540,6 +548,16 @@ impl StoreSync {
             return false;
         }
         self.transmits.push_back(StoreMessage::FindSale(lookup));
+        true
+    }
+
+    /// Asks HQ for a customer's history in every channel (protocol 5 on); `false` when
+    /// not connected or the connection is older.
+    pub fn find_history(&mut self, request: crate::history::HistoryRequest) -> bool {
+        if self.state != StoreState::Ready || self.protocol < 5 {
+            return false;
+        }
+        self.transmits.push_back(StoreMessage::FindHistory(request));
         true
     }
 
@@ -697,6 +715,9 @@ pub enum HqEvent {
     /// A till of the store asks for a sale of any store (return anywhere): look it up
     /// with every store's returns of it, then call [`HqSync::answer_sale`].
     FindSale { actor: ActorId, lookup: crate::returns::SaleLookup },
+    /// A till of the store asks for a customer's history: read it, then call
+    /// [`HqSync::answer_history`].
+    FindHistory { actor: ActorId, request: crate::history::HistoryRequest },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -820,6 +841,11 @@ impl HqSync {
                 Ok(())
             }
             (_, StoreMessage::FindSale(_)) => Err(SyncError::Unexpected("a sale lookup before Welcome")),
+            (HqState::Ready(actor), StoreMessage::FindHistory(request)) => {
+                self.events.push_back(HqEvent::FindHistory { actor, request });
+                Ok(())
+            }
+            (_, StoreMessage::FindHistory(_)) => Err(SyncError::Unexpected("a history lookup before Welcome")),
             (
                 HqState::Ready(actor),
                 StoreMessage::Digest {
@@ -1167,6 +1193,11 @@ impl HqSync {
     /// Answers a till's sale lookup.
     pub fn answer_sale(&mut self, request_id: u64, answer: crate::returns::SaleAnswer) {
         self.transmits.push_back(HqMessage::SaleFound { request_id, answer });
+    }
+
+    /// Answers a till's history lookup (`None`: HQ does not know the card).
+    pub fn answer_history(&mut self, request_id: u64, history: Option<crate::history::CustomerHistory>) {
+        self.transmits.push_back(HqMessage::History { request_id, history });
     }
 
     /// Offers a view of the nearby stores' stock (excluding this store's own).

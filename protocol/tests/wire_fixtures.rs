@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use kassa_protocol::basket::{BasketLine, LinePromotion};
 use kassa_protocol::catalog::{CatalogItem, Unit, VatRate};
 use kassa_protocol::gtin::Gtin;
+use kassa_protocol::history::{CustomerHistory, DocKind, HistoryRequest, OrderEntry, Purchase};
 use kassa_protocol::loyalty::{
     Customer, CustomerId, EntryKind, LinePoints, LoyaltyEntry, LoyaltyRules, Phone, ReturnLoyalty, RightsAnswer,
     RightsGrant, RightsRequest, SaleLoyalty,
@@ -23,8 +24,8 @@ use kassa_protocol::movements::{
     Inbound, InboundLine, InboundSource, Movement, MovementId, MovementKind, MovementLine, WriteOffReason,
 };
 use kassa_protocol::orders::{
-    Order, OrderAnswer, OrderChannel, OrderEvent, OrderId, OrderPayment, OrderRequest, OrderUpdate, Payment,
-    TillPayment,
+    Order, OrderAnswer, OrderChannel, OrderEvent, OrderId, OrderPayment, OrderRequest, OrderState, OrderUpdate,
+    Payment, TillPayment,
 };
 use kassa_protocol::price_schedule::ScheduledPrice;
 use kassa_protocol::returns::{
@@ -358,6 +359,8 @@ fn store_messages(version: u32) -> Vec<(&'static str, StoreMessage)> {
         // An order's sale, by the order's number, looked up without a claim.
         let by_order = SaleLookup { request_id: 22, sale: SaleRef::Order(OrderId(1_045)), claim: None };
         messages.push(("store-find-order-sale", StoreMessage::FindSale(by_order)));
+        let customer = CustomerId::parse("0000100000000015").unwrap();
+        messages.push(("store-find-history", StoreMessage::FindHistory(HistoryRequest { request_id: 23, customer })));
     }
     messages
 }
@@ -452,6 +455,27 @@ fn hq_messages(version: u32) -> Vec<(&'static str, HqMessage)> {
             keys_upto: 9,
         };
         messages.push(("hq-return-terms", HqMessage::ReturnTerms(terms)));
+        // A customer's history: a sale and a return at two stores, an online order.
+        let purchase = |store: u32, seq: u64, kind: DocKind, total: i64| Purchase {
+            doc: SaleId { store: StoreId(store), seq },
+            kind,
+            receipt_no: format!("{store:04}-01-{seq:06}"),
+            created_at_ms: 1_760_000_000_000 + seq as i64,
+            total: Kopecks(total),
+        };
+        let history = CustomerHistory {
+            purchases: vec![purchase(2, 14, DocKind::Return, 10_690), purchase(1, 913, DocKind::Sale, 21_380)],
+            orders: vec![OrderEntry {
+                id: OrderId(1_045),
+                store: StoreId(8),
+                channel: OrderChannel::Online,
+                state: OrderState::Ready,
+                total: Kopecks(21_380),
+                created_at_ms: 1_760_000_000_500,
+            }],
+        };
+        messages.push(("hq-history", HqMessage::History { request_id: 23, history: Some(history) }));
+        messages.push(("hq-history-unknown", HqMessage::History { request_id: 24, history: None }));
     }
     messages
 }
@@ -573,6 +597,7 @@ fn store_variant(m: &StoreMessage) -> &'static str {
         StoreMessage::PlaceOrder(_) => "store-place-order",
         StoreMessage::FindSale(SaleLookup { sale: SaleRef::Order(_), .. }) => "store-find-order-sale",
         StoreMessage::FindSale(_) => "store-find-sale",
+        StoreMessage::FindHistory(_) => "store-find-history",
     }
 }
 
@@ -602,13 +627,15 @@ fn hq_variant(m: &HqMessage) -> &'static str {
         HqMessage::SaleFound { answer: SaleAnswer::Found { .. }, .. } => "hq-sale-found",
         HqMessage::SaleFound { answer: SaleAnswer::NotFound, .. } => "hq-sale-not-found",
         HqMessage::ReturnTerms(_) => "hq-return-terms",
+        HqMessage::History { history: Some(_), .. } => "hq-history",
+        HqMessage::History { history: None, .. } => "hq-history-unknown",
     }
 }
 
 /// The store's messages in protocol `version`.
 fn all_store_variants(version: u32) -> usize {
     if version >= 5 {
-        8
+        9
     } else {
         5
     }
@@ -616,7 +643,7 @@ fn all_store_variants(version: u32) -> usize {
 /// HQ's messages in protocol `version`.
 fn all_hq_variants(version: u32) -> usize {
     match version {
-        5.. => 23,
+        5.. => 25,
         4 => 12,
         _ => 11,
     }

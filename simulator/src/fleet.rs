@@ -458,7 +458,8 @@ impl SimStore {
                 | StoreEvent::Order(_)
                 | StoreEvent::OrderCancel(_)
                 | StoreEvent::OrderPlaced { .. }
-                | StoreEvent::SaleFound { .. } => {}
+                | StoreEvent::SaleFound { .. }
+                | StoreEvent::History { .. } => {}
             }
         }
         Ok(())

@@ -73,10 +73,10 @@ fn a_customers_history_of_this_format_is_read_back() {
     assert_eq!(kassa_tests::fixture_version(&dir().join("hq.sqlite")), 13);
     let tmp = kassa_tests::copy_fixtures(&dir(), &["hq.sqlite"]);
     let db = kassa_hq::Db::open(&tmp.path().join("hq.sqlite")).unwrap();
-    let history = db.customer_history(&card()).unwrap().expect("the customer");
-    let purchases: Vec<_> = history.purchases.iter().map(|p| (p.store, p.seq, p.kind.as_str())).collect();
+    let (customer, history) = db.customer_history(&card()).unwrap().expect("the customer");
+    let purchases: Vec<_> = history.purchases.iter().map(|p| (p.doc.store.0, p.doc.seq, p.kind.code())).collect();
     assert_eq!(purchases, vec![(1, 3, "sale")], "{history:?}");
-    let orders: Vec<_> = history.orders.iter().map(|o| (o.id, o.channel.as_str(), o.state.as_str())).collect();
-    assert_eq!(orders, vec![(1, "online", "new")], "{history:?}");
-    assert_eq!(history.name.as_deref(), Some("Анна"));
+    let orders: Vec<_> = history.orders.iter().map(|o| (o.id.0, o.channel, o.state.code())).collect();
+    assert_eq!(orders, vec![(1, kassa_protocol::orders::OrderChannel::Online, "new")], "{history:?}");
+    assert_eq!(customer.name.as_deref(), Some("Анна"));
 }

@@ -224,5 +224,32 @@ async fn a_customers_history_spans_every_store_and_channel() {
     assert_eq!(history["name"], "Мария");
     let (status, missing) = api.get("/api/customers/0000100000000099/history").await;
     assert_eq!((status, missing["error"].as_str()), (404, Some("no_such_customer")), "{missing}");
+
+    // At store 2's till, found by phone: HQ's history (both stores, the online order).
+    let till = kassa_tests::AgentApi::login(&b.agent, "kassir", "1111").await;
+    let (status, seen) = till.get("/api/customer/history?code=%2B79123456789").await;
+    assert_eq!(status, 200, "{seen}");
+    assert_eq!((seen["from_hq"].as_bool(), seen["name"].as_str()), (Some(true), Some("Мария")), "{seen}");
+    assert_eq!(stores_of(&seen["purchases"]), vec![2, 1], "{seen}");
+    assert_eq!(
+        (seen["orders"][0]["id"].clone(), seen["orders"][0]["channel"].as_str()),
+        (placed["id"].clone(), Some("online"))
+    );
+    // Cut off from HQ, store 2 shows what it knows itself, marked: its own sale, and the
+    // order for pickup there.
+    eventually(Duration::from_secs(15), "store 2 to hold the order", || async {
+        (!b.agent.journal.orders_by_phone("79123456789", 5).unwrap().is_empty()).then_some(())
+    })
+    .await;
+    b.relay.cut.store(true, Ordering::Relaxed);
+    let mut st = b.agent.status.subscribe();
+    tokio::time::timeout(Duration::from_secs(20), st.wait_for(|x| !x.hq.online)).await.unwrap().unwrap();
+    let (status, own) = till.get(&format!("/api/customer/history?code={card}")).await;
+    assert_eq!((status, own["from_hq"].as_bool()), (200, Some(false)), "{own}");
+    assert_eq!(stores_of(&own["purchases"]), vec![2], "{own}");
+    assert_eq!(own["purchases"][0]["total_kopecks"], 10_690, "{own}");
+    assert_eq!(own["orders"][0]["id"], placed["id"], "{own}");
+    let (status, missing) = till.get("/api/customer/history?code=0000100000000099").await;
+    assert_eq!((status, missing["error"].as_str()), (404, Some("no_such_customer")), "{missing}");
     cancel.cancel();
 }

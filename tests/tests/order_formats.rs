@@ -155,6 +155,6 @@ fn hqs_orders_of_this_format_are_read_back_whole() {
     let customer = kassa_protocol::loyalty::Customer::new(card.clone(), "+7 900 123-45-67", None).unwrap();
     let entry = OutboxEntry { seq: 3, change: Change::Loyalty { customer: Some(customer), entries: vec![] } };
     db.apply(ActorId { store: STORE, epoch: 1 }, &[entry], 3, 3, T0 + 5).unwrap();
-    let history = db.customer_history(&card).unwrap().expect("the customer");
-    assert_eq!(history.orders.iter().map(|o| o.id).collect::<Vec<_>>(), vec![2, 1], "{history:?}");
+    let (_, history) = db.customer_history(&card).unwrap().expect("the customer");
+    assert_eq!(history.orders.iter().map(|o| o.id.0).collect::<Vec<_>>(), vec![2, 1], "{history:?}");
 }

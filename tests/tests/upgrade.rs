@@ -216,6 +216,10 @@ async fn the_previous_releases_data_directory_upgrades() {
     let receipts: Vec<&str> =
         history["purchases"].as_array().unwrap().iter().map(|p| p["receipt_no"].as_str().unwrap()).collect();
     assert_eq!(receipts, ["0001-01-000009", "0001-01-000008"], "{history}");
+    // And at the store, from its own journal (journal schema 12's step found them).
+    let own = journal.customer_history(&id).unwrap();
+    let own: Vec<&str> = own.purchases.iter().map(|p| p.receipt_no.as_str()).collect();
+    assert_eq!(own, receipts, "the store's own records of the customer");
 
     // The basket left open by the old release is not restored (its encoding had no
     // basket id; see `journal::open_basket`), but the copy of its file keeps it.

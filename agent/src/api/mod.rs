@@ -115,6 +115,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/customer", post(set_customer))
         .route("/api/customer/new", post(new_customer))
         .route("/api/customer/clear", post(clear_customer))
+        .route("/api/customer/history", get(customer_history))
         .route("/api/sales/lookup", get(lookup))
         .route("/api/sales/shift", get(shift_sales))
         .route("/api/sales/{seq}", get(sale))
@@ -814,6 +815,18 @@ async fn new_customer(
 
 async fn clear_customer(State(s): State<AppState>, _c: Cashier) -> ApiResult<EventView> {
     Ok(event(s.till.clear_customer().await))
+}
+
+/// `GET /api/customer/history?code=…`: a customer (by card or phone) and what they
+/// bought and ordered — from HQ, every store and channel, when it is reachable;
+/// otherwise this store's own records, marked (`from_hq: false`).
+async fn customer_history(
+    State(s): State<AppState>,
+    _c: Cashier,
+    Query(q): Query<CustomerCode>,
+) -> ApiResult<view::HistoryView> {
+    let (customer, history, from_hq) = s.till.find_customer_history(&q.code).await?;
+    Ok(Json(view::HistoryView::new(&customer, &history, from_hq)))
 }
 
 #[derive(Deserialize)]

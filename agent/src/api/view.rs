@@ -20,7 +20,9 @@
 
 use kassa_protocol::basket::{Basket, BasketDiscount, BasketLine, LinePromotion, Totals, VatTotal};
 use kassa_protocol::catalog::CatalogItem;
-use kassa_protocol::loyalty::{LinePoints, ReturnLoyalty, SaleLoyalty};
+use kassa_protocol::history::{CustomerHistory, OrderEntry, Purchase};
+use kassa_protocol::loyalty::{Customer, LinePoints, ReturnLoyalty, SaleLoyalty};
+use kassa_protocol::orders::OrderChannel;
 use kassa_protocol::returns::{Return, ReturnKind, ReturnLine};
 use kassa_protocol::sale::{Sale, Tender, TenderKind};
 use kassa_protocol::SaleId;
@@ -820,6 +822,74 @@ pub struct LookupView {
 pub struct OfflineLimitsView {
     pub receipt_left_kopecks: i64,
     pub shift_left_kopecks: i64,
+}
+
+/// A customer's history at the till: `from_hq`, HQ's (every store and channel, with
+/// this store's newest), or else this store's own records only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HistoryView {
+    pub card: String,
+    pub name: Option<String>,
+    pub from_hq: bool,
+    pub purchases: Vec<PurchaseView>,
+    pub orders: Vec<HistoryOrderView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PurchaseView {
+    pub store: u32,
+    pub seq: u64,
+    /// `sale` or `return`.
+    pub kind: &'static str,
+    pub receipt_no: String,
+    pub created_at_ms: i64,
+    /// Paid, or refunded for a return.
+    pub total_kopecks: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HistoryOrderView {
+    pub id: u64,
+    /// The pickup store.
+    pub store: u32,
+    /// `online`, or `till` (a till's order: the endless aisle).
+    pub channel: &'static str,
+    /// `new`, `accepted`, `picking`, `ready`, `collected`, `expired`, `cancelled`.
+    pub state: &'static str,
+    pub total_kopecks: i64,
+    pub created_at_ms: i64,
+}
+
+impl HistoryView {
+    pub fn new(customer: &Customer, history: &CustomerHistory, from_hq: bool) -> HistoryView {
+        let CustomerHistory { purchases, orders } = history;
+        let purchases = purchases
+            .iter()
+            .map(|Purchase { doc, kind, receipt_no, created_at_ms, total }| PurchaseView {
+                store: doc.store.0,
+                seq: doc.seq,
+                kind: kind.code(),
+                receipt_no: receipt_no.clone(),
+                created_at_ms: *created_at_ms,
+                total_kopecks: total.0,
+            })
+            .collect();
+        let orders = orders
+            .iter()
+            .map(|OrderEntry { id, store, channel, state, total, created_at_ms }| HistoryOrderView {
+                id: id.0,
+                store: store.0,
+                channel: match channel {
+                    OrderChannel::Online => "online",
+                    OrderChannel::Store(_) => "till",
+                },
+                state: state.code(),
+                total_kopecks: total.0,
+                created_at_ms: *created_at_ms,
+            })
+            .collect();
+        HistoryView { card: customer.card.as_str().to_owned(), name: customer.name.clone(), from_hq, purchases, orders }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

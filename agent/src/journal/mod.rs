@@ -17,6 +17,8 @@
 //!   published, kept whole by version, and HQ's price schedule, likewise.
 //!   `return_terms`: the stores' receipt keys and HQ's limits on offline returns of
 //!   other stores' receipts.
+//!   `history`: which sales and returns carried a customer's card (the customer's
+//!   history here, shown offline).
 //! - `shifts`: shifts, cash in/out, X and Z reports, the drawer check.
 //! - `sales`: sales, returns, cancellations, voids, and the stock counters they move.
 //! - `stock`: movements other than sales (receipts, counts, write-offs, transfers) and
@@ -35,6 +37,7 @@ mod aisle;
 mod chain;
 pub mod format;
 mod handle;
+mod history;
 mod loyalty;
 mod open_basket;
 mod orders;
@@ -561,7 +564,7 @@ DROP INDEX IF EXISTS print_jobs_pending;
 /// The journal's schema version, kept in `PRAGMA user_version`. Version 1 is [`SCHEMA`]
 /// as first released (`user_version` 0 in files of that release); each later version
 /// is one step of [`MIGRATIONS`].
-pub const SCHEMA_VERSION: u32 = 11;
+pub const SCHEMA_VERSION: u32 = 12;
 
 /// Steps from version `n - 1` to `n`, run at start in one transaction after a copy of
 /// the file is kept beside it (`journal.sqlite.v{old}.bak`).
@@ -695,6 +698,13 @@ const MIGRATIONS: &[(u32, &str)] = &[
         // count it until it arrives, so the till does not count it again).
         "ALTER TABLE return_refs ADD COLUMN claimed INTEGER NOT NULL DEFAULT 0;",
     ),
+    (
+        12,
+        // One customer: which sales and returns carried a customer's card
+        // (`history`), so the till shows a customer's purchases here offline. Its
+        // own step fills it from the records already held.
+        history::SCHEMA_V12,
+    ),
 ];
 
 /// Brings the file to [`SCHEMA_VERSION`]: creates a new journal, or migrates an older
@@ -719,6 +729,9 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), JournalError> {
         conn.execute_batch(loyalty::SCHEMA)?;
         for (to, sql) in MIGRATIONS.iter().filter(|(to, _)| *to > from) {
             conn.execute_batch(sql)?;
+            if *to == 12 && fresh > 0 {
+                history::backfill(conn)?;
+            }
             conn.pragma_update(None, "user_version", to)?;
         }
         conn.execute_batch("COMMIT")

@@ -236,6 +236,9 @@ impl Journal {
         let record_seq = chain::append_after(tx, heads.chain, terminal, cashier, now_ms, &record)?;
         let doc = DocRow { seq, record_seq, receipt_no: &sale.receipt_no, terminal, receipt_number, shift };
         insert_doc(tx, &doc, "sale", sale.total, None, basket_id)?;
+        if let Some(l) = &sale.loyalty {
+            super::history::note(tx, &l.customer, seq)?;
+        }
         let lines: Vec<_> = sale.lines.iter().map(|l| (None, &l.sku, l.quantity, l.net(), l.vat)).collect();
         insert_lines(tx, seq, &lines)?;
         insert_tenders(tx, seq, &sale.tenders)?;
@@ -413,6 +416,9 @@ impl Journal {
             insert_doc(tx, &doc, "return", ret.total, sale_seq, None)?;
             if matches!(ret.kind, ReturnKind::Cancellation { .. }) {
                 exec(tx, "UPDATE docs SET cancels = 1 WHERE seq = ?1", [seq as i64])?;
+            }
+            if let Some(l) = &ret.loyalty {
+                super::history::note(tx, &l.customer, seq)?;
             }
             let lines: Vec<_> = ret.lines.iter().map(|l| (l.sale_line, &l.sku, l.quantity, l.amount, l.vat)).collect();
             insert_lines(tx, seq, &lines)?;

@@ -3,6 +3,7 @@
 //! spending rights asked of HQ over the sync connection.
 
 use kassa_protocol::basket::Basket;
+use kassa_protocol::history::{CustomerHistory, HistoryRequest};
 use kassa_protocol::loyalty::{self, Customer, CustomerId, LoyaltyRules};
 
 use super::basket::OpenBasket;
@@ -53,9 +54,49 @@ impl Till {
         )
     }
 
+    /// A customer's history as the cashier sees it: online, HQ's (every store and
+    /// channel) with this store's own records HQ may not have yet; with HQ out of reach
+    /// (or silent), this store's own — the flag says which (`true`: HQ's).
+    pub async fn customer_history(&self, card: &CustomerId) -> Result<(CustomerHistory, bool), TillError> {
+        let c = card.clone();
+        let own = self.journal(move |j| j.customer_history(&c)).await?;
+        Ok(match self.history_from_hq(card).await {
+            Some(hq) => (hq.unwrap_or_default().with(own), true),
+            None => (own, false),
+        })
+    }
+
+    /// HQ's answer to a history lookup (`Some(None)`: HQ does not know the card);
+    /// `None` when HQ is not reachable or does not answer in time.
+    async fn history_from_hq(&self, card: &CustomerId) -> Option<Option<CustomerHistory>> {
+        if !self.online() {
+            return None;
+        }
+        let request_id = self.rights_request_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let request = HistoryRequest { request_id, customer: card.clone() };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.rights.try_send(crate::sync_client::HqRequest::History(request, tx)).ok()?;
+        tokio::time::timeout(super::payments::SALE_LOOKUP_TIMEOUT, rx).await.ok()?.ok()
+    }
+
     /// Puts a customer on the basket by card or phone number; an unknown card is asked
     /// of HQ when online. A typo gives "no such customer", never a new one.
     pub async fn set_customer(&self, code: &str) -> Result<TillEvent, TillError> {
+        let customer = self.find_customer(code).await?;
+        self.attach(customer).await
+    }
+
+    /// The customer a card or phone number names, with their history
+    /// ([`Till::customer_history`]; `true`: HQ's).
+    pub async fn find_customer_history(&self, code: &str) -> Result<(Customer, CustomerHistory, bool), TillError> {
+        let customer = self.find_customer(code).await?;
+        let (history, from_hq) = self.customer_history(&customer.card).await?;
+        Ok((customer, history, from_hq))
+    }
+
+    /// The customer a card or phone number names; an unknown card is asked of HQ when
+    /// online. A typo gives "no such customer", never a new one.
+    async fn find_customer(&self, code: &str) -> Result<Customer, TillError> {
         let code = code.trim().to_owned();
         let c = code.clone();
         let mut found = self.journal(move |j| j.find_customer(&c)).await?;
@@ -69,8 +110,7 @@ impl Till {
                 found = self.journal(move |j| j.find_customer(&c)).await?;
             }
         }
-        let customer = found.ok_or(TillError::NoSuchCustomer)?;
-        self.attach(customer).await
+        found.ok_or(TillError::NoSuchCustomer)
     }
 
     /// Issues a new card at the till and puts it on the basket.

@@ -4,7 +4,9 @@
 //! so that HQ's API serves a customer's history — purchases in every store, orders from
 //! the online shop and every till — for the shop and the console.
 
-use kassa_protocol::loyalty::CustomerId;
+use kassa_protocol::history::{CustomerHistory, DocKind, OrderEntry, Purchase, HISTORY_ENTRIES_MAX};
+use kassa_protocol::loyalty::{Customer, CustomerId};
+use kassa_protocol::orders::OrderChannel;
 use kassa_protocol::wire::Change;
 use kassa_protocol::{Kopecks, SaleId};
 use rusqlite::{params, Connection};
@@ -20,26 +22,23 @@ ALTER TABLE orders ADD COLUMN phone TEXT;
 CREATE INDEX orders_by_phone ON orders (phone) WHERE phone IS NOT NULL;
 ";
 
-/// Entries of each kind a history shows, newest first.
-pub const HISTORY_ENTRIES_MAX: usize = 50;
-
 /// A customer's history across stores and channels, as HQ's API serves it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct CustomerHistory {
+pub struct HistoryView {
     pub card: String,
     pub phone: String,
     pub name: Option<String>,
-    pub purchases: Vec<Purchase>,
-    pub orders: Vec<OrderEntry>,
+    pub purchases: Vec<PurchaseView>,
+    pub orders: Vec<OrderView>,
 }
 
 /// A sale or a return made with the customer's card, at any store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Purchase {
+pub struct PurchaseView {
     pub store: u32,
     pub seq: u64,
     /// `sale` or `return` (a return's total is negative).
-    pub kind: String,
+    pub kind: &'static str,
     pub receipt_no: String,
     pub created_at_ms: i64,
     pub total_kopecks: i64,
@@ -47,14 +46,53 @@ pub struct Purchase {
 
 /// An order placed with the customer's phone, in any channel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct OrderEntry {
+pub struct OrderView {
     pub id: u64,
     pub store: u32,
     /// `online`, or `store N` for a till's order.
     pub channel: String,
-    pub state: String,
+    pub state: &'static str,
     pub total_kopecks: i64,
     pub created_at_ms: i64,
+}
+
+impl HistoryView {
+    pub fn new(customer: &Customer, history: &CustomerHistory) -> HistoryView {
+        let purchases = history
+            .purchases
+            .iter()
+            .map(|p| PurchaseView {
+                store: p.doc.store.0,
+                seq: p.doc.seq,
+                kind: p.kind.code(),
+                receipt_no: p.receipt_no.clone(),
+                created_at_ms: p.created_at_ms,
+                total_kopecks: if p.kind == DocKind::Return { -p.total.0 } else { p.total.0 },
+            })
+            .collect();
+        let orders = history
+            .orders
+            .iter()
+            .map(|o| OrderView {
+                id: o.id.0,
+                store: o.store.0,
+                channel: match o.channel {
+                    OrderChannel::Online => "online".to_owned(),
+                    OrderChannel::Store(s) => format!("store {s}"),
+                },
+                state: o.state.code(),
+                total_kopecks: o.total.0,
+                created_at_ms: o.created_at_ms,
+            })
+            .collect();
+        HistoryView {
+            card: customer.card.as_str().to_owned(),
+            phone: customer.phone.digits().to_owned(),
+            name: customer.name.clone(),
+            purchases,
+            orders,
+        }
+    }
 }
 
 /// In the batch's transaction, after a sale or return was stored: its customer's card.
@@ -110,7 +148,7 @@ pub(super) fn backfill(conn: &Connection) -> rusqlite::Result<()> {
 impl Db {
     /// A customer's purchases at every store and orders in every channel, newest first
     /// ([`HISTORY_ENTRIES_MAX`] of each); `None` for a card HQ does not know.
-    pub fn customer_history(&self, card: &CustomerId) -> Result<Option<CustomerHistory>, DbError> {
+    pub fn customer_history(&self, card: &CustomerId) -> Result<Option<(Customer, CustomerHistory)>, DbError> {
         let conn = self.conn();
         let Some(customer) = super::customer(&conn, card)? else { return Ok(None) };
         let mut st = conn.prepare_cached(
@@ -120,13 +158,14 @@ impl Db {
         )?;
         let purchases = st
             .query_map(params![card.as_str(), HISTORY_ENTRIES_MAX as i64], |r| {
+                let kind: String = r.get(2)?;
                 Ok(Purchase {
-                    store: r.get(0)?,
-                    seq: r.get::<_, i64>(1)? as u64,
-                    kind: r.get(2)?,
+                    doc: SaleId { store: kassa_protocol::StoreId(r.get(0)?), seq: r.get::<_, i64>(1)? as u64 },
+                    kind: if kind == "return" { DocKind::Return } else { DocKind::Sale },
                     receipt_no: r.get(3)?,
                     created_at_ms: r.get(4)?,
-                    total_kopecks: r.get(5)?,
+                    // Returns are kept negative.
+                    total: Kopecks(r.get::<_, i64>(5)?.abs()),
                 })
             })?
             .collect::<Result<_, _>>()?;
@@ -137,26 +176,15 @@ impl Db {
         let mut orders = Vec::with_capacity(ids.len());
         for id in ids {
             let Some(row) = super::orders::row(&conn, kassa_protocol::orders::OrderId(id as u64))? else { continue };
-            let channel = match row.order.channel {
-                kassa_protocol::orders::OrderChannel::Online => "online".to_owned(),
-                kassa_protocol::orders::OrderChannel::Store(s) => format!("store {s}"),
-            };
-            let total: Kopecks = row.order.total();
             orders.push(OrderEntry {
-                id: row.order.id.0,
-                store: row.order.store.0,
-                channel,
-                state: row.state.code().to_owned(),
-                total_kopecks: total.0,
+                id: row.order.id,
+                store: row.order.store,
+                channel: row.order.channel,
+                state: row.state,
+                total: row.order.total(),
                 created_at_ms: row.order.created_at_ms,
             });
         }
-        Ok(Some(CustomerHistory {
-            card: card.as_str().to_owned(),
-            phone: customer.phone.digits().to_owned(),
-            name: customer.name,
-            purchases,
-            orders,
-        }))
+        Ok(Some((customer, CustomerHistory { purchases, orders })))
     }
 }

@@ -1287,7 +1287,7 @@ impl World {
                     session.handle_return_terms_applied(s.durable.return_limits, s.durable.keys_upto);
                 }
                 StoreEvent::OrderPlaced { .. } => unreachable!("the simulated tills order nothing from HQ"),
-                StoreEvent::SaleFound { .. } => unreachable!("the simulated tills look up no sales"),
+                StoreEvent::SaleFound { .. } | StoreEvent::History { .. } => unreachable!("tills look nothing up"),
                 StoreEvent::PromotionsUsed { customer: c, promotions } => {
                     assert_eq!(c, customer(), "HQ told of another customer");
                     s.durable.coupons_used.extend(promotions);
@@ -1385,6 +1385,7 @@ impl World {
                     }
                     HqEvent::PlaceOrder { .. } => unreachable!("the simulated tills order nothing from HQ"),
                     HqEvent::FindSale { .. } => unreachable!("the simulated tills look up no sales"),
+                    HqEvent::FindHistory { .. } => unreachable!("the simulated tills look up no histories"),
                     HqEvent::RightsRequest { actor, request } => {
                         // As `sync_server`: what the customer has had goes ahead of the answer.
                         let used = self.hq.coupons_used.iter().copied().collect();

@@ -77,8 +77,8 @@ fn run(seed: u64, sales: u64) -> HqDb {
                             hq.accept(db.progress);
                         }
                         HqEvent::RightsRequest { .. } => unreachable!("this test asks for no rights"),
-                        HqEvent::PlaceOrder { .. } | HqEvent::FindSale { .. } => {
-                            unreachable!("this test places no orders and looks up no sales")
+                        HqEvent::PlaceOrder { .. } | HqEvent::FindSale { .. } | HqEvent::FindHistory { .. } => {
+                            unreachable!("this test places no orders and looks up no sales or histories")
                         }
                         // This test checks sales only; digests agree or are repaired in sim.rs.
                         HqEvent::CompareDigests { .. } => hq.digests_compared(false),
@@ -443,4 +443,39 @@ fn a_sale_lookup_goes_only_where_it_is_spoken_and_a_bad_answer_is_refused() {
         assert!(p.store.find_sale(crate::returns::SaleLookup { claim: Some(claim), ..lookup(5) }));
         assert!(matches!(p.deliver_to_hq(), Err(SyncError::Malformed(_))));
     }
+}
+
+/// A till's question for a customer's history goes to HQ only on a protocol-5
+/// connection, and comes back by its id; an answer beyond its bounds ends the
+/// connection before the till sees it.
+#[test]
+fn a_history_lookup_goes_only_where_it_is_spoken_and_a_bad_answer_is_refused() {
+    use crate::history::{CustomerHistory, DocKind, HistoryRequest, Purchase, HISTORY_ENTRIES_MAX};
+    let card = crate::loyalty::CustomerId::parse("0000100000000015").unwrap();
+    let request = |request_id| HistoryRequest { request_id, customer: card.clone() };
+    let mut old = connected(4, 0);
+    assert!(!old.store.find_history(request(1)), "protocol 4 carries no histories");
+    let mut p = connected(5, 0);
+    assert!(p.store.find_history(request(3)));
+    p.deliver_to_hq().unwrap();
+    let Some(HqEvent::FindHistory { actor, request: asked }) = p.hq.poll_event() else {
+        panic!("no lookup for the shell")
+    };
+    assert_eq!((actor, asked), (ACTOR, request(3)));
+    let purchase = |seq| Purchase {
+        doc: crate::SaleId { store: StoreId(2), seq },
+        kind: DocKind::Sale,
+        receipt_no: format!("0002-01-{seq:06}"),
+        created_at_ms: seq as i64,
+        total: Kopecks(100),
+    };
+    let history = CustomerHistory { purchases: vec![purchase(1)], orders: vec![] };
+    p.hq.answer_history(3, Some(history.clone()));
+    p.deliver_to_store(Instant::now()).unwrap();
+    assert_eq!(p.store.poll_event(), Some(StoreEvent::History { request_id: 3, history: Some(history) }));
+    let too_long =
+        CustomerHistory { purchases: (0..=HISTORY_ENTRIES_MAX as u64).map(purchase).collect(), orders: vec![] };
+    p.hq.answer_history(4, Some(too_long));
+    assert!(p.deliver_to_store(Instant::now()).is_err());
+    assert_eq!(p.store.poll_event(), None);
 }

@@ -221,6 +221,9 @@ pub enum StoreMessage {
     /// A till asks for a sale of any store, to take a return of it (return anywhere,
     /// protocol 5 on); HQ answers with [`HqMessage::SaleFound`].
     FindSale(crate::returns::SaleLookup),
+    /// A till asks for a customer's history in every channel (protocol 5 on); HQ
+    /// answers with [`HqMessage::History`].
+    FindHistory(crate::history::HistoryRequest),
 }
 
 /// What HQ sends.
@@ -279,6 +282,9 @@ pub enum HqMessage {
     /// HQ's limits on offline returns of other stores' receipts, and the stores' keys
     /// the store lacks (protocol 5 on), after a digest that says the store holds older.
     ReturnTerms(crate::returns::ReturnTerms),
+    /// HQ's answer to a till's [`StoreMessage::FindHistory`] (protocol 5 on): `None` for a
+    /// card HQ does not know.
+    History { request_id: u64, history: Option<crate::history::CustomerHistory> },
 }
 
 // The three types below are domain types too; their boundary forms are in

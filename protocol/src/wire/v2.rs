@@ -55,6 +55,7 @@ impl TryFrom<&super::StoreMessage> for StoreMessage {
             D::Counters { entries } => StoreMessage::Counters { entries: to(entries) },
             D::PlaceOrder(_) => return Err(super::not_in_version(2, "orders for pickup")),
             D::FindSale(_) => return Err(super::not_in_version(2, "sales of other stores")),
+            D::FindHistory(_) => return Err(super::not_in_version(2, "customer histories")),
         })
     }
 }
@@ -108,6 +109,7 @@ impl TryFrom<&super::HqMessage> for HqMessage {
             D::PromotionsUsed { .. } => return Err(super::not_in_version(2, "the promotions a customer has had")),
             D::PriceSchedule { .. } => return Err(super::not_in_version(2, "scheduled price changes")),
             D::SaleFound { .. } => return Err(super::not_in_version(2, "sales of other stores")),
+            D::History { .. } => return Err(super::not_in_version(2, "customer histories")),
             D::ReturnTerms(_) => return Err(super::not_in_version(2, "return limits and store keys")),
             D::Order(_) | D::OrderCancel { .. } | D::OrderPlaced { .. } => {
                 return Err(super::not_in_version(2, "orders for pickup"))

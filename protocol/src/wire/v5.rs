@@ -58,6 +58,10 @@ pub enum StoreMessage {
     },
     PlaceOrder(v3::OrderRequest),
     FindSale(v3::SaleLookup),
+    FindHistory {
+        request_id: u64,
+        customer: CustomerId,
+    },
 }
 
 /// What HQ sends, in protocol 5.
@@ -82,6 +86,127 @@ pub enum HqMessage {
     OrderPlaced { request_id: u64, answer: v3::OrderAnswer },
     SaleFound { request_id: u64, answer: v3::SaleAnswer },
     ReturnTerms(ReturnTerms),
+    History { request_id: u64, history: Option<CustomerHistory> },
+}
+
+/// A customer's history (`crate::history`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerHistory {
+    pub purchases: Vec<Purchase>,
+    pub orders: Vec<OrderEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Purchase {
+    pub store: StoreId,
+    pub seq: u64,
+    pub is_return: bool,
+    pub receipt_no: String,
+    pub created_at_ms: i64,
+    pub total_kopecks: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderEntry {
+    pub id: u64,
+    pub store: StoreId,
+    pub channel: v3::OrderChannel,
+    pub state: OrderState,
+    pub total_kopecks: i64,
+    pub created_at_ms: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OrderState {
+    New,
+    Accepted,
+    Picking,
+    Ready,
+    Cancelled,
+    Expired,
+    Collected,
+}
+
+impl From<&crate::history::CustomerHistory> for CustomerHistory {
+    fn from(h: &crate::history::CustomerHistory) -> Self {
+        use crate::orders::OrderState as S;
+        let purchases = h
+            .purchases
+            .iter()
+            .map(|p| Purchase {
+                store: p.doc.store,
+                seq: p.doc.seq,
+                is_return: p.kind == crate::history::DocKind::Return,
+                receipt_no: p.receipt_no.clone(),
+                created_at_ms: p.created_at_ms,
+                total_kopecks: p.total.0,
+            })
+            .collect();
+        let orders = h
+            .orders
+            .iter()
+            .map(|o| OrderEntry {
+                id: o.id.0,
+                store: o.store,
+                channel: o.channel.into(),
+                state: match o.state {
+                    S::New => OrderState::New,
+                    S::Accepted => OrderState::Accepted,
+                    S::Picking => OrderState::Picking,
+                    S::Ready => OrderState::Ready,
+                    S::Cancelled => OrderState::Cancelled,
+                    S::Expired => OrderState::Expired,
+                    S::Collected => OrderState::Collected,
+                },
+                total_kopecks: o.total.0,
+                created_at_ms: o.created_at_ms,
+            })
+            .collect();
+        CustomerHistory { purchases, orders }
+    }
+}
+
+impl TryFrom<CustomerHistory> for crate::history::CustomerHistory {
+    type Error = FormatError;
+
+    fn try_from(h: CustomerHistory) -> Result<Self, FormatError> {
+        use crate::history::{DocKind, OrderEntry as O, Purchase as P};
+        use crate::orders::OrderState as S;
+        let purchases = h
+            .purchases
+            .into_iter()
+            .map(|p| P {
+                doc: crate::ids::SaleId { store: p.store, seq: p.seq },
+                kind: if p.is_return { DocKind::Return } else { DocKind::Sale },
+                receipt_no: p.receipt_no,
+                created_at_ms: p.created_at_ms,
+                total: crate::Kopecks(p.total_kopecks),
+            })
+            .collect();
+        let orders = h
+            .orders
+            .into_iter()
+            .map(|o| O {
+                id: crate::orders::OrderId(o.id),
+                store: o.store,
+                channel: o.channel.into(),
+                state: match o.state {
+                    OrderState::New => S::New,
+                    OrderState::Accepted => S::Accepted,
+                    OrderState::Picking => S::Picking,
+                    OrderState::Ready => S::Ready,
+                    OrderState::Cancelled => S::Cancelled,
+                    OrderState::Expired => S::Expired,
+                    OrderState::Collected => S::Collected,
+                },
+                total: crate::Kopecks(o.total_kopecks),
+                created_at_ms: o.created_at_ms,
+            })
+            .collect();
+        let history = crate::history::CustomerHistory { purchases, orders };
+        history.validate().map_err(|reason| FormatError::Invalid { what: "customer history", reason })?;
+        Ok(history)
+    }
 }
 
 /// HQ's return limits and the stores' keys a store lacks.
@@ -189,6 +314,7 @@ impl TryFrom<&super::StoreMessage> for StoreMessage {
             D::Counters { entries } => StoreMessage::Counters { entries: to(entries) },
             D::PlaceOrder(r) => StoreMessage::PlaceOrder(r.into()),
             D::FindSale(l) => StoreMessage::FindSale(l.into()),
+            D::FindHistory(r) => StoreMessage::FindHistory { request_id: r.request_id, customer: r.customer.clone() },
         })
     }
 }
@@ -230,6 +356,9 @@ impl TryFrom<StoreMessage> for super::StoreMessage {
             StoreMessage::Counters { entries } => D::Counters { entries: from(entries) },
             StoreMessage::PlaceOrder(r) => D::PlaceOrder(r.try_into()?),
             StoreMessage::FindSale(l) => D::FindSale(l.into()),
+            StoreMessage::FindHistory { request_id, customer } => {
+                D::FindHistory(crate::history::HistoryRequest { request_id, customer })
+            }
         })
     }
 }
@@ -275,6 +404,9 @@ impl TryFrom<&super::HqMessage> for HqMessage {
                 HqMessage::SaleFound { request_id: *request_id, answer: answer.into() }
             }
             D::ReturnTerms(t) => HqMessage::ReturnTerms(t.into()),
+            D::History { request_id, history } => {
+                HqMessage::History { request_id: *request_id, history: history.as_ref().map(Into::into) }
+            }
             D::PromotionsPage { version, first, definitions, last } => HqMessage::PromotionsPage {
                 version: *version,
                 first: *first,
@@ -319,6 +451,9 @@ impl TryFrom<HqMessage> for super::HqMessage {
             HqMessage::OrderPlaced { request_id, answer } => D::OrderPlaced { request_id, answer: answer.try_into()? },
             HqMessage::SaleFound { request_id, answer } => D::SaleFound { request_id, answer: answer.into() },
             HqMessage::ReturnTerms(t) => D::ReturnTerms(t.try_into()?),
+            HqMessage::History { request_id, history } => {
+                D::History { request_id, history: history.map(TryInto::try_into).transpose()? }
+            }
             HqMessage::PriceSchedule { version, changes } => D::PriceSchedule {
                 version,
                 changes: changes.into_iter().map(TryInto::try_into).collect::<Result<_, _>>()?,
