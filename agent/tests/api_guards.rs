@@ -149,6 +149,7 @@ const GUARDED: &[(&str, &str)] = &[
     ("POST", "/api/customer"),
     ("POST", "/api/customer/new"),
     ("POST", "/api/customer/clear"),
+    ("GET", "/api/customer/history?code=0000100000000001"),
     ("GET", "/api/sales/lookup?code=KASSA:1:1"),
     ("GET", "/api/sales/shift"),
     ("GET", "/api/sales/1"),
@@ -665,6 +666,8 @@ async fn no_answer_or_event_carries_a_rust_variant_name() {
     step("GET", &format!("/api/sales/{second_seq}"), None).await;
     let receipt = second["sale"]["receipt_no"].as_str().unwrap().to_owned();
     step("GET", &format!("/api/sales/lookup?code={receipt}"), None).await;
+    let history = step("GET", &format!("/api/customer/history?code={card}"), None).await;
+    assert_eq!(history["purchases"][0]["kind"], "sale", "{history}");
 
     // Each kind of return.
     let with_receipt =

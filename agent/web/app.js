@@ -30,6 +30,7 @@ const WORDS = {
     refunds: "Возвраты", stock: "Остаток в магазине", change_qty: "Количество", z_done: "Смена закрыта. Разница: {d} ₽",
     cash: "наличными", card: "на карту", points_refund: "баллами", no_vat: "без НДС",
     customer: "Клиент (F2)", pay_points: "Баллами (F7)", card_or_phone: "Карта или телефон", new_card: "Новая карта: телефон",
+    history: "История", history_title: "Покупки и заказы: {c}", history_hq: "Все магазины и интернет-магазин (из HQ)", history_local: "Нет связи с HQ: только покупки и заказы этого магазина", history_purchases: "Покупки", history_orders: "Заказы", no_history: "Покупок и заказов нет", store_n: "магазин № {n}", channel_online: "интернет-магазин", channel_till: "заказ на кассе",
     name: "Имя (необязательно)", points: "Баллов", balance: "баллов", spendable: "можно списать сейчас",
     user_id: "Логин", drawer_override: "Разрешение управляющего: выдать больше, чем в кассе",
     remove_line: "Удалить строку", kg: "кг", weight_kg: "Вес, кг (например 1,5)", receipt_paid: "Чек {r}: {t} ₽.",
@@ -63,6 +64,7 @@ const WORDS = {
     refunds: "Refunds", stock: "Stock in store", change_qty: "Quantity", z_done: "Shift closed. Difference: {d} ₽",
     cash: "in cash", card: "to card", points_refund: "as points", no_vat: "no VAT",
     customer: "Customer (F2)", pay_points: "Points (F7)", card_or_phone: "Card or phone", new_card: "New card: phone",
+    history: "History", history_title: "Purchases and orders: {c}", history_hq: "Every store and the online shop (from HQ)", history_local: "HQ not reachable: this store's purchases and orders only", history_purchases: "Purchases", history_orders: "Orders", no_history: "No purchases or orders", store_n: "store no. {n}", channel_online: "online shop", channel_till: "ordered at a till",
     name: "Name (optional)", points: "Points", balance: "points", spendable: "spendable now",
     user_id: "Login", drawer_override: "Manager's approval: pay out more than the drawer holds",
     remove_line: "Remove line", kg: "kg", weight_kg: "Weight, kg (e.g. 1.5)", receipt_paid: "Receipt {r}: {t} ₽.",
@@ -1100,6 +1102,50 @@ async function parkedDialog() {
 }
 
 // This terminal's receipts of the shift: a reprint or a return from the list.
+// The customer on the basket: what they bought and ordered — from HQ, every store and
+// channel; with HQ out of reach, this store's own records, and the dialog says so.
+async function historyDialog() {
+  const c = state.customer;
+  if (!c) return showError("no_such_customer");
+  const h = await act(() => api("GET", `/api/customer/history?code=${encodeURIComponent(c.card)}`));
+  if (!h) return;
+  const box = document.createElement("div");
+  box.id = "history";
+  const note = document.createElement("p");
+  note.id = "history-source";
+  note.className = h.from_hq ? "" : "warn";
+  note.textContent = h.from_hq ? t("history_hq") : t("history_local");
+  box.appendChild(note);
+  const day = (ms) => new Date(ms).toLocaleDateString(lang === "ru" ? "ru-RU" : "en-GB");
+  const table = (id, title, rows) => {
+    if (!rows.length) return;
+    const head = document.createElement("h3");
+    head.textContent = title;
+    const tbl = document.createElement("table");
+    tbl.id = id;
+    for (const cells of rows) {
+      const tr = document.createElement("tr");
+      for (const text of cells) {
+        const td = document.createElement("td");
+        td.textContent = text;
+        tr.appendChild(td);
+      }
+      tbl.appendChild(tr);
+    }
+    box.append(head, tbl);
+  };
+  table("history-purchases", t("history_purchases"), h.purchases.map((p) => [
+    day(p.created_at_ms), t("store_n", { n: p.store }), p.receipt_no,
+    p.kind === "sale" ? t("sale_word") : t("return_word"), rub(p.total_kopecks),
+  ]));
+  table("history-orders", t("history_orders"), h.orders.map((o) => [
+    day(o.created_at_ms), `№ ${o.id}`, t(o.channel === "online" ? "channel_online" : "channel_till"),
+    t("store_n", { n: o.store }), t(`order_${o.state}`), rub(o.total_kopecks),
+  ]));
+  if (!h.purchases.length && !h.orders.length) box.append(t("no_history"));
+  await ask(t("history_title", { c: h.name || h.card }), [], box);
+}
+
 async function receiptsDialog() {
   const data = await act(() => api("GET", "/api/sales/shift"));
   if (!data) return;
@@ -1429,6 +1475,7 @@ $("pay-points").onclick = async () => {
   if (total > byPoints) tenders.push({ kind: "cash", amount_kopecks: total - byPoints });
   await submitPayment(tenders);
 };
+$("customer-history").onclick = historyDialog;
 $("btn-return").onclick = returnDialog;
 $("btn-receipts").onclick = receiptsDialog;
 $("btn-orders").onclick = ordersDialog;

@@ -829,3 +829,134 @@ async fn another_stores_receipt_is_returned_at_this_till() {
     page.close().await;
     stack.stop().await;
 }
+
+/// One customer at the till: a card issued here and a purchase with it, an order placed
+/// online with the customer's phone; the cashier opens the customer's history from the
+/// basket and sees both, from HQ.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customers_history_opens_from_the_basket() {
+    init_logging();
+    let Some(page) = launch("customer-history").await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let stack = stack::start(StackOptions::ephemeral(dir.path())).await.unwrap();
+    let milk = kassa_protocol::Sku("100001".into());
+    stack.hq.shared.db.deliver(kassa_protocol::StoreId(1), &[(milk.clone(), 20)]).unwrap();
+    stack.hq.shared.counters.send_modify(|g| *g += 1);
+    page.open(&stack).await;
+    page.log_in_and_open_shift().await;
+    // A new card, by phone, and a milk bought with it.
+    page.click("#customer").await;
+    page.wait_present("#dlg-phone").await;
+    page.type_into("#dlg-phone", "+7 912 000-55-66").await;
+    page.type_into("#dlg-name", "Ирина").await;
+    page.click("#dlg-ok").await;
+    page.wait_for_text("#customer-info", "Ирина").await;
+    stack.scanner.scan(MILK_GTIN.as_bytes()).unwrap();
+    page.wait("#total", "show 106,90", |t| t == "106,90").await;
+    page.type_into("#cash", "200").await;
+    page.click("#pay-cash").await;
+    page.wait_for_text("#message", "Сдача: 93,10").await;
+    // The online shop takes an order with the customer's phone.
+    let client = reqwest::Client::new();
+    let order = json!({ "store": 1, "payment": "prepaid", "phone": "89120005566",
+                        "lines": [{ "sku": milk.0, "quantity": 2 }] });
+    let (status, placed) = stack.hq_send(&client, reqwest::Method::POST, "/api/orders", Some(&order)).await.unwrap();
+    assert_eq!(status, 200, "{placed}");
+    let card = stack.agent.journal.find_customer("+79120005566").unwrap().expect("the card issued").card;
+    kassa_tests::eventually(WAIT, "HQ to hold the purchase", || async {
+        let (_, h) = stack.hq_get(&client, &format!("/api/customers/{card}/history")).await.unwrap();
+        (h["purchases"].as_array().map_or(0, Vec::len) == 1).then_some(())
+    })
+    .await;
+
+    // The customer is back: found by phone, their history from the basket.
+    page.click("#customer").await;
+    page.wait_present("#dlg-code").await;
+    page.type_into("#dlg-code", "+7 912 000-55-66").await;
+    page.click("#dlg-ok").await;
+    page.wait_for_text("#customer-info", "Ирина").await;
+    page.click("#customer-history").await;
+    page.wait_for_text("#dlg-form", "Покупки и заказы: Ирина").await;
+    let source = page.wait_for_text("#history-source", "из HQ").await;
+    assert!(source.contains("Все магазины"), "{source}");
+    let purchases = page.wait_for_text("#history-purchases", "0001-01-000001").await;
+    assert!(
+        purchases.contains("магазин № 1") && purchases.contains("продажа") && purchases.contains("106,90"),
+        "{purchases}"
+    );
+    let orders = page.wait_for_text("#history-orders", &format!("№ {}", placed["id"])).await;
+    assert!(orders.contains("интернет-магазин") && orders.contains("213,80"), "{orders}");
+    page.screenshot("customer-history").await;
+    page.click("#dlg-ok").await;
+    page.close().await;
+    stack.stop().await;
+}
+
+/// Return anywhere with HQ out of reach: the till holds store 2's key and HQ's limits
+/// (learned over sync); the cashier types store 2's signed receipt code, sees its lines
+/// with what is left and what HQ's limits allow offline, and takes one back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_stores_signed_receipt_is_returned_offline() {
+    use std::sync::atomic::Ordering;
+    init_logging();
+    let Some(page) = launch("return-offline").await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let hq = kassa_tests::start_hq(dir.path(), Duration::from_millis(300), cancel.clone()).await;
+    // Store 2's key, as HQ recorded it from its certificate.
+    let store2 = kassa_protocol::StoreId(2);
+    let signer = kassa_protocol::receipt_proof::ReceiptSigner::generate();
+    hq.shared.db.record_store_key(store2, &signer.public_key(), 0).unwrap();
+    let store = kassa_tests::start_relayed_store(&hq, dir.path(), 1, cancel.clone()).await;
+    kassa_tests::eventually(WAIT, "store 1 to hold store 2's key and HQ's limits", || async {
+        let j = &store.agent.journal;
+        (!j.store_keys(store2).unwrap().is_empty() && j.return_limits().unwrap().per_receipt.0 > 0).then_some(())
+    })
+    .await;
+    // Store 2 sold three milks by card; its receipt's signed code.
+    let milk = hq.shared.db.catalog().unwrap().into_iter().find(|i| i.sku.0 == "100001").unwrap();
+    let mut basket = kassa_protocol::basket::Basket::new(0);
+    basket.add(&milk, 3).unwrap();
+    let total = basket.totals().unwrap().total;
+    let sale = kassa_protocol::sale::Sale {
+        id: kassa_protocol::SaleId { store: store2, seq: 57 },
+        receipt_no: kassa_protocol::sale::receipt_no(store2, 1, 57),
+        terminal: 1,
+        cashier: "olga".into(),
+        created_at_ms: 0,
+        lines: basket.lines,
+        tenders: vec![kassa_protocol::sale::Tender { kind: kassa_protocol::sale::TenderKind::Card, amount: total }],
+        total,
+        change: kassa_protocol::Kopecks::ZERO,
+        loyalty: None,
+    };
+    let code = signer.code(&sale);
+    // HQ is out of reach.
+    store.relay.cut.store(true, Ordering::Relaxed);
+    kassa_tests::eventually(WAIT, "store 1 to see HQ gone", || async {
+        (!store.agent.status.borrow().hq.online).then_some(())
+    })
+    .await;
+    page.goto(&format!("http://{}/", store.agent.http_addr)).await;
+    page.log_in("kassir", "1111").await;
+    page.wait_for_text("#shift-state", "Смена 1").await;
+    page.wait_for_text("#hq", "нет связи").await;
+
+    page.click("#btn-return").await;
+    page.wait_present("#dlg-code").await;
+    page.type_into("#dlg-code", &code).await;
+    page.click("#dlg-ok").await;
+    let lines = page.wait_for_text("#dlg-form", &sale.receipt_no).await;
+    assert!(lines.contains("можно вернуть: 3"), "what is left of each line: {lines}");
+    assert!(lines.contains("нет связи с HQ") && lines.contains("возврат до 3"), "HQ's limit per receipt: {lines}");
+    page.screenshot("return-offline-lines").await;
+    page.type_into("#dlg-l0", "1").await;
+    page.click("#dlg-ok").await;
+    let message = page.wait_for_text("#message", "на карту").await;
+    assert!(message.contains("106,90 на карту"), "{message}");
+    page.screenshot("return-offline-done").await;
+    let ret = store.agent.journal.shift_docs(1).unwrap();
+    assert!(ret.iter().any(|d| d.kind == "return"), "the return is in the shift: {ret:?}");
+    page.close().await;
+    cancel.cancel();
+}
