@@ -453,6 +453,34 @@ pub fn taken_lines(order: &Order, handover: &Handover) -> Vec<BasketLine> {
     out
 }
 
+/// A prepaid order's purchase as a sale by the online shop (store [`StoreId::HQ`],
+/// numbered by the order, receipt `0000-00-<order>`): what was handed over
+/// ([`taken_lines`]), as it was paid, by card online. Any store returns it by the
+/// order's number as it returns another store's sale: within what is left, the refund
+/// back to a card. `None` for an order paid at pickup (its store's sale is the purchase)
+/// or with nothing handed over.
+pub fn shop_sale(order: &Order, taken: &[i64]) -> Option<crate::sale::Sale> {
+    use crate::sale::{Sale, Tender, TenderKind};
+    if order.payment != Payment::Prepaid || taken.len() != order.lines.len() {
+        return None;
+    }
+    let lines = taken_lines(order, &Handover { taken: taken.to_vec() });
+    let total = crate::basket::totals(lines.iter())?.total;
+    let sale = Sale {
+        id: SaleId { store: StoreId::HQ, seq: order.id.0 },
+        receipt_no: crate::sale::receipt_no(StoreId::HQ, 0, order.id.0),
+        terminal: 0,
+        cashier: "online".into(),
+        created_at_ms: order.created_at_ms,
+        lines,
+        tenders: vec![Tender { kind: TenderKind::Card, amount: total }],
+        total,
+        change: Kopecks::ZERO,
+        loyalty: None,
+    };
+    sale.validate().is_ok().then_some(sale)
+}
+
 /// `⌈k × part / whole⌉` without overflow for money and quantities in their bounds.
 fn round_up_share(k: i64, part: i64, whole: i64) -> i64 {
     let n = i128::from(k) * i128::from(part);

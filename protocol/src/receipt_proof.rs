@@ -12,8 +12,12 @@
 //! `KASSA:<store>:<seq>` code: online it is returned as before; offline elsewhere, not.
 //!
 //! # The proof
-//! One format byte ([`PROOF_FORMAT`]), then the postcard encoding of [`v1::Proof`] (frozen:
-//! a receipt printed today must verify in years). The signature is ECDSA P-256 with
+//! One format byte, then the postcard encoding of the proof in that format (frozen: a
+//! receipt printed today must verify in years): [`v1::Proof`] ([`PROOF_FORMAT`]) for a
+//! sale without a loyalty card; [`v2::Proof`] ([`PROOF_FORMAT_POINTS`]) for one with a
+//! card, which adds the sale's points — what each line earned and what points paid — so
+//! that another store takes them back offline as the selling store would. A format-1
+//! proof says only that a card was used ([`ProofLoyalty::CardUsed`]). The signature is ECDSA P-256 with
 //! SHA-256, fixed 64-byte form, over [`SIGNING_CONTEXT`] followed by the proof bytes. The
 //! key is the selling store's certificate key, issued by HQ's CA at enrolment; HQ records
 //! each store's public key when the store connects and publishes all of them to every
@@ -29,8 +33,10 @@ use crate::catalog::{Unit, VatRate};
 use crate::sale::{Sale, Tender, TenderKind};
 use crate::{Kopecks, SaleId, Sku, StoreId};
 
-/// The proof's format byte (the first byte of the proof).
+/// The proof's format byte (the first byte of the proof) for a sale without a card.
 pub const PROOF_FORMAT: u8 = 1;
+/// The format byte of a proof with the sale's points (a sale with a loyalty card).
+pub const PROOF_FORMAT_POINTS: u8 = 2;
 /// Signed before the proof bytes.
 pub const SIGNING_CONTEXT: &[u8] = b"kassa receipt proof\0";
 /// An ECDSA P-256 signature in its fixed form (r ‖ s).
@@ -53,8 +59,18 @@ pub struct ReceiptProof {
     /// As the sale recorded them (cash as handed over), and the change given.
     pub tenders: Vec<Tender>,
     pub change: Kopecks,
-    /// The sale had a loyalty card (its points are HQ's to take back).
-    pub loyalty: bool,
+    /// The sale's loyalty card, if it had one.
+    pub loyalty: Option<ProofLoyalty>,
+}
+
+/// What a proof says of the sale's loyalty card.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProofLoyalty {
+    /// A card was used; its points are not in the proof (format 1): offline, another
+    /// store cannot take them back.
+    CardUsed,
+    /// The sale's points as it recorded them (format 2).
+    Points(crate::loyalty::SaleLoyalty),
 }
 
 /// One line as paid.
@@ -117,6 +133,35 @@ pub mod v1 {
     }
 }
 
+/// The frozen boundary form of a proof, format 2: format 1's with the sale's points in
+/// place of "a card was used".
+pub mod v2 {
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Proof {
+        pub store: u32,
+        pub seq: u64,
+        pub terminal: u16,
+        pub receipt_number: u64,
+        pub at_ms: i64,
+        pub lines: Vec<super::v1::Line>,
+        /// (kind: 0 cash, 1 card, 2 points; kopecks)
+        pub tenders: Vec<(u8, i64)>,
+        pub change_kopecks: i64,
+        pub points: Points,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Points {
+        pub card: String,
+        pub point_value_kopecks: i64,
+        pub redeemed_points: i64,
+        /// Per line: (kopecks paid in points, points earned).
+        pub lines: Vec<(i64, i64)>,
+    }
+}
+
 const UNITS: [Unit; 2] = [Unit::Piece, Unit::Kilogram];
 const VATS: [VatRate; 4] = [VatRate::Vat20, VatRate::Vat10, VatRate::Vat0, VatRate::None];
 
@@ -154,37 +199,51 @@ impl ReceiptProof {
                 .collect(),
             tenders: sale.tenders.clone(),
             change: sale.change,
-            loyalty: sale.loyalty.is_some(),
+            loyalty: sale.loyalty.clone().map(ProofLoyalty::Points),
         })
     }
 
-    /// The bytes signed (after [`SIGNING_CONTEXT`]) and carried in the code.
+    /// The bytes signed (after [`SIGNING_CONTEXT`]) and carried in the code: format 2
+    /// with the sale's points, format 1 otherwise.
     pub fn to_bytes(&self) -> Vec<u8> {
         let kinds = TenderKind::ALL;
-        let record = v1::Proof {
-            store: self.sale.store.0,
-            seq: self.sale.seq,
-            terminal: self.terminal,
-            receipt_number: self.receipt_number,
-            at_ms: self.at_ms,
-            lines: self
-                .lines
-                .iter()
-                .map(|l| v1::Line {
-                    sku: l.sku.0.clone(),
-                    unit: index_of(&UNITS, &l.unit),
-                    vat: index_of(&VATS, &l.vat),
-                    quantity: l.quantity,
-                    net_kopecks: l.net.0,
-                    marked: l.marked,
-                })
-                .collect(),
-            tenders: self.tenders.iter().map(|t| (index_of(&kinds, &t.kind), t.amount.0)).collect(),
-            change_kopecks: self.change.0,
-            loyalty: self.loyalty,
+        let lines: Vec<v1::Line> = self
+            .lines
+            .iter()
+            .map(|l| v1::Line {
+                sku: l.sku.0.clone(),
+                unit: index_of(&UNITS, &l.unit),
+                vat: index_of(&VATS, &l.vat),
+                quantity: l.quantity,
+                net_kopecks: l.net.0,
+                marked: l.marked,
+            })
+            .collect();
+        let tenders = self.tenders.iter().map(|t| (index_of(&kinds, &t.kind), t.amount.0)).collect();
+        let (store, seq) = (self.sale.store.0, self.sale.seq);
+        let (terminal, receipt_number, at_ms, change_kopecks) =
+            (self.terminal, self.receipt_number, self.at_ms, self.change.0);
+        let (format, body) = match &self.loyalty {
+            Some(ProofLoyalty::Points(sl)) => {
+                let points = v2::Points {
+                    card: sl.customer.as_str().to_owned(),
+                    point_value_kopecks: sl.point_value_kopecks,
+                    redeemed_points: sl.redeemed_points,
+                    lines: sl.lines.iter().map(|l| (l.paid_in_points.0, l.earned_points)).collect(),
+                };
+                let record =
+                    v2::Proof { store, seq, terminal, receipt_number, at_ms, lines, tenders, change_kopecks, points };
+                (PROOF_FORMAT_POINTS, postcard::to_stdvec(&record))
+            }
+            other => {
+                let loyalty = other.is_some();
+                let record =
+                    v1::Proof { store, seq, terminal, receipt_number, at_ms, lines, tenders, change_kopecks, loyalty };
+                (PROOF_FORMAT, postcard::to_stdvec(&record))
+            }
         };
-        let mut out = vec![PROOF_FORMAT];
-        out.extend(postcard::to_stdvec(&record).expect("a proof always encodes"));
+        let mut out = vec![format];
+        out.extend(body.expect("a proof always encodes"));
         out
     }
 
@@ -193,13 +252,31 @@ impl ReceiptProof {
     pub fn from_bytes(bytes: &[u8]) -> Result<ReceiptProof, ProofError> {
         let malformed = |e: &dyn std::fmt::Display| ProofError::Malformed(e.to_string());
         let (&format, body) = bytes.split_first().ok_or_else(|| malformed(&"empty"))?;
-        if format != PROOF_FORMAT {
-            return Err(ProofError::Malformed(format!("proof format {format} is not one this till reads")));
-        }
-        let (p, rest): (v1::Proof, _) = postcard::take_from_bytes(body).map_err(|e| malformed(&e))?;
-        if !rest.is_empty() {
-            return Err(malformed(&"bytes after the proof"));
-        }
+        let (p, loyalty) = match format {
+            PROOF_FORMAT => {
+                let p: v1::Proof = whole(body)?;
+                let loyalty = p.loyalty.then_some(ProofLoyalty::CardUsed);
+                (p, loyalty)
+            }
+            PROOF_FORMAT_POINTS => {
+                let p: v2::Proof = whole(body)?;
+                let points = sale_points(&p.points, p.lines.len())?;
+                let v2::Proof { store, seq, terminal, receipt_number, at_ms, lines, tenders, change_kopecks, .. } = p;
+                let p = v1::Proof {
+                    store,
+                    seq,
+                    terminal,
+                    receipt_number,
+                    at_ms,
+                    lines,
+                    tenders,
+                    change_kopecks,
+                    loyalty: true,
+                };
+                (p, Some(ProofLoyalty::Points(points)))
+            }
+            _ => return Err(ProofError::Malformed(format!("proof format {format} is not one this till reads"))),
+        };
         if p.lines.is_empty() || p.lines.len() > PROOF_LINES_MAX {
             return Err(malformed(&format!("{} lines", p.lines.len())));
         }
@@ -240,7 +317,7 @@ impl ReceiptProof {
             lines,
             tenders,
             change: Kopecks(p.change_kopecks.max(0)),
-            loyalty: p.loyalty,
+            loyalty,
         })
     }
 
@@ -294,9 +371,43 @@ impl ReceiptProof {
             tenders: self.tenders.clone(),
             total: self.total(),
             change: self.change,
-            loyalty: None,
+            loyalty: match &self.loyalty {
+                Some(ProofLoyalty::Points(sl)) => Some(sl.clone()),
+                _ => None,
+            },
         }
     }
+}
+
+/// A proof's postcard body, with nothing after it.
+fn whole<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ProofError> {
+    let (p, rest) = postcard::take_from_bytes(body).map_err(|e| ProofError::Malformed(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(ProofError::Malformed("bytes after the proof".into()));
+    }
+    Ok(p)
+}
+
+/// A format-2 proof's points as the sale's: one entry per line, nothing negative.
+fn sale_points(p: &v2::Points, lines: usize) -> Result<crate::loyalty::SaleLoyalty, ProofError> {
+    let malformed = |what: String| ProofError::Malformed(what);
+    let customer = crate::loyalty::CustomerId::parse(&p.card).map_err(|e| malformed(format!("card: {e}")))?;
+    if p.lines.len() != lines {
+        return Err(malformed(format!("points for {} lines of {lines}", p.lines.len())));
+    }
+    if p.point_value_kopecks <= 0 || p.redeemed_points < 0 || p.lines.iter().any(|&(k, e)| k < 0 || e < 0) {
+        return Err(malformed("points out of range".into()));
+    }
+    Ok(crate::loyalty::SaleLoyalty {
+        customer,
+        point_value_kopecks: p.point_value_kopecks,
+        redeemed_points: p.redeemed_points,
+        lines: p
+            .lines
+            .iter()
+            .map(|&(k, e)| crate::loyalty::LinePoints { paid_in_points: Kopecks(k), earned_points: e })
+            .collect(),
+    })
 }
 
 /// A proof's serde form is its format bytes (frozen), never its fields.

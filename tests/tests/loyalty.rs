@@ -193,10 +193,15 @@ async fn a_customers_history_spans_every_store_and_channel() {
     let card = customer_of(&a.agent.till.basket_event().await).card.clone();
     a.agent.till.add_sku(Sku(MILK.into()), 2, "h-add-1").await.unwrap();
     a.agent.till.pay(&a.cashier, vec![cash(21_380)], None, "h-pay-1".into()).await.unwrap();
+    // Store 2 finds the card through HQ, once store 1 has told HQ of it.
+    let api = kassa_tests::HqApi::admin(&hq).await;
+    eventually(Duration::from_secs(15), "HQ to know the card", || async {
+        (api.get(&format!("/api/loyalty/{card}")).await.0 == 200).then_some(())
+    })
+    .await;
     b.agent.till.scan(kassa_hardware::barcode::card_code(&card).as_bytes()).await.unwrap();
     b.agent.till.add_sku(Sku(MILK.into()), 1, "h-add-2").await.unwrap();
     b.agent.till.pay(&b.cashier, vec![cash(10_690)], None, "h-pay-2".into()).await.unwrap();
-    let api = kassa_tests::HqApi::admin(&hq).await;
     hq.shared.db.deliver(kassa_protocol::StoreId(2), &[(Sku(MILK.into()), 10)]).unwrap();
     let order = serde_json::json!({
         "store": 2, "payment": "at_pickup", "phone": "8 912 345 67 89",

@@ -229,9 +229,22 @@ async fn an_online_order_is_reserved_readied_and_collected_offline_exactly_once(
     let (status, ret) = api2.post("/api/returns", back).await;
     assert_eq!(status, 200, "{ret}");
     assert_eq!(ret["return"]["refunds"], json!([{ "kind": "cash", "amount_kopecks": price_a }]), "{ret}");
-    // A prepaid order was paid to the shop: no store's sale to return by its number.
-    let (status, none) = api2.get(&format!("/api/sales/lookup?code={code}")).await;
-    assert_eq!((status, none["error"].as_str()), (404, Some("no_such_sale")), "{none}");
+    // A prepaid order was paid to the shop: by its pickup code, the shop's sale of what
+    // was handed over (store 0, numbered by the order), returned to the card.
+    let (status, shop_sale) = api2.get(&format!("/api/sales/lookup?code={code}")).await;
+    assert_eq!(status, 200, "{shop_sale}");
+    assert_eq!(
+        (shop_sale["sale"]["id"]["store"].as_u64(), shop_sale["sale"]["id"]["seq"].as_u64()),
+        (Some(0), Some(id))
+    );
+    assert_eq!(
+        (shop_sale["returnable"].clone(), shop_sale["sale"]["total_kopecks"].as_i64()),
+        (json!([3, 1]), Some(total))
+    );
+    let back = json!({ "code": code, "lines": [{ "line": 1, "quantity": 1 }], "idempotency_key": "ret-order-1" });
+    let (status, ret) = api2.post("/api/returns", back).await;
+    assert_eq!(status, 200, "{ret}");
+    assert_eq!(ret["return"]["refunds"], json!([{ "kind": "card", "amount_kopecks": pieces[1].price.0 }]), "{ret}");
 
     // --- An order that nobody collects expires at the store's clock. ---
     let place =

@@ -8,8 +8,9 @@
 //! store's key, which stores learn from HQ) and within HQ's limits per receipt and per
 //! shift; forged or altered receipts are refused online and offline; a receipt without
 //! a proof needs HQ; a receipt no store made is not found. A sale with a loyalty card
-//! returned at another store takes its points back there, gives points back as points,
-//! and never takes the balance below zero.
+//! returned at another store, online or offline, takes its points back there, gives
+//! points back as points, and never takes the balance below zero. Online orders are
+//! returned at any store by their number, prepaid or paid at pickup.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -345,11 +346,10 @@ async fn hq_balance(hq: &kassa_hq::RunningHq, card: &str, expected: i64) {
 /// earned are taken back there (store 2 asks HQ for the rights, under the bounded
 /// counter), points that paid go back as points and the money to the card. Once the
 /// customer has spent their points, what cannot be taken back is kept from the refund:
-/// the balance never goes below zero.
+/// the balance never goes below zero. Offline, the receipt's signed points let store 2
+/// do the same with the rights it holds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_loyalty_sale_returned_elsewhere_settles_its_points() {
-    use kassa_agent::journal::WriteError;
-    use kassa_agent::till::TillError;
     use kassa_protocol::sale::{Tender, TenderKind};
     use kassa_protocol::{Kopecks, Sku};
     let Chain { dir, cancel, hq, one, two, .. } = chain().await;
@@ -414,8 +414,9 @@ async fn a_loyalty_sale_returned_elsewhere_settles_its_points() {
     hq_balance(&hq, &card, left - points.spend).await;
     assert!(hq.shared.db.over_returns().unwrap().is_empty(), "online, never more than sold");
 
-    // Offline, the signed receipt of a sale with a card proves the card, not the points
-    // its lines earned: the cashier is told it needs HQ as the receipt is scanned.
+    // Offline, store 2 takes back sale C from its signed receipt, which carries the
+    // sale's points: points that paid go back as points, what the lines earned comes off
+    // (store 2 holds no rights: it gave them to HQ), as the selling store would do.
     eventually(WAIT, "store 2 to hold store 1's key", || async {
         (!two.agent.journal.store_keys(kassa_protocol::StoreId(1)).unwrap().is_empty()).then_some(())
     })
@@ -423,11 +424,94 @@ async fn a_loyalty_sale_returned_elsewhere_settles_its_points() {
     two.relay.cut.store(true, Ordering::Relaxed);
     eventually(WAIT, "store 2 to see HQ gone", || async { (!two.agent.status.borrow().hq.online).then_some(()) }).await;
     let code = printed_code(dir.path(), &one, sale_c.id.seq);
-    let refused = till2.sale_elsewhere(&code, None).await;
-    assert!(matches!(refused, Err(TillError::Write(WriteError::ReturnElsewhereLoyalty))), "{refused:?}");
+    let found = till2.sale_elsewhere(&code, None).await.unwrap();
+    assert!(matches!(found, kassa_agent::till::ElsewhereSale::Offline { .. }), "{found:?}");
+    let (ret, _) = till2.return_elsewhere(&two.cashier, &code, vec![(0, 10)], None, "r-4".into()).await.unwrap();
+    let back = ret.loyalty.clone().unwrap();
+    assert_eq!((back.take_back, back.give_back), (left, balance), "{back:?}");
+    let by_points = balance * 100;
+    let expected = vec![tender(TenderKind::Card, 106_900 - by_points), tender(TenderKind::Points, by_points)];
+    assert_eq!(ret.refunds, expected, "{ret:?}");
+    let before = left - points.spend;
+    two.relay.cut.store(false, Ordering::Relaxed);
+    hq_balance(&hq, &card, before + back.earn - back.spend).await;
     for store in [&one, &two] {
         let report = store.agent.journal.verify().unwrap();
         assert!(report.ok(), "store {}'s journal verifies: {report:?}", store.id);
     }
+    cancel.cancel();
+}
+
+/// An online order returned at another store by its number: a prepaid one (paid to the
+/// online shop: its purchase is the shop's sale of what was handed over) and one paid at
+/// pickup (its store's sale), each refunded to the card, each within what is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_online_order_is_returned_at_another_store_by_its_number() {
+    use kassa_protocol::orders::OrderId;
+    // The stores' relays live as long as their bindings.
+    let Chain { dir: _dir, cancel, hq, item, one, two: _two, api1, api2 } = chain().await;
+    let mut status = one.agent.status.subscribe();
+    tokio::time::timeout(WAIT, status.wait_for(|x| x.hq.catalog_version > 0)).await.unwrap().unwrap();
+    hq.shared.db.deliver(kassa_protocol::StoreId(1), &[(item.sku.clone(), 10)]).unwrap();
+    hq.shared.counters.send_modify(|g| *g += 1);
+    eventually(WAIT, "store 1 to hold its stock", || async {
+        (api1.get(&format!("/api/stock/{}", item.sku.0)).await.1["quantity"] == 10).then_some(())
+    })
+    .await;
+    let shop = kassa_tests::HqApi::admin(&hq).await;
+    let price = item.price.0;
+    let mut ids = Vec::new();
+    for (payment, key) in [("prepaid", "o-1"), ("at_pickup", "o-2")] {
+        let place = json!({ "store": 1, "payment": payment, "lines": [{ "sku": item.sku.0, "quantity": 3 }],
+                            "idempotency_key": key });
+        let (status, order) = shop.send(reqwest::Method::POST, "/api/orders", Some(&place)).await;
+        assert_eq!(status, 200, "{order}");
+        ids.push(order["id"].as_u64().unwrap());
+    }
+    // Store 1 hands both over: the prepaid one as it is, the other paid by card.
+    let by_card = json!([{ "kind": "card", "amount_kopecks": 3 * price }]);
+    for (id, body) in [
+        (ids[0], json!({ "idempotency_key": "c-1" })),
+        (ids[1], json!({ "tenders": by_card, "idempotency_key": "c-2" })),
+    ] {
+        eventually(WAIT, &format!("order {id} at store 1"), || async {
+            let (_, listed) = api1.get("/api/orders").await;
+            listed["orders"].as_array().and_then(|o| o.iter().any(|o| o["id"] == id).then_some(()))
+        })
+        .await;
+        let (status, handed) = api1.post(&format!("/api/orders/{id}/collect"), body).await;
+        assert_eq!((status, handed["state"].as_str()), (200, Some("collected")), "{handed}");
+        eventually(WAIT, &format!("HQ to hear order {id} collected"), || async {
+            (shop.get(&format!("/api/orders/{id}")).await.1["state"] == "collected").then_some(())
+        })
+        .await;
+    }
+    // Store 2 takes two of each back by the order's number, to the card.
+    for (id, key) in [(ids[0], "r-1"), (ids[1], "r-2")] {
+        let (status, found) = api2.get(&format!("/api/sales/lookup?code={id}")).await;
+        assert_eq!(status, 200, "{found}");
+        assert_eq!((found["elsewhere"].as_bool(), found["returnable"].clone()), (Some(true), json!([3])), "{found}");
+        let back = json!({ "code": id.to_string(), "lines": [{ "line": 0, "quantity": 2 }], "idempotency_key": key });
+        let (status, ret) = api2.post("/api/returns", back).await;
+        assert_eq!(status, 200, "{ret}");
+        assert_eq!(ret["return"]["refunds"], json!([{ "kind": "card", "amount_kopecks": 2 * price }]), "{ret}");
+    }
+    let (_, shop_sale) = api2.get(&format!("/api/sales/lookup?code={}", ids[0])).await;
+    assert_eq!(shop_sale["sale"]["id"], json!({ "store": 0, "seq": ids[0] }), "the shop's sale: {shop_sale}");
+    // One of each is left: two more are refused, at store 1 too (HQ's figures).
+    for (api, key) in [(&api2, "r-3"), (&api1, "r-4")] {
+        let back =
+            json!({ "code": ids[0].to_string(), "lines": [{ "line": 0, "quantity": 2 }], "idempotency_key": key });
+        let (status, over) = api.post("/api/returns", back).await;
+        assert_eq!((status, over["error"].as_str()), (422, Some("over_return")), "{over}");
+    }
+    eventually(WAIT, "HQ to hold the prepaid order's return", || async {
+        match hq.shared.db.sale_for_return(&SaleRef::Order(OrderId(ids[0]))).unwrap() {
+            SaleAnswer::Found { returned, .. } => (returned[0].0 == 2).then_some(()),
+            SaleAnswer::NotFound => None,
+        }
+    })
+    .await;
+    assert!(hq.shared.db.over_returns().unwrap().is_empty(), "online, never more than sold");
     cancel.cancel();
 }

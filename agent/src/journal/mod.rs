@@ -242,9 +242,12 @@ pub enum WriteError {
     /// The customer refused to pay order {0}: HQ cancels it.
     #[error("order {0} was refused by its customer and is cancelled")]
     OrderAbandoned(kassa_protocol::orders::OrderId),
-    /// Another store's sale with a loyalty card is returned while HQ is reachable: its
-    /// signed receipt proves that a card was used, not the points the lines earned.
-    #[error("another store's sale with a loyalty card is returned while HQ is reachable")]
+    /// Another store's sale with a loyalty card whose receipt was signed without its
+    /// points (proof format 1) is returned while HQ is reachable: the receipt proves
+    /// that a card was used, not the points the lines earned.
+    #[error(
+        "another store's receipt with a loyalty card, signed without its points, is returned while HQ is reachable"
+    )]
     ReturnElsewhereLoyalty,
     /// Offline, another store's receipt is refunded only within HQ's limits.
     #[error(transparent)]

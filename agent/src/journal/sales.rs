@@ -22,6 +22,7 @@ use super::types::{PrintDoc, PrintExtras, PrintJob, Printable, ShiftReport};
 use super::{
     exec, idempotent, multi_row_sql, query_row, Journal, JournalError, RequestDigest, WriteError, ROWS_PER_INSERT,
 };
+use kassa_protocol::receipt_proof::ProofLoyalty;
 
 /// A loyalty customer on a sale.
 #[derive(Debug, Clone)]
@@ -474,8 +475,8 @@ impl Journal {
                 self.with_receipt(tx, sale, Before { returned, earlier, owed, online: true }, lines)?
             }
             ReturnRequest::Offline { proof, lines } => {
-                // The receipt proves that a card was used, not the points it earned.
-                if proof.loyalty {
+                // A format-1 receipt proves that a card was used, not the points earned.
+                if proof.loyalty == Some(ProofLoyalty::CardUsed) {
                     return Err(WriteError::ReturnElsewhereLoyalty);
                 }
                 if let Some(&(line, _)) =
@@ -485,8 +486,10 @@ impl Journal {
                 }
                 let (sale, returned, earlier) = proven_sale(tx, proof)?;
                 sale_receipt = Some(sale.receipt_no.clone());
-                let before = Before { returned, earlier, owed: Kopecks::ZERO, online: false };
-                self.with_receipt(tx, &sale, before, lines)?
+                // The points: what this store's own returns of it left owed, the only
+                // ones it can see; what it cannot take back is kept from the refund.
+                let owed = last_owed(tx, &sale, 0)?.unwrap_or(Kopecks::ZERO);
+                self.with_receipt(tx, &sale, Before { returned, earlier, owed, online: false }, lines)?
             }
             ReturnRequest::Cancel { sale_seq, approved_by } => {
                 let (sale, returned, earlier) = sale_for_return(tx, *sale_seq)?;
@@ -678,8 +681,8 @@ impl Journal {
         proof: &kassa_protocol::receipt_proof::ReceiptProof,
         terminal: u16,
     ) -> Result<OfflineSale, WriteError> {
-        // The receipt proves that a card was used, not the points the lines earned.
-        if proof.loyalty {
+        // A format-1 receipt proves that a card was used, not the points the lines earned.
+        if proof.loyalty == Some(ProofLoyalty::CardUsed) {
             return Err(WriteError::ReturnElsewhereLoyalty);
         }
         let conn = self.conn();

@@ -63,6 +63,9 @@ pub(super) fn decode_return(body: &[u8]) -> Result<Return, DbError> {
 }
 
 fn sale(conn: &Connection, id: SaleId) -> Result<Option<Sale>, DbError> {
+    if id.store == kassa_protocol::StoreId::HQ {
+        return shop_sale(conn, kassa_protocol::orders::OrderId(id.seq));
+    }
     let row: Option<(Vec<u8>, Option<u32>)> = conn
         .prepare_cached("SELECT record, format FROM sales WHERE store = ?1 AND seq = ?2 AND kind = 'sale'")?
         .query_row(params![id.store.0, id.seq as i64], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -284,26 +287,43 @@ impl Db {
     }
 }
 
-/// The sale a receipt names, if HQ holds it.
+/// The sale a receipt names, if HQ holds it: a store's, or the online shop's of a
+/// prepaid order (by the order's number, or its `0000-00-…` receipt number).
 fn find_sale(conn: &Connection, by: &SaleRef) -> Result<Option<Sale>, DbError> {
     let id = match by {
         SaleRef::Id(id) => Some(*id),
-        SaleRef::ReceiptNo(no) => conn
-            .prepare_cached("SELECT store, seq FROM sales WHERE receipt_no = ?1 AND kind = 'sale'")?
-            .query_row([no], |r| {
-                Ok(SaleId { store: kassa_protocol::StoreId(r.get(0)?), seq: r.get::<_, i64>(1)? as u64 })
-            })
-            .optional()?,
-        // The sale an order's handover made at its store (paid at pickup; a prepaid order
-        // was paid to the shop and has none).
-        SaleRef::Order(order) => conn
-            .prepare_cached("SELECT store, sale_seq FROM orders WHERE id = ?1 AND sale_seq IS NOT NULL")?
-            .query_row([order.0 as i64], |r| {
-                Ok(SaleId { store: kassa_protocol::StoreId(r.get(0)?), seq: r.get::<_, i64>(1)? as u64 })
-            })
-            .optional()?,
+        SaleRef::ReceiptNo(no) => match kassa_protocol::sale::parse_receipt_no(no) {
+            Some((store, _, number)) if store == kassa_protocol::StoreId::HQ => Some(SaleId { store, seq: number }),
+            _ => conn
+                .prepare_cached("SELECT store, seq FROM sales WHERE receipt_no = ?1 AND kind = 'sale'")?
+                .query_row([no], |r| {
+                    Ok(SaleId { store: kassa_protocol::StoreId(r.get(0)?), seq: r.get::<_, i64>(1)? as u64 })
+                })
+                .optional()?,
+        },
+        // The sale an order's handover made at its store (paid at pickup), or, for a
+        // prepaid order, the shop's.
+        SaleRef::Order(order) => Some(
+            conn.prepare_cached("SELECT store, sale_seq FROM orders WHERE id = ?1 AND sale_seq IS NOT NULL")?
+                .query_row([order.0 as i64], |r| {
+                    Ok(SaleId { store: kassa_protocol::StoreId(r.get(0)?), seq: r.get::<_, i64>(1)? as u64 })
+                })
+                .optional()?
+                .unwrap_or(SaleId { store: kassa_protocol::StoreId::HQ, seq: order.0 }),
+        ),
     };
-    Ok(id.map(|id| sale(conn, id)).transpose()?.flatten())
+    id.map(|id| sale(conn, id)).transpose().map(Option::flatten)
+}
+
+/// A prepaid order's purchase, once handed over (`orders::shop_sale`).
+fn shop_sale(conn: &Connection, id: kassa_protocol::orders::OrderId) -> Result<Option<Sale>, DbError> {
+    let Some(row) = super::orders::row(conn, id)? else { return Ok(None) };
+    match (row.state, &row.taken) {
+        (kassa_protocol::orders::OrderState::Collected, Some(taken)) => {
+            Ok(kassa_protocol::orders::shop_sale(&row.order, taken))
+        }
+        _ => Ok(None),
+    }
 }
 
 impl Db {

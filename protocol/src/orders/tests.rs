@@ -122,6 +122,26 @@ fn a_partly_taken_line_pays_its_share_rounded_for_the_customer() {
     assert_eq!(whole, o.lines, "a fully taken order is exactly its locked lines");
 }
 
+/// A prepaid order's purchase is the online shop's sale of what was handed over, paid
+/// by card at what the order said; an order paid at pickup has its store's sale instead.
+#[test]
+fn a_prepaid_order_handed_over_is_the_shops_sale_of_what_was_taken() {
+    let mut l = pieces("1", Kopecks(9_999), 3);
+    l.discount = Kopecks(9_999);
+    let prepaid = Order { payment: Payment::Prepaid, ..order(vec![l, pieces("2", Kopecks(1_000), 1)]) };
+    let sale = shop_sale(&prepaid, &[2, 1]).expect("a handed-over prepaid order");
+    assert_eq!((sale.id, sale.receipt_no.as_str()), (SaleId { store: StoreId::HQ, seq: 17 }, "0000-00-000017"));
+    assert_eq!(sale.lines.iter().map(|l| l.quantity).collect::<Vec<_>>(), [2, 1]);
+    assert_eq!(sale.total, Kopecks(13_332 + 1_000), "the taken share of the discount stays off");
+    assert_eq!(sale.tenders, vec![crate::sale::Tender { kind: crate::sale::TenderKind::Card, amount: sale.total }]);
+    assert_eq!(sale.validate(), Ok(()));
+    assert_eq!(shop_sale(&prepaid, &[0, 1]).unwrap().lines.len(), 1, "a refused line is not in it");
+    assert_eq!(shop_sale(&prepaid, &[0, 0]), None, "nothing handed over: nothing to return");
+    assert_eq!(shop_sale(&prepaid, &[1]), None, "a handover of other lines");
+    let at_pickup = Order { payment: Payment::AtPickup, ..prepaid };
+    assert_eq!(shop_sale(&at_pickup, &[2, 1]), None, "paid at the store: its sale is the purchase");
+}
+
 #[test]
 fn orders_validate_their_fields() {
     let good = order(vec![pieces("1", Kopecks(10_000), 2)]);

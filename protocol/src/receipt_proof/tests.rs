@@ -113,6 +113,60 @@ fn the_proof_format_1_bytes_are_frozen() {
     assert_eq!(ReceiptProof::from_bytes(&bytes).unwrap(), proof);
 }
 
+/// A sale with a card: its proof is format 2 and carries the points (frozen bytes too);
+/// a format-1 proof of a card's sale reads as "a card was used", without points.
+#[test]
+fn a_card_sales_proof_carries_its_points_in_format_2() {
+    let mut s = a_sale();
+    s.loyalty = Some(crate::loyalty::SaleLoyalty {
+        customer: crate::loyalty::CustomerId::parse("00001000000007").unwrap(),
+        point_value_kopecks: 100,
+        redeemed_points: 10,
+        lines: vec![
+            crate::loyalty::LinePoints { paid_in_points: Kopecks(600), earned_points: 10 },
+            crate::loyalty::LinePoints { paid_in_points: Kopecks(400), earned_points: 7 },
+        ],
+    });
+    let proof = ReceiptProof::of(&s).unwrap();
+    let bytes = proof.to_bytes();
+    assert_eq!(bytes[0], PROOF_FORMAT_POINTS);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(
+        hex,
+        "0202290129000206313030303031000004a8890200063230303030320101c413ac02000201a09c0100a09c01f4\
+         300e3030303031303030303030303037c8011402b00914a0060e",
+        "the format-2 encoding changed"
+    );
+    let back = ReceiptProof::from_bytes(&bytes).unwrap();
+    assert_eq!(back, proof);
+    assert_eq!(back.to_sale(|_| None).loyalty, s.loyalty, "a return elsewhere settles the points as sold");
+    // The same sale's proof in format 1 (as a release before points wrote it).
+    let mut old = bytes.clone();
+    old.truncate(ReceiptProof { loyalty: None, ..proof.clone() }.to_bytes().len());
+    *old.last_mut().unwrap() = 1;
+    old[0] = PROOF_FORMAT;
+    assert_eq!(ReceiptProof::from_bytes(&old).unwrap().loyalty, Some(ProofLoyalty::CardUsed));
+    // Points for lines the sale does not have, or out of range, are refused.
+    for bad in [
+        v2::Points { card: "00001000000007".into(), point_value_kopecks: 100, redeemed_points: 0, lines: vec![(0, 1)] },
+        v2::Points { card: "x".into(), point_value_kopecks: 100, redeemed_points: 0, lines: vec![(0, 1), (0, 1)] },
+        v2::Points {
+            card: "00001000000007".into(),
+            point_value_kopecks: 0,
+            redeemed_points: 0,
+            lines: vec![(0, 1), (0, 1)],
+        },
+        v2::Points {
+            card: "00001000000007".into(),
+            point_value_kopecks: 100,
+            redeemed_points: 0,
+            lines: vec![(-1, 1), (0, 1)],
+        },
+    ] {
+        assert!(matches!(sale_points(&bad, 2), Err(ProofError::Malformed(_))), "{bad:?}");
+    }
+}
+
 proptest! {
     #[test]
     fn base45_round_trips(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {

@@ -446,8 +446,8 @@ fn a_sale_lookup_goes_only_where_it_is_spoken_and_a_bad_answer_is_refused() {
 }
 
 /// A till's question for a customer's history goes to HQ only on a protocol-5
-/// connection, and comes back by its id; an answer beyond its bounds ends the
-/// connection before the till sees it.
+/// connection, and comes back by its id; an answer beyond its bounds is refused as it
+/// is read, before the till sees it.
 #[test]
 fn a_history_lookup_goes_only_where_it_is_spoken_and_a_bad_answer_is_refused() {
     use crate::history::{CustomerHistory, DocKind, HistoryRequest, Purchase, HISTORY_ENTRIES_MAX};
@@ -475,7 +475,9 @@ fn a_history_lookup_goes_only_where_it_is_spoken_and_a_bad_answer_is_refused() {
     assert_eq!(p.store.poll_event(), Some(StoreEvent::History { request_id: 3, history: Some(history) }));
     let too_long =
         CustomerHistory { purchases: (0..=HISTORY_ENTRIES_MAX as u64).map(purchase).collect(), orders: vec![] };
-    p.hq.answer_history(4, Some(too_long));
-    assert!(p.deliver_to_store(Instant::now()).is_err());
+    let mut d = crate::wire::FrameDecoder::default();
+    let frame = crate::wire::encode_hq(5, &HqMessage::History { request_id: 4, history: Some(too_long) }).unwrap();
+    d.push(&frame);
+    assert!(d.next_hq(5).is_err(), "a history beyond its bounds is refused as it is read");
     assert_eq!(p.store.poll_event(), None);
 }
