@@ -72,6 +72,20 @@ pub struct HistoryRequest {
     pub customer: CustomerId,
 }
 
+impl OrderEntry {
+    /// `order`, now in `state`, as a history shows it.
+    pub fn of(order: &crate::orders::Order, state: OrderState) -> OrderEntry {
+        OrderEntry {
+            id: order.id,
+            store: order.store,
+            channel: order.channel,
+            state,
+            total: order.total(),
+            created_at_ms: order.created_at_ms,
+        }
+    }
+}
+
 impl CustomerHistory {
     /// Bounds and shape: what a peer may send.
     pub fn validate(&self) -> Result<(), String> {

@@ -2,7 +2,9 @@
 //! code as this release prints it (proof format 1, signed) with its store's public
 //! key; the store's journal at schema 10 (the stores' keys and HQ's limits it keeps, a
 //! return of another store's receipt taken offline and what it refunded so); HQ's
-//! database at schema 11 (the stores' keys it recorded, the limits it publishes).
+//! database at schema 11 (the stores' keys it recorded, the limits it publishes); and a
+//! receipt code of a sale with a loyalty card (proof format 2, with the sale's points)
+//! under `tests/fixtures/formats-receipt-points/`.
 //!
 //! The files under `tests/fixtures/formats-receipts/` are never edited; they were
 //! written once by `write_fixtures_with_signed_receipts` below (`KASSA_WRITE_FIXTURES=1`,
@@ -113,4 +115,50 @@ fn hqs_store_keys_and_limits_of_this_format_are_read_back() {
     assert_eq!((terms.limits, terms.keys.len(), terms.keys_upto), (LIMITS, 2, 2));
     assert_eq!((terms.keys[1].store, &terms.keys[1].public_key), (SOLD_AT, &store_2_key()));
     assert_eq!(db.store_keys_head().unwrap(), 2);
+}
+
+/// A receipt of a sale with a loyalty card, as this release prints it (proof format 2:
+/// with the sale's points), and its store's key: `tests/fixtures/formats-receipt-points/`,
+/// written once by `write_fixture_of_a_card_sales_receipt` (missing files only).
+fn points_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/formats-receipt-points")
+}
+
+/// Store 2's sale of three milks with a card: 1,00 ₽ of it paid in points, 26 earned.
+fn card_sale() -> Sale {
+    let mut s = sale();
+    let paid = s.total;
+    s.tenders = vec![
+        kassa_protocol::sale::Tender { kind: kassa_protocol::sale::TenderKind::Points, amount: Kopecks(100) },
+        kassa_protocol::sale::Tender { kind: kassa_protocol::sale::TenderKind::Card, amount: Kopecks(paid.0 - 100) },
+    ];
+    s.loyalty = Some(kassa_protocol::loyalty::SaleLoyalty {
+        customer: kassa_protocol::loyalty::CustomerId::parse("00002000000003").unwrap(),
+        point_value_kopecks: 100,
+        redeemed_points: 1,
+        lines: vec![kassa_protocol::loyalty::LinePoints { paid_in_points: Kopecks(100), earned_points: 26 }],
+    });
+    s
+}
+
+#[test]
+fn write_fixture_of_a_card_sales_receipt() {
+    if std::env::var("KASSA_WRITE_FIXTURES").is_err() || points_dir().join("receipt-code.txt").exists() {
+        return;
+    }
+    std::fs::create_dir_all(points_dir()).unwrap();
+    let signer = ReceiptSigner::generate();
+    std::fs::write(points_dir().join("store-2-key.hex"), hex(&signer.public_key())).unwrap();
+    std::fs::write(points_dir().join("receipt-code.txt"), signer.code(&card_sale())).unwrap();
+}
+
+#[test]
+fn a_card_sales_receipt_of_this_release_verifies_with_its_points() {
+    let code = std::fs::read_to_string(points_dir().join("receipt-code.txt")).unwrap();
+    let key = unhex(&std::fs::read_to_string(points_dir().join("store-2-key.hex")).unwrap());
+    let parsed = receipt_proof::parse_code(&code).unwrap().unwrap();
+    let proof = receipt_proof::verify(&parsed, &[key]).unwrap();
+    assert_eq!(proof.to_bytes()[0], receipt_proof::PROOF_FORMAT_POINTS);
+    let sold = proof.to_sale(|_| None);
+    assert_eq!((sold.loyalty, sold.tenders, sold.total), (card_sale().loyalty, card_sale().tenders, card_sale().total));
 }

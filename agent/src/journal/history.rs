@@ -78,14 +78,7 @@ impl Journal {
             Some(phone) => self
                 .orders_by_phone(&phone, HISTORY_ENTRIES_MAX)?
                 .into_iter()
-                .map(|v| OrderEntry {
-                    id: v.order.id,
-                    store: v.order.store,
-                    channel: v.order.channel,
-                    state: v.state,
-                    total: v.order.total(),
-                    created_at_ms: v.order.created_at_ms,
-                })
+                .map(|v| OrderEntry::of(&v.order, v.state))
                 .collect(),
             None => Vec::new(),
         };

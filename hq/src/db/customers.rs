@@ -176,14 +176,7 @@ impl Db {
         let mut orders = Vec::with_capacity(ids.len());
         for id in ids {
             let Some(row) = super::orders::row(&conn, kassa_protocol::orders::OrderId(id as u64))? else { continue };
-            orders.push(OrderEntry {
-                id: row.order.id,
-                store: row.order.store,
-                channel: row.order.channel,
-                state: row.state,
-                total: row.order.total(),
-                created_at_ms: row.order.created_at_ms,
-            });
+            orders.push(OrderEntry::of(&row.order, row.state));
         }
         Ok(Some((customer, CustomerHistory { purchases, orders })))
     }
