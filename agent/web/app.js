@@ -30,6 +30,7 @@ const WORDS = {
     refunds: "Возвраты", stock: "Остаток в магазине", change_qty: "Количество", z_done: "Смена закрыта. Разница: {d} ₽",
     cash: "наличными", card: "на карту", points_refund: "баллами", no_vat: "без НДС",
     customer: "Клиент (F2)", pay_points: "Баллами (F7)", card_or_phone: "Карта или телефон", new_card: "Новая карта: телефон",
+    offer_share_cap: "баллами можно оплатить не больше {p} % чека", offer_offline: "нет связи с HQ: только баллы этого магазина", offer_held_elsewhere: "остальные баллы у магазинов, с которыми у HQ нет связи",
     history: "История", history_title: "Покупки и заказы: {c}", history_hq: "Все магазины и интернет-магазин (из HQ)", history_local: "Нет связи с HQ: только покупки и заказы этого магазина", history_purchases: "Покупки", history_orders: "Заказы", no_history: "Покупок и заказов нет", store_n: "магазин № {n}", channel_online: "интернет-магазин", channel_till: "заказ на кассе",
     name: "Имя (необязательно)", points: "Баллов", balance: "баллов", spendable: "можно списать сейчас",
     user_id: "Логин", drawer_override: "Разрешение управляющего: выдать больше, чем в кассе",
@@ -64,6 +65,7 @@ const WORDS = {
     refunds: "Refunds", stock: "Stock in store", change_qty: "Quantity", z_done: "Shift closed. Difference: {d} ₽",
     cash: "in cash", card: "to card", points_refund: "as points", no_vat: "no VAT",
     customer: "Customer (F2)", pay_points: "Points (F7)", card_or_phone: "Card or phone", new_card: "New card: phone",
+    offer_share_cap: "points pay at most {p} % of this basket", offer_offline: "HQ not reachable: only this store's points", offer_held_elsewhere: "the rest is held by stores HQ cannot reach",
     history: "History", history_title: "Purchases and orders: {c}", history_hq: "Every store and the online shop (from HQ)", history_local: "HQ not reachable: this store's purchases and orders only", history_purchases: "Purchases", history_orders: "Orders", no_history: "No purchases or orders", store_n: "store no. {n}", channel_online: "online shop", channel_till: "ordered at a till",
     name: "Name (optional)", points: "Points", balance: "points", spendable: "spendable now",
     user_id: "Login", drawer_override: "Manager's approval: pay out more than the drawer holds",
@@ -700,8 +702,10 @@ function renderBasket() {
 
 function renderCustomer() {
   const c = state.customer;
+  // What limits the offer, in the cashier's language (the API's `message` is English).
+  const why = c && c.limit && c.limit !== "none" ? ` — ${t(`offer_${c.limit}`, { p: c.max_share_percent })}` : "";
   $("customer-info").textContent = c
-    ? `${c.name || c.card}: ${c.balance} ${t("balance")}, ${t("spendable")} ${c.spendable_now} — ${c.message}`
+    ? `${c.name || c.card}: ${c.balance} ${t("balance")}, ${t("spendable")} ${c.spendable_now}${why}`
     : "";
 }
 

@@ -104,8 +104,8 @@ mod messages;
 pub mod rules;
 
 pub use account::{
-    check_written_by, offline_offer, AccountError, EntryError, EntryKind, LoyaltyAccount, LoyaltyEntry, RedeemOffer,
-    POINTS_TOTAL_MAX,
+    check_written_by, offline_offer, AccountError, EntryError, EntryKind, LoyaltyAccount, LoyaltyEntry, OfferLimit,
+    RedeemOffer, POINTS_TOTAL_MAX,
 };
 pub use customer::{Customer, CustomerError, CustomerId, Phone, NAME_LEN_MAX_CHARS};
 pub use messages::{

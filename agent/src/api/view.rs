@@ -227,13 +227,28 @@ pub struct BasketCustomerView {
     /// Points this store can spend without asking HQ.
     pub spendable_now: i64,
     pub point_value_kopecks: i64,
-    /// What limits the offer, in words.
+    /// What limits the offer, in English words.
     pub message: String,
+    /// What limits the offer: `none`, `share_cap` (at most `max_share_percent` % of the
+    /// basket), `offline` (the rights held here, HQ out of reach), `held_elsewhere` (the
+    /// rest is held by stores HQ cannot reach).
+    pub limit: &'static str,
+    pub max_share_percent: u8,
 }
 
 impl From<&CustomerView> for BasketCustomerView {
     fn from(c: &CustomerView) -> Self {
-        let CustomerView { card, name, balance, allowed, spendable_now, point_value_kopecks, message } = c;
+        let CustomerView {
+            card,
+            name,
+            balance,
+            allowed,
+            spendable_now,
+            point_value_kopecks,
+            message,
+            limit,
+            max_share_percent,
+        } = c;
         BasketCustomerView {
             card: card.clone(),
             name: name.clone(),
@@ -242,6 +257,8 @@ impl From<&CustomerView> for BasketCustomerView {
             spendable_now: *spendable_now,
             point_value_kopecks: *point_value_kopecks,
             message: message.clone(),
+            limit: limit.code(),
+            max_share_percent: *max_share_percent,
         }
     }
 }

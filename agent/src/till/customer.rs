@@ -32,6 +32,8 @@ impl Till {
             spendable_now: offer.spendable_now,
             point_value_kopecks,
             message: offer.message(!online),
+            limit: offer.limit(!online),
+            max_share_percent: offer.max_share_percent,
         })
     }
 

@@ -114,6 +114,10 @@ pub struct CustomerView {
     pub point_value_kopecks: i64,
     /// What limits the offer, in words ("342 of 500 points can be spent while offline").
     pub message: String,
+    /// What limits the offer, for the page to say in the cashier's language.
+    pub limit: kassa_protocol::loyalty::OfferLimit,
+    /// The largest share of the basket points may pay.
+    pub max_share_percent: u8,
 }
 
 /// Everything the till refuses, each with a stable code ([`Refusal`]) the page turns into

@@ -413,18 +413,64 @@ pub fn offline_offer(
     }
 }
 
+/// What limits an offer below the customer's balance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OfferLimit {
+    /// Nothing: the whole balance can be spent.
+    None,
+    /// The rules: points pay at most a share of the basket.
+    ShareCap,
+    /// The rights held here, HQ out of reach.
+    Offline,
+    /// The rights held here: HQ answered, the rest is held by stores it cannot reach.
+    HeldElsewhere,
+}
+
+impl OfferLimit {
+    /// The stable code the page turns into words.
+    pub fn code(self) -> &'static str {
+        match self {
+            OfferLimit::None => "none",
+            OfferLimit::ShareCap => "share_cap",
+            OfferLimit::Offline => "offline",
+            OfferLimit::HeldElsewhere => "held_elsewhere",
+        }
+    }
+}
+
 impl RedeemOffer {
-    /// The sentence for the cashier, naming what limits the offer. `offline`: HQ could
-    /// not be asked (or did not answer in time), so the limit is the rights held here.
+    /// What limits the offer. `offline`: HQ could not be asked (or did not answer in
+    /// time), so the limit is the rights held here.
+    pub fn limit(&self, offline: bool) -> OfferLimit {
+        if self.spendable_now < self.allowed {
+            if offline {
+                OfferLimit::Offline
+            } else {
+                OfferLimit::HeldElsewhere
+            }
+        } else if self.allowed < self.balance {
+            OfferLimit::ShareCap
+        } else {
+            OfferLimit::None
+        }
+    }
+
+    /// The sentence for the cashier (in English: logs, refusals' messages), naming what
+    /// limits the offer ([`RedeemOffer::limit`]).
     pub fn message(&self, offline: bool) -> String {
         let (n, b) = (self.spendable_now, self.balance);
-        if self.spendable_now < self.allowed {
-            let why = if offline { "while offline" } else { "now: the rest is held by stores HQ cannot reach" };
-            format!("{n} of {b} points can be spent {why}")
-        } else if self.allowed < self.balance {
-            format!("{n} of {b} points can be spent: points pay at most {} % of this basket", self.max_share_percent)
-        } else {
-            format!("{n} of {b} points can be spent")
+        match self.limit(offline) {
+            OfferLimit::Offline => format!("{n} of {b} points can be spent while offline"),
+            OfferLimit::HeldElsewhere => {
+                format!("{n} of {b} points can be spent now: the rest is held by stores HQ cannot reach")
+            }
+            OfferLimit::ShareCap => {
+                format!(
+                    "{n} of {b} points can be spent: points pay at most {} % of this basket",
+                    self.max_share_percent
+                )
+            }
+            OfferLimit::None => format!("{n} of {b} points can be spent"),
         }
     }
 }
