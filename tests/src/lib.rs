@@ -13,6 +13,8 @@
 //! A test on `kassa_sim::stack` has the stack's token already: `stack.hq_token`, with
 //! `stack.hq_get(…)` / `stack.hq_send(…)`.
 
+pub mod pg;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
