@@ -12,6 +12,10 @@ const WORDS = {
     console_title: "Kassa HQ — консоль", login: "Логин", password: "Пароль", log_in: "Войти", log_out: "Выход",
     tab_stores: "Магазины", tab_stock: "Остатки", tab_sales: "Продажи", tab_parked: "Отложенные", tab_customers: "Клиенты",
     tab_catalog: "Каталог", tab_loyalty: "Лояльность", tab_promotions: "Акции", tab_audit: "Журнал", tab_operators: "Операторы",
+    save: "Сохранить", tab_returns: "Возвраты", return_limits: "Возвраты чеков других магазинов без связи с HQ", per_receipt: "На чек, ₽", per_shift: "За смену, ₽",
+    limits_saved: "Пределы сохранены: версия {v}; магазины получат их при связи", over_returns: "Возвращено больше, чем продано",
+    sold: "Продано", returned: "Возвращено", returns_list: "Возвраты", receipt: "Чек", store_receipt: "магазин № {s}: {r}",
+    purchases: "Покупки во всех магазинах", orders: "Заказы", sale_word: "продажа", return_word: "возврат",
     tab_tokens: "Токены API", refresh: "Обновить", store: "Магазин", link: "Связь", last_contact: "Последняя связь",
     backlog: "Очередь", acked: "Принято", sales: "Продажи", protocol: "Протокол", software: "Версия", show: "Показать",
     quantity: "Количество", reserved: "В резерве", available: "Доступно", receipt: "Чек", time: "Время", kind: "Вид", total: "Сумма", lines: "Строки", seq: "Номер",
@@ -80,6 +84,10 @@ const WORDS = {
     console_title: "Kassa HQ — console", login: "Login", password: "Password", log_in: "Log in", log_out: "Log out",
     tab_stores: "Stores", tab_stock: "Stock", tab_sales: "Sales", tab_parked: "Parked", tab_customers: "Customers",
     tab_catalog: "Catalog", tab_loyalty: "Loyalty", tab_promotions: "Promotions", tab_audit: "Audit log", tab_operators: "Operators",
+    save: "Save", tab_returns: "Returns", return_limits: "Returns of other stores' receipts without HQ", per_receipt: "Per receipt, ₽", per_shift: "Per shift, ₽",
+    limits_saved: "Limits saved: version {v}; stores get them when connected", over_returns: "Returned beyond what was sold",
+    sold: "Sold", returned: "Returned", returns_list: "Returns", receipt: "Receipt", store_receipt: "store {s}: {r}",
+    purchases: "Purchases at every store", orders: "Orders", sale_word: "sale", return_word: "return",
     tab_tokens: "API tokens", refresh: "Refresh", store: "Store", link: "Link", last_contact: "Last contact",
     backlog: "Backlog", acked: "Acked", sales: "Sales", protocol: "Protocol", software: "Version", show: "Show",
     quantity: "Quantity", reserved: "Reserved", available: "Available", receipt: "Receipt", time: "Time", kind: "Kind", total: "Total", lines: "Lines", seq: "Seq",
@@ -310,7 +318,8 @@ for (const b of document.querySelectorAll("button.lang")) {
 
 // ---- tabs ----
 const LOADERS = {
-  stores: loadStores, stockops: loadStockOps, parked: loadParked, catalog: loadCatalog, loyalty: loadLoyalty, promotions: loadPromotions,
+  stores: loadStores, stockops: loadStockOps, parked: loadParked, returns: loadReturns, catalog: loadCatalog, loyalty: loadLoyalty,
+  promotions: loadPromotions,
   audit: () => loadAudit(false), operators: loadOperators, tokens: loadTokens,
 };
 let current = null;
@@ -429,6 +438,33 @@ async function loadParked() {
 }
 $("parked-refresh").addEventListener("click", () => attempt(loadParked));
 
+// ---- returns anywhere: HQ's limits on offline returns, and the lines returned beyond
+// what was sold (stores that could not see each other's returns), with the returns ----
+async function loadReturns() {
+  if (may("stores:read")) {
+    const { version, limits } = await api("GET", "/api/returns/limits");
+    $("limit-receipt").value = money(limits.per_receipt_kopecks);
+    $("limit-shift").value = money(limits.per_shift_kopecks);
+    $("limits-version").textContent = t("version", { v: version });
+  }
+  $("limits-save").disabled = !may("stores:write");
+  const { over_returns: over } = await api("GET", "/api/returns/over");
+  fill($("over-rows"), over.map((o) => el("tr", {},
+    el("td", {}, o.receipt_no), el("td", {}, o.sku), el("td", {}, String(o.sold)), el("td", {}, String(o.returned)),
+    el("td", { class: "wrap" }, o.returns.map(([s, r]) => t("store_receipt", { s, r })).join("; ")),
+    el("td", {}, when(o.detected_at_ms)))), 6);
+}
+$("returns-refresh").addEventListener("click", () => attempt(loadReturns));
+$("limits-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  attempt(async () => {
+    const [receipt, shift] = [kopecks($("limit-receipt").value), kopecks($("limit-shift").value)];
+    if (receipt == null || shift == null) return say(t("bad_price"), "error");
+    const { version } = await api("PUT", "/api/returns/limits", { per_receipt_kopecks: receipt, per_shift_kopecks: shift });
+    say(t("limits_saved", { v: version }));
+  });
+});
+
 $("customer-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
   attempt(async () => {
@@ -442,6 +478,17 @@ $("customer-form").addEventListener("submit", (ev) => {
       el("h3", {}, t("rights")), list(c.rights.map((r) => el("li", {}, `${r.actor}: ${r.rights}`))),
       el("h3", {}, t("history")),
       list(c.history.map((h) => el("li", {}, `${h.actor}: ${h.earned != null ? "+" + h.earned : "−" + h.spent}`))));
+    // One customer in every channel: what they bought with the card, and ordered.
+    const h = await api("GET", `/api/customers/${encodeURIComponent(card)}/history`);
+    $("customer-view").append(
+      el("h3", {}, t("purchases")),
+      el("ul", { id: "customer-purchases" }, h.purchases.length ? h.purchases.map((p) => el("li", {},
+        `${when(p.created_at_ms)} · ${t("store_receipt", { s: p.store, r: p.receipt_no })} · `
+        + `${t(p.kind === "sale" ? "sale_word" : "return_word")} ${money(p.total_kopecks)}`)) : [el("li", {}, t("none"))]),
+      el("h3", {}, t("orders")),
+      el("ul", { id: "customer-orders" }, h.orders.length ? h.orders.map((o) => el("li", {},
+        `${when(o.created_at_ms)} · № ${o.id} · ${o.channel} · ${t("store")} ${o.store} · ${o.state} · ${money(o.total_kopecks)}`))
+        : [el("li", {}, t("none"))]));
   });
 });
 

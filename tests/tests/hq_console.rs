@@ -8,7 +8,9 @@
 //! console shows it received with the difference. And on a portrait tablet (800 px): each
 //! store's catalog version on the stores tab and which stores have the version in force;
 //! a price schedule published after a refusal naming its bad change; and no page wider
-//! than the screen on any tab.
+//! than the screen on any tab. And returns anywhere: the limits on offline returns set
+//! in the console, a line two stores returned beyond what was sold listed with both
+//! returns, and a customer's purchases at every store.
 //!
 //! Skipped with a note when Chromium is missing, except under `CI=true` (see
 //! `support/browser.rs`).
@@ -252,12 +254,13 @@ async fn a_delivery_announced_in_the_console_is_received_short_and_the_console_s
 /// HQ's console on a tablet held upright.
 const TABLET: (u64, u64) = (800, 1280);
 /// Every tab an administrator sees.
-const TABS: [&str; 12] = [
+const TABS: [&str; 13] = [
     "stores",
     "stock",
     "stockops",
     "sales",
     "parked",
+    "returns",
     "customers",
     "catalog",
     "loyalty",
@@ -441,6 +444,107 @@ async fn on_a_tablet_the_console_schedules_prices_and_shows_which_stores_have_th
         (page.value("#schedule-rows tr:nth-child(1) .sc-price").await == "99.90").then_some(())
     })
     .await;
+    page.close().await;
+    stack.stop().await;
+}
+
+/// Store `store`'s return of `quantity` of line 0 of `sale`, refunded in cash.
+fn return_of(
+    sale: &kassa_protocol::sale::Sale,
+    store: u32,
+    seq: u64,
+    quantity: i64,
+) -> kassa_protocol::returns::Return {
+    let line = &sale.lines[0];
+    let amount = kassa_protocol::Kopecks(line.net().0 / line.quantity * quantity);
+    let store = kassa_protocol::StoreId(store);
+    kassa_protocol::returns::Return {
+        id: kassa_protocol::SaleId { store, seq },
+        receipt_no: kassa_protocol::sale::receipt_no(store, 1, seq),
+        terminal: 1,
+        cashier: "k".into(),
+        created_at_ms: sale.created_at_ms + 3_600_000,
+        kind: kassa_protocol::returns::ReturnKind::WithReceipt { sale: sale.id },
+        lines: vec![kassa_protocol::returns::ReturnLine {
+            sale_line: Some(0),
+            sku: line.sku.clone(),
+            name: line.name.clone(),
+            unit: line.unit,
+            quantity,
+            vat: line.vat,
+            amount,
+        }],
+        refunds: vec![kassa_protocol::sale::Tender { kind: kassa_protocol::sale::TenderKind::Cash, amount }],
+        total: amount,
+        loyalty: None,
+    }
+}
+
+/// Applies `change` at HQ as store `store`'s outbox entry `seq`.
+fn apply_at_hq(stack: &stack::Stack, store: u32, seq: u64, change: kassa_protocol::wire::Change) {
+    let actor = kassa_protocol::ActorId { store: kassa_protocol::StoreId(store), epoch: 1 };
+    stack.hq.shared.db.hello(actor, seq - 1, 1, 0).unwrap();
+    let now_ms = kassa_agent::clock::now_ms();
+    stack.hq.shared.db.apply(actor, &[kassa_protocol::wire::OutboxEntry { seq, change }], seq, seq, now_ms).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_sets_return_limits_lists_over_returns_and_a_customers_purchases() {
+    use kassa_protocol::wire::Change;
+    init_logging();
+    let Some(page) = launch("hq-console-returns", VIEWPORT).await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let stack = stack::start(StackOptions::ephemeral(dir.path())).await.unwrap();
+    let password = stack::initial_admin_password(dir.path()).expect("the first administrator's password");
+    // Store 2 sold two milks to a loyalty customer; stores 3 and 4, each unable to see
+    // the other's return, took both back: four of two.
+    let card = kassa_protocol::loyalty::CustomerId::parse("00002000000011").unwrap();
+    let customer = kassa_protocol::loyalty::Customer::new(card.clone(), "+7 912 000-77-88", Some("Олег")).unwrap();
+    apply_at_hq(&stack, 2, 1, Change::Loyalty { customer: Some(customer), entries: vec![] });
+    let milk = stack.hq.shared.db.catalog().unwrap().into_iter().find(|i| i.sku.0 == MILK_SKU).unwrap();
+    let mut basket = kassa_protocol::basket::Basket::new(0);
+    basket.add(&milk, 2).unwrap();
+    let mut sale = kassa_protocol::testing::sale(kassa_protocol::StoreId(2), 2, basket.lines);
+    sale.created_at_ms = kassa_agent::clock::now_ms() - 86_400_000;
+    sale.loyalty = Some(kassa_protocol::loyalty::SaleLoyalty {
+        customer: card.clone(),
+        point_value_kopecks: 100,
+        redeemed_points: 0,
+        lines: vec![kassa_protocol::loyalty::LinePoints {
+            paid_in_points: kassa_protocol::Kopecks::ZERO,
+            earned_points: 21,
+        }],
+    });
+    apply_at_hq(&stack, 2, 2, Change::Sale { sale: sale.clone(), counters: vec![] });
+    apply_at_hq(&stack, 3, 1, Change::Return { ret: return_of(&sale, 3, 1, 2), counters: vec![] });
+    apply_at_hq(&stack, 4, 1, Change::Return { ret: return_of(&sale, 4, 1, 2), counters: vec![] });
+
+    log_in_to_the_console(&page, &format!("http://{}/", stack.hq.http_addr), &password).await;
+    page.click("#tabs button[data-tab='returns']").await;
+    page.wait("#limit-receipt", "HQ's default limit per receipt", |_| true).await;
+    let per_receipt = page.value("#limit-receipt").await;
+    assert_eq!(per_receipt, "3000,00", "HQ's default, as the console shows it");
+    let over = page.wait_for_text("#over-rows", &sale.receipt_no).await;
+    assert!(over.contains("магазин № 3: 0003-01-000001") && over.contains("магазин № 4: 0004-01-000001"), "{over}");
+    assert!(!over.contains("никогда"), "when HQ found it: {over}");
+    assert_eq!(page.el("#limits-save").await.text().await.unwrap(), "Сохранить");
+    page.screenshot("over-returns").await;
+    // The limit per receipt lowered to 1 500 ₽: saved, versioned, at HQ.
+    page.el("#limit-receipt").await.clear().await.unwrap();
+    page.type_into("#limit-receipt", "1500").await;
+    page.click("#limits-save").await;
+    page.wait_for_text("#message", "Пределы сохранены").await;
+    let (_, limits) = stack.hq.shared.db.return_limits().unwrap();
+    assert_eq!(limits.per_receipt, kassa_protocol::Kopecks(150_000));
+
+    // The customer's purchases at every store, under their points.
+    page.click("#tabs button[data-tab='customers']").await;
+    page.type_into("#customer-card", card.as_str()).await;
+    page.click("#customer-form button[type=submit]").await;
+    let purchases = page.wait_for_text("#customer-purchases", &sale.receipt_no).await;
+    assert!(purchases.contains("магазин № 2") && purchases.contains("продажа"), "{purchases}");
+    assert!(!purchases.contains("никогда"), "when it was bought: {purchases}");
+    page.screenshot("customer-history").await;
     page.close().await;
     stack.stop().await;
 }
