@@ -1396,29 +1396,11 @@ mod tests {
     }
 
     /// A return at `store` of `quantity` of line 0 of sale `sale` (1 ₽ each).
-    fn ret(store: u32, seq: u64, sale: kassa_protocol::SaleId, quantity: i64) -> OutboxEntry {
-        use kassa_protocol::returns::{Return, ReturnKind, ReturnLine};
-        let amount = Kopecks(100 * quantity);
-        let ret = Return {
-            id: kassa_protocol::SaleId { store: StoreId(store), seq },
-            receipt_no: kassa_protocol::sale::receipt_no(StoreId(store), 1, seq),
-            terminal: 1,
-            cashier: "k".into(),
-            created_at_ms: seq as i64,
-            kind: ReturnKind::WithReceipt { sale },
-            lines: vec![ReturnLine {
-                sale_line: Some(0),
-                sku: Sku("1".into()),
-                name: "Хлеб".into(),
-                unit: Unit::Piece,
-                quantity,
-                vat: VatRate::Vat10,
-                amount,
-            }],
-            refunds: vec![kassa_protocol::sale::Tender { kind: kassa_protocol::sale::TenderKind::Cash, amount }],
-            total: amount,
-            loyalty: None,
-        };
+    /// Store `store`'s return `seq` of `quantity` of `sale`'s bread, at time `seq`.
+    fn ret(store: u32, seq: u64, sale: &Sale, quantity: i64) -> OutboxEntry {
+        let id = kassa_protocol::SaleId { store: StoreId(store), seq };
+        let ret =
+            kassa_protocol::returns::Return { created_at_ms: seq as i64, ..testing::cash_return(sale, id, quantity) };
         OutboxEntry { seq, change: Change::Return { ret, counters: Vec::new() } }
     }
 
@@ -1444,7 +1426,7 @@ mod tests {
         let by_id = kassa_protocol::returns::SaleRef::Id;
         let elsewhere = by_id(kassa_protocol::SaleId { store: StoreId(9), seq: 1 });
         assert_eq!(db.sale_for_return(&elsewhere).unwrap(), SaleAnswer::NotFound);
-        db.apply(two, &[ret(2, 1, sale.id, 2)], 1, 2, 10).unwrap();
+        db.apply(two, &[ret(2, 1, &sale, 2)], 1, 2, 10).unwrap();
         let by_no = kassa_protocol::returns::SaleRef::ReceiptNo(sale.receipt_no.clone());
         assert_eq!(db.sale_for_return(&by_no).unwrap(), db.sale_for_return(&by_id(sale.id)).unwrap());
         let SaleAnswer::Found { sale: found, returned, refunds, loyalty_owed } =
@@ -1456,13 +1438,13 @@ mod tests {
         assert_eq!(loyalty_owed, Kopecks::ZERO, "a sale without a card owes no points");
         assert!(db.over_returns().unwrap().is_empty());
         // Store 1, which could not see store 2's return, takes back two more: 4 of 3.
-        db.apply(ACTOR, &[ret(1, 2, sale.id, 2)], 2, 2, 20).unwrap();
+        db.apply(ACTOR, &[ret(1, 2, &sale, 2)], 2, 2, 20).unwrap();
         let over = db.over_returns().unwrap();
         assert_eq!(over.len(), 1, "{over:?}");
         assert_eq!((over[0].sold, over[0].returned, over[0].sku.as_str()), (3, 4, "1"));
         assert_eq!(over[0].returns.iter().map(|r| r.0).collect::<Vec<_>>(), vec![2, 1]);
         // The same batch again changes nothing.
-        db.apply(two, &[ret(2, 1, sale.id, 2)], 1, 2, 30).unwrap();
+        db.apply(two, &[ret(2, 1, &sale, 2)], 1, 2, 30).unwrap();
         assert_eq!(db.over_returns().unwrap()[0].returned, 4);
     }
 
@@ -1493,7 +1475,7 @@ mod tests {
         assert_eq!(ask(2, "a", 2, 13), 0, "a retry replaces its claim, not adds to it");
         assert_eq!(ask(2, "c", 2, 14), 2, "a second claim of two does not fit: its own are counted");
         // Store 2's return arrives: the claim is released, the return counts.
-        db.apply(two, &[ret(2, 1, sale.id, 2)], 1, 2, 20).unwrap();
+        db.apply(two, &[ret(2, 1, &sale, 2)], 1, 2, 20).unwrap();
         assert_eq!(ask(1, "", 0, 21), 2);
         assert_eq!(ask(1, "d", 1, 22), 2, "the last one fits");
         // Store 1 never refunds it: after the claim's time it lapses.

@@ -61,3 +61,30 @@ pub fn sale(store: StoreId, seq: u64, lines: Vec<BasketLine>) -> Sale {
         loyalty: None,
     }
 }
+
+/// Return `id` of `quantity` of `sale`'s first line, at what was paid for it, refunded in
+/// cash, at time 0.
+pub fn cash_return(sale: &Sale, id: SaleId, quantity: i64) -> crate::returns::Return {
+    let line = &sale.lines[0];
+    let amount = Kopecks(line.net().0 / line.quantity.max(1) * quantity);
+    crate::returns::Return {
+        id,
+        receipt_no: crate::sale::receipt_no(id.store, 1, id.seq),
+        terminal: 1,
+        cashier: "c".into(),
+        created_at_ms: 0,
+        kind: crate::returns::ReturnKind::WithReceipt { sale: sale.id },
+        lines: vec![crate::returns::ReturnLine {
+            sale_line: Some(0),
+            sku: line.sku.clone(),
+            name: line.name.clone(),
+            unit: line.unit,
+            quantity,
+            vat: line.vat,
+            amount,
+        }],
+        refunds: vec![Tender { kind: TenderKind::Cash, amount }],
+        total: amount,
+        loyalty: None,
+    }
+}

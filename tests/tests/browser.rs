@@ -79,6 +79,16 @@ impl Till for Page {
     }
 }
 
+/// The whole stack, with 20 milks booked into store 1 at HQ (what the online shop's
+/// orders for pickup there take); and milk's SKU.
+async fn stack_with_milk_for_orders(dir: &std::path::Path) -> (Stack, kassa_protocol::Sku) {
+    let stack = stack::start(StackOptions::ephemeral(dir)).await.unwrap();
+    let milk = kassa_protocol::Sku("100001".into());
+    stack.hq.shared.db.deliver(kassa_protocol::StoreId(1), &[(milk.clone(), 20)]).unwrap();
+    stack.hq.shared.counters.send_modify(|g| *g += 1);
+    (stack, milk)
+}
+
 /// The next receipt the virtual printer cuts, as text.
 fn printed_receipt(stack: &Stack) -> String {
     // The printer's events arrive on a std channel; waiting on it must not stall the
@@ -682,10 +692,7 @@ async fn an_online_order_appears_is_readied_and_handed_over_by_its_code() {
     init_logging();
     let Some(page) = launch("orders").await else { return };
     let dir = tempfile::tempdir().unwrap();
-    let stack = stack::start(StackOptions::ephemeral(dir.path())).await.unwrap();
-    let milk = kassa_protocol::Sku("100001".into());
-    stack.hq.shared.db.deliver(kassa_protocol::StoreId(1), &[(milk.clone(), 20)]).unwrap();
-    stack.hq.shared.counters.send_modify(|g| *g += 1);
+    let (stack, milk) = stack_with_milk_for_orders(dir.path()).await;
     page.open(&stack).await;
     page.log_in_and_open_shift().await;
     page.click("#btn-orders").await;
@@ -838,10 +845,7 @@ async fn a_customers_history_opens_from_the_basket() {
     init_logging();
     let Some(page) = launch("customer-history").await else { return };
     let dir = tempfile::tempdir().unwrap();
-    let stack = stack::start(StackOptions::ephemeral(dir.path())).await.unwrap();
-    let milk = kassa_protocol::Sku("100001".into());
-    stack.hq.shared.db.deliver(kassa_protocol::StoreId(1), &[(milk.clone(), 20)]).unwrap();
-    stack.hq.shared.counters.send_modify(|g| *g += 1);
+    let (stack, milk) = stack_with_milk_for_orders(dir.path()).await;
     page.open(&stack).await;
     page.log_in_and_open_shift().await;
     // A new card, by phone, and a milk bought with it.

@@ -448,36 +448,17 @@ async fn on_a_tablet_the_console_schedules_prices_and_shows_which_stores_have_th
     stack.stop().await;
 }
 
-/// Store `store`'s return of `quantity` of line 0 of `sale`, refunded in cash.
+/// Store `store`'s return of `quantity` of line 0 of `sale`, refunded in cash, an hour
+/// after the sale.
 fn return_of(
     sale: &kassa_protocol::sale::Sale,
     store: u32,
     seq: u64,
     quantity: i64,
 ) -> kassa_protocol::returns::Return {
-    let line = &sale.lines[0];
-    let amount = kassa_protocol::Kopecks(line.net().0 / line.quantity * quantity);
-    let store = kassa_protocol::StoreId(store);
-    kassa_protocol::returns::Return {
-        id: kassa_protocol::SaleId { store, seq },
-        receipt_no: kassa_protocol::sale::receipt_no(store, 1, seq),
-        terminal: 1,
-        cashier: "k".into(),
-        created_at_ms: sale.created_at_ms + 3_600_000,
-        kind: kassa_protocol::returns::ReturnKind::WithReceipt { sale: sale.id },
-        lines: vec![kassa_protocol::returns::ReturnLine {
-            sale_line: Some(0),
-            sku: line.sku.clone(),
-            name: line.name.clone(),
-            unit: line.unit,
-            quantity,
-            vat: line.vat,
-            amount,
-        }],
-        refunds: vec![kassa_protocol::sale::Tender { kind: kassa_protocol::sale::TenderKind::Cash, amount }],
-        total: amount,
-        loyalty: None,
-    }
+    let id = kassa_protocol::SaleId { store: kassa_protocol::StoreId(store), seq };
+    let ret = kassa_protocol::testing::cash_return(sale, id, quantity);
+    kassa_protocol::returns::Return { created_at_ms: sale.created_at_ms + 3_600_000, ..ret }
 }
 
 /// Applies `change` at HQ as store `store`'s outbox entry `seq`.

@@ -710,27 +710,8 @@ impl World {
         let c = s.durable.counters.entry((s.id, line.sku.clone(), s.actor)).or_insert((0, 0));
         c.0 += quantity;
         let counter = CounterEntry { location: s.id, sku: line.sku.clone(), actor: s.actor, p: c.0, n: c.1 };
-        let amount = Kopecks(100 * quantity);
-        let ret = crate::returns::Return {
-            id: SaleId { store: s.id, seq },
-            receipt_no: crate::sale::receipt_no(s.id, 1, seq),
-            terminal: 1,
-            cashier: "sim".into(),
-            created_at_ms: 0,
-            kind: crate::returns::ReturnKind::WithReceipt { sale: sale.id },
-            lines: vec![crate::returns::ReturnLine {
-                sale_line: Some(0),
-                sku: line.sku.clone(),
-                name: line.name.clone(),
-                unit: line.unit,
-                quantity,
-                vat: line.vat,
-                amount,
-            }],
-            refunds: vec![crate::sale::Tender { kind: crate::sale::TenderKind::Cash, amount }],
-            total: amount,
-            loyalty: None,
-        };
+        let ret = testing::cash_return(&sale, SaleId { store: s.id, seq }, quantity);
+        let amount = ret.total;
         debug_assert_eq!(ret.validate(), Ok(()));
         s.durable.outbox.push(OutboxEntry { seq, change: Change::Return { ret, counters: vec![counter] } });
         s.durable.returns_of.entry(sale.id).or_default().push((seq, quantity, online));
