@@ -315,6 +315,8 @@ struct Stats {
     returns_online: u64,
     returns_offline: u64,
     over_returns: u64,
+    /// Online returns of prepaid orders (the online shop's sales).
+    shop_returns: u64,
     /// Points returns took back from the returning store's rights, and points they
     /// could not (the customer had spent them, or the rights were elsewhere), whose
     /// worth was kept from the refund.
@@ -350,6 +352,7 @@ impl Stats {
         self.returns_online += o.returns_online;
         self.returns_offline += o.returns_offline;
         self.over_returns += o.over_returns;
+        self.shop_returns += o.shop_returns;
         self.points_taken_back += o.points_taken_back;
         self.points_short += o.points_short;
         self.coupons_refused_after_lookup += o.coupons_refused_after_lookup;
@@ -722,6 +725,7 @@ impl World {
         self.take_points_back(i, quantity, amount);
         if online {
             self.stats.returns_online += 1;
+            self.stats.shop_returns += u64::from(sale.id.store == StoreId::HQ);
             // HQ held the lines for this store in the same transaction as it answered.
             *self.hq.claims.entry((sale.id, self.stores[i].id)).or_default() += quantity;
         } else {
@@ -1106,7 +1110,10 @@ impl World {
         let to = u.event.state();
         o.reported = Some(o.reported.map_or(to, |r| r.join(to)));
         o.state = o.state.join(to);
+        let mut shop_sale = None;
         if let OrderEvent::Collected { taken, .. } = &u.event {
+            // A prepaid order handed over is the online shop's sale: any store returns it.
+            shop_sale = crate::orders::shop_sale(&o.order, taken);
             o.collected += 1;
             Handover { taken: taken.clone() }
                 .validate(&o.order, OrderState::Ready)
@@ -1117,6 +1124,9 @@ impl World {
         }
         self.stats.orders_expired += u64::from(to == OrderState::Expired);
         self.stats.orders_cancelled += u64::from(to == OrderState::Cancelled);
+        if let Some(sale) = shop_sale {
+            self.hq.sold_sales.insert(sale.id, sale);
+        }
     }
 
     /// Appends loyalty entries to store `i`'s outbox.
@@ -1884,6 +1894,8 @@ fn seeded_fleet_simulation_converges_exactly_once() {
         // Returns taken online and offline, and lines returned twice by stores that could
         // not see each other, listed at HQ.
         assert!(total.returns_online > 0 && total.returns_offline > 0 && total.over_returns > 0, "{total:?}");
+        // Prepaid orders handed over were returned as the online shop's sales.
+        assert!(total.shop_returns > 0, "{total:?}");
         // Returns took points back from the returning store's rights, and some could not
         // (the customer had spent them): their worth was kept from the refund.
         assert!(total.points_taken_back > 0 && total.points_short > 0, "{total:?}");
