@@ -513,5 +513,15 @@ async fn an_online_order_is_returned_at_another_store_by_its_number() {
     })
     .await;
     assert!(hq.shared.db.over_returns().unwrap().is_empty(), "online, never more than sold");
+    // The shop sees what came back of each order at the stores, and what they refunded.
+    for id in &ids {
+        let order = eventually(WAIT, &format!("HQ to show order {id}'s return"), || async {
+            let (_, o) = shop.get(&format!("/api/orders/{id}")).await;
+            (o["returned"]["lines"][0]["returned"] == 2).then_some(o)
+        })
+        .await;
+        assert_eq!(order["returned"]["refunded_kopecks"], 2 * price, "{order}");
+        assert_eq!(order["returned"]["lines"][0]["taken"], 3, "{order}");
+    }
     cancel.cancel();
 }

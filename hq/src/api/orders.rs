@@ -194,11 +194,27 @@ pub(super) async fn place(
     Ok(Json(out))
 }
 
-/// `GET /api/orders/{id}`.
+/// `GET /api/orders/{id}`: the order, and, once handed over, what stores took back of
+/// it (`returned`: per line of the purchase, what came back and was refunded) — a
+/// prepaid order returned at a store was refunded there, not by the shop.
 pub(super) async fn get(State(s): AppState, Checked(Path(id)): Checked<Path<u64>>) -> Result<Value> {
-    let row = blocking(&s.db, move |db| db.order(OrderId(id))).await?;
+    use kassa_protocol::returns::{SaleAnswer, SaleRef};
+    let (row, purchase) = blocking(&s.db, move |db| {
+        Ok::<_, crate::db::DbError>((db.order(OrderId(id))?, db.sale_for_return(&SaleRef::Order(OrderId(id)))?))
+    })
+    .await?;
     let row = row.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no_such_order", format!("no order {id}")))?;
-    Ok(Json(order_json(&row)))
+    let mut out = order_json(&row);
+    if let SaleAnswer::Found { sale, returned, refunds, .. } = purchase {
+        out["returned"] = json!({
+            "receipt_no": sale.receipt_no,
+            "lines": sale.lines.iter().zip(&returned).map(|(l, r)| json!({
+                "sku": l.sku.0, "taken": l.quantity, "returned": r.0, "refunded_kopecks": r.1 .0,
+            })).collect::<Vec<_>>(),
+            "refunded_kopecks": refunds.iter().map(|t| t.amount.0).sum::<i64>(),
+        });
+    }
+    Ok(Json(out))
 }
 
 #[derive(Debug, Deserialize)]
