@@ -231,6 +231,18 @@ pub async fn start_store_speaking(
 }
 
 /// HQ's `GET /api/stores` row of store `id`, if HQ lists it.
+/// What HQ's audit log keeps of a fixture writer's change `action` at `at_ms` (the
+/// system, no summary).
+pub fn fixture_audit(at_ms: i64, action: &'static str) -> kassa_hq::db::NewAudit {
+    kassa_hq::db::NewAudit {
+        at_ms,
+        actor_kind: "system",
+        actor: "fixtures".into(),
+        action,
+        summary: serde_json::Value::Null,
+    }
+}
+
 /// The loyalty customer a till's basket event shows (panics if none).
 pub fn customer_of(ev: &kassa_agent::till::TillEvent) -> &kassa_agent::till::CustomerView {
     match ev {

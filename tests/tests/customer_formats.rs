@@ -56,13 +56,7 @@ fn write_fixtures_with_customers() {
     ];
     db.apply(actor, &entries, 2, 2, T0 + 2).unwrap();
     db.deliver(STORE, &[(Sku("100001".into()), 5)]).unwrap();
-    let audit = kassa_hq::db::NewAudit {
-        at_ms: T0,
-        actor_kind: "system",
-        actor: "fixtures".into(),
-        action: "order.place",
-        summary: serde_json::Value::Null,
-    };
+    let audit = kassa_tests::fixture_audit(T0, "order.place");
     db.place_order(order(), Some("shop-1"), &audit, T0 + 3).unwrap().unwrap();
     drop(db);
     kassa_tests::seal_fixtures(&dir(), &["hq.sqlite"]);

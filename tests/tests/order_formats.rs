@@ -57,13 +57,7 @@ fn write_fixtures_with_orders() {
     db.deliver(STORE, &[(Sku("100001".into()), 10)]).unwrap();
     let mut placed = order(0, 2, Payment::Prepaid);
     placed.created_at_ms = T0;
-    let audit = kassa_hq::db::NewAudit {
-        at_ms: T0,
-        actor_kind: "system",
-        actor: "fixtures".into(),
-        action: "order.place",
-        summary: serde_json::Value::Null,
-    };
+    let audit = kassa_tests::fixture_audit(T0, "order.place");
     db.place_order(placed, Some("shop-1"), &audit, T0).unwrap().unwrap();
     db.place_order(order(0, 1, Payment::AtPickup), None, &audit, T0 + 1).unwrap().unwrap();
     let actor = ActorId { store: STORE, epoch: 1 };

@@ -475,10 +475,6 @@ impl Journal {
                 self.with_receipt(tx, sale, Before { returned, earlier, owed, online: true }, lines)?
             }
             ReturnRequest::Offline { proof, lines } => {
-                // A format-1 receipt proves that a card was used, not the points earned.
-                if proof.loyalty == Some(ProofLoyalty::CardUsed) {
-                    return Err(WriteError::ReturnElsewhereLoyalty);
-                }
                 if let Some(&(line, _)) =
                     lines.iter().find(|(i, _)| proof.lines.get(*i as usize).is_some_and(|l| l.marked))
                 {
@@ -681,10 +677,6 @@ impl Journal {
         proof: &kassa_protocol::receipt_proof::ReceiptProof,
         terminal: u16,
     ) -> Result<OfflineSale, WriteError> {
-        // A format-1 receipt proves that a card was used, not the points the lines earned.
-        if proof.loyalty == Some(ProofLoyalty::CardUsed) {
-            return Err(WriteError::ReturnElsewhereLoyalty);
-        }
         let conn = self.conn();
         let (sale, returned, _) = proven_sale(&conn, proof)?;
         let shift = super::shifts::open_shift(&conn, terminal)?.map_or(0, |s| s.id);
@@ -949,11 +941,15 @@ type ReturnPlan =
 
 /// Another store's sale as its signed receipt proves it (named from this store's
 /// catalog), with what this store itself returned of it and refunded: offline, all it
-/// can see.
+/// can see. A format-1 receipt of a card's sale proves that a card was used, not the
+/// points its lines earned: it needs HQ.
 fn proven_sale(
     conn: &Connection,
     proof: &kassa_protocol::receipt_proof::ReceiptProof,
 ) -> Result<(Sale, Returned, Vec<Tender>), WriteError> {
+    if proof.loyalty == Some(ProofLoyalty::CardUsed) {
+        return Err(WriteError::ReturnElsewhereLoyalty);
+    }
     let sale = proof.to_sale(|sku| item(conn, sku).ok().flatten().map(|i| (i.name, i.category)));
     let (returned, earlier) = own_returns_after(conn, &sale, 0, false, Vec::new(), Vec::new())?;
     Ok((sale, returned, earlier))

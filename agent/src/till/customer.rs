@@ -89,9 +89,14 @@ impl Till {
     }
 
     /// The customer a card or phone number names, with their history
-    /// ([`Till::customer_history`]; `true`: HQ's).
+    /// ([`Till::customer_history`]; `true`: HQ's). HQ is asked about the card only if
+    /// this store does not know it: the history's own request asks HQ for the rest.
     pub async fn find_customer_history(&self, code: &str) -> Result<(Customer, CustomerHistory, bool), TillError> {
-        let customer = self.find_customer(code).await?;
+        let c = code.trim().to_owned();
+        let customer = match self.journal(move |j| j.find_customer(&c)).await? {
+            Some(known) => known,
+            None => self.find_customer(code).await?,
+        };
         let (history, from_hq) = self.customer_history(&customer.card).await?;
         Ok((customer, history, from_hq))
     }
