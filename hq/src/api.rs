@@ -217,8 +217,21 @@ pub fn router(shared: Shared, access: Access) -> Router {
         .with_state(state)
 }
 
-async fn health() -> Json<serde_json::Value> {
-    Json(json!({ "ok": true }))
+/// Whether this node can serve: its database answers (503 while it does not: stores stay
+/// connected and keep their records queued, HQ acknowledges nothing).
+async fn health(State(s): AppState) -> Response {
+    let backend = match s.db.backend() {
+        crate::db::sql::Backend::Sqlite => "sqlite",
+        crate::db::sql::Backend::Postgres => "postgres",
+    };
+    match blocking(&s.db, |db| db.ping()).await {
+        Ok(()) => Json(json!({ "ok": true, "database": "up", "backend": backend })).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "health: HQ's database does not answer");
+            let body = json!({ "ok": false, "database": "unreachable", "backend": backend, "message": e.to_string() });
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+        }
+    }
 }
 
 /// The route's rule from [`ROUTES`] (HEAD is GET's).
@@ -410,12 +423,19 @@ impl IntoResponse for ApiError {
 
 impl From<crate::db::DbError> for ApiError {
     fn from(e: crate::db::DbError) -> Self {
-        use rusqlite::ErrorCode;
-        if let crate::db::DbError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) = &e {
-            if f.code == ErrorCode::DiskFull {
+        if let crate::db::DbError::Sql(s) = &e {
+            if s.is_disk_full() {
                 tracing::error!(error = %e, "HQ's disk is full");
                 return ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "disk_full", "HQ's disk is full");
             }
+        }
+        if e.is_unavailable() {
+            tracing::error!(error = %e, "HQ's database is unreachable");
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database_unavailable",
+                "HQ's database cannot be reached; try again shortly",
+            );
         }
         tracing::error!(error = %e, "API database error");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "database error")
@@ -477,14 +497,17 @@ type Result<T> = std::result::Result<Json<T>, ApiError>;
 /// The Prometheus text format (see [`crate::metrics`]): per store, its backlog and the
 /// age of its last contact; connected stores; what HQ applied, with the batch histogram.
 async fn metrics(State(s): AppState) -> std::result::Result<Response, ApiError> {
-    let (stores, parked, version) =
-        blocking(&s.db, |db| Ok((db.stores()?, db.parked()?.len(), db.catalog_version()?))).await?;
+    let read = blocking(&s.db, |db| Ok((db.stores()?, db.parked()?.len(), db.catalog_version()?))).await;
+    // The database down is what the scrape must show, not a failed scrape.
+    let database_up = !matches!(&read, Err(e) if e.is_unavailable());
+    let (stores, parked, version) = if database_up { read? } else { (Vec::new(), 0, 0) };
     let peers = s.peers.snapshot();
     let readings = crate::metrics::Readings {
         stores: &stores,
         peers: &peers,
         parked_records: parked,
         catalog_version: version,
+        database_up,
         now_ms: now_ms(),
     };
     let text = s.metrics.encode(&readings).map_err(|e| {

@@ -24,6 +24,7 @@ pub mod catalog;
 pub mod console;
 pub mod db;
 pub mod metrics;
+pub mod nodes;
 pub mod orders;
 pub mod pki;
 pub mod promotions;
@@ -45,6 +46,11 @@ pub use sync_server::{Metrics, Shared};
 #[derive(Debug, Clone)]
 pub struct HqConfig {
     pub data_dir: PathBuf,
+    /// HQ's database: `None` for the SQLite file `data_dir/hq.sqlite` (the embedded
+    /// default), or a `postgres://` URL shared by every HQ node ([`db::Db::open_any`]).
+    pub database: Option<String>,
+    /// The PostgreSQL pool's bounds (unused on SQLite).
+    pub pool: db::PoolLimits,
     pub quic_listen: SocketAddr,
     pub http_listen: SocketAddr,
     /// How often connected stores get a fresh view of their neighbours' stock.
@@ -69,6 +75,8 @@ impl HqConfig {
     pub fn new(data_dir: PathBuf, quic_listen: SocketAddr, http_listen: SocketAddr) -> HqConfig {
         HqConfig {
             data_dir,
+            database: None,
+            pool: db::PoolLimits::default(),
             quic_listen,
             http_listen,
             nearby_interval: sync_server::NEARBY_INTERVAL,
@@ -170,6 +178,18 @@ impl RunningHq {
     }
 }
 
+/// HQ's database as `config` names it: PostgreSQL, or the SQLite file in its data directory.
+pub fn open_database(config: &HqConfig) -> Result<Db, db::DbError> {
+    match &config.database {
+        Some(url) => {
+            let db = Db::open_any(url, config.pool)?;
+            tracing::info!(backend = ?db.backend(), "HQ's database is open");
+            Ok(db)
+        }
+        None => Db::open(&config.data_dir.join("hq.sqlite")),
+    }
+}
+
 /// Opens the database and PKI under `config.data_dir`, binds both listeners and starts
 /// serving until `cancel` fires.
 pub async fn start(config: HqConfig, cancel: CancellationToken) -> Result<RunningHq, HqError> {
@@ -180,7 +200,7 @@ pub async fn start(config: HqConfig, cancel: CancellationToken) -> Result<Runnin
     let dir = &config.data_dir;
     std::fs::create_dir_all(dir).map_err(|source| HqError::Io { path: dir.clone(), source })?;
     let pki = pki::Pki::open_or_create(&dir.join("pki"))?;
-    let db = Arc::new(Db::open(&dir.join("hq.sqlite"))?);
+    let db = Arc::new(open_database(&config)?);
     let version = db.catalog_version()?;
     let data_dir = dir.clone();
     sync_server::blocking(&db, move |db| Ok(auth::ensure_first_admin(db, &data_dir, sync_server::now_ms()))).await??;
@@ -213,6 +233,7 @@ pub async fn start(config: HqConfig, cancel: CancellationToken) -> Result<Runnin
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(sync_server::accept_loop(endpoint, shared.clone(), cancel.clone()));
     tasks.spawn(orders::cancel_unpaid(shared.clone(), cancel.clone()));
+    nodes::spawn_listener(shared.clone(), cancel.clone());
     let access = api::Access {
         metrics_require_token: config.metrics_require_token,
         secure_cookies: config.secure_cookies,

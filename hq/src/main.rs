@@ -1,7 +1,7 @@
 //! `kassa-hq`: the headquarters service.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -13,13 +13,28 @@ use kassa_protocol::StoreId;
 #[derive(Parser, Debug)]
 #[command(name = "kassa-hq", version, about = "Kassa headquarters: sync server, merged store, catalog publishing")]
 struct Cli {
-    /// Where HQ keeps its database and certificate authority.
-    #[arg(long, default_value = "./kassa-data/hq", global = true)]
-    data_dir: PathBuf,
+    #[command(flatten)]
+    place: Place,
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
     log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Where HQ's data is: its directory, its database, its config file.
+#[derive(clap::Args, Debug)]
+struct Place {
+    /// Where HQ keeps its database and certificate authority.
+    #[arg(long, default_value = "./kassa-data/hq", global = true)]
+    data_dir: PathBuf,
+    /// HQ's database: a `postgres://user@host:port/db` URL shared by every HQ node, or
+    /// the SQLite file `DATA_DIR/hq.sqlite` when not given (here or in the config file).
+    #[arg(long, global = true)]
+    database: Option<String>,
+    /// HQ's config file (TOML: `database`, `database_connections_max`,
+    /// `database_wait_ms`); default `DATA_DIR/hq.toml` if it exists.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -151,16 +166,19 @@ async fn main() -> anyhow::Result<()> {
     init_logging(cli.log_format);
     match cli.command {
         Command::Serve { quic, http, metrics_require_token, secure_cookies, trusted_proxies } => {
+            let file = FileConfig::read(&cli.place)?;
             let config = kassa_hq::HqConfig {
                 metrics_require_token,
                 secure_cookies,
                 trusted_proxies,
-                ..kassa_hq::HqConfig::new(cli.data_dir, quic, http)
+                database: cli.place.database.clone().or(file.database.clone()),
+                pool: file.pool(),
+                ..kassa_hq::HqConfig::new(cli.place.data_dir.clone(), quic, http)
             };
             kassa_hq::serve_until_signal(config).await?;
         }
         Command::Enroll { store, out } => {
-            let pki = kassa_hq::pki::Pki::open_or_create(&cli.data_dir.join("pki"))?;
+            let pki = kassa_hq::pki::Pki::open_or_create(&cli.place.data_dir.join("pki"))?;
             pki.enroll(StoreId(store), &out)?;
             println!("store {store}: key and certificate written to {}", out.display());
         }
@@ -173,7 +191,7 @@ async fn main() -> anyhow::Result<()> {
                 }
                 e => anyhow::anyhow!("nothing published: {e}"),
             })?;
-            let db = open_db(&cli.data_dir)?;
+            let db = open_db(&cli.place)?;
             let audit =
                 Actor::system("kassa-hq catalog import").audit(now_ms(), "catalog.import", serde_json::json!({}));
             match db.import_catalog(&items, confirm_removals, false, &audit)? {
@@ -199,8 +217,8 @@ async fn main() -> anyhow::Result<()> {
                 CatalogImport::Preview { .. } => unreachable!("not a dry run"),
             }
         }
-        Command::Users { command } => users(&cli.data_dir, command)?,
-        Command::Tokens { command } => tokens(&cli.data_dir, command)?,
+        Command::Users { command } => users(&open_db(&cli.place)?, command)?,
+        Command::Tokens { command } => tokens(&open_db(&cli.place)?, command)?,
     }
     Ok(())
 }
@@ -209,11 +227,50 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
+/// HQ's config file: what a node needs beyond its flags (the database it shares).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    database: Option<String>,
+    database_connections_max: Option<u32>,
+    database_wait_ms: Option<u64>,
+}
+
+impl FileConfig {
+    /// `--config`, or `DATA_DIR/hq.toml` when it exists, or nothing.
+    fn read(cli: &Place) -> anyhow::Result<FileConfig> {
+        let default = cli.data_dir.join("hq.toml");
+        let path = match &cli.config {
+            Some(path) => path.clone(),
+            None if default.exists() => default,
+            None => return Ok(FileConfig::default()),
+        };
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("{}: not a valid HQ config", path.display()))
+    }
+
+    fn pool(&self) -> kassa_hq::db::PoolLimits {
+        let default = kassa_hq::db::PoolLimits::default();
+        kassa_hq::db::PoolLimits {
+            connections_max: self.database_connections_max.unwrap_or(default.connections_max).max(1),
+            wait: self.database_wait_ms.map_or(default.wait, std::time::Duration::from_millis),
+        }
+    }
+}
+
 /// HQ's database, created (with its first administrator) if need be: the CLI works on a
-/// fresh install as on a running one (SQLite serialises the writes).
-fn open_db(data_dir: &Path) -> anyhow::Result<Db> {
+/// fresh install as on a running one (SQLite serialises the writes; on PostgreSQL every
+/// node's transactions take one lock).
+fn open_db(cli: &Place) -> anyhow::Result<Db> {
+    let data_dir = &cli.data_dir;
     std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
-    let db = Db::open(&data_dir.join("hq.sqlite"))?;
+    let file = FileConfig::read(cli)?;
+    let config = kassa_hq::HqConfig {
+        database: cli.database.clone().or(file.database.clone()),
+        pool: file.pool(),
+        ..kassa_hq::HqConfig::new(data_dir.clone(), ([127, 0, 0, 1], 0).into(), ([127, 0, 0, 1], 0).into())
+    };
+    let db = kassa_hq::open_database(&config)?;
     if let Some(password) = auth::ensure_first_admin(&db, data_dir, now_ms())? {
         eprintln!("created the first administrator `{}` with password {password}", auth::FIRST_ADMIN);
     }
@@ -229,15 +286,14 @@ fn read_password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
     Ok((line.trim_end_matches(['\r', '\n']).to_owned(), false))
 }
 
-fn users(data_dir: &Path, command: UsersCommand) -> anyhow::Result<()> {
-    let db = open_db(data_dir)?;
+fn users(db: &Db, command: UsersCommand) -> anyhow::Result<()> {
     let by = Actor::system("kassa-hq users");
     match command {
         UsersCommand::Add { login, role, name, password_stdin } => {
             let role = Role::parse(&role)?;
             let (password, made_up) = read_password(password_stdin)?;
             let name = name.unwrap_or_else(|| login.clone());
-            let op = auth::add_operator(&db, &login, &name, role, &password, &by, now_ms())?;
+            let op = auth::add_operator(db, &login, &name, role, &password, &by, now_ms())?;
             println!("added operator {} ({}, {})", op.login, op.name, op.role);
             if made_up {
                 println!("password: {password}");
@@ -251,7 +307,7 @@ fn users(data_dir: &Path, command: UsersCommand) -> anyhow::Result<()> {
         }
         UsersCommand::Disable { login } => {
             auth::change_operator(
-                &db,
+                db,
                 &login,
                 OperatorEdit { disabled: Some(true), ..Default::default() },
                 &by,
@@ -261,7 +317,7 @@ fn users(data_dir: &Path, command: UsersCommand) -> anyhow::Result<()> {
         }
         UsersCommand::Enable { login } => {
             auth::change_operator(
-                &db,
+                db,
                 &login,
                 OperatorEdit { disabled: Some(false), ..Default::default() },
                 &by,
@@ -272,7 +328,7 @@ fn users(data_dir: &Path, command: UsersCommand) -> anyhow::Result<()> {
         UsersCommand::Passwd { login, password_stdin } => {
             let (password, made_up) = read_password(password_stdin)?;
             let edit = OperatorEdit { password: Some(&password), ..Default::default() };
-            auth::change_operator(&db, &login, edit, &by, now_ms())?;
+            auth::change_operator(db, &login, edit, &by, now_ms())?;
             println!("changed {login}'s password; their sessions have ended");
             if made_up {
                 println!("password: {password}");
@@ -282,8 +338,7 @@ fn users(data_dir: &Path, command: UsersCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn tokens(data_dir: &Path, command: TokensCommand) -> anyhow::Result<()> {
-    let db = open_db(data_dir)?;
+fn tokens(db: &Db, command: TokensCommand) -> anyhow::Result<()> {
     let by = Actor::system("kassa-hq tokens");
     match command {
         TokensCommand::Issue { name, scopes, role, days } => {
@@ -291,7 +346,7 @@ fn tokens(data_dir: &Path, command: TokensCommand) -> anyhow::Result<()> {
             if let Some(role) = role {
                 list.extend(Role::parse(&role)?.permissions().iter());
             }
-            let issued = auth::issue_token(&db, &name, Permissions::of(&list), days, &by, now_ms())?;
+            let issued = auth::issue_token(db, &name, Permissions::of(&list), days, &by, now_ms())?;
             println!(
                 "token {} ({}), scopes: {}",
                 issued.info.id,
@@ -314,7 +369,7 @@ fn tokens(data_dir: &Path, command: TokensCommand) -> anyhow::Result<()> {
             eprintln!("scopes: {}", all.join(" "));
         }
         TokensCommand::Revoke { id } => {
-            let t = auth::revoke_token(&db, id, &by, now_ms())?;
+            let t = auth::revoke_token(db, id, &by, now_ms())?;
             println!("revoked token {} ({})", t.id, t.name);
         }
     }

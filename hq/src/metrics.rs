@@ -68,6 +68,8 @@ pub struct Readings<'a> {
     pub peers: &'a BTreeMap<StoreId, Peer>,
     pub parked_records: usize,
     pub catalog_version: u64,
+    /// Whether the database answered this scrape (when not, the readings above are empty).
+    pub database_up: bool,
     /// Unix milliseconds now, for the age of each store's last contact.
     pub now_ms: i64,
 }
@@ -127,6 +129,11 @@ impl Metrics {
             ConstGauge::new(i64::try_from(now.parked_records).unwrap_or(i64::MAX)),
         );
         registry.register(
+            "kassa_hq_database_up",
+            "1 if HQ's database answered this scrape, 0 if not (HQ stops acknowledging until it does)",
+            ConstGauge::new(i64::from(now.database_up)),
+        );
+        registry.register(
             "kassa_hq_catalog_version",
             "The catalog version published",
             ConstGauge::new(i64::try_from(now.catalog_version).unwrap_or(i64::MAX)),
@@ -183,6 +190,7 @@ mod tests {
             peers: &BTreeMap::new(),
             parked_records: 0,
             catalog_version: 2,
+            database_up: true,
             now_ms: 61_000,
         };
         let text = metrics.encode(&readings).unwrap();

@@ -70,6 +70,13 @@ impl PgCluster {
         format!("postgres://kassa@127.0.0.1:{}/postgres", self.port)
     }
 
+    /// Creates an empty database `name` and returns its URL.
+    pub fn database(&self, name: &str) -> String {
+        assert!(name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'), "{name}");
+        self.psql(&format!("CREATE DATABASE {name}"));
+        format!("postgres://kassa@127.0.0.1:{}/{name}", self.port)
+    }
+
     /// Stops the server at once (an immediate shutdown, SIGQUIT: every backend ends
     /// without a checkpoint, a crash as far as clients can tell, recovered from the WAL
     /// at the next start); the data stays for [`PgCluster::resume`].

@@ -2,7 +2,7 @@
 //! API tokens, wrong-password counts, the audit log. What the rows mean, and the rules
 //! (roles, lockouts, hashing), are `crate::auth`'s; this only stores them.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use super::sql::{self, params, Connection, OptionalExtension};
 use serde::Serialize;
 
 use super::{Db, DbError};
@@ -117,7 +117,7 @@ pub(super) fn audit_in(conn: &Connection, e: &NewAudit) -> Result<(), DbError> {
         .prepare_cached(
             "INSERT INTO audit (at_ms, actor_kind, actor, action, summary) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
         )?
-        .query_row(params![e.at_ms, e.actor_kind, e.actor, e.action, summary], |r| r.get::<_, i64>(0))?;
+        .query_row(params![e.at_ms, e.actor_kind, e.actor, e.action, summary], |r| r.get::<i64>(0))?;
     if id > AUDIT_ROWS_MAX {
         conn.prepare_cached("DELETE FROM audit WHERE id <= ?1")?.execute([id - AUDIT_ROWS_MAX])?;
     }
@@ -125,26 +125,18 @@ pub(super) fn audit_in(conn: &Connection, e: &NewAudit) -> Result<(), DbError> {
     Ok(())
 }
 
-fn operator_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Operator, String)> {
+fn operator_from_row(r: &sql::Row<'_>) -> sql::Result<(Operator, String)> {
     let role: String = r.get(2)?;
-    let role = Role::parse(&role)
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e)))?;
+    let role = Role::parse(&role).map_err(|e| sql::Error::conversion(2, e))?;
     Ok((
-        Operator {
-            login: r.get(0)?,
-            name: r.get(1)?,
-            role,
-            disabled: r.get::<_, i64>(3)? != 0,
-            created_at_ms: r.get(4)?,
-        },
+        Operator { login: r.get(0)?, name: r.get(1)?, role, disabled: r.get::<i64>(3)? != 0, created_at_ms: r.get(4)? },
         r.get(5)?,
     ))
 }
 
-fn token_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Token> {
+fn token_from_row(r: &sql::Row<'_>) -> sql::Result<Token> {
     let scopes: String = r.get(2)?;
-    let scopes = Permissions::parse(scopes.split_whitespace())
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e)))?;
+    let scopes = Permissions::parse(scopes.split_whitespace()).map_err(|e| sql::Error::conversion(2, e))?;
     Ok(Token {
         id: r.get(0)?,
         name: r.get(1)?,
@@ -162,7 +154,7 @@ const TOKEN_COLUMNS: &str = "id, name, scopes, prefix, created_by, created_at_ms
 
 impl Db {
     pub fn operator_count(&self) -> Result<u64, DbError> {
-        let n: i64 = self.conn().query_row("SELECT COUNT(*) FROM operators", [], |r| r.get(0))?;
+        let n: i64 = self.conn()?.query_row("SELECT COUNT(*) FROM operators", [], |r| r.get(0))?;
         Ok(n as u64)
     }
 
@@ -174,7 +166,7 @@ impl Db {
         max: i64,
         audit: &NewAudit,
     ) -> Result<AddOperator, DbError> {
-        let mut conn = self.conn();
+        let mut conn = self.conn()?;
         let tx = conn.transaction()?;
         let exists: Option<i64> =
             tx.query_row("SELECT 1 FROM operators WHERE login = ?1", [&op.login], |r| r.get(0)).optional()?;
@@ -195,7 +187,7 @@ impl Db {
     }
 
     pub fn operators(&self) -> Result<Vec<Operator>, DbError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let mut st = conn.prepare(&format!("SELECT {OPERATOR_COLUMNS} FROM operators ORDER BY login"))?;
         let rows = st.query_map([], operator_from_row)?;
         Ok(rows.map(|r| r.map(|(op, _)| op)).collect::<Result<_, _>>()?)
@@ -203,7 +195,7 @@ impl Db {
 
     /// An operator and their password hash.
     pub fn operator_with_hash(&self, login: &str) -> Result<Option<(Operator, String)>, DbError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let row = conn
             .query_row(
                 &format!("SELECT {OPERATOR_COLUMNS} FROM operators WHERE login = ?1"),
@@ -222,7 +214,7 @@ impl Db {
         change: &OperatorChange,
         audit: &NewAudit,
     ) -> Result<Option<Operator>, DbError> {
-        let mut conn = self.conn();
+        let mut conn = self.conn()?;
         let tx = conn.transaction()?;
         let n = tx.execute(
             "UPDATE operators SET name = COALESCE(?2, name), role = COALESCE(?3, role),
@@ -251,7 +243,7 @@ impl Db {
     /// Wrong-password counts of `login` from `source`.
     pub fn throttle(&self, login: &str, source: &str) -> Result<Throttle, DbError> {
         let row = self
-            .conn()
+            .conn()?
             .query_row(
                 "SELECT failures, lockouts, locked_until_ms FROM operator_auth_failures WHERE login = ?1 AND source = ?2",
                 params![login, source],
@@ -271,11 +263,11 @@ impl Db {
         now_ms: i64,
         audit: Option<&NewAudit>,
     ) -> Result<(), DbError> {
-        let mut conn = self.conn();
+        let mut conn = self.conn()?;
         let tx = conn.transaction()?;
         tx.execute(
             "INSERT INTO operator_auth_failures (login, source, failures, lockouts, locked_until_ms) VALUES (?1,?2,?3,?4,?5)
-             ON CONFLICT DO UPDATE SET failures = ?3, lockouts = ?4, locked_until_ms = ?5",
+             ON CONFLICT (login, source) DO UPDATE SET failures = ?3, lockouts = ?4, locked_until_ms = ?5",
             params![login, source, t.failures, t.lockouts, t.locked_until_ms],
         )?;
         tx.execute(
@@ -291,7 +283,7 @@ impl Db {
     }
 
     pub fn clear_throttle(&self, login: &str, source: &str) -> Result<(), DbError> {
-        self.conn()
+        self.conn()?
             .execute("DELETE FROM operator_auth_failures WHERE login = ?1 AND source = ?2", params![login, source])?;
         Ok(())
     }
@@ -306,7 +298,7 @@ impl Db {
         expires_at_ms: i64,
         per_operator_max: i64,
     ) -> Result<(), DbError> {
-        let mut conn = self.conn();
+        let mut conn = self.conn()?;
         let tx = conn.transaction()?;
         tx.execute("DELETE FROM operator_sessions WHERE expires_at_ms <= ?1", [now_ms])?;
         tx.execute(
@@ -324,7 +316,7 @@ impl Db {
 
     /// The operator of a live session (not expired, operator not disabled).
     pub fn session(&self, hash: &str, now_ms: i64) -> Result<Option<Operator>, DbError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let row = conn
             .prepare_cached(
                 "SELECT o.login, o.name, o.role, o.disabled, o.created_at_ms, o.password_hash
@@ -337,13 +329,13 @@ impl Db {
     }
 
     pub fn end_session(&self, hash: &str) -> Result<(), DbError> {
-        self.conn().execute("DELETE FROM operator_sessions WHERE hash = ?1", [hash])?;
+        self.conn()?.execute("DELETE FROM operator_sessions WHERE hash = ?1", [hash])?;
         Ok(())
     }
 
     /// Live sessions of `login` (for tests and the operators' list).
     pub fn session_count(&self, login: &str, now_ms: i64) -> Result<u64, DbError> {
-        let n: i64 = self.conn().query_row(
+        let n: i64 = self.conn()?.query_row(
             "SELECT COUNT(*) FROM operator_sessions WHERE login = ?1 AND expires_at_ms > ?2",
             params![login, now_ms],
             |r| r.get(0),
@@ -366,7 +358,7 @@ impl Db {
         active_max: i64,
         audit: &NewAudit,
     ) -> Result<Option<Token>, DbError> {
-        let mut conn = self.conn();
+        let mut conn = self.conn()?;
         let tx = conn.transaction()?;
         let active: i64 = tx.query_row(
             "SELECT COUNT(*) FROM api_tokens WHERE revoked_at_ms IS NULL AND (expires_at_ms IS NULL OR expires_at_ms > ?1)",
@@ -386,7 +378,7 @@ impl Db {
         tx.execute(
             "DELETE FROM api_tokens WHERE id IN (
                  SELECT id FROM api_tokens WHERE revoked_at_ms IS NOT NULL OR (expires_at_ms IS NOT NULL AND expires_at_ms <= ?1)
-                 ORDER BY id LIMIT MAX(0, (SELECT COUNT(*) FROM api_tokens) - ?2))",
+                 ORDER BY id LIMIT GREATEST(0, (SELECT COUNT(*) FROM api_tokens) - ?2))",
             params![now_ms, TOKEN_ROWS_MAX],
         )?;
         let mut audit = audit.clone();
@@ -402,7 +394,7 @@ impl Db {
 
     /// The token with this hash, revoked or expired ones included (the caller decides).
     pub fn token_by_hash(&self, hash: &str) -> Result<Option<Token>, DbError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let token = conn
             .prepare_cached(&format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE hash = ?1"))?
             .query_row([hash], token_from_row)
@@ -412,7 +404,7 @@ impl Db {
 
     /// Every token, newest first.
     pub fn tokens(&self) -> Result<Vec<Token>, DbError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let mut st = conn.prepare(&format!("SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY id DESC"))?;
         let rows = st.query_map([], token_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -421,7 +413,7 @@ impl Db {
     /// Revokes a token; `None` if there is no such token, the token as it is if it was
     /// revoked already (then nothing is written).
     pub fn revoke_token(&self, id: i64, now_ms: i64, audit: &NewAudit) -> Result<Option<Token>, DbError> {
-        let mut conn = self.conn();
+        let mut conn = self.conn()?;
         let tx = conn.transaction()?;
         let n = tx.execute(
             "UPDATE api_tokens SET revoked_at_ms = ?2 WHERE id = ?1 AND revoked_at_ms IS NULL",
@@ -439,19 +431,19 @@ impl Db {
 
     /// Writes an audit entry on its own (for writes whose own transaction is elsewhere).
     pub fn record_audit(&self, entry: &NewAudit) -> Result<(), DbError> {
-        audit_in(&self.conn(), entry)
+        audit_in(&*self.conn()?, entry)
     }
 
     /// Audit entries, newest first, older than `before_id` if given; at most `limit`
     /// (itself at most [`AUDIT_PAGE_ENTRIES_MAX`]).
     pub fn audit(&self, before_id: Option<i64>, limit: usize) -> Result<Vec<AuditEntry>, DbError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let mut st = conn.prepare(
             "SELECT id, at_ms, actor_kind, actor, action, summary FROM audit
-             WHERE ?1 IS NULL OR id < ?1 ORDER BY id DESC LIMIT ?2",
+             WHERE CAST(?1 AS BIGINT) IS NULL OR id < ?1 ORDER BY id DESC LIMIT ?2",
         )?;
         let rows = st.query_map(params![before_id, limit.min(AUDIT_PAGE_ENTRIES_MAX) as i64], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get::<_, String>(5)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get::<String>(5)?))
         })?;
         rows.map(|row| {
             let (id, at_ms, actor_kind, actor, action, summary) = row?;
@@ -464,7 +456,7 @@ impl Db {
 
     /// Audit entries in all (for tests: "nothing was written").
     pub fn audit_count(&self) -> Result<u64, DbError> {
-        let n: i64 = self.conn().query_row("SELECT COUNT(*) FROM audit", [], |r| r.get(0))?;
+        let n: i64 = self.conn()?.query_row("SELECT COUNT(*) FROM audit", [], |r| r.get(0))?;
         Ok(n as u64)
     }
 }

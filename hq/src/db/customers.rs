@@ -4,12 +4,12 @@
 //! so that HQ's API serves a customer's history — purchases in every store, orders from
 //! the online shop and every till — for the shop and the console.
 
+use super::sql::{self, params, Connection};
 use kassa_protocol::history::{CustomerHistory, DocKind, OrderEntry, Purchase, HISTORY_ENTRIES_MAX};
 use kassa_protocol::loyalty::{Customer, CustomerId};
 use kassa_protocol::orders::OrderChannel;
 use kassa_protocol::wire::Change;
 use kassa_protocol::{Kopecks, SaleId};
-use rusqlite::{params, Connection};
 use serde::Serialize;
 
 use super::{Db, DbError};
@@ -96,7 +96,7 @@ impl HistoryView {
 }
 
 /// In the batch's transaction, after a sale or return was stored: its customer's card.
-pub(super) fn recorded(conn: &Connection, change: &Change) -> rusqlite::Result<()> {
+pub(super) fn recorded(conn: &Connection, change: &Change) -> sql::Result<()> {
     let (id, card) = match change {
         Change::Sale { sale, .. } => (sale.id, sale.loyalty.as_ref().map(|l| &l.customer)),
         Change::Return { ret, .. } => (ret.id, ret.loyalty.as_ref().map(|l| &l.customer)),
@@ -108,8 +108,8 @@ pub(super) fn recorded(conn: &Connection, change: &Change) -> rusqlite::Result<(
     Ok(())
 }
 
-fn note(conn: &Connection, card: &CustomerId, id: SaleId) -> rusqlite::Result<()> {
-    conn.prepare_cached("INSERT OR IGNORE INTO customer_docs (card, store, seq) VALUES (?1, ?2, ?3)")?
+fn note(conn: &Connection, card: &CustomerId, id: SaleId) -> sql::Result<()> {
+    conn.prepare_cached("INSERT INTO customer_docs (card, store, seq) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")?
         .execute(params![card.as_str(), id.store.0, id.seq as i64])?;
     Ok(())
 }
@@ -117,8 +117,8 @@ fn note(conn: &Connection, card: &CustomerId, id: SaleId) -> rusqlite::Result<()
 /// Schema 13's own step: the cards of the sales and returns already held, and the
 /// phones of the orders (a record that does not decode stops the migration, which then
 /// leaves the file as it was).
-pub(super) fn backfill(conn: &Connection) -> rusqlite::Result<()> {
-    let bad = |e: DbError| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, Box::new(e));
+pub(super) fn backfill(conn: &Connection) -> sql::Result<()> {
+    let bad = |e: DbError| sql::Error::conversion(0, e);
     let mut st = conn.prepare("SELECT store, seq, kind, record, format FROM sales")?;
     type Row = (u32, i64, String, Vec<u8>, Option<u32>);
     let rows: Vec<Row> =
@@ -149,7 +149,7 @@ impl Db {
     /// A customer's purchases at every store and orders in every channel, newest first
     /// ([`HISTORY_ENTRIES_MAX`] of each); `None` for a card HQ does not know.
     pub fn customer_history(&self, card: &CustomerId) -> Result<Option<(Customer, CustomerHistory)>, DbError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let Some(customer) = super::customer(&conn, card)? else { return Ok(None) };
         let mut st = conn.prepare_cached(
             "SELECT s.store, s.seq, s.kind, s.receipt_no, s.created_at_ms, s.total_kopecks
@@ -160,12 +160,12 @@ impl Db {
             .query_map(params![card.as_str(), HISTORY_ENTRIES_MAX as i64], |r| {
                 let kind: String = r.get(2)?;
                 Ok(Purchase {
-                    doc: SaleId { store: kassa_protocol::StoreId(r.get(0)?), seq: r.get::<_, i64>(1)? as u64 },
+                    doc: SaleId { store: kassa_protocol::StoreId(r.get(0)?), seq: r.get::<i64>(1)? as u64 },
                     kind: if kind == "return" { DocKind::Return } else { DocKind::Sale },
                     receipt_no: r.get(3)?,
                     created_at_ms: r.get(4)?,
                     // Returns are kept negative.
-                    total: Kopecks(r.get::<_, i64>(5)?.abs()),
+                    total: Kopecks(r.get::<i64>(5)?.abs()),
                 })
             })?
             .collect::<Result<_, _>>()?;

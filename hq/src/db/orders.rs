@@ -7,13 +7,13 @@
 //! highest. HQ offers an order to its store until the store accepts it, and a
 //! cancellation until the store's final word arrives.
 
+use super::sql::{self, params, Connection, OptionalExtension, Transaction};
 use kassa_protocol::format::v3 as data;
 use kassa_protocol::orders::{
     Handover, Order, OrderChannel, OrderEvent, OrderId, OrderPayment, OrderState, OrderUpdate, Payment, TillPayment,
     TILL_PAYMENT_WAIT_MS,
 };
 use kassa_protocol::{Kopecks, Sku, StoreId};
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::Serialize;
 
 use super::access::audit_in;
@@ -143,7 +143,7 @@ pub enum CancelOutcome {
     AlreadyEnded(OrderState),
 }
 
-fn event(tx: &Connection, id: OrderId, s: OrderState, source: &str, now_ms: i64) -> rusqlite::Result<()> {
+fn event(tx: &Connection, id: OrderId, s: OrderState, source: &str, now_ms: i64) -> sql::Result<()> {
     tx.prepare_cached("INSERT INTO order_events (order_id, state, source, at_ms) VALUES (?1, ?2, ?3, ?4)")?
         .execute(params![id.0 as i64, s.code(), source, now_ms])?;
     Ok(())
@@ -159,8 +159,8 @@ pub(super) fn row(conn: &Connection, id: OrderId) -> Result<Option<OrderRow>, Db
              FROM orders WHERE id = ?1",
         )?
         .query_row([id.0 as i64], |r| {
-            if let Some(store) = r.get::<_, Option<u32>>(8)? {
-                let paid = r.get::<_, Option<i64>>(9)?.zip(r.get::<_, Option<i64>>(10)?);
+            if let Some(store) = r.get::<Option<u32>>(8)? {
+                let paid = r.get::<Option<i64>>(9)?.zip(r.get::<Option<i64>>(10)?);
                 let paid = paid.map(|(k, at)| (Kopecks(k), at));
                 payment = Some(TillPaymentRow { store: StoreId(store), paid, abandoned_at_ms: r.get(11)? });
             }
@@ -262,7 +262,7 @@ impl Db {
     /// Cancels the orders still awaiting their till's payment [`TILL_PAYMENT_WAIT_MS`]
     /// after they were placed (see `kassa_protocol::orders`): their stock is released.
     pub fn cancel_unpaid_orders(&self, now_ms: i64) -> Result<Vec<OrderId>, DbError> {
-        let mut conn = self.conn();
+        let mut conn = self.conn()?;
         let tx = conn.transaction()?;
         let ids: Vec<i64> = tx
             .prepare_cached(
@@ -294,7 +294,7 @@ impl Db {
         audit: &NewAudit,
         now_ms: i64,
     ) -> Result<Result<(Order, bool), PlaceRefusal>, DbError> {
-        let mut conn = self.conn();
+        let mut conn = self.conn()?;
         let tx = conn.transaction()?;
         if let Some(key) = request_key {
             let seen: Option<i64> =
@@ -367,15 +367,15 @@ impl Db {
 
     /// Order `id` as HQ knows it.
     pub fn order(&self, id: OrderId) -> Result<Option<OrderRow>, DbError> {
-        row(&self.conn(), id)
+        row(&*self.conn()?, id)
     }
 
     /// Orders of `store` (or every store), newest first; only open ones if `open`.
     pub fn orders(&self, store: Option<StoreId>, open: bool, max: usize) -> Result<Vec<OrderRow>, DbError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let ids: Vec<i64> = conn
             .prepare_cached(
-                "SELECT id FROM orders WHERE (?1 IS NULL OR store = ?1) AND (?2 = 0 OR rank < ?3)
+                "SELECT id FROM orders WHERE (CAST(?1 AS BIGINT) IS NULL OR store = ?1) AND (?2 = 0 OR rank < ?3)
                  ORDER BY id DESC LIMIT ?4",
             )?
             .query_map(params![store.map(|s| s.0), open, open_below(), max.min(ORDERS_PAGE_MAX) as i64], |r| r.get(0))?
@@ -385,7 +385,7 @@ impl Db {
 
     /// HQ cancels order `id` (the customer asked): at once at HQ, unless it already ended.
     pub fn cancel_order(&self, id: OrderId, audit: &NewAudit, now_ms: i64) -> Result<Option<CancelOutcome>, DbError> {
-        let mut conn = self.conn();
+        let mut conn = self.conn()?;
         let tx = conn.transaction()?;
         let Some(o) = row(&tx, id)? else { return Ok(None) };
         if o.state.is_final() {
@@ -405,7 +405,7 @@ impl Db {
     /// HQ cancelled them first), and cancellations of orders it accepted and has not
     /// ended.
     pub fn orders_to_offer(&self, store: StoreId, after: u64) -> Result<(Vec<Order>, Vec<OrderId>), DbError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let ids: Vec<i64> = conn
             .prepare_cached(&format!(
                 "SELECT id FROM orders WHERE store = ?1 AND reported_rank IS NULL AND rank < ?2 AND id > ?4
@@ -423,7 +423,7 @@ impl Db {
                  AND reported_rank IS NOT NULL AND reported_rank < ?2 ORDER BY id LIMIT ?3",
             )?
             .query_map(params![store.0, open_below(), ORDERS_PAGE_MAX as i64], |r| {
-                Ok(OrderId(r.get::<_, i64>(0)? as u64))
+                Ok(OrderId(r.get::<i64>(0)? as u64))
             })?
             .collect::<Result<_, _>>()?;
         Ok((orders, cancels))
@@ -431,12 +431,12 @@ impl Db {
 
     /// The orders feed after `after`, oldest first.
     pub fn order_feed(&self, after: i64, max: usize) -> Result<Vec<OrderFeedEntry>, DbError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let mut st = conn.prepare_cached(
             "SELECT seq, order_id, state, source, at_ms FROM order_events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
         )?;
         let rows = st.query_map(params![after, max.min(ORDERS_PAGE_MAX) as i64], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get(3)?, r.get(4)?))
+            Ok((r.get::<i64>(0)?, r.get::<i64>(1)?, r.get::<String>(2)?, r.get(3)?, r.get(4)?))
         })?;
         let mut out = Vec::new();
         for r in rows {
@@ -450,14 +450,14 @@ impl Db {
     /// What `store` has of `sku` for a new order: on hand minus what HQ's open orders
     /// for it hold.
     pub fn available(&self, store: StoreId, sku: &Sku) -> Result<(i64, i64), DbError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         Ok((on_hand(&conn, store, sku)?, reserved(&conn, store, sku)?))
     }
 
     /// Per store that has any of `sku`: on hand, reserved for orders, and when HQ last
     /// heard from it (the age of these figures).
     pub fn availability(&self, sku: &Sku) -> Result<Vec<Availability>, DbError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let mut st = conn.prepare_cached(
             "SELECT c.location, SUM(c.p - c.n), (SELECT last_contact_ms FROM stores WHERE store = c.location)
              FROM stock_counters c WHERE c.sku = ?1 GROUP BY c.location ORDER BY c.location",

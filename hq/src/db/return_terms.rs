@@ -4,9 +4,9 @@
 //! offline for another store's receipt (`settings.return_limits`, versioned in `meta`).
 //! Stores hold both ([`kassa_protocol::returns::ReturnTerms`]).
 
+use super::sql::{params, OptionalExtension};
 use kassa_protocol::returns::{ReturnLimits, ReturnTerms, StoreKey, STORE_KEYS_PER_MESSAGE_MAX, STORE_KEY_BYTES_MAX};
 use kassa_protocol::{Kopecks, StoreId};
-use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::access::NewAudit;
@@ -46,24 +46,27 @@ impl Db {
         if public_key.is_empty() || public_key.len() > STORE_KEY_BYTES_MAX {
             return Ok(None);
         }
-        let conn = self.conn();
-        let added = conn.execute(
-            "INSERT INTO store_keys (store, public_key, first_seen_ms) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-            params![store.0, public_key, now_ms],
-        )?;
-        Ok((added == 1).then(|| conn.last_insert_rowid() as u64))
+        let conn = self.conn()?;
+        let added: Option<i64> = conn
+            .query_row(
+                "INSERT INTO store_keys (store, public_key, first_seen_ms) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING RETURNING seq",
+                params![store.0, public_key, now_ms],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(added.map(|seq| seq as u64))
     }
 
     /// The highest store key number (0: none yet).
     pub fn store_keys_head(&self) -> Result<u64, DbError> {
-        let head: Option<i64> = self.conn().query_row("SELECT MAX(seq) FROM store_keys", [], |r| r.get(0))?;
+        let head: Option<i64> = self.conn()?.query_row("SELECT MAX(seq) FROM store_keys", [], |r| r.get(0))?;
         Ok(head.unwrap_or(0) as u64)
     }
 
     /// The return limits in force and their version: HQ's defaults (version 1) until an
     /// operator sets others.
     pub fn return_limits(&self) -> Result<(u64, ReturnLimits), DbError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let version = meta(&conn, "return_limits_version")?.max(1);
         let json: Option<String> =
             conn.query_row("SELECT value FROM settings WHERE key = 'return_limits'", [], |r| r.get(0)).optional()?;
@@ -88,12 +91,12 @@ impl Db {
     /// [`STORE_KEYS_PER_MESSAGE_MAX`] of them.
     pub fn return_terms(&self, keys_after: u64) -> Result<ReturnTerms, DbError> {
         let (limits_version, limits) = self.return_limits()?;
-        let conn = self.conn();
+        let conn = self.conn()?;
         let mut st =
             conn.prepare_cached("SELECT seq, store, public_key FROM store_keys WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
         let keys: Vec<StoreKey> = st
             .query_map(params![keys_after as i64, STORE_KEYS_PER_MESSAGE_MAX as i64], |r| {
-                Ok(StoreKey { seq: r.get::<_, i64>(0)? as u64, store: StoreId(r.get(1)?), public_key: r.get(2)? })
+                Ok(StoreKey { seq: r.get::<i64>(0)? as u64, store: StoreId(r.get(1)?), public_key: r.get(2)? })
             })?
             .collect::<Result<_, _>>()?;
         let keys_upto = keys.last().map_or(keys_after, |k| k.seq);

@@ -4,11 +4,11 @@
 //! was sold (`over_returns`) — stores that could not see each other's returns took back
 //! the same goods — kept for a manager with the returns that did it.
 
+use super::sql::{self, params, Connection, OptionalExtension};
 use kassa_protocol::format::{v1, v2};
 use kassa_protocol::returns::{self, Return, Returned, SaleAnswer, SaleRef, RETURNS_PER_SALE_MAX};
 use kassa_protocol::sale::{Sale, Tender};
 use kassa_protocol::{Kopecks, SaleId};
-use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 use super::{format, Db, DbError};
@@ -80,7 +80,7 @@ fn returns_of(conn: &Connection, id: SaleId) -> Result<Vec<Return>, DbError> {
          WHERE r.sale_store = ?1 AND r.sale_seq = ?2 ORDER BY s.created_at_ms, s.store, s.seq LIMIT ?3",
     )?;
     let rows =
-        st.query_map(params![id.store.0, id.seq as i64, RETURNS_PER_SALE_MAX as i64], |r| r.get::<_, Vec<u8>>(0))?;
+        st.query_map(params![id.store.0, id.seq as i64, RETURNS_PER_SALE_MAX as i64], |r| r.get::<Vec<u8>>(0))?;
     rows.map(|body| decode_return(&body?)).collect()
 }
 
@@ -105,7 +105,7 @@ fn check_over_return(conn: &Connection, id: SaleId, now_ms: i64) -> Result<(), D
         tracing::warn!(sale = %id, line, sold, returned = back, "a line was returned beyond what was sold");
         conn.prepare_cached(
             "INSERT INTO over_returns (sale_store, sale_seq, line, sold, returned, detected_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO UPDATE SET returned = excluded.returned",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (sale_store, sale_seq, line) DO UPDATE SET returned = excluded.returned",
         )?
         .execute(params![id.store.0, id.seq as i64, line, sold, back, now_ms])?;
     }
@@ -117,7 +117,7 @@ fn check_over_return(conn: &Connection, id: SaleId, now_ms: i64) -> Result<(), D
 pub(super) fn returned_now(conn: &Connection, ret: &Return, now_ms: i64) -> Result<(), DbError> {
     let Some(sale_id) = ret.kind.sale() else { return Ok(()) };
     conn.prepare_cached(
-        "INSERT OR IGNORE INTO returns_by_sale (sale_store, sale_seq, return_store, return_seq) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO returns_by_sale (sale_store, sale_seq, return_store, return_seq) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
     )?
     .execute(params![sale_id.store.0, sale_id.seq as i64, ret.id.store.0, ret.id.seq as i64])?;
     release_claims(conn, sale_id, ret)?;
@@ -177,7 +177,7 @@ fn claimed(
     )?;
     let since = now_ms - returns::RETURN_CLAIM_TTL_MS;
     let rows = st.query_map(params![sale.id.store.0, sale.id.seq as i64, since], |r| {
-        Ok((r.get::<_, u32>(0)?, r.get::<_, String>(1)?, r.get::<_, u32>(2)?, r.get::<_, i64>(3)?))
+        Ok((r.get::<u32>(0)?, r.get::<String>(1)?, r.get::<u32>(2)?, r.get::<i64>(3)?))
     })?;
     for row in rows {
         let (by, k, line, quantity) = row?;
@@ -211,16 +211,15 @@ pub(super) fn sold_now(conn: &Connection, id: SaleId, now_ms: i64) -> Result<(),
 
 /// Schema 10's own step: the returns HQ already holds, by the sale they return (a record
 /// that does not decode stops the migration, which then leaves the file as it was).
-pub(super) fn backfill(conn: &Connection) -> rusqlite::Result<()> {
+pub(super) fn backfill(conn: &Connection) -> sql::Result<()> {
     let mut st = conn.prepare("SELECT record FROM sales WHERE kind = 'return'")?;
     let bodies: Vec<Vec<u8>> = st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
     for body in bodies {
-        let ret = decode_return(&body)
-            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, Box::new(e)))?;
+        let ret = decode_return(&body).map_err(|e| sql::Error::conversion(0, e))?;
         if let Some(sale_id) = ret.kind.sale() {
             conn.execute(
-                "INSERT OR IGNORE INTO returns_by_sale (sale_store, sale_seq, return_store, return_seq)
-                 VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO returns_by_sale (sale_store, sale_seq, return_store, return_seq)
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
                 params![sale_id.store.0, sale_id.seq as i64, ret.id.store.0, ret.id.seq as i64],
             )?;
         }
@@ -232,7 +231,7 @@ impl Db {
     /// Sale `id` of any store for a till that takes a return of it: the sale, and what
     /// every store's returns HQ holds took back and refunded.
     pub fn sale_for_return(&self, by: &SaleRef) -> Result<SaleAnswer, DbError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let Some(sale) = find_sale(&conn, by)? else { return Ok(SaleAnswer::NotFound) };
         let (returned, refunds, loyalty_owed) = returned(&conn, &sale)?;
         Ok(SaleAnswer::Found { sale: Box::new(sale), returned, refunds, loyalty_owed })
@@ -250,7 +249,7 @@ impl Db {
         store: kassa_protocol::StoreId,
         now_ms: i64,
     ) -> Result<SaleAnswer, DbError> {
-        let mut conn = self.conn();
+        let mut conn = self.conn()?;
         let tx = conn.transaction()?;
         let Some(sale) = find_sale(&tx, &lookup.sale)? else { return Ok(SaleAnswer::NotFound) };
         let (mut returned, refunds, loyalty_owed) = returned(&tx, &sale)?;
@@ -297,7 +296,7 @@ fn find_sale(conn: &Connection, by: &SaleRef) -> Result<Option<Sale>, DbError> {
             _ => conn
                 .prepare_cached("SELECT store, seq FROM sales WHERE receipt_no = ?1 AND kind = 'sale'")?
                 .query_row([no], |r| {
-                    Ok(SaleId { store: kassa_protocol::StoreId(r.get(0)?), seq: r.get::<_, i64>(1)? as u64 })
+                    Ok(SaleId { store: kassa_protocol::StoreId(r.get(0)?), seq: r.get::<i64>(1)? as u64 })
                 })
                 .optional()?,
         },
@@ -306,7 +305,7 @@ fn find_sale(conn: &Connection, by: &SaleRef) -> Result<Option<Sale>, DbError> {
         SaleRef::Order(order) => Some(
             conn.prepare_cached("SELECT store, sale_seq FROM orders WHERE id = ?1 AND sale_seq IS NOT NULL")?
                 .query_row([order.0 as i64], |r| {
-                    Ok(SaleId { store: kassa_protocol::StoreId(r.get(0)?), seq: r.get::<_, i64>(1)? as u64 })
+                    Ok(SaleId { store: kassa_protocol::StoreId(r.get(0)?), seq: r.get::<i64>(1)? as u64 })
                 })
                 .optional()?
                 .unwrap_or(SaleId { store: kassa_protocol::StoreId::HQ, seq: order.0 }),
@@ -329,7 +328,7 @@ fn shop_sale(conn: &Connection, id: kassa_protocol::orders::OrderId) -> Result<O
 impl Db {
     /// The lines returned beyond what was sold, newest first.
     pub fn over_returns(&self) -> Result<Vec<OverReturn>, DbError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let mut st = conn.prepare(
             "SELECT o.sale_store, o.sale_seq, o.line, o.sold, o.returned, o.detected_at_ms,
                     COALESCE(s.receipt_no, ''), COALESCE(l.sku, '')

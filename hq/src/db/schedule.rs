@@ -1,10 +1,10 @@
 //! The SQL of scheduled price changes at HQ (schema version 6): the whole schedule,
 //! versioned like the catalog and published with its audit entry in one transaction.
 
+use super::sql::params;
 use kassa_protocol::price_schedule::{PriceSchedule, ScheduledPrice};
 use kassa_protocol::promotions::LocalTime;
 use kassa_protocol::{Kopecks, Sku};
-use rusqlite::params;
 use std::sync::Arc;
 
 use super::access::audit_in;
@@ -21,7 +21,7 @@ impl Db {
     /// Replaces the schedule with `changes` (validated by the caller against the catalog
     /// and by [`PriceSchedule::new`]) as the next version; returns it.
     pub fn publish_price_schedule(&self, changes: &[ScheduledPrice], audit: &NewAudit) -> Result<u64, DbError> {
-        let mut conn = self.conn();
+        let mut conn = self.conn()?;
         let tx = conn.transaction()?;
         tx.execute("DELETE FROM price_schedule", [])?;
         {
@@ -40,7 +40,7 @@ impl Db {
 
     /// The schedule in force and its version (0: none published).
     pub fn price_schedule(&self) -> Result<(u64, Vec<ScheduledPrice>), DbError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let version = meta(&conn, "price_schedule_version")?;
         let mut st =
             conn.prepare_cached("SELECT sku, at_minute, price_kopecks FROM price_schedule ORDER BY sku, at_minute")?;
@@ -58,7 +58,7 @@ impl Db {
     /// The schedule, indexed for pricing: built once per published version (a point read
     /// of the version per basket priced, not the whole table).
     pub fn price_schedule_index(&self) -> Result<Arc<PriceSchedule>, DbError> {
-        let current = meta(&self.conn(), "price_schedule_version")?;
+        let current = meta(&*self.conn()?, "price_schedule_version")?;
         let mut cache = self.schedule_index.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((version, index)) = cache.as_ref() {
             if *version == current {

@@ -7,10 +7,10 @@
 //! the batch's other counters by the caller. A transfer out opens an inbound document for
 //! the receiving store; a receipt or transfer in that names a document closes it.
 
+use super::sql::{self, params, Connection, OptionalExtension, Transaction};
 use kassa_protocol::format::v3 as data;
 use kassa_protocol::movements::{Inbound, InboundLine, InboundSource, Movement, MovementError, MovementKind};
 use kassa_protocol::{Sku, StoreId};
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::Serialize;
 
 use super::access::audit_in;
@@ -85,8 +85,8 @@ pub(super) fn apply_movement(tx: &Transaction<'_>, m: &Movement, now_ms: i64) ->
     let source = m.kind.source_key();
     let inserted = tx
         .prepare_cached(
-            "INSERT OR IGNORE INTO movements (store, seq, reason, source, by_user, approved_by, note, at_ms, applied_at_ms, record, format)
-             VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,3)",
+            "INSERT INTO movements (store, seq, reason, source, by_user, approved_by, note, at_ms, applied_at_ms, record, format)
+             VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,3) ON CONFLICT DO NOTHING",
         )?
         .execute(params![
             m.id.store.0,
@@ -135,7 +135,7 @@ pub(super) fn apply_movement(tx: &Transaction<'_>, m: &Movement, now_ms: i64) ->
 
 fn insert_inbound(conn: &Connection, doc: &Inbound) -> Result<(), DbError> {
     conn.prepare_cached(
-        "INSERT OR IGNORE INTO inbound (store, source, doc, format, created_at_ms) VALUES (?1, ?2, ?3, 3, ?4)",
+        "INSERT INTO inbound (store, source, doc, format, created_at_ms) VALUES (?1, ?2, ?3, 3, ?4) ON CONFLICT DO NOTHING",
     )?
     .execute(params![
         doc.store.0,
@@ -165,8 +165,8 @@ pub enum DeliveryError {
     Db(#[from] DbError),
 }
 
-impl From<rusqlite::Error> for DeliveryError {
-    fn from(e: rusqlite::Error) -> Self {
+impl From<sql::Error> for DeliveryError {
+    fn from(e: sql::Error) -> Self {
         DeliveryError::Db(e.into())
     }
 }
@@ -181,7 +181,7 @@ impl Db {
         audit: &NewAudit,
         now_ms: i64,
     ) -> Result<Inbound, DeliveryError> {
-        let mut conn = self.conn();
+        let mut conn = self.conn()?;
         let tx = conn.transaction()?;
         let mut doc_lines = Vec::with_capacity(lines.len());
         for (i, (sku, quantity)) in lines.iter().enumerate() {
@@ -212,7 +212,7 @@ impl Db {
 
     /// The documents a store has yet to receive, oldest first.
     pub fn open_inbound(&self, store: StoreId) -> Result<Vec<Inbound>, DbError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let mut st = conn.prepare_cached(
             "SELECT doc FROM inbound WHERE store = ?1 AND received_seq IS NULL ORDER BY created_at_ms, source",
         )?;
@@ -223,10 +223,10 @@ impl Db {
     /// Documents (deliveries and transfers), for one store or all; only those not yet
     /// received if `open_only` (transfers then are the goods in transit).
     pub fn inbound_rows(&self, store: Option<StoreId>, open_only: bool) -> Result<Vec<InboundRow>, DbError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let mut st = conn.prepare_cached(
             "SELECT doc, received_seq, received_at_ms FROM inbound
-             WHERE (?1 IS NULL OR store = ?1) AND (?2 = 0 OR received_seq IS NULL) ORDER BY created_at_ms DESC LIMIT ?3",
+             WHERE (CAST(?1 AS BIGINT) IS NULL OR store = ?1) AND (?2 = 0 OR received_seq IS NULL) ORDER BY created_at_ms DESC LIMIT ?3",
         )?;
         let rows: Vec<(Vec<u8>, Option<i64>, Option<i64>)> = st
             .query_map(params![store.map(|s| s.0), open_only, MOVEMENTS_PAGE_MAX as i64], |r| {
@@ -264,7 +264,7 @@ impl Db {
     /// A store's movements from `from_ms` to `to_ms` (by when the store made them),
     /// newest first.
     pub fn movements(&self, store: StoreId, from_ms: i64, to_ms: i64) -> Result<Vec<Movement>, DbError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let mut st = conn.prepare_cached(
             "SELECT record FROM movements WHERE store = ?1 AND at_ms >= ?2 AND at_ms < ?3 ORDER BY at_ms DESC, seq DESC LIMIT ?4",
         )?;
@@ -284,7 +284,7 @@ impl Db {
     /// A store's stock moved per reason and SKU over a period: sales and returns from
     /// their lines, everything else from movements.
     pub fn movement_totals(&self, store: StoreId, from_ms: i64, to_ms: i64) -> Result<Vec<MovementTotal>, DbError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let mut st = conn.prepare_cached(
             "SELECT m.reason, l.sku, SUM(l.quantity) FROM movements m
                JOIN movement_lines l ON l.store = m.store AND l.seq = m.seq
