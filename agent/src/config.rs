@@ -67,9 +67,19 @@ pub struct HqLink {
     /// serves while that version is supported.
     #[serde(default)]
     pub protocol_version: Option<u32>,
+    /// Other HQ nodes sharing HQ's database (issue #17), tried in order when `addr` does
+    /// not answer; a session on one of them gives way to `addr` again after
+    /// `sync_client::FALLBACK_SESSION_MAX`.
+    #[serde(default)]
+    pub fallback_addrs: Vec<SocketAddr>,
 }
 
 impl HqLink {
+    /// Every HQ node's address, `addr` first.
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        std::iter::once(self.addr).chain(self.fallback_addrs.iter().copied()).collect()
+    }
+
     /// The sync protocol version this store speaks.
     pub fn protocol(&self) -> u32 {
         self.protocol_version.unwrap_or(kassa_protocol::wire::PROTOCOL_VERSION)
@@ -207,6 +217,8 @@ mod tests {
         assert_eq!(config.store, 7);
         assert_eq!(config.printer.unwrap().model, "epson");
         assert_eq!(config.scan_rules.loyalty_prefix, "299");
+        let addrs: Vec<String> = config.hq.addrs().iter().map(ToString::to_string).collect();
+        assert_eq!(addrs, ["10.0.0.1:4433", "10.0.0.2:4433"], "the first HQ node, then the others in order");
     }
 
     #[test]

@@ -92,6 +92,9 @@ impl Waiting {
 pub const BACKOFF_MS_MIN: u64 = 250;
 pub const BACKOFF_MS_MAX: u64 = 30_000;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a session on a fallback HQ node lasts before the store tries its first one
+/// again (`HqLink::fallback_addrs`): a store goes back to its own node once it is back.
+pub const FALLBACK_SESSION_MAX: Duration = Duration::from_secs(600);
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// The software version this store says in protocol 3's `Hello`.
 pub const SOFTWARE_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -235,8 +238,10 @@ pub async fn run(
     endpoint.set_default_client_config(tls);
     status.send_modify(|s| s.hq.protocol_version = Some(link.protocol()));
     let mut backoff_ms = BACKOFF_MS_MIN;
+    let mut nodes = Nodes::new(link.addrs());
     while !cancel.is_cancelled() {
-        let result = session(&endpoint, &link, &store, &mut outbox_changed, &mut rights, &cancel).await;
+        let addr = nodes.current();
+        let result = session(&endpoint, &link, addr, &store, &mut outbox_changed, &mut rights, &cancel).await;
         let connected = status.borrow().hq.online;
         status.send_modify(|s| s.hq.online = false);
         if let Err(e) = result {
@@ -252,7 +257,7 @@ pub async fn run(
                     "journal"
                 }
                 SessionError::ProtocolRefused { protocol } => {
-                    tracing::error!(hq = %link.addr, retry_ms = backoff_ms, "{}", protocol_refused_message(*protocol));
+                    tracing::error!(hq = %addr, retry_ms = backoff_ms, "{}", protocol_refused_message(*protocol));
                     if *protocol == PROTOCOL_VERSION {
                         "hq_older"
                     } else {
@@ -260,7 +265,7 @@ pub async fn run(
                     }
                 }
                 _ => {
-                    tracing::warn!(error = %e, hq = %link.addr, retry_ms = backoff_ms, "HQ unreachable; selling offline");
+                    tracing::warn!(error = %e, hq = %addr, retry_ms = backoff_ms, "HQ unreachable; selling offline");
                     "unreachable"
                 }
             };
@@ -271,6 +276,10 @@ pub async fn run(
         }
         if connected {
             backoff_ms = BACKOFF_MS_MIN;
+        }
+        if !nodes.next(connected) {
+            // Another HQ node has not been tried since the last pause: try it at once.
+            continue;
         }
         let pause = tokio::time::sleep(Duration::from_millis(backoff_ms));
         tokio::pin!(pause);
@@ -296,9 +305,48 @@ async fn blocking<T: Send + 'static>(
     crate::blocking::run(move || f(&j)).await
 }
 
+/// Which HQ node to try: the first, the others in order when it does not answer.
+#[derive(Debug)]
+struct Nodes {
+    addrs: Vec<SocketAddr>,
+    at: usize,
+    /// Nodes that failed to connect since the last pause.
+    failed: usize,
+}
+
+impl Nodes {
+    fn new(addrs: Vec<SocketAddr>) -> Nodes {
+        assert!(!addrs.is_empty(), "HqLink::addrs starts with addr");
+        Nodes { addrs, at: 0, failed: 0 }
+    }
+
+    fn current(&self) -> SocketAddr {
+        self.addrs[self.at]
+    }
+
+    /// After a session on the current node: which to try next, and whether to pause
+    /// first (every node failed since the last pause, or a session ended). A session that
+    /// ended goes back to the first node, unless the first is what just failed.
+    fn next(&mut self, connected: bool) -> bool {
+        if connected {
+            self.failed = 0;
+            self.at = usize::from(self.at == 0 && self.addrs.len() > 1);
+            return true;
+        }
+        self.failed += 1;
+        self.at = (self.at + 1) % self.addrs.len();
+        if self.failed >= self.addrs.len() {
+            self.failed = 0;
+            return true;
+        }
+        false
+    }
+}
+
 async fn session(
     endpoint: &quinn::Endpoint,
     link: &HqLink,
+    addr: SocketAddr,
     store: &Store,
     outbox_changed: &mut watch::Receiver<u64>,
     rights: &mut HqRequestReceiver,
@@ -306,7 +354,7 @@ async fn session(
 ) -> Result<(), SessionError> {
     let (journal, status) = (&store.journal, &store.status);
     let protocol = link.protocol();
-    let connecting = endpoint.connect(link.addr, &link.server_name)?;
+    let connecting = endpoint.connect(addr, &link.server_name)?;
     let conn =
         tokio::time::timeout(CONNECT_TIMEOUT, connecting).await.map_err(|_| SessionError::Timeout)?.map_err(|e| {
             if is_no_common_protocol(&e) {
@@ -335,11 +383,18 @@ async fn session(
         (s.hq.wire_sent_bytes, s.hq.wire_received_bytes)
     };
     flush(&mut sync, &mut send).await?;
+    // On a fallback node, only for a while: then the first node is tried again.
+    let give_way = (addr != link.addr).then(|| std::time::Instant::now() + FALLBACK_SESSION_MAX);
+    tracing::info!(hq = %addr, fallback = give_way.is_some(), "connected to HQ");
     loop {
         let timer = sync.poll_timeout();
         tokio::select! {
             _ = cancel.cancelled() => {
                 conn.close(0u32.into(), b"agent shutting down");
+                return Ok(());
+            }
+            _ = sleep_until(give_way) => {
+                conn.close(0u32.into(), b"back to the store's first HQ node");
                 return Ok(());
             }
             n = recv.read(&mut buf) => {
@@ -364,7 +419,7 @@ async fn session(
         flush(&mut sync, &mut send).await?;
         let traffic = conn.stats();
         // Whole IP packets: QUIC's datagrams and the IP and UDP headers around each.
-        let header_bytes: u64 = if link.addr.is_ipv4() { 20 + 8 } else { 40 + 8 };
+        let header_bytes: u64 = if addr.is_ipv4() { 20 + 8 } else { 40 + 8 };
         status.send_modify(|s| {
             s.hq.backlog = sync.backlog();
             s.hq.wire_sent_bytes = sent_before + traffic.udp_tx.bytes + traffic.udp_tx.datagrams * header_bytes;
@@ -600,4 +655,34 @@ async fn flush(sync: &mut StoreSync, send: &mut quinn::SendStream) -> Result<(),
         send.write_all(&frame).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_tries_each_hq_node_once_before_it_pauses_and_goes_back_to_its_first() {
+        let addrs: Vec<SocketAddr> = ["10.0.0.1:1", "10.0.0.2:1", "10.0.0.3:1"].map(|a| a.parse().unwrap()).to_vec();
+        let mut nodes = Nodes::new(addrs.clone());
+        assert_eq!(nodes.current(), addrs[0]);
+        // The first does not answer: the second at once, then the third, then a pause.
+        assert!(!nodes.next(false));
+        assert_eq!(nodes.current(), addrs[1]);
+        assert!(!nodes.next(false));
+        assert_eq!(nodes.current(), addrs[2]);
+        assert!(nodes.next(false), "every node failed: pause");
+        assert_eq!(nodes.current(), addrs[0]);
+        // Connected to the second; when that session ends, the first is tried again.
+        nodes.next(false);
+        assert!(nodes.next(true));
+        assert_eq!(nodes.current(), addrs[0]);
+        // A session on the first that ends (the node died) tries the second next.
+        assert!(nodes.next(true));
+        assert_eq!(nodes.current(), addrs[1]);
+        // One node only: always it, with a pause each time.
+        let mut one = Nodes::new(addrs[..1].to_vec());
+        assert!(one.next(false) && one.next(true));
+        assert_eq!(one.current(), addrs[0]);
+    }
 }

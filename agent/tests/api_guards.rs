@@ -49,6 +49,7 @@ async fn start() -> Agent {
             server_name: "kassa-hq".into(),
             pki_dir: dir.path().join("none"),
             protocol_version: None,
+            fallback_addrs: Vec::new(),
         },
         scan_rules: Default::default(),
         scanner: None,

@@ -22,6 +22,7 @@ fn config(dir: &std::path::Path) -> AgentConfig {
             server_name: "kassa-hq".into(),
             pki_dir: dir.join("none"),
             protocol_version: None,
+            fallback_addrs: Vec::new(),
         },
         scan_rules: Default::default(),
         scanner: None,

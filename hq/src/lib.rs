@@ -2,7 +2,10 @@
 //!
 //! # Layout
 //! - [`pki`]: the certificate authority; store enrolment; TLS configuration.
-//! - [`db`]: the merged store of every store's sales and counters (SQLite).
+//! - [`db`]: the merged store of every store's sales and counters (a SQLite file, or
+//!   PostgreSQL shared by several HQ nodes).
+//! - [`nodes`]: what one HQ node publishes reaching the stores of every other
+//!   (PostgreSQL's LISTEN/NOTIFY).
 //! - [`sync_server`]: the QUIC accept loop and one task per store connection, the shell
 //!   around `kassa_protocol::sync::HqSync`.
 //! - [`promotions`]: publishing promotions, and pricing a basket for the online shop

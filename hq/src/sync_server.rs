@@ -326,14 +326,13 @@ async fn session(
     let nearby = tokio::time::sleep(jittered(shared.nearby_interval, store, nearby_ticks));
     tokio::pin!(nearby);
     let result = loop {
-        tokio::select! {
+        // What each event does; the database being down is outlived (`outlive`).
+        let step: Result<(), ConnError> = tokio::select! {
             _ = &mut nearby => {
                 nearby_ticks += 1;
                 nearby.as_mut().reset(tokio::time::Instant::now() + jittered(shared.nearby_interval, store, nearby_ticks));
-                offer_nearby(&mut session, &shared).await?;
                 // Keys of stores that connected since: at most one page a tick.
-                offer_return_terms(&mut session, &shared).await?;
-                flush(&mut session, &mut send).await?;
+                async { offer_nearby(&mut session, &shared).await?; offer_return_terms(&mut session, &shared).await }.await
             }
             _ = cancel.cancelled() => break Ok(()),
             n = recv.read(&mut buf) => {
@@ -345,47 +344,48 @@ async fn session(
                         if c.error_code == quinn::VarInt::from_u32(0) => break Ok(()),
                     Err(e) => break Err(e.into()),
                 };
-                let failed = take_messages(&mut session, &mut decoder, &buf[..n], &shared, &peer).await?;
-                flush(&mut session, &mut send).await?;
-                if let Some(reason) = failed {
-                    return refuse(&conn, &mut send, reason).await;
+                match take_messages(&mut session, &mut decoder, &buf[..n], &shared, &peer).await {
+                    Ok(Some(reason)) => {
+                        flush(&mut session, &mut send).await?;
+                        return refuse(&conn, &mut send, reason).await;
+                    }
+                    other => other.map(|_| ()),
                 }
             }
-            Ok(()) = catalog.changed() => {
+            Ok(()) = catalog.changed() => async {
                 offer_catalog(&mut session, &shared).await?;
                 let (version, rules) = blocking(&shared.db, |db| db.rules()).await?;
                 session.offer_rules(version, &rules);
-                flush(&mut session, &mut send).await?;
-            }
-            Ok(()) = promotions.changed() => {
-                offer_promotions(&mut session, &shared).await?;
-                flush(&mut session, &mut send).await?;
-            }
-            Ok(()) = schedule.changed() => {
-                offer_price_schedule(&mut session, &shared).await?;
-                flush(&mut session, &mut send).await?;
-            }
-            Ok(()) = counters.changed() => {
-                let entries = blocking(&shared.db, move |db| db.counters_for(store)).await?;
-                session.offer_counters(&entries);
-                flush(&mut session, &mut send).await?;
-            }
-            Ok(()) = inbound.changed() => {
-                offer_inbound(&mut session, &shared).await?;
-                flush(&mut session, &mut send).await?;
-            }
-            Ok(()) = orders.changed() => {
-                offer_orders(&mut session, &shared, &peer, false).await?;
-                flush(&mut session, &mut send).await?;
-            }
-            Ok(()) = return_terms.changed() => {
-                offer_return_terms(&mut session, &shared).await?;
-                flush(&mut session, &mut send).await?;
-            }
-        }
+                Ok(())
+            }.await,
+            Ok(()) = promotions.changed() => offer_promotions(&mut session, &shared).await,
+            Ok(()) = schedule.changed() => offer_price_schedule(&mut session, &shared).await,
+            Ok(()) = counters.changed() => async {
+                session.offer_counters(&blocking(&shared.db, move |db| db.counters_for(store)).await?);
+                Ok(())
+            }.await,
+            Ok(()) = inbound.changed() => offer_inbound(&mut session, &shared).await,
+            Ok(()) = orders.changed() => offer_orders(&mut session, &shared, &peer, false).await,
+            Ok(()) = return_terms.changed() => offer_return_terms(&mut session, &shared).await,
+        };
+        outlive(step)?;
+        flush(&mut session, &mut send).await?;
     };
     tracing::info!("store disconnected");
     result
+}
+
+/// A step that failed because HQ's database cannot be reached keeps the connection: the
+/// store stays connected and keeps its records queued (nothing was acknowledged), and
+/// what it asked is answered once the database is back or not at all (its own timeout).
+fn outlive(step: Result<(), ConnError>) -> Result<(), ConnError> {
+    match step {
+        Err(ConnError::Db(e)) if e.is_unavailable() => {
+            tracing::warn!(error = %e, "HQ's database cannot be reached; the store stays connected");
+            Ok(())
+        }
+        other => other,
+    }
 }
 
 /// Feeds the bytes read to the decoder and every whole message to the sync core, doing

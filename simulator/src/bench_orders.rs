@@ -74,6 +74,7 @@ pub async fn orders(orders: usize) -> anyhow::Result<OrdersReport> {
         server_name: kassa_hq::pki::HQ_SERVER_NAME.into(),
         pki_dir,
         protocol_version: None,
+        fallback_addrs: Vec::new(),
     };
     let config = kassa_agent::AgentConfig::on_loopback(STORE.0, store_dir, link);
     let agent = kassa_agent::start(config, cancel.clone()).await?;

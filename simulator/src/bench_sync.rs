@@ -89,6 +89,7 @@ pub async fn sync(sales: usize) -> anyhow::Result<SyncReport> {
         server_name: kassa_hq::pki::HQ_SERVER_NAME.into(),
         pki_dir,
         protocol_version: None,
+        fallback_addrs: Vec::new(),
     };
     let config = kassa_agent::AgentConfig::on_loopback(STORE.0, store_dir, link);
     let started = Instant::now();

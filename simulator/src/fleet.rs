@@ -114,6 +114,7 @@ pub async fn fleet(opts: FleetOptions) -> anyhow::Result<FleetReport> {
             server_name: String::new(),
             pki_dir,
             protocol_version: None,
+            fallback_addrs: Vec::new(),
         };
         configs.push(kassa_agent::sync_client::client_config(&link)?);
     }

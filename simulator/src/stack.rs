@@ -137,6 +137,7 @@ pub async fn start(opts: StackOptions) -> Result<Stack, StackError> {
             server_name: kassa_hq::pki::HQ_SERVER_NAME.into(),
             pki_dir,
             protocol_version: None,
+            fallback_addrs: Vec::new(),
         },
         scan_rules: Default::default(),
         scanner: Some(ScannerConfig {

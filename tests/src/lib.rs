@@ -125,6 +125,19 @@ pub async fn start_relayed_store_in_zone(
     utc_offset_minutes: i32,
     cancel: CancellationToken,
 ) -> RelayedStore {
+    start_relayed_store_with(hq, dir, id, utc_offset_minutes, Vec::new(), cancel).await
+}
+
+/// [`start_relayed_store_in_zone`] for a store that also knows other HQ nodes
+/// (`fallback_addrs`, tried directly when `hq` behind the relay does not answer).
+pub async fn start_relayed_store_with(
+    hq: &kassa_hq::RunningHq,
+    dir: &std::path::Path,
+    id: u32,
+    utc_offset_minutes: i32,
+    fallback_addrs: Vec<SocketAddr>,
+    cancel: CancellationToken,
+) -> RelayedStore {
     use kassa_agent::config::HqLink;
     use kassa_agent::journal::{Role, User};
     let store_dir = dir.join(format!("store-{id}"));
@@ -135,6 +148,7 @@ pub async fn start_relayed_store_in_zone(
         server_name: kassa_hq::pki::HQ_SERVER_NAME.into(),
         pki_dir: store_dir.join("pki"),
         protocol_version: None,
+        fallback_addrs,
     };
     let config = kassa_agent::AgentConfig {
         utc_offset_minutes,
@@ -220,6 +234,7 @@ pub async fn start_store_speaking(
             server_name: kassa_hq::pki::HQ_SERVER_NAME.into(),
             pki_dir: store_dir.join("pki"),
             protocol_version,
+            fallback_addrs: Vec::new(),
         },
         scan_rules: Default::default(),
         scanner: None,

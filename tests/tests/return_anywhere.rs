@@ -167,6 +167,7 @@ fn printed_code(dir: &std::path::Path, store: &kassa_tests::RelayedStore, seq: u
         server_name: kassa_hq::pki::HQ_SERVER_NAME.into(),
         pki_dir: dir.join(format!("store-{}/pki", store.id.0)),
         protocol_version: None,
+        fallback_addrs: Vec::new(),
     };
     let signer = kassa_agent::sync_client::receipt_signer(&link).expect("an enrolled store signs its receipts");
     signer.code(&store.agent.journal.sale(seq).unwrap().expect("the sale"))

@@ -307,10 +307,38 @@ impl std::fmt::Debug for Connection {
     }
 }
 
+/// Runs `f`, which blocks on PostgreSQL (the `postgres` crate drives its own runtime), so
+/// that it may be called from a task of HQ's multi-threaded runtime as from a blocking
+/// thread: on a runtime worker the worker is handed over for the call
+/// (`block_in_place`). A current-thread runtime cannot do that: call HQ's database from
+/// `spawn_blocking` there.
+fn off_runtime<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 /// A PostgreSQL client and the statements it has prepared.
 pub struct PgSession {
-    client: postgres::Client,
+    /// Always `Some` until dropped (taken to be closed off the runtime).
+    client: Option<postgres::Client>,
     statements: HashMap<String, postgres::Statement>,
+}
+
+impl PgSession {
+    fn client(&mut self) -> &mut postgres::Client {
+        self.client.as_mut().expect("a session's client is there until it is dropped")
+    }
+}
+
+impl Drop for PgSession {
+    fn drop(&mut self) {
+        // Closing the client blocks on its runtime too (a pool dropped inside a task).
+        if let Some(client) = self.client.take() {
+            off_runtime(|| drop(client));
+        }
+    }
 }
 
 impl std::fmt::Debug for PgSession {
@@ -325,7 +353,7 @@ impl Connection {
     }
 
     pub fn postgres(client: postgres::Client) -> Connection {
-        Connection(Inner::Pg(Box::new(RefCell::new(PgSession { client, statements: HashMap::new() }))))
+        Connection(Inner::Pg(Box::new(RefCell::new(PgSession { client: Some(client), statements: HashMap::new() }))))
     }
 
     pub fn backend(&self) -> Backend {
@@ -347,7 +375,7 @@ impl Connection {
     pub fn execute_batch(&self, sql: &str) -> Result<()> {
         match &self.0 {
             Inner::Lite(c) => Ok(c.execute_batch(sql)?),
-            Inner::Pg(s) => Ok(s.borrow_mut().client.batch_execute(sql)?),
+            Inner::Pg(s) => Ok(off_runtime(|| s.borrow_mut().client().batch_execute(sql))?),
         }
     }
 
@@ -364,9 +392,7 @@ impl Connection {
                     match session.statements.get(sql) {
                         Some(st) => st.clone(),
                         None => {
-                            let st = session
-                                .client
-                                .prepare(&pg_statement(sql))
+                            let st = off_runtime(|| session.client().prepare(&pg_statement(sql)))
                                 .map_err(|source| Error::Prepare { sql: sql.chars().take(300).collect(), source })?;
                             if session.statements.len() >= PG_STATEMENTS_CACHED_MAX {
                                 session.statements.clear();
@@ -395,7 +421,8 @@ impl Connection {
         match &self.0 {
             Inner::Lite(c) => c.execute_batch("BEGIN")?,
             Inner::Pg(s) => {
-                s.borrow_mut().client.batch_execute(&format!("BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})"))?
+                let begin = format!("BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})");
+                off_runtime(|| s.borrow_mut().client().batch_execute(&begin))?
             }
         }
         Ok(Transaction { conn: self, done: false })
@@ -454,7 +481,7 @@ impl Statement<'_> {
             Statement::Lite(st) => Ok(st.execute(rusqlite::params_from_iter(values.iter()))?),
             Statement::Pg(s, st) => {
                 let pg = pg_values(&values);
-                let n = s.borrow_mut().client.execute(st, &pg_refs(&pg))?;
+                let n = off_runtime(|| s.borrow_mut().client().execute(st, &pg_refs(&pg)))?;
                 Ok(usize::try_from(n).unwrap_or(usize::MAX))
             }
         }
@@ -477,7 +504,7 @@ impl Statement<'_> {
             }
             Statement::Pg(s, st) => {
                 let pg = pg_values(&values);
-                let rows = s.borrow_mut().client.query(st, &pg_refs(&pg))?;
+                let rows = off_runtime(|| s.borrow_mut().client().query(st, &pg_refs(&pg)))?;
                 out.extend(rows.iter().map(|r| f(&Row::Pg(r))));
             }
         }
@@ -497,7 +524,7 @@ impl Statement<'_> {
             }
             Statement::Pg(s, st) => {
                 let pg = pg_values(&values);
-                let rows = s.borrow_mut().client.query(st, &pg_refs(&pg))?;
+                let rows = off_runtime(|| s.borrow_mut().client().query(st, &pg_refs(&pg)))?;
                 match rows.first() {
                     Some(r) => f(&Row::Pg(r)),
                     None => Err(Error::NoRows),
@@ -692,7 +719,7 @@ impl PgManager {
 impl PgManager {
     /// A client outside the pool (for `LISTEN`).
     pub fn client(&self) -> Result<postgres::Client> {
-        Ok(self.config.connect(postgres::NoTls)?)
+        Ok(off_runtime(|| self.config.connect(postgres::NoTls))?)
     }
 }
 
@@ -701,19 +728,19 @@ impl r2d2::ManageConnection for PgManager {
     type Error = postgres::Error;
 
     fn connect(&self) -> Result<Connection, postgres::Error> {
-        Ok(Connection::postgres(self.config.connect(postgres::NoTls)?))
+        Ok(Connection::postgres(off_runtime(|| self.config.connect(postgres::NoTls))?))
     }
 
     fn is_valid(&self, conn: &mut Connection) -> Result<(), postgres::Error> {
         match &conn.0 {
-            Inner::Pg(s) => s.borrow_mut().client.simple_query("").map(|_| ()),
+            Inner::Pg(s) => off_runtime(|| s.borrow_mut().client().simple_query("").map(|_| ())),
             Inner::Lite(_) => Ok(()),
         }
     }
 
     fn has_broken(&self, conn: &mut Connection) -> bool {
         match &conn.0 {
-            Inner::Pg(s) => s.borrow().client.is_closed(),
+            Inner::Pg(s) => s.borrow_mut().client().is_closed(),
             Inner::Lite(_) => false,
         }
     }
