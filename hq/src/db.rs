@@ -833,46 +833,46 @@ impl Db {
         // the largest of each matters (they only grow), so each counter row is written
         // once per batch, not once per sale that touched it.
         let mut counters_merged: HashMap<(StoreId, &Sku, ActorId), (i64, i64)> = HashMap::new();
-        for e in entries {
-            if let Change::Movement { movement, counters } = &e.change {
-                if let Some(to) = stock::apply_movement(&tx, movement, now_ms)? {
-                    applied.inbound_for.push(to);
-                }
-                applied.deltas += counters.len();
-                for c in counters {
-                    let slot = counters_merged.entry((c.location, &c.sku, c.actor)).or_insert((c.p, c.n));
-                    *slot = (slot.0.max(c.p), slot.1.max(c.n));
-                }
+        let mut parked = Vec::new();
+        // Runs of plain sales (nearly all of a catch-up) go in a few statements each.
+        for run in entries.chunk_by(|a, b| is_sale(a) == is_sale(b)) {
+            if is_sale(&run[0]) {
+                let (counters, refused) = apply_sales(&tx, run, now_ms)?;
+                applied.deltas += merge_into(&mut counters_merged, counters);
+                parked.extend(refused);
                 continue;
             }
-            if let Change::OrderPayment { payment } = &e.change {
-                match orders::apply_payment(&tx, payment, now_ms)? {
-                    Ok(paid) => applied.orders_paid.extend(paid),
-                    Err(reason) => {
-                        park(&tx, actor, e, &reason, now_ms)?;
-                        applied.parked += 1;
+            for e in run {
+                if let Change::Movement { movement, counters } = &e.change {
+                    if let Some(to) = stock::apply_movement(&tx, movement, now_ms)? {
+                        applied.inbound_for.push(to);
                     }
+                    applied.deltas += merge_into(&mut counters_merged, counters);
+                    continue;
                 }
-                continue;
-            }
-            match apply_entry(&tx, e, now_ms) {
-                Ok(entry_counters) => {
-                    applied.deltas += entry_counters.len();
-                    for c in entry_counters {
-                        let slot = counters_merged.entry((c.location, &c.sku, c.actor)).or_insert((c.p, c.n));
-                        *slot = (slot.0.max(c.p), slot.1.max(c.n));
+                if let Change::OrderPayment { payment } = &e.change {
+                    match orders::apply_payment(&tx, payment, now_ms)? {
+                        Ok(paid) => applied.orders_paid.extend(paid),
+                        Err(reason) => parked.push((e, reason)),
                     }
+                    continue;
                 }
-                Err(ApplyError::Invalid(reason)) => {
-                    park(&tx, actor, e, &reason, now_ms)?;
-                    applied.parked += 1;
+                match apply_entry(&tx, e, now_ms) {
+                    Ok(entry_counters) => applied.deltas += merge_into(&mut counters_merged, entry_counters),
+                    Err(ApplyError::Invalid(reason)) => parked.push((e, reason)),
+                    Err(ApplyError::Db(e)) => return Err(e.into()),
                 }
-                Err(ApplyError::Db(e)) => return Err(e.into()),
             }
         }
-        for ((location, sku, actor), (p, n)) in counters_merged {
-            merge_counter(&tx, &CounterEntry { location, sku: sku.clone(), actor, p, n })?;
+        for (e, reason) in &parked {
+            park(&tx, actor, e, reason, now_ms)?;
         }
+        applied.parked = parked.len();
+        let rows: Vec<Vec<sql::Value<'_>>> = counters_merged
+            .iter()
+            .map(|((location, sku, actor), (p, n))| counter_row(*location, sku, *actor, *p, *n))
+            .collect();
+        merge_counter_rows(&tx, &rows)?;
         tx.prepare_cached(
             "UPDATE stores SET acked_seq = GREATEST(acked_seq, ?2), last_contact_ms = ?3, head = GREATEST(head, ?4) WHERE store = ?1",
         )?
@@ -895,11 +895,13 @@ impl Db {
 
     /// Max-merges a store's own counters, sent in full after a digest mismatch.
     pub fn merge_counters(&self, entries: &[CounterEntry]) -> Result<(), DbError> {
+        let mut merged = HashMap::new();
+        merge_into(&mut merged, entries);
+        let rows: Vec<Vec<sql::Value<'_>>> =
+            merged.iter().map(|((location, sku, actor), (p, n))| counter_row(*location, sku, *actor, *p, *n)).collect();
         let mut conn = self.conn()?;
         let tx = conn.transaction()?;
-        for c in entries {
-            merge_counter(&tx, c)?;
-        }
+        merge_counter_rows(&tx, &rows)?;
         tx.commit()?;
         Ok(())
     }
@@ -1240,21 +1242,6 @@ fn apply_entry<'e>(tx: &Transaction<'_>, e: &'e OutboxEntry, now_ms: i64) -> Res
     }
     // (id, kind, receipt, time, total, record, lines as (sku, name, signed quantity, signed amount))
     let (id, kind, receipt_no, at, total, record, lines, counters) = match &e.change {
-        Change::Sale { sale, counters } => {
-            sale.validate().map_err(ApplyError::Invalid)?;
-            let lines: Vec<_> =
-                sale.lines.iter().map(|l| (l.sku.clone(), l.name.clone(), l.quantity, l.net().0)).collect();
-            (
-                sale.id,
-                "sale",
-                &sale.receipt_no,
-                sale.created_at_ms,
-                sale.total.0,
-                stored(&kassa_protocol::format::v2::Sale::from(sale)),
-                lines,
-                counters,
-            )
-        }
         Change::Return { ret, counters } => {
             ret.validate().map_err(ApplyError::Invalid)?;
             let lines: Vec<_> =
@@ -1270,22 +1257,24 @@ fn apply_entry<'e>(tx: &Transaction<'_>, e: &'e OutboxEntry, now_ms: i64) -> Res
                 counters,
             )
         }
-        Change::Loyalty { .. } | Change::Movement { .. } | Change::Order { .. } | Change::OrderPayment { .. } => {
-            unreachable!("applied by the caller or above")
+        Change::Sale { .. }
+        | Change::Loyalty { .. }
+        | Change::Movement { .. }
+        | Change::Order { .. }
+        | Change::OrderPayment { .. } => {
+            unreachable!("applied by the caller (sales: `apply_sales`) or above")
         }
     };
-    // Sales in data format 2 (with their lines' promotions), returns in format 1.
-    let record_format = if kind == "sale" { 2 } else { 1 };
+    // Returns in data format 1.
+    let record_format = 1;
     let inserted = tx
         .prepare_cached(
             "INSERT INTO sales (store, seq, kind, receipt_no, created_at_ms, total_kopecks, record, format) VALUES (?1,?2,?3,?4,?5,?6,?7,?8) ON CONFLICT DO NOTHING",
         )?
         .execute(params![id.store.0, id.seq as i64, kind, receipt_no, at, total, record, record_format])?;
     if inserted == 1 {
-        let anywhere = match &e.change {
-            Change::Return { ret, .. } => returns::returned_now(tx, ret, now_ms),
-            _ => returns::sold_now(tx, id, now_ms),
-        };
+        let Change::Return { ret, .. } = &e.change else { unreachable!("a return") };
+        let anywhere = returns::returned_now(tx, ret, now_ms);
         anywhere.map_err(|e| match e {
             DbError::Sql(e) => ApplyError::Db(e),
             e => ApplyError::Invalid(e.to_string()),
@@ -1310,7 +1299,13 @@ fn record_lines(
     for (i, (sku, name, quantity, amount)) in lines.iter().enumerate() {
         insert.execute(params![id.store.0, id.seq as i64, i as i64, sku.as_str(), name, quantity, amount])?;
     }
+    record_promotions(tx, e)
+}
+
+/// A sale's line promotions, and the promotions its customer has had.
+fn record_promotions(tx: &Transaction<'_>, e: &OutboxEntry) -> sql::Result<()> {
     if let Change::Sale { sale, .. } = &e.change {
+        let id = sale.id;
         let mut insert = tx.prepare_cached(
             "INSERT INTO sale_line_promotions (store, seq, line_no, promotion, version, name, amount_kopecks)
              VALUES (?1,?2,?3,?4,?5,?6,?7)",
@@ -1392,13 +1387,126 @@ fn customer(conn: &Connection, card: &CustomerId) -> Result<Option<Customer>, Db
 }
 
 /// The CRDT merge, in SQL: per entry, the larger running total wins.
-fn merge_counter(conn: &Connection, c: &CounterEntry) -> sql::Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO stock_counters (location, sku, actor_store, actor_epoch, p, n) VALUES (?1,?2,?3,?4,?5,?6)
-         ON CONFLICT (location, sku, actor_store, actor_epoch) DO UPDATE SET p = GREATEST(stock_counters.p, excluded.p), n = GREATEST(stock_counters.n, excluded.n)",
-    )?
-    .execute(params![c.location.0, c.sku.as_str(), c.actor.store.0, c.actor.epoch, c.p, c.n])?;
+/// Each row once (the caller merged a batch's totals per counter: PostgreSQL refuses a
+/// statement that would update one row twice).
+fn merge_counter_rows(conn: &Connection, rows: &[Vec<sql::Value<'_>>]) -> sql::Result<()> {
+    sql::insert_rows(
+        conn,
+        "INSERT INTO stock_counters (location, sku, actor_store, actor_epoch, p, n)",
+        rows,
+        "ON CONFLICT (location, sku, actor_store, actor_epoch) DO UPDATE SET p = GREATEST(stock_counters.p, excluded.p), n = GREATEST(stock_counters.n, excluded.n)",
+        |_| Ok(()),
+    )?;
     Ok(())
+}
+
+fn counter_row(location: StoreId, sku: &Sku, actor: ActorId, p: i64, n: i64) -> Vec<sql::Value<'_>> {
+    use sql::Value::{Int, Text};
+    vec![
+        Int(location.0.into()),
+        Text(sku.as_str().into()),
+        Int(actor.store.0.into()),
+        Int(actor.epoch.into()),
+        Int(p),
+        Int(n),
+    ]
+}
+
+/// A batch's counters, each the largest of its running totals; returns how many there were.
+fn merge_into<'e>(
+    merged: &mut HashMap<(StoreId, &'e Sku, ActorId), (i64, i64)>,
+    counters: impl IntoIterator<Item = &'e CounterEntry>,
+) -> usize {
+    let mut n = 0;
+    for c in counters {
+        n += 1;
+        let slot = merged.entry((c.location, &c.sku, c.actor)).or_insert((c.p, c.n));
+        *slot = (slot.0.max(c.p), slot.1.max(c.n));
+    }
+    n
+}
+
+fn is_sale(e: &OutboxEntry) -> bool {
+    matches!(e.change, Change::Sale { .. })
+}
+
+/// A run of sales, a few statements for them all: the records (those HQ had already are
+/// left as they were), their lines, and for the new ones what else a sale records (its
+/// promotions, its card, whether earlier returns now over-return it). Returns the counters
+/// the sales carry and the sales refused, with why.
+#[allow(clippy::type_complexity)]
+fn apply_sales<'e>(
+    tx: &Transaction<'_>,
+    run: &'e [OutboxEntry],
+    now_ms: i64,
+) -> Result<(Vec<&'e CounterEntry>, Vec<(&'e OutboxEntry, String)>), DbError> {
+    use sql::Value::{Blob, Int, Text};
+    let (mut counters, mut refused, mut valid) = (Vec::new(), Vec::new(), Vec::new());
+    for e in run {
+        let Change::Sale { sale, counters: c } = &e.change else { unreachable!("a run of sales") };
+        match sale.validate() {
+            Ok(()) => {
+                counters.extend(c);
+                valid.push((e, sale, stored(&kassa_protocol::format::v2::Sale::from(sale))));
+            }
+            Err(reason) => refused.push((e, reason)),
+        }
+    }
+    // Sales in data format 2 (with their lines' promotions).
+    let rows: Vec<Vec<sql::Value<'_>>> = valid
+        .iter()
+        .map(|(_, sale, record)| {
+            vec![
+                Int(sale.id.store.0.into()),
+                Int(sale.id.seq as i64),
+                Text("sale".into()),
+                Text(sale.receipt_no.as_str().into()),
+                Int(sale.created_at_ms),
+                Int(sale.total.0),
+                Blob(record.as_slice().into()),
+                Int(2),
+            ]
+        })
+        .collect();
+    let new: std::collections::HashSet<(u32, u64)> = sql::insert_rows(
+        tx,
+        "INSERT INTO sales (store, seq, kind, receipt_no, created_at_ms, total_kopecks, record, format)",
+        &rows,
+        "ON CONFLICT DO NOTHING RETURNING store, seq",
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?
+    .into_iter()
+    .collect();
+    let fresh: Vec<_> = valid.iter().filter(|(_, s, _)| new.contains(&(s.id.store.0, s.id.seq))).collect();
+    let lines: Vec<Vec<sql::Value<'_>>> = fresh
+        .iter()
+        .flat_map(|(_, sale, _)| {
+            sale.lines.iter().enumerate().map(|(i, l)| {
+                vec![
+                    Int(sale.id.store.0.into()),
+                    Int(sale.id.seq as i64),
+                    Int(i as i64),
+                    Text(l.sku.as_str().into()),
+                    Text(l.name.as_str().into()),
+                    Int(l.quantity),
+                    Int(l.net().0),
+                ]
+            })
+        })
+        .collect();
+    sql::insert_rows(
+        tx,
+        "INSERT INTO sale_lines (store, seq, line_no, sku, name, quantity, amount_kopecks)",
+        &lines,
+        "",
+        |_| Ok(()),
+    )?;
+    returns::sold_now(tx, fresh.iter().map(|(_, s, _)| s.id), now_ms)?;
+    for (e, _, _) in &fresh {
+        record_promotions(tx, e)?;
+        customers::recorded(tx, &e.change)?;
+    }
+    Ok((counters, refused))
 }
 
 fn counters_where(

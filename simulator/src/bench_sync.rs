@@ -42,6 +42,8 @@ const STORE: StoreId = StoreId(1);
 /// What one run measured.
 #[derive(Debug, Clone)]
 pub struct SyncReport {
+    /// HQ's database: `SQLite` or `PostgreSQL`.
+    pub backend: &'static str,
     pub sales: usize,
     pub deltas: u64,
     pub catch_up: Duration,
@@ -66,7 +68,9 @@ impl SyncReport {
 }
 
 /// Runs the benchmark and prints its table and summary line.
-pub async fn sync(sales: usize) -> anyhow::Result<SyncReport> {
+/// HQ's database is a SQLite file in a temporary directory, or the empty PostgreSQL
+/// database `database` names.
+pub async fn sync(sales: usize, database: Option<String>) -> anyhow::Result<SyncReport> {
     anyhow::ensure!(sales > 0, "at least one sale");
     if cfg!(debug_assertions) {
         eprintln!("warning: a debug build; benchmark figures mean something only with --release");
@@ -74,7 +78,15 @@ pub async fn sync(sales: usize) -> anyhow::Result<SyncReport> {
     let dir = tempfile::tempdir()?;
     let cancel = CancellationToken::new();
     let any = SocketAddr::from(([127, 0, 0, 1], 0));
-    let hq = kassa_hq::start(kassa_hq::HqConfig::new(dir.path().join("hq"), any, any), cancel.clone()).await?;
+    let backend = if database.is_some() { "PostgreSQL" } else { "SQLite" };
+    let config = kassa_hq::HqConfig { database, ..kassa_hq::HqConfig::new(dir.path().join("hq"), any, any) };
+    let hq = kassa_hq::start(config, cancel.clone()).await?;
+    let held = hq.shared.db.stores()?.len();
+    if held > 0 {
+        cancel.cancel();
+        hq.wait().await;
+        anyhow::bail!("HQ's database already holds {held} stores: give the benchmark an empty one");
+    }
     let catalog_version = kassa_hq::import_catalog(&hq.shared, DEMO_CATALOG_CSV).await?;
     let store_dir = dir.path().join("store-1");
     let pki_dir = store_dir.join("pki");
@@ -133,6 +145,7 @@ pub async fn sync(sales: usize) -> anyhow::Result<SyncReport> {
 
     let raw = raw_quinn_transfer(status.wire_sent_bytes).await?;
     let report = SyncReport {
+        backend,
         sales,
         deltas,
         catch_up,
@@ -322,9 +335,10 @@ fn print(r: &SyncReport) {
     let tenths = r.tenths_of_bytes_per_delta();
     println!();
     println!(
-        "catch-up after an outage: {} sales × {LINES_PER_SALE} lines = {} stock deltas ({})",
+        "catch-up after an outage: {} sales × {LINES_PER_SALE} lines = {} stock deltas, HQ on {} ({})",
         r.sales,
         r.deltas,
+        r.backend,
         machine()
     );
     println!("{:<44} {:>14}", "", "");

@@ -121,6 +121,10 @@ enum BenchKind {
     Sync {
         #[arg(long, default_value_t = 20_000)]
         sales: usize,
+        /// HQ on this PostgreSQL database (`postgres://…`, empty: HQ creates its tables)
+        /// instead of a SQLite file.
+        #[arg(long)]
+        database: Option<String>,
     },
     /// Repricing a 50-line basket against many active promotions vs against none.
     Promotions {
@@ -160,7 +164,9 @@ async fn main() -> anyhow::Result<()> {
             tokio::task::spawn_blocking(move || kassa_sim::bench::journal(sales)).await?
         }
         Command::Bench { what: BenchKind::Loyalty { redemptions } } => kassa_sim::bench::loyalty(redemptions).await,
-        Command::Bench { what: BenchKind::Sync { sales } } => kassa_sim::bench_sync::sync(sales).await.map(drop),
+        Command::Bench { what: BenchKind::Sync { sales, database } } => {
+            kassa_sim::bench_sync::sync(sales, database).await.map(drop)
+        }
         Command::Bench { what: BenchKind::Orders { orders } } => {
             kassa_sim::bench_orders::orders(orders).await.map(drop)
         }

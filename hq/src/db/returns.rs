@@ -195,18 +195,27 @@ fn claimed(
     Ok((others, own))
 }
 
-/// In the batch's transaction, after a sale was stored: returns of it may have come first
-/// (from a store that took them offline).
-pub(super) fn sold_now(conn: &Connection, id: SaleId, now_ms: i64) -> Result<(), DbError> {
-    // Nearly always none: then the sale is not even read back.
-    let any: Option<i64> = conn
-        .prepare_cached("SELECT 1 FROM returns_by_sale WHERE sale_store = ?1 AND sale_seq = ?2 LIMIT 1")?
-        .query_row(params![id.store.0, id.seq as i64], |r| r.get(0))
-        .optional()?;
-    if any.is_none() {
-        return Ok(());
+/// In the batch's transaction, after sales were stored: whether returns HQ already held
+/// (from another store, arrived first) now return any of them beyond what was sold; one
+/// query for the run (nearly always finding none, and then no sale is read back).
+pub(super) fn sold_now(conn: &Connection, ids: impl Iterator<Item = SaleId>, now_ms: i64) -> Result<(), DbError> {
+    let mut by_store: std::collections::BTreeMap<u32, Vec<u64>> = Default::default();
+    for id in ids {
+        by_store.entry(id.store.0).or_default().push(id.seq);
     }
-    check_over_return(conn, id, now_ms)
+    for (store, seqs) in by_store {
+        let (low, high) = (seqs.iter().min().copied().unwrap_or(0), seqs.iter().max().copied().unwrap_or(0));
+        let returned: Vec<u64> = conn
+            .prepare_cached(
+                "SELECT DISTINCT sale_seq FROM returns_by_sale WHERE sale_store = ?1 AND sale_seq BETWEEN ?2 AND ?3",
+            )?
+            .query_map(params![store, low as i64, high as i64], |r| r.get(0))?
+            .collect::<sql::Result<_>>()?;
+        for seq in returned.into_iter().filter(|s| seqs.contains(s)) {
+            check_over_return(conn, SaleId { store: kassa_protocol::StoreId(store), seq }, now_ms)?;
+        }
+    }
+    Ok(())
 }
 
 /// Schema 10's own step: the returns HQ already holds, by the sale they return (a record

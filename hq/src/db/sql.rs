@@ -96,6 +96,18 @@ pub enum Value<'a> {
     Blob(Cow<'a, [u8]>),
 }
 
+impl Value<'_> {
+    /// The same value, borrowing what it holds.
+    pub fn borrowed(&self) -> Value<'_> {
+        match self {
+            Value::Null => Value::Null,
+            Value::Int(i) => Value::Int(*i),
+            Value::Text(t) => Value::Text(Cow::Borrowed(t)),
+            Value::Blob(b) => Value::Blob(Cow::Borrowed(b)),
+        }
+    }
+}
+
 /// What can be bound to a statement.
 pub trait ToValue {
     fn to_value(&self) -> Result<Value<'_>>;
@@ -164,6 +176,12 @@ pub trait Params {
 impl Params for &[&dyn ToValue] {
     fn values(&self) -> Result<Vec<Value<'_>>> {
         self.iter().map(|p| p.to_value()).collect()
+    }
+}
+
+impl Params for &[Value<'_>] {
+    fn values(&self) -> Result<Vec<Value<'_>>> {
+        Ok(self.iter().map(Value::borrowed).collect())
     }
 }
 
@@ -640,6 +658,114 @@ fn numeric_integer(raw: &[u8]) -> Result<i64, String> {
         0x0000 => Ok(value),
         0x4000 => Ok(-value),
         _ => Err("NUMERIC is not a number".into()),
+    }
+}
+
+/// Rows of one statement at most on SQLite (a power of two: a run of rows goes in
+/// statements of 256, 128, … 1 rows, so that few distinct statements are prepared).
+pub const ROWS_PER_STATEMENT_MAX: usize = 256;
+
+/// Inserts `rows` (each of the same number of columns) with as few statements as it
+/// takes: `head` up to `VALUES`, the rows, then `tail` (an `ON CONFLICT` clause, a
+/// `RETURNING`); what `RETURNING` gives, through `f`. One statement a row is a round trip
+/// a row on PostgreSQL: there the rows go as one array a column (`UNNEST`), one statement
+/// whatever their number; on SQLite as multi-row `VALUES`.
+pub fn insert_rows<T>(
+    conn: &Connection,
+    head: &str,
+    rows: &[Vec<Value<'_>>],
+    tail: &str,
+    mut f: impl FnMut(&Row<'_>) -> Result<T>,
+) -> Result<Vec<T>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    if let (Inner::Pg(_), Some(columns)) = (&conn.0, PgColumn::of(rows)) {
+        let types: Vec<String> =
+            columns.iter().enumerate().map(|(i, c)| format!("?{}::{}[]", i + 1, c.array_type())).collect();
+        let sql = format!("{head} SELECT * FROM UNNEST({}) {tail}", types.join(", "));
+        let Statement::Pg(session, st) = conn.prepare_cached(&sql)? else { unreachable!("a PostgreSQL statement") };
+        let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = columns.iter().map(PgColumn::as_param).collect();
+        let found = off_runtime(|| session.borrow_mut().client().query(&st, &refs))?;
+        return found.iter().map(|r| f(&Row::Pg(r))).collect();
+    }
+    let mut out = Vec::new();
+    let mut rest = rows;
+    while !rest.is_empty() {
+        let n = if rest.len() >= ROWS_PER_STATEMENT_MAX { ROWS_PER_STATEMENT_MAX } else { 1 << rest.len().ilog2() };
+        let (chunk, after) = rest.split_at(n);
+        rest = after;
+        let columns = chunk[0].len();
+        let mut sql = String::with_capacity(head.len() + tail.len() + n * columns * 5);
+        sql.push_str(head);
+        sql.push_str(" VALUES ");
+        for r in 0..n {
+            sql.push_str(if r == 0 { "(" } else { ", (" });
+            for c in 0..columns {
+                if c > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!("?{}", r * columns + c + 1));
+            }
+            sql.push(')');
+        }
+        sql.push(' ');
+        sql.push_str(tail);
+        let values: Vec<Value<'_>> = chunk.iter().flatten().map(Value::borrowed).collect();
+        out.extend(conn.prepare_cached(&sql)?.query_map(values.as_slice(), &mut f)?.collect::<Result<Vec<T>>>()?);
+    }
+    Ok(out)
+}
+
+/// One column of rows, as a PostgreSQL array.
+enum PgColumn<'a> {
+    Int(Vec<i64>),
+    Text(Vec<&'a str>),
+    Blob(Vec<&'a [u8]>),
+}
+
+impl<'a> PgColumn<'a> {
+    /// The rows' columns, if every value of each column is of one type (no NULL).
+    fn of(rows: &'a [Vec<Value<'a>>]) -> Option<Vec<PgColumn<'a>>> {
+        let mut columns: Vec<PgColumn<'a>> = rows[0]
+            .iter()
+            .map(|v| match v {
+                Value::Int(_) => Some(PgColumn::Int(Vec::with_capacity(rows.len()))),
+                Value::Text(_) => Some(PgColumn::Text(Vec::with_capacity(rows.len()))),
+                Value::Blob(_) => Some(PgColumn::Blob(Vec::with_capacity(rows.len()))),
+                Value::Null => None,
+            })
+            .collect::<Option<_>>()?;
+        for row in rows {
+            if row.len() != columns.len() {
+                return None;
+            }
+            for (column, value) in columns.iter_mut().zip(row) {
+                match (column, value) {
+                    (PgColumn::Int(c), Value::Int(i)) => c.push(*i),
+                    (PgColumn::Text(c), Value::Text(t)) => c.push(t.as_ref()),
+                    (PgColumn::Blob(c), Value::Blob(b)) => c.push(b.as_ref()),
+                    _ => return None,
+                }
+            }
+        }
+        Some(columns)
+    }
+
+    fn array_type(&self) -> &'static str {
+        match self {
+            PgColumn::Int(_) => "bigint",
+            PgColumn::Text(_) => "text",
+            PgColumn::Blob(_) => "bytea",
+        }
+    }
+
+    fn as_param(&self) -> &(dyn postgres::types::ToSql + Sync) {
+        match self {
+            PgColumn::Int(c) => c,
+            PgColumn::Text(c) => c,
+            PgColumn::Blob(c) => c,
+        }
     }
 }
 
