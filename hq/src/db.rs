@@ -827,7 +827,7 @@ impl Db {
         now_ms: i64,
     ) -> Result<Applied, DbError> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = if entries.iter().all(is_sale) { conn.transaction_shared()? } else { conn.transaction()? };
         let mut applied = Applied::default();
         // Batched max-merge: of the running totals a batch carries for one counter only
         // the largest of each matters (they only grow), so each counter row is written

@@ -28,8 +28,9 @@ use crate::db::Db;
 pub use crate::metrics::Metrics;
 use crate::pki::store_of_certificate;
 
-/// Concurrent store connections; beyond this a store waits for its retry.
-pub const CONNECTIONS_MAX: usize = 1024;
+/// Concurrent store connections a node serves; beyond this a store waits for its retry
+/// (or moves to another node). 5,000: the chain's sizing per node (ARCHITECTURE).
+pub const CONNECTIONS_MAX: usize = 5_000;
 /// How often a connected store gets a fresh view of its neighbours' stock: fresh enough
 /// for "where else is it in stock", cheap enough for a fleet.
 pub const NEARBY_INTERVAL: Duration = Duration::from_secs(15);

@@ -1,5 +1,7 @@
-//! `kassa-sim fleet --stores N --seconds T`: N simulated stores connected at once to one
-//! HQ, each selling; HQ's resident memory and the merge lag.
+//! `kassa-sim fleet --stores N --seconds T`: N simulated stores connected at once to HQ,
+//! each selling; HQ's resident memory and the merge lag. With `--hq-nodes K --database
+//! postgres://…`, HQ is K nodes (processes) on one PostgreSQL database and the stores
+//! are spread over them; the memory reported is the largest node's.
 //!
 //! HQ is a real HQ in a process of its own (this binary re-run as `kassa-sim hq-serve`,
 //! which serves exactly as `kassa-hq serve` does: `kassa_hq::start`), so its memory is
@@ -47,7 +49,7 @@ const CONNECT_ALL_TIMEOUT: Duration = Duration::from_secs(180);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
 /// Lines per sale: 1 to this many.
 const LINES_PER_SALE_MAX: u64 = 5;
-/// Stores the benchmark accepts: HQ's connection limit.
+/// Stores the benchmark accepts per HQ node: a node's connection limit.
 pub const STORES_MAX: usize = kassa_hq::sync_server::CONNECTIONS_MAX;
 
 #[derive(Debug, Clone)]
@@ -56,13 +58,21 @@ pub struct FleetOptions {
     pub seconds: u64,
     /// Sales per store per minute (12: one every five seconds, a busy store's till).
     pub sales_per_minute: u32,
+    /// HQ nodes sharing the database, the stores spread over them round robin.
+    pub hq_nodes: usize,
+    /// HQ's database (an empty PostgreSQL one); `None`: a SQLite file.
+    pub database: Option<String>,
     /// The binary to run HQ with (`<exe> hq-serve`): `kassa-sim` itself.
     pub exe: PathBuf,
 }
 
+/// HQ nodes the benchmark runs at most.
+pub const HQ_NODES_MAX: usize = 8;
+
 #[derive(Debug, Clone)]
 pub struct FleetReport {
     pub stores: usize,
+    pub hq_nodes: usize,
     pub sales: u64,
     pub deltas: u64,
     pub reconnects: u64,
@@ -85,8 +95,16 @@ struct StoreOutcome {
 }
 
 pub async fn fleet(opts: FleetOptions) -> anyhow::Result<FleetReport> {
-    anyhow::ensure!(opts.stores > 0 && opts.stores <= STORES_MAX, "1 to {STORES_MAX} stores");
+    anyhow::ensure!(
+        opts.stores > 0 && opts.stores <= STORES_MAX * opts.hq_nodes.max(1),
+        "1 to {STORES_MAX} stores per HQ node"
+    );
     anyhow::ensure!(opts.seconds > 0 && opts.sales_per_minute > 0, "selling takes time and sales");
+    anyhow::ensure!((1..=HQ_NODES_MAX).contains(&opts.hq_nodes), "1 to {HQ_NODES_MAX} HQ nodes");
+    anyhow::ensure!(
+        opts.hq_nodes == 1 || opts.database.is_some(),
+        "several HQ nodes share one PostgreSQL database: give --database postgres://…"
+    );
     if cfg!(debug_assertions) {
         eprintln!("warning: a debug build; benchmark figures mean something only with --release");
     }
@@ -94,7 +112,12 @@ pub async fn fleet(opts: FleetOptions) -> anyhow::Result<FleetReport> {
     let hq_dir = dir.path().join("hq");
     std::fs::create_dir_all(&hq_dir)?;
     let items = kassa_protocol::catalog::parse_csv(DEMO_CATALOG_CSV)?;
-    let db = kassa_hq::Db::open(&hq_dir.join("hq.sqlite"))?;
+    let db = match &opts.database {
+        Some(url) => kassa_hq::Db::open_any(url, kassa_hq::db::PoolLimits::default())?,
+        None => kassa_hq::Db::open(&hq_dir.join("hq.sqlite"))?,
+    };
+    let held = db.stores()?.len();
+    anyhow::ensure!(held == 0, "HQ's database already holds {held} stores: give the fleet an empty one");
     let catalog_version = db.publish_catalog(&items)?;
     // What the fleet reads of HQ's API at the end (its store list) needs a token.
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
@@ -119,11 +142,23 @@ pub async fn fleet(opts: FleetOptions) -> anyhow::Result<FleetReport> {
         configs.push(kassa_agent::sync_client::client_config(&link)?);
     }
 
-    let mut hq = HqProcess::spawn(&opts.exe, &hq_dir)?;
-    let result = run_fleet(&opts, &hq, &hq_token, configs, Arc::new(items), catalog_version).await;
-    let (peak, end) = hq.rss_kib()?;
-    let cpu = hq.cpu()?;
-    hq.stop()?;
+    let mut nodes = Vec::with_capacity(opts.hq_nodes);
+    for k in 0..opts.hq_nodes {
+        let node_dir = if k == 0 { hq_dir.clone() } else { dir.path().join(format!("hq-{}", k + 1)) };
+        if k > 0 {
+            // Every node has the chain's certificate authority.
+            copy_dir(&hq_dir.join("pki"), &node_dir.join("pki"))?;
+        }
+        nodes.push(HqProcess::spawn(&opts.exe, &node_dir, opts.database.as_deref())?);
+    }
+    let result = run_fleet(&opts, &nodes, &hq_token, configs, Arc::new(items), catalog_version).await;
+    let (mut peak, mut end, mut cpu) = (0, 0, Duration::ZERO);
+    for hq in &mut nodes {
+        let (p, e) = hq.rss_kib()?;
+        (peak, end) = (peak.max(p), end.max(e));
+        cpu += hq.cpu()?;
+        hq.stop()?;
+    }
     let (outcomes, connect_all) = result?;
 
     let mut lags: Vec<Duration> = outcomes.iter().flat_map(|o| o.lags.iter().copied()).collect();
@@ -132,6 +167,7 @@ pub async fn fleet(opts: FleetOptions) -> anyhow::Result<FleetReport> {
     let sales: u64 = outcomes.iter().map(|o| o.sales).sum();
     let report = FleetReport {
         stores: opts.stores,
+        hq_nodes: opts.hq_nodes,
         sales,
         deltas: outcomes.iter().map(|o| o.deltas).sum(),
         reconnects: outcomes.iter().map(|o| o.reconnects).sum(),
@@ -150,7 +186,7 @@ pub async fn fleet(opts: FleetOptions) -> anyhow::Result<FleetReport> {
 
 async fn run_fleet(
     opts: &FleetOptions,
-    hq: &HqProcess,
+    nodes: &[HqProcess],
     hq_token: &str,
     configs: Vec<quinn::ClientConfig>,
     items: Arc<Vec<CatalogItem>>,
@@ -170,7 +206,7 @@ async fn run_fleet(
             actor: ActorId { store: StoreId(i as u32 + 1), epoch: 1 },
             endpoint: endpoints.last().expect("pushed").clone(),
             config,
-            hq: hq.quic,
+            hq: nodes[i % nodes.len()].quic,
             items: items.clone(),
             catalog_version,
             period: Duration::from_millis(60_000 / u64::from(opts.sales_per_minute)),
@@ -209,8 +245,8 @@ async fn run_fleet(
     for s in 1..=opts.seconds {
         tokio::time::sleep(Duration::from_secs(1)).await;
         if s % 5 == 0 || s == opts.seconds {
-            let (rss, _) = hq.rss_kib().unwrap_or((0, 0));
-            eprintln!("  {s}/{} s, HQ peak RSS {} MiB", opts.seconds, rss / 1024);
+            let rss = nodes.iter().map(|hq| hq.rss_kib().unwrap_or((0, 0)).0).max().unwrap_or(0);
+            eprintln!("  {s}/{} s, HQ peak RSS {} MiB (the largest node)", opts.seconds, rss / 1024);
         }
     }
     phase_tx.send_replace(Phase::Draining);
@@ -231,7 +267,7 @@ async fn run_fleet(
     }
     // Every sale at HQ, once: its own count per store, over HQ's API.
     let stores: serde_json::Value = reqwest::Client::new()
-        .get(format!("http://{}/api/stores", hq.http))
+        .get(format!("http://{}/api/stores", nodes[0].http))
         .bearer_auth(hq_token)
         .send()
         .await?
@@ -482,6 +518,19 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &to.join(entry.file_name()))?;
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name()))?;
+        }
+    }
+    Ok(())
+}
+
 /// HQ in a process of its own.
 struct HqProcess {
     child: std::process::Child,
@@ -490,15 +539,14 @@ struct HqProcess {
 }
 
 impl HqProcess {
-    fn spawn(exe: &Path, data_dir: &Path) -> anyhow::Result<HqProcess> {
+    fn spawn(exe: &Path, data_dir: &Path, database: Option<&str>) -> anyhow::Result<HqProcess> {
         use std::io::BufRead;
         let mut cmd = std::process::Command::new(exe);
-        cmd.arg("hq-serve")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--quic", "127.0.0.1:0", "--http", "127.0.0.1:0"])
-            .stdout(std::process::Stdio::piped())
-            .stdin(std::process::Stdio::null());
+        cmd.arg("hq-serve").arg("--data-dir").arg(data_dir).args(["--quic", "127.0.0.1:0", "--http", "127.0.0.1:0"]);
+        if let Some(url) = database {
+            cmd.args(["--database", url]);
+        }
+        cmd.stdout(std::process::Stdio::piped()).stdin(std::process::Stdio::null());
         // A thousand "store connected" lines would drown the report.
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "warn");
@@ -574,8 +622,10 @@ fn print(r: &FleetReport, opts: &FleetOptions) {
     let ms = |d: Duration| d.as_millis();
     println!();
     println!(
-        "fleet: {} stores on one HQ, {} s selling, {} sales/min per store ({})",
+        "fleet: {} stores on {} HQ node(s) on {}, {} s selling, {} sales/min per store ({})",
         r.stores,
+        r.hq_nodes,
+        if opts.database.is_some() { "PostgreSQL" } else { "SQLite" },
         opts.seconds,
         opts.sales_per_minute,
         machine()
@@ -589,8 +639,8 @@ fn print(r: &FleetReport, opts: &FleetOptions) {
     println!("{:<40} {:>12}", "merge lag p50 (ms)", ms(r.lag_p50));
     println!("{:<40} {:>12}", "merge lag p99 (ms)", ms(r.lag_p99));
     println!("{:<40} {:>12}", "merge lag max (ms)", ms(r.lag_max));
-    println!("{:<40} {:>12}", "HQ RSS peak (MiB)", r.hq_rss_peak_kib / 1024);
-    println!("{:<40} {:>12}", "HQ RSS at the end (MiB)", r.hq_rss_end_kib / 1024);
-    println!("{:<40} {:>12}", "HQ CPU time (s)", r.hq_cpu.as_secs());
+    println!("{:<40} {:>12}", "HQ RSS peak, largest node (MiB)", r.hq_rss_peak_kib / 1024);
+    println!("{:<40} {:>12}", "HQ RSS at the end, largest node (MiB)", r.hq_rss_end_kib / 1024);
+    println!("{:<40} {:>12}", "HQ CPU time, all nodes (s)", r.hq_cpu.as_secs());
     println!("fleet: {} stores, {} MiB HQ RSS, {} ms p99 lag", r.stores, r.hq_rss_peak_kib / 1024, ms(r.lag_p99));
 }

@@ -79,6 +79,14 @@ enum Command {
         /// Sales per store per minute.
         #[arg(long, default_value_t = 12)]
         sales_per_minute: u32,
+        /// HQ nodes (processes) sharing HQ's database, the stores spread over them; more
+        /// than one needs `--database`.
+        #[arg(long, default_value_t = 1)]
+        hq_nodes: usize,
+        /// HQ's database: an empty PostgreSQL database (`postgres://…`); default a SQLite
+        /// file in a temporary directory.
+        #[arg(long)]
+        database: Option<String>,
     },
     /// HQ as `kassa-hq serve` runs it; `fleet` starts it as its child.
     #[command(hide = true)]
@@ -87,6 +95,8 @@ enum Command {
         quic: SocketAddr,
         #[arg(long)]
         http: SocketAddr,
+        #[arg(long)]
+        database: Option<String>,
     },
     /// Benchmarks (build with --release): `scan`, `journal`, `loyalty`, `sync`, `promotions`,
     /// `orders`.
@@ -173,14 +183,14 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench { what: BenchKind::Promotions { active } } => {
             kassa_sim::bench_promotions::promotions_bench(active)
         }
-        Command::Fleet { stores, seconds, sales_per_minute } => {
+        Command::Fleet { stores, seconds, sales_per_minute, hq_nodes, database } => {
             let exe = std::env::current_exe()?;
-            kassa_sim::fleet::fleet(kassa_sim::fleet::FleetOptions { stores, seconds, sales_per_minute, exe })
-                .await
-                .map(drop)
+            let opts = kassa_sim::fleet::FleetOptions { stores, seconds, sales_per_minute, hq_nodes, database, exe };
+            kassa_sim::fleet::fleet(opts).await.map(drop)
         }
-        Command::HqServe { quic, http } => {
-            Ok(kassa_hq::serve_until_signal(kassa_hq::HqConfig::new(cli.data_dir, quic, http)).await?)
+        Command::HqServe { quic, http, database } => {
+            let config = kassa_hq::HqConfig { database, ..kassa_hq::HqConfig::new(cli.data_dir, quic, http) };
+            Ok(kassa_hq::serve_until_signal(config).await?)
         }
         Command::Scan { code } => {
             println!("{}", demo::send_command(&cli.data_dir, &format!("scan {code}")).await?);

@@ -5,8 +5,30 @@ use std::process::Command;
 
 #[test]
 fn a_small_fleet_sells_through_one_hq_and_reports() {
+    runs_and_reports(&[]);
+}
+
+/// Two HQ nodes (processes) on one PostgreSQL database, the stores spread over both.
+#[test]
+fn a_small_fleet_sells_through_two_hq_nodes_on_postgres() {
+    let Some(pg) = kassa_tests::pg::PgCluster::start("a_small_fleet_sells_through_two_hq_nodes_on_postgres") else {
+        return;
+    };
+    let url = pg.database("fleet");
+    runs_and_reports(&["--hq-nodes", "2", "--database", &url]);
+    // The database holds the stores now: a second run on it is refused, not mixed in.
+    let again = Command::new(env!("CARGO_BIN_EXE_kassa-sim"))
+        .args(["fleet", "--stores", "2", "--seconds", "1", "--hq-nodes", "2", "--database", &url])
+        .output()
+        .expect("run kassa-sim");
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("empty"));
+}
+
+/// A fleet of 25 stores for three seconds, with `extra` arguments, and its report.
+fn runs_and_reports(extra: &[&str]) {
     let out = Command::new(env!("CARGO_BIN_EXE_kassa-sim"))
         .args(["fleet", "--stores", "25", "--seconds", "3", "--sales-per-minute", "60"])
+        .args(extra)
         .output()
         .expect("run kassa-sim");
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -13,7 +13,10 @@
 //! ([`WRITE_LOCK`]): writes from every HQ node are serialised as they are on the one
 //! SQLite connection, so the read-then-write steps (loyalty grants, return claims, order
 //! numbers) need no other care; single statements outside a transaction are atomic by
-//! themselves.
+//! themselves. Batches of plain sales hold it shared
+//! ([`Connection::transaction_shared`]): they only add rows and max-merge counters, so
+//! they run side by side, and a batch that reads to decide (a return, an order's
+//! payment) waits for them and they for it.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -436,10 +439,22 @@ impl Connection {
     /// Begins a transaction; it rolls back unless committed. On PostgreSQL it first takes
     /// [`WRITE_LOCK`], so HQ's transactions run one at a time across every node.
     pub fn transaction(&mut self) -> Result<Transaction<'_>> {
+        self.begin("pg_advisory_xact_lock")
+    }
+
+    /// A transaction that only adds what no other transaction reads to decide (a store's
+    /// plain sales: its records and lines, max-merged counters): on PostgreSQL it holds
+    /// [`WRITE_LOCK`] shared, so such transactions run side by side (their commits flushed
+    /// together) and the others still each alone.
+    pub fn transaction_shared(&mut self) -> Result<Transaction<'_>> {
+        self.begin("pg_advisory_xact_lock_shared")
+    }
+
+    fn begin(&mut self, lock: &str) -> Result<Transaction<'_>> {
         match &self.0 {
             Inner::Lite(c) => c.execute_batch("BEGIN")?,
             Inner::Pg(s) => {
-                let begin = format!("BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})");
+                let begin = format!("BEGIN; SELECT {lock}({WRITE_LOCK})");
                 off_runtime(|| s.borrow_mut().client().batch_execute(&begin))?
             }
         }
