@@ -826,61 +826,144 @@ impl Db {
         head: u64,
         now_ms: i64,
     ) -> Result<Applied, DbError> {
+        let batch = Batch { actor, entries, upto, head };
+        Ok(self.apply_many(std::slice::from_ref(&batch), now_ms)?.remove(0))
+    }
+
+    /// [`Db::apply`] for the batches of several stores, in one transaction (one commit
+    /// for them all: a node coalesces the batches that arrive together). All or nothing:
+    /// an error leaves every one of them unapplied, for its store to send again.
+    pub fn apply_many(&self, batches: &[Batch<'_>], now_ms: i64) -> Result<Vec<Applied>, DbError> {
         let mut conn = self.conn()?;
-        let tx = if entries.iter().all(is_sale) { conn.transaction_shared()? } else { conn.transaction()? };
-        let mut applied = Applied::default();
-        // Batched max-merge: of the running totals a batch carries for one counter only
-        // the largest of each matters (they only grow), so each counter row is written
-        // once per batch, not once per sale that touched it.
-        let mut counters_merged: HashMap<(StoreId, &Sku, ActorId), (i64, i64)> = HashMap::new();
-        let mut parked = Vec::new();
-        // Runs of plain sales (nearly all of a catch-up) go in a few statements each.
-        for run in entries.chunk_by(|a, b| is_sale(a) == is_sale(b)) {
-            if is_sale(&run[0]) {
-                let (counters, refused) = apply_sales(&tx, run, now_ms)?;
-                applied.deltas += merge_into(&mut counters_merged, counters);
-                parked.extend(refused);
-                continue;
-            }
-            for e in run {
-                if let Change::Movement { movement, counters } = &e.change {
-                    if let Some(to) = stock::apply_movement(&tx, movement, now_ms)? {
-                        applied.inbound_for.push(to);
-                    }
-                    applied.deltas += merge_into(&mut counters_merged, counters);
-                    continue;
-                }
-                if let Change::OrderPayment { payment } = &e.change {
-                    match orders::apply_payment(&tx, payment, now_ms)? {
-                        Ok(paid) => applied.orders_paid.extend(paid),
-                        Err(reason) => parked.push((e, reason)),
-                    }
-                    continue;
-                }
-                match apply_entry(&tx, e, now_ms) {
-                    Ok(entry_counters) => applied.deltas += merge_into(&mut counters_merged, entry_counters),
-                    Err(ApplyError::Invalid(reason)) => parked.push((e, reason)),
-                    Err(ApplyError::Db(e)) => return Err(e.into()),
-                }
-            }
-        }
-        for (e, reason) in &parked {
-            park(&tx, actor, e, reason, now_ms)?;
-        }
-        applied.parked = parked.len();
-        let rows: Vec<Vec<sql::Value<'_>>> = counters_merged
-            .iter()
-            .map(|((location, sku, actor), (p, n))| counter_row(*location, sku, *actor, *p, *n))
-            .collect();
-        merge_counter_rows(&tx, &rows)?;
-        tx.prepare_cached(
-            "UPDATE stores SET acked_seq = GREATEST(acked_seq, ?2), last_contact_ms = ?3, head = GREATEST(head, ?4) WHERE store = ?1",
-        )?
-        .execute(params![actor.store.0, upto as i64, now_ms, head as i64])?;
+        let plain = batches.iter().all(|b| b.entries.iter().all(is_sale));
+        let tx = if plain { conn.transaction_shared()? } else { conn.transaction()? };
+        let applied = if plain && batches.len() > 1 {
+            apply_plain_sales(&tx, batches, now_ms)?
+        } else {
+            batches.iter().map(|b| apply_in(&tx, b, now_ms)).collect::<Result<Vec<_>, _>>()?
+        };
         tx.commit()?;
         Ok(applied)
     }
+}
 
+/// One store's batch: entries of its outbox, up to `upto`, with its outbox head.
+#[derive(Debug, Clone, Copy)]
+pub struct Batch<'a> {
+    pub actor: ActorId,
+    pub entries: &'a [OutboxEntry],
+    pub upto: u64,
+    pub head: u64,
+}
+
+/// Batches of plain sales from several stores as one run: the same few statements for
+/// them all (records, lines, counters, progress), not a few per store.
+fn apply_plain_sales(tx: &Transaction<'_>, batches: &[Batch<'_>], now_ms: i64) -> Result<Vec<Applied>, DbError> {
+    let (counters, refused) = apply_sales(tx, batches.iter().flat_map(|b| b.entries.iter()), now_ms)?;
+    let mut merged = HashMap::new();
+    merge_into(&mut merged, counters);
+    let rows: Vec<Vec<sql::Value<'_>>> =
+        merged.iter().map(|((location, sku, actor), (p, n))| counter_row(*location, sku, *actor, *p, *n)).collect();
+    merge_counter_rows(tx, &rows)?;
+    let mut applied: Vec<Applied> = batches
+        .iter()
+        .map(|b| Applied {
+            deltas: b
+                .entries
+                .iter()
+                .map(|e| if let Change::Sale { counters, .. } = &e.change { counters.len() } else { 0 })
+                .sum(),
+            ..Applied::default()
+        })
+        .collect();
+    for (e, reason) in &refused {
+        let at = batches.iter().position(|b| b.entries.as_ptr_range().contains(&std::ptr::from_ref(*e)));
+        let at = at.expect("a refused sale is one of the batches'");
+        park(tx, batches[at].actor, e, reason, now_ms)?;
+        applied[at].parked += 1;
+        if let Change::Sale { counters, .. } = &e.change {
+            applied[at].deltas -= counters.len();
+        }
+    }
+    let progress: Vec<_> = batches.iter().map(|b| (b.actor.store, b.upto, b.head)).collect();
+    record_progress(tx, &progress, now_ms)?;
+    Ok(applied)
+}
+
+/// Each store's acknowledged progress and outbox head, and that it was heard from now.
+fn record_progress(tx: &Transaction<'_>, progress: &[(StoreId, u64, u64)], now_ms: i64) -> sql::Result<()> {
+    if tx.backend() == sql::Backend::Postgres && progress.len() > 1 {
+        let column = |f: fn(&(StoreId, u64, u64)) -> i64| progress.iter().map(f).collect::<Vec<i64>>();
+        let (stores, upto, head) = (column(|p| p.0 .0.into()), column(|p| p.1 as i64), column(|p| p.2 as i64));
+        return tx.execute_arrays(
+            "UPDATE stores SET acked_seq = GREATEST(stores.acked_seq, u.upto), last_contact_ms = ?4,
+                 head = GREATEST(stores.head, u.head)
+             FROM UNNEST(?1::bigint[], ?2::bigint[], ?3::bigint[]) AS u(store, upto, head) WHERE stores.store = u.store",
+            &[&stores, &upto, &head, &now_ms],
+        );
+    }
+    let mut st = tx.prepare_cached(
+        "UPDATE stores SET acked_seq = GREATEST(acked_seq, ?2), last_contact_ms = ?3, head = GREATEST(head, ?4) WHERE store = ?1",
+    )?;
+    for (store, upto, head) in progress {
+        st.execute(params![store.0, *upto as i64, now_ms, *head as i64])?;
+    }
+    Ok(())
+}
+
+/// A batch's records and its store's progress, in the caller's transaction.
+fn apply_in(tx: &Transaction<'_>, batch: &Batch<'_>, now_ms: i64) -> Result<Applied, DbError> {
+    let Batch { actor, entries, upto, head } = *batch;
+    let mut applied = Applied::default();
+    // Batched max-merge: of the running totals a batch carries for one counter only
+    // the largest of each matters (they only grow), so each counter row is written
+    // once per batch, not once per sale that touched it.
+    let mut counters_merged: HashMap<(StoreId, &Sku, ActorId), (i64, i64)> = HashMap::new();
+    let mut parked = Vec::new();
+    // Runs of plain sales (nearly all of a catch-up) go in a few statements each.
+    for run in entries.chunk_by(|a, b| is_sale(a) == is_sale(b)) {
+        if is_sale(&run[0]) {
+            let (counters, refused) = apply_sales(tx, run, now_ms)?;
+            applied.deltas += merge_into(&mut counters_merged, counters);
+            parked.extend(refused);
+            continue;
+        }
+        for e in run {
+            if let Change::Movement { movement, counters } = &e.change {
+                if let Some(to) = stock::apply_movement(tx, movement, now_ms)? {
+                    applied.inbound_for.push(to);
+                }
+                applied.deltas += merge_into(&mut counters_merged, counters);
+                continue;
+            }
+            if let Change::OrderPayment { payment } = &e.change {
+                match orders::apply_payment(tx, payment, now_ms)? {
+                    Ok(paid) => applied.orders_paid.extend(paid),
+                    Err(reason) => parked.push((e, reason)),
+                }
+                continue;
+            }
+            match apply_entry(tx, e, now_ms) {
+                Ok(entry_counters) => applied.deltas += merge_into(&mut counters_merged, entry_counters),
+                Err(ApplyError::Invalid(reason)) => parked.push((e, reason)),
+                Err(ApplyError::Db(e)) => return Err(e.into()),
+            }
+        }
+    }
+    for (e, reason) in &parked {
+        park(tx, actor, e, reason, now_ms)?;
+    }
+    applied.parked = parked.len();
+    let rows: Vec<Vec<sql::Value<'_>>> = counters_merged
+        .iter()
+        .map(|((location, sku, actor), (p, n))| counter_row(*location, sku, *actor, *p, *n))
+        .collect();
+    merge_counter_rows(tx, &rows)?;
+    record_progress(tx, &[(actor.store, upto, head)], now_ms)?;
+    Ok(applied)
+}
+
+impl Db {
     /// Counter entries of actors other than the store itself for its stock: what the
     /// store needs from HQ.
     pub fn counters_for(&self, location: StoreId) -> Result<Vec<CounterEntry>, DbError> {
@@ -1437,7 +1520,7 @@ fn is_sale(e: &OutboxEntry) -> bool {
 #[allow(clippy::type_complexity)]
 fn apply_sales<'e>(
     tx: &Transaction<'_>,
-    run: &'e [OutboxEntry],
+    run: impl IntoIterator<Item = &'e OutboxEntry>,
     now_ms: i64,
 ) -> Result<(Vec<&'e CounterEntry>, Vec<(&'e OutboxEntry, String)>), DbError> {
     use sql::Value::{Blob, Int, Text};

@@ -210,6 +210,7 @@ pub async fn start(config: HqConfig, cancel: CancellationToken) -> Result<Runnin
     let promotions_version = db.promotions()?.0;
     let schedule_version = db.price_schedule()?.0;
     let return_terms = (db.return_limits()?.0, db.store_keys_head()?);
+    let apply_queue = sync_server::apply_queue();
     let shared = Shared {
         db,
         catalog: watch::channel(version).0,
@@ -223,6 +224,7 @@ pub async fn start(config: HqConfig, cancel: CancellationToken) -> Result<Runnin
         metrics: Default::default(),
         peers: Default::default(),
         protocol_versions: versions.clone(),
+        apply_queue: apply_queue.0,
     };
 
     let endpoint = quinn::Endpoint::server(pki.server_config(versions)?, config.quic_listen)
@@ -236,6 +238,10 @@ pub async fn start(config: HqConfig, cancel: CancellationToken) -> Result<Runnin
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(sync_server::accept_loop(endpoint, shared.clone(), cancel.clone()));
     tasks.spawn(orders::cancel_unpaid(shared.clone(), cancel.clone()));
+    for _ in 0..sync_server::APPLIERS {
+        let (queue, db, metrics) = (apply_queue.1.clone(), shared.db.clone(), shared.metrics.clone());
+        tasks.spawn(sync_server::applier(queue, db, metrics, cancel.clone()));
+    }
     nodes::spawn_listener(shared.clone(), cancel.clone());
     let access = api::Access {
         metrics_require_token: config.metrics_require_token,

@@ -43,9 +43,10 @@ pub struct Metrics {
     pub applied_deltas: AtomicU64,
     /// Time spent applying them, from handing a batch to the database to its commit.
     pub apply_micros: AtomicU64,
-    /// Batches applied.
+    /// Transactions of batches applied (a node puts the batches of several stores that
+    /// arrive together in one: `sync_server::applier`).
     pub applied_batches: AtomicU64,
-    /// The same time per batch.
+    /// The same time per transaction.
     batch_apply_seconds: Histogram,
 }
 
@@ -147,7 +148,11 @@ impl Metrics {
             load(&self.applied_entries),
         );
         registry.register("kassa_hq_applied_deltas", "Stock deltas those entries carried", load(&self.applied_deltas));
-        registry.register("kassa_hq_applied_batches", "Batches applied", load(&self.applied_batches));
+        registry.register(
+            "kassa_hq_applied_batches",
+            "Transactions of store batches applied (batches arriving together share one)",
+            load(&self.applied_batches),
+        );
         let apply = Duration::from_micros(self.apply_micros.load(Ordering::Relaxed));
         registry.register(
             "kassa_hq_apply_seconds",
@@ -156,7 +161,7 @@ impl Metrics {
         );
         registry.register(
             "kassa_hq_batch_apply_seconds",
-            "A batch's apply, from handing it to the database to its commit",
+            "A transaction of batches, from handing it to the database to its commit",
             self.batch_apply_seconds.clone(),
         );
 

@@ -68,6 +68,93 @@ pub struct Shared {
     pub peers: Arc<Peers>,
     /// The sync protocol versions HQ offers (its configuration).
     pub protocol_versions: Vec<u32>,
+    /// Store batches waiting to be applied, several to a transaction ([`applier`]).
+    pub apply_queue: tokio::sync::mpsc::Sender<ApplyJob>,
+}
+
+/// Tasks applying the node's queued batches; each takes what has arrived, at most
+/// [`COALESCE_BATCHES_MAX`] batches, into one transaction.
+pub const APPLIERS: usize = 4;
+/// Batches of different stores one transaction applies at most.
+pub const COALESCE_BATCHES_MAX: usize = 64;
+/// Batches waiting for an applier, at most (a store waits to send beyond).
+pub const APPLY_QUEUE_MAX: usize = 1_024;
+
+/// A store's batch waiting to be applied, and where its outcome goes.
+#[derive(Debug)]
+pub struct ApplyJob {
+    actor: ActorId,
+    entries: Vec<kassa_protocol::wire::OutboxEntry>,
+    upto: u64,
+    head: u64,
+    reply: tokio::sync::oneshot::Sender<Result<crate::db::Applied, Arc<crate::db::DbError>>>,
+}
+
+/// The queue of batches and its receiving end, for [`applier`].
+pub fn apply_queue(
+) -> (tokio::sync::mpsc::Sender<ApplyJob>, Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<ApplyJob>>>) {
+    let (tx, rx) = tokio::sync::mpsc::channel(APPLY_QUEUE_MAX);
+    (tx, Arc::new(tokio::sync::Mutex::new(rx)))
+}
+
+/// Applies queued batches until HQ stops: the first one waiting and whatever else
+/// has arrived meanwhile, in one transaction with one commit (`Db::apply_many`) — at a
+/// busy hour thousands of stores' batches a second would otherwise each wait for a commit
+/// of their own. Each store hears its own outcome; a failed transaction fails them all
+/// and each store sends its batch again.
+pub async fn applier(
+    queue: Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<ApplyJob>>>,
+    db: Arc<Db>,
+    metrics: Arc<Metrics>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let jobs = {
+            let mut rx = tokio::select! {
+                _ = cancel.cancelled() => return,
+                rx = queue.lock() => rx,
+            };
+            let first = tokio::select! {
+                _ = cancel.cancelled() => return,
+                first = rx.recv() => match first { Some(job) => job, None => return },
+            };
+            let mut jobs = vec![first];
+            while jobs.len() < COALESCE_BATCHES_MAX {
+                match rx.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
+            }
+            jobs
+        };
+        let started = std::time::Instant::now();
+        let db = db.clone();
+        let (jobs, result) = tokio::task::spawn_blocking(move || {
+            let batches: Vec<crate::db::Batch<'_>> = jobs
+                .iter()
+                .map(|j| crate::db::Batch { actor: j.actor, entries: &j.entries, upto: j.upto, head: j.head })
+                .collect();
+            let result = db.apply_many(&batches, now_ms());
+            (jobs, result)
+        })
+        .await
+        .expect("database task panicked");
+        match result {
+            Ok(applied) => {
+                let entries = jobs.iter().map(|j| j.entries.len()).sum();
+                metrics.batch_applied(entries, applied.iter().map(|a| a.deltas).sum(), started.elapsed());
+                for (job, applied) in jobs.into_iter().zip(applied) {
+                    let _ = job.reply.send(Ok(applied));
+                }
+            }
+            Err(e) => {
+                let e = Arc::new(e);
+                for job in jobs {
+                    let _ = job.reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
 }
 
 /// What HQ knows of the stores connected right now: the protocol version and software
@@ -618,10 +705,15 @@ async fn apply_batch(
     head: u64,
 ) {
     let n = entries.len();
-    let started = std::time::Instant::now();
-    match blocking(&shared.db, move |db| db.apply(actor, &entries, upto, head, now_ms())).await {
-        Ok(crate::db::Applied { parked, deltas, inbound_for, orders_paid }) => {
-            shared.metrics.batch_applied(n, deltas, started.elapsed());
+    let (reply, outcome) = tokio::sync::oneshot::channel();
+    let queued = shared.apply_queue.send(ApplyJob { actor, entries, upto, head, reply }).await;
+    let stopping = || Arc::new(crate::db::DbError::Config("HQ is stopping".into()));
+    let result = match queued {
+        Ok(()) => outcome.await.unwrap_or_else(|_| Err(stopping())),
+        Err(_) => Err(stopping()),
+    };
+    match result {
+        Ok(crate::db::Applied { parked, deltas: _, inbound_for, orders_paid }) => {
             if !orders_paid.is_empty() {
                 for (store, order) in &orders_paid {
                     shared.peers.rewind_orders(*store, order.0);

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 
-use kassa_hq::db::{Applied, Db, NewAudit, PoolLimits};
+use kassa_hq::db::{Applied, Batch, Db, NewAudit, PoolLimits};
 use kassa_protocol::basket::BasketLine;
 use kassa_protocol::catalog::VatRate;
 use kassa_protocol::orders::{OrderPayment, TillPayment};
@@ -26,6 +26,10 @@ const ACTOR: ActorId = ActorId { store: STORE, epoch: 1 };
 type Case = (&'static str, fn(Open<'_>));
 
 const CASES: &[Case] = &[
+    (
+        "batches_of_several_stores_in_one_transaction_equal_each_alone",
+        batches_of_several_stores_in_one_transaction_equal_each_alone,
+    ),
     (
         "a_batch_merges_each_counter_once_to_what_entry_by_entry_merging_gives",
         a_batch_merges_each_counter_once_to_what_entry_by_entry_merging_gives,
@@ -86,6 +90,11 @@ fn hq_storage_on_postgres() {
 
 /// A sale of one piece of each SKU, with the store's running totals after it.
 fn sale(seq: u64, skus: &[&str], sold: &mut HashMap<String, i64>) -> OutboxEntry {
+    sale_of(ACTOR, seq, skus, sold)
+}
+
+/// [`sale`] at the store of `actor`.
+fn sale_of(actor: ActorId, seq: u64, skus: &[&str], sold: &mut HashMap<String, i64>) -> OutboxEntry {
     let lines: Vec<BasketLine> = skus
         .iter()
         .map(|sku| BasketLine { name: "Хлеб".into(), vat: VatRate::Vat10, ..testing::line(sku, Kopecks(5_000)) })
@@ -95,11 +104,58 @@ fn sale(seq: u64, skus: &[&str], sold: &mut HashMap<String, i64>) -> OutboxEntry
         .map(|sku| {
             let n = sold.entry((*sku).into()).or_default();
             *n += 1;
-            CounterEntry { location: STORE, sku: Sku((*sku).into()), actor: ACTOR, p: 0, n: *n }
+            CounterEntry { location: actor.store, sku: Sku((*sku).into()), actor, p: 0, n: *n }
         })
         .collect();
-    let sale = Sale { cashier: "k".into(), ..testing::sale(STORE, seq, lines) };
+    let sale = Sale { cashier: "k".into(), ..testing::sale(actor.store, seq, lines) };
     OutboxEntry { seq, change: Change::Sale { sale, counters } }
+}
+
+/// A node puts the batches of several stores that arrive together in one transaction
+/// (`Db::apply_many`): the same rows as each applied alone, each store's progress, a
+/// store's refused sale parked under that store; the same batches again change nothing.
+fn batches_of_several_stores_in_one_transaction_equal_each_alone(open: Open<'_>) {
+    let stores: Vec<ActorId> = (1..=3).map(|s| ActorId { store: StoreId(s), epoch: 1 }).collect();
+    let mut entries: Vec<Vec<OutboxEntry>> = stores
+        .iter()
+        .map(|a| {
+            let mut sold = HashMap::new();
+            (1..=10).map(|seq| sale_of(*a, seq, &[["1", "2"][seq as usize % 2], "3"], &mut sold)).collect()
+        })
+        .collect();
+    // Store 2's fifth sale says a total its lines do not make: refused.
+    if let Change::Sale { sale, .. } = &mut entries[1][4].change {
+        sale.total = Kopecks(sale.total.0 + 1);
+    }
+    let (together, alone) = (open(), open());
+    for db in [&together, &alone] {
+        for a in &stores {
+            db.hello(*a, 10, 1, 0).unwrap();
+        }
+    }
+    let batches: Vec<Batch<'_>> =
+        stores.iter().zip(&entries).map(|(a, e)| Batch { actor: *a, entries: e, upto: 10, head: 10 }).collect();
+    let applied = together.apply_many(&batches, 5).unwrap();
+    assert_eq!(applied.iter().map(|a| (a.parked, a.deltas)).collect::<Vec<_>>(), vec![(0, 20), (1, 18), (0, 20)]);
+    for (a, e) in stores.iter().zip(&entries) {
+        alone.apply(*a, e, 10, 10, 5).unwrap();
+    }
+    let parked: Vec<(u32, u64)> = together.parked().unwrap().iter().map(|p| (p.store, p.seq)).collect();
+    assert_eq!(parked, vec![(2, 5)]);
+    assert_eq!(parked.len(), alone.parked().unwrap().len());
+    let state = |db: &Db| {
+        let per_store: Vec<_> = stores
+            .iter()
+            .map(|a| (db.counters_at(a.store).unwrap(), db.sales(a.store, 0, 100).unwrap().len()))
+            .collect();
+        let progress: Vec<_> = db.stores().unwrap().iter().map(|s| (s.store, s.acked_seq, s.sales)).collect();
+        (per_store, progress)
+    };
+    assert_eq!(state(&together), state(&alone));
+    assert_eq!(state(&together).1, vec![(1, 10, 10), (2, 10, 9), (3, 10, 10)]);
+    let before = state(&together);
+    together.apply_many(&batches, 6).unwrap();
+    assert_eq!(state(&together), before, "the same batches again change nothing");
 }
 
 fn a_batch_merges_each_counter_once_to_what_entry_by_entry_merging_gives(open: Open<'_>) {

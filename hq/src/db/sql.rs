@@ -428,6 +428,16 @@ impl Connection {
         }
     }
 
+    /// PostgreSQL only: a statement with whole arrays (and other values PostgreSQL takes
+    /// as they are) for parameters, e.g. an `UPDATE … FROM UNNEST(…)` of many rows.
+    pub fn execute_arrays(&self, sql: &str, params: &[&(dyn postgres::types::ToSql + Sync)]) -> Result<()> {
+        let Statement::Pg(session, st) = self.prepare_cached(sql)? else {
+            return Err(Error::conversion(0, "array parameters are PostgreSQL's"));
+        };
+        off_runtime(|| session.borrow_mut().client().execute(&st, params))?;
+        Ok(())
+    }
+
     pub fn execute(&self, sql: &str, params: impl Params) -> Result<usize> {
         self.prepare_cached(sql)?.execute(params)
     }
