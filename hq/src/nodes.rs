@@ -32,14 +32,15 @@ const RECONNECT_WAIT: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Topic {
     Catalog,
+    /// Loyalty rules: offered to a connection with the catalog.
+    Rules,
     Promotions,
     PriceSchedule,
     ReturnTerms,
     Inbound,
     Orders,
     Counters,
-    /// Something this node's connections are not offered (a demo flag, loyalty rules:
-    /// sent with the catalog and on connect).
+    /// Something this node's connections are not offered (a demo flag).
     Other,
 }
 
@@ -47,6 +48,7 @@ impl Topic {
     pub fn of(payload: &str) -> Topic {
         match payload {
             "meta:catalog_version" => Topic::Catalog,
+            "meta:rules_version" => Topic::Rules,
             "meta:promotions_version" => Topic::Promotions,
             "meta:price_schedule_version" => Topic::PriceSchedule,
             "meta:return_limits_version" | "store_keys" => Topic::ReturnTerms,
@@ -57,8 +59,9 @@ impl Topic {
         }
     }
 
-    const ALL: [Topic; 7] = [
+    const ALL: [Topic; 8] = [
         Topic::Catalog,
+        Topic::Rules,
         Topic::Promotions,
         Topic::PriceSchedule,
         Topic::ReturnTerms,
@@ -80,6 +83,9 @@ pub fn refresh(shared: &Shared, topic: Topic) -> Result<(), DbError> {
             let version = db.catalog_version()?;
             shared.catalog.send_if_modified(|v| std::mem::replace(v, version) != version);
         }
+        // Connections offer the rules whenever the catalog channel moves (as the API does
+        // when it publishes rules); the store takes only a newer version.
+        Topic::Rules => shared.catalog.send_modify(|_| {}),
         Topic::Promotions => {
             let version = db.promotions()?.0;
             shared.promotions.send_if_modified(|v| std::mem::replace(v, version) != version);
@@ -161,6 +167,7 @@ mod tests {
     #[test]
     fn payloads_name_their_topics() {
         assert_eq!(Topic::of("meta:catalog_version"), Topic::Catalog);
+        assert_eq!(Topic::of("meta:rules_version"), Topic::Rules);
         assert_eq!(Topic::of("store_keys"), Topic::ReturnTerms);
         assert_eq!(Topic::of("meta:return_limits_version"), Topic::ReturnTerms);
         assert_eq!(Topic::of("order_events"), Topic::Orders);

@@ -101,6 +101,13 @@ async fn two_hq_nodes_on_one_postgres_serve_stores_that_fail_over_exactly_once()
     assert!(took <= PUBLISH_REACH_MAX, "{took:?} > {PUBLISH_REACH_MAX:?}");
     let held = stores[2].agent.journal.item_by_sku(&items[0].sku).unwrap().expect("the item");
     assert_eq!(held.price, items[0].price);
+    // So do loyalty rules published through node A.
+    let rules = kassa_protocol::loyalty::LoyaltyRules::new(5_000, Vec::new(), 30, 100).unwrap();
+    a.shared.db.publish_rules(&rules).unwrap();
+    eventually(Duration::from_secs(5), "node A's loyalty rules at store 3 on node B", || async {
+        (stores[2].agent.journal.loyalty_rules().unwrap() == rules).then_some(())
+    })
+    .await;
 
     points_are_never_overspent_across_nodes(&a, &b);
 
