@@ -84,6 +84,24 @@ impl Pki {
         Ok(pki)
     }
 
+    /// A copy of this PKI in `dir`, for another HQ node of the same chain: every node
+    /// serves with HQ's certificate and enrols stores with the one CA.
+    pub fn copy_to(&self, dir: &Path) -> Result<Pki, PkiError> {
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| PkiError::Io { path, source }
+        };
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        for entry in std::fs::read_dir(&self.dir).map_err(io(&self.dir))? {
+            let entry = entry.map_err(io(&self.dir))?;
+            if entry.file_type().map_err(io(&entry.path()))?.is_file() {
+                let to = dir.join(entry.file_name());
+                std::fs::copy(entry.path(), &to).map_err(io(&to))?;
+            }
+        }
+        Pki::open_or_create(dir)
+    }
+
     fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }

@@ -147,7 +147,7 @@ pub async fn fleet(opts: FleetOptions) -> anyhow::Result<FleetReport> {
         let node_dir = if k == 0 { hq_dir.clone() } else { dir.path().join(format!("hq-{}", k + 1)) };
         if k > 0 {
             // Every node has the chain's certificate authority.
-            copy_dir(&hq_dir.join("pki"), &node_dir.join("pki"))?;
+            pki.copy_to(&node_dir.join("pki"))?;
         }
         nodes.push(HqProcess::spawn(&opts.exe, &node_dir, opts.database.as_deref())?);
     }
@@ -516,19 +516,6 @@ async fn sleep_until(deadline: Option<Instant>) {
         Some(d) => tokio::time::sleep_until(d.into()).await,
         None => std::future::pending().await,
     }
-}
-
-fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        if entry.file_type()?.is_dir() {
-            copy_dir(&entry.path(), &to.join(entry.file_name()))?;
-        } else {
-            std::fs::copy(entry.path(), to.join(entry.file_name()))?;
-        }
-    }
-    Ok(())
 }
 
 /// HQ in a process of its own.

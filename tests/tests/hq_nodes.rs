@@ -36,19 +36,6 @@ async fn node(dir: &Path, name: &str, url: &str, cancel: CancellationToken) -> k
     hq
 }
 
-/// Every HQ node has the chain's certificate authority: B gets a copy of A's.
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &to.join(entry.file_name()));
-        } else {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hq_nodes_on_one_postgres_serve_stores_that_fail_over_exactly_once() {
     init_logging();
@@ -57,7 +44,8 @@ async fn two_hq_nodes_on_one_postgres_serve_stores_that_fail_over_exactly_once()
     let dir = tempfile::tempdir().unwrap();
     let (cancel, cancel_a) = (CancellationToken::new(), CancellationToken::new());
     let a = node(dir.path(), "a", &url, cancel_a.clone()).await;
-    copy_dir(&dir.path().join("a/pki"), &dir.path().join("b/pki"));
+    // Every HQ node has the chain's certificate authority: B gets a copy of A's.
+    a.pki.copy_to(&dir.path().join("b/pki")).unwrap();
     let b = node(dir.path(), "b", &url, cancel.clone()).await;
     let start =
         |hq, id, fallback| kassa_tests::start_relayed_store_with(hq, dir.path(), id, 180, fallback, cancel.clone());
