@@ -837,11 +837,7 @@ impl Db {
         let mut conn = self.conn()?;
         let plain = batches.iter().all(|b| b.entries.iter().all(is_sale));
         let tx = if plain { conn.transaction_shared()? } else { conn.transaction()? };
-        let applied = if plain && batches.len() > 1 {
-            apply_plain_sales(&tx, batches, now_ms)?
-        } else {
-            batches.iter().map(|b| apply_in(&tx, b, now_ms)).collect::<Result<Vec<_>, _>>()?
-        };
+        let applied = apply_batches(&tx, batches, now_ms)?;
         tx.commit()?;
         Ok(applied)
     }
@@ -856,38 +852,72 @@ pub struct Batch<'a> {
     pub head: u64,
 }
 
-/// Batches of plain sales from several stores as one run: the same few statements for
-/// them all (records, lines, counters, progress), not a few per store.
-fn apply_plain_sales(tx: &Transaction<'_>, batches: &[Batch<'_>], now_ms: i64) -> Result<Vec<Applied>, DbError> {
-    let (counters, refused) = apply_sales(tx, batches.iter().flat_map(|b| b.entries.iter()), now_ms)?;
-    let mut merged = HashMap::new();
-    merge_into(&mut merged, counters);
+/// The batches' records and their stores' progress, in the caller's transaction, as one
+/// run: consecutive sales of every batch go in the same few statements (records, lines),
+/// the counters they all carry are max-merged once, and each store's progress is
+/// recorded; a record that cannot be applied is parked under its batch's store.
+fn apply_batches(tx: &Transaction<'_>, batches: &[Batch<'_>], now_ms: i64) -> Result<Vec<Applied>, DbError> {
+    let mut applied = vec![Applied::default(); batches.len()];
+    let entries: Vec<(usize, &OutboxEntry)> =
+        batches.iter().enumerate().flat_map(|(i, b)| b.entries.iter().map(move |e| (i, e))).collect();
+    // Batched max-merge: of the running totals the batches carry for one counter only the
+    // largest of each matters (they only grow), so each counter row is written once.
+    let mut merged: HashMap<(StoreId, &Sku, ActorId), (i64, i64)> = HashMap::new();
+    let mut parked: Vec<(usize, &OutboxEntry, String)> = Vec::new();
+    for run in entries.chunk_by(|a, b| is_sale(a.1) == is_sale(b.1)) {
+        if is_sale(run[0].1) {
+            let (counters, refused) = apply_sales(tx, run.iter().map(|(_, e)| *e), now_ms)?;
+            merge_into(&mut merged, counters);
+            for &(i, e) in run {
+                applied[i].deltas += sale_counters(e);
+            }
+            for (e, reason) in refused {
+                let &(i, _) = run.iter().find(|(_, x)| std::ptr::eq(*x, e)).expect("a sale of the run");
+                applied[i].deltas -= sale_counters(e);
+                parked.push((i, e, reason));
+            }
+            continue;
+        }
+        for &(i, e) in run {
+            if let Change::Movement { movement, counters } = &e.change {
+                if let Some(to) = stock::apply_movement(tx, movement, now_ms)? {
+                    applied[i].inbound_for.push(to);
+                }
+                applied[i].deltas += merge_into(&mut merged, counters);
+                continue;
+            }
+            if let Change::OrderPayment { payment } = &e.change {
+                match orders::apply_payment(tx, payment, now_ms)? {
+                    Ok(paid) => applied[i].orders_paid.extend(paid),
+                    Err(reason) => parked.push((i, e, reason)),
+                }
+                continue;
+            }
+            match apply_entry(tx, e, now_ms) {
+                Ok(counters) => applied[i].deltas += merge_into(&mut merged, counters),
+                Err(ApplyError::Invalid(reason)) => parked.push((i, e, reason)),
+                Err(ApplyError::Db(e)) => return Err(e.into()),
+            }
+        }
+    }
+    for (i, e, reason) in &parked {
+        park(tx, batches[*i].actor, e, reason, now_ms)?;
+        applied[*i].parked += 1;
+    }
     let rows: Vec<Vec<sql::Value<'_>>> =
         merged.iter().map(|((location, sku, actor), (p, n))| counter_row(*location, sku, *actor, *p, *n)).collect();
     merge_counter_rows(tx, &rows)?;
-    let mut applied: Vec<Applied> = batches
-        .iter()
-        .map(|b| Applied {
-            deltas: b
-                .entries
-                .iter()
-                .map(|e| if let Change::Sale { counters, .. } = &e.change { counters.len() } else { 0 })
-                .sum(),
-            ..Applied::default()
-        })
-        .collect();
-    for (e, reason) in &refused {
-        let at = batches.iter().position(|b| b.entries.as_ptr_range().contains(&std::ptr::from_ref(*e)));
-        let at = at.expect("a refused sale is one of the batches'");
-        park(tx, batches[at].actor, e, reason, now_ms)?;
-        applied[at].parked += 1;
-        if let Change::Sale { counters, .. } = &e.change {
-            applied[at].deltas -= counters.len();
-        }
-    }
     let progress: Vec<_> = batches.iter().map(|b| (b.actor.store, b.upto, b.head)).collect();
     record_progress(tx, &progress, now_ms)?;
     Ok(applied)
+}
+
+/// The stock deltas a sale carries.
+fn sale_counters(e: &OutboxEntry) -> usize {
+    match &e.change {
+        Change::Sale { counters, .. } => counters.len(),
+        _ => 0,
+    }
 }
 
 /// Each store's acknowledged progress and outbox head, and that it was heard from now.
@@ -909,58 +939,6 @@ fn record_progress(tx: &Transaction<'_>, progress: &[(StoreId, u64, u64)], now_m
         st.execute(params![store.0, *upto as i64, now_ms, *head as i64])?;
     }
     Ok(())
-}
-
-/// A batch's records and its store's progress, in the caller's transaction.
-fn apply_in(tx: &Transaction<'_>, batch: &Batch<'_>, now_ms: i64) -> Result<Applied, DbError> {
-    let Batch { actor, entries, upto, head } = *batch;
-    let mut applied = Applied::default();
-    // Batched max-merge: of the running totals a batch carries for one counter only
-    // the largest of each matters (they only grow), so each counter row is written
-    // once per batch, not once per sale that touched it.
-    let mut counters_merged: HashMap<(StoreId, &Sku, ActorId), (i64, i64)> = HashMap::new();
-    let mut parked = Vec::new();
-    // Runs of plain sales (nearly all of a catch-up) go in a few statements each.
-    for run in entries.chunk_by(|a, b| is_sale(a) == is_sale(b)) {
-        if is_sale(&run[0]) {
-            let (counters, refused) = apply_sales(tx, run, now_ms)?;
-            applied.deltas += merge_into(&mut counters_merged, counters);
-            parked.extend(refused);
-            continue;
-        }
-        for e in run {
-            if let Change::Movement { movement, counters } = &e.change {
-                if let Some(to) = stock::apply_movement(tx, movement, now_ms)? {
-                    applied.inbound_for.push(to);
-                }
-                applied.deltas += merge_into(&mut counters_merged, counters);
-                continue;
-            }
-            if let Change::OrderPayment { payment } = &e.change {
-                match orders::apply_payment(tx, payment, now_ms)? {
-                    Ok(paid) => applied.orders_paid.extend(paid),
-                    Err(reason) => parked.push((e, reason)),
-                }
-                continue;
-            }
-            match apply_entry(tx, e, now_ms) {
-                Ok(entry_counters) => applied.deltas += merge_into(&mut counters_merged, entry_counters),
-                Err(ApplyError::Invalid(reason)) => parked.push((e, reason)),
-                Err(ApplyError::Db(e)) => return Err(e.into()),
-            }
-        }
-    }
-    for (e, reason) in &parked {
-        park(tx, actor, e, reason, now_ms)?;
-    }
-    applied.parked = parked.len();
-    let rows: Vec<Vec<sql::Value<'_>>> = counters_merged
-        .iter()
-        .map(|((location, sku, actor), (p, n))| counter_row(*location, sku, *actor, *p, *n))
-        .collect();
-    merge_counter_rows(tx, &rows)?;
-    record_progress(tx, &[(actor.store, upto, head)], now_ms)?;
-    Ok(applied)
 }
 
 impl Db {

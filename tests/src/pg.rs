@@ -122,9 +122,14 @@ impl PgCluster {
 
     /// Runs SQL through `psql` and returns what it printed (unaligned, tuples only).
     pub fn psql(&self, sql: &str) -> String {
+        self.psql_on("postgres", sql)
+    }
+
+    /// [`PgCluster::psql`] on database `database`.
+    pub fn psql_on(&self, database: &str, sql: &str) -> String {
         let out = self
             .command("psql")
-            .arg(self.url())
+            .arg(format!("postgres://kassa@127.0.0.1:{}/{database}", self.port))
             .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
             .output()
             .expect("psql runs");

@@ -77,6 +77,29 @@ fn hq_storage_on_sqlite() {
     });
 }
 
+/// A PostgreSQL database a newer HQ left is refused, and left as it was; one of this
+/// version is opened again without migrating (as a second node does).
+#[test]
+fn a_postgres_database_newer_than_the_binary_is_refused_untouched() {
+    let Some(pg) = kassa_tests::pg::PgCluster::start("a_postgres_database_newer_than_the_binary_is_refused") else {
+        return;
+    };
+    let url = pg.database("newer");
+    drop(Db::open_postgres(&url, PoolLimits::default()).unwrap());
+    let current = kassa_hq::db::SCHEMA_VERSION;
+    assert_eq!(pg.psql_on("newer", "SELECT version FROM schema_version"), current.to_string());
+    drop(Db::open_postgres(&url, PoolLimits::default()).expect("opened again, nothing to migrate"));
+    pg.psql_on("newer", &format!("UPDATE schema_version SET version = {}", current + 1));
+    let tables = "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'";
+    let before = pg.psql_on("newer", tables);
+    match Db::open_postgres(&url, PoolLimits::default()) {
+        Err(kassa_hq::db::DbError::TooNew { found, known }) => assert_eq!((found, known), (current + 1, current)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(pg.psql_on("newer", "SELECT version FROM schema_version"), (current + 1).to_string());
+    assert_eq!(pg.psql_on("newer", tables), before);
+}
+
 #[test]
 fn hq_storage_on_postgres() {
     let Some(pg) = kassa_tests::pg::PgCluster::start("hq_storage_on_postgres") else { return };

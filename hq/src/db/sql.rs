@@ -21,6 +21,7 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::time::Duration;
 
 /// The advisory lock every PostgreSQL transaction of HQ's holds (an arbitrary constant,
@@ -730,7 +731,7 @@ pub fn insert_rows<T>(
                 if c > 0 {
                     sql.push(',');
                 }
-                sql.push_str(&format!("?{}", r * columns + c + 1));
+                let _ = write!(sql, "?{}", r * columns + c + 1);
             }
             sql.push(')');
         }
