@@ -107,14 +107,23 @@ pub struct Db {
     conn: Pool,
     /// Each store's stock as its neighbours see it, with when it was read.
     views: Mutex<HashMap<StoreId, StockView>>,
+    /// Each store's neighbours, with when the list was read.
+    neighbour_lists: Mutex<HashMap<StoreId, NeighbourList>>,
     /// The published promotions, indexed for pricing, and their version; built from the
     /// table on first use and replaced on every publication.
     promotion_set: Mutex<Option<(u64, Arc<PromotionSet>)>>,
     /// The price schedule, indexed for pricing, with its version (`schedule`).
     schedule_index: Mutex<Option<(u64, Arc<kassa_protocol::price_schedule::PriceSchedule>)>>,
+    /// The catalog's items of the version this node last read, for offering them.
+    catalog_copy: Mutex<Option<CatalogCopy>>,
+    /// The store keys and return limits, as this node last read them.
+    terms: Mutex<return_terms::TermsCache>,
 }
 
 type StockView = (i64, Arc<Vec<(Sku, i64)>>);
+type NeighbourList = (i64, Arc<Vec<StoreId>>);
+/// A catalog version and its items.
+pub type CatalogCopy = (u64, Arc<Vec<CatalogItem>>);
 
 /// Where HQ's connections come from: SQLite's one connection, or PostgreSQL's pool.
 #[derive(Debug)]
@@ -576,8 +585,11 @@ impl Db {
         Db {
             conn,
             views: Mutex::new(HashMap::new()),
+            neighbour_lists: Mutex::new(HashMap::new()),
             promotion_set: Mutex::new(None),
             schedule_index: Mutex::new(None),
+            catalog_copy: Mutex::new(None),
+            terms: Mutex::new(Default::default()),
         }
     }
 
@@ -757,6 +769,33 @@ impl Db {
 
     pub fn catalog(&self) -> Result<Vec<CatalogItem>, DbError> {
         catalog_in(&*self.conn()?)
+    }
+
+    /// The published catalog and its version if it is newer than `held` (what a store
+    /// holds), else `None` without reading the items. The items of a version are read
+    /// once per node and shared: after a publication every store asks for the same.
+    pub fn catalog_newer_than(&self, held: u64) -> Result<Option<CatalogCopy>, DbError> {
+        let conn = self.conn()?;
+        let version = meta(&conn, "catalog_version")?;
+        if version <= held {
+            return Ok(None);
+        }
+        let cached = self.catalog_copy().as_ref().filter(|(v, _)| *v == version).map(|(_, items)| items.clone());
+        if let Some(items) = cached {
+            return Ok(Some((version, items)));
+        }
+        let items = Arc::new(catalog_in(&conn)?);
+        // Published again between the two reads: these items may be the newer version's,
+        // so they are not kept under this one (the store is offered the newer one next).
+        if meta(&conn, "catalog_version")? == version {
+            *self.catalog_copy() = Some((version, items.clone()));
+        }
+        Ok(Some((version, items)))
+    }
+
+    fn catalog_copy(&self) -> std::sync::MutexGuard<'_, Option<CatalogCopy>> {
+        // Only a copy: a panicking holder leaves either the old or the new one whole.
+        self.catalog_copy.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Books a delivery of `quantity` into a store's stock, as HQ's actor; returns the
@@ -1040,16 +1079,26 @@ impl Db {
     /// The stores whose stock `store` sees as "nearby": those HQ lists for it, or by
     /// default the other stores with the closest numbers, at most [`NEARBY_STORES_MAX`].
     pub fn neighbours(&self, store: StoreId) -> Result<Vec<StoreId>, DbError> {
+        // One statement (every connected store asks at each nearby view): the listed
+        // neighbours, else the closest numbers below and above, each side read from the
+        // key's index (ordering all stores by distance scanned every row, a query of a
+        // millisecond each at 5,000 stores).
         let conn = self.conn()?;
-        let mut st = conn.prepare("SELECT neighbour FROM neighbours WHERE store = ?1 ORDER BY neighbour")?;
-        let listed: Vec<StoreId> = st.query_map([store.0], |r| Ok(StoreId(r.get(0)?)))?.collect::<Result<_, _>>()?;
-        if !listed.is_empty() {
-            return Ok(listed);
-        }
-        let mut st =
-            conn.prepare("SELECT store FROM stores WHERE store != ?1 ORDER BY ABS(store - ?1), store LIMIT ?2")?;
+        let mut st = conn.prepare_cached(
+            "SELECT neighbour, 0 FROM neighbours WHERE store = ?1
+             UNION ALL
+             SELECT store, ABS(store - ?1) FROM (
+                 SELECT store FROM (SELECT store FROM stores WHERE store < ?1 ORDER BY store DESC LIMIT ?2) AS below
+                 UNION ALL
+                 SELECT store FROM (SELECT store FROM stores WHERE store > ?1 ORDER BY store LIMIT ?2) AS above
+             ) AS near
+             WHERE NOT EXISTS (SELECT 1 FROM neighbours WHERE store = ?1)
+             ORDER BY 2, 1",
+        )?;
         let rows = st.query_map(params![store.0, NEARBY_STORES_MAX as i64], |r| Ok(StoreId(r.get(0)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut found: Vec<StoreId> = rows.collect::<Result<_, _>>()?;
+        found.truncate(NEARBY_STORES_MAX);
+        Ok(found)
     }
 
     pub fn set_neighbours(&self, store: StoreId, neighbours: &[StoreId]) -> Result<(), DbError> {
@@ -1076,34 +1125,47 @@ impl Db {
             )?;
         }
         tx.commit()?;
+        // This node's stores see the new list at once; another node's within its max age.
+        self.neighbour_lists().remove(&store);
         Ok(())
     }
 
     /// Stock of every SKU at each of `store`'s neighbours, and when (HQ's clock) the
     /// oldest of those figures was read. A store's stock is read from the counters at
-    /// most once per `max_age_ms` and shared by every store that has it as a neighbour:
-    /// a thousand stores asking for eight neighbours each would otherwise run hundreds
-    /// of grouped queries a second under the lock the merges need.
+    /// most once per `max_age_ms` and shared by every store that has it as a neighbour,
+    /// and so is the list of a store's neighbours; the views a call lacks are read in one
+    /// statement. Every connected store asks every [`crate::sync_server::NEARBY_INTERVAL`]:
+    /// thousands of stores asking for eight neighbours each would otherwise be thousands
+    /// of queries a second.
     pub fn nearby_stock(
         &self,
         store: StoreId,
         now_ms: i64,
         max_age_ms: i64,
     ) -> Result<(i64, Vec<NearbyStock>), DbError> {
-        let neighbours = self.neighbours(store)?;
+        let fresh = |at: i64| now_ms - at < max_age_ms;
+        let listed = self.neighbour_lists().get(&store).filter(|(at, _)| fresh(*at)).map(|(_, l)| l.clone());
+        let neighbours = match listed {
+            Some(hit) => hit,
+            None => {
+                let read = Arc::new(self.neighbours(store)?);
+                self.neighbour_lists().insert(store, (now_ms, read.clone()));
+                read
+            }
+        };
+        let stale: Vec<StoreId> = {
+            let views = self.views();
+            neighbours.iter().filter(|n| !views.get(n).is_some_and(|(at, _)| fresh(*at))).copied().collect()
+        };
+        let mut read = self.stock_of(&stale)?;
+        let mut views = self.views();
+        for n in stale {
+            views.insert(n, (now_ms, Arc::new(read.remove(&n).unwrap_or_default())));
+        }
         let mut out = Vec::new();
         let mut as_of_ms = now_ms;
-        for n in neighbours {
-            let cached = self.views().get(&n).filter(|(at, _)| now_ms - at < max_age_ms).cloned();
-            let (at, view) = match cached {
-                Some(hit) => hit,
-                None => {
-                    let view = Arc::new(self.stock_at(n)?);
-                    self.views().insert(n, (now_ms, view.clone()));
-                    (now_ms, view)
-                }
-            };
-            as_of_ms = as_of_ms.min(at);
+        for (n, (at, view)) in neighbours.iter().filter_map(|n| Some((*n, views.get(n)?))) {
+            as_of_ms = as_of_ms.min(*at);
             out.extend(view.iter().map(|(sku, quantity)| NearbyStock {
                 store: n,
                 sku: sku.clone(),
@@ -1113,18 +1175,33 @@ impl Db {
         Ok((as_of_ms, out))
     }
 
-    /// Every SKU's stock at `location`, summed over all actors' counters.
-    fn stock_at(&self, location: StoreId) -> Result<Vec<(Sku, i64)>, DbError> {
+    /// Every SKU's stock at each of `locations` (at most [`NEARBY_STORES_MAX`]), summed
+    /// over all actors' counters, in one statement.
+    fn stock_of(&self, locations: &[StoreId]) -> Result<HashMap<StoreId, Vec<(Sku, i64)>>, DbError> {
+        let mut out: HashMap<StoreId, Vec<(Sku, i64)>> = HashMap::new();
+        if locations.is_empty() {
+            return Ok(out);
+        }
+        let placeholders: Vec<String> = (1..=locations.len()).map(|i| format!("?{i}")).collect();
         let conn = self.conn()?;
-        let mut st = conn.prepare_cached(
-            "SELECT sku, SUM(p - n) FROM stock_counters WHERE location = ?1 GROUP BY sku ORDER BY sku",
-        )?;
-        let rows = st.query_map([location.0], |r| Ok((r.get::<String>(0)?, r.get::<i64>(1)?)))?;
-        rows.map(|row| {
-            let (sku, quantity) = row?;
-            Ok((Sku::parse(&sku).ok_or_else(|| DbError::Corrupt(format!("sku {sku}")))?, quantity))
-        })
-        .collect()
+        let mut st = conn.prepare_cached(&format!(
+            "SELECT location, sku, SUM(p - n) FROM stock_counters WHERE location IN ({})
+             GROUP BY location, sku ORDER BY location, sku",
+            placeholders.join(", ")
+        ))?;
+        let ids: Vec<sql::Value<'_>> = locations.iter().map(|l| sql::Value::Int(l.0.into())).collect();
+        let rows = st.query_map(ids.as_slice(), |r| Ok((r.get::<u32>(0)?, r.get::<String>(1)?, r.get::<i64>(2)?)))?;
+        for row in rows {
+            let (location, sku, quantity) = row?;
+            let sku = Sku::parse(&sku).ok_or_else(|| DbError::Corrupt(format!("sku {sku}")))?;
+            out.entry(StoreId(location)).or_default().push((sku, quantity));
+        }
+        Ok(out)
+    }
+
+    fn neighbour_lists(&self) -> std::sync::MutexGuard<'_, HashMap<StoreId, NeighbourList>> {
+        // Only a cache: whatever a panicking holder left in it is still a valid list.
+        self.neighbour_lists.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn views(&self) -> std::sync::MutexGuard<'_, HashMap<StoreId, StockView>> {

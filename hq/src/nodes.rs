@@ -146,11 +146,23 @@ fn listen(shared: &Shared, cancel: &CancellationToken) -> Result<(), DbError> {
         refresh(shared, topic)?;
     }
     while !cancel.is_cancelled() {
-        {
+        loop {
             let mut notifications = client.notifications();
-            let mut waiting = notifications.timeout_iter(LISTEN_TICK);
-            while let Some(n) = waiting.next().map_err(crate::db::sql::Error::from)? {
-                refresh(shared, Topic::of(n.payload()))?;
+            let Some(first) = notifications.timeout_iter(LISTEN_TICK).next().map_err(crate::db::sql::Error::from)?
+            else {
+                break;
+            };
+            // And whatever else has arrived meanwhile, each topic refreshed once: a
+            // thousand stores connecting for the first time are a thousand new keys.
+            let mut topics = vec![Topic::of(first.payload())];
+            let mut pending = notifications.iter();
+            while let Some(n) = pending.next().map_err(crate::db::sql::Error::from)? {
+                topics.push(Topic::of(n.payload()));
+            }
+            topics.sort_by_key(|t| *t as u8);
+            topics.dedup();
+            for topic in topics {
+                refresh(shared, topic)?;
             }
         }
         if client.is_closed() {

@@ -74,7 +74,7 @@ pub struct Shared {
 
 /// Tasks applying the node's queued batches; each takes what has arrived, at most
 /// [`COALESCE_BATCHES_MAX`] batches, into one transaction.
-pub const APPLIERS: usize = 4;
+pub const APPLIERS: usize = 2;
 /// Batches of different stores one transaction applies at most.
 pub const COALESCE_BATCHES_MAX: usize = 64;
 /// Batches waiting for an applier, at most (a store waits to send beyond).
@@ -301,6 +301,8 @@ enum ConnError {
     Protocol(String),
     #[error("database: {0}")]
     Db(#[from] crate::db::DbError),
+    #[error("the store's hello could not be answered: {0}")]
+    Unwelcomed(crate::db::DbError),
 }
 
 impl ConnError {
@@ -527,8 +529,10 @@ fn jittered(interval: Duration, store: StoreId, tick: u64) -> Duration {
 }
 
 async fn offer_catalog(session: &mut HqSync, shared: &Shared) -> Result<(), ConnError> {
-    let (version, items) = blocking(&shared.db, |db| Ok((db.catalog_version()?, db.catalog()?))).await?;
     let before = session.catalog_version();
+    let Some((version, items)) = blocking(&shared.db, move |db| db.catalog_newer_than(before)).await? else {
+        return Ok(()); // the common case: the store has it (no items read)
+    };
     session.offer_catalog(version, &items);
     if session.catalog_version() > before {
         // Queued on the connection's stream, which carries it whole or fails: recorded as
@@ -566,7 +570,7 @@ async fn offer_price_schedule(session: &mut HqSync, shared: &Shared) -> Result<(
 async fn offer_return_terms(session: &mut HqSync, shared: &Shared) -> Result<(), ConnError> {
     let (limits_version, keys_head) = *shared.return_terms.borrow();
     if let Some(after) = session.needs_return_terms(limits_version, keys_head) {
-        let terms = blocking(&shared.db, move |db| db.return_terms(after)).await?;
+        let terms = blocking(&shared.db, move |db| db.return_terms_as_of(after, limits_version, keys_head)).await?;
         session.offer_return_terms(terms);
     }
     Ok(())
@@ -608,7 +612,11 @@ async fn drive(session: &mut HqSync, shared: &Shared, peer: &PeerGuard) -> Resul
     while let Some(ev) = session.poll_event() {
         match ev {
             HqEvent::Hello { actor, catalog_version, head, software_version } => {
-                let acked = blocking(&shared.db, move |db| db.hello(actor, head, catalog_version, now_ms())).await?;
+                // Not outlived: a store not welcomed would wait for ever on a live
+                // connection; it connects again instead.
+                let acked = blocking(&shared.db, move |db| db.hello(actor, head, catalog_version, now_ms()))
+                    .await
+                    .map_err(ConnError::Unwelcomed)?;
                 tracing::info!(
                     %actor,
                     acked,

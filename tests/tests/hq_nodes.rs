@@ -216,10 +216,15 @@ async fn postgres_stopped_under_load_loses_and_doubles_nothing() {
         made += 1;
     }
     pg.stop();
+    // A store connecting now is not answered (its hello needs the database): it must not
+    // be left waiting on a live connection for ever, but be welcomed once the database
+    // is back.
+    let late = kassa_tests::start_relayed_store_with(&hq, dir.path(), 3, 180, Vec::new(), cancel.clone()).await;
     for round in 6..20 {
         sell(round).await;
         made += 1;
     }
+    assert!(!late.agent.status.borrow().hq.online, "not welcomed while the database is down");
     let (status, body) = api.get("/api/health").await;
     assert_eq!((status, body["database"].as_str()), (503, Some("unreachable")), "{body}");
     let metrics = reqwest::get(format!("http://{}/metrics", hq.http_addr)).await.unwrap().text().await.unwrap();
@@ -242,6 +247,11 @@ async fn postgres_stopped_under_load_loses_and_doubles_nothing() {
         })
         .await;
     }
+    let mut status = late.agent.status.subscribe();
+    tokio::time::timeout(Duration::from_secs(60), status.wait_for(|x| x.hq.online && x.hq.catalog_version > 0))
+        .await
+        .expect("the store that connected during the outage is welcomed after it")
+        .unwrap();
     let (status, body) = api.get("/api/health").await;
     assert_eq!((status, body["database"].as_str()), (200, Some("up")), "{body}");
     cancel.cancel();

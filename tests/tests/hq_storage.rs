@@ -50,6 +50,14 @@ const CASES: &[Case] = &[
         "a_neighbours_stock_is_reused_for_its_max_age_and_says_how_old_it_is",
         a_neighbours_stock_is_reused_for_its_max_age_and_says_how_old_it_is,
     ),
+    (
+        "neighbours_are_the_stores_listed_else_the_closest_numbers",
+        neighbours_are_the_stores_listed_else_the_closest_numbers,
+    ),
+    (
+        "store_keys_are_paged_in_number_order_and_new_ones_follow",
+        store_keys_are_paged_in_number_order_and_new_ones_follow,
+    ),
 ];
 
 /// Runs every case (each caught, so one failure does not hide the others) and fails
@@ -368,4 +376,65 @@ fn a_neighbours_stock_is_reused_for_its_max_age_and_says_how_old_it_is(open: Ope
     // Past it: read again.
     let (as_of, view) = db.nearby_stock(STORE, 1_600, 500).unwrap();
     assert_eq!((as_of, view[0].quantity), (1_600, 9));
+}
+
+fn neighbours_are_the_stores_listed_else_the_closest_numbers(open: Open<'_>) {
+    let db = open();
+    for store in [1, 2, 3, 5, 8, 9, 10, 11, 12, 13, 14, 20, 30] {
+        db.hello(ActorId { store: StoreId(store), epoch: 1 }, 0, 0, 0).unwrap();
+    }
+    let numbers = |store| db.neighbours(StoreId(store)).unwrap().iter().map(|s| s.0).collect::<Vec<_>>();
+    // By distance, the lower number first on a tie; never the store itself; at most eight.
+    assert_eq!(numbers(9), [8, 10, 11, 12, 5, 13, 14, 3]);
+    assert_eq!(numbers(1), [2, 3, 5, 8, 9, 10, 11, 12]);
+    assert_eq!(numbers(30), [20, 14, 13, 12, 11, 10, 9, 8]);
+    // A store HQ does not know yet (its first hello still to come) has neighbours too.
+    assert_eq!(numbers(4), [3, 5, 2, 1, 8, 9, 10, 11]);
+    db.set_neighbours(StoreId(9), &[StoreId(30), StoreId(1)]).unwrap();
+    assert_eq!(numbers(9), [1, 30], "the stores listed, and only those");
+    assert_eq!(numbers(8), [9, 10, 5, 11, 12, 3, 13, 2], "others keep their default");
+}
+
+fn store_keys_are_paged_in_number_order_and_new_ones_follow(open: Open<'_>) {
+    use kassa_protocol::returns::STORE_KEYS_PER_MESSAGE_MAX as PAGE;
+    let db = open();
+    let key = |store: u32| {
+        let mut k = vec![4u8; 65];
+        k[1..5].copy_from_slice(&store.to_be_bytes());
+        k
+    };
+    let total = PAGE as u32 * 2 + 17;
+    let mut numbers = Vec::new();
+    for store in 1..=total {
+        numbers.push(db.record_store_key(StoreId(store), &key(store), 0).unwrap().expect("a new key"));
+    }
+    assert_eq!(db.record_store_key(StoreId(7), &key(7), 1).unwrap(), None, "a key HQ has is not new");
+    assert!(numbers.windows(2).all(|w| w[0] < w[1]), "numbered in the order recorded");
+    let head = db.store_keys_head().unwrap();
+    assert_eq!(head, *numbers.last().unwrap());
+    // A store pages through every key, each once, in number order.
+    let (mut after, mut seen) = (0, Vec::new());
+    loop {
+        let terms = db.return_terms_as_of(after, 1, head).unwrap();
+        assert!(terms.keys.len() <= PAGE);
+        assert_eq!(terms.keys_after, after);
+        if terms.keys.is_empty() {
+            assert_eq!(terms.keys_upto, after);
+            break;
+        }
+        seen.extend(terms.keys.iter().map(|k| (k.seq, k.store.0)));
+        after = terms.keys_upto;
+    }
+    assert_eq!(seen, numbers.iter().zip(1..=total).map(|(n, s)| (*n, s)).collect::<Vec<_>>());
+    // A key recorded later (as through another node) is read once the head says so.
+    let newer = db.record_store_key(StoreId(total + 1), &key(total + 1), 2).unwrap().expect("new");
+    assert!(db.return_terms_as_of(after, 1, head).unwrap().keys.is_empty(), "as of the old head: nothing newer");
+    let terms = db.return_terms_as_of(after, 1, newer).unwrap();
+    assert_eq!(terms.keys.iter().map(|k| (k.seq, k.store.0)).collect::<Vec<_>>(), [(newer, total + 1)]);
+    assert_eq!(db.return_terms(after).unwrap().keys.len(), 1, "the uncached way agrees");
+    // New limits are read once their version is asked for.
+    let limits = kassa_protocol::returns::ReturnLimits { per_receipt: Kopecks(100), per_shift: Kopecks(900) };
+    let version = db.set_return_limits(limits, None).unwrap();
+    assert_eq!(db.return_terms_as_of(after, version, newer).unwrap().limits, limits);
+    assert_eq!(db.return_terms_as_of(after, version, newer).unwrap().limits_version, version);
 }

@@ -41,19 +41,39 @@ impl From<ReturnLimits> for LimitsRecord {
 
 impl Db {
     /// Records `store`'s receipt key as seen on a connection; its number when it is new
-    /// (`None`: HQ had it). A key of the wrong size is not recorded.
+    /// (`None`: HQ had it). A key of the wrong size is not recorded. Under the write
+    /// lock: keys commit in the order of their numbers, so a reader paging by number
+    /// never sees a key numbered after one not yet committed (and then skips it).
     pub fn record_store_key(&self, store: StoreId, public_key: &[u8], now_ms: i64) -> Result<Option<u64>, DbError> {
         if public_key.is_empty() || public_key.len() > STORE_KEY_BYTES_MAX {
             return Ok(None);
         }
-        let conn = self.conn()?;
-        let added: Option<i64> = conn
+        let mut conn = self.conn()?;
+        let known: Option<i64> = conn
+            .query_row(
+                "SELECT seq FROM store_keys WHERE store = ?1 AND public_key = ?2",
+                params![store.0, public_key],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if known.is_some() {
+            return Ok(None); // the common case, every connect after the first: no lock
+        }
+        let tx = conn.transaction()?;
+        if tx.backend() == super::sql::Backend::Postgres {
+            // Not waiting for the disk with the lock held (each connect of a new store
+            // would queue behind the last one's flush): a key lost to a crash of the
+            // database in the next moments is recorded again at the store's next connect.
+            tx.execute_batch("SET LOCAL synchronous_commit TO OFF")?;
+        }
+        let added: Option<i64> = tx
             .query_row(
                 "INSERT INTO store_keys (store, public_key, first_seen_ms) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING RETURNING seq",
                 params![store.0, public_key, now_ms],
                 |r| r.get(0),
             )
             .optional()?;
+        tx.commit()?;
         Ok(added.map(|seq| seq as u64))
     }
 
@@ -88,18 +108,68 @@ impl Db {
     }
 
     /// The limits and the keys numbered after `keys_after`, at most
-    /// [`STORE_KEYS_PER_MESSAGE_MAX`] of them.
+    /// [`STORE_KEYS_PER_MESSAGE_MAX`] of them, as the database holds them now.
     pub fn return_terms(&self, keys_after: u64) -> Result<ReturnTerms, DbError> {
-        let (limits_version, limits) = self.return_limits()?;
-        let conn = self.conn()?;
-        let mut st =
-            conn.prepare_cached("SELECT seq, store, public_key FROM store_keys WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
-        let keys: Vec<StoreKey> = st
-            .query_map(params![keys_after as i64, STORE_KEYS_PER_MESSAGE_MAX as i64], |r| {
-                Ok(StoreKey { seq: r.get::<i64>(0)? as u64, store: StoreId(r.get(1)?), public_key: r.get(2)? })
-            })?
-            .collect::<Result<_, _>>()?;
+        let limits_version = meta(&*self.conn()?, "return_limits_version")?.max(1);
+        self.return_terms_as_of(keys_after, limits_version, self.store_keys_head()?)
+    }
+
+    /// [`Db::return_terms`] for a connection that knows HQ's limits version and highest
+    /// key number (a node's watch of them): answered from this node's copy of the keys
+    /// and limits, read from the database only when they are behind what is asked. Every
+    /// store of a chain pages through every key: thousands of identical reads otherwise.
+    pub fn return_terms_as_of(
+        &self,
+        keys_after: u64,
+        limits_version: u64,
+        keys_head: u64,
+    ) -> Result<ReturnTerms, DbError> {
+        let limits = {
+            let cached = self.terms_cache().limits.filter(|(v, _)| *v >= limits_version);
+            match cached {
+                Some(hit) => hit,
+                None => {
+                    let read = self.return_limits()?;
+                    self.terms_cache().limits = Some(read);
+                    read
+                }
+            }
+        };
+        if self.terms_cache().keys_upto < keys_head {
+            let after = self.terms_cache().keys_upto;
+            let conn = self.conn()?;
+            let mut st =
+                conn.prepare_cached("SELECT seq, store, public_key FROM store_keys WHERE seq > ?1 ORDER BY seq")?;
+            let new: Vec<StoreKey> = st
+                .query_map(params![after as i64], |r| {
+                    Ok(StoreKey { seq: r.get::<i64>(0)? as u64, store: StoreId(r.get(1)?), public_key: r.get(2)? })
+                })?
+                .collect::<Result<_, _>>()?;
+            let mut cache = self.terms_cache();
+            // Another caller may have read them meanwhile: only what follows its copy.
+            let upto = cache.keys_upto;
+            cache.keys.extend(new.into_iter().filter(|k| k.seq > upto));
+            cache.keys_upto = cache.keys.last().map_or(0, |k| k.seq);
+        }
+        let cache = self.terms_cache();
+        let from = cache.keys.partition_point(|k| k.seq <= keys_after);
+        let keys: Vec<StoreKey> = cache.keys[from..].iter().take(STORE_KEYS_PER_MESSAGE_MAX).cloned().collect();
         let keys_upto = keys.last().map_or(keys_after, |k| k.seq);
+        let (limits_version, limits) = limits;
         Ok(ReturnTerms { limits_version, limits, keys, keys_after, keys_upto })
     }
+
+    fn terms_cache(&self) -> std::sync::MutexGuard<'_, TermsCache> {
+        // Only a copy: whatever a panicking holder left is a prefix of the keys.
+        self.terms.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A node's copy of the store keys (every one, in number order: they are only ever
+/// added) and of the return limits with their version.
+#[derive(Debug, Default)]
+pub(super) struct TermsCache {
+    keys: Vec<StoreKey>,
+    keys_upto: u64,
+    limits: Option<(u64, kassa_protocol::returns::ReturnLimits)>,
 }

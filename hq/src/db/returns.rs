@@ -197,23 +197,23 @@ fn claimed(
 
 /// In the batch's transaction, after sales were stored: whether returns HQ already held
 /// (from another store, arrived first) now return any of them beyond what was sold; one
-/// query for the run (nearly always finding none, and then no sale is read back).
+/// statement for the run, whatever its stores (nearly always finding none, and then no
+/// sale is read back).
 pub(super) fn sold_now(conn: &Connection, ids: impl Iterator<Item = SaleId>, now_ms: i64) -> Result<(), DbError> {
-    let mut by_store: std::collections::BTreeMap<u32, Vec<u64>> = Default::default();
-    for id in ids {
-        by_store.entry(id.store.0).or_default().push(id.seq);
-    }
-    for (store, seqs) in by_store {
-        let (low, high) = (seqs.iter().min().copied().unwrap_or(0), seqs.iter().max().copied().unwrap_or(0));
-        let returned: Vec<u64> = conn
-            .prepare_cached(
-                "SELECT DISTINCT sale_seq FROM returns_by_sale WHERE sale_store = ?1 AND sale_seq BETWEEN ?2 AND ?3",
-            )?
-            .query_map(params![store, low as i64, high as i64], |r| r.get(0))?
-            .collect::<sql::Result<_>>()?;
-        for seq in returned.into_iter().filter(|s| seqs.contains(s)) {
-            check_over_return(conn, SaleId { store: kassa_protocol::StoreId(store), seq }, now_ms)?;
-        }
+    let rows: Vec<Vec<sql::Value<'_>>> =
+        ids.map(|id| vec![sql::Value::Int(id.store.0.into()), sql::Value::Int(id.seq as i64)]).collect();
+    let returned: std::collections::BTreeSet<(u32, u64)> = sql::insert_rows(
+        conn,
+        "WITH sold (store, seq) AS (",
+        &rows,
+        ") SELECT DISTINCT r.sale_store, r.sale_seq FROM returns_by_sale r
+           JOIN sold ON r.sale_store = sold.store AND r.sale_seq = sold.seq",
+        |r| Ok((r.get::<u32>(0)?, r.get::<i64>(1)? as u64)),
+    )?
+    .into_iter()
+    .collect();
+    for (store, seq) in returned {
+        check_over_return(conn, SaleId { store: kassa_protocol::StoreId(store), seq }, now_ms)?;
     }
     Ok(())
 }

@@ -693,7 +693,8 @@ pub const ROWS_PER_STATEMENT_MAX: usize = 256;
 
 /// Inserts `rows` (each of the same number of columns) with as few statements as it
 /// takes: `head` up to `VALUES`, the rows, then `tail` (an `ON CONFLICT` clause, a
-/// `RETURNING`); what `RETURNING` gives, through `f`. One statement a row is a round trip
+/// `RETURNING`); what `RETURNING` gives, through `f`. The rows may as well be a named
+/// relation to query: `head` `WITH t (a, b) AS (`, `tail` `) SELECT … FROM t …`. One statement a row is a round trip
 /// a row on PostgreSQL: there the rows go as one array a column (`UNNEST`), one statement
 /// whatever their number; on SQLite as multi-row `VALUES`.
 pub fn insert_rows<T>(
