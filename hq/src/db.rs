@@ -833,16 +833,15 @@ impl Db {
     /// The store's acknowledged progress; registers a store on first contact and records
     /// the catalog version it says it holds.
     pub fn hello(&self, actor: ActorId, head: u64, catalog_version: u64, now_ms: i64) -> Result<u64, DbError> {
-        let conn = self.conn()?;
-        conn.execute(
+        let acked: i64 = self.conn()?.query_row(
             "INSERT INTO stores (store, epoch, acked_seq, last_contact_ms, head, catalog_confirmed, catalog_sent)
              VALUES (?1, ?2, 0, ?3, ?4, ?5, ?5)
              ON CONFLICT (store) DO UPDATE SET last_contact_ms = excluded.last_contact_ms, head = excluded.head,
-                 catalog_confirmed = excluded.catalog_confirmed, catalog_sent = excluded.catalog_sent",
+                 catalog_confirmed = excluded.catalog_confirmed, catalog_sent = excluded.catalog_sent
+             RETURNING acked_seq",
             params![actor.store.0, actor.epoch, now_ms, head as i64, catalog_version as i64],
+            |r| r.get(0),
         )?;
-        let acked: i64 =
-            conn.query_row("SELECT acked_seq FROM stores WHERE store = ?1", [actor.store.0], |r| r.get(0))?;
         Ok(acked as u64)
     }
 
@@ -1253,10 +1252,14 @@ impl Db {
 
     /// The published loyalty rules and their version (version 0: none published).
     pub fn rules(&self) -> Result<(u64, LoyaltyRules), DbError> {
-        let conn = self.conn()?;
-        let version = meta(&conn, "rules_version")?;
-        let json: Option<String> =
-            conn.query_row("SELECT value FROM settings WHERE key = 'loyalty_rules'", [], |r| r.get(0)).optional()?;
+        // One statement: every store is offered the rules at each connect.
+        let (version, json): (Option<i64>, Option<String>) = self.conn()?.query_row(
+            "SELECT (SELECT value FROM meta WHERE key = 'rules_version'),
+                    (SELECT value FROM settings WHERE key = 'loyalty_rules')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let version = version.unwrap_or(0) as u64;
         let rules = match json {
             Some(j) => serde_json::from_str(&j).map_err(|e| DbError::Corrupt(format!("loyalty rules: {e}")))?,
             None => LoyaltyRules::default(),

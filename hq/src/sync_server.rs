@@ -164,9 +164,6 @@ pub async fn applier(
 pub struct Peers {
     by_store: Mutex<BTreeMap<StoreId, Peer>>,
     next_connection: AtomicU64,
-    /// Per store, the lowest order that became offerable out of number order (paid at
-    /// another store's till after later orders went): its connection offers from there.
-    orders_rewound: Mutex<BTreeMap<StoreId, u64>>,
 }
 
 /// A connected store, as of its `Hello`.
@@ -187,17 +184,6 @@ impl Peers {
 
     pub fn get(&self, store: StoreId) -> Option<Peer> {
         self.by_store.lock().expect("peers lock").get(&store).cloned()
-    }
-
-    /// Order `id` of `store` may now be offered although later ones were.
-    pub(crate) fn rewind_orders(&self, store: StoreId, id: u64) {
-        let mut r = self.orders_rewound.lock().expect("peers lock");
-        let at = r.entry(store).or_insert(id);
-        *at = (*at).min(id);
-    }
-
-    fn take_rewind(&self, store: StoreId) -> Option<u64> {
-        self.orders_rewound.lock().expect("peers lock").remove(&store)
     }
 
     fn new_connection(&self) -> u64 {
@@ -225,8 +211,6 @@ struct PeerGuard {
     peers: Arc<Peers>,
     store: StoreId,
     connection: u64,
-    /// The highest order number this connection has offered its store.
-    orders_offered: AtomicU64,
 }
 
 impl Drop for PeerGuard {
@@ -394,12 +378,7 @@ async fn session(
         s = conn.accept_bi() => s?,
     };
     let mut session = HqSync::speaking(store, protocol, SOFTWARE_VERSION);
-    let peer = PeerGuard {
-        peers: shared.peers.clone(),
-        store,
-        connection: shared.peers.new_connection(),
-        orders_offered: AtomicU64::new(0),
-    };
+    let peer = PeerGuard { peers: shared.peers.clone(), store, connection: shared.peers.new_connection() };
     let mut decoder = FrameDecoder::default();
     let mut buf = vec![0u8; READ_CHUNK_BYTES];
     let mut catalog = shared.catalog.subscribe();
@@ -455,7 +434,7 @@ async fn session(
                 Ok(())
             }.await,
             Ok(()) = inbound.changed() => offer_inbound(&mut session, &shared).await,
-            Ok(()) = orders.changed() => offer_orders(&mut session, &shared, &peer, false).await,
+            Ok(()) = orders.changed() => offer_orders(&mut session, &shared, &peer).await,
             Ok(()) = return_terms.changed() => offer_return_terms(&mut session, &shared).await,
         };
         outlive(step)?;
@@ -576,22 +555,17 @@ async fn offer_return_terms(session: &mut HqSync, shared: &Shared) -> Result<(),
     Ok(())
 }
 
-/// Offers the orders for pickup the store has not yet accepted — all of them (`all`, on
-/// hello and after a digest: one lost on the way goes again), or only those placed
-/// since this connection last offered — and HQ's pending cancellations (protocol 5 on).
-/// The store keeps each order once, so offering again is harmless.
-async fn offer_orders(session: &mut HqSync, shared: &Shared, peer: &PeerGuard, all: bool) -> Result<(), ConnError> {
+/// Offers the orders for pickup the store has not yet accepted (a page of them) and
+/// HQ's pending cancellations (protocol 5 on), at every wake: an order that became
+/// offerable after later ones (paid at another store's till, through any node) is among
+/// them, and one lost on the way goes again. The store keeps each order once, so
+/// offering again is harmless; an order stops being offered once the store said it has it.
+async fn offer_orders(session: &mut HqSync, shared: &Shared, peer: &PeerGuard) -> Result<(), ConnError> {
     if session.protocol() < 5 || session.store() != peer.store {
         return Ok(());
     }
     let store = session.store();
-    let rewound = shared.peers.take_rewind(store).map(|id| id.saturating_sub(1));
-    let after = if all { 0 } else { peer.orders_offered.load(std::sync::atomic::Ordering::Relaxed) };
-    let after = rewound.map_or(after, |r| r.min(after));
-    let (orders, cancels) = blocking(&shared.db, move |db| db.orders_to_offer(store, after)).await?;
-    if let Some(last) = orders.iter().map(|o| o.id.0).max() {
-        peer.orders_offered.fetch_max(last, std::sync::atomic::Ordering::Relaxed);
-    }
+    let (orders, cancels) = blocking(&shared.db, move |db| db.orders_to_offer(store, 0)).await?;
     session.offer_orders(&orders, &cancels);
     Ok(())
 }
@@ -637,7 +611,7 @@ async fn drive(session: &mut HqSync, shared: &Shared, peer: &PeerGuard) -> Resul
                 session.offer_rules(version, &rules);
                 offer_promotions(session, shared).await?;
                 offer_inbound(session, shared).await?;
-                offer_orders(session, shared, peer, true).await?;
+                offer_orders(session, shared, peer).await?;
             }
             HqEvent::CompareDigests { actor, theirs } => {
                 // The store's digest says which promotions it holds: a set that did not
@@ -646,7 +620,7 @@ async fn drive(session: &mut HqSync, shared: &Shared, peer: &PeerGuard) -> Resul
                 offer_price_schedule(session, shared).await?;
                 offer_return_terms(session, shared).await?;
                 offer_inbound(session, shared).await?;
-                offer_orders(session, shared, peer, true).await?;
+                offer_orders(session, shared, peer).await?;
                 let store = actor.store;
                 let ours =
                     kassa_protocol::stock::digests(&blocking(&shared.db, move |db| db.counters_at(store)).await?);
@@ -723,9 +697,6 @@ async fn apply_batch(
     match result {
         Ok(crate::db::Applied { parked, deltas: _, inbound_for, orders_paid }) => {
             if !orders_paid.is_empty() {
-                for (store, order) in &orders_paid {
-                    shared.peers.rewind_orders(*store, order.0);
-                }
                 shared.orders.send_modify(|g| *g += 1);
             }
             if !inbound_for.is_empty() {

@@ -46,7 +46,8 @@ use crate::wire::{
 /// How long the store waits for an acknowledgement before it resends from the last
 /// acknowledged entry. Long enough for HQ's durable commit under load.
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often a store whose outbox is drained compares counter digests with HQ.
+/// How often a store whose outbox is drained compares counter digests with HQ, on
+/// average: each wait is this ± a quarter ([`StoreSync::digest_wait`]).
 pub const DIGEST_INTERVAL: Duration = Duration::from_secs(60);
 /// Entries sent but not yet acknowledged; bounds HQ's work per connection.
 pub const INFLIGHT_ENTRIES_MAX: u64 = 4 * BATCH_ENTRIES_MAX as u64;
@@ -159,6 +160,8 @@ pub struct StoreSync {
     waiting_since: Option<Instant>,
     /// When digests are next compared.
     next_digest: Option<Instant>,
+    /// Comparisons scheduled on this connection (spreads their waits).
+    digest_rounds: u64,
     catalog_version: u64,
     catalog_pages: Option<(u64, Vec<CatalogItem>)>,
     promotions_version: u64,
@@ -198,6 +201,7 @@ impl StoreSync {
             reading: false,
             waiting_since: None,
             next_digest: None,
+            digest_rounds: 0,
             catalog_version,
             catalog_pages: None,
             promotions_version: 0,
@@ -623,7 +627,7 @@ impl StoreSync {
     pub fn handle_timeout(&mut self, now: Instant) {
         if let Some(at) = self.next_digest {
             if now >= at {
-                self.next_digest = Some(now + DIGEST_INTERVAL);
+                self.next_digest = Some(now + self.digest_wait());
                 // Only with nothing in flight: otherwise HQ is simply behind.
                 if self.state == StoreState::Ready && self.backlog() == 0 && self.sent == self.acked {
                     self.events.push_back(StoreEvent::ComputeDigests);
@@ -645,6 +649,17 @@ impl StoreSync {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// The wait before the next comparison: [`DIGEST_INTERVAL`] ± a quarter, spread by
+    /// store and by round (no randomness needed, only spread), so that stores that
+    /// connected together — all of a chain after HQ restarted — do not all compare in the
+    /// same seconds of every minute.
+    fn digest_wait(&mut self) -> Duration {
+        self.digest_rounds += 1;
+        let store = u64::from(self.actor.store.0).wrapping_mul(7_919) ^ u64::from(self.actor.epoch).wrapping_mul(131);
+        let spread = (store ^ self.digest_rounds.wrapping_mul(104_729)) % 501; // 0..=500
+        DIGEST_INTERVAL * 3 / 4 + DIGEST_INTERVAL * spread as u32 / 1000
     }
 
     /// The answer to [`StoreEvent::ComputeDigests`].

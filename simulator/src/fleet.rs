@@ -83,6 +83,27 @@ pub struct FleetReport {
     pub hq_rss_end_kib: u64,
     pub hq_cpu: Duration,
     pub connect_all: Duration,
+    /// p99 merge lag of the sales committed in each [`LAG_WINDOW`] of selling, in order:
+    /// whether the tail is spread out or one stall.
+    pub lag_p99_by_window: Vec<Duration>,
+}
+
+/// The span of selling each figure of [`FleetReport::lag_p99_by_window`] covers.
+pub const LAG_WINDOW: Duration = Duration::from_secs(10);
+
+/// The p99 lag of the sales committed in each [`LAG_WINDOW`] from the first commit.
+fn lag_by_window(mut lags: Vec<(Instant, Duration)>) -> Vec<Duration> {
+    let Some(first) = lags.iter().map(|(at, _)| *at).min() else { return Vec::new() };
+    lags.sort_by_key(|(at, _)| *at);
+    let mut out = Vec::new();
+    for window in lags.chunk_by(|a, b| {
+        (a.0 - first).as_secs() / LAG_WINDOW.as_secs() == (b.0 - first).as_secs() / LAG_WINDOW.as_secs()
+    }) {
+        let mut lags: Vec<Duration> = window.iter().map(|(_, lag)| *lag).collect();
+        lags.sort();
+        out.push(crate::bench::percentile(&lags, 99));
+    }
+    out
 }
 
 /// What one store task hands back.
@@ -91,7 +112,8 @@ struct StoreOutcome {
     sales: u64,
     deltas: u64,
     reconnects: u64,
-    lags: Vec<Duration>,
+    /// Each acknowledged sale's commit time and merge lag.
+    lags: Vec<(Instant, Duration)>,
 }
 
 pub async fn fleet(opts: FleetOptions) -> anyhow::Result<FleetReport> {
@@ -161,7 +183,8 @@ pub async fn fleet(opts: FleetOptions) -> anyhow::Result<FleetReport> {
     }
     let (outcomes, connect_all) = result?;
 
-    let mut lags: Vec<Duration> = outcomes.iter().flat_map(|o| o.lags.iter().copied()).collect();
+    let windows = lag_by_window(outcomes.iter().flat_map(|o| o.lags.iter().copied()).collect());
+    let mut lags: Vec<Duration> = outcomes.iter().flat_map(|o| o.lags.iter().map(|(_, lag)| *lag)).collect();
     lags.sort();
     anyhow::ensure!(!lags.is_empty(), "no sale was acknowledged");
     let sales: u64 = outcomes.iter().map(|o| o.sales).sum();
@@ -178,6 +201,7 @@ pub async fn fleet(opts: FleetOptions) -> anyhow::Result<FleetReport> {
         hq_rss_end_kib: end,
         hq_cpu: cpu,
         connect_all,
+        lag_p99_by_window: windows,
     };
     anyhow::ensure!(lags.len() as u64 == sales, "{} of {sales} sales acknowledged", lags.len());
     print(&report, &opts);
@@ -365,8 +389,12 @@ impl SimStore {
             StoreSync::new(self.actor, self.catalog_version, books.head).holding_return_terms(0, books.keys_upto);
         let mut decoder = FrameDecoder::default();
         let mut buf = vec![0u8; 16 * 1024];
-        // Sales spread over the period, not all stores in step.
-        let mut next_sale = tokio::time::Instant::now() + self.period * rng.below(1000) as u32 / 1000;
+        // Sales spread over the period, not all stores in step: each store's first sale
+        // at its own offset from when selling starts (or this session does), not from when
+        // it connected — a store that connected early would otherwise make the sales it
+        // "missed" all at once when selling starts.
+        let offset = self.period * rng.below(1000) as u32 / 1000;
+        let mut next_sale: Option<tokio::time::Instant> = None;
         let mut counted = !first;
         let mut phases = self.phase.clone();
         loop {
@@ -374,6 +402,10 @@ impl SimStore {
                 send.write_all(&encode_store(PROTOCOL_VERSION, &msg)?).await?;
             }
             let phase = *phases.borrow_and_update();
+            if phase == Phase::Selling && next_sale.is_none() {
+                next_sale = Some(tokio::time::Instant::now() + offset);
+            }
+            let sale_at = next_sale.unwrap_or_else(tokio::time::Instant::now);
             if phase == Phase::Draining && books.head == books.acked && sync.acked() == books.head {
                 conn.close(0u32.into(), b"done");
                 return Ok(());
@@ -388,8 +420,8 @@ impl SimStore {
                         self.drive(&mut sync, books, &mut counted)?;
                     }
                 }
-                _ = tokio::time::sleep_until(next_sale), if phase == Phase::Selling => {
-                    next_sale += self.period;
+                _ = tokio::time::sleep_until(sale_at), if phase == Phase::Selling => {
+                    next_sale = Some(sale_at + self.period);
                     self.sell(books, rng)?;
                     sync.handle_committed(books.head);
                     self.drive(&mut sync, books, &mut counted)?;
@@ -456,7 +488,7 @@ impl SimStore {
                     let now = Instant::now();
                     while books.committed_at.front().is_some_and(|(seq, _)| *seq <= upto) {
                         let (_, at) = books.committed_at.pop_front().expect("checked");
-                        books.outcome.lags.push(now - at);
+                        books.outcome.lags.push((at, now - at));
                     }
                     while books.outbox.front().is_some_and(|e| e.seq <= upto) {
                         books.outbox.pop_front();
@@ -626,6 +658,11 @@ fn print(r: &FleetReport, opts: &FleetOptions) {
     println!("{:<40} {:>12}", "merge lag p50 (ms)", ms(r.lag_p50));
     println!("{:<40} {:>12}", "merge lag p99 (ms)", ms(r.lag_p99));
     println!("{:<40} {:>12}", "merge lag max (ms)", ms(r.lag_max));
+    for (i, p99) in r.lag_p99_by_window.iter().enumerate() {
+        let from = i as u64 * LAG_WINDOW.as_secs();
+        let span = format!("  p99 of sales made {from}–{} s in (ms)", from + LAG_WINDOW.as_secs());
+        println!("{span:<40} {:>12}", ms(*p99));
+    }
     println!("{:<40} {:>12}", "HQ RSS peak, largest node (MiB)", r.hq_rss_peak_kib / 1024);
     println!("{:<40} {:>12}", "HQ RSS at the end, largest node (MiB)", r.hq_rss_end_kib / 1024);
     println!("{:<40} {:>12}", "HQ CPU time, all nodes (s)", r.hq_cpu.as_secs());

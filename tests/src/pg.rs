@@ -137,6 +137,37 @@ impl PgCluster {
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
+    /// `pg_dump` of database `database`: plain SQL, without owners or privileges, so
+    /// that it loads into any cluster ([`PgCluster::restore`]).
+    pub fn dump(&self, database: &str) -> String {
+        let out = self
+            .command("pg_dump")
+            .arg(format!("postgres://kassa@127.0.0.1:{}/{database}", self.port))
+            .args(["--no-owner", "--no-privileges", "--no-comments"])
+            .output()
+            .expect("pg_dump runs");
+        assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("a dump is text")
+    }
+
+    /// Loads `sql` (a [`PgCluster::dump`]) into database `database` through `psql`,
+    /// stopping at the first error.
+    pub fn restore(&self, database: &str, sql: &str) {
+        use std::io::Write;
+        let mut child = self
+            .command("psql")
+            .arg(format!("postgres://kassa@127.0.0.1:{}/{database}", self.port))
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("psql runs");
+        child.stdin.take().expect("piped").write_all(sql.as_bytes()).expect("psql reads the dump");
+        let out = child.wait_with_output().expect("psql ends");
+        assert!(out.status.success(), "restoring: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
     fn data(&self) -> PathBuf {
         self.dir.path().join("data")
     }

@@ -4,7 +4,10 @@
 //! B at once (LISTEN/NOTIFY); the two nodes asked together for the same customer's
 //! points never hand out more than HQ holds (grants take the database's write lock);
 //! then node A dies while the stores sell and send: stores 1 and 2 fail over to B and
-//! every sale is at HQ exactly once, with HQ's stock = delivered − sold per store.
+//! every sale is at HQ exactly once, with HQ's stock = delivered − sold per store. An
+//! order paid at a till on one node reaches its pickup store on the other at once; and
+//! PostgreSQL stopped under load loses and doubles nothing (a store that connects
+//! meanwhile is welcomed once it is back).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -254,5 +257,66 @@ async fn postgres_stopped_under_load_loses_and_doubles_nothing() {
         .unwrap();
     let (status, body) = api.get("/api/health").await;
     assert_eq!((status, body["database"].as_str()), (200, Some("up")), "{body}");
+    cancel.cancel();
+}
+
+/// The endless aisle across nodes: store 2's till (on node A) orders for pickup at
+/// store 1 (on node B) and takes the money. An order paid at pickup placed after it
+/// reaches store 1 first; once the payment reaches HQ through node A, node B offers the
+/// paid order to store 1 at once — not at store 1's next digest a minute later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_paid_at_a_till_on_one_node_reaches_its_pickup_store_on_another_at_once() {
+    use kassa_protocol::catalog::Unit;
+    use serde_json::json;
+    init_logging();
+    let Some(pg) = kassa_tests::pg::PgCluster::start("an_order_paid_at_a_till_on_one_node") else { return };
+    let url = pg.database("chain");
+    let dir = tempfile::tempdir().unwrap();
+    let cancel = CancellationToken::new();
+    let a = node(dir.path(), "a", &url, cancel.clone()).await;
+    a.pki.copy_to(&dir.path().join("b/pki")).unwrap();
+    let b = node(dir.path(), "b", &url, cancel.clone()).await;
+    let pickup = kassa_tests::start_relayed_store_with(&b, dir.path(), 1, 180, Vec::new(), cancel.clone()).await;
+    let till = kassa_tests::start_relayed_store_with(&a, dir.path(), 2, 180, Vec::new(), cancel.clone()).await;
+    let item = a.shared.db.catalog().unwrap().into_iter().find(|i| i.unit == Unit::Piece).unwrap();
+    kassa_hq::deliver(&a.shared, StoreId(1), vec![(item.sku.clone(), 6)]).await.unwrap();
+    for s in [&pickup, &till] {
+        let mut status = s.agent.status.subscribe();
+        tokio::time::timeout(Duration::from_secs(20), status.wait_for(|x| x.hq.online && x.hq.catalog_version > 0))
+            .await
+            .expect("each store online with the catalog")
+            .unwrap();
+    }
+    // Store 1's first digest (which offers it every order it lacks) comes soon after its
+    // welcome, the next a minute later: the payment goes after the first.
+    let first_digest_gone =
+        tokio::time::Instant::now() + kassa_protocol::sync::DIGEST_INTERVAL / 30 + Duration::from_secs(1);
+    let at_pickup = kassa_tests::AgentApi::login(&pickup.agent, "kassir", "1111").await;
+    let at_till = kassa_tests::AgentApi::login(&till.agent, "kassir", "1111").await;
+    let held = |id: u64| {
+        let api = &at_pickup;
+        async move {
+            let (_, body) = api.get("/api/orders").await;
+            body["orders"].as_array().and_then(|o| o.iter().find(|o| o["id"] == id).cloned())
+        }
+    };
+    let aisle = |quantity: i64, payment: &str| json!({ "store": 1, "lines": [{ "code": item.sku.0, "quantity": quantity }], "payment": payment });
+    let (status, placed) = at_till.post("/api/orders/aisle", aisle(2, "now")).await;
+    assert_eq!(status, 200, "{placed}");
+    let (id, total) = (placed["id"].as_u64().unwrap(), placed["total_kopecks"].as_i64().unwrap());
+    let (_, later) = at_till.post("/api/orders/aisle", aisle(1, "at_pickup")).await;
+    eventually(Duration::from_secs(10), "the later order at store 1", || held(later["id"].as_u64().unwrap())).await;
+    assert!(held(id).await.is_none(), "an unpaid order reached its pickup store");
+
+    tokio::time::sleep_until(first_digest_gone).await;
+    let pay = json!({ "pay": "cash", "cash_kopecks": total, "idempotency_key": "prepay-1" });
+    let (status, paid) = at_till.post(&format!("/api/orders/aisle/{id}/pay"), pay).await;
+    assert_eq!(status, 200, "{paid}");
+    let started = Instant::now();
+    let delivered = eventually(Duration::from_secs(30), "the paid order at store 1", || held(id)).await;
+    let took = started.elapsed();
+    eprintln!("an order paid at a till on node A reached its pickup store on node B in {took:?}");
+    assert!(took <= Duration::from_secs(5), "{took:?}: not at once (a digest's wait?)");
+    assert_eq!(delivered["payment"].as_str(), Some("prepaid"));
     cancel.cancel();
 }

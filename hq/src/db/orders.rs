@@ -242,6 +242,10 @@ pub(super) fn apply_payment(
                     "a till's payment arrived after HQ cancelled the order: the money is owed back to the customer");
                 return Ok(Ok(None));
             }
+            if tx.backend() == super::sql::Backend::Postgres {
+                // Its pickup store may be connected to another node: every node offers it.
+                tx.execute("SELECT pg_notify('kassa', 'order_events')", [])?;
+            }
             tracing::info!(order = %p.order, %amount, store = %p.store, "order paid at the ordering till");
             Ok(Ok(Some((o.order.store, p.order))))
         }
@@ -406,26 +410,30 @@ impl Db {
     /// ended.
     pub fn orders_to_offer(&self, store: StoreId, after: u64) -> Result<(Vec<Order>, Vec<OrderId>), DbError> {
         let conn = self.conn()?;
-        let ids: Vec<i64> = conn
+        // One statement for both (every connected store asks at each digest): the orders
+        // to offer (kind 0) and the pending cancellations (kind 1).
+        let found: Vec<(i64, i64)> = conn
             .prepare_cached(&format!(
-                "SELECT id FROM orders WHERE store = ?1 AND reported_rank IS NULL AND rank < ?2 AND id > ?4
-                     AND {OFFERABLE} ORDER BY id LIMIT ?3"
+                "SELECT id, 0 FROM (SELECT id FROM orders WHERE store = ?1 AND reported_rank IS NULL AND rank < ?2
+                     AND id > ?4 AND {OFFERABLE} ORDER BY id LIMIT ?3) AS offer
+                 UNION ALL
+                 SELECT id, 1 FROM (SELECT id FROM orders WHERE store = ?1 AND cancel_requested_at_ms IS NOT NULL
+                     AND reported_rank IS NOT NULL AND reported_rank < ?2 ORDER BY id LIMIT ?3) AS cancel
+                 ORDER BY 2, 1"
             ))?
-            .query_map(params![store.0, open_below(), ORDERS_PAGE_MAX as i64, after as i64], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        let mut orders = Vec::with_capacity(ids.len());
-        for id in ids {
-            orders.extend(row(&conn, OrderId(id as u64))?.map(|r| r.order));
-        }
-        let cancels: Vec<OrderId> = conn
-            .prepare_cached(
-                "SELECT id FROM orders WHERE store = ?1 AND cancel_requested_at_ms IS NOT NULL
-                 AND reported_rank IS NOT NULL AND reported_rank < ?2 ORDER BY id LIMIT ?3",
-            )?
-            .query_map(params![store.0, open_below(), ORDERS_PAGE_MAX as i64], |r| {
-                Ok(OrderId(r.get::<i64>(0)? as u64))
+            .query_map(params![store.0, open_below(), ORDERS_PAGE_MAX as i64, after as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?))
             })?
             .collect::<Result<_, _>>()?;
+        let mut orders = Vec::new();
+        let mut cancels = Vec::new();
+        for (id, kind) in found {
+            if kind == 0 {
+                orders.extend(row(&conn, OrderId(id as u64))?.map(|r| r.order));
+            } else {
+                cancels.push(OrderId(id as u64));
+            }
+        }
         Ok((orders, cancels))
     }
 

@@ -481,3 +481,29 @@ fn a_history_lookup_goes_only_where_it_is_spoken_and_a_bad_answer_is_refused() {
     assert!(d.next_hq(5).is_err(), "a history beyond its bounds is refused as it is read");
     assert_eq!(p.store.poll_event(), None);
 }
+
+/// Stores that connected together do not compare digests in step: each wait is the
+/// interval ± a quarter, different from store to store and from round to round, and
+/// they average out to the interval.
+#[test]
+fn digest_waits_are_spread_by_store_and_round() {
+    let (low, high) = (DIGEST_INTERVAL * 3 / 4, DIGEST_INTERVAL * 5 / 4);
+    let mut first_waits = std::collections::BTreeSet::new();
+    let mut total = Duration::ZERO;
+    let rounds = 20u32;
+    for store in 1..=1_000 {
+        let mut sync = StoreSync::new(ActorId { store: StoreId(store), epoch: 1 }, 0, 0);
+        for round in 0..rounds {
+            let wait = sync.digest_wait();
+            assert!((low..=high).contains(&wait), "store {store}: {wait:?}");
+            if round == 0 {
+                first_waits.insert(wait.as_millis());
+            }
+            total += wait;
+        }
+    }
+    assert!(first_waits.len() > 400, "1,000 stores' first waits take {} values", first_waits.len());
+    let mean = total / (1_000 * rounds);
+    let off = mean.abs_diff(DIGEST_INTERVAL);
+    assert!(off < DIGEST_INTERVAL / 50, "mean wait {mean:?}");
+}
