@@ -551,14 +551,18 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 /// HQ in a process of its own.
-struct HqProcess {
+#[derive(Debug)]
+pub struct HqProcess {
     child: std::process::Child,
-    quic: SocketAddr,
-    http: SocketAddr,
+    pub quic: SocketAddr,
+    pub http: SocketAddr,
 }
 
 impl HqProcess {
-    fn spawn(exe: &Path, data_dir: &Path, database: Option<&str>) -> anyhow::Result<HqProcess> {
+    /// Starts `exe hq-serve` (an HQ node, as `kassa-hq serve` runs it) on loopback ports
+    /// with its data under `data_dir` and, if given, on PostgreSQL `database`; returns
+    /// once it said where it listens.
+    pub fn spawn(exe: &Path, data_dir: &Path, database: Option<&str>) -> anyhow::Result<HqProcess> {
         use std::io::BufRead;
         let mut cmd = std::process::Command::new(exe);
         cmd.arg("hq-serve").arg("--data-dir").arg(data_dir).args(["--quic", "127.0.0.1:0", "--http", "127.0.0.1:0"]);
@@ -612,7 +616,16 @@ impl HqProcess {
         Ok(Duration::from_millis((ticks(11) + ticks(12)) * 10))
     }
 
-    fn stop(&mut self) -> anyhow::Result<()> {
+    /// Kills the node at once (SIGKILL): nothing of it runs after this returns.
+    pub fn kill(&mut self) -> anyhow::Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// Stops the node as an operator does (SIGTERM), killing it if it has not ended
+    /// within ten seconds.
+    pub fn stop(&mut self) -> anyhow::Result<()> {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -138,11 +138,25 @@ pub async fn start_relayed_store_with(
     fallback_addrs: Vec<SocketAddr>,
     cancel: CancellationToken,
 ) -> RelayedStore {
+    start_relayed_store_at(&hq.pki, hq.quic_addr, dir, id, utc_offset_minutes, fallback_addrs, cancel).await
+}
+
+/// [`start_relayed_store_with`] for an HQ node known by its chain's certificate
+/// authority and its QUIC address (a node in a process of its own).
+pub async fn start_relayed_store_at(
+    pki: &kassa_hq::pki::Pki,
+    hq_addr: SocketAddr,
+    dir: &std::path::Path,
+    id: u32,
+    utc_offset_minutes: i32,
+    fallback_addrs: Vec<SocketAddr>,
+    cancel: CancellationToken,
+) -> RelayedStore {
     use kassa_agent::config::HqLink;
     use kassa_agent::journal::{Role, User};
     let store_dir = dir.join(format!("store-{id}"));
-    hq.pki.enroll(kassa_protocol::StoreId(id), &store_dir.join("pki")).unwrap();
-    let relay = relay(hq.quic_addr, cancel.clone()).await;
+    pki.enroll(kassa_protocol::StoreId(id), &store_dir.join("pki")).unwrap();
+    let relay = relay(hq_addr, cancel.clone()).await;
     let link = HqLink {
         addr: relay.addr,
         server_name: kassa_hq::pki::HQ_SERVER_NAME.into(),
@@ -169,10 +183,42 @@ pub async fn start_hq(
     cancel: CancellationToken,
 ) -> kassa_hq::RunningHq {
     let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let config = kassa_hq::HqConfig { nearby_interval, ..kassa_hq::HqConfig::new(dir.join("hq"), any, any) };
+    let config = kassa_hq::HqConfig {
+        nearby_interval,
+        database: test_database(),
+        ..kassa_hq::HqConfig::new(dir.join("hq"), any, any)
+    };
     let hq = kassa_hq::start(config, cancel).await.unwrap();
     kassa_hq::import_catalog(&hq.shared, kassa_sim::stack::DEMO_CATALOG_CSV).await.unwrap();
     hq
+}
+
+/// The variable naming a PostgreSQL server for [`start_hq`] (see [`test_database`]).
+pub const TEST_DATABASE_VAR: &str = "KASSA_TEST_HQ_DATABASE";
+
+/// HQ's database in [`start_hq`]: `None`, the SQLite file under `dir/hq`, unless
+/// [`TEST_DATABASE_VAR`] names a PostgreSQL server (`postgres://kassa@127.0.0.1:5432/`,
+/// a role that may create databases) — then a new, empty database on it for each HQ,
+/// so that the end-to-end suites run with HQ on PostgreSQL:
+/// `KASSA_TEST_HQ_DATABASE=postgres://… cargo test -p kassa-tests`.
+pub fn test_database() -> Option<String> {
+    static MADE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let server = std::env::var(TEST_DATABASE_VAR).ok().filter(|s| !s.is_empty())?;
+    let base = server.trim_end_matches('/').to_owned();
+    let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("kassa_test_{}_{n}", std::process::id());
+    // The blocking client may not run on the test's runtime: a thread of its own.
+    let url = format!("{base}/postgres");
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut admin = postgres::Client::connect(&url, postgres::NoTls)
+                .unwrap_or_else(|e| panic!("{TEST_DATABASE_VAR}: cannot connect to {url}: {e}"));
+            admin.batch_execute(&format!("CREATE DATABASE {name}")).expect("a test database");
+        })
+        .join()
+        .expect("creating the test database");
+    });
+    Some(format!("{base}/{name}"))
 }
 
 /// Pays the till's open basket with exactly its total in cash (a till gives at most

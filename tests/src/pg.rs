@@ -188,6 +188,29 @@ impl Drop for PgCluster {
     }
 }
 
+/// Runs every other test of the calling test binary again, with HQ on PostgreSQL: a
+/// throwaway cluster, and each [`crate::start_hq`] of the rerun a new database on it
+/// ([`crate::TEST_DATABASE_VAR`]). Fails, showing the rerun's output, if any test fails
+/// there. `this` is the calling test's name, left out of the rerun. Within a rerun (or a
+/// whole run on PostgreSQL) it does nothing.
+pub fn rerun_on_postgres(this: &str) {
+    if std::env::var(crate::TEST_DATABASE_VAR).is_ok_and(|v| !v.is_empty()) {
+        return;
+    }
+    let Some(pg) = PgCluster::start(this) else { return };
+    let exe = std::env::current_exe().expect("the test binary");
+    let out = Command::new(exe)
+        .args(["--skip", this])
+        .env(crate::TEST_DATABASE_VAR, format!("postgres://kassa@127.0.0.1:{}/", pg.port))
+        .output()
+        .expect("the test binary runs again");
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "with HQ on PostgreSQL:\n{said}");
+    assert!(said.contains("test result: ok"), "with HQ on PostgreSQL, nothing ran:\n{said}");
+    let made = pg.psql("SELECT count(*) FROM pg_database WHERE datname LIKE 'kassa\\_test\\_%'");
+    assert_ne!(made, "0", "the rerun started no HQ on PostgreSQL:\n{said}");
+}
+
 /// The newest installed server's binaries (Debian's layout, or `initdb` on the PATH).
 fn server_binaries() -> Option<PathBuf> {
     let debian = Path::new("/usr/lib/postgresql");

@@ -58,6 +58,12 @@ const CASES: &[Case] = &[
         "store_keys_are_paged_in_number_order_and_new_ones_follow",
         store_keys_are_paged_in_number_order_and_new_ones_follow,
     ),
+    (
+        "operators_sessions_and_tokens_are_kept_and_refused_alike",
+        operators_sessions_and_tokens_are_kept_and_refused_alike,
+    ),
+    ("publications_are_versioned_and_read_back_as_published", publications_are_versioned_and_read_back_as_published),
+    ("deliveries_are_numbered_and_wait_for_their_store", deliveries_are_numbered_and_wait_for_their_store),
 ];
 
 /// Runs every case (each caught, so one failure does not hide the others) and fails
@@ -437,4 +443,100 @@ fn store_keys_are_paged_in_number_order_and_new_ones_follow(open: Open<'_>) {
     let version = db.set_return_limits(limits, None).unwrap();
     assert_eq!(db.return_terms_as_of(after, version, newer).unwrap().limits, limits);
     assert_eq!(db.return_terms_as_of(after, version, newer).unwrap().limits_version, version);
+}
+
+/// The console's access control on both backends: an operator added once, a wrong
+/// password counted, a session live until it ends or expires, a token refused once
+/// revoked or expired, each step audited.
+fn operators_sessions_and_tokens_are_kept_and_refused_alike(open: Open<'_>) {
+    use kassa_hq::auth::{self, Actor, LoginError, ManageError, Permission, Permissions, Role, TokenRefused};
+    let db = open();
+    let by = Actor::system("hq_storage");
+    let password = "correct horse battery staple";
+    auth::add_operator(&db, "anna", "Анна", Role::Merchandiser, password, &by, 1_000).unwrap();
+    let again = auth::add_operator(&db, "anna", "Анна", Role::Support, password, &by, 1_001);
+    assert!(matches!(again, Err(ManageError::Exists(_))), "{again:?}");
+    let wrong = auth::login(&db, "anna", "not the password at all", "10.0.0.1", 2_000).unwrap();
+    assert!(matches!(wrong, Err(LoginError::BadCredentials { .. })), "{wrong:?}");
+    let session = auth::login(&db, "anna", password, "10.0.0.1", 3_000).unwrap().expect("logged in");
+    let caller = auth::session_caller(&db, &session.id, 4_000).unwrap().expect("a live session");
+    assert!(caller.permissions.contains(Permission::CatalogWrite));
+    assert!(auth::session_caller(&db, &session.id, session.expires_at_ms).unwrap().is_none(), "expired");
+    db.end_session(&auth::sha256_hex(&session.id)).unwrap();
+    assert!(auth::session_caller(&db, &session.id, 4_001).unwrap().is_none(), "ended");
+
+    let scopes = Permissions::of(&[Permission::StoresRead]);
+    let issued = auth::issue_token(&db, "shop", scopes, Some(1), &by, 5_000).unwrap();
+    let caller = auth::token_caller(&db, &issued.token, 6_000).unwrap().expect("a live token");
+    assert!(
+        caller.permissions.contains(Permission::StoresRead) && !caller.permissions.contains(Permission::CatalogWrite)
+    );
+    let day_later = 5_000 + 24 * 60 * 60 * 1000;
+    assert_eq!(auth::token_caller(&db, &issued.token, day_later).unwrap().err(), Some(TokenRefused::Expired));
+    auth::revoke_token(&db, issued.info.id, &by, 7_000).unwrap();
+    assert_eq!(auth::token_caller(&db, &issued.token, 7_001).unwrap().err(), Some(TokenRefused::Revoked));
+    let actions: Vec<String> = db.audit(None, 50).unwrap().into_iter().map(|a| a.action).collect();
+    assert_eq!(actions, ["token.revoke", "token.issue", "operator.add"], "newest first");
+}
+
+/// What HQ publishes to every store, on both backends: the catalog (an import that
+/// removes items waits for confirmation; one that changes nothing publishes nothing),
+/// the price schedule and loyalty rules, each under its own growing version.
+fn publications_are_versioned_and_read_back_as_published(open: Open<'_>) {
+    use kassa_hq::db::CatalogImport;
+    use kassa_protocol::price_schedule::ScheduledPrice;
+    let db = open();
+    let audit = kassa_tests::fixture_audit(0, "catalog.import");
+    let items = kassa_protocol::catalog::parse_csv(kassa_sim::stack::DEMO_CATALOG_CSV).unwrap();
+    let first = match db.import_catalog(&items, false, false, &audit).unwrap() {
+        CatalogImport::Published { version, .. } => version,
+        other => panic!("{other:?}"),
+    };
+    assert!(matches!(db.import_catalog(&items, false, false, &audit).unwrap(), CatalogImport::Unchanged { .. }));
+    let fewer = &items[1..];
+    match db.import_catalog(fewer, false, false, &audit).unwrap() {
+        CatalogImport::RemovalsUnconfirmed { version, diff } => {
+            assert_eq!((version, diff.removed.len()), (first, 1));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(db.catalog().unwrap().len(), items.len(), "nothing published unconfirmed");
+    let second = match db.import_catalog(fewer, true, false, &audit).unwrap() {
+        CatalogImport::Published { version, .. } => version,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!((second, db.catalog_version().unwrap()), (first + 1, first + 1));
+    assert_eq!(db.catalog().unwrap(), fewer);
+    assert_eq!(db.catalog_newer_than(first).unwrap().map(|(v, i)| (v, i.len())), Some((second, fewer.len())));
+    assert!(db.catalog_newer_than(second).unwrap().is_none());
+
+    let at = kassa_protocol::promotions::LocalTime { day: 20_600, minute: 9 * 60 };
+    let changes = vec![ScheduledPrice { sku: items[1].sku.clone(), at, price: Kopecks(12_345) }];
+    let version = db.publish_price_schedule(&changes, &kassa_tests::fixture_audit(1, "schedule.publish")).unwrap();
+    assert_eq!(db.price_schedule().unwrap(), (version, changes));
+    let rules = kassa_protocol::loyalty::LoyaltyRules::new(5_000, Vec::new(), 30, 100).unwrap();
+    let v1 = db.publish_rules(&rules).unwrap();
+    let v2 = db.publish_rules(&rules).unwrap();
+    assert_eq!((v2, db.rules().unwrap()), (v1 + 1, (v2, rules)));
+}
+
+/// Deliveries HQ announces, on both backends: numbered in order, waiting for their store
+/// (and only theirs), an unknown SKU refused with nothing written.
+fn deliveries_are_numbered_and_wait_for_their_store(open: Open<'_>) {
+    let db = open();
+    let items = kassa_protocol::catalog::parse_csv(kassa_sim::stack::DEMO_CATALOG_CSV).unwrap();
+    db.publish_catalog(&items).unwrap();
+    let audit = kassa_tests::fixture_audit(0, "delivery.create");
+    let lines = |n: i64| vec![(items[0].sku.clone(), n), (items[1].sku.clone(), 2 * n)];
+    let one = db.create_delivery(StoreId(1), &lines(5), &audit, 10).unwrap();
+    let two = db.create_delivery(StoreId(1), &lines(7), &audit, 20).unwrap();
+    db.create_delivery(StoreId(2), &lines(1), &audit, 30).unwrap();
+    let refused = db.create_delivery(StoreId(1), &[(Sku("no-such".into()), 1)], &audit, 40);
+    assert!(refused.is_err());
+    let open1 = db.open_inbound(StoreId(1)).unwrap();
+    assert_eq!(open1, vec![one.clone(), two.clone()], "oldest first, only store 1's");
+    assert_eq!(open1[1].lines[1].quantity, 14);
+    assert_ne!(one.source, two.source, "numbered apart");
+    assert_eq!(db.inbound_rows(None, true).unwrap().len(), 3);
+    assert_eq!(db.inbound_rows(Some(StoreId(2)), true).unwrap().len(), 1);
 }

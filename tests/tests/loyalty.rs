@@ -258,3 +258,10 @@ async fn a_customers_history_spans_every_store_and_channel() {
     assert_eq!((status, missing["error"].as_str()), (404, Some("no_such_customer")), "{missing}");
     cancel.cancel();
 }
+
+/// This file's tests again with HQ on PostgreSQL (issue #17: the same behaviour on both
+/// backends); under `CI=true` a missing PostgreSQL fails it.
+#[test]
+fn the_same_with_hq_on_postgres() {
+    kassa_tests::pg::rerun_on_postgres("the_same_with_hq_on_postgres");
+}

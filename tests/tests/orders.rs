@@ -431,3 +431,10 @@ async fn a_till_order_paid_now_reaches_its_store_only_once_paid() {
     assert!(report.ok(), "store 2's journal verifies: {report:?}");
     cancel.cancel();
 }
+
+/// This file's tests again with HQ on PostgreSQL (issue #17: the same behaviour on both
+/// backends); under `CI=true` a missing PostgreSQL fails it.
+#[test]
+fn the_same_with_hq_on_postgres() {
+    kassa_tests::pg::rerun_on_postgres("the_same_with_hq_on_postgres");
+}

@@ -113,3 +113,10 @@ async fn a_scheduled_price_takes_effect_at_each_stores_own_clock() {
     assert!(audit.to_string().contains("catalog.schedule"), "{audit}");
     cancel.cancel();
 }
+
+/// This file's tests again with HQ on PostgreSQL (issue #17: the same behaviour on both
+/// backends); under `CI=true` a missing PostgreSQL fails it.
+#[test]
+fn the_same_with_hq_on_postgres() {
+    kassa_tests::pg::rerun_on_postgres("the_same_with_hq_on_postgres");
+}

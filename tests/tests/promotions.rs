@@ -300,3 +300,10 @@ async fn a_single_use_coupon_is_honoured_once_per_customer_in_every_channel() {
     assert_eq!(online["lines"][0]["promotions"][0]["id"], 5, "and online: {online}");
     cancel.cancel();
 }
+
+/// This file's tests again with HQ on PostgreSQL (issue #17: the same behaviour on both
+/// backends); under `CI=true` a missing PostgreSQL fails it.
+#[test]
+fn the_same_with_hq_on_postgres() {
+    kassa_tests::pg::rerun_on_postgres("the_same_with_hq_on_postgres");
+}

@@ -526,3 +526,10 @@ async fn an_online_order_is_returned_at_another_store_by_its_number() {
     }
     cancel.cancel();
 }
+
+/// This file's tests again with HQ on PostgreSQL (issue #17: the same behaviour on both
+/// backends); under `CI=true` a missing PostgreSQL fails it.
+#[test]
+fn the_same_with_hq_on_postgres() {
+    kassa_tests::pg::rerun_on_postgres("the_same_with_hq_on_postgres");
+}

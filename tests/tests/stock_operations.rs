@@ -350,3 +350,10 @@ async fn receipts_counts_write_offs_and_transfers_reach_hq_exactly_once() {
     assert_eq!(StoreId(1), one.id);
     cancel.cancel();
 }
+
+/// This file's tests again with HQ on PostgreSQL (issue #17: the same behaviour on both
+/// backends); under `CI=true` a missing PostgreSQL fails it.
+#[test]
+fn the_same_with_hq_on_postgres() {
+    kassa_tests::pg::rerun_on_postgres("the_same_with_hq_on_postgres");
+}

@@ -302,8 +302,8 @@ impl Db {
         let tx = conn.transaction()?;
         tx.execute("DELETE FROM operator_sessions WHERE expires_at_ms <= ?1", [now_ms])?;
         tx.execute(
-            "DELETE FROM operator_sessions WHERE login = ?1 AND hash IN (
-                 SELECT hash FROM operator_sessions WHERE login = ?1 ORDER BY created_at_ms DESC LIMIT -1 OFFSET ?2)",
+            "DELETE FROM operator_sessions WHERE login = ?1 AND hash NOT IN (
+                 SELECT hash FROM operator_sessions WHERE login = ?1 ORDER BY created_at_ms DESC LIMIT ?2)",
             params![login, per_operator_max - 1],
         )?;
         tx.execute(
