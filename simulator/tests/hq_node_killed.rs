@@ -41,11 +41,7 @@ async fn a_node_killed_mid_sync_loses_and_doubles_nothing() {
     for id in [1, 2] {
         let store =
             kassa_tests::start_relayed_store_at(&pki, a.quic, dir.path(), id, 180, vec![b.quic], cancel.clone()).await;
-        let mut status = store.agent.status.subscribe();
-        tokio::time::timeout(Duration::from_secs(20), status.wait_for(|x| x.hq.online && x.hq.catalog_version > 0))
-            .await
-            .expect("each store online with the catalog through node A")
-            .unwrap();
+        kassa_tests::online_with_catalog(&store).await;
         stores.push(store);
     }
 

@@ -515,3 +515,33 @@ pub fn fixture_version(path: &std::path::Path) -> u32 {
     let conn = rusqlite::Connection::open_with_flags(path, flags).unwrap();
     conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap()
 }
+
+/// Publishes the promotions of `json` (definitions, as HQ's API takes them) at `db`, as
+/// a fixture writer does: checked against no catalog (the fixture's catalog has them).
+pub fn publish_fixture_promotions(db: &kassa_hq::Db, json: &str) {
+    struct AnyCatalog;
+    impl kassa_protocol::promotions::Catalog for AnyCatalog {
+        fn has_sku(&self, _: &kassa_protocol::Sku) -> bool {
+            true
+        }
+        fn has_category(&self, _: &str) -> bool {
+            true
+        }
+    }
+    let defs: Vec<kassa_protocol::promotions::definition::Definition> = serde_json::from_str(json).unwrap();
+    let set = kassa_protocol::promotions::PromotionSet::new(
+        defs.iter().map(|d| d.to_promotion().unwrap()).collect(),
+        &AnyCatalog,
+    )
+    .unwrap();
+    db.publish_promotions(&defs, set).unwrap();
+}
+
+/// Waits (at most 20 s) until `store` is online with HQ and holds a catalog.
+pub async fn online_with_catalog(store: &RelayedStore) {
+    let mut status = store.agent.status.subscribe();
+    tokio::time::timeout(Duration::from_secs(20), status.wait_for(|x| x.hq.online && x.hq.catalog_version > 0))
+        .await
+        .unwrap_or_else(|_| panic!("store {} online with the catalog within 20 s", store.id))
+        .unwrap();
+}

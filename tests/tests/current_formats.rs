@@ -61,34 +61,17 @@ fn write_fixtures() {
     {
         let db = kassa_hq::Db::open(&dir().join("hq.sqlite")).unwrap();
         db.publish_catalog(&items).unwrap();
-        let defs: Vec<kassa_protocol::promotions::definition::Definition> = serde_json::from_str(
+        kassa_tests::publish_fixture_promotions(
+            &db,
             r#"[{ "id": 1, "name": "3 по цене 2: молоко", "kind": { "type": "n_for_m", "skus": ["100001"], "n": 3, "m": 2 },
                   "from": "2026-01-01", "to": "2026-12-31", "stores": "all", "channels": ["store", "online"],
                   "audience": "everyone" }]"#,
-        )
-        .unwrap();
-        let set = kassa_protocol::promotions::PromotionSet::new(
-            defs.iter().map(|d| d.to_promotion().unwrap()).collect(),
-            &AnyCatalog,
-        )
-        .unwrap();
-        db.publish_promotions(&defs, set).unwrap();
+        );
     }
     for f in ["journal.sqlite", "basket.sqlite", "hq.sqlite"] {
         let conn = rusqlite::Connection::open(dir().join(f)).unwrap();
         conn.pragma_update(None, "wal_checkpoint", "TRUNCATE").unwrap();
         conn.pragma_update(None, "journal_mode", "DELETE").unwrap();
-    }
-}
-
-struct AnyCatalog;
-
-impl kassa_protocol::promotions::Catalog for AnyCatalog {
-    fn has_sku(&self, _: &Sku) -> bool {
-        true
-    }
-    fn has_category(&self, _: &str) -> bool {
-        true
     }
 }
 

@@ -5,7 +5,9 @@
 //! points never hand out more than HQ holds (grants take the database's write lock);
 //! then node A dies while the stores sell and send: stores 1 and 2 fail over to B and
 //! every sale is at HQ exactly once, with HQ's stock = delivered − sold per store. An
-//! order paid at a till on one node reaches its pickup store on the other at once; and
+//! order paid at a till on one node reaches its pickup store on the other at once; two
+//! tills on two nodes paying with one customer's every point at the same moment spend
+//! them once; and
 //! PostgreSQL stopped under load loses and doubles nothing (a store that connects
 //! meanwhile is welcomed once it is back).
 
@@ -37,6 +39,28 @@ async fn node(dir: &Path, name: &str, url: &str, cancel: CancellationToken) -> k
     let hq = kassa_hq::start(config, cancel).await.unwrap();
     kassa_hq::import_catalog(&hq.shared, kassa_sim::stack::DEMO_CATALOG_CSV).await.unwrap();
     hq
+}
+
+/// A throwaway cluster with its database `chain`, and nodes A and B on it.
+struct TwoNodes {
+    _pg: kassa_tests::pg::PgCluster,
+    dir: tempfile::TempDir,
+    cancel: CancellationToken,
+    a: kassa_hq::RunningHq,
+    b: kassa_hq::RunningHq,
+}
+
+/// [`TwoNodes`] for `test`; `None` where PostgreSQL is missing (outside CI).
+async fn two_nodes(test: &str) -> Option<TwoNodes> {
+    let pg = kassa_tests::pg::PgCluster::start(test)?;
+    let url = pg.database("chain");
+    let dir = tempfile::tempdir().unwrap();
+    let cancel = CancellationToken::new();
+    let a = node(dir.path(), "a", &url, cancel.clone()).await;
+    // Every HQ node has the chain's certificate authority: B gets a copy of A's.
+    a.pki.copy_to(&dir.path().join("b/pki")).unwrap();
+    let b = node(dir.path(), "b", &url, cancel.clone()).await;
+    Some(TwoNodes { _pg: pg, dir, cancel, a, b })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -269,23 +293,15 @@ async fn an_order_paid_at_a_till_on_one_node_reaches_its_pickup_store_on_another
     use kassa_protocol::catalog::Unit;
     use serde_json::json;
     init_logging();
-    let Some(pg) = kassa_tests::pg::PgCluster::start("an_order_paid_at_a_till_on_one_node") else { return };
-    let url = pg.database("chain");
-    let dir = tempfile::tempdir().unwrap();
-    let cancel = CancellationToken::new();
-    let a = node(dir.path(), "a", &url, cancel.clone()).await;
-    a.pki.copy_to(&dir.path().join("b/pki")).unwrap();
-    let b = node(dir.path(), "b", &url, cancel.clone()).await;
+    let Some(TwoNodes { _pg, dir, cancel, a, b }) = two_nodes("an_order_paid_at_a_till_on_one_node").await else {
+        return;
+    };
     let pickup = kassa_tests::start_relayed_store_with(&b, dir.path(), 1, 180, Vec::new(), cancel.clone()).await;
     let till = kassa_tests::start_relayed_store_with(&a, dir.path(), 2, 180, Vec::new(), cancel.clone()).await;
     let item = a.shared.db.catalog().unwrap().into_iter().find(|i| i.unit == Unit::Piece).unwrap();
     kassa_hq::deliver(&a.shared, StoreId(1), vec![(item.sku.clone(), 6)]).await.unwrap();
     for s in [&pickup, &till] {
-        let mut status = s.agent.status.subscribe();
-        tokio::time::timeout(Duration::from_secs(20), status.wait_for(|x| x.hq.online && x.hq.catalog_version > 0))
-            .await
-            .expect("each store online with the catalog")
-            .unwrap();
+        kassa_tests::online_with_catalog(s).await;
     }
     // Store 1's first digest (which offers it every order it lacks) comes soon after its
     // welcome, the next a minute later: the payment goes after the first.
@@ -318,5 +334,79 @@ async fn an_order_paid_at_a_till_on_one_node_reaches_its_pickup_store_on_another
     eprintln!("an order paid at a till on node A reached its pickup store on node B in {took:?}");
     assert!(took <= Duration::from_secs(5), "{took:?}: not at once (a digest's wait?)");
     assert_eq!(delivered["payment"].as_str(), Some("prepaid"));
+    cancel.cancel();
+}
+
+/// Two tills on two nodes spend one customer's points at the same moment: store 3 (on
+/// node A) earns them and hands HQ the rights; store 1 (on A) and store 2 (on B) then
+/// each pay with every point at once. HQ grants the rights under the database's lock, so
+/// together they never spend more than the customer had, and every balance agrees after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tills_on_two_nodes_spending_one_balance_at_once_never_overspend() {
+    use kassa_protocol::sale::{Tender, TenderKind};
+    use kassa_protocol::Kopecks;
+    init_logging();
+    let Some(TwoNodes { _pg, dir, cancel, a, b }) = two_nodes("two_tills_on_two_nodes_spending").await else {
+        return;
+    };
+    let mut stores = Vec::new();
+    for (hq, id) in [(&a, 1), (&b, 2), (&a, 3)] {
+        let s = kassa_tests::start_relayed_store_with(hq, dir.path(), id, 180, Vec::new(), cancel.clone()).await;
+        kassa_tests::online_with_catalog(&s).await;
+        stores.push(s);
+    }
+    let (one, two, three) = (&stores[0], &stores[1], &stores[2]);
+    let milk = Sku("100001".into()); // 106,90 ₽; one point a 10 ₽, a point worth a rouble
+    let cash = |k: i64| Tender { kind: TenderKind::Cash, amount: Kopecks(k) };
+    let points = |p: i64| Tender { kind: TenderKind::Points, amount: Kopecks(p * 100) };
+    three.agent.till.new_customer("+7 (912) 345-67-89".into(), None).await.unwrap();
+    let card = kassa_tests::customer_of(&three.agent.till.basket_event().await).card.clone();
+    three.agent.till.add_sku(milk.clone(), 50, "earn").await.unwrap();
+    three.agent.till.pay(&three.cashier, vec![cash(534_500)], None, "earn".into()).await.unwrap();
+    let api = kassa_tests::HqApi::admin(&b).await;
+    let http = format!("/api/loyalty/{card}");
+    eventually(Duration::from_secs(20), "HQ to hold the 534 points' rights", || {
+        let (api, http) = (api.clone(), http.clone());
+        async move {
+            let (_, v) = api.get(&http).await;
+            (v["balance"] == 534 && v["rights"][0]["actor"] == "0000/1").then_some(())
+        }
+    })
+    .await;
+    for s in [one, two] {
+        s.agent.till.set_customer(&card).await.unwrap();
+        s.agent.till.add_sku(milk.clone(), 10, &format!("spend-{}", s.id)).await.unwrap();
+        // 1 069,00 ₽
+    }
+    let tenders = || vec![points(534), cash(106_900 - 53_400)];
+    let (paid_one, paid_two) = tokio::join!(
+        one.agent.till.pay(&one.cashier, tenders(), None, "spend-1".into()),
+        two.agent.till.pay(&two.cashier, tenders(), None, "spend-2".into()),
+    );
+    let redeemed = |r: &Result<(kassa_protocol::sale::Sale, bool), kassa_agent::till::TillError>| match r {
+        Ok((sale, _)) => sale.loyalty.as_ref().map_or(0, |l| l.redeemed_points),
+        Err(_) => 0,
+    };
+    let total = redeemed(&paid_one) + redeemed(&paid_two);
+    eprintln!("store 1: {paid_one:?}\nstore 2: {paid_two:?}");
+    assert!(total <= 534, "two tills spent {total} of 534 points");
+    assert_eq!(total, 534, "one of them spent them all");
+    let v: serde_json::Value = eventually(Duration::from_secs(40), "HQ to converge", || {
+        let (api, http) = (api.clone(), http.clone());
+        let journals: Vec<_> = stores.iter().map(|s| s.agent.journal.clone()).collect();
+        async move {
+            let (_, v) = api.get(&http).await;
+            let drained = journals.iter().all(|j| j.acked_seq().ok() == j.outbox_head().ok());
+            (drained && v["spent"] == 534).then_some(v)
+        }
+    })
+    .await;
+    // The spending sale earned points of its own on what was paid in cash.
+    let earned_now: i64 = [&paid_one, &paid_two]
+        .iter()
+        .filter_map(|r| r.as_ref().ok()?.0.loyalty.clone())
+        .flat_map(|l| l.lines.into_iter().map(|x| x.earned_points))
+        .sum();
+    assert_eq!((v["earned"].as_i64(), v["balance"].as_i64()), (Some(534 + earned_now), Some(earned_now)), "{v}");
     cancel.cancel();
 }

@@ -72,18 +72,12 @@ fn write_postgres_fixture() {
     db.record_store_key(STORE, &KEY, T0 + 1).unwrap().expect("a new key");
     db.set_return_limits(limits(), None).unwrap();
     db.publish_rules(&kassa_protocol::loyalty::LoyaltyRules::new(5_000, Vec::new(), 30, 100).unwrap()).unwrap();
-    let definitions: Vec<kassa_protocol::promotions::definition::Definition> = serde_json::from_str(
+    kassa_tests::publish_fixture_promotions(
+        &db,
         r#"[{ "id": 1, "name": "3 по цене 2: молоко", "kind": { "type": "n_for_m", "skus": ["100001"], "n": 3, "m": 2 },
               "from": "2026-01-01", "to": "2027-12-31", "stores": "all", "channels": ["store", "online"],
               "audience": "everyone" }]"#,
-    )
-    .unwrap();
-    let set = kassa_protocol::promotions::PromotionSet::new(
-        definitions.iter().map(|d| d.to_promotion().unwrap()).collect(),
-        &AnyCatalog,
-    )
-    .unwrap();
-    db.publish_promotions(&definitions, set).unwrap();
+    );
     let order = kassa_tests::fixture_milk_order(0, STORE, 2, Payment::AtPickup, ("+79001234567", "Анна"), T0);
     db.place_order(order, Some("shop-1"), &kassa_tests::fixture_audit(T0 + 40, "order.place"), T0 + 40)
         .unwrap()
@@ -95,17 +89,6 @@ fn write_postgres_fixture() {
 
 fn limits() -> ReturnLimits {
     ReturnLimits { per_receipt: Kopecks(300_000), per_shift: Kopecks(1_500_000) }
-}
-
-struct AnyCatalog;
-
-impl kassa_protocol::promotions::Catalog for AnyCatalog {
-    fn has_sku(&self, _: &Sku) -> bool {
-        true
-    }
-    fn has_category(&self, _: &str) -> bool {
-        true
-    }
 }
 
 #[test]
