@@ -92,6 +92,10 @@ impl Waiting {
 pub const BACKOFF_MS_MIN: u64 = 250;
 pub const BACKOFF_MS_MAX: u64 = 30_000;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a store waits for HQ's `Welcome` after its `Hello`; then it connects again.
+/// An HQ that cannot answer (say, its database is down) would otherwise hold the store
+/// on a live connection that syncs nothing.
+pub const WELCOME_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a session on a fallback HQ node lasts before the store tries its first one
 /// again (`HqLink::fallback_addrs`): a store goes back to its own node once it is back.
 pub const FALLBACK_SESSION_MAX: Duration = Duration::from_secs(600);
@@ -172,6 +176,8 @@ enum SessionError {
     Connection(#[from] quinn::ConnectionError),
     #[error("timed out connecting")]
     Timeout,
+    #[error("HQ did not answer the store's hello within {} s; connecting again", WELCOME_TIMEOUT.as_secs())]
+    NotWelcomed,
     /// HQ refused the TLS handshake for want of a common protocol version.
     #[error("{}", protocol_refused_message(*protocol))]
     ProtocolRefused { protocol: u32 },
@@ -385,6 +391,7 @@ async fn session(
     flush(&mut sync, &mut send).await?;
     // On a fallback node, only for a while: then the first node is tried again.
     let give_way = (addr != link.addr).then(|| std::time::Instant::now() + FALLBACK_SESSION_MAX);
+    let welcome_by = Some(std::time::Instant::now() + WELCOME_TIMEOUT);
     tracing::info!(hq = %addr, fallback = give_way.is_some(), "connected to HQ");
     loop {
         let timer = sync.poll_timeout();
@@ -396,6 +403,10 @@ async fn session(
             _ = sleep_until(give_way) => {
                 conn.close(0u32.into(), b"back to the store's first HQ node");
                 return Ok(());
+            }
+            _ = sleep_until(welcome_by), if !sync.is_welcomed() => {
+                conn.close(0u32.into(), b"no welcome");
+                return Err(SessionError::NotWelcomed);
             }
             n = recv.read(&mut buf) => {
                 let Some(n) = n? else { return Err(SessionError::Protocol("HQ closed the stream".into())) };

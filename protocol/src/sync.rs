@@ -266,6 +266,11 @@ impl StoreSync {
         self.protocol
     }
 
+    /// Whether HQ's `Welcome` has come: the connection syncs.
+    pub fn is_welcomed(&self) -> bool {
+        self.state == StoreState::Ready
+    }
+
     /// HQ's software version, once its `Welcome` said it (protocol 3 on).
     pub fn hq_software_version(&self) -> Option<&str> {
         self.hq_software_version.as_deref()
