@@ -565,7 +565,7 @@ async fn offer_orders(session: &mut HqSync, shared: &Shared, peer: &PeerGuard) -
         return Ok(());
     }
     let store = session.store();
-    let (orders, cancels) = blocking(&shared.db, move |db| db.orders_to_offer(store, 0)).await?;
+    let (orders, cancels) = blocking(&shared.db, move |db| db.orders_to_offer(store)).await?;
     session.offer_orders(&orders, &cancels);
     Ok(())
 }

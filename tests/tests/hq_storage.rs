@@ -258,11 +258,11 @@ fn a_till_order_waits_for_its_payment_before_it_goes_to_its_store(open: Open<'_>
     let place = |total, at| db.place_order(till_order(total, at), None, &audit, at).unwrap().unwrap().0;
     let (paid, late, abandoned) = (place(50_000, 1_000), place(30_000, 2_000), place(10_000, 3_000));
     assert_eq!(db.available(StoreId(2), &Sku("7".into())).unwrap(), (10, 3), "reserved while awaiting");
-    assert!(db.orders_to_offer(StoreId(2), 0).unwrap().0.is_empty(), "nothing goes to store 2 unpaid");
+    assert!(db.orders_to_offer(StoreId(2)).unwrap().0.is_empty(), "nothing goes to store 2 unpaid");
     let applied =
         db.apply(ACTOR, &[word(1, paid.id, TillPayment::Paid { amount: Kopecks(50_000) })], 1, 5, 4_000).unwrap();
     assert_eq!(applied.orders_paid, vec![(StoreId(2), paid.id)]);
-    let offered: Vec<_> = db.orders_to_offer(StoreId(2), 0).unwrap().0.into_iter().map(|o| o.id).collect();
+    let offered: Vec<_> = db.orders_to_offer(StoreId(2)).unwrap().0.into_iter().map(|o| o.id).collect();
     assert_eq!(offered, vec![paid.id]);
     // HQ's wait: not a millisecond early.
     assert!(db.cancel_unpaid_orders(2_000 + TILL_PAYMENT_WAIT_MS - 1).unwrap().is_empty());

@@ -141,7 +141,7 @@ fn hqs_orders_of_this_format_are_read_back_whole() {
     assert_eq!(db.available(STORE, &Sku("100001".into())).unwrap(), (10, 3), "on hand, reserved by both");
     let feed: Vec<_> = db.order_feed(0, 100).unwrap().into_iter().map(|e| (e.order, e.state)).collect();
     assert_eq!(feed, vec![(1, "new"), (2, "new"), (1, "accepted"), (1, "ready")]);
-    let (offer, cancels) = db.orders_to_offer(STORE, 0).unwrap();
+    let (offer, cancels) = db.orders_to_offer(STORE).unwrap();
     assert_eq!((offer.iter().map(|o| o.id.0).collect::<Vec<_>>(), cancels.len()), (vec![2], 0));
     // Schema 13's step found each order's phone: a customer with that phone has both
     // orders in their history.

@@ -116,7 +116,7 @@ fn a_postgres_database_of_this_format_is_read_back_whole() {
     assert_eq!((version, definitions.len(), definitions[0].name.as_str()), (1, 1, "3 по цене 2: молоко"));
     let order = db.order(OrderId(1)).unwrap().expect("the order");
     assert_eq!((order.state, order.order.lines.len()), (OrderState::New, 1));
-    assert_eq!(db.orders_to_offer(STORE, 0).unwrap().0.len(), 1);
+    assert_eq!(db.orders_to_offer(STORE).unwrap().0.len(), 1);
     // And the database takes today's writes: the store sells again.
     let more = [sale(3, 6)];
     assert_eq!(db.apply(ACTOR, &more, 3, 3, T0 + 60).unwrap().parked, 0);

@@ -146,7 +146,7 @@ fn hqs_till_orders_of_this_format_are_read_back_whole() {
     assert_eq!((paid.store, paid.code(), paid.paid.map(|p| p.0)), (STORE, "paid", Some(order(1, 2).total())));
     let two = db.order(OrderId(2)).unwrap().expect("order 2");
     assert_eq!((two.state, two.till_payment.map(|t| t.code())), (OrderState::New, Some("awaiting")));
-    let (offer, _) = db.orders_to_offer(PICKUP, 0).unwrap();
+    let (offer, _) = db.orders_to_offer(PICKUP).unwrap();
     assert_eq!(offer.iter().map(|o| o.id.0).collect::<Vec<_>>(), vec![1], "the unpaid one waits");
     let wait = kassa_protocol::orders::TILL_PAYMENT_WAIT_MS;
     assert_eq!(db.cancel_unpaid_orders(T0 + 1 + wait).unwrap(), vec![OrderId(2)]);

@@ -405,25 +405,23 @@ impl Db {
         Ok(Some(CancelOutcome::Cancelled))
     }
 
-    /// What HQ offers `store`: orders above number `after` it has not accepted (unless
+    /// What HQ offers `store`: the first page of the orders it has not accepted (unless
     /// HQ cancelled them first), and cancellations of orders it accepted and has not
     /// ended.
-    pub fn orders_to_offer(&self, store: StoreId, after: u64) -> Result<(Vec<Order>, Vec<OrderId>), DbError> {
+    pub fn orders_to_offer(&self, store: StoreId) -> Result<(Vec<Order>, Vec<OrderId>), DbError> {
         let conn = self.conn()?;
         // One statement for both (every connected store asks at each digest): the orders
         // to offer (kind 0) and the pending cancellations (kind 1).
         let found: Vec<(i64, i64)> = conn
             .prepare_cached(&format!(
                 "SELECT id, 0 FROM (SELECT id FROM orders WHERE store = ?1 AND reported_rank IS NULL AND rank < ?2
-                     AND id > ?4 AND {OFFERABLE} ORDER BY id LIMIT ?3) AS offer
+                     AND {OFFERABLE} ORDER BY id LIMIT ?3) AS offer
                  UNION ALL
                  SELECT id, 1 FROM (SELECT id FROM orders WHERE store = ?1 AND cancel_requested_at_ms IS NOT NULL
                      AND reported_rank IS NOT NULL AND reported_rank < ?2 ORDER BY id LIMIT ?3) AS cancel
                  ORDER BY 2, 1"
             ))?
-            .query_map(params![store.0, open_below(), ORDERS_PAGE_MAX as i64, after as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?
+            .query_map(params![store.0, open_below(), ORDERS_PAGE_MAX as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<_, _>>()?;
         let mut orders = Vec::new();
         let mut cancels = Vec::new();

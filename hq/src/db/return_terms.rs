@@ -135,8 +135,8 @@ impl Db {
                 }
             }
         };
-        if self.terms_cache().keys_upto < keys_head {
-            let after = self.terms_cache().keys_upto;
+        let after = self.terms_cache().keys_upto();
+        if after < keys_head {
             let conn = self.conn()?;
             let mut st =
                 conn.prepare_cached("SELECT seq, store, public_key FROM store_keys WHERE seq > ?1 ORDER BY seq")?;
@@ -147,9 +147,8 @@ impl Db {
                 .collect::<Result<_, _>>()?;
             let mut cache = self.terms_cache();
             // Another caller may have read them meanwhile: only what follows its copy.
-            let upto = cache.keys_upto;
+            let upto = cache.keys_upto();
             cache.keys.extend(new.into_iter().filter(|k| k.seq > upto));
-            cache.keys_upto = cache.keys.last().map_or(0, |k| k.seq);
         }
         let cache = self.terms_cache();
         let from = cache.keys.partition_point(|k| k.seq <= keys_after);
@@ -170,6 +169,12 @@ impl Db {
 #[derive(Debug, Default)]
 pub(super) struct TermsCache {
     keys: Vec<StoreKey>,
-    keys_upto: u64,
     limits: Option<(u64, kassa_protocol::returns::ReturnLimits)>,
+}
+
+impl TermsCache {
+    /// The highest key number this copy holds every key up to (0: none).
+    fn keys_upto(&self) -> u64 {
+        self.keys.last().map_or(0, |k| k.seq)
+    }
 }
